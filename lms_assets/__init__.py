@@ -1,0 +1,1 @@
+"""lms-assets: a checked, reproducible Dagster analysis of anlotinib in advanced leiomyosarcoma."""

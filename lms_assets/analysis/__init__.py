@@ -1,0 +1,1 @@
+"""Pure statistics on Polars frames. Nothing in this package imports Dagster."""

@@ -1,0 +1,58 @@
+"""Comparing recomputed figures with the figures the paper printed, at the printed precision.
+
+A *figures* frame is what every summary derivation exposes for checking: one row per quantity
+(``quantity``: str, ``value``: f64, nullable, ``patients``: list[i64] of the SUBJIDs it rests on).
+Quantity names are shared with ``published_figures.csv`` (column ``quantity``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+FIGURES_SCHEMA = {"quantity": pl.String, "value": pl.Float64, "patients": pl.List(pl.Int64)}
+
+# Comparisons at a rounding boundary (31.75 printed as 31.7) must not depend on binary noise.
+_EPSILON = 1e-9
+
+
+def figures_frame(rows: Iterable[tuple[str, float | None, Iterable[int]]]) -> pl.DataFrame:
+    """Build a figures frame from (quantity, value, patient ids) triples."""
+    quantities, values, patients = [], [], []
+    for quantity, value, ids in rows:
+        quantities.append(quantity)
+        values.append(None if value is None else float(value))
+        patients.append(sorted(int(i) for i in ids))
+    return pl.DataFrame({"quantity": quantities, "value": values, "patients": patients}, schema=FIGURES_SCHEMA)
+
+
+def count_and_percent(prefix: str, ids: Iterable[int], denominator: int) -> list[tuple[str, float | None, list[int]]]:
+    """The n and % rows of one category: ``<prefix>.n`` and ``<prefix>.pct`` (percent of ``denominator``)."""
+    ids = sorted(ids)
+    pct = 100.0 * len(ids) / denominator if denominator else None
+    return [(f"{prefix}.n", float(len(ids)), ids), (f"{prefix}.pct", pct, ids)]
+
+
+def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:
+    """Printed precision: the recomputed value rounds to the printed one (a tie may round either way)."""
+    if recomputed is None:
+        return False
+    return abs(recomputed - printed) <= 0.5 * 10 ** (-decimals) + _EPSILON
+
+
+def compare(registry: pl.DataFrame, figures: pl.DataFrame) -> pl.DataFrame:
+    """Every registry row whose quantity ``figures`` computes, with the recomputed value and whether it agrees."""
+    joined = registry.join(figures.rename({"value": "recomputed"}), on="quantity", how="inner")
+    return joined.with_columns(
+        pl.struct("value", "decimals", "recomputed")
+        .map_elements(lambda r: agrees(r["value"], r["decimals"], r["recomputed"]), return_dtype=pl.Boolean)
+        .alias("agrees")
+    )
+
+
+def format_value(value: float | None, decimals: int) -> str:
+    """A recomputed value at the printed precision plus one digit, so a reader sees how close it was."""
+    if value is None:
+        return "not computable"
+    return f"{value:.{decimals + 1}f}"

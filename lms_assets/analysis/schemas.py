@@ -1,0 +1,172 @@
+"""Declared schemas of the study's record files: columns, types, categories, ranges and keys.
+
+The same declarations drive validation, quarantine messages and the documentation in data/README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+YES_NO = ("Yes", "No")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One declared column of a record file."""
+
+    name: str
+    dtype: type[pl.DataType]
+    description: str
+    allowed: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class RowRule:
+    """A rule across columns of one row; ``violated`` is a Polars expression on the typed row."""
+
+    column: str
+    violated: pl.Expr
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileSchema:
+    """A record file (or a folder of files of one shape) and what every row must satisfy."""
+
+    name: str
+    location: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    description: str
+    row_rules: tuple[RowRule, ...] = field(default=())
+    references_patients: bool = True
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+PATIENT_ID = Column("patient_id", pl.Int64, "Pseudonymous patient number (Table 3 row)", minimum=1)
+
+PATIENTS = FileSchema(
+    name="patients",
+    location="patients.csv",
+    description="One row per patient: Table 3's baseline and treatment columns.",
+    key=("patient_id",),
+    references_patients=False,
+    columns=(
+        PATIENT_ID,
+        Column("age", pl.Int64, "Age at start of anlotinib, years", minimum=18, maximum=100),
+        Column("sex", pl.String, "Sex as printed", allowed=("Female", "Male")),
+        Column("ecog", pl.Int64, "ECOG performance status", minimum=0, maximum=4),
+        Column("surgery_history", pl.String, "Prior surgery", allowed=YES_NO),
+        Column("radiotherapy_history", pl.String, "Prior radiotherapy", allowed=YES_NO),
+        Column(
+            "chemotherapy_history",
+            pl.String,
+            "Prior chemotherapy lines as printed",
+            allowed=("No", "1 line", "2 line", "3 line and more"),
+        ),
+        Column(
+            "combination_therapy",
+            pl.String,
+            "Therapy combined with anlotinib",
+            allowed=("None", "Immunotherapy", "Chemotherapy", "Radiotherapy", "Immunotherapy+Chemotherapy"),
+        ),
+    ),
+)
+
+PATIENT_ALLOCATIONS = FileSchema(
+    name="patient_allocations",
+    location="patient_allocations.csv",
+    description="Per-patient values the paper prints only as counts, allocated consistently with those counts.",
+    key=("patient_id",),
+    columns=(
+        PATIENT_ID,
+        Column(
+            "primary_site",
+            pl.String,
+            "Primary tumour site",
+            allowed=("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung"),
+        ),
+        Column("starting_dose_mg", pl.Int64, "Starting daily dose of anlotinib, mg", minimum=8, maximum=12),
+        Column("dose_reduced", pl.String, "Dose reduced for toxicity", allowed=YES_NO),
+        Column("discontinued_for_toxicity", pl.String, "Anlotinib stopped for adverse reactions", allowed=YES_NO),
+    ),
+)
+
+RESPONSE = FileSchema(
+    name="response",
+    location="response.csv",
+    description="One row per patient: best % change of the target-lesion sum and the recorded RECIST 1.1 best response.",
+    key=("patient_id",),
+    columns=(
+        PATIENT_ID,
+        Column("best_pct_change", pl.Float64, "Best % change from baseline of the target-lesion sum", minimum=-100, maximum=1000),
+        Column("best_response", pl.String, "Recorded RECIST 1.1 best overall response", allowed=("CR", "PR", "SD", "PD", "NE")),
+    ),
+)
+
+FOLLOWUP = FileSchema(
+    name="followup",
+    location="followup/YYYY-MM-DD.csv",
+    description="One file per data cut, named by its ISO cut date; one row per patient.",
+    key=("patient_id",),  # within one cut file
+    columns=(
+        PATIENT_ID,
+        Column("pfs_months", pl.Float64, "Progression-free survival time, months", minimum=0, maximum=600),
+        Column("progressed", pl.Int64, "1 = progression or death observed, 0 = censored", minimum=0, maximum=1),
+        Column("os_months", pl.Float64, "Overall survival time (death or last contact), months", minimum=0, maximum=600),
+        Column("died", pl.Int64, "1 = died, 0 = alive at last contact", minimum=0, maximum=1),
+    ),
+    row_rules=(
+        RowRule("os_months", pl.col("os_months") < pl.col("pfs_months"), "OS is shorter than PFS"),
+        RowRule(
+            "progressed",
+            (pl.col("died") == 1) & (pl.col("progressed") == 0) & (pl.col("os_months") == pl.col("pfs_months")),
+            "death at the PFS time must count as a PFS event",
+        ),
+    ),
+)
+
+ADVERSE_EVENTS = FileSchema(
+    name="adverse_events",
+    location="adverse_events.csv",
+    description="One row per patient, event term and episode with its CTCAE 4.03 grade.",
+    key=("patient_id", "term", "episode"),
+    columns=(
+        PATIENT_ID,
+        Column("term", pl.String, "Adverse event term as in Table 4"),
+        Column("episode", pl.Int64, "Episode number of this term for this patient", minimum=1),
+        Column("ctcae_grade", pl.Int64, "CTCAE 4.03 grade", minimum=1, maximum=5),
+    ),
+)
+
+REGISTRY = FileSchema(
+    name="published_figures",
+    location="published_figures.csv",
+    description="Every number the paper prints about the cohort, one row per printing.",
+    key=("figure_id",),
+    references_patients=False,
+    columns=(
+        Column("figure_id", pl.String, "Stable id: <where printed>.<quantity>"),
+        Column("source", pl.String, "Where it is printed"),
+        Column("quantity", pl.String, "What it measures; printings of one quantity share it"),
+        Column("printed", pl.String, "The text as printed"),
+        Column("value", pl.Float64, "Numeric value as printed"),
+        Column("unit", pl.String, "patients, percent, years or months", allowed=("patients", "percent", "years", "months")),
+        Column("decimals", pl.Int64, "Printed decimal places", minimum=0, maximum=4),
+        Column("numerator", pl.Int64, "Printed numerator k of 'k/n', if printed", minimum=0),
+        Column("denominator", pl.Int64, "Printed denominator n of 'k/n', if printed", minimum=1),
+        Column("data_cut", pl.Date, "Data cut the figure refers to (survival figures)"),
+    ),
+)
+
+# Columns that may be empty; every other declared column is required.
+OPTIONAL_COLUMNS = {("published_figures", "numerator"), ("published_figures", "denominator"), ("published_figures", "data_cut")}
+
+RECORD_FILES = (PATIENTS, PATIENT_ALLOCATIONS, RESPONSE, FOLLOWUP, ADVERSE_EVENTS)

@@ -1,0 +1,93 @@
+"""Group ``cohort``: the validated records in CDISC ADaM shapes (ADSL, ADRS, ADTTE, ADAE)."""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Output, asset, asset_check
+
+from lms_assets.analysis import cohort, schemas, validation
+from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.metadata import preview
+
+KINDS = {"polars", "duckdb"}
+
+
+def _output(frame: pl.DataFrame, **extra) -> Output[pl.DataFrame]:
+    return Output(frame, metadata={"dagster/row_count": frame.height, "preview": preview(frame), **extra})
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
+        "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
+        "allocated, reconstructed PRIMSITE, DOSE0, DOSREDFL, DISCAEFL (see data/README.md)."
+    ),
+)
+def adsl(raw_patients: pl.DataFrame, raw_patient_allocations: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
+    patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
+    allocations = validation.clean(raw_patient_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
+    return _output(cohort.derive_adsl(patients, allocations))
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description="ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per patient.",
+)
+def adrs(raw_response: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
+    return _output(cohort.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine)))
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
+        "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from."
+    ),
+)
+def adtte(context: AssetExecutionContext, raw_followup: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
+    followup = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
+    followup = followup.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
+    frame = cohort.derive_adtte(followup)
+    cuts = frame["DATACUT"].unique().sort().cast(pl.String).to_list()
+    context.log.info(f"ADTTE: {frame.height} rows over data cut(s) {', '.join(cuts)}")
+    return _output(frame, data_cuts=", ".join(cuts))
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description="ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its episodes (AENEPI).",
+)
+def adae(raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
+    return _output(cohort.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine)))
+
+
+@asset_check(
+    asset=adsl,
+    additional_ins={"adrs": AssetIn("adrs"), "adtte": AssetIn("adtte")},
+    description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.")
+def adsl_patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    ids = set(adsl["SUBJID"].to_list())
+    no_response = sorted(ids - set(adrs["SUBJID"].to_list()))
+    expected = adtte.select("DATACUT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
+    expected = expected.join(pl.DataFrame({"PARAMCD": ["PFS", "OS"]}), how="cross")
+    missing = expected.join(adtte.select("DATACUT", "SUBJID", "PARAMCD"), on=["DATACUT", "SUBJID", "PARAMCD"], how="anti")
+    return AssetCheckResult(
+        passed=not no_response and missing.is_empty(),
+        metadata={
+            "patients_without_response": str(no_response),
+            "missing_time_to_event_rows": missing.height,
+            "missing": preview(missing.with_columns(pl.col("DATACUT").cast(pl.String))),
+        },
+    )

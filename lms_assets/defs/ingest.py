@@ -1,0 +1,167 @@
+"""Group ``ingest``: every record file loaded into DuckDB as it arrived, and the quarantine of bad rows."""
+
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    DataVersion,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from lms_assets import config
+from lms_assets.analysis import schemas, validation
+from lms_assets.analysis.validation import FILE, ROW
+from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
+from lms_assets.defs.metadata import preview
+
+KINDS = {"csv", "duckdb"}
+
+
+def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema) -> Output[pl.DataFrame]:
+    path = validation.resolve_inside(config.data_dir(), schema.location)
+    frame = validation.read_raw(path, schema, label=schema.location)
+    digest = validation.content_hash(path)
+    context.log.info(f"Loaded {frame.height} rows from {path} (sha256 {digest[:12]})")
+    return Output(
+        frame,
+        data_version=DataVersion(digest),
+        metadata={
+            "source_file": MetadataValue.path(str(path.resolve())),
+            "content_hash": digest,
+            "dagster/row_count": frame.height,
+            "preview": preview(frame),
+        },
+    )
+
+
+def _raw_asset(schema: schemas.FileSchema):
+    @asset(
+        name=f"raw_{schema.name}",
+        group_name=INGEST,
+        kinds=KINDS,
+        owners=OWNERS,
+        pool=DUCKDB_POOL,
+        description=(
+            f"`{schema.location}` exactly as it arrived: every value a string, plus `_file` and `_row` "
+            f"(line number, header = 1). {schema.description} Data version = SHA-256 of the file."
+        ),
+    )
+    def _raw(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+        return _load_file(context, schema)
+
+    return _raw
+
+
+raw_patients = _raw_asset(schemas.PATIENTS)
+raw_patient_allocations = _raw_asset(schemas.PATIENT_ALLOCATIONS)
+raw_response = _raw_asset(schemas.RESPONSE)
+raw_adverse_events = _raw_asset(schemas.ADVERSE_EVENTS)
+raw_published_figures = _raw_asset(schemas.REGISTRY)
+
+
+@asset(
+    group_name=INGEST,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Every follow-up file (one per data cut, `followup/YYYY-MM-DD.csv`) as it arrived, stacked, with "
+        "`data_cut` from the file name and the file's SHA-256 in `content_hash`. Data version = hash of all cut files."
+    ),
+)
+def raw_followup(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+    study = config.data_dir()
+    frames, hashes = [], []
+    for path in validation.followup_files(study):
+        label = f"followup/{path.name}"
+        digest = validation.content_hash(path)
+        frame = validation.read_raw(path, schemas.FOLLOWUP, label=label)
+        frames.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(digest).alias("content_hash")))
+        hashes.append({"file": label, "rows": frame.height, "sha256": digest})
+        context.log.info(f"Loaded {frame.height} rows from {label} (sha256 {digest[:12]})")
+    stacked = pl.concat(frames, how="vertical")
+    files = pl.DataFrame(hashes)
+    return Output(
+        stacked,
+        data_version=DataVersion(validation.combined_hash(files["sha256"].to_list())),
+        metadata={
+            "data_cuts": MetadataValue.md(_files_markdown(files)),
+            "dagster/row_count": stacked.height,
+            "latest_cut": files["file"][-1],
+            "preview": preview(stacked),
+        },
+    )
+
+
+def _files_markdown(files: pl.DataFrame) -> str:
+    rows = "\n".join(f"| {r['file']} | {r['rows']} | `{r['sha256']}` |" for r in files.iter_rows(named=True))
+    return "| file | rows | sha256 |\n|---|---|---|\n" + rows
+
+
+def quarantine_rows(
+    raw_patients: pl.DataFrame,
+    raw_patient_allocations: pl.DataFrame,
+    raw_response: pl.DataFrame,
+    raw_followup: pl.DataFrame,
+    raw_adverse_events: pl.DataFrame,
+    raw_published_figures: pl.DataFrame,
+) -> pl.DataFrame:
+    """All rule violations of all record files, then rows that refer to a patient who is not valid."""
+    patient_problems = validation.problems(raw_patients, schemas.PATIENTS)
+    valid_ids = validation.clean(raw_patients, schemas.PATIENTS, patient_problems)["patient_id"]
+    found = [patient_problems, validation.problems(raw_published_figures, schemas.REGISTRY)]
+    for raw, schema in (
+        (raw_patient_allocations, schemas.PATIENT_ALLOCATIONS),
+        (raw_response, schemas.RESPONSE),
+        (raw_adverse_events, schemas.ADVERSE_EVENTS),
+    ):
+        found += [validation.problems(raw, schema), validation.unknown_patients(raw, valid_ids)]
+    for (_,), cut in raw_followup.group_by(FILE, maintain_order=True):
+        found += [validation.problems(cut, schemas.FOLLOWUP), validation.unknown_patients(cut, valid_ids)]
+    return pl.concat(found).unique().sort("file", "row", "column")
+
+
+@asset(
+    group_name=INGEST,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Rows that break their file's declared schema (type, category, range, OS ≥ PFS, unique key, known patient), "
+        "one row per problem with `file`, `row`, `column`, `value` and `reason`. These rows are kept out of the "
+        "cohort; the good rows flow on."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            "no_quarantined_rows",
+            asset="quarantine",
+            description="Fails (WARN) when any record row was quarantined, listing file, row, column and reason.",
+        )
+    ],
+)
+def quarantine(
+    context: AssetExecutionContext,
+    raw_patients: pl.DataFrame,
+    raw_patient_allocations: pl.DataFrame,
+    raw_response: pl.DataFrame,
+    raw_followup: pl.DataFrame,
+    raw_adverse_events: pl.DataFrame,
+    raw_published_figures: pl.DataFrame,
+):
+    rows = quarantine_rows(
+        raw_patients, raw_patient_allocations, raw_response, raw_followup, raw_adverse_events, raw_published_figures
+    )
+    if rows.height:
+        context.log.warning(f"{rows.height} problem(s) in {rows.select('file', 'row').unique().height} row(s) quarantined")
+    yield Output(rows, metadata={"dagster/row_count": rows.height, "preview": preview(rows)})
+    yield AssetCheckResult(
+        check_name="no_quarantined_rows",
+        passed=rows.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
+    )

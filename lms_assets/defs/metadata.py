@@ -1,0 +1,51 @@
+"""Metadata shared by every domain: readable table previews and chart images for the UI."""
+
+
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+from dagster import MetadataValue
+
+from lms_assets import config
+from lms_assets.analysis import render
+
+PREVIEW_ROWS = 25
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        text = ", ".join(str(v) for v in value[:20])
+        return text + (f", … ({len(value)} in all)" if len(value) > 20 else "")
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> str:
+    """A markdown table of the first ``limit`` rows, saying how many were left out."""
+    shown = frame.head(limit)
+    lines = [
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "---|" * len(shown.columns),
+        *("| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.iter_rows()),
+    ]
+    if frame.height > limit:
+        lines.append(f"\n_{frame.height - limit} more rows not shown; the full table is in DuckDB._")
+    return "\n".join(lines)
+
+
+def preview(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> MetadataValue:
+    """A capped, readable preview of a table for the materialization's metadata."""
+    return MetadataValue.md(markdown_table(frame, limit))
+
+
+def chart_metadata(chart: alt.TopLevelMixin, name: str, title: str) -> dict[str, MetadataValue]:
+    """The chart as an inline PNG for the UI, plus the path of its interactive HTML in the outputs folder."""
+    html = render.save_html(chart, config.output_dir() / "charts" / f"{name}.html")
+    return {
+        "chart": MetadataValue.md(render.markdown_image(render.png_bytes(chart), title)),
+        "interactive_html": MetadataValue.path(str(Path(html).resolve())),
+    }
