@@ -2,12 +2,15 @@
 
 
 import polars as pl
+from contextlib import contextmanager
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     DataVersion,
+    Failure,
     MetadataValue,
     Output,
     asset,
@@ -22,9 +25,19 @@ from lms_assets.defs.metadata import preview
 KINDS = {"csv", "duckdb"}
 
 
+@contextmanager
+def _refusing_bad_files():
+    """A bad record file fails the step with its message alone, so the UI shows the file and the problem, not a trace."""
+    try:
+        yield
+    except validation.RecordFileError as err:
+        raise Failure(description=str(err), metadata={"study_folder": str(config.data_dir().resolve())}) from None
+
+
 def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema) -> Output[pl.DataFrame]:
-    path = validation.resolve_inside(config.data_dir(), schema.location)
-    frame = validation.read_raw(path, schema, label=schema.location)
+    with _refusing_bad_files():
+        path = validation.resolve_inside(config.data_dir(), schema.location)
+        frame = validation.read_raw(path, schema, label=schema.location)
     digest = validation.content_hash(path)
     context.log.info(f"Loaded {frame.height} rows from {path} (sha256 {digest[:12]})")
     return Output(
@@ -77,10 +90,12 @@ raw_published_figures = _raw_asset(schemas.REGISTRY)
 def raw_followup(context: AssetExecutionContext) -> Output[pl.DataFrame]:
     study = config.data_dir()
     frames, hashes = [], []
-    for path in validation.followup_files(study):
+    with _refusing_bad_files():
+        cut_files = validation.followup_files(study)
+        cut_frames = [validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}") for path in cut_files]
+    for path, frame in zip(cut_files, cut_frames):
         label = f"followup/{path.name}"
         digest = validation.content_hash(path)
-        frame = validation.read_raw(path, schemas.FOLLOWUP, label=label)
         frames.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(digest).alias("content_hash")))
         hashes.append({"file": label, "rows": frame.height, "sha256": digest})
         context.log.info(f"Loaded {frame.height} rows from {label} (sha256 {digest[:12]})")

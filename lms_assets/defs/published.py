@@ -41,6 +41,10 @@ QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
 
 FiguresFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 
+# The pure function that turns each owner's table into a figures frame (see ``analysis.figures``).
+# Signature: figures(table, published_cut) -> DataFrame[quantity, value, patients].
+FIGURE_SOURCES: dict[str, FiguresFn] = {}
+
 
 def owner_of(quantity: str) -> str | None:
     """The asset that computes a printed quantity, or None when no asset does."""
@@ -104,9 +108,8 @@ def _result(row: dict, figures: pl.DataFrame, registry: pl.DataFrame) -> AssetCh
     )
 
 
-def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl.DataFrame | None = None):
+def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl.DataFrame | None):
     """One blocking check per registry figure owned by ``asset_name``, evaluated by ``figures_fn`` on the asset's table."""
-    registry = registry if registry is not None else registry_at_load()
     owned = (
         registry.filter(pl.col("quantity").map_elements(owner_of, return_dtype=pl.String) == asset_name)
         if registry is not None
@@ -163,3 +166,8 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
         context.log.info(f"{asset_name}: {len(rows) - failed} of {len(rows)} printed figures reproduced")
 
     return _checks
+
+
+def all_published_figure_checks(registry: pl.DataFrame | None) -> list:
+    """The published-figure checks of every asset in ``FIGURE_SOURCES``."""
+    return [published_figure_checks(name, fn, registry) for name, fn in FIGURE_SOURCES.items()]

@@ -1,0 +1,31 @@
+"""Shared fixtures: a private copy of the study folder and a private warehouse per test."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_DATA = REPO / "data"
+
+
+@pytest.fixture
+def study_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped study records (without any warehouse) that a test may damage."""
+    target = tmp_path / "study"
+    shutil.copytree(SHIPPED_DATA, target, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    return target
+
+
+@pytest.fixture
+def platform_env(study_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Point the platform at the private study copy, warehouse and outputs folder."""
+    paths = {
+        "data": study_dir,
+        "warehouse": tmp_path / "warehouse" / "lms.duckdb",
+        "outputs": tmp_path / "outputs",
+    }
+    monkeypatch.setenv("LMS_DATA_DIR", str(paths["data"]))
+    monkeypatch.setenv("LMS_DUCKDB_PATH", str(paths["warehouse"]))
+    monkeypatch.setenv("LMS_OUTPUT_DIR", str(paths["outputs"]))
+    return paths

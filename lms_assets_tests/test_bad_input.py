@@ -1,0 +1,90 @@
+"""Bad input: a bad file stops the load with a message naming it; a bad row is quarantined; nothing stored is lost."""
+
+import hashlib
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import AssetKey
+
+from lms_assets.definitions import build_defs
+
+COHORT = ("raw_patients", "raw_patient_allocations", "raw_response", "raw_followup", "raw_adverse_events",
+          "raw_published_figures", "quarantine", "adsl", "adrs", "adtte", "adae")
+
+
+def run_cohort():
+    job = build_defs().resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(asset_selection=[AssetKey(k) for k in COHORT], raise_on_error=False)
+
+
+def table_digests(warehouse) -> dict[str, str]:
+    """A content digest of every table in the warehouse, to prove nothing changed."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = [r[0] for r in con.sql("select table_name from information_schema.tables order by 1").fetchall()]
+        return {n: hashlib.sha256(con.sql(f"select * from {n} order by all").pl().write_csv().encode()).hexdigest() for n in names}
+
+
+def failure_message(result) -> str:
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures, "the run should have failed"
+    messages = []
+    for event in failures:
+        error = event.step_failure_data.error
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return "\n".join(messages)
+
+
+@pytest.fixture
+def loaded(platform_env):
+    """The shipped study materialized once, with the warehouse's digests before any damage."""
+    assert run_cohort().success
+    return platform_env, table_digests(platform_env["warehouse"])
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda d: (d / "patients.csv").unlink(), "patients.csv: file is missing"),
+        (lambda d: (d / "response.csv").write_text(""), "response.csv: file is empty"),
+        (
+            lambda d: (d / "patients.csv").write_text((d / "patients.csv").read_text().replace("ecog,", "ps,", 1)),
+            "patients.csv: missing column(s) ecog",
+        ),
+        (
+            lambda d: (d / "adverse_events.csv").write_bytes((d / "adverse_events.csv").read_bytes() + b"3,Fatigue,9,\xff\xfe\n"),
+            "adverse_events.csv: line 48 is not UTF-8",
+        ),
+        (lambda d: (d / "followup" / "March 2021.csv").write_text("x"), "must be named by their ISO cut date"),
+    ],
+    ids=["missing", "empty", "missing-column", "undecodable", "cut-not-a-date"],
+)
+def test_bad_file_fails_naming_it_and_keeps_the_warehouse(loaded, damage, expected):
+    env, before = loaded
+    damage(env["data"])
+    result = run_cohort()
+    assert not result.success
+    assert expected in failure_message(result)
+    assert table_digests(env["warehouse"]) == before
+
+
+def test_bad_row_is_quarantined_and_good_rows_flow_on(loaded):
+    env, _ = loaded
+    patients = env["data"] / "patients.csv"
+    patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
+    result = run_cohort()
+    assert result.success
+    with duckdb.connect(str(env["warehouse"]), read_only=True) as con:
+        quarantine = con.sql("select * from quarantine").pl()
+        adsl = con.sql("select * from adsl").pl()
+        adae = con.sql("select * from adae").pl()
+    age = quarantine.filter(pl.col("file") == "patients.csv").row(0, named=True)
+    assert (age["row"], age["column"], age["value"], age["reason"]) == (13, "age", "160", "above the maximum 100")
+    # Patient 12's other rows refer to a patient who is no longer valid: quarantined too, not silently dropped.
+    assert quarantine.filter((pl.col("file") == "adverse_events.csv") & (pl.col("value") == "12")).height == 3
+    assert adsl.height == 18 and 12 not in adsl["SUBJID"].to_list()
+    assert 12 not in adae["SUBJID"].to_list()
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_quarantined_rows")
+    assert not check.passed
