@@ -18,6 +18,9 @@ def build_defs() -> Definitions:
         resources={"io_manager": WarehouseIOManager(database=str(config.duckdb_path()), schema="main")},
         # On two cores a process per step costs seconds per asset; these steps are milliseconds of Polars each.
         executor=in_process_executor,
+        jobs=refresh.JOBS,
+        schedules=refresh.SCHEDULES,
+        sensors=refresh.SENSORS,
     )
 
 

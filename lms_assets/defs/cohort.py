@@ -2,9 +2,9 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetExecutionContext, AssetIn, Output, asset, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetIn, MetadataValue, Output, asset, asset_check
 
-from lms_assets.analysis import cohort, schemas, validation
+from lms_assets.analysis import cohort, followup, schemas, validation
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import preview
 
@@ -57,9 +57,18 @@ def adtte(context: AssetExecutionContext, raw_followup: pl.DataFrame, quarantine
     followup = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     followup = followup.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
     frame = cohort.derive_adtte(followup)
-    cuts = frame["DATACUT"].unique().sort().cast(pl.String).to_list()
+    versions = frame.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
+    cuts = versions["DATACUT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {frame.height} rows over data cut(s) {', '.join(cuts)}")
-    return _output(frame, data_cuts=", ".join(cuts))
+    return _output(
+        frame,
+        data_cuts=", ".join(cuts),
+        # Which version of each follow-up file produced these rows, so later numbers can be traced to it.
+        followup_versions=MetadataValue.md(
+            "| data cut | file | sha256 |\n|---|---|---|\n"
+            + "\n".join(f"| {c} | {f} | `{h}` |" for c, f, h, _ in versions.iter_rows())
+        ),
+    )
 
 
 @asset(
@@ -89,5 +98,29 @@ def adsl_patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.Dat
             "patients_without_response": str(no_response),
             "missing_time_to_event_rows": missing.height,
             "missing": preview(missing.with_columns(pl.col("DATACUT").cast(pl.String))),
+        },
+    )
+
+
+@asset_check(
+    asset=adtte,
+    blocking=True,
+    description=(
+        "Each data cut against the one before: a death or progression stays one at the same time, times never "
+        "shrink, no patient disappears. A violation fails (ERROR, blocking) with the patient, both cuts and the "
+        "values, and nothing downstream is recomputed from the regressive cut."
+    ),
+)
+def followup_cuts_consistent(adtte: pl.DataFrame) -> AssetCheckResult:
+    regressions = followup.cut_regressions(adtte)
+    sentences = [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
+    return AssetCheckResult(
+        passed=regressions.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(sentences)[:1000] if sentences else None,
+        metadata={
+            "data_cuts": adtte["DATACUT"].n_unique(),
+            "violations": regressions.height,
+            "details": MetadataValue.md("\n".join(f"- {s}" for s in sentences) or "none"),
         },
     )

@@ -1,1 +1,82 @@
-"""Group `refresh`."""
+"""Group ``refresh``: keeping the analysis current as follow-up extends.
+
+A sensor notices new or corrected data-cut files in the follow-up folder and re-runs everything that
+depends on follow-up; a weekly schedule refreshes the whole graph.
+"""
+
+import json
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from lms_assets import config
+from lms_assets.analysis import validation
+
+# Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
+# (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
+WEEKLY_CRON = "0 6 * * 1"
+
+followup_refresh_job = define_asset_job(
+    "followup_refresh",
+    selection=AssetSelection.assets("raw_followup").downstream(),
+    description="Re-runs everything that depends on the follow-up files (ADTTE, survival, charts, audit, report).",
+)
+
+full_refresh_job = define_asset_job(
+    "full_refresh",
+    selection=AssetSelection.all(),
+    description="Re-runs every asset of the study from the record files.",
+)
+
+weekly_full_refresh = ScheduleDefinition(
+    name="weekly_full_refresh",
+    cron_schedule=WEEKLY_CRON,
+    job=full_refresh_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Weekly refresh of the whole study, so every table and check reflects the files as they are now.",
+)
+
+
+def followup_state() -> dict[str, str]:
+    """Every CSV in the follow-up folder by name, with its content hash (a corrected file changes its hash)."""
+    folder = config.data_dir() / "followup"
+    if not folder.is_dir():
+        return {}
+    return {p.name: validation.content_hash(p) for p in sorted(folder.glob("*.csv")) if p.is_file()}
+
+
+@sensor(
+    job=followup_refresh_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Watches the follow-up folder. A new data-cut file, or a corrected one (same name, new content), "
+        "launches `followup_refresh`; the cursor keeps each file's name and SHA-256."
+    ),
+)
+def new_followup_sensor(context: SensorEvaluationContext):
+    seen = json.loads(context.cursor) if context.cursor else {}
+    current = followup_state()
+    changed = sorted(name for name, digest in current.items() if seen.get(name) != digest)
+    if not changed:
+        return SkipReason(f"no new or changed follow-up files among {len(current)}")
+    context.update_cursor(json.dumps(current, sort_keys=True))
+    context.log.info(f"follow-up changed: {', '.join(changed)}")
+    return RunRequest(
+        run_key=validation.combined_hash([f"{name}:{digest}" for name, digest in sorted(current.items())]),
+        tags={"lms/trigger": "new-followup", "lms/changed_files": ",".join(changed)[:200]},
+    )
+
+
+JOBS = [followup_refresh_job, full_refresh_job]
+SCHEDULES = [weekly_full_refresh]
+SENSORS = [new_followup_sensor]
