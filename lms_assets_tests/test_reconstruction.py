@@ -8,7 +8,7 @@ import re
 import polars as pl
 import pytest
 
-from lms_assets.analysis.survival import spss_median_ci
+from lms_assets.analysis.survival import km_table, spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 STUDY_WINDOW_MONTHS = 39.0  # first possible start 2018-01 to the data cut 2021-03-31
@@ -47,7 +47,7 @@ def test_reconstructed_os_times_stay_inside_the_study(followup):
 
 
 def test_reconstructed_os_reproduces_the_printed_median_and_the_results_interval(followup):
-    estimate = spss_median_ci(followup["os_months"].to_list(), followup["died"].to_list())
+    estimate = spss_median_ci(km_table(followup["os_months"].to_list(), followup["died"].to_list()))
     assert estimate.median == pytest.approx(registry_value("T2.os.median"))
     assert round(estimate.ci_lower, 1) == registry_value("EFF.os.ci_lower")
     assert round(estimate.ci_upper, 1) == registry_value("EFF.os.ci_upper")

@@ -2,4 +2,106 @@
 
 # --- response and toxicity charts (waterfall, adverse events) ---
 
+import polars as pl  # noqa: E402  (each section keeps its own imports; two people edit this file)
+from dagster import MaterializeResult, asset  # noqa: E402
+
+from lms_assets.analysis import ae_chart, waterfall  # noqa: E402
+from lms_assets.defs.constants import CHARTS, OWNERS  # noqa: E402
+from lms_assets.defs.metadata import chart_metadata  # noqa: E402
+
+
+@asset(
+    group_name=CHARTS,
+    kinds={"altair"},
+    owners=OWNERS,
+    description=(
+        "Figure 2, the waterfall plot: each patient's best % change of the target-lesion sum, sorted from largest "
+        "increase to largest decrease, coloured by recorded RECIST 1.1 response, dashed lines at −30% and +20%, "
+        f"combination therapy marked. Above {waterfall.MAX_BARS} patients an evenly spaced sample, as the chart says. "
+        "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
+    ),
+)
+def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
+    bars, total = waterfall.waterfall_data(adrs, adsl)
+    chart = waterfall.waterfall_chart(bars, total)
+    return MaterializeResult(
+        metadata={**chart_metadata(chart, "waterfall_plot", "Waterfall plot"), "patients": total, "bars_drawn": bars.height}
+    )
+
+
+@asset(
+    group_name=CHARTS,
+    kinds={"altair"},
+    owners=OWNERS,
+    description=(
+        "Table 4 as a chart: one row per adverse-event term, most frequent on top, bars split by worst CTCAE grade "
+        f"group and labelled n (% of all patients); at most {ae_chart.MAX_TERMS} terms, as the chart says. "
+        "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
+    ),
+)
+def adverse_event_chart(adverse_event_summary: pl.DataFrame) -> MaterializeResult:
+    rows, terms = ae_chart.ae_chart_data(adverse_event_summary)
+    chart = ae_chart.adverse_event_chart(rows, terms)
+    return MaterializeResult(metadata={**chart_metadata(chart, "adverse_event_chart", "Adverse events by grade"), "terms": terms})
+
 # --- survival charts (Kaplan–Meier, forest) ---
+
+import polars as pl  # noqa: E402
+from dagster import MaterializeResult, asset  # noqa: E402
+
+from lms_assets.analysis import km_plot  # noqa: E402
+from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS  # noqa: E402
+from lms_assets.defs.metadata import chart_metadata  # noqa: E402
+from lms_assets.defs.published import published_cut, typed_registry  # noqa: E402
+
+
+def _km_chart_asset(endpoint: str, figure: str):
+    name = f"km_{endpoint.lower()}_plot"
+
+    @asset(
+        name=name,
+        group_name=CHARTS,
+        kinds={"altair"},
+        owners=OWNERS,
+        pool=DUCKDB_POOL,
+        description=(
+            f"Figure {figure}: Kaplan–Meier {km_plot.ENDPOINT_TITLES[endpoint]} as survminer draws it — step curve, "
+            "censor ticks, shaded log(−log) 95% band, dashed median, number at risk (cumulative events) every 3 "
+            "months under the x-axis, the median with SPSS's and the log(−log) CI in the titles. The latest data cut "
+            f"is drawn; the published cut is overlaid when it differs. PNG here; HTML in outputs/charts/{name}.html."
+        ),
+    )
+    def _plot(
+        survival_curves: pl.DataFrame,
+        survival_landmarks: pl.DataFrame,
+        survival_summary: pl.DataFrame,
+        raw_published_figures: pl.DataFrame,
+    ) -> MaterializeResult:
+        published = published_cut(typed_registry(raw_published_figures))
+        chart = km_plot.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published)
+        title = f"Kaplan–Meier {km_plot.ENDPOINT_TITLES[endpoint]}"
+        return MaterializeResult(metadata={**chart_metadata(chart, name, title), "published_cut": str(published)})
+
+    return _plot
+
+
+km_pfs_plot = _km_chart_asset("PFS", "1A")
+km_os_plot = _km_chart_asset("OS", "1B")
+
+
+@asset(
+    group_name=CHARTS,
+    kinds={"altair"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Forest plot of the latest data cut's subgroups (sex, ECOG, combination therapy, prior chemotherapy, surgery, "
+        "radiotherapy): Cox HR with 95% CI on a log axis per endpoint, n per level, HR (CI) and log-rank p beside it, "
+        "and how many comparisons reach p < 0.05 against the paper's 'no significant difference'. PNG here; HTML in "
+        "outputs/charts/subgroup_forest_plot.html."
+    ),
+)
+def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
+    chart = km_plot.forest_figure(survival_subgroups)
+    return MaterializeResult(metadata=chart_metadata(chart, "subgroup_forest_plot", "Subgroup forest plot"))
+

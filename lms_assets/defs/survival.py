@@ -1,1 +1,149 @@
-"""Group `survival`."""
+"""Group ``survival``: Kaplan–Meier PFS and OS per data cut (Figure 1A/B, Table 2), landmarks, follow-up and subgroups."""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetIn, MetadataValue, Output, asset, asset_check
+
+from lms_assets.analysis import survival
+from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
+from lms_assets.defs.metadata import markdown_table, preview
+from lms_assets.defs.published import published_cut, typed_registry
+
+KINDS = {"polars", "duckdb", "lifelines"}
+# Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
+# are most of its size, and on a million patients loading them all takes ten times as long.
+TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
+SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
+
+
+def _output(frame: pl.DataFrame, limit: int = 25, **extra) -> Output[pl.DataFrame]:
+    return Output(frame, metadata={"dagster/row_count": frame.height, "preview": preview(frame, limit), **extra})
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={"adtte": TIME_TO_EVENT},
+    description=(
+        "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
+        "(so it grows with distinct times, not patients) with patients at risk, events, censorings, S(t), Greenwood "
+        "SE (`std_err`) and the pointwise 95% band of lifelines (log(−log), `ci_lower`/`ci_upper`). Figure 1A/B."
+    ),
+)
+def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
+    curves = survival.km_curves(adtte)
+    steps = curves.group_by("data_cut", "endpoint").len().sort("data_cut", "endpoint")
+    context.log.info(f"Kaplan–Meier steps per cut and endpoint: {steps.rows()}")
+    return _output(curves, steps_per_curve=MetadataValue.md(markdown_table(steps)))
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Table 2's medians, two rows per cut and endpoint. `method = 'spss'`: SPSS 24, which the paper used — median = "
+        "first event time with S ≤ 0.5, SE = Greenwood SE of S(median) / f with f = (S(u) − S(l)) / (l − u) (u: last "
+        "event time with S ≥ 0.55, l: first with S ≤ 0.45), CI = median ± 1.96·SE. `method = "
+        "'brookmeyer_crowley_loglog'`: lifelines' median with the CI where its log(−log) band crosses 0.5 (R's "
+        "conf.type = \"log-log\"); `se` is null by design. Anything not reached is null with the reason in `note`."
+    ),
+)
+def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.median_summary(survival_curves)
+    latest = table.filter(pl.col("data_cut") == table["data_cut"].max())
+    medians = {
+        f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
+        for r in latest.iter_rows(named=True)
+    }
+    return _output(table, latest_cut=str(table["data_cut"].max()), **medians)
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
+        "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
+        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time."
+    ),
+)
+def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.landmarks(survival_curves)
+    rates = table.filter(pl.col("month").is_in([6.0, 12.0])).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
+    return _output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={"adtte": TIME_TO_EVENT},
+    description=(
+        "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
+        "censors) with its log(−log) 95% CI, and the range = shortest and longest observed time (AVAL, event or "
+        "censoring) over all patients. The paper's 'median follow-up 17.8 months (range 4.3–23.5)' is checked "
+        "against the OS rows of the published cut; `patients` lists the SUBJIDs."
+    ),
+)
+def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.reverse_km_followup(adtte)
+    # A preview row would turn every patient list into Python objects; n already says how many.
+    return Output(table, metadata={"dagster/row_count": table.height, "preview": preview(table.drop("patients"))})
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={"adtte": TIME_TO_EVENT, "adsl": SUBGROUP_FACTORS},
+    description=(
+        "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
+        "chemotherapy (none vs any), prior surgery and radiotherapy. Per level n, events and KM median; log-rank p "
+        f"(lifelines) and Cox HR with 95% CI and Wald p (lifelines, Efron ties; fitted up to {survival.COX_MAX_ROWS:,} "
+        "patients, else null with a note). The Discussion says no subgroup differed significantly."
+    ),
+)
+def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.subgroup_comparisons(adtte, adsl)
+    significant = table.filter(pl.col("logrank_p") < survival.SIGNIFICANCE)
+    return _output(
+        table,
+        limit=30,
+        comparisons=table.height,
+        logrank_p_below_0_05=significant.height,
+    )
+
+
+@asset_check(
+    asset=survival_subgroups,
+    additional_ins={"raw_published_figures": AssetIn("raw_published_figures")},
+    description=(
+        "Discussion: 'we did not find significant differences in PFS and OS' across subgroups. Passes when no "
+        f"log-rank p at the published cut is below {survival.SIGNIFICANCE} (no multiplicity correction, as a reader would "
+        "judge the claim); fails as a warning, listing the comparisons that are."
+    ),
+)
+def survival_subgroups_agree_with_paper(survival_subgroups: pl.DataFrame, raw_published_figures: pl.DataFrame) -> AssetCheckResult:
+    cut = published_cut(typed_registry(raw_published_figures)) or survival_subgroups["data_cut"].max()
+    at_cut = survival_subgroups.filter(pl.col("data_cut") == cut)
+    significant = at_cut.filter(pl.col("logrank_p") < survival.SIGNIFICANCE)
+    shown = at_cut.select("endpoint", "factor", "level", "reference", "hr", "hr_ci_lower", "hr_ci_upper", "logrank_p", "note")
+    return AssetCheckResult(
+        passed=not at_cut.is_empty() and significant.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "data_cut": str(cut),
+            "comparisons": at_cut.height,
+            "logrank_p_below_0_05": significant.height,
+            "smallest_logrank_p": MetadataValue.float(at_cut["logrank_p"].min()) if at_cut["logrank_p"].drop_nulls().len() else MetadataValue.text("none computed"),
+            "comparisons_table": MetadataValue.md(markdown_table(shown)),
+        },
+    )

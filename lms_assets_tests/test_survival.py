@@ -1,0 +1,339 @@
+"""Survival statistics: SPSS 24's median CI on hand-worked examples, the log(−log) row against lifelines,
+landmarks, reverse-KM follow-up, subgroup tests on a constructed cohort, figures and chart builders."""
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.statistics import logrank_test
+from lifelines.utils import median_survival_times
+
+from lms_assets.analysis import cohort, km_plot, schemas, survival, validation
+from lms_assets.analysis.survival import Z_95, km_table, spss_median_ci
+
+SHIPPED = Path(__file__).resolve().parents[1] / "data"
+CUT = dt.date(2021, 3, 31)
+
+
+def _spss(time, event):
+    return spss_median_ci(km_table(time, event))
+
+
+def _greenwood_se(surv: float, terms: list[tuple[int, int]]) -> float:
+    """Greenwood by hand: S·sqrt(Σ d/(n(n−d))) over (n at risk, d events) of each step up to t."""
+    return surv * math.sqrt(sum(d / (n * (n - d)) for n, d in terms))
+
+
+def _shipped_adtte() -> pl.DataFrame:
+    label = "followup/2021-03-31.csv"
+    raw = validation.read_raw(SHIPPED / label, schemas.FOLLOWUP, label=label).with_columns(
+        data_cut=pl.lit("2021-03-31"), content_hash=pl.lit("test")
+    )
+    clean = validation.clean(raw, schemas.FOLLOWUP, validation.problems(raw, schemas.FOLLOWUP), keep=("data_cut", "content_hash"))
+    return cohort.derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()))
+
+
+def _adtte(time, event, endpoint="OS", cut=CUT) -> pl.DataFrame:
+    n = len(time)
+    return pl.DataFrame(
+        {"DATACUT": [cut] * n, "PARAMCD": [endpoint] * n, "SUBJID": list(range(1, n + 1)), "AVAL": list(map(float, time)), "CNSR": [1 - e for e in event]}
+    )
+
+
+# --- SPSS 24 median and CI -------------------------------------------------------------------------
+
+
+def test_spss_on_the_published_pfs_reproduces_the_paper():
+    """Acceptance test of the method: the shipped PFS (no censoring, one tie at 1.0) gives 4.1 (2.96–5.24)."""
+    pfs = _shipped_adtte().filter(pl.col("PARAMCD") == "PFS")
+    assert pfs["CNSR"].sum() == 0
+    estimate = _spss(pfs["AVAL"], 1 - pfs["CNSR"])
+    assert estimate.median == 4.1
+    assert (round(estimate.ci_lower, 2), round(estimate.ci_upper, 2)) == (2.96, 5.24)
+    # By hand: S(4.1) = 9/19; u = 3.5 (S = 11/19), l = 4.3 (S = 8/19); no censoring, so Greenwood = binomial.
+    se_surv = math.sqrt((9 / 19) * (10 / 19) / 19)
+    assert estimate.se == pytest.approx(se_surv / ((3 / 19) / (4.3 - 3.5)), rel=1e-12)
+    assert estimate.note is None
+
+
+def test_spss_without_censoring_hand_worked():
+    # S = 1 − k/10; median 5 (S = 0.5); u = 4 (S 0.6), l = 6 (S 0.4); f = 0.2 / 2.
+    estimate = _spss(range(1, 11), [1] * 10)
+    se = math.sqrt(0.5 * 0.5 / 10) / 0.1
+    assert estimate.median == 5
+    assert estimate.se == pytest.approx(se, rel=1e-12)
+    assert (estimate.ci_lower, estimate.ci_upper) == pytest.approx((5 - Z_95 * se, 5 + Z_95 * se), rel=1e-12)
+
+
+def test_spss_with_censoring_between_events():
+    # Events at 1, 3, 4, 6, 7, 8; censored at 2 and 5.
+    time, event = [1, 2, 3, 4, 5, 6, 7, 8], [1, 0, 1, 1, 0, 1, 1, 1]
+    s4 = (7 / 8) * (5 / 6) * (4 / 5)
+    s6 = s4 * (2 / 3)
+    estimate = _spss(time, event)
+    se = _greenwood_se(s6, [(8, 1), (6, 1), (5, 1), (3, 1)]) / ((s4 - s6) / (6 - 4))
+    assert estimate.median == 6
+    assert estimate.se == pytest.approx(se, rel=1e-12)
+    assert estimate.ci_lower == pytest.approx(6 - Z_95 * se, rel=1e-12)
+
+
+def test_spss_with_tied_deaths_and_a_censoring_tied_with_deaths():
+    # Two deaths and a censoring at 2 (at risk 10: the censoring counts), two deaths at 5.
+    time = [2, 2, 2, 4, 5, 5, 6, 7, 8, 9]
+    event = [1, 1, 0, 1, 1, 1, 1, 0, 1, 1]
+    steps = km_table(time, event)
+    at_two = steps.filter(pl.col("time") == 2).row(0, named=True)
+    assert (at_two["at_risk"], at_two["events"], at_two["censored"]) == (10, 2, 1)
+    s4 = 0.8 * 6 / 7
+    s5 = s4 * 4 / 6
+    s6 = s5 * 3 / 4
+    estimate = spss_median_ci(steps)
+    # S(5) = 0.457 is not ≤ 0.45, so l is the next event time, 6.
+    se = _greenwood_se(s5, [(10, 2), (7, 1), (6, 2)]) / ((s4 - s6) / (6 - 4))
+    assert estimate.median == 5
+    assert estimate.se == pytest.approx(se, rel=1e-12)
+
+
+def test_spss_when_s_jumps_from_above_055_to_below_045_in_one_step():
+    # Four deaths at 1 (S 0.6), two at 2 (S 0.4): u = 1 and l = 2 = the median.
+    time = [1, 1, 1, 1, 2, 2, 3, 4, 5, 6]
+    estimate = _spss(time, [1] * 10)
+    se = _greenwood_se(0.4, [(10, 4), (6, 2)]) / ((0.6 - 0.4) / (2 - 1))
+    assert estimate.median == 2
+    assert estimate.se == pytest.approx(se, rel=1e-12)
+    assert estimate.ci_upper == pytest.approx(2 + Z_95 * se, rel=1e-12)
+
+
+def test_spss_median_not_reached_is_null_with_a_reason():
+    estimate = _spss([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    assert (estimate.median, estimate.se, estimate.ci_lower, estimate.ci_upper) == (None, None, None, None)
+    assert "not reached" in estimate.note
+
+
+def test_spss_without_u_or_l_keeps_the_median_and_says_why():
+    no_u = _spss([1, 1, 2, 3], [1, 1, 1, 1])  # the first step already drops S to 0.5
+    assert no_u.median == 1 and no_u.se is None and no_u.ci_lower is None and "0.55" in no_u.note
+    no_l = _spss([1, 2, 3, 3], [1, 1, 0, 0])  # S stops at 0.5
+    assert no_l.median == 2 and no_l.se is None and "0.45" in no_l.note
+
+
+def test_spss_tolerates_floating_point_error_in_s():
+    # With 24 distinct deaths the product gives S(12) = 0.5000000000000001; with 40, S(18) = 0.5499999999999999.
+    assert km_table(range(1, 25), [1] * 24).filter(pl.col("time") == 12)["surv"][0] != 0.5
+    assert _spss(range(1, 25), [1] * 24).median == 12
+    estimate = _spss(range(1, 41), [1] * 40)
+    # u = 18 (S 0.55), l = 22 (S 0.45): f = 0.1 / 4.
+    assert estimate.median == 20
+    assert estimate.se == pytest.approx(math.sqrt(0.25 / 40) / (0.1 / 4), rel=1e-9)
+
+
+# --- log(−log) band and Brookmeyer–Crowley ------------------------------------------------------------
+
+
+def test_loglog_band_is_lifelines_default_and_matches_a_hand_computation():
+    # Deaths at 1..5: at t = 2, S = 3/5 and Σ d/(n(n−d)) = 1/20 + 1/12.
+    steps = survival.with_loglog_band(km_table([1, 2, 3, 4, 5], [1] * 5))
+    at_two = steps.filter(pl.col("time") == 2).row(0, named=True)
+    exponent = math.exp(Z_95 * math.sqrt(1 / 20 + 1 / 12) / abs(math.log(0.6)))
+    assert at_two["ci_lower"] == pytest.approx(0.6**exponent, rel=1e-12)
+    assert at_two["ci_upper"] == pytest.approx(0.6 ** (1 / exponent), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_loglog_row_agrees_with_lifelines(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    time = np.round(rng.exponential(10, n), 1) + 0.1  # rounding makes ties of deaths and of deaths with censorings
+    event = (rng.random(n) < 0.75).astype(int)
+    steps = survival.with_loglog_band(km_table(time.tolist(), event.tolist()))
+    ours = survival.brookmeyer_crowley_median(steps)
+    kmf = KaplanMeierFitter().fit(time, event)
+    bounds = median_survival_times(kmf.confidence_interval_).iloc[0].tolist()
+    expected = [None if math.isinf(v) else v for v in (kmf.median_survival_time_, *bounds)]
+    assert [ours.median, ours.ci_lower, ours.ci_upper] == expected
+    # The band fitted on aggregated, weighted steps is lifelines' band fitted on the patient rows.
+    band = kmf.confidence_interval_.reindex(steps["time"].to_numpy())
+    assert np.allclose(steps["ci_lower"].to_numpy(), band.iloc[:, 0].to_numpy(), rtol=1e-12)
+    assert np.allclose(steps["ci_upper"].to_numpy(), band.iloc[:, 1].to_numpy(), rtol=1e-12)
+
+
+def test_summary_has_the_two_methods_per_cut_and_endpoint_with_exact_columns():
+    curves = survival.km_curves(_shipped_adtte())
+    summary = survival.median_summary(curves)
+    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "se", "ci_lower", "ci_upper", "note"]
+    assert summary.height == 4
+    os_spss = summary.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).row(0, named=True)
+    assert (os_spss["n"], os_spss["events"], os_spss["median"]) == (19, 12, 23.5)
+    # The Results text's interval; Table 2 prints 14.2–32.7, which these data cannot give.
+    assert (round(os_spss["ci_lower"], 1), round(os_spss["ci_upper"], 1)) == (12.3, 34.7)
+    loglog = summary.filter(pl.col("method") == "brookmeyer_crowley_loglog").sort("endpoint")
+    assert loglog["se"].is_null().all()
+    assert loglog.select("endpoint", "median", "ci_lower", "ci_upper").rows() == [("OS", 23.5, 6.9, 28.0), ("PFS", 4.1, 1.9, 6.2)]
+
+
+def test_summary_of_a_curve_that_never_reaches_half_is_null_not_a_crash():
+    curves = survival.km_curves(_adtte([1, 2, 3, 4, 5, 6], [1, 0, 0, 0, 0, 0]))
+    summary = survival.median_summary(curves)
+    assert summary["median"].is_null().all()
+    assert summary.filter(pl.col("method") == "spss")["note"][0].startswith("median not reached")
+    assert "upper bound not reached" in summary.filter(pl.col("method") != "spss")["note"][0]
+
+
+# --- curves, landmarks and follow-up -----------------------------------------------------------------
+
+
+def test_curves_grow_with_distinct_times_not_patients():
+    rng = np.random.default_rng(0)
+    n = 50_000
+    frame = pl.concat([_adtte(np.round(rng.exponential(8, n), 0).tolist(), (rng.random(n) < 0.7).astype(int).tolist(), endpoint=e) for e in ("PFS", "OS")])
+    curves = survival.km_curves(frame)
+    distinct = frame.group_by("PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
+    assert curves.height == distinct < 200
+    assert curves.group_by("endpoint").agg(pl.col("at_risk").first())["at_risk"].to_list() == [n, n]
+
+
+def test_landmarks_at_risk_rates_and_beyond_the_last_time():
+    table = survival.landmarks(survival.km_curves(_shipped_adtte()))
+    pfs = {r["month"]: r for r in table.filter(pl.col("endpoint") == "PFS").iter_rows(named=True)}
+    assert list(pfs) == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0]
+    # PFS ≥ 3 months: 13 patients; ≥ 6: 6; ≥ 12: 2 (Table 3).
+    assert [pfs[m]["at_risk"] for m in (0.0, 3.0, 6.0, 12.0)] == [19, 13, 6, 2]
+    assert pfs[6.0]["surv"] == pytest.approx(6 / 19) and pfs[12.0]["surv"] == pytest.approx(2 / 19)
+    assert pfs[6.0]["events_cum"] == 13 and pfs[6.0]["ci_lower"] < 6 / 19 < pfs[6.0]["ci_upper"]
+    assert pfs[0.0]["surv"] == 1.0
+    assert pfs[15.0]["at_risk"] == 0 and pfs[15.0]["surv"] is None and "beyond" in pfs[15.0]["note"]
+
+
+def test_reverse_km_follow_up_on_the_shipped_os():
+    followup = survival.reverse_km_followup(_shipped_adtte())
+    os_ = followup.filter(pl.col("endpoint") == "OS").row(0, named=True)
+    # By hand: alive (reverse events) at 3.9, 18.2, 19.6, 20.9, 22.4, 25.8, 26.0; S_rev(22.4) = 0.568, S_rev(25.8) = 0.426.
+    assert (os_["median"], os_["min"], os_["max"], os_["n"], os_["censored"]) == (25.8, 3.9, 28.0, 19, 7)
+    assert os_["patients"] == list(range(1, 20))
+    pfs = followup.filter(pl.col("endpoint") == "PFS").row(0, named=True)
+    assert pfs["median"] is None and "no patient censored" in pfs["note"]
+
+
+# --- subgroups -----------------------------------------------------------------------------------------
+
+
+def _constructed_cohort(n_per_arm: int = 80, seed: int = 5) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Men die ~6 times as fast as women; ECOG is assigned alternately along sorted times, so it carries no signal."""
+    rng = np.random.default_rng(seed)
+    women = rng.exponential(12.0, n_per_arm)
+    men = rng.exponential(2.0, n_per_arm)
+    time = np.round(np.concatenate([women, men]), 1) + 0.1
+    event = (rng.random(2 * n_per_arm) < 0.85).astype(int)
+    sex = ["F"] * n_per_arm + ["M"] * n_per_arm
+    ecog = np.empty(2 * n_per_arm, dtype=object)
+    ecog[np.argsort(time, kind="stable")] = ["0-1", ">=2"] * n_per_arm
+    adtte = _adtte(time.tolist(), event.tolist())
+    adsl = pl.DataFrame({"SUBJID": list(range(1, 2 * n_per_arm + 1)), "SEX": sex, "ECOGGR1": ecog.tolist()})
+    return adtte, adsl
+
+
+def test_subgroups_find_a_known_strong_difference_and_agree_with_lifelines():
+    adtte, adsl = _constructed_cohort()
+    subgroups = (survival.SUBGROUPS[0], survival.SUBGROUPS[1])
+    table = survival.subgroup_comparisons(adtte, adsl, subgroups)
+    sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
+    ecog = table.filter(pl.col("factor") == "ECOG").row(0, named=True)
+    assert (sex["level"], sex["reference"], sex["n"], sex["n_ref"]) == ("Male", "Female", 80, 80)
+    assert sex["logrank_p"] < 1e-6
+    assert sex["hr"] > 3 and sex["hr_ci_lower"] > 1 and sex["median"] < sex["median_ref"]
+    assert ecog["logrank_p"] > 0.5 and ecog["hr_ci_lower"] < 1 < ecog["hr_ci_upper"]
+    # The weighted aggregation changes nothing: lifelines on the patient rows gives the same p and HR.
+    rows = adtte.join(adsl, on="SUBJID").with_columns(event=1 - pl.col("CNSR"), x=(pl.col("SEX") == "M").cast(pl.Int64))
+    men, women = rows.filter(pl.col("x") == 1), rows.filter(pl.col("x") == 0)
+    direct = logrank_test(men["AVAL"].to_numpy(), women["AVAL"].to_numpy(), men["event"].to_numpy(), women["event"].to_numpy())
+    assert sex["logrank_p"] == pytest.approx(direct.p_value, rel=1e-9)
+    cox = CoxPHFitter().fit(rows.select("AVAL", "event", "x").to_pandas(), duration_col="AVAL", event_col="event")
+    assert sex["hr"] == pytest.approx(float(cox.summary.loc["x", "exp(coef)"]), rel=1e-6)
+
+
+def test_subgroups_say_why_when_a_level_is_empty_or_has_no_event():
+    adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 0, 0])
+    adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["F", "F", "F", "M", "M", "M"], "ECOGGR1": ["0-1"] * 6})
+    table = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
+    assert sex["hr"] is None and "no event" in sex["note"] and sex["logrank_p"] is not None
+    ecog = table.filter(pl.col("factor") == "ECOG").row(0, named=True)
+    assert ecog["logrank_p"] is None and ecog["n"] == 0 and "not computable" in ecog["note"]
+
+
+def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
+    """The Discussion's claim holds on these data: no log-rank p below 0.05."""
+    patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
+    allocations = validation.read_raw(SHIPPED / "patient_allocations.csv", schemas.PATIENT_ALLOCATIONS)
+    adsl = cohort.derive_adsl(
+        validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
+        validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
+    )
+    table = survival.subgroup_comparisons(_shipped_adtte(), adsl)
+    assert table.height == 12
+    assert table["logrank_p"].min() > 0.05
+    surgery_os = table.filter((pl.col("factor") == "Prior surgery") & (pl.col("endpoint") == "OS")).row(0, named=True)
+    assert (surgery_os["n"], surgery_os["n_ref"], surgery_os["events"], surgery_os["events_ref"]) == (14, 5, 8, 4)
+
+
+# --- figures ---------------------------------------------------------------------------------------------
+
+
+def test_figures_come_from_the_spss_rows_of_the_published_cut():
+    later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)), AVAL=pl.col("AVAL") + 1)
+    adtte = pl.concat([_shipped_adtte(), later])
+    summary = survival.median_summary(survival.km_curves(adtte))
+    figures = {r["quantity"]: r["value"] for r in survival.figures(summary, CUT).iter_rows(named=True)}
+    assert figures["pfs.median"] == 4.1 and figures["os.median"] == 23.5
+    assert (figures["pfs.events"], figures["os.events"]) == (19, 12)
+    assert round(figures["pfs.ci_lower"], 2) == 2.96 and round(figures["os.ci_upper"], 1) == 34.7
+    latest = {r["quantity"]: r["value"] for r in survival.figures(summary, None).iter_rows(named=True)}
+    assert latest["pfs.median"] == pytest.approx(5.1)
+    assert survival.figures(summary, dt.date(2020, 1, 1)).is_empty()
+
+
+def test_followup_figures_are_the_reverse_km_median_and_range_of_os():
+    figures = survival.followup_figures(survival.reverse_km_followup(_shipped_adtte()), CUT)
+    assert dict(zip(figures["quantity"], figures["value"])) == {"followup.median": 25.8, "followup.min": 3.9, "followup.max": 28.0}
+    assert figures["patients"][0].to_list() == list(range(1, 20))
+
+
+# --- charts ----------------------------------------------------------------------------------------------
+
+
+def test_thinned_curve_is_bounded_and_keeps_the_end_of_the_curve():
+    rng = np.random.default_rng(1)
+    n = 20_000
+    curve = survival.km_curves(_adtte(rng.exponential(10, n).tolist(), [1] * n)).with_columns(series=pl.lit("a"))
+    thin = km_plot.thin_curve(curve)
+    assert thin.height <= km_plot.MAX_POINTS < curve.height
+    assert thin["time"].max() == curve["time"].max() and thin["surv"][-1] == curve["surv"][-1]
+    assert thin["censored"].sum() == curve["censored"].sum()
+
+
+def test_km_figure_overlays_the_published_cut_and_aligns_the_risk_table_with_the_ticks():
+    later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)))
+    adtte = pl.concat([_shipped_adtte(), later])
+    curves = survival.km_curves(adtte)
+    chart = km_plot.endpoint_figure(curves, survival.landmarks(curves), survival.median_summary(curves), "PFS", CUT)
+    spec = chart.to_dict()
+    assert "4.1" in spec["title"]["text"] and "2.96–5.24" in spec["title"]["text"]
+    assert any("(published)" in line for line in spec["title"]["subtitle"]) and any("(latest)" in line for line in spec["title"]["subtitle"])
+    curve_x = spec["vconcat"][0]["layer"][0]["encoding"]["x"]
+    table_x = spec["vconcat"][1]["encoding"]["x"]
+    assert curve_x["scale"]["domain"] == table_x["scale"]["domain"] == [0, 15.0]
+    table_months = {row["month"] for row in spec["datasets"][spec["vconcat"][1]["data"]["name"]]}
+    assert table_months == set(curve_x["axis"]["values"])
+
+
+def test_forest_plot_builds_with_a_missing_hazard_ratio():
+    adtte, adsl = _constructed_cohort(20)
+    table = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    table = table.with_columns(hr=pl.when(pl.col("factor") == "ECOG").then(None).otherwise(pl.col("hr")))
+    spec = km_plot.forest_figure(table).to_dict()
+    texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
+    assert any(t.startswith("HR not estimated") for t in texts)

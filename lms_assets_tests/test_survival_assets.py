@@ -1,0 +1,94 @@
+"""The survival assets in Dagster: tables in DuckDB, published-figure checks at the printed precision, charts."""
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from dagster import AssetSelection
+
+from lms_assets.definitions import build_defs
+
+SURVIVAL_ASSETS = (
+    "survival_curves",
+    "survival_summary",
+    "survival_landmarks",
+    "survival_followup",
+    "survival_subgroups",
+    "km_pfs_plot",
+    "km_os_plot",
+    "subgroup_forest_plot",
+)
+
+
+def _materialize_survival():
+    """The survival assets with everything upstream of them and of their checks (the registry, the paper audit)."""
+    defs = build_defs()
+    keys = AssetSelection.assets(*SURVIVAL_ASSETS, "adrs", "paper_consistency").upstream().resolve(defs.resolve_asset_graph())
+    return defs.get_implicit_global_asset_job_def().execute_in_process(asset_selection=list(keys), raise_on_error=False)
+
+
+def _table(warehouse: Path, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return pl.from_arrow(con.sql(f"select * from {name}").to_arrow_table())
+
+
+def _checks(result, asset: str) -> dict:
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path == [asset]}
+
+
+def _materialized(result) -> dict:
+    return {e.asset_key.path[-1]: e.materialization for e in result.get_asset_materialization_events()}
+
+
+def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
+    """The shipped study plus a later cut: everything is computed per cut, the printed figures are checked at the
+    published cut (2021-03-31), and the charts draw the latest cut with the published one overlaid."""
+    shipped = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
+    later = shipped.with_columns(
+        os_months=pl.when(pl.col("died") == 0).then(pl.col("os_months") + 6.0).otherwise(pl.col("os_months")),
+        died=pl.when(pl.col("patient_id") == 1).then(1).otherwise(pl.col("died")),
+    )
+    later.write_csv(platform_env["data"] / "followup" / "2021-09-30.csv")
+    result = _materialize_survival()
+    materialized = _materialized(result)
+    assert set(SURVIVAL_ASSETS) <= set(materialized), f"not materialized: {set(SURVIVAL_ASSETS) - set(materialized)}"
+    warehouse = platform_env["warehouse"]
+
+    summary = _table(warehouse, "survival_summary")
+    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "se", "ci_lower", "ci_upper", "note"]
+    assert summary.schema["data_cut"] == pl.Date and summary.height == 8
+    spss = summary.filter(pl.col("method") == "spss")
+    pfs = spss.filter((pl.col("endpoint") == "PFS") & (pl.col("data_cut") == pl.date(2021, 3, 31))).row(0, named=True)
+    assert (pfs["median"], round(pfs["ci_lower"], 2), round(pfs["ci_upper"], 2), pfs["events"]) == (4.1, 2.96, 5.24, 19)
+    assert spss.filter((pl.col("endpoint") == "OS") & (pl.col("data_cut") == pl.date(2021, 9, 30)))["events"].item() == 13
+
+    curves = _table(warehouse, "survival_curves")
+    adtte = _table(warehouse, "adtte")
+    assert curves.height == adtte.group_by("DATACUT", "PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
+
+    checks = _checks(result, "survival_summary")
+    agreeing = {"EFF_pfs_median", "EFF_pfs_ci_lower", "EFF_pfs_ci_upper", "T2_pfs_ci_lower", "ABS_pfs_ci_lower",
+                "EFF_os_ci_lower", "EFF_os_ci_upper", "EFF_pfs_events", "EFF_os_events", "T2_os_median"}
+    assert all(checks[name].passed for name in agreeing)  # the published cut's 12 deaths, not the later 13
+    # Table 2 and the abstract print an OS interval (14.2–32.7) the data cannot give; those checks must fail.
+    for name in ("T2_os_ci_lower", "T2_os_ci_upper", "ABS_os_ci_lower", "ABS_os_ci_upper"):
+        assert not checks[name].passed
+    lower = checks["T2_os_ci_lower"].metadata
+    assert lower["published_value"].value == 14.2 and round(lower["recomputed_value"].value, 1) == 12.3
+
+    followup = _checks(result, "survival_followup")
+    assert set(followup) == {"EFF_followup_median", "EFF_followup_min", "EFF_followup_max"}
+    median = followup["EFF_followup_median"].metadata
+    # Reverse KM on the (partly reconstructed) OS gives 25.8, not the printed 17.8: reported, not bent.
+    assert median["recomputed_value"].value == 25.8 and median["published_value"].value == 17.8
+    assert not followup["EFF_followup_median"].passed
+
+    agree = _checks(result, "survival_subgroups")["survival_subgroups_agree_with_paper"]
+    assert agree.passed and agree.metadata["comparisons"].value == 12 and agree.metadata["data_cut"].value == "2021-03-31"
+
+    for chart in ("km_pfs_plot", "km_os_plot", "subgroup_forest_plot"):
+        metadata = materialized[chart].metadata
+        assert "data:image/png;base64," in metadata["chart"].value
+        assert Path(metadata["interactive_html"].value).is_file()
+    html = Path(materialized["km_os_plot"].metadata["interactive_html"].value).read_text()
+    assert "Data cut 2021-09-30 (latest)" in html and "Data cut 2021-03-31 (published)" in html
