@@ -166,7 +166,29 @@ REGISTRY = FileSchema(
     ),
 )
 
+PROVENANCE = FileSchema(
+    name="provenance",
+    location="provenance.csv",
+    description="Where every value in the study folder came from: transcribed (with its place in the paper) or reconstructed (with its constraint).",
+    key=("file", "column", "patient_ids"),
+    references_patients=False,
+    columns=(
+        Column("file", pl.String, "Record file (a folder ends with /)"),
+        Column("column", pl.String, "Column, or * for the whole file"),
+        Column("patient_ids", pl.String, "Space-separated patient numbers, 'all', or empty"),
+        Column("origin", pl.String, "How the values were obtained", allowed=("transcribed", "reconstructed", "synthetic")),
+        Column("location", pl.String, "Where in the paper (or how generated)"),
+        Column("constraint", pl.String, "For reconstructed values: the constraint they satisfy"),
+    ),
+)
+
 # Columns that may be empty; every other declared column is required.
-OPTIONAL_COLUMNS = {("published_figures", "numerator"), ("published_figures", "denominator"), ("published_figures", "data_cut")}
+OPTIONAL_COLUMNS = {
+    ("published_figures", "numerator"),
+    ("published_figures", "denominator"),
+    ("published_figures", "data_cut"),
+    ("provenance", "patient_ids"),
+    ("provenance", "constraint"),
+}
 
 RECORD_FILES = (PATIENTS, PATIENT_ALLOCATIONS, RESPONSE, FOLLOWUP, ADVERSE_EVENTS)

@@ -3,6 +3,7 @@
 
 import polars as pl
 from contextlib import contextmanager
+from pathlib import Path
 
 from dagster import (
     AssetCheckResult,
@@ -34,9 +35,22 @@ def _refusing_bad_files():
         raise Failure(description=str(err), metadata={"study_folder": str(config.data_dir().resolve())}) from None
 
 
-def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema) -> Output[pl.DataFrame]:
+def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
+    """An optional file the study does not have: an empty table of its columns, saying so."""
+    context.log.info(f"No {schema.location} in the study folder: stored as an empty table")
+    frame = pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, FILE: pl.String, ROW: pl.Int64})
+    return Output(
+        frame,
+        data_version=DataVersion("absent"),
+        metadata={"source_file": MetadataValue.text(f"absent: {path}"), "dagster/row_count": 0, "preview": preview(frame)},
+    )
+
+
+def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema, optional: bool = False) -> Output[pl.DataFrame]:
     with _refusing_bad_files():
         path = validation.resolve_inside(config.data_dir(), schema.location)
+        if optional and not path.exists():
+            return _absent_file(context, schema, path)
         frame = validation.read_raw(path, schema, label=schema.location)
     digest = validation.content_hash(path)
     context.log.info(f"Loaded {frame.height} rows from {path} (sha256 {digest[:12]})")
@@ -52,7 +66,9 @@ def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema) -> Ou
     )
 
 
-def _raw_asset(schema: schemas.FileSchema):
+def _raw_asset(schema: schemas.FileSchema, absent: str | None = None):
+    """The raw asset of one record file; with ``absent`` (what a missing file means) the file is optional."""
+
     @asset(
         name=f"raw_{schema.name}",
         group_name=INGEST,
@@ -62,10 +78,11 @@ def _raw_asset(schema: schemas.FileSchema):
         description=(
             f"`{schema.location}` exactly as it arrived: every value a string, plus `_file` and `_row` "
             f"(line number, header = 1). {schema.description} Data version = SHA-256 of the file."
+            + (f" {absent}" if absent else "")
         ),
     )
     def _raw(context: AssetExecutionContext) -> Output[pl.DataFrame]:
-        return _load_file(context, schema)
+        return _load_file(context, schema, optional=absent is not None)
 
     return _raw
 
@@ -74,7 +91,11 @@ raw_patients = _raw_asset(schemas.PATIENTS)
 raw_patient_allocations = _raw_asset(schemas.PATIENT_ALLOCATIONS)
 raw_response = _raw_asset(schemas.RESPONSE)
 raw_adverse_events = _raw_asset(schemas.ADVERSE_EVENTS)
-raw_published_figures = _raw_asset(schemas.REGISTRY)
+raw_provenance = _raw_asset(schemas.PROVENANCE)
+raw_published_figures = _raw_asset(
+    schemas.REGISTRY,
+    absent="A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with.",
+)
 
 
 @asset(
@@ -118,29 +139,6 @@ def _files_markdown(files: pl.DataFrame) -> str:
     return "| file | rows | sha256 |\n|---|---|---|\n" + rows
 
 
-def quarantine_rows(
-    raw_patients: pl.DataFrame,
-    raw_patient_allocations: pl.DataFrame,
-    raw_response: pl.DataFrame,
-    raw_followup: pl.DataFrame,
-    raw_adverse_events: pl.DataFrame,
-    raw_published_figures: pl.DataFrame,
-) -> pl.DataFrame:
-    """All rule violations of all record files, then rows that refer to a patient who is not valid."""
-    patient_problems = validation.problems(raw_patients, schemas.PATIENTS)
-    valid_ids = validation.clean(raw_patients, schemas.PATIENTS, patient_problems)["patient_id"]
-    found = [patient_problems, validation.problems(raw_published_figures, schemas.REGISTRY)]
-    for raw, schema in (
-        (raw_patient_allocations, schemas.PATIENT_ALLOCATIONS),
-        (raw_response, schemas.RESPONSE),
-        (raw_adverse_events, schemas.ADVERSE_EVENTS),
-    ):
-        found += [validation.problems(raw, schema), validation.unknown_patients(raw, valid_ids)]
-    for (_,), cut in raw_followup.group_by(FILE, maintain_order=True):
-        found += [validation.problems(cut, schemas.FOLLOWUP), validation.unknown_patients(cut, valid_ids)]
-    return pl.concat(found).unique().sort("file", "row", "column")
-
-
 @asset(
     group_name=INGEST,
     kinds={"polars", "duckdb"},
@@ -167,9 +165,11 @@ def quarantine(
     raw_followup: pl.DataFrame,
     raw_adverse_events: pl.DataFrame,
     raw_published_figures: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
 ):
-    rows = quarantine_rows(
-        raw_patients, raw_patient_allocations, raw_response, raw_followup, raw_adverse_events, raw_published_figures
+    rows = validation.quarantine_rows(
+        raw_patients, raw_patient_allocations, raw_response, raw_followup, raw_adverse_events, raw_published_figures,
+        raw_provenance,
     )
     if rows.height:
         context.log.warning(f"{rows.height} problem(s) in {rows.select('file', 'row').unique().height} row(s) quarantined")

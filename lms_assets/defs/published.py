@@ -24,8 +24,10 @@ from dagster import (
 )
 
 from lms_assets import config
+from lms_assets.analysis import audit
 from lms_assets.analysis import figures as fig
 from lms_assets.analysis import schemas, validation
+from lms_assets.analysis import baseline, response, survival, toxicity
 
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
 QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
@@ -36,14 +38,22 @@ QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
     "response_summary": ("response.", "orr.", "dcr."),
     "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy."),
     "adverse_event_summary": ("ae.", "dose_reduction.", "discontinuation.", "treatment_related_deaths."),
-    "survival_summary": ("pfs.", "os.", "followup."),
+    "survival_summary": ("pfs.", "os."),
+    "survival_followup": ("followup.",),
 }
 
 FiguresFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 
 # The pure function that turns each owner's table into a figures frame (see ``analysis.figures``).
 # Signature: figures(table, published_cut) -> DataFrame[quantity, value, patients].
-FIGURE_SOURCES: dict[str, FiguresFn] = {}
+FIGURE_SOURCES: dict[str, FiguresFn] = {
+    "baseline_characteristics": baseline.figures,
+    "response_summary": response.figures,
+    "tumour_shrinkage": response.shrinkage_figures,
+    "adverse_event_summary": toxicity.figures,
+    "survival_summary": survival.figures,
+    "survival_followup": survival.followup_figures,
+}
 
 
 def owner_of(quantity: str) -> str | None:
@@ -78,16 +88,13 @@ def published_cut(registry: pl.DataFrame) -> dt.date | None:
     return cuts.max() if cuts.len() else None
 
 
-def severity_for(figure_id: str, registry: pl.DataFrame) -> AssetCheckSeverity:
-    """How serious a failed comparison is."""
-    return AssetCheckSeverity.ERROR
-
-
-def _result(row: dict, figures: pl.DataFrame, registry: pl.DataFrame) -> AssetCheckResult:
+def _result(row: dict, figures: pl.DataFrame, consistency: dict) -> AssetCheckResult:
     match = figures.filter(pl.col("quantity") == row["quantity"])
     recomputed = match["value"][0] if match.height else None
     patients = match["patients"][0].to_list() if match.height else []
     passed = fig.agrees(row["value"], row["decimals"], recomputed)
+    # The audit's findings decide: a failure the paper itself explains is a warning; anything else is a regression.
+    explained = audit.paper_contradicts_itself(consistency["findings"], consistency["basis"], passed)
     metadata = {
         "source": row["source"],
         "printed": row["printed"],
@@ -96,6 +103,8 @@ def _result(row: dict, figures: pl.DataFrame, registry: pl.DataFrame) -> AssetCh
         "compared_at": f"{row['decimals']} decimal place(s)",
         "quantity": row["quantity"],
         "patients": MetadataValue.text(", ".join(map(str, patients)) or "none"),
+        "basis": consistency["basis"],
+        "paper_findings": MetadataValue.text(consistency["explanation"] or "none"),
     }
     if not match.height:
         metadata["reason"] = MetadataValue.text("the data hold nothing from which this figure can be recomputed")
@@ -103,13 +112,17 @@ def _result(row: dict, figures: pl.DataFrame, registry: pl.DataFrame) -> AssetCh
         check_name=check_name(row["figure_id"]),
         asset_key=AssetKey(owner_of(row["quantity"])),
         passed=passed,
-        severity=severity_for(row["figure_id"], registry),
+        severity=AssetCheckSeverity.WARN if explained else AssetCheckSeverity.ERROR,
         metadata=metadata,
     )
 
 
 def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl.DataFrame | None):
-    """One blocking check per registry figure owned by ``asset_name``, evaluated by ``figures_fn`` on the asset's table."""
+    """One blocking check per registry figure owned by ``asset_name``, evaluated by ``figures_fn`` on the asset's table.
+
+    A failure is WARN when the audit (``paper_consistency``) shows the paper contradicts itself about that
+    figure, and ERROR otherwise, so only a genuine regression blocks what is downstream.
+    """
     owned = (
         registry.filter(pl.col("quantity").map_elements(owner_of, return_dtype=pl.String) == asset_name)
         if registry is not None
@@ -140,6 +153,7 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
             check_name(r["figure_id"]),
             asset=key,
             blocking=True,
+            additional_deps=[AssetKey("raw_published_figures"), AssetKey("paper_consistency")],
             description=f"{r['source']} prints “{r['printed']}” ({r['quantity']} = {r['value']:g}); recomputed from the patient rows and compared at the printed precision.",
         )
         for r in owned.iter_rows(named=True)
@@ -150,17 +164,27 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
     @multi_asset_check(
         specs=specs,
         name=f"{asset_name}_published_figures",
-        ins={"table": AssetIn(key=key), "raw_published_figures": AssetIn(key=AssetKey("raw_published_figures"))},
+        ins={
+            "table": AssetIn(key=key),
+            "raw_published_figures": AssetIn(key=AssetKey("raw_published_figures")),
+            "paper_consistency": AssetIn(key=AssetKey("paper_consistency")),
+        },
         can_subset=True,
     )
-    def _checks(context: AssetCheckExecutionContext, table: pl.DataFrame, raw_published_figures: pl.DataFrame):
+    def _checks(
+        context: AssetCheckExecutionContext,
+        table: pl.DataFrame,
+        raw_published_figures: pl.DataFrame,
+        paper_consistency: pl.DataFrame,
+    ):
         current = typed_registry(raw_published_figures)
+        consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
         figures = figures_fn(table, published_cut(current))
         selected = {k.name for k in context.selected_asset_check_keys}
         rows = [r for r in current.iter_rows(named=True) if owner_of(r["quantity"]) == asset_name and check_name(r["figure_id"]) in selected]
         failed = 0
         for row in rows:
-            result = _result(row, figures, current)
+            result = _result(row, figures, consistency[row["figure_id"]])
             failed += not result.passed
             yield result
         context.log.info(f"{asset_name}: {len(rows) - failed} of {len(rows)} printed figures reproduced")

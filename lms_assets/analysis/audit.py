@@ -1,0 +1,380 @@
+"""The audit of the published figures: which printed numbers the data support and which the paper contradicts.
+
+Pure functions on the typed registry (see ``schemas.REGISTRY``), figures frames and the follow-up rows.
+"""
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from lms_assets.analysis import figures as fig
+from lms_assets.analysis import survival
+
+FINDINGS_SCHEMA = {"figure_id": pl.String, "finding": pl.String, "explanation": pl.String}
+
+# Quantities whose printed denominator is a subgroup (e.g. 2/7 on combination therapy), not the cohort.
+SUBGROUP_PREFIXES = ("pr_rate.",)
+
+# What each printed quantity rests on in data/: (file, column). "*" is every column of the file.
+QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "site.": (("patient_allocations.csv", "primary_site"),),
+    "dose.": (("patient_allocations.csv", "starting_dose_mg"),),
+    "dose_reduction.": (("patient_allocations.csv", "dose_reduced"),),
+    "discontinuation.": (("patient_allocations.csv", "discontinued_for_toxicity"),),
+    "ae.": (("adverse_events.csv", "*"),),
+    "treatment_related_deaths.": (("adverse_events.csv", "*"),),
+    "os.events": (("followup/", "died"),),
+    "os.": (("followup/", "os_months"), ("followup/", "died")),
+    "followup.": (("followup/", "os_months"), ("followup/", "died")),
+    "pfs.": (("followup/", "pfs_months"), ("followup/", "progressed")),
+    "shrinkage_gt70_immunotherapy_alive": (("response.csv", "best_pct_change"), ("followup/", "died")),
+    "shrinkage": (("response.csv", "best_pct_change"),),
+    "response.": (("response.csv", "best_response"),),
+    "orr.": (("response.csv", "best_response"),),
+    "dcr.": (("response.csv", "best_response"),),
+    "pr_rate.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
+    "immunotherapy.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
+}
+
+
+def _empty_findings() -> pl.DataFrame:
+    return pl.DataFrame(schema=FINDINGS_SCHEMA)
+
+
+def _findings(rows: Iterable[tuple[str, str, str]]) -> pl.DataFrame:
+    rows = list(rows)
+    return pl.DataFrame(rows, schema=FINDINGS_SCHEMA, orient="row") if rows else _empty_findings()
+
+
+def _half_unit(decimals: int) -> float:
+    return 0.5 * 10 ** (-decimals)
+
+
+def grim_fractions(pct: float, decimals: int, n: int) -> list[int]:
+    """GRIM (Brown & Heathers): the whole k for which 100·k/n rounds to the printed percentage."""
+    return [k for k in range(n + 1) if fig.agrees(pct, decimals, 100.0 * k / n)]
+
+
+def _nearest(pct: float, n: int) -> str:
+    below = math.floor(pct * n / 100)
+    options = [k for k in (below, below + 1) if 0 <= k <= n]
+    return " and ".join(f"{k}/{n} = {100 * k / n:.1f}%" for k in options)
+
+
+def granularity_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame:
+    """GRIM: every printed percentage of patients must be k/n for a whole k, and a printed k/n must agree with itself and the cohort.
+
+    Only proportions of patients (quantities ending ``.pct``) are granular; a mean of percentages is not.
+    """
+    found = []
+    proportions = registry.filter((pl.col("unit") == "percent") & pl.col("quantity").str.ends_with(".pct"))
+    for row in proportions.iter_rows(named=True):
+        pct, decimals = row["value"], row["decimals"]
+        subgroup = row["quantity"].startswith(SUBGROUP_PREFIXES)
+        num, den = row["numerator"], row["denominator"]
+        if den is not None:
+            if num is not None and not fig.agrees(pct, decimals, 100.0 * num / den):
+                found.append((row["figure_id"], "self_inconsistent",
+                              f"{row['source']} prints {pct:g}% as {num}/{den}, but {num}/{den} = {100 * num / den:.1f}%"))
+            if (den != cohort_n and not subgroup) or den > cohort_n:
+                found.append((row["figure_id"], "wrong_denominator",
+                              f"{row['source']} prints the denominator {den}, but the cohort has {cohort_n} patients"))
+        n = den if (subgroup and den is not None) else cohort_n
+        if not grim_fractions(pct, decimals, n):
+            found.append((row["figure_id"], "grim_impossible",
+                          f"{row['source']} prints {pct:g}%, which is not k/{n} for any whole k (nearest: {_nearest(pct, n)})"))
+    return _findings(found)
+
+
+def paired_count_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame:
+    """A printed "k (x%)" must agree with itself: x% = k/n for the cohort size n."""
+    counts = registry.filter(pl.col("quantity").str.ends_with(".n")).with_columns(
+        pl.col("quantity").str.strip_suffix(".n").alias("stem")
+    )
+    pcts = registry.filter(pl.col("quantity").str.ends_with(".pct")).with_columns(
+        pl.col("quantity").str.strip_suffix(".pct").alias("stem")
+    )
+    pairs = pcts.join(counts.select("source", "stem", pl.col("value").alias("count")), on=["source", "stem"])
+    found = []
+    subgroup = pl.any_horizontal(pl.col("quantity").str.starts_with(p) for p in SUBGROUP_PREFIXES)
+    for row in pairs.filter(~subgroup).iter_rows(named=True):
+        implied = 100.0 * row["count"] / cohort_n
+        if not fig.agrees(row["value"], row["decimals"], implied):
+            found.append((row["figure_id"], "self_inconsistent",
+                          f"{row['source']} prints {row['count']:g} patients as {row['value']:g}%, but {row['count']:g}/{cohort_n} = {implied:.1f}%"))
+    return _findings(found)
+
+
+def _compatible(a: dict, b: dict) -> bool:
+    """Two printings can be the same number if their rounding intervals overlap."""
+    return abs(a["value"] - b["value"]) <= _half_unit(a["decimals"]) + _half_unit(b["decimals"]) + 1e-9
+
+
+def cross_source_findings(registry: pl.DataFrame) -> pl.DataFrame:
+    """Cross-source: printings of the same quantity in different places must agree at their precisions."""
+    found = []
+    for (quantity,), group in registry.group_by("quantity", maintain_order=True):
+        rows = list(group.iter_rows(named=True))
+        for row in rows:
+            others = [o for o in rows if o["figure_id"] != row["figure_id"] and not _compatible(row, o)]
+            if others:
+                listed = "; ".join(f"{o['source']} prints {o['printed']!r}" for o in others)
+                found.append((row["figure_id"], "cross_source_conflict",
+                              f"{row['source']} prints {row['printed']!r} for {quantity}, but {listed}"))
+    return _findings(found)
+
+
+def basis_of(quantity: str, provenance: pl.DataFrame) -> str:
+    """`reconstructed_inputs` when anything the quantity rests on is reconstructed in data/, else `published_patient_data`."""
+    inputs = next((v for k, v in QUANTITY_INPUTS.items() if quantity.startswith(k)), ())
+    reconstructed = provenance.filter(pl.col("origin") != "transcribed")
+    for file, column in inputs:
+        hit = reconstructed.filter(
+            pl.col("file").str.starts_with(file) & ((pl.col("column") == column) | (pl.col("column") == "*"))
+        )
+        if hit.height:
+            return "reconstructed_inputs"
+    return "published_patient_data"
+
+
+# --- feasibility of figures that rest on unpublished follow-up -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Feasibility:
+    """What every assignment of the unpublished censoring times allows for the OS figures."""
+
+    patterns_examined: int
+    patterns_feasible: int
+    estimates: pl.DataFrame  # one row per feasible pattern: median, CI, and the follow-up values it allows
+
+
+def os_feasibility(death_times: Sequence[float], censor_bounds: Sequence[tuple[float, float]]) -> Feasibility:
+    """Every placement of the censored patients among the death times, within each one's (lower, upper) bounds.
+
+    The Kaplan–Meier median and SPSS's interval depend only on where each censoring falls among the death
+    times (a censoring tied with a death counts as at risk at it), so the search is exact and exhaustive
+    over multisets of gaps between death times; a multiset is feasible when the patients' bounds can fill it
+    (Hall's condition on sorted bounds). All feasible patterns are estimated together, grouped by pattern.
+    """
+    deaths = sorted(death_times)
+    distinct = sorted(set(deaths))
+    # Gap j holds censorings in [distinct[j-1], distinct[j]); the last gap is beyond the last death.
+    gap_lo = [0.0, *distinct]
+    gap_hi = [*distinct, math.inf]
+    # Any time strictly inside a gap orders the same way as every other time in it.
+    gap_time = [(lo + hi) / 2 if hi != math.inf else lo + 1.0 for lo, hi in zip(gap_lo, gap_hi)]
+    lowers = sorted(lo for lo, _ in censor_bounds)
+    upper = min(hi for _, hi in censor_bounds)
+    patterns = list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds)))
+    feasible = [p for p in patterns if all(gap_hi[g] > lo and gap_lo[g] <= upper for g, lo in zip(p, lowers))]
+    if not feasible:
+        return Feasibility(len(patterns), 0, pl.DataFrame(schema=_FEASIBILITY_SCHEMA))
+    gaps = np.asarray(feasible)
+    n_pat, n_cens = gaps.shape
+    frame = pl.DataFrame(
+        {
+            "pattern": np.repeat(np.arange(n_pat), len(deaths) + n_cens),
+            "time": np.hstack([np.tile(deaths, (n_pat, 1)), np.asarray(gap_time)[gaps]]).ravel(),
+            "event": np.tile(np.r_[np.ones(len(deaths), dtype=np.int64), np.zeros(n_cens, dtype=np.int64)], n_pat),
+        }
+    )
+    medians = survival.spss_medians(survival.km_steps(frame, by=["pattern"]), by=["pattern"])
+    # Reverse Kaplan–Meier (censorings are the events): its median falls in one gap; any time there is possible.
+    reverse = survival.km_steps(frame.with_columns((1 - pl.col("event")).alias("event")), by=["pattern"])
+    followup_gap = (
+        reverse.filter((pl.col("events") > 0) & (pl.col("surv") <= 0.5 + survival.TOLERANCE))
+        .group_by("pattern")
+        .agg(pl.col("time").first())
+        .with_columns(pl.col("time").replace_strict(gap_time, list(range(len(gap_time)))).alias("followup_gap"))
+    )
+    patterns_frame = pl.DataFrame(
+        {"pattern": np.arange(n_pat), "gaps": gaps.tolist(), "first_gap": gaps[:, 0], "last_gap": gaps[:, -1]}
+    )
+    estimates = (
+        patterns_frame.join(medians, on="pattern").join(followup_gap.select("pattern", "followup_gap"), on="pattern", how="left")
+        .with_columns(
+            followup_median_lo=pl.max_horizontal(
+                pl.col("followup_gap").map_elements(lambda g: gap_lo[g], return_dtype=pl.Float64), pl.lit(lowers[0])
+            ),
+            followup_median_hi=pl.col("followup_gap").map_elements(lambda g: min(gap_hi[g], upper), return_dtype=pl.Float64),
+            # Shortest follow-up: a censoring before the first death may sit anywhere from its bound up to it.
+            followup_min_lo=pl.when(pl.col("first_gap") == 0).then(pl.lit(lowers[0])).otherwise(pl.lit(distinct[0])),
+            followup_min_hi=pl.lit(distinct[0]),
+            # Longest follow-up: at least the last death, the last censoring's gap and the largest bound.
+            followup_max_lo=pl.max_horizontal(
+                pl.lit(deaths[-1]), pl.col("last_gap").map_elements(lambda g: gap_lo[g], return_dtype=pl.Float64), pl.lit(lowers[-1])
+            ),
+            followup_max_hi=pl.max_horizontal(
+                pl.lit(deaths[-1]), pl.col("last_gap").map_elements(lambda g: min(gap_hi[g], upper), return_dtype=pl.Float64)
+            ),
+        )
+        .select(list(_FEASIBILITY_SCHEMA))
+        .cast(_FEASIBILITY_SCHEMA)
+    )
+    return Feasibility(len(patterns), n_pat, estimates)
+
+
+_FEASIBILITY_SCHEMA = {
+    "gaps": pl.List(pl.Int64),
+    "median": pl.Float64,
+    "ci_lower": pl.Float64,
+    "ci_upper": pl.Float64,
+    "followup_median_lo": pl.Float64,
+    "followup_median_hi": pl.Float64,
+    "followup_min_lo": pl.Float64,
+    "followup_min_hi": pl.Float64,
+    "followup_max_lo": pl.Float64,
+    "followup_max_hi": pl.Float64,
+}
+
+
+def reachable(estimates: pl.DataFrame, printed: dict[str, tuple[float, int]]) -> bool:
+    """Whether one feasible pattern reproduces every printed value in ``printed`` (name → (value, decimals)) at once."""
+    mask = pl.lit(True)
+    for name, (value, decimals) in printed.items():
+        if name.startswith("followup_"):
+            mask &= (pl.col(f"{name}_lo") <= value + _half_unit(decimals)) & (pl.col(f"{name}_hi") >= value - _half_unit(decimals))
+        else:
+            mask &= (pl.col(name) - value).abs() <= _half_unit(decimals) + 1e-9
+    return estimates.filter(mask).height > 0
+
+
+# Figures whose printed values rest on the unpublished last-contact times, by registry quantity.
+_FEASIBILITY_QUANTITIES = {
+    "os.median": "median",
+    "os.ci_lower": "ci_lower",
+    "os.ci_upper": "ci_upper",
+    "followup.median": "followup_median",
+    "followup.min": "followup_min",
+    "followup.max": "followup_max",
+}
+
+
+def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl.DataFrame:
+    """Each place's printed OS figures, taken together, must be reachable by some placement of the unpublished times."""
+    rows = registry.filter(pl.col("quantity").is_in(list(_FEASIBILITY_QUANTITIES)))
+    found = []
+    for (source,), group in rows.group_by("source", maintain_order=True):
+        by_kind: dict[str, list[dict]] = {"os": [], "followup": []}
+        for row in group.iter_rows(named=True):
+            by_kind[row["quantity"].split(".")[0]].append(row)
+        for kind, printed_rows in by_kind.items():
+            if not printed_rows:
+                continue
+            printed = {_FEASIBILITY_QUANTITIES[r["quantity"]]: (r["value"], r["decimals"]) for r in printed_rows}
+            if reachable(feasibility.estimates, printed):
+                continue
+            what = ", ".join(f"{r['quantity']} = {r['value']:g}" for r in printed_rows)
+            # Say which single values are reachable, so the sentence points at the impossible one.
+            alone = [r["quantity"] for r in printed_rows
+                     if not reachable(feasibility.estimates, {_FEASIBILITY_QUANTITIES[r["quantity"]]: (r["value"], r["decimals"])})]
+            detail = f"; {', '.join(alone)} cannot be reached even alone" if alone else ""
+            for r in printed_rows:
+                found.append((r["figure_id"], "unreachable",
+                              f"{source} prints {what}: no placement of the unpublished last-contact times "
+                              f"({feasibility.patterns_feasible} feasible of {feasibility.patterns_examined} examined) "
+                              f"gives these together under the paper's method{detail}"))
+    return _findings(found)
+
+
+# --- assembling the audit ------------------------------------------------------------------------------------
+
+CONSISTENCY_SCHEMA = {
+    "figure_id": pl.String,
+    "quantity": pl.String,
+    "source": pl.String,
+    "basis": pl.String,
+    "findings": pl.List(pl.String),
+    "explanation": pl.String,
+}
+
+AUDIT_SCHEMA = {
+    "figure_id": pl.String,
+    "source": pl.String,
+    "quantity": pl.String,
+    "published": pl.String,
+    "recomputed": pl.Float64,
+    "status": pl.String,
+    "basis": pl.String,
+    "computed_by": pl.String,
+    "patients": pl.List(pl.Int64),
+    "explanation": pl.String,
+}
+
+
+def paper_consistency(registry: pl.DataFrame, provenance: pl.DataFrame, cohort_n: int, feasibility: Feasibility | None) -> pl.DataFrame:
+    """Per printed figure: what it rests on (basis) and every way the paper contradicts itself about it."""
+    findings = pl.concat(
+        [
+            granularity_findings(registry, cohort_n),
+            paired_count_findings(registry, cohort_n),
+            cross_source_findings(registry),
+            feasibility_findings(registry, feasibility) if feasibility is not None else _empty_findings(),
+        ]
+    )
+    per_figure = findings.group_by("figure_id").agg(
+        pl.col("finding").unique(maintain_order=True).alias("findings"),
+        pl.col("explanation").str.join("; ").alias("explanation"),
+    )
+    return (
+        registry.select("figure_id", "quantity", "source")
+        .with_columns(pl.col("quantity").map_elements(lambda q: basis_of(q, provenance), return_dtype=pl.String).alias("basis"))
+        .join(per_figure, on="figure_id", how="left")
+        .with_columns(pl.col("findings").fill_null(pl.lit([], dtype=pl.List(pl.String))))
+        .select(list(CONSISTENCY_SCHEMA))
+        .cast(CONSISTENCY_SCHEMA)
+    )
+
+
+def _basis_words(basis: str) -> str:
+    return "Table 3's patient rows" if basis == "published_patient_data" else "reconstructed inputs"
+
+
+def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: list[int], computed_by: str | None) -> dict:
+    """One registry figure's audit verdict: status and a one-sentence explanation with the numbers."""
+    agrees = fig.agrees(row["value"], row["decimals"], recomputed)
+    paper_says = consistency["explanation"]
+    if recomputed is None:
+        status = "not_recomputable"
+        explanation = "The study's records hold nothing from which this figure can be recomputed"
+        explanation += f"; {paper_says}" if paper_says else ""
+    elif agrees and not consistency["findings"]:
+        status = "reproduced"
+        explanation = "" if consistency["basis"] == "published_patient_data" else (
+            "Reproduced from reconstructed inputs: this shows the pipeline's arithmetic, not that the paper is right"
+        )
+    else:
+        status = "discrepancy"
+        if agrees:
+            parts = [f"{_basis_words(consistency['basis']).capitalize()} give {fig.format_value(recomputed, row['decimals'])}, "
+                     "which agrees with this printing, but the paper contradicts it elsewhere"]
+        else:
+            parts = [
+                f"{row['source']} prints {row['printed']!r} ({row['value']:g}) but {_basis_words(consistency['basis'])} "
+                f"give {fig.format_value(recomputed, row['decimals'])}"
+            ]
+        if paper_says:
+            parts.append(paper_says)
+        explanation = "; ".join(parts)
+    return {
+        "figure_id": row["figure_id"],
+        "source": row["source"],
+        "quantity": row["quantity"],
+        "published": row["printed"],
+        "recomputed": recomputed,
+        "status": status,
+        "basis": consistency["basis"],
+        "computed_by": computed_by if recomputed is not None else None,
+        "patients": patients,
+        "explanation": explanation,
+    }
+
+
+def paper_contradicts_itself(findings: list[str], basis: str, agrees: bool) -> bool:
+    """A failed comparison the paper itself explains: a finding against the printing, or Table 3's own rows disagree."""
+    return bool(findings) or (not agrees and basis == "published_patient_data")
