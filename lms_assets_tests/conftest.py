@@ -29,3 +29,31 @@ def platform_env(study_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LMS_DUCKDB_PATH", str(paths["warehouse"]))
     monkeypatch.setenv("LMS_OUTPUT_DIR", str(paths["outputs"]))
     return paths
+
+
+def run_assets(*names: str):
+    """Materialize ``names``, everything upstream of them and of their checks' inputs, in-process.
+
+    Checks that read other tables (the published-figure checks read ``paper_consistency``) need those
+    tables too, as the full-graph run in the UI would have them.
+    """
+    from dagster import AssetSelection
+
+    from lms_assets.definitions import build_defs
+
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    selected = set(AssetSelection.assets(*names).upstream().resolve(graph))
+    while True:
+        check_inputs = {
+            parent
+            for check in graph.asset_check_keys
+            if check.asset_key in selected
+            for parent in graph.get(check).parent_entity_keys
+        }
+        grown = selected | set(AssetSelection.assets(*check_inputs).upstream().resolve(graph))
+        if grown == selected:
+            break
+        selected = grown
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(asset_selection=list(selected), raise_on_error=False)

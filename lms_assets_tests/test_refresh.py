@@ -3,10 +3,10 @@
 import json
 
 import polars as pl
-from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.definitions import build_defs
 from lms_assets.defs.refresh import new_followup_sensor, weekly_full_refresh
+from lms_assets_tests.conftest import run_assets
 
 SHIPPED_CUT = "2021-03-31.csv"
 
@@ -54,10 +54,8 @@ def test_sensor_and_schedule_run_by_default():
     assert weekly_full_refresh.default_status.value == "RUNNING"
 
 
-def _run_followup(selection=("raw_patients", "raw_patient_allocations", "raw_response", "raw_followup",
-                             "raw_adverse_events", "raw_published_figures", "quarantine", "adtte")):
-    job = build_defs().resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(asset_selection=[AssetKey(k) for k in selection], raise_on_error=False)
+def _run_followup():
+    return run_assets("adtte")
 
 
 def test_regressive_cut_is_rejected_with_patient_cuts_and_values(platform_env):
@@ -82,3 +80,26 @@ def test_consistent_later_cut_passes(platform_env):
     result = _run_followup()
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_consistent")
     assert check.passed
+
+
+def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_published_cut(platform_env):
+    later_cut(platform_env["data"], deaths=(1, 5), extra_months=12.0)
+    result = run_assets("followup_history_chart")
+    assert result.success
+    import duckdb
+
+    with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+        summary = con.sql("select * from survival_summary").pl()
+        history = con.sql("select * from followup_history").pl()
+    assert sorted(summary["data_cut"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
+    assert summary.height == 8  # two cuts × two endpoints × two methods
+    os_events = dict(summary.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).select(
+        pl.col("data_cut").cast(pl.String), "events").iter_rows())
+    assert os_events == {"2021-03-31": 12, "2022-03-31": 14}
+    assert history["data_cut"].n_unique() == 2
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    # The paper's figures are still compared with the published cut, so the new cut does not turn them red.
+    for name in ("T2_pfs_median", "EFF_pfs_ci_lower", "EFF_os_median", "EFF_os_ci_lower", "EFF_os_ci_upper", "EFF_os_events"):
+        assert checks[name].passed, name
+    assert checks["EFF_os_events"].metadata["recomputed_value"].value == 12
+    assert checks["followup_cuts_consistent"].passed

@@ -6,6 +6,7 @@ depends on follow-up; a weekly schedule refreshes the whole graph.
 
 import json
 
+import polars as pl
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -13,17 +14,40 @@ from dagster import (
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
+    Output,
     SkipReason,
+    asset,
     define_asset_job,
     sensor,
 )
 
 from lms_assets import config
-from lms_assets.analysis import validation
+from lms_assets.analysis import followup, validation
+from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
+from lms_assets.defs.metadata import preview
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
 WEEKLY_CRON = "0 6 * * 1"
+
+@asset(
+    group_name=REFRESH,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
+        "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
+        "each cut's rows come from its own follow-up file."
+    ),
+)
+def followup_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = followup.history(survival_summary)
+    return Output(
+        table,
+        metadata={"dagster/row_count": table.height, "data_cuts": table["data_cut"].n_unique(), "preview": preview(table)},
+    )
+
 
 followup_refresh_job = define_asset_job(
     "followup_refresh",
