@@ -135,6 +135,10 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert "14/21 = 66.7%" in explanation["EFF.dcr.pct"]
     assert "no placement of the unpublished last-contact times" in explanation["T2.os.ci_lower"]
     assert status["T2.response.PR.pct"] == "reproduced"
+    patients = dict(zip(table["figure_id"], table["patients"].to_list()))
+    assert patients["EFF.os.events"] == [3, 4, 7, 9, 11, 12, 13, 14, 15, 17, 18, 19]  # the deaths of Table 3
+    assert patients["T2.response.PR.n"] == [1, 2, 3]
+    assert len(patients["T2.pfs.median"]) == 19
     basis = dict(zip(table["figure_id"], table["basis"]))
     assert basis["T2.orr.pct"] == "published_patient_data"
     assert basis["T4.ae.fatigue.any.n"] == "reconstructed_inputs"

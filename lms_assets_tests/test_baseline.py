@@ -4,6 +4,7 @@ import polars as pl
 import pytest
 
 from lms_assets.analysis import baseline
+from lms_assets.analysis import figures as fig
 
 
 def _adsl(*patients: dict) -> pl.DataFrame:
@@ -96,6 +97,6 @@ def test_a_value_without_a_table_level_is_refused():
 
 
 def test_slug_matches_registry_names():
-    assert baseline.slug("Nausea/vomiting") == "nausea_vomiting"
-    assert baseline.slug("Hand foot skin syndrome") == "hand_foot_skin_syndrome"
-    assert baseline.slug("ALT elevation") == "alt_elevation"
+    assert fig.slug("Nausea/vomiting") == "nausea_vomiting"
+    assert fig.slug("Hand foot skin syndrome") == "hand_foot_skin_syndrome"
+    assert fig.slug("ALT elevation") == "alt_elevation"

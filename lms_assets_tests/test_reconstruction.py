@@ -3,11 +3,10 @@
 Targets are read from the published-figure registry, so the test checks the files against the paper.
 """
 
-import re
-
 import polars as pl
 import pytest
 
+from lms_assets.analysis import figures as fig
 from lms_assets.analysis.survival import km_table, spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_DATA
 
@@ -17,10 +16,6 @@ STUDY_WINDOW_MONTHS = 39.0  # first possible start 2018-01 to the data cut 2021-
 def registry_value(figure_id: str) -> float:
     registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
     return registry.filter(pl.col("figure_id") == figure_id)["value"].item()
-
-
-def slug(term: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", term.lower()).strip("_")
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +71,9 @@ def test_adverse_events_match_table_4_at_worst_grade(worst_ae):
     assert len(terms) == registry.filter(pl.col("figure_id").str.starts_with("T4.") & pl.col("figure_id").str.ends_with(".any.n")).height
     for term in terms:
         rows = worst_ae.filter(pl.col("term") == term)
-        assert rows.height == registry_value(f"T4.ae.{slug(term)}.any.n"), term
-        assert rows.filter(pl.col("ctcae_grade") <= 2).height == registry_value(f"T4.ae.{slug(term)}.g12.n"), term
-        assert rows.filter(pl.col("ctcae_grade").is_between(3, 4)).height == registry_value(f"T4.ae.{slug(term)}.g34.n"), term
+        assert rows.height == registry_value(f"T4.ae.{fig.slug(term)}.any.n"), term
+        assert rows.filter(pl.col("ctcae_grade") <= 2).height == registry_value(f"T4.ae.{fig.slug(term)}.g12.n"), term
+        assert rows.filter(pl.col("ctcae_grade").is_between(3, 4)).height == registry_value(f"T4.ae.{fig.slug(term)}.g34.n"), term
     assert worst_ae.filter(pl.col("ctcae_grade") >= 3)["patient_id"].n_unique() == registry_value("SAF.ae.any_g34.n")
     assert worst_ae.filter(pl.col("ctcae_grade") == 5).is_empty()
 

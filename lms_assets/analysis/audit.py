@@ -375,6 +375,20 @@ def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: 
     }
 
 
+def time_to_event_patients(adtte: pl.DataFrame, cut, quantity: str) -> list[int]:
+    """Who a survival figure rests on: an event count on the patients with that event, anything else on every patient at the cut.
+
+    Survival summaries hold one row per method, not per patient, so the audit traces them back to ADTTE.
+    """
+    endpoint = {"pfs": "PFS", "os": "OS", "followup": "OS"}.get(quantity.split(".")[0])
+    if endpoint is None or cut is None:
+        return []
+    rows = adtte.filter((pl.col("DATACUT") == cut) & (pl.col("PARAMCD") == endpoint))
+    if quantity.endswith(".events"):
+        rows = rows.filter(pl.col("CNSR") == 0)
+    return rows["SUBJID"].sort().to_list()
+
+
 def paper_contradicts_itself(findings: list[str], basis: str, agrees: bool) -> bool:
     """A failed comparison the paper itself explains: a finding against the printing, or Table 3's own rows disagree."""
     return bool(findings) or (not agrees and basis == "published_patient_data")

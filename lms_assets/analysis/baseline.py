@@ -7,7 +7,6 @@ Every percentage is over all ADSL patients (Table 1's denominator). Each counted
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 import polars as pl
 
@@ -36,11 +35,6 @@ CHEMOTHERAPY_LEVELS = [
 ]
 SEX_LEVELS = [("M", "Male", "male"), ("F", "Female", "female")]
 COMBINATION_LEVELS = [("N", "No", "no"), ("Y", "Yes", "yes")]
-
-
-def slug(text: str) -> str:
-    """Registry key of a printed label: lower-cased, each run of non-alphanumerics one '_' (Nausea/vomiting → nausea_vomiting)."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def category_rows(
@@ -115,7 +109,7 @@ def _sites_by_frequency(adsl: pl.DataFrame) -> list[str]:
 def baseline_characteristics(adsl: pl.DataFrame) -> pl.DataFrame:
     """Table 1: age median and range, then n (%) of all patients per level of sex, ECOG, site, prior therapy, dose, combination."""
     ecog_levels = [(e, str(e), str(e)) for e in sorted(set(ECOG_PRINTED_LEVELS) | set(_observed(adsl, "ECOG")))]
-    site_levels = [(s, s, slug(s)) for s in _sites_by_frequency(adsl)]
+    site_levels = [(s, s, fig.slug(s)) for s in _sites_by_frequency(adsl)]
     dose_levels = [(d, f"{d} mg", f"{d}mg") for d in _observed(adsl, "DOSE0", descending=True)]
     everyone = adsl["SUBJID"].sort().to_list()
     header = pl.DataFrame(
@@ -137,22 +131,6 @@ def baseline_characteristics(adsl: pl.DataFrame) -> pl.DataFrame:
             category_rows(adsl, "Combination therapy", "COMBFL", "combination", COMBINATION_LEVELS),
         ]
     )
-
-
-def count_figures(rows: pl.DataFrame) -> pl.DataFrame:
-    """The n and % figures of counted rows: ``<key>.n`` and ``<key>.pct`` (percent of ``denominator``; none when it is 0).
-
-    ``rows`` has ``key``, ``patients`` (distinct SUBJIDs) and ``denominator``. Vectorised: a million patients stay in Polars.
-    """
-    n = pl.col("patients").list.len().cast(pl.Float64)
-    pct = pl.when(pl.col("denominator") > 0).then(100.0 * n / pl.col("denominator"))
-    patients = pl.col("patients").list.sort()
-    return pl.concat(
-        [
-            rows.select((pl.col("key") + ".n").alias("quantity"), n.alias("value"), patients.alias("patients")),
-            rows.select((pl.col("key") + ".pct").alias("quantity"), pct.alias("value"), patients.alias("patients")),
-        ]
-    ).cast(fig.FIGURES_SCHEMA)
 
 
 def _pooled(rows: pl.DataFrame, key: str, denominator: int) -> pl.DataFrame:
@@ -177,5 +155,5 @@ def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.Dat
         _pooled(chemotherapy, "chemotherapy.any", denominator),
     ]
     statistics = table.filter(pl.col("value").is_not_null()).select(pl.col("key").alias("quantity"), "value", "patients")
-    counts = count_figures(pl.concat([counted, *groupings], how="vertical_relaxed"))
+    counts = fig.count_figures(pl.concat([counted, *groupings], how="vertical_relaxed"))
     return pl.concat([counts, statistics.cast(fig.FIGURES_SCHEMA)])

@@ -7,6 +7,7 @@ Quantity names are shared with ``published_figures.csv`` (column ``quantity``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import polars as pl
@@ -27,11 +28,25 @@ def figures_frame(rows: Iterable[tuple[str, float | None, Iterable[int]]]) -> pl
     return pl.DataFrame({"quantity": quantities, "value": values, "patients": patients}, schema=FIGURES_SCHEMA)
 
 
-def count_and_percent(prefix: str, ids: Iterable[int], denominator: int) -> list[tuple[str, float | None, list[int]]]:
-    """The n and % rows of one category: ``<prefix>.n`` and ``<prefix>.pct`` (percent of ``denominator``)."""
-    ids = sorted(ids)
-    pct = 100.0 * len(ids) / denominator if denominator else None
-    return [(f"{prefix}.n", float(len(ids)), ids), (f"{prefix}.pct", pct, ids)]
+def slug(text: str) -> str:
+    """Registry key of a printed label: lower-cased, each run of non-alphanumerics one '_' (Nausea/vomiting → nausea_vomiting)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def count_figures(rows: pl.DataFrame) -> pl.DataFrame:
+    """The n and % figures of counted rows: ``<key>.n`` and ``<key>.pct`` (percent of ``denominator``; none when it is 0).
+
+    ``rows`` has ``key``, ``patients`` (distinct SUBJIDs) and ``denominator``. Vectorised: a million patients stay in Polars.
+    """
+    n = pl.col("patients").list.len().cast(pl.Float64)
+    pct = pl.when(pl.col("denominator") > 0).then(100.0 * n / pl.col("denominator"))
+    patients = pl.col("patients").list.sort()
+    return pl.concat(
+        [
+            rows.select((pl.col("key") + ".n").alias("quantity"), n.alias("value"), patients.alias("patients")),
+            rows.select((pl.col("key") + ".pct").alias("quantity"), pct.alias("value"), patients.alias("patients")),
+        ]
+    ).cast(FIGURES_SCHEMA)
 
 
 def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:

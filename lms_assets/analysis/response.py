@@ -11,7 +11,6 @@ import polars as pl
 from scipy import stats
 
 from lms_assets.analysis import figures as fig
-from lms_assets.analysis.baseline import count_figures
 
 RESPONSE_LABELS = {
     "CR": "Complete response (CR)",
@@ -111,7 +110,7 @@ def response_summary(adrs: pl.DataFrame) -> pl.DataFrame:
 
 def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
     """Table 2's response figures: n and % of patients with a BOR for each response row, ORR and DCR."""
-    return count_figures(table)
+    return fig.count_figures(table)
 
 
 def pchg_range(pchg: pl.Expr) -> pl.Expr:
@@ -227,4 +226,4 @@ def shrinkage_figures(table: pl.DataFrame, published_cut: dt.date | None = None)
     means = rows.filter(pl.col("mean_pct").is_not_null()).select(
         (pl.col("key") + ".mean_pct").alias("quantity"), pl.col("mean_pct").alias("value"), "patients"
     )
-    return pl.concat([count_figures(rows.select("key", "patients", "denominator")), means.cast(fig.FIGURES_SCHEMA)])
+    return pl.concat([fig.count_figures(rows.select("key", "patients", "denominator")), means.cast(fig.FIGURES_SCHEMA)])

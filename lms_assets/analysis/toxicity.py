@@ -10,7 +10,6 @@ import datetime as dt
 import polars as pl
 
 from lms_assets.analysis import figures as fig
-from lms_assets.analysis.baseline import count_figures, slug
 from lms_assets.analysis.cohort import ctcae_grade_group
 
 # Column tag → ATOXGRGP label (``cohort.ctcae_grade_group``).
@@ -68,7 +67,7 @@ def term_rows(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
     lists = (
         adae.group_by(pl.col("AEDECOD").alias("term"))
         .agg(*_patient_lists())
-        .with_columns(pl.col("term").map_elements(lambda t: f"ae.{slug(t)}", return_dtype=pl.String).alias("key"))
+        .with_columns(pl.col("term").map_elements(lambda t: f"ae.{fig.slug(t)}", return_dtype=pl.String).alias("key"))
     )
     table = _counted(lists, TERM, denominator)
     return table.sort(["total_n", "g34_n", pl.col("term").str.to_lowercase()], descending=[True, True, False])
@@ -125,4 +124,4 @@ def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.Dat
         pl.col("g5_n").cast(pl.Float64).alias("value"),
         pl.col("patients_g5").alias("patients"),
     )
-    return pl.concat([count_figures(pl.concat(counted)), deaths.cast(fig.FIGURES_SCHEMA)])
+    return pl.concat([fig.count_figures(pl.concat(counted)), deaths.cast(fig.FIGURES_SCHEMA)])

@@ -90,6 +90,7 @@ def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None)
     ins={
         "paper_consistency": AssetIn(),
         "raw_published_figures": AssetIn(),
+        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]}),
         **{name: AssetIn() for name in FIGURE_SOURCES},
     },
     description=(
@@ -100,9 +101,16 @@ def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None)
         "and a one-sentence `explanation` of every discrepancy."
     ),
 )
-def figure_audit(context: AssetExecutionContext, paper_consistency: pl.DataFrame, raw_published_figures: pl.DataFrame, **tables: pl.DataFrame) -> Output[pl.DataFrame]:
+def figure_audit(
+    context: AssetExecutionContext,
+    paper_consistency: pl.DataFrame,
+    raw_published_figures: pl.DataFrame,
+    adtte: pl.DataFrame,
+    **tables: pl.DataFrame,
+) -> Output[pl.DataFrame]:
     registry = typed_registry(raw_published_figures)
-    figures = _figures_of_all_owners(tables, published_cut(registry))
+    cut = published_cut(registry)
+    figures = _figures_of_all_owners(tables, cut)
     consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
     by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
     rows = []
@@ -113,7 +121,7 @@ def figure_audit(context: AssetExecutionContext, paper_consistency: pl.DataFrame
                 row,
                 consistency[row["figure_id"]],
                 found["value"] if found else None,
-                found["patients"] if found else [],
+                (found["patients"] if found else []) or audit.time_to_event_patients(adtte, cut, row["quantity"]),
                 owner_of(row["quantity"]),
             )
         )

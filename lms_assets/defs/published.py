@@ -102,7 +102,10 @@ def _result(row: dict, figures: pl.DataFrame, consistency: dict) -> AssetCheckRe
         "recomputed_value": MetadataValue.float(recomputed) if recomputed is not None else MetadataValue.text("not computable"),
         "compared_at": f"{row['decimals']} decimal place(s)",
         "quantity": row["quantity"],
-        "patients": MetadataValue.text(", ".join(map(str, patients)) or "none"),
+        # Capped: on a large study the ids of every figure would flood the event log; figure_audit keeps them all.
+        "patients": MetadataValue.text(
+            (", ".join(map(str, patients[:50])) + (f", … ({len(patients)} in all)" if len(patients) > 50 else "")) or "none"
+        ),
         "basis": consistency["basis"],
         "paper_findings": MetadataValue.text(consistency["explanation"] or "none"),
     }
