@@ -5,17 +5,11 @@ import hashlib
 import duckdb
 import polars as pl
 import pytest
-from dagster import AssetKey
-
-from lms_assets.definitions import build_defs
-
-COHORT = ("raw_patients", "raw_patient_allocations", "raw_response", "raw_followup", "raw_adverse_events",
-          "raw_published_figures", "quarantine", "adsl", "adrs", "adtte", "adae")
+from lms_assets_tests.conftest import run_assets
 
 
 def run_cohort():
-    job = build_defs().resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(asset_selection=[AssetKey(k) for k in COHORT], raise_on_error=False)
+    return run_assets("adsl", "adrs", "adtte", "adae")
 
 
 def table_digests(warehouse) -> dict[str, str]:

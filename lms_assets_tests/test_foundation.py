@@ -3,16 +3,12 @@
 import duckdb
 import polars as pl
 import pytest
-from dagster import AssetKey, materialize
-
 from lms_assets.definitions import build_defs
+from lms_assets_tests.conftest import run_assets
 
 
-def _materialize_cohort(selection=("raw_patients", "raw_patient_allocations", "raw_response", "raw_followup",
-                                    "raw_adverse_events", "raw_published_figures", "quarantine", "adsl", "adrs", "adtte", "adae")):
-    defs = build_defs()
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(asset_selection=[AssetKey(k) for k in selection], raise_on_error=False)
+def _materialize_cohort(*names):
+    return run_assets(*(names or ("adsl", "adrs", "adtte", "adae")))
 
 
 def _table(warehouse, name: str) -> pl.DataFrame:
@@ -56,7 +52,7 @@ def test_cohort_from_shipped_study(platform_env):
 
 
 def test_raw_assets_record_content_hash(platform_env):
-    result = _materialize_cohort(("raw_patients",))
+    result = _materialize_cohort("raw_patients")
     materialization = result.asset_materializations_for_node("raw_patients")[0]
     digest = materialization.metadata["content_hash"].value
     import hashlib
@@ -67,7 +63,6 @@ def test_raw_assets_record_content_hash(platform_env):
 
 def test_warehouse_round_trip_through_duckdb_polars_loader(platform_env):
     """dagster-duckdb-polars loads inputs with DuckDB's .arrow(); duckdb 2.0 removed it, so this breaks first."""
-    result = _materialize_cohort(("raw_patients", "raw_patient_allocations", "raw_response", "raw_followup",
-                                  "raw_adverse_events", "raw_published_figures", "quarantine", "adrs"))
+    result = _materialize_cohort("adrs")
     assert result.success, "a downstream asset failed to load its input from DuckDB"
     assert int(duckdb.__version__.split(".")[0]) < 2, "dagster-duckdb-polars 0.29 cannot load from duckdb 2.x"
