@@ -51,8 +51,13 @@ def followup_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
 
 followup_refresh_job = define_asset_job(
     "followup_refresh",
-    selection=AssetSelection.assets("raw_followup").downstream(),
-    description="Re-runs everything that depends on the follow-up files (ADTTE, survival, charts, audit, report).",
+    # With everything those assets read, so the first run on an empty warehouse succeeds too; the
+    # extra steps only re-read the small record files.
+    selection=AssetSelection.assets("raw_followup").downstream().upstream(),
+    description=(
+        "Re-runs everything that depends on the follow-up files (ADTTE, survival, charts, audit, report), "
+        "with the record files they read."
+    ),
 )
 
 full_refresh_job = define_asset_job(
