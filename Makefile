@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
 
-.PHONY: install run test materialize clean
+.PHONY: install system-deps run test materialize clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,25 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 materialize: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
 
-test: install
+# Debian packages the end-to-end tests drive: Chromium (browser tests; nothing downloads a browser) and
+# PostgreSQL (the shared-deployment test). Installed only when missing.
+SYSTEM_PACKAGES := chromium postgresql
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: install system-deps
 	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) data/warehouse outputs test-artifacts
+
+# The team deployment (docs/deployment.md): webserver and daemon over a PostgreSQL-backed instance.
+# Needs DAGSTER_HOME and LMS_PG_HOST, LMS_PG_PORT, LMS_PG_DB, LMS_PG_USER, LMS_PG_PASSWORD in the environment.
+.PHONY: run-team
+run-team: install
+	$(BIN)/python -m lms_assets.deploy start --host $(HOST) --port $(PORT)

@@ -1,0 +1,221 @@
+"""The team launcher's bad-input messages, the instance configuration and the restart-with-backoff supervisor.
+
+The connection failures against a live server (wrong password, unknown role or database) are in
+test_deployment.py, which starts a real PostgreSQL.
+"""
+
+import logging
+import subprocess
+import sys
+import threading
+
+import pytest
+import yaml
+
+from lms_assets import deploy
+from lms_assets_tests.graphql_client import free_port
+
+GOOD_ENV = {
+    "LMS_PG_HOST": "127.0.0.1",
+    "LMS_PG_PORT": "5432",
+    "LMS_PG_DB": "dagster",
+    "LMS_PG_USER": "lms",
+    "LMS_PG_PASSWORD": "not-a-real-password",
+}
+
+
+def launcher(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lms_assets.deploy", *args],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_missing_variable_fails_with_one_line_naming_it_and_no_traceback(tmp_path):
+    env = {**GOOD_ENV, "DAGSTER_HOME": str(tmp_path)}
+    del env["LMS_PG_PASSWORD"]
+    result = launcher("start", env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].endswith("ERROR: LMS_PG_PASSWORD is not set (that role's password)")
+
+
+def test_every_missing_variable_is_named():
+    with pytest.raises(deploy.DeploymentError) as error:
+        deploy.pg_settings({"LMS_PG_HOST": "db", "LMS_PG_PORT": " ", "LMS_PG_PASSWORD": "x"})
+    assert str(error.value) == (
+        "LMS_PG_PORT is not set (the PostgreSQL server's port); "
+        "LMS_PG_DB is not set (the database that holds Dagster's run, event-log and schedule storage); "
+        "LMS_PG_USER is not set (the PostgreSQL role Dagster logs in as)"
+    )
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "70000", "54.3", "-1"])
+def test_port_must_be_a_port_number(port):
+    with pytest.raises(deploy.DeploymentError) as error:
+        deploy.pg_settings({**GOOD_ENV, "LMS_PG_PORT": port})
+    assert str(error.value) == f"LMS_PG_PORT must be a port number (1-65535), got '{port}'"
+
+
+def test_good_settings_are_read_and_the_password_is_not_printed():
+    settings = deploy.pg_settings({**GOOD_ENV, "LMS_PG_PORT": " 5433 "})
+    assert (settings.host, settings.port, settings.db, settings.user) == ("127.0.0.1", 5433, "dagster", "lms")
+    assert GOOD_ENV["LMS_PG_PASSWORD"] not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "DAGSTER_HOME is not set (the folder that holds the instance's dagster.yaml)"),
+        ("relative/home", "DAGSTER_HOME must be an absolute path, got 'relative/home'"),
+    ],
+)
+def test_dagster_home_must_be_an_absolute_path(value, message):
+    env = {} if value is None else {"DAGSTER_HOME": value}
+    with pytest.raises(deploy.DeploymentError) as error:
+        deploy.dagster_home(env)
+    assert str(error.value) == message
+
+
+def test_unreachable_server_names_host_and_port_without_traceback(tmp_path):
+    port = free_port()  # nothing listens there
+    env = {**GOOD_ENV, "LMS_PG_PORT": str(port), "DAGSTER_HOME": str(tmp_path / "home")}
+    result = launcher("check", env=env)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"ERROR: cannot connect to PostgreSQL at 127.0.0.1:{port} as lms: Connection refused" in result.stderr
+    assert result.stderr.rstrip().endswith("(check LMS_PG_HOST and LMS_PG_PORT, and that the server is running)")
+    # Nothing is installed before the database answers.
+    assert not (tmp_path / "home").exists()
+
+
+def test_unknown_host_names_the_host_variable():
+    settings = deploy.pg_settings({**GOOD_ENV, "LMS_PG_HOST": "no-such-host.invalid"})
+    with pytest.raises(deploy.DeploymentError) as error:
+        deploy.check_database(settings, timeout=2)
+    assert str(error.value).startswith("cannot connect to PostgreSQL at no-such-host.invalid:5432 as lms: ")
+    assert str(error.value).endswith("(check LMS_PG_HOST and LMS_PG_PORT, and that the server is running)")
+
+
+@pytest.mark.parametrize(
+    ("libpq_error", "hint"),
+    [
+        ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  role "lms" does not exist',
+         "check LMS_PG_USER"),
+        ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  no pg_hba.conf entry for host '
+         '"10.0.0.9", user "lms", database "dagster", no encryption',
+         "the server's pg_hba.conf does not admit this host, role and database"),
+        ('connection to server at "db" (10.0.0.5), port 5432 failed: timeout expired',
+         "check LMS_PG_HOST and LMS_PG_PORT, and that the server is running"),
+    ],
+)
+def test_other_libpq_failures_point_at_the_setting_to_fix(libpq_error, hint):
+    reason = deploy._libpq_reason(libpq_error)
+    assert not reason.startswith(("connection to server", "FATAL"))
+    assert deploy._hint(reason) == hint
+
+
+def test_nothing_set_names_every_variable_in_one_line(tmp_path):
+    result = launcher("check", env={})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for name in ["DAGSTER_HOME", *deploy.PG_VARIABLES]:
+        assert f"{name} is not set" in lines[0]
+
+
+def test_warehouse_backup_waits_for_a_writer_and_then_copies_every_table(tmp_path):
+    import duckdb
+
+    source, target = tmp_path / "lms.duckdb", tmp_path / "copy.duckdb"
+    with duckdb.connect(str(source)) as db:
+        db.execute("CREATE TABLE adsl AS SELECT range AS SUBJID FROM range(19)")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(source)!r}); print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        with pytest.raises(deploy.DeploymentError) as error:
+            deploy.copy_warehouse(source, target, wait_seconds=2)
+        assert str(error.value).startswith(f"the warehouse {source} stayed in use for 2 s: ")
+        assert not target.exists()
+    finally:
+        writer.communicate("", timeout=30)
+    deploy.copy_warehouse(source, target, wait_seconds=0)
+    with duckdb.connect(str(target), read_only=True) as db:
+        assert db.execute("SELECT count(*), max(SUBJID) FROM adsl").fetchone() == (19, 18)
+
+
+def test_instance_config_takes_every_connection_setting_from_the_environment():
+    instance = yaml.safe_load(deploy.INSTANCE_CONFIG.read_text())
+    db = instance["storage"]["postgres"]["postgres_db"]
+    assert {key: value for key, value in db.items() if key != "scheme"} == {
+        "username": {"env": "LMS_PG_USER"},
+        "password": {"env": "LMS_PG_PASSWORD"},
+        "hostname": {"env": "LMS_PG_HOST"},
+        "db_name": {"env": "LMS_PG_DB"},
+        "port": {"env": "LMS_PG_PORT"},
+    }
+    assert instance["concurrency"]["pools"]["default_limit"] == 1
+    assert instance["run_monitoring"]["enabled"] is True
+    assert instance["telemetry"]["enabled"] is False
+
+
+def test_instance_config_is_valid_for_dagster_and_builds_a_psycopg2_url(tmp_path, monkeypatch):
+    from dagster._config import process_config, resolve_to_config_type
+    from dagster._core.instance.config import dagster_instance_config
+    from dagster._core.instance.ref import InstanceRef
+    from dagster_postgres import DagsterPostgresStorage
+    from dagster_postgres.utils import pg_url_from_config
+
+    for name, value in GOOD_ENV.items():
+        monkeypatch.setenv(name, value)
+    deploy.install_instance_config(tmp_path)
+    config, _ = dagster_instance_config(str(tmp_path))  # raises on anything the instance schema rejects
+    storage = process_config(resolve_to_config_type(DagsterPostgresStorage.config_type()), config["storage"]["postgres"])
+    assert storage.success, storage.errors
+    url = pg_url_from_config(storage.value)
+    # SQLAlchemy 2.1 would read a bare postgresql:// as psycopg 3, which dagster-postgres does not install.
+    assert url == "postgresql+psycopg2://lms:not-a-real-password@127.0.0.1:5432/dagster"
+    # The daemon dequeues every run, so the pool and the run queue apply to UI, sensor and schedule runs alike.
+    assert type(InstanceRef.from_dir(str(tmp_path)).run_coordinator).__name__ == "QueuedRunCoordinator"
+
+
+def test_instance_config_is_rewritten_only_when_it_differs(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="lms_assets.deploy")
+    target = deploy.install_instance_config(tmp_path)
+    assert target.read_bytes() == deploy.INSTANCE_CONFIG.read_bytes()
+    deploy.install_instance_config(tmp_path)
+    assert sum("wrote deploy/dagster.yaml" in m for m in caplog.messages) == 1
+    target.write_text("telemetry:\n  enabled: true\n")
+    deploy.install_instance_config(tmp_path)
+    assert target.read_bytes() == deploy.INSTANCE_CONFIG.read_bytes()
+    assert sum("wrote deploy/dagster.yaml" in m for m in caplog.messages) == 2
+
+
+def test_supervisor_restarts_an_exiting_process_with_backoff_and_logs_each_restart(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="lms_assets.deploy")
+    starts = tmp_path / "starts"
+    service = deploy.Service("flaky", ["/bin/sh", "-c", f"printf x >> '{starts}'; exit 3"])
+    stop = threading.Event()
+    timer = threading.Timer(5.0, stop.set)
+    timer.start()
+    try:
+        deploy.supervise([service], stop, poll_seconds=0.1)
+    finally:
+        timer.cancel()
+    # Started at 0 s, then after 1 s and 2 s of backoff; the next attempt waits 4 s, past the stop.
+    assert len(starts.read_text()) == 3
+    restarts = [m for m in caplog.messages if m.startswith("flaky (pid")]
+    assert [m.split("; ")[1] for m in restarts] == [
+        "restarting in 1 s (attempt 1)",
+        "restarting in 2 s (attempt 2)",
+        "restarting in 4 s (attempt 3)",
+    ]
+    assert all("exited with code 3" in m for m in restarts)
