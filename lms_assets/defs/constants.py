@@ -8,6 +8,7 @@ SURVIVAL = "survival"
 TOXICITY = "toxicity"
 CHARTS = "charts"
 AUDIT = "audit"
+REPORT = "report"
 REFRESH = "refresh"
 
 OWNERS = ["team:study-biostatistics"]

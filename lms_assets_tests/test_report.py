@@ -1,0 +1,203 @@
+"""The study report: recomputed beside printed, self-contained HTML, and never written past a failed ERROR check."""
+
+import base64
+import datetime as dt
+import hashlib
+import re
+
+import dagster
+import polars as pl
+from dagster import AssetCheckSeverity, AssetKey
+
+from lms_assets.analysis import report
+from lms_assets.analysis.figures import figures_frame
+from lms_assets.definitions import build_defs
+from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+
+REGISTRY_SCHEMA = {"figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64, "decimals": pl.Int64}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def registry(*rows):
+    return pl.DataFrame(rows, schema=REGISTRY_SCHEMA, orient="row")
+
+
+def audit(*rows):
+    return pl.DataFrame(rows, schema={"figure_id": pl.String, "status": pl.String, "explanation": pl.String}, orient="row")
+
+
+SPINE = pl.DataFrame({"key": ["sex.male", "age.median"], "label": ["Gender — Male", "Age (years) — Median"]})
+FIGURES = figures_frame(
+    [("sex.male.n", 5, [1, 2]), ("sex.male.pct", 26.315789, [1, 2]), ("age.median", 52.0, []), ("ecog.0.n", 5, [3])]
+)
+REGISTRY = registry(
+    ("T1.sex.male.n", "Table 1", "sex.male.n", "5", 5.0, 0),
+    ("T1.sex.male.pct", "Table 1", "sex.male.pct", "26.3%", 26.3, 1),
+    ("T1.age.median", "Table 1", "age.median", "53", 53.0, 0),
+    ("T1.metastasis.distant.pct", "Table 1", "metastasis.distant.pct", "30%", 30.0, 0),
+    ("ABS.sex.male.n", "Abstract", "sex.male.n", "5 male", 5.0, 0),
+)
+AUDIT = audit(
+    ("T1.sex.male.n", "reproduced", ""),
+    ("T1.sex.male.pct", "reproduced", ""),
+    ("T1.age.median", "discrepancy", "Table 1 prints '53' but Table 3's patient rows give 52.0"),
+    ("T1.metastasis.distant.pct", "not_recomputable", "The study's records hold nothing"),
+)
+
+
+def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
+    cells = report.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    by_quantity = {r["quantity"]: r for r in cells.iter_rows(named=True)}
+
+    assert set(by_quantity) == {"sex.male.n", "sex.male.pct", "age.median", "metastasis.distant.pct"}
+    pct = by_quantity["sex.male.pct"]
+    assert (pct["label"], pct["statistic"], pct["recomputed"], pct["printed_value"], pct["status"]) == (
+        "Gender — Male", "pct", 26.315789, 26.3, "reproduced"
+    )
+    age = by_quantity["age.median"]
+    assert (age["statistic"], age["recomputed"], age["printed_value"], age["status"]) == ("value", 52.0, 53.0, "discrepancy")
+    # Printed but recomputed by no row: kept, after the table's rows, with nothing recomputed.
+    printed_only = by_quantity["metastasis.distant.pct"]
+    assert printed_only["recomputed"] is None and printed_only["row"] >= SPINE.height
+    assert printed_only["status"] == "not_recomputable"
+    # The Abstract's printing of the same quantity belongs to another source.
+    assert by_quantity["sex.male.n"]["figure_id"] == "T1.sex.male.n"
+
+
+def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
+    cells = report.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    page = report.comparison_html(cells, "Table 1")
+    # Columns in the order the paper prints its figures (the registry's order).
+    headings = re.findall(r'<th colspan="2">([^<]+)</th>', page)
+    assert headings == ["n", "%", "value"]
+    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    male = next(r for r in rows if "Gender — Male" in r)
+    assert re.search(r'<td class="num">5</td><td class="num printed status-reproduced"[^>]*>5 ✓</td>', male)
+    assert re.search(r'<td class="num">26.32</td><td class="num printed status-reproduced"[^>]*>26.3 ✓</td>', male)
+    age = next(r for r in rows if "Age (years) — Median" in r)
+    assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy" title="[^"]*Table 3&#x27;s patient rows give 52.0"', age)
+
+
+def _inputs(**overrides) -> report.ReportInputs:
+    cells = report.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    defaults = dict(
+        title="Study <report>",
+        generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        run_id="run-1",
+        patients=19,
+        data_cuts=["2021-03-31"],
+        tables={"Table 1": cells},
+        survival_summary=pl.DataFrame(
+            {
+                "data_cut": [dt.date(2021, 3, 31)] * 2,
+                "endpoint": ["PFS", "PFS"],
+                "method": ["spss", "brookmeyer_crowley_loglog"],
+                "n": [19, 19],
+                "events": [19, 19],
+                "median": [4.1, 4.1],
+                "se": [0.58, None],
+                "ci_lower": [2.962474, 1.9],
+                "ci_upper": [5.237526, 6.2],
+                "note": [None, None],
+            }
+        ),
+        charts=[report.Chart("waterfall_plot", "Waterfall plot", "Best % change.", PNG_MAGIC + b"body")],
+        audit=AUDIT.with_columns(
+            pl.lit("Table 1").alias("source"), pl.lit("q").alias("quantity"), pl.lit("p").alias("published"),
+            pl.lit(1.0).alias("recomputed"), pl.lit("published_patient_data").alias("basis"),
+            pl.lit("baseline_characteristics").alias("computed_by"), pl.lit([1, 2]).alias("patients"),
+        ),
+        quarantine=pl.DataFrame({"file": ["patients.csv"], "row": [3], "column": ["age"], "value": ["<b>x</b>"], "reason": ["not a number"]}),
+        files=pl.DataFrame({"file": ["patients.csv"], "sha256": ["ab" * 32], "rows": [19]}),
+        provenance=pl.DataFrame(
+            {"file": ["patients.csv"], "column": ["*"], "patient_ids": ["all"], "origin": ["reconstructed"], "location": ["Table 3"], "constraint": ["counts"]}
+        ),
+        versions={"python": "3.11", "dagster": "1.13"},
+    )
+    return report.ReportInputs(**{**defaults, **overrides})
+
+
+def test_report_is_one_offline_document_with_every_section():
+    page = report.study_report_html(_inputs())
+
+    for heading in ("Study summary", "Tables 1, 2 and 4", "Survival", "Charts", "Audit of every printed figure",
+                    "Quarantined record rows", "Data provenance", "Package versions"):
+        assert f">{heading}" in page
+    assert not re.search(r"https?://|<script|<link|<iframe|url\(", page)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert [base64.b64decode(i) for i in images] == [PNG_MAGIC + b"body"]
+    # Both CI methods of the survival table, with their intervals.
+    assert "2.96–5.24" in page and "1.9–6.2" in page and "SPSS 24" in page and "Brookmeyer–Crowley" in page
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert "Study &lt;report&gt;" in page
+    assert 'class="origin-reconstructed"' in page and "ab" * 32 in page
+
+
+def test_package_versions_are_the_installed_ones():
+    versions = report.package_versions(["dagster", "surely-not-a-package-name"])
+    assert versions["dagster"] == dagster.__version__
+    assert versions["surely-not-a-package-name"] == "not installed"
+
+
+def test_every_blocking_check_guards_an_asset_upstream_of_the_report():
+    graph = build_defs().resolve_asset_graph()
+    upstream = graph.get_ancestor_asset_keys(AssetKey("study_report"))
+    guarded = {key.asset_key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
+    assert AssetKey("adtte") in guarded and AssetKey("baseline_characteristics") in guarded
+    assert guarded <= upstream, sorted(k.to_user_string() for k in guarded - upstream)
+
+
+def _run_everything():
+    job = build_defs().resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(raise_on_error=False)
+
+
+def _materialized(result) -> set[str]:
+    return {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+
+
+def test_real_study_report_is_written_where_its_metadata_links(platform_env):
+    result = _run_everything()
+    failed_errors = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
+                     if not e.passed and e.severity == AssetCheckSeverity.ERROR]
+    # The paper's own contradictions fail as WARN; an ERROR would be a regression and rightly stop the report.
+    assert not failed_errors and "study_report" in _materialized(result), failed_errors
+
+    written = platform_env["outputs"] / REPORT_FILE
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("study_report"))
+    metadata = event.materialization.metadata
+    assert metadata["report"].value == str(written.resolve())
+    page = written.read_text(encoding="utf-8")
+    assert not re.search(r"https?://|<script|<link", page)
+
+    images = [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)]
+    assert len(images) == len(CHART_ASSETS) == metadata["charts"].value
+    assert all(i.startswith(PNG_MAGIC) for i in images)
+
+    # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
+    age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if "Age (years) — Median" in r)
+    assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*>53 ≠</td>', age_row)
+    # Survival: both CI methods of the PFS median.
+    assert "2.96–5.24" in page and "Brookmeyer–Crowley" in page
+
+    for name in ("patients.csv", "response.csv", "adverse_events.csv", "provenance.csv", "published_figures.csv"):
+        assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in page
+    assert hashlib.sha256((platform_env["data"] / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in page
+    assert f"<td>dagster</td><td>{dagster.__version__}</td>" in page
+
+
+def test_failed_error_check_upstream_stops_the_report(platform_env):
+    cut = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
+    # A later cut that undoes patient 3's death: `followup_cuts_consistent` (blocking, ERROR) fails on adtte.
+    cut.with_columns(pl.when(pl.col("patient_id") == 3).then(0).otherwise(pl.col("died")).alias("died")).write_csv(
+        platform_env["data"] / "followup" / "2022-03-31.csv"
+    )
+    result = _run_everything()
+
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_consistent")
+    assert not check.passed and check.severity == AssetCheckSeverity.ERROR
+    assert "adtte" in _materialized(result)
+    # Only check steps failed (no asset raised): the report was skipped because a blocking check failed.
+    assert {e.event_specific_data.error.cls_name for e in result.get_step_failure_events()} == {"DagsterAssetCheckFailedError"}
+    assert "study_report" not in _materialized(result)
+    assert not (platform_env["outputs"] / REPORT_FILE).exists()
