@@ -6,7 +6,7 @@ from dagster import Output, asset
 
 from lms_assets.analysis import baseline
 from lms_assets.defs.constants import BASELINE, DUCKDB_POOL, OWNERS
-from lms_assets.defs.metadata import preview
+from lms_assets.defs.metadata import table_output
 
 
 @asset(
@@ -23,4 +23,4 @@ from lms_assets.defs.metadata import preview
 )
 def baseline_characteristics(adsl: pl.DataFrame) -> Output[pl.DataFrame]:
     table = baseline.baseline_characteristics(adsl)
-    return Output(table, metadata={"dagster/row_count": table.height, "preview": preview(table, limit=40)})
+    return table_output(table, limit=40)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import altair as alt
 import polars as pl
-from dagster import MetadataValue
+from dagster import MetadataValue, Output
 
 from lms_assets import config
 from lms_assets.analysis import render
@@ -49,3 +49,11 @@ def chart_metadata(chart: alt.TopLevelMixin, name: str, title: str) -> dict[str,
         "chart": MetadataValue.md(render.markdown_image(render.png_bytes(chart), title)),
         "interactive_html": MetadataValue.path(str(Path(html).resolve())),
     }
+
+
+def table_output(frame: pl.DataFrame, shown: pl.DataFrame | None = None, limit: int = PREVIEW_ROWS, **extra) -> Output:
+    """A table asset's output with the metadata every table carries: row count and a capped preview (of ``shown``)."""
+    return Output(
+        frame,
+        metadata={"dagster/row_count": frame.height, "preview": preview(frame if shown is None else shown, limit), **extra},
+    )

@@ -24,7 +24,7 @@ from dagster import (
 from lms_assets import config
 from lms_assets.analysis import followup, validation
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
-from lms_assets.defs.metadata import preview
+from lms_assets.defs.metadata import table_output
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
@@ -43,10 +43,7 @@ WEEKLY_CRON = "0 6 * * 1"
 )
 def followup_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
     table = followup.history(survival_summary)
-    return Output(
-        table,
-        metadata={"dagster/row_count": table.height, "data_cuts": table["data_cut"].n_unique(), "preview": preview(table)},
-    )
+    return table_output(table, data_cuts=table["data_cut"].n_unique())
 
 
 followup_refresh_job = define_asset_job(

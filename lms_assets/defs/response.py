@@ -6,13 +6,9 @@ from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, Output,
 
 from lms_assets.analysis import response
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
-from lms_assets.defs.metadata import preview
+from lms_assets.defs.metadata import preview, table_output
 
 KINDS = {"polars", "duckdb"}
-
-
-def _output(frame: pl.DataFrame, **extra) -> Output[pl.DataFrame]:
-    return Output(frame, metadata={"dagster/row_count": frame.height, "preview": preview(frame), **extra})
 
 
 @asset(
@@ -30,7 +26,7 @@ def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     table = response.response_summary(adrs)
     rates = {r["key"]: r for r in table.filter(pl.col("key").is_in(list(response.RATES))).iter_rows(named=True)}
     extra = {f"{key}_pct": MetadataValue.float(r["pct"]) for key, r in rates.items() if r["pct"] is not None}
-    return _output(table, **extra)
+    return table_output(table, **extra)
 
 
 @asset(
@@ -46,7 +42,7 @@ def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
 )
 def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     table = response.recist_consistency(adrs)
-    return _output(table, patients_to_review=int(table["status"].eq("review").sum()))
+    return table_output(table, patients_to_review=int(table["status"].eq("review").sum()))
 
 
 @asset_check(
@@ -82,4 +78,4 @@ def recorded_responses_match_recist(recist_consistency: pl.DataFrame) -> AssetCh
     ),
 )
 def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
-    return _output(response.tumour_shrinkage(adsl, adrs, adtte))
+    return table_output(response.tumour_shrinkage(adsl, adrs, adtte))

@@ -6,7 +6,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext,
 
 from lms_assets.analysis import survival
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
-from lms_assets.defs.metadata import markdown_table, preview
+from lms_assets.defs.metadata import markdown_table, table_output
 from lms_assets.defs.published import published_cut, typed_registry
 
 KINDS = {"polars", "duckdb", "lifelines"}
@@ -14,10 +14,6 @@ KINDS = {"polars", "duckdb", "lifelines"}
 # are most of its size, and on a million patients loading them all takes ten times as long.
 TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
 SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
-
-
-def _output(frame: pl.DataFrame, limit: int = 25, **extra) -> Output[pl.DataFrame]:
-    return Output(frame, metadata={"dagster/row_count": frame.height, "preview": preview(frame, limit), **extra})
 
 
 @asset(
@@ -36,7 +32,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
     curves = survival.km_curves(adtte)
     steps = curves.group_by("data_cut", "endpoint").len().sort("data_cut", "endpoint")
     context.log.info(f"Kaplan–Meier steps per cut and endpoint: {steps.rows()}")
-    return _output(curves, steps_per_curve=MetadataValue.md(markdown_table(steps)))
+    return table_output(curves, steps_per_curve=MetadataValue.md(markdown_table(steps)))
 
 
 @asset(
@@ -59,7 +55,7 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
         f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
-    return _output(table, latest_cut=str(table["data_cut"].max()), **medians)
+    return table_output(table, latest_cut=str(table["data_cut"].max()), **medians)
 
 
 @asset(
@@ -76,7 +72,7 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
 def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.landmarks(survival_curves)
     rates = table.filter(pl.col("month").is_in([6.0, 12.0])).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
-    return _output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
+    return table_output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
 
 
 @asset(
@@ -95,7 +91,7 @@ def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
 def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.reverse_km_followup(adtte)
     # A preview row would turn every patient list into Python objects; n already says how many.
-    return Output(table, metadata={"dagster/row_count": table.height, "preview": preview(table.drop("patients"))})
+    return table_output(table, shown=table.drop("patients"))
 
 
 @asset(
@@ -114,7 +110,7 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
 def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.subgroup_comparisons(adtte, adsl)
     significant = table.filter(pl.col("logrank_p") < survival.SIGNIFICANCE)
-    return _output(
+    return table_output(
         table,
         limit=30,
         comparisons=table.height,

@@ -6,7 +6,7 @@ from dagster import Output, asset
 
 from lms_assets.analysis import toxicity
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, TOXICITY
-from lms_assets.defs.metadata import preview
+from lms_assets.defs.metadata import table_output
 
 
 @asset(
@@ -26,4 +26,4 @@ def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.D
     shown = table.drop("key", "denominator", "patients_g12", "patients_g34", "patients_g5")
     if not table["g5_n"].fill_null(0).sum():
         shown = shown.drop("g5_n", "g5_pct")
-    return Output(table, metadata={"dagster/row_count": table.height, "preview": preview(shown, limit=40)})
+    return table_output(table, shown=shown, limit=40)
