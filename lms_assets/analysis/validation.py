@@ -12,8 +12,10 @@ import io
 import re
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from lms_assets.analysis import schemas
 from lms_assets.analysis.schemas import OPTIONAL_COLUMNS, FileSchema
 
 ROW = "_row"
@@ -33,7 +35,11 @@ _IDENTIFIER_PATTERN = re.compile(
     r"postcode|zip|national_id|ssn|nhs|passport|id_card|mrn|medical_record)($|_)",
     re.IGNORECASE,
 )
-_ISO_DATE_STEM = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE_STEM = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
+# The line boundaries of str.splitlines, and lines that hold nothing but whitespace and commas.
+_LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_LONE_CR = re.compile(r"\r(?!\n)")
+_BLANK_LINE = re.compile(r"\n(?:[^\S\n]|,)*(?=\n|\Z)")
 
 
 class RecordFileError(ValueError):
@@ -59,7 +65,7 @@ def resolve_inside(study_dir: Path, relative: str) -> Path:
 
 def cut_date_of(path: Path) -> dt.date:
     """The data-cut date a follow-up file is named by (``YYYY-MM-DD.csv``)."""
-    if path.suffix != ".csv" or not _ISO_DATE_STEM.match(path.stem):
+    if path.suffix.lower() != ".csv" or not _ISO_DATE_STEM.match(path.stem):
         raise RecordFileError(f"{path}: follow-up files must be named by their ISO cut date, e.g. 2021-03-31.csv")
     try:
         return dt.date.fromisoformat(path.stem)
@@ -103,23 +109,32 @@ def read_raw(path: Path, schema: FileSchema, label: str | None = None) -> pl.Dat
         raise RecordFileError(f"{label}: line {line} is not UTF-8 text (byte {data[err.start]:#04x}); save the file as UTF-8 CSV") from None
     if not text.strip():
         raise RecordFileError(f"{label}: file is empty; expected a header line with columns {', '.join(schema.column_names)}")
-    header = next(iter(text.splitlines()))
+    # Spreadsheets' "CSV (Macintosh)" ends lines with a bare carriage return; read those as line breaks.
+    text = _LONE_CR.sub("\n", text)
+    header = _first_line(text)
     columns = [c.strip() for c in _parse_header(header)]
     _check_columns(label, columns, schema)
-    frame = pl.read_csv(
-        io.StringIO(text),
-        infer_schema=False,
-        has_header=True,
-        truncate_ragged_lines=False,
-        raise_if_empty=False,
-    )
-    frame = frame.rename({c: c.strip() for c in frame.columns})
+    try:
+        frame = pl.read_csv(
+            io.StringIO(text),
+            infer_schema=False,
+            has_header=True,
+            truncate_ragged_lines=False,
+            raise_if_empty=False,
+        )
+    except pl.exceptions.PolarsError:
+        raise RecordFileError(f"{label}: {_csv_layout_problem(text, len(columns))}") from None
+    frame = frame.rename({c: c.strip() for c in frame.columns}).with_columns(pl.all().str.strip_chars())
     line_numbers = _record_line_numbers(text)
     if len(line_numbers) != frame.height:
+        # Polars 2 reads a blank line (or one of commas and spaces) as a record of empty values; the csv
+        # module, like a spreadsheet, has no record there. Without this any blank line failed the count below.
+        frame = frame.filter(pl.any_horizontal(pl.all().is_not_null() & (pl.all() != "")))
+    if len(line_numbers) != frame.height:
         raise RecordFileError(f"{label}: {frame.height} records parsed but {len(line_numbers)} found; check quoting")
+    if frame.is_empty() and schema.key == (schemas.PATIENT_ID.name,):
+        raise RecordFileError(f"{label}: has a header but no records; expected one row per patient")
     return frame.with_columns(
-        pl.all().str.strip_chars(),
-    ).with_columns(
         pl.lit(label).alias(FILE),
         pl.Series(ROW, line_numbers, dtype=pl.Int64),
     )
@@ -131,8 +146,45 @@ def _parse_header(header: str) -> list[str]:
     return next(csv.reader([header]))
 
 
-def _record_line_numbers(text: str) -> list[int]:
+def _csv_layout_problem(text: str, width: int) -> str:
+    """Where a text that is not valid CSV first goes wrong: a line with more fields than the header, or an open quote."""
+    import csv
+
+    reader = csv.reader(io.StringIO(text), strict=True)
+    start = 1
+    try:
+        for record in reader:
+            if len(record) > width:
+                return f"line {start} has {len(record)} fields but the header has {width}; quote values that contain commas"
+            start = reader.line_num + 1
+    except csv.Error as err:
+        return f"line {start} is not valid CSV ({err}); check its quotes"
+    return "is not valid CSV; check its quotes and delimiters"
+
+
+def _first_line(text: str) -> str:
+    """The text up to its first line break, as ``str.splitlines`` sees breaks, without splitting the whole file."""
+    match = _LINE_BREAK.search(text)
+    return text[: match.start()] if match else text
+
+
+def _record_line_numbers(text: str) -> np.ndarray:
     """The line on which each CSV record starts, counting quoted newlines, skipping blank lines."""
+    if '"' in text:
+        return _record_line_numbers_by_parsing(text)
+    # Without quotes every line is one record; only blank lines (whitespace and commas) need finding.
+    # This gives the same numbers as the csv module, without a Python call per row on large files.
+    blank, line, position = [], 1, 0
+    for match in _BLANK_LINE.finditer(text):
+        line += text.count("\n", position, match.end())
+        position = match.end()
+        blank.append(line)
+    lines = np.arange(2, text.count("\n") + 2, dtype=np.int64)
+    return lines[~np.isin(lines, blank)] if blank else lines
+
+
+def _record_line_numbers_by_parsing(text: str) -> np.ndarray:
+    """``_record_line_numbers`` for text with quotes (a record may span lines)."""
     import csv
 
     reader = csv.reader(io.StringIO(text))
@@ -143,7 +195,7 @@ def _record_line_numbers(text: str) -> list[int]:
         if record and any(v.strip() for v in record):
             starts.append(line)
         line = reader.line_num + 1
-    return starts
+    return np.asarray(starts, dtype=np.int64)
 
 
 def _check_columns(label: str, columns: list[str], schema: FileSchema) -> None:
@@ -154,6 +206,8 @@ def _check_columns(label: str, columns: list[str], schema: FileSchema) -> None:
             "pseudonymous patient numbers only. Remove them before loading."
         )
     expected = schema.column_names
+    if "" in columns:
+        raise RecordFileError(f"{label}: the header has a column without a name (a trailing comma?); expected {', '.join(expected)}")
     if len(columns) == 1 and len(expected) > 1 and any(sep in columns[0] for sep in ";\t|"):
         raise RecordFileError(f"{label}: the header is one column '{columns[0]}'; the file must be comma-separated")
     missing = [c for c in expected if c not in columns]
@@ -261,6 +315,34 @@ def unknown_patients(raw: pl.DataFrame, known_ids: pl.Series) -> pl.DataFrame:
         pl.col("patient_id").alias("value"),
         pl.lit("patient is not among the valid rows of patients.csv").alias("reason"),
     ).cast(QUARANTINE_SCHEMA)
+
+
+def quarantine_rows(
+    raw_patients: pl.DataFrame,
+    raw_patient_allocations: pl.DataFrame,
+    raw_response: pl.DataFrame,
+    raw_followup: pl.DataFrame,
+    raw_adverse_events: pl.DataFrame,
+    raw_published_figures: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
+) -> pl.DataFrame:
+    """All rule violations of all record files, then rows that refer to a patient who is not valid."""
+    patient_problems = problems(raw_patients, schemas.PATIENTS)
+    valid_ids = clean(raw_patients, schemas.PATIENTS, patient_problems)["patient_id"]
+    found = [
+        patient_problems,
+        problems(raw_published_figures, schemas.REGISTRY),
+        problems(raw_provenance, schemas.PROVENANCE),
+    ]
+    for raw, schema in (
+        (raw_patient_allocations, schemas.PATIENT_ALLOCATIONS),
+        (raw_response, schemas.RESPONSE),
+        (raw_adverse_events, schemas.ADVERSE_EVENTS),
+    ):
+        found += [problems(raw, schema), unknown_patients(raw, valid_ids)]
+    for (_,), cut in raw_followup.group_by(FILE, maintain_order=True):
+        found += [problems(cut, schemas.FOLLOWUP), unknown_patients(cut, valid_ids)]
+    return pl.concat(found).unique().sort("file", "row", "column")
 
 
 def empty_quarantine() -> pl.DataFrame:

@@ -1,6 +1,7 @@
 """The warehouse IO manager: each asset is one DuckDB table named after it, replaced atomically."""
 
 
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +12,18 @@ from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, Tabl
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
+
+
+# Table and schema names come from asset keys and the resource config, never from file contents; they
+# are still checked before they enter SQL text. Values never do: the frame is handed over as Arrow.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+def sql_identifier(name: str) -> str:
+    """``name`` quoted for DuckDB, refused unless it is a plain identifier (letters, digits, underscores)."""
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"{name!r} is not a plain identifier; refusing to use it as a warehouse table or schema name")
+    return f'"{name}"'
 
 
 def column_schema(frame: pl.DataFrame) -> TableSchema:
@@ -28,12 +41,15 @@ class AtomicPolarsTypeHandler(DuckDBPolarsTypeHandler):
     """
 
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
-        arrow_table = obj.to_arrow()
+        schema, table = sql_identifier(table_slice.schema), sql_identifier(table_slice.table)
+        # String views are handed over without copying the strings: half the time and none of the memory
+        # of the default large_string copy on wide tables (a 6-million-row ADTTE). DuckDB stores the same VARCHARs.
+        arrow_table = obj.to_arrow(compat_level=pl.CompatLevel.newest())
         connection.register("__lms_output", arrow_table)
         try:
             connection.execute("BEGIN TRANSACTION")
-            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {table_slice.schema}")
-            connection.execute(f"CREATE OR REPLACE TABLE {table_slice.schema}.{table_slice.table} AS SELECT * FROM __lms_output")
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            connection.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM __lms_output")
             connection.execute("COMMIT")
         except Exception:
             connection.execute("ROLLBACK")

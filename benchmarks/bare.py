@@ -1,0 +1,161 @@
+"""The compute floor: the asset graph's tables and charts from the project's pure functions, without Dagster.
+
+    .venv/bin/python benchmarks/bare.py --data data --duckdb /tmp/bare.duckdb [--outputs /tmp/bare-outputs]
+
+Reads the study folder with the same ``lms_assets.analysis`` functions the assets call, derives the
+same tables in the same order, renders the same charts, and stores every table in one DuckDB file
+the way the warehouse IO manager does (string views, one transaction per table). Dagster is never
+imported. The last line printed is JSON with the seconds spent reading CSV, computing, rendering
+charts and storing, so the benchmark can tell the compute floor from the storage floor.
+
+Not mirrored: the published-figure checks, the audit group and the study report (they compare with
+the paper's registry, which synthetic studies do not have, and mostly read small summary tables), and
+the checks' own bookkeeping; the ADaM consistency check of successive cuts is included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from lms_assets.analysis import (
+    ae_chart,
+    baseline,
+    cohort,
+    followup,
+    km_plot,
+    render,
+    response,
+    schemas,
+    survival,
+    toxicity,
+    validation,
+    waterfall,
+)
+
+SECONDS: dict[str, float] = defaultdict(float)
+STEPS: dict[str, float] = defaultdict(float)
+
+
+@contextmanager
+def phase(name: str, step: str | None = None):
+    """Adds the time spent to the phase (read_csv, compute, charts, store) and to the step it belongs to."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        SECONDS[name] += time.perf_counter() - start
+        if step:
+            STEPS[step] += time.perf_counter() - start
+
+
+def store(connection: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Replace table ``name`` with ``frame`` in one transaction, as the warehouse IO manager does."""
+    with phase("store", name):
+        connection.register("__bare", frame.to_arrow(compat_level=pl.CompatLevel.newest()))
+        connection.execute("BEGIN TRANSACTION")
+        connection.execute(f"CREATE OR REPLACE TABLE main.{name} AS SELECT * FROM __bare")
+        connection.execute("COMMIT")
+        connection.unregister("__bare")
+    return frame
+
+
+def compute(connection: duckdb.DuckDBPyConnection, name: str, fn: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    with phase("compute", name):
+        frame = fn()
+    return store(connection, name, frame)
+
+
+def chart(outputs: Path, name: str, build: Callable[[], object]) -> None:
+    """Render a chart as the chart assets do: PNG bytes for the UI and an HTML file."""
+    with phase("charts", name):
+        figure = build()
+        render.png_bytes(figure)
+        render.save_html(figure, outputs / "charts" / f"{name}.html")
+
+
+def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, pl.DataFrame]:
+    """The raw_* tables: every record file as it arrived."""
+    raw = {}
+    with phase("read_csv"):
+        for schema in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE):
+            raw[schema.name] = validation.read_raw(study / schema.location, schema, label=schema.location)
+        registry = study / schemas.REGISTRY.location
+        raw["published_figures"] = (
+            validation.read_raw(registry, schemas.REGISTRY, label=schemas.REGISTRY.location)
+            if registry.exists()
+            else pl.DataFrame(schema={**{c: pl.String for c in schemas.REGISTRY.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+        )
+        cuts = []
+        for path in validation.followup_files(study):
+            frame = validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}")
+            cuts.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(validation.content_hash(path)).alias("content_hash")))
+        raw["followup"] = pl.concat(cuts, how="vertical")
+        for path in [study / s.location for s in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS)]:
+            validation.content_hash(path)
+    for name, frame in raw.items():
+        store(connection, f"raw_{name}", frame)
+    return raw
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="study folder")
+    parser.add_argument("--duckdb", type=Path, required=True, help="DuckDB file to write the tables to")
+    parser.add_argument("--outputs", type=Path, default=None, help="folder for chart HTML (default: beside the DuckDB file)")
+    args = parser.parse_args(argv)
+    outputs = args.outputs or args.duckdb.parent / "outputs"
+    args.duckdb.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+
+    with duckdb.connect(str(args.duckdb)) as db:
+        raw = read_study(db, args.data)
+        quarantine = compute(db, "quarantine", lambda: validation.quarantine_rows(
+            raw["patients"], raw["patient_allocations"], raw["response"], raw["followup"], raw["adverse_events"],
+            raw["published_figures"], raw["provenance"],
+        ))
+
+        def cleaned(name: str, schema: schemas.FileSchema, keep: tuple[str, ...] = ()) -> pl.DataFrame:
+            return validation.clean(raw[name], schema, quarantine, keep=keep)
+
+        adsl = compute(db, "adsl", lambda: cohort.derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS)))
+        adrs = compute(db, "adrs", lambda: cohort.derive_adrs(cleaned("response", schemas.RESPONSE)))
+        adtte = compute(db, "adtte", lambda: cohort.derive_adtte(
+            cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
+        ))
+        adae = compute(db, "adae", lambda: cohort.derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS)))
+        with phase("compute", "followup_cuts_consistent"):
+            followup.cut_regressions(adtte)
+
+        compute(db, "baseline_characteristics", lambda: baseline.baseline_characteristics(adsl))
+        compute(db, "response_summary", lambda: response.response_summary(adrs))
+        compute(db, "recist_consistency", lambda: response.recist_consistency(adrs))
+        compute(db, "tumour_shrinkage", lambda: response.tumour_shrinkage(adsl, adrs, adtte))
+        summary = compute(db, "adverse_event_summary", lambda: toxicity.adverse_event_summary(adae, adsl))
+        curves = compute(db, "survival_curves", lambda: survival.km_curves(adtte))
+        medians = compute(db, "survival_summary", lambda: survival.median_summary(curves))
+        landmarks = compute(db, "survival_landmarks", lambda: survival.landmarks(curves))
+        compute(db, "survival_followup", lambda: survival.reverse_km_followup(adtte))
+        subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl))
+        history = compute(db, "followup_history", lambda: followup.history(medians))
+
+        chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adsl)))
+        chart(outputs, "adverse_events", lambda: ae_chart.adverse_event_chart(*ae_chart.ae_chart_data(summary)))
+        for endpoint in ("PFS", "OS"):
+            chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km_plot.endpoint_figure(curves, landmarks, medians, e, None))
+        chart(outputs, "subgroup_forest", lambda: km_plot.forest_figure(subgroups))
+        chart(outputs, "followup_history", lambda: followup.history_chart(history))
+
+    print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
+
+
+if __name__ == "__main__":
+    main()

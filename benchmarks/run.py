@@ -1,0 +1,389 @@
+"""Benchmark of the whole asset graph, from the shipped 19 patients to a million synthetic ones.
+
+    .venv/bin/python benchmarks/run.py                                  # shipped, 10 000, 100 000, 1 000 000
+    .venv/bin/python benchmarks/run.py --sizes shipped,10000 --seed 7   # a quicker subset
+
+For each study it times, each in a fresh process with a fresh Dagster instance and warehouse:
+
+* ``graph``   the full graph through the path users run: ``dagster asset materialize -m lms_assets.definitions
+              --select '*'`` with the executor the project ships;
+* ``trivial`` a one-asset Dagster materialization by the same CLI (``benchmarks/trivial_dagster.py``): Dagster's floor;
+* ``bare``    ``benchmarks/bare.py``: the same tables from the same pure functions with Polars and DuckDB, no Dagster:
+              the compute floor.
+
+Wall time is measured around the process; peak memory is the largest sum of resident set sizes over the
+process and all its descendants, sampled every 10 ms with psutil (``tree RSS``). The kernel's own
+``ru_maxrss`` from ``wait4`` (the largest single process in the tree, not a sum) is recorded beside it.
+Per-step times come from the STEP_SUCCESS events in the run's event log. Studies and results go under
+``--workdir`` (default ``benchmarks/results/``, git-ignored); a synthetic study is generated once per
+size, seed and cuts and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+DEFAULT_SIZES = "shipped,10000,100000,1000000"
+SAMPLE_SECONDS = 0.01
+
+# Targets of issue 8 (benchmark targets, not unit tests).
+SHIPPED_MAX_RATIO_TO_TRIVIAL = 2.0
+MILLION_MAX_SECONDS = 30.0
+MILLION_MAX_BYTES = 4 * 1024**3
+MILLION_MAX_RATIO_TO_BARE = 2.0
+
+
+@dataclass
+class Measurement:
+    """One process run: how long, how much memory, whether it worked, and the run's own step times."""
+
+    wall_s: float
+    cpu_s: float
+    tree_rss_bytes: int
+    largest_process_rss_bytes: int
+    returncode: int
+    log: str
+    run_s: float | None = None
+    steps: dict[str, float] = field(default_factory=dict)
+    step_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    step_event_bytes: dict[str, int] = field(default_factory=dict)
+    chart_file_bytes: dict[str, int] = field(default_factory=dict)
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def _tree_rss(root: psutil.Process) -> int:
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def measure(command: list[str], env: dict[str, str], log: Path) -> Measurement:
+    """Run ``command`` to completion, sampling the RSS of its whole process tree."""
+    with log.open("wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        root = psutil.Process(proc.pid)
+        samples = []
+        while True:
+            # wait4 reaps the child and reports its ru_maxrss (largest process in its tree, KiB on Linux).
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                samples.append((time.time(), _tree_rss(root)))
+            except psutil.NoSuchProcess:
+                pass
+            time.sleep(SAMPLE_SECONDS)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measurement(
+        wall_s=wall,
+        # User + system CPU of the process and the descendants it waited for: steadier than wall time on a busy machine.
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        tree_rss_bytes=max([rss for _, rss in samples] + [usage.ru_maxrss * 1024]),
+        largest_process_rss_bytes=usage.ru_maxrss * 1024,
+        returncode=proc.returncode,
+        log=str(log),
+        samples=samples,
+    )
+
+
+def _environment(scratch: Path, study: Path | None) -> dict[str, str]:
+    """A fresh Dagster instance (the repo's dagster.yaml), warehouse and outputs folder under ``scratch``."""
+    home = scratch / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LMS_", "DAGSTER_"))}
+    env.update(DAGSTER_HOME=str(home), LMS_DUCKDB_PATH=str(scratch / "warehouse" / "lms.duckdb"), LMS_OUTPUT_DIR=str(scratch / "outputs"))
+    if study is not None:
+        env["LMS_DATA_DIR"] = str(study)
+    # The project's package from this checkout, installed or not.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def read_run_events(home: Path, result: Measurement) -> dict[str, tuple[float, float]]:
+    """From the run's event log: its duration, each step's duration and event-log bytes; returns each step's (start, end)."""
+    from dagster import DagsterEventType, DagsterInstance
+    from dagster._serdes import serialize_value
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return {}
+        logs = instance.all_logs(runs[0].run_id)
+    windows, started, start, end = {}, {}, None, None
+    for entry in logs:
+        if entry.step_key:
+            # What the step leaves in the event log (metadata, previews, inline chart PNGs): must stay bounded as N grows.
+            result.step_event_bytes[entry.step_key] = result.step_event_bytes.get(entry.step_key, 0) + len(serialize_value(entry))
+        event = entry.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            started[event.step_key] = entry.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            windows[event.step_key] = (started.get(event.step_key, entry.timestamp), entry.timestamp)
+            if event.event_type == DagsterEventType.STEP_SUCCESS:
+                result.steps[event.step_key] = event.event_specific_data.duration_ms / 1000
+        elif event.event_type == DagsterEventType.RUN_START:
+            start = entry.timestamp
+        elif event.event_type in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
+            end = entry.timestamp
+    result.run_s = end - start if start is not None and end is not None else None
+    return windows
+
+
+def _with_run_events(result: Measurement, home: Path) -> Measurement:
+    """Adds the run's own duration, per-step seconds and event-log bytes, and the peak tree RSS sampled while each step ran."""
+    windows = read_run_events(home, result)
+    for step, (begin, finish) in windows.items():
+        inside = [rss for t, rss in result.samples if begin <= t <= finish]
+        if inside:
+            result.step_peak_rss_bytes[step] = max(inside)
+    return result
+
+
+def dagster_cli(target: list[str]) -> list[str]:
+    return [str(Path(sys.executable).with_name("dagster")), "asset", "materialize", *target, "--select", "*"]
+
+
+def run_graph(study: Path, scratch: Path) -> Measurement:
+    """The full graph, as a user materializes it."""
+    env = _environment(scratch, study)
+    result = measure(dagster_cli(["-m", "lms_assets.definitions"]), env, scratch / "graph.log")
+    result.chart_file_bytes = {p.name: p.stat().st_size for p in sorted(Path(env["LMS_OUTPUT_DIR"]).glob("**/*.html"))}
+    return _with_run_events(result, Path(env["DAGSTER_HOME"]))
+
+
+def run_trivial(scratch: Path) -> Measurement:
+    """Dagster's floor: one asset that returns 1, same CLI, same executor."""
+    env = _environment(scratch, None)
+    result = measure(dagster_cli(["-f", str(BENCHMARKS / "trivial_dagster.py")]), env, scratch / "trivial.log")
+    return _with_run_events(result, Path(env["DAGSTER_HOME"]))
+
+
+def run_bare(study: Path, scratch: Path) -> Measurement:
+    """The compute floor: the same tables from the same pure functions, without Dagster."""
+    env = _environment(scratch, study)
+    command = [sys.executable, str(BENCHMARKS / "bare.py"), "--data", str(study), "--duckdb", env["LMS_DUCKDB_PATH"]]
+    result = measure(command, env, scratch / "bare.log")
+    if result.ok:
+        # bare.py ends with one JSON line: seconds per phase (read_csv, compute, charts, store) and per table.
+        report = json.loads(Path(result.log).read_text().strip().splitlines()[-1])
+        result.steps = report.pop("steps")
+        result.phases = report
+    return result
+
+
+def study_folder(size: str, seed: int, cuts: int, workdir: Path) -> tuple[Path, int, float | None]:
+    """The study to measure, its patient count, and the seconds it took to generate (None when reused or shipped)."""
+    if size == "shipped":
+        data = REPO / "data"
+        return data, sum(1 for _ in (data / "patients.csv").open()) - 1, None
+    patients = int(size)
+    folder = workdir / "studies" / f"synthetic_n{patients}_seed{seed}_cuts{cuts}"
+    if (folder / "provenance.csv").exists():
+        return folder, patients, None
+    shutil.rmtree(folder, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "lms_assets.synthetic", "--patients", str(patients), "--seed", str(seed), "--cuts", str(cuts), "--out", str(folder)],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return folder, patients, time.perf_counter() - start
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024**2:,.0f}"
+
+
+def _ratio(a: Measurement, b: Measurement) -> str:
+    """Wall-time ratio, then CPU-time ratio (the steadier one when other work shares the machine)."""
+    return f"{a.wall_s / b.wall_s:.2f}× ({a.cpu_s / b.cpu_s:.2f}× CPU)" if a.ok and b.ok else "n/a"
+
+
+def targets(row: dict) -> list[str]:
+    """Which of issue 8's targets this study's figures meet or miss, and by how much."""
+    graph, trivial, bare = (Measurement(**row[k]) for k in ("graph", "trivial", "bare"))
+    verdicts = []
+    if not graph.ok:
+        return [f"{row['study']}: the full graph FAILED (exit {graph.returncode}); see {graph.log}"]
+    if row["study"] == "shipped":
+        verdicts.append(_verdict("shipped: graph ≤ 2 × trivial", graph.wall_s, SHIPPED_MAX_RATIO_TO_TRIVIAL * trivial.wall_s, "s"))
+        verdicts.append(_verdict("shipped: graph CPU ≤ 2 × trivial CPU", graph.cpu_s, SHIPPED_MAX_RATIO_TO_TRIVIAL * trivial.cpu_s, "CPU s"))
+    if row["patients"] >= 1_000_000:
+        verdicts.append(_verdict(f"{row['study']}: graph ≤ 30 s", graph.wall_s, MILLION_MAX_SECONDS, "s"))
+        verdicts.append(_verdict(f"{row['study']}: graph CPU ≤ 30 s", graph.cpu_s, MILLION_MAX_SECONDS, "CPU s"))
+        verdicts.append(_verdict(f"{row['study']}: peak tree RSS ≤ 4 GiB", graph.tree_rss_bytes / 1024**3, MILLION_MAX_BYTES / 1024**3, "GiB"))
+        verdicts.append(_verdict(f"{row['study']}: graph ≤ 2 × bare", graph.wall_s, MILLION_MAX_RATIO_TO_BARE * bare.wall_s, "s"))
+        verdicts.append(_verdict(f"{row['study']}: graph CPU ≤ 2 × bare CPU", graph.cpu_s, MILLION_MAX_RATIO_TO_BARE * bare.cpu_s, "CPU s"))
+    return verdicts
+
+
+def _verdict(name: str, value: float, limit: float, unit: str) -> str:
+    if value <= limit:
+        return f"MET    {name}: {value:.2f} {unit} (limit {limit:.2f} {unit})"
+    return f"MISSED {name}: {value:.2f} {unit} (limit {limit:.2f} {unit}, over by {value - limit:.2f} {unit}, {value / limit:.2f}×)"
+
+
+def summary_table(rows: list[dict]) -> str:
+    """One line per study: wall time and peak memory of graph and baselines, and the ratios."""
+    lines = [
+        "| study | patients | graph s | graph CPU s | graph in-run s | graph peak MiB | trivial s | trivial CPU s | trivial peak MiB "
+        "| bare s | bare CPU s | bare peak MiB | graph/trivial | graph/bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        g, t, b = (Measurement(**row[k]) for k in ("graph", "trivial", "bare"))
+        run_s = f"{g.run_s:.2f}" if g.run_s is not None else "n/a"
+        status = "" if g.ok else " (FAILED)"
+        lines.append(
+            f"| {row['study']}{status} | {row['patients']:,} | {g.wall_s:.2f} | {g.cpu_s:.1f} | {run_s} | {_mb(g.tree_rss_bytes)} | "
+            f"{t.wall_s:.2f} | {t.cpu_s:.1f} | {_mb(t.tree_rss_bytes)} | {b.wall_s:.2f} | {b.cpu_s:.1f} | {_mb(b.tree_rss_bytes)} | "
+            f"{_ratio(g, t)} | {_ratio(g, b)} |"
+        )
+    return "\n".join(lines)
+
+
+def steps_table(rows: list[dict]) -> str:
+    """Per step of the full graph and study: seconds, peak tree RSS (MiB), event-log KiB; slowest first at the largest study."""
+    names = sorted(
+        {s for row in rows for s in (*row["graph"]["steps"], *row["graph"]["step_event_bytes"])},
+        key=lambda s: -rows[-1]["graph"]["steps"].get(s, 0.0),
+    )
+    header = "| step | " + " | ".join(f"{row['study']} s | MiB | log KiB" for row in rows) + " |"
+    lines = [header, "|---|" + "---:|---:|---:|" * len(rows)]
+    for name in names:
+        cells = []
+        for row in rows:
+            graph = row["graph"]
+            seconds, peaks, logged = graph["steps"], graph["step_peak_rss_bytes"], graph["step_event_bytes"]
+            cells.append(f"{seconds[name]:.3f}" if name in seconds else "–")
+            cells.append(_mb(peaks[name]) if name in peaks else "–")
+            cells.append(f"{logged[name] / 1024:,.0f}" if name in logged else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def payload_table(rows: list[dict]) -> str:
+    """Sizes that must stay bounded as the study grows: event-log bytes of the whole run and each chart's HTML file."""
+    charts = sorted({c for row in rows for c in row["graph"]["chart_file_bytes"]})
+    lines = ["| study | event log KiB | " + " | ".join(f"{c} KiB" for c in charts) + " |", "|---|---:|" + "---:|" * len(charts)]
+    for row in rows:
+        graph = row["graph"]
+        sizes = [f"{graph['chart_file_bytes'][c] / 1024:,.0f}" if c in graph["chart_file_bytes"] else "–" for c in charts]
+        lines.append(f"| {row['study']} | {sum(graph['step_event_bytes'].values()) / 1024:,.0f} | " + " | ".join(sizes) + " |")
+    return "\n".join(lines)
+
+
+def bare_table(rows: list[dict]) -> str:
+    """Where the bare script's time goes: reading CSV, computing tables, rendering charts, storing in DuckDB."""
+    lines = ["| study | total s | read CSV s | compute s | charts s | store in DuckDB s |", "|---|---:|---:|---:|---:|---:|"]
+    for row in rows:
+        phases = row["bare"]["phases"]
+        cells = [f"{phases.get(k, 0.0):.2f}" if phases else "n/a" for k in ("total_s", "read_csv_s", "compute_s", "charts_s", "store_s")]
+        lines.append(f"| {row['study']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    """The machine the figures came from: CPU model, cores, memory, Python and key library versions."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    from importlib.metadata import version
+
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "memory": f"{psutil.virtual_memory().total / 1024**3:.1f} GiB",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        **{pkg: version(pkg) for pkg in ("dagster", "polars", "duckdb", "numpy")},
+    }
+
+
+def report(rows: list[dict]) -> str:
+    """Every table of the benchmark, as markdown."""
+    return "\n\n".join(
+        [
+            summary_table(rows),
+            "Where the bare script's time goes:",
+            bare_table(rows),
+            "Per step of the full graph: seconds (STEP_SUCCESS duration, which includes loading inputs from and storing "
+            "outputs in DuckDB), the peak tree RSS sampled while the step ran, and what the step left in the event log:",
+            steps_table(rows),
+            "Payload sizes (bounded as N grows?):",
+            payload_table(rows),
+            "Targets:\n" + "\n".join(f"- {v}" for row in rows for v in targets(row)),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help=f"comma-separated: 'shipped' and/or patient counts (default {DEFAULT_SIZES})")
+    parser.add_argument("--seed", type=int, default=8, help="seed of the synthetic studies")
+    parser.add_argument("--cuts", type=int, default=3, help="data cuts of the synthetic studies")
+    parser.add_argument("--workdir", type=Path, default=BENCHMARKS / "results", help="where studies, scratch and results go")
+    parser.add_argument("--report", type=Path, default=None, help="print the tables of an earlier run's JSON instead of measuring")
+    args = parser.parse_args(argv)
+
+    if args.report:
+        print(report(json.loads(args.report.read_text())["rows"]))
+        return 0
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        study, patients, generated_s = study_folder(size, args.seed, args.cuts, args.workdir)
+        label = "shipped" if size == "shipped" else f"synthetic {patients:,}"
+        print(f"== {label}: {study}" + (f" (generated in {generated_s:.1f} s)" if generated_s else ""), flush=True)
+        row: dict = {"study": label, "patients": patients, "folder": str(study), "generated_s": generated_s, "loadavg_before": os.getloadavg()}
+        for name, run in (("graph", lambda s: run_graph(study, s)), ("trivial", run_trivial), ("bare", lambda s: run_bare(study, s))):
+            scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=args.workdir))
+            result = run(scratch)
+            if result.ok:
+                shutil.rmtree(scratch / "warehouse", ignore_errors=True)
+            print(f"   {name:8s} {result.wall_s:7.2f} s  CPU {result.cpu_s:7.1f} s  {_mb(result.tree_rss_bytes):>7s} MiB  exit {result.returncode}", flush=True)
+            row[name] = asdict(result) | {"samples": []}  # the RSS timeline is summarised per step, not kept
+        rows.append(row)
+
+    text = report(rows)
+    print("\n" + text)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    (args.workdir / f"benchmark-{stamp}.md").write_text(text + "\n")
+    (args.workdir / f"benchmark-{stamp}.json").write_text(
+        json.dumps({"started": started.isoformat(), "machine": machine(), "seed": args.seed, "cuts": args.cuts, "rows": rows}, indent=2)
+    )
+    print(f"\nResults written to {args.workdir / f'benchmark-{stamp}'}.{{md,json}}")
+    return 0 if all(row["graph"]["returncode"] == 0 for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
