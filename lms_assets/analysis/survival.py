@@ -15,9 +15,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import polars as pl
-from lifelines import CoxPHFitter, KaplanMeierFitter
-from lifelines.exceptions import ConvergenceError
-from lifelines.statistics import multivariate_logrank_test
 
 from lms_assets.analysis.figures import figures_frame
 
@@ -133,6 +130,9 @@ def brookmeyer_crowley_median(steps: pl.DataFrame) -> MedianEstimate:
 
 def _lifelines_band(group: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """lifelines' pointwise 95% band of one sample, fitted on its steps as frequency-weighted rows."""
+    # Imported where used: lifelines takes seconds to import, and every process that loads the definitions would pay it.
+    from lifelines import KaplanMeierFitter
+
     time = group["time"].to_numpy()
     weights = np.concatenate([group["events"].to_numpy(), group["censored"].to_numpy()])
     observed = np.concatenate([np.ones(len(time), dtype=int), np.zeros(len(time), dtype=int)])
@@ -301,6 +301,9 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
     ``weighted`` has one row per (time, event, x) with its ``count``; lifelines is fitted on the patient
     rows it stands for, because lifelines' Efron handling of weighted ties differs from that of the rows.
     """
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceError
+
     if min(events.values()) == 0:
         return None, None, None, None, "HR not estimable: a level has no event"
     patients = int(weighted["count"].sum())
@@ -319,6 +322,8 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
 
 def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
     """One forest row from (time, event, x, count) rows: n, events and KM median per level, log-rank p and Cox HR of level vs reference."""
+    from lifelines.statistics import multivariate_logrank_test
+
     notes = []
     left_out = weighted.filter(pl.col("x").is_null())["count"].sum()
     if left_out:
