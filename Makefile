@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Persistent, git-ignored instance: run history, schedules and sensors survive restarts.
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
-HOST ?= 127.0.0.1
-PORT ?= 3000
+HOST := 127.0.0.1
+PORT := 3000
 
 .PHONY: install system-deps run test materialize clean
 

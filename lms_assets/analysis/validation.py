@@ -101,7 +101,11 @@ def read_raw(path: Path, schema: FileSchema, label: str | None = None) -> pl.Dat
         raise RecordFileError(f"{label}: file is missing (expected at {path}); {schema.description}")
     if path.is_dir():
         raise RecordFileError(f"{label}: is a folder, not a CSV file")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        # e.g. no read permission, or a spreadsheet program holding the file locked
+        raise RecordFileError(f"{label}: cannot be read ({err.strerror or err})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

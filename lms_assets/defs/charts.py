@@ -12,6 +12,7 @@ from lms_assets.defs.published import published_cut, typed_registry
 
 
 @asset(
+    pool=DUCKDB_POOL,
     group_name=CHARTS,
     kinds={"altair"},
     owners=OWNERS,
@@ -31,6 +32,7 @@ def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
 
 
 @asset(
+    pool=DUCKDB_POOL,
     group_name=CHARTS,
     kinds={"altair"},
     owners=OWNERS,
@@ -102,6 +104,7 @@ def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
 
 
 @asset(
+    pool=DUCKDB_POOL,
     group_name=CHARTS,
     kinds={"altair"},
     owners=OWNERS,

@@ -83,6 +83,7 @@ def adae(raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame) -> Output[p
 
 
 @asset_check(
+    pool=DUCKDB_POOL,
     asset=adsl,
     # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): on a million
     # patients ADTTE has six million rows of fourteen columns, and loading it whole took seconds and gigabytes.
@@ -109,6 +110,7 @@ def adsl_patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.Dat
 
 
 @asset_check(
+    pool=DUCKDB_POOL,
     asset=adtte,
     blocking=True,
     description=(

@@ -27,6 +27,7 @@ from lms_assets import config
 from lms_assets.analysis import audit
 from lms_assets.analysis import figures as fig
 from lms_assets.analysis import schemas, validation
+from lms_assets.defs.constants import DUCKDB_POOL
 from lms_assets.analysis import baseline, response, survival, toxicity
 
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
@@ -139,7 +140,9 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
             description="No published-figure registry in the study folder: there is nothing printed to compare with.",
         )
 
-        @multi_asset_check(specs=[spec], name=f"{asset_name}_published_figures", ins={"table": AssetIn(key=key)})
+        @multi_asset_check(
+            specs=[spec], name=f"{asset_name}_published_figures", ins={"table": AssetIn(key=key)}, pool=DUCKDB_POOL
+        )
         def _nothing(context: AssetCheckExecutionContext, table: pl.DataFrame):
             context.log.info(f"No published_figures.csv in {config.data_dir()}: nothing printed to compare with {asset_name}.")
             yield AssetCheckResult(
@@ -166,6 +169,7 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
 
     @multi_asset_check(
         specs=specs,
+        pool=DUCKDB_POOL,
         name=f"{asset_name}_published_figures",
         ins={
             "table": AssetIn(key=key),

@@ -46,6 +46,7 @@ def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @asset_check(
+    pool=DUCKDB_POOL,
     asset=recist_consistency,
     description=(
         "Warns when any recorded best response lies outside RECIST 1.1's range for its best % change, "

@@ -119,6 +119,7 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
 
 
 @asset_check(
+    pool=DUCKDB_POOL,
     asset=survival_subgroups,
     additional_ins={"raw_published_figures": AssetIn("raw_published_figures")},
     description=(

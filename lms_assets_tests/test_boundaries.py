@@ -1,0 +1,194 @@
+"""Boundaries: record files only from inside the study folder, pseudonymous ids only, no SQL from file
+contents, and a UI that listens on loopback unless the user says otherwise."""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import build_output_context
+from dagster._core.storage.db_io_manager import TableSlice
+
+from lms_assets.analysis import schemas, validation
+from lms_assets.analysis.validation import RecordFileError
+from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
+from lms_assets_tests.conftest import REPO, run_assets
+from lms_assets_tests.test_bad_input import failure_message, table_digests
+
+
+def run_cohort():
+    return run_assets("adsl", "adrs", "adtte", "adae")
+
+
+@pytest.fixture
+def loaded(platform_env):
+    assert run_cohort().success
+    return platform_env, table_digests(platform_env["warehouse"])
+
+
+# --- the study folder's boundary ---------------------------------------------------------------
+
+
+def test_a_name_that_climbs_out_of_the_study_folder_is_refused(study_dir: Path):
+    (study_dir.parent / "secret.csv").write_text("patient_id\n1\n")
+    with pytest.raises(RecordFileError, match=r"\.\./secret\.csv: resolves to .*, outside the study folder"):
+        validation.resolve_inside(study_dir, "../secret.csv")
+    with pytest.raises(RecordFileError, match="outside the study folder"):
+        validation.resolve_inside(study_dir, "followup/../../secret.csv")
+
+
+def test_an_absolute_name_is_refused_even_when_it_points_inside(study_dir: Path):
+    inside = study_dir / "patients.csv"
+    with pytest.raises(RecordFileError, match="relative to the study folder .*, not by absolute path"):
+        validation.resolve_inside(study_dir, str(inside))
+
+
+def test_names_inside_the_folder_and_links_that_stay_inside_are_accepted(study_dir: Path):
+    assert validation.resolve_inside(study_dir, "followup/2021-03-31.csv") == study_dir / "followup" / "2021-03-31.csv"
+    (study_dir / "archive").mkdir()
+    (study_dir / "patients.csv").rename(study_dir / "archive" / "patients-v2.csv")
+    (study_dir / "patients.csv").symlink_to(study_dir / "archive" / "patients-v2.csv")
+    assert validation.resolve_inside(study_dir, "patients.csv") == study_dir / "patients.csv"
+
+
+def test_a_record_file_linked_to_outside_the_folder_fails_the_run_and_keeps_the_warehouse(loaded, tmp_path: Path):
+    env, before = loaded
+    outside = tmp_path / "elsewhere" / "patients.csv"
+    outside.parent.mkdir()
+    (env["data"] / "patients.csv").rename(outside)
+    (env["data"] / "patients.csv").symlink_to(outside)
+
+    result = run_cohort()
+
+    assert not result.success
+    message = failure_message(result)
+    assert f"patients.csv: resolves to {outside}, outside the study folder" in message
+    assert "refusing to read it" in message
+    assert table_digests(env["warehouse"]) == before
+
+
+def test_a_followup_folder_or_cut_file_linked_outside_is_refused(study_dir: Path, tmp_path: Path):
+    outside_cut = tmp_path / "other-study-2022-03-31.csv"
+    outside_cut.write_text((study_dir / "followup" / "2021-03-31.csv").read_text())
+    (study_dir / "followup" / "2022-03-31.csv").symlink_to(outside_cut)
+    with pytest.raises(RecordFileError, match=r"followup/2022-03-31\.csv: resolves to .*outside the study folder"):
+        validation.followup_files(study_dir)
+
+    (study_dir / "followup" / "2022-03-31.csv").unlink()
+    (study_dir / "followup").rename(tmp_path / "moved-followup")
+    (study_dir / "followup").symlink_to(tmp_path / "moved-followup")
+    with pytest.raises(RecordFileError, match="followup: resolves to .*outside the study folder"):
+        validation.followup_files(study_dir)
+
+
+# --- pseudonymous ids only ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["name", "date_of_birth", "phone", "address", "national_id", "Patient_Name", "email"])
+def test_a_column_that_looks_like_a_direct_identifier_is_refused_saying_why(study_dir: Path, column: str):
+    path = study_dir / "patients.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([f"{lines[0]},{column}", *(f"{line},x" for line in lines[1:])]) + "\n")
+    with pytest.raises(RecordFileError) as refused:
+        validation.read_raw(path, schemas.PATIENTS)
+    message = str(refused.value)
+    assert message.startswith(f"patients.csv: column(s) {column} look like direct identifiers")
+    assert "pseudonymous patient numbers only" in message
+
+
+def test_the_declared_columns_are_not_mistaken_for_identifiers(study_dir: Path):
+    for schema in (*schemas.RECORD_FILES, schemas.REGISTRY, schemas.PROVENANCE):
+        assert not [c for c in schema.column_names if validation._IDENTIFIER_PATTERN.search(c)], schema.name
+
+
+def test_an_identifier_column_fails_the_run_and_keeps_the_warehouse(loaded):
+    env, before = loaded
+    path = env["data"] / "adverse_events.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([f"{lines[0]},phone", *(f"{line},555-0100" for line in lines[1:])]) + "\n")
+
+    result = run_cohort()
+
+    assert not result.success
+    assert "adverse_events.csv: column(s) phone look like direct identifiers" in failure_message(result)
+    assert table_digests(env["warehouse"]) == before
+
+
+# --- no SQL from file contents -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["adsl; DROP TABLE adsl", 'adsl" --', "raw patients", "", "1adsl", "adsl\n"])
+def test_a_table_name_that_is_not_a_plain_identifier_is_refused(name: str):
+    with pytest.raises(ValueError, match="is not a plain identifier"):
+        sql_identifier(name)
+
+
+def test_the_warehouse_writer_binds_values_and_checks_names(tmp_path: Path):
+    """A value that reads like SQL is stored verbatim; a table name that is not an identifier never reaches SQL."""
+    database = str(tmp_path / "w.duckdb")
+    hostile = "x'); DROP TABLE adsl; --"
+    frame = pl.DataFrame({"value": [hostile, 'a "quoted" value']})
+    handler = AtomicPolarsTypeHandler()
+    with duckdb.connect(database) as connection:
+        connection.execute("CREATE TABLE adsl AS SELECT 1 AS SUBJID")
+        handler.handle_output(build_output_context(), TableSlice(table="notes", schema="main", database=database), frame, connection)
+        with pytest.raises(ValueError, match="is not a plain identifier"):
+            handler.handle_output(
+                build_output_context(), TableSlice(table="notes; DROP TABLE adsl", schema="main", database=database), frame, connection
+            )
+        stored = connection.execute("SELECT value FROM notes ORDER BY value").pl()
+        tables = sorted(r[0] for r in connection.execute("SELECT table_name FROM information_schema.tables").fetchall())
+    assert stored["value"].to_list() == sorted([hostile, 'a "quoted" value'])
+    assert tables == ["adsl", "notes"]
+
+
+# --- the UI stays on loopback ------------------------------------------------------------------
+
+
+def _make_run_command(extra_env: dict[str, str], *args: str) -> str:
+    """The command `make run` would execute (make -n prints it without running anything)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"HOST", "PORT"}} | extra_env
+    out = subprocess.run(["make", "-n", "run", *args], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+    return next(line for line in out.splitlines() if " dev " in line)
+
+
+def test_the_makefile_default_host_is_loopback():
+    defaults = dict(re.findall(r"^(HOST|PORT)\s*[:?]?=\s*(\S+)\s*$", (REPO / "Makefile").read_text(), re.MULTILINE))
+    assert defaults["HOST"] == "127.0.0.1"
+    assert " dev -h 127.0.0.1 " in _make_run_command({})
+
+
+def test_only_an_explicit_make_variable_changes_the_host():
+    """`make run HOST=…` is the user saying so; a HOST variable inherited from the shell (many container
+    images export HOST=0.0.0.0 for web servers) must not silently expose the UI."""
+    assert " dev -h 10.1.2.3 " in _make_run_command({}, "HOST=10.1.2.3")
+    assert " dev -h 127.0.0.1 " in _make_run_command({"HOST": "0.0.0.0"})
+
+
+def test_the_readme_says_how_to_expose_the_ui_safely_and_why():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Exposing the UI") :]
+    section = section[: section.index("\n## ")]
+    assert "127.0.0.1" in section
+    assert "no login" in section
+    assert "authenticating" in section and "reverse proxy" in section
+
+
+# --- a file the platform may not read ----------------------------------------------------------
+
+
+def test_a_file_that_cannot_be_read_is_refused_naming_it(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Permissions do not stop root (CI may run as root), so the refusal is exercised through a read that fails."""
+    real_read = Path.read_bytes
+
+    def locked(path: Path) -> bytes:
+        if path.name == "response.csv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", locked)
+    with pytest.raises(RecordFileError, match=r"^response\.csv: cannot be read \(Permission denied\)$"):
+        validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)
