@@ -26,3 +26,16 @@ def save_html(chart: alt.TopLevelMixin, path: Path) -> Path:
     chart.save(str(tmp), format="html", inline=True)
     tmp.replace(path)
     return path
+
+
+def cell_text(value: object, max_items: int | None = None) -> str:
+    """A table cell for people: floats to 4 significant digits, lists joined (capped at ``max_items``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        shown = value if max_items is None else value[:max_items]
+        text = ", ".join(str(v) for v in shown)
+        return text + (f", … ({len(value)} in all)" if len(shown) < len(value) else "")
+    return str(value)

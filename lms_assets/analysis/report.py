@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from lms_assets.analysis import render
+
 from lms_assets.analysis import figures as fig
 
 COMPARISON_SCHEMA = {
@@ -148,16 +150,6 @@ def _statistic_heading(statistic: str) -> str:
     return " ".join(words.get(part, part.replace("_", " ")) for part in statistic.split("."))
 
 
-def _cell_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 def table_html(frame: pl.DataFrame, caption: str = "", row_class: str | None = None, table_class: str = "") -> str:
     """A plain HTML table of every row; ``row_class`` names a column whose value becomes the row's CSS class."""
     columns = [c for c in frame.columns if c != row_class]
@@ -165,7 +157,7 @@ def table_html(frame: pl.DataFrame, caption: str = "", row_class: str | None = N
     rows = []
     for record in frame.iter_rows(named=True):
         css = f' class="{_esc(record[row_class])}"' if row_class else ""
-        rows.append(f"<tr{css}>" + "".join(f"<td>{_esc(_cell_text(record[c]))}</td>" for c in columns) + "</tr>")
+        rows.append(f"<tr{css}>" + "".join(f"<td>{_esc(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
     caption_html = f"<caption>{_esc(caption)}</caption>" if caption else ""
     return f'<div class="scroll"><table class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 

@@ -14,14 +14,8 @@ PREVIEW_ROWS = 25
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
-        text = ", ".join(str(v) for v in value[:20])
-        return text + (f", … ({len(value)} in all)" if len(value) > 20 else "")
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    # Markdown tables break on a pipe or a newline inside a cell.
+    return render.cell_text(value, max_items=20).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> str:
