@@ -2,7 +2,7 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, Output, asset, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset, asset_check
 
 from lms_assets.analysis import response
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
@@ -71,6 +71,12 @@ def recorded_responses_match_recist(recist_consistency: pl.DataFrame) -> AssetCh
     kinds=KINDS,
     owners=OWNERS,
     pool=DUCKDB_POOL,
+    # Only the columns read: on a million patients the whole of ADTTE alone is six million wide rows.
+    ins={
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "IMMUNOFL"]}),
+        "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC", "PCHG"]}),
+        "adtte": AssetIn(metadata={"columns": ["SUBJID", "DATACUT", "PARAMCD", "CNSR"]}),
+    },
     description=(
         "The Results' and Discussion's response figures from ADRS, ADSL and ADTTE: patients with any tumour "
         "shrinkage and their mean shrinkage; anlotinib + immunotherapy patients, their best responses, shrinkage "
