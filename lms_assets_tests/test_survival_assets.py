@@ -24,7 +24,7 @@ def _materialize_survival():
     """The survival assets with everything upstream of them and of their checks (the registry, the paper audit)."""
     defs = build_defs()
     keys = AssetSelection.assets(*SURVIVAL_ASSETS, "adrs", "paper_consistency").upstream().resolve(defs.resolve_asset_graph())
-    return defs.get_implicit_global_asset_job_def().execute_in_process(asset_selection=list(keys), raise_on_error=False)
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=list(keys), raise_on_error=False)
 
 
 def _table(warehouse: Path, name: str) -> pl.DataFrame:
