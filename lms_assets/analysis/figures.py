@@ -56,16 +56,6 @@ def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:
     return abs(recomputed - printed) <= 0.5 * 10 ** (-decimals) + _EPSILON
 
 
-def compare(registry: pl.DataFrame, figures: pl.DataFrame) -> pl.DataFrame:
-    """Every registry row whose quantity ``figures`` computes, with the recomputed value and whether it agrees."""
-    joined = registry.join(figures.rename({"value": "recomputed"}), on="quantity", how="inner")
-    return joined.with_columns(
-        pl.struct("value", "decimals", "recomputed")
-        .map_elements(lambda r: agrees(r["value"], r["decimals"], r["recomputed"]), return_dtype=pl.Boolean)
-        .alias("agrees")
-    )
-
-
 def format_value(value: float | None, decimals: int) -> str:
     """A recomputed value at the printed precision plus one digit, so a reader sees how close it was."""
     if value is None:
