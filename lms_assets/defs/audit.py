@@ -39,7 +39,13 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> audit.Feasibility 
     kinds=KINDS,
     owners=OWNERS,
     pool=DUCKDB_POOL,
-    ins={"raw_published_figures": AssetIn(), "raw_provenance": AssetIn(), "adsl": AssetIn(), "adtte": AssetIn()},
+    # Only the columns read are loaded: on a large study ADSL and ADTTE whole cost seconds and gigabytes.
+    ins={
+        "raw_published_figures": AssetIn(),
+        "raw_provenance": AssetIn(),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
+        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+    },
     description=(
         "Per printed figure, what the paper says against itself, found without recomputing anything: percentages "
         "impossible for the cohort size (GRIM), printed k/n that disagree with their own percentage or the cohort, "

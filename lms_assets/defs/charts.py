@@ -1,7 +1,7 @@
 """Group ``charts``: Altair figures as PNG in the UI and interactive HTML in the outputs folder."""
 
 import polars as pl
-from dagster import MaterializeResult, asset
+from dagster import AssetIn, MaterializeResult, asset
 
 from lms_assets.analysis import ae_chart, followup, km_plot, waterfall
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
@@ -16,6 +16,10 @@ from lms_assets.defs.published import published_cut, typed_registry
     group_name=CHARTS,
     kinds={"altair"},
     owners=OWNERS,
+    ins={
+        "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC", "PCHG"]}),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "COMBTRT"]}),
+    },
     description=(
         "Figure 2, the waterfall plot: each patient's best % change of the target-lesion sum, sorted from largest "
         "increase to largest decrease, coloured by recorded RECIST 1.1 response, dashed lines at −30% and +20%, "

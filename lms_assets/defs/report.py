@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from lms_assets import config
 from lms_assets.analysis import report, schemas, validation
@@ -114,7 +114,13 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     owners=OWNERS,
     # It reads the warehouse; in the pool it never meets a run that is writing it.
     pool=DUCKDB_POOL,
-    deps=[*CHART_ASSETS, *RAW_ASSETS],
+    # raw_followup is an input below; Dagster refuses narrowing the columns of an asset also named in deps.
+    deps=[*CHART_ASSETS, *(a for a in RAW_ASSETS if a.key.path[-1] != "raw_followup")],
+    # The patient count and the follow-up files are all it reads of ADSL and the (millions of) follow-up rows.
+    ins={
+        "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
+        "raw_followup": AssetIn(metadata={"columns": ["_file", "content_hash", "data_cut"]}),
+    },
     description=(
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
         "PNG charts, no scripts, opens offline) in the outputs folder (`report/study_report.html`). Study summary; "

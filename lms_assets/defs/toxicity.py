@@ -2,7 +2,7 @@
 
 
 import polars as pl
-from dagster import Output, asset
+from dagster import AssetIn, Output, asset
 
 from lms_assets.analysis import toxicity
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, TOXICITY
@@ -14,6 +14,11 @@ from lms_assets.defs.metadata import table_output
     kinds={"polars", "duckdb"},
     owners=OWNERS,
     pool=DUCKDB_POOL,
+    # Only the columns read: ADAE and ADSL whole cost seconds and gigabytes on a large study.
+    ins={
+        "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "ATOXGR", "ATOXGRGP", "TRTEMFL"]}),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "DOSREDFL", "DISCAEFL"]}),
+    },
     description=(
         "Table 4 recomputed from ADAE: one row per term (most frequent first; ties by grade 3/4 count, then name), "
         "each patient counted once per term at their worst CTCAE grade, as n and % of all ADSL patients: any grade, "
