@@ -170,11 +170,12 @@ def os_feasibility(death_times: Sequence[float], censor_bounds: Sequence[tuple[f
     gap_time = [(lo + hi) / 2 if hi != math.inf else lo + 1.0 for lo, hi in zip(gap_lo, gap_hi)]
     lowers = sorted(lo for lo, _ in censor_bounds)
     upper = min(hi for _, hi in censor_bounds)
-    patterns = list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds)))
-    feasible = [p for p in patterns if all(gap_hi[g] > lo and gap_lo[g] <= upper for g, lo in zip(p, lowers))]
-    if not feasible:
+    patterns = np.array(
+        list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds))), dtype=np.int64
+    ).reshape(-1, len(censor_bounds))
+    gaps = patterns[np.all((np.asarray(gap_hi)[patterns] > lowers) & (np.asarray(gap_lo)[patterns] <= upper), axis=1)]
+    if not len(gaps):
         return Feasibility(len(patterns), 0, pl.DataFrame(schema=_FEASIBILITY_SCHEMA))
-    gaps = np.asarray(feasible)
     n_pat, n_cens = gaps.shape
     frame = pl.DataFrame(
         {
@@ -193,7 +194,13 @@ def os_feasibility(death_times: Sequence[float], censor_bounds: Sequence[tuple[f
         .with_columns(pl.col("time").replace_strict(gap_time, list(range(len(gap_time)))).alias("followup_gap"))
     )
     patterns_frame = pl.DataFrame(
-        {"pattern": np.arange(n_pat), "gaps": gaps.tolist(), "first_gap": gaps[:, 0], "last_gap": gaps[:, -1]}
+        {
+            "pattern": np.arange(n_pat),
+            # From the 2-D array directly: building the list column from Python lists took a second.
+            "gaps": pl.Series(gaps).cast(pl.List(pl.Int64)),
+            "first_gap": gaps[:, 0],
+            "last_gap": gaps[:, -1],
+        }
     )
     estimates = (
         patterns_frame.join(medians, on="pattern").join(followup_gap.select("pattern", "followup_gap"), on="pattern", how="left")
