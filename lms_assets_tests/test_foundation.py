@@ -4,6 +4,7 @@ import duckdb
 import polars as pl
 import pytest
 from lms_assets.definitions import build_defs
+from lms_assets.defs.resources import WarehouseIOManager
 from lms_assets_tests.conftest import run_assets
 
 
@@ -66,3 +67,15 @@ def test_warehouse_round_trip_through_duckdb_polars_loader(platform_env):
     result = _materialize_cohort("adrs")
     assert result.success, "a downstream asset failed to load its input from DuckDB"
     assert int(duckdb.__version__.split(".")[0]) < 2, "dagster-duckdb-polars 0.29 cannot load from duckdb 2.x"
+
+
+def test_a_check_reads_only_the_columns_of_its_own_asset_it_names(platform_env):
+    """``WarehouseTables.read_columns`` (for checks on a six-million-row ADTTE) gives those columns, stored values unchanged."""
+    _materialize_cohort("adtte")
+    tables = WarehouseIOManager(database=str(platform_env["warehouse"]), schema="main").create_io_manager(None)
+    narrow = tables.read_columns("adtte", ["SUBJID", "DATACUT", "AVAL"])
+    assert narrow.columns == ["SUBJID", "DATACUT", "AVAL"]
+    assert narrow.equals(_table(platform_env["warehouse"], "adtte").select("SUBJID", "DATACUT", "AVAL"))
+    assert narrow.schema["DATACUT"] == pl.Date
+    with pytest.raises(ValueError, match="plain identifier"):
+        tables.read_columns("adtte", ["AVAL; DROP TABLE adtte"])

@@ -2,11 +2,22 @@
 
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetIn, MetadataValue, Output, asset, asset_check
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetIn,
+    MetadataValue,
+    Output,
+    ResourceParam,
+    asset,
+    asset_check,
+)
 
 from lms_assets.analysis import cohort, followup, schemas, validation
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import preview
+from lms_assets.defs.resources import WarehouseTables
 
 KINDS = {"polars", "duckdb"}
 
@@ -92,8 +103,8 @@ def adae(raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame) -> Output[p
         "adtte": AssetIn("adtte", metadata={"columns": ["DATACUT", "SUBJID", "PARAMCD"]}),
     },
     description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.")
-def adsl_patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
-    ids = set(adsl["SUBJID"].to_list())
+def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    ids = set(io_manager.read_columns("adsl", ["SUBJID"])["SUBJID"].to_list())
     no_response = sorted(ids - set(adrs["SUBJID"].to_list()))
     expected = adtte.select("DATACUT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
     expected = expected.join(pl.DataFrame({"PARAMCD": ["PFS", "OS"]}), how="cross")
@@ -119,7 +130,8 @@ def adsl_patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.Dat
         "values, and nothing downstream is recomputed from the regressive cut."
     ),
 )
-def followup_cuts_consistent(adtte: pl.DataFrame) -> AssetCheckResult:
+def followup_cuts_consistent(io_manager: ResourceParam[WarehouseTables]) -> AssetCheckResult:
+    adtte = io_manager.read_columns("adtte", ["DATACUT", "SUBJID", "PARAMCD", "AVAL", "CNSR"])
     regressions = followup.cut_regressions(adtte)
     sentences = [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
     return AssetCheckResult(
