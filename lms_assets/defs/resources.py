@@ -5,8 +5,8 @@ import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
-import duckdb
 import polars as pl
 from dagster import MetadataValue, OutputContext, TableColumn, TableSchema
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
@@ -86,7 +86,9 @@ class WarehouseTables(DbIOManager):
 
     def __init__(self, *, database: str, schema: str, connection_config: dict, **kwargs):
         super().__init__(database=database, schema=schema, **kwargs)
-        self.database_path, self.schema_name, self.connection_config = database, schema, connection_config
+        self.schema_name = schema
+        # What DuckDbClient.connect reads from a resource context: the same file, settings and lock retries.
+        self._connect_context = SimpleNamespace(resource_config={"database": database, "connection_config": connection_config})
 
     def read_columns(self, table: str, columns: Sequence[str]) -> pl.DataFrame:
         """Some columns of a stored table, for a check on that table's own asset.
@@ -95,7 +97,7 @@ class WarehouseTables(DbIOManager):
         asset is loaded whole, which for a six-million-row ADTTE costs seconds and gigabytes.
         """
         query = f"SELECT {', '.join(map(sql_identifier, columns))} FROM {sql_identifier(self.schema_name)}.{sql_identifier(table)}"
-        with duckdb.connect(self.database_path, config=self.connection_config) as connection:
+        with _ReplacingDuckDbClient.connect(self._connect_context, None) as connection:
             return pl.DataFrame(connection.execute(query).arrow())
 
 
@@ -106,8 +108,7 @@ class WarehouseIOManager(DuckDBPolarsIOManager):
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [AtomicPolarsTypeHandler()]
 
-
-    def create_io_manager(self, context) -> "WarehouseTables":
+    def create_io_manager(self, context) -> WarehouseTables:
         return WarehouseTables(
             connection_config=dict(self.connection_config),
             db_client=_ReplacingDuckDbClient(),
