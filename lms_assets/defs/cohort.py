@@ -104,6 +104,7 @@ def adae(raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame) -> Output[p
     },
     description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.")
 def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    # ADSL is read, not taken as an input: Dagster would load the check's own asset whole (see read_columns).
     ids = set(io_manager.read_columns("adsl", ["SUBJID"])["SUBJID"].to_list())
     no_response = sorted(ids - set(adrs["SUBJID"].to_list()))
     expected = adtte.select("DATACUT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
@@ -131,6 +132,7 @@ def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.
     ),
 )
 def followup_cuts_consistent(io_manager: ResourceParam[WarehouseTables]) -> AssetCheckResult:
+    # Read here, not taken as an input: Dagster would load the check's own asset whole (see read_columns).
     adtte = io_manager.read_columns("adtte", ["DATACUT", "SUBJID", "PARAMCD", "AVAL", "CNSR"])
     regressions = followup.cut_regressions(adtte)
     sentences = [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
