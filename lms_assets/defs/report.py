@@ -22,6 +22,8 @@ REPORT_FILE = Path("report") / "study_report.html"
 # Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
 CHART_ASSETS = tuple(a for a in vars(charts).values() if isinstance(a, AssetsDefinition))
 RAW_ASSETS = tuple(a for a in vars(ingest).values() if isinstance(a, AssetsDefinition) and a.key.path[-1].startswith("raw_"))
+# One file each, its SHA-256 in the materialization's metadata; the follow-up cuts are read from raw_followup's rows.
+SINGLE_FILE_RAW_ASSETS = tuple(a for a in RAW_ASSETS if a.key.path[-1] != "raw_followup")
 
 _PNG_IN_MARKDOWN = re.compile(r"!\[(?P<title>[^\]]*)\]\(data:image/png;base64,(?P<data>[A-Za-z0-9+/=]+)\)")
 
@@ -60,9 +62,7 @@ def _chart_images(context: AssetExecutionContext) -> list[report.Chart]:
 def _record_files(context: AssetExecutionContext, raw_followup: pl.DataFrame) -> pl.DataFrame:
     """Each record file with the SHA-256 the ingest recorded; follow-up cuts from the stacked follow-up table."""
     rows = []
-    for raw_asset in RAW_ASSETS:
-        if raw_asset.key.path[-1] == "raw_followup":
-            continue
+    for raw_asset in SINGLE_FILE_RAW_ASSETS:
         metadata = _latest_metadata(context, raw_asset.key)
         # An optional file the study lacks is recorded as "absent: <path>", without a hash.
         source = str(metadata["source_file"].value)
@@ -115,7 +115,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     # It reads the warehouse; in the pool it never meets a run that is writing it.
     pool=DUCKDB_POOL,
     # raw_followup is an input below; Dagster refuses narrowing the columns of an asset also named in deps.
-    deps=[*CHART_ASSETS, *(a for a in RAW_ASSETS if a.key.path[-1] != "raw_followup")],
+    deps=[*CHART_ASSETS, *SINGLE_FILE_RAW_ASSETS],
     # The patient count and the follow-up files are all it reads of ADSL and the (millions of) follow-up rows.
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
