@@ -143,6 +143,38 @@ def test_loglog_band_is_lifelines_default_and_matches_a_hand_computation():
     assert at_two["ci_upper"] == pytest.approx(0.6 ** (1 / exponent), rel=1e-12)
 
 
+def test_loglog_band_is_null_where_undefined_at_s_one_and_s_zero():
+    """log(−log S) is undefined at S = 1 (a censoring before the first event) and S = 0 (the last death): R gives NA."""
+    steps = survival.with_loglog_band(km_table([1, 2, 3, 4], [0, 1, 1, 1]))
+    assert steps["surv"].to_list()[0] == 1.0 and steps["surv"].to_list()[-1] == 0.0
+    assert steps["ci_lower"].is_null().to_list() == [True, False, False, True]
+    assert steps["ci_upper"].is_null().to_list() == [True, False, False, True]
+
+
+def test_an_upper_band_that_ends_at_s_zero_does_not_give_a_bound():
+    """The OS defect R found: lifelines' [0, 0] band at the last death read as the upper bound. It is not reached."""
+    os_ = _shipped_adtte().filter(pl.col("PARAMCD") == "OS")
+    steps = survival.with_loglog_band(km_table(os_["AVAL"].to_list(), (1 - os_["CNSR"]).to_list()))
+    assert steps["surv"][-1] == 0.0 and steps["ci_upper"].drop_nulls().min() > 0.5
+    estimate = survival.brookmeyer_crowley_median(steps)
+    assert (estimate.median, estimate.ci_lower, estimate.ci_upper) == (23.5, 6.9, None)
+    assert "upper bound not reached" in estimate.note
+
+
+def test_plateau_median_under_both_conventions():
+    """S = 0.5 exactly from t = 3 until the next death at 5: SPSS's first crossing is 3, R's and SAS's midpoint 4 (each value as R 4.2 gives)."""
+    steps = km_table([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 1, 1])
+    assert survival.first_time_at_or_below(steps, "surv", 0.5) == 3
+    assert survival.plateau_midpoint_median(steps) == 4
+    # A curve that ends on the plateau: the midpoint runs to the last observed time (R's quantile.survfit).
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3, 7], [1, 1, 0, 0])) == pytest.approx((2 + 7) / 2)
+    # S jumps past 0.5: the two rules agree.
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [1, 1, 1])) == 2
+    assert survival.plateau_midpoint_median(km_table([1, 2], [1, 0])) == pytest.approx(1.5)
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [0, 0, 1])) == 3
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [1, 0, 0])) is None
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_loglog_row_agrees_with_lifelines(seed):
     rng = np.random.default_rng(seed)
@@ -152,19 +184,25 @@ def test_loglog_row_agrees_with_lifelines(seed):
     steps = survival.with_loglog_band(km_table(time.tolist(), event.tolist()))
     ours = survival.brookmeyer_crowley_median(steps)
     kmf = KaplanMeierFitter().fit(time, event)
-    bounds = median_survival_times(kmf.confidence_interval_).iloc[0].tolist()
-    expected = [None if math.isinf(v) else v for v in (kmf.median_survival_time_, *bounds)]
-    assert [ours.median, ours.ci_lower, ours.ci_upper] == expected
-    # The band fitted on aggregated, weighted steps is lifelines' band fitted on the patient rows.
+    # Where the transform is defined (0 < S < 1) the band is lifelines' band on the patient rows; elsewhere null.
+    defined = ((steps["surv"] > 0) & (steps["surv"] < 1)).to_numpy()
     band = kmf.confidence_interval_.reindex(steps["time"].to_numpy())
-    assert np.allclose(steps["ci_lower"].to_numpy(), band.iloc[:, 0].to_numpy(), rtol=1e-12)
-    assert np.allclose(steps["ci_upper"].to_numpy(), band.iloc[:, 1].to_numpy(), rtol=1e-12)
+    for column, position in (("ci_lower", 0), ("ci_upper", 1)):
+        assert steps[column].is_null().to_numpy().tolist() == (~defined).tolist()
+        assert np.allclose(steps[column].to_numpy()[defined], band.iloc[:, position].to_numpy()[defined], rtol=1e-12)
+    # lifelines' crossings agree with ours, except a crossing at S = 0, where lifelines writes the band as [0, 0].
+    inside = kmf.survival_function_.iloc[:, 0].between(0, 1, inclusive="neither")
+    masked = kmf.confidence_interval_.where(inside, axis=0)
+    bounds = [masked.index[(masked[c] <= 0.5).to_numpy()].min() for c in masked.columns]
+    assert [ours.median, ours.ci_lower, ours.ci_upper] == [kmf.median_survival_time_, *(None if math.isnan(b) else b for b in bounds)]
+    lifelines_bounds = median_survival_times(kmf.confidence_interval_).iloc[0].tolist()
+    assert ours.ci_lower == lifelines_bounds[0]
 
 
 def test_summary_has_the_two_methods_per_cut_and_endpoint_with_exact_columns():
     curves = survival.km_curves(_shipped_adtte())
     summary = survival.median_summary(curves)
-    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "se", "ci_lower", "ci_upper", "note"]
+    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "median_midpoint", "se", "ci_lower", "ci_upper", "note"]
     assert summary.height == 4
     os_spss = summary.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).row(0, named=True)
     assert (os_spss["n"], os_spss["events"], os_spss["median"]) == (19, 12, 23.5)
@@ -172,7 +210,9 @@ def test_summary_has_the_two_methods_per_cut_and_endpoint_with_exact_columns():
     assert (round(os_spss["ci_lower"], 1), round(os_spss["ci_upper"], 1)) == (12.3, 34.7)
     loglog = summary.filter(pl.col("method") == "brookmeyer_crowley_loglog").sort("endpoint")
     assert loglog["se"].is_null().all()
-    assert loglog.select("endpoint", "median", "ci_lower", "ci_upper").rows() == [("OS", 23.5, 6.9, 28.0), ("PFS", 4.1, 1.9, 6.2)]
+    # OS: the defined upper band never drops to 0.5, so the upper bound is not reached (R: NA).
+    assert loglog.select("endpoint", "median", "ci_lower", "ci_upper").rows() == [("OS", 23.5, 6.9, None), ("PFS", 4.1, 1.9, 6.2)]
+    assert summary["median_midpoint"].to_list() == summary["median"].to_list()
 
 
 def test_summary_of_a_curve_that_never_reaches_half_is_null_not_a_crash():
