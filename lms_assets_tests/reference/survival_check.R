@@ -25,6 +25,10 @@ read_records <- function(name) {
 }
 
 Z <- qnorm(0.975)
+# coxph's default stops when the log-likelihood changes by less than 1e-9 of itself, which can leave beta ~1e-9
+# short of the maximum; run to 1e-12 (and the Cholesky tolerance below it, as coxph.control asks), R reports the
+# maximum itself, so a disagreement with our HR is a real one, not two stopping rules.
+COX_CONTROL <- coxph.control(eps = 1e-12, toler.chol = 1e-14, iter.max = 100)
 # quantile.survfit's own tolerance for "S(t) equals p", used for every comparison of S with a level below.
 TOL <- sqrt(.Machine$double.eps)
 
@@ -112,7 +116,7 @@ level_median <- function(time, event) {
 cox <- function(time, event, x) {
   infinite <- FALSE
   fit <- withCallingHandlers(
-    coxph(Surv(time, event) ~ x, ties = "efron"),
+    coxph(Surv(time, event) ~ x, ties = "efron", control = COX_CONTROL),
     warning = function(w) {
       # coxph's own signal that the likelihood is monotone: the estimate diverges, there is no finite HR.
       if (grepl("infinite", conditionMessage(w))) infinite <<- TRUE
@@ -148,7 +152,8 @@ for (file in cut_files) {
     spss <- spss_median(fit)
     do.call(emit_all, c(list("survival_summary", c(common, spss[c("se", "ci_lower", "ci_upper")])), at, key = "spss"))
     bc <- r_median(fit)
-    do.call(emit_all, c(list("survival_summary", c(common, bc[c("ci_lower", "ci_upper")])), at, key = "brookmeyer_crowley_loglog"))
+    # Brookmeyer-Crowley gives an interval, not a standard error.
+    do.call(emit_all, c(list("survival_summary", c(common, se = NA, bc[c("ci_lower", "ci_upper")])), at, key = "brookmeyer_crowley_loglog"))
 
     # Landmarks every 3 months up to the first multiple of 3 at or after the last time. summary.survfit
     # without extend returns no row beyond the last time: S(t) is not estimated there.
@@ -204,7 +209,8 @@ denominator <- nrow(bor)
 categories <- c("CR", "PR", "SD", "PD", if (any(bor$best_response == "NE")) "NE")
 for (category in categories) {
   k <- responders(category)
-  emit_all("response_summary", c(n = k, denominator = denominator, pct = 100 * k / denominator), key = paste0("response.", category))
+  emit_all("response_summary", c(n = k, denominator = denominator, pct = 100 * k / denominator, ci_lower_pct = NA, ci_upper_pct = NA),
+           key = paste0("response.", category))
 }
 for (rate in list(c("orr", "CR", "PR"), c("dcr", "CR", "PR", "SD"))) {
   k <- responders(rate[-1])
@@ -222,19 +228,21 @@ counts <- rbind(
 )
 fisher_p <- if (all(rowSums(counts) > 0)) fisher.test(counts)$p.value else NA
 for (group in rownames(counts)) {
-  emit_all("tumour_shrinkage", c(n = counts[group, 1], denominator = sum(counts[group, ]),
-                                 pct = 100 * counts[group, 1] / sum(counts[group, ]), p_value = fisher_p),
+  emit_all("tumour_shrinkage", c(n = unname(counts[group, 1]), denominator = sum(counts[group, ]),
+                                 pct = 100 * unname(counts[group, 1]) / sum(counts[group, ]), p_value = fisher_p),
            key = paste0("pr_rate.", group))
 }
 
 # ---- Table 1: n and % of all patients --------------------------------------------------------------------
 
 total <- nrow(adsl)
-count_level <- function(key, members) emit_all("baseline_characteristics", c(n = sum(members), pct = 100 * sum(members) / total), key = key)
-emit_all("baseline_characteristics", c(n = total, pct = 100), key = "patients")
-emit("baseline_characteristics", "value", median(adsl$age), key = "age.median")
-emit("baseline_characteristics", "value", min(adsl$age), key = "age.min")
-emit("baseline_characteristics", "value", max(adsl$age), key = "age.max")
+count_level <- function(key, members) {
+  emit_all("baseline_characteristics", c(n = sum(members), pct = 100 * sum(members) / total, value = NA), key = key)
+}
+count_level("patients", rep(TRUE, total))
+for (statistic in list(c("median", median), c("min", min), c("max", max))) {
+  emit_all("baseline_characteristics", c(n = NA, pct = NA, value = statistic[[2]](adsl$age)), key = paste0("age.", statistic[[1]]))
+}
 count_level("sex.male", adsl$sex == "Male")
 count_level("sex.female", adsl$sex == "Female")
 for (score in sort(union(0:2, adsl$ecog))) count_level(paste0("ecog.", score), adsl$ecog == score)
