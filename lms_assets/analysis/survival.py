@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import polars as pl
 
 from lms_assets.analysis.figures import figures_frame
@@ -320,6 +321,24 @@ SUBGROUPS = (
 COX_FIT_OPTIONS = {"precision": 1e-20, "r_precision": 0.0}
 
 
+def monotone_likelihood(weighted: pl.DataFrame) -> bool:
+    """Whether the Cox partial likelihood of a 0/1 ``x`` has no maximum (β → ±∞; Bryson & Johnson 1981).
+
+    It has none when, at every event time with both levels at risk, all events fall in the same level (the
+    same one each time), or when no event time has both levels at risk (the likelihood is flat). R's coxph
+    then warns that the coefficient may be infinite; lifelines runs β off to ±40 and reports an HR of 1e17.
+    ``weighted``: (time, event, x, count) rows.
+    """
+    level = {x: pl.col("x") == x for x in (0, 1)}
+    per_time = weighted.group_by("time").agg(
+        **{f"removed{x}": pl.col("count").filter(is_x).sum() for x, is_x in level.items()},
+        **{f"events{x}": pl.col("count").filter(is_x & (pl.col("event") == 1)).sum() for x, is_x in level.items()},
+    ).sort("time")
+    at_risk = {x: pl.col(f"removed{x}").sum() - pl.col(f"removed{x}").cum_sum() + pl.col(f"removed{x}") for x in (0, 1)}
+    mixed = per_time.filter((at_risk[0] > 0) & (at_risk[1] > 0) & (pl.col("events0") + pl.col("events1") > 0))
+    return mixed.is_empty() or (mixed["events0"] == 0).all() or (mixed["events1"] == 0).all()
+
+
 def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[float | None, float | None, float | None, float | None, str | None]:
     """Cox (lifelines, Efron ties) HR of ``x`` = 1 vs 0 with Wald 95% CI and p; None with a reason when not estimable.
 
@@ -331,6 +350,8 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
 
     if min(events.values()) == 0:
         return None, None, None, None, "HR not estimable: a level has no event"
+    if monotone_likelihood(weighted):
+        return None, None, None, None, "HR not estimable: wherever both levels are at risk the events fall in one level (monotone likelihood, β infinite)"
     patients = int(weighted["count"].sum())
     if patients > COX_MAX_ROWS:
         return None, None, None, None, f"Cox not fitted: {patients:,} patients exceed {COX_MAX_ROWS:,} (lifelines' fit is too slow); log-rank p is exact"
@@ -342,7 +363,10 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
     except ConvergenceError as error:
         return None, None, None, None, f"Cox did not converge: {str(error).splitlines()[0]}"
     row = fit.summary.loc["x"]
-    return float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]), float(row["exp(coef) upper 95%"]), float(row["p"]), None
+    values = tuple(float(row[c]) for c in ("exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%", "p"))
+    if not all(np.isfinite(values)):
+        return None, None, None, None, "Cox fit gave a non-finite estimate"
+    return (*values, None)
 
 
 def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
