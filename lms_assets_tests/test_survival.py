@@ -305,6 +305,27 @@ def test_subgroups_say_why_when_a_level_is_empty_or_has_no_event():
     assert ecog["logrank_p"] is None and ecog["n"] == 0 and "not computable" in ecog["note"]
 
 
+def test_subgroups_flag_a_monotone_likelihood_instead_of_an_hr_of_1e17():
+    """Men die at 1 and 2 while women are at risk; women's deaths come after the last man: β → +∞, no HR (R: NA)."""
+    adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 0, 1, 1, 0])
+    adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["M", "M", "M", "F", "F", "F"], "ECOGGR1": ["0-1", ">=2"] * 3})
+    table = survival.subgroup_comparisons(adtte.with_columns(AVAL=pl.Series([1.0, 2.0, 2.5, 3.0, 4.0, 5.0])), adsl, survival.SUBGROUPS[:2])
+    sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
+    assert sex["events"] == 2 and sex["events_ref"] == 2
+    assert sex["hr"] is None and "monotone likelihood" in sex["note"] and sex["logrank_p"] is not None
+    assert table.filter(pl.col("factor") == "ECOG")["hr"].item() is not None
+
+
+def test_subgroup_p_values_are_bit_identical_whatever_the_row_order():
+    """Issue #15: logrank_p differed in its last bits between runs; the rows are now summed in one order."""
+    adtte, adsl = _constructed_cohort(40)
+    first = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    for seed in range(5):
+        shuffled = survival.subgroup_comparisons(adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), survival.SUBGROUPS[:2])
+        assert shuffled.equals(first)
+        assert shuffled["logrank_p"].to_list() == first["logrank_p"].to_list()
+
+
 def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     """The Discussion's claim holds on these data: no log-rank p below 0.05."""
     patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
