@@ -295,3 +295,33 @@ def test_the_reference_script_fails_loudly_on_a_folder_without_records(tmp_path)
     with pytest.raises(RuntimeError, match="patients.csv: file not found"):
         run_reference(tmp_path, rscript)
     assert REFERENCE_SCRIPT.is_file()
+
+
+# --- the QC record in the study report -------------------------------------------------------------------------
+
+
+def _recorded(statuses: list[str]) -> pl.DataFrame:
+    ours = _long([("survival_curves", "2021-03-31", "OS", "", float(i), "surv", 0.5) for i in range(len(statuses))])
+    r = _long([("survival_curves", "2021-03-31", "OS", "", float(i), "surv", 0.5 if s == "agree" else 0.6) for i, s in enumerate(statuses)])
+    return verification.compare(ours, r, "R 4.2.2, survival 3.5.3")
+
+
+def test_report_verification_section_names_versions_counts_and_every_exception():
+    from lms_assets.analysis import report
+
+    page = report.verification_html(_recorded(["agree", "agree", "agree"]))
+    assert "3 of 3</strong> values agree" in page and "R 4.2.2, survival 3.5.3" in page
+    assert "Figure 1A/B" in page and "survival_curves" in page
+    for exception in verification.EXCEPTIONS:
+        assert exception.name in page
+    assert "do not agree" not in page
+
+
+def test_report_verification_section_lists_disagreements_and_says_when_r_did_not_run():
+    from lms_assets.analysis import report
+
+    page = report.verification_html(_recorded(["agree", "disagree"]))
+    assert "1 of 2</strong> values agree" in page and "1 values that do not agree with R" in page and "0.6" in page
+    not_run = report.verification_html(verification.not_run("Rscript not found"))
+    assert "not run: Rscript not found" in not_run and "nothing here is independently verified" in not_run
+    assert "not part of this report" in report.verification_html(None)

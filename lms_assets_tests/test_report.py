@@ -95,6 +95,7 @@ def _inputs(**overrides) -> report.ReportInputs:
                 "n": [19, 19],
                 "events": [19, 19],
                 "median": [4.1, 4.1],
+                "median_midpoint": [4.1, 4.1],
                 "se": [0.58, None],
                 "ci_lower": [2.962474, 1.9],
                 "ci_upper": [5.237526, 6.2],
