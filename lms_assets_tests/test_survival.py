@@ -398,3 +398,11 @@ def test_forest_plot_builds_with_a_missing_hazard_ratio():
     spec = km_plot.forest_figure(table).to_dict()
     texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
     assert any(t.startswith("HR not estimated") for t in texts)
+
+
+def test_captions_say_not_reached_and_name_the_plateau_midpoint():
+    row = {"median": 23.5, "median_midpoint": 23.5, "ci_lower": 6.9, "ci_upper": None, "note": "upper bound not reached"}
+    assert km_plot.median_caption(row) == "median 23.5 months (95% CI 6.90–not reached)"
+    plateau = {"median": 6.9, "median_midpoint": 8.8, "ci_lower": 2.0, "ci_upper": 12.0, "note": None}
+    assert km_plot.median_caption(plateau) == "median 6.9 months; R/SAS plateau midpoint 8.8 (95% CI 2.00–12.00)"
+    assert km_plot.interval_text(None, None, 1) == "not reached–not reached"
