@@ -22,7 +22,7 @@ import pytest
 
 from lms_assets import synthetic
 from lms_assets.analysis import verification
-from lms_assets.defs.verification import REFERENCE_SCRIPT, run_reference, verify
+from lms_assets.defs.verification import MAX_PATIENTS, REFERENCE_SCRIPT, run_reference, verify
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENT_COLUMNS = ("patient_id", "age", "sex", "ecog", "surgery_history", "radiotherapy_history", "chemotherapy_history", "combination_therapy")
@@ -281,13 +281,22 @@ def test_every_exception_is_named_with_a_reason_and_applies_to_compared_statisti
             assert compared[table] & set(exception.statistics), f"{exception.name} names nothing compared in {table}"
 
 
+ONE_PATIENT_TABLE_1 = {"baseline_characteristics": pl.DataFrame({"key": ["patients"], "n": [1]})}
+
+
 def test_without_rscript_the_record_says_not_run_never_a_pass(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no Rscript on it
-    table = verify({}, tmp_path)
+    table = verify(ONE_PATIENT_TABLE_1, tmp_path)
     summary = verification.verification_summary(table)
     assert table["status"].to_list() == ["not_run"]
     assert summary["status"] == "not run: Rscript not found" and summary["agreed"] == summary["comparisons"] == 0
     assert "not run: Rscript not found" in summary["markdown"]
+
+
+def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_path):
+    too_many = {"baseline_characteristics": pl.DataFrame({"key": ["patients"], "n": [MAX_PATIENTS + 1]})}
+    summary = verification.verification_summary(verify(too_many, tmp_path))
+    assert summary["status"].startswith("not run:") and f"{MAX_PATIENTS + 1:,} patients" in summary["status"]
 
 
 def test_the_reference_script_fails_loudly_on_a_folder_without_records(tmp_path):

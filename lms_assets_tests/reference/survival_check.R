@@ -139,13 +139,11 @@ for (file in cut_files) {
     at <- list(data_cut = cut, endpoint = endpoint)
     fit <- km(time, event)
 
-    # Step function: one row per distinct time (censorings included).
-    for (i in seq_along(fit$time)) {
-      do.call(emit_all, c(list("survival_curves", c(
-        at_risk = fit$n.risk[i], events = fit$n.event[i], censored = fit$n.censor[i], surv = fit$surv[i],
-        std_err = fit$surv[i] * fit$std.err[i], ci_lower = fit$lower[i], ci_upper = fit$upper[i]
-      )), at, time = fit$time[i]))
-    }
+    # Step function: one row per distinct time (censorings included), each statistic as one column of values.
+    do.call(emit_all, c(list("survival_curves", list(
+      at_risk = fit$n.risk, events = fit$n.event, censored = fit$n.censor, surv = fit$surv,
+      std_err = fit$surv * fit$std.err, ci_lower = fit$lower, ci_upper = fit$upper
+    )), at, list(time = fit$time)))
 
     # Medians: SPSS's interval written out, and quantile.survfit's Brookmeyer-Crowley interval.
     common <- c(n = length(time), events = sum(event), median = first_crossing(fit), median_midpoint = r_median(fit)[["median_midpoint"]])
@@ -159,14 +157,13 @@ for (file in cut_files) {
     # without extend returns no row beyond the last time: S(t) is not estimated there.
     grid <- seq(0, 3 * ceiling(max(time) / 3), by = 3)
     s <- summary(fit, times = grid)
-    for (month in grid) {
-      j <- match(month, s$time)
-      est <- if (is.na(j)) c(NA, NA, NA) else c(s$surv[j], s$lower[j], s$upper[j])
-      do.call(emit_all, c(list("survival_landmarks", c(
-        at_risk = sum(time >= month), events_cum = sum(time <= month & event == 1),
-        censored_cum = sum(time <= month & event == 0), surv = est[1], ci_lower = est[2], ci_upper = est[3]
-      )), at, time = month))
-    }
+    j <- match(grid, s$time)
+    do.call(emit_all, c(list("survival_landmarks", list(
+      at_risk = sapply(grid, function(m) sum(time >= m)),
+      events_cum = sapply(grid, function(m) sum(time <= m & event == 1)),
+      censored_cum = sapply(grid, function(m) sum(time <= m & event == 0)),
+      surv = s$surv[j], ci_lower = s$lower[j], ci_upper = s$upper[j]
+    )), at, list(time = grid)))
 
     # Follow-up by reverse Kaplan-Meier: being censored is the event, an event censors.
     reverse <- km(time, 1 - event)
