@@ -26,9 +26,10 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 materialize: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
 
-# Debian packages the end-to-end tests drive: Chromium (browser tests; nothing downloads a browser) and
-# PostgreSQL (the shared-deployment test). Installed only when missing.
-SYSTEM_PACKAGES := chromium postgresql
+# Debian packages the end-to-end tests drive: Chromium (browser tests; nothing downloads a browser),
+# PostgreSQL (the shared-deployment test) and R with survival (the independent R cross-check; about 40 MB,
+# `lms_assets_tests/reference/survival_check.R`). Installed only when missing.
+SYSTEM_PACKAGES := chromium postgresql r-base-core r-cran-survival
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -95,6 +95,7 @@ def _inputs(**overrides) -> report.ReportInputs:
                 "n": [19, 19],
                 "events": [19, 19],
                 "median": [4.1, 4.1],
+                "median_midpoint": [4.1, 4.1],
                 "se": [0.58, None],
                 "ci_lower": [2.962474, 1.9],
                 "ci_upper": [5.237526, 6.2],
@@ -177,8 +178,11 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
     age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if "Age (years) — Median" in r)
     assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*>53 ≠</td>', age_row)
-    # Survival: both CI methods of the PFS median.
-    assert "2.96–5.24" in page and "Brookmeyer–Crowley" in page
+    # Survival: both CI methods of the PFS median; the OS log(−log) upper bound is not reached (R: NA).
+    assert "2.96–5.24" in page and "Brookmeyer–Crowley" in page and "6.9–not reached" in page
+    # The QC record: R reproduced the tables (or, without R, the report says it did not run).
+    assert ">Independent verification (R)<" in page
+    assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", page) or "not run: Rscript not found" in page
 
     for name in ("patients.csv", "response.csv", "adverse_events.csv", "provenance.csv", "published_figures.csv"):
         assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in page

@@ -143,6 +143,38 @@ def test_loglog_band_is_lifelines_default_and_matches_a_hand_computation():
     assert at_two["ci_upper"] == pytest.approx(0.6 ** (1 / exponent), rel=1e-12)
 
 
+def test_loglog_band_is_null_where_undefined_at_s_one_and_s_zero():
+    """log(−log S) is undefined at S = 1 (a censoring before the first event) and S = 0 (the last death): R gives NA."""
+    steps = survival.with_loglog_band(km_table([1, 2, 3, 4], [0, 1, 1, 1]))
+    assert steps["surv"].to_list()[0] == 1.0 and steps["surv"].to_list()[-1] == 0.0
+    assert steps["ci_lower"].is_null().to_list() == [True, False, False, True]
+    assert steps["ci_upper"].is_null().to_list() == [True, False, False, True]
+
+
+def test_an_upper_band_that_ends_at_s_zero_does_not_give_a_bound():
+    """The OS defect R found: lifelines' [0, 0] band at the last death read as the upper bound. It is not reached."""
+    os_ = _shipped_adtte().filter(pl.col("PARAMCD") == "OS")
+    steps = survival.with_loglog_band(km_table(os_["AVAL"].to_list(), (1 - os_["CNSR"]).to_list()))
+    assert steps["surv"][-1] == 0.0 and steps["ci_upper"].drop_nulls().min() > 0.5
+    estimate = survival.brookmeyer_crowley_median(steps)
+    assert (estimate.median, estimate.ci_lower, estimate.ci_upper) == (23.5, 6.9, None)
+    assert "upper bound not reached" in estimate.note
+
+
+def test_plateau_median_under_both_conventions():
+    """S = 0.5 exactly from t = 3 until the next death at 5: SPSS's first crossing is 3, R's and SAS's midpoint 4 (each value as R 4.2 gives)."""
+    steps = km_table([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 1, 1])
+    assert survival.first_time_at_or_below(steps, "surv", 0.5) == 3
+    assert survival.plateau_midpoint_median(steps) == 4
+    # A curve that ends on the plateau: the midpoint runs to the last observed time (R's quantile.survfit).
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3, 7], [1, 1, 0, 0])) == pytest.approx((2 + 7) / 2)
+    # S jumps past 0.5: the two rules agree.
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [1, 1, 1])) == 2
+    assert survival.plateau_midpoint_median(km_table([1, 2], [1, 0])) == pytest.approx(1.5)
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [0, 0, 1])) == 3
+    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [1, 0, 0])) is None
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_loglog_row_agrees_with_lifelines(seed):
     rng = np.random.default_rng(seed)
@@ -152,19 +184,25 @@ def test_loglog_row_agrees_with_lifelines(seed):
     steps = survival.with_loglog_band(km_table(time.tolist(), event.tolist()))
     ours = survival.brookmeyer_crowley_median(steps)
     kmf = KaplanMeierFitter().fit(time, event)
-    bounds = median_survival_times(kmf.confidence_interval_).iloc[0].tolist()
-    expected = [None if math.isinf(v) else v for v in (kmf.median_survival_time_, *bounds)]
-    assert [ours.median, ours.ci_lower, ours.ci_upper] == expected
-    # The band fitted on aggregated, weighted steps is lifelines' band fitted on the patient rows.
+    # Where the transform is defined (0 < S < 1) the band is lifelines' band on the patient rows; elsewhere null.
+    defined = ((steps["surv"] > 0) & (steps["surv"] < 1)).to_numpy()
     band = kmf.confidence_interval_.reindex(steps["time"].to_numpy())
-    assert np.allclose(steps["ci_lower"].to_numpy(), band.iloc[:, 0].to_numpy(), rtol=1e-12)
-    assert np.allclose(steps["ci_upper"].to_numpy(), band.iloc[:, 1].to_numpy(), rtol=1e-12)
+    for column, position in (("ci_lower", 0), ("ci_upper", 1)):
+        assert steps[column].is_null().to_numpy().tolist() == (~defined).tolist()
+        assert np.allclose(steps[column].to_numpy()[defined], band.iloc[:, position].to_numpy()[defined], rtol=1e-12)
+    # lifelines' crossings agree with ours, except a crossing at S = 0, where lifelines writes the band as [0, 0].
+    inside = kmf.survival_function_.iloc[:, 0].between(0, 1, inclusive="neither")
+    masked = kmf.confidence_interval_.where(inside, axis=0)
+    bounds = [masked.index[(masked[c] <= 0.5).to_numpy()].min() for c in masked.columns]
+    assert [ours.median, ours.ci_lower, ours.ci_upper] == [kmf.median_survival_time_, *(None if math.isnan(b) else b for b in bounds)]
+    lifelines_bounds = median_survival_times(kmf.confidence_interval_).iloc[0].tolist()
+    assert ours.ci_lower == lifelines_bounds[0]
 
 
 def test_summary_has_the_two_methods_per_cut_and_endpoint_with_exact_columns():
     curves = survival.km_curves(_shipped_adtte())
     summary = survival.median_summary(curves)
-    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "se", "ci_lower", "ci_upper", "note"]
+    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "median_midpoint", "se", "ci_lower", "ci_upper", "note"]
     assert summary.height == 4
     os_spss = summary.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).row(0, named=True)
     assert (os_spss["n"], os_spss["events"], os_spss["median"]) == (19, 12, 23.5)
@@ -172,7 +210,9 @@ def test_summary_has_the_two_methods_per_cut_and_endpoint_with_exact_columns():
     assert (round(os_spss["ci_lower"], 1), round(os_spss["ci_upper"], 1)) == (12.3, 34.7)
     loglog = summary.filter(pl.col("method") == "brookmeyer_crowley_loglog").sort("endpoint")
     assert loglog["se"].is_null().all()
-    assert loglog.select("endpoint", "median", "ci_lower", "ci_upper").rows() == [("OS", 23.5, 6.9, 28.0), ("PFS", 4.1, 1.9, 6.2)]
+    # OS: the defined upper band never drops to 0.5, so the upper bound is not reached (R: NA).
+    assert loglog.select("endpoint", "median", "ci_lower", "ci_upper").rows() == [("OS", 23.5, 6.9, None), ("PFS", 4.1, 1.9, 6.2)]
+    assert summary["median_midpoint"].to_list() == summary["median"].to_list()
 
 
 def test_summary_of_a_curve_that_never_reaches_half_is_null_not_a_crash():
@@ -265,6 +305,27 @@ def test_subgroups_say_why_when_a_level_is_empty_or_has_no_event():
     assert ecog["logrank_p"] is None and ecog["n"] == 0 and "not computable" in ecog["note"]
 
 
+def test_subgroups_flag_a_monotone_likelihood_instead_of_an_hr_of_1e17():
+    """Men die at 1 and 2 while women are at risk; women's deaths come after the last man: β → +∞, no HR (R: NA)."""
+    adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 0, 1, 1, 0])
+    adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["M", "M", "M", "F", "F", "F"], "ECOGGR1": ["0-1", ">=2"] * 3})
+    table = survival.subgroup_comparisons(adtte.with_columns(AVAL=pl.Series([1.0, 2.0, 2.5, 3.0, 4.0, 5.0])), adsl, survival.SUBGROUPS[:2])
+    sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
+    assert sex["events"] == 2 and sex["events_ref"] == 2
+    assert sex["hr"] is None and "monotone likelihood" in sex["note"] and sex["logrank_p"] is not None
+    assert table.filter(pl.col("factor") == "ECOG")["hr"].item() is not None
+
+
+def test_subgroup_p_values_are_bit_identical_whatever_the_row_order():
+    """Issue #15: logrank_p differed in its last bits between runs; the rows are now summed in one order."""
+    adtte, adsl = _constructed_cohort(40)
+    first = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    for seed in range(5):
+        shuffled = survival.subgroup_comparisons(adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), survival.SUBGROUPS[:2])
+        assert shuffled.equals(first)
+        assert shuffled["logrank_p"].to_list() == first["logrank_p"].to_list()
+
+
 def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     """The Discussion's claim holds on these data: no log-rank p below 0.05."""
     patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
@@ -337,3 +398,11 @@ def test_forest_plot_builds_with_a_missing_hazard_ratio():
     spec = km_plot.forest_figure(table).to_dict()
     texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
     assert any(t.startswith("HR not estimated") for t in texts)
+
+
+def test_captions_say_not_reached_and_name_the_plateau_midpoint():
+    row = {"median": 23.5, "median_midpoint": 23.5, "ci_lower": 6.9, "ci_upper": None, "note": "upper bound not reached"}
+    assert km_plot.median_caption(row) == "median 23.5 months (95% CI 6.90–not reached)"
+    plateau = {"median": 6.9, "median_midpoint": 8.8, "ci_lower": 2.0, "ci_upper": 12.0, "note": None}
+    assert km_plot.median_caption(plateau) == "median 6.9 months; R/SAS plateau midpoint 8.8 (95% CI 2.00–12.00)"
+    assert km_plot.interval_text(None, None, 1) == "not reached–not reached"

@@ -1,5 +1,6 @@
 """The survival assets in Dagster: tables in DuckDB, published-figure checks at the printed precision, charts."""
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -55,12 +56,16 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     warehouse = platform_env["warehouse"]
 
     summary = _table(warehouse, "survival_summary")
-    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "se", "ci_lower", "ci_upper", "note"]
+    assert summary.columns == ["data_cut", "endpoint", "method", "n", "events", "median", "median_midpoint", "se", "ci_lower", "ci_upper", "note"]
     assert summary.schema["data_cut"] == pl.Date and summary.height == 8
     spss = summary.filter(pl.col("method") == "spss")
     pfs = spss.filter((pl.col("endpoint") == "PFS") & (pl.col("data_cut") == pl.date(2021, 3, 31))).row(0, named=True)
     assert (pfs["median"], round(pfs["ci_lower"], 2), round(pfs["ci_upper"], 2), pfs["events"]) == (4.1, 2.96, 5.24, 19)
     assert spss.filter((pl.col("endpoint") == "OS") & (pl.col("data_cut") == pl.date(2021, 9, 30)))["events"].item() == 13
+
+    # The Brookmeyer–Crowley upper bound of OS at the published cut is not reached (R: NA), and says so.
+    loglog_os = summary.filter((pl.col("method") == "brookmeyer_crowley_loglog") & (pl.col("endpoint") == "OS") & (pl.col("data_cut") == pl.date(2021, 3, 31)))
+    assert loglog_os["ci_upper"].item() is None and "upper bound not reached" in loglog_os["note"].item()
 
     curves = _table(warehouse, "survival_curves")
     adtte = _table(warehouse, "adtte")
@@ -92,3 +97,6 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
         assert Path(metadata["interactive_html"].value).is_file()
     html = Path(materialized["km_os_plot"].metadata["interactive_html"].value).read_text()
     assert "Data cut 2021-09-30 (latest)" in html and "Data cut 2021-03-31 (published)" in html
+    # The published cut's log(−log) interval in the chart's caption: the upper bound is not reached, not 28.0.
+    # (Altair writes the spec as JSON with non-ASCII characters escaped.)
+    assert json.dumps("log(−log) CI 6.9–not reached")[1:-1] in html and json.dumps("6.9–28.0")[1:-1] not in html

@@ -144,14 +144,24 @@ def km_plot(
     ).configure_view(stroke=None)
 
 
+NOT_REACHED = "not reached"
+
+
+def interval_text(lower: float | None, upper: float | None, digits: int) -> str:
+    """'2.96–5.24', with 'not reached' for a bound the band never gives (R: NA)."""
+    return "–".join(NOT_REACHED if b is None else f"{b:.{digits}f}" for b in (lower, upper))
+
+
 def median_caption(row: dict) -> str:
-    """'median 4.1 months (95% CI 2.96–5.24)' from a ``survival_summary`` row, or why it is missing."""
+    """'median 4.1 months (95% CI 2.96–5.24)' from a ``survival_summary`` row, or why it is missing.
+
+    Where S(t) = 0.5 over a stretch, R's and SAS's plateau midpoint is named beside SPSS's first crossing.
+    """
     if row["median"] is None:
-        return f"median not reached ({row['note']})"
-    if row["ci_lower"] is None or row["ci_upper"] is None:
-        bounds = "–".join("NR" if b is None else f"{b:.2f}" for b in (row["ci_lower"], row["ci_upper"]))
-        return f"median {row['median']:.1f} months (95% CI {bounds})"
-    return f"median {row['median']:.1f} months (95% CI {row['ci_lower']:.2f}–{row['ci_upper']:.2f})"
+        return f"median {NOT_REACHED} ({row['note']})"
+    midpoint = row.get("median_midpoint")
+    plateau = f"; R/SAS plateau midpoint {midpoint:.1f}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
+    return f"median {row['median']:.1f} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], 2)})"
 
 
 def _hr_text(row: dict) -> str:
@@ -241,7 +251,7 @@ def series_of(cuts: list, latest, published) -> dict:
 
 
 def _series_caption(label: str, spss: dict, loglog: dict) -> str:
-    loglog_ci = "–".join("NR" if b is None else f"{b:.1f}" for b in (loglog["ci_lower"], loglog["ci_upper"]))
+    loglog_ci = interval_text(loglog["ci_lower"], loglog["ci_upper"], 1)
     return f"{label}: n = {spss['n']:,}, {spss['events']:,} events; {median_caption(spss)}, SPSS 24; log(−log) CI {loglog_ci}"
 
 
@@ -267,7 +277,10 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
     lead = spss[cuts[-1]]
     title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(lead)}"
     subtitle = [_series_caption(label, spss[cut], loglog[cut]) for cut, label in labels.items()]
-    subtitle.append("Shaded: pointwise 95% CI (log(−log)); ticks: censored; dashed: median. CI in the title: SPSS 24 (median ± 1.96·SE), as the paper.")
+    subtitle.append(
+        "Shaded: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored; dashed: median (first time S ≤ 0.5, SPSS). "
+        "CI in the title: SPSS 24 (median ± 1.96·SE), as the paper."
+    )
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")
     return km_plot(pick(curves), pick(landmarks), medians, title, subtitle)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from lms_assets.analysis import render
+from lms_assets.analysis import render, verification
 
 from lms_assets.analysis import figures as fig
 
@@ -76,6 +76,8 @@ class ReportInputs:
     files: pl.DataFrame  # file, sha256, rows
     provenance: pl.DataFrame
     versions: dict[str, str]
+    # ``independent_verification`` as stored; None when the report is built without it.
+    verification: pl.DataFrame | None = None
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]:
@@ -206,8 +208,11 @@ def survival_html(summary: pl.DataFrame) -> str:
         pl.col("method").replace_strict(SURVIVAL_METHODS, default=pl.col("method")).alias("95% CI method"),
         pl.col("n").alias("patients"),
         "events",
-        pl.col("median").round(2).alias("median (months)"),
-        pl.format("{}–{}", pl.col("ci_lower").round(2), pl.col("ci_upper").round(2)).alias("95% CI (months)"),
+        pl.col("median").round(2).alias("median (months; first S ≤ 0.5, SPSS)"),
+        pl.col("median_midpoint").round(2).alias("median (R/SAS plateau midpoint)"),
+        pl.format(
+            "{}–{}", *(pl.col(b).round(2).cast(pl.String).fill_null("not reached") for b in ("ci_lower", "ci_upper"))
+        ).alias("95% CI (months)"),
         pl.col("se").round(3).alias("SE"),
         "note",
     )
@@ -310,6 +315,7 @@ def study_report_html(inputs: ReportInputs) -> str:
         ("audit", "Audit of every printed figure", audit_html(inputs.audit)),
         ("quarantine", "Quarantined record rows", table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort")),
         ("provenance", "Data provenance", provenance_html(inputs.files, inputs.provenance)),
+        ("verification", "Independent verification (R)", verification_html(inputs.verification)),
         ("versions", "Package versions", table_html(versions)),
     ]
     nav = " · ".join(f'<a href="#{anchor}">{_esc(heading)}</a>' for anchor, heading, _ in sections)
@@ -318,4 +324,35 @@ def study_report_html(inputs: ReportInputs) -> str:
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{_esc(inputs.title)}</title><style>{STYLE}</style></head>"
         f"<body><h1>{_esc(inputs.title)}</h1><nav>{nav}</nav>{body}</body></html>"
+    )
+
+
+def verification_html(table: pl.DataFrame | None) -> str:
+    """The QC record of the double programming: what R reproduced, its versions, how many values agreed, every named exception."""
+    if table is None:
+        return "<p><strong>Not run:</strong> the independent_verification asset was not part of this report.</p>"
+    summary = verification.verification_summary(table)
+    if not summary["comparisons"]:
+        return f"<p><strong>{_esc(summary['status'])}.</strong> Nothing was compared with R, so nothing here is independently verified.</p>"
+    headline = (
+        f"<p><strong>{summary['agreed']:,} of {summary['comparisons']:,}</strong> values agree with an independent R program "
+        f"({_esc(summary['reference'])}; lms_assets_tests/reference/survival_check.R, written from R's survival and stats "
+        f"functions and reading only the record files): |ours − R| ≤ {verification.TOLERANCE:g}·max(1, |R|), or both not "
+        f"estimable. {summary['disagreed']} disagree; {summary['missing']} are on one side only.</p>"
+    )
+    figures = pl.DataFrame(summary["figures"]).select(
+        "table", pl.col("figure").alias("reproduces"), pl.col("comparisons").alias("values compared"), "agreed"
+    )
+    exceptions = "".join(
+        f"<li><code>{_esc(e['name'])}</code> ({e['comparisons']} comparisons, tolerance {e['tolerance']:g}): {_esc(e['reason'])}</li>"
+        for e in summary["exceptions"]
+    )
+    problems = table.filter(pl.col("status") != verification.AGREE).select(
+        "table", "data_cut", "endpoint", "key", "time", "statistic", "ours", "r", "status"
+    )
+    return (
+        headline
+        + table_html(figures, "What R reproduced, per table")
+        + f"<p>Named exceptions (the only comparisons made under another convention or tolerance):</p><ul>{exceptions}</ul>"
+        + (table_html(problems, f"{problems.height} values that do not agree with R") if problems.height else "")
     )

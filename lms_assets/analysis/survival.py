@@ -1,9 +1,14 @@
 """Kaplan–Meier estimation, median survival with SPSS 24's and Brookmeyer–Crowley's intervals, landmarks,
 reverse-KM follow-up and subgroup comparisons (log-rank, Cox).
 
-Pure functions on Polars frames; no Dagster imports. Product-limit steps are Polars group-bys, so the
-cost grows with the number of patients only through one aggregation; lifelines is fitted on the
-aggregated (time, status, count) rows, whose number grows with the number of distinct times.
+Pure functions on Polars frames; no Dagster imports. Product-limit steps and the log(−log) band are Polars
+expressions, so the cost grows with the number of patients only through one aggregation; lifelines (log-rank,
+Cox) is fitted on the aggregated (time, status, count) rows, whose number grows with the number of distinct times.
+
+Two conventions for the median where S(t) equals 0.5 exactly over a stretch, both reported by name:
+``median`` is the first time with S(t) ≤ 0.5 (SPSS's rule, and lifelines'; the paper's figures), and
+``median_midpoint`` the midpoint of that plateau (R's ``quantile.survfit`` and SAS PROC LIFETEST).
+Every figure here is reproduced independently by R (``lms_assets_tests/reference/survival_check.R``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ def km_steps(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
     ``count`` (patients sharing the row; 1 if absent). Returns ``by``, time, at_risk, events, censored,
     surv and std_err (Greenwood's SE of S(t); null where S(t) = 0, where Greenwood's formula divides by
     zero). A censoring tied with an event at t counts as at risk at t, as in SPSS, SAS, R and lifelines.
+    Rows are sorted by ``by`` and time, so every sum below runs in one order and re-runs are bit-identical.
     """
     keys = list(by)
 
@@ -79,9 +85,23 @@ def km_table(time: Sequence[float], event: Sequence[int]) -> pl.DataFrame:
 
 
 def first_time_at_or_below(steps: pl.DataFrame, column: str, level: float) -> float | None:
-    """Crossing rule of SPSS, SAS and lifelines: the first time at which ``column`` is ≤ ``level`` (None if never)."""
+    """First-crossing rule of SPSS and lifelines: the first time at which ``column`` is ≤ ``level`` (None if never; nulls never cross)."""
     hit = steps.filter(pl.col(column) <= level + TOLERANCE)
     return hit["time"][0] if hit.height else None
+
+
+def plateau_midpoint_median(steps: pl.DataFrame) -> float | None:
+    """Median by R's ``quantile.survfit`` and SAS PROC LIFETEST: where S(t) = 0.5 exactly over a stretch, its midpoint.
+
+    The midpoint of the first time with S ≤ 0.5 and the first time with S < 0.5 (the same time when S
+    jumps past 0.5; the last observed time when S never drops below 0.5). None if S stays above 0.5.
+    """
+    reached = first_time_at_or_below(steps, "surv", 0.5)
+    if reached is None:
+        return None
+    below = steps.filter(pl.col("surv") < 0.5 - TOLERANCE)
+    end = below["time"][0] if below.height else steps["time"].max()
+    return (reached + end) / 2
 
 
 @dataclass(frozen=True)
@@ -110,8 +130,10 @@ def spss_median_ci(steps: pl.DataFrame) -> MedianEstimate:
 def brookmeyer_crowley_median(steps: pl.DataFrame) -> MedianEstimate:
     """Brookmeyer–Crowley: the median's 95% CI is where the pointwise band crosses 0.5 (lower band → lower bound).
 
-    ``steps`` carries ``surv``, ``ci_lower`` and ``ci_upper`` (see ``with_loglog_band``). Reads the
-    median and bounds as lifelines' ``median_survival_times`` does, within ``TOLERANCE``. No SE exists.
+    ``steps`` carries ``surv``, ``ci_lower`` and ``ci_upper`` (see ``with_loglog_band``); the median is the
+    first crossing (see ``plateau_midpoint_median`` for R's). A bound is read only where the band is
+    defined: the band is null at S = 0, so a band that has not crossed 0.5 before S reaches 0 gives a
+    bound that is not reached (None), as R's ``quantile.survfit`` gives NA. No SE exists.
     """
     median = first_time_at_or_below(steps, "surv", 0.5)
     lower = first_time_at_or_below(steps, "ci_lower", 0.5)
@@ -120,42 +142,29 @@ def brookmeyer_crowley_median(steps: pl.DataFrame) -> MedianEstimate:
         reason
         for value, reason in (
             (median, "median not reached: S(t) stays above 0.5"),
-            (lower, "lower bound not reached: the lower band stays above 0.5"),
-            (upper, "upper bound not reached: the upper band stays above 0.5"),
+            (lower, "lower bound not reached: the defined lower band stays above 0.5"),
+            (upper, "upper bound not reached: the defined upper band stays above 0.5"),
         )
         if value is None
     ]
     return MedianEstimate(median, None, lower, upper, "; ".join(reasons) or None)
 
 
-def _lifelines_band(group: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """lifelines' pointwise 95% band of one sample, fitted on its steps as frequency-weighted rows."""
-    # Imported where used: lifelines takes seconds to import, and every process that loads the definitions would pay it.
-    from lifelines import KaplanMeierFitter
+def with_loglog_band(steps: pl.DataFrame) -> pl.DataFrame:
+    """Log(−log) pointwise 95% band of S(t) (“exponential Greenwood”: R's ``conf.type = "log-log"``, lifelines' default).
 
-    time = group["time"].to_numpy()
-    weights = np.concatenate([group["events"].to_numpy(), group["censored"].to_numpy()])
-    observed = np.concatenate([np.ones(len(time), dtype=int), np.zeros(len(time), dtype=int)])
-    durations = np.concatenate([time, time])
-    keep = weights > 0
-    kmf = KaplanMeierFitter(alpha=0.05).fit(durations[keep], observed[keep], weights=weights[keep])
-    band = kmf.confidence_interval_survival_function_.reindex(time)
-    return band.iloc[:, 0].to_numpy(), band.iloc[:, 1].to_numpy()
-
-
-def with_loglog_band(steps: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
-    """Log(−log) pointwise 95% band of S(t), lifelines' default (“exponential Greenwood”, R's ``conf.type = "log-log"``).
-
-    Adds ci_lower and ci_upper: S^exp(±1.96·σ/|log S|) with σ² = Σ d/(n(n−d)); 1 before the first event.
+    Adds ci_lower and ci_upper: S^exp(±1.96·σ/|log S|) with σ = SE(S)/S, σ² = Σ d/(n(n−d)). Null where
+    the transform is undefined, as in R: where S = 1 (before the first event) and where S = 0 (lifelines
+    writes 1/1 and 0/0 there, and its 0 at S = 0 would read as a crossing of 0.5). Row by row, so any
+    number of groups of ``km_steps`` at once.
     """
-    groups = steps.group_by(list(by), maintain_order=True) if by else [((), steps)]
-    parts = [steps.clear().with_columns(ci_lower=pl.lit(None, dtype=pl.Float64), ci_upper=pl.lit(None, dtype=pl.Float64))]
-    for _, group in groups:
-        if group.is_empty():
-            continue
-        lower, upper = _lifelines_band(group)
-        parts.append(group.with_columns(ci_lower=pl.Series(lower, dtype=pl.Float64), ci_upper=pl.Series(upper, dtype=pl.Float64)))
-    return pl.concat(parts)
+    log_surv = pl.col("surv").log()
+    exponent = (Z_95 * pl.col("std_err") / pl.col("surv") / log_surv.abs()).exp()
+    defined = (pl.col("surv") > 0) & (pl.col("surv") < 1)
+    return steps.with_columns(
+        ci_lower=pl.when(defined).then(pl.col("surv").pow(exponent)),
+        ci_upper=pl.when(defined).then(pl.col("surv").pow(1 / exponent)),
+    )
 
 
 def _time_to_event(adtte: pl.DataFrame) -> pl.DataFrame:
@@ -171,8 +180,7 @@ def _time_to_event(adtte: pl.DataFrame) -> pl.DataFrame:
 
 def km_curves(adtte: pl.DataFrame) -> pl.DataFrame:
     """Kaplan–Meier curve of every data cut and endpoint: ``km_steps`` plus the log(−log) band, one row per distinct time."""
-    steps = km_steps(_time_to_event(adtte), by=GROUP)
-    return with_loglog_band(steps, by=GROUP).sort(*GROUP, "time")
+    return with_loglog_band(km_steps(_time_to_event(adtte), by=GROUP))
 
 
 SUMMARY_SCHEMA = {
@@ -182,6 +190,7 @@ SUMMARY_SCHEMA = {
     "n": pl.Int64,
     "events": pl.Int64,
     "median": pl.Float64,
+    "median_midpoint": pl.Float64,
     "se": pl.Float64,
     "ci_lower": pl.Float64,
     "ci_upper": pl.Float64,
@@ -190,12 +199,18 @@ SUMMARY_SCHEMA = {
 
 
 def median_summary(curves: pl.DataFrame) -> pl.DataFrame:
-    """Median survival per cut and endpoint, twice: SPSS 24 (median ± 1.96·SE) and Brookmeyer–Crowley on the log(−log) band."""
+    """Median survival per cut and endpoint, twice: SPSS 24 (median ± 1.96·SE) and Brookmeyer–Crowley on the log(−log) band.
+
+    ``median`` is the first crossing of 0.5 (SPSS, the paper's figures); ``median_midpoint`` beside it is
+    R's and SAS's median, which differs only where S(t) = 0.5 exactly over a stretch.
+    """
     rows = []
     for (cut, endpoint), curve in curves.group_by(list(GROUP), maintain_order=True):
         n, events = curve["at_risk"][0], curve["events"].sum()
+        midpoint = plateau_midpoint_median(curve)
         for method, estimate in (("spss", spss_median_ci(curve)), ("brookmeyer_crowley_loglog", brookmeyer_crowley_median(curve))):
-            rows.append({"data_cut": cut, "endpoint": endpoint, "method": method, "n": n, "events": events, **asdict(estimate)})
+            rows.append({"data_cut": cut, "endpoint": endpoint, "method": method, "n": n, "events": events,
+                         "median_midpoint": midpoint, **asdict(estimate)})
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA).sort("data_cut", "endpoint", "method")
 
 
@@ -203,7 +218,9 @@ def landmarks(curves: pl.DataFrame, every: float = 3.0) -> pl.DataFrame:
     """Number at risk (AVAL ≥ t), cumulative events and censorings, and event-free rate S(t) with its log(−log) 95% CI at t = 0, 3, 6, … months.
 
     The grid of each cut and endpoint runs to the first multiple of ``every`` at or after its last time.
-    S(t) is null beyond the last observed time, where the Kaplan–Meier estimate is undefined.
+    S(t) is null beyond the last observed time, where the Kaplan–Meier estimate is undefined. Before the
+    first observed time S = 1 with the band [1, 1], as R's ``summary.survfit`` gives; later the band is
+    that of ``with_loglog_band`` (null where S = 1 or 0).
     """
     grid = (
         curves.group_by(list(GROUP))
@@ -244,11 +261,12 @@ def reverse_km_followup(adtte: pl.DataFrame) -> pl.DataFrame:
     """Follow-up per cut and endpoint: median by reverse Kaplan–Meier (censoring is the event, the event censors); range = shortest and longest observed time.
 
     Observed time = AVAL, time from the first dose to the event or last contact, of every patient
-    (events included). The median carries the Brookmeyer–Crowley log(−log) 95% CI of the reverse curve.
-    With no censored patient the reverse curve never drops, so the median is null with a note.
+    (events included). The median (first crossing; ``median_midpoint``: R's and SAS's plateau midpoint)
+    carries the Brookmeyer–Crowley log(−log) 95% CI of the reverse curve. With no censored patient the
+    reverse curve never drops, so the median is null with a note.
     """
     reverse = _time_to_event(adtte).with_columns(event=1 - pl.col("event"))
-    curves = with_loglog_band(km_steps(reverse, by=GROUP), by=GROUP)
+    curves = with_loglog_band(km_steps(reverse, by=GROUP))
     per_group = reverse.group_by(list(GROUP)).agg(
         n=pl.len().cast(pl.Int64),
         censored=pl.col("event").sum().cast(pl.Int64),
@@ -261,14 +279,15 @@ def reverse_km_followup(adtte: pl.DataFrame) -> pl.DataFrame:
         estimate = brookmeyer_crowley_median(curve)
         if curve["events"].sum() == 0:
             estimate = MedianEstimate(None, None, None, None, "no patient censored: the reverse Kaplan–Meier curve never drops")
-        medians.append({"data_cut": cut, "endpoint": endpoint, "median": estimate.median,
+        medians.append({"data_cut": cut, "endpoint": endpoint, "median": estimate.median, "median_midpoint": plateau_midpoint_median(curve),
                         "ci_lower": estimate.ci_lower, "ci_upper": estimate.ci_upper, "note": estimate.note})
     median_frame = pl.DataFrame(
         medians,
-        schema={"data_cut": pl.Date, "endpoint": pl.String, "median": pl.Float64, "ci_lower": pl.Float64, "ci_upper": pl.Float64, "note": pl.String},
+        schema={"data_cut": pl.Date, "endpoint": pl.String, "median": pl.Float64, "median_midpoint": pl.Float64,
+                "ci_lower": pl.Float64, "ci_upper": pl.Float64, "note": pl.String},
     )
     return per_group.join(median_frame, on=list(GROUP), how="left").select(
-        *GROUP, "n", "censored", "median", "ci_lower", "ci_upper", "min", "max", "note", "patients"
+        *GROUP, "n", "censored", "median", "median_midpoint", "ci_lower", "ci_upper", "min", "max", "note", "patients"
     ).sort(*GROUP)
 
 
@@ -295,17 +314,45 @@ SUBGROUPS = (
 )
 
 
+# lifelines' defaults stop Newton–Raphson when the Newton decrement (≈ step²) is below 1e-7 or the log-likelihood
+# changes by less than 1e-9 of itself (R's rule), leaving β up to ~1e-4 short of the maximum. Without the relative
+# rule and with a decrement of 1e-20 it stops at the maximum to rounding: HRs, CIs and p then agree with R's coxph,
+# run to the same precision, to 1e-11 or better (survival 3.5, the shipped and the cross-check's hard studies).
+# Newton converges quadratically, so it costs a step or two more (0.4 → 0.6 s at 20,000 rows).
+COX_FIT_OPTIONS = {"precision": 1e-20, "r_precision": 0.0}
+
+
+def monotone_likelihood(weighted: pl.DataFrame) -> bool:
+    """Whether the Cox partial likelihood of a 0/1 ``x`` has no maximum (β → ±∞; Bryson & Johnson 1981).
+
+    It has none when, at every event time with both levels at risk, all events fall in the same level (the
+    same one each time), or when no event time has both levels at risk (the likelihood is flat). R's coxph
+    then warns that the coefficient may be infinite; lifelines runs β off to ±40 and reports an HR of 1e17.
+    ``weighted``: (time, event, x, count) rows.
+    """
+    level = {x: pl.col("x") == x for x in (0, 1)}
+    per_time = weighted.group_by("time").agg(
+        **{f"removed{x}": pl.col("count").filter(is_x).sum() for x, is_x in level.items()},
+        **{f"events{x}": pl.col("count").filter(is_x & (pl.col("event") == 1)).sum() for x, is_x in level.items()},
+    ).sort("time")
+    at_risk = {x: pl.col(f"removed{x}").sum() - pl.col(f"removed{x}").cum_sum() + pl.col(f"removed{x}") for x in (0, 1)}
+    mixed = per_time.filter((at_risk[0] > 0) & (at_risk[1] > 0) & (pl.col("events0") + pl.col("events1") > 0))
+    return mixed.is_empty() or (mixed["events0"] == 0).all() or (mixed["events1"] == 0).all()
+
+
 def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[float | None, float | None, float | None, float | None, str | None]:
     """Cox (lifelines, Efron ties) HR of ``x`` = 1 vs 0 with Wald 95% CI and p; None with a reason when not estimable.
 
-    ``weighted`` has one row per (time, event, x) with its ``count``; lifelines is fitted on the patient
-    rows it stands for, because lifelines' Efron handling of weighted ties differs from that of the rows.
+    ``weighted`` has one row per (time, event, x) with its ``count``, sorted; lifelines is fitted on the
+    patient rows it stands for, because lifelines' Efron handling of weighted ties differs from that of the rows.
     """
     from lifelines import CoxPHFitter
     from lifelines.exceptions import ConvergenceError
 
     if min(events.values()) == 0:
         return None, None, None, None, "HR not estimable: a level has no event"
+    if monotone_likelihood(weighted):
+        return None, None, None, None, "HR not estimable: wherever both levels are at risk the events fall in one level (monotone likelihood, β infinite)"
     patients = int(weighted["count"].sum())
     if patients > COX_MAX_ROWS:
         return None, None, None, None, f"Cox not fitted: {patients:,} patients exceed {COX_MAX_ROWS:,} (lifelines' fit is too slow); log-rank p is exact"
@@ -313,27 +360,36 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = CoxPHFitter().fit(rows.to_pandas(), duration_col="time", event_col="event")
+            fit = CoxPHFitter().fit(rows.to_pandas(), duration_col="time", event_col="event", fit_options=COX_FIT_OPTIONS)
     except ConvergenceError as error:
         return None, None, None, None, f"Cox did not converge: {str(error).splitlines()[0]}"
     row = fit.summary.loc["x"]
-    return float(row["exp(coef)"]), float(row["exp(coef) lower 95%"]), float(row["exp(coef) upper 95%"]), float(row["p"]), None
+    values = tuple(float(row[c]) for c in ("exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%", "p"))
+    if not all(np.isfinite(values)):
+        return None, None, None, None, "Cox fit gave a non-finite estimate"
+    return (*values, None)
 
 
 def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
-    """One forest row from (time, event, x, count) rows: n, events and KM median per level, log-rank p and Cox HR of level vs reference."""
+    """One forest row from (time, event, x, count) rows: n, events and KM median per level, log-rank p and Cox HR of level vs reference.
+
+    The rows are sorted first: they come from a group-by in no fixed order, and lifelines' floating-point
+    sums follow the row order, so an unsorted input changes the p-values' last bits from run to run.
+    """
     from lifelines.statistics import multivariate_logrank_test
 
     notes = []
     left_out = weighted.filter(pl.col("x").is_null())["count"].sum()
     if left_out:
         notes.append(f"{left_out} patient(s) with {subgroup.column} not {subgroup.reference} or {subgroup.level} left out")
-    weighted = weighted.filter(pl.col("x").is_not_null())
+    weighted = weighted.filter(pl.col("x").is_not_null()).sort("time", "event", "x", "count")
     per_level = weighted.group_by("x").agg(n=pl.col("count").sum(), events=(pl.col("event") * pl.col("count")).sum())
     n = dict.fromkeys((0, 1), 0) | dict(zip(per_level["x"], per_level["n"]))
     events = dict.fromkeys((0, 1), 0) | dict(zip(per_level["x"], per_level["events"]))
     steps = km_steps(weighted, by=["x"])
-    medians = {x: first_time_at_or_below(steps.filter(pl.col("x") == x), "surv", 0.5) for x in (0, 1)}
+    levels = {x: steps.filter(pl.col("x") == x) for x in (0, 1)}
+    medians = {x: first_time_at_or_below(level, "surv", 0.5) for x, level in levels.items()}
+    midpoints = {x: plateau_midpoint_median(level) for x, level in levels.items()}
     logrank_p = None
     if min(n.values()) == 0 or sum(events.values()) == 0:
         notes.append("log-rank not computable: a level is empty or no event occurred")
@@ -352,9 +408,11 @@ def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
         "n": n[1],
         "events": events[1],
         "median": medians[1],
+        "median_midpoint": midpoints[1],
         "n_ref": n[0],
         "events_ref": events[0],
         "median_ref": medians[0],
+        "median_ref_midpoint": midpoints[0],
         "hr": hr,
         "hr_ci_lower": hr_lower,
         "hr_ci_upper": hr_upper,
@@ -366,8 +424,8 @@ def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
 
 SUBGROUP_SCHEMA = {
     "data_cut": pl.Date, "endpoint": pl.String, "factor": pl.String, "level": pl.String, "reference": pl.String,
-    "n": pl.Int64, "events": pl.Int64, "median": pl.Float64, "n_ref": pl.Int64, "events_ref": pl.Int64,
-    "median_ref": pl.Float64, "hr": pl.Float64, "hr_ci_lower": pl.Float64, "hr_ci_upper": pl.Float64,
+    "n": pl.Int64, "events": pl.Int64, "median": pl.Float64, "median_midpoint": pl.Float64, "n_ref": pl.Int64,
+    "events_ref": pl.Int64, "median_ref": pl.Float64, "median_ref_midpoint": pl.Float64, "hr": pl.Float64, "hr_ci_lower": pl.Float64, "hr_ci_upper": pl.Float64,
     "cox_p": pl.Float64, "logrank_p": pl.Float64, "note": pl.String,
 }
 

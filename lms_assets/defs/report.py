@@ -126,7 +126,9 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
         "PNG charts, no scripts, opens offline) in the outputs folder (`report/study_report.html`). Study summary; "
         "Tables 1, 2 and 4 recomputed, each value beside the printed one with the audit's verdict; median PFS and OS "
         "with both CI methods; every chart; the audit of every printed figure (status, basis, explanation); "
-        "quarantined rows; data provenance (files, SHA-256, what is reconstructed); package versions. Downstream of "
+        "quarantined rows; data provenance (files, SHA-256, what is reconstructed); the independent verification by R "
+        "(what it reproduced, R's and survival's versions, values compared and agreed, named exceptions); package "
+        "versions. Downstream of "
         "every checked table, so a failed blocking (ERROR) check upstream stops it."
     ),
 )
@@ -142,6 +144,7 @@ def study_report(
     raw_published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     raw_followup: pl.DataFrame,
+    independent_verification: pl.DataFrame,
 ) -> MaterializeResult:
     registry = typed_registry(raw_published_figures)
     tables = {
@@ -168,6 +171,7 @@ def study_report(
             schemas.PROVENANCE.column_names
         ),
         versions=report.package_versions(),
+        verification=independent_verification,
     )
     path = config.output_dir() / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext, AssetIn, MetadataValue, Output, asset, asset_check
 
-from lms_assets.analysis import survival
+from lms_assets.analysis import km_plot, survival
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
 from lms_assets.defs.metadata import markdown_table, table_output
 from lms_assets.defs.published import published_cut, typed_registry
@@ -25,7 +25,8 @@ SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.co
     description=(
         "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
         "(so it grows with distinct times, not patients) with patients at risk, events, censorings, S(t), Greenwood "
-        "SE (`std_err`) and the pointwise 95% band of lifelines (log(−log), `ci_lower`/`ci_upper`). Figure 1A/B."
+        "SE (`std_err`) and the pointwise log(−log) 95% band (`ci_lower`/`ci_upper`, R's conf.type = \"log-log\"), "
+        "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B."
     ),
 )
 def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -44,8 +45,10 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
         "Table 2's medians, two rows per cut and endpoint. `method = 'spss'`: SPSS 24, which the paper used — median = "
         "first event time with S ≤ 0.5, SE = Greenwood SE of S(median) / f with f = (S(u) − S(l)) / (l − u) (u: last "
         "event time with S ≥ 0.55, l: first with S ≤ 0.45), CI = median ± 1.96·SE. `method = "
-        "'brookmeyer_crowley_loglog'`: lifelines' median with the CI where its log(−log) band crosses 0.5 (R's "
-        "conf.type = \"log-log\"); `se` is null by design. Anything not reached is null with the reason in `note`."
+        "'brookmeyer_crowley_loglog'`: the CI where the defined log(−log) band crosses 0.5 (R's quantile.survfit with "
+        "conf.type = \"log-log\"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper's "
+        "figures); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
+        "Anything not reached is null with the reason in `note`."
     ),
 )
 def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -55,7 +58,11 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
         f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
-    return table_output(table, latest_cut=str(table["data_cut"].max()), **medians)
+    intervals = {
+        f"{r['endpoint'].lower()}_ci_{r['method']}": MetadataValue.text(km_plot.interval_text(r["ci_lower"], r["ci_upper"], 2))
+        for r in latest.iter_rows(named=True)
+    }
+    return table_output(table, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
 
 
 @asset(
@@ -83,7 +90,7 @@ def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     ins={"adtte": TIME_TO_EVENT},
     description=(
         "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
-        "censors) with its log(−log) 95% CI, and the range = shortest and longest observed time (AVAL, event or "
+        "censors; `median_midpoint`: R's plateau midpoint) with its log(−log) 95% CI, and the range = shortest and longest observed time (AVAL, event or "
         "censoring) over all patients. The paper's 'median follow-up 17.8 months (range 4.3–23.5)' is checked "
         "against the OS rows of the published cut; `patients` lists the SUBJIDs."
     ),
@@ -102,9 +109,11 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
     ins={"adtte": TIME_TO_EVENT, "adsl": SUBGROUP_FACTORS},
     description=(
         "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
-        "chemotherapy (none vs any), prior surgery and radiotherapy. Per level n, events and KM median; log-rank p "
-        f"(lifelines) and Cox HR with 95% CI and Wald p (lifelines, Efron ties; fitted up to {survival.COX_MAX_ROWS:,} "
-        "patients, else null with a note). The Discussion says no subgroup differed significantly."
+        "chemotherapy (none vs any), prior surgery and radiotherapy. Per level n, events and KM median (first crossing; "
+        "`median_midpoint`/`median_ref_midpoint`: R's and SAS's plateau midpoint); log-rank p (lifelines) and Cox HR "
+        "with 95% CI and Wald p (lifelines, Efron ties, run to the maximum as R's coxph; fitted up to "
+        f"{survival.COX_MAX_ROWS:,} patients, null with a note when the likelihood is monotone). Rows are summed in one "
+        "order, so re-runs are bit-identical. The Discussion says no subgroup differed significantly."
     ),
 )
 def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
