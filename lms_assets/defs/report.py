@@ -138,6 +138,7 @@ def study_report(
     adverse_event_summary: pl.DataFrame,
     survival_summary: pl.DataFrame,
     figure_audit: pl.DataFrame,
+    reconstruction_sensitivity: pl.DataFrame,
     quarantine: pl.DataFrame,
     raw_published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
@@ -168,6 +169,7 @@ def study_report(
             schemas.PROVENANCE.column_names
         ),
         versions=report.package_versions(),
+        sensitivity=reconstruction_sensitivity,
     )
     path = config.output_dir() / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
