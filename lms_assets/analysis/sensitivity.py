@@ -46,7 +46,8 @@ RATE_DECIMALS = 2
 SEX_RESTRICTED_SITES = {"uterus": "F"}
 # Labelled placements are expanded from gap multisets by permuting the censored patients: C! rows per multiset.
 MAX_CENSORED = 9
-DEFAULT_SAMPLE = 100_000
+# Shares from the two halves of this sample agree to within half a percentage point on the shipped study.
+DEFAULT_SAMPLE = 50_000
 DEFAULT_SEED = 20  # issue 20
 # Cox Newton–Raphson: a binary covariate's β beyond this is a monotone likelihood (HR → 0 or ∞), not an estimate.
 COX_MAX_ABS_BETA = 15.0
@@ -376,17 +377,17 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
     """
     n_patients = len(sex)
     allocation = np.full((size, n_patients), -1, dtype=np.int64)
-    keys = rng.random((size, n_patients))
     for index, (level, count) in enumerate(zip(levels, counts)):
         required = SEX_RESTRICTED_SITES.get(fig.slug(level))
         if required is None or count == 0:
             continue
         eligible = (sex == required)[None, :] & (allocation < 0)
-        chosen = np.argsort(np.where(eligible, keys, np.inf), axis=1)[:, :count]
+        chosen = np.argsort(np.where(eligible, rng.random((size, n_patients)), np.inf), axis=1)[:, :count]
         np.put_along_axis(allocation, chosen, index, axis=1)
     rest = np.repeat([i for i, lv in enumerate(levels) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None],
                      [c for lv, c in zip(levels, counts) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None])
-    open_slots = np.argsort(np.where(allocation < 0, keys, np.inf), axis=1)[:, : len(rest)]
+    # Fresh keys: the restricted choice took the smallest ones among its eligible patients, which would bias the rest.
+    open_slots = np.argsort(np.where(allocation < 0, rng.random((size, n_patients)), np.inf), axis=1)[:, : len(rest)]
     np.put_along_axis(allocation, open_slots, np.broadcast_to(rest, open_slots.shape), axis=1)
     return allocation
 
@@ -505,7 +506,7 @@ def study_from_tables(adsl: pl.DataFrame, adtte_at_cut: pl.DataFrame, registry: 
 # --- evaluating every reconstruction -------------------------------------------------------------------------
 
 
-def _os_arrays(study: Study, deaths: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def os_risk_inputs(study: Study, deaths: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """OS ``until`` (N, P) and ``event_index`` (1, P) over the distinct death times, for placements ``gaps``."""
     times = np.unique(deaths)
     censored = study.died == 0
@@ -515,14 +516,15 @@ def _os_arrays(study: Study, deaths: np.ndarray, gaps: np.ndarray) -> tuple[np.n
     return until, event_index, len(times)
 
 
-def _pfs_arrays(study: Study) -> tuple[np.ndarray, np.ndarray, int]:
+def pfs_risk_inputs(study: Study) -> tuple[np.ndarray, np.ndarray, int]:
+    """PFS ``until`` and ``event_index`` (1, P) over the distinct progression times: transcribed, the same in every reconstruction."""
     times = np.unique(study.pfs[study.pfs_event == 1])
     until = np.searchsorted(times, study.pfs, side="right")[None, :]
     event_index = np.where(study.pfs_event == 1, np.searchsorted(times, study.pfs, side="left"), -1)[None, :]
     return until, event_index, len(times)
 
 
-def _tests(until, event_index, n_times, group, n_groups) -> tuple[np.ndarray, np.ndarray | None]:
+def subgroup_tests(until, event_index, n_times, group, n_groups) -> tuple[np.ndarray, np.ndarray | None]:
     """Log-rank p of every reconstruction, and the Cox HR of level 1 vs 0 when the factor has two levels."""
     at_risk, events = risk_sets(until, event_index, group, n_times, n_groups)
     p = logrank(at_risk, events)
@@ -561,6 +563,11 @@ def _fmt(value: float | None, decimals: int) -> str:
 
 
 def _pct(share: float) -> str:
+    # A handful of 50,000 must not print as 0.0% (or its complement as 100.0%).
+    if 0 < share < 0.001:
+        return "<0.1%"
+    if 0.999 < share < 1:
+        return ">99.9%"
     return f"{100 * share:.1f}%"
 
 
@@ -600,6 +607,8 @@ def summarise(result: str, label: str, rests_on: str, coverage: Coverage, outcom
     else:
         parts.append(f"{conclusion}: {'yes' if share_holds == 1 else 'no'}")
     notes = [note] if note else []
+    if verdict == ROBUST and coverage.kind == "seeded sample":
+        notes.append(f"robust within the sample: no counterexample among {n:,} draws, which does not exclude one elsewhere")
     if (~estimable).any() and verdict != DEPENDS:
         notes.append(f"not estimable in {_pct((~estimable).mean())} of the reconstructions")
     if coverage.halves is not None:
@@ -692,7 +701,7 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
             imposed = p.printed.get(name) == (row["value"], row["decimals"])
             rows.append(summarise(
                 f"os.{name}", f"OS {name.replace('_', ' ')} (SPSS), {row['source']}", OS_PLACEMENT, exact_os, Outcome.point(values, shipped),
-                f"rounds to the printed {row['printed']}", (row["value"] - _half_unit(row["decimals"]), row["value"] + _half_unit(row["decimals"])),
+                f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})", (row["value"] - _half_unit(row["decimals"]), row["value"] + _half_unit(row["decimals"])),
                 3, figure_id=row["figure_id"], note="imposed: this printing is a constraint of the placements" if imposed else None,
             ))
     rates = landmark_rates(deaths, p.gaps, LANDMARK_MONTHS)
@@ -729,25 +738,25 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
             target = (row["value"], row["decimals"]) if row else (round(float(shipped), 1), 1)
             rows.append(summarise(
                 f"followup.{name}", what + (f", {row['source']}" if row else ""), OS_PLACEMENT, exact_os, Outcome(lo, hi, float(shipped)),
-                f"rounds to the printed {row['printed']}" if row else f"rounds to the shipped {target[0]:g}",
+                f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})" if row else f"rounds to the shipped {target[0]:g}",
                 (target[0] - _half_unit(target[1]), target[0] + _half_unit(target[1])), 2, figure_id=row["figure_id"] if row else None,
                 note="each placement's value spans the bounds of its gap (and the patients' own bounds)",
             ))
 
     # Subgroups on transcribed factors: PFS fixed by the paper, OS exact over the placements.
-    os_until, os_event, os_times = _os_arrays(study, deaths, p.gaps)
-    shipped_until, _, _ = _os_arrays(study, deaths, shipped_gaps)
-    pfs_until, pfs_event, pfs_times = _pfs_arrays(study)
+    os_until, os_event, os_times = os_risk_inputs(study, deaths, p.gaps)
+    shipped_until, _, _ = os_risk_inputs(study, deaths, shipped_gaps)
+    pfs_until, pfs_event, pfs_times = pfs_risk_inputs(study)
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
     os_p_by_factor = {}
     pfs_p_fixed = {}
     for subgroup in survival.SUBGROUPS:
         group = study.factors[subgroup.factor][None, :]
         comparison = f"{subgroup.level_label} vs {subgroup.reference_label}"
-        pfs_p, pfs_hr = _tests(pfs_until, pfs_event, pfs_times, group, 2)
+        pfs_p, pfs_hr = subgroup_tests(pfs_until, pfs_event, pfs_times, group, 2)
         pfs_p_fixed[subgroup.factor] = float(pfs_p[0])
-        os_p, os_hr = _tests(os_until, os_event, os_times, group, 2)
-        ship_p, ship_hr = _tests(shipped_until, os_event, os_times, group, 2)
+        os_p, os_hr = subgroup_tests(os_until, os_event, os_times, group, 2)
+        ship_p, ship_hr = subgroup_tests(shipped_until, os_event, os_times, group, 2)
         os_p_by_factor[subgroup.factor] = os_p
         for endpoint, coverage, rests, (pv, hr), (sp, sh) in (
             ("PFS", fixed, "nothing reconstructed", (pfs_p, pfs_hr), (pfs_p, pfs_hr)),
@@ -767,8 +776,8 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     largest_site = int(np.argmax(study.site_counts))
     site_binary_label = f"{study.site_levels[largest_site]} vs other sites"
     exact_dose = Coverage("exact", len(dose_all), f"exact: all {len(dose_all):,} dose allocations")
-    dose_pfs_p, dose_pfs_hr = _tests(pfs_until, pfs_event, pfs_times, dose_all, 2)
-    ship_dose_pfs_p, ship_dose_pfs_hr = _tests(pfs_until, pfs_event, pfs_times, study.dose[None, :], 2)
+    dose_pfs_p, dose_pfs_hr = subgroup_tests(pfs_until, pfs_event, pfs_times, dose_all, 2)
+    ship_dose_pfs_p, ship_dose_pfs_hr = subgroup_tests(pfs_until, pfs_event, pfs_times, study.dose[None, :], 2)
     rows.append(summarise("subgroup.PFS.Starting dose.logrank_p", f"PFS log-rank p, starting dose ({dose_label})", "starting-dose allocation",
                           exact_dose, Outcome.point(dose_pfs_p, float(ship_dose_pfs_p[0])), SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3))
     rows.append(summarise("subgroup.PFS.Starting dose.hr", f"PFS Cox HR, starting dose ({dose_label})", "starting-dose allocation",
@@ -776,7 +785,8 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
 
     placement_draw = rng.integers(0, n_place, sample_size)
     site_draw = sample_sites(study.site_levels, study.site_counts, study.sex, sample_size, rng)
-    dose_draw = dose_all[rng.integers(0, len(dose_all), sample_size)]
+    dose_index = rng.integers(0, len(dose_all), sample_size)
+    dose_draw = dose_all[dose_index]
     halves = (np.arange(sample_size) < sample_size // 2, np.arange(sample_size) >= sample_size // 2)
     sampled = Coverage(
         "seeded sample", sample_size,
@@ -788,11 +798,11 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     site_binary = (site_draw == largest_site).astype(np.int64)
     ship_site_binary = (study.site == largest_site).astype(np.int64)[None, :]
     tests = {
-        ("PFS", "site"): (_tests(pfs_until, pfs_event, pfs_times, site_draw, len(study.site_levels)), _tests(pfs_until, pfs_event, pfs_times, study.site[None, :], len(study.site_levels))),
-        ("OS", "site"): (_tests(sampled_until, os_event, os_times, site_draw, len(study.site_levels)), _tests(shipped_until, os_event, os_times, study.site[None, :], len(study.site_levels))),
-        ("PFS", "site2"): (_tests(pfs_until, pfs_event, pfs_times, site_binary, 2), _tests(pfs_until, pfs_event, pfs_times, ship_site_binary, 2)),
-        ("OS", "site2"): (_tests(sampled_until, os_event, os_times, site_binary, 2), _tests(shipped_until, os_event, os_times, ship_site_binary, 2)),
-        ("OS", "dose"): (_tests(sampled_until, os_event, os_times, dose_draw, 2), _tests(shipped_until, os_event, os_times, study.dose[None, :], 2)),
+        ("PFS", "site"): (subgroup_tests(pfs_until, pfs_event, pfs_times, site_draw, len(study.site_levels)), subgroup_tests(pfs_until, pfs_event, pfs_times, study.site[None, :], len(study.site_levels))),
+        ("OS", "site"): (subgroup_tests(sampled_until, os_event, os_times, site_draw, len(study.site_levels)), subgroup_tests(shipped_until, os_event, os_times, study.site[None, :], len(study.site_levels))),
+        ("PFS", "site2"): (subgroup_tests(pfs_until, pfs_event, pfs_times, site_binary, 2), subgroup_tests(pfs_until, pfs_event, pfs_times, ship_site_binary, 2)),
+        ("OS", "site2"): (subgroup_tests(sampled_until, os_event, os_times, site_binary, 2), subgroup_tests(shipped_until, os_event, os_times, ship_site_binary, 2)),
+        ("OS", "dose"): (subgroup_tests(sampled_until, os_event, os_times, dose_draw, 2), subgroup_tests(shipped_until, os_event, os_times, study.dose[None, :], 2)),
     }
     pfs_site_rests, os_site_rests = "primary-site allocation", f"primary-site allocation and {OS_PLACEMENT}"
     for (endpoint, what), ((pv, hr), (sp, sh)) in tests.items():
@@ -808,15 +818,14 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
                               Outcome.point(hr, float(sh[0])), "HR > 1", (1.0, np.inf), 2))
 
     # The Discussion's claim: no subgroup differs significantly in PFS or OS (sex, PS, history, site, combination; dose too).
-    dose_pfs_sampled = _tests(pfs_until, pfs_event, pfs_times, dose_draw, 2)[0]
     smallest = np.minimum.reduce([
         np.full(sample_size, min(pfs_p_fixed.values())),
         *(os_p_by_factor[f][placement_draw] for f in os_p_by_factor),
-        tests[("PFS", "site")][0][0], tests[("OS", "site")][0][0], dose_pfs_sampled, tests[("OS", "dose")][0][0],
+        tests[("PFS", "site")][0][0], tests[("OS", "site")][0][0], dose_pfs_p[dose_index], tests[("OS", "dose")][0][0],
     ])
     shipped_smallest = min(
         min(pfs_p_fixed.values()),
-        *(float(_tests(shipped_until, os_event, os_times, study.factors[s.factor][None, :], 2)[0][0]) for s in survival.SUBGROUPS),
+        *(float(subgroup_tests(shipped_until, os_event, os_times, study.factors[s.factor][None, :], 2)[0][0]) for s in survival.SUBGROUPS),
         float(tests[("PFS", "site")][1][0][0]), float(tests[("OS", "site")][1][0][0]), float(ship_dose_pfs_p[0]), float(tests[("OS", "dose")][1][0][0]),
     )
     rows.append(summarise(
@@ -845,7 +854,8 @@ def _registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: se
         else:
             verdict, coverage, text = None, "not assessed", "rests on reconstructed inputs this analysis does not vary"
         rows.append({
-            "result": quantity, "figure_id": row["figure_id"], "label": f"{quantity}, {row['source']}", "rests_on": basis,
+            "result": quantity, "figure_id": row["figure_id"], "label": f"{quantity}, {row['source']}",
+            "rests_on": "nothing reconstructed (Table 3's rows)" if basis == "published_patient_data" else "reconstructed inputs (provenance.csv)",
             "coverage": coverage, "reconstructions": None, "shipped": None, "minimum": None, "maximum": None,
             "conclusion": None, "holds": None, "fails": None, "verdict": verdict, "sensitivity_range": text, "note": None,
         })
