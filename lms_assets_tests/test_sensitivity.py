@@ -260,6 +260,10 @@ def test_report_section_lists_the_varied_results(shipped):
     assert "says nothing about patients outside those constraints" in html
     assert "subgroups.none_significant" in html and "subgroup.OS.Primary site.logrank_p" in html
     assert "T1.age.median" not in html  # fixed by the paper, listed only in the counts
+    from lms_assets_tests.test_report import _inputs
+
+    assert ">What the paper&#x27;s data permits" in report.study_report_html(_inputs(sensitivity=table))
+    assert "data permits" not in report.study_report_html(_inputs())
 
 
 def test_asset_materializes_and_states_its_coverage(platform_env):
