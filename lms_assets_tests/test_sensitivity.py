@@ -69,6 +69,11 @@ def test_toy_enumeration_is_every_gap_assignment_brute_force_finds(toy):
     assert placements.printed == {q.split(".")[1]: (v, 1) for q, v in zip(registry["quantity"], registry["value"])}
 
 
+def test_unreachable_printed_median_is_said_not_guessed():
+    with pytest.raises(sens.NoConsistentReconstruction, match="reproduces any printed os.median"):
+        sens.os_placements(TOY_DEATHS, TOY_LOWER, np.full(3, TOY_UPPER), toy_registry(99.0, 98.0, 100.0))
+
+
 def test_toy_ranges_match_brute_force(toy):
     from lifelines.statistics import logrank_test
 
@@ -223,6 +228,40 @@ def test_robust_subgroup_results_hold_at_their_extreme_reconstructions(shipped):
             recomputed = logrank_test(times[level], times[~level], study.died[level], study.died[~level]).p_value
             assert recomputed == pytest.approx(reported, rel=1e-9)
             assert (recomputed >= survival.SIGNIFICANCE) == (row["holds"] == 1)
+
+
+def test_robust_hazard_ratio_directions_hold_at_their_extreme_reconstructions(shipped):
+    from lifelines import CoxPHFitter
+
+    study, _, result = shipped
+    p = result.placements
+    robust = result.table.filter(
+        pl.col("result").str.starts_with("subgroup.OS.") & pl.col("result").str.ends_with(".hr") & (pl.col("verdict") == sens.ROBUST)
+    )
+    # Sex, prior chemotherapy (lowest HR 1.01, the closest call), prior surgery, prior radiotherapy.
+    assert robust.height >= 3
+    until, event_index, n_times = sens.os_risk_inputs(study, p.death_times, p.gaps)
+    censored = study.died == 0
+    for row in robust.iter_rows(named=True):
+        x = study.factors[row["result"].split(".")[2]]
+        _, hr = sens.subgroup_tests(until, event_index, n_times, x[None, :], 2)
+        for index, reported in ((int(np.nanargmin(hr)), row["minimum"]), (int(np.nanargmax(hr)), row["maximum"])):
+            times = study.os.copy()
+            times[censored] = placement_times(p, p.gaps[index], 0.5)
+            kept = x >= 0
+            frame = pl.DataFrame({"time": times[kept], "event": study.died[kept], "x": x[kept]}).to_pandas()
+            fitted = float(np.exp(CoxPHFitter().fit(frame, "time", "event", fit_options={"precision": 1e-14}).params_["x"]))
+            assert fitted == pytest.approx(reported, rel=1e-6)
+            assert (fitted > 1) == (row["holds"] == 1)
+
+
+def test_envelope_holds_the_shipped_curve(shipped):
+    study, _, result = shipped
+    envelope = sens.os_curve_envelope(result.placements, study.os[study.died == 0])
+    assert envelope.height == 12
+    assert (envelope["surv_min"] <= envelope["surv_shipped"]).all() and (envelope["surv_shipped"] <= envelope["surv_max"]).all()
+    # First death (4.3 months): 18/19 with nobody censored before it; the shipped patient 10 (3.9 months) makes it 17/18.
+    assert envelope["surv_max"][0] == pytest.approx(18 / 19) and envelope["surv_shipped"][0] == pytest.approx(17 / 18)
 
 
 def test_robust_followup_verdict_holds_at_its_extreme_reconstructions(shipped):

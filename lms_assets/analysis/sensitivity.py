@@ -206,6 +206,10 @@ class Placements:
     printed: dict[str, tuple[float, int]]  # the printed OS figures the placements reproduce (name → value, decimals)
 
 
+class NoConsistentReconstruction(ValueError):
+    """The study leaves nothing to vary, or nothing it could be varied to reproduces the printed OS figures."""
+
+
 def _printed_os_sets(registry: pl.DataFrame) -> list[dict[str, tuple[float, int]]]:
     """Each source's printed (median, ci_lower, ci_upper), as the audit's feasibility search reads them."""
     rows = registry.filter(pl.col("quantity").is_in(["os.median", "os.ci_lower", "os.ci_upper"]))
@@ -233,8 +237,10 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
     """
     lower = np.asarray(lower, dtype=float)
     upper = np.asarray(upper, dtype=float)
+    if not len(lower):
+        raise NoConsistentReconstruction("no censored OS time at the published cut: no last-contact time is reconstructed")
     if len(lower) > MAX_CENSORED:
-        raise ValueError(f"{len(lower)} censored patients: more than {MAX_CENSORED}, the labelled placements are too many to enumerate")
+        raise NoConsistentReconstruction(f"{len(lower)} censored patients: more than {MAX_CENSORED}, the labelled placements are too many to enumerate")
     feasibility = audit.os_feasibility(death_times, list(zip(lower, upper)))
     estimates = feasibility.estimates
     values = {name: estimates[name].fill_null(np.nan).to_numpy() for name in ("median", "ci_lower", "ci_upper")}
@@ -246,6 +252,11 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
         if mask.any():
             chosen = printed
             break
+    if not chosen:
+        raise NoConsistentReconstruction(
+            "published_figures.csv: no placement of the unpublished last-contact times reproduces any printed os.median "
+            f"({feasibility.patterns_feasible:,} feasible placements of {feasibility.patterns_examined:,} examined)"
+        )
     deaths = np.sort(np.asarray(death_times, dtype=float))
     distinct = np.unique(deaths)
     gap_lo = np.r_[0.0, distinct]
@@ -283,6 +294,14 @@ def landmark_rates(deaths: np.ndarray, gaps: np.ndarray, months: Sequence[float]
     upto = distinct[None, :] <= np.asarray(months, dtype=float)[:, None]  # (M, D)
     # A product, not exp(Σ log): the last step may reach S = 0.
     return np.where(upto[None, :, :], steps[:, None, :], 1.0).prod(axis=2)
+
+
+def os_curve_envelope(placements: Placements, shipped_times: Sequence[float]) -> pl.DataFrame:
+    """The Kaplan–Meier OS curve's lowest and highest S(t) at each death time over the placements, beside the shipped curve's."""
+    times = np.unique(placements.death_times)
+    curves = landmark_rates(placements.death_times, placements.gaps, times)
+    shipped = landmark_rates(placements.death_times, gaps_of(shipped_times, placements.death_times)[None, :], times)[0]
+    return pl.DataFrame({"time": times, "surv_min": curves.min(axis=0), "surv_max": curves.max(axis=0), "surv_shipped": shipped})
 
 
 def _time_bounds(p: Placements, gaps: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
