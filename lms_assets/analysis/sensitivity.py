@@ -23,8 +23,8 @@ import datetime as dt
 import itertools
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -567,7 +567,7 @@ class Outcome:
 class Coverage:
     """How a result's reconstructions were covered."""
 
-    kind: str  # "exact", "seeded sample", "imposed", "not needed"
+    kind: str  # "exact", "seeded sample" or "not needed" (nothing reconstructed)
     reconstructions: int | None
     text: str
     halves: tuple[np.ndarray, np.ndarray] | None = None  # sample rows of the first and second half, for stability
@@ -688,6 +688,69 @@ class Sensitivity:
     shipped_consistent: bool
 
 
+def _printed_rows(study: Study, result: str, quantity: str, label: str, coverage: Coverage, outcome: Outcome, decimals: int,
+                  imposed: dict[str, tuple[float, int]] | None = None, note: str | None = None) -> list[dict]:
+    """One row per printing of ``quantity``: does the result round to that printing, under how many reconstructions."""
+    rows = []
+    for row in study.registry.filter(pl.col("quantity") == quantity).iter_rows(named=True):
+        half = _half_unit(row["decimals"])
+        is_constraint = imposed is not None and imposed.get(quantity.split(".", 1)[1]) == (row["value"], row["decimals"])
+        rows.append(summarise(
+            result, f"{label}, {row['source']}", OS_PLACEMENT, coverage, outcome,
+            f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})", (row["value"] - half, row["value"] + half),
+            decimals, figure_id=row["figure_id"], note="imposed: this printing is a constraint of the placements" if is_constraint else note,
+        ))
+    return rows
+
+
+def _test_rows(result: str, label: str, rests_on: str, coverage: Coverage, tested: tuple, shipped: tuple) -> list[dict]:
+    """The log-rank p row (p ≥ 0.05?) and, for two levels, the Cox HR row (HR > 1?) of one subgroup comparison."""
+    (p, hr), (shipped_p, shipped_hr) = tested, shipped
+    rows = [summarise(f"{result}.logrank_p", f"{label}: log-rank p", rests_on, coverage, Outcome.point(p, float(shipped_p[0])),
+                      SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3)]
+    if hr is not None:
+        rows.append(summarise(f"{result}.hr", f"{label}: Cox HR", rests_on, coverage, Outcome.point(hr, float(shipped_hr[0])),
+                              "HR > 1", (1.0, np.inf), 2))
+    return rows
+
+
+def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Coverage) -> list[dict]:
+    """OS median and CI, landmark rates and numbers at risk, reverse-KM follow-up and its range: the placements alone."""
+    censored = study.died == 0
+    lower, upper, shipped_times = study.lower[censored], study.upper[censored], study.os[censored]
+    shipped_index = np.flatnonzero((p.gaps == shipped_gaps).all(axis=1))
+    rows = []
+    for name, values in (("median", p.median), ("ci_lower", p.ci_lower), ("ci_upper", p.ci_upper)):
+        shipped = float(values[shipped_index[0]]) if len(shipped_index) else None
+        rows += _printed_rows(study, f"os.{name}", f"os.{name}", f"OS {name.replace('_', ' ')} (SPSS)", exact,
+                              Outcome.point(values, shipped), 3, imposed=p.printed)
+    rates = landmark_rates(p.death_times, p.gaps, LANDMARK_MONTHS)
+    shipped_rates = landmark_rates(p.death_times, shipped_gaps, LANDMARK_MONTHS)[0]
+    fewest, most = at_risk_bounds(p, p.gaps, lower, upper, LANDMARK_MONTHS)
+    shipped_at_risk, _ = at_risk_bounds(p, shipped_gaps, shipped_times, shipped_times, LANDMARK_MONTHS)
+    for j, month in enumerate(LANDMARK_MONTHS):
+        rounded = round(float(shipped_rates[j]), RATE_DECIMALS)
+        rows.append(summarise(
+            f"os.landmark.{month:g}m.rate", f"OS rate at {month:g} months (Kaplan–Meier S(t))", OS_PLACEMENT, exact,
+            Outcome.point(rates[:, j], float(shipped_rates[j])), f"rounds to the shipped {rounded:.{RATE_DECIMALS}f}",
+            (rounded - _half_unit(RATE_DECIMALS), rounded + _half_unit(RATE_DECIMALS)), 3,
+            note="S(t) depends only on the gaps, not on the time inside them",
+        ))
+        at_risk = float(shipped_at_risk[0, j])
+        rows.append(summarise(
+            f"os.landmark.{month:g}m.at_risk", f"OS patients at risk at {month:g} months", OS_PLACEMENT, exact,
+            Outcome(fewest[:, j].astype(float), most[:, j].astype(float), at_risk), f"equals the shipped {at_risk:g}",
+            (at_risk, at_risk), 0, note="depends on the time inside a gap that contains the landmark",
+        ))
+    bounds = followup_bounds(p, p.gaps, lower, upper)
+    shipped_bounds = followup_bounds(p, shipped_gaps, shipped_times, shipped_times)
+    for name, label in (("median", "Median follow-up (reverse Kaplan–Meier)"), ("min", "Shortest follow-up"), ("max", "Longest follow-up")):
+        outcome = Outcome(getattr(bounds, f"{name}_lo"), getattr(bounds, f"{name}_hi"), float(getattr(shipped_bounds, f"{name}_lo")[0]))
+        rows += _printed_rows(study, f"followup.{name}", f"followup.{name}", label, exact, outcome, 2,
+                              note="each placement's value spans the bounds of its gap (and the patients' own bounds)")
+    return rows
+
+
 def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_size: int = DEFAULT_SAMPLE, seed: int = DEFAULT_SEED) -> Sensitivity:
     """Min, max and shipped value of every result resting on reconstructed inputs, with its verdict, over every consistent reconstruction.
 
@@ -708,148 +771,78 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
         f"exact: all {n_place:,} labelled placements ({p.multisets_consistent} gap multisets reproduce the printed "
         f"{printed}; {p.multisets_feasible:,} feasible of {p.multisets_examined:,} examined)",
     )
-    rows: list[dict] = []
-    lower_c, upper_c = study.lower[censored], study.upper[censored]
-    exact_times = study.os[censored]
-
-    # OS figures and landmarks: the placements alone.
-    shipped_index = int(np.flatnonzero((p.gaps == shipped_gaps).all(axis=1))[0]) if shipped_consistent else None
-    for name, values in (("median", p.median), ("ci_lower", p.ci_lower), ("ci_upper", p.ci_upper)):
-        shipped = float(values[shipped_index]) if shipped_index is not None else None
-        for row in study.registry.filter(pl.col("quantity") == f"os.{name}").iter_rows(named=True):
-            imposed = p.printed.get(name) == (row["value"], row["decimals"])
-            rows.append(summarise(
-                f"os.{name}", f"OS {name.replace('_', ' ')} (SPSS), {row['source']}", OS_PLACEMENT, exact_os, Outcome.point(values, shipped),
-                f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})", (row["value"] - _half_unit(row["decimals"]), row["value"] + _half_unit(row["decimals"])),
-                3, figure_id=row["figure_id"], note="imposed: this printing is a constraint of the placements" if imposed else None,
-            ))
-    rates = landmark_rates(deaths, p.gaps, LANDMARK_MONTHS)
-    shipped_rates = landmark_rates(deaths, shipped_gaps, LANDMARK_MONTHS)[0]
-    fewest, most = at_risk_bounds(p, p.gaps, lower_c, upper_c, LANDMARK_MONTHS)
-    shipped_fewest, _ = at_risk_bounds(p, shipped_gaps, exact_times, exact_times, LANDMARK_MONTHS)
-    for j, month in enumerate(LANDMARK_MONTHS):
-        shipped = float(shipped_rates[j])
-        rounded = round(shipped, RATE_DECIMALS)
-        rows.append(summarise(
-            f"os.landmark.{month:g}m.rate", f"OS rate at {month:g} months (Kaplan–Meier S(t))", OS_PLACEMENT, exact_os,
-            Outcome.point(rates[:, j], shipped), f"rounds to the shipped {rounded:.{RATE_DECIMALS}f}",
-            (rounded - _half_unit(RATE_DECIMALS), rounded + _half_unit(RATE_DECIMALS)), 3,
-            note="S(t) depends only on the gaps, not on the time inside them",
-        ))
-        at_risk_shipped = float(shipped_fewest[0, j])
-        rows.append(summarise(
-            f"os.landmark.{month:g}m.at_risk", f"OS patients at risk at {month:g} months", OS_PLACEMENT, exact_os,
-            Outcome(fewest[:, j].astype(float), most[:, j].astype(float), at_risk_shipped), f"equals the shipped {at_risk_shipped:g}",
-            (at_risk_shipped, at_risk_shipped), 0, note="depends on the time inside a gap that contains the landmark",
-        ))
-
-    # Follow-up: intervals over the time inside each gap.
-    bounds = followup_bounds(p, p.gaps, lower_c, upper_c)
-    shipped_bounds = followup_bounds(p, shipped_gaps, exact_times, exact_times)
-    for name, lo, hi, shipped in (
-        ("median", bounds.median_lo, bounds.median_hi, shipped_bounds.median_lo[0]),
-        ("min", bounds.min_lo, bounds.min_hi, shipped_bounds.min_lo[0]),
-        ("max", bounds.max_lo, bounds.max_hi, shipped_bounds.max_lo[0]),
-    ):
-        what = {"median": "Median follow-up (reverse Kaplan–Meier)", "min": "Shortest follow-up", "max": "Longest follow-up"}[name]
-        printings = list(study.registry.filter(pl.col("quantity") == f"followup.{name}").iter_rows(named=True))
-        for row in printings or [None]:
-            target = (row["value"], row["decimals"]) if row else (round(float(shipped), 1), 1)
-            rows.append(summarise(
-                f"followup.{name}", what + (f", {row['source']}" if row else ""), OS_PLACEMENT, exact_os, Outcome(lo, hi, float(shipped)),
-                f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})" if row else f"rounds to the shipped {target[0]:g}",
-                (target[0] - _half_unit(target[1]), target[0] + _half_unit(target[1])), 2, figure_id=row["figure_id"] if row else None,
-                note="each placement's value spans the bounds of its gap (and the patients' own bounds)",
-            ))
+    rows = _os_rows(study, p, shipped_gaps, exact_os)
 
     # Subgroups on transcribed factors: PFS fixed by the paper, OS exact over the placements.
     os_until, os_event, os_times = os_risk_inputs(study, deaths, p.gaps)
     shipped_until, _, _ = os_risk_inputs(study, deaths, shipped_gaps)
-    pfs_until, pfs_event, pfs_times = pfs_risk_inputs(study)
+    pfs = pfs_risk_inputs(study)
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
-    os_p_by_factor = {}
-    pfs_p_fixed = {}
+    smallest_exact = {}  # per transcribed factor: PFS p (one value) and OS p per placement, for the all-subgroups claim
+    shipped_smallest = []  # the same under the shipped reconstruction
     for subgroup in survival.SUBGROUPS:
         group = study.factors[subgroup.factor][None, :]
-        comparison = f"{subgroup.level_label} vs {subgroup.reference_label}"
-        pfs_p, pfs_hr = subgroup_tests(pfs_until, pfs_event, pfs_times, group, 2)
-        pfs_p_fixed[subgroup.factor] = float(pfs_p[0])
-        os_p, os_hr = subgroup_tests(os_until, os_event, os_times, group, 2)
-        ship_p, ship_hr = subgroup_tests(shipped_until, os_event, os_times, group, 2)
-        os_p_by_factor[subgroup.factor] = os_p
-        for endpoint, coverage, rests, (pv, hr), (sp, sh) in (
-            ("PFS", fixed, "nothing reconstructed", (pfs_p, pfs_hr), (pfs_p, pfs_hr)),
-            ("OS", exact_os, OS_PLACEMENT, (os_p, os_hr), (ship_p, ship_hr)),
-        ):
-            rows.append(summarise(f"subgroup.{endpoint}.{subgroup.factor}.logrank_p", f"{endpoint} log-rank p, {subgroup.factor} ({comparison})",
-                                  rests, coverage, Outcome.point(pv, float(sp[0])), SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3))
-            rows.append(summarise(f"subgroup.{endpoint}.{subgroup.factor}.hr", f"{endpoint} Cox HR, {subgroup.factor} ({comparison})",
-                                  rests, coverage, Outcome.point(hr, float(sh[0])), "HR > 1", (1.0, np.inf), 2))
+        label = f"{subgroup.factor} ({subgroup.level_label} vs {subgroup.reference_label})"
+        pfs_tested = subgroup_tests(*pfs, group, 2)
+        os_tested = subgroup_tests(os_until, os_event, os_times, group, 2)
+        os_shipped = subgroup_tests(shipped_until, os_event, os_times, group, 2)
+        smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
+        shipped_smallest += [float(pfs_tested[0][0]), float(os_shipped[0][0])]
+        rows += _test_rows(f"subgroup.PFS.{subgroup.factor}", f"PFS, {label}", "nothing reconstructed", fixed, pfs_tested, pfs_tested)
+        rows += _test_rows(f"subgroup.OS.{subgroup.factor}", f"OS, {label}", OS_PLACEMENT, exact_os, os_tested, os_shipped)
 
     # Allocations. PFS by dose: every allocation. Anything by site, and OS by dose: a seeded sample of full reconstructions.
-    n_patients = len(study.subjid)
-    dose_all = all_binary_allocations(n_patients, study.dose_count)
+    dose_all = all_binary_allocations(len(study.subjid), study.dose_count)
     site_total = site_space(study.site_levels, study.site_counts, study.sex)
-    low_dose, high_dose = study.dose_levels
-    dose_label = f"{low_dose} mg vs {high_dose} mg"
-    largest_site = int(np.argmax(study.site_counts))
-    site_binary_label = f"{study.site_levels[largest_site]} vs other sites"
+    dose_label = "starting dose ({} mg vs {} mg)".format(*study.dose_levels)
     exact_dose = Coverage("exact", len(dose_all), f"exact: all {len(dose_all):,} dose allocations")
-    dose_pfs_p, dose_pfs_hr = subgroup_tests(pfs_until, pfs_event, pfs_times, dose_all, 2)
-    ship_dose_pfs_p, ship_dose_pfs_hr = subgroup_tests(pfs_until, pfs_event, pfs_times, study.dose[None, :], 2)
-    rows.append(summarise("subgroup.PFS.Starting dose.logrank_p", f"PFS log-rank p, starting dose ({dose_label})", "starting-dose allocation",
-                          exact_dose, Outcome.point(dose_pfs_p, float(ship_dose_pfs_p[0])), SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3))
-    rows.append(summarise("subgroup.PFS.Starting dose.hr", f"PFS Cox HR, starting dose ({dose_label})", "starting-dose allocation",
-                          exact_dose, Outcome.point(dose_pfs_hr, float(ship_dose_pfs_hr[0])), "HR > 1", (1.0, np.inf), 2))
+    dose_pfs = subgroup_tests(*pfs, dose_all, 2)
+    dose_pfs_shipped = subgroup_tests(*pfs, study.dose[None, :], 2)
+    rows += _test_rows("subgroup.PFS.Starting dose", f"PFS, {dose_label}", "starting-dose allocation", exact_dose, dose_pfs, dose_pfs_shipped)
 
     placement_draw = rng.integers(0, n_place, sample_size)
     site_draw = sample_sites(study.site_levels, study.site_counts, study.sex, sample_size, rng)
     dose_index = rng.integers(0, len(dose_all), sample_size)
-    dose_draw = dose_all[dose_index]
     halves = (np.arange(sample_size) < sample_size // 2, np.arange(sample_size) >= sample_size // 2)
     sampled = Coverage(
         "seeded sample", sample_size,
         f"seeded sample (seed {seed}): {sample_size:,} uniform draws of (placement, site allocation, dose allocation) "
-        f"from {n_place:,} × {site_total:,} × {len(dose_all):,}",
+        f"from {n_place:,} × {site_total:,} × {len(dose_all):,}; the ranges are the sample's, inner bounds of the true ones",
         halves,
     )
-    sampled_until = os_until[placement_draw]
-    site_binary = (site_draw == largest_site).astype(np.int64)
-    ship_site_binary = (study.site == largest_site).astype(np.int64)[None, :]
-    tests = {
-        ("PFS", "site"): (subgroup_tests(pfs_until, pfs_event, pfs_times, site_draw, len(study.site_levels)), subgroup_tests(pfs_until, pfs_event, pfs_times, study.site[None, :], len(study.site_levels))),
-        ("OS", "site"): (subgroup_tests(sampled_until, os_event, os_times, site_draw, len(study.site_levels)), subgroup_tests(shipped_until, os_event, os_times, study.site[None, :], len(study.site_levels))),
-        ("PFS", "site2"): (subgroup_tests(pfs_until, pfs_event, pfs_times, site_binary, 2), subgroup_tests(pfs_until, pfs_event, pfs_times, ship_site_binary, 2)),
-        ("OS", "site2"): (subgroup_tests(sampled_until, os_event, os_times, site_binary, 2), subgroup_tests(shipped_until, os_event, os_times, ship_site_binary, 2)),
-        ("OS", "dose"): (subgroup_tests(sampled_until, os_event, os_times, dose_draw, 2), subgroup_tests(shipped_until, os_event, os_times, study.dose[None, :], 2)),
-    }
-    pfs_site_rests, os_site_rests = "primary-site allocation", f"primary-site allocation and {OS_PLACEMENT}"
-    for (endpoint, what), ((pv, hr), (sp, sh)) in tests.items():
-        rests = {"PFS": pfs_site_rests, "OS": os_site_rests}[endpoint] if what != "dose" else f"starting-dose allocation and {OS_PLACEMENT}"
-        if what == "site":
-            rows.append(summarise(f"subgroup.{endpoint}.Primary site.logrank_p", f"{endpoint} log-rank p, primary site ({len(study.site_levels)} sites)",
-                                  rests, sampled, Outcome.point(pv, float(sp[0])), SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3))
-            continue
-        name, label = ("Primary site (largest vs rest)", site_binary_label) if what == "site2" else ("Starting dose", dose_label)
-        rows.append(summarise(f"subgroup.{endpoint}.{name}.logrank_p", f"{endpoint} log-rank p, {label}", rests, sampled,
-                              Outcome.point(pv, float(sp[0])), SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3))
-        rows.append(summarise(f"subgroup.{endpoint}.{name}.hr", f"{endpoint} Cox HR, {label}", rests, sampled,
-                              Outcome.point(hr, float(sh[0])), "HR > 1", (1.0, np.inf), 2))
-
-    # The Discussion's claim: no subgroup differs significantly in PFS or OS (sex, PS, history, site, combination; dose too).
-    smallest = np.minimum.reduce([
-        np.full(sample_size, min(pfs_p_fixed.values())),
-        *(os_p_by_factor[f][placement_draw] for f in os_p_by_factor),
-        tests[("PFS", "site")][0][0], tests[("OS", "site")][0][0], dose_pfs_p[dose_index], tests[("OS", "dose")][0][0],
-    ])
-    shipped_smallest = min(
-        min(pfs_p_fixed.values()),
-        *(float(subgroup_tests(shipped_until, os_event, os_times, study.factors[s.factor][None, :], 2)[0][0]) for s in survival.SUBGROUPS),
-        float(tests[("PFS", "site")][1][0][0]), float(tests[("OS", "site")][1][0][0]), float(ship_dose_pfs_p[0]), float(tests[("OS", "dose")][1][0][0]),
+    largest = int(np.argmax(study.site_counts))
+    n_sites = len(study.site_levels)
+    os_sampled = (os_until[placement_draw], os_event, os_times)
+    os_shipped = (shipped_until, os_event, os_times)
+    site_rests, dose_rests = "primary-site allocation", "starting-dose allocation"
+    # (result, label, rests on, sampled inputs, sampled groups, shipped inputs, shipped groups, levels)
+    comparisons = (
+        ("subgroup.PFS.Primary site", f"PFS, primary site ({n_sites} sites)", site_rests, pfs, site_draw, pfs, study.site, n_sites),
+        ("subgroup.OS.Primary site", f"OS, primary site ({n_sites} sites)", f"{site_rests} and {OS_PLACEMENT}", os_sampled, site_draw, os_shipped, study.site, n_sites),
+        ("subgroup.PFS.Primary site (largest vs rest)", f"PFS, {study.site_levels[largest]} vs other sites", site_rests,
+         pfs, (site_draw == largest).astype(np.int64), pfs, (study.site == largest).astype(np.int64), 2),
+        ("subgroup.OS.Primary site (largest vs rest)", f"OS, {study.site_levels[largest]} vs other sites", f"{site_rests} and {OS_PLACEMENT}",
+         os_sampled, (site_draw == largest).astype(np.int64), os_shipped, (study.site == largest).astype(np.int64), 2),
+        ("subgroup.OS.Starting dose", f"OS, {dose_label}", f"{dose_rests} and {OS_PLACEMENT}", os_sampled, dose_all[dose_index], os_shipped, study.dose, 2),
     )
+    sampled_p, shipped_p = {}, {}
+    for result, label, rests, inputs, groups, shipped_inputs, shipped_groups, levels in comparisons:
+        tested = subgroup_tests(*inputs, groups, levels)
+        shipped = subgroup_tests(*shipped_inputs, shipped_groups[None, :], levels)
+        sampled_p[result], shipped_p[result] = tested[0], float(shipped[0][0])
+        rows += _test_rows(result, label, rests, sampled, tested, shipped)
+
+    # The Discussion's claim: no subgroup differs significantly in PFS or OS. Site enters as the paper's one test over its levels.
+    claimed = ("subgroup.PFS.Primary site", "subgroup.OS.Primary site", "subgroup.OS.Starting dose")
+    smallest = np.minimum.reduce([
+        *(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()),
+        *(sampled_p[c] for c in claimed),
+        dose_pfs[0][dose_index],
+    ])
+    shipped_claim = min(*shipped_smallest, *(shipped_p[c] for c in claimed), float(dose_pfs_shipped[0][0]))
     rows.append(summarise(
-        "subgroups.none_significant", "Smallest subgroup log-rank p (PFS and OS: every factor above, site over its 5 levels, dose)",
-        f"primary-site and starting-dose allocations and {OS_PLACEMENT}", sampled, Outcome.point(smallest, shipped_smallest),
+        "subgroups.none_significant", "Smallest subgroup log-rank p (PFS and OS: each factor above, primary site over its levels, starting dose)",
+        f"{site_rests}, {dose_rests} and {OS_PLACEMENT}", sampled, Outcome.point(smallest, shipped_claim),
         f"no significant subgroup difference (every {SIGNIFICANT})", (survival.SIGNIFICANCE, np.inf), -3,
         note="the Discussion's claim; no multiplicity correction, as a reader would judge it",
     ))
