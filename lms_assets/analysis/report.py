@@ -323,7 +323,8 @@ def study_report_html(inputs: ReportInputs) -> str:
     )
 
 
-SENSITIVITY_VERDICT_CSS = {"robust": "status-reproduced", "depends on the reconstruction": "status-discrepancy", "fixed by the paper": ""}
+# Only "depends" is highlighted: a robust result may be a robust discrepancy, so green would mislead.
+SENSITIVITY_VERDICT_CSS = {"depends on the reconstruction": "status-not_recomputable"}
 
 
 def sensitivity_html(table: pl.DataFrame) -> str:

@@ -722,7 +722,7 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
     rows = []
     for name, values in (("median", p.median), ("ci_lower", p.ci_lower), ("ci_upper", p.ci_upper)):
         shipped = float(values[shipped_index[0]]) if len(shipped_index) else None
-        rows += _printed_rows(study, f"os.{name}", f"os.{name}", f"OS {name.replace('_', ' ')} (SPSS)", exact,
+        rows += _printed_rows(study, f"os.{name}", f"os.{name}", f"OS {name.replace('ci_', 'CI ')} (SPSS)", exact,
                               Outcome.point(values, shipped), 3, imposed=p.printed)
     rates = landmark_rates(p.death_times, p.gaps, LANDMARK_MONTHS)
     shipped_rates = landmark_rates(p.death_times, shipped_gaps, LANDMARK_MONTHS)[0]
@@ -765,7 +765,7 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     shipped_gaps = gaps_of(study.os[censored], deaths)[None, :]
     shipped_consistent = bool((p.gaps == shipped_gaps).all(axis=1).any())
     n_place = len(p.gaps)
-    printed = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, (value, _) in p.printed.items())
+    printed = ", ".join(f"{name.replace('ci_', 'CI ')} {value:g}" for name, (value, _) in p.printed.items())
     exact_os = Coverage(
         "exact", n_place,
         f"exact: all {n_place:,} labelled placements ({p.multisets_consistent} gap multisets reproduce the printed "
