@@ -319,3 +319,14 @@ def test_asset_materializes_and_states_its_coverage(platform_env):
     with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
         stored = con.sql("select result, verdict from reconstruction_sensitivity").pl()
     assert stored.height == metadata["dagster/row_count"].value
+
+
+def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
+    study, registry, _ = shipped
+    from dataclasses import replace
+
+    unprinted = replace(study, registry=registry.filter(~pl.col("quantity").str.starts_with("followup.")))
+    table = sens.reconstruction_sensitivity(unprinted, pl.DataFrame(schema={c: pl.String for c in ("file", "column", "origin")}), sample_size=200).table
+    row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
+    assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
+    assert row["verdict"] == sens.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it

@@ -658,6 +658,7 @@ def summarise(result: str, label: str, rests_on: str, coverage: Coverage, outcom
 
 
 def _half_unit(decimals: int) -> float:
+    """Half the last printed digit: a value within it of the printed one rounds to it (as ``figures.agrees``)."""
     return 0.5 * 10 ** (-decimals)
 
 
@@ -688,7 +689,7 @@ class Sensitivity:
     shipped_consistent: bool
 
 
-def _printed_rows(study: Study, result: str, quantity: str, label: str, coverage: Coverage, outcome: Outcome, decimals: int,
+def _printed_rows(study: Study, quantity: str, label: str, coverage: Coverage, outcome: Outcome, decimals: int,
                   imposed: dict[str, tuple[float, int]] | None = None, note: str | None = None) -> list[dict]:
     """One row per printing of ``quantity``: does the result round to that printing, under how many reconstructions."""
     rows = []
@@ -696,7 +697,7 @@ def _printed_rows(study: Study, result: str, quantity: str, label: str, coverage
         half = _half_unit(row["decimals"])
         is_constraint = imposed is not None and imposed.get(quantity.split(".", 1)[1]) == (row["value"], row["decimals"])
         rows.append(summarise(
-            result, f"{label}, {row['source']}", OS_PLACEMENT, coverage, outcome,
+            quantity, f"{label}, {row['source']}", OS_PLACEMENT, coverage, outcome,
             f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})", (row["value"] - half, row["value"] + half),
             decimals, figure_id=row["figure_id"], note="imposed: this printing is a constraint of the placements" if is_constraint else note,
         ))
@@ -722,7 +723,7 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
     rows = []
     for name, values in (("median", p.median), ("ci_lower", p.ci_lower), ("ci_upper", p.ci_upper)):
         shipped = float(values[shipped_index[0]]) if len(shipped_index) else None
-        rows += _printed_rows(study, f"os.{name}", f"os.{name}", f"OS {name.replace('ci_', 'CI ')} (SPSS)", exact,
+        rows += _printed_rows(study, f"os.{name}", f"OS {name.replace('ci_', 'CI ')} (SPSS)", exact,
                               Outcome.point(values, shipped), 3, imposed=p.printed)
     rates = landmark_rates(p.death_times, p.gaps, LANDMARK_MONTHS)
     shipped_rates = landmark_rates(p.death_times, shipped_gaps, LANDMARK_MONTHS)[0]
@@ -746,8 +747,11 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
     shipped_bounds = followup_bounds(p, shipped_gaps, shipped_times, shipped_times)
     for name, label in (("median", "Median follow-up (reverse Kaplan–Meier)"), ("min", "Shortest follow-up"), ("max", "Longest follow-up")):
         outcome = Outcome(getattr(bounds, f"{name}_lo"), getattr(bounds, f"{name}_hi"), float(getattr(shipped_bounds, f"{name}_lo")[0]))
-        rows += _printed_rows(study, f"followup.{name}", f"followup.{name}", label, exact, outcome, 2,
-                              note="each placement's value spans the bounds of its gap (and the patients' own bounds)")
+        note = "each placement's value spans the bounds of its gap (and the patients' own bounds)"
+        printed = _printed_rows(study, f"followup.{name}", label, exact, outcome, 2, note=note)
+        rounded = round(outcome.shipped, 1)
+        rows += printed or [summarise(f"followup.{name}", label, OS_PLACEMENT, exact, outcome, f"rounds to the shipped {rounded:.1f}",
+                                      (rounded - _half_unit(1), rounded + _half_unit(1)), 2, note=note)]
     return rows
 
 
