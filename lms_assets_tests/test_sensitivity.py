@@ -78,7 +78,7 @@ def test_toy_ranges_match_brute_force(toy):
     from lifelines.statistics import logrank_test
 
     _, placements, consistent = toy
-    months = (3.0, 7.0)
+    months = (3.0, 4.0, 7.0)  # 4.0 is a death time: a censoring just before it is not at risk at it
     rates = sens.landmark_rates(TOY_DEATHS, placements.gaps, months)
     fewest, most = sens.at_risk_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER), months)
     follow = sens.followup_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER))
@@ -99,12 +99,19 @@ def test_toy_ranges_match_brute_force(toy):
     until, event_index, n_times = sens.os_risk_inputs(study, TOY_DEATHS, placements.gaps)
     p, _ = sens.subgroup_tests(until, event_index, n_times, TOY_FACTOR[None, :], 2)
     np.testing.assert_allclose(np.unique(p.round(10)), np.unique(np.round(brute_p, 10)))
-    # Time-dependent ones: the grid reaches the module's bounds (the bounds are grid points) or comes within a step of an open end.
-    np.testing.assert_array_equal(fewest.min(axis=0), brute_at_risk.min(axis=0))
-    np.testing.assert_array_equal(most.max(axis=0), brute_at_risk.max(axis=0))
-    for column, (lo, hi) in enumerate(((follow.median_lo, follow.median_hi), (follow.min_lo, follow.min_hi), (follow.max_lo, follow.max_hi))):
-        assert lo.min() - 1e-9 <= brute_follow[:, column].min() <= lo.min() + 1.0
-        assert hi.max() - 1.0 <= brute_follow[:, column].max() <= hi.max() + 1e-9
+    # Time-dependent ones, placement by placement: every grid point inside the module's interval, and the grid
+    # reaching its ends (the patients' bounds are grid points) or coming within a step of a gap's open end.
+    index = {tuple(g): i for i, g in enumerate(placements.gaps)}
+    of_point = np.array([index[tuple(g)] for g in sens.gaps_of(consistent.ravel(), TOY_DEATHS).reshape(consistent.shape)])
+    intervals = ((fewest, most), *((np.c_[lo], np.c_[hi]) for lo, hi in (
+        (follow.median_lo, follow.median_hi), (follow.min_lo, follow.min_hi), (follow.max_lo, follow.max_hi))))
+    observed = (brute_at_risk, *(brute_follow[:, [c]] for c in range(3)))
+    for (lo, hi), values in zip(intervals, observed):
+        step = 0.0 if values is brute_at_risk else 1.0
+        for i in range(len(placements.gaps)):
+            here = values[of_point == i]
+            assert (here >= lo[i] - 1e-9).all() and (here <= hi[i] + 1e-9).all()
+            assert (here.min(axis=0) <= lo[i] + step).all() and (here.max(axis=0) >= hi[i] - step).all()
 
 
 def toy_study() -> sens.Study:

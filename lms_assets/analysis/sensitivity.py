@@ -333,11 +333,13 @@ def _time_bounds(p: Placements, gaps: np.ndarray, lower: np.ndarray, upper: np.n
 
 def at_risk_bounds(p: Placements, gaps: np.ndarray, lower: np.ndarray, upper: np.ndarray, months: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Fewest and most patients at risk (time ≥ t) at each landmark for every placement: (N, M) each."""
-    earliest, latest = _time_bounds(p, gaps, lower, upper)
-    t = np.asarray(months, dtype=float)
-    dying_later = (p.death_times[None, :] >= t[:, None]).sum(axis=1)
-    fewest = dying_later[None, :] + (earliest[:, :, None] >= t[None, None, :]).sum(axis=1)
-    most = dying_later[None, :] + (latest[:, :, None] >= t[None, None, :]).sum(axis=1)
+    earliest, _ = _time_bounds(p, gaps, lower, upper)
+    t = np.asarray(months, dtype=float)[None, None, :]
+    dying_later = (p.death_times[None, :] >= t[0, :, :].T).sum(axis=1)
+    fewest = dying_later[None, :] + (earliest[:, :, None] >= t).sum(axis=1)
+    # Reaching t needs the gap's open end beyond it and the patient's own (closed) upper bound at or beyond it.
+    can_reach = (p.gap_hi[gaps][:, :, None] > t) & (np.broadcast_to(upper, gaps.shape)[:, :, None] >= t)
+    most = dying_later[None, :] + can_reach.sum(axis=1)
     return fewest, most
 
 
