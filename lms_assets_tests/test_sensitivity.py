@@ -337,3 +337,16 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
     row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
     assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
     assert row["verdict"] == sens.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it
+
+
+def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
+    from dagster import build_asset_context
+
+    from lms_assets.analysis import schemas, validation
+    from lms_assets.defs.sensitivity import reconstruction_sensitivity
+
+    adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
+    no_registry = pl.DataFrame(schema={**{c: pl.String for c in schemas.REGISTRY.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+    output = reconstruction_sensitivity(build_asset_context(), no_registry, pl.DataFrame(), adsl, adtte)
+    assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
+    assert "no published cut" in output.metadata["reconstructions_covered"].value
