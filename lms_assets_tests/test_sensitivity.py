@@ -362,3 +362,8 @@ def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
     assert (joined["verdict"] == joined["verdict_other"]).all()
     # 50,000 draws each: the difference of two estimates of a share has a standard error of at most 0.32 points.
     assert ((joined["holds"] - joined["holds_other"]).abs() < 0.015).all()
+
+
+def test_a_subgroup_on_an_allocated_column_is_not_taken_as_transcribed():
+    site = survival.Subgroup("Primary site", "PRIMSITE", "Extremities", "Retroperitoneal", "Extremities", "Retroperitoneal")
+    assert sens.transcribed_subgroups((*survival.SUBGROUPS, site)) == list(survival.SUBGROUPS)

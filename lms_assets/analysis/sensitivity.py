@@ -42,6 +42,9 @@ LANDMARK_MONTHS = (6.0, 12.0, 24.0)
 ENROLMENT_END = dt.date(2020, 12, 31)
 # A landmark rate is "the same" when it rounds to the same percentage point, the precision a reader quotes.
 RATE_DECIMALS = 2
+# ADSL columns derived from patient_allocations.csv (cohort.derive_adsl); a subgroup on one of them (or on a flag
+# derived from one, which must be added here) rests on the allocation, not on Table 3.
+ALLOCATED_ADSL_COLUMNS = frozenset({"PRIMSITE", "DOSE0", "DOSREDFL", "DISCAEFL"})
 # Sites only a patient of one sex can have (provenance.csv: "Uterus only for a female patient"), by registry slug.
 SEX_RESTRICTED_SITES = {"uterus": "F"}
 # Labelled placements are expanded from gap multisets by permuting the censored patients: C! rows per multiset.
@@ -502,6 +505,11 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
     return counts
 
 
+def transcribed_subgroups(subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS) -> list[survival.Subgroup]:
+    """The subgroup factors taken from Table 3 as printed; those on allocated columns are varied with the allocations instead."""
+    return [s for s in subgroups if s.column not in ALLOCATED_ADSL_COLUMNS]
+
+
 def study_from_tables(adsl: pl.DataFrame, adtte_at_cut: pl.DataFrame, registry: pl.DataFrame, window: tuple[float, float],
                       subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS) -> Study:
     """The study's arrays from ADSL, ADTTE at the published cut and the registry; ``window`` bounds a living patient's OS time."""
@@ -523,7 +531,7 @@ def study_from_tables(adsl: pl.DataFrame, adtte_at_cut: pl.DataFrame, registry: 
     factors = {
         s.factor: frame.select(pl.when(pl.col(s.column) == s.level).then(1).when(pl.col(s.column) == s.reference).then(0).otherwise(-1))
         .to_series().to_numpy()
-        for s in subgroups
+        for s in transcribed_subgroups(subgroups)
     }
     pfs_times = frame["PFS"].to_numpy()
     return Study(
@@ -808,7 +816,7 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
     smallest_exact = {}  # per transcribed factor: PFS p (one value) and OS p per placement, for the all-subgroups claim
     shipped_smallest = []  # the same under the shipped reconstruction
-    for subgroup in survival.SUBGROUPS:
+    for subgroup in transcribed_subgroups():
         group = study.factors[subgroup.factor][None, :]
         label = f"{subgroup.factor} ({subgroup.level_label} vs {subgroup.reference_label})"
         pfs_tested = subgroup_tests(*pfs, group, 2)
