@@ -3,11 +3,24 @@
 from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
 
 from lms_assets import config
-from lms_assets.defs import audit, baseline, charts, cohort, ingest, refresh, report, response, survival, toxicity, verification
+from lms_assets.defs import (
+    audit,
+    baseline,
+    charts,
+    cohort,
+    ingest,
+    refresh,
+    report,
+    response,
+    sensitivity,
+    survival,
+    toxicity,
+    verification,
+)
 from lms_assets.defs.published import all_published_figure_checks, registry_at_load
 from lms_assets.defs.resources import WarehouseIOManager
 
-DOMAINS = [ingest, cohort, baseline, response, toxicity, survival, charts, audit, verification, report, refresh]
+DOMAINS = [ingest, cohort, baseline, response, toxicity, survival, charts, audit, sensitivity, verification, report, refresh]
 
 
 def build_defs() -> Definitions:

@@ -78,6 +78,7 @@ class ReportInputs:
     versions: dict[str, str]
     # ``independent_verification`` as stored; None when the report is built without it.
     verification: pl.DataFrame | None = None
+    sensitivity: pl.DataFrame | None = None  # reconstruction_sensitivity; None leaves the section out
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]:
@@ -313,6 +314,7 @@ def study_report_html(inputs: ReportInputs) -> str:
         ("survival", "Survival", survival_html(inputs.survival_summary)),
         ("charts", "Charts", charts_html(inputs.charts)),
         ("audit", "Audit of every printed figure", audit_html(inputs.audit)),
+        *((("sensitivity", "What the paper's data permits", sensitivity_html(inputs.sensitivity)),) if inputs.sensitivity is not None else ()),
         ("quarantine", "Quarantined record rows", table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort")),
         ("provenance", "Data provenance", provenance_html(inputs.files, inputs.provenance)),
         ("verification", "Independent verification (R)", verification_html(inputs.verification)),
@@ -355,4 +357,24 @@ def verification_html(table: pl.DataFrame | None) -> str:
         + table_html(figures, "What R reproduced, per table")
         + f"<p>Named exceptions (the only comparisons made under another convention or tolerance):</p><ul>{exceptions}</ul>"
         + (table_html(problems, f"{problems.height} values that do not agree with R") if problems.height else "")
+# Only "depends" is highlighted: a robust result may be a robust discrepancy, so green would mislead.
+SENSITIVITY_VERDICT_CSS = {"depends on the reconstruction": "status-not_recomputable"}
+
+
+def sensitivity_html(table: pl.DataFrame) -> str:
+    """Every result resting on reconstructed inputs: its range over the consistent reconstructions, shipped value, coverage and verdict."""
+    varied = table.filter(pl.col("reconstructions").is_not_null() | pl.col("conclusion").is_not_null())
+    shown = varied.select(
+        "result", "figure_id", "label", "rests_on", "verdict", "sensitivity_range", "coverage", "note",
+        pl.col("verdict").replace_strict(SENSITIVITY_VERDICT_CSS, default="").alias("css"),
+    )
+    counts = table.group_by("verdict").len("results").sort("verdict")
+    return (
+        "<p>The records are partly reconstructed: the living patients' last-contact times and the allocation of primary "
+        "site and starting dose are chosen to meet what the paper prints. Each result below is recomputed under every "
+        "consistent reconstruction (or a seeded sample, where the space is too large; sampled ranges are inner bounds). "
+        "<em>Robust</em> means the same conclusion under every reconstruction consistent with the paper's constraints; "
+        "it says nothing about patients outside those constraints.</p>"
+        + table_html(counts, "Results and printed figures by sensitivity verdict")
+        + table_html(shown, f"{shown.height} results over the consistent reconstructions", "css", "audit")
     )

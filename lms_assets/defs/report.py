@@ -140,6 +140,7 @@ def study_report(
     adverse_event_summary: pl.DataFrame,
     survival_summary: pl.DataFrame,
     figure_audit: pl.DataFrame,
+    reconstruction_sensitivity: pl.DataFrame,
     quarantine: pl.DataFrame,
     raw_published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
@@ -172,6 +173,7 @@ def study_report(
         ),
         versions=report.package_versions(),
         verification=independent_verification,
+        sensitivity=reconstruction_sensitivity,
     )
     path = config.output_dir() / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,371 @@
+"""Reconstruction sensitivity: the enumeration and ranges against brute force, the batched tests against lifelines, the verdicts against their extremes."""
+
+import itertools
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from lms_assets.analysis import report, survival
+from lms_assets.analysis import sensitivity as sens
+from lms_assets_tests.conftest import SHIPPED_DATA
+
+# --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
+
+TOY_DEATHS = np.array([2.0, 4.0, 6.0, 8.0, 10.0])
+TOY_LOWER = np.array([1.0, 3.0, 5.0])  # each living patient's PFS
+TOY_UPPER = 11.0
+TOY_FACTOR = np.array([1, 0, 1, 0, 1, 0, 1, 1])  # deaths first, then the censored, as toy_times orders them
+# Half-integers never tie with a death; the bounds themselves are in the grid so the extremes are reached.
+TOY_GRID = [np.unique(np.r_[lo, np.arange(math.floor(lo) + 0.5, TOY_UPPER, 1.0), TOY_UPPER]) for lo in TOY_LOWER]
+
+
+def toy_registry(median: float, ci_lower: float, ci_upper: float) -> pl.DataFrame:
+    rows = [("os.median", median), ("os.ci_lower", ci_lower), ("os.ci_upper", ci_upper)]
+    return pl.DataFrame(
+        {
+            "figure_id": [f"TOY.{q}" for q, _ in rows],
+            "source": ["Toy"] * 3,
+            "quantity": [q for q, _ in rows],
+            "printed": [f"{v:.1f}" for _, v in rows],
+            "value": [round(v, 1) for _, v in rows],
+            "decimals": [1, 1, 1],
+        }
+    )
+
+
+def spss(times: np.ndarray, died: np.ndarray) -> survival.MedianEstimate:
+    return survival.spss_median_ci(survival.km_table(times.tolist(), died.tolist()))
+
+
+def toy_times(censored: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return np.r_[TOY_DEATHS, censored], np.r_[np.ones(len(TOY_DEATHS), dtype=int), np.zeros(len(censored), dtype=int)]
+
+
+def agrees_with(estimate: survival.MedianEstimate, registry: pl.DataFrame) -> bool:
+    printed = dict(zip(registry["quantity"], registry["value"]))
+    values = {"os.median": estimate.median, "os.ci_lower": estimate.ci_lower, "os.ci_upper": estimate.ci_upper}
+    return all(v is not None and abs(v - printed[q]) <= 0.05 + 1e-9 for q, v in values.items())
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy's printed figures (from one reference placement), the module's placements, and every grid point that reproduces them."""
+    reference = spss(*toy_times((1.5, 6.5, 10.5)))
+    registry = toy_registry(reference.median, reference.ci_lower, reference.ci_upper)
+    placements = sens.os_placements(TOY_DEATHS, TOY_LOWER, np.full(3, TOY_UPPER), registry)
+    consistent = [c for c in itertools.product(*TOY_GRID) if agrees_with(spss(*toy_times(c)), registry)]
+    return registry, placements, np.array(consistent)
+
+
+def test_toy_enumeration_is_every_gap_assignment_brute_force_finds(toy):
+    registry, placements, consistent = toy
+    assert len(consistent) > 0
+    brute = {tuple(g) for g in sens.gaps_of(consistent.ravel(), TOY_DEATHS).reshape(consistent.shape)}
+    assert {tuple(g) for g in placements.gaps} == brute
+    # More than one placement, so the ranges below are ranges, and not every feasible one: the printed CI filters.
+    assert 1 < len(placements.gaps) < placements.multisets_feasible * math.factorial(3)
+    assert placements.printed == {q.split(".")[1]: (v, 1) for q, v in zip(registry["quantity"], registry["value"])}
+
+
+def test_unreachable_printed_median_is_said_not_guessed():
+    with pytest.raises(sens.NoConsistentReconstruction, match="reproduces any printed os.median"):
+        sens.os_placements(TOY_DEATHS, TOY_LOWER, np.full(3, TOY_UPPER), toy_registry(99.0, 98.0, 100.0))
+
+
+def test_toy_ranges_match_brute_force(toy):
+    from lifelines.statistics import logrank_test
+
+    _, placements, consistent = toy
+    months = (3.0, 4.0, 7.0)  # 4.0 is a death time: a censoring just before it is not at risk at it
+    rates = sens.landmark_rates(TOY_DEATHS, placements.gaps, months)
+    fewest, most = sens.at_risk_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER), months)
+    follow = sens.followup_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER))
+    brute_rates, brute_at_risk, brute_follow, brute_p = [], [], [], []
+    for censored in consistent:
+        times, died = toy_times(tuple(censored))
+        curve = survival.km_table(times.tolist(), died.tolist())
+        brute_rates.append([curve.filter(pl.col("time") <= m)["surv"].min() for m in months])
+        brute_at_risk.append([(times >= m).sum() for m in months])
+        reverse = survival.km_table(times.tolist(), (1 - died).tolist())
+        brute_follow.append([survival.first_time_at_or_below(reverse, "surv", 0.5), times.min(), times.max()])
+        x = TOY_FACTOR == 1
+        brute_p.append(logrank_test(times[x], times[~x], died[x], died[~x]).p_value)
+    brute_rates, brute_at_risk, brute_follow = np.array(brute_rates), np.array(brute_at_risk), np.array(brute_follow, dtype=float)
+    # Gap-only statistics: the same set of values.
+    np.testing.assert_allclose(np.unique(rates.round(12), axis=0), np.unique(brute_rates.round(12), axis=0))
+    study = toy_study()
+    until, event_index, n_times = sens.os_risk_inputs(study, TOY_DEATHS, placements.gaps)
+    p, _ = sens.subgroup_tests(until, event_index, n_times, TOY_FACTOR[None, :], 2)
+    np.testing.assert_allclose(np.unique(p.round(10)), np.unique(np.round(brute_p, 10)))
+    # Time-dependent ones, placement by placement: every grid point inside the module's interval, and the grid
+    # reaching its ends (the patients' bounds are grid points) or coming within a step of a gap's open end.
+    index = {tuple(g): i for i, g in enumerate(placements.gaps)}
+    of_point = np.array([index[tuple(g)] for g in sens.gaps_of(consistent.ravel(), TOY_DEATHS).reshape(consistent.shape)])
+    intervals = ((fewest, most), *((np.c_[lo], np.c_[hi]) for lo, hi in (
+        (follow.median_lo, follow.median_hi), (follow.min_lo, follow.min_hi), (follow.max_lo, follow.max_hi))))
+    observed = (brute_at_risk, *(brute_follow[:, [c]] for c in range(3)))
+    for (lo, hi), values in zip(intervals, observed):
+        step = 0.0 if values is brute_at_risk else 1.0
+        for i in range(len(placements.gaps)):
+            here = values[of_point == i]
+            assert (here >= lo[i] - 1e-9).all() and (here <= hi[i] + 1e-9).all()
+            assert (here.min(axis=0) <= lo[i] + step).all() and (here.max(axis=0) >= hi[i] - step).all()
+
+
+def toy_study() -> sens.Study:
+    n = len(TOY_DEATHS) + len(TOY_LOWER)
+    return sens.Study(
+        subjid=np.arange(1, n + 1), pfs=np.r_[TOY_DEATHS / 2, TOY_LOWER], pfs_event=np.ones(n, dtype=np.int64),
+        os=np.r_[TOY_DEATHS, 1.5, 6.5, 10.5], died=np.r_[np.ones(5, dtype=np.int64), np.zeros(3, dtype=np.int64)],
+        lower=np.r_[TOY_DEATHS / 2, TOY_LOWER], upper=np.full(n, TOY_UPPER), factors={"Toy": TOY_FACTOR},
+        sex=np.array(["F"] * n), site=np.zeros(n, dtype=np.int64), site_levels=("A",), site_counts=(n,),
+        dose=np.zeros(n, dtype=np.int64), dose_levels=(10, 12), dose_count=0, registry=toy_registry(0, 0, 0),
+    )
+
+
+# --- batched log-rank and Cox against lifelines -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped study's arrays and its sensitivity table (computed once: a few seconds)."""
+    from lms_assets.defs.audit import ENROLMENT_START
+
+    adsl, adtte, registry, provenance = sens.read_study(SHIPPED_DATA)
+    cut = registry["data_cut"].drop_nulls().max()
+    study = sens.study_from_tables(adsl, adtte.filter(pl.col("DATACUT") == cut), registry, sens.os_window(cut, ENROLMENT_START))
+    return study, registry, sens.reconstruction_sensitivity(study, provenance)
+
+
+def test_batched_logrank_and_cox_agree_with_lifelines(shipped):
+    from lifelines import CoxPHFitter
+    from lifelines.statistics import multivariate_logrank_test
+
+    study = shipped[0]
+    rng = np.random.default_rng(3)
+    sites = sens.sample_sites(study.site_levels, study.site_counts, study.sex, 12, rng)
+    doses = sens.all_binary_allocations(len(study.subjid), study.dose_count)[rng.integers(0, 3876, 12)]
+    until, event_index, n_times = sens.pfs_risk_inputs(study)  # PFS has tied times (1.0 twice): Efron matters
+    site_p, _ = sens.subgroup_tests(until, event_index, n_times, sites, len(study.site_levels))
+    dose_p, dose_hr = sens.subgroup_tests(until, event_index, n_times, doses, 2)
+    for r in range(12):
+        expected = multivariate_logrank_test(study.pfs, sites[r], study.pfs_event).p_value
+        assert site_p[r] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+        assert dose_p[r] == pytest.approx(multivariate_logrank_test(study.pfs, doses[r], study.pfs_event).p_value, rel=1e-9)
+        frame = pl.DataFrame({"time": study.pfs, "event": study.pfs_event, "x": doses[r]}).to_pandas()
+        fit = CoxPHFitter().fit(frame, "time", "event", fit_options={"precision": 1e-14})
+        assert dose_hr[r] == pytest.approx(float(np.exp(fit.params_["x"])), rel=1e-6)
+
+
+def test_cox_is_not_estimable_when_a_group_has_no_event():
+    at_risk = np.array([[[3, 2], [2, 2], [1, 2]]])
+    events = np.array([[[1, 0], [1, 0], [1, 0]]])
+    hr, estimable = sens.cox_binary(at_risk, events)
+    assert np.isnan(hr[0]) and not estimable[0]
+
+
+# --- allocations --------------------------------------------------------------------------------------------
+
+
+def test_site_space_and_sampler_respect_the_counts_and_the_female_uterus():
+    levels, counts = ("Retroperitoneal", "Uterus", "Lung"), (2, 1, 2)
+    sex = np.array(["F", "M", "F", "M", "F"])
+    brute = {
+        perm for perm in itertools.permutations([0, 0, 1, 2, 2])
+        if all(sex[i] == "F" for i, s in enumerate(perm) if s == 1)
+    }
+    assert sens.site_space(levels, counts, sex) == len(brute)
+    drawn = sens.sample_sites(levels, counts, sex, 3000, np.random.default_rng(0))
+    assert {tuple(row) for row in drawn} == brute
+    # Uniform: every allocation about equally often (18 allocations, ~167 draws each).
+    frequencies = pl.Series([str(tuple(r)) for r in drawn]).value_counts()["count"]
+    assert frequencies.min() > 100 and frequencies.max() < 240
+
+
+def test_shipped_site_space_counts_table_1(shipped):
+    study = shipped[0]
+    females = int((study.sex == "F").sum())
+    assert sens.site_space(study.site_levels, study.site_counts, study.sex) == females * math.factorial(18) // (
+        math.factorial(8) * math.factorial(5) * math.factorial(4)
+    )
+
+
+# --- the shipped study --------------------------------------------------------------------------------------
+
+
+def test_shipped_reconstruction_lies_inside_every_reported_range(shipped):
+    _, _, result = shipped
+    assert result.shipped_consistent
+    ranged = result.table.filter(pl.col("minimum").is_not_null())
+    assert ranged.height > 30
+    outside = ranged.filter((pl.col("shipped") < pl.col("minimum") - 1e-9) | (pl.col("shipped") > pl.col("maximum") + 1e-9))
+    assert outside.is_empty(), outside.select("result", "shipped", "minimum", "maximum").rows()
+    assert (ranged["holds"] + ranged["fails"] <= 1 + 1e-12).all()
+
+
+def placement_times(p: sens.Placements, gaps: np.ndarray, where: float) -> np.ndarray:
+    """A concrete time for each censored patient inside its gap: ``where`` = 0 its earliest, 1 (almost) its latest."""
+    earliest = np.maximum(p.gap_lo[gaps], p.lower)
+    latest = np.minimum(p.gap_hi[gaps], p.upper)
+    # Just inside: a time on a death would be the tie the gaps read as after it, but the reverse curve counts differently.
+    return earliest + (latest - earliest) * np.clip(where, 1e-6, 1 - 1e-6)
+
+
+def test_robust_subgroup_results_hold_at_their_extreme_reconstructions(shipped):
+    from lifelines.statistics import logrank_test
+
+    study, _, result = shipped
+    p = result.placements
+    robust = result.table.filter(
+        pl.col("result").str.starts_with("subgroup.OS.") & pl.col("result").str.ends_with(".logrank_p") & (pl.col("verdict") == sens.ROBUST)
+    )
+    assert robust.height >= 2  # ECOG, combination therapy, prior chemotherapy on the shipped study
+    until, event_index, n_times = sens.os_risk_inputs(study, p.death_times, p.gaps)
+    censored = study.died == 0
+    for row in robust.iter_rows(named=True):
+        factor = row["result"].split(".")[2]
+        x = study.factors[factor]
+        values, _ = sens.subgroup_tests(until, event_index, n_times, x[None, :], 2)
+        for index, reported in ((int(np.argmin(values)), row["minimum"]), (int(np.argmax(values)), row["maximum"])):
+            times = study.os.copy()
+            times[censored] = placement_times(p, p.gaps[index], 0.5)
+            level = x == 1
+            recomputed = logrank_test(times[level], times[~level], study.died[level], study.died[~level]).p_value
+            assert recomputed == pytest.approx(reported, rel=1e-9)
+            assert (recomputed >= survival.SIGNIFICANCE) == (row["holds"] == 1)
+
+
+def test_robust_hazard_ratio_directions_hold_at_their_extreme_reconstructions(shipped):
+    from lifelines import CoxPHFitter
+
+    study, _, result = shipped
+    p = result.placements
+    robust = result.table.filter(
+        pl.col("result").str.starts_with("subgroup.OS.") & pl.col("result").str.ends_with(".hr") & (pl.col("verdict") == sens.ROBUST)
+    )
+    # Sex, prior chemotherapy (lowest HR 1.01, the closest call), prior surgery, prior radiotherapy.
+    assert robust.height >= 3
+    until, event_index, n_times = sens.os_risk_inputs(study, p.death_times, p.gaps)
+    censored = study.died == 0
+    for row in robust.iter_rows(named=True):
+        x = study.factors[row["result"].split(".")[2]]
+        _, hr = sens.subgroup_tests(until, event_index, n_times, x[None, :], 2)
+        for index, reported in ((int(np.nanargmin(hr)), row["minimum"]), (int(np.nanargmax(hr)), row["maximum"])):
+            times = study.os.copy()
+            times[censored] = placement_times(p, p.gaps[index], 0.5)
+            kept = x >= 0
+            frame = pl.DataFrame({"time": times[kept], "event": study.died[kept], "x": x[kept]}).to_pandas()
+            fitted = float(np.exp(CoxPHFitter().fit(frame, "time", "event", fit_options={"precision": 1e-14}).params_["x"]))
+            assert fitted == pytest.approx(reported, rel=1e-6)
+            assert (fitted > 1) == (row["holds"] == 1)
+
+
+def test_envelope_holds_the_shipped_curve(shipped):
+    study, _, result = shipped
+    envelope = sens.os_curve_envelope(result.placements, study.os[study.died == 0])
+    assert envelope.height == 12
+    assert (envelope["surv_min"] <= envelope["surv_shipped"]).all() and (envelope["surv_shipped"] <= envelope["surv_max"]).all()
+    # First death (4.3 months): 18/19 with nobody censored before it; the shipped patient 10 (3.9 months) makes it 17/18.
+    assert envelope["surv_max"][0] == pytest.approx(18 / 19) and envelope["surv_shipped"][0] == pytest.approx(17 / 18)
+
+
+def test_robust_followup_verdict_holds_at_its_extreme_reconstructions(shipped):
+    study, registry, result = shipped
+    p = result.placements
+    row = result.table.filter(pl.col("figure_id") == "EFF.followup.median").row(0, named=True)
+    assert row["verdict"] == sens.ROBUST and row["fails"] == 1  # the printed 17.8 months is out of reach
+    printed = registry.filter(pl.col("figure_id") == "EFF.followup.median")["value"][0]
+    bounds = sens.followup_bounds(p, p.gaps, p.lower, p.upper)
+    censored = study.died == 0
+    for index, where in ((int(np.argmin(bounds.median_lo)), 0.0), (int(np.argmax(bounds.median_hi)), 1.0)):
+        times = study.os.copy()
+        times[censored] = placement_times(p, p.gaps[index], where)
+        reverse = survival.km_table(times.tolist(), (1 - study.died).tolist())
+        median = survival.first_time_at_or_below(reverse, "surv", 0.5)
+        assert row["minimum"] - 1e-4 <= median <= row["maximum"] + 1e-9
+        assert abs(median - printed) > 0.05
+
+
+def test_verdicts_by_figure_cover_the_registry(shipped):
+    _, registry, result = shipped
+    verdicts = sens.verdicts_by_figure(result.table, registry)
+    assert verdicts.columns == ["figure_id", "sensitivity_verdict", "sensitivity_range"]
+    assert verdicts.height == registry.height and verdicts["sensitivity_verdict"].null_count() == 0
+    by_id = dict(zip(verdicts["figure_id"], verdicts["sensitivity_verdict"]))
+    assert by_id["ABS.orr.pct"] == sens.FIXED  # Table 3's responses are transcribed
+    assert by_id["T1.site.uterus.n"] == sens.ROBUST  # a count the allocation is built to meet
+    assert by_id["T2.os.ci_lower"] == sens.ROBUST  # 14.2 is reached by no consistent placement
+    assert by_id["EFF.followup.min"] == sens.DEPENDS
+
+
+def test_report_section_lists_the_varied_results(shipped):
+    table = shipped[2].table
+    html = report.sensitivity_html(table)
+    assert "says nothing about patients outside those constraints" in html
+    assert "subgroups.none_significant" in html and "subgroup.OS.Primary site.logrank_p" in html
+    assert "T1.age.median" not in html  # fixed by the paper, listed only in the counts
+    from lms_assets_tests.test_report import _inputs
+
+    assert ">What the paper&#x27;s data permits" in report.study_report_html(_inputs(sensitivity=table))
+    assert "data permits" not in report.study_report_html(_inputs())
+
+
+def test_asset_materializes_and_states_its_coverage(platform_env):
+    import duckdb
+
+    from lms_assets_tests.conftest import run_assets
+
+    result = run_assets("reconstruction_sensitivity")
+    assert result.success
+    metadata = result.asset_materializations_for_node("reconstruction_sensitivity")[0].metadata
+    assert metadata["os_placements"].value == 24_570
+    assert metadata["dose_allocations"].value == 3876
+    assert "seeded sample of 50,000 (seed 20)" in metadata["reconstructions_covered"].value
+    with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+        stored = con.sql("select result, verdict from reconstruction_sensitivity").pl()
+    assert stored.height == metadata["dagster/row_count"].value
+
+
+def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
+    study, registry, _ = shipped
+    from dataclasses import replace
+
+    unprinted = replace(study, registry=registry.filter(~pl.col("quantity").str.starts_with("followup.")))
+    table = sens.reconstruction_sensitivity(unprinted, pl.DataFrame(schema={c: pl.String for c in ("file", "column", "origin")}), sample_size=200).table
+    row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
+    assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
+    assert row["verdict"] == sens.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it
+
+
+def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
+    from dagster import build_asset_context
+
+    from lms_assets.analysis import schemas, validation
+    from lms_assets.defs.sensitivity import reconstruction_sensitivity
+
+    adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
+    no_registry = pl.DataFrame(schema={**{c: pl.String for c in schemas.REGISTRY.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+    output = reconstruction_sensitivity(build_asset_context(), no_registry, pl.DataFrame(), adsl, adtte)
+    assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
+    assert "no published cut" in output.metadata["reconstructions_covered"].value
+
+
+def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
+    study, _, result = shipped
+    provenance = sens.read_study(SHIPPED_DATA)[3]
+    other = sens.reconstruction_sensitivity(study, provenance, seed=sens.DEFAULT_SEED + 1).table
+    sampled = result.table.filter(pl.col("coverage").str.starts_with("seeded"))
+    assert sampled.height >= 9
+    joined = sampled.join(other, on=["result"], suffix="_other")
+    assert (joined["verdict"] == joined["verdict_other"]).all()
+    # 50,000 draws each: the difference of two estimates of a share has a standard error of at most 0.32 points.
+    assert ((joined["holds"] - joined["holds_other"]).abs() < 0.015).all()
+
+
+def test_a_subgroup_on_an_allocated_column_is_not_taken_as_transcribed():
+    site = survival.Subgroup("Primary site", "PRIMSITE", "Extremities", "Retroperitoneal", "Extremities", "Retroperitoneal")
+    sex = next(s for s in survival.SUBGROUPS if s.column == "SEX")
+    kept = sens.transcribed_subgroups((sex, site))
+    assert kept == [sex]
