@@ -357,6 +357,9 @@ def verification_html(table: pl.DataFrame | None) -> str:
         + table_html(figures, "What R reproduced, per table")
         + f"<p>Named exceptions (the only comparisons made under another convention or tolerance):</p><ul>{exceptions}</ul>"
         + (table_html(problems, f"{problems.height} values that do not agree with R") if problems.height else "")
+    )
+
+
 # Only "depends" is highlighted: a robust result may be a robust discrepancy, so green would mislead.
 SENSITIVITY_VERDICT_CSS = {"depends on the reconstruction": "status-not_recomputable"}
 
