@@ -109,8 +109,8 @@ def response_summary(adrs: pl.DataFrame) -> pl.DataFrame:
 
 
 def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 2's response figures: n and % of patients with a BOR for each response row, ORR and DCR."""
-    return fig.count_figures(table)
+    """Table 2's response figures: the n and % cells of each response row, ORR and DCR."""
+    return fig.count_figures(table.select("key", "n", "pct", "patients"))
 
 
 def pchg_range(pchg: pl.Expr) -> pl.Expr:
@@ -219,11 +219,11 @@ def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame
 
 
 def shrinkage_figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """The text's shrinkage figures: n and % per row, the mean shrinkage, and aliveness at the published cut (else the latest)."""
+    """The text's shrinkage figures: the n and % cells per row, the mean shrinkage, and aliveness at the published cut (else the latest)."""
     cuts = table["data_cut"].drop_nulls()
     cut = published_cut if published_cut is not None else (cuts.max() if cuts.len() else None)
     rows = table.filter(pl.col("data_cut").is_null() | (pl.col("data_cut") == cut))
     means = rows.filter(pl.col("mean_pct").is_not_null()).select(
         (pl.col("key") + ".mean_pct").alias("quantity"), pl.col("mean_pct").alias("value"), "patients"
     )
-    return pl.concat([fig.count_figures(rows.select("key", "patients", "denominator")), means.cast(fig.FIGURES_SCHEMA)])
+    return pl.concat([fig.count_figures(rows.select("key", "n", "pct", "patients")), means.cast(fig.FIGURES_SCHEMA)])

@@ -166,6 +166,39 @@ REGISTRY = FileSchema(
     ),
 )
 
+# The machine findings of ``audit.paper_consistency``: ways the paper contradicts itself about a printed figure.
+PAPER_FINDINGS = ("grim_impossible", "self_inconsistent", "wrong_denominator", "cross_source_conflict", "unreachable")
+
+KNOWN_DISCREPANCIES = FileSchema(
+    name="known_discrepancies",
+    location="known_discrepancies.csv",
+    description=(
+        "Printed figures whose published-figure check is reviewed to fail: the value the summary table shows, "
+        "and the finding or reason that explains the difference. Only these fail as WARN."
+    ),
+    key=("figure_id",),
+    references_patients=False,
+    columns=(
+        Column("figure_id", pl.String, "Registry id of the printed figure (published_figures.csv)"),
+        Column(
+            "expected_recomputed",
+            pl.String,
+            "The value the summary table shows, at the printed precision plus one digit, or 'not computable'",
+        ),
+        Column("finding", pl.String, "The paper_consistency finding that explains it, if a machine finding does", allowed=PAPER_FINDINGS),
+        Column("reason", pl.String, "Written reason, when no machine finding explains it (or to add to one)"),
+        Column("reviewed_by", pl.String, "Who reviewed the entry"),
+        Column("reviewed_on", pl.Date, "When it was reviewed (YYYY-MM-DD)"),
+    ),
+    row_rules=(
+        RowRule(
+            "reason",
+            (pl.col("finding").fill_null("") == "") & (pl.col("reason").fill_null("") == ""),
+            "an entry needs a machine finding or a written reason",
+        ),
+    ),
+)
+
 PROVENANCE = FileSchema(
     name="provenance",
     location="provenance.csv",
@@ -187,6 +220,8 @@ OPTIONAL_COLUMNS = {
     ("published_figures", "numerator"),
     ("published_figures", "denominator"),
     ("published_figures", "data_cut"),
+    ("known_discrepancies", "finding"),
+    ("known_discrepancies", "reason"),
     ("provenance", "patient_ids"),
     ("provenance", "constraint"),
 }

@@ -96,6 +96,13 @@ raw_published_figures = _raw_asset(
     schemas.REGISTRY,
     absent="A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with.",
 )
+raw_known_discrepancies = _raw_asset(
+    schemas.KNOWN_DISCREPANCIES,
+    absent=(
+        "A study without the list (a synthetic or a new study) stores an empty table: no failed published-figure "
+        "check is a reviewed discrepancy, so every failure is an ERROR."
+    ),
+)
 
 
 @asset(
