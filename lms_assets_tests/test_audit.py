@@ -2,8 +2,11 @@
 
 import polars as pl
 import pytest
+from dagster import TextMetadataValue
 
 from lms_assets.analysis import audit
+from lms_assets.defs.published import FIGURE_SOURCES, check_name
+from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
     "figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64,
@@ -97,9 +100,78 @@ def test_feasibility_respects_each_patients_lower_bound():
     assert not audit.reachable(result.estimates, {"median": (3.0, 1)})
 
 
+# --- the severity rule --------------------------------------------------------------------------------------
+
+PRINTED = {"figure_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
+NOT_REVIEWED = dict.fromkeys(audit.REVIEW_SCHEMA)
+REVIEWED = {**NOT_REVIEWED, "reviewed_expected": "52.0", "reviewed_reason": "median of Table 3's ages",
+            "reviewed_by": "lms-assets developers", "reviewed_on": None}
+CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findings": [], "explanation": None}
+
+
+@pytest.mark.parametrize(
+    ("review", "shown", "findings", "check", "status", "says"),
+    [
+        (NOT_REVIEWED, 53.0, [], audit.PASSED, audit.REPRODUCED, "reproduced"),
+        (NOT_REVIEWED, 52.0, [], audit.ERROR, audit.DISCREPANCY, "not a reviewed discrepancy"),
+        (REVIEWED, 52.0, [], audit.WARN, audit.DISCREPANCY, "Table 3's published rows give 52.0"),
+        # The reviewed value moved: a regression, even though the figure is a known discrepancy.
+        (REVIEWED, 51.0, [], audit.ERROR, audit.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
+        # Suddenly reproduced: the review is stale, and that blocks too.
+        (REVIEWED, 53.2, [], audit.ERROR, audit.REPRODUCED, "stale review"),
+        # The reviewed finding is no longer found: the review no longer explains the failure.
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, [], audit.ERROR, audit.DISCREPANCY, "no longer found"),
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, ["grim_impossible"], audit.WARN, audit.DISCREPANCY, "52.0"),
+        ({**REVIEWED, "reviewed_expected": "not computable"}, None, ["self_inconsistent"], audit.WARN, audit.DISCREPANCY, "hold nothing"),
+        (NOT_REVIEWED, None, [], audit.ERROR, audit.NOT_RECOMPUTABLE, "not computable"),
+    ],
+)
+def test_a_failure_is_warn_only_for_a_reviewed_discrepancy_that_still_stands(review, shown, findings, check, status, says):
+    verdict = audit.judge({**PRINTED, **review}, shown, {**CONSISTENT, "findings": findings})
+    assert (verdict.check, verdict.status) == (check, status)
+    assert says in verdict.check_reason
+    if check == audit.WARN:
+        assert verdict.check_reason == verdict.explanation
+
+
+def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds():
+    reg = registry(
+        ("T.age.median", "Table", "age.median", "53", 53.0, "years", 0, None, None),
+        ("A.x.pct", "Abstract", "x.pct", "12.5%", 12.5, "percent", 1, None, None),
+        ("D.y.pct", "Discussion", "y.pct", "87.5%", 87.5, "percent", 1, None, None),
+        ("E.followup.max", "Efficacy", "followup.max", "23.5", 23.5, "months", 1, None, None),
+        ("E.os.median", "Efficacy", "os.median", "23.5", 23.5, "months", 1, None, None),
+    )
+    rows = [
+        {"figure_id": "T.age.median", "quantity": "age.median", "status": "discrepancy", "recomputed": 52.0, "shown": "52.0", "findings": []},
+        {"figure_id": "A.x.pct", "quantity": "x.pct", "status": "discrepancy", "recomputed": 10.5, "shown": "10.53", "findings": ["grim_impossible"]},
+        {"figure_id": "D.y.pct", "quantity": "y.pct", "status": "discrepancy", "recomputed": None, "shown": "not computable", "findings": ["grim_impossible"]},
+        {"figure_id": "E.followup.max", "quantity": "followup.max", "status": "discrepancy", "recomputed": 28.0, "shown": "28.00", "findings": []},
+    ]
+    found = audit.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
+    assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
+    # One denominator tried across both impossible percentages: 16 makes both exact.
+    assert "a denominator of 16" in found["A.x.pct"] and "12.5% = 2/16, 87.5% = 14/16" in found["D.y.pct"]
+    assert "equals the printed os.median" in found["E.followup.max"]
+    assert all(text.startswith("Hypothesis: ") for text in found.values())
+
+
+def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_does():
+    reg = registry(("T.os.ci_lower", "Table", "os.ci_lower", "14.1", 14.1, "months", 1, None, None),
+                   ("T.os.ci_upper", "Table", "os.ci_upper", "40.0", 40.0, "months", 1, None, None))
+    rows = [{"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00",
+             "findings": []} for b in ("lower", "upper")]
+    found = audit.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
+    assert "14.1 is the lower bound of SPSS median ± z·SE at 90% (14.10–32.90)" in found["T.os.ci_lower"]
+    assert found["T.os.ci_upper"].startswith("No other standard CI method or level gives 40")
+
+
+# --- the shipped study ------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def shipped_audit(tmp_path_factory):
-    """The audit of the shipped study, and the published-figure check results of the same run."""
+    """The audit of the shipped study, the published-figure check results of the same run, and its warehouse."""
     import duckdb
 
     from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
@@ -113,23 +185,25 @@ def shipped_audit(tmp_path_factory):
         result = run_assets("figure_audit")
     finally:
         mp.undo()
+    names = ("figure_audit", "published_figures", *FIGURE_SOURCES)
     with duckdb.connect(str(root / "lms.duckdb"), read_only=True) as con:
-        table = con.sql("select * from figure_audit").pl()
-    return result, table
+        tables = {name: con.sql(f"select * from {name}").pl() for name in names}
+    return result, tables["figure_audit"], tables
 
 
 def test_audit_of_the_shipped_study(shipped_audit):
-    result, table = shipped_audit
+    result, table, _ = shipped_audit
     assert result.success
-    registry = pl.read_csv(__import__("lms_assets_tests.conftest").conftest.SHIPPED_DATA / "published_figures.csv")
+    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
     assert table.height == registry.height
     assert set(table["status"]) <= {"reproduced", "discrepancy", "not_recomputable"}
-    # Everything Table 3 can give is recomputed; only the distant-metastasis figure has no data behind it.
-    assert table.filter(pl.col("status") == "not_recomputable")["figure_id"].to_list() == ["DIS.metastasis.distant.pct"]
-    assert table.filter(pl.col("status") == "discrepancy")["explanation"].str.len_chars().min() > 20
-    assert table["computed_by"].null_count() == 1
+    # Everything Table 3 can give is recomputed; the one figure nothing recomputes contradicts itself, so it is a discrepancy.
     status = dict(zip(table["figure_id"], table["status"]))
     explanation = dict(zip(table["figure_id"], table["explanation"]))
+    assert table.filter(pl.col("status") == "not_recomputable").is_empty()
+    assert status["DIS.metastasis.distant.pct"] == "discrepancy" and "16/19 = 84.2%" in explanation["DIS.metastasis.distant.pct"]
+    assert table.filter(pl.col("status") == "discrepancy")["explanation"].str.len_chars().min() > 20
+    assert table["computed_by"].null_count() == 1
     assert status["T1.age.median"] == "discrepancy" and "give 52.0" in explanation["T1.age.median"]
     assert "not k/19 for any whole k" in explanation["ABS.ae.hand_foot_skin_syndrome.g34.pct"]
     assert "14/21 = 66.7%" in explanation["EFF.dcr.pct"]
@@ -143,16 +217,41 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert basis["T2.orr.pct"] == "published_patient_data"
     assert basis["T4.ae.fatigue.any.n"] == "reconstructed_inputs"
     assert basis["T2.os.median"] == "reconstructed_inputs"
+    hypotheses = dict(zip(table["figure_id"], table["hypotheses"]))
+    assert "mean rounded" in hypotheses["T1.age.median"]
+    assert "23.5 equals the printed os.median" in hypotheses["EFF.followup.max"]
 
 
-def test_check_severity_follows_the_audit(shipped_audit):
-    result, _ = shipped_audit
+def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(shipped_audit):
+    result, table, tables = shipped_audit
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    # The paper contradicts itself about these: warnings, with the audit's reason attached.
-    for name in ("T1_age_median", "ABS_ae_hand_foot_skin_syndrome_g34_pct", "T2_os_ci_lower"):
-        assert not checks[name].passed
-        assert checks[name].severity.value == "WARN"
-    assert "not k/19" in checks["ABS_ae_hand_foot_skin_syndrome_g34_pct"].metadata["paper_findings"].value
-    # Nothing on the shipped study is an unexplained regression.
-    errors = [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
-    assert errors == []
+    assert not [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
+    warned = {n: e for n, e in checks.items() if not e.passed}
+    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")
+    assert set(warned) == {check_name(f) for f in reviewed["figure_id"]}
+    explanation = {check_name(f): x for f, x in zip(table["figure_id"], table["explanation"])}
+    for name, evaluation in warned.items():
+        metadata = evaluation.metadata
+        # The reason comes first and is figure_audit's sentence; nothing numeric for the UI to plot.
+        assert next(iter(metadata)) == "reason" and metadata["reason"].value == explanation[name] != ""
+        assert all(isinstance(v, TextMetadataValue) for v in metadata.values()), name
+        assert metadata["reviewed_discrepancy"].value.startswith("reviewed by: lms-assets developers, ")
+        assert metadata["basis"].value.startswith(("Table 3's published rows", "reconstructed inputs ("))
+    assert checks["T1_age_median"].metadata["patients"].value == "1–19"
+    assert checks["T2_os_ci_lower"].metadata["patients"].value == "1–19"
+    assert "followup/2021-03-31.csv os_months of patients 1 2 5 6 8 10 16" in checks["T2_os_ci_lower"].metadata["basis"].value
+    assert checks["T2_os_ci_lower"].metadata["shown_in_table"].value == "12.29"
+
+
+def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
+    from lms_assets.defs.report import TABLES, _comparisons
+
+    result, table, tables = shipped_audit
+    checks = {e.check_name: ("passed" if e.passed else e.severity.value) for e in result.get_asset_check_evaluations()}
+    audited = dict(zip(table["figure_id"].map_elements(check_name, return_dtype=pl.String), table["check_outcome"]))
+    assert {n: checks[n] for n in audited} == audited
+    comparisons = _comparisons(tables, tables["published_figures"], table)
+    shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
+    assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
+    expected = dict(zip(table["figure_id"], table["status"]))
+    assert {f: s for f, s in shown.iter_rows()} == {f: expected[f] for f in shown["figure_id"]}

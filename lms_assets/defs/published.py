@@ -19,6 +19,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetIn,
     AssetKey,
     MetadataValue,
@@ -59,6 +60,10 @@ FIGURE_SOURCES: dict[str, FiguresFn] = {
     "survival_summary": survival.figures,
     "survival_followup": survival.followup_figures,
 }
+
+# survival_summary holds one row per method, not per patient: its checks trace the patients back to ADTTE.
+# Dagster takes the column list on the dependency when an input is also a check's dependency.
+PATIENT_INPUTS = {"survival_summary": {"adtte": AssetDep("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]})}}
 
 # The severity rule, said in every check's description and in README "How the checks decide".
 RULE = (
@@ -221,7 +226,8 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: Load
             check_name(r["figure_id"]),
             asset=key,
             blocking=True,
-            additional_deps=[AssetKey("published_figures"), AssetKey("paper_consistency")],
+            additional_deps=[AssetKey("published_figures"), AssetKey("paper_consistency"),
+                             *PATIENT_INPUTS.get(asset_name, {}).values()],
             description=f"{r['source']} prints “{r['printed']}” ({r['quantity']} = {r['value']:g}), compared with the "
                         f"value {asset_name} shows at the printed precision. {RULE}",
         )
@@ -238,6 +244,7 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: Load
             "table": AssetIn(key=key),
             "published_figures": AssetIn(key=AssetKey("published_figures")),
             "paper_consistency": AssetIn(key=AssetKey("paper_consistency")),
+            **{name: AssetIn(key=dep.asset_key) for name, dep in PATIENT_INPUTS.get(asset_name, {}).items()},
         },
         can_subset=True,
     )
@@ -246,6 +253,7 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: Load
         table: pl.DataFrame,
         published_figures: pl.DataFrame,
         paper_consistency: pl.DataFrame,
+        **patient_sources: pl.DataFrame,
     ):
         consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
         cut = published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
@@ -253,8 +261,10 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: Load
         selected = {k.name for k in context.selected_asset_check_keys}
         rows = [r for r in published_figures.iter_rows(named=True) if r["owner"] == asset_name and r["check_name"] in selected]
         outcomes = {"passed": 0, "WARN": 0, "ERROR": 0}
+        adtte = patient_sources.get("adtte")
         for row in rows:
-            result = check_result(row, figures, consistency[row["figure_id"]])
+            fallback = audit.time_to_event_patients(adtte, cut, row["quantity"]) if adtte is not None else []
+            result = check_result(row, figures, consistency[row["figure_id"]], fallback)
             outcomes["passed" if result.passed else result.severity.value] += 1
             yield result
         context.log.info(f"{asset_name}: of {len(rows)} printed figures {outcomes['passed']} reproduced, "
