@@ -140,6 +140,7 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
         ("A.x.pct", "Abstract", "x.pct", "12.5%", 12.5, "percent", 1, None, None),
         ("D.y.pct", "Discussion", "y.pct", "87.5%", 87.5, "percent", 1, None, None),
         ("E.followup.max", "Efficacy", "followup.max", "23.5", 23.5, "months", 1, None, None),
+        ("E.n", "Efficacy", "x.n", "24", 24.0, "patients", 0, None, None),
         ("E.os.median", "Efficacy", "os.median", "23.5", 23.5, "months", 1, None, None),
     )
     rows = [
@@ -152,7 +153,7 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
     assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
     # One denominator tried across both impossible percentages: 16 makes both exact.
     assert "a denominator of 16" in found["A.x.pct"] and "12.5% = 2/16, 87.5% = 14/16" in found["D.y.pct"]
-    assert "equals the printed os.median" in found["E.followup.max"]
+    assert "equals the printed os.median" in found["E.followup.max"] and "x.n" not in found["E.followup.max"]
     assert all(text.startswith("Hypothesis: ") for text in found.values())
 
 

@@ -37,6 +37,9 @@ QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "orr.": (("response.csv", "best_response"),),
     "dcr.": (("response.csv", "best_response"),),
     "pr_rate.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
+    "orr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
+    "dcr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
+    "subgroups.": (("followup/", "os_months"), ("followup/", "pfs_months"), ("patient_allocations.csv", "primary_site"), ("patients.csv", "*")),
     "immunotherapy.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
 }
 
@@ -597,7 +600,8 @@ def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, me
                 found.setdefault(row["figure_id"], []).append(f"No other standard CI method or level gives {value:g} (tried {tried}).")
         if quantity.endswith((".min", ".max")) and differs:
             family = quantity.rsplit(".", 1)[0] + "."
-            same = [o for o in registry.iter_rows(named=True) if not o["quantity"].startswith(family) and _compatible(row, o)]
+            same = [o for o in registry.iter_rows(named=True)
+                    if not o["quantity"].startswith(family) and o["unit"] == row["unit"] and _compatible(row, o)]
             if same:
                 quantities = sorted({o["quantity"] for o in same})
                 add(row["figure_id"], f"the printed {'shortest' if quantity.endswith('.min') else 'longest'} value {value:g} equals the "

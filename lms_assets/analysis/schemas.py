@@ -158,7 +158,12 @@ REGISTRY = FileSchema(
         Column("quantity", pl.String, "What it measures; printings of one quantity share it"),
         Column("printed", pl.String, "The text as printed"),
         Column("value", pl.Float64, "Numeric value as printed"),
-        Column("unit", pl.String, "patients, percent, years or months", allowed=("patients", "percent", "years", "months")),
+        Column(
+            "unit",
+            pl.String,
+            "patients, percent, years, months, or comparisons (a count of significant tests: 0 is a printed 'no significant difference')",
+            allowed=("patients", "percent", "years", "months", "comparisons"),
+        ),
         Column("decimals", pl.Int64, "Printed decimal places", minimum=0, maximum=4),
         Column("numerator", pl.Int64, "Printed numerator k of 'k/n', if printed", minimum=0),
         Column("denominator", pl.Int64, "Printed denominator n of 'k/n', if printed", minimum=1),

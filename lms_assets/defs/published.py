@@ -42,10 +42,11 @@ QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
         "combination.", "metastasis.",
     ),
     "response_summary": ("response.", "orr.", "dcr."),
-    "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy."),
+    "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy.", "orr_by_combination.", "dcr_by_combination."),
     "adverse_event_summary": ("ae.", "dose_reduction.", "discontinuation.", "treatment_related_deaths."),
     "survival_summary": ("pfs.", "os."),
     "survival_followup": ("followup.",),
+    "survival_subgroups": ("subgroups.",),
 }
 
 FiguresFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
@@ -59,6 +60,7 @@ FIGURE_SOURCES: dict[str, FiguresFn] = {
     "adverse_event_summary": toxicity.figures,
     "survival_summary": survival.figures,
     "survival_followup": survival.followup_figures,
+    "survival_subgroups": survival.subgroup_figures,
 }
 
 # survival_summary holds one row per method, not per patient: its checks trace the patients back to ADTTE.
