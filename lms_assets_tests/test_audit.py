@@ -1,11 +1,14 @@
 """The audit's rules on known cases, and the audit of the shipped study."""
 
+import shutil
+from pathlib import Path
+
 import polars as pl
 import pytest
 from dagster import TextMetadataValue
 
 from lms_assets.analysis import audit
-from lms_assets.defs.published import FIGURE_SOURCES, check_name
+from lms_assets.defs.published import FIGURE_SOURCES, bounded, check_name
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
@@ -256,3 +259,64 @@ def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_au
     assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
     expected = dict(zip(table["figure_id"], table["status"]))
     assert {f: s for f, s in shown.iter_rows()} == {f: expected[f] for f in shown["figure_id"]}
+
+
+# --- the registry at definition load (issue 15, boundaries) -------------------------------------------------
+
+
+def _definitions_and_registry_failure(study_dir):
+    """Load the definitions on ``study_dir``, then materialize raw_published_figures: (defs, its failure message)."""
+    from dagster import AssetKey
+
+    from lms_assets.definitions import build_defs
+
+    defs = build_defs()
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(asset_selection=[AssetKey("raw_published_figures")], raise_on_error=False)
+    failures = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+    return defs, " ".join(failures)
+
+
+def _stand_in_descriptions(defs) -> list[str]:
+    graph = defs.resolve_asset_graph()
+    return [graph.get_check_spec(k).description for k in graph.asset_check_keys if k.name == "published_figures"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda path: path.write_bytes(path.read_bytes().replace(b"Abstract", "Résumé".encode("latin-1"))), "not UTF-8"),
+        (lambda path: path.write_text(path.read_text().replace(",decimals,", ",places,", 1)), "missing column(s) decimals"),
+    ],
+    ids=["latin-1", "missing column"],
+)
+def test_a_bad_registry_leaves_the_definitions_loading_and_fails_its_own_asset(platform_env, damage, says):
+    damage(platform_env["data"] / "published_figures.csv")
+    defs, failure = _definitions_and_registry_failure(platform_env["data"])
+    descriptions = _stand_in_descriptions(defs)
+    # One stand-in check per summary asset, saying why; the registry's own asset fails with the file's problem.
+    assert len(descriptions) == len(FIGURE_SOURCES) and all(says in d for d in descriptions)
+    assert "published_figures.csv" in failure and says in failure
+
+
+def test_a_registry_symlinked_out_of_the_study_folder_is_refused_without_echoing_it(platform_env, tmp_path, monkeypatch):
+    secret = "lms-test-secret-value-0xdeadbeef"
+    monkeypatch.setenv("LMS_TEST_SECRET", secret)
+    registry = platform_env["data"] / "published_figures.csv"
+    outside = tmp_path / "elsewhere.csv"
+    shutil.copy(registry, outside)
+    for target in (outside, Path("/proc/self/environ")):
+        registry.unlink()
+        registry.symlink_to(target)
+        defs, failure = _definitions_and_registry_failure(platform_env["data"])
+        descriptions = _stand_in_descriptions(defs)
+        assert descriptions and all("outside the study folder" in d for d in descriptions)
+        assert "outside the study folder" in failure
+        assert secret not in failure and not any(secret in d for d in descriptions)
+
+
+def test_load_errors_are_bounded_and_sanitised():
+    text = "x" * 1000 + "\x1b[31m"
+    shown = bounded(text)
+    assert len(shown) < 250 and "\x1b" not in shown and shown.endswith("more characters not shown)")
+    assert bounded("line 3\nis\tbad") == "line 3?is?bad"
