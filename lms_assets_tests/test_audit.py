@@ -320,3 +320,17 @@ def test_load_errors_are_bounded_and_sanitised():
     shown = bounded(text)
     assert len(shown) < 250 and "\x1b" not in shown and shown.endswith("more characters not shown)")
     assert bounded("line 3\nis\tbad") == "line 3?is?bad"
+
+
+def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
+    from lms_assets.analysis import schemas, validation
+
+    raw = validation.read_raw(SHIPPED_DATA / "unchecked_claims.csv", schemas.UNCHECKED_CLAIMS)
+    assert validation.problems(raw, schemas.UNCHECKED_CLAIMS).is_empty()
+    claims = validation.clean(raw, schemas.UNCHECKED_CLAIMS, validation.empty_quarantine())
+    printed = set(pl.read_csv(SHIPPED_DATA / "published_figures.csv")["figure_id"])
+    named = {f for ids in claims["figure_ids"].drop_nulls() for f in ids.split()}
+    assert named <= printed, sorted(named - printed)
+    covered = claims.filter(pl.col("disposition") == "covered_by_registry")
+    assert covered["figure_ids"].null_count() == 0
+    assert (claims["reason"].str.len_chars() > 20).all()

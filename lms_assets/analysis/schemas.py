@@ -204,6 +204,32 @@ KNOWN_DISCREPANCIES = FileSchema(
     ),
 )
 
+UNCHECKED_CLAIMS = FileSchema(
+    name="unchecked_claims",
+    location="unchecked_claims.csv",
+    description=(
+        "Every number or comparative claim in the paper that has no registry row of its own, with why: covered by "
+        "registry rows that imply it, not recomputable from the records, or not about this cohort."
+    ),
+    key=("claim_id",),
+    references_patients=False,
+    columns=(
+        Column("claim_id", pl.String, "Stable id: <where printed>.<claim>"),
+        Column("source", pl.String, "Where it is printed"),
+        Column("printed", pl.String, "The words as printed"),
+        Column(
+            "disposition",
+            pl.String,
+            "Why it has no registry row of its own",
+            allowed=("covered_by_registry", "not_recomputable", "not_about_cohort"),
+        ),
+        Column("figure_ids", pl.String, "Space-separated registry ids that check it, or check the part that can be"),
+        Column("reason", pl.String, "Why, in words"),
+        Column("reviewed_by", pl.String, "Who reviewed the entry"),
+        Column("reviewed_on", pl.Date, "When it was reviewed (YYYY-MM-DD)"),
+    ),
+)
+
 PROVENANCE = FileSchema(
     name="provenance",
     location="provenance.csv",
@@ -227,6 +253,7 @@ OPTIONAL_COLUMNS = {
     ("published_figures", "data_cut"),
     ("known_discrepancies", "finding"),
     ("known_discrepancies", "reason"),
+    ("unchecked_claims", "figure_ids"),
     ("provenance", "patient_ids"),
     ("provenance", "constraint"),
 }
