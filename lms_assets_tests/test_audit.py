@@ -294,9 +294,19 @@ def test_a_bad_registry_leaves_the_definitions_loading_and_fails_its_own_asset(p
     damage(platform_env["data"] / "published_figures.csv")
     defs, failure = _definitions_and_registry_failure(platform_env["data"])
     descriptions = _stand_in_descriptions(defs)
-    # One stand-in check per summary asset, saying why; the registry's own asset fails with the file's problem.
-    assert len(descriptions) == len(FIGURE_SOURCES) and all(says in d for d in descriptions)
+    # One stand-in check per summary asset, saying the registry could not be read; its own asset says why.
+    assert len(descriptions) == len(FIGURE_SOURCES)
+    assert all("published_figures.csv could not be read (RecordFileError)" in d for d in descriptions)
     assert "published_figures.csv" in failure and says in failure
+
+
+def test_the_load_time_message_quotes_nothing_from_the_file(platform_env, monkeypatch):
+    secret = "lms-test-secret-value-0xdeadbeef"
+    # An environment dump saved as the registry: one header line with ';' in it, which validation would quote.
+    (platform_env["data"] / "published_figures.csv").write_text(f"DB_PASSWORD={secret};LS_COLORS=rs=0\n1,2\n")
+    defs, _ = _definitions_and_registry_failure(platform_env["data"])
+    descriptions = _stand_in_descriptions(defs)
+    assert descriptions and not any(secret in d for d in descriptions)
 
 
 def test_a_registry_symlinked_out_of_the_study_folder_is_refused_without_echoing_it(platform_env, tmp_path, monkeypatch):
@@ -334,3 +344,10 @@ def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
     covered = claims.filter(pl.col("disposition") == "covered_by_registry")
     assert covered["figure_ids"].null_count() == 0
     assert (claims["reason"].str.len_chars() > 20).all()
+
+
+def test_a_bad_file_s_failure_quotes_a_bounded_excerpt_only(platform_env):
+    header = "A=" + "x" * 5000 + ";B=\x1b[2J"
+    (platform_env["data"] / "published_figures.csv").write_text(header + "\n1\n")
+    _, failure = _definitions_and_registry_failure(platform_env["data"])
+    assert "published_figures.csv" in failure and "x" * 700 not in failure and "\x1b" not in failure

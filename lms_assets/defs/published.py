@@ -121,19 +121,27 @@ def registry_at_load(study_dir: Path | None = None) -> LoadedRegistry:
     """The registry read at definition load (to declare one check per printed figure), behind the study-folder boundary.
 
     A registry that cannot be read does not take the code location down: the definitions load with one stand-in
-    check per summary asset, and ``raw_published_figures`` fails on the file with its own message.
+    check per summary asset saying why, and ``raw_published_figures`` fails on the file with its own message.
+    The load-time message quotes nothing read from the file (a header can hold anything, even an environment).
     """
     study = study_dir or config.data_dir()
     try:
         path = validation.resolve_inside(study, schemas.REGISTRY.location)
-        if not path.exists():
-            return LoadedRegistry(None)
+    except validation.RecordFileError as error:
+        return _unreadable(str(error))
+    if not path.exists():
+        return LoadedRegistry(None)
+    try:
         return LoadedRegistry(typed_registry(validation.read_raw(path, schemas.REGISTRY, label=schemas.REGISTRY.location)))
     # Anything at all: an exception here would take the UI, the sensor and the schedule down with it.
     except Exception as error:  # noqa: BLE001
-        problem = bounded(f"{type(error).__name__}: {error}")
-        log.warning(f"published_figures.csv not read at definition load: {problem}")
-        return LoadedRegistry(None, problem)
+        return _unreadable(f"{schemas.REGISTRY.location} could not be read ({type(error).__name__})")
+
+
+def _unreadable(problem: str) -> LoadedRegistry:
+    problem = bounded(problem)
+    log.warning(f"published_figures.csv not read at definition load: {problem}")
+    return LoadedRegistry(None, problem)
 
 
 def _check_metadata(row: dict, verdict: audit.Verdict, consistency: dict, patients: list[int]) -> dict:
