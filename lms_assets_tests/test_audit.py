@@ -329,7 +329,7 @@ def test_load_errors_are_bounded_and_sanitised():
     text = "x" * 1000 + "\x1b[31m"
     shown = bounded(text)
     assert len(shown) < 250 and "\x1b" not in shown and shown.endswith("more characters not shown)")
-    assert bounded("line 3\nis\tbad") == "line 3?is?bad"
+    assert bounded("line 3\nis\tbad") == "line 3?is\tbad"
 
 
 def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():

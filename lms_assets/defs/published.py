@@ -105,7 +105,7 @@ def published_cut(registry: pl.DataFrame) -> dt.date | None:
 
 def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
     """A message safe to show every UI user: control characters replaced, at most ``limit`` characters."""
-    clean = re.sub(r"[^\x20-\x7e\u00a0-\u2fff]", "?", text)
+    clean = re.sub(r"[^\t\x20-\x7e\u00a0-\u2fff]", "?", text)
     return clean if len(clean) <= limit else clean[:limit] + f"… ({len(clean) - limit} more characters not shown)"
 
 
