@@ -351,3 +351,30 @@ def test_a_bad_file_s_failure_quotes_a_bounded_excerpt_only(platform_env):
     (platform_env["data"] / "published_figures.csv").write_text(header + "\n1\n")
     _, failure = _definitions_and_registry_failure(platform_env["data"])
     assert "published_figures.csv" in failure and "x" * 700 not in failure and "\x1b" not in failure
+
+
+def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
+    from lms_assets.analysis import schemas, validation
+
+    path = tmp_path / "known_discrepancies.csv"
+    path.write_text("\n".join(["figure_id,expected_recomputed,finding,reason,reviewed_by,reviewed_on", *rows]) + "\n")
+    return validation.read_raw(path, schemas.KNOWN_DISCREPANCIES)
+
+
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [
+        (["T1.age.median,52.0,,,lms-assets developers,2026-12-01"], "row 2 column reason: an entry needs a machine finding or a written reason"),
+        (["T1.age.median,52.0,a_guess,,lms-assets developers,2026-12-01"], "row 2 column finding: not one of grim_impossible"),
+        (["T9.nothing.n,1.0,,printed nowhere,lms-assets developers,2026-12-01"], "figure_id T9.nothing.n not in published_figures.csv"),
+    ],
+    ids=["no finding or reason", "unknown finding", "not printed"],
+)
+def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
+    from lms_assets.analysis import schemas, validation
+    from lms_assets.defs.published import published_figures_table
+
+    registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
+    with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:
+        published_figures_table(registry, _known(tmp_path, *rows))
+    assert says in str(refused.value)

@@ -354,3 +354,12 @@ def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_e
     result = run_assets("baseline_characteristics")
     caught = _error_checks(result)
     assert {"T1_age_max", "RPC_age_max"} <= caught, sorted(caught)
+
+
+def test_without_the_reviewed_list_every_failure_is_an_error(records):
+    """A study folder without known_discrepancies.csv (a synthetic or a new study): nothing fails as WARN."""
+    empty = validation.read_raw(SHIPPED_DATA / "known_discrepancies.csv", schemas.KNOWN_DISCREPANCIES).clear()
+    registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
+    outcomes = check_outcomes({**records, "published_figures": published_figures_table(registry, empty)})
+    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["figure_id"].str.replace_all(r"[^A-Za-z0-9_]", "_")
+    assert {name for name, (outcome, _) in outcomes.items() if outcome != "passed"} == errors(outcomes) == set(reviewed)

@@ -389,10 +389,6 @@ def basis_words(basis: str, reconstruction: str | None = None) -> str:
     return f"reconstructed inputs ({reconstruction})" if reconstruction else "reconstructed inputs"
 
 
-def _short_basis(basis: str) -> str:
-    return "Table 3's published rows" if basis == "published_patient_data" else "reconstructed inputs"
-
-
 REPRODUCED, DISCREPANCY, NOT_RECOMPUTABLE = "reproduced", "discrepancy", "not_recomputable"
 PASSED, WARN, ERROR = "passed", "WARN", "ERROR"
 
@@ -411,7 +407,6 @@ def status_of(comparison: str, findings: Sequence[str]) -> str:
 class Verdict:
     """One printed figure judged against the value its summary table shows."""
 
-    comparison: str  # figures.compare: agrees / differs / absent
     status: str  # reproduced / discrepancy / not_recomputable (figure_audit and the report)
     check: str  # the published-figure check: passed, or failed at WARN or ERROR
     shown: str  # the shown value at the printed precision plus one digit
@@ -421,7 +416,7 @@ class Verdict:
 
 def _explanation(row: dict, comparison: str, shown: str, consistency: dict) -> str:
     paper_says = consistency["explanation"]
-    basis = _short_basis(consistency["basis"])
+    basis = basis_words(consistency["basis"])
     if comparison == fig.ABSENT:
         parts = ["The study's records hold nothing from which this figure can be recomputed"]
     elif comparison == fig.AGREES and not consistency["findings"]:
@@ -458,11 +453,11 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
     printed = f"{row['source']} prints {row['printed']!r} ({row['value']:g})"
     if comparison == fig.AGREES:
         if not reviewed:
-            return Verdict(comparison, status, PASSED, shown, explanation, f"reproduced: the table shows {shown}; {printed}")
+            return Verdict(status, PASSED, shown, explanation, f"reproduced: the table shows {shown}; {printed}")
         reason = (f"stale review: the reviewed discrepancy no longer stands — the table now shows {shown}, which reproduces "
                   f"the printing (reviewed as {expected}); a changed derivation or input did this: find out why, then "
                   "remove the entry from known_discrepancies.csv")
-        return Verdict(comparison, status, ERROR, shown, explanation, reason)
+        return Verdict(status, ERROR, shown, explanation, reason)
     if not reviewed:
         reason = (f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the figure is not a "
                   "reviewed discrepancy in known_discrepancies.csv")
@@ -472,13 +467,16 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
         reason = (f"the reviewed finding {row['reviewed_finding']} is no longer found by paper_consistency "
                   f"(now: {', '.join(consistency['findings']) or 'none'}); the review no longer explains the failure")
     else:
-        return Verdict(comparison, status, WARN, shown, explanation, explanation)
-    return Verdict(comparison, status, ERROR, shown, explanation, f"{reason}. {explanation}" if explanation else reason)
+        return Verdict(status, WARN, shown, explanation, explanation)
+    paper_says = consistency["explanation"]
+    return Verdict(status, ERROR, shown, explanation, f"{reason}; the paper: {paper_says}" if paper_says else reason)
 
 
-def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: list[int], computed_by: str | None,
-              hypotheses: str = "") -> dict:
-    """One registry figure's audit row: the verdict (status, the check's outcome and reason), its basis and explanation."""
+def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: list[int], computed_by: str | None) -> dict:
+    """One registry figure's audit row: the verdict (status, the check's outcome and reason), its basis and explanation.
+
+    ``hypotheses`` is left empty here: ``hypotheses`` fills it, across every discrepancy at once.
+    """
     verdict = judge(row, recomputed, consistency)
     return {
         "figure_id": row["figure_id"],
@@ -495,7 +493,7 @@ def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: 
         "findings": consistency["findings"],
         "explanation": verdict.explanation,
         "check_reason": verdict.check_reason,
-        "hypotheses": hypotheses or None,
+        "hypotheses": None,
     }
 
 
