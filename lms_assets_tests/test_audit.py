@@ -118,6 +118,8 @@ CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findin
         (NOT_REVIEWED, 53.0, [], audit.PASSED, audit.REPRODUCED, "reproduced"),
         (NOT_REVIEWED, 52.0, [], audit.ERROR, audit.DISCREPANCY, "not a reviewed discrepancy"),
         (REVIEWED, 52.0, [], audit.WARN, audit.DISCREPANCY, "Table 3's published rows give 52.0"),
+        # A reviewed value saved by a spreadsheet without its trailing zero is still the reviewed value.
+        ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], audit.WARN, audit.DISCREPANCY, "give 52.0"),
         # The reviewed value moved: a regression, even though the figure is a known discrepancy.
         (REVIEWED, 51.0, [], audit.ERROR, audit.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
         # Suddenly reproduced: the review is stale, and that blocks too.

@@ -434,6 +434,14 @@ def _explanation(row: dict, comparison: str, shown: str, consistency: dict) -> s
     return "; ".join(parts)
 
 
+def _same_shown(expected: str, shown: str, decimals: int) -> bool:
+    """The reviewed value and the shown one at the printed precision plus one digit ("52" as a spreadsheet saves it is 52.0)."""
+    try:
+        return fig.format_value(float(expected), decimals) == shown
+    except ValueError:
+        return expected.strip() == shown
+
+
 def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
     """The verdict on one printed figure, from the value its summary table shows; the checks, figure_audit and the report all use it.
 
@@ -461,7 +469,7 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
     if not reviewed:
         reason = (f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the figure is not a "
                   "reviewed discrepancy in known_discrepancies.csv")
-    elif shown != expected:
+    elif not _same_shown(expected, shown, row["decimals"]):
         reason = f"the reviewed discrepancy moved: the table showed {expected} when reviewed and now shows {shown}; {printed}"
     elif row.get("reviewed_finding") and row["reviewed_finding"] not in consistency["findings"]:
         reason = (f"the reviewed finding {row['reviewed_finding']} is no longer found by paper_consistency "
