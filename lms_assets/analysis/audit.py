@@ -510,7 +510,9 @@ def time_to_event_patients(adtte: pl.DataFrame, cut, quantity: str) -> list[int]
 
     Survival summaries hold one row per method, not per patient, so the audit traces them back to ADTTE.
     """
-    endpoint = {"pfs": "PFS", "os": "OS", "followup": "OS"}.get(quantity.split(".")[0])
+    parts = quantity.split(".")
+    # A subgroup claim (subgroups.<endpoint>.significant.n) rests on every patient of its endpoint.
+    endpoint = {"pfs": "PFS", "os": "OS", "followup": "OS"}.get(parts[1] if parts[0] == "subgroups" else parts[0])
     if endpoint is None or cut is None:
         return []
     rows = adtte.filter((pl.col("DATACUT") == cut) & (pl.col("PARAMCD") == endpoint))

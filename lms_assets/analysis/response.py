@@ -232,7 +232,8 @@ def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame
 
 def shrinkage_figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
     """The text's shrinkage figures from the cells: n and % per row, the mean shrinkage, aliveness at the published cut (else the latest),
-    and per rate compared by combination therapy ``<key>.significant.n``: 1 when the shown Fisher p is below 0.05, else 0.
+    and per rate compared by combination therapy ``<key>.significant.n``: 1 when the shown Fisher p is below 0.05, else 0
+    (its patients are the responders of both groups: the table lists no others).
     """
     cuts = table["data_cut"].drop_nulls()
     cut = published_cut if published_cut is not None else (cuts.max() if cuts.len() else None)

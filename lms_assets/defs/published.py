@@ -63,9 +63,10 @@ FIGURE_SOURCES: dict[str, FiguresFn] = {
     "survival_subgroups": survival.subgroup_figures,
 }
 
-# survival_summary holds one row per method, not per patient: its checks trace the patients back to ADTTE.
+# survival_summary and survival_subgroups hold no patient lists: their checks trace the patients back to ADTTE.
 # Dagster takes the column list on the dependency when an input is also a check's dependency.
-PATIENT_INPUTS = {"survival_summary": {"adtte": AssetDep("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]})}}
+_TIME_TO_EVENT = {"adtte": AssetDep("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]})}
+PATIENT_INPUTS = {"survival_summary": _TIME_TO_EVENT, "survival_subgroups": _TIME_TO_EVENT}
 
 # The severity rule, said in every check's description and in README "How the checks decide".
 RULE = (
@@ -147,7 +148,7 @@ def _unreadable(problem: str) -> LoadedRegistry:
 def _check_metadata(row: dict, verdict: audit.Verdict, consistency: dict, patients: list[int]) -> dict:
     """What a check shows, reason first; every value text, so the UI plots nothing."""
     metadata = {
-        "reason": MetadataValue.text(verdict.check_reason or "reproduced"),
+        "reason": MetadataValue.text(verdict.check_reason),
         "printed": MetadataValue.text(f"{row['printed']} ({row['source']})"),
         "shown_in_table": MetadataValue.text(verdict.shown),
         "compared_at": MetadataValue.text(f"{row['decimals']} decimal place(s); shown with one more"),
