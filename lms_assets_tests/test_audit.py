@@ -147,18 +147,22 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
         ("E.followup.max", "Efficacy", "followup.max", "23.5", 23.5, "months", 1, None, None),
         ("E.n", "Efficacy", "x.n", "24", 24.0, "patients", 0, None, None),
         ("E.os.median", "Efficacy", "os.median", "23.5", 23.5, "months", 1, None, None),
+        ("E.dcr.pct", "Efficacy", "dcr.pct", "73.7% (14/21)", 73.7, "percent", 1, 14, 21),
     )
     rows = [
         {"figure_id": "T.age.median", "quantity": "age.median", "status": "discrepancy", "recomputed": 52.0, "shown": "52.0", "findings": []},
         {"figure_id": "A.x.pct", "quantity": "x.pct", "status": "discrepancy", "recomputed": 10.5, "shown": "10.53", "findings": ["grim_impossible"]},
         {"figure_id": "D.y.pct", "quantity": "y.pct", "status": "discrepancy", "recomputed": None, "shown": "not computable", "findings": ["grim_impossible"]},
         {"figure_id": "E.followup.max", "quantity": "followup.max", "status": "discrepancy", "recomputed": 28.0, "shown": "28.00", "findings": []},
+        {"figure_id": "E.dcr.pct", "quantity": "dcr.pct", "status": "discrepancy", "recomputed": 73.68, "shown": "73.68",
+         "findings": ["self_inconsistent", "wrong_denominator"]},
     ]
     found = audit.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
     assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
     # One denominator tried across both impossible percentages: 16 makes both exact.
     assert "a denominator of 16" in found["A.x.pct"] and "12.5% = 2/16, 87.5% = 14/16" in found["D.y.pct"]
     assert "equals the printed os.median" in found["E.followup.max"] and "x.n" not in found["E.followup.max"]
+    assert "the printed denominator 21 is a slip for the cohort's 19: 14/19 = 73.68%" in found["E.dcr.pct"]
     assert all(text.startswith("Hypothesis: ") for text in found.values())
 
 

@@ -615,6 +615,15 @@ def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, me
                 add(row["figure_id"], f"the printed {'shortest' if quantity.endswith('.min') else 'longest'} value {value:g} equals the "
                                       f"printed {', '.join(quantities)} ({same[0]['source']}: {same[0]['printed']!r}), as if copied from it")
 
+    # A printed k/n whose percentage is k over the cohort: the printed denominator is the slip, not the percentage.
+    for audited in discrepant:
+        row = by_id[audited["figure_id"]]
+        num, den = row.get("numerator"), row.get("denominator")
+        if num is not None and den is not None and den != cohort_n and "self_inconsistent" in audited["findings"] \
+                and fig.agrees(row["value"], row["decimals"], 100.0 * num / cohort_n):
+            add(row["figure_id"], f"the printed denominator {den} is a slip for the cohort's {cohort_n}: "
+                                  f"{num}/{cohort_n} = {100.0 * num / cohort_n:.{row['decimals'] + 1}f}%, as printed")
+
     # Percentages impossible for the cohort, or printed as an inconsistent k/n: which other denominators make them exact.
     anomalies = [
         by_id[r["figure_id"]] for r in discrepant
