@@ -1,9 +1,15 @@
 """The audit's rules on known cases, and the audit of the shipped study."""
 
+import shutil
+from pathlib import Path
+
 import polars as pl
 import pytest
+from dagster import TextMetadataValue
 
 from lms_assets.analysis import audit
+from lms_assets.defs.published import FIGURE_SOURCES, bounded, check_name
+from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
     "figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64,
@@ -97,9 +103,85 @@ def test_feasibility_respects_each_patients_lower_bound():
     assert not audit.reachable(result.estimates, {"median": (3.0, 1)})
 
 
+# --- the severity rule --------------------------------------------------------------------------------------
+
+PRINTED = {"figure_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
+NOT_REVIEWED = dict.fromkeys(audit.REVIEW_SCHEMA)
+REVIEWED = {**NOT_REVIEWED, "reviewed_expected": "52.0", "reviewed_reason": "median of Table 3's ages",
+            "reviewed_by": "lms-assets developers", "reviewed_on": None}
+CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findings": [], "explanation": None}
+
+
+@pytest.mark.parametrize(
+    ("review", "shown", "findings", "check", "status", "says"),
+    [
+        (NOT_REVIEWED, 53.0, [], audit.PASSED, audit.REPRODUCED, "reproduced"),
+        (NOT_REVIEWED, 52.0, [], audit.ERROR, audit.DISCREPANCY, "not a reviewed discrepancy"),
+        (REVIEWED, 52.0, [], audit.WARN, audit.DISCREPANCY, "Table 3's published rows give 52.0"),
+        # A reviewed value saved by a spreadsheet without its trailing zero is still the reviewed value.
+        ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], audit.WARN, audit.DISCREPANCY, "give 52.0"),
+        # The reviewed value moved: a regression, even though the figure is a known discrepancy.
+        (REVIEWED, 51.0, [], audit.ERROR, audit.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
+        # Suddenly reproduced: the review is stale, and that blocks too.
+        (REVIEWED, 53.2, [], audit.ERROR, audit.REPRODUCED, "stale review"),
+        # The reviewed finding is no longer found: the review no longer explains the failure.
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, [], audit.ERROR, audit.DISCREPANCY, "no longer found"),
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, ["grim_impossible"], audit.WARN, audit.DISCREPANCY, "52.0"),
+        ({**REVIEWED, "reviewed_expected": "not computable"}, None, ["self_inconsistent"], audit.WARN, audit.DISCREPANCY, "hold nothing"),
+        (NOT_REVIEWED, None, [], audit.ERROR, audit.NOT_RECOMPUTABLE, "not computable"),
+    ],
+)
+def test_a_failure_is_warn_only_for_a_reviewed_discrepancy_that_still_stands(review, shown, findings, check, status, says):
+    verdict = audit.judge({**PRINTED, **review}, shown, {**CONSISTENT, "findings": findings})
+    assert (verdict.check, verdict.status) == (check, status)
+    assert says in verdict.check_reason
+    if check == audit.WARN:
+        assert verdict.check_reason == verdict.explanation
+
+
+def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds():
+    reg = registry(
+        ("T.age.median", "Table", "age.median", "53", 53.0, "years", 0, None, None),
+        ("A.x.pct", "Abstract", "x.pct", "12.5%", 12.5, "percent", 1, None, None),
+        ("D.y.pct", "Discussion", "y.pct", "87.5%", 87.5, "percent", 1, None, None),
+        ("E.followup.max", "Efficacy", "followup.max", "23.5", 23.5, "months", 1, None, None),
+        ("E.n", "Efficacy", "x.n", "24", 24.0, "patients", 0, None, None),
+        ("E.os.median", "Efficacy", "os.median", "23.5", 23.5, "months", 1, None, None),
+        ("E.dcr.pct", "Efficacy", "dcr.pct", "73.7% (14/21)", 73.7, "percent", 1, 14, 21),
+    )
+    rows = [
+        {"figure_id": "T.age.median", "quantity": "age.median", "status": "discrepancy", "recomputed": 52.0, "shown": "52.0", "findings": []},
+        {"figure_id": "A.x.pct", "quantity": "x.pct", "status": "discrepancy", "recomputed": 10.5, "shown": "10.53", "findings": ["grim_impossible"]},
+        {"figure_id": "D.y.pct", "quantity": "y.pct", "status": "discrepancy", "recomputed": None, "shown": "not computable", "findings": ["grim_impossible"]},
+        {"figure_id": "E.followup.max", "quantity": "followup.max", "status": "discrepancy", "recomputed": 28.0, "shown": "28.00", "findings": []},
+        {"figure_id": "E.dcr.pct", "quantity": "dcr.pct", "status": "discrepancy", "recomputed": 73.68, "shown": "73.68",
+         "findings": ["self_inconsistent", "wrong_denominator"]},
+    ]
+    found = audit.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
+    assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
+    # One denominator tried across both impossible percentages: 16 makes both exact.
+    assert "a denominator of 16" in found["A.x.pct"] and "12.5% = 2/16, 87.5% = 14/16" in found["D.y.pct"]
+    assert "equals the printed os.median" in found["E.followup.max"] and "x.n" not in found["E.followup.max"]
+    assert "the printed denominator 21 is a slip for the cohort's 19: 14/19 = 73.68%" in found["E.dcr.pct"]
+    assert all(text.startswith("Hypothesis: ") for text in found.values())
+
+
+def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_does():
+    reg = registry(("T.os.ci_lower", "Table", "os.ci_lower", "14.1", 14.1, "months", 1, None, None),
+                   ("T.os.ci_upper", "Table", "os.ci_upper", "40.0", 40.0, "months", 1, None, None))
+    rows = [{"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00",
+             "findings": []} for b in ("lower", "upper")]
+    found = audit.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
+    assert "14.1 is the lower bound of SPSS median ± z·SE at 90% (14.10–32.90)" in found["T.os.ci_lower"]
+    assert found["T.os.ci_upper"].startswith("No other standard CI method or level gives 40")
+
+
+# --- the shipped study ------------------------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def shipped_audit(tmp_path_factory):
-    """The audit of the shipped study, and the published-figure check results of the same run."""
+    """The audit of the shipped study, the published-figure check results of the same run, and its warehouse."""
     import duckdb
 
     from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
@@ -113,23 +195,25 @@ def shipped_audit(tmp_path_factory):
         result = run_assets("figure_audit")
     finally:
         mp.undo()
+    names = ("figure_audit", "published_figures", *FIGURE_SOURCES)
     with duckdb.connect(str(root / "lms.duckdb"), read_only=True) as con:
-        table = con.sql("select * from figure_audit").pl()
-    return result, table
+        tables = {name: con.sql(f"select * from {name}").pl() for name in names}
+    return result, tables["figure_audit"], tables
 
 
 def test_audit_of_the_shipped_study(shipped_audit):
-    result, table = shipped_audit
+    result, table, _ = shipped_audit
     assert result.success
-    registry = pl.read_csv(__import__("lms_assets_tests.conftest").conftest.SHIPPED_DATA / "published_figures.csv")
+    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
     assert table.height == registry.height
     assert set(table["status"]) <= {"reproduced", "discrepancy", "not_recomputable"}
-    # Everything Table 3 can give is recomputed; only the distant-metastasis figure has no data behind it.
-    assert table.filter(pl.col("status") == "not_recomputable")["figure_id"].to_list() == ["DIS.metastasis.distant.pct"]
-    assert table.filter(pl.col("status") == "discrepancy")["explanation"].str.len_chars().min() > 20
-    assert table["computed_by"].null_count() == 1
+    # Everything Table 3 can give is recomputed; the one figure nothing recomputes contradicts itself, so it is a discrepancy.
     status = dict(zip(table["figure_id"], table["status"]))
     explanation = dict(zip(table["figure_id"], table["explanation"]))
+    assert table.filter(pl.col("status") == "not_recomputable").is_empty()
+    assert status["DIS.metastasis.distant.pct"] == "discrepancy" and "16/19 = 84.2%" in explanation["DIS.metastasis.distant.pct"]
+    assert table.filter(pl.col("status") == "discrepancy")["explanation"].str.len_chars().min() > 20
+    assert table["computed_by"].null_count() == 1
     assert status["T1.age.median"] == "discrepancy" and "give 52.0" in explanation["T1.age.median"]
     assert "not k/19 for any whole k" in explanation["ABS.ae.hand_foot_skin_syndrome.g34.pct"]
     assert "14/21 = 66.7%" in explanation["EFF.dcr.pct"]
@@ -143,16 +227,160 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert basis["T2.orr.pct"] == "published_patient_data"
     assert basis["T4.ae.fatigue.any.n"] == "reconstructed_inputs"
     assert basis["T2.os.median"] == "reconstructed_inputs"
+    hypotheses = dict(zip(table["figure_id"], table["hypotheses"]))
+    assert "mean rounded" in hypotheses["T1.age.median"]
+    assert "23.5 equals the printed os.median" in hypotheses["EFF.followup.max"]
 
 
-def test_check_severity_follows_the_audit(shipped_audit):
-    result, _ = shipped_audit
+def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(shipped_audit):
+    result, table, tables = shipped_audit
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    # The paper contradicts itself about these: warnings, with the audit's reason attached.
-    for name in ("T1_age_median", "ABS_ae_hand_foot_skin_syndrome_g34_pct", "T2_os_ci_lower"):
-        assert not checks[name].passed
-        assert checks[name].severity.value == "WARN"
-    assert "not k/19" in checks["ABS_ae_hand_foot_skin_syndrome_g34_pct"].metadata["paper_findings"].value
-    # Nothing on the shipped study is an unexplained regression.
-    errors = [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
-    assert errors == []
+    assert not [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
+    warned = {n: e for n, e in checks.items() if not e.passed}
+    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")
+    assert set(warned) == {check_name(f) for f in reviewed["figure_id"]}
+    explanation = {check_name(f): x for f, x in zip(table["figure_id"], table["explanation"])}
+    for name, evaluation in warned.items():
+        metadata = evaluation.metadata
+        # The reason comes first and is figure_audit's sentence; nothing numeric for the UI to plot.
+        assert next(iter(metadata)) == "reason" and metadata["reason"].value == explanation[name] != ""
+        assert all(isinstance(v, TextMetadataValue) for v in metadata.values()), name
+        assert metadata["reviewed_discrepancy"].value.startswith("reviewed by: lms-assets developers, ")
+        assert metadata["basis"].value.startswith(("Table 3's published rows", "reconstructed inputs ("))
+    assert checks["T1_age_median"].metadata["patients"].value == "1–19"
+    assert checks["T2_os_ci_lower"].metadata["patients"].value == "1–19"
+    assert "followup/2021-03-31.csv os_months of patients 1 2 5 6 8 10 16" in checks["T2_os_ci_lower"].metadata["basis"].value
+    assert checks["T2_os_ci_lower"].metadata["shown_in_table"].value == "12.29"
+
+
+def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
+    from lms_assets.defs.report import TABLES, _comparisons
+
+    result, table, tables = shipped_audit
+    checks = {e.check_name: ("passed" if e.passed else e.severity.value) for e in result.get_asset_check_evaluations()}
+    audited = dict(zip(table["figure_id"].map_elements(check_name, return_dtype=pl.String), table["check_outcome"]))
+    assert {n: checks[n] for n in audited} == audited
+    comparisons = _comparisons(tables, tables["published_figures"], table)
+    shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
+    assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
+    expected = dict(zip(table["figure_id"], table["status"]))
+    assert {f: s for f, s in shown.iter_rows()} == {f: expected[f] for f in shown["figure_id"]}
+
+
+# --- the registry at definition load (issue 15, boundaries) -------------------------------------------------
+
+
+def _definitions_and_registry_failure(study_dir):
+    """Load the definitions on ``study_dir``, then materialize raw_published_figures: (defs, its failure message)."""
+    from dagster import AssetKey
+
+    from lms_assets.definitions import build_defs
+
+    defs = build_defs()
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(asset_selection=[AssetKey("raw_published_figures")], raise_on_error=False)
+    failures = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+    return defs, " ".join(failures)
+
+
+def _stand_in_descriptions(defs) -> list[str]:
+    graph = defs.resolve_asset_graph()
+    return [graph.get_check_spec(k).description for k in graph.asset_check_keys if k.name == "published_figures"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [
+        (lambda path: path.write_bytes(path.read_bytes().replace(b"Abstract", "Résumé".encode("latin-1"))), "not UTF-8"),
+        (lambda path: path.write_text(path.read_text().replace(",decimals,", ",places,", 1)), "missing column(s) decimals"),
+    ],
+    ids=["latin-1", "missing column"],
+)
+def test_a_bad_registry_leaves_the_definitions_loading_and_fails_its_own_asset(platform_env, damage, says):
+    damage(platform_env["data"] / "published_figures.csv")
+    defs, failure = _definitions_and_registry_failure(platform_env["data"])
+    descriptions = _stand_in_descriptions(defs)
+    # One stand-in check per summary asset, saying the registry could not be read; its own asset says why.
+    assert len(descriptions) == len(FIGURE_SOURCES)
+    assert all("published_figures.csv could not be read (RecordFileError)" in d for d in descriptions)
+    assert "published_figures.csv" in failure and says in failure
+
+
+def test_the_load_time_message_quotes_nothing_from_the_file(platform_env, monkeypatch):
+    secret = "lms-test-secret-value-0xdeadbeef"
+    # An environment dump saved as the registry: one header line with ';' in it, which validation would quote.
+    (platform_env["data"] / "published_figures.csv").write_text(f"DB_PASSWORD={secret};LS_COLORS=rs=0\n1,2\n")
+    defs, _ = _definitions_and_registry_failure(platform_env["data"])
+    descriptions = _stand_in_descriptions(defs)
+    assert descriptions and not any(secret in d for d in descriptions)
+
+
+def test_a_registry_symlinked_out_of_the_study_folder_is_refused_without_echoing_it(platform_env, tmp_path, monkeypatch):
+    secret = "lms-test-secret-value-0xdeadbeef"
+    monkeypatch.setenv("LMS_TEST_SECRET", secret)
+    registry = platform_env["data"] / "published_figures.csv"
+    outside = tmp_path / "elsewhere.csv"
+    shutil.copy(registry, outside)
+    for target in (outside, Path("/proc/self/environ")):
+        registry.unlink()
+        registry.symlink_to(target)
+        defs, failure = _definitions_and_registry_failure(platform_env["data"])
+        descriptions = _stand_in_descriptions(defs)
+        assert descriptions and all("outside the study folder" in d for d in descriptions)
+        assert "outside the study folder" in failure
+        assert secret not in failure and not any(secret in d for d in descriptions)
+
+
+def test_load_errors_are_bounded_and_sanitised():
+    text = "x" * 1000 + "\x1b[31m"
+    shown = bounded(text)
+    assert len(shown) < 250 and "\x1b" not in shown and shown.endswith("more characters not shown)")
+    assert bounded("line 3\nis\tbad") == "line 3?is\tbad"
+
+
+def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
+    from lms_assets.analysis import schemas, validation
+
+    raw = validation.read_raw(SHIPPED_DATA / "unchecked_claims.csv", schemas.UNCHECKED_CLAIMS)
+    assert validation.problems(raw, schemas.UNCHECKED_CLAIMS).is_empty()
+    claims = validation.clean(raw, schemas.UNCHECKED_CLAIMS, validation.empty_quarantine())
+    printed = set(pl.read_csv(SHIPPED_DATA / "published_figures.csv")["figure_id"])
+    named = {f for ids in claims["figure_ids"].drop_nulls() for f in ids.split()}
+    assert named <= printed, sorted(named - printed)
+    covered = claims.filter(pl.col("disposition") == "covered_by_registry")
+    assert covered["figure_ids"].null_count() == 0
+    assert (claims["reason"].str.len_chars() > 20).all()
+
+
+def test_a_bad_file_s_failure_quotes_a_bounded_excerpt_only(platform_env):
+    header = "A=" + "x" * 5000 + ";B=\x1b[2J"
+    (platform_env["data"] / "published_figures.csv").write_text(header + "\n1\n")
+    _, failure = _definitions_and_registry_failure(platform_env["data"])
+    assert "published_figures.csv" in failure and "x" * 700 not in failure and "\x1b" not in failure
+
+
+def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
+    from lms_assets.analysis import schemas, validation
+
+    path = tmp_path / "known_discrepancies.csv"
+    path.write_text("\n".join(["figure_id,expected_recomputed,finding,reason,reviewed_by,reviewed_on", *rows]) + "\n")
+    return validation.read_raw(path, schemas.KNOWN_DISCREPANCIES)
+
+
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [
+        (["T1.age.median,52.0,,,lms-assets developers,2026-12-01"], "row 2 column reason: an entry needs a machine finding or a written reason"),
+        (["T1.age.median,52.0,a_guess,,lms-assets developers,2026-12-01"], "row 2 column finding: not one of grim_impossible"),
+        (["T9.nothing.n,1.0,,printed nowhere,lms-assets developers,2026-12-01"], "figure_id T9.nothing.n not in published_figures.csv"),
+    ],
+    ids=["no finding or reason", "unknown finding", "not printed"],
+)
+def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
+    from lms_assets.analysis import schemas, validation
+    from lms_assets.defs.published import published_figures_table
+
+    registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
+    with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:
+        published_figures_table(registry, _known(tmp_path, *rows))
+    assert says in str(refused.value)

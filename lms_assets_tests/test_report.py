@@ -23,7 +23,9 @@ def registry(*rows):
 
 
 def audit(*rows):
-    return pl.DataFrame(rows, schema={"figure_id": pl.String, "status": pl.String, "explanation": pl.String}, orient="row")
+    """figure_audit rows: (figure_id, status, explanation, findings); the report derives the status from the findings."""
+    schema = {"figure_id": pl.String, "status": pl.String, "explanation": pl.String, "findings": pl.List(pl.String)}
+    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(pl.lit(None, dtype=pl.String).alias("hypotheses"))
 
 
 SPINE = pl.DataFrame({"key": ["sex.male", "age.median"], "label": ["Gender — Male", "Age (years) — Median"]})
@@ -38,10 +40,10 @@ REGISTRY = registry(
     ("ABS.sex.male.n", "Abstract", "sex.male.n", "5 male", 5.0, 0),
 )
 AUDIT = audit(
-    ("T1.sex.male.n", "reproduced", ""),
-    ("T1.sex.male.pct", "reproduced", ""),
-    ("T1.age.median", "discrepancy", "Table 1 prints '53' but Table 3's patient rows give 52.0"),
-    ("T1.metastasis.distant.pct", "not_recomputable", "The study's records hold nothing"),
+    ("T1.sex.male.n", "reproduced", "", []),
+    ("T1.sex.male.pct", "reproduced", "", []),
+    ("T1.age.median", "discrepancy", "Table 1 prints '53' but Table 3's patient rows give 52.0", []),
+    ("T1.metastasis.distant.pct", "not_recomputable", "The study's records hold nothing", []),
 )
 
 
@@ -105,7 +107,8 @@ def _inputs(**overrides) -> report.ReportInputs:
         charts=[report.Chart("waterfall_plot", "Waterfall plot", "Best % change.", PNG_MAGIC + b"body")],
         audit=AUDIT.with_columns(
             pl.lit("Table 1").alias("source"), pl.lit("q").alias("quantity"), pl.lit("p").alias("published"),
-            pl.lit(1.0).alias("recomputed"), pl.lit("published_patient_data").alias("basis"),
+            pl.lit(1.0).alias("recomputed"), pl.lit("1.00").alias("shown"), pl.lit("passed").alias("check_outcome"),
+            pl.lit("published_patient_data").alias("basis"),
             pl.lit("baseline_characteristics").alias("computed_by"), pl.lit([1, 2]).alias("patients"),
         ),
         quarantine=pl.DataFrame({"file": ["patients.csv"], "row": [3], "column": ["age"], "value": ["<b>x</b>"], "reason": ["not a number"]}),

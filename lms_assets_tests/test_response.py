@@ -139,10 +139,10 @@ def test_a_wrong_printed_value_fails_its_check(platform_env):
     assert "T2.response.PR.n,Table 2,response.PR.n,3,3," in text
     registry.write_text(text.replace("T2.response.PR.n,Table 2,response.PR.n,3,3,", "T2.response.PR.n,Table 2,response.PR.n,4,4,"))
     # The published-figure checks read the registry and the audit's paper_consistency as well as the table.
-    result = run_assets("response_summary", "raw_published_figures", "paper_consistency")
+    result = run_assets("response_summary", "published_figures", "paper_consistency")
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary"}
     wrong = evaluations["T2_response_PR_n"]
-    assert not wrong.passed
-    assert wrong.metadata["recomputed_value"].value == 3.0
-    assert wrong.metadata["published_value"].value == 4.0
+    # Not a reviewed discrepancy: a blocking ERROR that says what the table shows against what is printed.
+    assert not wrong.passed and wrong.severity.value == "ERROR"
+    assert wrong.metadata["shown_in_table"].value == "3.0" and wrong.metadata["printed"].value == "4 (Table 2)"
     assert evaluations["T2_response_PR_pct"].passed and evaluations["ABS_response_PR_n"].passed

@@ -79,17 +79,17 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     for name in ("T2_os_ci_lower", "T2_os_ci_upper", "ABS_os_ci_lower", "ABS_os_ci_upper"):
         assert not checks[name].passed
     lower = checks["T2_os_ci_lower"].metadata
-    assert lower["published_value"].value == 14.2 and round(lower["recomputed_value"].value, 1) == 12.3
+    assert lower["printed"].value == "23.5 (14.2~32.7) (Table 2)" and lower["shown_in_table"].value == "12.29"
 
     followup = _checks(result, "survival_followup")
     assert set(followup) == {"EFF_followup_median", "EFF_followup_min", "EFF_followup_max"}
     median = followup["EFF_followup_median"].metadata
     # Reverse KM on the (partly reconstructed) OS gives 25.8, not the printed 17.8: reported, not bent.
-    assert median["recomputed_value"].value == 25.8 and median["published_value"].value == 17.8
+    assert median["shown_in_table"].value == "25.80" and "17.8" in median["printed"].value
     assert not followup["EFF_followup_median"].passed
 
     agree = _checks(result, "survival_subgroups")["survival_subgroups_agree_with_paper"]
-    assert agree.passed and agree.metadata["comparisons"].value == 12 and agree.metadata["data_cut"].value == "2021-03-31"
+    assert agree.passed and agree.metadata["comparisons"].value == 14 and agree.metadata["data_cut"].value == "2021-03-31"
 
     for chart in ("km_pfs_plot", "km_os_plot", "subgroup_forest_plot"):
         metadata = materialized[chart].metadata

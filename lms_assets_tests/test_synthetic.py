@@ -187,8 +187,8 @@ def test_full_graph_on_a_synthetic_study(tmp_path, monkeypatch):
     assert FIGURE_SOURCES, "no summary asset registers published figures"
     for table in FIGURE_SOURCES:
         check = evaluations[(table, "published_figures")]
-        assert check.passed and check.metadata["compared"].value == 0
-        assert "nothing to compare" in check.metadata["note"].value
+        assert check.passed and check.metadata["compared"].value == "0"
+        assert "nothing to compare" in check.metadata["reason"].value
     assert evaluations[("quarantine", "no_quarantined_rows")].passed
 
     # Payloads stay bounded: no materialization carries more than a chart image and capped previews.

@@ -133,26 +133,19 @@ def baseline_characteristics(adsl: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _pooled(rows: pl.DataFrame, key: str, denominator: int) -> pl.DataFrame:
-    """One counted row holding every patient of ``rows``."""
-    patients = rows["patients"].explode().drop_nulls().unique().sort().cast(pl.Int64)
-    return pl.DataFrame({"key": [key], "patients": [patients], "denominator": [denominator]})
-
-
 _NO_PRIOR_LINE = ["chemotherapy.none", f"chemotherapy.{NOT_RECORDED_SUFFIX}"]
 
 
 def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 1's figures from its rows, plus the text's groupings: ECOG 0–1, ≥2 and >2, any prior chemotherapy (≥1 line)."""
-    denominator = table.filter(pl.col("key") == "patients")["n"].item()
-    counted = table.filter(pl.col("n").is_not_null()).select("key", "patients", pl.lit(denominator).alias("denominator"))
+    """Table 1's figures from its n and % cells, plus the text's groupings: ECOG 0–1, ≥2 and >2, any prior chemotherapy (≥1 line)."""
+    counted = table.filter(pl.col("n").is_not_null()).select("key", "n", "pct", "patients")
     ecog = table.filter(pl.col("characteristic") == ECOG).with_columns(score=pl.col("level").cast(pl.Int64, strict=False))
     chemotherapy = table.filter((pl.col("characteristic") == CHEMOTHERAPY) & ~pl.col("key").is_in(_NO_PRIOR_LINE))
     groupings = [
-        _pooled(ecog.filter(pl.col("score") <= 1), "ecog.0-1", denominator),
-        _pooled(ecog.filter(pl.col("score") >= 2), "ecog.ge2", denominator),
-        _pooled(ecog.filter(pl.col("score") > 2), "ecog.gt2", denominator),
-        _pooled(chemotherapy, "chemotherapy.any", denominator),
+        fig.pooled_cells(ecog.filter(pl.col("score") <= 1), "ecog.0-1"),
+        fig.pooled_cells(ecog.filter(pl.col("score") >= 2), "ecog.ge2"),
+        fig.pooled_cells(ecog.filter(pl.col("score") > 2), "ecog.gt2"),
+        fig.pooled_cells(chemotherapy, "chemotherapy.any"),
     ]
     statistics = table.filter(pl.col("value").is_not_null()).select(pl.col("key").alias("quantity"), "value", "patients")
     counts = fig.count_figures(pl.concat([counted, *groupings], how="vertical_relaxed"))

@@ -7,6 +7,7 @@ Quantity names are shared with ``published_figures.csv`` (column ``quantity``).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -34,30 +35,73 @@ def slug(text: str) -> str:
 
 
 def count_figures(rows: pl.DataFrame) -> pl.DataFrame:
-    """The n and % figures of counted rows: ``<key>.n`` and ``<key>.pct`` (percent of ``denominator``; none when it is 0).
+    """The ``<key>.n`` and ``<key>.pct`` figures of counted rows, read from the ``n`` and ``pct`` cells the table shows.
 
-    ``rows`` has ``key``, ``patients`` (distinct SUBJIDs) and ``denominator``. Vectorised: a million patients stay in Polars.
+    ``rows`` has ``key``, ``n``, ``pct`` and ``patients`` (the SUBJIDs counted). Nothing is re-derived from the
+    patient lists: a wrong cell in the summary table is what the reader sees, so it is what is compared.
     """
-    n = pl.col("patients").list.len().cast(pl.Float64)
-    pct = pl.when(pl.col("denominator") > 0).then(100.0 * n / pl.col("denominator"))
     patients = pl.col("patients").list.sort()
     return pl.concat(
         [
-            rows.select((pl.col("key") + ".n").alias("quantity"), n.alias("value"), patients.alias("patients")),
-            rows.select((pl.col("key") + ".pct").alias("quantity"), pct.alias("value"), patients.alias("patients")),
+            rows.select((pl.col("key") + ".n").alias("quantity"), pl.col("n").cast(pl.Float64).alias("value"), patients.alias("patients")),
+            rows.select((pl.col("key") + ".pct").alias("quantity"), pl.col("pct").cast(pl.Float64).alias("value"), patients.alias("patients")),
         ]
     ).cast(FIGURES_SCHEMA)
 
 
+def pooled_cells(rows: pl.DataFrame, key: str) -> pl.DataFrame:
+    """One counted row for a grouping of shown rows (ECOG 0–1 = ECOG 0 + ECOG 1): the sums of their n and pct cells.
+
+    The rows' patients are disjoint (each patient is in one level), so the sums are the grouping's n and %.
+    """
+    patients = rows["patients"].explode().drop_nulls().unique().sort().cast(pl.Int64)
+    return pl.DataFrame(
+        {"key": [key], "n": [rows["n"].sum()], "pct": [rows["pct"].sum() if rows.height else None], "patients": [patients]},
+        schema={"key": pl.String, "n": pl.Int64, "pct": pl.Float64, "patients": pl.List(pl.Int64)},
+    )
+
+
+AGREES, DIFFERS, ABSENT = "agrees", "differs", "absent"
+
+
+def compare(printed: float, decimals: int, displayed: float | None) -> str:
+    """The one comparison of a printed value with the value a summary table shows: agrees, differs, or absent (nothing shown).
+
+    Agrees when the shown value rounds to the printed one at the printed precision (a tie may round either way).
+    Every consumer (the published-figure checks, ``figure_audit``, the report) decides through this function.
+    """
+    if displayed is None or math.isnan(displayed):
+        return ABSENT
+    return AGREES if abs(displayed - printed) <= 0.5 * 10 ** (-decimals) + _EPSILON else DIFFERS
+
+
 def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:
-    """Printed precision: the recomputed value rounds to the printed one (a tie may round either way)."""
-    if recomputed is None:
-        return False
-    return abs(recomputed - printed) <= 0.5 * 10 ** (-decimals) + _EPSILON
+    """Printed precision: the recomputed value rounds to the printed one (see ``compare``)."""
+    return compare(printed, decimals, recomputed) == AGREES
+
+
+NOT_COMPUTABLE = "not computable"
+# Runs of patient numbers shown before the rest is summarised: metadata must stay bounded on a large study.
+MAX_RUNS = 30
 
 
 def format_value(value: float | None, decimals: int) -> str:
     """A recomputed value at the printed precision plus one digit, so a reader sees how close it was."""
-    if value is None:
-        return "not computable"
+    if value is None or math.isnan(value):
+        return NOT_COMPUTABLE
     return f"{value:.{decimals + 1}f}"
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """Patient numbers as runs (1–19, or 1–3, 5, 7–9): short enough to read in the UI whatever the cohort size."""
+    ordered = sorted(set(ids))
+    runs: list[tuple[int, int]] = []
+    for i in ordered:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], i)
+        else:
+            runs.append((i, i))
+    text = ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs[:MAX_RUNS])
+    if len(runs) > MAX_RUNS:
+        text += f", … ({len(ordered)} patients in all)"
+    return text or "none"

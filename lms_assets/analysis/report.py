@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from lms_assets.analysis import render, verification
-
+from lms_assets.analysis import audit as audit_rules
 from lms_assets.analysis import figures as fig
+from lms_assets.analysis import render, verification
 
 COMPARISON_SCHEMA = {
     "row": pl.Int64,
@@ -124,9 +124,21 @@ def compare_with_printed(
         pl.when(unmatched).then(pl.col("quantity")).otherwise(pl.col("label")).alias("label"),
         pl.col("statistic").fill_null("value"),
     )
-    verdicts = audit.select("figure_id", "status", "explanation")
+    # The status is decided here, by the same verdict rule as the checks and figure_audit, from the value this
+    # table shows and the audit's findings about the printing (test_audit asserts the report, figure_audit and the checks agree).
+    verdicts = audit.select("figure_id", "findings", "explanation", "hypotheses")
+    joined = joined.join(verdicts, on="figure_id", how="left")
+    statuses = [
+        None if figure_id is None else audit_rules.status_of(fig.compare(printed_value, decimals, recomputed), findings or [])
+        for figure_id, printed_value, decimals, recomputed, findings in joined.select(
+            "figure_id", "printed_value", "decimals", "recomputed", "findings"
+        ).iter_rows()
+    ]
+    explanation = pl.concat_str(
+        [pl.col("explanation").fill_null(""), pl.col("hypotheses").fill_null("")], separator=" "
+    ).str.strip_chars()
     return (
-        joined.join(verdicts, on="figure_id", how="left")
+        joined.with_columns(pl.Series("status", statuses, dtype=pl.String), explanation.alias("explanation"))
         .select(list(COMPARISON_SCHEMA))
         .cast(COMPARISON_SCHEMA)
         .sort("row", "order")
@@ -238,15 +250,18 @@ def audit_summary(audit: pl.DataFrame) -> pl.DataFrame:
 
 def audit_html(audit: pl.DataFrame) -> str:
     shown = audit.select(
-        "figure_id", "source", "quantity", "published", pl.col("recomputed").round(4), "status", "basis", "computed_by",
-        "patients", "explanation", pl.format("status-{}", pl.col("status")).alias("css"),
+        "figure_id", "source", "quantity", "published", "shown", "status", pl.col("check_outcome").alias("check"), "basis",
+        "computed_by", "patients", "explanation", "hypotheses", pl.format("status-{}", pl.col("status")).alias("css"),
     )
     not_reproduced = shown.filter(pl.col("status") != "reproduced").select(
-        "figure_id", "published", "recomputed", "status", "basis", "explanation", "css"
+        "figure_id", "published", "shown", "status", "check", "basis", "explanation", "hypotheses", "css"
     )
     return (
         table_html(audit_summary(audit), "Printed figures by status and basis")
-        + "<p>A figure reproduced from <em>reconstructed inputs</em> proves the pipeline's arithmetic, not the paper.</p>"
+        + "<p>A figure reproduced from <em>reconstructed inputs</em> proves the pipeline's arithmetic, not the paper. "
+        "<em>Hypotheses</em> are explanations the numbers fit (a rounded mean printed as a median, another denominator, "
+        "another CI method, a copied bound); fitting does not prove them. <em>check</em> is the published-figure check: "
+        "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands.</p>"
         + table_html(not_reproduced, f"{not_reproduced.height} printed figures not reproduced, with the reason", "css", "audit")
         + f"<details open><summary>All {shown.height} audited figures</summary>"
         + table_html(shown, "Every printed figure: published, recomputed, status, basis and explanation", "css", "audit")

@@ -32,6 +32,8 @@ FISHER_NOTE = "Fisher's exact, two-sided (not in the paper)"
 PR_THRESHOLD = -30.0
 PD_THRESHOLD = 20.0
 SHRINKAGE_GT70 = -70.0
+# "No significant benefit": a two-sided p below this would contradict the Discussion.
+SIGNIFICANCE = 0.05
 
 SUMMARY_SCHEMA = {
     "row": pl.String,
@@ -109,8 +111,8 @@ def response_summary(adrs: pl.DataFrame) -> pl.DataFrame:
 
 
 def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 2's response figures: n and % of patients with a BOR for each response row, ORR and DCR."""
-    return fig.count_figures(table)
+    """Table 2's response figures: the n and % cells of each response row, ORR and DCR."""
+    return fig.count_figures(table.select("key", "n", "pct", "patients"))
 
 
 def pchg_range(pchg: pl.Expr) -> pl.Expr:
@@ -195,35 +197,59 @@ def immunotherapy_rows(treated: pl.DataFrame, adtte: pl.DataFrame) -> list[dict]
     return rows
 
 
-def pr_rate_rows(treated: pl.DataFrame) -> list[dict]:
-    """PR rate with combination therapy (COMBFL = Y) vs anlotinib alone (COMBFL = N), compared by Fisher's exact test, two-sided."""
+# Rates compared between combination therapy and anlotinib alone: registry key, printed label, counted responses.
+# The Discussion prints the PR rates and says neither ORR nor DCR differed significantly.
+COMBINATION_RATES = (
+    ("pr_rate", "PR rate", ("PR",)),
+    ("orr_by_combination", "ORR (CR + PR)", ("CR", "PR")),
+    ("dcr_by_combination", "DCR (CR + PR + SD)", ("CR", "PR", "SD")),
+)
+
+
+def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, members: tuple[str, ...]) -> list[dict]:
+    """A response rate with combination therapy (COMBFL = Y) vs anlotinib alone (COMBFL = N), compared by Fisher's exact test, two-sided."""
     groups = {
-        "combination": ("PR rate, anlotinib + other therapy", treated.filter(pl.col("COMBFL") == "Y")),
-        "monotherapy": ("PR rate, anlotinib alone", treated.filter(pl.col("COMBFL") == "N")),
+        "combination": (f"{label}, anlotinib + other therapy", treated.filter(pl.col("COMBFL") == "Y")),
+        "monotherapy": (f"{label}, anlotinib alone", treated.filter(pl.col("COMBFL") == "N")),
     }
-    responders = {name: _ids(group.filter(pl.col("AVALC") == "PR")) for name, (_, group) in groups.items()}
+    responders = {name: _ids(group.filter(pl.col("AVALC").is_in(members))) for name, (_, group) in groups.items()}
     table = [[len(responders[name]), group.height - len(responders[name])] for name, (_, group) in groups.items()]
     p_value = stats.fisher_exact(table).pvalue if all(sum(r) for r in table) else None
     return [
-        _row(f"pr_rate.{name}", label, responders[name], group.height, p_value=p_value, test=FISHER_NOTE)
-        for name, (label, group) in groups.items()
+        _row(f"{key}.{name}", text, responders[name], group.height, p_value=p_value, test=FISHER_NOTE)
+        for name, (text, group) in groups.items()
     ]
 
 
 def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> pl.DataFrame:
-    """The Results' and Discussion's response figures: shrinkage, anlotinib + immunotherapy, PR rate by combination therapy."""
+    """The Results' and Discussion's response figures: shrinkage, anlotinib + immunotherapy, PR, ORR and DCR by combination therapy."""
     bor = best_responses(adrs)
     treated = bor.join(adsl.select("SUBJID", "COMBFL", "IMMUNOFL"), on="SUBJID", how="inner")
-    rows = [*shrinkage_rows(bor), *immunotherapy_rows(treated, adtte), *pr_rate_rows(treated)]
+    by_combination = [row for key, label, members in COMBINATION_RATES for row in rate_by_combination_rows(treated, key, label, members)]
+    rows = [*shrinkage_rows(bor), *immunotherapy_rows(treated, adtte), *by_combination]
     return pl.DataFrame(rows, schema=SHRINKAGE_SCHEMA)
 
 
 def shrinkage_figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """The text's shrinkage figures: n and % per row, the mean shrinkage, and aliveness at the published cut (else the latest)."""
+    """The text's shrinkage figures from the cells: n and % per row, the mean shrinkage, aliveness at the published cut (else the latest),
+    and per rate compared by combination therapy ``<key>.significant.n``: 1 when the shown Fisher p is below 0.05, else 0
+    (its patients are the responders of both groups: the table lists no others).
+    """
     cuts = table["data_cut"].drop_nulls()
     cut = published_cut if published_cut is not None else (cuts.max() if cuts.len() else None)
     rows = table.filter(pl.col("data_cut").is_null() | (pl.col("data_cut") == cut))
     means = rows.filter(pl.col("mean_pct").is_not_null()).select(
         (pl.col("key") + ".mean_pct").alias("quantity"), pl.col("mean_pct").alias("value"), "patients"
     )
-    return pl.concat([fig.count_figures(rows.select("key", "patients", "denominator")), means.cast(fig.FIGURES_SCHEMA)])
+    compared = (
+        rows.filter(pl.col("p_value").is_not_null())
+        .group_by(pl.col("key").str.extract(r"^([^.]+)\.").alias("rate"), maintain_order=True)
+        .agg(pl.col("p_value").first(), pl.col("patients").list.explode(keep_nulls=False, empty_as_null=False).unique().sort())
+        .select(
+            (pl.col("rate") + ".significant.n").alias("quantity"),
+            (pl.col("p_value") < SIGNIFICANCE).cast(pl.Float64).alias("value"),
+            "patients",
+        )
+    )
+    counts = fig.count_figures(rows.select("key", "n", "pct", "patients"))
+    return pl.concat([counts, means.cast(fig.FIGURES_SCHEMA), compared.cast(fig.FIGURES_SCHEMA)])

@@ -158,11 +158,75 @@ REGISTRY = FileSchema(
         Column("quantity", pl.String, "What it measures; printings of one quantity share it"),
         Column("printed", pl.String, "The text as printed"),
         Column("value", pl.Float64, "Numeric value as printed"),
-        Column("unit", pl.String, "patients, percent, years or months", allowed=("patients", "percent", "years", "months")),
+        Column(
+            "unit",
+            pl.String,
+            "patients, percent, years, months, or comparisons (a count of significant tests: 0 is a printed 'no significant difference')",
+            allowed=("patients", "percent", "years", "months", "comparisons"),
+        ),
         Column("decimals", pl.Int64, "Printed decimal places", minimum=0, maximum=4),
         Column("numerator", pl.Int64, "Printed numerator k of 'k/n', if printed", minimum=0),
         Column("denominator", pl.Int64, "Printed denominator n of 'k/n', if printed", minimum=1),
         Column("data_cut", pl.Date, "Data cut the figure refers to (survival figures)"),
+    ),
+)
+
+# The machine findings of ``audit.paper_consistency``: ways the paper contradicts itself about a printed figure.
+PAPER_FINDINGS = ("grim_impossible", "self_inconsistent", "wrong_denominator", "cross_source_conflict", "unreachable")
+
+KNOWN_DISCREPANCIES = FileSchema(
+    name="known_discrepancies",
+    location="known_discrepancies.csv",
+    description=(
+        "Printed figures whose published-figure check is reviewed to fail: the value the summary table shows, "
+        "and the finding or reason that explains the difference. Only these fail as WARN."
+    ),
+    key=("figure_id",),
+    references_patients=False,
+    columns=(
+        Column("figure_id", pl.String, "Registry id of the printed figure (published_figures.csv)"),
+        Column(
+            "expected_recomputed",
+            pl.String,
+            "The value the summary table shows, at the printed precision plus one digit, or 'not computable'",
+        ),
+        Column("finding", pl.String, "The paper_consistency finding that explains it, if a machine finding does", allowed=PAPER_FINDINGS),
+        Column("reason", pl.String, "Written reason, when no machine finding explains it (or to add to one)"),
+        Column("reviewed_by", pl.String, "Who reviewed the entry"),
+        Column("reviewed_on", pl.Date, "When it was reviewed (YYYY-MM-DD)"),
+    ),
+    row_rules=(
+        RowRule(
+            "reason",
+            (pl.col("finding").fill_null("") == "") & (pl.col("reason").fill_null("") == ""),
+            "an entry needs a machine finding or a written reason",
+        ),
+    ),
+)
+
+UNCHECKED_CLAIMS = FileSchema(
+    name="unchecked_claims",
+    location="unchecked_claims.csv",
+    description=(
+        "Every number or comparative claim in the paper that has no registry row of its own, with why: covered by "
+        "registry rows that imply it, not recomputable from the records, or not about this cohort."
+    ),
+    key=("claim_id",),
+    references_patients=False,
+    columns=(
+        Column("claim_id", pl.String, "Stable id: <where printed>.<claim>"),
+        Column("source", pl.String, "Where it is printed"),
+        Column("printed", pl.String, "The words as printed"),
+        Column(
+            "disposition",
+            pl.String,
+            "Why it has no registry row of its own",
+            allowed=("covered_by_registry", "not_recomputable", "not_about_cohort"),
+        ),
+        Column("figure_ids", pl.String, "Space-separated registry ids that check it, or check the part that can be"),
+        Column("reason", pl.String, "Why, in words"),
+        Column("reviewed_by", pl.String, "Who reviewed the entry"),
+        Column("reviewed_on", pl.Date, "When it was reviewed (YYYY-MM-DD)"),
     ),
 )
 
@@ -187,6 +251,9 @@ OPTIONAL_COLUMNS = {
     ("published_figures", "numerator"),
     ("published_figures", "denominator"),
     ("published_figures", "data_cut"),
+    ("known_discrepancies", "finding"),
+    ("known_discrepancies", "reason"),
+    ("unchecked_claims", "figure_ids"),
     ("provenance", "patient_ids"),
     ("provenance", "constraint"),
 }

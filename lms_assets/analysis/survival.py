@@ -311,6 +311,8 @@ SUBGROUPS = (
     Subgroup("Prior chemotherapy", "PRCHFL", "N", "Y", "None", "Any"),
     Subgroup("Prior surgery", "SURGFL", "N", "Y", "No", "Yes"),
     Subgroup("Prior radiotherapy", "RADIOFL", "N", "Y", "No", "Yes"),
+    # The Discussion names primary site; the two most common sites (8 and 5 patients) are compared, the rest left out.
+    Subgroup("Primary site", "PRIMSITE", "Retroperitoneal", "Extremities", "Retroperitoneal", "Extremities"),
 )
 
 
@@ -485,6 +487,19 @@ def followup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.D
     rows = []
     for row in _cut(table, published_cut).filter(pl.col("endpoint") == "OS").iter_rows(named=True):
         rows.extend((f"followup.{quantity}", row[quantity], row["patients"]) for quantity in ("median", "min", "max"))
+    return figures_frame(rows)
+
+
+def subgroup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
+    """The Discussion's "no significant differences in PFS and OS": per endpoint, the subgroup comparisons whose shown log-rank p is below 0.05.
+
+    A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.
+    """
+    rows = []
+    at_cut = _cut(table, published_cut)
+    for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
+        significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height
+        rows.append((f"subgroups.{endpoint.lower()}.significant.n", significant, []))
     return figures_frame(rows)
 
 

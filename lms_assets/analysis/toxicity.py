@@ -22,8 +22,8 @@ ACTIONS = (
     ("Dose reduced", "dose_reduction", "DOSREDFL"),
     ("Discontinued for adverse reactions", "discontinuation", "DISCAEFL"),
 )
-# Registry suffix of each term figure → the table column of its patients.
-_FIGURE_COLUMNS = [("any", "patients"), *((tag, f"patients_{tag}") for tag in GRADE_GROUPS)]
+# Registry suffix of each term figure → the table column of its patients, and the prefix of its n and % cells.
+_FIGURE_COLUMNS = [("any", "patients", "total"), *((tag, f"patients_{tag}", tag) for tag in GRADE_GROUPS)]
 
 TABLE_SCHEMA = {
     "section": pl.String,
@@ -105,19 +105,27 @@ def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFram
 
 
 def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 4's and the Results' safety figures: per term any/grade 1–2/3–4 n and %, any grade ≥ 3, grade 5 deaths, dose changes."""
+    """Table 4's and the Results' safety figures from the n and % cells: per term any/grade 1–2/3–4, any grade ≥ 3, grade 5 deaths, dose changes."""
     terms = table.filter(pl.col("section") == TERM)
     overall = table.filter(pl.col("section") == ANY_EVENT)
     counted = [
         *(
-            terms.select((pl.col("key") + f".{name}").alias("key"), pl.col(column).alias("patients"), "denominator")
-            for name, column in _FIGURE_COLUMNS
+            terms.select(
+                (pl.col("key") + f".{name}").alias("key"),
+                pl.col(f"{cell}_n").alias("n"),
+                pl.col(f"{cell}_pct").alias("pct"),
+                pl.col(column).alias("patients"),
+            )
+            for name, column, cell in _FIGURE_COLUMNS
         ),
-        # Grade ≥ 3 is grade 3/4 or 5; each patient is in one group, at the worst grade.
+        # Grade ≥ 3 is grade 3/4 or 5; each patient is in one group, at the worst grade, so the cells add up.
         overall.select(
-            pl.lit("ae.any_g34").alias("key"), pl.concat_list("patients_g34", "patients_g5").alias("patients"), "denominator"
+            pl.lit("ae.any_g34").alias("key"),
+            (pl.col("g34_n") + pl.col("g5_n")).alias("n"),
+            (pl.col("g34_pct") + pl.col("g5_pct")).alias("pct"),
+            pl.concat_list("patients_g34", "patients_g5").alias("patients"),
         ),
-        table.filter(pl.col("section") == ACTION).select("key", "patients", "denominator"),
+        table.filter(pl.col("section") == ACTION).select("key", pl.col("total_n").alias("n"), pl.col("total_pct").alias("pct"), "patients"),
     ]
     deaths = overall.select(
         pl.lit("treatment_related_deaths.n").alias("quantity"),

@@ -3,12 +3,12 @@
 import datetime as dt
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
 from lms_assets.analysis import audit
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
-from lms_assets.defs.published import FIGURE_SOURCES, owner_of, published_cut, typed_registry
+from lms_assets.defs.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
 from lms_assets.analysis import validation, schemas
 
 KINDS = {"polars", "duckdb"}
@@ -16,6 +16,10 @@ KINDS = {"polars", "duckdb"}
 # Methods: patients were treated "from January 2018"; no follow-up can be longer than from then to the cut.
 ENROLMENT_START = dt.date(2018, 1, 1)
 DAYS_PER_MONTH = 365.25 / 12
+
+
+def _cut(published_figures: pl.DataFrame) -> dt.date | None:
+    return published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
 
 
 def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> audit.Feasibility | None:
@@ -39,9 +43,39 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> audit.Feasibility 
     kinds=KINDS,
     owners=OWNERS,
     pool=DUCKDB_POOL,
+    description=(
+        "The published-figure registry typed once for every consumer: each row of `published_figures.csv` with its "
+        "declared types, the `owner` asset that computes it, its `check_name`, the `published_cut` the paper's figures "
+        "refer to, and its reviewed-discrepancy entry from `known_discrepancies.csv` (`reviewed_expected`, "
+        "`reviewed_finding`, `reviewed_reason`, `reviewed_by`, `reviewed_on`; null when not reviewed). Fails, naming "
+        "the row and column, when the reviewed list is malformed or names a figure that is not printed."
+    ),
+)
+def published_figures(raw_published_figures: pl.DataFrame, raw_known_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
+    try:
+        table = published_figures_table(raw_published_figures, raw_known_discrepancies)
+    except validation.RecordFileError as error:
+        raise Failure(description=str(error)) from None
+    reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
+    return Output(
+        table,
+        metadata={
+            "dagster/row_count": table.height,
+            "reviewed_discrepancies": MetadataValue.text(str(reviewed.height)),
+            "published_cut": MetadataValue.text(str(table["published_cut"].max()) if table.height else "none"),
+            "reviewed": preview(reviewed.select("figure_id", "reviewed_expected", "reviewed_finding", "reviewed_reason")),
+        },
+    )
+
+
+@asset(
+    group_name=AUDIT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
     # Only the columns read are loaded: on a large study ADSL and ADTTE whole cost seconds and gigabytes.
     ins={
-        "raw_published_figures": AssetIn(),
+        "published_figures": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
@@ -51,21 +85,20 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> audit.Feasibility 
         "impossible for the cohort size (GRIM), printed k/n that disagree with their own percentage or the cohort, "
         "printings of one quantity that disagree across places, and OS figures no placement of the unpublished "
         "last-contact times can reach under the paper's method (an exact search). Also each figure's basis: "
-        "Table 3's rows or reconstructed inputs (from provenance.csv). The published-figure checks read this to "
-        "tell a paper-internal contradiction (WARN) from a regression (ERROR)."
+        "Table 3's rows or reconstructed inputs (from provenance.csv), and which reconstruction. The published-figure "
+        "checks read it: a reviewed discrepancy stays WARN only while its reviewed finding is still found here."
     ),
 )
 def paper_consistency(
     context: AssetExecutionContext,
-    raw_published_figures: pl.DataFrame,
+    published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    registry = typed_registry(raw_published_figures)
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
-    feasibility = _feasibility(adtte, published_cut(registry))
-    table = audit.paper_consistency(registry, provenance, adsl.height, feasibility)
+    feasibility = _feasibility(adtte, _cut(published_figures))
+    table = audit.paper_consistency(published_figures, provenance, adsl.height, feasibility)
     flagged = table.filter(pl.col("findings").list.len() > 0)
     searched = (
         f"{feasibility.patterns_examined} placements of the censored patients examined, {feasibility.patterns_feasible} feasible"
@@ -88,39 +121,14 @@ def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None)
     return pl.concat([fn(tables[name], cut) for name, fn in FIGURE_SOURCES.items()])
 
 
-@asset(
-    group_name=AUDIT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
-    ins={
-        "paper_consistency": AssetIn(),
-        "raw_published_figures": AssetIn(),
-        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]}),
-        **{name: AssetIn() for name in FIGURE_SOURCES},
-    },
-    description=(
-        "One row per printed figure: `published` (as printed), `recomputed` (from the data), `status` "
-        "(reproduced / discrepancy / not_recomputable), `basis` (Table 3's rows = published_patient_data, or "
-        "reconstructed_inputs — a figure reproduced only from reconstructed inputs proves the pipeline's arithmetic, "
-        "not the paper), `computed_by` (the asset in the lineage graph), `patients` (the patient ids it rests on) "
-        "and a one-sentence `explanation` of every discrepancy."
-    ),
-)
-def figure_audit(
-    context: AssetExecutionContext,
-    paper_consistency: pl.DataFrame,
-    raw_published_figures: pl.DataFrame,
-    adtte: pl.DataFrame,
-    **tables: pl.DataFrame,
-) -> Output[pl.DataFrame]:
-    registry = typed_registry(raw_published_figures)
-    cut = published_cut(registry)
-    figures = _figures_of_all_owners(tables, cut)
+def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame, figures: pl.DataFrame,
+                adtte: pl.DataFrame, adsl: pl.DataFrame, survival_curves: pl.DataFrame, survival_summary: pl.DataFrame) -> pl.DataFrame:
+    """Every printed figure judged by ``audit.judge`` on the shown value, with the hypotheses the numbers fit."""
+    cut = _cut(published_figures)
     consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
     by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
     rows = []
-    for row in registry.iter_rows(named=True):
+    for row in published_figures.iter_rows(named=True):
         found = by_quantity.get(row["quantity"])
         rows.append(
             audit.audit_row(
@@ -131,20 +139,65 @@ def figure_audit(
                 owner_of(row["quantity"]),
             )
         )
-    table = pl.DataFrame(rows, schema=audit.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=audit.AUDIT_SCHEMA)
+    explained = audit.hypotheses(
+        rows, published_figures, adsl.height, audit.sample_means(adsl, adtte, cut),
+        audit.ci_alternatives(survival_curves, survival_summary, cut),
+    )
+    for row in rows:
+        row["hypotheses"] = explained.get(row["figure_id"])
+    return pl.DataFrame(rows, schema=audit.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=audit.AUDIT_SCHEMA)
+
+
+@asset(
+    group_name=AUDIT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={
+        "paper_consistency": AssetIn(),
+        "published_figures": AssetIn(),
+        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "AGE"]}),
+        "survival_curves": AssetIn(),
+        **{name: AssetIn() for name in FIGURE_SOURCES},
+    },
+    description=(
+        "One row per printed figure: `published` (as printed), `recomputed` (the value the summary table shows) and "
+        "`shown` (it at the printed precision plus one digit), `status` (reproduced / discrepancy / not_recomputable; a "
+        "printing the paper contradicts is a discrepancy even when nothing can recompute it), `check_outcome` (the outcome of its "
+        "published-figure check: passed, WARN or ERROR, from the same verdict function) and `check_reason`, `basis` "
+        "(Table 3's rows = published_patient_data, or reconstructed_inputs — a figure reproduced only from reconstructed "
+        "inputs proves the pipeline's arithmetic, not the paper), `computed_by`, `patients`, `findings`, a one-sentence "
+        "`explanation`, and `hypotheses`: the usual ways a printed number goes wrong that the numbers fit (a median that "
+        f"is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure). {RULE}"
+    ),
+)
+def figure_audit(
+    context: AssetExecutionContext,
+    paper_consistency: pl.DataFrame,
+    published_figures: pl.DataFrame,
+    adtte: pl.DataFrame,
+    adsl: pl.DataFrame,
+    survival_curves: pl.DataFrame,
+    **tables: pl.DataFrame,
+) -> Output[pl.DataFrame]:
+    figures = _figures_of_all_owners(tables, _cut(published_figures))
+    table = audit_table(published_figures, paper_consistency, figures, adtte, adsl, survival_curves, tables["survival_summary"])
     summary = table.group_by("status", "basis").len().sort("status", "basis")
     context.log.info(" · ".join(f"{s} ({b}): {n}" for s, b, n in summary.iter_rows()))
-    discrepancies = table.filter(pl.col("status") != "reproduced").select("figure_id", "published", "recomputed", "status", "basis", "explanation")
+    discrepancies = table.filter(pl.col("status") != "reproduced").select(
+        "figure_id", "published", "shown", "status", "check_outcome", "basis", "explanation", "hypotheses"
+    )
+    counts = {name: table.filter(pl.col("status") == name).height for name in ("reproduced", "discrepancy", "not_recomputable")}
     return Output(
         table,
         metadata={
             "dagster/row_count": table.height,
-            "reproduced": table.filter(pl.col("status") == "reproduced").height,
-            "reproduced_from_published_patient_data": table.filter(
+            **{name: MetadataValue.text(str(n)) for name, n in counts.items()},
+            "reproduced_from_published_patient_data": MetadataValue.text(str(table.filter(
                 (pl.col("status") == "reproduced") & (pl.col("basis") == "published_patient_data")
-            ).height,
-            "discrepancy": table.filter(pl.col("status") == "discrepancy").height,
-            "not_recomputable": table.filter(pl.col("status") == "not_recomputable").height,
+            ).height)),
+            "checks": MetadataValue.text(", ".join(f"{c}: {n}" for c, n in table.group_by("check_outcome").len().sort("check_outcome").iter_rows())),
             "summary": MetadataValue.md(
                 "A figure reproduced from **reconstructed inputs** proves the pipeline's arithmetic, not the paper.\n\n"
                 + markdown_table(summary)

@@ -22,8 +22,11 @@ from lms_assets.analysis import schemas, validation
 from lms_assets.analysis.validation import FILE, ROW
 from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
 from lms_assets.defs.metadata import preview
+from lms_assets.defs.published import bounded
 
 KINDS = {"csv", "duckdb"}
+# A bad file's message is shown to every UI user; long enough for the expected column list, no more.
+FAILURE_CHARS = 600
 
 
 @contextmanager
@@ -32,7 +35,8 @@ def _refusing_bad_files():
     try:
         yield
     except validation.RecordFileError as err:
-        raise Failure(description=str(err), metadata={"study_folder": str(config.data_dir().resolve())}) from None
+        # Bounded and sanitised: a message may quote a header, and a header can hold anything (issue 15).
+        raise Failure(description=bounded(str(err), FAILURE_CHARS), metadata={"study_folder": str(config.data_dir().resolve())}) from None
 
 
 def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
@@ -95,6 +99,13 @@ raw_provenance = _raw_asset(schemas.PROVENANCE)
 raw_published_figures = _raw_asset(
     schemas.REGISTRY,
     absent="A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with.",
+)
+raw_known_discrepancies = _raw_asset(
+    schemas.KNOWN_DISCREPANCIES,
+    absent=(
+        "A study without the list (a synthetic or a new study) stores an empty table: no failed published-figure "
+        "check is a reviewed discrepancy, so every failure is an ERROR."
+    ),
 )
 
 

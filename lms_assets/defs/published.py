@@ -1,12 +1,14 @@
-"""Asset checks that compare every figure the paper printed with the value recomputed from the data.
+"""Asset checks that compare every figure the paper printed with the value its summary table shows.
 
-Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OWNERS``). For every
-registry row it owns, one check on that asset loads the asset's table and the registry table,
-recomputes the quantity with the domain's pure ``figures`` function and compares at the printed precision.
+Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OWNERS``). For every registry
+row it owns, one blocking check on that asset reads the table's displayed cells through the domain's pure
+``figures`` function and judges them with ``audit.judge`` — the same verdict ``figure_audit`` and the report use.
 """
 
 
+import dataclasses
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetDep,
     AssetIn,
     AssetKey,
     MetadataValue,
@@ -30,6 +33,8 @@ from lms_assets.analysis import schemas, validation
 from lms_assets.defs.constants import DUCKDB_POOL
 from lms_assets.analysis import baseline, response, survival, toxicity
 
+log = logging.getLogger(__name__)
+
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
 QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
     "baseline_characteristics": (
@@ -37,15 +42,16 @@ QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
         "combination.", "metastasis.",
     ),
     "response_summary": ("response.", "orr.", "dcr."),
-    "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy."),
+    "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy.", "orr_by_combination.", "dcr_by_combination."),
     "adverse_event_summary": ("ae.", "dose_reduction.", "discontinuation.", "treatment_related_deaths."),
     "survival_summary": ("pfs.", "os."),
     "survival_followup": ("followup.",),
+    "survival_subgroups": ("subgroups.",),
 }
 
 FiguresFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 
-# The pure function that turns each owner's table into a figures frame (see ``analysis.figures``).
+# The pure function that reads each owner's displayed cells as a figures frame (see ``analysis.figures``).
 # Signature: figures(table, published_cut) -> DataFrame[quantity, value, patients].
 FIGURE_SOURCES: dict[str, FiguresFn] = {
     "baseline_characteristics": baseline.figures,
@@ -54,7 +60,24 @@ FIGURE_SOURCES: dict[str, FiguresFn] = {
     "adverse_event_summary": toxicity.figures,
     "survival_summary": survival.figures,
     "survival_followup": survival.followup_figures,
+    "survival_subgroups": survival.subgroup_figures,
 }
+
+# survival_summary and survival_subgroups hold no patient lists: their checks trace the patients back to ADTTE.
+# Dagster takes the column list on the dependency when an input is also a check's dependency.
+_TIME_TO_EVENT = {"adtte": AssetDep("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]})}
+PATIENT_INPUTS = {"survival_summary": _TIME_TO_EVENT, "survival_subgroups": _TIME_TO_EVENT}
+
+# The severity rule, said in every check's description and in README "How the checks decide".
+RULE = (
+    "Blocking. Fails when the value the table shows does not round to the printed one. A failure is WARN only when "
+    "the figure is a reviewed discrepancy in known_discrepancies.csv and the table still shows the reviewed value "
+    "(and its reviewed finding is still found); every other failure is ERROR: an unreviewed difference, a reviewed "
+    "one whose value moved, and a reviewed one suddenly reproduced (the review is stale)."
+)
+
+# Error texts at definition load quote at most this much of anything read from a file.
+EXCERPT_CHARS = 160
 
 
 def owner_of(quantity: str) -> str | None:
@@ -75,58 +98,131 @@ def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
     return validation.clean(raw, schemas.REGISTRY, validation.problems(raw, schemas.REGISTRY))
 
 
-def registry_at_load(study_dir: Path | None = None) -> pl.DataFrame | None:
-    """The registry as the definitions see it when they load, to declare one check per printed figure."""
-    path = (study_dir or config.data_dir()) / schemas.REGISTRY.location
-    if not path.exists():
-        return None
-    return typed_registry(validation.read_raw(path, schemas.REGISTRY, label=schemas.REGISTRY.location))
-
-
 def published_cut(registry: pl.DataFrame) -> dt.date | None:
     """The data cut the paper's figures refer to, as named in the registry."""
     cuts = registry["data_cut"].drop_nulls().unique()
     return cuts.max() if cuts.len() else None
 
 
-def _result(row: dict, figures: pl.DataFrame, consistency: dict) -> AssetCheckResult:
-    match = figures.filter(pl.col("quantity") == row["quantity"])
-    recomputed = match["value"][0] if match.height else None
-    patients = match["patients"][0].to_list() if match.height else []
-    passed = fig.agrees(row["value"], row["decimals"], recomputed)
-    # The audit's findings decide: a failure the paper itself explains is a warning; anything else is a regression.
-    explained = audit.paper_contradicts_itself(consistency["findings"], consistency["basis"], passed)
+def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A message safe to show every UI user: control characters replaced, at most ``limit`` characters."""
+    clean = re.sub(r"[^\t\x20-\x7e\u00a0-\u2fff]", "?", text)
+    return clean if len(clean) <= limit else clean[:limit] + f"… ({len(clean) - limit} more characters not shown)"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedRegistry:
+    """The registry as the definitions saw it when they loaded, or why it could not be read."""
+
+    frame: pl.DataFrame | None
+    problem: str | None = None
+
+
+def registry_at_load(study_dir: Path | None = None) -> LoadedRegistry:
+    """The registry read at definition load (to declare one check per printed figure), behind the study-folder boundary.
+
+    A registry that cannot be read does not take the code location down: the definitions load with one stand-in
+    check per summary asset saying why, and ``raw_published_figures`` fails on the file with its own message.
+    The load-time message quotes nothing read from the file (a header can hold anything, even an environment).
+    """
+    study = study_dir or config.data_dir()
+    try:
+        path = validation.resolve_inside(study, schemas.REGISTRY.location)
+    except validation.RecordFileError as error:
+        return _unreadable(str(error))
+    if not path.exists():
+        return LoadedRegistry(None)
+    try:
+        return LoadedRegistry(typed_registry(validation.read_raw(path, schemas.REGISTRY, label=schemas.REGISTRY.location)))
+    # Anything at all: an exception here would take the UI, the sensor and the schedule down with it.
+    except Exception as error:  # noqa: BLE001
+        return _unreadable(f"{schemas.REGISTRY.location} could not be read ({type(error).__name__})")
+
+
+def _unreadable(problem: str) -> LoadedRegistry:
+    problem = bounded(problem)
+    log.warning(f"published_figures.csv not read at definition load: {problem}")
+    return LoadedRegistry(None, problem)
+
+
+def _check_metadata(row: dict, verdict: audit.Verdict, consistency: dict, patients: list[int]) -> dict:
+    """What a check shows, reason first; every value text, so the UI plots nothing."""
     metadata = {
-        "source": row["source"],
-        "printed": row["printed"],
-        "published_value": row["value"],
-        "recomputed_value": MetadataValue.float(recomputed) if recomputed is not None else MetadataValue.text("not computable"),
-        "compared_at": f"{row['decimals']} decimal place(s)",
-        "quantity": row["quantity"],
-        # Capped: on a large study the ids of every figure would flood the event log; figure_audit keeps them all.
-        "patients": MetadataValue.text(
-            (", ".join(map(str, patients[:50])) + (f", … ({len(patients)} in all)" if len(patients) > 50 else "")) or "none"
-        ),
-        "basis": consistency["basis"],
-        "paper_findings": MetadataValue.text(consistency["explanation"] or "none"),
+        "reason": MetadataValue.text(verdict.check_reason),
+        "printed": MetadataValue.text(f"{row['printed']} ({row['source']})"),
+        "shown_in_table": MetadataValue.text(verdict.shown),
+        "compared_at": MetadataValue.text(f"{row['decimals']} decimal place(s); shown with one more"),
+        "patients": MetadataValue.text(fig.id_ranges(patients)),
+        "basis": MetadataValue.text(audit.basis_words(consistency["basis"], consistency["reconstruction"])),
+        "paper_findings": MetadataValue.text(", ".join(consistency["findings"]) or "none"),
     }
-    if not match.height:
-        metadata["reason"] = MetadataValue.text("the data hold nothing from which this figure can be recomputed")
+    if row.get("reviewed_expected") is not None:
+        why = row["reviewed_finding"] or row["reviewed_reason"]
+        metadata["reviewed_discrepancy"] = MetadataValue.text(
+            f"reviewed by: {row['reviewed_by']}, {row['reviewed_on']}; expected shown value {row['reviewed_expected']}; {why}"
+        )
+    metadata["quantity"] = MetadataValue.text(row["quantity"])
+    return metadata
+
+
+SEVERITY = {audit.WARN: AssetCheckSeverity.WARN, audit.ERROR: AssetCheckSeverity.ERROR}
+
+
+def check_result(row: dict, figures: pl.DataFrame, consistency: dict, patients_fallback: list[int] = ()) -> AssetCheckResult:
+    """The check result of one registry row: ``audit.judge`` on the shown value, with its reason first."""
+    match = figures.filter(pl.col("quantity") == row["quantity"])
+    shown = match["value"][0] if match.height else None
+    patients = (match["patients"][0].to_list() if match.height else []) or list(patients_fallback)
+    verdict = audit.judge(row, shown, consistency)
     return AssetCheckResult(
         check_name=check_name(row["figure_id"]),
-        asset_key=AssetKey(owner_of(row["quantity"])),
-        passed=passed,
-        severity=AssetCheckSeverity.WARN if explained else AssetCheckSeverity.ERROR,
-        metadata=metadata,
+        asset_key=AssetKey(row["owner"]),
+        passed=verdict.check == audit.PASSED,
+        severity=SEVERITY.get(verdict.check, AssetCheckSeverity.ERROR),
+        metadata=_check_metadata(row, verdict, consistency, patients),
     )
 
 
-def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl.DataFrame | None):
-    """One blocking check per registry figure owned by ``asset_name``, evaluated by ``figures_fn`` on the asset's table.
+def _stand_in_check(asset_name: str, problem: str | None):
+    """The one check of an asset when the definitions hold no registry rows for it."""
+    key = AssetKey(asset_name)
+    why = (f"The registry could not be read when the definitions loaded ({problem}); raw_published_figures says why."
+           if problem else "No published-figure registry in the study folder when the definitions loaded.")
+    spec = AssetCheckSpec(
+        "published_figures",
+        asset=key,
+        blocking=True,
+        additional_deps=[AssetKey("published_figures")],
+        description=f"{why} Passes when the registry has no figure of {asset_name}; fails (ERROR) when it has, "
+                    "because its figures then have no checks: reload the code location.",
+    )
 
-    A failure is WARN when the audit (``paper_consistency``) shows the paper contradicts itself about that
-    figure, and ERROR otherwise, so only a genuine regression blocks what is downstream.
-    """
+    @multi_asset_check(
+        specs=[spec], name=f"{asset_name}_published_figures", pool=DUCKDB_POOL,
+        ins={"table": AssetIn(key=key), "published_figures": AssetIn(key=AssetKey("published_figures"))},
+    )
+    def _nothing(context: AssetCheckExecutionContext, table: pl.DataFrame, published_figures: pl.DataFrame):
+        owned = published_figures.filter(pl.col("owner") == asset_name).height
+        yield AssetCheckResult(
+            check_name="published_figures",
+            asset_key=key,
+            passed=owned == 0,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "reason": MetadataValue.text(
+                    f"the registry now has {owned} figure(s) of {asset_name} without checks: reload the code location"
+                    if owned else "no published-figure registry in the study folder; nothing to compare"
+                ),
+                "compared": MetadataValue.text("0"),
+            },
+        )
+
+    return _nothing
+
+
+def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: LoadedRegistry):
+    """One blocking check per registry figure owned by ``asset_name``, judged by ``audit.judge`` on the table's shown cells."""
+    registry = loaded.frame
     owned = (
         registry.filter(pl.col("quantity").map_elements(owner_of, return_dtype=pl.String) == asset_name)
         if registry is not None
@@ -134,33 +230,17 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
     )
     key = AssetKey(asset_name)
     if owned is None or owned.is_empty():
-        spec = AssetCheckSpec(
-            "published_figures",
-            asset=key,
-            description="No published-figure registry in the study folder: there is nothing printed to compare with.",
-        )
-
-        @multi_asset_check(
-            specs=[spec], name=f"{asset_name}_published_figures", ins={"table": AssetIn(key=key)}, pool=DUCKDB_POOL
-        )
-        def _nothing(context: AssetCheckExecutionContext, table: pl.DataFrame):
-            context.log.info(f"No published_figures.csv in {config.data_dir()}: nothing printed to compare with {asset_name}.")
-            yield AssetCheckResult(
-                check_name="published_figures",
-                asset_key=key,
-                passed=True,
-                metadata={"compared": 0, "note": "no published-figure registry in the study folder; nothing to compare"},
-            )
-
-        return _nothing
+        return _stand_in_check(asset_name, loaded.problem)
 
     specs = [
         AssetCheckSpec(
             check_name(r["figure_id"]),
             asset=key,
             blocking=True,
-            additional_deps=[AssetKey("raw_published_figures"), AssetKey("paper_consistency")],
-            description=f"{r['source']} prints “{r['printed']}” ({r['quantity']} = {r['value']:g}); recomputed from the patient rows and compared at the printed precision.",
+            additional_deps=[AssetKey("published_figures"), AssetKey("paper_consistency"),
+                             *PATIENT_INPUTS.get(asset_name, {}).values()],
+            description=f"{r['source']} prints “{r['printed']}” ({r['quantity']} = {r['value']:g}), compared with the "
+                        f"value {asset_name} shows at the printed precision. {RULE}",
         )
         for r in owned.iter_rows(named=True)
     ]
@@ -173,32 +253,64 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, registry: pl
         name=f"{asset_name}_published_figures",
         ins={
             "table": AssetIn(key=key),
-            "raw_published_figures": AssetIn(key=AssetKey("raw_published_figures")),
+            "published_figures": AssetIn(key=AssetKey("published_figures")),
             "paper_consistency": AssetIn(key=AssetKey("paper_consistency")),
+            **{name: AssetIn(key=dep.asset_key) for name, dep in PATIENT_INPUTS.get(asset_name, {}).items()},
         },
         can_subset=True,
     )
     def _checks(
         context: AssetCheckExecutionContext,
         table: pl.DataFrame,
-        raw_published_figures: pl.DataFrame,
+        published_figures: pl.DataFrame,
         paper_consistency: pl.DataFrame,
+        **patient_sources: pl.DataFrame,
     ):
-        current = typed_registry(raw_published_figures)
         consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-        figures = figures_fn(table, published_cut(current))
+        cut = published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
+        figures = figures_fn(table, cut)
         selected = {k.name for k in context.selected_asset_check_keys}
-        rows = [r for r in current.iter_rows(named=True) if owner_of(r["quantity"]) == asset_name and check_name(r["figure_id"]) in selected]
-        failed = 0
+        rows = [r for r in published_figures.iter_rows(named=True) if r["owner"] == asset_name and r["check_name"] in selected]
+        outcomes = {"passed": 0, "WARN": 0, "ERROR": 0}
+        adtte = patient_sources.get("adtte")
         for row in rows:
-            result = _result(row, figures, consistency[row["figure_id"]])
-            failed += not result.passed
+            fallback = audit.time_to_event_patients(adtte, cut, row["quantity"]) if adtte is not None else []
+            result = check_result(row, figures, consistency[row["figure_id"]], fallback)
+            outcomes["passed" if result.passed else result.severity.value] += 1
             yield result
-        context.log.info(f"{asset_name}: {len(rows) - failed} of {len(rows)} printed figures reproduced")
+        context.log.info(f"{asset_name}: of {len(rows)} printed figures {outcomes['passed']} reproduced, "
+                         f"{outcomes['WARN']} reviewed discrepancies (WARN), {outcomes['ERROR']} failed (ERROR)")
 
     return _checks
 
 
-def all_published_figure_checks(registry: pl.DataFrame | None) -> list:
+def all_published_figure_checks(loaded: LoadedRegistry) -> list:
     """The published-figure checks of every asset in ``FIGURE_SOURCES``."""
-    return [published_figure_checks(name, fn, registry) for name, fn in FIGURE_SOURCES.items()]
+    return [published_figure_checks(name, fn, loaded) for name, fn in FIGURE_SOURCES.items()]
+
+
+def published_figures_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:
+    """The registry typed once, with each figure's owner asset, check name, the published cut and its reviewed entry.
+
+    Raises ``validation.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
+    names a figure that is not printed: a review that cannot be applied must not silently turn into an ERROR.
+    """
+    registry = typed_registry(raw_registry)
+    problems = validation.problems(raw_known, schemas.KNOWN_DISCREPANCIES)
+    if problems.height:
+        first = "; ".join(
+            f"row {r['row']} column {r['column']}: {r['reason']}" for r in problems.head(5).iter_rows(named=True)
+        )
+        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: {problems.height} problem(s): {first}")
+    known = validation.clean(raw_known, schemas.KNOWN_DISCREPANCIES, problems)
+    reviewed, orphans = audit.with_reviews(registry, known)
+    if orphans:
+        raise validation.RecordFileError(
+            f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in published_figures.csv"
+        )
+    cut = published_cut(registry)
+    return reviewed.with_columns(
+        pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),
+        pl.col("figure_id").map_elements(check_name, return_dtype=pl.String).alias("check_name"),
+        pl.lit(cut, dtype=pl.Date).alias("published_cut"),
+    ).drop(validation.FILE, validation.ROW)

@@ -13,7 +13,7 @@ from lms_assets.analysis import report, schemas, validation
 from lms_assets.defs import charts, ingest
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.published import FIGURE_SOURCES, published_cut, typed_registry
+from lms_assets.defs.published import FIGURE_SOURCES
 
 TITLE = "Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
@@ -94,7 +94,7 @@ def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
 
 def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Tables 1, 2 and 4: every recomputed figure of their rows beside the printed one."""
-    cut = published_cut(registry)
+    cut = registry["published_cut"].drop_nulls().max() if registry.height else None
     spines = _spines(tables)
     return {
         heading: report.compare_with_printed(
@@ -142,12 +142,12 @@ def study_report(
     figure_audit: pl.DataFrame,
     reconstruction_sensitivity: pl.DataFrame,
     quarantine: pl.DataFrame,
-    raw_published_figures: pl.DataFrame,
+    published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     raw_followup: pl.DataFrame,
     independent_verification: pl.DataFrame,
 ) -> MaterializeResult:
-    registry = typed_registry(raw_published_figures)
+    registry = published_figures
     tables = {
         "baseline_characteristics": baseline_characteristics,
         "response_summary": response_summary,
