@@ -110,6 +110,7 @@ def _inputs(**overrides) -> report.ReportInputs:
             pl.lit(1.0).alias("recomputed"), pl.lit("1.00").alias("shown"), pl.lit("passed").alias("check_outcome"),
             pl.lit("published_patient_data").alias("basis"),
             pl.lit("baseline_characteristics").alias("computed_by"), pl.lit([1, 2]).alias("patients"),
+            pl.lit("fixed by the paper").alias("sensitivity_verdict"), pl.lit(None, pl.String).alias("sensitivity_range"),
         ),
         quarantine=pl.DataFrame({"file": ["patients.csv"], "row": [3], "column": ["age"], "value": ["<b>x</b>"], "reason": ["not a number"]}),
         files=pl.DataFrame({"file": ["patients.csv"], "sha256": ["ab" * 32], "rows": [19]}),

@@ -251,10 +251,11 @@ def audit_summary(audit: pl.DataFrame) -> pl.DataFrame:
 def audit_html(audit: pl.DataFrame) -> str:
     shown = audit.select(
         "figure_id", "source", "quantity", "published", "shown", "status", pl.col("check_outcome").alias("check"), "basis",
-        "computed_by", "patients", "explanation", "hypotheses", pl.format("status-{}", pl.col("status")).alias("css"),
+        "computed_by", "patients", "sensitivity_verdict", "sensitivity_range", "explanation", "hypotheses",
+        pl.format("status-{}", pl.col("status")).alias("css"),
     )
     not_reproduced = shown.filter(pl.col("status") != "reproduced").select(
-        "figure_id", "published", "shown", "status", "check", "basis", "explanation", "hypotheses", "css"
+        "figure_id", "published", "shown", "status", "check", "basis", "sensitivity_verdict", "explanation", "hypotheses", "css"
     )
     return (
         table_html(audit_summary(audit), "Printed figures by status and basis")

@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
-from lms_assets.analysis import audit
+from lms_assets.analysis import audit, sensitivity, verification
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
@@ -122,8 +122,9 @@ def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None)
 
 
 def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame, figures: pl.DataFrame,
-                adtte: pl.DataFrame, adsl: pl.DataFrame, survival_curves: pl.DataFrame, survival_summary: pl.DataFrame) -> pl.DataFrame:
-    """Every printed figure judged by ``audit.judge`` on the shown value, with the hypotheses the numbers fit."""
+                adtte: pl.DataFrame, adsl: pl.DataFrame, survival_curves: pl.DataFrame, survival_summary: pl.DataFrame,
+                reconstruction_sensitivity: pl.DataFrame) -> pl.DataFrame:
+    """Every printed figure judged by ``audit.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
     cut = _cut(published_figures)
     consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
     by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
@@ -145,7 +146,8 @@ def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame
     )
     for row in rows:
         row["hypotheses"] = explained.get(row["figure_id"])
-    return pl.DataFrame(rows, schema=audit.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=audit.AUDIT_SCHEMA)
+    table = pl.DataFrame(rows, schema=audit.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=audit.AUDIT_SCHEMA)
+    return table.join(sensitivity.verdicts_by_figure(reconstruction_sensitivity, published_figures), on="figure_id", how="left")
 
 
 @asset(
@@ -159,6 +161,8 @@ def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "AGE"]}),
         "survival_curves": AssetIn(),
+        "reconstruction_sensitivity": AssetIn(),
+        "independent_verification": AssetIn(),
         **{name: AssetIn() for name in FIGURE_SOURCES},
     },
     description=(
@@ -169,7 +173,9 @@ def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame
         "(Table 3's rows = published_patient_data, or reconstructed_inputs — a figure reproduced only from reconstructed "
         "inputs proves the pipeline's arithmetic, not the paper), `computed_by`, `patients`, `findings`, a one-sentence "
         "`explanation`, and `hypotheses`: the usual ways a printed number goes wrong that the numbers fit (a median that "
-        f"is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure). {RULE}"
+        f"is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure), and `sensitivity_verdict`/`sensitivity_range` from "
+        "reconstruction_sensitivity (robust, depends on the reconstruction, or fixed by the paper). Its metadata carries the "
+        f"independent verification by R (independent_verification). {RULE}"
     ),
 )
 def figure_audit(
@@ -179,14 +185,20 @@ def figure_audit(
     adtte: pl.DataFrame,
     adsl: pl.DataFrame,
     survival_curves: pl.DataFrame,
+    reconstruction_sensitivity: pl.DataFrame,
+    independent_verification: pl.DataFrame,
     **tables: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     figures = _figures_of_all_owners(tables, _cut(published_figures))
-    table = audit_table(published_figures, paper_consistency, figures, adtte, adsl, survival_curves, tables["survival_summary"])
+    table = audit_table(
+        published_figures, paper_consistency, figures, adtte, adsl, survival_curves, tables["survival_summary"],
+        reconstruction_sensitivity,
+    )
+    verified = verification.verification_summary(independent_verification)
     summary = table.group_by("status", "basis").len().sort("status", "basis")
     context.log.info(" · ".join(f"{s} ({b}): {n}" for s, b, n in summary.iter_rows()))
     discrepancies = table.filter(pl.col("status") != "reproduced").select(
-        "figure_id", "published", "shown", "status", "check_outcome", "basis", "explanation", "hypotheses"
+        "figure_id", "published", "shown", "status", "check_outcome", "basis", "sensitivity_verdict", "explanation", "hypotheses"
     )
     counts = {name: table.filter(pl.col("status") == name).height for name in ("reproduced", "discrepancy", "not_recomputable")}
     return Output(
@@ -203,6 +215,10 @@ def figure_audit(
                 + markdown_table(summary)
             ),
             "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=100)),
+            "independent_verification": MetadataValue.md(verified["markdown"]),
+            "verified_by_r": MetadataValue.text(
+                f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"
+            ),
             "audit": MetadataValue.md(markdown_table(table.drop("patients"), limit=300)),
         },
     )

@@ -104,7 +104,8 @@ subgroups <- list(
   "Combination therapy" = function(p) ifelse(p$combination_therapy == "None", 0, 1),
   "Prior chemotherapy" = function(p) ifelse(p$chemotherapy_history == "No", 0, 1),
   "Prior surgery" = function(p) ifelse(p$surgery_history == "Yes", 1, 0),
-  "Prior radiotherapy" = function(p) ifelse(p$radiotherapy_history == "Yes", 1, 0)
+  "Prior radiotherapy" = function(p) ifelse(p$radiotherapy_history == "Yes", 1, 0),
+  "Primary site" = function(p) ifelse(p$primary_site == "Extremities", 1, ifelse(p$primary_site == "Retroperitoneal", 0, NA))
 )
 
 level_median <- function(time, event) {
