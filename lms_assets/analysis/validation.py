@@ -468,6 +468,15 @@ def describe_quarantine(rows: pl.DataFrame, shown: int = 3) -> str:
     return f"{rows.height} quarantined problem(s) in {lines} row(s): " + "; ".join(first) + more
 
 
+def blocking_rows(quarantine: pl.DataFrame, sources: tuple[str, ...]) -> pl.DataFrame:
+    """The quarantine rows that keep a table made from ``sources`` (file names; a folder ends with /) from publication.
+
+    patients.csv counts for every table about patients: a patient it lacks is one every such table would lack.
+    """
+    sources = (schemas.PATIENTS.location, *sources)
+    return quarantine.filter(pl.any_horizontal(pl.col("file").str.starts_with(f) for f in sources))
+
+
 def about_patients(quarantine: pl.DataFrame) -> pl.DataFrame:
     """The quarantine rows of files about patients (not the registry or provenance)."""
     return quarantine.filter(pl.any_horizontal(pl.col("file").str.starts_with(f) for f in PATIENT_FILES))

@@ -51,15 +51,9 @@ def _settings() -> validation.StudySettings:
         return validation.study_settings(config.data_dir())
 
 
-def _quarantine_result(
-    context: AssetExecutionContext, settings: validation.StudySettings, quarantine: pl.DataFrame, files: tuple[str, ...]
-) -> AssetCheckResult:
-    """The quarantine rows of ``files`` (prefixes of the quarantine's ``file``) as this table's blocking check.
-
-    patients.csv counts for every table: a patient it lacks is a patient every cohort table would lack.
-    """
-    files = (schemas.PATIENTS.location, *files)
-    rows = quarantine.filter(pl.any_horizontal(pl.col("file").str.starts_with(f) for f in files))
+def _quarantine_result(context: AssetExecutionContext, settings: validation.StudySettings, quarantine: pl.DataFrame) -> AssetCheckResult:
+    """The quarantine rows of this table's record files (``cohort.SOURCES``) as its blocking check."""
+    rows = validation.blocking_rows(quarantine, cohort.SOURCES[context.asset_key.path[-1]])
     if rows.is_empty():
         return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
     summary = validation.describe_quarantine(rows)
@@ -77,6 +71,29 @@ def _quarantine_result(
         severity=AssetCheckSeverity.WARN if settings.exclude_quarantined_rows else AssetCheckSeverity.ERROR,
         description=description,
         metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
+    )
+
+
+def _has_patients_spec(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        HAS_PATIENTS,
+        asset=asset_name,
+        blocking=True,
+        description=(
+            f"{asset_name.upper()} has at least one patient: an empty cohort (say, every row of its file quarantined "
+            "and left out) fails here (ERROR) instead of crashing every summary."
+        ),
+    )
+
+
+def _has_patients_result(candidate: pl.DataFrame, raw: pl.DataFrame, source: str) -> AssetCheckResult:
+    patients = candidate["SUBJID"].n_unique()
+    return AssetCheckResult(
+        check_name=HAS_PATIENTS,
+        passed=patients > 0,
+        severity=AssetCheckSeverity.ERROR,
+        description=None if patients else f"no valid patient: {raw.height} row(s) in {source}, none usable; see the quarantine",
+        metadata={"patients": patients, "source_rows": raw.height},
     )
 
 
@@ -103,12 +120,7 @@ def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantin
     ),
     check_specs=[
         _quarantine_spec("adsl", "patients.csv or patient_allocations.csv"),
-        AssetCheckSpec(
-            HAS_PATIENTS,
-            asset="adsl",
-            blocking=True,
-            description="ADSL has at least one patient: an empty cohort fails here (ERROR) instead of in every summary.",
-        ),
+        _has_patients_spec("adsl"),
     ],
 )
 def adsl(
@@ -122,16 +134,10 @@ def adsl(
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_patient_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
     candidate = cohort.derive_adsl(patients, allocations)
-    not_empty = AssetCheckResult(
-        check_name=HAS_PATIENTS,
-        passed=candidate.height > 0,
-        severity=AssetCheckSeverity.ERROR,
-        description=None if candidate.height else (
-            f"no valid patient: {raw_patients.height} row(s) in patients.csv, none usable; see the quarantine"
-        ),
-        metadata={"patients": candidate.height, "rows_in_patients_csv": raw_patients.height},
-    )
-    results = [_quarantine_result(context, settings, quarantine, (schemas.PATIENT_ALLOCATIONS.location,)), not_empty]
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
+    ]
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
@@ -144,12 +150,15 @@ def adsl(
         "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
         "patient. Published only when its blocking checks pass (write-audit-publish)."
     ),
-    check_specs=[_quarantine_spec("adrs", "patients.csv or response.csv")],
+    check_specs=[_quarantine_spec("adrs", "patients.csv or response.csv"), _has_patients_spec("adrs")],
 )
 def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_response: pl.DataFrame, quarantine: pl.DataFrame):
     settings = _settings()
     candidate = cohort.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine))
-    results = [_quarantine_result(context, settings, quarantine, (schemas.RESPONSE.location,))]
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
+    ]
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
@@ -165,6 +174,7 @@ def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTabl
     ),
     check_specs=[
         _quarantine_spec("adtte", "patients.csv or the follow-up files"),
+        _has_patients_spec("adtte"),
         AssetCheckSpec(
             CUTS_CONSISTENT,
             asset="adtte",
@@ -188,7 +198,8 @@ def adtte(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTab
     cuts = versions["DATACUT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
     results = [
-        _quarantine_result(context, settings, quarantine, ("followup/",)),
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_followup, "the follow-up files"),
         _cuts_consistent(candidate),
     ]
     metadata = _metadata(
@@ -236,7 +247,7 @@ def _cuts_consistent(candidate: pl.DataFrame) -> AssetCheckResult:
 def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame):
     settings = _settings()
     candidate = cohort.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine))
-    results = [_quarantine_result(context, settings, quarantine, (schemas.ADVERSE_EVENTS.location,))]
+    results = [_quarantine_result(context, settings, quarantine)]
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
