@@ -88,7 +88,10 @@ def resolve_inside(study_dir: Path, relative: str) -> Path:
     candidate = Path(relative)
     if candidate.is_absolute():
         raise RecordFileError(f"{relative}: record files are named relative to the study folder {study_dir}, not by absolute path")
-    resolved = (study_dir / candidate).resolve()
+    try:
+        resolved = (study_dir / candidate).resolve()
+    except (OSError, RuntimeError) as err:  # a link that points to itself, or a path the system cannot follow
+        raise RecordFileError(f"{relative}: cannot be followed to a file ({err.__class__.__name__}); replace the link with the file") from None
     if resolved != root and root not in resolved.parents:
         raise RecordFileError(f"{relative}: resolves to {resolved}, outside the study folder {root}; refusing to read it")
     return study_dir / candidate
@@ -292,7 +295,11 @@ def _record_line_numbers_by_parsing(text: str, label: str) -> np.ndarray:
                 starts.append(line)
             line = reader.line_num + 1
     except csv.Error as err:
-        # e.g. "field larger than field limit": a quoted value running over many lines
+        if "field larger than field limit" in str(err):  # a quoted value running over many lines
+            raise RecordFileError(
+                f"{label}: line {line} starts a value longer than {csv.field_size_limit():,} characters, over the limit of "
+                f"{MAX_FIELD_CHARS:,}; check its quotes"
+            ) from None
         raise RecordFileError(f"{label}: line {line} is not valid CSV ({err}); check its quotes") from None
     return np.asarray(starts, dtype=np.int64)
 
