@@ -23,7 +23,7 @@ def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
             ).fetchall()
         ]
         return {
-            n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_csv().encode()).hexdigest()
+            n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest()
             for n in names
         }
 
