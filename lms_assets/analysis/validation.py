@@ -203,7 +203,10 @@ def read_raw(path: Path, schema: FileSchema, label: str | None = None) -> pl.Dat
     except pl.exceptions.PolarsError:
         raise RecordFileError(f"{label}: {_csv_layout_problem(text, len(columns))}") from None
     frame = frame.rename({c: c.strip() for c in frame.columns}).with_columns(pl.all().str.strip_chars())
-    line_numbers = _record_line_numbers(text, label)
+    try:
+        line_numbers = _record_line_numbers(text)
+    except _CsvProblem as problem:
+        raise RecordFileError(f"{label}: {problem}") from None
     if len(line_numbers) != frame.height:
         # Polars 2 reads a blank line (or one of commas and spaces) as a record of empty values; the csv
         # module, like a spreadsheet, has no record there. Without this any blank line failed the count below.
@@ -267,10 +270,10 @@ def _first_line(text: str) -> str:
     return text[: match.start()] if match else text
 
 
-def _record_line_numbers(text: str, label: str) -> np.ndarray:
+def _record_line_numbers(text: str) -> np.ndarray:
     """The line on which each CSV record starts, counting quoted newlines, skipping blank lines."""
     if '"' in text:
-        return _record_line_numbers_by_parsing(text, label)
+        return _record_line_numbers_by_parsing(text)
     # Without quotes every line is one record; only blank lines (whitespace and commas) need finding.
     # This gives the same numbers as the csv module, without a Python call per row on large files.
     blank, line, position = [], 1, 0
@@ -282,7 +285,11 @@ def _record_line_numbers(text: str, label: str) -> np.ndarray:
     return lines[~np.isin(lines, blank)] if blank else lines
 
 
-def _record_line_numbers_by_parsing(text: str, label: str) -> np.ndarray:
+class _CsvProblem(ValueError):
+    """Where the csv module gives up on a text, said without the file's name (``read_raw`` adds it)."""
+
+
+def _record_line_numbers_by_parsing(text: str) -> np.ndarray:
     """``_record_line_numbers`` for text with quotes (a record may span lines)."""
     reader = csv.reader(io.StringIO(text))
     starts = []
@@ -296,11 +303,11 @@ def _record_line_numbers_by_parsing(text: str, label: str) -> np.ndarray:
             line = reader.line_num + 1
     except csv.Error as err:
         if "field larger than field limit" in str(err):  # a quoted value running over many lines
-            raise RecordFileError(
-                f"{label}: line {line} starts a value longer than {csv.field_size_limit():,} characters, over the limit of "
+            raise _CsvProblem(
+                f"line {line} starts a value longer than {csv.field_size_limit():,} characters, over the limit of "
                 f"{MAX_FIELD_CHARS:,}; check its quotes"
             ) from None
-        raise RecordFileError(f"{label}: line {line} is not valid CSV ({err}); check its quotes") from None
+        raise _CsvProblem(f"line {line} is not valid CSV ({err}); check its quotes") from None
     return np.asarray(starts, dtype=np.int64)
 
 
