@@ -93,7 +93,7 @@ def resolve_inside(study_dir: Path, relative: str) -> Path:
     except (OSError, RuntimeError) as err:  # a link that points to itself, or a path the system cannot follow
         raise RecordFileError(f"{relative}: cannot be followed to a file ({err.__class__.__name__}); replace the link with the file") from None
     if resolved != root and root not in resolved.parents:
-        raise RecordFileError(f"{relative}: resolves to {resolved}, outside the study folder {root}; refusing to read it")
+        raise RecordFileError(f"{relative}: resolves to {excerpt(resolved, 200)}, outside the study folder {root}; refusing to read it")
     return study_dir / candidate
 
 

@@ -33,7 +33,8 @@ HAS_PATIENTS = "has_patients"
 CUTS_CONSISTENT = "followup_cuts_consistent"
 
 
-def _quarantine_spec(asset_name: str, files: str) -> AssetCheckSpec:
+def _quarantine_spec(asset_name: str) -> AssetCheckSpec:
+    files = " or ".join((schemas.PATIENTS.location, *cohort.SOURCES[asset_name]))
     return AssetCheckSpec(
         NO_QUARANTINED_ROWS,
         asset=asset_name,
@@ -105,8 +106,6 @@ def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantin
     return metadata
 
 
-
-
 @asset(
     group_name=COHORT,
     kinds=KINDS,
@@ -119,7 +118,7 @@ def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantin
         "its blocking checks pass (write-audit-publish)."
     ),
     check_specs=[
-        _quarantine_spec("adsl", "patients.csv or patient_allocations.csv"),
+        _quarantine_spec("adsl"),
         _has_patients_spec("adsl"),
     ],
 )
@@ -150,7 +149,7 @@ def adsl(
         "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
         "patient. Published only when its blocking checks pass (write-audit-publish)."
     ),
-    check_specs=[_quarantine_spec("adrs", "patients.csv or response.csv"), _has_patients_spec("adrs")],
+    check_specs=[_quarantine_spec("adrs"), _has_patients_spec("adrs")],
 )
 def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_response: pl.DataFrame, quarantine: pl.DataFrame):
     settings = _settings()
@@ -173,7 +172,7 @@ def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTabl
         "when its blocking checks pass (write-audit-publish): a regressive cut never replaces the last good ADTTE."
     ),
     check_specs=[
-        _quarantine_spec("adtte", "patients.csv or the follow-up files"),
+        _quarantine_spec("adtte"),
         _has_patients_spec("adtte"),
         AssetCheckSpec(
             CUTS_CONSISTENT,
@@ -242,7 +241,7 @@ def _cuts_consistent(candidate: pl.DataFrame) -> AssetCheckResult:
         "ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its "
         "episodes (AENEPI). Published only when its blocking checks pass (write-audit-publish)."
     ),
-    check_specs=[_quarantine_spec("adae", "patients.csv or adverse_events.csv")],
+    check_specs=[_quarantine_spec("adae")],
 )
 def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame):
     settings = _settings()
