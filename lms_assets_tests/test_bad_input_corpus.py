@@ -912,8 +912,9 @@ VARIANTS.update({
     "all-garbage-patients-excluded": Variant(
         "patients.csv",
         both(garbage_patients, settings("exclude_quarantined_rows = true\n")),
-        Blocked(("adsl", "adrs", "adtte"), "has_patients", "no valid patient"),
+        Blocked(COHORT, "has_patients", "no valid patient"),
     ),
+    "no-adverse-events-at-all": Variant("adverse_events.csv", header_only("adverse_events.csv"), Accepted()),
     # ----- harmless: the same records in another dress -----
     "whole-number-written-with-decimals": Variant("patients.csv", replace("patients.csv", "\n2,43,Female", "\n2,43.0,Female"), Harmless()),
     "episode-written-with-decimals": Variant(
@@ -1000,12 +1001,13 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         "adtte": cohort.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))),
         "adae": cohort.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine)),
     }
+    sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}
     failures: dict[str, dict[str, str]] = {}
     for table in COHORT:
         blocking = validation.blocking_rows(quarantine, cohort.SOURCES[table])
         if blocking.height and not exclude:
             failures.setdefault(table, {})["no_quarantined_rows"] = validation.describe_quarantine(blocking)
-        if table != "adae" and candidates[table].is_empty():
+        if candidates[table].is_empty() and not sources[table].is_empty():
             failures.setdefault(table, {})["has_patients"] = "no valid patient"
     regressions = followup.cut_regressions(candidates["adtte"])
     if regressions.height:

@@ -81,17 +81,18 @@ def _has_patients_spec(asset_name: str) -> AssetCheckSpec:
         asset=asset_name,
         blocking=True,
         description=(
-            f"{asset_name.upper()} has at least one patient: an empty cohort (say, every row of its file quarantined "
-            "and left out) fails here (ERROR) instead of crashing every summary."
+            f"{asset_name.upper()} has at least one patient whenever its record file has rows: an empty cohort (say, "
+            "every row quarantined and left out) fails here (ERROR) instead of crashing every summary."
         ),
     )
 
 
 def _has_patients_result(candidate: pl.DataFrame, raw: pl.DataFrame, source: str) -> AssetCheckResult:
+    # A file without rows is not a lost cohort (a study may have no adverse events); rows none of which survive are.
     patients = candidate["SUBJID"].n_unique()
     return AssetCheckResult(
         check_name=HAS_PATIENTS,
-        passed=patients > 0,
+        passed=patients > 0 or raw.is_empty(),
         severity=AssetCheckSeverity.ERROR,
         description=None if patients else f"no valid patient: {raw.height} row(s) in {source}, none usable; see the quarantine",
         metadata={"patients": patients, "source_rows": raw.height},
@@ -241,12 +242,15 @@ def _cuts_consistent(candidate: pl.DataFrame) -> AssetCheckResult:
         "ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its "
         "episodes (AENEPI). Published only when its blocking checks pass (write-audit-publish)."
     ),
-    check_specs=[_quarantine_spec("adae")],
+    check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],
 )
 def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame):
     settings = _settings()
     candidate = cohort.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine))
-    results = [_quarantine_result(context, settings, quarantine)]
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
+    ]
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
