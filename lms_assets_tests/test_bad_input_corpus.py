@@ -860,6 +860,11 @@ VARIANTS.update({
         Blocked(("adtte",), "followup_cuts_consistent",
                 "patient 19 OS: patient missing from the later cut (2021-03-31: 25.7 months, event; 2022-03-31: no row)"),
     ),
+    "published-cut-renamed-to-an-earlier-date": Variant(
+        "followup",
+        rename(CUT, "followup/2021-02-28.csv"),
+        Blocked(("adtte",), "followup_cuts_consistent", "data cut 2021-03-31 is published but no file in followup/ gives it any more"),
+    ),
     "cut-named-with-a-time": Variant(
         "followup", copy_to(CUT, "followup/2021-03-31T12.csv"), Refused("followup/2021-03-31T12.csv: follow-up files must be named by their ISO cut date")
     ),
@@ -950,6 +955,7 @@ THROUGH_DAGSTER = (
     "cut-with-upper-case-extension",
     "later-cut-undoes-a-death",
     "earlier-cut-contradicting-a-loaded-one",
+    "published-cut-renamed-to-an-earlier-date",
     "settings-not-toml",
     "all-garbage-patients",
     "all-garbage-patients-excluded",
@@ -972,8 +978,13 @@ class Judgement:
 RECORD_SCHEMAS = (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE)
 
 
+# The cuts the warehouse each Dagster variant starts from has published.
+PUBLISHED_CUTS = [dt.date(2021, 3, 31)]
+
+
 def judge(study: Path, exclude: bool | None = None) -> Judgement:
-    """What the ingest and cohort steps decide for ``study`` (``exclude`` overrides its study.toml)."""
+    """What the ingest and cohort steps decide for ``study`` (``exclude`` overrides its study.toml), on a
+    warehouse that has published ``PUBLISHED_CUTS``."""
     raw = {s.name: validation.read_raw(validation.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
     raw["published_figures"] = validation.read_raw(
         validation.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
@@ -1010,9 +1021,10 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         if candidates[table].is_empty() and not sources[table].is_empty():
             failures.setdefault(table, {})["has_patients"] = "no valid patient"
     regressions = followup.cut_regressions(candidates["adtte"])
-    if regressions.height:
+    withdrawn = followup.withdrawn_cuts(candidates["adtte"], PUBLISHED_CUTS)
+    if regressions.height or withdrawn:
         failures.setdefault("adtte", {})["followup_cuts_consistent"] = "; ".join(
-            followup.describe_regression(r) for r in regressions.iter_rows(named=True)
+            [*map(followup.describe_withdrawn, withdrawn), *map(followup.describe_regression, regressions.iter_rows(named=True))]
         )
     return Judgement(quarantine, candidates, failures, validation.identical_cuts(digests))
 

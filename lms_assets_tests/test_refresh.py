@@ -195,3 +195,19 @@ def test_a_byte_identical_copy_of_a_cut_warns_naming_both_files(platform_env):
 def test_identical_cuts_pairs_each_copy_with_the_first_file_of_that_content():
     assert validation.identical_cuts({"a.csv": "1", "b.csv": "2", "c.csv": "1", "d.csv": "1"}) == [("a.csv", "c.csv"), ("a.csv", "d.csv")]
     assert validation.identical_cuts({"a.csv": "1", "b.csv": "2"}) == []
+
+
+def test_a_published_cut_whose_file_is_removed_holds_adtte_back(platform_env):
+    """Removing the latest file (or renaming it to an earlier date) would take the analysis back a cut unnoticed."""
+    later_cut(platform_env["data"])
+    assert _run_followup().success
+    before = table_digests(platform_env["warehouse"])["adtte"]
+    (platform_env["data"] / "followup" / "2022-03-31.csv").rename(platform_env["data"] / "followup" / "2021-12-31.csv")
+
+    result = _run_followup()
+
+    assert failure_first_lines(result)["adtte"].startswith(
+        "adtte not published: followup_cuts_consistent: 1 violation(s): data cut 2022-03-31 is published but no file in "
+        "followup/ gives it any more: restore it (cuts are only added)"
+    )
+    assert table_digests(platform_env["warehouse"])["adtte"] == before

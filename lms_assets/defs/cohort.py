@@ -181,10 +181,10 @@ def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTabl
             blocking=True,
             description=(
                 "Each data cut against the one before, on the candidate before it is stored: a death or progression "
-                "stays one at the same time, times never shrink, no patient disappears (so a cut dated before one "
-                "already loaded is accepted only when consistent with it). A violation fails (ERROR, blocking) with "
-                "the patient, both cuts and the values; ADTTE keeps its last good content and nothing downstream is "
-                "computed from the regressive cut."
+                "stays one at the same time, times never shrink, no patient disappears; and every cut already published "
+                "is still there (so a cut dated before one already loaded is accepted only beside it, and consistent "
+                "with it). A violation fails (ERROR, blocking) with the patient, both cuts and the values; ADTTE keeps "
+                "its last good content and nothing downstream is computed from the regressive cut."
             ),
         ),
     ],
@@ -200,7 +200,7 @@ def adtte(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTab
     results = [
         _quarantine_result(context, settings, quarantine),
         _has_patients_result(candidate, raw_followup, "the follow-up files"),
-        _cuts_consistent(candidate),
+        _cuts_consistent(candidate, io_manager.published_values("adtte", "DATACUT") or []),
     ]
     metadata = _metadata(
         candidate,
@@ -216,18 +216,23 @@ def adtte(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTab
     yield from gate.publish(context, io_manager, candidate, results, metadata)
 
 
-def _cuts_consistent(candidate: pl.DataFrame) -> AssetCheckResult:
+def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetCheckResult:
+    """Every cut consistent with the one before it, and every cut already published still there."""
     regressions = followup.cut_regressions(candidate)
-    sentences = [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
-    more = f"; and {regressions.height - 3} more" if regressions.height > 3 else ""
+    withdrawn = followup.withdrawn_cuts(candidate, published_cuts)
+    sentences = [followup.describe_withdrawn(c) for c in withdrawn]
+    sentences += [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
+    violations = len(withdrawn) + regressions.height
+    more = f"; and {violations - 3} more" if violations > 3 else ""
     return AssetCheckResult(
         check_name=CUTS_CONSISTENT,
-        passed=regressions.is_empty(),
+        passed=not violations,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{regressions.height} violation(s): " + "; ".join(sentences[:3]) + more if sentences else None,
+        description=f"{violations} violation(s): " + "; ".join(sentences[:3]) + more if sentences else None,
         metadata={
             "data_cuts": candidate["DATACUT"].n_unique(),
-            "violations": regressions.height,
+            "published_cuts_missing": len(withdrawn),
+            "violations": violations,
             "details": MetadataValue.md("\n".join(f"- {s}" for s in sentences) or "none"),
         },
     )

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+import duckdb
 import polars as pl
 from dagster import MetadataValue, OutputContext, TableColumn, TableSchema
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
@@ -109,6 +110,15 @@ class WarehouseTables(DbIOManager):
         query = f"SELECT {', '.join(map(sql_identifier, columns))} FROM {sql_identifier(self.schema_name)}.{sql_identifier(table)}"
         with _ReplacingDuckDbClient.connect(self._connect_context, None) as connection:
             return pl.DataFrame(connection.execute(query).arrow())
+
+    def published_values(self, table: str, column: str) -> list | None:
+        """The distinct values of a published table's column, or None while the table has never been published."""
+        query = f"SELECT DISTINCT {sql_identifier(column)} FROM {sql_identifier(self.schema_name)}.{sql_identifier(table)} ORDER BY 1"
+        with _ReplacingDuckDbClient.connect(self._connect_context, None) as connection:
+            try:
+                return [value for (value,) in connection.execute(query).fetchall()]
+            except duckdb.CatalogException:
+                return None
 
     def stage(self, table: str, frame: pl.DataFrame) -> str:
         """Keep a candidate that failed a blocking check as ``staging.<table>``; the published table is not touched."""
