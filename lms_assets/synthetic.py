@@ -6,7 +6,9 @@ Every value is drawn from a seeded NumPy ``Generator`` (vectorised: a million pa
 with distributions loosely following the published cohort (Tables 1, 3 and 4). The folder passes the
 foundation's validation row for row: nothing is quarantined. It has no ``published_figures.csv``,
 because no paper describes synthetic patients; ``provenance.csv`` says every file is synthetic and
-names the seed. The same patients, seed and cuts always give byte-identical files.
+names the seed. Its ``study.toml`` allows excluding quarantined rows: a registry of this size accepts losses,
+and a damaged copy of a synthetic folder should shrink (and say so), not stop. The same patients, seed and
+cuts always give byte-identical files.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from lms_assets.analysis.validation import SETTINGS_FILE
+
 ACCRUAL_START = dt.date(2018, 1, 1)
 ACCRUAL_DAYS = 731  # January 2018 to December 2019: every patient starts before the first cut
 FIRST_CUT = dt.date(2020, 3, 31)
@@ -31,6 +35,13 @@ CHEMOTHERAPY = ("No", "1 line", "2 line", "3 line and more")
 COMBINATIONS = ("None", "Immunotherapy", "Chemotherapy", "Radiotherapy", "Immunotherapy+Chemotherapy")
 SITES = ("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung")
 RESPONSES = ("CR", "PR", "SD", "PD")
+
+# What the folder's study.toml decides (see data/README.md, "study.toml").
+SETTINGS = (
+    "# Written by lms_assets.synthetic: a synthetic registry accepts losses, so quarantined rows are left out\n"
+    "# (every summary says how many patients) instead of stopping the cohort.\n"
+    "exclude_quarantined_rows = true\n"
+)
 
 # Table 4's terms with the share of patients who had each (any grade), and whether grade 3/4 was seen.
 AE_TERMS = (
@@ -275,6 +286,7 @@ def write(study: Study, out: Path) -> None:
     (out / "followup").mkdir(parents=True, exist_ok=True)
     for relative, frame in study.files.items():
         frame.write_csv(out / relative, float_precision=1)
+    (out / SETTINGS_FILE).write_text(SETTINGS)
 
 
 def main(argv: list[str] | None = None) -> None:

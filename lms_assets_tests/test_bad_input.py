@@ -1,4 +1,5 @@
-"""Bad input: a bad file stops the load with a message naming it; a bad row is quarantined; nothing stored is lost."""
+"""Bad input: a bad file stops the load with a message naming it; a bad row is quarantined and stops the cohort
+from being replaced (unless the study allows excluding it); nothing published is lost."""
 
 import hashlib
 
@@ -12,11 +13,19 @@ def run_cohort():
     return run_assets("adsl", "adrs", "adtte", "adae")
 
 
-def table_digests(warehouse) -> dict[str, str]:
-    """A content digest of every table in the warehouse, to prove nothing changed."""
+def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
+    """A content digest of every published table (``main``; or of ``schema``), to prove nothing changed."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [r[0] for r in con.sql("select table_name from information_schema.tables order by 1").fetchall()]
-        return {n: hashlib.sha256(con.sql(f"select * from {n} order by all").pl().write_csv().encode()).hexdigest() for n in names}
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]
+            ).fetchall()
+        ]
+        return {
+            n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest()
+            for n in names
+        }
 
 
 def failure_message(result) -> str:
@@ -29,6 +38,16 @@ def failure_message(result) -> str:
             messages.append(error.message)
             error = error.cause
     return "\n".join(messages)
+
+
+def failure_first_lines(result) -> dict[str, str]:
+    """Each failed step's first line of its failure, as the UI shows it at the top of the run."""
+    lines = {}
+    for event in result.all_events:
+        if event.is_step_failure:
+            message = event.step_failure_data.error.message
+            lines[event.step_key] = message.removeprefix("dagster._core.definitions.events.Failure: ").splitlines()[0]
+    return lines
 
 
 @pytest.fixture
@@ -64,12 +83,36 @@ def test_bad_file_fails_naming_it_and_keeps_the_warehouse(loaded, damage, expect
     assert table_digests(env["warehouse"]) == before
 
 
-def test_bad_row_is_quarantined_and_good_rows_flow_on(loaded):
-    env, _ = loaded
+def test_bad_row_stops_the_cohort_naming_file_line_column_value_and_reason(loaded):
+    env, before = loaded
     patients = env["data"] / "patients.csv"
     patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
     result = run_cohort()
-    assert result.success
+    assert not result.success
+    first_lines = failure_first_lines(result)
+    assert set(first_lines) == {"adsl", "adrs", "adtte", "adae"}
+    assert first_lines["adsl"].startswith(
+        "adsl not published: no_quarantined_rows: 2 quarantined problem(s) in 2 row(s): patients.csv line 13, column age, "
+        "value '160': above the maximum 100; patient_allocations.csv line 13, column patient_id, value '12': patient is "
+        "not among the valid rows of patients.csv. Correct the file(s)"
+    )
+    assert first_lines["adae"].startswith(
+        "adae not published: no_quarantined_rows: 4 quarantined problem(s) in 4 row(s): patients.csv line 13, column age"
+    )
+    assert first_lines["adae"].endswith("in study.toml.")
+    after = table_digests(env["warehouse"])
+    for table in ("adsl", "adrs", "adtte", "adae"):
+        assert after[table] == before[table], f"{table} was replaced although rows were quarantined"
+    assert after["quarantine"] != before["quarantine"], "the quarantine itself is published: it is the record of the problem"
+
+
+def test_with_exclusion_allowed_a_bad_row_is_left_out_and_good_rows_flow_on(loaded):
+    env, _ = loaded
+    (env["data"] / "study.toml").write_text("exclude_quarantined_rows = true\n")
+    patients = env["data"] / "patients.csv"
+    patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
+    result = run_cohort()
+    assert result.success, failure_message(result)
     with duckdb.connect(str(env["warehouse"]), read_only=True) as con:
         quarantine = con.sql("select * from quarantine").pl()
         adsl = con.sql("select * from adsl").pl()
@@ -80,5 +123,11 @@ def test_bad_row_is_quarantined_and_good_rows_flow_on(loaded):
     assert quarantine.filter((pl.col("file") == "adverse_events.csv") & (pl.col("value") == "12")).height == 3
     assert adsl.height == 18 and 12 not in adsl["SUBJID"].to_list()
     assert 12 not in adae["SUBJID"].to_list()
-    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_quarantined_rows")
-    assert not check.passed
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert not checks[("quarantine", "no_quarantined_rows")].passed
+    for table in ("adsl", "adrs", "adtte", "adae"):
+        check = checks[(table, "no_quarantined_rows")]
+        assert not check.passed and check.severity.value == "WARN"
+        assert "patients.csv line 13, column age, value '160': above the maximum 100" in check.description
+    adsl_event = next(e for e in result.all_events if e.is_step_materialization and e.step_key == "adsl")
+    assert adsl_event.step_materialization_data.materialization.metadata["patients_excluded"].value == 1

@@ -1,36 +1,44 @@
-"""A corpus of damaged study folders, each made from the shipped records the way a careless user would.
+"""A corpus of damaged study folders, each made from the shipped records the way a careless user (or an
+attacker) would, and what the platform must do with each.
 
-Every variant ends one of three ways, and the test says which and checks it in full:
-- ``Refused``: the run fails with a message naming the file and the problem, and every table in the
-  warehouse is byte-for-byte what it was, with no table added or half written;
-- ``Quarantined``: exactly the expected (file, row, column, value, reason) rows are quarantined, the cohort
-  tables are the previous ones without exactly the affected rows, and every other table is unchanged;
-- ``Harmless``: the damage does not change what the file says (a byte-order mark, other line endings,
-  quoting): every table is byte-for-byte unchanged.
+Every variant ends one of these ways, and the test says which and checks it in full:
+- ``Refused``: a file cannot be used; the message names the file (and line) and the problem, and echoes at
+  most a short, sanitised excerpt of the file's content;
+- ``Quarantined``: exactly the expected (file, row, column, value, reason) rows are quarantined; every cohort
+  table made from those files is held back (its ``no_quarantined_rows`` check fails at ERROR, naming file,
+  line, column, value and reason first); where the study allows excluding them, the cohort tables are the
+  previous ones without exactly the affected rows;
+- ``Blocked``: a cohort table's blocking check fails on its candidate (a regressive data cut, an empty cohort);
+- ``Accepted``: the records are usable and publish (a new, consistent cut; a cut that is a byte-identical
+  copy of another, which only warns);
+- ``Harmless``: the damage does not change what the files say; every cohort table is unchanged.
 
-The warehouse is built once per module; each variant runs on a fresh copy of it (at one place, so the
-definitions are built once), re-materializing the damaged file's raw asset and everything downstream of it
-up to the cohort, as the UI would. A harmless variant re-materializes the raw asset alone: when its table is
-byte-for-byte unchanged, so is everything derived from it (test_reruns.py: same input, same tables).
+Most variants are judged through the pure functions the assets call (``evaluate``, below: the same reads,
+quarantine, derivations and gate rules as the ingest and cohort steps), which takes milliseconds each. A
+sample of every outcome (``THROUGH_DAGSTER``) also runs through Dagster on a copy of a warehouse built once
+per module, re-materializing the damaged file's raw asset and everything after it up to the cohort, and
+checks that the published (``main``) tables are byte-for-byte as before wherever the outcome says so.
 """
 
 import csv
-import hashlib
+import datetime as dt
 import io
 import os
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 from dagster import AssetSelection, DagsterInstance
 
+from lms_assets.analysis import cohort, followup, schemas, validation
+from lms_assets.analysis.validation import RecordFileError
 from lms_assets.definitions import build_defs
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
-from lms_assets_tests.test_bad_input import failure_message, table_digests
+from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
 
 COHORT = ("adsl", "adrs", "adtte", "adae")
 CUT = "followup/2021-03-31.csv"
@@ -39,11 +47,16 @@ RAW_ASSET = {
     "patient_allocations.csv": "raw_patient_allocations",
     "response.csv": "raw_response",
     "adverse_events.csv": "raw_adverse_events",
+    "provenance.csv": "raw_provenance",
     CUT: "raw_followup",
     "followup": "raw_followup",
+    # The settings are read by the cohort steps: re-running from a raw asset re-runs them.
+    "study.toml": "raw_patients",
 }
-UNKNOWN_PATIENT = "patient is not among the valid rows of patients.csv"
+UNKNOWN_PATIENT = validation.UNKNOWN_PATIENT
 PATIENT_FILES = ("patient_allocations.csv", "response.csv", CUT, "adverse_events.csv")
+# No message may carry more than this much: file content is echoed only as short excerpts.
+MESSAGE_LIMIT = 600
 
 
 # --- outcomes ----------------------------------------------------------------------------------
@@ -51,9 +64,11 @@ PATIENT_FILES = ("patient_allocations.csv", "response.csv", CUT, "adverse_events
 
 @dataclass(frozen=True)
 class Refused:
-    """The run fails; the failure message contains ``message`` (which starts with the file's name)."""
+    """The file cannot be used; the message contains ``message`` (which starts with the file's name)."""
 
     message: str
+    # Text the message must not contain (e.g. what a link outside the folder points at).
+    never_echoed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,20 +77,36 @@ class Quarantined:
 
     rows: tuple[tuple[str, int, str, str | None, str], ...]
     invalid_patients: tuple[int, ...] = ()
-    # Rows expected to leave each cohort table (beyond those of invalid patients).
+    # Rows expected to leave each cohort table (beyond those of invalid patients) when exclusion is allowed.
     dropped: dict[str, pl.Expr] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
+class Blocked:
+    """Each table in ``tables`` is held back by its blocking ``check``, whose description contains ``message``."""
+
+    tables: tuple[str, ...]
+    check: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """Usable records that publish; ``identical`` is the (earlier, later) pair of byte-identical cuts warned about."""
+
+    identical: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Harmless:
-    """What the file says is unchanged."""
+    """What the files say is unchanged."""
 
 
 @dataclass(frozen=True)
 class Variant:
     file: str
     damage: Callable[[Path], None]
-    outcome: Refused | Quarantined | Harmless
+    outcome: Refused | Quarantined | Blocked | Accepted | Harmless
 
 
 # --- ways to damage a file ---------------------------------------------------------------------
@@ -183,6 +214,86 @@ def header_only(file: str) -> Callable[[Path], None]:
     return lambda study: (study / file).write_text((study / file).read_text().splitlines()[0] + "\n")
 
 
+def rename(file: str, new_name: str) -> Callable[[Path], None]:
+    return lambda study: (study / file).rename(study / new_name)
+
+
+def link_to(file: str, target: str) -> Callable[[Path], None]:
+    def damage(study: Path) -> None:
+        (study / file).unlink(missing_ok=True)
+        (study / file).symlink_to(target)
+
+    return damage
+
+
+def link_loop(file: str) -> Callable[[Path], None]:
+    def damage(study: Path) -> None:
+        (study / file).unlink()
+        (study / file).symlink_to(study / f"{file}.loop")
+        (study / f"{file}.loop").symlink_to(study / file)
+
+    return damage
+
+
+def settings(text: str | bytes) -> Callable[[Path], None]:
+    data = text.encode() if isinstance(text, str) else text
+    return lambda study: (study / "study.toml").write_bytes(data)
+
+
+def both(*damages: Callable[[Path], None]) -> Callable[[Path], None]:
+    def damage(study: Path) -> None:
+        for one in damages:
+            one(study)
+
+    return damage
+
+
+def touched_at(file: str, when: dt.datetime) -> Callable[[Path], None]:
+    return lambda study: os.utime(study / file, (when.timestamp(), when.timestamp()))
+
+
+def new_cut(name: str, change: Callable[[pl.DataFrame], pl.DataFrame]) -> Callable[[Path], None]:
+    """A further cut file made from the shipped one by ``change``, written as the study team's export would be."""
+
+    def damage(study: Path) -> None:
+        change(pl.read_csv(study / CUT)).write_csv(study / "followup" / name)
+
+    return damage
+
+
+def when_patient(patient: int, column: str, value) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    def change(cut: pl.DataFrame) -> pl.DataFrame:
+        return cut.with_columns(pl.when(pl.col("patient_id") == patient).then(pl.lit(value)).otherwise(pl.col(column)).alias(column))
+
+    return change
+
+
+def followed_longer(cut: pl.DataFrame) -> pl.DataFrame:
+    """A year later: every living patient followed 12 months longer, patient 1 died."""
+    alive = pl.col("died") == 0
+    return cut.with_columns(
+        pl.when(alive).then(pl.col("os_months") + 12).otherwise(pl.col("os_months")).round(1).alias("os_months"),
+        pl.when(pl.col("patient_id") == 1).then(1).otherwise(pl.col("died")).alias("died"),
+    )
+
+
+def half_way(cut: pl.DataFrame) -> pl.DataFrame:
+    """An earlier cut consistent with the shipped one: everyone still event-free at half their times."""
+    return cut.with_columns(
+        (pl.col("pfs_months") / 2).round(1), (pl.col("os_months") / 2).round(1), progressed=pl.lit(0), died=pl.lit(0)
+    )
+
+
+def garbage_patients(study: Path) -> None:
+    header = (study / "patients.csv").read_text().splitlines()[0]
+    (study / "patients.csv").write_text(header + "\n" + "".join(f"row {i},?,?,?,?,?,?,?\n" for i in range(5)))
+
+
+def quoted_lines(length: int, every: int) -> str:
+    """A quoted value of about ``length`` characters broken into lines of ``every``: each line short, the value not."""
+    return '"' + "\n".join(["A" * every] * (length // every)) + '"'
+
+
 def subject(*ids: int) -> pl.Expr:
     return pl.col("SUBJID").is_in(list(ids))
 
@@ -238,7 +349,7 @@ VARIANTS: dict[str, Variant] = {
     "tab-delimiter": Variant(
         "response.csv",
         each_line("response.csv", lambda line: line.replace(",", "\t")),
-        Refused("response.csv: the header is one column 'patient_id\tbest_pct_change\tbest_response'; the file must be comma-separated"),
+        Refused("response.csv: the header is one column 'patient_id\\tbest_pct_change\\tbest_response'; the file must be comma-separated"),
     ),
     "latin-1-bytes": Variant(
         "patients.csv",
@@ -441,7 +552,582 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-# --- the harness -------------------------------------------------------------------------------
+NOT_YES_NO = "not one of Yes, No"
+NOT_CHEMOTHERAPY = "not one of No, 1 line, 2 line, 3 line and more"
+MODIFIED_2022 = dt.datetime(2022, 1, 1, 12, tzinfo=dt.timezone.utc)
+CUT_NOON = dt.datetime(2021, 3, 31, 12, tzinfo=dt.timezone.utc)
+
+
+def _chain(*changes: Callable[[pl.DataFrame], pl.DataFrame]) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    def change(cut: pl.DataFrame) -> pl.DataFrame:
+        for one in changes:
+            cut = one(cut)
+        return cut
+
+    return change
+
+
+def _without_patient(patient: int) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    return lambda cut: cut.filter(pl.col("patient_id") != patient)
+
+
+def _folder(file: str) -> Callable[[Path], None]:
+    return lambda study: (study / file).mkdir()
+
+
+def _reordered_columns(file: str, order: list[str]) -> Callable[[Path], None]:
+    def damage(study: Path) -> None:
+        pl.read_csv(study / file, infer_schema=False).select(order).write_csv(study / file)
+
+    return damage
+
+
+VARIANTS.update({
+    # ----- values out of their declared domain: quarantined -----
+    "age-above-maximum": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n9,69,Male", "\n9,101,Male"),
+        Quarantined(rows=(("patients.csv", 10, "age", "101", "above the maximum 100"),), invalid_patients=(9,)),
+    ),
+    "ecog-5": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n13,41,Male,2,", "\n13,41,Male,5,"),
+        Quarantined(rows=(("patients.csv", 14, "ecog", "5", "above the maximum 4"),), invalid_patients=(13,)),
+    ),
+    "ecog-negative": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n16,52,Male,0,", "\n16,52,Male,-1,"),
+        Quarantined(rows=(("patients.csv", 17, "ecog", "-1", "below the minimum 0"),), invalid_patients=(16,)),
+    ),
+    "age-with-decimals": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n3,44,", "\n3,44.5,"),
+        Quarantined(rows=(("patients.csv", 4, "age", "44.5", "not a whole number"),), invalid_patients=(3,)),
+    ),
+    "sex-in-lower-case": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n6,72,Female", "\n6,72,female"),
+        Quarantined(rows=(("patients.csv", 7, "sex", "female", NOT_A_CATEGORY_SEX),), invalid_patients=(6,)),
+    ),
+    "yes-no-in-lower-case": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n8,52,Female,2,No,", "\n8,52,Female,2,no,"),
+        Quarantined(rows=(("patients.csv", 9, "surgery_history", "no", NOT_YES_NO),), invalid_patients=(8,)),
+    ),
+    "chemotherapy-lines-reworded": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n19,50,Female,2,Yes,Yes,3 line and more", "\n19,50,Female,2,Yes,Yes,3 lines and more"),
+        Quarantined(rows=(("patients.csv", 20, "chemotherapy_history", "3 lines and more", NOT_CHEMOTHERAPY),), invalid_patients=(19,)),
+    ),
+    "patient-number-zero": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n1,38,Female", "\n0,38,Female"),
+        Quarantined(rows=(("patients.csv", 2, "patient_id", "0", "below the minimum 1"),), invalid_patients=(1,)),
+    ),
+    "line-break-inside-a-quoted-category": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n11,53,Male,", '\n11,53,"Ma\nle",'),
+        Quarantined(rows=(("patients.csv", 12, "sex", "Ma\nle", NOT_A_CATEGORY_SEX),), invalid_patients=(11,)),
+    ),
+    "nul-byte-in-a-number": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n15,65,Female", "\n15,6\x005,Female"),
+        Quarantined(rows=(("patients.csv", 16, "age", "6\x005", "not a whole number"),), invalid_patients=(15,)),
+    ),
+    "percent-sign-in-a-number": Variant(
+        "response.csv",
+        replace("response.csv", "\n2,-72.6,PR\n", "\n2,-72.6%,PR\n"),
+        Quarantined(rows=(("response.csv", 3, "best_pct_change", "-72.6%", "not a number"),), dropped={"adrs": subject(2)}),
+    ),
+    "shrinkage-below-minus-100": Variant(
+        "response.csv",
+        replace("response.csv", "\n1,-76.2,PR", "\n1,-176.2,PR"),
+        Quarantined(rows=(("response.csv", 2, "best_pct_change", "-176.2", "below the minimum -100"),), dropped={"adrs": subject(1)}),
+    ),
+    "response-in-lower-case": Variant(
+        "response.csv",
+        replace("response.csv", "\n17,47.5,PD", "\n17,47.5,pd"),
+        Quarantined(rows=(("response.csv", 18, "best_response", "pd", NOT_A_RESPONSE),), dropped={"adrs": subject(17)}),
+    ),
+    "terminal-escape-in-a-value": Variant(
+        "response.csv",
+        replace("response.csv", "\n13,17.7,SD", "\n13,17.7,\x1b[31mSD"),
+        Quarantined(rows=(("response.csv", 14, "best_response", "\x1b[31mSD", NOT_A_RESPONSE),), dropped={"adrs": subject(13)}),
+    ),
+    "patient-number-with-decimals": Variant(
+        "response.csv",
+        replace("response.csv", "\n14,19.7,SD", "\n14.5,19.7,SD"),
+        Quarantined(rows=(("response.csv", 15, "patient_id", "14.5", "not a whole number"),), dropped={"adrs": subject(14)}),
+    ),
+    "duplicated-response-line": Variant(
+        "response.csv",
+        append("response.csv", "3,-36.6,PR"),
+        Quarantined(
+            rows=(
+                ("response.csv", 4, "patient_id", "3", "duplicate patient_id (rows 4, 21)"),
+                ("response.csv", 21, "patient_id", "3", "duplicate patient_id (rows 4, 21)"),
+            ),
+            dropped={"adrs": subject(3)},
+        ),
+    ),
+    "allocation-for-unknown-patient": Variant(
+        "patient_allocations.csv",
+        append("patient_allocations.csv", "25,Lung,12,No,No"),
+        Quarantined(rows=(("patient_allocations.csv", 21, "patient_id", "25", UNKNOWN_PATIENT),)),
+    ),
+    "pfs-written-NA": Variant(
+        CUT,
+        replace(CUT, "\n5,3.5,1,18.2,0", "\n5,NA,1,18.2,0"),
+        Quarantined(rows=((CUT, 6, "pfs_months", "NA", "not a number"),), dropped={"adtte": subject(5)}),
+    ),
+    "os-written-NA-as-table-3-prints-it": Variant(
+        CUT,
+        replace(CUT, "\n8,6.5,1,20.9,0", "\n8,6.5,1,NA,0"),
+        Quarantined(rows=((CUT, 9, "os_months", "NA", "not a number"),), dropped={"adtte": subject(8)}),
+    ),
+    "event-flag-as-a-word": Variant(
+        CUT,
+        replace(CUT, "\n9,14.1,1,23.5,1", "\n9,14.1,yes,23.5,1"),
+        Quarantined(rows=((CUT, 10, "progressed", "yes", "not a whole number"),), dropped={"adtte": subject(9)}),
+    ),
+    "os-above-maximum": Variant(
+        CUT,
+        replace(CUT, "\n10,1.5,1,3.9,0", "\n10,1.5,1,639,0"),
+        Quarantined(rows=((CUT, 11, "os_months", "639", "above the maximum 600"),), dropped={"adtte": subject(10)}),
+    ),
+    "a-date-for-a-time": Variant(
+        CUT,
+        replace(CUT, "\n11,3.3,1,6.0,1", "\n11,2021-03-31,1,6.0,1"),
+        Quarantined(rows=((CUT, 12, "pfs_months", "2021-03-31", "not a number"),), dropped={"adtte": subject(11)}),
+    ),
+    "negative-os-shorter-than-pfs": Variant(
+        CUT,
+        replace(CUT, "\n12,0.7,1,9.2,1", "\n12,0.7,1,-9.2,1"),
+        Quarantined(
+            rows=(
+                (CUT, 13, "os_months", "-9.2", "below the minimum 0"),
+                (CUT, 13, "os_months", "-9.2", "OS is shorter than PFS"),
+            ),
+            dropped={"adtte": subject(12)},
+        ),
+    ),
+    "followup-for-unknown-patient": Variant(
+        CUT, append(CUT, "25,1.0,1,2.0,1"), Quarantined(rows=((CUT, 21, "patient_id", "25", UNKNOWN_PATIENT),))
+    ),
+    "patient-number-as-text": Variant(
+        "adverse_events.csv",
+        replace("adverse_events.csv", "\n14,Fatigue,1,1\n", "\nP14,Fatigue,1,1\n"),
+        Quarantined(rows=(("adverse_events.csv", 35, "patient_id", "P14", "not a whole number"),), dropped={"adae": patient_term(14, "Fatigue")}),
+    ),
+    "grade-zero": Variant(
+        "adverse_events.csv",
+        replace("adverse_events.csv", "\n16,Diarrhea,1,1", "\n16,Diarrhea,1,0"),
+        Quarantined(rows=(("adverse_events.csv", 39, "ctcae_grade", "0", "below the minimum 1"),), dropped={"adae": patient_term(16, "Diarrhea")}),
+    ),
+    "episode-zero": Variant(
+        "adverse_events.csv",
+        replace("adverse_events.csv", "\n18,Constipation,1,1", "\n18,Constipation,0,1"),
+        Quarantined(rows=(("adverse_events.csv", 43, "episode", "0", "below the minimum 1"),), dropped={"adae": patient_term(18, "Constipation")}),
+    ),
+    "empty-term": Variant(
+        "adverse_events.csv",
+        replace("adverse_events.csv", "\n4,Fatigue,1,1", "\n4,,1,1"),
+        Quarantined(rows=(("adverse_events.csv", 10, "term", None, "missing value"),), dropped={"adae": patient_term(4, "Fatigue")}),
+    ),
+    "adverse-event-without-patient": Variant(
+        "adverse_events.csv",
+        append("adverse_events.csv", ",Fatigue,1,2"),
+        Quarantined(rows=(("adverse_events.csv", 48, "patient_id", None, "missing value"),)),
+    ),
+    # ----- files that cannot be used, or only by echoing too much: refused, naming file (and line) -----
+    "line-of-fifty-megabytes": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n4,45,Female", "\n4,45," + "F" * 50_000_000),
+        Refused("patients.csv: line 5 is longer than 10,000 characters (it starts '4,45,FFFFFFFF"),
+    ),
+    "line-over-the-limit": Variant(
+        "patients.csv",
+        replace("patients.csv", "\n4,45,Female", "\n4,45," + "F" * 20_000),
+        Refused("patients.csv: line 5 is longer than 10,000 characters"),
+    ),
+    "value-over-the-field-limit": Variant(
+        "response.csv",
+        replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + "S" * 9_000 + "\n"),
+        Refused("response.csv: line 7, column best_response: a value of 9,000 characters, over the limit of 2,000"),
+    ),
+    "quoted-value-over-many-lines": Variant(
+        "response.csv",
+        replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + quoted_lines(5_000, every=100) + "\n"),
+        Refused("response.csv: line 7, column best_response: a value of 5,049 characters, over the limit of 2,000"),
+    ),
+    "quoted-value-over-the-csv-field-limit": Variant(
+        "response.csv",
+        replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + quoted_lines(200_000, every=1_000) + "\n"),
+        Refused("response.csv: line 7 starts a value longer than 131,072 characters, over the limit of 2,000"),
+    ),
+    "long-column-name": Variant(
+        "response.csv",
+        replace("response.csv", "best_response\n", "best_response," + "x" * 5_000 + "\n"),
+        Refused("response.csv: unexpected column(s) xxxxxxxxxx"),
+    ),
+    "terminal-escape-in-header": Variant(
+        "response.csv",
+        replace("response.csv", "best_response\n", "best_response,\x1b]0;owned\x07\n"),
+        Refused("response.csv: unexpected column(s) \\x1b]0;owned\\x07"),
+    ),
+    "header-only-patients": Variant(
+        "patients.csv", header_only("patients.csv"), Refused("patients.csv: has a header but no records; expected one row per patient")
+    ),
+    "empty-patients": Variant("patients.csv", add_file("patients.csv", b""), Refused("patients.csv: file is empty")),
+    "provenance-missing": Variant("provenance.csv", remove("provenance.csv"), Refused("provenance.csv: file is missing")),
+    "allocation-column-missing": Variant(
+        "patient_allocations.csv",
+        drop_column("patient_allocations.csv", "primary_site"),
+        Refused("patient_allocations.csv: missing column(s) primary_site"),
+    ),
+    "grade-column-renamed": Variant(
+        "adverse_events.csv",
+        replace("adverse_events.csv", "ctcae_grade", "grade"),
+        Refused("adverse_events.csv: missing column(s) ctcae_grade"),
+    ),
+    "link-to-the-process-environment": Variant(
+        "patients.csv",
+        link_to("patients.csv", "/proc/self/environ"),
+        Refused("patients.csv: resolves to /proc/", never_echoed=("PATH=", "HOME=")),
+    ),
+    "link-that-points-to-itself": Variant(
+        "response.csv", link_loop("response.csv"), Refused("response.csv: cannot be followed to a file")
+    ),
+    "dangling-link": Variant("response.csv", link_to("response.csv", "gone.csv"), Refused("response.csv: file is missing")),
+    "too-many-fields": Variant(
+        "patients.csv",
+        append("patients.csv", "20,50,Female,2,Yes,Yes,No,None,extra"),
+        Refused("patients.csv: line 21 has 9 fields but the header has 8"),
+    ),
+    "spreadsheet-saved-as-patients": Variant(
+        "patients.csv",
+        add_file("patients.csv", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U0#"),
+        Refused("patients.csv: line 1 is not UTF-8 text"),
+    ),
+    # ----- follow-up cuts: the name, the date and the content against the other cuts -----
+    "cut-dated-2099": Variant(
+        "followup", copy_to(CUT, "followup/2099-01-01.csv"), Refused("followup/2099-01-01.csv: data cut 2099-01-01 is in the future (today is ")
+    ),
+    "cut-dated-9999-12-31": Variant(
+        "followup", copy_to(CUT, "followup/9999-12-31.csv"), Refused("followup/9999-12-31.csv: data cut 9999-12-31 is in the future")
+    ),
+    "cut-dated-after-its-file-was-written": Variant(
+        "followup",
+        both(copy_to(CUT, "followup/2023-06-30.csv"), touched_at("followup/2023-06-30.csv", MODIFIED_2022)),
+        Refused("followup/2023-06-30.csv: data cut 2023-06-30 is after the file was last modified (2022-01-01)"),
+    ),
+    "cut-written-on-its-cut-day": Variant(CUT, touched_at(CUT, CUT_NOON), Harmless()),
+    "cut-with-upper-case-extension": Variant("followup", rename(CUT, "followup/2021-03-31.CSV"), Accepted()),
+    "cut-copied-under-a-new-date": Variant(
+        "followup",
+        copy_to(CUT, "followup/2021-06-30.csv"),
+        Accepted(identical=("followup/2021-03-31.csv", "followup/2021-06-30.csv")),
+    ),
+    "later-consistent-cut": Variant("followup", new_cut("2022-03-31.csv", followed_longer), Accepted()),
+    "earlier-consistent-cut-added-later": Variant("followup", new_cut("2020-12-31.csv", half_way), Accepted()),
+    "earlier-cut-contradicting-a-loaded-one": Variant(
+        "followup",
+        new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1))),
+        Blocked(("adtte",), "followup_cuts_consistent",
+                "patient 1 OS: an event in the earlier cut is censored in the later cut (2020-12-31: 12.9 months, event; 2021-03-31: 25.8 months, censored)"),
+    ),
+    "later-cut-undoes-a-death": Variant(
+        "followup",
+        new_cut("2022-03-31.csv", when_patient(3, "died", 0)),
+        Blocked(("adtte",), "followup_cuts_consistent",
+                "patient 3 OS: an event in the earlier cut is censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)"),
+    ),
+    "later-cut-shortens-follow-up": Variant(
+        "followup",
+        new_cut("2022-03-31.csv", when_patient(1, "os_months", 20.0)),
+        Blocked(("adtte",), "followup_cuts_consistent",
+                "patient 1 OS: follow-up time shrank between cuts (2021-03-31: 25.8 months, censored; 2022-03-31: 20.0 months, censored)"),
+    ),
+    "later-cut-moves-a-death": Variant(
+        "followup",
+        new_cut("2022-03-31.csv", when_patient(4, "os_months", 11.7)),
+        Blocked(("adtte",), "followup_cuts_consistent",
+                "patient 4 OS: an event's time changed between cuts (2021-03-31: 10.7 months, event; 2022-03-31: 11.7 months, event)"),
+    ),
+    "later-cut-loses-a-patient": Variant(
+        "followup",
+        new_cut("2022-03-31.csv", _without_patient(19)),
+        Blocked(("adtte",), "followup_cuts_consistent",
+                "patient 19 OS: patient missing from the later cut (2021-03-31: 25.7 months, event; 2022-03-31: no row)"),
+    ),
+    "published-cut-renamed-to-an-earlier-date": Variant(
+        "followup",
+        rename(CUT, "followup/2021-02-28.csv"),
+        Blocked(("adtte",), "followup_cuts_consistent", "data cut 2021-03-31 is published but no file in followup/ gives it any more"),
+    ),
+    "cut-named-with-a-time": Variant(
+        "followup", copy_to(CUT, "followup/2021-03-31T12.csv"), Refused("followup/2021-03-31T12.csv: follow-up files must be named by their ISO cut date")
+    ),
+    "cut-named-without-dashes": Variant(
+        "followup", copy_to(CUT, "followup/20210331.csv"), Refused("followup/20210331.csv: follow-up files must be named by their ISO cut date")
+    ),
+    "cut-named-day-first": Variant(
+        "followup", copy_to(CUT, "followup/31-03-2021.csv"), Refused("followup/31-03-2021.csv: follow-up files must be named by their ISO cut date")
+    ),
+    "folder-named-as-a-cut": Variant("followup", _folder("followup/2022-03-31.csv"), Refused("followup/2022-03-31.csv: is a folder, not a CSV file")),
+    "cut-name-with-terminal-escape": Variant(
+        "followup", copy_to(CUT, "followup/2021\x1b[2J.csv"), Refused("followup/2021\\x1b[2J.csv: follow-up files must be named")
+    ),
+    "cut-name-of-200-digits": Variant(
+        "followup", copy_to(CUT, "followup/" + "9" * 200 + ".csv"), Refused("… (204 characters): follow-up files must be named")
+    ),
+    "cut-linked-outside": Variant(CUT, link_outside(CUT), Refused("followup/2021-03-31.csv: resolves to")),
+    "cut-line-over-the-limit": Variant(
+        CUT, replace(CUT, "\n7,2.1,1,5.2,1\n", "\n7,2.1,1,5.2,1" + "0" * 20_000 + "\n"), Refused(f"{CUT}: line 8 is longer than 10,000 characters")
+    ),
+    "cut-empty": Variant(CUT, add_file(CUT, b""), Refused(f"{CUT}: file is empty")),
+    "cut-utf-16": Variant(CUT, recode(CUT, lambda data: data.decode().encode("utf-16")), Refused(f"{CUT}: line 1 is not UTF-8 text")),
+    "cut-semicolons": Variant(CUT, each_line(CUT, lambda line: line.replace(",", ";")), Refused(f"{CUT}: the header is one column")),
+    "cut-missing-died": Variant(CUT, drop_column(CUT, "died"), Refused(f"{CUT}: missing column(s) died")),
+    "cut-unclosed-quote": Variant(
+        CUT, replace(CUT, "\n2,5.3,1,26.0,0\n", '\n2,"5.3,1,26.0,0\n'), Refused(f"{CUT}: line 3 is not valid CSV")
+    ),
+    # ----- the study's settings -----
+    "settings-not-toml": Variant("study.toml", settings("exclude_quarantined_rows = yes\n"), Refused("study.toml: is not valid TOML")),
+    "settings-unknown-key": Variant(
+        "study.toml", settings("exclude_rows = true\n"), Refused("study.toml: unknown setting(s) exclude_rows; known: exclude_quarantined_rows")
+    ),
+    "settings-quoted-boolean": Variant(
+        "study.toml",
+        settings('exclude_quarantined_rows = "true"\n'),
+        Refused("study.toml: exclude_quarantined_rows must be true or false, not 'true'"),
+    ),
+    "settings-latin-1": Variant(
+        "study.toml", settings(b"# r\xe9glages\nexclude_quarantined_rows = false\n"), Refused("study.toml: is not UTF-8 text")
+    ),
+    "settings-huge": Variant("study.toml", settings("#" + "x" * 20_000 + "\n"), Refused("study.toml: 20,002 bytes; a settings file is a few lines")),
+    "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is not a file")),
+    "settings-linked-outside": Variant("study.toml", link_outside("study.toml"), Refused("study.toml: resolves to")),
+    "settings-absent": Variant("study.toml", remove("study.toml"), Harmless()),
+    "settings-comments-only": Variant("study.toml", settings("# nothing decided here\n"), Harmless()),
+    # ----- an empty cohort fails a check, nothing crashes -----
+    "all-garbage-patients": Variant(
+        "patients.csv", garbage_patients, Blocked(COHORT, "no_quarantined_rows", "patients.csv line 2, column age, value '?': not a whole number")
+    ),
+    "all-garbage-patients-excluded": Variant(
+        "patients.csv",
+        both(garbage_patients, settings("exclude_quarantined_rows = true\n")),
+        Blocked(COHORT, "has_patients", "no valid patient"),
+    ),
+    "no-adverse-events-at-all": Variant("adverse_events.csv", header_only("adverse_events.csv"), Accepted()),
+    # ----- harmless: the same records in another dress -----
+    "whole-number-written-with-decimals": Variant("patients.csv", replace("patients.csv", "\n2,43,Female", "\n2,43.0,Female"), Harmless()),
+    "episode-written-with-decimals": Variant(
+        "adverse_events.csv", replace("adverse_events.csv", "\n9,Hypoproteinemia,1,2", "\n9,Hypoproteinemia,1.0,2"), Harmless()
+    ),
+    "trailing-spaces-in-a-category": Variant(
+        "patients.csv", replace("patients.csv", "\n18,60,Female,0,Yes,No,No,None\n", "\n18,60,Female,0,Yes,No,No,None   \n"), Harmless()
+    ),
+    "blank-line-in-the-middle": Variant("patients.csv", replace("patients.csv", "\n10,30,", "\n,,,,,,,\n10,30,"), Harmless()),
+    "columns-in-another-order": Variant(
+        "response.csv", _reordered_columns("response.csv", ["best_response", "patient_id", "best_pct_change"]), Harmless()
+    ),
+    "cut-byte-order-mark": Variant(CUT, recode(CUT, lambda data: b"\xef\xbb\xbf" + data), Harmless()),
+    "cut-windows-line-endings": Variant(CUT, recode(CUT, lambda data: data.replace(b"\n", b"\r\n")), Harmless()),
+    "cut-every-field-quoted": Variant(CUT, quote_every_field(CUT), Harmless()),
+    "resource-fork-in-followup": Variant("followup", add_file("followup/._2021-03-31.csv", b"\x00\x05\x16\x07\x00\x02"), Harmless()),
+})
+
+# A sample of every outcome also runs through Dagster, to show the pure judgement is what the platform does.
+THROUGH_DAGSTER = (
+    "missing-file",
+    "link-outside-study",
+    "link-to-the-process-environment",
+    "line-over-the-limit",
+    "quoted-value-over-the-csv-field-limit",
+    "text-for-a-number",
+    "duplicate-patient-id",
+    "unknown-grade",
+    "negative-os-shorter-than-pfs",
+    "cut-dated-2099",
+    "cut-dated-after-its-file-was-written",
+    "cut-copied-under-a-new-date",
+    "cut-with-upper-case-extension",
+    "later-cut-undoes-a-death",
+    "earlier-cut-contradicting-a-loaded-one",
+    "published-cut-renamed-to-an-earlier-date",
+    "settings-not-toml",
+    "all-garbage-patients",
+    "all-garbage-patients-excluded",
+    "byte-order-mark",
+)
+
+
+# --- the pure judgement: the same reads, quarantine, derivations and gate rules as the assets ---------
+
+
+@dataclass(frozen=True)
+class Judgement:
+    quarantine: pl.DataFrame
+    candidates: dict[str, pl.DataFrame]
+    # table -> {blocking check that fails at ERROR: its description}
+    failures: dict[str, dict[str, str]]
+    identical: list[tuple[str, str]]
+
+
+RECORD_SCHEMAS = (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE)
+
+
+# The cuts the warehouse each Dagster variant starts from has published.
+PUBLISHED_CUTS = [dt.date(2021, 3, 31)]
+
+
+def judge(study: Path, exclude: bool | None = None) -> Judgement:
+    """What the ingest and cohort steps decide for ``study`` (``exclude`` overrides its study.toml), on a
+    warehouse that has published ``PUBLISHED_CUTS``."""
+    raw = {s.name: validation.read_raw(validation.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
+    raw["published_figures"] = validation.read_raw(
+        validation.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
+    )
+    cut_files = validation.followup_files(study)
+    cut_frames = [validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in cut_files]
+    digests = {f"followup/{p.name}": validation.content_hash(p) for p in cut_files}
+    cuts = pl.concat(
+        frame.with_columns(pl.lit(p.stem).alias("data_cut"), pl.lit(digests[f"followup/{p.name}"]).alias("content_hash"))
+        for p, frame in zip(cut_files, cut_frames)
+    )
+    settings = validation.study_settings(study)
+    exclude = settings.exclude_quarantined_rows if exclude is None else exclude
+    quarantine = validation.quarantine_rows(
+        raw["patients"], raw["patient_allocations"], raw["response"], cuts, raw["adverse_events"], raw["published_figures"],
+        raw["provenance"],
+    )
+    clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
+    candidates = {
+        "adsl": cohort.derive_adsl(
+            validation.clean(raw["patients"], schemas.PATIENTS, quarantine),
+            validation.clean(raw["patient_allocations"], schemas.PATIENT_ALLOCATIONS, quarantine),
+        ),
+        "adrs": cohort.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine)),
+        "adtte": cohort.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))),
+        "adae": cohort.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine)),
+    }
+    sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}
+    failures: dict[str, dict[str, str]] = {}
+    for table in COHORT:
+        blocking = validation.blocking_rows(quarantine, cohort.SOURCES[table])
+        if blocking.height and not exclude:
+            failures.setdefault(table, {})["no_quarantined_rows"] = validation.describe_quarantine(blocking)
+        if candidates[table].is_empty() and not sources[table].is_empty():
+            failures.setdefault(table, {})["has_patients"] = "no valid patient"
+    regressions = followup.cut_regressions(candidates["adtte"])
+    withdrawn = followup.withdrawn_cuts(candidates["adtte"], PUBLISHED_CUTS)
+    if regressions.height or withdrawn:
+        failures.setdefault("adtte", {})["followup_cuts_consistent"] = "; ".join(
+            [*map(followup.describe_withdrawn, withdrawn), *map(followup.describe_regression, regressions.iter_rows(named=True))]
+        )
+    return Judgement(quarantine, candidates, failures, validation.identical_cuts(digests))
+
+
+def fresh_study(root: Path) -> Path:
+    study = root / "study"
+    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    return study
+
+
+@pytest.fixture(scope="module")
+def pristine_judgement(tmp_path_factory) -> Judgement:
+    judged = judge(fresh_study(tmp_path_factory.mktemp("pristine_judgement")))
+    assert judged.quarantine.is_empty() and not judged.failures, "the shipped records must be clean for the corpus to mean anything"
+    return judged
+
+
+def unknown_patient_rows(study: Path, patients: tuple[int, ...]) -> set[tuple]:
+    """Every row of the other files that names one of ``patients``: quarantined once the patient is invalid."""
+    rows = set()
+    for file in PATIENT_FILES:
+        for line_number, line in enumerate((study / file).read_text().splitlines(), start=1):
+            if line.split(",")[0] in {str(p) for p in patients}:
+                rows.add((file, line_number, "patient_id", line.split(",")[0], UNKNOWN_PATIENT))
+    return rows
+
+
+def without_versions(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    # Each ADTTE row names the version of the cut file it came from, which any change to the file changes.
+    return frame.drop("SRCHASH") if table == "adtte" else frame
+
+
+def assert_cohort_lost_exactly(candidates: dict[str, pl.DataFrame], pristine: Judgement, outcome: Quarantined):
+    for table in COHORT:
+        gone = outcome.dropped.get(table, pl.lit(False))
+        if outcome.invalid_patients:
+            gone = gone | subject(*outcome.invalid_patients)
+        expected = without_versions(table, pristine.candidates[table].filter(~gone))
+        got = without_versions(table, candidates[table])
+        assert got.equals(expected), f"{table}: expected {pristine.candidates[table].height - expected.height} row(s) fewer"
+
+
+def assert_bounded_and_printable(message: str):
+    assert len(message) <= MESSAGE_LIMIT, f"{len(message)} characters: {message[:200]}…"
+    assert not re.search(r"[\x00-\x1f\x7f]", message.replace("\n", "")), f"unescaped control character in {message!r}"
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_damaged_study_folder_is_judged(name: str, tmp_path: Path, pristine_judgement: Judgement):
+    variant, study = VARIANTS[name], fresh_study(tmp_path)
+    variant.damage(study)
+    outcome = variant.outcome
+
+    if isinstance(outcome, Refused):
+        with pytest.raises(RecordFileError) as refused:
+            judge(study)
+        message = str(refused.value)
+        assert outcome.message in message
+        assert_bounded_and_printable(message)
+        assert not [text for text in outcome.never_echoed if text in message]
+        return
+
+    judged = judge(study)
+    if isinstance(outcome, Harmless):
+        assert judged.quarantine.is_empty() and not judged.failures
+        for table in COHORT:
+            assert without_versions(table, judged.candidates[table]).equals(without_versions(table, pristine_judgement.candidates[table])), table
+        return
+    if isinstance(outcome, Accepted):
+        assert judged.quarantine.is_empty() and not judged.failures
+        assert judged.identical == ([outcome.identical] if outcome.identical else [])
+        return
+    if isinstance(outcome, Blocked):
+        assert set(judged.failures) == set(outcome.tables)
+        for table in outcome.tables:
+            assert outcome.message in judged.failures[table][outcome.check], judged.failures[table]
+        return
+
+    # Quarantined: exactly these rows; every table made from their files is held back, naming the first one.
+    quarantined = set(judged.quarantine.select("file", "row", "column", "value", "reason").iter_rows())
+    assert quarantined == set(outcome.rows) | unknown_patient_rows(study, outcome.invalid_patients)
+    first_file, first_row, first_column, _, _ = sorted(outcome.rows, key=lambda r: (r[0], r[1], r[2]))[0]
+    held_back = {t for t in COHORT if validation.blocking_rows(judged.quarantine, cohort.SOURCES[t]).height}
+    assert held_back and set(judged.failures) == held_back
+    for table in held_back:
+        description = judged.failures[table]["no_quarantined_rows"]
+        if first_file == "patients.csv" or first_file.startswith(cohort.SOURCES[table]):
+            assert f"{first_file} line {first_row}, column {first_column}, value " in description.split("; ")[0], description
+        assert_bounded_and_printable(description)
+    # Where the study accepts losses, the cohort is the previous one without exactly the affected rows.
+    excluded = judge(study, exclude=True)
+    assert not excluded.failures
+    assert_cohort_lost_exactly(excluded.candidates, pristine_judgement, outcome)
+
+
+def test_the_corpus_is_large_and_covers_every_outcome():
+    kinds = {type(v.outcome) for v in VARIANTS.values()}
+    assert len(VARIANTS) >= 100
+    assert {Refused, Quarantined, Blocked, Accepted, Harmless} == kinds
+    assert {type(VARIANTS[n].outcome) for n in THROUGH_DAGSTER} == kinds
+
+
+# --- the same variants through Dagster: what is published stays byte-for-byte as before --------------
 
 
 @dataclass(frozen=True)
@@ -450,29 +1136,19 @@ class Pristine:
     study: Path
     warehouse: Path
     digests: dict[str, str]
-    cohort: dict[str, pl.DataFrame]
-
-
-def read_tables(warehouse: Path, names) -> dict[str, pl.DataFrame]:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {n: con.sql(f"select * from {n} order by all").pl() for n in names}
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Pristine:
-    """The shipped study materialized once: the warehouse every variant starts from."""
+    """The shipped study materialized once: the warehouse every Dagster variant starts from."""
     root = tmp_path_factory.mktemp("pristine")
-    study, warehouse = root / "study", root / "warehouse" / "lms.duckdb"
-    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    study, warehouse = fresh_study(root), root / "warehouse" / "lms.duckdb"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LMS_DATA_DIR", str(study))
         env.setenv("LMS_DUCKDB_PATH", str(warehouse))
         env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
         assert run_assets(*COHORT).success
-    digests = table_digests(warehouse)
-    tables = read_tables(warehouse, [*COHORT, "quarantine"])
-    assert tables["quarantine"].is_empty(), "the shipped records must be clean for the corpus to mean anything"
-    return Pristine(root, study, warehouse, digests, {n: tables[n] for n in COHORT})
+    return Pristine(root, study, warehouse, table_digests(warehouse))
 
 
 @pytest.fixture
@@ -501,71 +1177,63 @@ def instance():
 _JOBS = {}
 
 
-def refresh(instance: DagsterInstance, raw_asset: str, downstream: bool):
-    """Materialize the damaged file's raw asset and (``downstream``) everything after it up to the cohort."""
-    key = (os.environ["LMS_DUCKDB_PATH"], raw_asset, downstream)
+def refresh(instance: DagsterInstance, raw_asset: str):
+    """Materialize the damaged file's raw asset and everything after it up to the cohort, as the UI would."""
+    key = (os.environ["LMS_DUCKDB_PATH"], raw_asset)
     if key not in _JOBS:
         defs = build_defs()
-        selection = AssetSelection.assets(raw_asset)
-        if downstream:
-            selection = selection.downstream() & AssetSelection.assets(*COHORT).upstream()
+        selection = AssetSelection.assets(raw_asset).downstream() & AssetSelection.assets(*COHORT).upstream()
         keys = set(selection.resolve(defs.resolve_asset_graph()))
         _JOBS[key] = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
     return _JOBS[key].execute_in_process(instance=instance, raise_on_error=False)
 
 
-def unknown_patient_rows(study: Path, patients: tuple[int, ...]) -> set[tuple]:
-    """Every row of the other files that names one of ``patients``: quarantined once the patient is invalid."""
-    rows = set()
-    for file in PATIENT_FILES:
-        for line_number, line in enumerate((study / file).read_text().splitlines(), start=1):
-            if line.split(",")[0] in {str(p) for p in patients}:
-                rows.add((file, line_number, "patient_id", line.split(",")[0], UNKNOWN_PATIENT))
-    return rows
-
-
-def assert_cohort_lost_exactly(actual: dict[str, pl.DataFrame], pristine: Pristine, outcome: Quarantined, cut: Path):
-    for table in COHORT:
-        gone = outcome.dropped.get(table, pl.lit(False))
-        if outcome.invalid_patients:
-            gone = gone | subject(*outcome.invalid_patients)
-        expected, got = pristine.cohort[table].filter(~gone), actual[table]
-        if table == "adtte":
-            # Each ADTTE row names the version of the cut file it came from: the damaged file's hash now.
-            assert set(got["SRCHASH"].to_list()) == {hashlib.sha256(cut.read_bytes()).hexdigest()}
-            expected, got = expected.drop("SRCHASH"), got.drop("SRCHASH")
-        assert got.equals(expected), f"{table}: expected {pristine.cohort[table].height - expected.height} row(s) fewer"
-
-
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_damaged_study_folder(name: str, pristine: Pristine, workspace: dict[str, Path], instance: DagsterInstance):
+@pytest.mark.parametrize("name", THROUGH_DAGSTER)
+def test_damaged_study_folder_through_dagster(name: str, pristine: Pristine, workspace: dict[str, Path], instance: DagsterInstance):
     variant = VARIANTS[name]
     variant.damage(workspace["study"])
+    outcome = variant.outcome
+    judged = None if isinstance(outcome, Refused) else judge(workspace["study"])
 
-    result = refresh(instance, RAW_ASSET[variant.file], downstream=not isinstance(variant.outcome, Harmless))
+    result = refresh(instance, RAW_ASSET[variant.file])
 
     digests = table_digests(workspace["warehouse"])  # reads every table: none is unreadable or half written
-    assert set(digests) == set(pristine.digests), "no table may appear or disappear"
-    outcome = variant.outcome
+    assert set(digests) == set(pristine.digests), "no published table may appear or disappear"
+    staged = set(table_digests(workspace["warehouse"], schema="staging"))
     if isinstance(outcome, Refused):
         assert not result.success
         assert outcome.message in failure_message(result)
         assert digests == pristine.digests
+        assert not staged
         return
-    assert result.success, failure_message(result)
-    if isinstance(outcome, Harmless):
-        assert digests == pristine.digests
+    failed = {
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity.value == "ERROR"
+    }
+    assert failed == {(t, c) for t, checks in judged.failures.items() for c in checks}, "Dagster decides as the pure judgement does"
+    if isinstance(outcome, (Harmless, Accepted)):
+        assert result.success, failure_message(result)
+        assert not staged
+        if isinstance(outcome, Harmless):
+            assert {t: digests[t] for t in COHORT} == {t: pristine.digests[t] for t in COHORT}
+        warned = {
+            e.description for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_distinct" and not e.passed
+        }
+        assert warned == ({f"{outcome.identical[1]} is byte-identical to {outcome.identical[0]}"} if getattr(outcome, "identical", None) else set())
         return
-
-    tables = read_tables(workspace["warehouse"], [*COHORT, "quarantine"])
-    quarantined = set(tables["quarantine"].select("file", "row", "column", "value", "reason").iter_rows())
-    assert quarantined == set(outcome.rows) | unknown_patient_rows(workspace["study"], outcome.invalid_patients)
-    assert_cohort_lost_exactly(tables, pristine, outcome, workspace["study"] / CUT)
-    touched = {"quarantine", *COHORT, RAW_ASSET[variant.file]}
-    assert {n: d for n, d in digests.items() if n not in touched} == {n: d for n, d in pristine.digests.items() if n not in touched}
-
-
-def test_the_corpus_is_large_and_covers_every_outcome():
-    kinds = [type(v.outcome) for v in VARIANTS.values()]
-    assert len(VARIANTS) >= 30
-    assert {Refused, Quarantined, Harmless} == set(kinds)
+    # Quarantined or Blocked: the tables held back keep their published content; their candidates are staged.
+    assert not result.success
+    held_back = set(judged.failures)
+    first_lines = failure_first_lines(result)
+    assert set(first_lines) == held_back
+    for table in held_back:
+        check = next(iter(judged.failures[table]))
+        assert first_lines[table].startswith(f"{table} not published: {check}: "), first_lines[table]
+        assert_bounded_and_printable(first_lines[table][:MESSAGE_LIMIT])
+    assert staged == held_back
+    assert {t: digests[t] for t in held_back} == {t: pristine.digests[t] for t in held_back}
+    downstream_of_raw = {"quarantine", *COHORT, RAW_ASSET[variant.file]}
+    assert {n: d for n, d in digests.items() if n not in downstream_of_raw} == {
+        n: d for n, d in pristine.digests.items() if n not in downstream_of_raw
+    }

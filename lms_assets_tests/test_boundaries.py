@@ -192,3 +192,45 @@ def test_a_file_that_cannot_be_read_is_refused_naming_it(study_dir: Path, monkey
     monkeypatch.setattr(Path, "read_bytes", locked)
     with pytest.raises(RecordFileError, match=r"^response\.csv: cannot be read \(Permission denied\)$"):
         validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)
+
+
+# --- what a message may echo of a file -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("Female", "Female"),
+        ("a\tb\nc", "a\\tb\\nc"),
+        ("\x1b]0;owned\x07", "\\x1b]0;owned\\x07"),
+        ("Rash\u202egnp.exe", "Rash\\u202egnp.exe"),
+        ("x" * 61, "x" * 60 + "… (61 characters)"),
+        ("y" * 50_000_000, "y" * 60 + "… (50,000,000 characters)"),
+    ],
+    ids=["plain", "whitespace", "terminal-escape", "bidi-override", "just-over", "fifty-megabytes"],
+)
+def test_an_excerpt_of_file_content_is_short_and_printable(text: str, shown: str):
+    assert validation.excerpt(text) == shown
+
+
+def test_the_study_settings_are_read_through_the_boundary_check(study_dir: Path, tmp_path: Path):
+    outside = tmp_path / "elsewhere.toml"
+    outside.write_text("exclude_quarantined_rows = true\n")
+    (study_dir / "study.toml").unlink()
+    (study_dir / "study.toml").symlink_to(outside)
+    with pytest.raises(RecordFileError, match=r"^study\.toml: resolves to .*elsewhere\.toml, outside the study folder"):
+        validation.study_settings(study_dir)
+
+
+def test_without_a_settings_file_nothing_quarantined_may_be_excluded(study_dir: Path):
+    (study_dir / "study.toml").unlink()
+    assert validation.study_settings(study_dir) == validation.StudySettings(exclude_quarantined_rows=False)
+
+
+def test_a_toml_error_names_the_file_and_line_without_echoing_the_file(study_dir: Path):
+    (study_dir / "study.toml").write_text("# fine\nexclude_quarantined_rows = " + "tru" * 1000 + "\n")
+    with pytest.raises(RecordFileError) as refused:
+        validation.study_settings(study_dir)
+    message = str(refused.value)
+    assert message.startswith("study.toml: is not valid TOML (") and "line 2" in message
+    assert "trutrutru" not in message and len(message) < 200

@@ -1,12 +1,19 @@
-"""Follow-up refresh: the sensor sees new and corrected cut files; a regressive cut is rejected."""
+"""Follow-up refresh: the sensor sees new and corrected cut files, by the same names the ingest reads; a
+regressive cut is rejected before it replaces ADTTE; cuts from the future or copies of another are questioned."""
 
+import datetime as dt
 import json
+import os
 
 import polars as pl
+import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.defs.refresh import new_followup_sensor, weekly_full_refresh
+from lms_assets.analysis import validation
+from lms_assets.analysis.validation import RecordFileError
+from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets_tests.conftest import run_assets
+from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
 SHIPPED_CUT = "2021-03-31.csv"
 
@@ -58,7 +65,9 @@ def _run_followup():
     return run_assets("adtte")
 
 
-def test_regressive_cut_is_rejected_with_patient_cuts_and_values(platform_env):
+def test_regressive_cut_is_rejected_with_patient_cuts_and_values_and_adtte_keeps_the_last_good_cut(platform_env):
+    assert _run_followup().success
+    before = table_digests(platform_env["warehouse"])["adtte"]
     cut = pl.read_csv(platform_env["data"] / "followup" / SHIPPED_CUT)
     regressive = cut.with_columns(
         # Patient 3's death is undone; patient 1's follow-up is shortened.
@@ -73,6 +82,9 @@ def test_regressive_cut_is_rejected_with_patient_cuts_and_values(platform_env):
     details = check.metadata["details"].value
     assert "patient 3 OS: an event in the earlier cut is censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)" in details
     assert "patient 1 OS: follow-up time shrank between cuts (2021-03-31: 25.8 months, censored; 2022-03-31: 20.0 months, censored)" in details
+    assert failure_first_lines(result)["adtte"].startswith("adtte not published: followup_cuts_consistent: 2 violation(s): patient 1 OS")
+    assert table_digests(platform_env["warehouse"])["adtte"] == before
+    assert "adtte" in table_digests(platform_env["warehouse"], schema="staging")
 
 
 def test_consistent_later_cut_passes(platform_env):
@@ -103,3 +115,99 @@ def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_publis
         assert checks[name].passed, name
     assert checks["EFF_os_events"].metadata["shown_in_table"].value == "12.0"
     assert checks["followup_cuts_consistent"].passed
+
+
+# --- which names are cuts: the sensor and the ingest agree ----------------------------------------
+
+
+def test_a_cut_saved_with_an_upper_case_extension_is_seen_by_the_sensor_and_read_by_the_ingest(platform_env):
+    """`.CSV` is what some spreadsheet programs write; the ingest has always read it, so the sensor must see it."""
+    _, cursor = evaluate(None)
+    later_cut(platform_env["data"], name="2021-06-30.CSV")
+
+    request, _ = evaluate(cursor)
+
+    assert isinstance(request, RunRequest) and request.tags["lms/changed_files"] == "2021-06-30.CSV"
+    assert [p.name for p in validation.followup_files(platform_env["data"])] == [SHIPPED_CUT, "2021-06-30.CSV"]
+
+
+def test_a_file_the_ingest_refuses_still_launches_a_run_that_says_why(platform_env):
+    _, cursor = evaluate(None)
+    (platform_env["data"] / "followup" / "notes.txt").write_text("ask the site about patient 4")
+
+    request, _ = evaluate(cursor)
+
+    assert isinstance(request, RunRequest) and request.tags["lms/changed_files"] == "notes.txt"
+    with pytest.raises(RecordFileError, match="followup/notes.txt: follow-up files must be named by their ISO cut date"):
+        validation.followup_files(platform_env["data"])
+
+
+def test_the_sensor_never_reads_a_cut_linked_outside_the_study_folder(platform_env, tmp_path):
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("secret")
+    (platform_env["data"] / "followup" / "2022-03-31.csv").symlink_to(outside)
+    state = followup_state()
+    assert state["2022-03-31.csv"] == "outside the study folder"
+    assert set(state) == {p.name for p in validation.followup_candidates(platform_env["data"])}
+
+
+# --- cut dates and copies -------------------------------------------------------------------------
+
+
+def test_a_cut_dated_in_the_future_is_refused(study_dir):
+    (study_dir / "followup" / "2099-01-01.csv").write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
+    with pytest.raises(RecordFileError, match=r"^followup/2099-01-01\.csv: data cut 2099-01-01 is in the future \(today is 2021-04-01\)"):
+        validation.followup_files(study_dir, today=dt.date(2021, 4, 1))
+
+
+def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(study_dir):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    for days, accepted in ((1, True), (2, False)):
+        name = f"{today + dt.timedelta(days=days)}.csv"
+        (study_dir / "followup" / name).write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
+        if accepted:
+            assert name in [p.name for p in validation.followup_files(study_dir)]
+        else:
+            with pytest.raises(RecordFileError, match="is in the future"):
+                validation.followup_files(study_dir)
+
+
+def test_a_cut_dated_after_its_file_was_last_written_is_refused(study_dir):
+    path = study_dir / "followup" / "2021-06-30.csv"
+    path.write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
+    written = dt.datetime(2021, 5, 2, 9, tzinfo=dt.timezone.utc).timestamp()
+    os.utime(path, (written, written))
+    with pytest.raises(RecordFileError, match=r"followup/2021-06-30\.csv: data cut 2021-06-30 is after the file was last modified \(2021-05-02\)"):
+        validation.followup_files(study_dir)
+    # Written the day after its cut (an export run the next morning) is what a real cut looks like.
+    os.utime(path, (written + 60 * 86400, written + 60 * 86400))
+    assert path in validation.followup_files(study_dir)
+
+
+def test_a_byte_identical_copy_of_a_cut_warns_naming_both_files(platform_env):
+    (platform_env["data"] / "followup" / "2021-06-30.csv").write_bytes((platform_env["data"] / "followup" / SHIPPED_CUT).read_bytes())
+    result = run_assets("raw_followup")
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_distinct")
+    assert not check.passed and check.severity.value == "WARN"
+    assert check.description == "followup/2021-06-30.csv is byte-identical to followup/2021-03-31.csv"
+
+
+def test_identical_cuts_pairs_each_copy_with_the_first_file_of_that_content():
+    assert validation.identical_cuts({"a.csv": "1", "b.csv": "2", "c.csv": "1", "d.csv": "1"}) == [("a.csv", "c.csv"), ("a.csv", "d.csv")]
+    assert validation.identical_cuts({"a.csv": "1", "b.csv": "2"}) == []
+
+
+def test_a_published_cut_whose_file_is_removed_holds_adtte_back(platform_env):
+    """Removing the latest file (or renaming it to an earlier date) would take the analysis back a cut unnoticed."""
+    later_cut(platform_env["data"])
+    assert _run_followup().success
+    before = table_digests(platform_env["warehouse"])["adtte"]
+    (platform_env["data"] / "followup" / "2022-03-31.csv").rename(platform_env["data"] / "followup" / "2021-12-31.csv")
+
+    result = _run_followup()
+
+    assert failure_first_lines(result)["adtte"].startswith(
+        "adtte not published: followup_cuts_consistent: 1 violation(s): data cut 2022-03-31 is published but no file in "
+        "followup/ gives it any more: restore it (cuts are only added)"
+    )
+    assert table_digests(platform_env["warehouse"])["adtte"] == before

@@ -9,6 +9,14 @@ import polars as pl
 
 STUDYID = "ZOU-LMS-ANLOTINIB"
 
+# The record files (a folder ends with /) each ADaM table is derived from, besides patients.csv itself.
+SOURCES = {
+    "adsl": ("patient_allocations.csv",),
+    "adrs": ("response.csv",),
+    "adtte": ("followup/",),
+    "adae": ("adverse_events.csv",),
+}
+
 _PRIOR_CHEMO_LINES = {"No": 0, "1 line": 1, "2 line": 2, "3 line and more": 3}
 _PRIOR_CHEMO_LABEL = {0: "None", 1: "1 line", 2: "2 lines", 3: "3 lines and more"}
 

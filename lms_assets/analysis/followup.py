@@ -1,5 +1,7 @@
 """Consistency of successive data cuts: follow-up may only extend what an earlier cut recorded."""
 
+import datetime as dt
+
 import polars as pl
 
 REGRESSION_SCHEMA = {
@@ -50,6 +52,17 @@ def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:
             .cast(REGRESSION_SCHEMA)
         )
     return pl.concat(found).sort("later_cut", "SUBJID", "PARAMCD")
+
+
+def withdrawn_cuts(candidate: pl.DataFrame, published_cuts: list[dt.date]) -> list[dt.date]:
+    """Cuts already published that the candidate lacks: their file was removed or renamed, so the analysis would go back."""
+    present = set(candidate["DATACUT"].unique().to_list())
+    return [cut for cut in published_cuts if cut not in present]
+
+
+def describe_withdrawn(cut: dt.date) -> str:
+    """One sentence for a published cut whose file is gone."""
+    return f"data cut {cut} is published but no file in followup/ gives it any more: restore it (cuts are only added)"
 
 
 def describe_regression(row: dict) -> str:

@@ -1,29 +1,110 @@
-"""Group ``cohort``: the validated records in CDISC ADaM shapes (ADSL, ADRS, ADTTE, ADAE)."""
+"""Group ``cohort``: the validated records in CDISC ADaM shapes (ADSL, ADRS, ADTTE, ADAE).
+
+Each table is published through the gate (``defs/gate.py``): its blocking checks, no quarantined rows in the
+records it is made from (unless the study's ``study.toml`` allows excluding them) and, for ADTTE, consistent
+data cuts, are evaluated on the candidate in the asset's own step; a failure keeps the last good table.
+"""
 
 
 import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     MetadataValue,
-    Output,
     ResourceParam,
     asset,
     asset_check,
 )
 
+from lms_assets import config
 from lms_assets.analysis import cohort, followup, schemas, validation
+from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.ingest import refusing_bad_files
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import WarehouseTables
 
 KINDS = {"polars", "duckdb"}
+NO_QUARANTINED_ROWS = "no_quarantined_rows"
+HAS_PATIENTS = "has_patients"
+CUTS_CONSISTENT = "followup_cuts_consistent"
 
 
-def _output(frame: pl.DataFrame, **extra) -> Output[pl.DataFrame]:
-    return Output(frame, metadata={"dagster/row_count": frame.height, "preview": preview(frame), **extra})
+def _quarantine_spec(asset_name: str) -> AssetCheckSpec:
+    files = " or ".join((schemas.PATIENTS.location, *cohort.SOURCES[asset_name]))
+    return AssetCheckSpec(
+        NO_QUARANTINED_ROWS,
+        asset=asset_name,
+        blocking=True,
+        description=(
+            f"No row of {files} is quarantined. Evaluated on the candidate before it is stored: a quarantined row "
+            "fails (ERROR) naming file, line, column, value and reason, and the published table is kept; where the "
+            "study's study.toml sets exclude_quarantined_rows = true, the rows are left out and it fails as a WARN."
+        ),
+    )
+
+
+def _settings() -> validation.StudySettings:
+    with refusing_bad_files():
+        return validation.study_settings(config.data_dir())
+
+
+def _quarantine_result(context: AssetExecutionContext, settings: validation.StudySettings, quarantine: pl.DataFrame) -> AssetCheckResult:
+    """The quarantine rows of this table's record files (``cohort.SOURCES``) as its blocking check."""
+    rows = validation.blocking_rows(quarantine, cohort.SOURCES[context.asset_key.path[-1]])
+    if rows.is_empty():
+        return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
+    summary = validation.describe_quarantine(rows)
+    if settings.exclude_quarantined_rows:
+        description = f"{summary}. Left out: {validation.SETTINGS_FILE} sets exclude_quarantined_rows = true."
+    else:
+        description = (
+            f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true "
+            f"in {validation.SETTINGS_FILE}."
+        )
+    context.log.warning(description)
+    return AssetCheckResult(
+        check_name=NO_QUARANTINED_ROWS,
+        passed=False,
+        severity=AssetCheckSeverity.WARN if settings.exclude_quarantined_rows else AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
+    )
+
+
+def _has_patients_spec(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        HAS_PATIENTS,
+        asset=asset_name,
+        blocking=True,
+        description=(
+            f"{asset_name.upper()} has at least one patient whenever its record file has rows: an empty cohort (say, "
+            "every row quarantined and left out) fails here (ERROR) instead of crashing every summary."
+        ),
+    )
+
+
+def _has_patients_result(candidate: pl.DataFrame, raw: pl.DataFrame, source: str) -> AssetCheckResult:
+    # A file without rows is not a lost cohort (a study may have no adverse events); rows none of which survive are.
+    patients = candidate["SUBJID"].n_unique()
+    return AssetCheckResult(
+        check_name=HAS_PATIENTS,
+        passed=patients > 0 or raw.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        description=None if patients else f"no valid patient: {raw.height} row(s) in {source}, none usable; see the quarantine",
+        metadata={"patients": patients, "source_rows": raw.height},
+    )
+
+
+def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantine: pl.DataFrame, **extra) -> dict:
+    """What every cohort table records; where quarantined rows may be left out, how many patients lost records."""
+    metadata = {"dagster/row_count": frame.height, "preview": preview(frame), **extra}
+    if settings.exclude_quarantined_rows:
+        metadata[gate.PATIENTS_EXCLUDED] = validation.patients_excluded(quarantine)
+    return metadata
 
 
 @asset(
@@ -34,13 +115,30 @@ def _output(frame: pl.DataFrame, **extra) -> Output[pl.DataFrame]:
     description=(
         "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
         "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
-        "allocated, reconstructed PRIMSITE, DOSE0, DOSREDFL, DISCAEFL (see data/README.md)."
+        "allocated, reconstructed PRIMSITE, DOSE0, DOSREDFL, DISCAEFL (see data/README.md). Published only when "
+        "its blocking checks pass (write-audit-publish)."
     ),
+    check_specs=[
+        _quarantine_spec("adsl"),
+        _has_patients_spec("adsl"),
+    ],
 )
-def adsl(raw_patients: pl.DataFrame, raw_patient_allocations: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
+def adsl(
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    raw_patients: pl.DataFrame,
+    raw_patient_allocations: pl.DataFrame,
+    quarantine: pl.DataFrame,
+):
+    settings = _settings()
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_patient_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
-    return _output(cohort.derive_adsl(patients, allocations))
+    candidate = cohort.derive_adsl(patients, allocations)
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
+    ]
+    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
 @asset(
@@ -48,10 +146,20 @@ def adsl(raw_patients: pl.DataFrame, raw_patient_allocations: pl.DataFrame, quar
     kinds=KINDS,
     owners=OWNERS,
     pool=DUCKDB_POOL,
-    description="ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per patient.",
+    description=(
+        "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
+        "patient. Published only when its blocking checks pass (write-audit-publish)."
+    ),
+    check_specs=[_quarantine_spec("adrs"), _has_patients_spec("adrs")],
 )
-def adrs(raw_response: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
-    return _output(cohort.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine)))
+def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_response: pl.DataFrame, quarantine: pl.DataFrame):
+    settings = _settings()
+    candidate = cohort.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine))
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
+    ]
+    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
 @asset(
@@ -61,24 +169,72 @@ def adrs(raw_response: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.Data
     pool=DUCKDB_POOL,
     description=(
         "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
-        "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from."
+        "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Published only "
+        "when its blocking checks pass (write-audit-publish): a regressive cut never replaces the last good ADTTE."
     ),
+    check_specs=[
+        _quarantine_spec("adtte"),
+        _has_patients_spec("adtte"),
+        AssetCheckSpec(
+            CUTS_CONSISTENT,
+            asset="adtte",
+            blocking=True,
+            description=(
+                "Each data cut against the one before, on the candidate before it is stored: a death or progression "
+                "stays one at the same time, times never shrink, no patient disappears; and every cut already published "
+                "is still there (so a cut dated before one already loaded is accepted only beside it, and consistent "
+                "with it). A violation fails (ERROR, blocking) with the patient, both cuts and the values; ADTTE keeps "
+                "its last good content and nothing downstream is computed from the regressive cut."
+            ),
+        ),
+    ],
 )
-def adtte(context: AssetExecutionContext, raw_followup: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
-    followup = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
-    followup = followup.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
-    frame = cohort.derive_adtte(followup)
-    versions = frame.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
+def adtte(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_followup: pl.DataFrame, quarantine: pl.DataFrame):
+    settings = _settings()
+    cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
+    cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
+    candidate = cohort.derive_adtte(cuts_in)
+    versions = candidate.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
     cuts = versions["DATACUT"].cast(pl.String).to_list()
-    context.log.info(f"ADTTE: {frame.height} rows over data cut(s) {', '.join(cuts)}")
-    return _output(
-        frame,
+    context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_followup, "the follow-up files"),
+        _cuts_consistent(candidate, io_manager.published_values("adtte", "DATACUT") or []),
+    ]
+    metadata = _metadata(
+        candidate,
+        settings,
+        quarantine,
         data_cuts=", ".join(cuts),
         # Which version of each follow-up file produced these rows, so later numbers can be traced to it.
         followup_versions=MetadataValue.md(
             "| data cut | file | sha256 |\n|---|---|---|\n"
             + "\n".join(f"| {c} | {f} | `{h}` |" for c, f, h, _ in versions.iter_rows())
         ),
+    )
+    yield from gate.publish(context, io_manager, candidate, results, metadata)
+
+
+def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetCheckResult:
+    """Every cut consistent with the one before it, and every cut already published still there."""
+    regressions = followup.cut_regressions(candidate)
+    withdrawn = followup.withdrawn_cuts(candidate, published_cuts)
+    sentences = [followup.describe_withdrawn(c) for c in withdrawn]
+    sentences += [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
+    violations = len(withdrawn) + regressions.height
+    more = f"; and {violations - 3} more" if violations > 3 else ""
+    return AssetCheckResult(
+        check_name=CUTS_CONSISTENT,
+        passed=not violations,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{violations} violation(s): " + "; ".join(sentences[:3]) + more if sentences else None,
+        metadata={
+            "data_cuts": candidate["DATACUT"].n_unique(),
+            "published_cuts_missing": len(withdrawn),
+            "violations": violations,
+            "details": MetadataValue.md("\n".join(f"- {s}" for s in sentences) or "none"),
+        },
     )
 
 
@@ -87,10 +243,20 @@ def adtte(context: AssetExecutionContext, raw_followup: pl.DataFrame, quarantine
     kinds=KINDS,
     owners=OWNERS,
     pool=DUCKDB_POOL,
-    description="ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its episodes (AENEPI).",
+    description=(
+        "ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its "
+        "episodes (AENEPI). Published only when its blocking checks pass (write-audit-publish)."
+    ),
+    check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],
 )
-def adae(raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame) -> Output[pl.DataFrame]:
-    return _output(cohort.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine)))
+def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame):
+    settings = _settings()
+    candidate = cohort.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine))
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
+    ]
+    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
 @asset_check(
@@ -117,32 +283,5 @@ def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.
             "patients_without_response": str(no_response) if len(no_response) <= 20 else f"{no_response[:20]} … ({len(no_response)} in all)",
             "missing_time_to_event_rows": missing.height,
             "missing": preview(missing.with_columns(pl.col("DATACUT").cast(pl.String))),
-        },
-    )
-
-
-@asset_check(
-    pool=DUCKDB_POOL,
-    asset=adtte,
-    blocking=True,
-    description=(
-        "Each data cut against the one before: a death or progression stays one at the same time, times never "
-        "shrink, no patient disappears. A violation fails (ERROR, blocking) with the patient, both cuts and the "
-        "values, and nothing downstream is recomputed from the regressive cut."
-    ),
-)
-def followup_cuts_consistent(io_manager: ResourceParam[WarehouseTables]) -> AssetCheckResult:
-    # Read here, not taken as an input: Dagster would load the check's own asset whole (see read_columns).
-    adtte = io_manager.read_columns("adtte", ["DATACUT", "SUBJID", "PARAMCD", "AVAL", "CNSR"])
-    regressions = followup.cut_regressions(adtte)
-    sentences = [followup.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
-    return AssetCheckResult(
-        passed=regressions.is_empty(),
-        severity=AssetCheckSeverity.ERROR,
-        description="; ".join(sentences)[:1000] if sentences else None,
-        metadata={
-            "data_cuts": adtte["DATACUT"].n_unique(),
-            "violations": regressions.height,
-            "details": MetadataValue.md("\n".join(f"- {s}" for s in sentences) or "none"),
         },
     )

@@ -30,7 +30,7 @@ FAILURE_CHARS = 600
 
 
 @contextmanager
-def _refusing_bad_files():
+def refusing_bad_files():
     """A bad record file fails the step with its message alone, so the UI shows the file and the problem, not a trace."""
     try:
         yield
@@ -51,7 +51,7 @@ def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, pat
 
 
 def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema, optional: bool = False) -> Output[pl.DataFrame]:
-    with _refusing_bad_files():
+    with refusing_bad_files():
         path = validation.resolve_inside(config.data_dir(), schema.location)
         if optional and not path.exists():
             return _absent_file(context, schema, path)
@@ -109,20 +109,34 @@ raw_known_discrepancies = _raw_asset(
 )
 
 
+CUTS_DISTINCT = "followup_cuts_distinct"
+
+
 @asset(
     group_name=INGEST,
     kinds=KINDS,
     owners=OWNERS,
     pool=DUCKDB_POOL,
     description=(
-        "Every follow-up file (one per data cut, `followup/YYYY-MM-DD.csv`) as it arrived, stacked, with "
-        "`data_cut` from the file name and the file's SHA-256 in `content_hash`. Data version = hash of all cut files."
+        "Every follow-up file (one per data cut, `followup/YYYY-MM-DD.csv`, `.csv` in any case) as it arrived, "
+        "stacked, with `data_cut` from the file name and the file's SHA-256 in `content_hash`. A cut dated in the "
+        "future, or after its file was last modified, is refused. Data version = hash of all cut files."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            CUTS_DISTINCT,
+            asset="raw_followup",
+            description=(
+                "Warns when a cut file is byte-identical to an earlier one (a copy under a new date, not new "
+                "follow-up), naming both files."
+            ),
+        )
+    ],
 )
-def raw_followup(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+def raw_followup(context: AssetExecutionContext):
     study = config.data_dir()
     frames, hashes = [], []
-    with _refusing_bad_files():
+    with refusing_bad_files():
         cut_files = validation.followup_files(study)
         cut_frames = [validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}") for path in cut_files]
     for path, frame in zip(cut_files, cut_frames):
@@ -133,7 +147,8 @@ def raw_followup(context: AssetExecutionContext) -> Output[pl.DataFrame]:
         context.log.info(f"Loaded {frame.height} rows from {label} (sha256 {digest[:12]})")
     stacked = pl.concat(frames, how="vertical")
     files = pl.DataFrame(hashes)
-    return Output(
+    copies = validation.identical_cuts(dict(zip(files["file"], files["sha256"])))
+    yield Output(
         stacked,
         data_version=DataVersion(validation.combined_hash(files["sha256"].to_list())),
         metadata={
@@ -142,6 +157,13 @@ def raw_followup(context: AssetExecutionContext) -> Output[pl.DataFrame]:
             "latest_cut": files["file"][-1],
             "preview": preview(stacked),
         },
+    )
+    yield AssetCheckResult(
+        check_name=CUTS_DISTINCT,
+        passed=not copies,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(f"{later} is byte-identical to {earlier}" for earlier, later in copies) or None,
+        metadata={"identical_pairs": len(copies), "cut_files": files.height},
     )
 
 
@@ -157,14 +179,18 @@ def _files_markdown(files: pl.DataFrame) -> str:
     pool=DUCKDB_POOL,
     description=(
         "Rows that break their file's declared schema (type, category, range, OS ≥ PFS, unique key, known patient), "
-        "one row per problem with `file`, `row`, `column`, `value` and `reason`. These rows are kept out of the "
-        "cohort; the good rows flow on."
+        "one row per problem with `file`, `row`, `column`, `value`, `reason` and the row's `patient_id`. A cohort "
+        "table made from a file with quarantined rows is not published (its `no_quarantined_rows` check fails at "
+        "ERROR), unless the study's `study.toml` allows leaving them out."
     ),
     check_specs=[
         AssetCheckSpec(
             "no_quarantined_rows",
             asset="quarantine",
-            description="Fails (WARN) when any record row was quarantined, listing file, row, column and reason.",
+            description=(
+                "Fails (WARN) when any record row was quarantined, listing file, row, column and reason; the "
+                "cohort tables' own no_quarantined_rows checks decide whether the cohort is published."
+            ),
         )
     ],
 )
@@ -182,12 +208,21 @@ def quarantine(
         raw_patients, raw_patient_allocations, raw_response, raw_followup, raw_adverse_events, raw_published_figures,
         raw_provenance,
     )
-    if rows.height:
-        context.log.warning(f"{rows.height} problem(s) in {rows.select('file', 'row').unique().height} row(s) quarantined")
-    yield Output(rows, metadata={"dagster/row_count": rows.height, "preview": preview(rows)})
+    summary = validation.describe_quarantine(rows) if rows.height else None
+    if summary:
+        context.log.warning(summary)
+    yield Output(
+        rows,
+        metadata={
+            "dagster/row_count": rows.height,
+            "patients_with_quarantined_rows": validation.patients_excluded(rows),
+            "preview": preview(rows),
+        },
+    )
     yield AssetCheckResult(
         check_name="no_quarantined_rows",
         passed=rows.is_empty(),
         severity=AssetCheckSeverity.WARN,
+        description=summary,
         metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
     )

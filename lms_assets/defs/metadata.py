@@ -5,10 +5,11 @@ from pathlib import Path
 
 import altair as alt
 import polars as pl
-from dagster import MetadataValue, Output
+from dagster import AssetExecutionContext, MetadataValue, Output
 
 from lms_assets import config
 from lms_assets.analysis import render
+from lms_assets.defs.gate import exclusion_metadata
 
 PREVIEW_ROWS = 25
 
@@ -46,8 +47,14 @@ def chart_metadata(chart: alt.TopLevelMixin, name: str, title: str) -> dict[str,
 
 
 def table_output(frame: pl.DataFrame, shown: pl.DataFrame | None = None, limit: int = PREVIEW_ROWS, **extra) -> Output:
-    """A table asset's output with the metadata every table carries: row count and a capped preview (of ``shown``)."""
+    """A table asset's output with the metadata every table carries: row count and a capped preview (of ``shown``),
+    and, where the study lets quarantined rows be left out, how many patients were (``gate.exclusion_metadata``)."""
     return Output(
         frame,
-        metadata={"dagster/row_count": frame.height, "preview": preview(frame if shown is None else shown, limit), **extra},
+        metadata={
+            "dagster/row_count": frame.height,
+            "preview": preview(frame if shown is None else shown, limit),
+            **exclusion_metadata(AssetExecutionContext.get()),
+            **extra,
+        },
     )

@@ -73,11 +73,26 @@ weekly_full_refresh = ScheduleDefinition(
 
 
 def followup_state() -> dict[str, str]:
-    """Every CSV in the follow-up folder by name, with its content hash (a corrected file changes its hash)."""
-    folder = config.data_dir() / "followup"
-    if not folder.is_dir():
+    """Every entry of the follow-up folder the ingest would validate, by name, with its content hash.
+
+    The names are ``validation.followup_candidates``, the ingest's own list: a cut saved as ``.CSV`` is seen
+    (the ingest reads it), and a file the ingest refuses (``notes.txt``, a link outside the study folder)
+    still launches a run, which fails with the ingest's message instead of the file going unnoticed.
+    """
+    study = config.data_dir()
+    try:
+        entries = validation.followup_candidates(study)
+    except validation.RecordFileError:
         return {}
-    return {p.name: validation.content_hash(p) for p in sorted(folder.glob("*.csv")) if p.is_file()}
+    state = {}
+    for path in entries:
+        try:
+            validation.resolve_inside(study, str(path.relative_to(study)))
+        except validation.RecordFileError:
+            state[path.name] = "outside the study folder"  # never read what lies outside
+            continue
+        state[path.name] = validation.content_hash(path) if path.is_file() else "not a file"
+    return state
 
 
 @sensor(

@@ -119,7 +119,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     # The patient count and the follow-up files are all it reads of ADSL and the (millions of) follow-up rows.
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
-        "raw_followup": AssetIn(metadata={"columns": ["_file", "content_hash", "data_cut"]}),
+        "raw_followup": AssetIn(metadata={"columns": ["_file", "content_hash"]}),
     },
     description=(
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
@@ -161,7 +161,8 @@ def study_report(
         generated_at=dt.datetime.now(dt.timezone.utc),
         run_id=context.run.run_id,
         patients=adsl.height,
-        data_cuts=raw_followup["data_cut"].unique(maintain_order=True).to_list(),
+        # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
+        data_cuts=survival_summary["data_cut"].unique().sort().cast(pl.String).to_list(),
         tables=_comparisons(tables, registry, figure_audit),
         survival_summary=survival_summary,
         charts=images,

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+import duckdb
 import polars as pl
 from dagster import MetadataValue, OutputContext, TableColumn, TableSchema
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
@@ -18,6 +19,8 @@ from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHan
 # Table and schema names come from asset keys and the resource config, never from file contents; they
 # are still checked before they enter SQL text. Values never do: the frame is handed over as Arrow.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+# Where a candidate that failed a blocking check is kept for inspection (write-audit-publish, see defs/gate.py).
+STAGING_SCHEMA = "staging"
 
 
 def sql_identifier(name: str) -> str:
@@ -32,6 +35,28 @@ def column_schema(frame: pl.DataFrame) -> TableSchema:
     return TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in zip(frame.columns, frame.dtypes)])
 
 
+def replace_table(connection, schema_name: str, table_name: str, frame: pl.DataFrame, drop_staged: bool = False) -> None:
+    """Replace ``schema.table`` by ``frame`` in one transaction; with ``drop_staged``, drop its staged candidate in it too."""
+    schema, table = sql_identifier(schema_name), sql_identifier(table_name)
+    # String views are handed over without copying the strings: half the time and none of the memory
+    # of the default large_string copy on wide tables (a 6-million-row ADTTE). DuckDB stores the same VARCHARs.
+    arrow_table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    connection.register("__lms_output", arrow_table)
+    try:
+        connection.execute("BEGIN TRANSACTION")
+        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        connection.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM __lms_output")
+        if drop_staged:
+            # A published table supersedes whatever candidate was held back before it.
+            connection.execute(f"DROP TABLE IF EXISTS {sql_identifier(STAGING_SCHEMA)}.{table}")
+        connection.execute("COMMIT")
+    except Exception:
+        connection.execute("ROLLBACK")
+        raise
+    finally:
+        connection.unregister("__lms_output")
+
+
 class AtomicPolarsTypeHandler(DuckDBPolarsTypeHandler):
     """Stores a Polars frame by replacing the table in one transaction.
 
@@ -42,21 +67,7 @@ class AtomicPolarsTypeHandler(DuckDBPolarsTypeHandler):
     """
 
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection):
-        schema, table = sql_identifier(table_slice.schema), sql_identifier(table_slice.table)
-        # String views are handed over without copying the strings: half the time and none of the memory
-        # of the default large_string copy on wide tables (a 6-million-row ADTTE). DuckDB stores the same VARCHARs.
-        arrow_table = obj.to_arrow(compat_level=pl.CompatLevel.newest())
-        connection.register("__lms_output", arrow_table)
-        try:
-            connection.execute("BEGIN TRANSACTION")
-            connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            connection.execute(f"CREATE OR REPLACE TABLE {schema}.{table} AS SELECT * FROM __lms_output")
-            connection.execute("COMMIT")
-        except Exception:
-            connection.execute("ROLLBACK")
-            raise
-        finally:
-            connection.unregister("__lms_output")
+        replace_table(connection, table_slice.schema, table_slice.table, obj, drop_staged=table_slice.schema != STAGING_SCHEMA)
         context.add_output_metadata(
             {
                 "dagster/row_count": obj.height,
@@ -99,6 +110,21 @@ class WarehouseTables(DbIOManager):
         query = f"SELECT {', '.join(map(sql_identifier, columns))} FROM {sql_identifier(self.schema_name)}.{sql_identifier(table)}"
         with _ReplacingDuckDbClient.connect(self._connect_context, None) as connection:
             return pl.DataFrame(connection.execute(query).arrow())
+
+    def published_values(self, table: str, column: str) -> list | None:
+        """The distinct values of a published table's column, or None while the table has never been published."""
+        query = f"SELECT DISTINCT {sql_identifier(column)} FROM {sql_identifier(self.schema_name)}.{sql_identifier(table)} ORDER BY 1"
+        with _ReplacingDuckDbClient.connect(self._connect_context, None) as connection:
+            try:
+                return [value for (value,) in connection.execute(query).fetchall()]
+            except duckdb.CatalogException:
+                return None
+
+    def stage(self, table: str, frame: pl.DataFrame) -> str:
+        """Keep a candidate that failed a blocking check as ``staging.<table>``; the published table is not touched."""
+        with _ReplacingDuckDbClient.connect(self._connect_context, None) as connection:
+            replace_table(connection, STAGING_SCHEMA, table, frame)
+        return f"{STAGING_SCHEMA}.{table}"
 
 
 class WarehouseIOManager(DuckDBPolarsIOManager):

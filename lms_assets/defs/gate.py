@@ -1,0 +1,84 @@
+"""Write-audit-publish: an asset's blocking checks run in its own step, on the candidate, before it is stored.
+
+An asset that publishes through the gate declares its blocking checks as ``check_specs`` (``blocking=True``),
+computes its candidate table, evaluates those checks on it with pure functions, and returns
+``yield from publish(context, warehouse, candidate, results, metadata)``:
+
+- every result is yielded, so the checks show in the UI as usual;
+- if a blocking check failed at ERROR, the candidate is written to ``staging.<asset>`` for inspection and the
+  step raises ``Failure`` whose first line says what failed; no ``Output`` is yielded, so the IO manager never
+  replaces ``main.<asset>``, which keeps its last good content, and nothing downstream runs from the candidate
+  (a later partial run reads ``main.<asset>``, the last good table);
+- otherwise the ``Output`` is yielded and the IO manager replaces ``main.<asset>`` (dropping any stale
+  ``staging.<asset>`` in the same transaction).
+"""
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MetadataValue,
+    Output,
+)
+
+from lms_assets.defs.resources import WarehouseTables
+
+# Metadata key under which a table that excludes quarantined patients says how many (see ``exclusion_metadata``).
+PATIENTS_EXCLUDED = "patients_excluded"
+# Whose materialization carries the cohort's exclusion count for every summary downstream of it.
+COHORT_RECORD = AssetKey("adsl")
+
+
+def blocking_failures(context: AssetExecutionContext, results: Iterable[AssetCheckResult]) -> list[AssetCheckResult]:
+    """The results that must stop publication: failed, at ERROR, of a check the asset declares blocking."""
+    blocking = {spec.name for spec in context.assets_def.check_specs if spec.blocking}
+    return [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR and r.check_name in blocking]
+
+
+def publish(
+    context: AssetExecutionContext,
+    warehouse: WarehouseTables,
+    candidate: pl.DataFrame,
+    results: Iterable[AssetCheckResult],
+    metadata: Mapping[str, object] | None = None,
+) -> Iterator[AssetCheckResult | Output]:
+    """Yield the check results, then the candidate as the asset's Output, unless a blocking check failed.
+
+    A failed result's ``description`` becomes part of the failure's first line: make it say what is wrong
+    and where (file, line, column, value; patient and cut), in a few hundred characters at most.
+    """
+    results = list(results)
+    yield from results
+    failed = blocking_failures(context, results)
+    table = context.asset_key.path[-1]
+    if failed:
+        staged = warehouse.stage(table, candidate)
+        reasons = " | ".join(f"{r.check_name}: {r.description or 'failed'}" for r in failed)
+        context.log.error(f"{table} not published: {reasons}")
+        raise Failure(
+            description=(
+                f"{table} not published: {reasons}\n"
+                f"The candidate ({candidate.height} rows) is in {staged} for inspection; main.{table} keeps its last "
+                "good content, and nothing downstream is computed from the candidate."
+            ),
+            metadata={"staged_table": staged, "failed_checks": ", ".join(r.check_name for r in failed)},
+        )
+    yield Output(candidate, metadata=dict(metadata or {}))
+
+
+def exclusion_metadata(context: AssetExecutionContext) -> dict[str, MetadataValue]:
+    """``patients_excluded`` for a summary, as the published ADSL recorded it; empty where nothing may be excluded.
+
+    Only a study whose settings allow excluding quarantined rows publishes a cohort with rows left out, and
+    then ADSL's materialization says how many patients lost records; every summary repeats that count.
+    """
+    event = context.instance.get_latest_materialization_event(COHORT_RECORD)
+    materialization = event.asset_materialization if event else None
+    if materialization is None or PATIENTS_EXCLUDED not in materialization.metadata:
+        return {}
+    return {PATIENTS_EXCLUDED: materialization.metadata[PATIENTS_EXCLUDED]}

@@ -1,0 +1,197 @@
+"""Write-audit-publish: a table is published only when its blocking checks pass on the candidate, in the
+asset's own step; a failed candidate is kept in ``staging`` and the published table keeps its last good content,
+so no later run, whole or partial, computes anything from it."""
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSelection,
+    DagsterInstance,
+    ResourceParam,
+    asset,
+    materialize,
+)
+
+from lms_assets import synthetic
+from lms_assets.analysis import validation
+from lms_assets.defs import gate
+from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
+from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
+from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
+
+# --- the gate on its own -----------------------------------------------------------------------
+
+
+def scores_assets(values: list[int], severity: AssetCheckSeverity = AssetCheckSeverity.ERROR):
+    """A table whose blocking check wants every value positive, one advisory check, and a table downstream."""
+
+    @asset(
+        description="Scores published through the gate.",
+        check_specs=[
+            AssetCheckSpec("all_positive", asset="scores", blocking=True, description="Every score is positive."),
+            AssetCheckSpec("advisory", asset="scores", description="Fails at ERROR but does not block."),
+        ],
+    )
+    def scores(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables]):
+        candidate = pl.DataFrame({"score": values})
+        bad = candidate.filter(pl.col("score") <= 0).height
+        results = [
+            AssetCheckResult(
+                check_name="all_positive",
+                passed=not bad,
+                severity=severity,
+                description=f"{bad} score(s) not positive" if bad else None,
+            ),
+            AssetCheckResult(check_name="advisory", passed=False, severity=AssetCheckSeverity.ERROR, description="advice"),
+        ]
+        yield from gate.publish(context, io_manager, candidate, results, {"rows": candidate.height})
+
+    @asset(description="Twice each published score.")
+    def doubled(scores: pl.DataFrame) -> pl.DataFrame:
+        return scores.with_columns(pl.col("score") * 2)
+
+    return [scores, doubled]
+
+
+def tables(database: Path) -> dict[str, list]:
+    with duckdb.connect(str(database), read_only=True) as con:
+        names = con.sql("select table_schema || '.' || table_name from information_schema.tables order by 1").fetchall()
+        return {n: con.sql(f"select * from {n} order by all").fetchall() for (n,) in names}
+
+
+def test_the_gate_publishes_what_passes_and_stages_what_does_not(tmp_path: Path):
+    database = tmp_path / "w.duckdb"
+    resources = {"io_manager": WarehouseIOManager(database=str(database), schema="main")}
+
+    assert materialize(scores_assets([1, 2]), resources=resources).success
+    assert tables(database) == {"main.doubled": [(2,), (4,)], "main.scores": [(1,), (2,)]}
+
+    blocked = materialize(scores_assets([3, -1]), resources=resources, raise_on_error=False)
+    assert not blocked.success
+    assert failure_first_lines(blocked) == {"scores": "scores not published: all_positive: 1 score(s) not positive"}
+    assert tables(database) == {
+        "main.doubled": [(2,), (4,)],
+        "main.scores": [(1,), (2,)],
+        "staging.scores": [(-1,), (3,)],
+    }
+    assert not blocked.asset_materializations_for_node("doubled"), "nothing downstream runs from the candidate"
+    checks = {e.check_name: e for e in blocked.get_asset_check_evaluations()}
+    assert not checks["all_positive"].passed and checks["advisory"].description == "advice"
+
+    # A later good candidate is published and the stale staged one goes with the same transaction.
+    assert materialize(scores_assets([5]), resources=resources).success
+    assert tables(database) == {"main.doubled": [(10,)], "main.scores": [(5,)]}
+
+
+def test_a_warning_or_a_non_blocking_check_does_not_hold_the_table_back(tmp_path: Path):
+    database = tmp_path / "w.duckdb"
+    resources = {"io_manager": WarehouseIOManager(database=str(database), schema="main")}
+    result = materialize(scores_assets([-4], severity=AssetCheckSeverity.WARN), resources=resources)
+    assert result.success
+    assert tables(database) == {"main.doubled": [(-8,)], "main.scores": [(-4,)]}
+
+
+# --- a regressive cut, then a partial run --------------------------------------------------------
+
+
+def _table(warehouse: Path, name: str) -> pl.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.sql(f"select * from {name}").pl()
+
+
+def _run(instance: DagsterInstance, selection: AssetSelection):
+    """Materialize ``selection`` on ``instance``, as a CLI run with ``--select`` on the same DAGSTER_HOME would."""
+    from lms_assets.definitions import build_defs
+
+    defs = build_defs()
+    keys = list(selection.resolve(defs.resolve_asset_graph()))
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
+
+
+def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(platform_env):
+    with DagsterInstance.ephemeral() as instance:
+        assert _run(instance, AssetSelection.all()).success
+        good = table_digests(platform_env["warehouse"])["adtte"]
+        cut = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
+        # Patient 3's death is undone in a later export: OS would show 11 deaths instead of 12.
+        cut.with_columns(pl.when(pl.col("patient_id") == 3).then(0).otherwise(pl.col("died")).alias("died")).write_csv(
+            platform_env["data"] / "followup" / "2022-03-31.csv"
+        )
+
+        blocked = _run(instance, AssetSelection.assets("adtte").upstream())
+
+        assert not blocked.success
+        assert failure_first_lines(blocked)["adtte"].startswith(
+            "adtte not published: followup_cuts_consistent: 1 violation(s): patient 3 OS: an event in the earlier cut is "
+            "censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)"
+        )
+        assert table_digests(platform_env["warehouse"])["adtte"] == good
+        staged = _table(platform_env["warehouse"], "staging.adtte")
+        assert sorted(staged["DATACUT"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
+
+        # `dagster asset materialize --select 'survival_curves*'`: it reads main.adtte, the last good cut.
+        partial = _run(instance, AssetSelection.assets("survival_curves").downstream())
+
+    assert partial.success
+    assert "survival_curves" in {e.asset_key.to_user_string() for e in partial.get_asset_materialization_events()}
+    for name in ("survival_curves", "survival_summary", "followup_history"):
+        assert _table(platform_env["warehouse"], name)["data_cut"].cast(pl.String).unique().to_list() == ["2021-03-31"], name
+    history = _table(platform_env["warehouse"], "followup_history")
+    assert history.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss"))["events"].to_list() == [12]
+    page = (platform_env["outputs"] / "report" / "study_report.html").read_text()
+    assert "<dt>Data cuts</dt><dd>2021-03-31</dd>" in page
+
+
+# --- a study that may exclude quarantined rows says so in every summary ----------------------------
+
+
+SUMMARIES = (
+    "baseline_characteristics",
+    "response_summary",
+    "recist_consistency",
+    "tumour_shrinkage",
+    "adverse_event_summary",
+    "survival_curves",
+    "survival_summary",
+    "survival_landmarks",
+    "survival_followup",
+    "survival_subgroups",
+    "followup_history",
+)
+
+
+def test_the_shipped_study_stops_on_quarantine_and_a_synthetic_one_may_exclude():
+    assert validation.study_settings(SHIPPED_DATA).exclude_quarantined_rows is False
+    assert "exclude_quarantined_rows = true" in synthetic.SETTINGS
+
+
+def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_excluded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    study = tmp_path / "study"
+    synthetic.write(synthetic.generate(60, seed=5, cuts=2), study)
+    patients = study / "patients.csv"
+    lines = patients.read_text().splitlines()
+    lines[3] = "3,old," + lines[3].split(",", 2)[2]  # patient 3's age is not a number
+    lines[7] = lines[7].replace(",Female,", ",female,").replace(",Male,", ",male,")  # nor is patient 7's sex a category
+    patients.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("LMS_DATA_DIR", str(study))
+    monkeypatch.setenv("LMS_DUCKDB_PATH", str(tmp_path / "w" / "lms.duckdb"))
+    monkeypatch.setenv("LMS_OUTPUT_DIR", str(tmp_path / "out"))
+
+    result = run_assets(*SUMMARIES)
+
+    assert result.success
+    excluded = {
+        e.step_key: e.step_materialization_data.materialization.metadata.get(gate.PATIENTS_EXCLUDED)
+        for e in result.all_events
+        if e.is_step_materialization
+    }
+    for name in ("adsl", "adrs", "adtte", "adae", *SUMMARIES):
+        assert excluded[name] is not None and excluded[name].value == 2, name
+    assert _table(tmp_path / "w" / "lms.duckdb", "adsl").height == 58
