@@ -298,6 +298,8 @@ def test_verdicts_by_figure_cover_the_registry(shipped):
     assert by_id["T1.site.uterus.n"] == sens.ROBUST  # a count the allocation is built to meet
     assert by_id["T2.os.ci_lower"] == sens.ROBUST  # 14.2 is reached by no consistent placement
     assert by_id["EFF.followup.min"] == sens.DEPENDS
+    # The Discussion's "no significant differences" is printed per endpoint and judged by the one claim result.
+    assert by_id["DIS.subgroups.pfs.significant.n"] == by_id["DIS.subgroups.os.significant.n"] == sens.DEPENDS
 
 
 def test_report_section_lists_the_varied_results(shipped):

@@ -910,9 +910,20 @@ def _registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: se
     return rows
 
 
+# Printed claims judged by one result that has no figure of its own: the Discussion's "no significant
+# differences in PFS and OS" is printed as one count per endpoint, and both rest on the same set of tests.
+CLAIM_RESULTS = {"subgroups.pfs.significant.n": "subgroups.none_significant", "subgroups.os.significant.n": "subgroups.none_significant"}
+
+
 def verdicts_by_figure(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
     """Each registry figure's sensitivity verdict and range (figure_id, sensitivity_verdict, sensitivity_range), for figure_audit."""
-    verdicts = sensitivity.filter(pl.col("figure_id").is_not_null()).select(
-        "figure_id", pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"
+    columns = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
+    by_figure = sensitivity.filter(pl.col("figure_id").is_not_null()).select("figure_id", *columns)
+    by_claim = sensitivity.select(pl.col("result").alias("claim_result"), *columns).unique("claim_result", keep="first")
+    claims = (
+        registry.select("figure_id", pl.col("quantity").replace_strict(CLAIM_RESULTS, default=None).alias("claim_result"))
+        .join(by_claim, on="claim_result", how="inner")
+        .drop("claim_result")
     )
+    verdicts = pl.concat([by_figure.join(claims.select("figure_id"), on="figure_id", how="anti"), claims])
     return registry.select("figure_id").join(verdicts, on="figure_id", how="left")
