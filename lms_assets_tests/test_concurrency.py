@@ -184,6 +184,8 @@ def test_runs_killed_mid_write_leave_every_table_complete(platform_env, tmp_path
 
     patients = data / "patients.csv"
     patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
+    # The bad row must flow through as an exclusion, so that every cohort table has a new complete version.
+    (data / "study.toml").write_text("exclude_quarantined_rows = true\n")
     warehouse.unlink()
     assert run_assets(*COHORT).success
     new = table_digests(warehouse)
