@@ -11,11 +11,14 @@ from lms_assets import config
 from lms_assets.analysis import render
 
 PREVIEW_ROWS = 25
+# Every materialization's metadata is kept in the event log for good: a preview holds at most
+# PREVIEW_ROWS rows of PREVIEW_CELL_CHARS characters per column, whatever a cell of the input holds.
+PREVIEW_CELL_CHARS = 500
 
 
 def _cell(value: object) -> str:
     # Markdown tables break on a pipe or a newline inside a cell.
-    return render.cell_text(value, max_items=20).replace("|", "\\|").replace("\n", " ")
+    return render.cell_text(value, max_items=20, max_chars=PREVIEW_CELL_CHARS).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown_table(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> str:
