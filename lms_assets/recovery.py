@@ -99,7 +99,8 @@ def process_state(instance: DagsterInstance, run: DagsterRun) -> tuple[str, str]
 def pool_claims(instance: DagsterInstance, pool: str = POOL) -> list[Claim]:
     """Every run with slots claimed or steps waiting in ``pool``, holders first."""
     info = instance.event_log_storage.get_concurrency_info(pool)
-    holders = {s.run_id for s in info.claimed_slots}
+    # A queued step that has been assigned the slot counts against the limit until its run claims it.
+    holders = {s.run_id for s in info.claimed_slots} | {p.run_id for p in info.pending_steps if p.assigned_timestamp is not None}
     steps: dict[str, list[str]] = {}
     for slot in [*info.claimed_slots, *info.pending_steps]:
         if slot.step_key not in steps.setdefault(slot.run_id, []):
@@ -121,15 +122,19 @@ def free_run(instance: DagsterInstance, run_id: str, reason: str) -> None:
 
 
 def free_stale_claims(instance: DagsterInstance, pool: str = POOL) -> list[str]:
-    """Free the claims of runs that are dead, ended or deleted; one sentence per run freed or left waiting."""
+    """Free the claims of runs that are dead, ended or deleted; one sentence per run freed, and one for a
+    holder left in place whose process cannot be checked, with the command that frees it."""
     said = []
     for claim in pool_claims(instance, pool):
-        what = f"run {claim.run_id} ({'holds' if claim.holds_slot else 'waits for'} the {pool} slot: {', '.join(claim.steps)})"
         if claim.stale:
             free_run(instance, claim.run_id, claim.detail)
-            said.append(f"freed {what}: {claim.detail}")
-        elif claim.state == "unknown" and claim.holds_slot:
-            said.append(f"{what} is left as it is: {claim.detail}; if it is not running, free it with: {FREE_COMMAND.format(run_id=claim.run_id)}")
+            said.append(f"freed run {claim.run_id} ({pool} pool, steps {', '.join(claim.steps)}): {claim.detail}")
+    for claim in pool_claims(instance, pool):  # who holds the slot now
+        if claim.state == "unknown" and claim.holds_slot:
+            said.append(
+                f"run {claim.run_id} holds the {pool} slot ({', '.join(claim.steps)}); {claim.detail}. "
+                f"If it is not running, free it with: {FREE_COMMAND.format(run_id=claim.run_id)}"
+            )
     return said
 
 
