@@ -1,8 +1,11 @@
 """Re-runs: unchanged inputs give identical tables and unchanged data versions; a changed file is told apart."""
 
 import hashlib
+import shutil
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pytest
 from dagster import AssetKey, AssetSelection, DagsterInstance
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
@@ -10,6 +13,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from lms_assets.analysis import validation
 from lms_assets.definitions import build_defs
+from lms_assets_tests.conftest import SHIPPED_DATA
 from lms_assets_tests.test_bad_input import table_digests
 
 RAW_FILES = {
@@ -107,3 +111,63 @@ def test_a_changed_file_gets_a_new_data_version_and_only_its_dependents_go_stale
     after_tables = table_digests(env["warehouse"])
     changed = {name for name in before_tables if after_tables[name] != before_tables[name]}
     assert changed == {"raw_response", "adrs"}
+
+
+# --- every table, byte for byte ------------------------------------------------------------------
+
+# survival_subgroups.logrank_p differs in its last bits from run to run (lifelines' log-rank statistic);
+# the R cross-check helper's change to lms_assets/analysis/survival.py makes it deterministic.
+KNOWN_NONDETERMINISTIC = {("survival_subgroups", "logrank_p"): "lifelines' log-rank p-value varies in the last bits; fixed in analysis/survival.py by the R cross-check work (#15)"}
+
+
+def column_bytes(warehouse: Path) -> dict[tuple[str, str], str]:
+    """The SHA-256 of every column of every table, as stored (row order included), in Arrow IPC: exact bits, not printed digits."""
+    digests = {}
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        tables = [r[0] for r in connection.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+        for table in tables:
+            arrow = connection.execute(f'SELECT * FROM "{table}"').arrow().read_all()
+            for name in arrow.column_names:
+                sink = pa.BufferOutputStream()
+                column = arrow.select([name]).combine_chunks()  # how DuckDB batches a scan is not content
+                with pa.ipc.new_stream(sink, column.schema) as writer:
+                    writer.write_table(column)
+                digests[(table, name)] = hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def two_full_runs(tmp_path_factory):
+    """The whole graph run twice on unchanged inputs into one warehouse: every column's digest after each run."""
+    root = tmp_path_factory.mktemp("reruns")
+    study = root / "study"
+    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    digests = []
+    with pytest.MonkeyPatch.context() as patch:
+        warehouse = root / "warehouse" / "lms.duckdb"
+        patch.setenv("LMS_DATA_DIR", str(study))
+        patch.setenv("LMS_DUCKDB_PATH", str(warehouse))
+        patch.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
+        for _ in range(2):
+            job = build_defs().resolve_implicit_global_asset_job_def()
+            assert job.execute_in_process(raise_on_error=False).success
+            digests.append(column_bytes(warehouse))
+    return digests
+
+
+@pytest.mark.slow
+def test_every_table_is_byte_identical_across_reruns(two_full_runs):
+    first, second = two_full_runs
+    assert first.keys() == second.keys()
+    tables = {table for table, _ in first}
+    assert {"adsl", "adtte", "survival_subgroups", "figure_audit", "followup_history", "quarantine"} <= tables
+    differ = {key for key in first if first[key] != second[key]} - KNOWN_NONDETERMINISTIC.keys()
+    assert not differ, f"columns that differ between two runs on the same inputs: {sorted(differ)}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("column", sorted(KNOWN_NONDETERMINISTIC), ids="{0[0]}.{0[1]}".format)
+def test_known_nondeterministic_column_is_byte_identical_across_reruns(two_full_runs, column):
+    first, second = two_full_runs
+    if first[column] != second[column]:
+        pytest.xfail(KNOWN_NONDETERMINISTIC[column])
