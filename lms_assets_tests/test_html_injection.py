@@ -8,13 +8,16 @@ catches the attack it looks for. Free-text AE terms are held to the schema's dec
 import csv
 import io
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 
 import altair as alt
 import polars as pl
 import pytest
+from markdown_it import MarkdownIt
 
 from lms_assets.analysis import ae_chart, cohort, render, schemas, toxicity
+from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_ui_e2e import chromium
@@ -160,3 +163,34 @@ def test_every_written_page_shows_data_borne_payloads_as_text(platform_env):
     shown = seen[report]["text"]
     for payload in PAYLOADS[:6]:
         assert payload.strip() in shown, payload
+
+
+class _Cells(HTMLParser):
+    """The text of every table cell and every element name in rendered HTML."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.tags, self._in_cell = [], set(), False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        if tag == "td":
+            self.cells.append("")
+            self._in_cell = True
+
+    def handle_endtag(self, tag):
+        self._in_cell = self._in_cell and tag != "td"
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.cells[-1] += data
+
+
+def test_a_preview_shows_each_payload_as_stored_text_in_the_ui():
+    """The UI renders metadata as CommonMark with tables: each cell must come out as the stored text, not markup."""
+    stored = [*PAYLOADS, "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b"]
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown_table(pl.DataFrame({"value": stored})))
+    cells = _Cells()
+    cells.feed(rendered)
+    assert cells.tags <= {"table", "thead", "tbody", "tr", "th", "td"}, rendered
+    assert [c.strip() for c in cells.cells] == [v.strip() for v in stored]
