@@ -40,6 +40,7 @@ class _PoolWatch(threading.Thread):
         self.run_id = context.run_id
         self.stopped = threading.Event()
         self.named: set[tuple[str, str]] = set()
+        self.failures: set[str] = set()
 
     def waiting(self) -> bool:
         info = self.instance.event_log_storage.get_concurrency_info(DUCKDB_POOL)
@@ -53,8 +54,10 @@ class _PoolWatch(threading.Thread):
                     # A signal taken outside a step stays unhandled: the run is waiting, not writing.
                     if check_captured_interrupt() and self.waiting():
                         self.cancel()
-            except Exception as err:  # the watch must never take the run down with it
-                self.context.log.warning(f"pool watch: {err!r}")
+            except Exception as err:  # the watch must never take the run down with it; said once per kind of error
+                if repr(err) not in self.failures:
+                    self.failures.add(repr(err))
+                    self.context.log.warning(f"pool watch: {err!r}")
 
     def look_at_holders(self) -> None:
         for claim in recovery.pool_claims(self.instance, DUCKDB_POOL):
