@@ -24,7 +24,8 @@ from dagster import DagsterInstance
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRun
 
-POOL = "duckdb"
+from lms_assets.defs.constants import DUCKDB_POOL as POOL
+
 FREE_COMMAND = ".venv/bin/python -m lms_assets.recovery --free-run {run_id}"
 
 
