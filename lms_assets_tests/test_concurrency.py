@@ -261,24 +261,26 @@ def test_recovery_frees_the_claims_of_dead_runs_only_and_names_a_holder_it_canno
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     with instance_at(prepared_home(tmp_path / "home")) as instance:
         dead = fake_run_holding_the_slot(instance, int(gone.stdout))
-        unknown = fake_run_holding_the_slot(instance, None)  # queued behind the dead one, then the others
-        alive = fake_run_holding_the_slot(instance, sleeper.pid)
-        deleted = fake_run_holding_the_slot(instance, sleeper.pid)
-        instance.delete_run(deleted)
+        unknown = fake_run_holding_the_slot(instance, None)  # queued behind the dead one
 
         said = recovery.free_stale_claims(instance)
 
-        assert claimants(instance) == {unknown, alive}
         assert instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
-        assert instance.get_run_by_id(alive).status == DagsterRunStatus.STARTED
+        assert claimants(instance) == {unknown}
         assert any(dead in s and "is gone" in s for s in said), said
         # The run that now holds the slot has recorded no process: it is named, with the one command that frees it.
         named = [s for s in said if unknown in s]
         assert len(named) == 1 and recovery.FREE_COMMAND.format(run_id=unknown) in named[0], said
 
         recovery.free_run(instance, unknown, "freed by hand")
-        assert claimants(instance) == {alive}
+        assert not claimants(instance)
         assert instance.get_run_by_id(unknown).status == DagsterRunStatus.FAILURE
+
+        # A holder whose process runs is left alone.
+        alive = fake_run_holding_the_slot(instance, sleeper.pid)
+        assert recovery.free_stale_claims(instance) == []
+        assert claimants(instance) == {alive}
+        assert instance.get_run_by_id(alive).status == DagsterRunStatus.STARTED
 
 
 @pytest.mark.slow
