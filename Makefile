@@ -20,10 +20,16 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-run: install $(DAGSTER_HOME)/dagster.yaml
+# Creates the instance's storage once (two first runs would race to create it) and frees the pool slots of
+# runs that died (lms_assets/recovery.py); it says what it freed.
+.PHONY: instance
+instance: install $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery
+
+run: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -h $(HOST) -p $(PORT)
 
-materialize: install $(DAGSTER_HOME)/dagster.yaml
+materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
 
 # Debian packages the end-to-end tests drive: Chromium (browser tests; nothing downloads a browser),

@@ -1,6 +1,6 @@
 """The Dagster definitions of lms-assets: every domain's assets and checks, the warehouse, and the executor."""
 
-from dagster import Definitions, in_process_executor, load_asset_checks_from_modules, load_assets_from_modules
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
 
 from lms_assets import config
 from lms_assets.defs import (
@@ -17,6 +17,7 @@ from lms_assets.defs import (
     toxicity,
     verification,
 )
+from lms_assets.defs.executor import pool_watching_in_process_executor
 from lms_assets.defs.published import all_published_figure_checks, registry_at_load
 from lms_assets.defs.resources import WarehouseIOManager
 
@@ -30,7 +31,8 @@ def build_defs() -> Definitions:
         asset_checks=[*load_asset_checks_from_modules(DOMAINS), *all_published_figure_checks(registry_at_load())],
         resources={"io_manager": WarehouseIOManager(database=str(config.duckdb_path()), schema="main")},
         # On two cores a process per step costs seconds per asset; these steps are milliseconds of Polars each.
-        executor=in_process_executor,
+        # In process, watched while waiting for the duckdb pool (lms_assets/defs/executor.py).
+        executor=pool_watching_in_process_executor,
         jobs=refresh.JOBS,
         schedules=refresh.SCHEDULES,
         sensors=refresh.SENSORS,

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import duckdb
 import psycopg2
+from dagster import DagsterInstance
 
-from lms_assets import config
+from lms_assets import config, recovery
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "deploy" / "dagster.yaml"
@@ -178,6 +179,11 @@ def check(env: Mapping[str, str]) -> None:
     check_database(settings)
     install_instance_config(home)
     log.info(f"PostgreSQL at {settings.where}, database {settings.db}, role {settings.user}: reachable")
+    # Created here, once, before the webserver and the daemon start: both would otherwise create the schema.
+    with DagsterInstance.from_config(str(home)) as instance:
+        recovery.prepare_instance(instance)
+        for sentence in recovery.free_stale_claims(instance):
+            log.info(sentence)
     log.info(f"warehouse {config.duckdb_path().resolve()}, study records {config.data_dir().resolve()}")
 
 

@@ -1,10 +1,12 @@
-"""Concurrent runs and crashed runs against one DuckDB warehouse.
+"""Concurrent runs, crashed runs and locks against one DuckDB warehouse.
 
 DuckDB lets one process at a time open the file for writing. The instance configuration (dagster.yaml,
 which `make run` copies into DAGSTER_HOME) gives the "duckdb" pool one slot, enforced per step; every step
 that opens the warehouse is in that pool, so steps of concurrent runs take turns instead of failing with
 "could not set lock on file". Each table is replaced in one transaction, so a run killed mid-write leaves
-the previous complete table (or the new complete one), never a part.
+the previous complete table (or the new complete one), never a part. A killed run's pool slot is freed by
+the next run that waits for it; a run waiting for a live holder names it and stops on SIGTERM; a lock held
+outside Dagster fails the step fast, naming the holder.
 """
 
 import os
@@ -12,17 +14,23 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import DagsterInstance
+from dagster._core.events import EngineEventData
 from dagster._core.instance.config import PoolGranularity
+from dagster._core.storage.dagster_run import DagsterRunStatus
+from dagster._core.test_utils import create_run_for_test
 
+from lms_assets import recovery
 from lms_assets.defs.constants import DUCKDB_POOL
 from lms_assets_tests.conftest import REPO, run_assets
 from lms_assets_tests.dagster_process import instance_home, venv_bin
-from lms_assets_tests.test_bad_input import table_digests
+from lms_assets_tests.test_bad_input import failure_message, table_digests
 
 COHORT = ("adsl", "adrs", "adtte", "adae")
 LOCK_ERROR = "could not set lock"
@@ -41,6 +49,43 @@ def cli_env(home: Path, study: Path, warehouse: Path, outputs: Path) -> dict[str
 def materialize_command(selection: str) -> list[str]:
     """The README's headless run."""
     return [venv_bin("dagster"), "asset", "materialize", "-m", "lms_assets.definitions", "--select", selection]
+
+
+def prepared_home(folder: Path) -> Path:
+    """A fresh DAGSTER_HOME created once, as `make run` and `make materialize` do before any run."""
+    home = instance_home(folder)
+    subprocess.run([sys.executable, "-m", "lms_assets.recovery"], env={**os.environ, "DAGSTER_HOME": str(home)}, check=True, timeout=300)
+    return home
+
+
+@contextmanager
+def instance_at(home: Path) -> Iterator[DagsterInstance]:
+    with DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def fake_run_holding_the_slot(instance: DagsterInstance, pid: int | None) -> str:
+    """A run marked started that holds the pool's one slot, its recorded process ``pid`` (none when None)."""
+    run = create_run_for_test(instance, job_name="holder", status=DagsterRunStatus.STARTED)
+    if pid is not None:
+        instance.report_engine_event(f"Executing steps in process (pid: {pid})", dagster_run=run, engine_event_data=EngineEventData.in_process(pid))
+    instance.event_log_storage.initialize_concurrency_limit_to_default(DUCKDB_POOL)
+    instance.event_log_storage.claim_concurrency_slot(DUCKDB_POOL, run.run_id, "holder_step")
+    return run.run_id
+
+
+def claimants(instance: DagsterInstance) -> set[str]:
+    info = instance.event_log_storage.get_concurrency_info(DUCKDB_POOL)
+    return {s.run_id for s in info.claimed_slots} | {p.run_id for p in info.pending_steps}
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen]:
+    """A live process to stand for a running run's process."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+    yield process
+    process.kill()
+    process.wait(timeout=30)
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -75,7 +120,9 @@ def test_every_step_that_opens_the_warehouse_is_in_the_duckdb_pool():
 
 @pytest.mark.slow
 def test_two_full_runs_launched_together_both_finish(platform_env, tmp_path: Path):
-    env = cli_env(instance_home(tmp_path / "home"), platform_env["data"], platform_env["warehouse"], platform_env["outputs"])
+    # The instance is created first, as `make materialize` does: two first runs on a fresh DAGSTER_HOME
+    # would both create Dagster's SQLite schema, and one would fail ("table runs already exists").
+    env = cli_env(prepared_home(tmp_path / "home"), platform_env["data"], platform_env["warehouse"], platform_env["outputs"])
     runs = [
         subprocess.Popen(materialize_command("*"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(2)
@@ -207,3 +254,111 @@ def test_runs_killed_mid_write_leave_every_table_complete(platform_env, tmp_path
     # The next run, on the warehouse the last crash left, completes it.
     assert run_assets(*COHORT).success
     assert table_digests(warehouse) == new
+
+
+# --- stale claims, waiting, interrupts ---------------------------------------------------------
+
+
+def test_recovery_frees_the_claims_of_dead_runs_only_and_names_a_holder_it_cannot_check(tmp_path: Path, sleeper: subprocess.Popen):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    with instance_at(prepared_home(tmp_path / "home")) as instance:
+        dead = fake_run_holding_the_slot(instance, int(gone.stdout))
+        unknown = fake_run_holding_the_slot(instance, None)  # queued behind the dead one
+
+        said = recovery.free_stale_claims(instance)
+
+        assert instance.get_run_by_id(dead).status == DagsterRunStatus.FAILURE
+        assert claimants(instance) == {unknown}
+        assert any(dead in s and "is gone" in s for s in said), said
+        # The run that now holds the slot has recorded no process: it is named, with the one command that frees it.
+        named = [s for s in said if unknown in s]
+        assert len(named) == 1 and recovery.FREE_COMMAND.format(run_id=unknown) in named[0], said
+
+        recovery.free_run(instance, unknown, "freed by hand")
+        assert not claimants(instance)
+        assert instance.get_run_by_id(unknown).status == DagsterRunStatus.FAILURE
+
+        # A holder whose process runs is left alone.
+        alive = fake_run_holding_the_slot(instance, sleeper.pid)
+        assert recovery.free_stale_claims(instance) == []
+        assert claimants(instance) == {alive}
+        assert instance.get_run_by_id(alive).status == DagsterRunStatus.STARTED
+
+
+@pytest.mark.slow
+def test_the_next_run_frees_the_slot_a_killed_run_held_and_finishes(platform_env, tmp_path: Path):
+    home = prepared_home(tmp_path / "home")
+    env = cli_env(home, platform_env["data"], platform_env["warehouse"], platform_env["outputs"])
+    killed = subprocess.Popen(materialize_command("raw_patients"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in killed.stdout:
+        if " - STEP_START - " in line:  # the step holds the pool's one slot
+            killed.kill()
+            break
+    killed.wait(timeout=60)
+    with instance_at(home) as instance:
+        (dead_run,) = instance.get_runs()
+        assert dead_run.status == DagsterRunStatus.STARTED and claimants(instance) == {dead_run.run_id}
+
+    # Without make's recovery step: the waiting run frees the slot itself.
+    after = subprocess.run(materialize_command("raw_patients"), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+    assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-3000:]
+    output = after.stdout + after.stderr
+    assert f"Freed the duckdb pool slot held by run {dead_run.run_id}" in output
+    with instance_at(home) as instance:
+        assert instance.get_run_by_id(dead_run.run_id).status == DagsterRunStatus.FAILURE
+        assert not claimants(instance)
+
+
+@pytest.mark.slow
+def test_a_run_waiting_for_a_live_holder_names_it_and_stops_on_sigterm(platform_env, tmp_path: Path, sleeper: subprocess.Popen):
+    home = prepared_home(tmp_path / "home")
+    with instance_at(home) as instance:
+        holder = fake_run_holding_the_slot(instance, sleeper.pid)
+    env = cli_env(home, platform_env["data"], platform_env["warehouse"], platform_env["outputs"])
+    waiting = subprocess.Popen(materialize_command("raw_patients"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in waiting.stdout:
+        seen.append(line)
+        if f"Waiting for run {holder}" in line:
+            waiting.send_signal(signal.SIGTERM)
+            break
+    rest = waiting.communicate(timeout=120)[0]
+
+    assert waiting.returncode == 130, "".join(seen)[-3000:] + rest[-3000:]
+    assert f"its process {sleeper.pid} is running" in "".join(seen)
+    with instance_at(home) as instance:
+        runs = {r.run_id: r.status for r in instance.get_runs()}
+        (waiter,) = set(runs) - {holder}
+        assert runs[waiter] == DagsterRunStatus.CANCELED
+        assert runs[holder] == DagsterRunStatus.STARTED
+        assert claimants(instance) == {holder}, "the interrupted run's queued steps should be gone, the holder's slot kept"
+
+
+# --- a lock held outside Dagster ---------------------------------------------------------------
+
+ANALYST = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    connection = duckdb.connect(sys.argv[1], read_only=True)  # as the README shows
+    print("open", flush=True)
+    time.sleep(3600)
+    """
+)
+
+
+def test_a_warehouse_an_analyst_holds_open_fails_the_step_fast_naming_the_holder(platform_env):
+    warehouse = platform_env["warehouse"]
+    assert run_assets("raw_patients").success
+    analyst = subprocess.Popen([sys.executable, "-c", ANALYST, str(warehouse)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert analyst.stdout.readline().strip() == "open"
+        result = run_assets("raw_patients")
+    finally:
+        analyst.kill()
+        analyst.wait(timeout=30)
+
+    assert not result.success
+    message = failure_message(result)
+    assert f"locked by process {analyst.pid}" in message
+    assert "Close that connection" in message and "open a copy" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import altair as alt
@@ -19,17 +20,42 @@ def markdown_image(png: bytes, alt_text: str) -> str:
     return f"![{alt_text}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
 
+class ScriptSafeJSONEncoder(json.JSONEncoder):
+    """JSON that can sit inside an HTML ``<script>`` block whatever its strings contain.
+
+    Altair writes the chart's spec, data included, into ``<script>`` with plain ``json.dumps``; a data
+    string holding ``</script>`` would end the block and the rest would run as script. ``<``, ``>`` and ``&``
+    occur in JSON only inside strings, where their ``\\u`` escapes mean the same characters to JavaScript.
+    """
+
+    def encode(self, o: object) -> str:
+        return "".join(self.iterencode(o, _one_shot=True))
+
+    def iterencode(self, o: object, _one_shot: bool = False):
+        for chunk in super().iterencode(o, _one_shot):
+            yield chunk.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def save_html(chart: alt.TopLevelMixin, path: Path) -> Path:
-    """A standalone interactive HTML file with Vega inlined, so it opens without a network."""
+    """A standalone interactive HTML file with Vega inlined, so it opens without a network; data-borne text
+    in the embedded spec is escaped so it cannot close the script block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    chart.save(str(tmp), format="html", inline=True)
+    chart.save(str(tmp), format="html", inline=True, json_kwds={"cls": ScriptSafeJSONEncoder})
     tmp.replace(path)
     return path
 
 
-def cell_text(value: object, max_items: int | None = None) -> str:
-    """A table cell for people: floats to 4 significant digits, lists joined (capped at ``max_items``)."""
+def clip(text: str, max_chars: int) -> str:
+    """``text`` cut to ``max_chars`` characters, saying how long it was: one huge cell cannot flood a page or the event log."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}… ({len(text):,} characters in all)"
+
+
+def cell_text(value: object, max_items: int | None = None, max_chars: int | None = None) -> str:
+    """A table cell for people: floats to 4 significant digits, lists joined (capped at ``max_items``), text
+    clipped at ``max_chars``."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -37,5 +63,7 @@ def cell_text(value: object, max_items: int | None = None) -> str:
     if isinstance(value, list):
         shown = value if max_items is None else value[:max_items]
         text = ", ".join(str(v) for v in shown)
-        return text + (f", … ({len(value)} in all)" if len(shown) < len(value) else "")
-    return str(value)
+        text += f", … ({len(value)} in all)" if len(shown) < len(value) else ""
+    else:
+        text = str(value)
+    return text if max_chars is None else clip(text, max_chars)

@@ -145,8 +145,14 @@ def compare_with_printed(
     )
 
 
+# Data-borne text in the page is escaped and clipped: a table row shows at most REPORT_CELL_CHARS characters
+# of a cell (the full value stays in the warehouse), and a long table at most REPORT_TABLE_ROWS rows.
+REPORT_CELL_CHARS = 1000
+REPORT_TABLE_ROWS = 500
+
+
 def _esc(value: object) -> str:
-    return html.escape("" if value is None else str(value))
+    return html.escape(render.clip("" if value is None else str(value), REPORT_CELL_CHARS))
 
 
 def _recomputed_text(value: float | None, decimals: int | None) -> str:
@@ -166,13 +172,17 @@ def _statistic_heading(statistic: str) -> str:
 
 
 def table_html(frame: pl.DataFrame, caption: str = "", row_class: str | None = None, table_class: str = "") -> str:
-    """A plain HTML table of every row; ``row_class`` names a column whose value becomes the row's CSS class."""
+    """A plain HTML table of the first REPORT_TABLE_ROWS rows, saying how many more there are; ``row_class``
+    names a column whose value becomes the row's CSS class."""
     columns = [c for c in frame.columns if c != row_class]
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
     rows = []
-    for record in frame.iter_rows(named=True):
+    for record in frame.head(REPORT_TABLE_ROWS).iter_rows(named=True):
         css = f' class="{_esc(record[row_class])}"' if row_class else ""
         rows.append(f"<tr{css}>" + "".join(f"<td>{_esc(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
+    if frame.height > REPORT_TABLE_ROWS:
+        more = frame.height - REPORT_TABLE_ROWS
+        rows.append(f'<tr><td colspan="{len(columns)}">{more} more rows not shown; the full table is in the warehouse.</td></tr>')
     caption_html = f"<caption>{_esc(caption)}</caption>" if caption else ""
     return f'<div class="scroll"><table class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
 

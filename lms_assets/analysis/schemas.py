@@ -133,6 +133,14 @@ FOLLOWUP = FileSchema(
     ),
 )
 
+# The declared adverse-event vocabulary: Table 4's terms as printed. A term is free text in the source, and
+# it reaches charts, the report and the UI, so anything else (a misspelling, markup) is quarantined with the
+# list; a study that records another term adds it here.
+AE_TERMS = (
+    "ALT elevation", "Anemia", "Constipation", "Diarrhea", "Fatigue", "Hand foot skin syndrome", "Hypertension",
+    "Hypoproteinemia", "Insomnia", "Local Pain", "Nausea/vomiting", "Oral ulcers",
+)
+
 ADVERSE_EVENTS = FileSchema(
     name="adverse_events",
     location="adverse_events.csv",
@@ -140,7 +148,7 @@ ADVERSE_EVENTS = FileSchema(
     key=("patient_id", "term", "episode"),
     columns=(
         PATIENT_ID,
-        Column("term", pl.String, "Adverse event term as in Table 4"),
+        Column("term", pl.String, "Adverse event term as in Table 4", allowed=AE_TERMS),
         Column("episode", pl.Int64, "Episode number of this term for this patient", minimum=1),
         Column("ctcae_grade", pl.Int64, "CTCAE 4.03 grade", minimum=1, maximum=5),
     ),

@@ -1,6 +1,6 @@
 """Metadata shared by every domain: readable table previews and chart images for the UI."""
 
-
+import re
 from pathlib import Path
 
 import altair as alt
@@ -12,11 +12,20 @@ from lms_assets.analysis import render
 from lms_assets.defs.gate import exclusion_metadata
 
 PREVIEW_ROWS = 25
+# Every materialization's metadata is kept in the event log for good: a preview holds at most
+# PREVIEW_ROWS rows of PREVIEW_CELL_CHARS characters per column, whatever a cell of the input holds.
+PREVIEW_CELL_CHARS = 500
+
+
+# Backslash-escaped, a punctuation character is shown as itself (CommonMark): the UI then shows a cell as
+# stored, instead of rendering markup, emphasis, links or entities in it or sanitising them away. A pipe
+# would end the table cell, a newline the row.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#])")
 
 
 def _cell(value: object) -> str:
-    # Markdown tables break on a pipe or a newline inside a cell.
-    return render.cell_text(value, max_items=20).replace("|", "\\|").replace("\n", " ")
+    text = render.cell_text(value, max_items=20, max_chars=PREVIEW_CELL_CHARS)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
 
 
 def markdown_table(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> str:

@@ -2,6 +2,7 @@
 
 
 import re
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 
 import duckdb
 import polars as pl
-from dagster import MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster import Failure, MetadataValue, OutputContext, TableColumn, TableSchema
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager
@@ -77,8 +78,47 @@ class AtomicPolarsTypeHandler(DuckDBPolarsTypeHandler):
         )
 
 
+# Steps of concurrent runs take turns on the "duckdb" pool, so a lock met here is held by a process outside
+# Dagster (an analyst's open connection, a notebook). Dagster's own client retries for about 100 s and then
+# fails with DuckDB's bare message; a short wait covers a connection that is just closing, then the step says
+# who holds the file and what to do.
+LOCK_WAIT_SECONDS = 5.0
+_LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.{1,300}?) \(PID (?P<pid>\d+)\)")
+
+
+def _lock_holder(message: str) -> str:
+    """Who holds the warehouse, as DuckDB's lock error names it: program and PID (not the command line, which
+    may carry secrets)."""
+    found = _LOCK_HOLDER.search(message)
+    return f"process {found['pid']} ({found['program']})" if found else "another process"
+
+
+def connect_warehouse(database: str, config: dict) -> duckdb.DuckDBPyConnection:
+    """A writable connection to the warehouse, or a ``Failure`` within LOCK_WAIT_SECONDS naming who holds its lock."""
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    deadline, pause = time.monotonic() + LOCK_WAIT_SECONDS, 0.1
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False, config={"custom_user_agent": "dagster", **config})
+        except duckdb.IOException as err:
+            if "could not set lock" not in str(err).lower():
+                raise
+            if time.monotonic() + pause > deadline:
+                raise Failure(
+                    description=(
+                        f"The warehouse {database} is locked by {_lock_holder(str(err))}, which has it open outside "
+                        "Dagster (DuckDB lets no one write while any other process has the file open, even read-only). "
+                        "Close that connection (for example an analyst's duckdb.connect(..., read_only=True) session) "
+                        "and run again; to analyse while runs go on, open a copy of the file (README, 'Reading the warehouse')."
+                    )
+                ) from None
+            time.sleep(pause)
+            pause *= 2
+
+
 class _ReplacingDuckDbClient(DuckDbClient):
-    """Leaves cleanup to the handler's CREATE OR REPLACE, so nothing is deleted outside its transaction."""
+    """Leaves cleanup to the handler's CREATE OR REPLACE, so nothing is deleted outside its transaction, and
+    fails fast on a lock held outside Dagster."""
 
     @staticmethod
     def delete_table_slice(context, table_slice, connection) -> None:
@@ -87,9 +127,11 @@ class _ReplacingDuckDbClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context, table_slice):
-        Path(context.resource_config["database"]).parent.mkdir(parents=True, exist_ok=True)
-        with DuckDbClient.connect(context, table_slice) as conn:
-            yield conn
+        connection = connect_warehouse(context.resource_config["database"], dict(context.resource_config["connection_config"]))
+        try:
+            yield connection
+        finally:
+            connection.close()
 
 
 class WarehouseTables(DbIOManager):

@@ -1,0 +1,119 @@
+"""The run executor: Dagster's in-process executor, plus a watch over the run while it waits for the "duckdb" pool.
+
+Waiting for a pool slot, Dagster's in-process loop only sleeps: it says so once at DEBUG, never looks at who
+holds the slot, and ignores SIGINT and SIGTERM, which it handles only when a step starts. While this run has
+steps queued for the pool, a watcher thread
+
+- frees the slot of a holder that is dead, ended or deleted (``lms_assets.recovery``) and says so;
+- names a live holder once, and a holder it cannot check together with the one command that frees it;
+- on SIGINT or SIGTERM, marks this run canceled, frees its claims and ends the process. No step is running
+  then (the step would have taken the signal), so no table is being written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+from dagster import ExecutorDefinition, in_process_executor
+from dagster._core.events import DagsterEvent
+from dagster._core.execution.context.system import PlanOrchestrationContext
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.retries import RetryMode
+from dagster._core.execution.step_dependency_config import StepDependencyConfig
+from dagster._core.executor.base import Executor
+from dagster._utils.interrupts import check_captured_interrupt
+
+from lms_assets import recovery
+from lms_assets.defs.constants import DUCKDB_POOL
+
+POLL_SECONDS = 2.0
+INTERRUPTED_EXIT_CODE = 130
+
+
+class _PoolWatch(threading.Thread):
+    def __init__(self, context: PlanOrchestrationContext):
+        super().__init__(name="lms-pool-watch", daemon=True)
+        self.context = context
+        self.instance = context.instance
+        self.run_id = context.run_id
+        self.stopped = threading.Event()
+        self.named: set[tuple[str, str]] = set()
+        self.failures: set[str] = set()
+
+    def waiting(self) -> bool:
+        info = self.instance.event_log_storage.get_concurrency_info(DUCKDB_POOL)
+        return any(p.run_id == self.run_id and p.assigned_timestamp is None for p in info.pending_steps)
+
+    def run(self) -> None:
+        while not self.stopped.wait(POLL_SECONDS):
+            try:
+                if self.waiting():
+                    self.look_at_holders()
+                    # A signal taken outside a step stays unhandled: the run is waiting, not writing.
+                    if check_captured_interrupt() and self.waiting():
+                        self.cancel()
+            except Exception as err:  # the watch must never take the run down with it; said once per kind of error
+                if repr(err) not in self.failures:
+                    self.failures.add(repr(err))
+                    self.context.log.warning(f"pool watch: {err!r}")
+
+    def look_at_holders(self) -> None:
+        for claim in recovery.pool_claims(self.instance, DUCKDB_POOL):
+            if claim.run_id == self.run_id or not claim.holds_slot:
+                continue
+            if claim.stale:
+                recovery.free_run(self.instance, claim.run_id, claim.detail)
+                self.context.log.warning(
+                    f"Freed the {DUCKDB_POOL} pool slot held by run {claim.run_id} (step {', '.join(claim.steps)}): "
+                    f"{claim.detail}; it is marked failed if it was in progress."
+                )
+            elif (claim.run_id, claim.state) not in self.named:
+                self.named.add((claim.run_id, claim.state))
+                if claim.state == "alive":
+                    self.context.log.info(f"Waiting for run {claim.run_id} (step {', '.join(claim.steps)}), which holds the {DUCKDB_POOL} pool slot: {claim.detail}.")
+                else:
+                    self.context.log.warning(
+                        f"Waiting for run {claim.run_id} (step {', '.join(claim.steps)}), which holds the {DUCKDB_POOL} pool slot; "
+                        f"{claim.detail}. If it is not running, free its slot with: {recovery.FREE_COMMAND.format(run_id=claim.run_id)}"
+                    )
+
+    def cancel(self) -> None:
+        run = self.instance.get_run_by_id(self.run_id)
+        if run is not None and not run.is_finished:
+            self.instance.report_run_canceled(run, f"Interrupted while waiting for the {DUCKDB_POOL} pool; no step had started.")
+        self.instance.event_log_storage.free_concurrency_slots_for_run(self.run_id)
+        os._exit(INTERRUPTED_EXIT_CODE)
+
+
+class PoolWatchingExecutor(Executor):
+    """Runs the plan with Dagster's in-process executor while a ``_PoolWatch`` looks after the pool."""
+
+    def __init__(self, inner: Executor):
+        self.inner = inner
+
+    @property
+    def retries(self) -> RetryMode:
+        return self.inner.retries
+
+    @property
+    def step_dependency_config(self) -> StepDependencyConfig:
+        return self.inner.step_dependency_config
+
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
+        watch = _PoolWatch(plan_context)
+        watch.start()
+        try:
+            yield from self.inner.execute(plan_context, execution_plan)
+        finally:
+            watch.stopped.set()
+
+
+pool_watching_in_process_executor = ExecutorDefinition(
+    name="in_process",
+    config_schema=in_process_executor.config_schema,
+    requirements=in_process_executor.get_requirements,
+    executor_creation_fn=lambda init_context: PoolWatchingExecutor(in_process_executor.executor_creation_fn(init_context)),
+    description="Dagster's in-process executor, plus a watch that frees dead runs' pool slots and lets a waiting run be interrupted.",
+)

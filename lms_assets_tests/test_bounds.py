@@ -1,0 +1,54 @@
+"""Bounded payloads: whatever a cell of the input holds, previews, the event log and the report stay small."""
+
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetSelection, DagsterInstance
+
+from lms_assets.analysis import render, report
+from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, markdown_table
+from lms_assets.definitions import build_defs
+from lms_assets_tests.dagster_process import instance_home
+
+HUGE = "x" * 50_000_000  # the 50 MB cell of the issue
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_clip_keeps_short_text_and_says_how_long_long_text_was():
+    assert render.clip("Fatigue", 10) == "Fatigue"
+    assert render.clip("abcdefghijk", 10) == "abcdefghij… (11 characters in all)"
+
+
+def test_a_preview_of_a_huge_cell_is_bounded():
+    frame = pl.DataFrame({"file": ["adverse_events.csv"] * 100, "value": [HUGE] * 100})
+    text = markdown_table(frame)
+    assert len(text) < PREVIEW_ROWS * (PREVIEW_CELL_CHARS + 200)
+    assert f"({len(HUGE):,} characters in all)" in text
+    assert "75 more rows not shown" in text
+
+
+def test_a_report_table_of_a_huge_cell_and_many_rows_is_bounded():
+    frame = pl.DataFrame({"value": [HUGE] * 3 + ["short"] * 10_000})
+    page = report.table_html(frame, "quarantine")
+    assert len(page) < report.REPORT_TABLE_ROWS * 200 + 3 * (report.REPORT_CELL_CHARS + 200)
+    assert f"{10_003 - report.REPORT_TABLE_ROWS} more rows not shown" in page
+    assert f"({len(HUGE):,} characters in all)" in page
+
+
+def test_a_huge_cell_does_not_flood_the_event_log(platform_env, tmp_path: Path):
+    """A 5 MB AE term (refused, or quarantined and previewed) adds far less than its size to DAGSTER_HOME."""
+    events = platform_env["data"] / "adverse_events.csv"
+    events.write_text(events.read_text() + f"1,{'x' * 5_000_000},9,1\n")
+    home = instance_home(tmp_path / "home")
+    defs = build_defs()
+    selection = AssetSelection.assets("quarantine").upstream().resolve(defs.resolve_asset_graph())
+    with DagsterInstance.from_config(str(home)) as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=list(selection), instance=instance, raise_on_error=False
+        )
+        assert result.all_events, "the run should have started"
+    size = folder_bytes(home)
+    assert size < 2_000_000, f"DAGSTER_HOME holds {size:,} bytes after one run with a 5 MB cell"

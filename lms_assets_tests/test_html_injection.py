@@ -1,0 +1,196 @@
+"""Injection-safe outputs: data-borne text in every HTML the platform writes is shown as text, never run.
+
+Each page is opened in Debian's Chromium with a corpus of script payloads in the data; no dialog may fire
+and no script error may occur. A control page saved the way Altair does by default proves the browser check
+catches the attack it looks for. Free-text AE terms are held to the schema's declared vocabulary.
+"""
+
+import csv
+import io
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import altair as alt
+import polars as pl
+import pytest
+from markdown_it import MarkdownIt
+
+from lms_assets.analysis import ae_chart, cohort, render, schemas, toxicity
+from lms_assets.defs.metadata import markdown_table
+from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+from lms_assets_tests.conftest import run_assets
+from lms_assets_tests.test_ui_e2e import chromium
+
+PAYLOADS = (
+    "Rash</script><script>alert('script-close')</script>",
+    "</SCRIPT ><script>alert('upper-case close')</script>",
+    "<!--<script>",  # script-data escape state: would swallow the real </script>
+    "<img src=x onerror=alert('img-onerror')>",
+    "\"><svg onload=alert('attribute-break')>",
+    "'><details open ontoggle=alert('single-quote-break')>",
+    "\u2028alert('line-separator')\u2029",
+    "${alert('template')}{{constructor.constructor('alert(1)')()}}",
+    "&lt;script&gt;alert('double-decode')&lt;/script&gt;",
+    "javascript:alert('url')",
+    "]]><script>alert('cdata')</script>",
+    "<style>*{background:url('javascript:alert(1)')}</style>",
+)
+
+
+CHART_DRAWN = ".vega-embed canvas, .vega-embed svg"
+
+CHART_PAYLOADS = tuple(p for p in PAYLOADS if "\u2028" not in p)
+
+
+def open_pages(paths: list[Path]) -> dict[Path, dict]:
+    """Each page loaded in Chromium: the dialogs it opened, its script errors, its visible text and, for a
+    chart, whether Vega drew it and the spec it drew."""
+    seen = {}
+    with chromium() as context:
+        for path in paths:
+            page = context.new_page()
+            dialogs, errors = [], []
+            page.on("dialog", lambda dialog, found=dialogs: (found.append(dialog.message), dialog.dismiss()))
+            page.on("pageerror", lambda error, found=errors: found.append(str(error)))
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            found = {"dialogs": dialogs, "errors": errors, "text": page.inner_text("body"), "chart_drawn": False}
+            if "vega-visualization" in path.read_text(encoding="utf-8"):
+                try:
+                    page.wait_for_selector(CHART_DRAWN, state="attached")  # the context's default timeout bounds the wait
+                    found.update(chart_drawn=True, spec=page.evaluate("() => JSON.stringify(spec)"))
+                except Exception as err:  # a page whose script was broken draws nothing; the test says so
+                    errors.append(f"no chart drawn: {err}")
+            seen[path] = found
+            page.close()
+    return seen
+
+
+def payload_ae_chart() -> alt.TopLevelMixin:
+    """Table 4's chart with the payloads as terms (as if the vocabulary let them through).
+
+    Not the line separator: Vega-Lite puts the explicit term order into a Vega expression, whose lexer
+    refuses U+2028, so that chart would not draw at all (no script runs either; the vocabulary keeps such a
+    term out of the chart).
+    """
+    events = [(i + 1, term, 1 + i % 4) for i, term in enumerate(CHART_PAYLOADS)]
+    raw = pl.DataFrame(
+        {"patient_id": [e[0] for e in events], "term": [e[1] for e in events], "episode": [1] * len(events), "ctcae_grade": [e[2] for e in events]}
+    )
+    adsl = pl.DataFrame({"SUBJID": list(range(1, len(events) + 1)), "DOSREDFL": ["N"] * len(events), "DISCAEFL": ["N"] * len(events)})
+    rows, terms = ae_chart.ae_chart_data(toxicity.adverse_event_summary(cohort.derive_adae(raw), adsl), max_terms=len(CHART_PAYLOADS))
+    return ae_chart.adverse_event_chart(rows, terms)
+
+
+@pytest.mark.slow
+def test_a_chart_with_script_payloads_in_its_data_runs_none_of_them(tmp_path: Path):
+    chart = payload_ae_chart()
+    safe = render.save_html(chart, tmp_path / "adverse_event_chart.html")
+    # Control: the same chart as Altair saves it by default.
+    unsafe = tmp_path / "altair_default.html"
+    chart.save(str(unsafe), format="html", inline=True)
+
+    seen = open_pages([safe, unsafe])
+
+    assert seen[unsafe]["dialogs"], "control: Altair's default page should run the payload, or the check proves nothing"
+    page = seen[safe]
+    assert page["dialogs"] == [] and page["errors"] == []
+    assert page["chart_drawn"]
+    # The terms reach Vega unchanged: escaped for the script block, not altered.
+    terms = {v["term"] for dataset in json.loads(page["spec"])["datasets"].values() for v in dataset if "term" in v}
+    assert set(CHART_PAYLOADS) <= terms
+
+
+def test_embedded_json_escapes_what_could_end_a_script_block():
+    text = json.dumps({"term": PAYLOADS[0], "amp": "a & b"}, cls=render.ScriptSafeJSONEncoder)
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(text) == {"term": PAYLOADS[0], "amp": "a & b"}
+
+
+def _with_payload_terms(adverse_events: Path) -> list[tuple[int, str]]:
+    """Adds one row per payload (patient 1, its own episode) to adverse_events.csv; returns (line, term)."""
+    lines = adverse_events.read_text().splitlines()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    added = []
+    for i, term in enumerate(PAYLOADS):
+        writer.writerow([1, term, 1, 1])
+        added.append((len(lines) + i + 1, term))
+    adverse_events.write_text("\n".join(lines) + "\n" + out.getvalue())
+    return added
+
+
+def test_an_ae_term_outside_the_declared_vocabulary_is_quarantined_with_the_list(platform_env):
+    added = _with_payload_terms(platform_env["data"] / "adverse_events.csv")
+    result = run_assets("quarantine")
+    assert result.success
+    quarantine = result.output_for_node("quarantine")
+    problems = quarantine.filter((pl.col("file") == "adverse_events.csv") & (pl.col("column") == "term"))
+
+    # Values are read with surrounding white space (U+2028/U+2029 included) stripped.
+    assert sorted(problems.select("row", "value").iter_rows()) == sorted((line, term.strip()) for line, term in added)
+    assert set(problems["reason"]) == {f"not one of {', '.join(schemas.AE_TERMS)}"}
+
+
+def _with_payload_provenance(provenance: Path) -> None:
+    """Every payload in the free-text ``location`` of provenance.csv, which the report prints."""
+    rows = list(csv.reader(io.StringIO(provenance.read_text())))
+    location = rows[0].index("location")
+    for i, row in enumerate(rows[1:]):
+        row[location] = f"{row[location]} {PAYLOADS[i % len(PAYLOADS)]}"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    provenance.write_text(out.getvalue())
+
+
+@pytest.mark.slow
+def test_every_written_page_shows_data_borne_payloads_as_text(platform_env):
+    """The whole graph on a study whose free text carries payloads; every chart and the report opened in Chromium."""
+    _with_payload_provenance(platform_env["data"] / "provenance.csv")
+    assert run_assets("study_report").success
+    outputs = platform_env["outputs"]
+    charts = sorted((outputs / "charts").glob("*.html"))
+    assert {p.stem for p in charts} == {a.key.path[-1] for a in CHART_ASSETS}
+    report = outputs / REPORT_FILE
+
+    seen = open_pages([*charts, report])
+
+    for path, page in seen.items():
+        assert page["dialogs"] == [], f"{path.name} ran script: {page['dialogs']}"
+        assert page["errors"] == [], f"{path.name}: {page['errors']}"
+    assert all(seen[p]["chart_drawn"] for p in charts)
+    # The provenance payloads are in the report as text (the page shows them; it did not parse them).
+    shown = seen[report]["text"]
+    for payload in PAYLOADS[:6]:
+        assert payload.strip() in shown, payload
+
+
+class _Cells(HTMLParser):
+    """The text of every table cell and every element name in rendered HTML."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self.tags, self._in_cell = [], set(), False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        if tag == "td":
+            self.cells.append("")
+            self._in_cell = True
+
+    def handle_endtag(self, tag):
+        self._in_cell = self._in_cell and tag != "td"
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.cells[-1] += data
+
+
+def test_a_preview_shows_each_payload_as_stored_text_in_the_ui():
+    """The UI renders metadata as CommonMark with tables: each cell must come out as the stored text, not markup."""
+    stored = [*PAYLOADS, "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b"]
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown_table(pl.DataFrame({"value": stored})))
+    cells = _Cells()
+    cells.feed(rendered)
+    assert cells.tags <= {"table", "thead", "tbody", "tr", "th", "td"}, rendered
+    assert [c.strip() for c in cells.cells] == [v.strip() for v in stored]
