@@ -149,6 +149,26 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
     assert "<dt>Data cuts</dt><dd>2021-03-31</dd>" in page
 
 
+# --- every blocking check is evaluated through the gate ---------------------------------------------------
+
+
+def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_figure():
+    from lms_assets.definitions import build_defs
+    from lms_assets.defs.published import FIGURE_SOURCES, check_name, owner_of
+
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    blocking = {k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
+    # A blocking check declared on its asset's own definition runs in that step; a separate @asset_check would not.
+    separate = {k for k in blocking if k not in defs.get_assets_def(k.asset_key).check_keys}
+    assert not separate, sorted(k.to_user_string() for k in separate)
+    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
+    for owner in FIGURE_SOURCES:
+        printed = {check_name(f) for f, q in zip(registry["figure_id"], registry["quantity"]) if owner_of(q) == owner}
+        declared = {k.name for k in blocking if k.asset_key.to_user_string() == owner}
+        assert declared == printed, owner
+
+
 # --- a summary whose printed figures fail is held back like a cohort table ------------------------------
 
 
