@@ -34,8 +34,9 @@ def platform_env(study_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def run_assets(*names: str):
     """Materialize ``names``, everything upstream of them and of their checks' inputs, in-process.
 
-    Checks that read other tables (the published-figure checks read ``paper_consistency``) need those
-    tables too, as the full-graph run in the UI would have them.
+    Separate checks that read other tables (``adsl_patients_complete`` reads ADRS and ADTTE) need those tables
+    too, as the full-graph run in the UI would have them. The summaries' published-figure checks run in their
+    asset's step, so what they read (``published_figures``, ``paper_consistency``) is upstream of it anyway.
     """
     from dagster import AssetSelection
 

@@ -20,6 +20,7 @@ from lms_assets.analysis import audit, baseline, cohort, response, schemas, surv
 from lms_assets.defs import audit as audit_defs
 from lms_assets.defs.published import FIGURE_SOURCES, check_result, published_figures_table
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
+from lms_assets_tests.test_bad_input import failure_first_lines
 
 
 @pytest.fixture(autouse=True)
@@ -350,7 +351,10 @@ def test_orr_fault_fails_the_dagster_checks_of_response_summary(platform_env, mo
     assert {"T2_orr_n", "T2_orr_pct", "ABS_orr_pct"} <= caught, sorted(caught)
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "T2_orr_n")
     assert evaluation.metadata["reason"].value.startswith("regression or unreviewed discrepancy: Table 2 prints '3' (3) but the table shows 14")
+    # The checks run in response_summary's own step, which therefore fails instead of storing the table.
     assert not result.success
+    assert list(failure_first_lines(result)) == ["response_summary"]
+    assert "response_summary" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
 
 
 def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_env):

@@ -20,7 +20,7 @@ from dagster import (
 )
 
 from lms_assets import synthetic
-from lms_assets.analysis import validation
+from lms_assets.analysis import response, validation
 from lms_assets.defs import gate
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
@@ -147,6 +147,67 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
     assert history.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss"))["events"].to_list() == [12]
     page = (platform_env["outputs"] / "report" / "study_report.html").read_text()
     assert "<dt>Data cuts</dt><dd>2021-03-31</dd>" in page
+
+
+# --- every blocking check is evaluated through the gate ---------------------------------------------------
+
+
+def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_figure():
+    from lms_assets.definitions import build_defs
+    from lms_assets.defs.published import FIGURE_SOURCES, check_name, owner_of
+
+    defs = build_defs()
+    graph = defs.resolve_asset_graph()
+    blocking = {k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking}
+    # A blocking check declared on its asset's own definition runs in that step; a separate @asset_check would not.
+    separate = {k for k in blocking if k not in defs.get_assets_def(k.asset_key).check_keys}
+    assert not separate, sorted(k.to_user_string() for k in separate)
+    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
+    for owner in FIGURE_SOURCES:
+        printed = {check_name(f) for f, q in zip(registry["figure_id"], registry["quantity"]) if owner_of(q) == owner}
+        declared = {k.name for k in blocking if k.asset_key.to_user_string() == owner}
+        assert declared == printed, owner
+
+
+# --- a summary whose printed figures fail is held back like a cohort table ------------------------------
+
+
+def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platform_env, monkeypatch):
+    with DagsterInstance.ephemeral() as instance:
+        assert _run(instance, AssetSelection.assets("study_report").upstream()).success
+        good = table_digests(platform_env["warehouse"])
+        good_table = _table(platform_env["warehouse"], "response_summary")
+        report = (platform_env["outputs"] / "report" / "study_report.html").read_bytes()
+        # Table 2's % over 21 patients (the Results' printed denominator) instead of 19; the n cells stay right.
+        original = response.response_summary
+        monkeypatch.setattr(response, "response_summary", lambda adrs: original(adrs).with_columns(
+            pct=100.0 * pl.col("n") / (pl.col("denominator") + 2)
+        ))
+
+        blocked = _run(instance, AssetSelection.assets("response_summary").downstream())
+
+    assert not blocked.success
+    first_lines = failure_first_lines(blocked)
+    assert list(first_lines) == ["response_summary"]
+    assert first_lines["response_summary"].startswith(
+        "response_summary not published: ABS_response_PR_pct: regression or unreviewed discrepancy: Abstract prints "
+        "'3 (15.8%) achieved partial response (PR)' (15.8) but the table shows 14.29"
+    ), first_lines
+    assert first_lines["response_summary"].endswith("| and 10 more blocking check(s) failed (see failed_checks)")
+    failed = {e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed and e.severity == AssetCheckSeverity.ERROR}
+    assert {"T2_response_PR_pct", "T2_response_SD_pct", "T2_orr_pct"} <= failed
+
+    after = table_digests(platform_env["warehouse"])
+    assert after["response_summary"] == good["response_summary"]
+    assert _table(platform_env["warehouse"], "response_summary").equals(good_table)
+    staged = _table(platform_env["warehouse"], "staging.response_summary")
+    assert staged["n"].to_list() == good_table["n"].to_list()
+    assert staged["pct"].to_list() == (100.0 * staged["n"] / (staged["denominator"] + 2)).to_list() != good_table["pct"].to_list()
+
+    materialized = {e.asset_key.to_user_string() for e in blocked.get_asset_materialization_events()}
+    assert not materialized & {"response_summary", "figure_audit", "study_report"}, sorted(materialized)
+    assert after["figure_audit"] == good["figure_audit"]
+    assert (platform_env["outputs"] / "report" / "study_report.html").read_bytes() == report
 
 
 # --- a study that may exclude quarantined rows says so in every summary ----------------------------

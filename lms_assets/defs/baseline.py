@@ -2,14 +2,15 @@
 
 
 import polars as pl
-from dagster import Output, asset
+from dagster import Output
 
 from lms_assets.analysis import baseline
 from lms_assets.defs.constants import BASELINE, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import table_output
+from lms_assets.defs.published import gated_summary
 
 
-@asset(
+@gated_summary(
     group_name=BASELINE,
     kinds={"polars", "duckdb"},
     owners=OWNERS,

@@ -30,6 +30,8 @@ from lms_assets.defs.resources import WarehouseTables
 
 # Metadata key under which a table that excludes quarantined patients says how many (see ``exclusion_metadata``).
 PATIENTS_EXCLUDED = "patients_excluded"
+# The failure's first line quotes this many failed checks (a summary may fail dozens); its metadata names them all.
+QUOTED_FAILURES = 3
 # Whose materialization carries the cohort's exclusion count for every summary downstream of it.
 COHORT_RECORD = AssetKey("adsl")
 
@@ -58,7 +60,9 @@ def publish(
     table = context.asset_key.path[-1]
     if failed:
         staged = warehouse.stage(table, candidate)
-        reasons = " | ".join(f"{r.check_name}: {r.description or 'failed'}" for r in failed)
+        reasons = " | ".join(f"{r.check_name}: {r.description or 'failed'}" for r in failed[:QUOTED_FAILURES])
+        if len(failed) > QUOTED_FAILURES:
+            reasons += f" | and {len(failed) - QUOTED_FAILURES} more blocking check(s) failed (see failed_checks)"
         context.log.error(f"{table} not published: {reasons}")
         raise Failure(
             description=(

@@ -1,36 +1,44 @@
-"""Asset checks that compare every figure the paper printed with the value its summary table shows.
+"""Checks that compare every figure the paper printed with the value its summary table shows, gating that table.
 
 Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OWNERS``). For every registry
-row it owns, one blocking check on that asset reads the table's displayed cells through the domain's pure
-``figures`` function and judges them with ``audit.judge`` — the same verdict ``figure_audit`` and the report use.
+row it owns, the asset declares one blocking check (``check_specs``) that reads the candidate table's displayed
+cells through the domain's pure ``figures`` function and judges them with ``audit.judge`` — the same verdict
+``figure_audit`` and the report use. The checks run in the asset's own step and the table is published through
+``gate.publish`` (write-audit-publish): a blocking ERROR keeps ``main.<asset>`` as it was. The checks are declared
+from the registry read at definition load, so these assets are declared with ``@gated_summary`` and built then.
 """
 
 
+import collections
 import dataclasses
 import datetime as dt
+import inspect
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetDep,
+    AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetsDefinition,
     MetadataValue,
-    multi_asset_check,
+    Output,
+    ResourceParam,
+    asset,
 )
 
 from lms_assets import config
 from lms_assets.analysis import audit
 from lms_assets.analysis import figures as fig
 from lms_assets.analysis import schemas, validation
-from lms_assets.defs.constants import DUCKDB_POOL
+from lms_assets.defs import gate
+from lms_assets.defs.resources import WarehouseTables
 from lms_assets.analysis import baseline, response, survival, toxicity
 
 log = logging.getLogger(__name__)
@@ -63,10 +71,15 @@ FIGURE_SOURCES: dict[str, FiguresFn] = {
     "survival_subgroups": survival.subgroup_figures,
 }
 
+# What every owner's published-figure checks read besides its own candidate table.
+CHECK_INPUTS = {"published_figures": AssetIn("published_figures"), "paper_consistency": AssetIn("paper_consistency")}
 # survival_summary and survival_subgroups hold no patient lists: their checks trace the patients back to ADTTE.
-# Dagster takes the column list on the dependency when an input is also a check's dependency.
-_TIME_TO_EVENT = {"adtte": AssetDep("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]})}
-PATIENT_INPUTS = {"survival_summary": _TIME_TO_EVENT, "survival_subgroups": _TIME_TO_EVENT}
+PATIENTS_FROM_ADTTE = frozenset({"survival_summary", "survival_subgroups"})
+TIME_TO_EVENT_COLUMNS = ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]
+# The check an owner has when the definitions hold no registry rows of it.
+STAND_IN = "published_figures"
+GATED = ("Published only when its published-figure checks pass on the candidate in this step (write-audit-publish): "
+         "a blocking ERROR keeps the last good table in main and the candidate in staging.")
 
 # The severity rule, said in every check's description and in README "How the checks decide".
 RULE = (
@@ -78,6 +91,8 @@ RULE = (
 
 # Error texts at definition load quote at most this much of anything read from a file.
 EXCERPT_CHARS = 160
+# A failed check's description (quoted in the gate's failure line) is its reason, cut to this length.
+REASON_CHARS = 300
 
 
 def owner_of(quantity: str) -> str | None:
@@ -169,76 +184,70 @@ SEVERITY = {audit.WARN: AssetCheckSeverity.WARN, audit.ERROR: AssetCheckSeverity
 
 
 def check_result(row: dict, figures: pl.DataFrame, consistency: dict, patients_fallback: list[int] = ()) -> AssetCheckResult:
-    """The check result of one registry row: ``audit.judge`` on the shown value, with its reason first."""
+    """The check result of one registry row: ``audit.judge`` on the shown value, with its reason first.
+
+    A failed result also carries the reason as its description: the gate's failure line quotes it.
+    """
     match = figures.filter(pl.col("quantity") == row["quantity"])
     shown = match["value"][0] if match.height else None
     patients = (match["patients"][0].to_list() if match.height else []) or list(patients_fallback)
     verdict = audit.judge(row, shown, consistency)
+    passed = verdict.check == audit.PASSED
     return AssetCheckResult(
         check_name=check_name(row["figure_id"]),
         asset_key=AssetKey(row["owner"]),
-        passed=verdict.check == audit.PASSED,
+        passed=passed,
         severity=SEVERITY.get(verdict.check, AssetCheckSeverity.ERROR),
+        description=None if passed else bounded(verdict.check_reason, REASON_CHARS),
         metadata=_check_metadata(row, verdict, consistency, patients),
     )
 
 
-def _stand_in_check(asset_name: str, problem: str | None):
+def _stand_in_spec(asset_name: str, problem: str | None) -> AssetCheckSpec:
     """The one check of an asset when the definitions hold no registry rows for it."""
-    key = AssetKey(asset_name)
     why = (f"The registry could not be read when the definitions loaded ({problem}); raw_published_figures says why."
            if problem else "No published-figure registry in the study folder when the definitions loaded.")
-    spec = AssetCheckSpec(
-        "published_figures",
-        asset=key,
+    return AssetCheckSpec(
+        STAND_IN,
+        asset=asset_name,
         blocking=True,
-        additional_deps=[AssetKey("published_figures")],
         description=f"{why} Passes when the registry has no figure of {asset_name}; fails (ERROR) when it has, "
                     "because its figures then have no checks: reload the code location.",
     )
 
-    @multi_asset_check(
-        specs=[spec], name=f"{asset_name}_published_figures", pool=DUCKDB_POOL,
-        ins={"table": AssetIn(key=key), "published_figures": AssetIn(key=AssetKey("published_figures"))},
-    )
-    def _nothing(context: AssetCheckExecutionContext, table: pl.DataFrame, published_figures: pl.DataFrame):
-        owned = published_figures.filter(pl.col("owner") == asset_name).height
-        yield AssetCheckResult(
-            check_name="published_figures",
-            asset_key=key,
-            passed=owned == 0,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "reason": MetadataValue.text(
-                    f"the registry now has {owned} figure(s) of {asset_name} without checks: reload the code location"
-                    if owned else "no published-figure registry in the study folder; nothing to compare"
-                ),
-                "compared": MetadataValue.text("0"),
-            },
-        )
 
-    return _nothing
+def _stand_in_results(asset_name: str, published_figures: pl.DataFrame) -> list[AssetCheckResult]:
+    owned = published_figures.filter(pl.col("owner") == asset_name).height
+    unchecked = f"the registry now has {owned} figure(s) of {asset_name} without checks: reload the code location"
+    return [AssetCheckResult(
+        check_name=STAND_IN,
+        asset_key=AssetKey(asset_name),
+        passed=owned == 0,
+        severity=AssetCheckSeverity.ERROR,
+        description=unchecked if owned else None,
+        metadata={
+            "reason": MetadataValue.text(unchecked if owned else "no published-figure registry in the study folder; nothing to compare"),
+            "compared": MetadataValue.text("0"),
+        },
+    )]
 
 
-def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: LoadedRegistry):
-    """One blocking check per registry figure owned by ``asset_name``, judged by ``audit.judge`` on the table's shown cells."""
-    registry = loaded.frame
-    owned = (
-        registry.filter(pl.col("quantity").map_elements(owner_of, return_dtype=pl.String) == asset_name)
-        if registry is not None
-        else None
-    )
-    key = AssetKey(asset_name)
+def owned_at_load(asset_name: str, loaded: LoadedRegistry) -> pl.DataFrame | None:
+    """The registry rows ``asset_name`` computes, as the definitions saw them; None when the registry was not read."""
+    if loaded.frame is None:
+        return None
+    return loaded.frame.filter(pl.col("quantity").map_elements(owner_of, return_dtype=pl.String) == asset_name)
+
+
+def published_figure_specs(asset_name: str, owned: pl.DataFrame | None, problem: str | None) -> list[AssetCheckSpec]:
+    """One blocking check per registry figure owned by ``asset_name``, or the one stand-in when there is none."""
     if owned is None or owned.is_empty():
-        return _stand_in_check(asset_name, loaded.problem)
-
+        return [_stand_in_spec(asset_name, problem)]
     specs = [
         AssetCheckSpec(
             check_name(r["figure_id"]),
-            asset=key,
+            asset=asset_name,
             blocking=True,
-            additional_deps=[AssetKey("published_figures"), AssetKey("paper_consistency"),
-                             *PATIENT_INPUTS.get(asset_name, {}).values()],
             description=f"{r['source']} prints “{r['printed']}” ({r['quantity']} = {r['value']:g}), compared with the "
                         f"value {asset_name} shows at the printed precision. {RULE}",
         )
@@ -246,47 +255,97 @@ def published_figure_checks(asset_name: str, figures_fn: FiguresFn, loaded: Load
     ]
     if len({s.name for s in specs}) != len(specs):
         raise ValueError(f"registry figure ids of {asset_name} collide after making them check names")
-
-    @multi_asset_check(
-        specs=specs,
-        pool=DUCKDB_POOL,
-        name=f"{asset_name}_published_figures",
-        ins={
-            "table": AssetIn(key=key),
-            "published_figures": AssetIn(key=AssetKey("published_figures")),
-            "paper_consistency": AssetIn(key=AssetKey("paper_consistency")),
-            **{name: AssetIn(key=dep.asset_key) for name, dep in PATIENT_INPUTS.get(asset_name, {}).items()},
-        },
-        can_subset=True,
-    )
-    def _checks(
-        context: AssetCheckExecutionContext,
-        table: pl.DataFrame,
-        published_figures: pl.DataFrame,
-        paper_consistency: pl.DataFrame,
-        **patient_sources: pl.DataFrame,
-    ):
-        consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-        cut = published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
-        figures = figures_fn(table, cut)
-        selected = {k.name for k in context.selected_asset_check_keys}
-        rows = [r for r in published_figures.iter_rows(named=True) if r["owner"] == asset_name and r["check_name"] in selected]
-        outcomes = {"passed": 0, "WARN": 0, "ERROR": 0}
-        adtte = patient_sources.get("adtte")
-        for row in rows:
-            fallback = audit.time_to_event_patients(adtte, cut, row["quantity"]) if adtte is not None else []
-            result = check_result(row, figures, consistency[row["figure_id"]], fallback)
-            outcomes["passed" if result.passed else result.severity.value] += 1
-            yield result
-        context.log.info(f"{asset_name}: of {len(rows)} printed figures {outcomes['passed']} reproduced, "
-                         f"{outcomes['WARN']} reviewed discrepancies (WARN), {outcomes['ERROR']} failed (ERROR)")
-
-    return _checks
+    return specs
 
 
-def all_published_figure_checks(loaded: LoadedRegistry) -> list:
-    """The published-figure checks of every asset in ``FIGURE_SOURCES``."""
-    return [published_figure_checks(name, fn, loaded) for name, fn in FIGURE_SOURCES.items()]
+def published_figure_results(
+    context: AssetExecutionContext,
+    table: pl.DataFrame,
+    published_figures: pl.DataFrame,
+    paper_consistency: pl.DataFrame,
+    adtte: pl.DataFrame | None = None,
+) -> list[AssetCheckResult]:
+    """The results of the asset's declared published-figure checks on ``table`` (its candidate), by ``check_result``."""
+    asset_name = context.asset_key.path[-1]
+    selected = {k.name for k in context.selected_asset_check_keys}
+    consistency = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
+    cut = published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
+    figures = FIGURE_SOURCES[asset_name](table, cut)
+    rows = [r for r in published_figures.iter_rows(named=True) if r["owner"] == asset_name and r["check_name"] in selected]
+    results = []
+    for row in rows:
+        fallback = audit.time_to_event_patients(adtte, cut, row["quantity"]) if adtte is not None else []
+        results.append(check_result(row, figures, consistency[row["figure_id"]], fallback))
+    outcomes = collections.Counter("passed" if r.passed else r.severity.value for r in results)
+    context.log.info(f"{asset_name}: of {len(rows)} printed figures {outcomes['passed']} reproduced, "
+                     f"{outcomes['WARN']} reviewed discrepancies (WARN), {outcomes['ERROR']} failed (ERROR)")
+    return results
+
+
+@dataclasses.dataclass(frozen=True)
+class GatedSummary:
+    """A summary asset whose published-figure checks gate its publication; built when the definitions load.
+
+    ``compute`` is the asset's body as a plain function of its upstream tables, returning the table's ``Output``
+    (``metadata.table_output``); the checks are declared from the registry read at load, so the asset is too.
+    """
+
+    compute: Callable[..., Output]
+    ins: Mapping[str, AssetIn]
+    asset_args: Mapping[str, object]
+
+    @property
+    def name(self) -> str:
+        return self.compute.__name__
+
+    def build(self, loaded: LoadedRegistry) -> AssetsDefinition:
+        name, compute = self.name, self.compute
+        tables = list(inspect.signature(compute).parameters)
+        check_ins = dict(CHECK_INPUTS)
+        if name in PATIENTS_FROM_ADTTE and "adtte" not in tables:
+            check_ins["adtte"] = AssetIn("adtte", metadata={"columns": TIME_TO_EVENT_COLUMNS})
+        ins = {**{t: self.ins.get(t, AssetIn(t)) for t in tables}, **check_ins}
+        args = dict(self.asset_args)
+        args["description"] = f"{args['description']} {GATED}"
+        owned = owned_at_load(name, loaded)
+        stand_in = owned is None or owned.is_empty()
+
+        @asset(name=name, ins=ins, check_specs=published_figure_specs(name, owned, loaded.problem), **args)
+        def _gated(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], **inputs: pl.DataFrame):
+            output = compute(**{t: inputs[t] for t in tables})
+            if stand_in:
+                results = _stand_in_results(name, inputs["published_figures"])
+            else:
+                results = published_figure_results(
+                    context, output.value, inputs["published_figures"], inputs["paper_consistency"],
+                    inputs.get("adtte") if name in PATIENTS_FROM_ADTTE else None,
+                )
+            yield from gate.publish(context, io_manager, output.value, results, output.metadata)
+
+        return _gated
+
+
+def gated_summary(*, ins: Mapping[str, AssetIn] | None = None, **asset_args) -> Callable[[Callable[..., Output]], GatedSummary]:
+    """Declare a summary asset (``@asset`` arguments) that owns registry figures; ``definitions`` builds it at load."""
+
+    def declare(compute: Callable[..., Output]) -> GatedSummary:
+        if compute.__name__ not in FIGURE_SOURCES:
+            raise ValueError(f"{compute.__name__} owns no registry figures (FIGURE_SOURCES): declare it with @asset")
+        unknown = set(ins or {}) - set(inspect.signature(compute).parameters)
+        if unknown:
+            raise ValueError(f"{compute.__name__}: ins {sorted(unknown)} are not parameters of the function")
+        return GatedSummary(compute, dict(ins or {}), asset_args)
+
+    return declare
+
+
+def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
+    """Every ``GatedSummary`` declared in ``modules``, built on the registry read at load; one per ``FIGURE_SOURCES`` owner."""
+    declared = [v for m in modules for v in vars(m).values() if isinstance(v, GatedSummary)]
+    missing = set(FIGURE_SOURCES) - {s.name for s in declared}
+    if missing or len(declared) != len(FIGURE_SOURCES):
+        raise ValueError(f"every owner of registry figures is declared once with @gated_summary; missing: {sorted(missing)}")
+    return [s.build(loaded) for s in declared]
 
 
 def published_figures_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:

@@ -7,11 +7,12 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue
 from lms_assets.analysis import response
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
 from lms_assets.defs.metadata import preview, table_output
+from lms_assets.defs.published import gated_summary
 
 KINDS = {"polars", "duckdb"}
 
 
-@asset(
+@gated_summary(
     group_name=RESPONSE,
     kinds=KINDS,
     owners=OWNERS,
@@ -66,7 +67,7 @@ def recorded_responses_match_recist(recist_consistency: pl.DataFrame) -> AssetCh
     )
 
 
-@asset(
+@gated_summary(
     group_name=RESPONSE,
     kinds=KINDS,
     owners=OWNERS,

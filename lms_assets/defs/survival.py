@@ -7,7 +7,7 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetExecutionContext,
 from lms_assets.analysis import km_plot, survival
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
 from lms_assets.defs.metadata import markdown_table, table_output
-from lms_assets.defs.published import published_cut, typed_registry
+from lms_assets.defs.published import gated_summary, published_cut, typed_registry
 
 KINDS = {"polars", "duckdb", "lifelines"}
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
@@ -36,7 +36,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
     return table_output(curves, steps_per_curve=MetadataValue.md(markdown_table(steps)))
 
 
-@asset(
+@gated_summary(
     group_name=SURVIVAL,
     kinds=KINDS,
     owners=OWNERS,
@@ -82,7 +82,7 @@ def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     return table_output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
 
 
-@asset(
+@gated_summary(
     group_name=SURVIVAL,
     kinds=KINDS,
     owners=OWNERS,
@@ -101,7 +101,7 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
     return table_output(table, shown=table.drop("patients"))
 
 
-@asset(
+@gated_summary(
     group_name=SURVIVAL,
     kinds=KINDS,
     owners=OWNERS,
@@ -129,7 +129,7 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
 
 @asset_check(
     pool=DUCKDB_POOL,
-    asset=survival_subgroups,
+    asset="survival_subgroups",
     additional_ins={"raw_published_figures": AssetIn("raw_published_figures")},
     description=(
         "Discussion: 'we did not find significant differences in PFS and OS' across subgroups. Passes when no "

@@ -2,14 +2,15 @@
 
 
 import polars as pl
-from dagster import AssetIn, Output, asset
+from dagster import AssetIn, Output
 
 from lms_assets.analysis import toxicity
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, TOXICITY
 from lms_assets.defs.metadata import table_output
+from lms_assets.defs.published import gated_summary
 
 
-@asset(
+@gated_summary(
     group_name=TOXICITY,
     kinds={"polars", "duckdb"},
     owners=OWNERS,
