@@ -10,7 +10,6 @@ from lms_assets.analysis import sensitivity as sens
 from lms_assets.defs.audit import ENROLMENT_START
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
-from lms_assets.defs.published import published_cut, typed_registry
 
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
 ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in survival.SUBGROUPS)})
@@ -23,7 +22,7 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
     owners=OWNERS,
     pool=DUCKDB_POOL,
     ins={
-        "raw_published_figures": AssetIn(),
+        "published_figures": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ADSL_COLUMNS}),
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
@@ -43,13 +42,13 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
 )
 def reconstruction_sensitivity(
     context: AssetExecutionContext,
-    raw_published_figures: pl.DataFrame,
+    published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    registry = typed_registry(raw_published_figures)
-    cut = published_cut(registry)
+    registry = published_figures
+    cut = registry["published_cut"].drop_nulls().max() if registry.height else None
     empty = pl.DataFrame(schema=sens.SENSITIVITY_SCHEMA)
     if cut is None:
         reason = "no published cut in published_figures.csv: no printed figure constrains a reconstruction"
