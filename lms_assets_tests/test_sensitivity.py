@@ -345,10 +345,15 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from dagster import build_asset_context
 
     from lms_assets.analysis import schemas, validation
+    from lms_assets.defs.published import published_figures_table
     from lms_assets.defs.sensitivity import reconstruction_sensitivity
 
     adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
-    no_registry = pl.DataFrame(schema={**{c: pl.String for c in schemas.REGISTRY.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+    registry, known = (
+        pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+        for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
+    )
+    no_registry = published_figures_table(registry, known)
     output = reconstruction_sensitivity(build_asset_context(), no_registry, pl.DataFrame(), adsl, adtte)
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value
