@@ -3,8 +3,10 @@
 Most faults are judged in-process through the exact function the Dagster checks yield (``published.check_result``,
 which calls ``audit.judge``) on tables recomputed by the same pure derivations the assets call, from the shipped
 study folder: a second per fault instead of a Dagster run. Two faults go through real Dagster check results.
-Faults the printed figures cannot reveal are listed in ``UNREVEALED`` with the reason, and a test asserts that
-they change a table yet no published-figure check notices, so the gap stays visible.
+Faults no printed figure reveals but the independent R program does (``R_REVEALED``) must fail the blocking
+``agrees_with_r`` check of ``independent_verification``, judged by the function that asset yields. Faults neither
+can reveal are listed in ``UNREVEALED`` with the reason, and a test asserts that they change a table yet no
+published-figure check notices, so the gap stays visible.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     return {
         "adsl": adsl,
         "adtte": adtte,
+        "survival_curves": curves,
+        "survival_landmarks": survival.landmarks(curves),
         "baseline_characteristics": baseline.baseline_characteristics(adsl),
         "response_summary": response.response_summary(adrs),
         "tumour_shrinkage": response.tumour_shrinkage(adsl, adrs, adtte),
@@ -301,22 +305,47 @@ class Unrevealed:
     reason: str  # why no printed figure can reveal it, and what tests it instead
 
 
+# The paper prints no CI for ORR or DCR and no Brookmeyer–Crowley bound (its intervals are SPSS's), so no
+# published-figure check can see these two; R's binom.test and survfit(conf.type = "log-log") do.
+R_REVEALED = [
+    Fault("Clopper–Pearson replaced by the Wald interval", clopper_pearson_as_wald, frozenset({"agrees_with_r"})),
+    Fault("Brookmeyer–Crowley bounds read from the wrong band", brookmeyer_crowley_bands_swapped, frozenset({"agrees_with_r"})),
+]
+
 UNREVEALED = [
-    Unrevealed(
-        "Clopper–Pearson replaced by the Wald interval", clopper_pearson_as_wald, "response_summary",
-        "the paper prints no CI for ORR or DCR; the exact interval is pinned by test_response's known values instead",
-    ),
-    Unrevealed(
-        "Brookmeyer–Crowley bounds read from the wrong band", brookmeyer_crowley_bands_swapped, "survival_summary",
-        "the paper prints SPSS's intervals only (its method); no Brookmeyer–Crowley bound, and no CI of the follow-up "
-        "median, is printed; test_survival compares those bounds with lifelines instead",
-    ),
     Unrevealed(
         "Fisher's exact test one-sided", fisher_one_sided, "tumour_shrinkage",
         "with 2/7 vs 1/12 PR, 2/7 vs 1/12 ORR and the DCR counts, even the one-sided p stays above 0.05, so the printed "
-        "'no significant benefit' still holds; the p-values themselves are not printed",
+        "'no significant benefit' still holds; the p-values themselves are not printed, and R's fisher.test is compared "
+        "on the PR-rate p only, which this fault leaves to the same side of every printed claim",
     ),
 ]
+
+
+def r_agreement(records: dict[str, pl.DataFrame]):
+    """The agrees_with_r result independent_verification yields, on tables recomputed from ``records``."""
+    from lms_assets.analysis import verification
+    from lms_assets.defs.verification import agreement_result, verify
+    from lms_assets_tests.test_r_crosscheck import rscript_or_skip
+
+    tables = summary_tables(records)
+    return agreement_result(verify({name: tables[name] for name in verification.TABLES}, SHIPPED_DATA, rscript_or_skip()))
+
+
+def test_the_shipped_study_agrees_with_r(records, monkeypatch):
+    monkeypatch.undo()  # with the Cox fits: R fits them too
+    result = r_agreement(records)
+    assert result.passed, result.description
+
+
+@pytest.mark.parametrize("fault", R_REVEALED, ids=[f.name for f in R_REVEALED])
+def test_faults_only_r_reveals_fail_the_blocking_r_check(fault, records, monkeypatch):
+    monkeypatch.undo()
+    records = dict(records)
+    fault.inject(monkeypatch, records)
+    result = r_agreement(records)
+    assert not result.passed and result.severity.value == "ERROR", f"{fault.name}: {result.description}"
+    print(f"{fault.name}: caught by agrees_with_r ({result.description})")
 
 
 @pytest.fixture(scope="module")

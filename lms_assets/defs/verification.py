@@ -7,12 +7,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    ResourceParam,
+    asset,
+)
 
 from lms_assets import config
 from lms_assets.analysis import survival, verification
+from lms_assets.defs import gate
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table
+from lms_assets.defs.resources import WarehouseTables
 
 # The reference program lives with the tests, its other user; from the package it is found relative to the
 # repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".
@@ -61,6 +71,40 @@ def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None
     return verification.compare(verification.long_form(tables), run.results, run.reference)
 
 
+AGREES_WITH_R = "agrees_with_r"
+
+
+def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
+    """ERROR unless every compared value agrees with R; WARN when R did not run, since then nothing is verified."""
+    summary = verification.verification_summary(table)
+    if not summary["comparisons"]:
+        reason = f"{summary['status']}: nothing was independently verified"
+        return AssetCheckResult(
+            check_name=AGREES_WITH_R, passed=False, severity=AssetCheckSeverity.WARN, description=reason,
+            metadata={"reason": MetadataValue.text(reason)},
+        )
+    failing = table.filter(~pl.col("status").is_in([verification.AGREE, verification.NOT_RUN]))
+    first = "; ".join(
+        f"{r['table']} {r['statistic']} {r['key'] or ''} {r['endpoint'] or ''} ours {r['ours']} vs R {r['r']} ({r['status']})"
+        for r in failing.head(3).iter_rows(named=True)
+    )
+    reason = (
+        f"{summary['agreed']:,} of {summary['comparisons']:,} values agree with R ({summary['reference']})"
+        + (f"; {failing.height} do not, first: {first}" if failing.height else "")
+    )
+    return AssetCheckResult(
+        check_name=AGREES_WITH_R,
+        passed=failing.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        description=reason[:500],
+        metadata={
+            "reason": MetadataValue.text(reason[:2000]),
+            "agreed": MetadataValue.text(f"{summary['agreed']:,} of {summary['comparisons']:,}"),
+            "not_agreeing": MetadataValue.md(markdown_table(failing.head(50))) if failing.height else MetadataValue.text("none"),
+        },
+    )
+
+
 @asset(
     group_name=AUDIT,
     kinds={"polars", "duckdb", "r"},
@@ -74,11 +118,25 @@ def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None
         f"set beside R's (agreement: |ours − R| ≤ {verification.TOLERANCE:g}·max(1, |R|); both null agrees). `status` "
         "is agree, disagree or missing on one side; `exception` names a comparison made under a named convention "
         "(lms_assets.analysis.verification.EXCEPTIONS). Without Rscript, or above "
-        f"{MAX_PATIENTS:,} patients, it records one row 'not run: <why>', never a pass."
+        f"{MAX_PATIENTS:,} patients, it records one row 'not run: <why>', never a pass. Its blocking check "
+        "agrees_with_r fails with ERROR (and the comparison is staged, not published) when any value disagrees or is on "
+        "one side only, and with WARN when R did not run."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            AGREES_WITH_R,
+            asset="independent_verification",
+            blocking=True,
+            description=(
+                "Every compared value agrees with the independent R program (ERROR, blocking, otherwise: the comparison "
+                "goes to staging and nothing downstream runs); WARN when R did not run, since nothing is then verified."
+            ),
+        )
+    ],
 )
 def independent_verification(
     context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
     survival_curves: pl.DataFrame,
     survival_summary: pl.DataFrame,
     survival_landmarks: pl.DataFrame,
@@ -88,7 +146,7 @@ def independent_verification(
     tumour_shrinkage: pl.DataFrame,
     baseline_characteristics: pl.DataFrame,
     adverse_event_summary: pl.DataFrame,
-) -> Output[pl.DataFrame]:
+):
     tables = {
         "survival_curves": survival_curves,
         "survival_summary": survival_summary,
@@ -103,18 +161,19 @@ def independent_verification(
     table = verify(tables, config.data_dir())
     summary = verification.verification_summary(table)
     context.log.info(f"Independent verification: {summary['status']} ({summary['agreed']} of {summary['comparisons']} agree)")
-    problems = table.filter(~pl.col("status").is_in([verification.AGREE, verification.NOT_RUN]))
-    return Output(
+    yield from gate.publish(
+        context,
+        io_manager,
         table,
-        metadata={
+        [agreement_result(table)],
+        {
             "dagster/row_count": table.height,
             "status": summary["status"],
             "reference": summary["reference"],
-            "comparisons": summary["comparisons"],
-            "agreed": summary["agreed"],
-            "disagreed": summary["disagreed"],
-            "missing_on_one_side": summary["missing"],
+            # Text, not numbers: Dagster would plot each count as a series over runs.
+            "agreed": MetadataValue.text(f"{summary['agreed']:,} of {summary['comparisons']:,}"),
+            "disagreed": MetadataValue.text(str(summary["disagreed"])),
+            "missing_on_one_side": MetadataValue.text(str(summary["missing"])),
             "summary": MetadataValue.md(summary["markdown"]),
-            "not_agreeing": MetadataValue.md(markdown_table(problems.head(50))) if problems.height else MetadataValue.text("none"),
         },
     )
