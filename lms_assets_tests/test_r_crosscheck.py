@@ -142,10 +142,9 @@ def _warehouse_tables(warehouse: Path) -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module", params=STUDIES)
 def verified(request, tmp_path_factory):
     """One study materialized up to ``independent_verification``; its warehouse tables and the study folder."""
-    from dagster import AssetSelection, load_assets_from_modules, materialize
+    from dagster import AssetSelection
 
-    from lms_assets.definitions import DOMAINS
-    from lms_assets.defs.resources import WarehouseIOManager
+    from lms_assets.definitions import build_defs
 
     rscript_or_skip()
     root = tmp_path_factory.mktemp(request.param)
@@ -155,12 +154,11 @@ def verified(request, tmp_path_factory):
         env.setenv("LMS_DATA_DIR", str(study))
         env.setenv("LMS_DUCKDB_PATH", str(warehouse))
         env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        result = materialize(
-            load_assets_from_modules(DOMAINS),
-            selection=AssetSelection.assets("independent_verification").upstream(),
-            resources={"io_manager": WarehouseIOManager(database=str(warehouse), schema="main")},
-            raise_on_error=False,
-        )
+        # The whole definitions, so the summaries come with their published-figure checks, as in the UI.
+        defs = build_defs()
+        selection = AssetSelection.assets("independent_verification").upstream().resolve(defs.resolve_asset_graph())
+        job = defs.resolve_implicit_global_asset_job_def()
+        result = job.execute_in_process(asset_selection=list(selection), raise_on_error=False)
     assert result.success, f"{request.param}: materialization failed"
     return {"name": request.param, "study": study, "tables": _warehouse_tables(warehouse)}
 
