@@ -88,7 +88,9 @@ EXCEPTIONS = (
         "Where S(t) = 0.5 exactly over a stretch, R's quantile.survfit (like SAS PROC LIFETEST) takes the plateau's "
         "midpoint and SPSS the first time S(t) ≤ 0.5. The paper used SPSS, so `median` keeps the first crossing and is "
         "compared with the first crossing R's script reads off survfit's steps, not with quantile(); R's own median is "
-        "compared with `median_midpoint`. Both values are reported.",
+        "compared with `median_midpoint` (the script rounds S to 12 digits before quantile(), whose opening test has "
+        "no tolerance and so reads a plateau at exactly 0.5 left by rounding at 0.5 + 1e-16 as never reaching 0.5). "
+        "Both values are reported.",
     ),
 )
 

@@ -79,10 +79,19 @@ spss_median <- function(fit) {
   c(median = median, se = se, ci_lower = median - Z * se, ci_upper = median + Z * se)
 }
 
-# R's own median: quantile.survfit, the midpoint of a plateau at S = 0.5; CI where the log(-log) band crosses.
+# R's own median, quantile.survfit's midpoint of a plateau at S = 0.5, with S rounded to 12 digits first:
+# survival's findq opens with max(1 - S) < p, without its tolerance, so a plateau at exactly 0.5 that runs to the
+# last observation and that the product's rounding leaves at 0.5 + 1e-16 reads as "never reaches 0.5" (NA),
+# while the same plateau rounded the other way gets findq's own midpoint with the last time.
+midpoint_median <- function(fit) {
+  fit$surv <- round(fit$surv, 12)
+  unname(quantile(fit, 0.5, conf.int = FALSE))
+}
+
+# R's own median (see midpoint_median); CI where the log(-log) band crosses, by quantile.survfit.
 r_median <- function(fit) {
   q <- quantile(fit, 0.5)
-  c(median_midpoint = unname(q$quantile), ci_lower = unname(q$lower), ci_upper = unname(q$upper))
+  c(median_midpoint = midpoint_median(fit), ci_lower = unname(q$lower), ci_upper = unname(q$upper))
 }
 
 # ---- survival ---------------------------------------------------------------------------------------
@@ -111,7 +120,7 @@ subgroups <- list(
 level_median <- function(time, event) {
   if (!length(time)) return(c(median = NA, median_midpoint = NA))
   fit <- km(time, event)
-  c(median = first_crossing(fit), median_midpoint = unname(quantile(fit, 0.5, conf.int = FALSE)))
+  c(median = first_crossing(fit), median_midpoint = midpoint_median(fit))
 }
 
 cox <- function(time, event, x) {
