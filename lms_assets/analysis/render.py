@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import altair as alt
@@ -53,6 +55,18 @@ def clip(text: str, max_chars: int) -> str:
     return f"{text[:max_chars]}… ({len(text):,} characters in all)"
 
 
+def significant(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits, halves rounded up on the decimal as printed (``repr``): 5.2375
+    is 5.238 everywhere, not 5.237 because its binary double lies just below the half."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.{digits}g}"
+    exact = Decimal(repr(value))
+    rounded = exact.quantize(Decimal(1).scaleb(exact.adjusted() - digits + 1), rounding=ROUND_HALF_UP)
+    if -5 <= rounded.adjusted() < digits:
+        return format(rounded.normalize(), "f")
+    return f"{float(rounded):.{digits}g}"
+
+
 def id_ranges(ids: list[int]) -> str:
     """Whole numbers as runs, ``[1, 2, 3, 5, 7, 8]`` -> ``"1–3, 5, 7–8"``: a patient list stays one short line."""
     runs: list[list[int]] = []
@@ -70,7 +84,7 @@ def cell_text(value: object, max_items: int | None = None, max_chars: int | None
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return significant(value)
     if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         text = id_ranges(value)
     elif isinstance(value, list):
