@@ -16,9 +16,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance template sits in deploy/local/: in the repo root `dagster dev` would warn it "will not be used".
+INSTANCE_TEMPLATE := deploy/local/dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: $(INSTANCE_TEMPLATE)
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp $(INSTANCE_TEMPLATE) $(DAGSTER_HOME)/dagster.yaml
 
 # Creates the instance's storage once (two first runs would race to create it) and frees the pool slots of
 # runs that died (lms_assets/recovery.py); it says what it freed.
@@ -26,8 +28,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 instance: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery
 
+# exec: the shell gives way to `dagster dev`, so Ctrl-C and SIGTERM reach it and it stops its webserver,
+# daemon and code servers itself.
 run: instance
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -h $(HOST) -p $(PORT)
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/dagster dev -h $(HOST) -p $(PORT)
 
 materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'

@@ -113,10 +113,10 @@ def measure(command: list[str], env: dict[str, str], log: Path) -> Measurement:
 
 
 def _environment(scratch: Path, study: Path | None) -> dict[str, str]:
-    """A fresh Dagster instance (the repo's dagster.yaml), warehouse and outputs folder under ``scratch``."""
+    """A fresh Dagster instance (deploy/local/dagster.yaml), warehouse and outputs folder under ``scratch``."""
     home = scratch / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", home / "dagster.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LMS_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), LMS_DUCKDB_PATH=str(scratch / "warehouse" / "lms.duckdb"), LMS_OUTPUT_DIR=str(scratch / "outputs"))
     if study is not None:

@@ -25,9 +25,9 @@ def venv_bin(program: str) -> str:
 
 
 def instance_home(folder: Path) -> Path:
-    """A fresh ``DAGSTER_HOME`` holding the repository's ``dagster.yaml`` (pools, telemetry off)."""
+    """A fresh ``DAGSTER_HOME`` holding ``deploy/local/dagster.yaml`` (pools, telemetry off)."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", folder / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", folder / "dagster.yaml")
     return folder
 
 

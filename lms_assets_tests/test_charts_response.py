@@ -1,7 +1,9 @@
 """The waterfall and adverse-event charts, and every response, baseline and toxicity check on the shipped study."""
 
+import base64
 import json
 import shutil
+import struct
 
 import polars as pl
 import pytest
@@ -146,3 +148,18 @@ def test_charts_are_materialized_as_png_and_html(shipped_run):
     ae_md = shipped_run["result"].asset_materializations_for_node("adverse_event_chart")[0].metadata
     assert ae_md["terms"].value == 12 and ae_md["chart"].value.startswith("![Adverse events by grade](data:image/png;base64,")
     assert (shipped_run["outputs"] / "charts" / "adverse_event_chart.html").stat().st_size > 0
+
+
+CHART_ASSETS = ["waterfall_plot", "adverse_event_chart", "km_pfs_plot", "km_os_plot", "subgroup_forest_plot", "followup_history_chart"]
+MIN_CHART_WIDTH_PX = 600
+
+
+@pytest.mark.slow
+def test_every_chart_heads_its_metadata_legibly_wide(shipped_run):
+    for name in CHART_ASSETS:
+        metadata = shipped_run["result"].asset_materializations_for_node(name)[0].metadata
+        assert next(iter(metadata)) == "chart", (name, list(metadata))
+        png = base64.b64decode(metadata["chart"].value.split("base64,", 1)[1].rstrip(")"))
+        width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
+        assert width >= MIN_CHART_WIDTH_PX and height > 0, (name, width, height)
+        assert metadata["interactive_html"].value.endswith(f"{name}.html")

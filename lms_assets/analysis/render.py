@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import math
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import altair as alt
@@ -53,14 +55,39 @@ def clip(text: str, max_chars: int) -> str:
     return f"{text[:max_chars]}… ({len(text):,} characters in all)"
 
 
+def significant(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits, halves rounded up on the decimal as printed (``repr``): 5.2375
+    is 5.238 everywhere, not 5.237 because its binary double lies just below the half."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.{digits}g}"
+    exact = Decimal(repr(value))
+    rounded = exact.quantize(Decimal(1).scaleb(exact.adjusted() - digits + 1), rounding=ROUND_HALF_UP)
+    if -5 <= rounded.adjusted() < digits:
+        return format(rounded.normalize(), "f")
+    return f"{float(rounded):.{digits}g}"
+
+
+def id_ranges(ids: list[int]) -> str:
+    """Whole numbers as runs, ``[1, 2, 3, 5, 7, 8]`` -> ``"1–3, 5, 7–8"``: a patient list stays one short line."""
+    runs: list[list[int]] = []
+    for n in sorted(set(ids)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
+
+
 def cell_text(value: object, max_items: int | None = None, max_chars: int | None = None) -> str:
-    """A table cell for people: floats to 4 significant digits, lists joined (capped at ``max_items``), text
-    clipped at ``max_chars``."""
+    """A table cell for people: floats to 4 significant digits, lists of whole numbers (patient ids) as
+    ranges, other lists joined (capped at ``max_items``), text clipped at ``max_chars``."""
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, list):
+        return significant(value)
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        text = id_ranges(value)
+    elif isinstance(value, list):
         shown = value if max_items is None else value[:max_items]
         text = ", ".join(str(v) for v in shown)
         text += f", … ({len(value)} in all)" if len(shown) < len(value) else ""

@@ -101,7 +101,8 @@ def followup_state() -> dict[str, str]:
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Watches the follow-up folder. A new data-cut file, or a corrected one (same name, new content), "
-        "launches `followup_refresh`; the cursor keeps each file's name and SHA-256."
+        "launches `followup_refresh`; the cursor lists each file's name and SHA-256, one per line. On the first start "
+        "of an instance every shipped file is new, so that first tick builds the whole study (tag lms/first_start)."
     ),
 )
 def new_followup_sensor(context: SensorEvaluationContext):
@@ -110,11 +111,15 @@ def new_followup_sensor(context: SensorEvaluationContext):
     changed = sorted(name for name, digest in current.items() if seen.get(name) != digest)
     if not changed:
         return SkipReason(f"no new or changed follow-up files among {len(current)}")
-    context.update_cursor(json.dumps(current, sort_keys=True))
-    context.log.info(f"follow-up changed: {', '.join(changed)}")
+    # One file per line, so the UI's cursor view reads as a list of files and their hashes.
+    context.update_cursor(json.dumps(current, sort_keys=True, indent=1))
+    # With no cursor (the first start of an instance) every shipped file counts as new: that first run
+    # builds the whole study, which an empty warehouse needs anyway; a tag says so in the Runs list.
+    first_start = {"lms/first_start": "every shipped follow-up file is new to this instance"} if not seen else {}
+    context.log.info(f"follow-up {'found at first start' if not seen else 'changed'}: {', '.join(changed)}")
     return RunRequest(
         run_key=validation.combined_hash([f"{name}:{digest}" for name, digest in sorted(current.items())]),
-        tags={"lms/trigger": "new-followup", "lms/changed_files": ",".join(changed)[:200]},
+        tags={"lms/trigger": "new-followup", "lms/changed_files": ",".join(changed)[:200], **first_start},
     )
 
 
