@@ -28,8 +28,8 @@ $(DAGSTER_HOME)/dagster.yaml: $(INSTANCE_TEMPLATE)
 instance: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery
 
-# exec: the shell gives way to `dagster dev`, so Ctrl-C and SIGTERM reach it and it stops its webserver,
-# daemon and code servers itself.
+# exec: the shell gives way to `dagster dev`, so Ctrl-C and SIGTERM reach it directly (its child processes
+# can still outlive the signal by tens of seconds; see README "Set up").
 run: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/dagster dev -h $(HOST) -p $(PORT)
 
