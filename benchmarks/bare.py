@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bare.py --data data --duckdb /tmp/bare.duckdb [--outputs /tmp/bare-outputs]
 
-Reads the study folder with the same ``lms_assets.analysis`` functions the assets call, derives the
+Reads the study folder with the same ``lms_assets`` functions the assets call, derives the
 same tables in the same order, renders the same charts, and stores every table in one DuckDB file
 the way the warehouse IO manager does (string views, one transaction per table). Dagster is never
 imported. The last line printed is JSON with the seconds spent reading CSV, computing, rendering
@@ -26,20 +26,15 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from lms_assets.analysis import (
-    ae_chart,
-    baseline,
-    cohort,
-    followup,
-    km_plot,
-    render,
-    response,
-    schemas,
-    survival,
-    toxicity,
-    validation,
-    waterfall,
-)
+from lms_assets.adam.adae import derive_adae
+from lms_assets.adam.adrs import derive_adrs
+from lms_assets.adam.adsl import derive_adsl
+from lms_assets.adam.adtte import derive_adtte
+from lms_assets.adam.cuts import cut_regressions
+from lms_assets.graphs import adverse_events, km, render, waterfall
+from lms_assets.graphs.history import history_chart
+from lms_assets.records import schemas, validation
+from lms_assets.tables import baseline, response, survival, toxicity
 
 SECONDS: dict[str, float] = defaultdict(float)
 STEPS: dict[str, float] = defaultdict(float)
@@ -126,14 +121,14 @@ def main(argv: list[str] | None = None) -> None:
         def cleaned(name: str, schema: schemas.FileSchema, keep: tuple[str, ...] = ()) -> pl.DataFrame:
             return validation.clean(raw[name], schema, quarantine, keep=keep)
 
-        adsl = compute(db, "adsl", lambda: cohort.derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS)))
-        adrs = compute(db, "adrs", lambda: cohort.derive_adrs(cleaned("response", schemas.RESPONSE)))
-        adtte = compute(db, "adtte", lambda: cohort.derive_adtte(
+        adsl = compute(db, "adsl", lambda: derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS)))
+        adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE)))
+        adtte = compute(db, "adtte", lambda: derive_adtte(
             cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
         ))
-        adae = compute(db, "adae", lambda: cohort.derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS)))
+        adae = compute(db, "adae", lambda: derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS)))
         with phase("compute", "followup_cuts_consistent"):
-            followup.cut_regressions(adtte)
+            cut_regressions(adtte)
 
         compute(db, "baseline_characteristics", lambda: baseline.baseline_characteristics(adsl))
         compute(db, "response_summary", lambda: response.response_summary(adrs))
@@ -145,14 +140,14 @@ def main(argv: list[str] | None = None) -> None:
         landmarks = compute(db, "survival_landmarks", lambda: survival.landmarks(curves))
         compute(db, "survival_followup", lambda: survival.reverse_km_followup(adtte))
         subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl))
-        history = compute(db, "followup_history", lambda: followup.history(medians))
+        history = compute(db, "followup_history", lambda: survival.median_history(medians))
 
         chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adsl)))
-        chart(outputs, "adverse_events", lambda: ae_chart.adverse_event_chart(*ae_chart.ae_chart_data(summary)))
+        chart(outputs, "adverse_events", lambda: adverse_events.adverse_event_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
-            chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km_plot.endpoint_figure(curves, landmarks, medians, e, None))
-        chart(outputs, "subgroup_forest", lambda: km_plot.forest_figure(subgroups))
-        chart(outputs, "followup_history", lambda: followup.history_chart(history))
+            chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_figure(curves, landmarks, medians, e, None))
+        chart(outputs, "subgroup_forest", lambda: km.forest_figure(subgroups))
+        chart(outputs, "followup_history", lambda: history_chart(history))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from lms_assets.analysis import sensitivity as sens
-from lms_assets.defs.audit import ENROLMENT_START
+from lms_assets.audit import sensitivity as sens
+from lms_assets.defs.audit.consistency import ENROLMENT_START
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lms_assets.analysis.validation import SETTINGS_FILE
+from lms_assets.records.validation import SETTINGS_FILE
 
 ACCRUAL_START = dt.date(2018, 1, 1)
 ACCRUAL_DAYS = 731  # January 2018 to December 2019: every patient starts before the first cut

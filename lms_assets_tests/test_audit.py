@@ -7,8 +7,8 @@ import polars as pl
 import pytest
 from dagster import TextMetadataValue
 
-from lms_assets.analysis import audit
-from lms_assets.defs.published import FIGURE_SOURCES, bounded, check_name
+from lms_assets.audit import consistency
+from lms_assets.defs.audit.published import FIGURE_SOURCES, bounded, check_name
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
@@ -35,7 +35,7 @@ def registry(*rows):
     ],
 )
 def test_grim(pct, decimals, n, ks):
-    assert audit.grim_fractions(pct, decimals, n) == ks
+    assert consistency.grim_fractions(pct, decimals, n) == ks
 
 
 def test_granularity_flags_impossible_percent_and_bad_fraction():
@@ -45,7 +45,7 @@ def test_granularity_flags_impossible_percent_and_bad_fraction():
         ("D.pr.pct", "Discussion", "pr_rate.combination.pct", "2/7, 28.6%", 28.6, "percent", 1, 2, 7),
         ("T.ok.pct", "Table", "ok.pct", "15.8", 15.8, "percent", 1, None, None),
     )
-    found = audit.granularity_findings(reg, cohort_n=19)
+    found = consistency.granularity_findings(reg, cohort_n=19)
     by_id = {fid: set(found.filter(pl.col("figure_id") == fid)["finding"]) for fid in reg["figure_id"]}
     assert by_id == {
         "A.x.pct": {"grim_impossible"},
@@ -64,7 +64,7 @@ def test_paired_count_and_percent_must_agree():
         ("T.b.n", "Table", "b.n", "6", 6, "patients", 0, None, None),
         ("T.b.pct", "Table", "b.pct", "31.6", 31.6, "percent", 1, None, None),
     )
-    found = audit.paired_count_findings(reg, cohort_n=19)
+    found = consistency.paired_count_findings(reg, cohort_n=19)
     assert found["figure_id"].to_list() == ["T.a.pct"]
 
 
@@ -75,7 +75,7 @@ def test_cross_source_compares_at_each_printing_precision():
         ("A.o", "Abstract", "os.ci_lower", "14.2", 14.2, "months", 1, None, None),
         ("E.o", "Efficacy", "os.ci_lower", "12.3", 12.3, "months", 1, None, None),
     )
-    found = audit.cross_source_findings(reg)
+    found = consistency.cross_source_findings(reg)
     assert sorted(found["figure_id"].to_list()) == ["A.o", "E.o"]
     assert "Abstract prints '14.2' for os.ci_lower, but Efficacy prints '12.3'" in found["explanation"].to_list()
 
@@ -83,30 +83,30 @@ def test_cross_source_compares_at_each_printing_precision():
 def test_feasibility_enumerates_every_placement_of_the_censorings():
     # Deaths at 1, 2 and 3 months; two patients censored, each no earlier than 0.5 and no later than 10 months.
     # Four gaps (before 1, [1,2), [2,3), after 3) hold two censorings in C(5, 2) = 10 ways, all within bounds.
-    result = audit.os_feasibility([1.0, 2.0, 3.0], [(0.5, 10.0), (0.5, 10.0)])
+    result = consistency.os_feasibility([1.0, 2.0, 3.0], [(0.5, 10.0), (0.5, 10.0)])
     assert (result.patterns_examined, result.patterns_feasible) == (10, 10)
     # Both censored before the first death: S = 2/3 at 1, 1/3 at 2 → median 2.
     # Both censored after the last death: S = 4/5, 3/5, 2/5 → median 3.
-    assert audit.reachable(result.estimates, {"median": (2.0, 1)})
-    assert audit.reachable(result.estimates, {"median": (3.0, 1)})
-    assert not audit.reachable(result.estimates, {"median": (1.0, 1)})
+    assert consistency.reachable(result.estimates, {"median": (2.0, 1)})
+    assert consistency.reachable(result.estimates, {"median": (3.0, 1)})
+    assert not consistency.reachable(result.estimates, {"median": (1.0, 1)})
     # The longest follow-up is at least the last death and at most the 10-month window.
-    assert audit.reachable(result.estimates, {"followup_max": (10.0, 1)})
-    assert not audit.reachable(result.estimates, {"followup_max": (2.5, 1)})
+    assert consistency.reachable(result.estimates, {"followup_max": (10.0, 1)})
+    assert not consistency.reachable(result.estimates, {"followup_max": (2.5, 1)})
 
 
 def test_feasibility_respects_each_patients_lower_bound():
     # A censoring that cannot come before 2.5 months can only fall in [2, 3) or after 3: 2 of the 4 gaps.
-    result = audit.os_feasibility([1.0, 2.0, 3.0], [(2.5, 10.0)])
+    result = consistency.os_feasibility([1.0, 2.0, 3.0], [(2.5, 10.0)])
     assert (result.patterns_examined, result.patterns_feasible) == (4, 2)
     # In [2,3): S = 3/4, 2/4 → median 2; after 3: the same → median 2. Never 3.
-    assert not audit.reachable(result.estimates, {"median": (3.0, 1)})
+    assert not consistency.reachable(result.estimates, {"median": (3.0, 1)})
 
 
 # --- the severity rule --------------------------------------------------------------------------------------
 
 PRINTED = {"figure_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
-NOT_REVIEWED = dict.fromkeys(audit.REVIEW_SCHEMA)
+NOT_REVIEWED = dict.fromkeys(consistency.REVIEW_SCHEMA)
 REVIEWED = {**NOT_REVIEWED, "reviewed_expected": "52.0", "reviewed_reason": "median of Table 3's ages",
             "reviewed_by": "lms-assets developers", "reviewed_on": None}
 CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findings": [], "explanation": None}
@@ -115,27 +115,27 @@ CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findin
 @pytest.mark.parametrize(
     ("review", "shown", "findings", "check", "status", "says"),
     [
-        (NOT_REVIEWED, 53.0, [], audit.PASSED, audit.REPRODUCED, "reproduced"),
-        (NOT_REVIEWED, 52.0, [], audit.ERROR, audit.DISCREPANCY, "not a reviewed discrepancy"),
-        (REVIEWED, 52.0, [], audit.WARN, audit.DISCREPANCY, "Table 3's published rows give 52.0"),
+        (NOT_REVIEWED, 53.0, [], consistency.PASSED, consistency.REPRODUCED, "reproduced"),
+        (NOT_REVIEWED, 52.0, [], consistency.ERROR, consistency.DISCREPANCY, "not a reviewed discrepancy"),
+        (REVIEWED, 52.0, [], consistency.WARN, consistency.DISCREPANCY, "Table 3's published rows give 52.0"),
         # A reviewed value saved by a spreadsheet without its trailing zero is still the reviewed value.
-        ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], audit.WARN, audit.DISCREPANCY, "give 52.0"),
+        ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], consistency.WARN, consistency.DISCREPANCY, "give 52.0"),
         # The reviewed value moved: a regression, even though the figure is a known discrepancy.
-        (REVIEWED, 51.0, [], audit.ERROR, audit.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
+        (REVIEWED, 51.0, [], consistency.ERROR, consistency.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
         # Suddenly reproduced: the review is stale, and that blocks too.
-        (REVIEWED, 53.2, [], audit.ERROR, audit.REPRODUCED, "stale review"),
+        (REVIEWED, 53.2, [], consistency.ERROR, consistency.REPRODUCED, "stale review"),
         # The reviewed finding is no longer found: the review no longer explains the failure.
-        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, [], audit.ERROR, audit.DISCREPANCY, "no longer found"),
-        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, ["grim_impossible"], audit.WARN, audit.DISCREPANCY, "52.0"),
-        ({**REVIEWED, "reviewed_expected": "not computable"}, None, ["self_inconsistent"], audit.WARN, audit.DISCREPANCY, "hold nothing"),
-        (NOT_REVIEWED, None, [], audit.ERROR, audit.NOT_RECOMPUTABLE, "not computable"),
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, [], consistency.ERROR, consistency.DISCREPANCY, "no longer found"),
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, ["grim_impossible"], consistency.WARN, consistency.DISCREPANCY, "52.0"),
+        ({**REVIEWED, "reviewed_expected": "not computable"}, None, ["self_inconsistent"], consistency.WARN, consistency.DISCREPANCY, "hold nothing"),
+        (NOT_REVIEWED, None, [], consistency.ERROR, consistency.NOT_RECOMPUTABLE, "not computable"),
     ],
 )
 def test_a_failure_is_warn_only_for_a_reviewed_discrepancy_that_still_stands(review, shown, findings, check, status, says):
-    verdict = audit.judge({**PRINTED, **review}, shown, {**CONSISTENT, "findings": findings})
+    verdict = consistency.judge({**PRINTED, **review}, shown, {**CONSISTENT, "findings": findings})
     assert (verdict.check, verdict.status) == (check, status)
     assert says in verdict.check_reason
-    if check == audit.WARN:
+    if check == consistency.WARN:
         assert verdict.check_reason == verdict.explanation
 
 
@@ -157,7 +157,7 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
         {"figure_id": "E.dcr.pct", "quantity": "dcr.pct", "status": "discrepancy", "recomputed": 73.68, "shown": "73.68",
          "findings": ["self_inconsistent", "wrong_denominator"]},
     ]
-    found = audit.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
+    found = consistency.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
     assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
     # One denominator tried across both impossible percentages: 16 makes both exact.
     assert "a denominator of 16" in found["A.x.pct"] and "12.5% = 2/16, 87.5% = 14/16" in found["D.y.pct"]
@@ -171,7 +171,7 @@ def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_do
                    ("T.os.ci_upper", "Table", "os.ci_upper", "40.0", 40.0, "months", 1, None, None))
     rows = [{"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00",
              "findings": []} for b in ("lower", "upper")]
-    found = audit.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
+    found = consistency.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
     assert "14.1 is the lower bound of SPSS median ± z·SE at 90% (14.10–32.90)" in found["T.os.ci_lower"]
     assert found["T.os.ci_upper"].startswith("No other standard CI method or level gives 40")
 
@@ -347,7 +347,7 @@ def test_load_errors_are_bounded_and_sanitised():
 
 
 def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
-    from lms_assets.analysis import schemas, validation
+    from lms_assets.records import schemas, validation
 
     raw = validation.read_raw(SHIPPED_DATA / "unchecked_claims.csv", schemas.UNCHECKED_CLAIMS)
     assert validation.problems(raw, schemas.UNCHECKED_CLAIMS).is_empty()
@@ -368,7 +368,7 @@ def test_a_bad_file_s_failure_quotes_a_bounded_excerpt_only(platform_env):
 
 
 def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
-    from lms_assets.analysis import schemas, validation
+    from lms_assets.records import schemas, validation
 
     path = tmp_path / "known_discrepancies.csv"
     path.write_text("\n".join(["figure_id,expected_recomputed,finding,reason,reviewed_by,reviewed_on", *rows]) + "\n")
@@ -385,8 +385,8 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     ids=["no finding or reason", "unknown finding", "not printed"],
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
-    from lms_assets.analysis import schemas, validation
-    from lms_assets.defs.published import published_figures_table
+    from lms_assets.records import schemas, validation
+    from lms_assets.defs.audit.published import published_figures_table
 
     registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
     with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:

@@ -34,8 +34,10 @@ import polars as pl
 import pytest
 from dagster import AssetSelection, DagsterInstance
 
-from lms_assets.analysis import cohort, followup, schemas, validation
-from lms_assets.analysis.validation import RecordFileError
+from lms_assets import adam
+from lms_assets.records import schemas
+from lms_assets.records import validation
+from lms_assets.records.validation import RecordFileError
 from lms_assets.definitions import build_defs
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
@@ -1004,27 +1006,27 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
     )
     clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     candidates = {
-        "adsl": cohort.derive_adsl(
+        "adsl": adam.adsl.derive_adsl(
             validation.clean(raw["patients"], schemas.PATIENTS, quarantine),
             validation.clean(raw["patient_allocations"], schemas.PATIENT_ALLOCATIONS, quarantine),
         ),
-        "adrs": cohort.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine)),
-        "adtte": cohort.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))),
-        "adae": cohort.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine)),
+        "adrs": adam.adrs.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine)),
+        "adtte": adam.adtte.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))),
+        "adae": adam.adae.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine)),
     }
     sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}
     failures: dict[str, dict[str, str]] = {}
     for table in COHORT:
-        blocking = validation.blocking_rows(quarantine, cohort.SOURCES[table])
+        blocking = validation.blocking_rows(quarantine, adam.common.SOURCES[table])
         if blocking.height and not exclude:
             failures.setdefault(table, {})["no_quarantined_rows"] = validation.describe_quarantine(blocking)
         if candidates[table].is_empty() and not sources[table].is_empty():
             failures.setdefault(table, {})["has_patients"] = "no valid patient"
-    regressions = followup.cut_regressions(candidates["adtte"])
-    withdrawn = followup.withdrawn_cuts(candidates["adtte"], PUBLISHED_CUTS)
+    regressions = adam.cuts.cut_regressions(candidates["adtte"])
+    withdrawn = adam.cuts.withdrawn_cuts(candidates["adtte"], PUBLISHED_CUTS)
     if regressions.height or withdrawn:
         failures.setdefault("adtte", {})["followup_cuts_consistent"] = "; ".join(
-            [*map(followup.describe_withdrawn, withdrawn), *map(followup.describe_regression, regressions.iter_rows(named=True))]
+            [*map(adam.cuts.describe_withdrawn, withdrawn), *map(adam.cuts.describe_regression, regressions.iter_rows(named=True))]
         )
     return Judgement(quarantine, candidates, failures, validation.identical_cuts(digests))
 
@@ -1107,11 +1109,11 @@ def test_damaged_study_folder_is_judged(name: str, tmp_path: Path, pristine_judg
     quarantined = set(judged.quarantine.select("file", "row", "column", "value", "reason").iter_rows())
     assert quarantined == set(outcome.rows) | unknown_patient_rows(study, outcome.invalid_patients)
     first_file, first_row, first_column, _, _ = sorted(outcome.rows, key=lambda r: (r[0], r[1], r[2]))[0]
-    held_back = {t for t in COHORT if validation.blocking_rows(judged.quarantine, cohort.SOURCES[t]).height}
+    held_back = {t for t in COHORT if validation.blocking_rows(judged.quarantine, adam.common.SOURCES[t]).height}
     assert held_back and set(judged.failures) == held_back
     for table in held_back:
         description = judged.failures[table]["no_quarantined_rows"]
-        if first_file == "patients.csv" or first_file.startswith(cohort.SOURCES[table]):
+        if first_file == "patients.csv" or first_file.startswith(adam.common.SOURCES[table]):
             assert f"{first_file} line {first_row}, column {first_column}, value " in description.split("; ")[0], description
         assert_bounded_and_printable(description)
     # Where the study accepts losses, the cohort is the previous one without exactly the affected rows.

@@ -3,8 +3,8 @@
 import polars as pl
 import pytest
 
-from lms_assets.analysis import baseline
-from lms_assets.analysis import figures as fig
+from lms_assets.tables import baseline
+from lms_assets.tables import printed as fig
 
 
 def _adsl(*patients: dict) -> pl.DataFrame:

@@ -8,7 +8,10 @@ import struct
 import polars as pl
 import pytest
 
-from lms_assets.analysis import ae_chart, cohort, toxicity, waterfall
+from lms_assets.adam.adae import derive_adae
+from lms_assets.graphs import adverse_events
+from lms_assets.tables import toxicity
+from lms_assets.graphs import waterfall
 from lms_assets.definitions import build_defs
 from lms_assets_tests.conftest import SHIPPED_DATA
 
@@ -69,24 +72,24 @@ def _toxicity_table(grade_5: bool) -> pl.DataFrame:
         {"patient_id": [e[0] for e in events], "term": [e[1] for e in events], "episode": [1] * len(events), "ctcae_grade": [e[2] for e in events]}
     )
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4], "DOSREDFL": ["N"] * 4, "DISCAEFL": ["N"] * 4})
-    return toxicity.adverse_event_summary(cohort.derive_adae(raw), adsl)
+    return toxicity.adverse_event_summary(derive_adae(raw), adsl)
 
 
 def test_ae_chart_rows_follow_table_order_and_drop_an_absent_grade_5():
-    rows, terms = ae_chart.ae_chart_data(_toxicity_table(grade_5=False))
+    rows, terms = adverse_events.ae_chart_data(_toxicity_table(grade_5=False))
     assert terms == 2
     assert rows["term"].unique(maintain_order=True).to_list() == ["Fatigue", "Rash"]
     assert rows["grade_group"].unique().sort().to_list() == ["Grade 1/2", "Grade 3/4"]
     fatigue = rows.filter(pl.col("term") == "Fatigue")
     assert fatigue["n"].to_list() == [1, 1] and fatigue["total_pct"].to_list() == [50.0, 50.0]
-    with_deaths, _ = ae_chart.ae_chart_data(_toxicity_table(grade_5=True))
+    with_deaths, _ = adverse_events.ae_chart_data(_toxicity_table(grade_5=True))
     assert "Grade 5" in with_deaths["grade_group"].to_list()
 
 
 def test_ae_chart_caps_the_terms_and_says_so():
-    rows, terms = ae_chart.ae_chart_data(_toxicity_table(grade_5=True), max_terms=2)
+    rows, terms = adverse_events.ae_chart_data(_toxicity_table(grade_5=True), max_terms=2)
     assert (rows["term"].n_unique(), terms) == (2, 3)
-    spec = json.loads(ae_chart.adverse_event_chart(rows, terms).to_json())
+    spec = json.loads(adverse_events.adverse_event_chart(rows, terms).to_json())
     assert any("Showing the 2 most frequent of 3 terms" in line for line in spec["title"]["subtitle"])
     assert spec["layer"][0]["encoding"]["color"]["legend"]["title"] == "Worst CTCAE grade"
 

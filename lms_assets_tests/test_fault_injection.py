@@ -1,7 +1,7 @@
 """Deliberate faults, one at a time: each must make at least one blocking published-figure check fail with ERROR.
 
 Most faults are judged in-process through the exact function the Dagster checks yield (``published.check_result``,
-which calls ``audit.judge``) on tables recomputed by the same pure derivations the assets call, from the shipped
+which calls ``consistency.judge``) on tables recomputed by the same pure derivations the assets call, from the shipped
 study folder: a second per fault instead of a Dagster run. Two faults go through real Dagster check results.
 Faults no printed figure reveals but the independent R program does (``R_REVEALED``) must fail the blocking
 ``agrees_with_r`` check of ``independent_verification``, judged by the function that asset yields. Faults neither
@@ -18,9 +18,16 @@ import lifelines.statistics
 import polars as pl
 import pytest
 
-from lms_assets.analysis import audit, baseline, cohort, response, schemas, survival, toxicity, validation
-from lms_assets.defs import audit as audit_defs
-from lms_assets.defs.published import FIGURE_SOURCES, check_result, published_figures_table
+from lms_assets import adam
+from lms_assets.audit import consistency
+from lms_assets.tables import baseline
+from lms_assets.tables import response
+from lms_assets.records import schemas
+from lms_assets.tables import survival
+from lms_assets.tables import toxicity
+from lms_assets.records import validation
+from lms_assets.defs.audit import consistency as audit_defs
+from lms_assets.defs.audit.published import FIGURE_SOURCES, check_result, published_figures_table
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines
 
@@ -58,10 +65,10 @@ def records() -> dict[str, pl.DataFrame]:
 
 def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Cohort and summaries by the derivations the assets call (looked up at call time, so a monkeypatch applies)."""
-    adsl = cohort.derive_adsl(records["patients"], records["allocations"])
-    adrs = cohort.derive_adrs(records["response"])
-    adtte = cohort.derive_adtte(records["followup"])
-    adae = cohort.derive_adae(records["adverse_events"])
+    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"])
+    adrs = adam.adrs.derive_adrs(records["response"])
+    adtte = adam.adtte.derive_adtte(records["followup"])
+    adae = adam.adae.derive_adae(records["adverse_events"])
     curves = survival.km_curves(adtte)
     return {
         "adsl": adsl,
@@ -84,8 +91,8 @@ def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, tuple[str, str
     published = records["published_figures"]
     cut = published["published_cut"].max()
     feasibility = audit_defs._feasibility(tables["adtte"], cut)
-    consistency = audit.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
-    by_id = {r["figure_id"]: r for r in consistency.iter_rows(named=True)}
+    paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
+    by_id = {r["figure_id"]: r for r in paper.iter_rows(named=True)}
     figures = {owner: fn(tables[owner], cut) for owner, fn in FIGURE_SOURCES.items()}
     outcomes = {}
     for row in published.iter_rows(named=True):
@@ -163,7 +170,7 @@ def spss_band_widened(mp, records):
 
 def first_episode_not_worst_grade(mp, records):
     # ADAE at each term's first episode instead of the worst: the three milder earlier episodes hide grade 3/4 ones.
-    _wrap(mp, cohort, "derive_adae", lambda original: lambda ae: original(
+    _wrap(mp, adam.adae, "derive_adae", lambda original: lambda ae: original(
         ae.sort("episode").group_by("patient_id", "term", maintain_order=True).first()
     ))
 
@@ -221,7 +228,7 @@ def ae_percent_of_records_not_patients(mp, records):
 
 def os_censoring_flag_inverted(mp, records):
     # ADTTE's CNSR for OS taken as the event flag: deaths become censorings and the living become deaths.
-    _wrap(mp, cohort, "derive_adtte", lambda original: lambda followup: original(followup).with_columns(
+    _wrap(mp, adam.adtte, "derive_adtte", lambda original: lambda followup: original(followup).with_columns(
         CNSR=pl.when(pl.col("PARAMCD") == "OS").then(1 - pl.col("CNSR")).otherwise(pl.col("CNSR"))
     ))
 
@@ -324,8 +331,8 @@ UNREVEALED = [
 
 def r_agreement(records: dict[str, pl.DataFrame]):
     """The agrees_with_r result independent_verification yields, on tables recomputed from ``records``."""
-    from lms_assets.analysis import verification
-    from lms_assets.defs.verification import agreement_result, verify
+    from lms_assets.audit import verification
+    from lms_assets.defs.audit.verification import agreement_result, verify
     from lms_assets_tests.test_r_crosscheck import rscript_or_skip
 
     tables = summary_tables(records)

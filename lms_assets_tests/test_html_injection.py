@@ -16,7 +16,11 @@ import polars as pl
 import pytest
 from markdown_it import MarkdownIt
 
-from lms_assets.analysis import ae_chart, cohort, render, schemas, toxicity
+from lms_assets.adam.adae import derive_adae
+from lms_assets.graphs import adverse_events
+from lms_assets.graphs import render
+from lms_assets.records import schemas
+from lms_assets.tables import toxicity
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 from lms_assets_tests.conftest import run_assets
@@ -78,8 +82,8 @@ def payload_ae_chart() -> alt.TopLevelMixin:
         {"patient_id": [e[0] for e in events], "term": [e[1] for e in events], "episode": [1] * len(events), "ctcae_grade": [e[2] for e in events]}
     )
     adsl = pl.DataFrame({"SUBJID": list(range(1, len(events) + 1)), "DOSREDFL": ["N"] * len(events), "DISCAEFL": ["N"] * len(events)})
-    rows, terms = ae_chart.ae_chart_data(toxicity.adverse_event_summary(cohort.derive_adae(raw), adsl), max_terms=len(CHART_PAYLOADS))
-    return ae_chart.adverse_event_chart(rows, terms)
+    rows, terms = adverse_events.ae_chart_data(toxicity.adverse_event_summary(derive_adae(raw), adsl), max_terms=len(CHART_PAYLOADS))
+    return adverse_events.adverse_event_chart(rows, terms)
 
 
 @pytest.mark.slow

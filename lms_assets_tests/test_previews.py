@@ -4,7 +4,7 @@ and a ``~`` that stays a character instead of starting strikethrough."""
 import polars as pl
 from markdown_it import MarkdownIt
 
-from lms_assets.analysis.render import cell_text, id_ranges
+from lms_assets.graphs.render import cell_text, id_ranges
 from lms_assets.defs.metadata import markdown_table
 
 

@@ -2,7 +2,7 @@
 
 The R program (``reference/survival_check.R``) reads only the record files. Each study is materialized once
 (in-process, only what ``independent_verification`` needs), our tables are exported from the DuckDB warehouse,
-R is run on the study folder, and ``lms_assets.analysis.verification.compare`` (the asset's own rule) must find
+R is run on the study folder, and ``lms_assets.audit.verification.compare`` (the asset's own rule) must find
 every value in agreement to 1e-9, apart from the named exceptions in ``verification.EXCEPTIONS``.
 
 Studies: the shipped one, two hand-built hard ones (ties of events, censorings tied with events, a curve and a
@@ -21,8 +21,8 @@ import polars as pl
 import pytest
 
 from lms_assets import synthetic
-from lms_assets.analysis import verification
-from lms_assets.defs.verification import MAX_PATIENTS, REFERENCE_SCRIPT, run_reference, verify
+from lms_assets.audit import verification
+from lms_assets.defs.audit.verification import MAX_PATIENTS, REFERENCE_SCRIPT, run_reference, verify
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENT_COLUMNS = ("patient_id", "age", "sex", "ecog", "surgery_history", "radiotherapy_history", "chemotherapy_history", "combination_therapy")
@@ -324,21 +324,21 @@ def _recorded(statuses: list[str]) -> pl.DataFrame:
 
 
 def test_report_verification_section_names_versions_counts_and_every_exception():
-    from lms_assets.analysis import report
+    from lms_assets.report import page as report_page
 
-    page = report.verification_html(_recorded(["agree", "agree", "agree"]))
-    assert "3 of 3</strong> values agree" in page and "R 4.2.2, survival 3.5.3" in page
-    assert "Figure 1A/B" in page and "survival_curves" in page
+    html = report_page.verification_html(_recorded(["agree", "agree", "agree"]))
+    assert "3 of 3</strong> values agree" in html and "R 4.2.2, survival 3.5.3" in html
+    assert "Figure 1A/B" in html and "survival_curves" in html
     for exception in verification.EXCEPTIONS:
-        assert exception.name in page
-    assert "do not agree" not in page
+        assert exception.name in html
+    assert "do not agree" not in html
 
 
 def test_report_verification_section_lists_disagreements_and_says_when_r_did_not_run():
-    from lms_assets.analysis import report
+    from lms_assets.report import page as report_page
 
-    page = report.verification_html(_recorded(["agree", "disagree"]))
-    assert "1 of 2</strong> values agree" in page and "1 values that do not agree with R" in page and "0.6" in page
-    not_run = report.verification_html(verification.not_run("Rscript not found"))
+    html = report_page.verification_html(_recorded(["agree", "disagree"]))
+    assert "1 of 2</strong> values agree" in html and "1 values that do not agree with R" in html and "0.6" in html
+    not_run = report_page.verification_html(verification.not_run("Rscript not found"))
     assert "not run: Rscript not found" in not_run and "nothing here is independently verified" in not_run
-    assert "not part of this report" in report.verification_html(None)
+    assert "not part of this report" in report_page.verification_html(None)

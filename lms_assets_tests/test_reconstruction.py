@@ -6,8 +6,8 @@ Targets are read from the published-figure registry, so the test checks the file
 import polars as pl
 import pytest
 
-from lms_assets.analysis import figures as fig
-from lms_assets.analysis.survival import km_table, spss_median_ci
+from lms_assets.tables import printed as fig
+from lms_assets.tables.survival import km_table, spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 STUDY_WINDOW_MONTHS = 39.0  # first possible start 2018-01 to the data cut 2021-03-31

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.analysis import validation
-from lms_assets.analysis.validation import RecordFileError
+from lms_assets.records import validation
+from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests

@@ -9,8 +9,8 @@ import dagster
 import polars as pl
 from dagster import AssetCheckSeverity, AssetKey
 
-from lms_assets.analysis import report
-from lms_assets.analysis.figures import figures_frame
+from lms_assets.report import page
+from lms_assets.tables.printed import figures_frame
 from lms_assets.definitions import build_defs
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 
@@ -48,7 +48,7 @@ AUDIT = audit(
 
 
 def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
-    cells = report.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     by_quantity = {r["quantity"]: r for r in cells.iter_rows(named=True)}
 
     assert set(by_quantity) == {"sex.male.n", "sex.male.pct", "age.median", "metastasis.distant.pct"}
@@ -67,12 +67,12 @@ def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
 
 
 def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
-    cells = report.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
-    page = report.comparison_html(cells, "Table 1")
+    cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    html = page.comparison_html(cells, "Table 1")
     # Columns in the order the paper prints its figures (the registry's order).
-    headings = re.findall(r'<th colspan="2">([^<]+)</th>', page)
+    headings = re.findall(r'<th colspan="2">([^<]+)</th>', html)
     assert headings == ["n", "%", "value"]
-    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    rows = re.findall(r"<tr>(.*?)</tr>", html)
     male = next(r for r in rows if "Gender — Male" in r)
     assert re.search(r'<td class="num">5</td><td class="num printed status-reproduced"[^>]*>5 ✓</td>', male)
     assert re.search(r'<td class="num">26.32</td><td class="num printed status-reproduced"[^>]*>26.3 ✓</td>', male)
@@ -80,8 +80,8 @@ def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
     assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy" title="[^"]*Table 3&#x27;s patient rows give 52.0"', age)
 
 
-def _inputs(**overrides) -> report.ReportInputs:
-    cells = report.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+def _inputs(**overrides) -> page.ReportInputs:
+    cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     defaults = dict(
         title="Study <report>",
         generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
@@ -104,7 +104,7 @@ def _inputs(**overrides) -> report.ReportInputs:
                 "note": [None, None],
             }
         ),
-        charts=[report.Chart("waterfall_plot", "Waterfall plot", "Best % change.", PNG_MAGIC + b"body")],
+        charts=[page.Chart("waterfall_plot", "Waterfall plot", "Best % change.", PNG_MAGIC + b"body")],
         audit=AUDIT.with_columns(
             pl.lit("Table 1").alias("source"), pl.lit("q").alias("quantity"), pl.lit("p").alias("published"),
             pl.lit(1.0).alias("recomputed"), pl.lit("1.00").alias("shown"), pl.lit("passed").alias("check_outcome"),
@@ -119,27 +119,27 @@ def _inputs(**overrides) -> report.ReportInputs:
         ),
         versions={"python": "3.11", "dagster": "1.13"},
     )
-    return report.ReportInputs(**{**defaults, **overrides})
+    return page.ReportInputs(**{**defaults, **overrides})
 
 
 def test_report_is_one_offline_document_with_every_section():
-    page = report.study_report_html(_inputs())
+    html = page.study_report_html(_inputs())
 
     for heading in ("Study summary", "Tables 1, 2 and 4", "Survival", "Charts", "Audit of every printed figure",
                     "Quarantined record rows", "Data provenance", "Package versions"):
-        assert f">{heading}" in page
-    assert not re.search(r"https?://|<script|<link|<iframe|url\(", page)
-    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+        assert f">{heading}" in html
+    assert not re.search(r"https?://|<script|<link|<iframe|url\(", html)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
     assert [base64.b64decode(i) for i in images] == [PNG_MAGIC + b"body"]
     # Both CI methods of the survival table, with their intervals.
-    assert "2.96–5.24" in page and "1.9–6.2" in page and "SPSS 24" in page and "Brookmeyer–Crowley" in page
-    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
-    assert "Study &lt;report&gt;" in page
-    assert 'class="origin-reconstructed"' in page and "ab" * 32 in page
+    assert "2.96–5.24" in html and "1.9–6.2" in html and "SPSS 24" in html and "Brookmeyer–Crowley" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+    assert "Study &lt;report&gt;" in html
+    assert 'class="origin-reconstructed"' in html and "ab" * 32 in html
 
 
 def test_package_versions_are_the_installed_ones():
-    versions = report.package_versions(["dagster", "surely-not-a-package-name"])
+    versions = page.package_versions(["dagster", "surely-not-a-package-name"])
     assert versions["dagster"] == dagster.__version__
     assert versions["surely-not-a-package-name"] == "not installed"
 
@@ -172,26 +172,26 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     event = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("study_report"))
     metadata = event.materialization.metadata
     assert metadata["report"].value == str(written.resolve())
-    page = written.read_text(encoding="utf-8")
-    assert not re.search(r"https?://|<script|<link", page)
+    html = written.read_text(encoding="utf-8")
+    assert not re.search(r"https?://|<script|<link", html)
 
-    images = [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)]
+    images = [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)]
     assert len(images) == len(CHART_ASSETS) == metadata["charts"].value
     assert all(i.startswith(PNG_MAGIC) for i in images)
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
-    age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if "Age (years) — Median" in r)
+    age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)
     assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*>53 ≠</td>', age_row)
     # Survival: both CI methods of the PFS median; the OS log(−log) upper bound is not reached (R: NA).
-    assert "2.96–5.24" in page and "Brookmeyer–Crowley" in page and "6.9–not reached" in page
+    assert "2.96–5.24" in html and "Brookmeyer–Crowley" in html and "6.9–not reached" in html
     # The QC record: R reproduced the tables (or, without R, the report says it did not run).
-    assert ">Independent verification (R)<" in page
-    assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", page) or "not run: Rscript not found" in page
+    assert ">Independent verification (R)<" in html
+    assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", html) or "not run: Rscript not found" in html
 
     for name in ("patients.csv", "response.csv", "adverse_events.csv", "provenance.csv", "published_figures.csv"):
-        assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in page
-    assert hashlib.sha256((platform_env["data"] / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in page
-    assert f"<td>dagster</td><td>{dagster.__version__}</td>" in page
+        assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in html
+    assert hashlib.sha256((platform_env["data"] / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
+    assert f"<td>dagster</td><td>{dagster.__version__}</td>" in html
 
 
 def test_failed_error_check_upstream_stops_the_report(platform_env):

@@ -10,7 +10,7 @@ from dagster import AssetKey, AssetSelection, DagsterInstance
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
-from lms_assets.analysis import validation
+from lms_assets.records import validation
 from lms_assets.definitions import build_defs
 from lms_assets_tests.conftest import SHIPPED_DATA
 from lms_assets_tests.test_bad_input import table_digests
@@ -153,6 +153,6 @@ def test_every_table_is_byte_identical_across_reruns(two_full_runs):
     assert first.keys() == second.keys()
     tables = {table for table, _ in first}
     assert {"adsl", "adtte", "survival_subgroups", "figure_audit", "followup_history", "quarantine"} <= tables
-    # survival_subgroups.logrank_p once varied in its last bits; analysis/survival.py now sorts before lifelines.
+    # survival_subgroups.logrank_p once varied in its last bits; tables/survival.py now sorts before lifelines.
     differ = {key for key in first if first[key] != second[key]}
     assert not differ, f"columns that differ between two runs on the same inputs: {sorted(differ)}"

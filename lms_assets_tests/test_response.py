@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from lms_assets.analysis import response
+from lms_assets.tables import response
 from lms_assets_tests.conftest import run_assets
 
 CUT_1 = dt.date(2021, 3, 31)

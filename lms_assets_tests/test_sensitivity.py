@@ -7,8 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from lms_assets.analysis import report, survival
-from lms_assets.analysis import sensitivity as sens
+from lms_assets.report import page
+from lms_assets.tables import survival
+from lms_assets.audit import sensitivity as sens
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
@@ -131,7 +132,7 @@ def toy_study() -> sens.Study:
 @pytest.fixture(scope="module")
 def shipped():
     """The shipped study's arrays and its sensitivity table (computed once: a few seconds)."""
-    from lms_assets.defs.audit import ENROLMENT_START
+    from lms_assets.defs.audit.consistency import ENROLMENT_START
 
     adsl, adtte, registry, provenance = sens.read_study(SHIPPED_DATA)
     cut = registry["data_cut"].drop_nulls().max()
@@ -304,14 +305,14 @@ def test_verdicts_by_figure_cover_the_registry(shipped):
 
 def test_report_section_lists_the_varied_results(shipped):
     table = shipped[2].table
-    html = report.sensitivity_html(table)
+    html = page.sensitivity_html(table)
     assert "says nothing about patients outside those constraints" in html
     assert "subgroups.none_significant" in html and "subgroup.OS.Primary site.logrank_p" in html
     assert "T1.age.median" not in html  # fixed by the paper, listed only in the counts
     from lms_assets_tests.test_report import _inputs
 
-    assert ">What the paper&#x27;s data permits" in report.study_report_html(_inputs(sensitivity=table))
-    assert "data permits" not in report.study_report_html(_inputs())
+    assert ">What the paper&#x27;s data permits" in page.study_report_html(_inputs(sensitivity=table))
+    assert "data permits" not in page.study_report_html(_inputs())
 
 
 def test_asset_materializes_and_states_its_coverage(platform_env):
@@ -344,9 +345,9 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from dagster import build_asset_context
 
-    from lms_assets.analysis import schemas, validation
-    from lms_assets.defs.published import published_figures_table
-    from lms_assets.defs.sensitivity import reconstruction_sensitivity
+    from lms_assets.records import schemas, validation
+    from lms_assets.defs.audit.published import published_figures_table
+    from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
 
     adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
     registry, known = (

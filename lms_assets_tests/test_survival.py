@@ -12,8 +12,13 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import logrank_test
 from lifelines.utils import median_survival_times
 
-from lms_assets.analysis import cohort, km_plot, schemas, survival, validation
-from lms_assets.analysis.survival import Z_95, km_table, spss_median_ci
+from lms_assets.adam.adsl import derive_adsl
+from lms_assets.adam.adtte import derive_adtte
+from lms_assets.graphs import km
+from lms_assets.records import schemas
+from lms_assets.tables import survival
+from lms_assets.records import validation
+from lms_assets.tables.survival import Z_95, km_table, spss_median_ci
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
 CUT = dt.date(2021, 3, 31)
@@ -34,7 +39,7 @@ def _shipped_adtte() -> pl.DataFrame:
         data_cut=pl.lit("2021-03-31"), content_hash=pl.lit("test")
     )
     clean = validation.clean(raw, schemas.FOLLOWUP, validation.problems(raw, schemas.FOLLOWUP), keep=("data_cut", "content_hash"))
-    return cohort.derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()))
+    return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()))
 
 
 def _adtte(time, event, endpoint="OS", cut=CUT) -> pl.DataFrame:
@@ -330,7 +335,7 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     """The Discussion's claim holds on these data: no log-rank p below 0.05."""
     patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
     allocations = validation.read_raw(SHIPPED / "patient_allocations.csv", schemas.PATIENT_ALLOCATIONS)
-    adsl = cohort.derive_adsl(
+    adsl = derive_adsl(
         validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
         validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
     )
@@ -370,8 +375,8 @@ def test_thinned_curve_is_bounded_and_keeps_the_end_of_the_curve():
     rng = np.random.default_rng(1)
     n = 20_000
     curve = survival.km_curves(_adtte(rng.exponential(10, n).tolist(), [1] * n)).with_columns(series=pl.lit("a"))
-    thin = km_plot.thin_curve(curve)
-    assert thin.height <= km_plot.MAX_POINTS < curve.height
+    thin = km.thin_curve(curve)
+    assert thin.height <= km.MAX_POINTS < curve.height
     assert thin["time"].max() == curve["time"].max() and thin["surv"][-1] == curve["surv"][-1]
     assert thin["censored"].sum() == curve["censored"].sum()
 
@@ -380,7 +385,7 @@ def test_km_figure_overlays_the_published_cut_and_aligns_the_risk_table_with_the
     later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)))
     adtte = pl.concat([_shipped_adtte(), later])
     curves = survival.km_curves(adtte)
-    chart = km_plot.endpoint_figure(curves, survival.landmarks(curves), survival.median_summary(curves), "PFS", CUT)
+    chart = km.endpoint_figure(curves, survival.landmarks(curves), survival.median_summary(curves), "PFS", CUT)
     spec = chart.to_dict()
     assert "4.1" in spec["title"]["text"] and "2.96–5.24" in spec["title"]["text"]
     assert any("(published)" in line for line in spec["title"]["subtitle"]) and any("(latest)" in line for line in spec["title"]["subtitle"])
@@ -395,14 +400,14 @@ def test_forest_plot_builds_with_a_missing_hazard_ratio():
     adtte, adsl = _constructed_cohort(20)
     table = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
     table = table.with_columns(hr=pl.when(pl.col("factor") == "ECOG").then(None).otherwise(pl.col("hr")))
-    spec = km_plot.forest_figure(table).to_dict()
+    spec = km.forest_figure(table).to_dict()
     texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
     assert any(t.startswith("HR not estimated") for t in texts)
 
 
 def test_captions_say_not_reached_and_name_the_plateau_midpoint():
     row = {"median": 23.5, "median_midpoint": 23.5, "ci_lower": 6.9, "ci_upper": None, "note": "upper bound not reached"}
-    assert km_plot.median_caption(row) == "median 23.5 months (95% CI 6.90–not reached)"
+    assert km.median_caption(row) == "median 23.5 months (95% CI 6.90–not reached)"
     plateau = {"median": 6.9, "median_midpoint": 8.8, "ci_lower": 2.0, "ci_upper": 12.0, "note": None}
-    assert km_plot.median_caption(plateau) == "median 6.9 months; R/SAS plateau midpoint 8.8 (95% CI 2.00–12.00)"
-    assert km_plot.interval_text(None, None, 1) == "not reached–not reached"
+    assert km.median_caption(plateau) == "median 6.9 months; R/SAS plateau midpoint 8.8 (95% CI 2.00–12.00)"
+    assert km.interval_text(None, None, 1) == "not reached–not reached"

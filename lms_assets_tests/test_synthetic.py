@@ -11,7 +11,8 @@ import polars as pl
 import pytest
 
 from lms_assets import synthetic
-from lms_assets.analysis import schemas, validation
+from lms_assets.records import schemas
+from lms_assets.records import validation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -162,7 +163,7 @@ def test_blank_lines_are_skipped_and_keep_spreadsheet_line_numbers(tmp_path, fir
 def test_full_graph_on_a_synthetic_study(tmp_path, monkeypatch):
     """Every asset materializes on 3 000 synthetic patients; nothing is quarantined; the paper's checks say there is nothing to compare."""
     from lms_assets.definitions import build_defs
-    from lms_assets.defs.published import FIGURE_SOURCES
+    from lms_assets.defs.audit.published import FIGURE_SOURCES
 
     folder = tmp_path / "study"
     synthetic.write(synthetic.generate(3000, seed=2, cuts=2), folder)

@@ -2,7 +2,8 @@
 
 import polars as pl
 
-from lms_assets.analysis import cohort, toxicity
+from lms_assets.adam.adae import derive_adae
+from lms_assets.tables import toxicity
 
 
 def _adae(*events: tuple[int, str, int]) -> pl.DataFrame:
@@ -16,7 +17,7 @@ def _adae(*events: tuple[int, str, int]) -> pl.DataFrame:
         },
         schema={"patient_id": pl.Int64, "term": pl.String, "episode": pl.Int64, "ctcae_grade": pl.Int64},
     )
-    return cohort.derive_adae(raw)
+    return derive_adae(raw)
 
 
 def _adsl(patients: int, reduced: set[int] = frozenset(), discontinued: set[int] = frozenset()) -> pl.DataFrame:

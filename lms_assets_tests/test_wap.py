@@ -20,7 +20,8 @@ from dagster import (
 )
 
 from lms_assets import synthetic
-from lms_assets.analysis import response, validation
+from lms_assets.tables import response
+from lms_assets.records import validation
 from lms_assets.defs import gate
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
@@ -154,7 +155,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
 
 def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_figure():
     from lms_assets.definitions import build_defs
-    from lms_assets.defs.published import FIGURE_SOURCES, check_name, owner_of
+    from lms_assets.defs.audit.published import FIGURE_SOURCES, check_name, owner_of
 
     defs = build_defs()
     graph = defs.resolve_asset_graph()

@@ -1,1 +1,1 @@
-"""The Dagster layer: one module per study domain, thin wrappers over ``lms_assets.analysis``."""
+"""The Dagster layer: one module per study domain, thin wrappers over ``lms_assets``."""

@@ -8,7 +8,7 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output
 
 from lms_assets import config
-from lms_assets.analysis import render
+from lms_assets.graphs import render
 from lms_assets.defs.gate import exclusion_metadata
 
 PREVIEW_ROWS = 25

@@ -21,8 +21,9 @@ from dagster import (
     sensor,
 )
 
+from lms_assets.tables.survival import median_history
 from lms_assets import config
-from lms_assets.analysis import followup, validation
+from lms_assets.records import validation
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
 from lms_assets.defs.metadata import table_output
 
@@ -42,7 +43,7 @@ WEEKLY_CRON = "0 6 * * 1"
     ),
 )
 def followup_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
-    table = followup.history(survival_summary)
+    table = median_history(survival_summary)
     return table_output(table, data_cuts=table["data_cut"].n_unique())
 
 

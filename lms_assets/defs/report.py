@@ -9,19 +9,21 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from lms_assets import config
-from lms_assets.analysis import report, schemas, validation
-from lms_assets.defs import charts, ingest
+from lms_assets.report import page
+from lms_assets.records import schemas
+from lms_assets.records import validation
+from lms_assets.defs import graphs, records
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.published import FIGURE_SOURCES
+from lms_assets.defs.audit.published import FIGURE_SOURCES
 
 TITLE = "Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
 
 # Every chart asset and every raw record file, found in their modules so a new one is reported without an edit here.
 # Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
-CHART_ASSETS = tuple(a for a in vars(charts).values() if isinstance(a, AssetsDefinition))
-RAW_ASSETS = tuple(a for a in vars(ingest).values() if isinstance(a, AssetsDefinition) and a.key.path[-1].startswith("raw_"))
+CHART_ASSETS = tuple(a for a in vars(graphs).values() if isinstance(a, AssetsDefinition))
+RAW_ASSETS = tuple(a for a in vars(records).values() if isinstance(a, AssetsDefinition) and a.key.path[-1].startswith("raw_"))
 # One file each, its SHA-256 in the materialization's metadata; the follow-up cuts are read from raw_followup's rows.
 SINGLE_FILE_RAW_ASSETS = tuple(a for a in RAW_ASSETS if a.key.path[-1] != "raw_followup")
 
@@ -46,7 +48,7 @@ def _latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict:
     return dict(event.asset_materialization.metadata)
 
 
-def _chart_images(context: AssetExecutionContext) -> list[report.Chart]:
+def _chart_images(context: AssetExecutionContext) -> list[page.Chart]:
     """Every chart exactly as its asset rendered it for the UI (the PNG in its latest materialization)."""
     found = []
     for chart_asset in CHART_ASSETS:
@@ -55,7 +57,7 @@ def _chart_images(context: AssetExecutionContext) -> list[report.Chart]:
         for value in _latest_metadata(context, key).values():
             text = getattr(value, "md_str", None) or ""
             for match in _PNG_IN_MARKDOWN.finditer(text):
-                found.append(report.Chart(key.path[-1], match["title"], description, base64.b64decode(match["data"])))
+                found.append(page.Chart(key.path[-1], match["title"], description, base64.b64decode(match["data"])))
     return found
 
 
@@ -97,7 +99,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     cut = registry["published_cut"].drop_nulls().max() if registry.height else None
     spines = _spines(tables)
     return {
-        heading: report.compare_with_printed(
+        heading: page.compare_with_printed(
             pl.concat([spines[owner] for owner in owners]),
             pl.concat([FIGURE_SOURCES[owner](tables[owner], cut) for owner in owners]),
             registry,
@@ -156,7 +158,7 @@ def study_report(
     }
     images = _chart_images(context)
     files = _record_files(context, raw_followup)
-    inputs = report.ReportInputs(
+    inputs = page.ReportInputs(
         title=TITLE,
         generated_at=dt.datetime.now(dt.timezone.utc),
         run_id=context.run.run_id,
@@ -172,14 +174,14 @@ def study_report(
         provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(
             schemas.PROVENANCE.column_names
         ),
-        versions=report.package_versions(),
+        versions=page.package_versions(),
         verification=independent_verification,
         sensitivity=reconstruction_sensitivity,
     )
     path = config.output_dir() / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(report.study_report_html(inputs), encoding="utf-8")
+    tmp.write_text(page.study_report_html(inputs), encoding="utf-8")
     tmp.replace(path)
     context.log.info(f"Study report written to {path.resolve()} ({len(images)} charts)")
     return MaterializeResult(

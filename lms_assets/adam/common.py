@@ -1,0 +1,28 @@
+"""What every ADaM dataset of the study shares: identifiers, the Yes/No flag rule and each dataset's source files."""
+
+from __future__ import annotations
+
+import polars as pl
+
+STUDYID = "ZOU-LMS-ANLOTINIB"
+
+# The record files (a folder ends with /) each ADaM table is derived from, besides patients.csv itself.
+SOURCES = {
+    "adsl": ("patient_allocations.csv",),
+    "adrs": ("response.csv",),
+    "adtte": ("followup/",),
+    "adae": ("adverse_events.csv",),
+}
+
+def yes_no_flag(column: str) -> pl.Expr:
+    """Yes/No as printed becomes the ADaM flag Y/N."""
+    return pl.when(pl.col(column) == "Yes").then(pl.lit("Y")).otherwise(pl.lit("N"))
+
+
+def subject_ids() -> list[pl.Expr]:
+    """STUDYID, USUBJID (study-patient) and SUBJID (the Table 3 row number) from ``patient_id``."""
+    return [
+        pl.lit(STUDYID).alias("STUDYID"),
+        pl.format("{}-{}", pl.lit(STUDYID), pl.col("patient_id")).alias("USUBJID"),
+        pl.col("patient_id").alias("SUBJID"),
+    ]

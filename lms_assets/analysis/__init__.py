@@ -1,1 +1,0 @@
-"""Pure statistics on Polars frames. Nothing in this package imports Dagster."""

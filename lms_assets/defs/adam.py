@@ -1,0 +1,289 @@
+"""Group ``cohort``: the validated records in CDISC ADaM shapes (ADSL, ADRS, ADTTE, ADAE).
+
+Each table is published through the gate (``defs/gate.py``): its blocking checks, no quarantined rows in the
+records it is made from (unless the study's ``study.toml`` allows excluding them) and, for ADTTE, consistent
+data cuts, are evaluated on the candidate in the asset's own step; a failure keeps the last good table.
+"""
+
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    MetadataValue,
+    ResourceParam,
+    asset,
+    asset_check,
+)
+
+from lms_assets import adam
+from lms_assets import config
+from lms_assets.records import schemas
+from lms_assets.records import validation
+from lms_assets.defs import gate
+from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.records import refusing_bad_files
+from lms_assets.defs.metadata import preview
+from lms_assets.defs.resources import WarehouseTables
+
+KINDS = {"polars", "duckdb"}
+NO_QUARANTINED_ROWS = "no_quarantined_rows"
+HAS_PATIENTS = "has_patients"
+CUTS_CONSISTENT = "followup_cuts_consistent"
+
+
+def _quarantine_spec(asset_name: str) -> AssetCheckSpec:
+    files = " or ".join((schemas.PATIENTS.location, *adam.common.SOURCES[asset_name]))
+    return AssetCheckSpec(
+        NO_QUARANTINED_ROWS,
+        asset=asset_name,
+        blocking=True,
+        description=(
+            f"No row of {files} is quarantined. Evaluated on the candidate before it is stored: a quarantined row "
+            "fails (ERROR) naming file, line, column, value and reason, and the published table is kept; where the "
+            "study's study.toml sets exclude_quarantined_rows = true, the rows are left out and it fails as a WARN."
+        ),
+    )
+
+
+def _settings() -> validation.StudySettings:
+    with refusing_bad_files():
+        return validation.study_settings(config.data_dir())
+
+
+def _quarantine_result(context: AssetExecutionContext, settings: validation.StudySettings, quarantine: pl.DataFrame) -> AssetCheckResult:
+    """The quarantine rows of this table's record files (``adam.common.SOURCES``) as its blocking check."""
+    rows = validation.blocking_rows(quarantine, adam.common.SOURCES[context.asset_key.path[-1]])
+    if rows.is_empty():
+        return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
+    summary = validation.describe_quarantine(rows)
+    if settings.exclude_quarantined_rows:
+        description = f"{summary}. Left out: {validation.SETTINGS_FILE} sets exclude_quarantined_rows = true."
+    else:
+        description = (
+            f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true "
+            f"in {validation.SETTINGS_FILE}."
+        )
+    context.log.warning(description)
+    return AssetCheckResult(
+        check_name=NO_QUARANTINED_ROWS,
+        passed=False,
+        severity=AssetCheckSeverity.WARN if settings.exclude_quarantined_rows else AssetCheckSeverity.ERROR,
+        description=description,
+        metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
+    )
+
+
+def _has_patients_spec(asset_name: str) -> AssetCheckSpec:
+    return AssetCheckSpec(
+        HAS_PATIENTS,
+        asset=asset_name,
+        blocking=True,
+        description=(
+            f"{asset_name.upper()} has at least one patient whenever its record file has rows: an empty cohort (say, "
+            "every row quarantined and left out) fails here (ERROR) instead of crashing every summary."
+        ),
+    )
+
+
+def _has_patients_result(candidate: pl.DataFrame, raw: pl.DataFrame, source: str) -> AssetCheckResult:
+    # A file without rows is not a lost cohort (a study may have no adverse events); rows none of which survive are.
+    patients = candidate["SUBJID"].n_unique()
+    return AssetCheckResult(
+        check_name=HAS_PATIENTS,
+        passed=patients > 0 or raw.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        description=None if patients else f"no valid patient: {raw.height} row(s) in {source}, none usable; see the quarantine",
+        metadata={"patients": patients, "source_rows": raw.height},
+    )
+
+
+def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantine: pl.DataFrame, **extra) -> dict:
+    """What every cohort table records; where quarantined rows may be left out, how many patients lost records."""
+    metadata = {"dagster/row_count": frame.height, "preview": preview(frame), **extra}
+    if settings.exclude_quarantined_rows:
+        metadata[gate.PATIENTS_EXCLUDED] = validation.patients_excluded(quarantine)
+    return metadata
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
+        "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
+        "allocated, reconstructed PRIMSITE, DOSE0, DOSREDFL, DISCAEFL (see data/README.md). Published only when "
+        "its blocking checks pass (write-audit-publish)."
+    ),
+    check_specs=[
+        _quarantine_spec("adsl"),
+        _has_patients_spec("adsl"),
+    ],
+)
+def adsl(
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    raw_patients: pl.DataFrame,
+    raw_patient_allocations: pl.DataFrame,
+    quarantine: pl.DataFrame,
+):
+    settings = _settings()
+    patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
+    allocations = validation.clean(raw_patient_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
+    candidate = adam.adsl.derive_adsl(patients, allocations)
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
+    ]
+    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
+        "patient. Published only when its blocking checks pass (write-audit-publish)."
+    ),
+    check_specs=[_quarantine_spec("adrs"), _has_patients_spec("adrs")],
+)
+def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_response: pl.DataFrame, quarantine: pl.DataFrame):
+    settings = _settings()
+    candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine))
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
+    ]
+    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
+        "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Published only "
+        "when its blocking checks pass (write-audit-publish): a regressive cut never replaces the last good ADTTE."
+    ),
+    check_specs=[
+        _quarantine_spec("adtte"),
+        _has_patients_spec("adtte"),
+        AssetCheckSpec(
+            CUTS_CONSISTENT,
+            asset="adtte",
+            blocking=True,
+            description=(
+                "Each data cut against the one before, on the candidate before it is stored: a death or progression "
+                "stays one at the same time, times never shrink, no patient disappears; and every cut already published "
+                "is still there (so a cut dated before one already loaded is accepted only beside it, and consistent "
+                "with it). A violation fails (ERROR, blocking) with the patient, both cuts and the values; ADTTE keeps "
+                "its last good content and nothing downstream is computed from the regressive cut."
+            ),
+        ),
+    ],
+)
+def adtte(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_followup: pl.DataFrame, quarantine: pl.DataFrame):
+    settings = _settings()
+    cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
+    cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
+    candidate = adam.adtte.derive_adtte(cuts_in)
+    versions = candidate.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
+    cuts = versions["DATACUT"].cast(pl.String).to_list()
+    context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_followup, "the follow-up files"),
+        _cuts_consistent(candidate, io_manager.published_values("adtte", "DATACUT") or []),
+    ]
+    metadata = _metadata(
+        candidate,
+        settings,
+        quarantine,
+        data_cuts=", ".join(cuts),
+        # Which version of each follow-up file produced these rows, so later numbers can be traced to it.
+        followup_versions=MetadataValue.md(
+            "| data cut | file | sha256 |\n|---|---|---|\n"
+            + "\n".join(f"| {c} | {f} | `{h}` |" for c, f, h, _ in versions.iter_rows())
+        ),
+    )
+    yield from gate.publish(context, io_manager, candidate, results, metadata)
+
+
+def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetCheckResult:
+    """Every cut consistent with the one before it, and every cut already published still there."""
+    regressions = adam.cuts.cut_regressions(candidate)
+    withdrawn = adam.cuts.withdrawn_cuts(candidate, published_cuts)
+    sentences = [adam.cuts.describe_withdrawn(c) for c in withdrawn]
+    sentences += [adam.cuts.describe_regression(r) for r in regressions.head(20).iter_rows(named=True)]
+    violations = len(withdrawn) + regressions.height
+    more = f"; and {violations - 3} more" if violations > 3 else ""
+    return AssetCheckResult(
+        check_name=CUTS_CONSISTENT,
+        passed=not violations,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{violations} violation(s): " + "; ".join(sentences[:3]) + more if sentences else None,
+        metadata={
+            "data_cuts": candidate["DATACUT"].n_unique(),
+            "published_cuts_missing": len(withdrawn),
+            "violations": violations,
+            "details": MetadataValue.md("\n".join(f"- {s}" for s in sentences) or "none"),
+        },
+    )
+
+
+@asset(
+    group_name=COHORT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its "
+        "episodes (AENEPI). Published only when its blocking checks pass (write-audit-publish)."
+    ),
+    check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],
+)
+def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame):
+    settings = _settings()
+    candidate = adam.adae.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine))
+    results = [
+        _quarantine_result(context, settings, quarantine),
+        _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
+    ]
+    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
+
+
+@asset_check(
+    pool=DUCKDB_POOL,
+    asset=adsl,
+    # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): on a million
+    # patients ADTTE has six million rows of fourteen columns, and loading it whole took seconds and gigabytes.
+    additional_ins={
+        "adrs": AssetIn("adrs", metadata={"columns": ["SUBJID"]}),
+        "adtte": AssetIn("adtte", metadata={"columns": ["DATACUT", "SUBJID", "PARAMCD"]}),
+    },
+    description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.")
+def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    # ADSL is read, not taken as an input: Dagster would load the check's own asset whole (see read_columns).
+    ids = set(io_manager.read_columns("adsl", ["SUBJID"])["SUBJID"].to_list())
+    no_response = sorted(ids - set(adrs["SUBJID"].to_list()))
+    expected = adtte.select("DATACUT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
+    expected = expected.join(pl.DataFrame({"PARAMCD": ["PFS", "OS"]}), how="cross")
+    missing = expected.join(adtte.select("DATACUT", "SUBJID", "PARAMCD"), on=["DATACUT", "SUBJID", "PARAMCD"], how="anti")
+    return AssetCheckResult(
+        passed=not no_response and missing.is_empty(),
+        metadata={
+            # Capped like previews, so a large study with many gaps cannot flood the event log.
+            "patients_without_response": str(no_response) if len(no_response) <= 20 else f"{no_response[:20]} … ({len(no_response)} in all)",
+            "missing_time_to_event_rows": missing.height,
+            "missing": preview(missing.with_columns(pl.col("DATACUT").cast(pl.String))),
+        },
+    )

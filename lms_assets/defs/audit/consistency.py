@@ -1,0 +1,227 @@
+"""Group ``audit``: which printed figures the patient rows support, which the paper contradicts, and where each comes from."""
+
+import datetime as dt
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
+
+from lms_assets.audit import consistency
+from lms_assets.audit import sensitivity
+from lms_assets.audit import verification
+from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.metadata import markdown_table, preview
+from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
+from lms_assets.records import validation
+from lms_assets.records import schemas
+
+KINDS = {"polars", "duckdb"}
+
+# Methods: patients were treated "from January 2018"; no follow-up can be longer than from then to the cut.
+ENROLMENT_START = dt.date(2018, 1, 1)
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def _cut(published_figures: pl.DataFrame) -> dt.date | None:
+    return published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
+
+
+def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> consistency.Feasibility | None:
+    if cut is None:
+        return None
+    at_cut = adtte.filter(pl.col("DATACUT") == cut)
+    os_ = at_cut.filter(pl.col("PARAMCD") == "OS")
+    pfs = at_cut.filter(pl.col("PARAMCD") == "PFS").select("SUBJID", pl.col("AVAL").alias("PFS"))
+    censored = os_.filter(pl.col("CNSR") == 1).join(pfs, on="SUBJID")
+    if os_.is_empty() or censored.is_empty():
+        return None
+    window = (cut - ENROLMENT_START).days / DAYS_PER_MONTH
+    return consistency.os_feasibility(
+        os_.filter(pl.col("CNSR") == 0)["AVAL"].to_list(),
+        [(lower, window) for lower in censored["PFS"].to_list()],
+    )
+
+
+@asset(
+    group_name=AUDIT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "The published-figure registry typed once for every consumer: each row of `published_figures.csv` with its "
+        "declared types, the `owner` asset that computes it, its `check_name`, the `published_cut` the paper's figures "
+        "refer to, and its reviewed-discrepancy entry from `known_discrepancies.csv` (`reviewed_expected`, "
+        "`reviewed_finding`, `reviewed_reason`, `reviewed_by`, `reviewed_on`; null when not reviewed). Fails, naming "
+        "the row and column, when the reviewed list is malformed or names a figure that is not printed."
+    ),
+)
+def published_figures(raw_published_figures: pl.DataFrame, raw_known_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
+    try:
+        table = published_figures_table(raw_published_figures, raw_known_discrepancies)
+    except validation.RecordFileError as error:
+        raise Failure(description=str(error)) from None
+    reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
+    return Output(
+        table,
+        metadata={
+            "dagster/row_count": table.height,
+            "reviewed_discrepancies": MetadataValue.text(str(reviewed.height)),
+            "published_cut": MetadataValue.text(str(table["published_cut"].max()) if table.height else "none"),
+            "reviewed": preview(reviewed.select("figure_id", "reviewed_expected", "reviewed_finding", "reviewed_reason")),
+        },
+    )
+
+
+@asset(
+    group_name=AUDIT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    # Only the columns read are loaded: on a large study ADSL and ADTTE whole cost seconds and gigabytes.
+    ins={
+        "published_figures": AssetIn(),
+        "raw_provenance": AssetIn(),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
+        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+    },
+    description=(
+        "Per printed figure, what the paper says against itself, found without recomputing anything: percentages "
+        "impossible for the cohort size (GRIM), printed k/n that disagree with their own percentage or the cohort, "
+        "printings of one quantity that disagree across places, and OS figures no placement of the unpublished "
+        "last-contact times can reach under the paper's method (an exact search). Also each figure's basis: "
+        "Table 3's rows or reconstructed inputs (from provenance.csv), and which reconstruction. The published-figure "
+        "checks read it: a reviewed discrepancy stays WARN only while its reviewed finding is still found here."
+    ),
+)
+def paper_consistency(
+    context: AssetExecutionContext,
+    published_figures: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
+    adsl: pl.DataFrame,
+    adtte: pl.DataFrame,
+) -> Output[pl.DataFrame]:
+    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
+    feasibility = _feasibility(adtte, _cut(published_figures))
+    table = consistency.paper_consistency(published_figures, provenance, adsl.height, feasibility)
+    flagged = table.filter(pl.col("findings").list.len() > 0)
+    searched = (
+        f"{feasibility.patterns_examined} placements of the censored patients examined, {feasibility.patterns_feasible} feasible"
+        if feasibility
+        else "no censored OS at the published cut: nothing to search"
+    )
+    context.log.info(f"{flagged.height} printed figures contradicted within the paper; {searched}")
+    return Output(
+        table,
+        metadata={
+            "dagster/row_count": table.height,
+            "contradicted_printings": flagged.height,
+            "os_feasibility_search": searched,
+            "preview": preview(flagged.select("figure_id", "findings", "explanation")),
+        },
+    )
+
+
+def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None) -> pl.DataFrame:
+    return pl.concat([fn(tables[name], cut) for name, fn in FIGURE_SOURCES.items()])
+
+
+def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame, figures: pl.DataFrame,
+                adtte: pl.DataFrame, adsl: pl.DataFrame, survival_curves: pl.DataFrame, survival_summary: pl.DataFrame,
+                reconstruction_sensitivity: pl.DataFrame) -> pl.DataFrame:
+    """Every printed figure judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
+    cut = _cut(published_figures)
+    paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
+    by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
+    rows = []
+    for row in published_figures.iter_rows(named=True):
+        found = by_quantity.get(row["quantity"])
+        rows.append(
+            consistency.audit_row(
+                row,
+                paper[row["figure_id"]],
+                found["value"] if found else None,
+                (found["patients"] if found else []) or consistency.time_to_event_patients(adtte, cut, row["quantity"]),
+                owner_of(row["quantity"]),
+            )
+        )
+    explained = consistency.hypotheses(
+        rows, published_figures, adsl.height, consistency.sample_means(adsl, adtte, cut),
+        consistency.ci_alternatives(survival_curves, survival_summary, cut),
+    )
+    for row in rows:
+        row["hypotheses"] = explained.get(row["figure_id"])
+    table = pl.DataFrame(rows, schema=consistency.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=consistency.AUDIT_SCHEMA)
+    return table.join(sensitivity.verdicts_by_figure(reconstruction_sensitivity, published_figures), on="figure_id", how="left")
+
+
+@asset(
+    group_name=AUDIT,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={
+        "paper_consistency": AssetIn(),
+        "published_figures": AssetIn(),
+        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "AGE"]}),
+        "survival_curves": AssetIn(),
+        "reconstruction_sensitivity": AssetIn(),
+        "independent_verification": AssetIn(),
+        **{name: AssetIn() for name in FIGURE_SOURCES},
+    },
+    description=(
+        "One row per printed figure: `published` (as printed), `recomputed` (the value the summary table shows) and "
+        "`shown` (it at the printed precision plus one digit), `status` (reproduced / discrepancy / not_recomputable; a "
+        "printing the paper contradicts is a discrepancy even when nothing can recompute it), `check_outcome` (the outcome of its "
+        "published-figure check: passed, WARN or ERROR, from the same verdict function) and `check_reason`, `basis` "
+        "(Table 3's rows = published_patient_data, or reconstructed_inputs — a figure reproduced only from reconstructed "
+        "inputs proves the pipeline's arithmetic, not the paper), `computed_by`, `patients`, `findings`, a one-sentence "
+        "`explanation`, and `hypotheses`: the usual ways a printed number goes wrong that the numbers fit (a median that "
+        f"is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure), and `sensitivity_verdict`/`sensitivity_range` from "
+        "reconstruction_sensitivity (robust, depends on the reconstruction, or fixed by the paper). Its metadata carries the "
+        f"independent verification by R (independent_verification). {RULE}"
+    ),
+)
+def figure_audit(
+    context: AssetExecutionContext,
+    paper_consistency: pl.DataFrame,
+    published_figures: pl.DataFrame,
+    adtte: pl.DataFrame,
+    adsl: pl.DataFrame,
+    survival_curves: pl.DataFrame,
+    reconstruction_sensitivity: pl.DataFrame,
+    independent_verification: pl.DataFrame,
+    **tables: pl.DataFrame,
+) -> Output[pl.DataFrame]:
+    figures = _figures_of_all_owners(tables, _cut(published_figures))
+    table = audit_table(
+        published_figures, paper_consistency, figures, adtte, adsl, survival_curves, tables["survival_summary"],
+        reconstruction_sensitivity,
+    )
+    verified = verification.verification_summary(independent_verification)
+    summary = table.group_by("status", "basis").len().sort("status", "basis")
+    context.log.info(" · ".join(f"{s} ({b}): {n}" for s, b, n in summary.iter_rows()))
+    discrepancies = table.filter(pl.col("status") != "reproduced").select(
+        "figure_id", "published", "shown", "status", "check_outcome", "basis", "sensitivity_verdict", "explanation", "hypotheses"
+    )
+    counts = {name: table.filter(pl.col("status") == name).height for name in ("reproduced", "discrepancy", "not_recomputable")}
+    return Output(
+        table,
+        metadata={
+            "dagster/row_count": table.height,
+            **{name: MetadataValue.text(str(n)) for name, n in counts.items()},
+            "reproduced_from_published_patient_data": MetadataValue.text(str(table.filter(
+                (pl.col("status") == "reproduced") & (pl.col("basis") == "published_patient_data")
+            ).height)),
+            "checks": MetadataValue.text(", ".join(f"{c}: {n}" for c, n in table.group_by("check_outcome").len().sort("check_outcome").iter_rows())),
+            "summary": MetadataValue.md(
+                "A figure reproduced from **reconstructed inputs** proves the pipeline's arithmetic, not the paper.\n\n"
+                + markdown_table(summary)
+            ),
+            "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=100)),
+            "independent_verification": MetadataValue.md(verified["markdown"]),
+            "verified_by_r": MetadataValue.text(
+                f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"
+            ),
+            "audit": MetadataValue.md(markdown_table(table.drop("patients"), limit=300)),
+        },
+    )

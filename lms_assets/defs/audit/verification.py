@@ -1,0 +1,183 @@
+"""Group ``audit``: independent verification, every compared statistic recomputed by R from the record files."""
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MetadataValue,
+    ResourceParam,
+    asset,
+)
+
+from lms_assets import config
+from lms_assets.tables import survival
+from lms_assets.audit import verification
+from lms_assets.defs import gate
+from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.metadata import markdown_table
+from lms_assets.defs.resources import WarehouseTables
+
+# The reference program lives with the tests, its other user; from the package it is found relative to the
+# repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".
+REFERENCE_SCRIPT = Path(__file__).resolve().parents[3] / "lms_assets_tests" / "reference" / "survival_check.R"
+# R and survival take about 2 s on the shipped study; a run past this has hung.
+TIMEOUT_SECONDS = 600
+# Above this our Cox HRs are not fitted (survival.COX_MAX_ROWS), so a comparison would be incomplete; and the
+# cross-check is the study's QC record, not part of the scale benchmarks' graph.
+MAX_PATIENTS = survival.COX_MAX_ROWS
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """R's long output and versions, or why R did not run (``results`` is then None)."""
+
+    results: pl.DataFrame | None
+    reference: str
+
+
+def run_reference(study_dir: Path, rscript: str | None = None, script: Path = REFERENCE_SCRIPT) -> ReferenceRun:
+    """Run the R reference on ``study_dir``; a missing Rscript or script is reported, a failing R run raises with R's stderr."""
+    rscript = rscript or shutil.which("Rscript")
+    if rscript is None:
+        return ReferenceRun(None, "not run: Rscript not found")
+    if not script.is_file():
+        return ReferenceRun(None, f"not run: reference script not found at {script}")
+    with tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
+        done = subprocess.run(
+            [rscript, "--vanilla", str(script), str(study_dir), out],
+            capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{script.name} failed on {study_dir} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        versions = dict(pl.read_csv(Path(out) / "versions.csv", schema={"name": pl.String, "value": pl.String}).iter_rows())
+        return ReferenceRun(verification.read_reference(Path(out) / "results.csv"), verification.reference_label(versions))
+
+
+def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None = None) -> pl.DataFrame:
+    """The comparison table of our ``tables`` against R on ``study_dir``, or the one-row record that R did not run."""
+    patients = tables["baseline_characteristics"].filter(pl.col("key") == "patients")["n"].sum()
+    if patients > MAX_PATIENTS:
+        return verification.not_run(f"{patients:,} patients exceed the cross-check's {MAX_PATIENTS:,} (our Cox HRs stop there)")
+    run = run_reference(study_dir, rscript)
+    if run.results is None:
+        return verification.not_run(run.reference.removeprefix("not run: "))
+    ours = verification.long_form(tables)
+    # R reads every cut file in the folder; a cut the gate held back (not in our published tables) is not analysed.
+    analysed = run.results.filter((pl.col("data_cut") == "") | pl.col("data_cut").is_in(ours["data_cut"].unique().to_list()))
+    return verification.compare(ours, analysed, run.reference)
+
+
+AGREES_WITH_R = "agrees_with_r"
+
+
+def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
+    """ERROR unless every compared value agrees with R; WARN when R did not run, since then nothing is verified."""
+    summary = verification.verification_summary(table)
+    if not summary["comparisons"]:
+        reason = f"{summary['status']}: nothing was independently verified"
+        return AssetCheckResult(
+            check_name=AGREES_WITH_R, passed=False, severity=AssetCheckSeverity.WARN, description=reason,
+            metadata={"reason": MetadataValue.text(reason)},
+        )
+    failing = table.filter(~pl.col("status").is_in([verification.AGREE, verification.NOT_RUN]))
+    first = "; ".join(
+        f"{r['table']} {r['statistic']} {r['key'] or ''} {r['endpoint'] or ''} ours {r['ours']} vs R {r['r']} ({r['status']})"
+        for r in failing.head(3).iter_rows(named=True)
+    )
+    reason = (
+        f"{summary['agreed']:,} of {summary['comparisons']:,} values agree with R ({summary['reference']})"
+        + (f"; {failing.height} do not, first: {first}" if failing.height else "")
+    )
+    return AssetCheckResult(
+        check_name=AGREES_WITH_R,
+        passed=failing.is_empty(),
+        severity=AssetCheckSeverity.ERROR,
+        description=reason[:500],
+        metadata={
+            "reason": MetadataValue.text(reason[:2000]),
+            "agreed": MetadataValue.text(f"{summary['agreed']:,} of {summary['comparisons']:,}"),
+            "not_agreeing": MetadataValue.md(markdown_table(failing.head(50))) if failing.height else MetadataValue.text("none"),
+        },
+    )
+
+
+@asset(
+    group_name=AUDIT,
+    kinds={"polars", "duckdb", "r"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Independent double programming (issue #14): `lms_assets_tests/reference/survival_check.R` recomputes, with R's "
+        "`survival` (survfit, quantile, survdiff, coxph with Efron ties) and `stats` (binom.test, fisher.test), every "
+        "statistic of the Kaplan–Meier curves, medians (SPSS and Brookmeyer–Crowley), landmarks, follow-up, subgroups, "
+        "response rates, the PR-rate comparison and Tables 1 and 4 from the record files alone; each of our values is "
+        f"set beside R's (agreement: |ours − R| ≤ {verification.TOLERANCE:g}·max(1, |R|); both null agrees). `status` "
+        "is agree, disagree or missing on one side; `exception` names a comparison made under a named convention "
+        "(lms_assets.audit.verification.EXCEPTIONS). Without Rscript, or above "
+        f"{MAX_PATIENTS:,} patients, it records one row 'not run: <why>', never a pass. Its blocking check "
+        "agrees_with_r fails with ERROR (and the comparison is staged, not published) when any value disagrees or is on "
+        "one side only, and with WARN when R did not run."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            AGREES_WITH_R,
+            asset="independent_verification",
+            blocking=True,
+            description=(
+                "Every compared value agrees with the independent R program (ERROR, blocking, otherwise: the comparison "
+                "goes to staging and nothing downstream runs); WARN when R did not run, since nothing is then verified."
+            ),
+        )
+    ],
+)
+def independent_verification(
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    survival_curves: pl.DataFrame,
+    survival_summary: pl.DataFrame,
+    survival_landmarks: pl.DataFrame,
+    survival_followup: pl.DataFrame,
+    survival_subgroups: pl.DataFrame,
+    response_summary: pl.DataFrame,
+    tumour_shrinkage: pl.DataFrame,
+    baseline_characteristics: pl.DataFrame,
+    adverse_event_summary: pl.DataFrame,
+):
+    tables = {
+        "survival_curves": survival_curves,
+        "survival_summary": survival_summary,
+        "survival_landmarks": survival_landmarks,
+        "survival_followup": survival_followup,
+        "survival_subgroups": survival_subgroups,
+        "response_summary": response_summary,
+        "tumour_shrinkage": tumour_shrinkage,
+        "baseline_characteristics": baseline_characteristics,
+        "adverse_event_summary": adverse_event_summary,
+    }
+    table = verify(tables, config.data_dir())
+    summary = verification.verification_summary(table)
+    context.log.info(f"Independent verification: {summary['status']} ({summary['agreed']} of {summary['comparisons']} agree)")
+    yield from gate.publish(
+        context,
+        io_manager,
+        table,
+        [agreement_result(table)],
+        {
+            "dagster/row_count": table.height,
+            "status": summary["status"],
+            "reference": summary["reference"],
+            # Text, not numbers: Dagster would plot each count as a series over runs.
+            "agreed": MetadataValue.text(f"{summary['agreed']:,} of {summary['comparisons']:,}"),
+            "disagreed": MetadataValue.text(str(summary["disagreed"])),
+            "missing_on_one_side": MetadataValue.text(str(summary["missing"])),
+            "summary": MetadataValue.md(summary["markdown"]),
+        },
+    )

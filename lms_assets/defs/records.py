@@ -1,0 +1,229 @@
+"""Group ``ingest``: every record file loaded into DuckDB as it arrived, and the quarantine of bad rows."""
+
+
+import polars as pl
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    DataVersion,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
+
+from lms_assets import config
+from lms_assets.records import schemas
+from lms_assets.records import validation
+from lms_assets.records.validation import FILE, ROW
+from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
+from lms_assets.defs.metadata import preview
+from lms_assets.defs.audit.published import bounded
+
+KINDS = {"csv", "duckdb"}
+# A bad file's message is shown to every UI user; long enough for the expected column list, no more.
+FAILURE_CHARS = 600
+
+
+@contextmanager
+def refusing_bad_files():
+    """A bad record file fails the step with its message alone, so the UI shows the file and the problem, not a trace."""
+    try:
+        yield
+    except validation.RecordFileError as err:
+        # Bounded and sanitised: a message may quote a header, and a header can hold anything (issue 15).
+        raise Failure(description=bounded(str(err), FAILURE_CHARS), metadata={"study_folder": str(config.data_dir().resolve())}) from None
+
+
+def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
+    """An optional file the study does not have: an empty table of its columns, saying so."""
+    context.log.info(f"No {schema.location} in the study folder: stored as an empty table")
+    frame = pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, FILE: pl.String, ROW: pl.Int64})
+    return Output(
+        frame,
+        data_version=DataVersion("absent"),
+        metadata={"source_file": MetadataValue.text(f"absent: {path}"), "dagster/row_count": 0, "preview": preview(frame)},
+    )
+
+
+def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema, optional: bool = False) -> Output[pl.DataFrame]:
+    with refusing_bad_files():
+        path = validation.resolve_inside(config.data_dir(), schema.location)
+        if optional and not path.exists():
+            return _absent_file(context, schema, path)
+        frame = validation.read_raw(path, schema, label=schema.location)
+    digest = validation.content_hash(path)
+    context.log.info(f"Loaded {frame.height} rows from {path} (sha256 {digest[:12]})")
+    return Output(
+        frame,
+        data_version=DataVersion(digest),
+        metadata={
+            "source_file": MetadataValue.path(str(path.resolve())),
+            "content_hash": digest,
+            "dagster/row_count": frame.height,
+            "preview": preview(frame),
+        },
+    )
+
+
+def _raw_asset(schema: schemas.FileSchema, absent: str | None = None):
+    """The raw asset of one record file; with ``absent`` (what a missing file means) the file is optional."""
+
+    @asset(
+        name=f"raw_{schema.name}",
+        group_name=INGEST,
+        kinds=KINDS,
+        owners=OWNERS,
+        pool=DUCKDB_POOL,
+        description=(
+            f"`{schema.location}` exactly as it arrived: every value a string, plus `_file` and `_row` "
+            f"(line number, header = 1). {schema.description} Data version = SHA-256 of the file."
+            + (f" {absent}" if absent else "")
+        ),
+    )
+    def _raw(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+        return _load_file(context, schema, optional=absent is not None)
+
+    return _raw
+
+
+raw_patients = _raw_asset(schemas.PATIENTS)
+raw_patient_allocations = _raw_asset(schemas.PATIENT_ALLOCATIONS)
+raw_response = _raw_asset(schemas.RESPONSE)
+raw_adverse_events = _raw_asset(schemas.ADVERSE_EVENTS)
+raw_provenance = _raw_asset(schemas.PROVENANCE)
+raw_published_figures = _raw_asset(
+    schemas.REGISTRY,
+    absent="A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with.",
+)
+raw_known_discrepancies = _raw_asset(
+    schemas.KNOWN_DISCREPANCIES,
+    absent=(
+        "A study without the list (a synthetic or a new study) stores an empty table: no failed published-figure "
+        "check is a reviewed discrepancy, so every failure is an ERROR."
+    ),
+)
+
+
+CUTS_DISTINCT = "followup_cuts_distinct"
+
+
+@asset(
+    group_name=INGEST,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Every follow-up file (one per data cut, `followup/YYYY-MM-DD.csv`, `.csv` in any case) as it arrived, "
+        "stacked, with `data_cut` from the file name and the file's SHA-256 in `content_hash`. A cut dated in the "
+        "future, or after its file was last modified, is refused. Data version = hash of all cut files."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            CUTS_DISTINCT,
+            asset="raw_followup",
+            description=(
+                "Warns when a cut file is byte-identical to an earlier one (a copy under a new date, not new "
+                "follow-up), naming both files."
+            ),
+        )
+    ],
+)
+def raw_followup(context: AssetExecutionContext):
+    study = config.data_dir()
+    frames, hashes = [], []
+    with refusing_bad_files():
+        cut_files = validation.followup_files(study)
+        cut_frames = [validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}") for path in cut_files]
+    for path, frame in zip(cut_files, cut_frames):
+        label = f"followup/{path.name}"
+        digest = validation.content_hash(path)
+        frames.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(digest).alias("content_hash")))
+        hashes.append({"file": label, "rows": frame.height, "sha256": digest})
+        context.log.info(f"Loaded {frame.height} rows from {label} (sha256 {digest[:12]})")
+    stacked = pl.concat(frames, how="vertical")
+    files = pl.DataFrame(hashes)
+    copies = validation.identical_cuts(dict(zip(files["file"], files["sha256"])))
+    yield Output(
+        stacked,
+        data_version=DataVersion(validation.combined_hash(files["sha256"].to_list())),
+        metadata={
+            "data_cuts": MetadataValue.md(_files_markdown(files)),
+            "dagster/row_count": stacked.height,
+            "latest_cut": files["file"][-1],
+            "preview": preview(stacked),
+        },
+    )
+    yield AssetCheckResult(
+        check_name=CUTS_DISTINCT,
+        passed=not copies,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(f"{later} is byte-identical to {earlier}" for earlier, later in copies) or None,
+        metadata={"identical_pairs": len(copies), "cut_files": files.height},
+    )
+
+
+def _files_markdown(files: pl.DataFrame) -> str:
+    rows = "\n".join(f"| {r['file']} | {r['rows']} | `{r['sha256']}` |" for r in files.iter_rows(named=True))
+    return "| file | rows | sha256 |\n|---|---|---|\n" + rows
+
+
+@asset(
+    group_name=INGEST,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Rows that break their file's declared schema (type, category, range, OS ≥ PFS, unique key, known patient), "
+        "one row per problem with `file`, `row`, `column`, `value`, `reason` and the row's `patient_id`. A cohort "
+        "table made from a file with quarantined rows is not published (its `no_quarantined_rows` check fails at "
+        "ERROR), unless the study's `study.toml` allows leaving them out."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            "no_quarantined_rows",
+            asset="quarantine",
+            description=(
+                "Fails (WARN) when any record row was quarantined, listing file, row, column and reason; the "
+                "cohort tables' own no_quarantined_rows checks decide whether the cohort is published."
+            ),
+        )
+    ],
+)
+def quarantine(
+    context: AssetExecutionContext,
+    raw_patients: pl.DataFrame,
+    raw_patient_allocations: pl.DataFrame,
+    raw_response: pl.DataFrame,
+    raw_followup: pl.DataFrame,
+    raw_adverse_events: pl.DataFrame,
+    raw_published_figures: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
+):
+    rows = validation.quarantine_rows(
+        raw_patients, raw_patient_allocations, raw_response, raw_followup, raw_adverse_events, raw_published_figures,
+        raw_provenance,
+    )
+    summary = validation.describe_quarantine(rows) if rows.height else None
+    if summary:
+        context.log.warning(summary)
+    yield Output(
+        rows,
+        metadata={
+            "dagster/row_count": rows.height,
+            "patients_with_quarantined_rows": validation.patients_excluded(rows),
+            "preview": preview(rows),
+        },
+    )
+    yield AssetCheckResult(
+        check_name="no_quarantined_rows",
+        passed=rows.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        description=summary,
+        metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
+    )

@@ -1,0 +1,27 @@
+"""Group ``baseline``: Table 1, the cohort's baseline characteristics, recomputed from ADSL."""
+
+
+import polars as pl
+from dagster import Output
+
+from lms_assets.tables import baseline
+from lms_assets.defs.constants import BASELINE, DUCKDB_POOL, OWNERS
+from lms_assets.defs.metadata import table_output
+from lms_assets.defs.audit.published import gated_summary
+
+
+@gated_summary(
+    group_name=BASELINE,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Table 1 recomputed from ADSL: age median and range, then n and % of all patients for each level of sex, "
+        "ECOG, primary site, prior surgery, radiotherapy and chemotherapy lines, starting dose and combination "
+        "therapy. `key` names the printed figures a row gives (e.g. `sex.male` → sex.male.n / .pct); `patients` "
+        "lists the SUBJIDs counted. Every printed Table 1 and text figure is checked against these rows."
+    ),
+)
+def baseline_characteristics(adsl: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = baseline.baseline_characteristics(adsl)
+    return table_output(table, limit=40)

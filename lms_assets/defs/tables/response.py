@@ -1,0 +1,89 @@
+"""Group ``response``: Table 2's response rows, RECIST 1.1 consistency of each response, and the text's shrinkage figures."""
+
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset, asset_check
+
+from lms_assets.tables import response
+from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
+from lms_assets.defs.metadata import preview, table_output
+from lms_assets.defs.audit.published import gated_summary
+
+KINDS = {"polars", "duckdb"}
+
+
+@gated_summary(
+    group_name=RESPONSE,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Table 2's response rows from ADRS (PARAMCD BOR): n and % of patients with a best overall response for CR, "
+        "PR, SD and PD (NE when present), ORR (CR + PR) and DCR (CR + PR + SD). ORR and DCR carry exact "
+        "Clopper–Pearson 95% CIs (scipy), computed here and not printed in the paper. `patients` lists the SUBJIDs."
+    ),
+)
+def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = response.response_summary(adrs)
+    rates = {r["key"]: r for r in table.filter(pl.col("key").is_in(list(response.RATES))).iter_rows(named=True)}
+    extra = {f"{key}_pct": MetadataValue.float(r["pct"]) for key, r in rates.items() if r["pct"] is not None}
+    return table_output(table, **extra)
+
+
+@asset(
+    group_name=RESPONSE,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Each patient's recorded RECIST 1.1 best response against the thresholds on the best % change "
+        "(PR: decrease ≥ 30%; PD: increase ≥ 20%). `status` is `consistent` or `review` with the `reason`. RECIST "
+        "judges PD against the nadir (and new lesions), so a mismatch is flagged for review, never corrected."
+    ),
+)
+def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = response.recist_consistency(adrs)
+    return table_output(table, patients_to_review=int(table["status"].eq("review").sum()))
+
+
+@asset_check(
+    pool=DUCKDB_POOL,
+    asset=recist_consistency,
+    description=(
+        "Warns when any recorded best response lies outside RECIST 1.1's range for its best % change, "
+        "listing those patients and why; a clinician reviews them, nothing is changed."
+    ),
+)
+def recorded_responses_match_recist(recist_consistency: pl.DataFrame) -> AssetCheckResult:
+    review = recist_consistency.filter(pl.col("status") == "review")
+    return AssetCheckResult(
+        passed=review.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "patients_to_review": review.height,
+            "patients_checked": recist_consistency.height,
+            "review": preview(review.select("SUBJID", "recorded_response", "best_pct_change", "reason")),
+        },
+    )
+
+
+@gated_summary(
+    group_name=RESPONSE,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    # Only the columns read: on a million patients the whole of ADTTE alone is six million wide rows.
+    ins={
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "IMMUNOFL"]}),
+        "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC", "PCHG"]}),
+        "adtte": AssetIn(metadata={"columns": ["SUBJID", "DATACUT", "PARAMCD", "CNSR"]}),
+    },
+    description=(
+        "The Results' and Discussion's response figures from ADRS, ADSL and ADTTE: patients with any tumour "
+        "shrinkage and their mean shrinkage; anlotinib + immunotherapy patients, their best responses, shrinkage "
+        "over 70% and (per data cut) how many of those are alive; PR rate with combination therapy vs anlotinib "
+        "alone with Fisher's exact p (not in the paper). `patients` lists the SUBJIDs."
+    ),
+)
+def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
+    return table_output(response.tumour_shrinkage(adsl, adrs, adtte))

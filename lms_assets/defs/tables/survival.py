@@ -1,0 +1,130 @@
+"""Group ``survival``: Kaplan–Meier PFS and OS per data cut (Figure 1A/B, Table 2), landmarks, follow-up and subgroups."""
+
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+
+from lms_assets.graphs import km
+from lms_assets.tables import survival
+from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
+from lms_assets.defs.metadata import markdown_table, table_output
+from lms_assets.defs.audit.published import gated_summary
+
+KINDS = {"polars", "duckdb", "lifelines"}
+# Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
+# are most of its size, and on a million patients loading them all takes ten times as long.
+TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
+SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={"adtte": TIME_TO_EVENT},
+    description=(
+        "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
+        "(so it grows with distinct times, not patients) with patients at risk, events, censorings, S(t), Greenwood "
+        "SE (`std_err`) and the pointwise log(−log) 95% band (`ci_lower`/`ci_upper`, R's conf.type = \"log-log\"), "
+        "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B."
+    ),
+)
+def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
+    curves = survival.km_curves(adtte)
+    steps = curves.group_by("data_cut", "endpoint").len().sort("data_cut", "endpoint")
+    context.log.info(f"Kaplan–Meier steps per cut and endpoint: {steps.rows()}")
+    return table_output(curves, steps_per_curve=MetadataValue.md(markdown_table(steps)))
+
+
+@gated_summary(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Table 2's medians, two rows per cut and endpoint. `method = 'spss'`: SPSS 24, which the paper used — median = "
+        "first event time with S ≤ 0.5, SE = Greenwood SE of S(median) / f with f = (S(u) − S(l)) / (l − u) (u: last "
+        "event time with S ≥ 0.55, l: first with S ≤ 0.45), CI = median ± 1.96·SE. `method = "
+        "'brookmeyer_crowley_loglog'`: the CI where the defined log(−log) band crosses 0.5 (R's quantile.survfit with "
+        "conf.type = \"log-log\"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper's "
+        "figures); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
+        "Anything not reached is null with the reason in `note`."
+    ),
+)
+def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.median_summary(survival_curves)
+    latest = table.filter(pl.col("data_cut") == table["data_cut"].max())
+    medians = {
+        f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
+        for r in latest.iter_rows(named=True)
+    }
+    intervals = {
+        f"{r['endpoint'].lower()}_ci_{r['method']}": MetadataValue.text(km.interval_text(r["ci_lower"], r["ci_upper"], 2))
+        for r in latest.iter_rows(named=True)
+    }
+    return table_output(table, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
+        "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
+        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time."
+    ),
+)
+def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.landmarks(survival_curves)
+    rates = table.filter(pl.col("month").is_in([6.0, 12.0])).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
+    return table_output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
+
+
+@gated_summary(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={"adtte": TIME_TO_EVENT},
+    description=(
+        "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
+        "censors; `median_midpoint`: R's plateau midpoint) with its log(−log) 95% CI, and the range = shortest and longest observed time (AVAL, event or "
+        "censoring) over all patients. The paper's 'median follow-up 17.8 months (range 4.3–23.5)' is checked "
+        "against the OS rows of the published cut; `patients` lists the SUBJIDs."
+    ),
+)
+def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.reverse_km_followup(adtte)
+    # A preview row would turn every patient list into Python objects; n already says how many.
+    return table_output(table, shown=table.drop("patients"))
+
+
+@gated_summary(
+    group_name=SURVIVAL,
+    kinds=KINDS,
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    ins={"adtte": TIME_TO_EVENT, "adsl": SUBGROUP_FACTORS},
+    description=(
+        "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
+        "chemotherapy (none vs any), prior surgery and radiotherapy, primary site (the two most common: retroperitoneal vs "
+        "extremities; reconstructed allocation, see reconstruction_sensitivity). Per level n, events and KM median (first crossing; "
+        "`median_midpoint`/`median_ref_midpoint`: R's and SAS's plateau midpoint); log-rank p (lifelines) and Cox HR "
+        "with 95% CI and Wald p (lifelines, Efron ties, run to the maximum as R's coxph; fitted up to "
+        f"{survival.COX_MAX_ROWS:,} patients, null with a note when the likelihood is monotone). Rows are summed in one "
+        "order, so re-runs are bit-identical. The Discussion's claim that no subgroup differed significantly is "
+        "checked by the blocking checks of its printed counts (subgroups.pfs/os.significant.n)."
+    ),
+)
+def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.subgroup_comparisons(adtte, adsl)
+    significant = table.filter(pl.col("logrank_p") < survival.SIGNIFICANCE)
+    return table_output(
+        table,
+        limit=30,
+        comparisons=table.height,
+        logrank_p_below_0_05=significant.height,
+    )

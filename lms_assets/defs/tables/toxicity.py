@@ -1,0 +1,35 @@
+"""Group ``toxicity``: Table 4, adverse events at each patient's worst grade, and the Results' safety figures."""
+
+
+import polars as pl
+from dagster import AssetIn, Output
+
+from lms_assets.tables import toxicity
+from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, TOXICITY
+from lms_assets.defs.metadata import table_output
+from lms_assets.defs.audit.published import gated_summary
+
+
+@gated_summary(
+    group_name=TOXICITY,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    # Only the columns read: ADAE and ADSL whole cost seconds and gigabytes on a large study.
+    ins={
+        "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "ATOXGR", "ATOXGRGP", "TRTEMFL"]}),
+        "adsl": AssetIn(metadata={"columns": ["SUBJID", "DOSREDFL", "DISCAEFL"]}),
+    },
+    description=(
+        "Table 4 recomputed from ADAE: one row per term (most frequent first; ties by grade 3/4 count, then name), "
+        "each patient counted once per term at their worst CTCAE grade, as n and % of all ADSL patients: any grade, "
+        "grade 1/2, grade 3/4 and grade 5. Above the terms, patients with any event at their worst grade overall; "
+        "below, dose reductions and discontinuations for adverse reactions from ADSL. `patients*` list the SUBJIDs."
+    ),
+)
+def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = toxicity.adverse_event_summary(adae, adsl)
+    shown = table.drop("key", "denominator", "patients_g12", "patients_g34", "patients_g5")
+    if not table["g5_n"].fill_null(0).sum():
+        shown = shown.drop("g5_n", "g5_pct")
+    return table_output(table, shown=shown, limit=40)

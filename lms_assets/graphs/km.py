@@ -1,0 +1,303 @@
+"""Figure 1A/B as survminer and ggsurvfit draw them (Kaplan–Meier curve, band, censor marks, median line,
+number-at-risk table), and a forest plot of the subgroup hazard ratios (Altair; pure builders).
+
+Payloads stay bounded: above ``MAX_POINTS`` steps a curve is thinned to one step per time bin, so its
+size depends on the chart's resolution, not on the number of patients or distinct times.
+"""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import polars as pl
+
+from lms_assets.tables.survival import SIGNIFICANCE
+
+MAX_POINTS = 600
+# Above this many censoring times per curve the ticks merge into a band and hide the curve.
+MAX_CENSOR_MARKS = 150
+MAX_TICKS = 13
+WIDTH = 620
+X_TITLE = "Months since start of anlotinib"
+Y_TITLE = "Survival probability"
+# Colour-blind-safe (Okabe–Ito): the latest cut first, an overlaid cut second.
+SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
+ENDPOINT_TITLES = {"PFS": "Progression-free survival", "OS": "Overall survival"}
+
+
+def tick_step(last_time: float, every: float = 3.0, max_ticks: int = MAX_TICKS) -> float:
+    """The x-tick spacing: the smallest multiple of ``every`` months that keeps at most ``max_ticks`` ticks."""
+    span = max(last_time, every)
+    return every * max(1, math.ceil(span / every / (max_ticks - 1)))
+
+
+def thin_curve(curve: pl.DataFrame, max_points: int = MAX_POINTS) -> pl.DataFrame:
+    """At most ``max_points`` steps per series: the last step of each time bin (censorings summed), so the drawn step function moves by less than a bin."""
+    if curve.group_by("series").len()["len"].max() <= max_points:
+        return curve
+    width = curve["time"].max() / max_points
+    return (
+        curve.sort("series", "time")
+        .group_by("series", (pl.col("time") / width).floor().alias("_bin"), maintain_order=True)
+        .agg(pl.col("time", "surv", "ci_lower", "ci_upper").last(), pl.col("censored").sum())
+        .drop("_bin")
+    )
+
+
+def compact_count(n: int) -> str:
+    """A count short enough for a risk-table cell: 950, 9,500, 95k, 1.2M."""
+    if n < 10_000:
+        return f"{n:,}"
+    return f"{n / 1e3:.0f}k" if n < 999_500 else f"{n / 1e6:.1f}M"
+
+
+def _with_origin(curve: pl.DataFrame) -> pl.DataFrame:
+    """Every curve starts at S(0) = 1 with a band of width zero."""
+    origin = curve.select("series").unique().with_columns(
+        time=pl.lit(0.0), surv=pl.lit(1.0), ci_lower=pl.lit(1.0), ci_upper=pl.lit(1.0), censored=pl.lit(0, dtype=pl.Int64)
+    )
+    return pl.concat([origin, curve.select(origin.columns)], how="vertical_relaxed").sort("series", "time", maintain_order=True)
+
+
+def km_plot(
+    curve: pl.DataFrame,
+    at_risk: pl.DataFrame,
+    medians: pl.DataFrame,
+    title: str,
+    subtitle: list[str],
+) -> alt.VConcatChart:
+    """Kaplan–Meier plot with a number-at-risk table under the x-axis, aligned on the same ticks.
+
+    ``curve``: series, time, surv, ci_lower, ci_upper, censored (one row per step, ``survival_curves``).
+    ``at_risk``: series, month, at_risk, events_cum (``survival_landmarks``). ``medians``: series, median.
+    Series are drawn in the order they first appear (the first is the emphasised one); risk-table rows
+    are labelled by the cut date in the series name, the legend carries the full name.
+    """
+    series = curve["series"].unique(maintain_order=True).to_list()
+    colours = alt.Scale(domain=series, range=list(SERIES_COLOURS[: len(series)]))
+    last = max(curve["time"].max(), at_risk["month"].max() or 0.0)
+    step = tick_step(last)
+    ticks = [step * i for i in range(math.ceil(last / step) + 1)]
+    x_scale = alt.Scale(domain=[0, ticks[-1]], nice=False, zero=True)
+    drawn = _with_origin(thin_curve(curve))
+    base = alt.Chart(drawn.to_pandas()).encode(
+        x=alt.X("time:Q", scale=x_scale, axis=alt.Axis(values=ticks, title=X_TITLE, grid=False)),
+        color=alt.Color("series:N", scale=colours, legend=alt.Legend(title=None, orient="top-right", symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1)),
+    )
+    y_scale = alt.Scale(domain=[0, 1])
+    y_axis = alt.Axis(values=[0, 0.25, 0.5, 0.75, 1.0], format=".2f", title=Y_TITLE, grid=False)
+    band = base.mark_area(interpolate="step-after", opacity=0.15).encode(
+        y=alt.Y("ci_lower:Q", scale=y_scale, axis=y_axis), y2="ci_upper:Q"
+    )
+    line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
+        y=alt.Y("surv:Q", scale=y_scale),
+        tooltip=[
+            alt.Tooltip("series:N", title="Series"),
+            alt.Tooltip("time:Q", title="Month", format=".1f"),
+            alt.Tooltip("surv:Q", title="S(t)", format=".3f"),
+            alt.Tooltip("ci_lower:Q", title="95% CI lower", format=".3f"),
+            alt.Tooltip("ci_upper:Q", title="95% CI upper", format=".3f"),
+        ],
+    )
+    censor_marks = base.transform_filter(alt.datum.censored > 0).mark_point(shape="M0,-1L0,1", size=70, strokeWidth=1.5, filled=False).encode(
+        y=alt.Y("surv:Q"),
+        tooltip=[alt.Tooltip("time:Q", title="Censored at month", format=".1f"), alt.Tooltip("censored:Q", title="Censored")],
+    )
+    reached = medians.filter(pl.col("median").is_not_null())
+    median_lines = (
+        alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas())
+        .mark_rule(strokeDash=[5, 4], color="#555555", strokeWidth=1.2)
+    )
+    most_censor_marks = drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max() or 0
+    layers = [band, line] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
+    if most_censor_marks > MAX_CENSOR_MARKS:
+        subtitle = [*subtitle, f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."]
+    if reached.height:
+        layers += [
+            median_lines.encode(x=alt.X("zero:Q", scale=x_scale), x2="median:Q", y=alt.Y("half:Q", scale=y_scale)),
+            median_lines.encode(x=alt.X("median:Q", scale=x_scale), y=alt.Y("zero:Q", scale=y_scale), y2="half:Q"),
+        ]
+    curve_chart = alt.layer(*layers).properties(width=WIDTH, height=340)
+    table = at_risk.filter(pl.col("month").is_in(ticks))
+    table = table.with_columns(
+        label=pl.Series([f"{compact_count(n)} ({compact_count(e)})" for n, e in zip(table["at_risk"], table["events_cum"])], dtype=pl.String),
+        row=pl.col("series").str.extract(r"(\d{4}-\d{2}-\d{2})").fill_null(pl.col("series")),
+    )
+    risk_table = (
+        alt.Chart(table.to_pandas())
+        .mark_text(fontSize=11)
+        .encode(
+            x=alt.X("month:Q", scale=x_scale, axis=None),
+            y=alt.Y("row:N", sort=table["row"].unique(maintain_order=True).to_list(), axis=alt.Axis(title=None, domain=False, ticks=False, labelFontSize=11, labelPadding=30)),
+            text="label:N",
+            color=alt.Color("series:N", scale=colours, legend=None),
+        )
+        .properties(
+            width=WIDTH,
+            height=22 * len(series),
+            title=alt.TitleParams("Number at risk (cumulative events)", anchor="start", fontSize=12, fontWeight="normal"),
+        )
+    )
+    return alt.vconcat(curve_chart, risk_table, spacing=8).properties(
+        title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
+    ).configure_view(stroke=None)
+
+
+NOT_REACHED = "not reached"
+
+
+def interval_text(lower: float | None, upper: float | None, digits: int) -> str:
+    """'2.96–5.24', with 'not reached' for a bound the band never gives (R: NA)."""
+    return "–".join(NOT_REACHED if b is None else f"{b:.{digits}f}" for b in (lower, upper))
+
+
+def median_caption(row: dict) -> str:
+    """'median 4.1 months (95% CI 2.96–5.24)' from a ``survival_summary`` row, or why it is missing.
+
+    Where S(t) = 0.5 over a stretch, R's and SAS's plateau midpoint is named beside SPSS's first crossing.
+    """
+    if row["median"] is None:
+        return f"median {NOT_REACHED} ({row['note']})"
+    midpoint = row.get("median_midpoint")
+    plateau = f"; R/SAS plateau midpoint {midpoint:.1f}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
+    return f"median {row['median']:.1f} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], 2)})"
+
+
+def _hr_text(row: dict) -> str:
+    p = row["logrank_p"]
+    p_text = "p not computed" if p is None else f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+    if row["hr"] is None:
+        return f"HR not estimated · {p_text}"
+    return f"{row['hr']:.2f} ({row['hr_ci_lower']:.2f}–{row['hr_ci_upper']:.2f}) · {p_text}"
+
+
+def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt.HConcatChart:
+    """Forest plot: one row per subgroup factor (level vs reference, n), per endpoint the Cox HR with its 95% CI on a log axis, HR (CI) and log-rank p beside it.
+
+    ``subgroups``: one data cut of ``survival_subgroups``. HRs outside [0.05, 20] are drawn clipped at the edge.
+    """
+    rows = subgroups.with_columns(
+        row=pl.format("{}: {} vs {}", pl.col("factor"), pl.col("level"), pl.col("reference")),
+    )
+    rows = rows.with_columns(
+        counts=pl.Series([f"{compact_count(a)} vs {compact_count(b)}" for a, b in zip(rows["n"], rows["n_ref"])], dtype=pl.String)
+    )
+    order = rows["row"].unique(maintain_order=True).to_list()
+    y = alt.Y("row:N", sort=order, axis=None)
+    height = 30 * len(order)
+    labels = (
+        alt.Chart(rows.unique("row", maintain_order=True).to_pandas())
+        .mark_text(align="left", fontSize=12)
+        .encode(x=alt.value(0), y=y, text="row:N")
+        .properties(width=300, height=height, title=alt.TitleParams("Subgroup: level vs reference", anchor="start", fontSize=12))
+    )
+    counts = (
+        alt.Chart(rows.unique("row", maintain_order=True).to_pandas())
+        .mark_text(align="left", fontSize=12, color="#555555")
+        .encode(x=alt.value(0), y=y, text="counts:N")
+        .properties(width=70, height=height, title=alt.TitleParams("Patients", anchor="start", fontSize=12))
+    )
+    panels: list[alt.TopLevelMixin] = [labels, counts]
+    x_scale = alt.Scale(type="log", domain=[0.05, 20], clamp=True)
+    for endpoint in [e for e in ENDPOINT_TITLES if e in set(rows["endpoint"].to_list())]:
+        part = rows.filter(pl.col("endpoint") == endpoint)
+        part = part.with_columns(text=pl.Series([_hr_text(r) for r in part.iter_rows(named=True)], dtype=pl.String))
+        data = alt.Chart(part.to_pandas())
+        estimated = data.transform_filter(alt.datum.hr != None)  # noqa: E711 - a Vega expression, not Python
+        one = alt.Chart(pl.DataFrame({"hr": [1.0]}).to_pandas()).mark_rule(strokeDash=[4, 3], color="#777777").encode(x=alt.X("hr:Q", scale=x_scale))
+        whiskers = estimated.mark_rule(strokeWidth=2, color=SERIES_COLOURS[0]).encode(
+            x=alt.X("hr_ci_lower:Q", scale=x_scale, axis=alt.Axis(title="Hazard ratio (log scale)", values=[0.1, 0.25, 0.5, 1, 2, 4, 10], format="~g", grid=False)),
+            x2="hr_ci_upper:Q",
+            y=y,
+        )
+        points = estimated.mark_square(size=80, color=SERIES_COLOURS[0]).encode(
+            x=alt.X("hr:Q", scale=x_scale),
+            y=y,
+            tooltip=[
+                alt.Tooltip("row:N", title="Subgroup"),
+                alt.Tooltip("hr:Q", title="HR", format=".2f"),
+                alt.Tooltip("hr_ci_lower:Q", title="95% CI lower", format=".2f"),
+                alt.Tooltip("hr_ci_upper:Q", title="95% CI upper", format=".2f"),
+                alt.Tooltip("logrank_p:Q", title="log-rank p", format=".3f"),
+                alt.Tooltip("note:N", title="Note"),
+            ],
+        )
+        panel = alt.layer(one, whiskers, points).properties(
+            width=220, height=height, title=alt.TitleParams(ENDPOINT_TITLES[endpoint], anchor="middle", fontSize=12)
+        )
+        text = (
+            data.mark_text(align="left", fontSize=11)
+            .encode(x=alt.value(0), y=y, text="text:N")
+            .properties(width=175, height=height, title=alt.TitleParams("HR (95% CI), log-rank p", anchor="start", fontSize=12))
+        )
+        panels += [panel, text]
+    return alt.hconcat(*panels, spacing=6).properties(
+        title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
+    ).configure_view(stroke=None)
+
+
+def no_data(message: str) -> alt.Chart:
+    """A placeholder that says why there is nothing to draw."""
+    return alt.Chart(pl.DataFrame({"message": [message]}).to_pandas()).mark_text(fontSize=14).encode(text="message:N").properties(width=WIDTH, height=60)
+
+
+def series_of(cuts: list, latest, published) -> dict:
+    """Which cuts to draw and their legend labels: the latest, and the published cut overlaid when it differs."""
+    labels = {latest: f"Data cut {latest}" + (" (published)" if latest == published else " (latest)")}
+    if published is not None and published != latest and published in cuts:
+        labels[published] = f"Data cut {published} (published)"
+    return labels
+
+
+def _series_caption(label: str, spss: dict, loglog: dict) -> str:
+    loglog_ci = interval_text(loglog["ci_lower"], loglog["ci_upper"], 1)
+    return f"{label}: n = {spss['n']:,}, {spss['events']:,} events; {median_caption(spss)}, SPSS 24; log(−log) CI {loglog_ci}"
+
+
+def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published) -> alt.TopLevelMixin:
+    """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``.
+
+    Draws the latest cut; the published cut is overlaid when it is another cut present in the data.
+    The title carries the median with SPSS's interval (the paper's), the subtitle the log(−log) interval too.
+    """
+    cuts = curves.filter(pl.col("endpoint") == endpoint)["data_cut"].unique().sort().to_list()
+    if not cuts:
+        return no_data(f"{ENDPOINT_TITLES[endpoint]}: no patients in any data cut")
+    labels = series_of(cuts, cuts[-1], published)
+    label_of = pl.col("data_cut").replace_strict(labels, default=None, return_dtype=pl.String)
+
+    def pick(frame: pl.DataFrame) -> pl.DataFrame:
+        chosen = frame.filter((pl.col("endpoint") == endpoint) & pl.col("data_cut").is_in(list(labels))).with_columns(series=label_of)
+        return chosen.with_columns(_order=pl.col("data_cut").replace_strict({c: i for i, c in enumerate(labels)}, return_dtype=pl.Int64)).sort("_order", maintain_order=True).drop("_order")
+
+    rows = pick(summary)
+    spss = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "spss").iter_rows(named=True)}
+    loglog = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "brookmeyer_crowley_loglog").iter_rows(named=True)}
+    lead = spss[cuts[-1]]
+    title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(lead)}"
+    subtitle = [_series_caption(label, spss[cut], loglog[cut]) for cut, label in labels.items()]
+    subtitle.append(
+        "Shaded: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored; dashed: median (first time S ≤ 0.5, SPSS). "
+        "CI in the title: SPSS 24 (median ± 1.96·SE), as the paper."
+    )
+    medians = rows.filter(pl.col("method") == "spss").select("series", "median")
+    return km_plot(pick(curves), pick(landmarks), medians, title, subtitle)
+
+
+def forest_figure(subgroups: pl.DataFrame) -> alt.TopLevelMixin:
+    """The subgroup forest plot of the latest data cut in ``survival_subgroups``."""
+    cut = subgroups["data_cut"].max()
+    if cut is None:
+        return no_data("Subgroup analysis: no patients in any data cut")
+    rows = subgroups.filter(pl.col("data_cut") == cut)
+    significant = rows.filter(pl.col("logrank_p") < SIGNIFICANCE).height
+    tested = rows["logrank_p"].drop_nulls().len()
+    subtitle = [
+        f"Data cut {cut}. Cox hazard ratio of the first-named level against the reference (HR > 1: higher hazard, shorter survival); log-rank p.",
+        f"{significant} of {tested} log-rank comparisons have p < {SIGNIFICANCE} (no multiplicity correction); the Discussion reports no significant subgroup difference.",
+    ]
+    missing = rows.filter(pl.col("hr").is_null())["note"].drop_nulls().unique().sort().to_list()
+    if missing:
+        subtitle.append("HR not estimated: " + "; ".join(missing) + ".")
+    return forest_plot(rows, "Subgroup analysis of PFS and OS", subtitle)
