@@ -14,6 +14,7 @@ from lms_assets.tables import toxicity
 from lms_assets.graphs import waterfall
 from lms_assets.definitions import build_defs
 from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.test_toxicity import raw_adverse_events
 
 
 def _adrs(changes: list[float], responses: list[str]) -> pl.DataFrame:
@@ -67,12 +68,9 @@ def test_waterfall_samples_a_large_study_and_says_so():
 
 
 def _toxicity_table(grade_5: bool) -> pl.DataFrame:
-    events = [(1, "Fatigue", 1), (2, "Fatigue", 3), (3, "Rash", 2)] + ([(3, "Sepsis", 5)] if grade_5 else [])
-    raw = pl.DataFrame(
-        {"patient_id": [e[0] for e in events], "term": [e[1] for e in events], "episode": [1] * len(events), "ctcae_grade": [e[2] for e in events]}
-    )
+    events = [(1, "Fatigue", 1, 1), (2, "Fatigue", 1, 3), (3, "Rash", 1, 2)] + ([(3, "Sepsis", 1, 5)] if grade_5 else [])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4], "DOSREDFL": ["N"] * 4, "DISCAEFL": ["N"] * 4})
-    return toxicity.adverse_event_summary(derive_adae(raw), adsl)
+    return toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events)), adsl)
 
 
 def test_ae_chart_rows_follow_table_order_and_drop_an_absent_grade_5():

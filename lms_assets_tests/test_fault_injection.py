@@ -169,10 +169,15 @@ def spss_band_widened(mp, records):
 
 
 def first_episode_not_worst_grade(mp, records):
-    # ADAE at each term's first episode instead of the worst: the three milder earlier episodes hide grade 3/4 ones.
-    _wrap(mp, adam.adae, "derive_adae", lambda original: lambda ae: original(
-        ae.sort("episode").group_by("patient_id", "term", maintain_order=True).first()
-    ))
+    # ADAE's worst-grade flags (AOCCPIFL, AOCCIFL) ordered by episode, the grade left out: the first episode is
+    # flagged, and the three milder earlier episodes hide grade 3/4 ones.
+    def wrapper(original):
+        def faulty(adae, new_var, by, order, descending):
+            kept = [(key, desc) for key, desc in zip(order, descending) if key != "ATOXGR"]
+            return original(adae, new_var, by, [key for key, _ in kept], [desc for _, desc in kept])
+        return faulty
+
+    _wrap(mp, adam.adae, "extreme_flag", wrapper)
 
 
 def age_median_is_the_mean(mp, records):
@@ -253,7 +258,8 @@ FAULTS = [
     Fault("KM at-risk count one too high", at_risk_one_too_many, frozenset({"T2_pfs_ci_lower"})),
     Fault("Greenwood SE with d/n²", greenwood_without_n_minus_d, frozenset({"T2_pfs_ci_lower", "T2_pfs_ci_upper"})),
     Fault("SPSS density band 0.6/0.4 instead of 0.55/0.45", spss_band_widened, frozenset({"T2_pfs_ci_lower"})),
-    Fault("AE at the first episode, not the worst grade", first_episode_not_worst_grade, frozenset({"SAF_ae_any_g34_n"})),
+    Fault("AE at the first episode, not the worst grade", first_episode_not_worst_grade,
+          frozenset({"SAF_ae_any_g34_n", "T4_ae_hand_foot_skin_syndrome_g34_n", "T4_ae_hypertension_g34_n"})),
     Fault("age median computed as the mean", age_median_is_the_mean, frozenset({"T1_age_median", "RPC_age_median"})),
     Fault("follow-up median not by reverse KM", followup_median_not_reversed, frozenset({"EFF_followup_median"})),
     Fault("log-rank p one-sided", logrank_one_sided, frozenset({"DIS_subgroups_os_significant_n"})),

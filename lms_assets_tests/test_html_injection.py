@@ -24,6 +24,7 @@ from lms_assets.tables import toxicity
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 from lms_assets_tests.conftest import run_assets
+from lms_assets_tests.test_toxicity import raw_adverse_events
 from lms_assets_tests.test_ui_e2e import chromium
 
 PAYLOADS = (
@@ -77,12 +78,9 @@ def payload_ae_chart() -> alt.TopLevelMixin:
     refuses U+2028, so that chart would not draw at all (no script runs either; the vocabulary keeps such a
     term out of the chart).
     """
-    events = [(i + 1, term, 1 + i % 4) for i, term in enumerate(CHART_PAYLOADS)]
-    raw = pl.DataFrame(
-        {"patient_id": [e[0] for e in events], "term": [e[1] for e in events], "episode": [1] * len(events), "ctcae_grade": [e[2] for e in events]}
-    )
+    events = [(i + 1, term, 1, 1 + i % 4) for i, term in enumerate(CHART_PAYLOADS)]
     adsl = pl.DataFrame({"SUBJID": list(range(1, len(events) + 1)), "DOSREDFL": ["N"] * len(events), "DISCAEFL": ["N"] * len(events)})
-    rows, terms = adverse_events.ae_chart_data(toxicity.adverse_event_summary(derive_adae(raw), adsl), max_terms=len(CHART_PAYLOADS))
+    rows, terms = adverse_events.ae_chart_data(toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events)), adsl), max_terms=len(CHART_PAYLOADS))
     return adverse_events.adverse_event_chart(rows, terms)
 
 

@@ -1,10 +1,21 @@
-"""ADAE: treatment-emergent adverse events graded by CTCAE 4.03 (Table 4)."""
+"""ADAE: one row per treatment-emergent adverse event (episode), graded by CTCAE 4.03, with the worst-grade flags of Table 4.
+
+The flags follow CDISC ADaM OCCDS and admiral's ``derive_var_extreme_flag(mode = "first")``: "Y" on one event of
+each group, null on the others. AOCCIFL ("1st Max Sev./Int. Occurrence Flag") marks each patient's worst event
+over all terms, AOCCPIFL ("1st Max Sev./Int. Occur Within PT Flag") each patient's worst event of each term; a tie
+at the worst grade goes to the earliest episode, then the lowest AESEQ. (AOCCFL/AOCCPFL, the first occurrence
+by time, are not derived: the records carry no dates and Table 4 counts the worst grade.) Each ``derive_*`` adds
+one variable and states its rule in its docstring; ``derive_adae`` composes them.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
 from lms_assets.adam.common import subject_ids
+
+EPISODE = "AEEPINUM"
+_POSITION = "_position"
 
 
 def ctcae_grade_group(grade: pl.Expr) -> pl.Expr:
@@ -14,17 +25,73 @@ def ctcae_grade_group(grade: pl.Expr) -> pl.Expr:
     )
 
 
-def derive_adae(adverse_events: pl.DataFrame) -> pl.DataFrame:
-    """ADAE: one row per patient and term at the worst CTCAE grade over its episodes."""
-    worst = adverse_events.group_by("patient_id", "term").agg(
-        pl.col("ctcae_grade").max().alias("ATOXGR"),
-        pl.len().alias("AENEPI"),
-    )
-    return worst.select(
+def extreme_flag(adae: pl.DataFrame, new_var: str, by: list[str], order: list[str], descending: list[bool]) -> pl.DataFrame:
+    """admiral's ``derive_var_extreme_flag(mode = "first")`` restricted to TRTEMFL = Y: ``new_var`` = "Y" on each ``by`` group's first treatment-emergent row in ``order``, null elsewhere."""
+    emergent = pl.col("TRTEMFL") == "Y"
+    # The frame is sorted rather than ranked with arg_sort_by(...).over(by): polars 2.1 returns wrong positions for a
+    # multi-key arg_sort_by in a window. Treatment-emergent rows sort first (False < True), so a group's first row
+    # is emergent if any is.
+    ordered = adae.with_row_index(_POSITION).sort([~emergent, *order], descending=[False, *descending], maintain_order=True)
+    first = pl.struct(by).is_first_distinct() & emergent
+    flagged = ordered.with_columns(pl.when(first).then(pl.lit("Y")).otherwise(pl.lit(None, dtype=pl.String)).alias(new_var))
+    return flagged.sort(_POSITION).drop(_POSITION)
+
+
+def derive_events(adverse_events: pl.DataFrame) -> pl.DataFrame:
+    """STUDYID, USUBJID, SUBJID; AEDECOD = term; AEEPINUM = episode; SRCFILE/SRCROW = the raw file and line: one row per record."""
+    return adverse_events.select(
         *subject_ids(),
         pl.col("term").alias("AEDECOD"),
-        "ATOXGR",
-        ctcae_grade_group(pl.col("ATOXGR")).alias("ATOXGRGP"),
-        pl.col("AENEPI").cast(pl.Int64),
-        pl.lit("Y").alias("TRTEMFL"),
-    ).sort("SUBJID", "AEDECOD")
+        pl.col("episode").alias(EPISODE),
+        pl.col("ctcae_grade"),
+        pl.col("_file").alias("SRCFILE"),
+        pl.col("_row").alias("SRCROW"),
+    )
+
+
+def derive_aeseq(adae: pl.DataFrame) -> pl.DataFrame:
+    """AESEQ = 1, 2, … per patient (USUBJID) in the order of AEDECOD, then episode (the records carry no dates)."""
+    ordered = adae.sort("SUBJID", "AEDECOD", EPISODE)
+    return ordered.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("USUBJID").alias("AESEQ"))
+
+
+def derive_atoxgr(adae: pl.DataFrame) -> pl.DataFrame:
+    """ATOXGR = the recorded CTCAE 4.03 grade of the episode (1–5)."""
+    return adae.with_columns(pl.col("ctcae_grade").alias("ATOXGR")).drop("ctcae_grade")
+
+
+def derive_atoxgrgp(adae: pl.DataFrame) -> pl.DataFrame:
+    """ATOXGRGP = Table 4's grade group of ATOXGR: "Grade 1/2", "Grade 3/4" or "Grade 5"."""
+    return adae.with_columns(ctcae_grade_group(pl.col("ATOXGR")).alias("ATOXGRGP"))
+
+
+def derive_trtemfl(adae: pl.DataFrame) -> pl.DataFrame:
+    """TRTEMFL = "Y" for every event: the study records only adverse events on anlotinib (Table 4)."""
+    return adae.with_columns(pl.lit("Y").alias("TRTEMFL"))
+
+
+def derive_aoccifl(adae: pl.DataFrame) -> pl.DataFrame:
+    """AOCCIFL = "Y" on each patient's first treatment-emergent event at their maximum ATOXGR over all terms (ties: earliest episode, then AESEQ)."""
+    return extreme_flag(adae, "AOCCIFL", ["USUBJID"], ["ATOXGR", EPISODE, "AESEQ"], [True, False, False])
+
+
+def derive_aoccpifl(adae: pl.DataFrame) -> pl.DataFrame:
+    """AOCCPIFL = "Y" on each patient's first treatment-emergent event of each AEDECOD at its maximum ATOXGR (ties: earliest episode)."""
+    return extreme_flag(adae, "AOCCPIFL", ["USUBJID", "AEDECOD"], ["ATOXGR", EPISODE], [True, False])
+
+
+def derive_adae(adverse_events: pl.DataFrame) -> pl.DataFrame:
+    """ADAE: one row per adverse event (patient, term, episode) with its grade, TRTEMFL and the worst-grade flags AOCCIFL and AOCCPIFL."""
+    return (
+        derive_events(adverse_events)
+        .pipe(derive_aeseq)
+        .pipe(derive_atoxgr)
+        .pipe(derive_atoxgrgp)
+        .pipe(derive_trtemfl)
+        .pipe(derive_aoccifl)
+        .pipe(derive_aoccpifl)
+        .select(
+            "STUDYID", "USUBJID", "SUBJID", "AESEQ", "AEDECOD", EPISODE, "ATOXGR", "ATOXGRGP", "TRTEMFL",
+            "AOCCIFL", "AOCCPIFL", "SRCFILE", "SRCROW",
+        )
+    )

@@ -246,8 +246,12 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
     owners=OWNERS,
     pool=DUCKDB_POOL,
     description=(
-        "ADAE: one row per patient and term (AEDECOD) at the worst CTCAE 4.03 grade (ATOXGR, ATOXGRGP) over its "
-        "episodes (AENEPI). Published only when its blocking checks pass (write-audit-publish)."
+        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; AESEQ per patient) with its "
+        "CTCAE 4.03 grade (ATOXGR, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
+        "admiral's derive_var_extreme_flag sets them over treatment-emergent events: AOCCPIFL = Y on each patient's "
+        "first event of each term at its maximum grade (ties: earliest episode), AOCCIFL = Y on each patient's first "
+        "event at the maximum grade over all terms (ties: earliest episode, then AESEQ); Table 4 counts these rows. "
+        "Published only when its blocking checks pass (write-audit-publish)."
     ),
     check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],
 )
@@ -258,7 +262,15 @@ def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTabl
         _quarantine_result(context, settings, quarantine),
         _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
     ]
-    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
+    metadata = _metadata(
+        candidate,
+        settings,
+        quarantine,
+        # One AOCCPIFL row per patient and term, one AOCCIFL row per patient: the counts Table 4 starts from.
+        patient_terms=int(candidate["AOCCPIFL"].eq("Y").sum()),
+        patients_with_events=int(candidate["AOCCIFL"].eq("Y").sum()),
+    )
+    yield from gate.publish(context, io_manager, candidate, results, metadata)
 
 
 @asset_check(

@@ -1,6 +1,8 @@
 """Table 4: treatment-emergent adverse events per term at each patient's worst CTCAE grade, and the Results' safety figures.
 
-Every percentage is over all ADSL patients, not only those with an event (Table 4's denominator).
+Counted from ADAE's worst-grade flags, never by re-deriving the worst grade: a term's row from the events flagged
+AOCCPIFL (one per patient and term), the any-event row from those flagged AOCCIFL (one per patient). Every
+percentage is over all ADSL patients, not only those with an event (Table 4's denominator).
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import datetime as dt
 import polars as pl
 
 from lms_assets.tables import printed as fig
-from lms_assets.adam.adae import ctcae_grade_group
 
 # Column tag → ATOXGRGP label (``adam.adae.ctcae_grade_group``).
 GRADE_GROUPS = {"g12": "Grade 1/2", "g34": "Grade 3/4", "g5": "Grade 5"}
@@ -39,7 +40,7 @@ TABLE_SCHEMA = {
 
 
 def _patient_lists() -> list[pl.Expr]:
-    """Distinct patients overall and in each grade group, to aggregate per term or over all events."""
+    """Distinct patients overall and in each grade group, to aggregate flagged events per term or over all terms."""
     return [
         pl.col("SUBJID").unique().sort().alias("patients"),
         *(
@@ -63,9 +64,10 @@ def _counted(lists: pl.DataFrame, section: str, denominator: int) -> pl.DataFram
 
 
 def term_rows(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
-    """Per term (AEDECOD): patients at any grade and in their worst grade's group; most frequent first, then most grade 3/4, then name."""
+    """Per term (AEDECOD), from its AOCCPIFL events: patients at any grade and in their worst grade's group; most frequent first, then most grade 3/4, then name."""
     lists = (
-        adae.group_by(pl.col("AEDECOD").alias("term"))
+        adae.filter(pl.col("AOCCPIFL") == "Y")
+        .group_by(pl.col("AEDECOD").alias("term"))
         .agg(*_patient_lists())
         .with_columns(pl.col("term").map_elements(lambda t: f"ae.{fig.slug(t)}", return_dtype=pl.String).alias("key"))
     )
@@ -74,10 +76,8 @@ def term_rows(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
 
 
 def any_event_row(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
-    """Patients with any adverse event, each counted once at their worst grade over all terms."""
-    worst = adae.group_by("SUBJID").agg(pl.col("ATOXGR").max())
-    worst = worst.with_columns(ctcae_grade_group(pl.col("ATOXGR")).alias("ATOXGRGP"))
-    lists = worst.select(*(e.implode() for e in _patient_lists())).with_columns(
+    """Patients with any adverse event, each counted once at their worst grade over all terms (the AOCCIFL event)."""
+    lists = adae.filter(pl.col("AOCCIFL") == "Y").select(*(e.implode() for e in _patient_lists())).with_columns(
         pl.lit(ANY_EVENT).alias("term"), pl.lit("ae.any").alias("key")
     )
     return _counted(lists, ANY_EVENT, denominator)
@@ -99,7 +99,7 @@ def action_rows(adsl: pl.DataFrame) -> pl.DataFrame:
 
 
 def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
-    """Table 4 of treatment-emergent events (TRTEMFL = Y): any-event row, a row per term at the worst grade, then dose changes."""
+    """Table 4 of treatment-emergent events (TRTEMFL = Y): any-event row, a row per term at the worst grade (both from ADAE's flags), then dose changes."""
     emergent = adae.filter(pl.col("TRTEMFL") == "Y")
     return pl.concat([any_event_row(emergent, adsl.height), term_rows(emergent, adsl.height), action_rows(adsl)])
 

@@ -17,13 +17,14 @@ from lms_assets.defs.audit.published import gated_summary
     pool=DUCKDB_POOL,
     # Only the columns read: ADAE and ADSL whole cost seconds and gigabytes on a large study.
     ins={
-        "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "ATOXGR", "ATOXGRGP", "TRTEMFL"]}),
+        "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "ATOXGRGP", "TRTEMFL", "AOCCIFL", "AOCCPIFL"]}),
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "DOSREDFL", "DISCAEFL"]}),
     },
     description=(
         "Table 4 recomputed from ADAE: one row per term (most frequent first; ties by grade 3/4 count, then name), "
-        "each patient counted once per term at their worst CTCAE grade, as n and % of all ADSL patients: any grade, "
-        "grade 1/2, grade 3/4 and grade 5. Above the terms, patients with any event at their worst grade overall; "
+        "each patient counted once per term at their worst CTCAE grade (ADAE's AOCCPIFL event), as n and % of all ADSL "
+        "patients: any grade, grade 1/2, grade 3/4 and grade 5. Above the terms, patients with any event at their "
+        "worst grade overall (AOCCIFL); "
         "below, dose reductions and discontinuations for adverse reactions from ADSL. `patients*` list the SUBJIDs."
     ),
 )
