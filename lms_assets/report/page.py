@@ -15,6 +15,7 @@ import datetime as dt
 import html
 import importlib.metadata
 import platform
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -58,6 +59,7 @@ MARKS = {
 RECONSTRUCTED_MARK = "*"
 RECONSTRUCTED_WORDS = "from reconstructed inputs only: shows the pipeline's arithmetic, not that the paper is right"
 RECONSTRUCTED = "reconstructed_inputs"
+BASIS_WORDS = {basis: audit_rules.basis_words(basis) for basis in ("published_patient_data", RECONSTRUCTED)}
 
 SURVIVAL_METHODS = {
     "spss": "SPSS 24: median ± 1.96·SE, SE = Greenwood SE of S(median) / density (Collett); the paper's method",
@@ -194,6 +196,24 @@ def _esc(value: object) -> str:
     return html.escape(render.clip("" if value is None else str(value), REPORT_CELL_CHARS))
 
 
+# A run of more non-space characters than this (data-borne text; a SHA-256 is 64) gets break opportunities, so that
+# no cell's narrowest width pushes its table past the page, while words and numbers are never split.
+LONGEST_UNBROKEN = 64
+_LONG_RUN = re.compile(rf"\S{{{LONGEST_UNBROKEN + 1},}}")
+
+
+def _cell_html(value: object) -> str:
+    """A table cell's text, escaped, with ``<wbr>`` every LONGEST_UNBROKEN // 2 characters of an over-long run."""
+    text = render.clip("" if value is None else str(value), REPORT_CELL_CHARS)
+    parts, end = [], 0
+    step = LONGEST_UNBROKEN // 2
+    for run in _LONG_RUN.finditer(text):
+        parts.append(html.escape(text[end : run.start()]))
+        parts.append("<wbr>".join(html.escape(run[0][i : i + step]) for i in range(0, len(run[0]), step)))
+        end = run.end()
+    return "".join(parts) + html.escape(text[end:])
+
+
 def _recomputed_text(value: float | None, decimals: int | None) -> str:
     """A recomputed value at the printed precision plus one digit (half up, as figure_audit's ``shown``); counts as whole numbers."""
     if value is None:
@@ -225,7 +245,7 @@ def table_html(frame: pl.DataFrame, caption: str = "", row_class: str | None = N
     rows = []
     for record in frame.head(REPORT_TABLE_ROWS).iter_rows(named=True):
         css = f' class="{_esc(record[row_class])}"' if row_class and record[row_class] else ""
-        rows.append(f"<tr{css}>" + "".join(f"<td>{_esc(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
+        rows.append(f"<tr{css}>" + "".join(f"<td>{_cell_html(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
     if frame.height > REPORT_TABLE_ROWS:
         more = frame.height - REPORT_TABLE_ROWS
         rows.append(f'<tr><td colspan="{len(columns)}">{more} more rows not shown; the full table is in the warehouse.</td></tr>')
@@ -248,7 +268,7 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
     body = []
     for (row, label), group in cells.group_by("row", "label", maintain_order=True):
         by_statistic = {r["statistic"]: r for r in group.iter_rows(named=True)}
-        tds = [f'<th scope="row">{_esc(label)}</th>']
+        tds = [f'<th scope="row">{_cell_html(label)}</th>']
         for statistic in statistics:
             cell = by_statistic.get(statistic)
             decimals = cell["decimals"] if cell else None
@@ -374,15 +394,20 @@ def audit_summary(marked: pl.DataFrame) -> pl.DataFrame:
 
 
 def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None) -> str:
-    marked = marked_audit(audit, registry)
+    marked = marked_audit(audit, registry).with_columns(
+        pl.col("basis").replace_strict(BASIS_WORDS, default=pl.col("basis")).alias("basis"),
+        pl.col("sensitivity_verdict").alias("sensitivity"),
+    )
     at = f"recomputed at {cut_words([cut])}"
+    # Every figure in one table that fits the page: the reasons and hypotheses of those not reproduced are in the
+    # table above it, the sensitivity ranges in "What the paper's data permits".
     shown = marked.select(
-        "figure_id", "source", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
-        "computed_by", "patients", "sensitivity_verdict", "sensitivity_range", "explanation", "hypotheses", "css",
+        "figure_id", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
+        "computed_by", "patients", "sensitivity", "css",
     )
     not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
         "figure_id", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
-        "sensitivity_verdict", "explanation", "hypotheses", "css",
+        "sensitivity", "explanation", "hypotheses", "css",
     )
     return (
         table_html(audit_summary(marked), f"Printed figures by verdict and basis — {at}")
@@ -392,7 +417,7 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands. <em>shown</em> is the "
         "recomputed value at the printed precision plus one digit.</p>"
         + table_html(not_reproduced, f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}", "css", "audit")
-        + table_html(shown, f"All {shown.height} printed figures: published, recomputed, verdict, basis and explanation — {at}", "css", "audit")
+        + table_html(shown, f"All {shown.height} printed figures: published, recomputed (shown), verdict, check, basis and patients — {at}", "css", "audit")
     )
 
 
@@ -426,9 +451,10 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; m
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.2rem; }
 table { border-collapse: collapse; margin: .8rem 0 1.4rem; font-size: .85rem; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-th, td { border: 1px solid #d0d0d0; padding: .25rem .45rem; vertical-align: top; text-align: left; overflow-wrap: anywhere; }
-thead th { background: #f1f3f5; } th.sub { font-weight: 400; font-size: .75rem; }
+th, td { border: 1px solid #d0d0d0; padding: .25rem .45rem; vertical-align: top; text-align: left; overflow-wrap: break-word; }
+thead th { background: #f1f3f5; } th.sub { font-weight: 400; font-size: .7rem; padding: .2rem .25rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.comparison { font-size: .8rem; } table.comparison td.num { padding: .25rem .3rem; }
 table.audit { width: 100%; font-size: .78rem; }
 .status-reproduced { background: #e6f4ea; } .status-contradicted { background: #e8eefc; }
 .status-discrepancy { background: #fde7e7; } .status-not_recomputable { background: #fff4d6; }
@@ -442,11 +468,13 @@ details summary { cursor: pointer; font-weight: 600; margin: .6rem 0; }
 .legend { border: 1px solid #d0d0d0; padding: .4rem .9rem; margin: 1rem 0; font-size: .9rem; }
 .legend ul { list-style: none; padding: 0; margin: .3rem 0; } .legend li { margin: .15rem 0; }
 .mark { display: inline-block; min-width: 2.2rem; text-align: center; font-weight: 600; }
+@page { size: A4 landscape; margin: 1.2cm; }
 @media print {
-  body { margin: 0; max-width: none; font-size: 10pt; }
+  body { margin: 0; padding: 0; max-width: none; font-size: 10pt; }
   nav, details > summary { display: none; }
   details::details-content { content-visibility: visible; display: contents; }
-  table { font-size: 8pt; width: 100%; }
+  table, table.audit, table.comparison { font-size: 7.5pt; width: 100%; }
+  th, td, table.comparison td.num { padding: .12rem .2rem; } th.sub { font-size: 6.5pt; }
   thead { display: table-header-group; }
   tr, figure, .legend, dl.summary { break-inside: avoid; page-break-inside: avoid; }
   h2, caption { break-after: avoid; page-break-after: avoid; }
