@@ -9,6 +9,7 @@ from lms_assets.defs.tables import baseline, response, survival, toxicity
 from lms_assets.defs.executor import pool_watching_in_process_executor
 from lms_assets.defs.audit.published import gated_summaries, registry_at_load
 from lms_assets.defs.resources import WarehouseIOManager
+from lms_assets.defs.graphs import CHART_IO_MANAGER, ChartIOManager
 
 # In the order of the flow (docs/architecture.md): records, ADaM, tables, graphs, audit, report, and what keeps them current.
 DOMAINS = [records, adam, baseline, response, toxicity, survival, graphs, published, consistency, sensitivity, verification, report, refresh]
@@ -20,7 +21,11 @@ def build_defs() -> Definitions:
         # The summaries' published-figure checks are declared from the registry as it is now, so they are built here.
         assets=[*load_assets_from_modules(DOMAINS), *gated_summaries(DOMAINS, registry_at_load())],
         asset_checks=load_asset_checks_from_modules(DOMAINS),
-        resources={"io_manager": WarehouseIOManager(database=str(config.duckdb_path()), schema="main")},
+        resources={
+            "io_manager": WarehouseIOManager(database=str(config.duckdb_path()), schema="main"),
+            # The chart assets' images (PNG + JSON) beside their interactive HTML.
+            CHART_IO_MANAGER: ChartIOManager(base_dir=str(config.output_dir() / "charts")),
+        },
         # In process (on two cores a process per step costs seconds per asset), watched while waiting for the duckdb pool
         # (lms_assets/defs/executor.py).
         executor=pool_watching_in_process_executor,

@@ -3,16 +3,19 @@
 import base64
 import datetime as dt
 import hashlib
+import inspect
 import re
 
 import dagster
 import polars as pl
-from dagster import AssetCheckSeverity, AssetKey
+from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
 from lms_assets.report import page
 from lms_assets.tables.printed import figures_frame
+from lms_assets.tables.printed import format_value as fig_format
 from lms_assets.definitions import build_defs
-from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+from lms_assets.defs import report as report_defs
+from lms_assets.defs.report import CHART_ASSETS, CHART_NAMES, REPORT_FILE
 
 REGISTRY_SCHEMA = {"figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64, "decimals": pl.Int64}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -22,10 +25,12 @@ def registry(*rows):
     return pl.DataFrame(rows, schema=REGISTRY_SCHEMA, orient="row")
 
 
-def audit(*rows):
+def audit(*rows, basis="published_patient_data"):
     """figure_audit rows: (figure_id, status, explanation, findings); the report derives the status from the findings."""
     schema = {"figure_id": pl.String, "status": pl.String, "explanation": pl.String, "findings": pl.List(pl.String)}
-    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(pl.lit(None, dtype=pl.String).alias("hypotheses"))
+    return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
+        pl.lit(None, dtype=pl.String).alias("hypotheses"), pl.lit(basis).alias("basis")
+    )
 
 
 SPINE = pl.DataFrame({"key": ["sex.male", "age.median"], "label": ["Gender — Male", "Age (years) — Median"]})
@@ -88,7 +93,9 @@ def _inputs(**overrides) -> page.ReportInputs:
         run_id="run-1",
         patients=19,
         data_cuts=["2021-03-31"],
+        published_cut=dt.date(2021, 3, 31),
         tables={"Table 1": cells},
+        registry=REGISTRY,
         survival_summary=pl.DataFrame(
             {
                 "data_cut": [dt.date(2021, 3, 31)] * 2,
@@ -104,10 +111,11 @@ def _inputs(**overrides) -> page.ReportInputs:
                 "note": [None, None],
             }
         ),
-        charts=[page.Chart("waterfall_plot", "Waterfall plot", "Best % change.", PNG_MAGIC + b"body")],
-        audit=AUDIT.with_columns(
+        charts=[page.Chart("waterfall_plot", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")],
+        audit=AUDIT.join(FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(
+            REGISTRY.select("figure_id", "quantity"), on="quantity"), on="figure_id", how="left").with_columns(
             pl.lit("Table 1").alias("source"), pl.lit("q").alias("quantity"), pl.lit("p").alias("published"),
-            pl.lit(1.0).alias("recomputed"), pl.lit("1.00").alias("shown"), pl.lit("passed").alias("check_outcome"),
+            pl.lit("1.00").alias("shown"), pl.lit("passed").alias("check_outcome"),
             pl.lit("published_patient_data").alias("basis"),
             pl.lit("baseline_characteristics").alias("computed_by"), pl.lit([1, 2]).alias("patients"),
             pl.lit("fixed by the paper").alias("sensitivity_verdict"), pl.lit(None, pl.String).alias("sensitivity_range"),
@@ -132,10 +140,101 @@ def test_report_is_one_offline_document_with_every_section():
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
     assert [base64.b64decode(i) for i in images] == [PNG_MAGIC + b"body"]
     # Both CI methods of the survival table, with their intervals.
-    assert "2.96–5.24" in html and "1.9–6.2" in html and "SPSS 24" in html and "Brookmeyer–Crowley" in html
+    assert "2.96–5.24" in html and "1.90–6.20" in html and "SPSS 24" in html and "Brookmeyer–Crowley" in html
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
     assert "Study &lt;report&gt;" in html
     assert 'class="origin-reconstructed"' in html and "ab" * 32 in html
+
+
+# Table 2 as the paper prints it: a median the paper contradicts elsewhere, a CI bound at a rounding boundary
+# (5.2375: its binary double lies just below the half), a count from reconstructed inputs, and a discrepancy.
+T2_SPINE = pl.DataFrame({"key": ["os", "pfs", "orr"], "label": ["Median OS", "Median PFS", "ORR"]})
+T2_FIGURES = figures_frame([("os.median", 23.5, []), ("pfs.ci_upper", 5.2375, []), ("orr.n", 3, [1, 2, 3]), ("orr.pct", 15.8, [1, 2, 3])])
+T2_REGISTRY = registry(
+    ("T2.os.median", "Table 2", "os.median", "23.5 (14.2~32.7)", 23.5, 1),
+    ("T2.pfs.ci_upper", "Table 2", "pfs.ci_upper", "4.1 (2.96~5.24)", 5.24, 2),
+    ("T2.orr.n", "Table 2", "orr.n", "3", 3.0, 0),
+    ("T2.orr.pct", "Table 2", "orr.pct", "15.0%", 15.0, 1),
+)
+T2_AUDIT = pl.concat([
+    audit(("T2.os.median", "discrepancy", "Another printing differs", ["printings_disagree"])),
+    audit(("T2.pfs.ci_upper", "reproduced", "", [])),
+    audit(("T2.orr.n", "reproduced", "", []), basis="reconstructed_inputs"),
+    audit(("T2.orr.pct", "discrepancy", "Table 2 prints 15.0", [])),
+])
+
+
+def _printed_cell(html: str, label: str) -> list[str]:
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if label in r)
+    pairs = re.findall(r'<td class="num">([^<]*)</td><td class="([^"]*)"[^>]*>([^<]*)</td>', row)
+    return [p for p in pairs if p[2] != "—"]  # the statistics this row prints
+
+
+def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
+    cells = page.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
+    html = page.comparison_html(cells, "Table 2")
+    # 23.50 agrees with the printed 23.5: reproduced here, the paper contradicting it elsewhere; never ≠.
+    [(recomputed, css, printed)] = _printed_cell(html, "Median OS")
+    assert (recomputed, printed) == ("23.50", "23.5 ✓†") and "status-contradicted" in css
+    # Half up on the decimal: 5.2375 is shown 5.238, never 5.237, and agrees with the printed 5.24.
+    [(recomputed, css, printed)] = _printed_cell(html, "Median PFS")
+    assert (recomputed, printed) == ("5.238", "5.24 ✓") and "status-reproduced" in css
+    # Reproduced only because its inputs were reconstructed: said by the mark, the cell's class and its tooltip.
+    n, pct = _printed_cell(html, "ORR")
+    assert n[0] == "3" and n[2] == "3 ✓*" and "reconstructed-basis" in n[1]
+    assert "from reconstructed inputs only" in re.search(r'title="([^"]*T2.orr.n[^"]*)"', html)[1]
+    assert pct == ("15.80", "num printed status-discrepancy", "15.0 ≠")
+    # The four marks, each distinct.
+    symbols = [symbol for symbol, _ in page.MARKS.values()]
+    assert len(set(symbols)) == 4 and set(cells["mark"]) == {"contradicted", "reproduced", "discrepancy"}
+
+
+def _t2_inputs() -> page.ReportInputs:
+    cells = page.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
+    base = _inputs()
+    summary = base.survival_summary.with_columns(pl.Series("ci_upper", [5.2375, 6.2]))
+    audited = T2_AUDIT.join(T2_FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(
+        T2_REGISTRY.select("figure_id", "quantity", "printed", "decimals"), on="quantity"), on="figure_id").with_columns(
+        pl.struct("recomputed", "decimals").map_elements(lambda r: fig_format(r["recomputed"], r["decimals"]), return_dtype=pl.String).alias("shown"),
+        pl.lit("Table 2").alias("source"), pl.col("printed").alias("published"), pl.lit("passed").alias("check_outcome"),
+        pl.lit("response_summary").alias("computed_by"), pl.lit([1, 2, 3, 4, 5, 9]).alias("patients"),
+        pl.lit("robust").alias("sensitivity_verdict"), pl.lit(None, pl.String).alias("sensitivity_range"),
+    ).drop("printed", "decimals")
+    return page.ReportInputs(**{**base.__dict__, "tables": {"Table 2. Overall response": cells}, "registry": T2_REGISTRY,
+                                "survival_summary": summary, "audit": audited})
+
+
+def test_a_value_is_shown_at_one_rounding_everywhere_and_the_legend_heads_the_page():
+    html = page.study_report_html(_t2_inputs())
+    # 5.2375 in Table 2, the survival table (at the paper's finest precision of it, plus one digit) and the audit.
+    assert re.findall(r"5\.23\d+", html) and set(re.findall(r"5\.23\d+", html)) == {"5.238"}
+    # 23.5 agrees: the audit tables show it contradicted elsewhere, not as a discrepancy.
+    audit_rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.os.median" in r]
+    assert audit_rows and all("≠" not in r and "✓†" in r for r in audit_rows)
+    assert any("✓* reproduced (from reconstructed inputs only)" in r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.orr.n" in r)
+    # Patients as ranges, not one number per line.
+    assert "<td>1–5, 9</td>" in html
+    # The legend comes before the first table, and names every mark.
+    legend = html.index('class="legend"')
+    assert legend < html.index("<table")
+    for symbol, words in page.MARKS.values():
+        assert f">{symbol}</span> {words}" in html.replace("&#x27;", "'")
+
+
+def test_every_table_and_chart_names_its_data_cut_and_the_page_prints_whole():
+    html = page.study_report_html(_t2_inputs())
+    captions = re.findall(r"<caption>(.*?)</caption>", html) + re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert len(captions) >= 8
+    assert all("data cut" in c.lower() for c in captions), [c for c in captions if "data cut" not in c.lower()]
+    assert "recomputed at data cut 2021-03-31" in html
+    assert "<strong>Data cut:</strong> none applies: every assessment" in html
+    # Print: folded tables print open, rows are not split across pages, the header repeats.
+    style = re.search(r"<style>(.*)</style>", html, re.S)[1]
+    print_css = style[style.index("@media print"):]
+    assert "details::details-content" in print_css and "break-inside: avoid" in print_css and "table-header-group" in print_css
+    assert all(" open>" in d for d in re.findall(r"<details[^>]*>", html))
+    # Wrap-friendly: cells may break anywhere; only short numeric cells keep to one line.
+    assert "overflow-wrap: anywhere" in style and re.findall(r"([^\n{}]+)\{[^}]*nowrap", style) == ["td.num "]
 
 
 def test_package_versions_are_the_installed_ones():
@@ -178,12 +277,19 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     images = [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)]
     assert len(images) == len(CHART_ASSETS) == metadata["charts"].value
     assert all(i.startswith(PNG_MAGIC) for i in images)
+    # Each chart rendered once: the PNG in the UI's metadata, the stored PNG and the report's image are the same bytes.
+    for chart, image in zip(CHART_NAMES, images):
+        shown = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(chart))
+        in_ui = re.search(r"base64,([A-Za-z0-9+/=]+)\)", shown.materialization.metadata["chart"].value)[1]
+        assert next(iter(shown.materialization.metadata)) == "chart"
+        assert base64.b64decode(in_ui) == image == (platform_env["outputs"] / "charts" / f"{chart}.png").read_bytes()
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
     age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)
     assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*>53 ≠</td>', age_row)
-    # Survival: both CI methods of the PFS median; the OS log(−log) upper bound is not reached (R: NA).
-    assert "2.96–5.24" in html and "Brookmeyer–Crowley" in html and "6.9–not reached" in html
+    # Survival: both CI methods of the PFS median (at the paper's finest precision, 2.96–5.24, plus one digit);
+    # the OS log(−log) upper bound is not reached (R: NA).
+    assert re.search(r"2\.96\d–5\.2[34]\d", html) and "Brookmeyer–Crowley" in html and re.search(r"6\.9\d–not reached", html)
     # The QC record: R reproduced the tables (or, without R, the report says it did not run).
     assert ">Independent verification (R)<" in html
     assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", html) or "not run: Rscript not found" in html
@@ -192,6 +298,20 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
         assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in html
     assert hashlib.sha256((platform_env["data"] / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
     assert f"<td>dagster</td><td>{dagster.__version__}</td>" in html
+    # No printed value agreeing at the printed precision is marked ≠: each ≠ is a recomputed value that differs.
+    for recomputed, printed in re.findall(r'<td class="num">([^<]*)</td><td class="num printed status-discrepancy"[^>]*>([^ <]+) ≠', html):
+        assert recomputed == "—" or round(float(recomputed), 6) != float(printed), (recomputed, printed)
+
+    # Built from its inputs: rebuilt alone, on a fresh instance whose event log has never seen a chart or a raw file.
+    assert not re.search(r"\.instance\b|get_latest_materialization|event_log", inspect.getsource(report_defs))
+    written.unlink()
+    alone = build_defs().resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=[AssetKey("study_report")], instance=DagsterInstance.ephemeral()
+    )
+    assert alone.success and _materialized(alone) == {"study_report"}
+    rebuilt = written.read_text(encoding="utf-8")
+    assert [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', rebuilt)] == images
+    assert hashlib.sha256((platform_env["data"] / "patients.csv").read_bytes()).hexdigest() in rebuilt
 
 
 def test_failed_error_check_upstream_stops_the_report(platform_env):

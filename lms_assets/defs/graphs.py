@@ -1,22 +1,80 @@
-"""Group ``charts``: Altair figures as PNG in the UI and interactive HTML in the outputs folder."""
+"""Group ``charts``: Altair figures as PNG in the UI and interactive HTML in the outputs folder.
+
+Each chart asset returns its rendered chart (``render.Chart``: PNG bytes, title, description, data cut, HTML path),
+stored by ``ChartIOManager`` as files in the outputs folder; the report takes them as inputs.
+"""
+
+import hashlib
+import json
+from pathlib import Path
 
 import polars as pl
-from dagster import AssetIn, MaterializeResult, asset
+from dagster import AssetIn, ConfigurableIOManager, Failure, InputContext, Output, OutputContext, asset
 
 from lms_assets.graphs.history import history_chart
 from lms_assets.graphs import adverse_events
 from lms_assets.graphs import km
+from lms_assets.graphs import render
 from lms_assets.graphs import waterfall
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
-from lms_assets.defs.metadata import chart_metadata
+from lms_assets.defs.metadata import chart_output
 from lms_assets.defs.audit.published import published_cut, typed_registry
 
+CHART_IO_MANAGER = "chart_io_manager"
+
+
+class ChartIOManager(ConfigurableIOManager):
+    """A chart asset's ``render.Chart`` as two files a reader can open in ``base_dir``: ``<name>.png`` and
+    ``<name>.json`` (title, description, data cut, HTML path and the PNG's SHA-256). Not the warehouse: a chart
+    is an image, not a table."""
+
+    base_dir: str
+
+    def _paths(self, context: InputContext | OutputContext) -> tuple[Path, Path]:
+        base = Path(self.base_dir) / context.asset_key.path[-1]
+        return base.with_suffix(".png"), base.with_suffix(".json")
+
+    def handle_output(self, context: OutputContext, obj: render.Chart) -> None:
+        png, about = self._paths(context)
+        png.parent.mkdir(parents=True, exist_ok=True)
+        fields = {"name": obj.name, "title": obj.title, "description": obj.description, "data_cut": obj.data_cut,
+                  "html": obj.html, "png_sha256": hashlib.sha256(obj.png).hexdigest()}
+        # Each file replaced whole, the PNG first: the JSON written last names the PNG it belongs to.
+        for path, data in ((png, obj.png), (about, json.dumps(fields, indent=1).encode())):
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+
+    def load_input(self, context: InputContext) -> render.Chart:
+        png, about = self._paths(context)
+        if not about.is_file() or not png.is_file():
+            raise Failure(description=f"{about.stem}: no stored chart in {png.parent}; materialize the chart asset first")
+        fields = json.loads(about.read_text(encoding="utf-8"))
+        data = png.read_bytes()
+        if hashlib.sha256(data).hexdigest() != fields.pop("png_sha256"):
+            raise Failure(description=f"{png} is not the PNG {about.name} describes (rewritten since); materialize {about.stem} again")
+        return render.Chart(**fields, png=data)
+
+
+NO_CUT = "none (no follow-up cut analysed)"
+
+
+def _cuts_words(cuts: pl.Series) -> str:
+    """The data cuts a chart draws, for its caption in the UI and the report."""
+    return ", ".join(str(c) for c in cuts.drop_nulls().unique().sort()) or NO_CUT
+
+
 # --- response and toxicity charts (waterfall, adverse events) ---
+
+# Response and adverse-event records are not cut by follow-up date: these charts show every record as delivered.
+NO_CUT_RESPONSE = "none applies: best response over every recorded assessment (response.csv)"
+NO_CUT_AE = "none applies: every recorded adverse event (adverse_events.csv)"
 
 
 @asset(
     pool=DUCKDB_POOL,
     group_name=CHARTS,
+    io_manager_key=CHART_IO_MANAGER,
     kinds={"altair"},
     owners=OWNERS,
     ins={
@@ -30,17 +88,16 @@ from lms_assets.defs.audit.published import published_cut, typed_registry
         "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
     ),
 )
-def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
+def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> Output[render.Chart]:
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total)
-    return MaterializeResult(
-        metadata={**chart_metadata(chart, "waterfall_plot", "Waterfall plot"), "patients": total, "bars_drawn": bars.height}
-    )
+    return chart_output(chart, "Waterfall plot", NO_CUT_RESPONSE, patients=total, bars_drawn=bars.height)
 
 
 @asset(
     pool=DUCKDB_POOL,
     group_name=CHARTS,
+    io_manager_key=CHART_IO_MANAGER,
     kinds={"altair"},
     owners=OWNERS,
     description=(
@@ -49,10 +106,10 @@ def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(adverse_event_summary: pl.DataFrame) -> MaterializeResult:
+def adverse_event_chart(adverse_event_summary: pl.DataFrame) -> Output[render.Chart]:
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
     chart = adverse_events.adverse_event_chart(rows, terms)
-    return MaterializeResult(metadata={**chart_metadata(chart, "adverse_event_chart", "Adverse events by grade"), "terms": terms})
+    return chart_output(chart, "Adverse events by grade", NO_CUT_AE, terms=terms)
 
 
 # --- survival charts (Kaplan–Meier, forest, follow-up history) ---
@@ -64,6 +121,7 @@ def _km_chart_asset(endpoint: str, figure: str):
     @asset(
         name=name,
         group_name=CHARTS,
+        io_manager_key=CHART_IO_MANAGER,
         kinds={"altair"},
         owners=OWNERS,
         pool=DUCKDB_POOL,
@@ -79,11 +137,15 @@ def _km_chart_asset(endpoint: str, figure: str):
         survival_landmarks: pl.DataFrame,
         survival_summary: pl.DataFrame,
         raw_published_figures: pl.DataFrame,
-    ) -> MaterializeResult:
+    ) -> Output[render.Chart]:
         published = published_cut(typed_registry(raw_published_figures))
         chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published)
         title = f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}"
-        return MaterializeResult(metadata={**chart_metadata(chart, name, title), "published_cut": str(published)})
+        latest = survival_curves["data_cut"].max()
+        cut = NO_CUT if latest is None else str(latest)
+        if published is not None and published != latest:
+            cut += f", with the published cut {published} overlaid"
+        return chart_output(chart, title, cut, published_cut=str(published))
 
     return _plot
 
@@ -94,6 +156,7 @@ km_os_plot = _km_chart_asset("OS", "1B")
 
 @asset(
     group_name=CHARTS,
+    io_manager_key=CHART_IO_MANAGER,
     kinds={"altair"},
     owners=OWNERS,
     pool=DUCKDB_POOL,
@@ -104,15 +167,17 @@ km_os_plot = _km_chart_asset("OS", "1B")
         "outputs/charts/subgroup_forest_plot.html."
     ),
 )
-def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
+def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> Output[render.Chart]:
     chart = km.forest_figure(survival_subgroups)
-    return MaterializeResult(metadata=chart_metadata(chart, "subgroup_forest_plot", "Subgroup forest plot"))
+    latest = survival_subgroups["data_cut"].max()
+    return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest))
 
 
 
 @asset(
     pool=DUCKDB_POOL,
     group_name=CHARTS,
+    io_manager_key=CHART_IO_MANAGER,
     kinds={"altair"},
     owners=OWNERS,
     description=(
@@ -121,8 +186,8 @@ def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
         "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/followup_history_chart.html."
     ),
 )
-def followup_history_chart(followup_history: pl.DataFrame) -> MaterializeResult:
+def followup_history_chart(followup_history: pl.DataFrame) -> Output[render.Chart]:
     chart = history_chart(followup_history)
-    return MaterializeResult(
-        metadata={**chart_metadata(chart, "followup_history_chart", "Medians across data cuts"), "data_cuts": followup_history["data_cut"].n_unique()}
+    return chart_output(
+        chart, "Medians across data cuts", _cuts_words(followup_history["data_cut"]), data_cuts=followup_history["data_cut"].n_unique()
     )

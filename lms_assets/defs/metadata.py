@@ -1,7 +1,6 @@
 """Metadata shared by every domain: readable table previews and chart images for the UI."""
 
 import re
-from pathlib import Path
 
 import altair as alt
 import polars as pl
@@ -69,15 +68,25 @@ def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     )
 
 
-def chart_metadata(chart: alt.TopLevelMixin, name: str, title: str) -> dict[str, MetadataValue]:
-    """The chart as an inline PNG for the UI (the first entry, so it heads the asset page's metadata), plus the
-    path of its interactive HTML in the outputs folder."""
+def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, **extra) -> Output[render.Chart]:
+    """A chart asset's output: the chart rendered to PNG once, those bytes shown inline in the UI (the first entry,
+    so it heads the asset page's metadata) and returned in a ``render.Chart`` for the chart IO manager and the
+    report, beside the path of its interactive HTML in the outputs folder."""
+    context = AssetExecutionContext.get()
+    name = context.asset_key.path[-1]
     chart = legible(chart)
-    html = render.save_html(chart, config.output_dir() / "charts" / f"{name}.html")
-    return {
-        "chart": MetadataValue.md(render.markdown_image(render.png_bytes(chart, scale=PNG_SCALE), title)),
-        "interactive_html": MetadataValue.path(str(Path(html).resolve())),
-    }
+    png = render.png_bytes(chart, scale=PNG_SCALE)
+    html = str(render.save_html(chart, config.output_dir() / "charts" / f"{name}.html").resolve())
+    value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, html)
+    return Output(
+        value,
+        metadata={
+            "chart": MetadataValue.md(render.markdown_image(png, title)),
+            "interactive_html": MetadataValue.path(html),
+            "data_cut": MetadataValue.text(data_cut),
+            **extra,
+        },
+    )
 
 
 def table_output(frame: pl.DataFrame, shown: pl.DataFrame | None = None, limit: int = PREVIEW_ROWS, **extra) -> Output:

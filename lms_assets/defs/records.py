@@ -43,7 +43,7 @@ def refusing_bad_files():
 def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
     """An optional file the study does not have: an empty table of its columns, saying so."""
     context.log.info(f"No {schema.location} in the study folder: stored as an empty table")
-    frame = pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, FILE: pl.String, ROW: pl.Int64})
+    frame = pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, FILE: pl.String, ROW: pl.Int64, "content_hash": pl.String})
     return Output(
         frame,
         data_version=DataVersion("absent"),
@@ -60,7 +60,8 @@ def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema, optio
     digest = validation.content_hash(path)
     context.log.info(f"Loaded {frame.height} rows from {path} (sha256 {digest[:12]})")
     return Output(
-        frame,
+        # The file's hash on its rows, as raw_followup carries it: the report reads it from the table, not the event log.
+        frame.with_columns(pl.lit(digest).alias("content_hash")),
         data_version=DataVersion(digest),
         metadata={
             "source_file": MetadataValue.path(str(path.resolve())),
@@ -81,8 +82,8 @@ def _raw_asset(schema: schemas.FileSchema, absent: str | None = None):
         owners=OWNERS,
         pool=DUCKDB_POOL,
         description=(
-            f"`{schema.location}` exactly as it arrived: every value a string, plus `_file` and `_row` "
-            f"(line number, header = 1). {schema.description} Data version = SHA-256 of the file."
+            f"`{schema.location}` exactly as it arrived: every value a string, plus `_file`, `_row` "
+            f"(line number, header = 1) and `content_hash` (the file's SHA-256). {schema.description} Data version = SHA-256 of the file."
             + (f" {absent}" if absent else "")
         ),
     )

@@ -1,14 +1,17 @@
-"""Group ``report``: the study report, one self-contained HTML file for a reviewer, written to the outputs folder."""
+"""Group ``report``: the study report, one self-contained HTML file for a reviewer, written to the outputs folder.
 
-import base64
+Built only from its inputs: the summaries, the audit, the charts as their assets returned them (through the chart
+IO manager) and the raw tables' ``content_hash`` columns. Nothing here reads Dagster's event log.
+"""
+
 import datetime as dt
-import re
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from lms_assets import config
+from lms_assets.graphs import render
 from lms_assets.report import page
 from lms_assets.records import schemas
 from lms_assets.records import validation
@@ -24,10 +27,11 @@ REPORT_FILE = Path("report") / "study_report.html"
 # Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
 CHART_ASSETS = tuple(a for a in vars(graphs).values() if isinstance(a, AssetsDefinition))
 RAW_ASSETS = tuple(a for a in vars(records).values() if isinstance(a, AssetsDefinition) and a.key.path[-1].startswith("raw_"))
-# One file each, its SHA-256 in the materialization's metadata; the follow-up cuts are read from raw_followup's rows.
-SINGLE_FILE_RAW_ASSETS = tuple(a for a in RAW_ASSETS if a.key.path[-1] != "raw_followup")
-
-_PNG_IN_MARKDOWN = re.compile(r"!\[(?P<title>[^\]]*)\]\(data:image/png;base64,(?P<data>[A-Za-z0-9+/=]+)\)")
+CHART_NAMES = tuple(a.key.path[-1] for a in CHART_ASSETS)
+RAW_NAMES = tuple(a.key.path[-1] for a in RAW_ASSETS)
+# Where each raw table's file sits in the study folder, for a table with no rows (an optional file the study lacks).
+RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
+NO_ROWS = "absent, or no data rows"
 
 # Each table as the paper prints it: heading, the registry's source name, and the owner tables whose rows make it.
 TABLES = (
@@ -41,42 +45,13 @@ SURVIVAL_ROWS = pl.DataFrame(
 )
 
 
-def _latest_metadata(context: AssetExecutionContext, key: AssetKey) -> dict:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        raise ValueError(f"{key.to_user_string()} has never been materialized; materialize it before the report")
-    return dict(event.asset_materialization.metadata)
-
-
-def _chart_images(context: AssetExecutionContext) -> list[page.Chart]:
-    """Every chart exactly as its asset rendered it for the UI (the PNG in its latest materialization)."""
-    found = []
-    for chart_asset in CHART_ASSETS:
-        key = chart_asset.key
-        description = chart_asset.descriptions_by_key.get(key, "")
-        for value in _latest_metadata(context, key).values():
-            text = getattr(value, "md_str", None) or ""
-            for match in _PNG_IN_MARKDOWN.finditer(text):
-                found.append(page.Chart(key.path[-1], match["title"], description, base64.b64decode(match["data"])))
-    return found
-
-
-def _record_files(context: AssetExecutionContext, raw_followup: pl.DataFrame) -> pl.DataFrame:
-    """Each record file with the SHA-256 the ingest recorded; follow-up cuts from the stacked follow-up table."""
+def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """Each record file read, with the SHA-256 the ingest stored on its rows and its row count (one per follow-up cut)."""
     rows = []
-    for raw_asset in SINGLE_FILE_RAW_ASSETS:
-        metadata = _latest_metadata(context, raw_asset.key)
-        # An optional file the study lacks is recorded as "absent: <path>", without a hash.
-        source = str(metadata["source_file"].value)
-        rows.append(
-            {
-                "file": Path(source.removeprefix("absent: ")).name,
-                "sha256": metadata["content_hash"].value if "content_hash" in metadata else "absent",
-                "rows": metadata["dagster/row_count"].value,
-            }
-        )
-    cuts = raw_followup.group_by("_file", "content_hash", maintain_order=True).len("rows")
-    rows += [{"file": f, "sha256": h, "rows": n} for f, h, n in cuts.iter_rows()]
+    for name, table in raw_tables.items():
+        if table.is_empty():
+            rows.append({"file": RAW_LOCATIONS.get(name, name), "sha256": NO_ROWS, "rows": 0})
+        rows += [{"file": f, "sha256": h, "rows": n} for f, h, n in table.group_by("_file", "content_hash", maintain_order=True).len("rows").iter_rows()]
     return pl.DataFrame(rows, schema={"file": pl.String, "sha256": pl.String, "rows": pl.Int64}).sort("file")
 
 
@@ -94,9 +69,14 @@ def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     }
 
 
+def _published_cut(registry: pl.DataFrame) -> dt.date | None:
+    """The data cut the paper's figures refer to: Tables 1, 2 and 4 and the audit are recomputed at it."""
+    return registry["published_cut"].drop_nulls().max() if registry.height else None
+
+
 def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Tables 1, 2 and 4: every recomputed figure of their rows beside the printed one."""
-    cut = registry["published_cut"].drop_nulls().max() if registry.height else None
+    cut = _published_cut(registry)
     spines = _spines(tables)
     return {
         heading: page.compare_with_printed(
@@ -116,12 +96,13 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     owners=OWNERS,
     # It reads the warehouse; in the pool it never meets a run that is writing it.
     pool=DUCKDB_POOL,
-    # raw_followup is an input below; Dagster refuses narrowing the columns of an asset also named in deps.
-    deps=[*CHART_ASSETS, *SINGLE_FILE_RAW_ASSETS],
-    # The patient count and the follow-up files are all it reads of ADSL and the (millions of) follow-up rows.
+    # The patient count is all it reads of ADSL, and the file and its hash all it reads of each raw table (the
+    # follow-up table holds millions of rows on a large study); the charts come through the chart IO manager.
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
-        "raw_followup": AssetIn(metadata={"columns": ["_file", "content_hash"]}),
+        **{name: AssetIn(metadata={"columns": ["_file", "content_hash"]}) for name in RAW_NAMES if name != "raw_provenance"},
+        "raw_provenance": AssetIn(),  # whole: the report prints it
+        **{name: AssetIn() for name in CHART_NAMES},
     },
     description=(
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
@@ -130,8 +111,11 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
         "with both CI methods; every chart; the audit of every printed figure (status, basis, explanation); "
         "quarantined rows; data provenance (files, SHA-256, what is reconstructed); the independent verification by R "
         "(what it reproduced, R's and survival's versions, values compared and agreed, named exceptions); package "
-        "versions. Downstream of "
-        "every checked table, so a failed blocking (ERROR) check upstream stops it."
+        "versions. Each printed value is marked reproduced, reproduced here but contradicted elsewhere in the paper, "
+        "discrepancy or not recomputable (a legend heads the page), every table and chart names its data cut, and it "
+        "prints cleanly to PDF. Built from its inputs only: the chart assets' returned images and the raw tables' "
+        "`content_hash` columns, not the event log. Downstream of every checked table, so a failed blocking (ERROR) "
+        "check upstream stops it."
     ),
 )
 def study_report(
@@ -146,9 +130,12 @@ def study_report(
     quarantine: pl.DataFrame,
     published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
-    raw_followup: pl.DataFrame,
     independent_verification: pl.DataFrame,
+    **inputs: pl.DataFrame | render.Chart,
 ) -> MaterializeResult:
+    # Dagster passes every other declared input by name: the raw tables and the charts.
+    raw_tables = {name: raw_provenance if name == "raw_provenance" else inputs[name] for name in RAW_NAMES}
+    images = [inputs[name] for name in CHART_NAMES]
     registry = published_figures
     tables = {
         "baseline_characteristics": baseline_characteristics,
@@ -156,16 +143,17 @@ def study_report(
         "adverse_event_summary": adverse_event_summary,
         "survival_summary": survival_summary,
     }
-    images = _chart_images(context)
-    files = _record_files(context, raw_followup)
-    inputs = page.ReportInputs(
+    files = record_files(raw_tables)
+    report = page.ReportInputs(
         title=TITLE,
         generated_at=dt.datetime.now(dt.timezone.utc),
         run_id=context.run.run_id,
         patients=adsl.height,
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
         data_cuts=survival_summary["data_cut"].unique().sort().cast(pl.String).to_list(),
+        published_cut=_published_cut(registry),
         tables=_comparisons(tables, registry, figure_audit),
+        registry=registry,
         survival_summary=survival_summary,
         charts=images,
         audit=figure_audit,
@@ -181,7 +169,7 @@ def study_report(
     path = config.output_dir() / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page.study_report_html(inputs), encoding="utf-8")
+    tmp.write_text(page.study_report_html(report), encoding="utf-8")
     tmp.replace(path)
     context.log.info(f"Study report written to {path.resolve()} ({len(images)} charts)")
     return MaterializeResult(

@@ -5,11 +5,26 @@ from __future__ import annotations
 import base64
 import json
 import math
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import altair as alt
 import vl_convert as vlc
+
+from lms_assets.tables.printed import id_ranges
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart as its asset rendered it, once: what the report shows and the chart IO manager stores."""
+
+    name: str  # the chart asset's name
+    title: str
+    description: str  # what it shows (the asset's description)
+    data_cut: str  # which data cut(s) it draws, in words
+    png: bytes
+    html: str  # path of the standalone interactive HTML
 
 
 def png_bytes(chart: alt.TopLevelMixin, scale: float = 1.0) -> bytes:
@@ -65,17 +80,6 @@ def significant(value: float, digits: int = 4) -> str:
     if -5 <= rounded.adjusted() < digits:
         return format(rounded.normalize(), "f")
     return f"{float(rounded):.{digits}g}"
-
-
-def id_ranges(ids: list[int]) -> str:
-    """Whole numbers as runs, ``[1, 2, 3, 5, 7, 8]`` -> ``"1–3, 5, 7–8"``: a patient list stays one short line."""
-    runs: list[list[int]] = []
-    for n in sorted(set(ids)):
-        if runs and n == runs[-1][1] + 1:
-            runs[-1][1] = n
-        else:
-            runs.append([n, n])
-    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
 def cell_text(value: object, max_items: int | None = None, max_chars: int | None = None) -> str:

@@ -2,6 +2,10 @@
 
 Pure: every input is passed in as a frame or a value; nothing is read here. The page needs no network:
 styles are inline, charts are inline PNG data URIs, and there are no scripts or external links.
+
+One rounding rule: every value is shown half up on its decimal (``printed.fixed``), a recomputed one at the
+printed precision plus one digit (``printed.format_value``, as ``figure_audit``'s ``shown``), a printed one at
+its printed precision. Each printed value carries one of four marks (``MARKS``), explained in a legend at the top.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import datetime as dt
 import html
 import importlib.metadata
 import platform
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +24,10 @@ import polars as pl
 from lms_assets.audit import consistency as audit_rules
 from lms_assets.tables import printed as fig
 from lms_assets.graphs import render
+from lms_assets.graphs.render import Chart
 from lms_assets.audit import verification
+
+__all__ = ["Chart", "ReportInputs", "study_report_html"]
 
 COMPARISON_SCHEMA = {
     "row": pl.Int64,
@@ -33,31 +41,37 @@ COMPARISON_SCHEMA = {
     "printed_value": pl.Float64,
     "decimals": pl.Int64,
     "status": pl.String,
+    "mark": pl.String,
+    "basis": pl.String,
     "explanation": pl.String,
 }
 
-# Marks beside a printed value, so the verdict survives printing in black and white.
-STATUS_MARKS = {"reproduced": "✓", "discrepancy": "≠", "not_recomputable": "?"}
+# The report's mark of a printed value: figure_audit's status, with "reproduced here but the paper contradicts it
+# elsewhere" told apart from a discrepancy (figure_audit counts it as one), so that ≠ never marks a value that agrees.
+CONTRADICTED = "contradicted"
+MARKS = {
+    audit_rules.REPRODUCED: ("✓", "reproduced: the recomputed value agrees at the printed precision"),
+    CONTRADICTED: ("✓†", "reproduced here, but the paper contradicts this printing elsewhere"),
+    audit_rules.DISCREPANCY: ("≠", "discrepancy: the recomputed value differs, or nothing recomputes it and the paper contradicts it"),
+    audit_rules.NOT_RECOMPUTABLE: ("?", "not recomputable: the records hold nothing that gives this value"),
+}
+# Added to ✓ and ✓† when the agreement rests on reconstructed inputs only.
+RECONSTRUCTED_MARK = "*"
+RECONSTRUCTED_WORDS = "from reconstructed inputs only: shows the pipeline's arithmetic, not that the paper is right"
+RECONSTRUCTED = "reconstructed_inputs"
+BASIS_WORDS = {basis: audit_rules.basis_words(basis) for basis in ("published_patient_data", RECONSTRUCTED)}
 
 SURVIVAL_METHODS = {
     "spss": "SPSS 24: median ± 1.96·SE, SE = Greenwood SE of S(median) / density (Collett); the paper's method",
     "brookmeyer_crowley_loglog": "Brookmeyer–Crowley: the pointwise log(−log) band crossing S = 0.5 (R survival, lifelines)",
 }
+# Places of a survival estimate no printing fixes (the SE; a study without a registry).
+SURVIVAL_DECIMALS = 2
 
 REPORTED_PACKAGES = (
     "lms-assets", "dagster", "dagster-webserver", "dagster-duckdb-polars", "duckdb", "polars", "pyarrow",
     "lifelines", "scipy", "numpy", "altair", "vl-convert-python",
 )
-
-
-@dataclass(frozen=True)
-class Chart:
-    """A chart as the chart asset rendered it: PNG bytes, a title and what it shows."""
-
-    name: str
-    title: str
-    description: str
-    png: bytes
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,9 @@ class ReportInputs:
     run_id: str
     patients: int
     data_cuts: Sequence[str]
+    published_cut: dt.date | None  # the cut Tables 1, 2 and 4 and the audit are recomputed at
     tables: dict[str, pl.DataFrame]  # heading -> frame from ``compare_with_printed``
+    registry: pl.DataFrame  # published_figures: each printing's value and decimals
     survival_summary: pl.DataFrame
     charts: Sequence[Chart]
     audit: pl.DataFrame
@@ -91,6 +107,21 @@ def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def mark_of(printed_value: float, decimals: int, recomputed: float | None, findings: Sequence[str]) -> str:
+    """A printed value's mark (a key of ``MARKS``), from the one comparison and verdict rule of the checks and figure_audit."""
+    comparison = fig.compare(printed_value, decimals, recomputed)
+    status = audit_rules.status_of(comparison, findings)
+    return CONTRADICTED if status == audit_rules.DISCREPANCY and comparison == fig.AGREES else status
+
+
+def mark_text(mark: str | None, basis: str | None) -> str:
+    """The mark's symbol, with ``*`` when an agreement rests on reconstructed inputs only."""
+    if mark is None:
+        return ""
+    symbol = MARKS[mark][0]
+    return symbol + RECONSTRUCTED_MARK if mark in (audit_rules.REPRODUCED, CONTRADICTED) and basis == RECONSTRUCTED else symbol
 
 
 def compare_with_printed(
@@ -127,10 +158,13 @@ def compare_with_printed(
     )
     # The status is decided here, by the same verdict rule as the checks and figure_audit, from the value this
     # table shows and the audit's findings about the printing (test_audit asserts the report, figure_audit and the checks agree).
-    verdicts = audit.select("figure_id", "findings", "explanation", "hypotheses")
+    verdicts = audit.select("figure_id", "findings", "basis", "explanation", "hypotheses")
     joined = joined.join(verdicts, on="figure_id", how="left")
-    statuses = [
-        None if figure_id is None else audit_rules.status_of(fig.compare(printed_value, decimals, recomputed), findings or [])
+    judged = [
+        (None, None) if figure_id is None else (
+            audit_rules.status_of(fig.compare(printed_value, decimals, recomputed), findings or []),
+            mark_of(printed_value, decimals, recomputed, findings or []),
+        )
         for figure_id, printed_value, decimals, recomputed, findings in joined.select(
             "figure_id", "printed_value", "decimals", "recomputed", "findings"
         ).iter_rows()
@@ -139,7 +173,11 @@ def compare_with_printed(
         [pl.col("explanation").fill_null(""), pl.col("hypotheses").fill_null("")], separator=" "
     ).str.strip_chars()
     return (
-        joined.with_columns(pl.Series("status", statuses, dtype=pl.String), explanation.alias("explanation"))
+        joined.with_columns(
+            pl.Series("status", [s for s, _ in judged], dtype=pl.String),
+            pl.Series("mark", [m for _, m in judged], dtype=pl.String),
+            explanation.alias("explanation"),
+        )
         .select(list(COMPARISON_SCHEMA))
         .cast(COMPARISON_SCHEMA)
         .sort("row", "order")
@@ -150,21 +188,39 @@ def compare_with_printed(
 # of a cell (the full value stays in the warehouse), and a long table at most REPORT_TABLE_ROWS rows.
 REPORT_CELL_CHARS = 1000
 REPORT_TABLE_ROWS = 500
+# A table longer than this is folded in a <details> element (open, so it prints; a reader may fold it).
+FOLDED_ROWS = 40
 
 
 def _esc(value: object) -> str:
     return html.escape(render.clip("" if value is None else str(value), REPORT_CELL_CHARS))
 
 
+# A run of more non-space characters than this (data-borne text; a SHA-256 is 64) gets break opportunities, so that
+# no cell's narrowest width pushes its table past the page, while words and numbers are never split.
+LONGEST_UNBROKEN = 64
+_LONG_RUN = re.compile(rf"\S{{{LONGEST_UNBROKEN + 1},}}")
+
+
+def _cell_html(value: object) -> str:
+    """A table cell's text, escaped, with ``<wbr>`` every LONGEST_UNBROKEN // 2 characters of an over-long run."""
+    text = render.clip("" if value is None else str(value), REPORT_CELL_CHARS)
+    parts, end = [], 0
+    step = LONGEST_UNBROKEN // 2
+    for run in _LONG_RUN.finditer(text):
+        parts.append(html.escape(text[end : run.start()]))
+        parts.append("<wbr>".join(html.escape(run[0][i : i + step]) for i in range(0, len(run[0]), step)))
+        end = run.end()
+    return "".join(parts) + html.escape(text[end:])
+
+
 def _recomputed_text(value: float | None, decimals: int | None) -> str:
-    """A recomputed value at the printed precision plus one digit; counts as whole numbers."""
+    """A recomputed value at the printed precision plus one digit (half up, as figure_audit's ``shown``); counts as whole numbers."""
     if value is None:
         return "—"
     if float(value).is_integer() and (decimals is None or decimals == 0):
         return str(int(value))
-    if decimals is None:
-        return f"{value:.2f}"
-    return fig.format_value(value, decimals)
+    return fig.format_value(value, SURVIVAL_DECIMALS - 1 if decimals is None else decimals)
 
 
 def _statistic_heading(statistic: str) -> str:
@@ -172,20 +228,32 @@ def _statistic_heading(statistic: str) -> str:
     return " ".join(words.get(part, part.replace("_", " ")) for part in statistic.split("."))
 
 
+def cut_words(cuts: Sequence[object]) -> str:
+    """The data cut(s) a table rests on, for its caption."""
+    named = [str(c) for c in cuts if c not in (None, "")]
+    if not named:
+        return "no data cut"
+    return f"data cut {named[0]}" if len(named) == 1 else f"data cuts {', '.join(named)}"
+
+
 def table_html(frame: pl.DataFrame, caption: str = "", row_class: str | None = None, table_class: str = "") -> str:
     """A plain HTML table of the first REPORT_TABLE_ROWS rows, saying how many more there are; ``row_class``
-    names a column whose value becomes the row's CSS class."""
+    names a column whose value becomes the row's CSS class(es). Cells wrap (see STYLE): no table is wider
+    than the page."""
     columns = [c for c in frame.columns if c != row_class]
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
     rows = []
     for record in frame.head(REPORT_TABLE_ROWS).iter_rows(named=True):
-        css = f' class="{_esc(record[row_class])}"' if row_class else ""
-        rows.append(f"<tr{css}>" + "".join(f"<td>{_esc(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
+        css = f' class="{_esc(record[row_class])}"' if row_class and record[row_class] else ""
+        rows.append(f"<tr{css}>" + "".join(f"<td>{_cell_html(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
     if frame.height > REPORT_TABLE_ROWS:
         more = frame.height - REPORT_TABLE_ROWS
         rows.append(f'<tr><td colspan="{len(columns)}">{more} more rows not shown; the full table is in the warehouse.</td></tr>')
     caption_html = f"<caption>{_esc(caption)}</caption>" if caption else ""
-    return f'<div class="scroll"><table class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    table = f'<table class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    if frame.height > FOLDED_ROWS:
+        return f"<details open><summary>{_esc(caption)} ({frame.height} rows; click to fold)</summary>{table}</details>"
+    return table
 
 
 def comparison_html(cells: pl.DataFrame, caption: str) -> str:
@@ -200,7 +268,7 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
     body = []
     for (row, label), group in cells.group_by("row", "label", maintain_order=True):
         by_statistic = {r["statistic"]: r for r in group.iter_rows(named=True)}
-        tds = [f'<th scope="row">{_esc(label)}</th>']
+        tds = [f'<th scope="row">{_cell_html(label)}</th>']
         for statistic in statistics:
             cell = by_statistic.get(statistic)
             decimals = cell["decimals"] if cell else None
@@ -209,38 +277,81 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
                 tds.append(_printed_td(cell))
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (
-        f'<div class="scroll"><table class="comparison"><caption>{_esc(caption)}</caption>'
-        f'<thead><tr><th rowspan="2">Row</th>{top}</tr><tr>{sub}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+        f'<table class="comparison"><caption>{_esc(caption)}</caption>'
+        f'<thead><tr><th rowspan="2">Row</th>{top}</tr><tr>{sub}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
 
 
 def _printed_td(cell: dict | None) -> str:
     if cell is None or cell["printed_value"] is None:
         return '<td class="num printed">—</td>'
-    status = cell["status"] or "unaudited"
-    value = f"{cell['printed_value']:.{cell['decimals']}f}"
-    tooltip = f"printed: {cell['printed']} ({cell['figure_id']})" + (f" — {cell['explanation']}" if cell["explanation"] else "")
-    mark = STATUS_MARKS.get(status, "")
-    return f'<td class="num printed status-{_esc(status)}" title="{_esc(tooltip)}">{_esc(value)} {mark}</td>'
-
-
-def survival_html(summary: pl.DataFrame) -> str:
-    """Median survival per endpoint and data cut, once per confidence-interval method."""
-    rows = summary.sort("data_cut", "endpoint", "method").select(
-        pl.col("data_cut").cast(pl.String).alias("data cut"),
-        "endpoint",
-        pl.col("method").replace_strict(SURVIVAL_METHODS, default=pl.col("method")).alias("95% CI method"),
-        pl.col("n").alias("patients"),
-        "events",
-        pl.col("median").round(2).alias("median (months; first S ≤ 0.5, SPSS)"),
-        pl.col("median_midpoint").round(2).alias("median (R/SAS plateau midpoint)"),
-        pl.format(
-            "{}–{}", *(pl.col(b).round(2).cast(pl.String).fill_null("not reached") for b in ("ci_lower", "ci_upper"))
-        ).alias("95% CI (months)"),
-        pl.col("se").round(3).alias("SE"),
-        "note",
+    mark = cell["mark"] or "unaudited"
+    reconstructed = mark_text(cell["mark"], cell["basis"]).endswith(RECONSTRUCTED_MARK)
+    value = fig.fixed(cell["printed_value"], cell["decimals"])
+    words = MARKS[cell["mark"]][1] if cell["mark"] else "not audited"
+    tooltip = (
+        f"printed: {cell['printed']} ({cell['figure_id']}) — {words}"
+        + (f"; {RECONSTRUCTED_WORDS}" if reconstructed else "")
+        + (f" — {cell['explanation']}" if cell["explanation"] else "")
     )
-    return table_html(rows, "Median PFS and OS with the 95% CI by each method")
+    css = f"num printed status-{mark}" + (" reconstructed-basis" if reconstructed else "")
+    return f'<td class="{_esc(css)}" title="{_esc(tooltip)}">{_esc(value)} {_esc(mark_text(cell["mark"], cell["basis"]))}</td>'
+
+
+def legend_html() -> str:
+    """What each mark beside a printed value means; the page's tables, the audit included, use these marks."""
+    items = "".join(
+        f'<li><span class="mark status-{key}">{_esc(symbol)}</span> {_esc(words)}</li>' for key, (symbol, words) in MARKS.items()
+    )
+    items += (
+        f'<li><span class="mark status-reproduced reconstructed-basis">✓{RECONSTRUCTED_MARK}</span> '
+        f"(and ✓†{RECONSTRUCTED_MARK}) reproduced {_esc(RECONSTRUCTED_WORDS)}</li>"
+    )
+    return (
+        '<div class="legend"><p><strong>Marks beside printed values</strong> (figure_audit counts ✓† as a discrepancy):</p>'
+        f"<ul>{items}</ul><p>Values are rounded half up: printed values at the printed precision, recomputed ones "
+        "with one digit more, so a reader sees how close they came; hover a printed value for the paper's words and "
+        "the audit's reason.</p></div>"
+    )
+
+
+def _survival_decimals(registry: pl.DataFrame) -> dict[str, int]:
+    """Places of each survival estimate: the paper's finest printing of it plus one digit, as the tables above show it."""
+    finest = registry.group_by("quantity").agg(pl.col("decimals").max())
+    return {quantity: decimals + 1 for quantity, decimals in finest.iter_rows() if decimals is not None}
+
+
+def survival_html(summary: pl.DataFrame, registry: pl.DataFrame) -> str:
+    """Median survival per endpoint and data cut, once per confidence-interval method."""
+    places = _survival_decimals(registry)
+
+    def shown(value: float | None, endpoint: str, statistic: str, missing: str = "") -> str:
+        return missing if value is None else fig.fixed(value, places.get(f"{endpoint.lower()}.{statistic}", SURVIVAL_DECIMALS))
+
+    rows = [
+        {
+            "data cut": str(r["data_cut"]),
+            "endpoint": r["endpoint"],
+            "95% CI method": SURVIVAL_METHODS.get(r["method"], r["method"]),
+            "patients": r["n"],
+            "events": r["events"],
+            "median (months; first S ≤ 0.5, SPSS)": shown(r["median"], r["endpoint"], "median", "not reached"),
+            "median (R/SAS plateau midpoint)": shown(r["median_midpoint"], r["endpoint"], "median", "not reached"),
+            "95% CI (months)": "–".join(
+                shown(r[b], r["endpoint"], b, "not reached") for b in ("ci_lower", "ci_upper")
+            ),
+            "SE": shown(r["se"], r["endpoint"], "se"),
+            "note": r["note"],
+        }
+        for r in summary.sort("data_cut", "endpoint", "method").iter_rows(named=True)
+    ]
+    frame = pl.DataFrame(rows, schema={
+        "data cut": pl.String, "endpoint": pl.String, "95% CI method": pl.String, "patients": pl.Int64, "events": pl.Int64,
+        "median (months; first S ≤ 0.5, SPSS)": pl.String, "median (R/SAS plateau midpoint)": pl.String,
+        "95% CI (months)": pl.String, "SE": pl.String, "note": pl.String,
+    })
+    cuts = summary["data_cut"].unique().sort().to_list()
+    return table_html(frame, f"Median PFS and OS with the 95% CI by each method — {cut_words(cuts)}")
 
 
 def charts_html(charts: Sequence[Chart]) -> str:
@@ -249,54 +360,84 @@ def charts_html(charts: Sequence[Chart]) -> str:
         data = base64.b64encode(chart.png).decode("ascii")
         figures.append(
             f'<figure id="chart-{_esc(chart.name)}"><img src="data:image/png;base64,{data}" alt="{_esc(chart.title)}">'
-            f"<figcaption><strong>{_esc(chart.title)}</strong> ({_esc(chart.name)}). {_esc(chart.description)}</figcaption></figure>"
+            f"<figcaption><strong>{_esc(chart.title)}</strong> ({_esc(chart.name)}). <strong>Data cut:</strong> "
+            f"{_esc(chart.data_cut)}. {_esc(chart.description)}</figcaption></figure>"
         )
     return "".join(figures) or "<p>No charts were materialized.</p>"
 
 
-def audit_summary(audit: pl.DataFrame) -> pl.DataFrame:
-    """Printed figures by audit status and basis."""
-    return audit.group_by("status", "basis").len("figures").sort("status", "basis")
+def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
+    """figure_audit with each printed value's mark (``mark_of``), its symbol and words (``verdict``) and the row's CSS classes."""
+    printed = registry.select("figure_id", pl.col("value").alias("_printed"), pl.col("decimals").alias("_decimals"))
+    joined = audit.join(printed, on="figure_id", how="left")
+    marks = [
+        status if value is None else mark_of(value, decimals, recomputed, findings or [])
+        for status, value, decimals, recomputed, findings in joined.select(
+            "status", "_printed", "_decimals", "recomputed", "findings"
+        ).iter_rows()
+    ]
+    marked = joined.with_columns(pl.Series("mark", marks, dtype=pl.String))
+    verdicts = [
+        f"{mark_text(mark, basis)} {MARKS[mark][1].split(':')[0]}"
+        + (" (from reconstructed inputs only)" if mark_text(mark, basis).endswith(RECONSTRUCTED_MARK) else "")
+        for mark, basis in marked.select("mark", "basis").iter_rows()
+    ]
+    return marked.with_columns(
+        pl.Series("verdict", verdicts, dtype=pl.String),
+        pl.format("status-{}", pl.col("mark")).alias("css"),
+    ).drop("_printed", "_decimals")
 
 
-def audit_html(audit: pl.DataFrame) -> str:
-    shown = audit.select(
-        "figure_id", "source", "quantity", "published", "shown", "status", pl.col("check_outcome").alias("check"), "basis",
-        "computed_by", "patients", "sensitivity_verdict", "sensitivity_range", "explanation", "hypotheses",
-        pl.format("status-{}", pl.col("status")).alias("css"),
+def audit_summary(marked: pl.DataFrame) -> pl.DataFrame:
+    """Printed figures by mark and basis."""
+    return marked.group_by("verdict", "basis").len("figures").sort("verdict", "basis")
+
+
+def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None) -> str:
+    marked = marked_audit(audit, registry).with_columns(
+        pl.col("basis").replace_strict(BASIS_WORDS, default=pl.col("basis")).alias("basis"),
+        pl.col("sensitivity_verdict").alias("sensitivity"),
     )
-    not_reproduced = shown.filter(pl.col("status") != "reproduced").select(
-        "figure_id", "published", "shown", "status", "check", "basis", "sensitivity_verdict", "explanation", "hypotheses", "css"
+    at = f"recomputed at {cut_words([cut])}"
+    # Every figure in one table that fits the page: the reasons and hypotheses of those not reproduced are in the
+    # table above it, the sensitivity ranges in "What the paper's data permits".
+    shown = marked.select(
+        "figure_id", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
+        "computed_by", "patients", "sensitivity", "css",
+    )
+    not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
+        "figure_id", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
+        "sensitivity", "explanation", "hypotheses", "css",
     )
     return (
-        table_html(audit_summary(audit), "Printed figures by status and basis")
+        table_html(audit_summary(marked), f"Printed figures by verdict and basis — {at}")
         + "<p>A figure reproduced from <em>reconstructed inputs</em> proves the pipeline's arithmetic, not the paper. "
         "<em>Hypotheses</em> are explanations the numbers fit (a rounded mean printed as a median, another denominator, "
         "another CI method, a copied bound); fitting does not prove them. <em>check</em> is the published-figure check: "
-        "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands.</p>"
-        + table_html(not_reproduced, f"{not_reproduced.height} printed figures not reproduced, with the reason", "css", "audit")
-        + f"<details open><summary>All {shown.height} audited figures</summary>"
-        + table_html(shown, "Every printed figure: published, recomputed, status, basis and explanation", "css", "audit")
-        + "</details>"
+        "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands. <em>shown</em> is the "
+        "recomputed value at the printed precision plus one digit.</p>"
+        + table_html(not_reproduced, f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}", "css", "audit")
+        + table_html(shown, f"All {shown.height} printed figures: published, recomputed (shown), verdict, check, basis and patients — {at}", "css", "audit")
     )
 
 
 def provenance_html(files: pl.DataFrame, provenance: pl.DataFrame) -> str:
     marked = provenance.with_columns(pl.format("origin-{}", pl.col("origin")).alias("css"))
     return (
-        table_html(files, "Record files read, with the SHA-256 of their content at ingest")
-        + table_html(marked, "Where each value came from: transcribed from the paper, or reconstructed (and the constraint it meets)", row_class="css")
+        table_html(files, "Record files read, with the SHA-256 of their content at ingest (each follow-up file is one data cut)")
+        + table_html(marked, "Where each value came from: transcribed from the paper, or reconstructed (and the constraint it meets) — the records of every data cut", row_class="css")
     )
 
 
 def _summary_items(inputs: ReportInputs) -> list[tuple[str, str]]:
-    statuses = dict(inputs.audit.group_by("status").len().iter_rows()) if inputs.audit.height else {}
+    marks = dict(marked_audit(inputs.audit, inputs.registry).group_by("mark").len().iter_rows()) if inputs.audit.height else {}
     reconstructed = inputs.provenance.filter(pl.col("origin") == "reconstructed")
     return [
         ("Patients", str(inputs.patients)),
         ("Data cuts", ", ".join(inputs.data_cuts) or "none"),
+        ("Published data cut (tables and audit)", str(inputs.published_cut) if inputs.published_cut else "none"),
         ("Printed figures audited", str(inputs.audit.height)),
-        *((f"… {status.replace('_', ' ')}", str(n)) for status, n in sorted(statuses.items())),
+        *((f"… {MARKS[mark][0]} {MARKS[mark][1].split(':')[0]}", str(marks[mark])) for mark in MARKS if mark in marks),
         ("Quarantined record problems", str(inputs.quarantine.height)),
         ("Reconstructed inputs", f"{reconstructed.height} provenance entries (see Data provenance)"),
         ("Charts", str(len(inputs.charts))),
@@ -306,43 +447,59 @@ def _summary_items(inputs: ReportInputs) -> list[tuple[str, str]]:
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1400px; color: #1b1b1b; line-height: 1.4; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1200px; color: #1b1b1b; line-height: 1.4; }
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.2rem; }
-table { border-collapse: collapse; margin: .8rem 0 1.4rem; font-size: .85rem; }
+table { border-collapse: collapse; margin: .8rem 0 1.4rem; font-size: .85rem; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-th, td { border: 1px solid #d0d0d0; padding: .25rem .45rem; vertical-align: top; text-align: left; }
-thead th { background: #f1f3f5; } th.sub { font-weight: 400; font-size: .75rem; }
+th, td { border: 1px solid #d0d0d0; padding: .25rem .45rem; vertical-align: top; text-align: left; overflow-wrap: break-word; }
+thead th { background: #f1f3f5; } th.sub { font-weight: 400; font-size: .7rem; padding: .2rem .25rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.status-reproduced { background: #e6f4ea; } .status-discrepancy { background: #fde7e7; }
-.status-not_recomputable { background: #fff4d6; } .origin-reconstructed { background: #fff4d6; }
+table.comparison { font-size: .8rem; } table.comparison td.num { padding: .25rem .3rem; }
+table.audit { width: 100%; font-size: .78rem; }
+.status-reproduced { background: #e6f4ea; } .status-contradicted { background: #e8eefc; }
+.status-discrepancy { background: #fde7e7; } .status-not_recomputable { background: #fff4d6; }
+.origin-reconstructed { background: #fff4d6; }
+.reconstructed-basis, tr.reconstructed-basis td:first-child { box-shadow: inset 4px 0 0 #c98a00; }
 dl.summary { display: grid; grid-template-columns: max-content auto; gap: .2rem 1.2rem; }
-dl.summary dt { font-weight: 600; } dl.summary dd { margin: 0; }
+dl.summary dt { font-weight: 600; } dl.summary dd { margin: 0; overflow-wrap: anywhere; }
 figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #444; max-width: 60rem; }
-.scroll { overflow-x: auto; } table.audit td:last-child { min-width: 24rem; }
 details summary { cursor: pointer; font-weight: 600; margin: .6rem 0; }
-.legend span { padding: 0 .4rem; margin-right: .6rem; }
+.legend { border: 1px solid #d0d0d0; padding: .4rem .9rem; margin: 1rem 0; font-size: .9rem; }
+.legend ul { list-style: none; padding: 0; margin: .3rem 0; } .legend li { margin: .15rem 0; }
+.mark { display: inline-block; min-width: 2.2rem; text-align: center; font-weight: 600; }
+@page { size: A4 landscape; margin: 1.2cm; }
+@media print {
+  body { margin: 0; padding: 0; max-width: none; font-size: 10pt; }
+  nav, details > summary { display: none; }
+  details::details-content { content-visibility: visible; display: contents; }
+  table, table.audit, table.comparison { font-size: 7.5pt; width: 100%; }
+  th, td, table.comparison td.num { padding: .12rem .2rem; } th.sub { font-size: 6.5pt; }
+  thead { display: table-header-group; }
+  tr, figure, .legend, dl.summary { break-inside: avoid; page-break-inside: avoid; }
+  h2, caption { break-after: avoid; page-break-after: avoid; }
+  figure img { max-height: 24cm; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
 """
 
 
 def study_report_html(inputs: ReportInputs) -> str:
     """The whole report as one HTML document that opens offline."""
     summary = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in _summary_items(inputs))
-    tables = "".join(comparison_html(cells, heading) for heading, cells in inputs.tables.items())
-    versions = pl.DataFrame({"package": list(inputs.versions), "version": list(inputs.versions.values())})
-    legend = (
-        '<p class="legend">Printed values: <span class="status-reproduced">✓ reproduced</span>'
-        '<span class="status-discrepancy">≠ discrepancy</span><span class="status-not_recomputable">? not recomputable</span>'
-        "Recomputed values carry one digit more than printed; hover a printed value for the paper's words and the audit's reason.</p>"
+    at = cut_words([inputs.published_cut])
+    tables = "".join(
+        comparison_html(cells, f"{heading} — recomputed at {at}, the paper's") for heading, cells in inputs.tables.items()
     )
+    versions = pl.DataFrame({"package": list(inputs.versions), "version": list(inputs.versions.values())})
     sections = [
         ("summary", "Study summary", f'<dl class="summary">{summary}</dl>'),
-        ("tables", "Tables 1, 2 and 4, recomputed beside the printed values", legend + tables),
-        ("survival", "Survival", survival_html(inputs.survival_summary)),
+        ("tables", "Tables 1, 2 and 4, recomputed beside the printed values", tables),
+        ("survival", "Survival", survival_html(inputs.survival_summary, inputs.registry)),
         ("charts", "Charts", charts_html(inputs.charts)),
-        ("audit", "Audit of every printed figure", audit_html(inputs.audit)),
-        *((("sensitivity", "What the paper's data permits", sensitivity_html(inputs.sensitivity)),) if inputs.sensitivity is not None else ()),
-        ("quarantine", "Quarantined record rows", table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort")),
+        ("audit", "Audit of every printed figure", audit_html(inputs.audit, inputs.registry, inputs.published_cut)),
+        *((("sensitivity", "What the paper's data permits", sensitivity_html(inputs.sensitivity, inputs.published_cut)),) if inputs.sensitivity is not None else ()),
+        ("quarantine", "Quarantined record rows", table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort — every file delivered, all data cuts")),
         ("provenance", "Data provenance", provenance_html(inputs.files, inputs.provenance)),
         ("verification", "Independent verification (R)", verification_html(inputs.verification)),
         ("versions", "Package versions", table_html(versions)),
@@ -350,9 +507,9 @@ def study_report_html(inputs: ReportInputs) -> str:
     nav = " · ".join(f'<a href="#{anchor}">{_esc(heading)}</a>' for anchor, heading, _ in sections)
     body = "".join(f'<section id="{anchor}"><h2>{_esc(heading)}</h2>{content}</section>' for anchor, heading, content in sections)
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         f"<title>{_esc(inputs.title)}</title><style>{STYLE}</style></head>"
-        f"<body><h1>{_esc(inputs.title)}</h1><nav>{nav}</nav>{body}</body></html>"
+        f"<body><h1>{_esc(inputs.title)}</h1><nav>{nav}</nav>{legend_html()}{body}</body></html>"
     )
 
 
@@ -376,14 +533,15 @@ def verification_html(table: pl.DataFrame | None) -> str:
         f"<li><code>{_esc(e['name'])}</code> ({e['comparisons']} comparisons, tolerance {e['tolerance']:g}): {_esc(e['reason'])}</li>"
         for e in summary["exceptions"]
     )
+    cuts = table["data_cut"].drop_nulls().unique().sort().to_list()
     problems = table.filter(pl.col("status") != verification.AGREE).select(
         "table", "data_cut", "endpoint", "key", "time", "statistic", "ours", "r", "status"
     )
     return (
         headline
-        + table_html(figures, "What R reproduced, per table")
+        + table_html(figures, f"What R reproduced, per table — {cut_words(cuts)}")
         + f"<p>Named exceptions (the only comparisons made under another convention or tolerance):</p><ul>{exceptions}</ul>"
-        + (table_html(problems, f"{problems.height} values that do not agree with R") if problems.height else "")
+        + (table_html(problems, f"{problems.height} values that do not agree with R — {cut_words(cuts)}") if problems.height else "")
     )
 
 
@@ -391,7 +549,7 @@ def verification_html(table: pl.DataFrame | None) -> str:
 SENSITIVITY_VERDICT_CSS = {"depends on the reconstruction": "status-not_recomputable"}
 
 
-def sensitivity_html(table: pl.DataFrame) -> str:
+def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
     """Every result resting on reconstructed inputs: its range over the consistent reconstructions, shipped value, coverage and verdict."""
     varied = table.filter(pl.col("reconstructions").is_not_null() | pl.col("conclusion").is_not_null())
     shown = varied.select(
@@ -405,6 +563,6 @@ def sensitivity_html(table: pl.DataFrame) -> str:
         "consistent reconstruction (or a seeded sample, where the space is too large; sampled ranges are inner bounds). "
         "<em>Robust</em> means the same conclusion under every reconstruction consistent with the paper's constraints; "
         "it says nothing about patients outside those constraints.</p>"
-        + table_html(counts, "Results and printed figures by sensitivity verdict")
-        + table_html(shown, f"{shown.height} results over the consistent reconstructions", "css", "audit")
+        + table_html(counts, f"Results and printed figures by sensitivity verdict — {cut_words([cut])}")
+        + table_html(shown, f"{shown.height} results over the consistent reconstructions — {cut_words([cut])}", "css", "audit")
     )

@@ -5,12 +5,14 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
+from lms_assets import config
 from lms_assets.audit import consistency
 from lms_assets.audit import sensitivity
 from lms_assets.audit import verification
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
+from lms_assets.defs.report import REPORT_FILE
 from lms_assets.records import validation
 from lms_assets.records import schemas
 
@@ -124,6 +126,20 @@ def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None)
     return pl.concat([fn(tables[name], cut) for name, fn in FIGURE_SOURCES.items()])
 
 
+# Enough for every discrepancy of the shipped study; a study with more says how many are left out, and the report has all.
+DISCREPANCIES_SHOWN = 60
+
+
+def discrepancy_preview(table: pl.DataFrame) -> pl.DataFrame:
+    """figure_audit's discrepancies, each with its reason (the explanation, then the hypotheses the numbers fit)."""
+    reason = pl.concat_str(
+        [pl.col("explanation"), pl.format("Fits: {}", pl.col("hypotheses"))], separator=". ", ignore_nulls=True
+    )
+    return table.filter(pl.col("status") == "discrepancy").select(
+        "figure_id", "published", "shown", pl.col("check_outcome").alias("check"), reason.alias("reason")
+    )
+
+
 def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame, figures: pl.DataFrame,
                 adtte: pl.DataFrame, adsl: pl.DataFrame, survival_curves: pl.DataFrame, survival_summary: pl.DataFrame,
                 reconstruction_sensitivity: pl.DataFrame) -> pl.DataFrame:
@@ -177,8 +193,9 @@ def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame
         "inputs proves the pipeline's arithmetic, not the paper), `computed_by`, `patients`, `findings`, a one-sentence "
         "`explanation`, and `hypotheses`: the usual ways a printed number goes wrong that the numbers fit (a median that "
         f"is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure), and `sensitivity_verdict`/`sensitivity_range` from "
-        "reconstruction_sensitivity (robust, depends on the reconstruction, or fixed by the paper). Its metadata carries the "
-        f"independent verification by R (independent_verification). {RULE}"
+        "reconstruction_sensitivity (robust, depends on the reconstruction, or fixed by the paper). Its metadata lists the "
+        "discrepancies, each with its reason, and the path of the study report, which shows every printed figure; it also "
+        f"carries the independent verification by R (independent_verification). {RULE}"
     ),
 )
 def figure_audit(
@@ -200,9 +217,7 @@ def figure_audit(
     verified = verification.verification_summary(independent_verification)
     summary = table.group_by("status", "basis").len().sort("status", "basis")
     context.log.info(" · ".join(f"{s} ({b}): {n}" for s, b, n in summary.iter_rows()))
-    discrepancies = table.filter(pl.col("status") != "reproduced").select(
-        "figure_id", "published", "shown", "status", "check_outcome", "basis", "sensitivity_verdict", "explanation", "hypotheses"
-    )
+    discrepancies = discrepancy_preview(table)
     counts = {name: table.filter(pl.col("status") == name).height for name in ("reproduced", "discrepancy", "not_recomputable")}
     return Output(
         table,
@@ -217,11 +232,12 @@ def figure_audit(
                 "A figure reproduced from **reconstructed inputs** proves the pipeline's arithmetic, not the paper.\n\n"
                 + markdown_table(summary)
             ),
-            "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=100)),
+            # Each discrepancy with its reason, narrow enough for the UI's dialog; every figure is in the report.
+            "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=DISCREPANCIES_SHOWN)),
+            "full_list": MetadataValue.path(str((config.output_dir() / REPORT_FILE).resolve())),
             "independent_verification": MetadataValue.md(verified["markdown"]),
             "verified_by_r": MetadataValue.text(
                 f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"
             ),
-            "audit": MetadataValue.md(markdown_table(table.drop("patients"), limit=300)),
         },
     )
