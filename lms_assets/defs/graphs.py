@@ -30,9 +30,9 @@ from lms_assets.defs.audit.published import published_cut, typed_registry
         "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
     ),
 )
-def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
+def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame) -> MaterializeResult:
     bars, total = waterfall.waterfall_data(adrs, adsl)
-    chart = waterfall.waterfall_chart(bars, total)
+    chart = waterfall.waterfall_chart(bars, total, published_cut(typed_registry(raw_published_figures)))
     return MaterializeResult(
         metadata={**chart_metadata(chart, "waterfall_plot", "Waterfall plot"), "patients": total, "bars_drawn": bars.height}
     )
@@ -49,9 +49,9 @@ def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(adverse_event_summary: pl.DataFrame) -> MaterializeResult:
+def adverse_event_chart(adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame) -> MaterializeResult:
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
-    chart = adverse_events.adverse_event_chart(rows, terms)
+    chart = adverse_events.adverse_event_chart(rows, terms, published_cut(typed_registry(raw_published_figures)))
     return MaterializeResult(metadata={**chart_metadata(chart, "adverse_event_chart", "Adverse events by grade"), "terms": terms})
 
 
@@ -69,9 +69,9 @@ def _km_chart_asset(endpoint: str, figure: str):
         pool=DUCKDB_POOL,
         description=(
             f"Figure {figure}: Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]} as survminer draws it — step curve, "
-            "censor ticks, shaded log(−log) 95% band, dashed median, number at risk (cumulative events) every 3 "
+            "censor ticks, shaded and outlined log(−log) 95% band, dotted median, number at risk (cumulative events) every 3 "
             "months under the x-axis, the median with SPSS's and the log(−log) CI in the titles. The latest data cut "
-            f"is drawn; the published cut is overlaid when it differs. PNG here; HTML in outputs/charts/{name}.html."
+            f"is drawn solid; the published cut is overlaid dashed, on top, when it differs. PNG here; HTML in outputs/charts/{name}.html."
         ),
     )
     def _plot(
@@ -117,7 +117,8 @@ def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
     owners=OWNERS,
     description=(
         "How median PFS and OS and their 95% intervals moved from data cut to data cut (SPSS's method and the "
-        "log(−log) one side by side; a median not yet reached is shown as missing, not as a number). The paper "
+        "log(−log) one side by side, joined across cuts; a median not yet reached is shown as missing, not as a number), "
+        "with the events and the patients still without one at each cut. The paper "
         "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/followup_history_chart.html."
     ),
 )
