@@ -50,13 +50,15 @@ def test_listing_a_description_for_a_column_the_table_lacks_is_refused():
 
 @pytest.mark.slow
 def test_every_column_the_shipped_run_writes_is_described(shipped_run):  # noqa: F811
-    undescribed = {}
+    undescribed, checked = {}, set()
     for event in shipped_run["result"].get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.materialization
         schema = materialization.metadata.get("dagster/column_schema")
         if schema is None:
             continue
+        checked.add(materialization.asset_key.to_user_string())
         missing = [c.name for c in schema.value.columns if not c.description]
         if missing:
             undescribed[materialization.asset_key.to_user_string()] = missing
+    assert {"raw_followup", "adtte", "survival_summary", "figure_audit"} <= checked, checked
     assert not undescribed, undescribed
