@@ -4,11 +4,16 @@ Starts `dagster dev` on a free loopback port with a private instance, study copy
 folder; launches the `full_refresh` job through GraphQL and waits for that run (a sensor may launch a
 run of its own meanwhile; runs queue on the `duckdb` pool); then drives Debian's Chromium with
 Playwright: the lineage graph shows the study's assets, an asset's checks page shows the run's check
-results, and the written study report shows its charts. Screenshots go to `test-artifacts/ui_e2e/`.
+results, every chart opens at a legible width from its asset's page, figure_audit's markdown has no
+strikethrough, the survival preview shows its median and CI columns, a printed value is traced from its check
+to its raw file in three clicks (README "Tracing a printed number"), and the written study report fits a
+1280 px window and rounds each value one way. Screenshots go to `test-artifacts/ui_e2e/`.
 """
 
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +50,23 @@ CHECKED_ASSET, CHECK_NAME = "adtte", "followup_cuts_consistent"
 CHECK_PAGE_ATTEMPTS = 5
 REPORT_ASSET = "study_report"
 
+# Asset checks this test names; the published-figure checks may be regrouped (one per printed table), so
+# every reference to a check name is here.
+CHECK_NAMES = {
+    # The printed median PFS (Table 2, "4.1"): the value traced back to its raw file.
+    "traced": ("survival_summary", "T2_pfs_median"),
+}
+# The trace walk of README "Tracing a printed number": from the check, the asset's Lineage tab, then one
+# upstream node per click, down to the raw file.
+TRACE_WALK = ["adtte", "raw_followup"]
+CHART_ASSETS = ["waterfall_plot", "adverse_event_chart", "km_pfs_plot", "km_os_plot", "subgroup_forest_plot", "followup_history_chart"]
+MIN_CHART_WIDTH_PX = 600
+PREVIEW_ASSET, PREVIEW_COLUMNS = "survival_summary", ["median", "ci_lower", "ci_upper"]
+AUDIT_ASSET = "figure_audit"
+REPORT_VIEWPORT = {"width": 1280, "height": 1000}
+# Polls on a busy machine: the UI draws before its data arrives.
+UI_DEADLINE = 90.0
+
 # The UI asks local users once to join the community; a person clicks "Skip", which the UI remembers here.
 DISMISS_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', JSON.stringify('1'));"
 
@@ -78,6 +100,13 @@ _UNCOVERED_ON_SCREEN = """el => {
     if (r.width === 0 || x < 0 || y < 0 || x > window.innerWidth || y > window.innerHeight) return false;
     const top = document.elementFromPoint(x, y);
     return !!top && (top === el || el.contains(top) || top.contains(el));
+}"""
+
+
+# True when reaching the element scrolled a container sideways: the reader would not see it at first.
+_SCROLLED_SIDEWAYS = """el => {
+    for (let node = el.parentElement; node; node = node.parentElement) if (node.scrollLeft > 0) return true;
+    return false;
 }"""
 
 
@@ -152,6 +181,162 @@ def report_images(page, report: Path) -> list[dict]:
         }))""",
     )
 
+def poll(check, what: str, deadline: float = UI_DEADLINE, page=None):
+    """``check()`` until it returns something truthy or ``deadline`` seconds pass (then fail naming ``what``)."""
+    end = time.monotonic() + deadline
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {deadline:.0f} s: {what}")
+        if page is not None:
+            page.wait_for_timeout(500)
+        else:
+            time.sleep(0.5)
+
+
+def metadata_dialog(page, label: str):
+    """Open the "[Show Markdown]" pop-up of the metadata entry ``label`` on the asset page shown; returns the dialog."""
+    row = page.locator("tr", has=page.get_by_text(label, exact=True)).filter(has=page.get_by_text("[Show Markdown]"))
+    poll(lambda: row.count() > 0, f"metadata entry {label!r} on {page.url}", page=page)
+    row.first.get_by_text("[Show Markdown]").click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for()
+    return dialog
+
+
+def close_dialog(page) -> None:
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached")
+
+
+def chart_image(page, base_url: str, asset: str) -> dict:
+    """The chart image one click from the asset's page (its first metadata entry), measured once loaded."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base_url}/assets/{asset}")
+    dialog = metadata_dialog(page, "chart")
+    image = dialog.locator("img").first
+    image.wait_for()
+    measure = "img => ({complete: img.complete, naturalWidth: img.naturalWidth, width: img.getBoundingClientRect().width})"
+    shown = poll(lambda: (m := image.evaluate(measure))["complete"] and m, f"{asset}'s chart loaded", page=page)
+    page.screenshot(path=str(ARTIFACTS / f"6-chart-{asset}.png"))
+    close_dialog(page)
+    return shown
+
+
+def audit_strikethrough(page, base_url: str) -> dict[str, int]:
+    """Strikethrough elements (<del>, <s>) in figure_audit's markdown: inline entries and every pop-up."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base_url}/assets/{AUDIT_ASSET}")
+    links = page.get_by_text("[Show Markdown]")
+    poll(lambda: links.count() > 0, f"{AUDIT_ASSET}'s markdown entries", page=page)
+    found = {"page": page.locator("del, s").count()}
+    for i in range(links.count()):
+        links.nth(i).click()
+        dialog = page.get_by_role("dialog")
+        dialog.wait_for()
+        found[f"pop-up {i + 1}"] = dialog.locator("del, s").count()
+        page.screenshot(path=str(ARTIFACTS / f"7-audit-{i + 1}.png"))
+        close_dialog(page)
+    return found
+
+
+def preview_columns_on_screen(page, base_url: str, asset: str, columns: list[str]) -> list[str]:
+    """The columns of the asset's preview table a reader sees without scrolling sideways (header cells on screen, uncovered)."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base_url}/assets/{asset}")
+    headers = page.locator("th")
+    poll(lambda: all(headers.filter(has_text=re.compile(f"^{c}$")).count() for c in columns), f"{asset}'s preview headers {columns}", page=page)
+    shown = []
+    for column in columns:
+        cell = headers.filter(has_text=re.compile(f"^{column}$")).first
+        cell.evaluate("el => el.scrollIntoView({block: 'center', inline: 'nearest'})")
+        if cell.evaluate(_UNCOVERED_ON_SCREEN) and not cell.evaluate(_SCROLLED_SIDEWAYS):
+            shown.append(column)
+    page.screenshot(path=str(ARTIFACTS / f"8-preview-{asset}.png"))
+    return shown
+
+
+def trace_walk(page, base_url: str, asset: str, check: str, walk: list[str]) -> tuple[int, str]:
+    """From the check's page, the clicks to the raw file: the asset's Lineage tab, then each upstream node of
+    ``walk`` in turn. Returns the clicks made and the page reached."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base_url}/assets/{asset}?view=checks")
+    page.get_by_text(check, exact=True).first.click()
+    page.get_by_text("Evaluation result").wait_for()
+    screenshot(page, "9-trace-check")
+    page.get_by_role("tab", name="Lineage").click()
+    clicks = 1
+    for step, node in enumerate(walk, start=1):
+        target = page.get_by_text(node, exact=True)
+        poll(lambda: target.count() > 0 and target.first.is_visible(), f"{node} in the lineage of {page.url}", page=page)
+        target.first.click()
+        clicks += 1
+        poll(lambda: f"/assets/{node}" in page.url, f"the page of {node}", page=page)
+        page.screenshot(path=str(ARTIFACTS / f"9-trace-{step}-{node}.png"))
+    return clicks, page.url
+
+
+def wide_tables(page, report: Path) -> list[dict]:
+    """Tables of the report wider than a 1280 px window, opened as a reader opens the file."""
+    page.set_viewport_size(REPORT_VIEWPORT)
+    page.goto(report.resolve().as_uri())
+    page.wait_for_load_state("load")
+    screenshot(page, "10-report-1280")
+    return page.eval_on_selector_all(
+        "table",
+        """(tables) => tables
+            .map((t, i) => ({index: i, caption: (t.caption || {}).innerText || '', width: Math.max(t.scrollWidth, t.getBoundingClientRect().right)}))
+            .filter(t => t.width > window.innerWidth)""",
+    )
+
+
+def two_roundings(text: str, values: list[float]) -> list[tuple[float, str, str]]:
+    """Values the text shows at one precision but rounded two ways: directly (5.2375258 → 5.238) and through a
+    rounder intermediate (5.2375 → 5.237, the binary double of 5.2375 lying just below the half), which is how
+    issue 18 found 5.238 in one table and 5.237 in another."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    def half_up(number: str, digits: int) -> str:
+        return str(Decimal(number).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+    tokens = set(re.findall(r"(?<![\d.])\d+\.\d+(?![\d.])", text))
+    both = []
+    for value in values:
+        for digits in (1, 2, 3):
+            direct = half_up(repr(value), digits)
+            finer = f"{value:.{digits + 1}f}"
+            others = {f"{value:.{digits}f}", f"{float(finer):.{digits}f}", half_up(finer, digits)} - {direct}
+            both += [(value, direct, other) for other in sorted(others) if direct in tokens and other in tokens]
+    return both
+
+
+def table_floats(warehouse: Path, tables: list[str]) -> list[float]:
+    """Every finite float in the given warehouse tables."""
+    import math
+
+    import duckdb
+
+    values = []
+    def connect():
+        # A run the sensor started may be writing (DuckDB then holds the file's lock): try again.
+        try:
+            return duckdb.connect(str(warehouse), read_only=True)
+        except duckdb.IOException:
+            return None
+
+    with poll(connect, f"a read-only connection to {warehouse}") as con:
+        for table in tables:
+            frame = con.sql(f"select * from {table}").pl()
+            for column, dtype in frame.schema.items():
+                if dtype.is_float():
+                    values += [v for v in frame[column].drop_nulls().to_list() if math.isfinite(v)]
+    return values
+
+
+ROUNDED_TABLES = ["survival_summary", "response_summary", "baseline_characteristics", "tumour_shrinkage", "adverse_event_summary"]
+
 
 def assert_run_completed(run: RunReport, every_asset: set[str], log_tail: str) -> None:
     """The run succeeded and materialized every asset, the report included; otherwise say what stopped it."""
@@ -205,6 +390,30 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
             screenshot(page, "3-checks")
             assert shown == expected, f"{CHECKED_ASSET}.{CHECK_NAME}: the UI shows {shown!r}, the run says {expected!r}"
 
+            # What a reader needs from the pages of issue 18; every problem is collected, then all are reported.
+            problems = []
+            for asset in CHART_ASSETS:
+                chart = chart_image(page, base_url, asset)
+                if min(chart["naturalWidth"], chart["width"]) < MIN_CHART_WIDTH_PX:
+                    problems.append(f"{asset}: chart {chart['naturalWidth']} px, shown {chart['width']:.0f} px wide")
+            strikes = {where: n for where, n in audit_strikethrough(page, base_url).items() if n}
+            if strikes:
+                problems.append(f"{AUDIT_ASSET}: strikethrough elements in its markdown {strikes}")
+            on_screen = preview_columns_on_screen(page, base_url, PREVIEW_ASSET, PREVIEW_COLUMNS)
+            if on_screen != PREVIEW_COLUMNS:
+                problems.append(f"{PREVIEW_ASSET}'s preview shows {on_screen} of {PREVIEW_COLUMNS} without scrolling sideways")
+            traced_asset, traced_check = CHECK_NAMES["traced"]
+            clicks, reached = trace_walk(page, base_url, traced_asset, traced_check, TRACE_WALK)
+            if clicks > 3 or f"/assets/{TRACE_WALK[-1]}" not in reached:
+                problems.append(f"trace walk from {traced_check}: {clicks} clicks, reached {reached}")
+            wide = wide_tables(page, report)
+            if wide:
+                problems.append(f"report tables wider than {REPORT_VIEWPORT['width']} px: {wide}")
+            doubled = two_roundings(page.inner_text("body"), table_floats(Path(env["LMS_DUCKDB_PATH"]), ROUNDED_TABLES))
+            if doubled:
+                problems.append(f"report values shown at two roundings (value, half-up, binary): {doubled}")
+            page.set_viewport_size(VIEWPORT)
+
             images = report_images(page, report)
             screenshot(page, "4-report")
             page.locator("#charts").screenshot(path=str(ARTIFACTS / "5-report-charts.png"))
@@ -212,3 +421,10 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
             for image in images:
                 assert image["complete"] and image["naturalWidth"] > 0 and image["naturalHeight"] > 0, image
                 assert image["width"] > 0 and image["height"] > 0, image
+    assert not problems, "\n".join(problems)
+
+
+def test_two_roundings_finds_a_value_rounded_through_an_intermediate():
+    ci_upper = 5.237525857483835  # the PFS CI upper bound: 5.238 directly, 5.237 through 5.2375
+    assert two_roundings("Table 2: 5.238; Figure 1: 5.237", [ci_upper]) == [(ci_upper, "5.238", "5.237")]
+    assert two_roundings("Table 2: 5.238; Figure 1: 5.24", [ci_upper]) == []

@@ -66,9 +66,10 @@ def _cuts_words(cuts: pl.Series) -> str:
 
 # --- response and toxicity charts (waterfall, adverse events) ---
 
-# Response and adverse-event records are not cut by follow-up date: these charts show every record as delivered.
-NO_CUT_RESPONSE = "none applies: best response over every recorded assessment (response.csv)"
-NO_CUT_AE = "none applies: every recorded adverse event (adverse_events.csv)"
+
+def _records_cut(cut: object | None, file: str) -> str:
+    """The cut of records that later follow-up does not re-cut (response, adverse events): the published analysis."""
+    return f"{cut if cut is not None else 'unknown'} (the published analysis; {file} is not re-cut by later follow-up)"
 
 
 @asset(
@@ -88,10 +89,11 @@ NO_CUT_AE = "none applies: every recorded adverse event (adverse_events.csv)"
         "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
     ),
 )
-def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> Output[render.Chart]:
+def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
+    cut = published_cut(typed_registry(raw_published_figures))
     bars, total = waterfall.waterfall_data(adrs, adsl)
-    chart = waterfall.waterfall_chart(bars, total)
-    return chart_output(chart, "Waterfall plot", NO_CUT_RESPONSE, patients=total, bars_drawn=bars.height)
+    chart = waterfall.waterfall_chart(bars, total, cut)
+    return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), patients=total, bars_drawn=bars.height)
 
 
 @asset(
@@ -106,10 +108,11 @@ def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> Output[render.Char
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(adverse_event_summary: pl.DataFrame) -> Output[render.Chart]:
+def adverse_event_chart(adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
+    cut = published_cut(typed_registry(raw_published_figures))
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
-    chart = adverse_events.adverse_event_chart(rows, terms)
-    return chart_output(chart, "Adverse events by grade", NO_CUT_AE, terms=terms)
+    chart = adverse_events.adverse_event_chart(rows, terms, cut)
+    return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), terms=terms)
 
 
 # --- survival charts (Kaplan–Meier, forest, follow-up history) ---
@@ -127,9 +130,9 @@ def _km_chart_asset(endpoint: str, figure: str):
         pool=DUCKDB_POOL,
         description=(
             f"Figure {figure}: Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]} as survminer draws it — step curve, "
-            "censor ticks, shaded log(−log) 95% band, dashed median, number at risk (cumulative events) every 3 "
+            "censor ticks, shaded and outlined log(−log) 95% band, dotted median, number at risk (cumulative events) every 3 "
             "months under the x-axis, the median with SPSS's and the log(−log) CI in the titles. The latest data cut "
-            f"is drawn; the published cut is overlaid when it differs. PNG here; HTML in outputs/charts/{name}.html."
+            f"is drawn solid; the published cut is overlaid dashed, on top, when it differs. PNG here; HTML in outputs/charts/{name}.html."
         ),
     )
     def _plot(
@@ -182,7 +185,8 @@ def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> Output[render.Char
     owners=OWNERS,
     description=(
         "How median PFS and OS and their 95% intervals moved from data cut to data cut (SPSS's method and the "
-        "log(−log) one side by side; a median not yet reached is shown as missing, not as a number). The paper "
+        "log(−log) one side by side, joined across cuts; a median not yet reached is shown as missing, not as a number), "
+        "with the events and the patients still without one at each cut. The paper "
         "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/followup_history_chart.html."
     ),
 )

@@ -16,6 +16,8 @@ from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
 
+from lms_assets import dictionary
+
 
 # Table and schema names come from asset keys and the resource config, never from file contents; they
 # are still checked before they enter SQL text. Values never do: the frame is handed over as Arrow.
@@ -31,9 +33,11 @@ def sql_identifier(name: str) -> str:
     return f'"{name}"'
 
 
-def column_schema(frame: pl.DataFrame) -> TableSchema:
-    """The frame's columns as Dagster's ``dagster/column_schema``."""
-    return TableSchema(columns=[TableColumn(name=n, type=str(t)) for n, t in zip(frame.columns, frame.dtypes)])
+def column_schema(frame: pl.DataFrame, table: str) -> TableSchema:
+    """The frame's columns as Dagster's ``dagster/column_schema``, each with its data-dictionary description."""
+    return TableSchema(
+        columns=[TableColumn(name=n, type=str(t), description=dictionary.description(table, n)) for n, t in zip(frame.columns, frame.dtypes)]
+    )
 
 
 def replace_table(connection, schema_name: str, table_name: str, frame: pl.DataFrame, drop_staged: bool = False) -> None:
@@ -72,7 +76,7 @@ class AtomicPolarsTypeHandler(DuckDBPolarsTypeHandler):
         context.add_output_metadata(
             {
                 "dagster/row_count": obj.height,
-                "dagster/column_schema": column_schema(obj),
+                "dagster/column_schema": column_schema(obj, table_slice.table),
                 "table": MetadataValue.text(f"{table_slice.schema}.{table_slice.table}"),
             }
         )

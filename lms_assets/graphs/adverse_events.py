@@ -8,6 +8,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from lms_assets.graphs.waterfall import records_line
 from lms_assets.tables.toxicity import GRADE_GROUPS, TERM
 
 MAX_TERMS = 40
@@ -41,8 +42,9 @@ def ae_chart_data(table: pl.DataFrame, max_terms: int = MAX_TERMS) -> tuple[pl.D
     return long.sort("rank", "grade_order"), terms.height
 
 
-def adverse_event_chart(long: pl.DataFrame, total_terms: int) -> alt.LayerChart:
-    """Stacked bars of patients per term by worst grade group, most frequent term on top, each labelled 'n (% of all patients)'."""
+def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = None) -> alt.LayerChart:
+    """Stacked bars of patients per term by worst grade group, most frequent term on top, each labelled 'n (% of all patients)';
+    the subtitle names ``data_cut``, the cut of the published analysis."""
     order = long.sort("rank")["term"].unique(maintain_order=True).to_list()
     denominator = long["denominator"].max() if long.height else 0
     grades = long["grade_group"].unique(maintain_order=True).to_list()
@@ -75,7 +77,10 @@ def adverse_event_chart(long: pl.DataFrame, total_terms: int) -> alt.LayerChart:
         pl.format("{} ({}%)", pl.col("total_n"), pl.col("total_pct").round(1)).alias("label")
     )
     labels = alt.Chart(totals).mark_text(align="left", dx=4, fontSize=11).encode(y=y, x="total_n:Q", text="label:N")
-    subtitle = [f"Treatment-emergent adverse events; percent of all {denominator:,} patients, most frequent first."]
+    subtitle = [
+        records_line("Adverse-event records", data_cut),
+        f"Treatment-emergent adverse events; percent of all {denominator:,} patients, most frequent first.",
+    ]
     if len(order) < total_terms:
         subtitle.append(f"Showing the {len(order)} most frequent of {total_terms} terms; all are in adverse_event_summary.")
     return alt.layer(bars, labels).properties(

@@ -1,34 +1,80 @@
-"""The history chart: median PFS and OS with their intervals at every data cut (Altair)."""
+"""The history chart: median PFS and OS with their intervals at every data cut, joined across cuts, with the
+events and the patients still without one under each cut (Altair)."""
 
+import altair as alt
 import polars as pl
 
+METHODS = {"spss": "SPSS 24 (median ± 1.96·SE)", "brookmeyer_crowley_loglog": "Brookmeyer–Crowley, log(−log)"}
+METHOD_COLOURS = ["#0072B2", "#D55E00"]
+ENDPOINTS = {"PFS": "Progression-free survival", "OS": "Overall survival"}
+PANEL_WIDTH = 300
 
-def history_chart(table: pl.DataFrame):
-    """Medians (points) and 95% intervals (rules) by data cut, one panel per endpoint, one colour per method."""
-    import altair as alt
 
-    data = table.with_columns(pl.col("data_cut").cast(pl.String), pl.col("note").cast(pl.String))
-    base = alt.Chart(data).encode(
-        x=alt.X("data_cut:O", title="Data cut"),
-        color=alt.Color(
-            "method:N",
-            title="95% CI method",
-            scale=alt.Scale(domain=["spss", "brookmeyer_crowley_loglog"], range=["#0072B2", "#D55E00"]),
-            legend=alt.Legend(labelExpr="datum.label == 'spss' ? 'SPSS 24 (median ± 1.96·SE)' : 'Brookmeyer–Crowley, log(−log)'"),
-        ),
-        xOffset="method:N",
+def _panel(data: pl.DataFrame, endpoint: str, cuts: list[str]) -> alt.VConcatChart:
+    """One endpoint: per method a line through the medians with its 95% intervals, and under the x-axis the
+    number of events and of event-free patients (at risk or censored) at each cut."""
+    part = data.filter(pl.col("endpoint") == endpoint)
+    x = alt.X("data_cut:O", title="Data cut", sort=cuts, axis=alt.Axis(labelAngle=0))
+    colour = alt.Color(
+        "method_label:N",
+        title="95% CI method",
+        scale=alt.Scale(domain=list(METHODS.values()), range=METHOD_COLOURS),
+        legend=alt.Legend(orient="bottom", direction="vertical", labelLimit=0, titleLimit=0),
     )
-    rules = base.mark_rule(strokeWidth=2).encode(
-        y=alt.Y("ci_lower:Q", title="Median (months) with 95% CI"), y2="ci_upper:Q"
-    )
-    points = base.mark_point(filled=True, size=70).encode(
+    base = alt.Chart(part).encode(x=x, color=colour, xOffset=alt.XOffset("method_label:N", sort=list(METHODS.values())))
+    rules = base.mark_rule(strokeWidth=2).encode(y=alt.Y("ci_lower:Q", title="Median (months) with 95% CI"), y2="ci_upper:Q")
+    joined = base.mark_line(strokeWidth=1.5, point=False).encode(y="median:Q", detail="method_label:N")
+    points = base.mark_point(filled=True, size=70, opacity=1).encode(
         y="median:Q",
-        tooltip=["data_cut:O", "endpoint:N", "method:N", "n:Q", "events:Q", "median:Q", "ci_lower:Q", "ci_upper:Q", "note:N"],
+        tooltip=[
+            alt.Tooltip("data_cut:O", title="Data cut"),
+            alt.Tooltip("method_label:N", title="Method"),
+            alt.Tooltip("n:Q", title="Patients"),
+            alt.Tooltip("events:Q", title="Events"),
+            alt.Tooltip("median:Q", title="Median", format=".1f"),
+            alt.Tooltip("ci_lower:Q", title="95% CI lower", format=".2f"),
+            alt.Tooltip("ci_upper:Q", title="95% CI upper", format=".2f"),
+            alt.Tooltip("note:N", title="Note"),
+        ],
     )
-    return (
-        alt.layer(rules, points, data=data)
-        .properties(width=280, height=260)
-        .facet(column=alt.Column("endpoint:N", title=None, sort=["PFS", "OS"]))
-        .resolve_scale(y="independent")
-        .properties(title={"text": "Median survival across data cuts", "subtitle": "Missing points: median or bound not reached at that cut"})
+    curves = alt.layer(rules, joined, points).properties(
+        width=PANEL_WIDTH, height=240, title=alt.TitleParams(ENDPOINTS[endpoint], anchor="start", fontSize=13)
     )
+    # The counts do not depend on the method; one row per cut and quantity.
+    counts = part.unique(["data_cut"]).select("data_cut", "n", "events")
+    rows = pl.concat(
+        [
+            counts.select("data_cut", row=pl.lit("Events"), value=pl.col("events")),
+            counts.select("data_cut", row=pl.lit("Without event"), value=pl.col("n") - pl.col("events")),
+        ]
+    ).with_columns(pl.col("value").cast(pl.String))
+    table = (
+        alt.Chart(rows)
+        .mark_text(fontSize=12)
+        .encode(
+            x=alt.X("data_cut:O", sort=cuts, axis=None),
+            y=alt.Y("row:N", sort=["Events", "Without event"], axis=alt.Axis(title=None, domain=False, ticks=False)),
+            text="value:N",
+        )
+        .properties(width=PANEL_WIDTH, height=44)
+    )
+    return alt.vconcat(curves, table, spacing=4)
+
+
+def history_chart(table: pl.DataFrame) -> alt.TopLevelMixin:
+    """Medians (points, joined per method across cuts) and 95% intervals (rules) by data cut, one panel per
+    endpoint, one colour per method; under each panel the events and event-free patients at every cut."""
+    data = table.with_columns(
+        pl.col("data_cut").cast(pl.String),
+        pl.col("note").cast(pl.String),
+        method_label=pl.col("method").replace_strict(METHODS, default=pl.col("method")),
+    )
+    cuts = sorted(data["data_cut"].unique().to_list())
+    endpoints = [e for e in ENDPOINTS if e in set(data["endpoint"].to_list())]
+    subtitle = [
+        f"Data cuts {', '.join(cuts)}." if len(cuts) > 1 else f"Data cut {cuts[0]}." if cuts else "No data cut.",
+        "A missing point or interval end: median or bound not reached at that cut. Without event: at risk or censored.",
+    ]
+    return alt.hconcat(*(_panel(data, e, cuts) for e in endpoints), spacing=30).properties(
+        title=alt.TitleParams("Median survival across data cuts", subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
+    ).configure_view(stroke=None)

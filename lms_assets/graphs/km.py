@@ -23,6 +23,9 @@ X_TITLE = "Months since start of anlotinib"
 Y_TITLE = "Survival probability"
 # Colour-blind-safe (Okabe–Ito): the latest cut first, an overlaid cut second.
 SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
+# The first series solid, the others dashed (km_plot draws them on top of it).
+SERIES_DASHES = ((1, 0), (7, 4), (2, 3), (9, 3, 2, 3))
+BAND_OPACITY = 0.08
 ENDPOINT_TITLES = {"PFS": "Progression-free survival", "OS": "Overall survival"}
 
 
@@ -81,25 +84,41 @@ def km_plot(
     ticks = [step * i for i in range(math.ceil(last / step) + 1)]
     x_scale = alt.Scale(domain=[0, ticks[-1]], nice=False, zero=True)
     drawn = _with_origin(thin_curve(curve))
+    # The first series (the latest cut) is solid, the others (the published cut) dashed and drawn on top:
+    # where two cuts share a step (PFS is often final by the published cut) both stay visible.
+    dashes = alt.Scale(domain=series, range=[list(d) for d in SERIES_DASHES[: len(series)]])
+    legend = alt.Legend(title=None, orient="top-right", symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1, labelLimit=0, symbolDashOffset=0)
     base = alt.Chart(drawn.to_pandas()).encode(
         x=alt.X("time:Q", scale=x_scale, axis=alt.Axis(values=ticks, title=X_TITLE, grid=False)),
-        color=alt.Color("series:N", scale=colours, legend=alt.Legend(title=None, orient="top-right", symbolType="stroke", symbolStrokeWidth=3, symbolOpacity=1)),
+        color=alt.Color("series:N", scale=colours, legend=legend),
     )
     y_scale = alt.Scale(domain=[0, 1])
     y_axis = alt.Axis(values=[0, 0.25, 0.5, 0.75, 1.0], format=".2f", title=Y_TITLE, grid=False)
-    band = base.mark_area(interpolate="step-after", opacity=0.15).encode(
+    # A faint fill per cut, edged by thin lines of its colour: overlapping bands stay two tints with two
+    # outlines instead of blending into one grey area.
+    band = base.mark_area(interpolate="step-after", opacity=BAND_OPACITY).encode(
         y=alt.Y("ci_lower:Q", scale=y_scale, axis=y_axis), y2="ci_upper:Q"
     )
-    line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
-        y=alt.Y("surv:Q", scale=y_scale),
-        tooltip=[
-            alt.Tooltip("series:N", title="Series"),
-            alt.Tooltip("time:Q", title="Month", format=".1f"),
-            alt.Tooltip("surv:Q", title="S(t)", format=".3f"),
-            alt.Tooltip("ci_lower:Q", title="95% CI lower", format=".3f"),
-            alt.Tooltip("ci_upper:Q", title="95% CI upper", format=".3f"),
-        ],
-    )
+    band_edges = [
+        base.mark_line(interpolate="step-after", strokeWidth=0.8, opacity=0.7).encode(
+            y=alt.Y(f"{bound}:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=None)
+        )
+        for bound in ("ci_lower", "ci_upper")
+    ]
+    tooltip = [
+        alt.Tooltip("series:N", title="Series"),
+        alt.Tooltip("time:Q", title="Month", format=".1f"),
+        alt.Tooltip("surv:Q", title="S(t)", format=".3f"),
+        alt.Tooltip("ci_lower:Q", title="95% CI lower", format=".3f"),
+        alt.Tooltip("ci_upper:Q", title="95% CI upper", format=".3f"),
+    ]
+    # One layer per series, in series order, so the dashed ones lie on top of the solid one.
+    lines = [
+        base.transform_filter(alt.datum.series == name).mark_line(interpolate="step-after", strokeWidth=2.5 if i == 0 else 2).encode(
+            y=alt.Y("surv:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=legend), tooltip=tooltip
+        )
+        for i, name in enumerate(series)
+    ]
     censor_marks = base.transform_filter(alt.datum.censored > 0).mark_point(shape="M0,-1L0,1", size=70, strokeWidth=1.5, filled=False).encode(
         y=alt.Y("surv:Q"),
         tooltip=[alt.Tooltip("time:Q", title="Censored at month", format=".1f"), alt.Tooltip("censored:Q", title="Censored")],
@@ -107,10 +126,10 @@ def km_plot(
     reached = medians.filter(pl.col("median").is_not_null())
     median_lines = (
         alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas())
-        .mark_rule(strokeDash=[5, 4], color="#555555", strokeWidth=1.2)
+        .mark_rule(strokeDash=[1.5, 3], color="#555555", strokeWidth=1.5)
     )
     most_censor_marks = drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max() or 0
-    layers = [band, line] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
+    layers = [band, *band_edges, *lines] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
     if most_censor_marks > MAX_CENSOR_MARKS:
         subtitle = [*subtitle, f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."]
     if reached.height:
@@ -278,7 +297,7 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
     title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(lead)}"
     subtitle = [_series_caption(label, spss[cut], loglog[cut]) for cut, label in labels.items()]
     subtitle.append(
-        "Shaded: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored; dashed: median (first time S ≤ 0.5, SPSS). "
+        "Shaded and outlined: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored; dotted: median (first time S ≤ 0.5, SPSS). "
         "CI in the title: SPSS 24 (median ± 1.96·SE), as the paper."
     )
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")

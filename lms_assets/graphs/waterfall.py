@@ -53,9 +53,16 @@ def waterfall_data(adrs: pl.DataFrame, adsl: pl.DataFrame, max_bars: int = MAX_B
     )
 
 
-def _subtitle(shown: int, total: int) -> list[str]:
+def records_line(what: str, data_cut: object | None) -> str:
+    """The subtitle line naming the data cut of records that later follow-up cuts do not change."""
+    cut = f" (data cut {data_cut})" if data_cut is not None else ""
+    return f"{what} of the published analysis{cut}; later follow-up cuts do not change them."
+
+
+def _subtitle(shown: int, total: int, data_cut: object | None) -> list[str]:
     bars = "One bar per patient" if shown == total else "Each bar one sampled patient"
     lines = [
+        records_line("Tumour measurements", data_cut),
         f"{bars} ({total:,} with a measured change). Dashed lines: RECIST 1.1 thresholds, "
         f"{PR_THRESHOLD:+.0f}% (partial response) and {PD_THRESHOLD:+.0f}% (progression).",
         "RECIST judges progression against the smallest sum (nadir), so the +20% line is a guide only.",
@@ -65,8 +72,9 @@ def _subtitle(shown: int, total: int) -> list[str]:
     return lines
 
 
-def waterfall_chart(bars: pl.DataFrame, total: int) -> alt.LayerChart:
-    """Bars of best % change coloured by recorded response, dashed −30%/+20% lines, combination therapy marked at each bar's tip."""
+def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = None) -> alt.LayerChart:
+    """Bars of best % change coloured by recorded response, dashed −30%/+20% lines, combination therapy marked at each bar's tip;
+    the subtitle names ``data_cut``, the cut of the published analysis."""
     responses = [r for r in RESPONSE_COLOURS if r in set(bars["response"].to_list())]
     labels = [RESPONSE_LABELS[r] for r in responses]
     data = bars.with_columns(
@@ -132,7 +140,7 @@ def waterfall_chart(bars: pl.DataFrame, total: int) -> alt.LayerChart:
             width=min(800, max(420, 26 * bars.height)),
             height=380,
             title=alt.Title(
-                "Best change in tumour size from baseline, per patient", subtitle=_subtitle(bars.height, total), anchor="start"
+                "Best change in tumour size from baseline, per patient", subtitle=_subtitle(bars.height, total, data_cut), anchor="start"
             ),
         )
     )

@@ -63,7 +63,9 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
         f"{r['endpoint'].lower()}_ci_{r['method']}": MetadataValue.text(km.interval_text(r["ci_lower"], r["ci_upper"], 2))
         for r in latest.iter_rows(named=True)
     }
-    return table_output(table, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
+    # The estimates before the long method names: the UI's metadata column shows about 600 px of a preview.
+    shown = table.select("data_cut", "endpoint", "median", "ci_lower", "ci_upper", pl.exclude("data_cut", "endpoint", "median", "ci_lower", "ci_upper"))
+    return table_output(table, shown=shown, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
 
 
 @asset(

@@ -1,0 +1,333 @@
+"""The data dictionary: one description per column of every warehouse table, the text Dagster's column schema
+shows and data/README.md prints ("Tables in the warehouse").
+
+Raw tables take their column descriptions from the record schemas (``lms_assets/records/schemas.py``), the one
+place a record file's columns are declared; ADaM, summary and audit tables from ``DERIVED`` below. Plain text
+throughout: the UI shows descriptions as they are, so markup (backticks) would show as such.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lms_assets.records import schemas
+
+# Columns that mean the same wherever they occur.
+COMMON = {
+    "STUDYID": "Study identifier",
+    "USUBJID": "Unique subject identifier: study and patient number",
+    "SUBJID": "Patient number in the study (Table 3 row)",
+    "SRCFILE": "Record file the row was derived from",
+    "SRCROW": "Line of that record file",
+    "data_cut": "Data cut (follow-up export date) the row belongs to",
+    "endpoint": "PFS (progression-free survival) or OS (overall survival)",
+    "patients": "Patient numbers counted in the row",
+    "key": "Stable row id, the quantity part of the registry's figure ids",
+    "n": "Number of patients",
+    "denominator": "Patients the percentage is of",
+    "pct": "Percentage of the denominator",
+    "note": "Why a value is missing or qualified",
+    "figure_id": "Registry id of the printed figure: where printed, then the quantity",
+    "source": "Where in the paper the figure is printed",
+    "quantity": "What the figure measures; printings of one quantity share it",
+    "median": "Median survival time, months (first time the curve reaches 0.5 or below)",
+    "median_midpoint": "Median as R and SAS give it: midpoint of a plateau at exactly 0.5",
+    "ci_lower": "Lower bound of the 95% confidence interval",
+    "ci_upper": "Upper bound of the 95% confidence interval",
+    "events": "Number of events (progression or death for PFS, death for OS)",
+    "status": "Outcome of the comparison",
+    "basis": "What the figure can be recomputed from: the paper's patient rows, a reconstruction, or nothing",
+    "findings": "Inconsistencies the paper shows about the figure",
+    "explanation": "The findings in words",
+    "sensitivity_range": "How far the figure moves over every reconstruction consistent with the paper",
+}
+
+# Added by the ingest to every raw table.
+RAW_EXTRAS = {
+    "_file": "Record file the row was read from",
+    "_row": "Line of the record file (the header is line 1)",
+    "content_hash": "SHA-256 of the cut file's content",
+    "data_cut": "Data cut, from the file name (its ISO date)",
+}
+
+
+def _table(names: str, **specific: str) -> dict[str, str]:
+    """A table's columns in order: those named in ``names`` (space-separated) from ``COMMON`` unless given in ``specific``."""
+    columns = {name: specific.get(name) or COMMON[name] for name in names.split()}
+    unknown = set(specific) - set(columns)
+    if unknown:
+        raise ValueError(f"described but not listed: {sorted(unknown)}")
+    return columns
+
+
+DERIVED: dict[str, dict[str, str]] = {
+    "adsl": _table(
+        "STUDYID USUBJID SUBJID AGE AGEU SEX ECOG ECOGGR1 SURGFL RADIOFL PRCHLN PRCHCAT PRCHFL COMBTRT COMBFL IMMUNOFL PRIMSITE DOSE0 DOSREDFL DISCAEFL",
+        AGE="Age at start of anlotinib",
+        AGEU="Unit of age (YEARS)",
+        SEX="Sex (F, M)",
+        ECOG="ECOG performance status at baseline",
+        ECOGGR1="ECOG group as Table 1 counts it",
+        SURGFL="Prior surgery (Y, N)",
+        RADIOFL="Prior radiotherapy (Y, N)",
+        PRCHLN="Lines of prior chemotherapy",
+        PRCHCAT="Prior chemotherapy as printed (No, 1 line, 2 line, 3 line and more)",
+        PRCHFL="Any prior chemotherapy (Y, N)",
+        COMBTRT="Therapy combined with anlotinib (None if alone)",
+        COMBFL="Anlotinib combined with another therapy (Y, N)",
+        IMMUNOFL="Combination includes immunotherapy (Y, N)",
+        PRIMSITE="Primary tumour site",
+        DOSE0="Starting daily dose of anlotinib, mg",
+        DOSREDFL="Dose reduced for toxicity (Y, N)",
+        DISCAEFL="Anlotinib stopped for adverse reactions (Y, N)",
+    ),
+    "adrs": _table(
+        "STUDYID USUBJID SUBJID PARAMCD PARAM AVALC PCHG SRCFILE SRCROW",
+        PARAMCD="Parameter code (BOR: best overall response)",
+        PARAM="Parameter in words",
+        AVALC="Recorded RECIST 1.1 best overall response (CR, PR, SD, PD, NE)",
+        PCHG="Best % change of the target-lesion sum from baseline",
+    ),
+    "adtte": _table(
+        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU",
+        DATACUT="Data cut the time is measured at",
+        PARAMCD="Endpoint code (PFS, OS)",
+        PARAM="Endpoint in words",
+        AVAL="Time from start of anlotinib to the event or censoring",
+        CNSR="Censored: 1 = no event observed by the cut, 0 = event",
+        EVNTDESC="What ended the time: the event, or censoring",
+        SRCHASH="SHA-256 of the source cut file",
+        AVALU="Unit of the time (MONTHS)",
+    ),
+    "adae": _table(
+        "STUDYID USUBJID SUBJID AEDECOD ATOXGR ATOXGRGP AENEPI TRTEMFL",
+        AEDECOD="Adverse event term as in Table 4",
+        ATOXGR="CTCAE 4.03 grade",
+        ATOXGRGP="Grade group as Table 4 counts it (1/2, 3/4, 5)",
+        AENEPI="Episode number of this term for this patient",
+        TRTEMFL="Treatment-emergent (Y)",
+    ),
+    "baseline_characteristics": _table(
+        "characteristic level key n pct value patients",
+        characteristic="Characteristic as Table 1 names it",
+        level="Category or statistic of the characteristic",
+        n="Patients in the category",
+        pct="Percentage of all patients",
+        value="Statistic of a numeric characteristic (median, minimum, maximum)",
+    ),
+    "response_summary": _table(
+        "row key n denominator pct ci_lower_pct ci_upper_pct ci_method patients",
+        row="Row as Table 2 prints it",
+        n="Patients with the response",
+        ci_lower_pct="Lower bound of the 95% confidence interval, percent",
+        ci_upper_pct="Upper bound of the 95% confidence interval, percent",
+        ci_method="Method of the confidence interval",
+    ),
+    "tumour_shrinkage": _table(
+        "key statistic data_cut n denominator pct mean_pct p_value test patients",
+        statistic="What the row measures, in words",
+        data_cut="Data cut of a survival-based row (empty otherwise)",
+        n="Patients counted",
+        mean_pct="Mean best % change of the target-lesion sum",
+        p_value="p-value of the test",
+        test="Statistical test used",
+    ),
+    "recist_consistency": _table(
+        "USUBJID SUBJID recorded_response best_pct_change threshold_range status reason",
+        recorded_response="Recorded RECIST 1.1 best overall response",
+        best_pct_change="Best % change of the target-lesion sum from baseline",
+        threshold_range="RECIST 1.1 range the % change falls in",
+        status="consistent, or how the recorded response departs from the range",
+        reason="The status in words",
+    ),
+    "adverse_event_summary": _table(
+        "section term key denominator total_n total_pct g12_n g12_pct g34_n g34_pct g5_n g5_pct patients patients_g12 patients_g34 patients_g5",
+        section="Part of Table 4 (adverse event, or a summary row)",
+        term="Adverse event term as in Table 4",
+        total_n="Patients with the event at any grade",
+        total_pct="Percentage of all patients with the event",
+        g12_n="Patients whose worst grade is 1 or 2",
+        g12_pct="Percentage of all patients, worst grade 1 or 2",
+        g34_n="Patients whose worst grade is 3 or 4",
+        g34_pct="Percentage of all patients, worst grade 3 or 4",
+        g5_n="Patients who died of the event (grade 5)",
+        g5_pct="Percentage of all patients, grade 5",
+        patients="Patient numbers with the event at any grade",
+        patients_g12="Patient numbers, worst grade 1 or 2",
+        patients_g34="Patient numbers, worst grade 3 or 4",
+        patients_g5="Patient numbers, grade 5",
+    ),
+    "survival_curves": _table(
+        "data_cut endpoint time at_risk events censored surv std_err ci_lower ci_upper",
+        time="Months since start of anlotinib at the step",
+        at_risk="Patients at risk just before the time",
+        events="Events at the time",
+        censored="Patients censored at the time",
+        surv="Kaplan–Meier survival probability after the time",
+        std_err="Greenwood standard error of the survival probability",
+        ci_lower="Lower bound of the pointwise 95% band (log(−log))",
+        ci_upper="Upper bound of the pointwise 95% band (log(−log))",
+    ),
+    "survival_landmarks": _table(
+        "data_cut endpoint month at_risk events_cum censored_cum surv ci_lower ci_upper note",
+        month="Landmark month (every 3 months)",
+        at_risk="Patients at risk at the month",
+        events_cum="Events up to the month",
+        censored_cum="Patients censored up to the month",
+        surv="Kaplan–Meier survival probability at the month",
+        ci_lower="Lower bound of the pointwise 95% band (log(−log))",
+        ci_upper="Upper bound of the pointwise 95% band (log(−log))",
+    ),
+    "survival_summary": _table(
+        "data_cut endpoint method n events median median_midpoint se ci_lower ci_upper note",
+        method="Confidence-interval method: spss (median ± 1.96·SE, as SPSS 24) or brookmeyer_crowley_loglog",
+        se="Standard error of the median (SPSS method)",
+    ),
+    "survival_followup": _table(
+        "data_cut endpoint n censored median median_midpoint ci_lower ci_upper min max note patients",
+        censored="Patients censored (the reverse Kaplan–Meier events)",
+        median="Median follow-up, months (reverse Kaplan–Meier)",
+        min="Shortest observed time, months",
+        max="Longest observed time, months",
+    ),
+    "survival_subgroups": _table(
+        "data_cut endpoint factor level reference n events median median_midpoint n_ref events_ref median_ref "
+        "median_ref_midpoint hr hr_ci_lower hr_ci_upper cox_p logrank_p note",
+        factor="Subgroup factor (sex, ECOG, combination therapy, ...)",
+        level="Level compared with the reference",
+        reference="Reference level",
+        n="Patients at the level",
+        events="Events at the level",
+        median="Median survival at the level, months",
+        median_midpoint="Median at the level as R and SAS give it",
+        n_ref="Patients at the reference level",
+        events_ref="Events at the reference level",
+        median_ref="Median survival at the reference level, months",
+        median_ref_midpoint="Median at the reference level as R and SAS give it",
+        hr="Cox hazard ratio of the level against the reference",
+        hr_ci_lower="Lower bound of the hazard ratio's 95% CI",
+        hr_ci_upper="Upper bound of the hazard ratio's 95% CI",
+        cox_p="Wald p-value of the Cox model",
+        logrank_p="Log-rank p-value",
+    ),
+    "followup_history": _table(
+        "data_cut endpoint method n events median ci_lower ci_upper note",
+        method="Confidence-interval method: spss or brookmeyer_crowley_loglog",
+    ),
+    "quarantine": _table(
+        "file row column value reason patient_id",
+        file="Record file holding the rejected row",
+        row="Line of the file (the header is line 1)",
+        column="Column whose value was rejected",
+        value="The rejected value as written",
+        reason="Why it was rejected",
+        patient_id="Patient number of the row, when readable",
+    ),
+    "published_figures": _table(
+        "figure_id source quantity printed value unit decimals numerator denominator data_cut reviewed_expected "
+        "reviewed_finding reviewed_reason reviewed_by reviewed_on owner check_name published_cut",
+        printed="The text as printed",
+        value="The numeric value as printed",
+        unit="Unit: patients, percent, years, months or comparisons",
+        decimals="Printed decimal places: the precision every comparison uses",
+        numerator="Numerator of a printed k/n",
+        denominator="Denominator of a printed k/n",
+        data_cut="Data cut a survival figure refers to",
+        reviewed_expected="Value the table showed when a reviewed discrepancy was accepted",
+        reviewed_finding="Consistency finding that explains a reviewed discrepancy",
+        reviewed_reason="The review in words",
+        reviewed_by="Who reviewed the discrepancy",
+        reviewed_on="When it was reviewed",
+        owner="Summary table that recomputes the figure",
+        check_name="Asset check comparing the figure",
+        published_cut="The data cut the paper's figures refer to",
+    ),
+    "paper_consistency": _table(
+        "figure_id quantity source basis reconstruction findings explanation",
+        reconstruction="Reconstructed records the figure rests on, if any",
+    ),
+    "figure_audit": _table(
+        "figure_id source quantity published recomputed shown status check_outcome basis computed_by patients findings "
+        "explanation check_reason hypotheses sensitivity_verdict sensitivity_range",
+        published="The figure as printed",
+        recomputed="The value recomputed from the records",
+        shown="The recomputed value as the table shows it",
+        status="reproduced, discrepancy or not recomputable",
+        check_outcome="Outcome of the figure's asset check",
+        computed_by="Table that recomputes the figure",
+        check_reason="The check's verdict in words",
+        hypotheses="Ways of computing the figure tried for a discrepancy",
+        sensitivity_verdict="Whether the figure is fixed by the paper or moves with the reconstruction",
+    ),
+    "reconstruction_sensitivity": _table(
+        "result figure_id label rests_on coverage reconstructions shipped minimum maximum conclusion holds fails verdict "
+        "sensitivity_range note",
+        result="Result examined",
+        label="The result in words",
+        rests_on="Reconstructed inputs the result depends on",
+        coverage="How much of the space of consistent reconstructions was examined",
+        reconstructions="Number of reconstructions examined",
+        shipped="The result with the shipped records",
+        minimum="Smallest value over the reconstructions",
+        maximum="Largest value over the reconstructions",
+        conclusion="The paper's conclusion tested",
+        holds="Share of reconstructions in which the conclusion holds",
+        fails="Share of reconstructions in which it fails",
+        verdict="robust, fragile, or fixed by the paper",
+    ),
+    "independent_verification": _table(
+        "table figure data_cut endpoint key time statistic ours r abs_diff tolerance exception status reference",
+        table="Our table compared",
+        figure="Paper figure or table it belongs to",
+        key="Row of our table",
+        time="Time point of a curve comparison, months",
+        statistic="Column compared",
+        ours="Our value",
+        r="Value computed independently in R",
+        abs_diff="Absolute difference",
+        tolerance="Largest difference accepted",
+        exception="Why a known difference is accepted",
+        status="agree or differ",
+        reference="R and package versions",
+    ),
+}
+
+
+def _raw_tables() -> dict[str, dict[str, str]]:
+    tables = {}
+    for schema in (v for v in vars(schemas).values() if isinstance(v, schemas.FileSchema)):
+        columns = {c.name: c.description for c in schema.columns}
+        extras = ("data_cut", "content_hash") if schema is schemas.FOLLOWUP else ()
+        tables[f"raw_{schema.name}"] = {**columns, "_file": RAW_EXTRAS["_file"], "_row": RAW_EXTRAS["_row"], **{e: RAW_EXTRAS[e] for e in extras}}
+    return tables
+
+
+RAW: dict[str, dict[str, str]] = _raw_tables()
+
+
+def description(table: str, column: str) -> str | None:
+    """The column's description, or None when the dictionary does not know the table or the column."""
+    return {**RAW, **DERIVED}.get(table, {}).get(column)
+
+
+def _markdown(text: str) -> str:
+    """``text`` shown as itself in a markdown table: "<where printed>" would be taken for an HTML tag and hidden."""
+    return re.sub(r"([\\<>|*_`\[\]])", r"\\\1", text)
+
+
+README_START = "<!-- data dictionary: generated from lms_assets/dictionary.py, do not edit by hand -->"
+README_END = "<!-- end of data dictionary -->"
+
+
+def readme_section() -> str:
+    """Every table's columns as data/README.md prints them, between ``README_START`` and ``README_END``
+    (``python -m lms_assets.dictionary`` prints it)."""
+    lines = [README_START]
+    for table, columns in {**RAW, **DERIVED}.items():
+        lines += ["", f"#### {table}", "| column | meaning |", "|---|---|"]
+        lines += [f"| {_markdown(name)} | {_markdown(text)} |" for name, text in columns.items()]
+    return "\n".join([*lines, "", README_END])
+
+
+if __name__ == "__main__":
+    print(readme_section())

@@ -1,0 +1,114 @@
+"""`make run`: `dagster dev` that is gone, with every process it started, within seconds of Ctrl-C or SIGTERM.
+
+`dagster dev` alone can take minutes to stop: on an interrupt it asks the webserver and then the daemon to shut
+down and waits up to 60 s for each in turn (``_SUBPROCESS_WAIT_TIMEOUT`` in ``dagster/_cli/dev.py``), while
+they wait for their code servers, sensor ticks and run monitoring to wind down; code servers left behind
+exit only when their heartbeat times out. On a busy machine that is tens of seconds.
+
+This launcher starts `dagster dev` in a process group of its own (its webserver, daemon, code servers and run
+workers inherit it), passes an interrupt on to the whole group as the terminal would, gives it
+``GRACE_SECONDS`` to stop cleanly and then kills whatever is left of the group. A run killed that way is marked
+failed, and its pool slots freed, by the next `make run` (``lms_assets.recovery``).
+
+    .venv/bin/python -m lms_assets.launcher -h 127.0.0.1 -p 3000    # arguments go to `dagster dev`
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Ctrl-C or SIGTERM to all gone within 10 s: 8 s of grace leaves the kill and the reaping time to spare.
+GRACE_SECONDS = 8.0
+POLL_SECONDS = 0.1
+
+
+# `dagster dev` warns on every start that it "is superseded ... Use 'dg dev' instead": dg is a separate CLI this
+# project does not install or need, so the advice only misleads. Matched by its text (a category filter would
+# import Dagster in every Python process at start-up).
+QUIET_WARNINGS = "ignore:Function `dev_command` is superseded"
+
+
+def dagster_dev_env(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` with the superseded-command warning silenced, other warning filters kept."""
+    filters = [f for f in environ.get("PYTHONWARNINGS", "").split(",") if f]
+    return {**environ, "PYTHONWARNINGS": ",".join([*filters, QUIET_WARNINGS])}
+
+
+def dagster_dev_command(args: list[str]) -> list[str]:
+    """`dagster dev` of the environment running the launcher, with ``args``."""
+    return [str(Path(sys.executable).parent / "dagster"), "dev", *args]
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # A member we may not signal is still a member.
+        return True
+    return True
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
+    """Interrupt ``process``'s group (SIGINT, as Ctrl-C in a terminal), wait up to ``grace`` seconds for the
+    whole group to exit, then SIGKILL what is left."""
+    pgid = process.pid
+    _signal_group(pgid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    # Reaping the leader matters: an unreaped (zombie) leader would keep the group "alive" to killpg.
+    while time.monotonic() < deadline and (process.poll() is None or _group_alive(pgid)):
+        time.sleep(POLL_SECONDS)
+    if process.poll() is None or _group_alive(pgid):
+        print(f"lms_assets.launcher: Dagster did not stop within {grace:.0f} s; killing its processes", file=sys.stderr, flush=True)
+        _signal_group(pgid, signal.SIGKILL)
+    process.wait()
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _reset_signals(blocked: set[signal.Signals]) -> None:
+    """In the child before exec: the held signals unblocked, and SIGINT not ignored. A shell starts background
+    jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt handler, so `dagster dev` would
+    never see the interrupt it shuts down on."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # Signals are held from before the start (none is lost or kills the launcher half-way) and taken with
+    # sigwaitinfo: no polling while Dagster runs. SIGCHLD says `dagster dev` ended by itself.
+    waited = STOP_SIGNALS | {signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    # Its own session: a terminal's Ctrl-C reaches only the launcher, which then stops the group in order.
+    process = subprocess.Popen(
+        dagster_dev_command(args),
+        env=dagster_dev_env(dict(os.environ)),
+        start_new_session=True,
+        preexec_fn=lambda: _reset_signals(waited),
+    )
+    received = None
+    while received is None and process.poll() is None:
+        info = signal.sigwaitinfo(waited)
+        received = info.si_signo if info.si_signo in STOP_SIGNALS else None
+    # Also when `dagster dev` exited by itself: nothing it started may stay behind.
+    stop_group(process)
+    return 128 + received if received is not None else process.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""`make run` (``lms_assets.launcher`` around `dagster dev`) stops every process it started within 10 s of
+SIGTERM, and starts without deprecation or misleading warnings.
+
+Runs the launcher with the Makefile's arguments on a free port, a private instance and a private study copy,
+waits until the webserver answers and the daemon and a code server are up, sends SIGTERM as `make` passes it
+on, and then looks for any survivor among the launcher's descendants and in their process groups.
+"""
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lms_assets_tests.dagster_process import REPO, ManagedProcess, instance_home
+from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 180
+STOP_WITHIN = 10.0
+LOG = REPO / "test-artifacts" / "make_run" / "launcher.log"
+# What `dagster dev` must not print at start-up: setuptools' license deprecations, Dagster's "dagster.yaml
+# ... will not be used" for a template in the working directory, and any other Python warning.
+WARNING_LINE = re.compile(r"deprecat|will not be used|\w+Warning\b", re.IGNORECASE)
+
+
+def _descendants(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _roles(processes: list[psutil.Process]) -> set[str]:
+    """Which Dagster services are among ``processes``, from their command lines."""
+    roles = set()
+    for process in processes:
+        try:
+            line = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if "dagster_webserver" in line or "dagster-webserver" in line:
+            roles.add("webserver")
+        if "dagster._daemon" in line or "dagster-daemon" in line:
+            roles.add("daemon")
+        if " grpc" in line or "code-server" in line:
+            roles.add("code server")
+    return roles
+
+
+def _wait_for_services(root: psutil.Process, launcher: ManagedProcess) -> list[psutil.Process]:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and launcher.alive():
+        tree = _descendants(root)
+        if {"webserver", "daemon", "code server"} <= _roles(tree):
+            return tree
+        time.sleep(1.0)
+    raise AssertionError(f"services not all up: {sorted(_roles(_descendants(root)))}\n{launcher.log_tail()}")
+
+
+@pytest.mark.slow
+def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path, tmp_path: Path):
+    LOG.unlink(missing_ok=True)
+    port = free_port(HOST)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
+        "LMS_DATA_DIR": str(study_dir),
+        "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
+        "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
+    }
+    # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject.
+    launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "-h", HOST, "-p", str(port)], env, LOG)
+    try:
+        root = psutil.Process(launcher.pid)
+        DagsterGraphQL(f"http://{HOST}:{port}").wait_until_up(START_TIMEOUT, alive=launcher.alive)
+        _wait_for_services(root, launcher)
+        tree = [root, *_descendants(root)]
+        groups = {os.getpgid(p.pid) for p in tree if p.is_running()}
+
+        launcher.process.send_signal(signal.SIGTERM)
+        gone, alive = psutil.wait_procs(tree, timeout=STOP_WITHIN)
+        in_groups = [p for p in psutil.process_iter() if _pgid(p) in groups and _running(p)]
+        assert not alive and not in_groups, (
+            f"alive {STOP_WITHIN:.0f} s after SIGTERM: {[(p.pid, _cmdline(p)) for p in [*alive, *in_groups]]}\n{launcher.log_tail()}"
+        )
+        # psutil reaped the launcher (its own child), so its exit status is on psutil's record of it.
+        assert next(p for p in gone if p.pid == launcher.pid).returncode == 128 + signal.SIGTERM
+    finally:
+        launcher.stop(grace=1.0)
+
+    # Start-up is what comes before the webserver says it serves (a run the sensor starts logs on after it).
+    log = LOG.read_text(errors="replace")
+    startup = log[: log.index("Serving dagster-webserver")]
+    warnings = [line for line in startup.splitlines() if WARNING_LINE.search(line)]
+    assert not warnings, "\n".join(warnings)
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet holds no resources)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return "?"
