@@ -13,7 +13,7 @@ from lms_assets.graphs import adverse_events
 from lms_assets.tables import toxicity
 from lms_assets.graphs import waterfall
 from lms_assets.definitions import build_defs
-from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 
 def _adrs(changes: list[float], responses: list[str]) -> pl.DataFrame:
@@ -72,7 +72,7 @@ def _toxicity_table(grade_5: bool) -> pl.DataFrame:
         {"patient_id": [e[0] for e in events], "term": [e[1] for e in events], "episode": [1] * len(events), "ctcae_grade": [e[2] for e in events]}
     )
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4], "DOSREDFL": ["N"] * 4, "DISCAEFL": ["N"] * 4})
-    return toxicity.adverse_event_summary(derive_adae(raw), adsl)
+    return toxicity.adverse_event_summary(derive_adae(raw, studyid=SHIPPED_STUDY.studyid), adsl)
 
 
 def test_ae_chart_rows_follow_table_order_and_drop_an_absent_grade_5():
@@ -114,12 +114,9 @@ def shipped_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("shipped")
     study = root / "study"
     shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LMS_DATA_DIR", str(study))
-        env.setenv("LMS_DUCKDB_PATH", str(root / "warehouse" / "lms.duckdb"))
-        env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        result = build_defs().resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
-        yield {"result": result, "outputs": root / "outputs"}
+    defs = build_defs(study_dir=study, warehouse=root / "warehouse" / "lms.duckdb", outputs=root / "outputs")
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
+    yield {"result": result, "outputs": root / "outputs"}
 
 
 @pytest.mark.slow

@@ -4,6 +4,7 @@ import polars as pl
 
 from lms_assets.adam.adae import derive_adae
 from lms_assets.tables import toxicity
+from lms_assets_tests.conftest import SHIPPED_STUDY
 
 
 def _adae(*events: tuple[int, str, int]) -> pl.DataFrame:
@@ -17,7 +18,7 @@ def _adae(*events: tuple[int, str, int]) -> pl.DataFrame:
         },
         schema={"patient_id": pl.Int64, "term": pl.String, "episode": pl.Int64, "ctcae_grade": pl.Int64},
     )
-    return derive_adae(raw)
+    return derive_adae(raw, studyid=SHIPPED_STUDY.studyid)
 
 
 def _adsl(patients: int, reduced: set[int] = frozenset(), discontinued: set[int] = frozenset()) -> pl.DataFrame:

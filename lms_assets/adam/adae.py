@@ -14,14 +14,14 @@ def ctcae_grade_group(grade: pl.Expr) -> pl.Expr:
     )
 
 
-def derive_adae(adverse_events: pl.DataFrame) -> pl.DataFrame:
+def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADAE: one row per patient and term at the worst CTCAE grade over its episodes."""
     worst = adverse_events.group_by("patient_id", "term").agg(
         pl.col("ctcae_grade").max().alias("ATOXGR"),
         pl.len().alias("AENEPI"),
     )
     return worst.select(
-        *subject_ids(),
+        *subject_ids(studyid),
         pl.col("term").alias("AEDECOD"),
         "ATOXGR",
         ctcae_grade_group(pl.col("ATOXGR")).alias("ATOXGRGP"),

@@ -10,6 +10,7 @@ from lms_assets.graphs import waterfall
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import chart_metadata
 from lms_assets.defs.audit.published import published_cut, typed_registry
+from lms_assets.defs.resources import OutputsFolder
 
 # --- response and toxicity charts (waterfall, adverse events) ---
 
@@ -30,11 +31,11 @@ from lms_assets.defs.audit.published import published_cut, typed_registry
         "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
     ),
 )
-def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
+def waterfall_plot(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total)
     return MaterializeResult(
-        metadata={**chart_metadata(chart, "waterfall_plot", "Waterfall plot"), "patients": total, "bars_drawn": bars.height}
+        metadata={**chart_metadata(chart, "waterfall_plot", "Waterfall plot", outputs_folder.root), "patients": total, "bars_drawn": bars.height}
     )
 
 
@@ -49,10 +50,10 @@ def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame) -> MaterializeResult:
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(adverse_event_summary: pl.DataFrame) -> MaterializeResult:
+def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame) -> MaterializeResult:
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
     chart = adverse_events.adverse_event_chart(rows, terms)
-    return MaterializeResult(metadata={**chart_metadata(chart, "adverse_event_chart", "Adverse events by grade"), "terms": terms})
+    return MaterializeResult(metadata={**chart_metadata(chart, "adverse_event_chart", "Adverse events by grade", outputs_folder.root), "terms": terms})
 
 
 # --- survival charts (Kaplan–Meier, forest, follow-up history) ---
@@ -75,6 +76,7 @@ def _km_chart_asset(endpoint: str, figure: str):
         ),
     )
     def _plot(
+        outputs_folder: OutputsFolder,
         survival_curves: pl.DataFrame,
         survival_landmarks: pl.DataFrame,
         survival_summary: pl.DataFrame,
@@ -83,7 +85,7 @@ def _km_chart_asset(endpoint: str, figure: str):
         published = published_cut(typed_registry(raw_published_figures))
         chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published)
         title = f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}"
-        return MaterializeResult(metadata={**chart_metadata(chart, name, title), "published_cut": str(published)})
+        return MaterializeResult(metadata={**chart_metadata(chart, name, title, outputs_folder.root), "published_cut": str(published)})
 
     return _plot
 
@@ -104,9 +106,9 @@ km_os_plot = _km_chart_asset("OS", "1B")
         "outputs/charts/subgroup_forest_plot.html."
     ),
 )
-def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
+def subgroup_forest_plot(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame) -> MaterializeResult:
     chart = km.forest_figure(survival_subgroups)
-    return MaterializeResult(metadata=chart_metadata(chart, "subgroup_forest_plot", "Subgroup forest plot"))
+    return MaterializeResult(metadata=chart_metadata(chart, "subgroup_forest_plot", "Subgroup forest plot", outputs_folder.root))
 
 
 
@@ -121,8 +123,8 @@ def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> MaterializeResult:
         "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/followup_history_chart.html."
     ),
 )
-def followup_history_chart(followup_history: pl.DataFrame) -> MaterializeResult:
+def followup_history_chart(outputs_folder: OutputsFolder, followup_history: pl.DataFrame) -> MaterializeResult:
     chart = history_chart(followup_history)
     return MaterializeResult(
-        metadata={**chart_metadata(chart, "followup_history_chart", "Medians across data cuts"), "data_cuts": followup_history["data_cut"].n_unique()}
+        metadata={**chart_metadata(chart, "followup_history_chart", "Medians across data cuts", outputs_folder.root), "data_cuts": followup_history["data_cut"].n_unique()}
     )

@@ -7,7 +7,6 @@ import altair as alt
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output
 
-from lms_assets import config
 from lms_assets.graphs import render
 from lms_assets.defs.gate import exclusion_metadata
 
@@ -69,11 +68,11 @@ def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     )
 
 
-def chart_metadata(chart: alt.TopLevelMixin, name: str, title: str) -> dict[str, MetadataValue]:
+def chart_metadata(chart: alt.TopLevelMixin, name: str, title: str, outputs: Path) -> dict[str, MetadataValue]:
     """The chart as an inline PNG for the UI (the first entry, so it heads the asset page's metadata), plus the
-    path of its interactive HTML in the outputs folder."""
+    path of its interactive HTML in the outputs folder ``outputs``."""
     chart = legible(chart)
-    html = render.save_html(chart, config.output_dir() / "charts" / f"{name}.html")
+    html = render.save_html(chart, outputs / "charts" / f"{name}.html")
     return {
         "chart": MetadataValue.md(render.markdown_image(render.png_bytes(chart, scale=PNG_SCALE), title)),
         "interactive_html": MetadataValue.path(str(Path(html).resolve())),
