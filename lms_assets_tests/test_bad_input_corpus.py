@@ -39,7 +39,7 @@ from lms_assets.records import schemas
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
 from lms_assets.records.study import load_study
-from lms_assets_tests.conftest import SHIPPED_DATA, defs_for, run_assets
+from lms_assets_tests.conftest import SHIPPED_DATA, allow_exclusion, defs_for, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
 
 COHORT = ("adsl", "adrs", "adtte", "adae")
@@ -938,7 +938,7 @@ VARIANTS.update({
     ),
     "all-garbage-patients-excluded": Variant(
         "patients.csv",
-        both(garbage_patients, settings("exclude_quarantined_rows = true\n")),
+        both(garbage_patients, allow_exclusion),
         Blocked(COHORT, "has_patients", "no valid patient"),
     ),
     "no-adverse-events-at-all": Variant("adverse_events.csv", header_only("adverse_events.csv"), Accepted()),

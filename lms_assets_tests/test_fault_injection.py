@@ -91,7 +91,7 @@ def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, tuple[str, str
     tables = summary_tables(records)
     published = records["published_figures"]
     cut = published["published_cut"].max()
-    feasibility = audit_defs._feasibility(tables["adtte"], cut)
+    feasibility = audit_defs._feasibility(tables["adtte"], cut, SHIPPED_STUDY)
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
     by_id = {r["figure_id"]: r for r in paper.iter_rows(named=True)}
     figures = {owner: fn(tables[owner], cut) for owner, fn in FIGURE_SOURCES.items()}

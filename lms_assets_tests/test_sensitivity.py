@@ -346,6 +346,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from lms_assets.records import schemas, validation
     from lms_assets.defs.audit.published import published_figures_table
     from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
+    from lms_assets.defs.resources import StudyFolder
 
     adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
     registry, known = (
@@ -353,7 +354,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = published_figures_table(registry, known)
-    output = reconstruction_sensitivity(build_asset_context(), no_registry, pl.DataFrame(), adsl, adtte)
+    output = reconstruction_sensitivity(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value
 

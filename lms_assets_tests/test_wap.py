@@ -6,7 +6,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pytest
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
