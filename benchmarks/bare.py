@@ -34,6 +34,7 @@ from lms_assets.adam.cuts import cut_regressions
 from lms_assets.graphs import adverse_events, km, render, waterfall
 from lms_assets.graphs.history import history_chart
 from lms_assets.records import schemas, validation
+from lms_assets.records.study import load_study
 from lms_assets.tables import baseline, response, survival, toxicity
 
 SECONDS: dict[str, float] = defaultdict(float)
@@ -121,12 +122,16 @@ def main(argv: list[str] | None = None) -> None:
         def cleaned(name: str, schema: schemas.FileSchema, keep: tuple[str, ...] = ()) -> pl.DataFrame:
             return validation.clean(raw[name], schema, quarantine, keep=keep)
 
-        adsl = compute(db, "adsl", lambda: derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS)))
-        adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE)))
-        adtte = compute(db, "adtte", lambda: derive_adtte(
-            cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
+        studyid = load_study(args.data).studyid
+        adsl = compute(db, "adsl", lambda: derive_adsl(
+            cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS), studyid=studyid
         ))
-        adae = compute(db, "adae", lambda: derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS)))
+        adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE), studyid=studyid))
+        adtte = compute(db, "adtte", lambda: derive_adtte(
+            cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")),
+            studyid=studyid,
+        ))
+        adae = compute(db, "adae", lambda: derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS), studyid=studyid))
         with phase("compute", "followup_cuts_consistent"):
             cut_regressions(adtte)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from lms_assets.audit import sensitivity as sens
-from lms_assets.defs.audit.consistency import ENROLMENT_START
+from lms_assets.records.study import load_study
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,11 +32,12 @@ def main(argv: list[str] | None = None) -> None:
     adsl, adtte, registry, provenance = sens.read_study(args.data)
     cut = registry["data_cut"].drop_nulls().max()
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
+    window = sens.os_window(cut, load_study(args.data))
     walls = []
     for repeat in range(args.repeats):
         load = os.getloadavg()[0]
         wall, cpu = time.perf_counter(), time.process_time()
-        study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, ENROLMENT_START))
+        study = sens.study_from_tables(adsl, at_cut, registry, window)
         result = sens.reconstruction_sensitivity(study, provenance, sample_size=args.sample)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         walls.append(wall)

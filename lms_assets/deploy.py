@@ -28,7 +28,8 @@ import duckdb
 import psycopg2
 from dagster import DagsterInstance
 
-from lms_assets import config, recovery
+from lms_assets import recovery
+from lms_assets.defs.resources import locations
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "deploy" / "dagster.yaml"
@@ -184,7 +185,8 @@ def check(env: Mapping[str, str]) -> None:
         recovery.prepare_instance(instance)
         for sentence in recovery.free_stale_claims(instance):
             log.info(sentence)
-    log.info(f"warehouse {config.duckdb_path().resolve()}, study records {config.data_dir().resolve()}")
+    where = locations(env)
+    log.info(f"warehouse {where['warehouse'].resolve()}, study records {where['study_dir'].resolve()}")
 
 
 def _sql_literal(text: str) -> str:
@@ -236,7 +238,7 @@ def backup(env: Mapping[str, str], destination: Path, wait_seconds: float) -> No
         reason = " ".join(result.stderr.split()) or f"exit code {result.returncode}"
         raise DeploymentError(f"pg_dump of {settings.db} at {settings.where} failed: {reason}")
     copy = destination / f"warehouse-{stamp}.duckdb"
-    copy_warehouse(config.duckdb_path(), copy, wait_seconds)
+    copy_warehouse(locations(env)["warehouse"], copy, wait_seconds)
     for path in (dump, copy):
         log.info(f"backed up to {path} ({path.stat().st_size} bytes)")
 

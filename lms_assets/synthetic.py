@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lms_assets.records.validation import SETTINGS_FILE
+from lms_assets.records.study import STUDY_FILE
 
 ACCRUAL_START = dt.date(2018, 1, 1)
 ACCRUAL_DAYS = 731  # January 2018 to December 2019: every patient starts before the first cut
@@ -36,12 +36,21 @@ COMBINATIONS = ("None", "Immunotherapy", "Chemotherapy", "Radiotherapy", "Immuno
 SITES = ("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung")
 RESPONSES = ("CR", "PR", "SD", "PD")
 
-# What the folder's study.toml decides (see data/README.md, "study.toml").
-SETTINGS = (
-    "# Written by lms_assets.synthetic: a synthetic registry accepts losses, so quarantined rows are left out\n"
-    "# (every summary says how many patients) instead of stopping the cohort.\n"
-    "exclude_quarantined_rows = true\n"
-)
+
+def study_toml(patients: int, seed: int) -> str:
+    """The folder's study.toml (see data/README.md, "study.toml"): named by the seed, enrolled over the accrual window."""
+    return (
+        "# Written by lms_assets.synthetic: no paper describes these patients; the identity names the generator's seed.\n"
+        f'studyid = "SYNTHETIC-{seed}"\n'
+        f'title = "Synthetic study of {patients:,} patients (seed {seed})"\n'
+        "# The accrual window the generator draws every start of treatment from (ACCRUAL_START, ACCRUAL_DAYS).\n"
+        f"enrolment_start = {ACCRUAL_START.isoformat()}\n"
+        f"enrolment_end = {(ACCRUAL_START + dt.timedelta(days=ACCRUAL_DAYS - 1)).isoformat()}\n"
+        "# A synthetic registry accepts losses, so quarantined rows are left out (every summary says how many\n"
+        "# patients) instead of stopping the cohort.\n"
+        "exclude_quarantined_rows = true\n"
+    )
+
 
 # Table 4's terms with the share of patients who had each (any grade), and whether grade 3/4 was seen.
 AE_TERMS = (
@@ -286,7 +295,7 @@ def write(study: Study, out: Path) -> None:
     (out / "followup").mkdir(parents=True, exist_ok=True)
     for relative, frame in study.files.items():
         frame.write_csv(out / relative, float_precision=1)
-    (out / SETTINGS_FILE).write_text(SETTINGS)
+    (out / STUDY_FILE).write_text(study_toml(study.patients, study.seed))
 
 
 def main(argv: list[str] | None = None) -> None:

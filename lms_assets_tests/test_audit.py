@@ -186,15 +186,8 @@ def shipped_audit(tmp_path_factory):
 
     from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 
-    mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("audit")
-    mp.setenv("LMS_DATA_DIR", str(SHIPPED_DATA))
-    mp.setenv("LMS_DUCKDB_PATH", str(root / "lms.duckdb"))
-    mp.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-    try:
-        result = run_assets("figure_audit")
-    finally:
-        mp.undo()
+    result = run_assets("figure_audit", paths={"data": SHIPPED_DATA, "warehouse": root / "lms.duckdb", "outputs": root / "outputs"})
     names = ("figure_audit", "published_figures", *FIGURE_SOURCES)
     with duckdb.connect(str(root / "lms.duckdb"), read_only=True) as con:
         tables = {name: con.sql(f"select * from {name}").pl() for name in names}
@@ -278,13 +271,13 @@ def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_au
 # --- the registry at definition load (issue 15, boundaries) -------------------------------------------------
 
 
-def _definitions_and_registry_failure(study_dir):
-    """Load the definitions on ``study_dir``, then materialize raw_published_figures: (defs, its failure message)."""
+def _definitions_and_registry_failure(paths):
+    """Load the definitions on ``paths`` (a platform_env), then materialize raw_published_figures: (defs, its failure message)."""
     from dagster import AssetKey
 
-    from lms_assets.definitions import build_defs
+    from lms_assets_tests.conftest import defs_for
 
-    defs = build_defs()
+    defs = defs_for(paths)
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(asset_selection=[AssetKey("raw_published_figures")], raise_on_error=False)
     failures = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
@@ -306,7 +299,7 @@ def _stand_in_descriptions(defs) -> list[str]:
 )
 def test_a_bad_registry_leaves_the_definitions_loading_and_fails_its_own_asset(platform_env, damage, says):
     damage(platform_env["data"] / "published_figures.csv")
-    defs, failure = _definitions_and_registry_failure(platform_env["data"])
+    defs, failure = _definitions_and_registry_failure(platform_env)
     descriptions = _stand_in_descriptions(defs)
     # One stand-in check per summary asset, saying the registry could not be read; its own asset says why.
     assert len(descriptions) == len(FIGURE_SOURCES)
@@ -318,7 +311,7 @@ def test_the_load_time_message_quotes_nothing_from_the_file(platform_env, monkey
     secret = "lms-test-secret-value-0xdeadbeef"
     # An environment dump saved as the registry: one header line with ';' in it, which validation would quote.
     (platform_env["data"] / "published_figures.csv").write_text(f"DB_PASSWORD={secret};LS_COLORS=rs=0\n1,2\n")
-    defs, _ = _definitions_and_registry_failure(platform_env["data"])
+    defs, _ = _definitions_and_registry_failure(platform_env)
     descriptions = _stand_in_descriptions(defs)
     assert descriptions and not any(secret in d for d in descriptions)
 
@@ -332,7 +325,7 @@ def test_a_registry_symlinked_out_of_the_study_folder_is_refused_without_echoing
     for target in (outside, Path("/proc/self/environ")):
         registry.unlink()
         registry.symlink_to(target)
-        defs, failure = _definitions_and_registry_failure(platform_env["data"])
+        defs, failure = _definitions_and_registry_failure(platform_env)
         descriptions = _stand_in_descriptions(defs)
         assert descriptions and all("outside the study folder" in d for d in descriptions)
         assert "outside the study folder" in failure
@@ -363,7 +356,7 @@ def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
 def test_a_bad_file_s_failure_quotes_a_bounded_excerpt_only(platform_env):
     header = "A=" + "x" * 5000 + ";B=\x1b[2J"
     (platform_env["data"] / "published_figures.csv").write_text(header + "\n1\n")
-    _, failure = _definitions_and_registry_failure(platform_env["data"])
+    _, failure = _definitions_and_registry_failure(platform_env)
     assert "published_figures.csv" in failure and "x" * 700 not in failure and "\x1b" not in failure
 
 

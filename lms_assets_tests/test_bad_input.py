@@ -6,11 +6,11 @@ import hashlib
 import duckdb
 import polars as pl
 import pytest
-from lms_assets_tests.conftest import run_assets
+from lms_assets_tests.conftest import allow_exclusion, run_assets
 
 
-def run_cohort():
-    return run_assets("adsl", "adrs", "adtte", "adae")
+def run_cohort(paths):
+    return run_assets("adsl", "adrs", "adtte", "adae", paths=paths)
 
 
 def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
@@ -53,7 +53,7 @@ def failure_first_lines(result) -> dict[str, str]:
 @pytest.fixture
 def loaded(platform_env):
     """The shipped study materialized once, with the warehouse's digests before any damage."""
-    assert run_cohort().success
+    assert run_cohort(platform_env).success
     return platform_env, table_digests(platform_env["warehouse"])
 
 
@@ -77,7 +77,7 @@ def loaded(platform_env):
 def test_bad_file_fails_naming_it_and_keeps_the_warehouse(loaded, damage, expected):
     env, before = loaded
     damage(env["data"])
-    result = run_cohort()
+    result = run_cohort(env)
     assert not result.success
     assert expected in failure_message(result)
     assert table_digests(env["warehouse"]) == before
@@ -87,7 +87,7 @@ def test_bad_row_stops_the_cohort_naming_file_line_column_value_and_reason(loade
     env, before = loaded
     patients = env["data"] / "patients.csv"
     patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
-    result = run_cohort()
+    result = run_cohort(env)
     assert not result.success
     first_lines = failure_first_lines(result)
     assert set(first_lines) == {"adsl", "adrs", "adtte", "adae"}
@@ -108,10 +108,10 @@ def test_bad_row_stops_the_cohort_naming_file_line_column_value_and_reason(loade
 
 def test_with_exclusion_allowed_a_bad_row_is_left_out_and_good_rows_flow_on(loaded):
     env, _ = loaded
-    (env["data"] / "study.toml").write_text("exclude_quarantined_rows = true\n")
+    allow_exclusion(env["data"])
     patients = env["data"] / "patients.csv"
     patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
-    result = run_cohort()
+    result = run_cohort(env)
     assert result.success, failure_message(result)
     with duckdb.connect(str(env["warehouse"]), read_only=True) as con:
         quarantine = con.sql("select * from quarantine").pl()

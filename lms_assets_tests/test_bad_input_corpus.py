@@ -38,8 +38,8 @@ from lms_assets import adam
 from lms_assets.records import schemas
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
-from lms_assets.definitions import build_defs
-from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
+from lms_assets.records.study import load_study
+from lms_assets_tests.conftest import SHIPPED_DATA, allow_exclusion, defs_for, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
 
 COHORT = ("adsl", "adrs", "adtte", "adae")
@@ -897,11 +897,13 @@ VARIANTS.update({
     # ----- the study's settings -----
     "settings-not-toml": Variant("study.toml", settings("exclude_quarantined_rows = yes\n"), Refused("study.toml: is not valid TOML")),
     "settings-unknown-key": Variant(
-        "study.toml", settings("exclude_rows = true\n"), Refused("study.toml: unknown setting(s) exclude_rows; known: exclude_quarantined_rows")
+        "study.toml",
+        settings("exclude_rows = true\n"),
+        Refused("study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows"),
     ),
     "settings-quoted-boolean": Variant(
         "study.toml",
-        settings('exclude_quarantined_rows = "true"\n'),
+        replace("study.toml", "exclude_quarantined_rows = false", 'exclude_quarantined_rows = "true"'),
         Refused("study.toml: exclude_quarantined_rows must be true or false, not 'true'"),
     ),
     "settings-latin-1": Variant(
@@ -910,15 +912,33 @@ VARIANTS.update({
     "settings-huge": Variant("study.toml", settings("#" + "x" * 20_000 + "\n"), Refused("study.toml: 20,002 bytes; a settings file is a few lines")),
     "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is not a file")),
     "settings-linked-outside": Variant("study.toml", link_outside("study.toml"), Refused("study.toml: resolves to")),
-    "settings-absent": Variant("study.toml", remove("study.toml"), Harmless()),
-    "settings-comments-only": Variant("study.toml", settings("# nothing decided here\n"), Harmless()),
+    # The study's identity and enrolment window are required: a folder that does not say which study it is is refused.
+    "settings-absent": Variant("study.toml", remove("study.toml"), Refused("study.toml: missing from the study folder")),
+    "settings-comments-only": Variant(
+        "study.toml", settings("# nothing decided here\n"), Refused("study.toml: missing studyid, title, enrolment_start, enrolment_end")
+    ),
+    "study-id-with-spaces": Variant(
+        "study.toml",
+        replace("study.toml", 'studyid = "ZOU-LMS-ANLOTINIB"', 'studyid = "ZOU LMS"'),
+        Refused("study.toml: studyid = 'ZOU LMS' must be 1-40 letters, digits, '-' or '_'"),
+    ),
+    "study-enrolment-quoted-date": Variant(
+        "study.toml",
+        replace("study.toml", "enrolment_start = 2018-01-01", 'enrolment_start = "2018-01-01"'),
+        Refused("study.toml: enrolment_start = '2018-01-01' must be a TOML date, written unquoted as YYYY-MM-DD"),
+    ),
+    "study-enrolment-reversed": Variant(
+        "study.toml",
+        replace("study.toml", "enrolment_end = 2020-12-31", "enrolment_end = 2017-12-31"),
+        Refused("study.toml: enrolment_end = 2017-12-31 is before enrolment_start = 2018-01-01"),
+    ),
     # ----- an empty cohort fails a check, nothing crashes -----
     "all-garbage-patients": Variant(
         "patients.csv", garbage_patients, Blocked(COHORT, "no_quarantined_rows", "patients.csv line 2, column age, value '?': not a whole number")
     ),
     "all-garbage-patients-excluded": Variant(
         "patients.csv",
-        both(garbage_patients, settings("exclude_quarantined_rows = true\n")),
+        both(garbage_patients, allow_exclusion),
         Blocked(COHORT, "has_patients", "no valid patient"),
     ),
     "no-adverse-events-at-all": Variant("adverse_events.csv", header_only("adverse_events.csv"), Accepted()),
@@ -998,8 +1018,9 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         frame.with_columns(pl.lit(p.stem).alias("data_cut"), pl.lit(digests[f"followup/{p.name}"]).alias("content_hash"))
         for p, frame in zip(cut_files, cut_frames)
     )
-    settings = validation.study_settings(study)
+    settings = load_study(study)
     exclude = settings.exclude_quarantined_rows if exclude is None else exclude
+    studyid = settings.studyid
     quarantine = validation.quarantine_rows(
         raw["patients"], raw["patient_allocations"], raw["response"], cuts, raw["adverse_events"], raw["published_figures"],
         raw["provenance"],
@@ -1009,10 +1030,11 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         "adsl": adam.adsl.derive_adsl(
             validation.clean(raw["patients"], schemas.PATIENTS, quarantine),
             validation.clean(raw["patient_allocations"], schemas.PATIENT_ALLOCATIONS, quarantine),
+            studyid=studyid,
         ),
-        "adrs": adam.adrs.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine)),
-        "adtte": adam.adtte.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))),
-        "adae": adam.adae.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine)),
+        "adrs": adam.adrs.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine), studyid=studyid),
+        "adtte": adam.adtte.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")), studyid=studyid),
+        "adae": adam.adae.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine), studyid=studyid),
     }
     sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}
     failures: dict[str, dict[str, str]] = {}
@@ -1147,17 +1169,13 @@ def pristine(tmp_path_factory) -> Pristine:
     """The shipped study materialized once: the warehouse every Dagster variant starts from."""
     root = tmp_path_factory.mktemp("pristine")
     study, warehouse = fresh_study(root), root / "warehouse" / "lms.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LMS_DATA_DIR", str(study))
-        env.setenv("LMS_DUCKDB_PATH", str(warehouse))
-        env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        assert run_assets(*COHORT).success
+    assert run_assets(*COHORT, paths={"data": study, "warehouse": warehouse, "outputs": root / "outputs"}).success
     return Pristine(root, study, warehouse, table_digests(warehouse))
 
 
 @pytest.fixture
-def workspace(pristine: Pristine, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
-    """A fresh copy of the pristine study and warehouse, with the platform pointed at it."""
+def workspace(pristine: Pristine) -> dict[str, Path]:
+    """A fresh copy of the pristine study and warehouse, as ``platform_env`` paths (plus ``study``)."""
     work = pristine.root / "work"
     shutil.rmtree(work, ignore_errors=True)
     study, warehouse = work / "study", work / "warehouse" / "lms.duckdb"
@@ -1165,10 +1183,7 @@ def workspace(pristine: Pristine, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     warehouse.parent.mkdir(parents=True)
     for source in pristine.warehouse.parent.iterdir():
         shutil.copy2(source, warehouse.parent / source.name)
-    monkeypatch.setenv("LMS_DATA_DIR", str(study))
-    monkeypatch.setenv("LMS_DUCKDB_PATH", str(warehouse))
-    monkeypatch.setenv("LMS_OUTPUT_DIR", str(work / "outputs"))
-    return {"study": study, "warehouse": warehouse}
+    return {"study": study, "data": study, "warehouse": warehouse, "outputs": work / "outputs"}
 
 
 @pytest.fixture(scope="module")
@@ -1181,11 +1196,11 @@ def instance():
 _JOBS = {}
 
 
-def refresh(instance: DagsterInstance, raw_asset: str):
-    """Materialize the damaged file's raw asset and everything after it up to the cohort, as the UI would."""
-    key = (os.environ["LMS_DUCKDB_PATH"], raw_asset)
+def refresh(instance: DagsterInstance, raw_asset: str, paths: dict[str, Path]):
+    """Materialize the damaged file's raw asset and everything after it up to the cohort on ``paths``, as the UI would."""
+    key = (paths["warehouse"], raw_asset)
     if key not in _JOBS:
-        defs = build_defs()
+        defs = defs_for(paths)
         selection = AssetSelection.assets(raw_asset).downstream() & AssetSelection.assets(*COHORT).upstream()
         keys = set(selection.resolve(defs.resolve_asset_graph()))
         _JOBS[key] = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
@@ -1199,7 +1214,7 @@ def test_damaged_study_folder_through_dagster(name: str, pristine: Pristine, wor
     outcome = variant.outcome
     judged = None if isinstance(outcome, Refused) else judge(workspace["study"])
 
-    result = refresh(instance, RAW_ASSET[variant.file])
+    result = refresh(instance, RAW_ASSET[variant.file], workspace)
 
     digests = table_digests(workspace["warehouse"])  # reads every table: none is unreadable or half written
     assert set(digests) == set(pristine.digests), "no published table may appear or disappear"

@@ -16,17 +16,14 @@ from lms_assets.records import schemas
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
-from lms_assets_tests.conftest import REPO, run_assets
-from lms_assets_tests.test_bad_input import failure_message, table_digests
-
-
-def run_cohort():
-    return run_assets("adsl", "adrs", "adtte", "adae")
+from lms_assets.records.study import load_study
+from lms_assets_tests.conftest import REPO
+from lms_assets_tests.test_bad_input import failure_message, run_cohort, table_digests
 
 
 @pytest.fixture
 def loaded(platform_env):
-    assert run_cohort().success
+    assert run_cohort(platform_env).success
     return platform_env, table_digests(platform_env["warehouse"])
 
 
@@ -62,7 +59,7 @@ def test_a_record_file_linked_to_outside_the_folder_fails_the_run_and_keeps_the_
     (env["data"] / "patients.csv").rename(outside)
     (env["data"] / "patients.csv").symlink_to(outside)
 
-    result = run_cohort()
+    result = run_cohort(env)
 
     assert not result.success
     message = failure_message(result)
@@ -111,7 +108,7 @@ def test_an_identifier_column_fails_the_run_and_keeps_the_warehouse(loaded):
     lines = path.read_text().splitlines()
     path.write_text("\n".join([f"{lines[0]},phone", *(f"{line},555-0100" for line in lines[1:])]) + "\n")
 
-    result = run_cohort()
+    result = run_cohort(env)
 
     assert not result.success
     assert "adverse_events.csv: column(s) phone look like direct identifiers" in failure_message(result)
@@ -220,18 +217,19 @@ def test_the_study_settings_are_read_through_the_boundary_check(study_dir: Path,
     (study_dir / "study.toml").unlink()
     (study_dir / "study.toml").symlink_to(outside)
     with pytest.raises(RecordFileError, match=r"^study\.toml: resolves to .*elsewhere\.toml, outside the study folder"):
-        validation.study_settings(study_dir)
+        load_study(study_dir)
 
 
-def test_without_a_settings_file_nothing_quarantined_may_be_excluded(study_dir: Path):
+def test_without_a_study_file_the_folder_is_refused_naming_what_it_must_say(study_dir: Path):
     (study_dir / "study.toml").unlink()
-    assert validation.study_settings(study_dir) == validation.StudySettings(exclude_quarantined_rows=False)
+    with pytest.raises(RecordFileError, match=r"^study\.toml: missing from the study folder; it names the study \(studyid, title, enrolment_start, enrolment_end\)"):
+        load_study(study_dir)
 
 
 def test_a_toml_error_names_the_file_and_line_without_echoing_the_file(study_dir: Path):
     (study_dir / "study.toml").write_text("# fine\nexclude_quarantined_rows = " + "tru" * 1000 + "\n")
     with pytest.raises(RecordFileError) as refused:
-        validation.study_settings(study_dir)
+        load_study(study_dir)
     message = str(refused.value)
     assert message.startswith("study.toml: is not valid TOML (") and "line 2" in message
     assert "trutrutru" not in message and len(message) < 200

@@ -8,7 +8,7 @@ from dagster import AssetSelection, DagsterInstance
 from lms_assets.graphs import render
 from lms_assets.report import page
 from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, markdown_table
-from lms_assets.definitions import build_defs
+from lms_assets_tests.conftest import defs_for
 from lms_assets_tests.dagster_process import instance_home
 
 HUGE = "x" * 50_000_000  # the 50 MB cell of the issue
@@ -44,7 +44,7 @@ def test_a_huge_cell_does_not_flood_the_event_log(platform_env, tmp_path: Path):
     events = platform_env["data"] / "adverse_events.csv"
     events.write_text(events.read_text() + f"1,{'x' * 5_000_000},9,1\n")
     home = instance_home(tmp_path / "home")
-    defs = build_defs()
+    defs = defs_for(platform_env)
     selection = AssetSelection.assets("quarantine").upstream().resolve(defs.resolve_asset_graph())
     with DagsterInstance.from_config(str(home)) as instance:
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(

@@ -13,7 +13,7 @@ from lms_assets.graphs import adverse_events
 from lms_assets.tables import toxicity
 from lms_assets.graphs import waterfall
 from lms_assets.definitions import build_defs
-from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
 
 
@@ -70,7 +70,7 @@ def test_waterfall_samples_a_large_study_and_says_so():
 def _toxicity_table(grade_5: bool) -> pl.DataFrame:
     events = [(1, "Fatigue", 1, 1), (2, "Fatigue", 1, 3), (3, "Rash", 1, 2)] + ([(3, "Sepsis", 1, 5)] if grade_5 else [])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4], "DOSREDFL": ["N"] * 4, "DISCAEFL": ["N"] * 4})
-    return toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events)), adsl)
+    return toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl)
 
 
 def test_ae_chart_rows_follow_table_order_and_drop_an_absent_grade_5():
@@ -112,12 +112,9 @@ def shipped_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("shipped")
     study = root / "study"
     shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LMS_DATA_DIR", str(study))
-        env.setenv("LMS_DUCKDB_PATH", str(root / "warehouse" / "lms.duckdb"))
-        env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        result = build_defs().resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
-        yield {"result": result, "outputs": root / "outputs"}
+    defs = build_defs(study_dir=study, warehouse=root / "warehouse" / "lms.duckdb", outputs=root / "outputs")
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
+    yield {"result": result, "outputs": root / "outputs"}
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from lms_assets import recovery
 from lms_assets.defs.constants import DUCKDB_POOL
-from lms_assets_tests.conftest import REPO, run_assets
+from lms_assets_tests.conftest import REPO, allow_exclusion, run_assets
 from lms_assets_tests.dagster_process import instance_home, venv_bin
 from lms_assets_tests.test_bad_input import failure_message, table_digests
 
@@ -224,7 +224,7 @@ def kill_at(step: str, env: dict[str, str]) -> list[str]:
 def test_runs_killed_mid_write_leave_every_table_complete(platform_env, tmp_path: Path):
     """Old tables from the shipped study; new ones from a changed study; a run killed at several points."""
     data, warehouse = platform_env["data"], platform_env["warehouse"]
-    assert run_assets(*COHORT).success
+    assert run_assets(*COHORT, paths=platform_env).success
     old = table_digests(warehouse)
     old_file = tmp_path / "old.duckdb"
     old_file.write_bytes(warehouse.read_bytes())
@@ -232,9 +232,9 @@ def test_runs_killed_mid_write_leave_every_table_complete(platform_env, tmp_path
     patients = data / "patients.csv"
     patients.write_text(patients.read_text().replace("\n12,60,Male,", "\n12,160,Male,"))
     # The bad row must flow through as an exclusion, so that every cohort table has a new complete version.
-    (data / "study.toml").write_text("exclude_quarantined_rows = true\n")
+    allow_exclusion(data)
     warehouse.unlink()
-    assert run_assets(*COHORT).success
+    assert run_assets(*COHORT, paths=platform_env).success
     new = table_digests(warehouse)
     changed = {name for name in old if old[name] != new[name]}
     assert {"raw_patients", "quarantine", "adsl", "adrs", "adtte", "adae"} <= changed
@@ -252,7 +252,7 @@ def test_runs_killed_mid_write_leave_every_table_complete(platform_env, tmp_path
             assert after[name] == new[name], f"{name} was written before the kill at {step}"
 
     # The next run, on the warehouse the last crash left, completes it.
-    assert run_assets(*COHORT).success
+    assert run_assets(*COHORT, paths=platform_env).success
     assert table_digests(warehouse) == new
 
 
@@ -349,11 +349,11 @@ ANALYST = textwrap.dedent(
 
 def test_a_warehouse_an_analyst_holds_open_fails_the_step_fast_naming_the_holder(platform_env):
     warehouse = platform_env["warehouse"]
-    assert run_assets("raw_patients").success
+    assert run_assets("raw_patients", paths=platform_env).success
     analyst = subprocess.Popen([sys.executable, "-c", ANALYST, str(warehouse)], stdout=subprocess.PIPE, text=True)
     try:
         assert analyst.stdout.readline().strip() == "open"
-        result = run_assets("raw_patients")
+        result = run_assets("raw_patients", paths=platform_env)
     finally:
         analyst.kill()
         analyst.wait(timeout=30)

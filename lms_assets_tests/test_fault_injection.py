@@ -28,7 +28,7 @@ from lms_assets.tables import toxicity
 from lms_assets.records import validation
 from lms_assets.defs.audit import consistency as audit_defs
 from lms_assets.defs.audit.published import FIGURE_SOURCES, check_result, published_figures_table
-from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines
 
 
@@ -65,10 +65,11 @@ def records() -> dict[str, pl.DataFrame]:
 
 def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Cohort and summaries by the derivations the assets call (looked up at call time, so a monkeypatch applies)."""
-    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"])
-    adrs = adam.adrs.derive_adrs(records["response"])
-    adtte = adam.adtte.derive_adtte(records["followup"])
-    adae = adam.adae.derive_adae(records["adverse_events"])
+    studyid = SHIPPED_STUDY.studyid
+    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"], studyid=studyid)
+    adrs = adam.adrs.derive_adrs(records["response"], studyid=studyid)
+    adtte = adam.adtte.derive_adtte(records["followup"], studyid=studyid)
+    adae = adam.adae.derive_adae(records["adverse_events"], studyid=studyid)
     curves = survival.km_curves(adtte)
     return {
         "adsl": adsl,
@@ -90,7 +91,7 @@ def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, tuple[str, str
     tables = summary_tables(records)
     published = records["published_figures"]
     cut = published["published_cut"].max()
-    feasibility = audit_defs._feasibility(tables["adtte"], cut)
+    feasibility = audit_defs._feasibility(tables["adtte"], cut, SHIPPED_STUDY)
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
     by_id = {r["figure_id"]: r for r in paper.iter_rows(named=True)}
     figures = {owner: fn(tables[owner], cut) for owner, fn in FIGURE_SOURCES.items()}
@@ -233,7 +234,7 @@ def ae_percent_of_records_not_patients(mp, records):
 
 def os_censoring_flag_inverted(mp, records):
     # ADTTE's CNSR for OS taken as the event flag: deaths become censorings and the living become deaths.
-    _wrap(mp, adam.adtte, "derive_adtte", lambda original: lambda followup: original(followup).with_columns(
+    _wrap(mp, adam.adtte, "derive_adtte", lambda original: lambda followup, **ids: original(followup, **ids).with_columns(
         CNSR=pl.when(pl.col("PARAMCD") == "OS").then(1 - pl.col("CNSR")).otherwise(pl.col("CNSR"))
     ))
 
@@ -388,7 +389,7 @@ def _error_checks(result) -> set[str]:
 
 def test_orr_fault_fails_the_dagster_checks_of_response_summary(platform_env, monkeypatch):
     orr_counts_stable_disease(monkeypatch, {})
-    result = run_assets("response_summary")
+    result = run_assets("response_summary", paths=platform_env)
     caught = _error_checks(result)
     assert {"T2_orr_n", "T2_orr_pct", "ABS_orr_pct"} <= caught, sorted(caught)
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "T2_orr_n")
@@ -403,7 +404,7 @@ def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_e
     path = platform_env["data"] / "patients.csv"
     patients = pl.read_csv(path)
     patients.with_columns(age=pl.when(pl.col("age") == pl.col("age").max()).then(56).otherwise(pl.col("age"))).write_csv(path)
-    result = run_assets("baseline_characteristics")
+    result = run_assets("baseline_characteristics", paths=platform_env)
     caught = _error_checks(result)
     assert {"T1_age_max", "RPC_age_max"} <= caught, sorted(caught)
 

@@ -3,13 +3,12 @@
 import duckdb
 import polars as pl
 import pytest
-from lms_assets.definitions import build_defs
 from lms_assets.defs.resources import WarehouseIOManager
-from lms_assets_tests.conftest import run_assets
+from lms_assets_tests.conftest import defs_for, run_assets
 
 
-def _materialize_cohort(*names):
-    return run_assets(*(names or ("adsl", "adrs", "adtte", "adae")))
+def _materialize_cohort(paths, *names):
+    return run_assets(*(names or ("adsl", "adrs", "adtte", "adae")), paths=paths)
 
 
 def _table(warehouse, name: str) -> pl.DataFrame:
@@ -18,7 +17,7 @@ def _table(warehouse, name: str) -> pl.DataFrame:
 
 
 def test_definitions_load(platform_env):
-    defs = build_defs()
+    defs = defs_for(platform_env)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw_patients", "raw_followup", "quarantine", "adsl", "adrs", "adtte", "adae"} <= keys
     for spec in defs.resolve_asset_graph().asset_nodes:
@@ -26,7 +25,7 @@ def test_definitions_load(platform_env):
 
 
 def test_cohort_from_shipped_study(platform_env):
-    result = _materialize_cohort()
+    result = _materialize_cohort(platform_env)
     assert result.success
     warehouse = platform_env["warehouse"]
     adsl = _table(warehouse, "adsl")
@@ -53,7 +52,7 @@ def test_cohort_from_shipped_study(platform_env):
 
 
 def test_raw_assets_record_content_hash(platform_env):
-    result = _materialize_cohort("raw_patients")
+    result = _materialize_cohort(platform_env, "raw_patients")
     materialization = result.asset_materializations_for_node("raw_patients")[0]
     digest = materialization.metadata["content_hash"].value
     import hashlib
@@ -64,14 +63,14 @@ def test_raw_assets_record_content_hash(platform_env):
 
 def test_warehouse_round_trip_through_duckdb_polars_loader(platform_env):
     """dagster-duckdb-polars loads inputs with DuckDB's .arrow(); duckdb 2.0 removed it, so this breaks first."""
-    result = _materialize_cohort("adrs")
+    result = _materialize_cohort(platform_env, "adrs")
     assert result.success, "a downstream asset failed to load its input from DuckDB"
     assert int(duckdb.__version__.split(".")[0]) < 2, "dagster-duckdb-polars 0.29 cannot load from duckdb 2.x"
 
 
 def test_a_check_reads_only_the_columns_of_its_own_asset_it_names(platform_env):
     """``WarehouseTables.read_columns`` (for checks on a six-million-row ADTTE) gives those columns, stored values unchanged."""
-    _materialize_cohort("adtte")
+    _materialize_cohort(platform_env, "adtte")
     tables = WarehouseIOManager(database=str(platform_env["warehouse"]), schema="main").create_io_manager(None)
     narrow = tables.read_columns("adtte", ["SUBJID", "DATACUT", "AVAL"])
     assert narrow.columns == ["SUBJID", "DATACUT", "AVAL"]

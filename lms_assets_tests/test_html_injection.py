@@ -23,7 +23,7 @@ from lms_assets.records import schemas
 from lms_assets.tables import toxicity
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
-from lms_assets_tests.conftest import run_assets
+from lms_assets_tests.conftest import SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_toxicity import raw_adverse_events
 from lms_assets_tests.test_ui_e2e import chromium
 
@@ -80,7 +80,7 @@ def payload_ae_chart() -> alt.TopLevelMixin:
     """
     events = [(i + 1, term, 1, 1 + i % 4) for i, term in enumerate(CHART_PAYLOADS)]
     adsl = pl.DataFrame({"SUBJID": list(range(1, len(events) + 1)), "DOSREDFL": ["N"] * len(events), "DISCAEFL": ["N"] * len(events)})
-    rows, terms = adverse_events.ae_chart_data(toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events)), adsl), max_terms=len(CHART_PAYLOADS))
+    rows, terms = adverse_events.ae_chart_data(toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl), max_terms=len(CHART_PAYLOADS))
     return adverse_events.adverse_event_chart(rows, terms)
 
 
@@ -124,7 +124,7 @@ def _with_payload_terms(adverse_events: Path) -> list[tuple[int, str]]:
 
 def test_an_ae_term_outside_the_declared_vocabulary_is_quarantined_with_the_list(platform_env):
     added = _with_payload_terms(platform_env["data"] / "adverse_events.csv")
-    result = run_assets("quarantine")
+    result = run_assets("quarantine", paths=platform_env)
     assert result.success
     quarantine = result.output_for_node("quarantine")
     problems = quarantine.filter((pl.col("file") == "adverse_events.csv") & (pl.col("column") == "term"))
@@ -149,7 +149,7 @@ def _with_payload_provenance(provenance: Path) -> None:
 def test_every_written_page_shows_data_borne_payloads_as_text(platform_env):
     """The whole graph on a study whose free text carries payloads; every chart and the report opened in Chromium."""
     _with_payload_provenance(platform_env["data"] / "provenance.csv")
-    assert run_assets("study_report").success
+    assert run_assets("study_report", paths=platform_env).success
     outputs = platform_env["outputs"]
     charts = sorted((outputs / "charts").glob("*.html"))
     assert {p.stem for p in charts} == {a.key.path[-1] for a in CHART_ASSETS}

@@ -155,15 +155,11 @@ def verified(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     study = _build_study(request.param, root / "study")
     warehouse = root / "warehouse" / "lms.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LMS_DATA_DIR", str(study))
-        env.setenv("LMS_DUCKDB_PATH", str(warehouse))
-        env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        # The whole definitions, so the summaries come with their published-figure checks, as in the UI.
-        defs = build_defs()
-        selection = AssetSelection.assets("independent_verification").upstream().resolve(defs.resolve_asset_graph())
-        job = defs.resolve_implicit_global_asset_job_def()
-        result = job.execute_in_process(asset_selection=list(selection), raise_on_error=False)
+    # The whole definitions, so the summaries come with their published-figure checks, as in the UI.
+    defs = build_defs(study_dir=study, warehouse=warehouse, outputs=root / "outputs")
+    selection = AssetSelection.assets("independent_verification").upstream().resolve(defs.resolve_asset_graph())
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(asset_selection=list(selection), raise_on_error=False)
     assert result.success, f"{request.param}: materialization failed"
     return {"name": request.param, "study": study, "tables": _warehouse_tables(warehouse)}
 

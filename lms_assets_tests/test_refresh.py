@@ -12,14 +12,15 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
+from lms_assets.defs.resources import StudyFolder
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
 SHIPPED_CUT = "2021-03-31.csv"
 
 
-def evaluate(cursor):
-    context = build_sensor_context(instance=DagsterInstance.ephemeral(), cursor=cursor)
+def evaluate(cursor, study_dir):
+    context = build_sensor_context(instance=DagsterInstance.ephemeral(), cursor=cursor, resources={"study_folder": StudyFolder(path=str(study_dir))})
     return new_followup_sensor(context), context.cursor
 
 
@@ -37,21 +38,21 @@ def later_cut(study_dir, name="2022-03-31.csv", deaths=(1, 5), extra_months=12.0
 
 
 def test_sensor_requests_a_run_for_new_file_once_and_again_for_corrected_content(platform_env):
-    first, cursor = evaluate(None)
+    first, cursor = evaluate(None, platform_env["data"])
     assert isinstance(first, RunRequest)
     assert json.loads(cursor) == {SHIPPED_CUT: json.loads(cursor)[SHIPPED_CUT]}
 
-    same, cursor_again = evaluate(cursor)
+    same, cursor_again = evaluate(cursor, platform_env["data"])
     assert isinstance(same, SkipReason)
 
     later_cut(platform_env["data"])
-    new_file, cursor = evaluate(cursor)
+    new_file, cursor = evaluate(cursor, platform_env["data"])
     assert isinstance(new_file, RunRequest)
     assert new_file.tags["lms/changed_files"] == "2022-03-31.csv"
 
     corrected = platform_env["data"] / "followup" / "2022-03-31.csv"
     corrected.write_text(corrected.read_text().replace("\n3,12.4,1,28.0,1", "\n3,12.4,1,28.1,1"))
-    changed, _ = evaluate(cursor)
+    changed, _ = evaluate(cursor, platform_env["data"])
     assert isinstance(changed, RunRequest)
     assert changed.run_key != new_file.run_key
 
@@ -61,12 +62,12 @@ def test_sensor_and_schedule_run_by_default():
     assert weekly_full_refresh.default_status.value == "RUNNING"
 
 
-def _run_followup():
-    return run_assets("adtte")
+def _run_followup(paths):
+    return run_assets("adtte", paths=paths)
 
 
 def test_regressive_cut_is_rejected_with_patient_cuts_and_values_and_adtte_keeps_the_last_good_cut(platform_env):
-    assert _run_followup().success
+    assert _run_followup(platform_env).success
     before = table_digests(platform_env["warehouse"])["adtte"]
     cut = pl.read_csv(platform_env["data"] / "followup" / SHIPPED_CUT)
     regressive = cut.with_columns(
@@ -75,7 +76,7 @@ def test_regressive_cut_is_rejected_with_patient_cuts_and_values_and_adtte_keeps
         pl.when(pl.col("patient_id") == 1).then(20.0).otherwise(pl.col("os_months")).alias("os_months"),
     )
     regressive.write_csv(platform_env["data"] / "followup" / "2022-03-31.csv")
-    result = _run_followup()
+    result = _run_followup(platform_env)
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_consistent")
     assert not check.passed
     assert check.metadata["violations"].value == 2
@@ -89,14 +90,14 @@ def test_regressive_cut_is_rejected_with_patient_cuts_and_values_and_adtte_keeps
 
 def test_consistent_later_cut_passes(platform_env):
     later_cut(platform_env["data"])
-    result = _run_followup()
+    result = _run_followup(platform_env)
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_consistent")
     assert check.passed
 
 
 def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_published_cut(platform_env):
     later_cut(platform_env["data"], deaths=(1, 5), extra_months=12.0)
-    result = run_assets("followup_history_chart")
+    result = run_assets("followup_history_chart", paths=platform_env)
     assert result.success
     import duckdb
 
@@ -122,20 +123,20 @@ def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_publis
 
 def test_a_cut_saved_with_an_upper_case_extension_is_seen_by_the_sensor_and_read_by_the_ingest(platform_env):
     """`.CSV` is what some spreadsheet programs write; the ingest has always read it, so the sensor must see it."""
-    _, cursor = evaluate(None)
+    _, cursor = evaluate(None, platform_env["data"])
     later_cut(platform_env["data"], name="2021-06-30.CSV")
 
-    request, _ = evaluate(cursor)
+    request, _ = evaluate(cursor, platform_env["data"])
 
     assert isinstance(request, RunRequest) and request.tags["lms/changed_files"] == "2021-06-30.CSV"
     assert [p.name for p in validation.followup_files(platform_env["data"])] == [SHIPPED_CUT, "2021-06-30.CSV"]
 
 
 def test_a_file_the_ingest_refuses_still_launches_a_run_that_says_why(platform_env):
-    _, cursor = evaluate(None)
+    _, cursor = evaluate(None, platform_env["data"])
     (platform_env["data"] / "followup" / "notes.txt").write_text("ask the site about patient 4")
 
-    request, _ = evaluate(cursor)
+    request, _ = evaluate(cursor, platform_env["data"])
 
     assert isinstance(request, RunRequest) and request.tags["lms/changed_files"] == "notes.txt"
     with pytest.raises(RecordFileError, match="followup/notes.txt: follow-up files must be named by their ISO cut date"):
@@ -146,7 +147,7 @@ def test_the_sensor_never_reads_a_cut_linked_outside_the_study_folder(platform_e
     outside = tmp_path / "elsewhere.csv"
     outside.write_text("secret")
     (platform_env["data"] / "followup" / "2022-03-31.csv").symlink_to(outside)
-    state = followup_state()
+    state = followup_state(platform_env["data"])
     assert state["2022-03-31.csv"] == "outside the study folder"
     assert set(state) == {p.name for p in validation.followup_candidates(platform_env["data"])}
 
@@ -186,7 +187,7 @@ def test_a_cut_dated_after_its_file_was_last_written_is_refused(study_dir):
 
 def test_a_byte_identical_copy_of_a_cut_warns_naming_both_files(platform_env):
     (platform_env["data"] / "followup" / "2021-06-30.csv").write_bytes((platform_env["data"] / "followup" / SHIPPED_CUT).read_bytes())
-    result = run_assets("raw_followup")
+    result = run_assets("raw_followup", paths=platform_env)
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_distinct")
     assert not check.passed and check.severity.value == "WARN"
     assert check.description == "followup/2021-06-30.csv is byte-identical to followup/2021-03-31.csv"
@@ -200,11 +201,11 @@ def test_identical_cuts_pairs_each_copy_with_the_first_file_of_that_content():
 def test_a_published_cut_whose_file_is_removed_holds_adtte_back(platform_env):
     """Removing the latest file (or renaming it to an earlier date) would take the analysis back a cut unnoticed."""
     later_cut(platform_env["data"])
-    assert _run_followup().success
+    assert _run_followup(platform_env).success
     before = table_digests(platform_env["warehouse"])["adtte"]
     (platform_env["data"] / "followup" / "2022-03-31.csv").rename(platform_env["data"] / "followup" / "2021-12-31.csv")
 
-    result = _run_followup()
+    result = _run_followup(platform_env)
 
     assert failure_first_lines(result)["adtte"].startswith(
         "adtte not published: followup_cuts_consistent: 1 violation(s): data cut 2022-03-31 is published but no file in "

@@ -16,6 +16,7 @@ from lms_assets.tables.printed import format_value as fig_format
 from lms_assets.definitions import build_defs
 from lms_assets.defs import report as report_defs
 from lms_assets.defs.report import CHART_ASSETS, CHART_NAMES, REPORT_FILE
+from lms_assets_tests.conftest import defs_for
 
 REGISTRY_SCHEMA = {"figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64, "decimals": pl.Int64}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -251,8 +252,8 @@ def test_every_blocking_check_guards_an_asset_upstream_of_the_report():
     assert guarded <= upstream, sorted(k.to_user_string() for k in guarded - upstream)
 
 
-def _run_everything():
-    job = build_defs().resolve_implicit_global_asset_job_def()
+def _run_everything(paths):
+    job = defs_for(paths).resolve_implicit_global_asset_job_def()
     return job.execute_in_process(raise_on_error=False)
 
 
@@ -261,7 +262,7 @@ def _materialized(result) -> set[str]:
 
 
 def test_real_study_report_is_written_where_its_metadata_links(platform_env):
-    result = _run_everything()
+    result = _run_everything(platform_env)
     failed_errors = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
                      if not e.passed and e.severity == AssetCheckSeverity.ERROR]
     # The paper's own contradictions fail as WARN; an ERROR would be a regression and rightly stop the report.
@@ -305,7 +306,7 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     # Built from its inputs: rebuilt alone, on a fresh instance whose event log has never seen a chart or a raw file.
     assert not re.search(r"\.instance\b|get_latest_materialization|event_log", inspect.getsource(report_defs))
     written.unlink()
-    alone = build_defs().resolve_implicit_global_asset_job_def().execute_in_process(
+    alone = defs_for(platform_env).resolve_implicit_global_asset_job_def().execute_in_process(
         asset_selection=[AssetKey("study_report")], instance=DagsterInstance.ephemeral()
     )
     assert alone.success and _materialized(alone) == {"study_report"}
@@ -320,7 +321,7 @@ def test_failed_error_check_upstream_stops_the_report(platform_env):
     cut.with_columns(pl.when(pl.col("patient_id") == 3).then(0).otherwise(pl.col("died")).alias("died")).write_csv(
         platform_env["data"] / "followup" / "2022-03-31.csv"
     )
-    result = _run_everything()
+    result = _run_everything(platform_env)
 
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_consistent")
     assert not check.passed and check.severity == AssetCheckSeverity.ERROR

@@ -32,7 +32,7 @@ def sha256(path: Path) -> str:
 @pytest.fixture
 def graph(platform_env):
     """The cohort part of the graph, run against one persistent instance as the UI's would be."""
-    defs = build_defs()
+    defs = build_defs(study_dir=platform_env["data"], warehouse=platform_env["warehouse"], outputs=platform_env["outputs"])
     asset_graph = defs.resolve_asset_graph()
     cohort = sorted(AssetSelection.assets("adsl", "adrs", "adtte", "adae").upstream().resolve(asset_graph))
     job = defs.resolve_implicit_global_asset_job_def()
@@ -135,15 +135,11 @@ def two_full_runs(tmp_path_factory):
     study = root / "study"
     shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
     digests = []
-    with pytest.MonkeyPatch.context() as patch:
-        warehouse = root / "warehouse" / "lms.duckdb"
-        patch.setenv("LMS_DATA_DIR", str(study))
-        patch.setenv("LMS_DUCKDB_PATH", str(warehouse))
-        patch.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        for _ in range(2):
-            job = build_defs().resolve_implicit_global_asset_job_def()
-            assert job.execute_in_process(raise_on_error=False).success
-            digests.append(column_values(warehouse))
+    warehouse = root / "warehouse" / "lms.duckdb"
+    for _ in range(2):
+        job = build_defs(study_dir=study, warehouse=warehouse, outputs=root / "outputs").resolve_implicit_global_asset_job_def()
+        assert job.execute_in_process(raise_on_error=False).success
+        digests.append(column_values(warehouse))
     return digests
 
 

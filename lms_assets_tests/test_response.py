@@ -139,7 +139,7 @@ def test_a_wrong_printed_value_fails_its_check(platform_env):
     assert "T2.response.PR.n,Table 2,response.PR.n,3,3," in text
     registry.write_text(text.replace("T2.response.PR.n,Table 2,response.PR.n,3,3,", "T2.response.PR.n,Table 2,response.PR.n,4,4,"))
     # The published-figure checks read the registry and the audit's paper_consistency as well as the table.
-    result = run_assets("response_summary", "published_figures", "paper_consistency")
+    result = run_assets("response_summary", "published_figures", "paper_consistency", paths=platform_env)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary"}
     wrong = evaluations["T2_response_PR_n"]
     # Not a reviewed discrepancy: a blocking ERROR that says what the table shows against what is printed.

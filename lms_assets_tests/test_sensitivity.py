@@ -10,7 +10,7 @@ import pytest
 from lms_assets.report import page
 from lms_assets.tables import survival
 from lms_assets.audit import sensitivity as sens
-from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
 
@@ -132,11 +132,9 @@ def toy_study() -> sens.Study:
 @pytest.fixture(scope="module")
 def shipped():
     """The shipped study's arrays and its sensitivity table (computed once: a few seconds)."""
-    from lms_assets.defs.audit.consistency import ENROLMENT_START
-
     adsl, adtte, registry, provenance = sens.read_study(SHIPPED_DATA)
     cut = registry["data_cut"].drop_nulls().max()
-    study = sens.study_from_tables(adsl, adtte.filter(pl.col("DATACUT") == cut), registry, sens.os_window(cut, ENROLMENT_START))
+    study = sens.study_from_tables(adsl, adtte.filter(pl.col("DATACUT") == cut), registry, sens.os_window(cut, SHIPPED_STUDY))
     return study, registry, sens.reconstruction_sensitivity(study, provenance)
 
 
@@ -320,7 +318,7 @@ def test_asset_materializes_and_states_its_coverage(platform_env):
 
     from lms_assets_tests.conftest import run_assets
 
-    result = run_assets("reconstruction_sensitivity")
+    result = run_assets("reconstruction_sensitivity", paths=platform_env)
     assert result.success
     metadata = result.asset_materializations_for_node("reconstruction_sensitivity")[0].metadata
     assert metadata["os_placements"].value == 24_570
@@ -348,6 +346,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from lms_assets.records import schemas, validation
     from lms_assets.defs.audit.published import published_figures_table
     from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
+    from lms_assets.defs.resources import StudyFolder
 
     adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
     registry, known = (
@@ -355,7 +354,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = published_figures_table(registry, known)
-    output = reconstruction_sensitivity(build_asset_context(), no_registry, pl.DataFrame(), adsl, adtte)
+    output = reconstruction_sensitivity(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value
 

@@ -19,6 +19,7 @@ from lms_assets.records import schemas
 from lms_assets.tables import survival
 from lms_assets.records import validation
 from lms_assets.tables.survival import Z_95, km_table, spss_median_ci
+from lms_assets_tests.conftest import SHIPPED_STUDY
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
 CUT = dt.date(2021, 3, 31)
@@ -39,7 +40,7 @@ def _shipped_adtte() -> pl.DataFrame:
         data_cut=pl.lit("2021-03-31"), content_hash=pl.lit("test")
     )
     clean = validation.clean(raw, schemas.FOLLOWUP, validation.problems(raw, schemas.FOLLOWUP), keep=("data_cut", "content_hash"))
-    return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()))
+    return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()), studyid=SHIPPED_STUDY.studyid)
 
 
 def _adtte(time, event, endpoint="OS", cut=CUT) -> pl.DataFrame:
@@ -338,6 +339,7 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     adsl = derive_adsl(
         validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
         validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
+        studyid=SHIPPED_STUDY.studyid,
     )
     table = survival.subgroup_comparisons(_shipped_adtte(), adsl)
     assert table.height == 2 * len(survival.SUBGROUPS)  # each factor, for PFS and OS

@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 from dagster import AssetSelection
 
-from lms_assets.definitions import build_defs
+from lms_assets_tests.conftest import defs_for
 
 SURVIVAL_ASSETS = (
     "survival_curves",
@@ -21,9 +21,9 @@ SURVIVAL_ASSETS = (
 )
 
 
-def _materialize_survival():
-    """The survival assets with everything upstream of them and of their checks (the registry, the paper audit)."""
-    defs = build_defs()
+def _materialize_survival(paths):
+    """The survival assets with everything upstream of them and of their checks (the registry, the paper audit), on ``paths``."""
+    defs = defs_for(paths)
     keys = AssetSelection.assets(*SURVIVAL_ASSETS, "adrs", "paper_consistency").upstream().resolve(defs.resolve_asset_graph())
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=list(keys), raise_on_error=False)
 
@@ -50,7 +50,7 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
         died=pl.when(pl.col("patient_id") == 1).then(1).otherwise(pl.col("died")),
     )
     later.write_csv(platform_env["data"] / "followup" / "2021-09-30.csv")
-    result = _materialize_survival()
+    result = _materialize_survival(platform_env)
     materialized = _materialized(result)
     assert set(SURVIVAL_ASSETS) <= set(materialized), f"not materialized: {set(SURVIVAL_ASSETS) - set(materialized)}"
     warehouse = platform_env["warehouse"]

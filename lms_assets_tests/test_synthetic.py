@@ -160,7 +160,7 @@ def test_blank_lines_are_skipped_and_keep_spreadsheet_line_numbers(tmp_path, fir
     assert raw.select("patient_id", "_row").rows() == [("1", 2), ("2", 5)]
 
 
-def test_full_graph_on_a_synthetic_study(tmp_path, monkeypatch):
+def test_full_graph_on_a_synthetic_study(tmp_path):
     """Every asset materializes on 3 000 synthetic patients; nothing is quarantined; the paper's checks say there is nothing to compare."""
     from lms_assets.definitions import build_defs
     from lms_assets.defs.audit.published import FIGURE_SOURCES
@@ -168,10 +168,7 @@ def test_full_graph_on_a_synthetic_study(tmp_path, monkeypatch):
     folder = tmp_path / "study"
     synthetic.write(synthetic.generate(3000, seed=2, cuts=2), folder)
     warehouse = tmp_path / "warehouse" / "lms.duckdb"
-    monkeypatch.setenv("LMS_DATA_DIR", str(folder))
-    monkeypatch.setenv("LMS_DUCKDB_PATH", str(warehouse))
-    monkeypatch.setenv("LMS_OUTPUT_DIR", str(tmp_path / "outputs"))
-    defs = build_defs()
+    defs = build_defs(study_dir=folder, warehouse=warehouse, outputs=tmp_path / "outputs")
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
     failed = [e.step_key for e in result.all_events if e.is_step_failure]
     assert result.success, f"steps failed: {failed}"

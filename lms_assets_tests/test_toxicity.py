@@ -5,7 +5,7 @@ import polars as pl
 from lms_assets.adam.adae import derive_adae, derive_aoccpifl
 from lms_assets.records import schemas, validation
 from lms_assets.tables import toxicity
-from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 
 def raw_adverse_events(*events: tuple[int, str, int, int]) -> pl.DataFrame:
@@ -28,7 +28,7 @@ def raw_adverse_events(*events: tuple[int, str, int, int]) -> pl.DataFrame:
 
 def _adae(*events: tuple[int, str, int, int]) -> pl.DataFrame:
     """ADAE from raw (patient, term, episode, grade) records, through the cohort's own derivation."""
-    return derive_adae(raw_adverse_events(*events))
+    return derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid)
 
 
 def _adsl(patients: int, reduced: set[int] = frozenset(), discontinued: set[int] = frozenset()) -> pl.DataFrame:
@@ -170,7 +170,7 @@ def _shipped_records() -> pl.DataFrame:
 
 def test_shipped_adae_has_a_row_per_valid_record_and_one_flag_per_patient_and_term():
     records = _shipped_records()
-    adae = derive_adae(records)
+    adae = derive_adae(records, studyid=SHIPPED_STUDY.studyid)
     assert adae.height == records.height == len((SHIPPED_DATA / "adverse_events.csv").read_text().splitlines()) - 1
     assert set(adae.select("SRCFILE", "SRCROW").rows()) == set(records.select("_file", "_row").rows())
     worst = adae.group_by("SUBJID", "AEDECOD").agg(pl.col("ATOXGR").max().alias("worst"), pl.col("AOCCPIFL").eq("Y").sum().alias("flags"))
@@ -192,7 +192,7 @@ def test_shipped_table_4_from_the_flags_is_the_worst_grade_table():
     """Table 4 counted from ADAE's flags equals each patient's worst grade taken straight from the records, as the paper prints it."""
     records = _shipped_records()
     adsl = _adsl(19)
-    table = toxicity.adverse_event_summary(derive_adae(records), adsl)
+    table = toxicity.adverse_event_summary(derive_adae(records, studyid=SHIPPED_STUDY.studyid), adsl)
 
     def counts(worst: pl.DataFrame) -> dict[str, int]:
         groups = worst.with_columns(toxicity_group=pl.when(pl.col("worst") <= 2).then(pl.lit("g12")).when(pl.col("worst") <= 4).then(pl.lit("g34")).otherwise(pl.lit("g5")))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pytest
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -21,7 +20,7 @@ from dagster import (
 
 from lms_assets import synthetic
 from lms_assets.tables import response
-from lms_assets.records import validation
+from lms_assets.records.study import load_study
 from lms_assets.defs import gate
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
@@ -107,18 +106,18 @@ def _table(warehouse: Path, name: str) -> pl.DataFrame:
         return con.sql(f"select * from {name}").pl()
 
 
-def _run(instance: DagsterInstance, selection: AssetSelection):
-    """Materialize ``selection`` on ``instance``, as a CLI run with ``--select`` on the same DAGSTER_HOME would."""
-    from lms_assets.definitions import build_defs
+def _run(instance: DagsterInstance, selection: AssetSelection, paths: dict[str, Path]):
+    """Materialize ``selection`` on ``instance`` and ``paths``, as a CLI run with ``--select`` on the same DAGSTER_HOME would."""
+    from lms_assets_tests.conftest import defs_for
 
-    defs = build_defs()
+    defs = defs_for(paths)
     keys = list(selection.resolve(defs.resolve_asset_graph()))
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
 
 
 def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(platform_env):
     with DagsterInstance.ephemeral() as instance:
-        assert _run(instance, AssetSelection.all()).success
+        assert _run(instance, AssetSelection.all(), platform_env).success
         good = table_digests(platform_env["warehouse"])["adtte"]
         cut = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
         # Patient 3's death is undone in a later export: OS would show 11 deaths instead of 12.
@@ -126,7 +125,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
             platform_env["data"] / "followup" / "2022-03-31.csv"
         )
 
-        blocked = _run(instance, AssetSelection.assets("adtte").upstream())
+        blocked = _run(instance, AssetSelection.assets("adtte").upstream(), platform_env)
 
         assert not blocked.success
         assert failure_first_lines(blocked)["adtte"].startswith(
@@ -138,7 +137,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
         assert sorted(staged["DATACUT"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
 
         # `dagster asset materialize --select 'survival_curves*'`: it reads main.adtte, the last good cut.
-        partial = _run(instance, AssetSelection.assets("survival_curves").downstream())
+        partial = _run(instance, AssetSelection.assets("survival_curves").downstream(), platform_env)
 
     assert partial.success
     assert "survival_curves" in {e.asset_key.to_user_string() for e in partial.get_asset_materialization_events()}
@@ -175,7 +174,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_figure():
 
 def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platform_env, monkeypatch):
     with DagsterInstance.ephemeral() as instance:
-        assert _run(instance, AssetSelection.assets("study_report").upstream()).success
+        assert _run(instance, AssetSelection.assets("study_report").upstream(), platform_env).success
         good = table_digests(platform_env["warehouse"])
         good_table = _table(platform_env["warehouse"], "response_summary")
         report = (platform_env["outputs"] / "report" / "study_report.html").read_bytes()
@@ -185,7 +184,7 @@ def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platf
             pct=100.0 * pl.col("n") / (pl.col("denominator") + 2)
         ))
 
-        blocked = _run(instance, AssetSelection.assets("response_summary").downstream())
+        blocked = _run(instance, AssetSelection.assets("response_summary").downstream(), platform_env)
 
     assert not blocked.success
     first_lines = failure_first_lines(blocked)
@@ -230,11 +229,11 @@ SUMMARIES = (
 
 
 def test_the_shipped_study_stops_on_quarantine_and_a_synthetic_one_may_exclude():
-    assert validation.study_settings(SHIPPED_DATA).exclude_quarantined_rows is False
-    assert "exclude_quarantined_rows = true" in synthetic.SETTINGS
+    assert load_study(SHIPPED_DATA).exclude_quarantined_rows is False
+    assert "exclude_quarantined_rows = true" in synthetic.study_toml(60, seed=5)
 
 
-def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_excluded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_excluded(tmp_path: Path):
     study = tmp_path / "study"
     synthetic.write(synthetic.generate(60, seed=5, cuts=2), study)
     patients = study / "patients.csv"
@@ -242,11 +241,7 @@ def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_exclud
     lines[3] = "3,old," + lines[3].split(",", 2)[2]  # patient 3's age is not a number
     lines[7] = lines[7].replace(",Female,", ",female,").replace(",Male,", ",male,")  # nor is patient 7's sex a category
     patients.write_text("\n".join(lines) + "\n")
-    monkeypatch.setenv("LMS_DATA_DIR", str(study))
-    monkeypatch.setenv("LMS_DUCKDB_PATH", str(tmp_path / "w" / "lms.duckdb"))
-    monkeypatch.setenv("LMS_OUTPUT_DIR", str(tmp_path / "out"))
-
-    result = run_assets(*SUMMARIES)
+    result = run_assets(*SUMMARIES, paths={"data": study, "warehouse": tmp_path / "w" / "lms.duckdb", "outputs": tmp_path / "out"})
 
     assert result.success
     excluded = {

@@ -37,10 +37,10 @@ def extreme_flag(adae: pl.DataFrame, new_var: str, by: list[str], order: list[st
     return flagged.sort(_POSITION).drop(_POSITION)
 
 
-def derive_events(adverse_events: pl.DataFrame) -> pl.DataFrame:
+def derive_events(adverse_events: pl.DataFrame, studyid: str) -> pl.DataFrame:
     """STUDYID, USUBJID, SUBJID; AEDECOD = term; AEEPINUM = episode; SRCFILE/SRCROW = the raw file and line: one row per record."""
     return adverse_events.select(
-        *subject_ids(),
+        *subject_ids(studyid),
         pl.col("term").alias("AEDECOD"),
         pl.col("episode").alias(EPISODE),
         pl.col("ctcae_grade"),
@@ -80,10 +80,10 @@ def derive_aoccpifl(adae: pl.DataFrame) -> pl.DataFrame:
     return extreme_flag(adae, "AOCCPIFL", ["USUBJID", "AEDECOD"], ["ATOXGR", EPISODE], [True, False])
 
 
-def derive_adae(adverse_events: pl.DataFrame) -> pl.DataFrame:
+def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADAE: one row per adverse event (patient, term, episode) with its grade, TRTEMFL and the worst-grade flags AOCCIFL and AOCCPIFL."""
     return (
-        derive_events(adverse_events)
+        derive_events(adverse_events, studyid)
         .pipe(derive_aeseq)
         .pipe(derive_atoxgr)
         .pipe(derive_atoxgrgp)

@@ -7,10 +7,10 @@ import polars as pl
 from lms_assets.adam.common import subject_ids
 
 
-def derive_adrs(response: pl.DataFrame) -> pl.DataFrame:
+def derive_adrs(response: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADRS: best overall response (PARAMCD BOR) per patient, with the best % change of the target-lesion sum."""
     return response.select(
-        *subject_ids(),
+        *subject_ids(studyid),
         pl.lit("BOR").alias("PARAMCD"),
         pl.lit("Best Overall Response (RECIST 1.1)").alias("PARAM"),
         pl.col("best_response").alias("AVALC"),

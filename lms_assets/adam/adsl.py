@@ -25,12 +25,12 @@ def immunotherapy_flag(combination: pl.Expr) -> pl.Expr:
     return pl.when(combination.str.contains("Immunotherapy")).then(pl.lit("Y")).otherwise(pl.lit("N"))
 
 
-def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame) -> pl.DataFrame:
+def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADSL: one row per patient with baseline characteristics, treatment and derived flags."""
     joined = patients.join(allocations.drop("_file", "_row"), on="patient_id", how="left")
     lines = prior_chemo_lines(pl.col("chemotherapy_history"))
     return joined.select(
-        *subject_ids(),
+        *subject_ids(studyid),
         pl.col("age").alias("AGE"),
         pl.lit("YEARS").alias("AGEU"),
         pl.col("sex").replace_strict({"Female": "F", "Male": "M"}, return_dtype=pl.String).alias("SEX"),

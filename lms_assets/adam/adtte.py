@@ -17,7 +17,7 @@ def _per_endpoint(field: int) -> pl.Expr:
     return pl.col("PARAMCD").replace_strict({code: spec[field] for code, spec in _ENDPOINTS.items()}, return_dtype=pl.String)
 
 
-def derive_adtte(followup: pl.DataFrame) -> pl.DataFrame:
+def derive_adtte(followup: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADTTE: PFS and OS per patient and data cut; AVAL in months, CNSR 0 = event, 1 = censored.
 
     ``followup`` carries ``data_cut`` (Date) and ``content_hash`` of the file each row came from.
@@ -38,7 +38,7 @@ def derive_adtte(followup: pl.DataFrame) -> pl.DataFrame:
         for code, (_, time, event, _, _) in _ENDPOINTS.items()
     ).sort("data_cut", "PARAMCD", "patient_id")
     return narrow.select(
-        *subject_ids(),
+        *subject_ids(studyid),
         pl.col("data_cut").alias("DATACUT"),
         "PARAMCD",
         _per_endpoint(0).alias("PARAM"),

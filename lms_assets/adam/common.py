@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 
-STUDYID = "ZOU-LMS-ANLOTINIB"
-
 # The record files (a folder ends with /) each ADaM table is derived from, besides patients.csv itself.
 SOURCES = {
     "adsl": ("patient_allocations.csv",),
@@ -19,10 +17,10 @@ def yes_no_flag(column: str) -> pl.Expr:
     return pl.when(pl.col(column) == "Yes").then(pl.lit("Y")).otherwise(pl.lit("N"))
 
 
-def subject_ids() -> list[pl.Expr]:
-    """STUDYID, USUBJID (study-patient) and SUBJID (the Table 3 row number) from ``patient_id``."""
+def subject_ids(studyid: str) -> list[pl.Expr]:
+    """STUDYID (the study's, from its study.toml), USUBJID (study-patient) and SUBJID (the Table 3 row number) from ``patient_id``."""
     return [
-        pl.lit(STUDYID).alias("STUDYID"),
-        pl.format("{}-{}", pl.lit(STUDYID), pl.col("patient_id")).alias("USUBJID"),
+        pl.lit(studyid).alias("STUDYID"),
+        pl.format("{}-{}", pl.lit(studyid), pl.col("patient_id")).alias("USUBJID"),
         pl.col("patient_id").alias("SUBJID"),
     ]

@@ -34,6 +34,8 @@ from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit import consistency
 from lms_assets.records import schemas
+# Aliased: this module's own Study is the sensitivity computation's arrays.
+from lms_assets.records.study import Study as StudyFile, load_study
 from lms_assets.tables import survival
 from lms_assets.records import validation
 from lms_assets.tables import printed as fig
@@ -43,8 +45,6 @@ DEPENDS = "depends on the reconstruction"
 FIXED = "fixed by the paper"
 
 LANDMARK_MONTHS = (6.0, 12.0, 24.0)
-# Methods: "From January 2018 to December 2020 ... patients were included"; a living patient is followed to the cut.
-ENROLMENT_END = dt.date(2020, 12, 31)
 # A landmark rate is "the same" when it rounds to the same percentage point, the precision a reader quotes.
 RATE_DECIMALS = 2
 # ADSL columns derived from patient_allocations.csv (derive_adsl); a subgroup on one of them (or on a flag
@@ -476,9 +476,10 @@ class Study:
     registry: pl.DataFrame
 
 
-def os_window(cut: dt.date, enrolment_start: dt.date, enrolment_end: dt.date = ENROLMENT_END, days_per_month: float = 365.25 / 12) -> tuple[float, float]:
-    """Shortest and longest OS time of a patient alive at ``cut``: treated from the last to the first day of enrolment."""
-    return (cut - enrolment_end).days / days_per_month, (cut - enrolment_start).days / days_per_month
+def os_window(cut: dt.date, study: StudyFile, days_per_month: float = 365.25 / 12) -> tuple[float, float]:
+    """Shortest and longest OS time of a patient alive at ``cut`` (followed to the cut): treated from the last to the
+    first day of the study's enrolment window (study.toml)."""
+    return (cut - study.enrolment_end).days / days_per_month, (cut - study.enrolment_start).days / days_per_month
 
 
 def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -488,12 +489,13 @@ def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
         raw = validation.read_raw(path, schema, label=str(path.relative_to(study_dir)))
         return validation.clean(raw, schema, validation.problems(raw, schema), keep=keep)
 
-    adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS))
+    studyid = load_study(study_dir).studyid
+    adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid)
     cuts = [
         clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(validation.cut_date_of(path)), content_hash=pl.lit(validation.content_hash(path)))
         for path in validation.followup_files(study_dir)
     ]
-    adtte = derive_adtte(pl.concat(cuts))
+    adtte = derive_adtte(pl.concat(cuts), studyid=studyid)
     return adsl, adtte, clean(schemas.REGISTRY), clean(schemas.PROVENANCE)
 
 

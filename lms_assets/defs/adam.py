@@ -20,14 +20,14 @@ from dagster import (
 )
 
 from lms_assets import adam
-from lms_assets import config
 from lms_assets.records import schemas
 from lms_assets.records import validation
+from lms_assets.records.study import STUDY_FILE, Study
 from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
-from lms_assets.defs.records import refusing_bad_files
+from lms_assets.defs.records import study_of
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.resources import WarehouseTables
+from lms_assets.defs.resources import StudyFolder, WarehouseTables
 
 KINDS = {"polars", "duckdb"}
 NO_QUARANTINED_ROWS = "no_quarantined_rows"
@@ -49,23 +49,18 @@ def _quarantine_spec(asset_name: str) -> AssetCheckSpec:
     )
 
 
-def _settings() -> validation.StudySettings:
-    with refusing_bad_files():
-        return validation.study_settings(config.data_dir())
-
-
-def _quarantine_result(context: AssetExecutionContext, settings: validation.StudySettings, quarantine: pl.DataFrame) -> AssetCheckResult:
+def _quarantine_result(context: AssetExecutionContext, settings: Study, quarantine: pl.DataFrame) -> AssetCheckResult:
     """The quarantine rows of this table's record files (``adam.common.SOURCES``) as its blocking check."""
     rows = validation.blocking_rows(quarantine, adam.common.SOURCES[context.asset_key.path[-1]])
     if rows.is_empty():
         return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
     summary = validation.describe_quarantine(rows)
     if settings.exclude_quarantined_rows:
-        description = f"{summary}. Left out: {validation.SETTINGS_FILE} sets exclude_quarantined_rows = true."
+        description = f"{summary}. Left out: {STUDY_FILE} sets exclude_quarantined_rows = true."
     else:
         description = (
             f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true "
-            f"in {validation.SETTINGS_FILE}."
+            f"in {STUDY_FILE}."
         )
     context.log.warning(description)
     return AssetCheckResult(
@@ -101,7 +96,7 @@ def _has_patients_result(candidate: pl.DataFrame, raw: pl.DataFrame, source: str
     )
 
 
-def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantine: pl.DataFrame, **extra) -> dict:
+def _metadata(frame: pl.DataFrame, settings: Study, quarantine: pl.DataFrame, **extra) -> dict:
     """What every cohort table records; where quarantined rows may be left out, how many patients lost records."""
     metadata = {"dagster/row_count": frame.height, "preview": preview(frame), **extra}
     if settings.exclude_quarantined_rows:
@@ -128,14 +123,15 @@ def _metadata(frame: pl.DataFrame, settings: validation.StudySettings, quarantin
 def adsl(
     context: AssetExecutionContext,
     io_manager: ResourceParam[WarehouseTables],
+    study_folder: StudyFolder,
     raw_patients: pl.DataFrame,
     raw_patient_allocations: pl.DataFrame,
     quarantine: pl.DataFrame,
 ):
-    settings = _settings()
+    settings = study_of(study_folder)
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_patient_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
-    candidate = adam.adsl.derive_adsl(patients, allocations)
+    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid)
     results = [
         _quarantine_result(context, settings, quarantine),
         _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
@@ -154,9 +150,11 @@ def adsl(
     ),
     check_specs=[_quarantine_spec("adrs"), _has_patients_spec("adrs")],
 )
-def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_response: pl.DataFrame, quarantine: pl.DataFrame):
-    settings = _settings()
-    candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine))
+def adrs(
+    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, raw_response: pl.DataFrame, quarantine: pl.DataFrame
+):
+    settings = study_of(study_folder)
+    candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
     results = [
         _quarantine_result(context, settings, quarantine),
         _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
@@ -191,11 +189,13 @@ def adrs(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTabl
         ),
     ],
 )
-def adtte(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_followup: pl.DataFrame, quarantine: pl.DataFrame):
-    settings = _settings()
+def adtte(
+    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, raw_followup: pl.DataFrame, quarantine: pl.DataFrame
+):
+    settings = study_of(study_folder)
     cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
-    candidate = adam.adtte.derive_adtte(cuts_in)
+    candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid)
     versions = candidate.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
     cuts = versions["DATACUT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
@@ -255,9 +255,15 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
     ),
     check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],
 )
-def adae(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], raw_adverse_events: pl.DataFrame, quarantine: pl.DataFrame):
-    settings = _settings()
-    candidate = adam.adae.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine))
+def adae(
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    study_folder: StudyFolder,
+    raw_adverse_events: pl.DataFrame,
+    quarantine: pl.DataFrame,
+):
+    settings = study_of(study_folder)
+    candidate = adam.adae.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine), studyid=settings.studyid)
     results = [
         _quarantine_result(context, settings, quarantine),
         _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),

@@ -19,6 +19,7 @@ from lms_assets.graphs import waterfall
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import chart_output
 from lms_assets.defs.audit.published import published_cut, typed_registry
+from lms_assets.defs.resources import OutputsFolder
 
 CHART_IO_MANAGER = "chart_io_manager"
 
@@ -89,11 +90,11 @@ def _records_cut(cut: object | None, file: str) -> str:
         "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
     ),
 )
-def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
+def waterfall_plot(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
     cut = published_cut(typed_registry(raw_published_figures))
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total, cut)
-    return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), patients=total, bars_drawn=bars.height)
+    return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), outputs_folder.root, patients=total, bars_drawn=bars.height)
 
 
 @asset(
@@ -108,11 +109,11 @@ def waterfall_plot(adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
+def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
     cut = published_cut(typed_registry(raw_published_figures))
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
     chart = adverse_events.adverse_event_chart(rows, terms, cut)
-    return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), terms=terms)
+    return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), outputs_folder.root, terms=terms)
 
 
 # --- survival charts (Kaplan–Meier, forest, follow-up history) ---
@@ -136,6 +137,7 @@ def _km_chart_asset(endpoint: str, figure: str):
         ),
     )
     def _plot(
+        outputs_folder: OutputsFolder,
         survival_curves: pl.DataFrame,
         survival_landmarks: pl.DataFrame,
         survival_summary: pl.DataFrame,
@@ -148,7 +150,7 @@ def _km_chart_asset(endpoint: str, figure: str):
         cut = NO_CUT if latest is None else str(latest)
         if published is not None and published != latest:
             cut += f", with the published cut {published} overlaid"
-        return chart_output(chart, title, cut, published_cut=str(published))
+        return chart_output(chart, title, cut, outputs_folder.root, published_cut=str(published))
 
     return _plot
 
@@ -170,10 +172,10 @@ km_os_plot = _km_chart_asset("OS", "1B")
         "outputs/charts/subgroup_forest_plot.html."
     ),
 )
-def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> Output[render.Chart]:
+def subgroup_forest_plot(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame) -> Output[render.Chart]:
     chart = km.forest_figure(survival_subgroups)
     latest = survival_subgroups["data_cut"].max()
-    return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest))
+    return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest), outputs_folder.root)
 
 
 
@@ -190,8 +192,8 @@ def subgroup_forest_plot(survival_subgroups: pl.DataFrame) -> Output[render.Char
         "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/followup_history_chart.html."
     ),
 )
-def followup_history_chart(followup_history: pl.DataFrame) -> Output[render.Chart]:
+def followup_history_chart(outputs_folder: OutputsFolder, followup_history: pl.DataFrame) -> Output[render.Chart]:
     chart = history_chart(followup_history)
     return chart_output(
-        chart, "Medians across data cuts", _cuts_words(followup_history["data_cut"]), data_cuts=followup_history["data_cut"].n_unique()
+        chart, "Medians across data cuts", _cuts_words(followup_history["data_cut"]), outputs_folder.root, data_cuts=followup_history["data_cut"].n_unique()
     )

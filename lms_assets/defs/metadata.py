@@ -1,12 +1,12 @@
 """Metadata shared by every domain: readable table previews and chart images for the UI."""
 
 import re
+from pathlib import Path
 
 import altair as alt
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output
 
-from lms_assets import config
 from lms_assets.graphs import render
 from lms_assets.defs.gate import exclusion_metadata
 
@@ -68,15 +68,15 @@ def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     )
 
 
-def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, **extra) -> Output[render.Chart]:
+def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: Path, **extra) -> Output[render.Chart]:
     """A chart asset's output: the chart rendered to PNG once, those bytes shown inline in the UI (the first entry,
     so it heads the asset page's metadata) and returned in a ``render.Chart`` for the chart IO manager and the
-    report, beside the path of its interactive HTML in the outputs folder."""
+    report, beside the path of its interactive HTML in the outputs folder ``outputs``."""
     context = AssetExecutionContext.get()
     name = context.asset_key.path[-1]
     chart = legible(chart)
     png = render.png_bytes(chart, scale=PNG_SCALE)
-    html = str(render.save_html(chart, config.output_dir() / "charts" / f"{name}.html").resolve())
+    html = str(render.save_html(chart, outputs / "charts" / f"{name}.html").resolve())
     value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, html)
     return Output(
         value,

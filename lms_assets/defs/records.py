@@ -17,13 +17,14 @@ from dagster import (
     asset,
 )
 
-from lms_assets import config
 from lms_assets.records import schemas
 from lms_assets.records import validation
+from lms_assets.records.study import Study
 from lms_assets.records.validation import FILE, ROW
 from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.audit.published import bounded
+from lms_assets.defs.resources import StudyFolder
 
 KINDS = {"csv", "duckdb"}
 # A bad file's message is shown to every UI user; long enough for the expected column list, no more.
@@ -31,13 +32,20 @@ FAILURE_CHARS = 600
 
 
 @contextmanager
-def refusing_bad_files():
-    """A bad record file fails the step with its message alone, so the UI shows the file and the problem, not a trace."""
+def refusing_bad_files(study: Path):
+    """A bad record file of the folder ``study`` fails the step with its message alone, so the UI shows the file and
+    the problem, not a trace."""
     try:
         yield
     except validation.RecordFileError as err:
         # Bounded and sanitised: a message may quote a header, and a header can hold anything (issue 15).
-        raise Failure(description=bounded(str(err), FAILURE_CHARS), metadata={"study_folder": str(config.data_dir().resolve())}) from None
+        raise Failure(description=bounded(str(err), FAILURE_CHARS), metadata={"study_folder": str(study.resolve())}) from None
+
+
+def study_of(study_folder: StudyFolder) -> Study:
+    """The study's study.toml; a bad one fails the step naming the file, key and value."""
+    with refusing_bad_files(study_folder.root):
+        return study_folder.study()
 
 
 def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
@@ -51,9 +59,9 @@ def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, pat
     )
 
 
-def _load_file(context: AssetExecutionContext, schema: schemas.FileSchema, optional: bool = False) -> Output[pl.DataFrame]:
-    with refusing_bad_files():
-        path = validation.resolve_inside(config.data_dir(), schema.location)
+def _load_file(context: AssetExecutionContext, study: Path, schema: schemas.FileSchema, optional: bool = False) -> Output[pl.DataFrame]:
+    with refusing_bad_files(study):
+        path = validation.resolve_inside(study, schema.location)
         if optional and not path.exists():
             return _absent_file(context, schema, path)
         frame = validation.read_raw(path, schema, label=schema.location)
@@ -87,8 +95,8 @@ def _raw_asset(schema: schemas.FileSchema, absent: str | None = None):
             + (f" {absent}" if absent else "")
         ),
     )
-    def _raw(context: AssetExecutionContext) -> Output[pl.DataFrame]:
-        return _load_file(context, schema, optional=absent is not None)
+    def _raw(context: AssetExecutionContext, study_folder: StudyFolder) -> Output[pl.DataFrame]:
+        return _load_file(context, study_folder.root, schema, optional=absent is not None)
 
     return _raw
 
@@ -135,10 +143,10 @@ CUTS_DISTINCT = "followup_cuts_distinct"
         )
     ],
 )
-def raw_followup(context: AssetExecutionContext):
-    study = config.data_dir()
+def raw_followup(context: AssetExecutionContext, study_folder: StudyFolder):
+    study = study_folder.root
     frames, hashes = [], []
-    with refusing_bad_files():
+    with refusing_bad_files(study):
         cut_files = validation.followup_files(study)
         cut_frames = [validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}") for path in cut_files]
     for path, frame in zip(cut_files, cut_frames):

@@ -5,6 +5,7 @@ depends on follow-up; a weekly schedule refreshes the whole graph.
 """
 
 import json
+from pathlib import Path
 
 import polars as pl
 from dagster import (
@@ -22,10 +23,10 @@ from dagster import (
 )
 
 from lms_assets.tables.survival import median_history
-from lms_assets import config
 from lms_assets.records import validation
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
 from lms_assets.defs.metadata import table_output
+from lms_assets.defs.resources import StudyFolder
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
@@ -73,14 +74,13 @@ weekly_full_refresh = ScheduleDefinition(
 )
 
 
-def followup_state() -> dict[str, str]:
-    """Every entry of the follow-up folder the ingest would validate, by name, with its content hash.
+def followup_state(study: Path) -> dict[str, str]:
+    """Every entry of the follow-up folder of ``study`` the ingest would validate, by name, with its content hash.
 
     The names are ``validation.followup_candidates``, the ingest's own list: a cut saved as ``.CSV`` is seen
     (the ingest reads it), and a file the ingest refuses (``notes.txt``, a link outside the study folder)
     still launches a run, which fails with the ingest's message instead of the file going unnoticed.
     """
-    study = config.data_dir()
     try:
         entries = validation.followup_candidates(study)
     except validation.RecordFileError:
@@ -106,9 +106,9 @@ def followup_state() -> dict[str, str]:
         "of an instance every shipped file is new, so that first tick builds the whole study (tag lms/first_start)."
     ),
 )
-def new_followup_sensor(context: SensorEvaluationContext):
+def new_followup_sensor(context: SensorEvaluationContext, study_folder: StudyFolder):
     seen = json.loads(context.cursor) if context.cursor else {}
-    current = followup_state()
+    current = followup_state(study_folder.root)
     changed = sorted(name for name, digest in current.items() if seen.get(name) != digest)
     if not changed:
         return SkipReason(f"no new or changed follow-up files among {len(current)}")

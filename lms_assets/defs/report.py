@@ -10,7 +10,6 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from lms_assets import config
 from lms_assets.graphs import render
 from lms_assets.report import page
 from lms_assets.records import schemas
@@ -19,8 +18,10 @@ from lms_assets.defs import graphs, records
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.audit.published import FIGURE_SOURCES
+from lms_assets.defs.resources import OutputsFolder, StudyFolder
 
-TITLE = "Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit of the published figures"
+# After the study's own title (its study.toml).
+TITLE_SUFFIX = "recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
 
 # Every chart asset and every raw record file, found in their modules so a new one is reported without an edit here.
@@ -120,6 +121,8 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
 )
 def study_report(
     context: AssetExecutionContext,
+    study_folder: StudyFolder,
+    outputs_folder: OutputsFolder,
     adsl: pl.DataFrame,
     baseline_characteristics: pl.DataFrame,
     response_summary: pl.DataFrame,
@@ -145,7 +148,7 @@ def study_report(
     }
     files = record_files(raw_tables)
     report = page.ReportInputs(
-        title=TITLE,
+        title=f"{records.study_of(study_folder).title}: {TITLE_SUFFIX}",
         generated_at=dt.datetime.now(dt.timezone.utc),
         run_id=context.run.run_id,
         patients=adsl.height,
@@ -166,7 +169,7 @@ def study_report(
         verification=independent_verification,
         sensitivity=reconstruction_sensitivity,
     )
-    path = config.output_dir() / REPORT_FILE
+    path = outputs_folder.root / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(page.study_report_html(report), encoding="utf-8")

@@ -1,22 +1,66 @@
-"""The warehouse IO manager: each asset is one DuckDB table named after it, replaced atomically."""
+"""Where the platform reads and writes, as Dagster resources: the study folder, the outputs folder, and the warehouse
+IO manager (each asset one DuckDB table named after it, replaced atomically).
+
+``definitions.build_defs`` configures them; assets, checks and the sensor receive them as parameters and never read
+the environment.
+"""
 
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
 import polars as pl
-from dagster import Failure, MetadataValue, OutputContext, TableColumn, TableSchema
+from dagster import ConfigurableResource, Failure, MetadataValue, OutputContext, TableColumn, TableSchema
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
 
 from lms_assets import dictionary
+
+from lms_assets.records.study import Study, load_study
+
+# Each location's environment variable and its default (relative to the working directory), read once by
+# definitions.build_defs and by the deployment CLI, never by an asset.
+LOCATIONS = {
+    "study_dir": ("LMS_DATA_DIR", "data"),
+    "warehouse": ("LMS_DUCKDB_PATH", "data/warehouse/lms.duckdb"),
+    "outputs": ("LMS_OUTPUT_DIR", "outputs"),
+}
+
+
+def locations(env: Mapping[str, str]) -> dict[str, Path]:
+    """The study folder, warehouse file and outputs folder that ``env`` names, with the defaults where it names none."""
+    return {name: Path(env.get(variable) or default) for name, (variable, default) in LOCATIONS.items()}
+
+
+class StudyFolder(ConfigurableResource):
+    """The study folder: its record files, its registry and its study.toml (data/README.md)."""
+
+    path: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path)
+
+    def study(self) -> Study:
+        """The folder's study.toml, validated (a ``RecordFileError`` names the file, key and value)."""
+        return load_study(self.root)
+
+
+class OutputsFolder(ConfigurableResource):
+    """Where charts' interactive HTML and the study report are written."""
+
+    path: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path)
 
 
 # Table and schema names come from asset keys and the resource config, never from file contents; they

@@ -13,8 +13,6 @@ import datetime as dt
 import hashlib
 import io
 import re
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +41,6 @@ MAX_FIELD_CHARS = 2_000
 EXCERPT_CHARS = 60
 # Files about patients: their quarantined rows exclude that patient's records.
 PATIENT_FILES = ("patients.csv", "patient_allocations.csv", "response.csv", "followup/", "adverse_events.csv")
-SETTINGS_FILE = "study.toml"
 # The reason of a row that is only quarantined because its patient's row in patients.csv is.
 UNKNOWN_PATIENT = "patient is not among the valid rows of patients.csv"
 
@@ -500,40 +497,6 @@ def patients_excluded(quarantine: pl.DataFrame) -> int:
     """Patients who lose records to the quarantine: distinct patient numbers as written (a row without one counts alone)."""
     rows = about_patients(quarantine).select("file", "row", "patient_id").unique()
     return rows["patient_id"].drop_nulls().n_unique() + rows["patient_id"].null_count()
-
-
-@dataclass(frozen=True)
-class StudySettings:
-    """What a study folder's ``study.toml`` decides (data/README.md documents each setting)."""
-
-    # Off: a quarantined row stops the cohort from being replaced. On: those rows are left out, and said so.
-    exclude_quarantined_rows: bool = False
-
-
-def study_settings(study_dir: Path) -> StudySettings:
-    """The study's settings from ``study.toml`` (read through the same boundary check); defaults when there is none."""
-    path = resolve_inside(study_dir, SETTINGS_FILE)
-    if not path.exists():
-        return StudySettings()
-    if not path.is_file():
-        raise RecordFileError(f"{SETTINGS_FILE}: is not a file")
-    data = path.read_bytes()
-    if len(data) > MAX_LINE_CHARS:
-        raise RecordFileError(f"{SETTINGS_FILE}: {len(data):,} bytes; a settings file is a few lines")
-    try:
-        parsed = tomllib.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        raise RecordFileError(f"{SETTINGS_FILE}: is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as err:
-        raise RecordFileError(f"{SETTINGS_FILE}: is not valid TOML ({excerpt(err, 120)})") from None
-    known = {"exclude_quarantined_rows"}
-    unknown = sorted(set(parsed) - known)
-    if unknown:
-        raise RecordFileError(f"{SETTINGS_FILE}: unknown setting(s) {excerpt(', '.join(unknown))}; known: {', '.join(sorted(known))}")
-    exclude = parsed.get("exclude_quarantined_rows", False)
-    if not isinstance(exclude, bool):
-        raise RecordFileError(f"{SETTINGS_FILE}: exclude_quarantined_rows must be true or false, not {excerpt(repr(exclude))}")
-    return StudySettings(exclude_quarantined_rows=exclude)
 
 
 def empty_quarantine() -> pl.DataFrame:

@@ -5,7 +5,6 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
-from lms_assets import config
 from lms_assets.audit import consistency
 from lms_assets.audit import sensitivity
 from lms_assets.audit import verification
@@ -13,21 +12,21 @@ from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
 from lms_assets.defs.report import REPORT_FILE
+from lms_assets.defs.records import study_of
+from lms_assets.defs.resources import OutputsFolder, StudyFolder
+from lms_assets.records.study import Study
 from lms_assets.records import validation
 from lms_assets.records import schemas
 
 KINDS = {"polars", "duckdb"}
 
-# Methods: patients were treated "from January 2018"; no follow-up can be longer than from then to the cut.
-ENROLMENT_START = dt.date(2018, 1, 1)
-DAYS_PER_MONTH = 365.25 / 12
 
 
 def _cut(published_figures: pl.DataFrame) -> dt.date | None:
     return published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
 
 
-def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> consistency.Feasibility | None:
+def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:
     if cut is None:
         return None
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
@@ -36,7 +35,8 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None) -> consistency.Feasib
     censored = os_.filter(pl.col("CNSR") == 1).join(pfs, on="SUBJID")
     if os_.is_empty() or censored.is_empty():
         return None
-    window = (cut - ENROLMENT_START).days / DAYS_PER_MONTH
+    # No follow-up can be longer than from the first day of enrolment (study.toml) to the cut.
+    window = sensitivity.os_window(cut, study)[1]
     return consistency.os_feasibility(
         os_.filter(pl.col("CNSR") == 0)["AVAL"].to_list(),
         [(lower, window) for lower in censored["PFS"].to_list()],
@@ -96,13 +96,14 @@ def published_figures(raw_published_figures: pl.DataFrame, raw_known_discrepanci
 )
 def paper_consistency(
     context: AssetExecutionContext,
+    study_folder: StudyFolder,
     published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
-    feasibility = _feasibility(adtte, _cut(published_figures))
+    feasibility = _feasibility(adtte, _cut(published_figures), study_of(study_folder))
     table = consistency.paper_consistency(published_figures, provenance, adsl.height, feasibility)
     flagged = table.filter(pl.col("findings").list.len() > 0)
     searched = (
@@ -200,6 +201,7 @@ def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame
 )
 def figure_audit(
     context: AssetExecutionContext,
+    outputs_folder: OutputsFolder,
     paper_consistency: pl.DataFrame,
     published_figures: pl.DataFrame,
     adtte: pl.DataFrame,
@@ -234,7 +236,7 @@ def figure_audit(
             ),
             # Each discrepancy with its reason, narrow enough for the UI's dialog; every figure is in the report.
             "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=DISCREPANCIES_SHOWN)),
-            "full_list": MetadataValue.path(str((config.output_dir() / REPORT_FILE).resolve())),
+            "full_list": MetadataValue.path(str((outputs_folder.root / REPORT_FILE).resolve())),
             "independent_verification": MetadataValue.md(verified["markdown"]),
             "verified_by_r": MetadataValue.text(
                 f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"

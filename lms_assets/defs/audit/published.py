@@ -33,7 +33,6 @@ from dagster import (
     asset,
 )
 
-from lms_assets import config
 from lms_assets.audit import consistency
 from lms_assets.tables import printed as fig
 from lms_assets.records import schemas
@@ -137,16 +136,15 @@ class LoadedRegistry:
     problem: str | None = None
 
 
-def registry_at_load(study_dir: Path | None = None) -> LoadedRegistry:
+def registry_at_load(study_dir: Path) -> LoadedRegistry:
     """The registry read at definition load (to declare one check per printed figure), behind the study-folder boundary.
 
     A registry that cannot be read does not take the code location down: the definitions load with one stand-in
     check per summary asset saying why, and ``raw_published_figures`` fails on the file with its own message.
     The load-time message quotes nothing read from the file (a header can hold anything, even an environment).
     """
-    study = study_dir or config.data_dir()
     try:
-        path = validation.resolve_inside(study, schemas.REGISTRY.location)
+        path = validation.resolve_inside(study_dir, schemas.REGISTRY.location)
     except validation.RecordFileError as error:
         return _unreadable(str(error))
     if not path.exists():

@@ -9,7 +9,8 @@ from lms_assets.records import schemas
 from lms_assets.tables import survival
 from lms_assets.records import validation
 from lms_assets.audit import sensitivity as sens
-from lms_assets.defs.audit.consistency import ENROLMENT_START
+from lms_assets.defs.records import study_of
+from lms_assets.defs.resources import StudyFolder
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
 
@@ -44,6 +45,7 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
 )
 def reconstruction_sensitivity(
     context: AssetExecutionContext,
+    study_folder: StudyFolder,
     published_figures: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
@@ -59,7 +61,7 @@ def reconstruction_sensitivity(
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
     started = time.perf_counter()
-    study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, ENROLMENT_START))
+    study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, study_of(study_folder)))
     try:
         result = sens.reconstruction_sensitivity(study, provenance)
     except sens.NoConsistentReconstruction as error:

@@ -17,13 +17,12 @@ from dagster import (
     asset,
 )
 
-from lms_assets import config
 from lms_assets.tables import survival
 from lms_assets.audit import verification
 from lms_assets.defs import gate
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table
-from lms_assets.defs.resources import WarehouseTables
+from lms_assets.defs.resources import StudyFolder, WarehouseTables
 
 # The reference program lives with the tests, its other user; from the package it is found relative to the
 # repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".
@@ -141,6 +140,7 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
 def independent_verification(
     context: AssetExecutionContext,
     io_manager: ResourceParam[WarehouseTables],
+    study_folder: StudyFolder,
     survival_curves: pl.DataFrame,
     survival_summary: pl.DataFrame,
     survival_landmarks: pl.DataFrame,
@@ -162,7 +162,7 @@ def independent_verification(
         "baseline_characteristics": baseline_characteristics,
         "adverse_event_summary": adverse_event_summary,
     }
-    table = verify(tables, config.data_dir())
+    table = verify(tables, study_folder.root)
     summary = verification.verification_summary(table)
     context.log.info(f"Independent verification: {summary['status']} ({summary['agreed']} of {summary['comparisons']} agree)")
     yield from gate.publish(

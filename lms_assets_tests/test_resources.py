@@ -1,0 +1,152 @@
+"""Configuration through resources: only the definitions entry point reads the environment, definitions built with
+explicit locations read and write exactly there, and the study's identity comes from its study.toml."""
+
+import ast
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lms_assets.defs.resources import LOCATIONS, OutputsFolder, StudyFolder, locations
+from lms_assets.records.study import Study, load_study
+from lms_assets.records.validation import RecordFileError
+from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets
+
+PACKAGE = REPO / "lms_assets"
+# Entry points, not asset code: the definitions read the three locations once at load; the deployment and
+# recovery CLIs read DAGSTER_HOME and the PostgreSQL settings in their main.
+MAY_READ_ENVIRONMENT = {"definitions.py", "deploy.py", "recovery.py"}
+
+
+def _environment_reads(tree: ast.AST) -> list[int]:
+    """Lines that touch ``os.environ`` or call ``os.getenv`` (also as ``from os import environ/getenv``)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr in {"environ", "getenv", "environb"}:
+            lines.append(node.lineno)
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and {a.name for a in node.names} & {"environ", "getenv", "environb"}:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_module_but_the_entry_points_reads_the_environment():
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative in MAY_READ_ENVIRONMENT:
+            continue
+        lines = _environment_reads(ast.parse(path.read_text(), filename=str(path)))
+        if lines:
+            offenders[relative] = lines
+    assert not offenders, f"environment read outside the entry points (pass a resource instead): {offenders}"
+
+
+def test_the_scan_finds_each_way_of_reading_the_environment():
+    for source in ("import os\nos.environ['X']", "import os\nos.getenv('X')", "from os import environ", "from os import getenv as g"):
+        assert _environment_reads(ast.parse(source)), source
+    assert not _environment_reads(ast.parse("import os\nos.path.join('a', 'b')"))
+
+
+def test_locations_default_as_documented_and_follow_the_environment():
+    assert locations({}) == {"study_dir": Path("data"), "warehouse": Path("data/warehouse/lms.duckdb"), "outputs": Path("outputs")}
+    env = {variable: f"/srv/{name}" for name, (variable, _) in LOCATIONS.items()}
+    assert locations(env) == {name: Path(f"/srv/{name}") for name in LOCATIONS}
+    assert {variable for variable, _ in LOCATIONS.values()} == {"LMS_DATA_DIR", "LMS_DUCKDB_PATH", "LMS_OUTPUT_DIR"}
+
+
+def test_definitions_carry_the_locations_they_are_built_with(tmp_path: Path):
+    paths = {"data": SHIPPED_DATA, "warehouse": tmp_path / "w" / "lms.duckdb", "outputs": tmp_path / "out"}
+    resources = defs_for(paths).resources
+    assert resources["study_folder"] == StudyFolder(path=str(SHIPPED_DATA))
+    assert resources["outputs_folder"] == OutputsFolder(path=str(tmp_path / "out"))
+    assert resources["io_manager"].database == str(tmp_path / "w" / "lms.duckdb")
+
+
+@pytest.mark.slow
+def test_definitions_built_with_explicit_locations_read_and_write_only_there(platform_env, tmp_path: Path):
+    """The report reads the study copy (its title, from study.toml), stores in the given warehouse and writes under the
+    given outputs folder; the default locations relative to the working directory are not touched."""
+    study = platform_env["data"]
+    (study / "study.toml").write_text((study / "study.toml").read_text().replace('title = "Anlotinib', 'title = "Copied study: Anlotinib'))
+    # Run from an empty folder: anything written to the defaults (data/, outputs/) would appear here.
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(elsewhere)
+        result = run_assets("study_report", "followup_history_chart", paths=platform_env)
+    assert result.success
+    assert not list(elsewhere.iterdir())
+    report = (platform_env["outputs"] / "report" / "study_report.html").read_text()
+    assert "Copied study: Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit" in report
+    assert (platform_env["outputs"] / "charts" / "followup_history_chart.html").is_file()
+    with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+        assert con.sql("select distinct STUDYID from adsl").fetchall() == [("ZOU-LMS-ANLOTINIB",)]
+
+
+def test_the_study_id_of_every_adam_row_comes_from_study_toml(platform_env):
+    toml = platform_env["data"] / "study.toml"
+    toml.write_text(toml.read_text().replace('studyid = "ZOU-LMS-ANLOTINIB"', 'studyid = "NEW-STUDY_2"'))
+    assert run_assets("adsl", "adae", paths=platform_env).success
+    with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+        for table in ("adsl", "adae"):
+            assert con.sql(f"select distinct STUDYID from {table}").fetchall() == [("NEW-STUDY_2",)], table
+        assert con.sql("select USUBJID from adsl order by SUBJID limit 1").fetchone() == ("NEW-STUDY_2-1",)
+
+
+def test_a_bad_study_toml_fails_the_cohort_naming_file_key_and_value(platform_env):
+    from lms_assets_tests.test_bad_input import failure_message
+
+    toml = platform_env["data"] / "study.toml"
+    toml.write_text(toml.read_text().replace("enrolment_end = 2020-12-31", "enrolment_end = 2020-13-31"))
+    result = run_assets("adsl", paths=platform_env)
+    assert not result.success
+    assert "study.toml: is not valid TOML" in failure_message(result)
+
+
+# --- the Study object ---------------------------------------------------------------------------------------
+
+
+def test_the_shipped_study_file_says_what_the_paper_does():
+    assert load_study(SHIPPED_DATA) == Study(
+        studyid="ZOU-LMS-ANLOTINIB",
+        title="Anlotinib in advanced leiomyosarcoma (real-world study)",
+        enrolment_start=dt.date(2018, 1, 1),
+        enrolment_end=dt.date(2020, 12, 31),
+        exclude_quarantined_rows=False,
+    )
+
+
+def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
+    """The data/ provenance rule: each key sits in a paragraph (lines between blank ones) that opens with a comment."""
+    paragraphs = (SHIPPED_DATA / "study.toml").read_text().split("\n\n")
+    keys = 0
+    for paragraph in paragraphs:
+        lines = paragraph.strip().splitlines()
+        settings = [line for line in lines if not line.startswith("#")]
+        keys += len(settings)
+        assert not settings or lines[0].startswith("#"), f"study.toml: {settings} without a comment saying where it comes from"
+    assert keys == len(vars(load_study(SHIPPED_DATA)))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('title = "Anlotinib in advanced leiomyosarcoma (real-world study)"', "title = 7", "study.toml: title = 7 must be a non-empty quoted string"),
+        ('title = "Anlotinib in advanced leiomyosarcoma (real-world study)"', 'title = " "', "study.toml: title = ' ' must be a non-empty quoted string"),
+        ('title = "Anlotinib in advanced leiomyosarcoma (real-world study)"', 'title = "a\\nb"', "must be one printable line"),
+        ('studyid = "ZOU-LMS-ANLOTINIB"', 'studyid = "ZOU/LMS"', "study.toml: studyid = 'ZOU/LMS' must be 1-40 letters, digits"),
+        ("enrolment_start = 2018-01-01", "enrolment_start = 2018-01-01T08:00:00", "study.toml: enrolment_start = 2018-01-01T08:00:00 must be a TOML date"),
+        ("enrolment_end = 2020-12-31", "enrolment_end = 2017-06-30", "study.toml: enrolment_end = 2017-06-30 is before enrolment_start = 2018-01-01"),
+        ("enrolment_end = 2020-12-31", "", "study.toml: missing enrolment_end"),
+    ],
+    ids=["title-number", "title-blank", "title-two-lines", "studyid-slash", "start-an-instant", "window-reversed", "end-missing"],
+)
+def test_a_bad_study_value_is_refused_naming_file_key_and_value(study_dir: Path, old: str, new: str, says: str):
+    toml = study_dir / "study.toml"
+    text = toml.read_text()
+    assert text.count(old) == 1
+    toml.write_text(text.replace(old, new))
+    with pytest.raises(RecordFileError) as refused:
+        load_study(study_dir)
+    assert says in str(refused.value)
