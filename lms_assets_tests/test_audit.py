@@ -5,7 +5,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import TableMetadataValue, TextMetadataValue
+from dagster import TableMetadataValue
 
 from lms_assets.audit import consistency
 from lms_assets.defs.audit.published import FIGURE_SOURCES, bounded, figure_verdicts

@@ -210,6 +210,7 @@ class FigureVerdict:
         return "passed" if self.verdict.check == consistency.PASSED else SEVERITY.get(self.verdict.check, AssetCheckSeverity.ERROR).value
 
     def record(self) -> dict[str, str]:
+        """The figure's row of its check's ``figures`` table (``FIGURE_COLUMNS``): every cell text, so the UI plots nothing."""
         row, paper = self.row, self.paper
         reviewed = ""
         if row.get("reviewed_expected") is not None:
@@ -245,9 +246,10 @@ def check_result(name: str, asset_name: str, verdicts: list[FigureVerdict]) -> A
     names its failed figures and their reasons in its description, which the gate's failure line quotes.
     """
     failed = [v for v in verdicts if v.outcome != "passed"]
-    errors = [v for v in failed if v.outcome == consistency.ERROR]
-    # ERROR figures first: they are what stopped publication.
-    named = "; ".join(f"{v.row['figure_id']} ({v.outcome}): {v.verdict.check_reason}" for v in [*errors, *(v for v in failed if v not in errors)])
+    errors = [v for v in failed if v.outcome == AssetCheckSeverity.ERROR.value]
+    # ERROR figures first (a stable sort keeps registry order within each): they are what stops publication.
+    ordered = sorted(failed, key=lambda v: v.outcome != AssetCheckSeverity.ERROR.value)
+    named = "; ".join(f"{v.row['figure_id']} ({v.outcome}): {v.verdict.check_reason}" for v in ordered)
     summary = (f"{len(failed)} of {len(verdicts)} printed figures failed ({len(errors)} ERROR, {len(failed) - len(errors)} "
                f"WARN): {named}" if failed else f"all {len(verdicts)} printed figures reproduced")
     schema = TableSchema(columns=[TableColumn(c, "string", description=d) for c, d in FIGURE_COLUMNS])
