@@ -66,6 +66,7 @@ class Measurement:
     returncode: int
     log: str
     run_s: float | None = None
+    events: dict[str, int] = field(default_factory=dict)
     steps: dict[str, float] = field(default_factory=dict)
     step_peak_rss_bytes: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
@@ -151,6 +152,8 @@ def read_run_events(home: Path, result: Measurement) -> dict[str, tuple[float, f
         event = entry.dagster_event
         if event is None:
             continue
+        # Events of the run by type: each is one write to the event log (the largest per-run cost on SQLite).
+        result.events[event.event_type.value] = result.events.get(event.event_type.value, 0) + 1
         if event.event_type == DagsterEventType.STEP_START:
             started[event.step_key] = entry.timestamp
         elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
@@ -434,6 +437,16 @@ def steps_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def events_table(rows: list[dict]) -> str:
+    """How many events each study's full-graph run wrote, by type (most first at the first study)."""
+    kinds = sorted({k for row in rows for k in row["graph"].get("events", {})}, key=lambda k: -rows[0]["graph"].get("events", {}).get(k, 0))
+    lines = ["| event | " + " | ".join(row["study"] for row in rows) + " |", "|---|" + "---:|" * len(rows)]
+    lines.append("| **all** | " + " | ".join(f"{sum(row['graph'].get('events', {}).values()):,}" for row in rows) + " |")
+    for kind in kinds:
+        lines.append(f"| {kind} | " + " | ".join(f"{row['graph'].get('events', {}).get(kind, 0):,}" for row in rows) + " |")
+    return "\n".join(lines)
+
+
 def payload_table(rows: list[dict]) -> str:
     """Sizes that must stay bounded as the study grows: event-log bytes of the whole run and each chart's HTML file."""
     charts = sorted({c for row in rows for c in row["graph"]["chart_file_bytes"]})
@@ -482,6 +495,8 @@ def report(rows: list[dict], ui: dict | None = None) -> str:
             "Per step of the full graph: seconds (STEP_SUCCESS duration, which includes loading inputs from and storing "
             "outputs in DuckDB), the peak tree RSS sampled while the step ran, and what the step left in the event log:",
             steps_table(rows),
+            "Events the full graph's run wrote to the event log:",
+            events_table(rows),
             "Payload sizes (bounded as N grows?):",
             payload_table(rows),
             "Targets:\n" + "\n".join(f"- {v}" for v in verdicts),
