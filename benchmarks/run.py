@@ -24,6 +24,7 @@ size, seed and cuts and reused.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -213,27 +214,43 @@ def run_bare(study: Path, scratch: Path) -> Measurement:
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
-def _ui_ready(client, instance, deadline: float) -> None:
-    """Wait until the daemon has ticked the follow-up sensor once and no run is active.
+def _repository(client, deadline: float) -> dict:
+    """The code location's repository and asset keys, once the code server has loaded the definitions."""
+    while time.monotonic() < deadline:
+        found = client.execute(ALL_ASSETS)
+        nodes = found["repositoriesOrError"].get("nodes") or []
+        if nodes and found["assetNodes"]:
+            return {"location": nodes[0]["location"]["name"], "name": nodes[0]["name"], "assets": [n["assetKey"] for n in found["assetNodes"]]}
+        time.sleep(1.0)
+    raise TimeoutError("dagster dev: the code location never loaded")
 
-    On a fresh instance the sensor's first tick builds everything (README "Set up"); the launches measured here
-    must not queue behind that build, so they start once it is over.
+
+def _ui_ready(client, instance, repository: dict, deadline: float) -> None:
+    """Wait until the daemon has ticked the sensors once and no run is active (twice in a row, a second apart).
+
+    On a fresh instance the follow-up sensor's first tick builds everything (README "Set up"); the launches
+    measured here must not queue behind that build, so they start once it is over.
     """
     from dagster import DagsterRunStatus, RunsFilter
 
     active = RunsFilter(statuses=[DagsterRunStatus[s] for s in ACTIVE_RUN_STATUSES])
+    selector = {"repositoryLocationName": repository["location"], "repositoryName": repository["name"]}
+    quiet = 0
     while time.monotonic() < deadline:
-        ticked = client.execute(SENSOR_TICKS_QUERY)["sensorsOrError"]
-        ticks = [t for sensor in ticked.get("results", []) for t in sensor["sensorState"]["ticks"]]
-        if ticks and not instance.get_runs(filters=active):
+        sensors = client.execute(SENSOR_TICKS_QUERY, {"selector": selector})["sensorsOrError"].get("results", [])
+        ticked = sensors and all(
+            any(t["status"] in ("SUCCESS", "SKIPPED", "FAILURE") for t in s["sensorState"]["ticks"]) for s in sensors
+        )
+        quiet = quiet + 1 if ticked and not instance.get_runs(filters=active) else 0
+        if quiet == 2:
             return
         time.sleep(1.0)
-    raise TimeoutError("dagster dev: the sensor never ticked, or its first run never ended")
+    raise TimeoutError("dagster dev: the sensors never ticked, or the run the first tick launched never ended")
 
 
 SENSOR_TICKS_QUERY = """
-query SensorTicks {
-  sensorsOrError {
+query SensorTicks($selector: RepositorySelector!) {
+  sensorsOrError(repositorySelector: $selector) {
     ... on Sensors { results { name sensorState { ticks(limit: 1) { status } } } }
   }
 }
@@ -288,16 +305,17 @@ def run_ui(study: Path, scratch: Path, launches: int = UI_LAUNCHES) -> dict:
     port = free_port()
     command = [str(Path(sys.executable).with_name("dagster")), "dev", "-h", "127.0.0.1", "-p", str(port)]
     runs = []
-    with running(command, env, scratch / "dagster-dev.log") as server, DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+    with contextlib.ExitStack() as stack, running(command, env, scratch / "dagster-dev.log") as server:
         client = DagsterGraphQL(f"http://127.0.0.1:{port}")
         client.wait_until_up(timeout=300, alive=server.alive)
-        _ui_ready(client, instance, time.monotonic() + 900)
-        found = client.execute(ALL_ASSETS)
-        repository = found["repositoriesOrError"]["nodes"][0]
+        # Opened once dagster dev has created the instance's storage (two processes creating it would race).
+        instance = stack.enter_context(DagsterInstance.from_config(env["DAGSTER_HOME"]))
+        repository = _repository(client, time.monotonic() + 300)
+        _ui_ready(client, instance, repository, time.monotonic() + 900)
         params = {
             "selector": {
-                "repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"],
-                "jobName": "__ASSET_JOB", "assetSelection": [n["assetKey"] for n in found["assetNodes"]],
+                "repositoryLocationName": repository["location"], "repositoryName": repository["name"],
+                "jobName": "__ASSET_JOB", "assetSelection": repository["assets"],
             },
             "mode": "default",
         }
@@ -309,19 +327,28 @@ def run_ui(study: Path, scratch: Path, launches: int = UI_LAUNCHES) -> dict:
             run_id = result["run"]["runId"]
             while instance.get_run_by_id(run_id).status not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
                 time.sleep(0.2)
-            phases = _run_phases(instance, run_id)
+            phases = {"launched": launched_at, **_run_phases(instance, run_id)}
+
+            def span(first: str, last: str) -> float | None:
+                return phases[last] - phases[first] if first in phases and last in phases else None
+
             runs.append({
                 "run_id": run_id,
                 "status": instance.get_run_by_id(run_id).status.value,
-                "launch_to_end_s": phases["end"] - launched_at,
-                "queue_s": phases["dequeued"] - phases["enqueued"],
-                "process_start_s": phases["start"] - phases["starting"],
-                "in_run_s": phases["end"] - phases["start"],
+                "launch_to_end_s": span("launched", "end"),
+                "queue_s": span("enqueued", "dequeued"),
+                "process_start_s": span("starting", "start"),
+                "in_run_s": span("start", "end"),
                 "loadavg_after": os.getloadavg(),
             })
-            print(f"   ui run   {runs[-1]['launch_to_end_s']:7.2f} s  queue {runs[-1]['queue_s']:.2f} s  "
-                  f"process start {runs[-1]['process_start_s']:.2f} s  in run {runs[-1]['in_run_s']:.2f} s  {runs[-1]['status']}", flush=True)
-    return {"runs": runs, "median_s": statistics.median(r["launch_to_end_s"] for r in runs), "log": str(scratch / "dagster-dev.log")}
+            print("   ui run   " + "  ".join(f"{k} {_s(runs[-1][k])}" for k in ("launch_to_end_s", "queue_s", "process_start_s", "in_run_s"))
+                  + f"  {runs[-1]['status']}", flush=True)
+    ended = [r["launch_to_end_s"] for r in runs if r["launch_to_end_s"] is not None]
+    return {"runs": runs, "median_s": statistics.median(ended) if ended else None, "log": str(scratch / "dagster-dev.log")}
+
+
+def _s(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.2f}"
 
 
 def ui_table(ui: dict) -> str:
@@ -329,8 +356,8 @@ def ui_table(ui: dict) -> str:
     lines = ["| launch | status | launch → end s | queue s | process start s | in run s | load after |", "|---:|---|---:|---:|---:|---:|---|"]
     for i, r in enumerate(ui["runs"], 1):
         load = "/".join(f"{x:.1f}" for x in r["loadavg_after"])
-        lines.append(f"| {i} | {r['status']} | {r['launch_to_end_s']:.2f} | {r['queue_s']:.2f} | {r['process_start_s']:.2f} | {r['in_run_s']:.2f} | {load} |")
-    lines.append(f"| median | | {ui['median_s']:.2f} | | | | |")
+        lines.append(f"| {i} | {r['status']} | {_s(r['launch_to_end_s'])} | {_s(r['queue_s'])} | {_s(r['process_start_s'])} | {_s(r['in_run_s'])} | {load} |")
+    lines.append(f"| median | | {_s(ui['median_s'])} | | | | |")
     return "\n".join(lines)
 
 
