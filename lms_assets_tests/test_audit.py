@@ -5,10 +5,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from dagster import TextMetadataValue
+from dagster import TableMetadataValue
 
 from lms_assets.audit import consistency
-from lms_assets.defs.audit.published import FIGURE_SOURCES, bounded, check_name
+from lms_assets.defs.audit.published import FIGURE_SOURCES, bounded, figure_verdicts
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
@@ -235,32 +235,49 @@ def test_audit_of_the_shipped_study(shipped_audit):
 
 def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(shipped_audit):
     result, table, tables = shipped_audit
-    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = result.get_asset_check_evaluations()
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
     assert not [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
-    warned = {n: e for n, e in checks.items() if not e.passed}
+    figures = figure_verdicts(evaluations)
     reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")
-    assert set(warned) == {check_name(f) for f in reviewed["figure_id"]}
-    explanation = {check_name(f): x for f, x in zip(table["figure_id"], table["explanation"])}
-    for name, evaluation in warned.items():
-        metadata = evaluation.metadata
-        # The reason comes first and is figure_audit's sentence; nothing numeric for the UI to plot.
-        assert next(iter(metadata)) == "reason" and metadata["reason"].value == explanation[name] != ""
-        assert all(isinstance(v, TextMetadataValue) for v in metadata.values()), name
-        assert metadata["reviewed_discrepancy"].value.startswith("reviewed by: lms-assets developers, ")
-        assert metadata["basis"].value.startswith(("Table 3's published rows", "reconstructed inputs ("))
-    assert checks["T1_age_median"].metadata["patients"].value == "1–19"
-    assert checks["T2_os_ci_lower"].metadata["patients"].value == "1–19"
-    assert "followup/2021-03-31.csv os_months of patients 1 2 5 6 8 10 16" in checks["T2_os_ci_lower"].metadata["basis"].value
-    assert checks["T2_os_ci_lower"].metadata["shown_in_table"].value == "12.29"
+    warned = {f: row for f, row in figures.items() if row["verdict"] != "passed"}
+    assert set(warned) == set(reviewed["figure_id"])
+    # A section check warns exactly when one of its figures is a reviewed discrepancy, and says first which and why.
+    registry = tables["published_figures"]
+    owner = dict(zip(registry["figure_id"], registry["owner"]))
+    # published_figures names each figure's section check, which is the check whose table holds it.
+    assert {f: row["check"] for f, row in figures.items()} == dict(zip(registry["figure_id"], registry["check_name"]))
+    sections = {(owner[f], row["check"]) for f, row in warned.items()}
+    assert {n for n, e in checks.items() if not e.passed} == sections
+    for name in sections:
+        metadata = checks[name].metadata
+        assert next(iter(metadata)) == "failed" and isinstance(metadata["figures"], TableMetadataValue)
+        assert checks[name].description[:80] == metadata["failed"].value[:80]
+        for figure, row in warned.items():
+            if (owner[figure], row["check"]) == name:
+                assert f"{figure} (WARN): " in metadata["failed"].value, (name, figure)
+    explanation = dict(zip(table["figure_id"], table["explanation"]))
+    for figure, row in warned.items():
+        # The figure's reason is figure_audit's sentence; every cell text, nothing numeric for the UI to plot.
+        assert row["reason"] == explanation[figure] != "" and row["check_outcome"] == "WARN"
+        assert all(isinstance(v, str) for v in row.values()), figure
+        assert row["reviewed"].startswith("reviewed by: lms-assets developers, ")
+        assert row["basis"].startswith(("Table 3's published rows", "reconstructed inputs ("))
+    assert figures["T1.age.median"]["patients"] == "1–19"
+    assert figures["T2.os.ci_lower"]["patients"] == "1–19"
+    assert "followup/2021-03-31.csv os_months of patients 1 2 5 6 8 10 16" in figures["T2.os.ci_lower"]["basis"]
+    assert figures["T2.os.ci_lower"]["shown"] == "12.29"
+    assert (figures["T2.os.ci_lower"]["check"], figures["T1.age.median"]["check"]) == ("figures_table_2", "figures_table_1")
 
 
 def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
     from lms_assets.defs.report import TABLES, _comparisons
 
     result, table, tables = shipped_audit
-    checks = {e.check_name: ("passed" if e.passed else e.severity.value) for e in result.get_asset_check_evaluations()}
-    audited = dict(zip(table["figure_id"].map_elements(check_name, return_dtype=pl.String), table["check_outcome"]))
-    assert {n: checks[n] for n in audited} == audited
+    # Every printed figure has its verdict in its section check's table, the same as figure_audit's check_outcome.
+    figures = figure_verdicts(result.get_asset_check_evaluations())
+    audited = dict(zip(table["figure_id"], table["check_outcome"]))
+    assert {f: figures[f]["verdict"] for f in audited} == audited
     comparisons = _comparisons(tables, tables["published_figures"], table)
     shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
     assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height

@@ -13,6 +13,7 @@ from lms_assets.graphs import adverse_events
 from lms_assets.tables import toxicity
 from lms_assets.graphs import waterfall
 from lms_assets.definitions import build_defs
+from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
 
@@ -99,10 +100,10 @@ SUMMARIES = ("baseline_characteristics", "response_summary", "recist_consistency
 # the abstract's hand-foot grade 3/4 12.5% vs Table 4's 10.5%) and a figure with no data behind it.
 # Each is a reviewed discrepancy (data/known_discrepancies.csv), so it fails as WARN with the shown value reviewed.
 EXPECTED_FAILURES = {
-    ("baseline_characteristics", "T1_age_median"): "52.0",
-    ("baseline_characteristics", "RPC_age_median"): "52.0",
-    ("baseline_characteristics", "DIS_metastasis_distant_pct"): "not computable",
-    ("adverse_event_summary", "ABS_ae_hand_foot_skin_syndrome_g34_pct"): "10.53",
+    "T1.age.median": "52.0",
+    "RPC.age.median": "52.0",
+    "DIS.metastasis.distant.pct": "not computable",
+    "ABS.ae.hand_foot_skin_syndrome.g34.pct": "10.53",
 }
 
 
@@ -120,21 +121,23 @@ def shipped_run(tmp_path_factory):
 @pytest.mark.slow
 def test_published_figures_on_the_shipped_study(shipped_run):
     evaluations = [e for e in shipped_run["result"].get_asset_check_evaluations() if e.asset_key.to_user_string() in SUMMARIES]
-    outcomes = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
-    failed = {key: e for key, e in outcomes.items() if not e.passed}
+    figures = figure_verdicts(evaluations)
+    failed = {figure: row for figure, row in figures.items() if row["verdict"] != "passed"}
     assert set(failed) == set(EXPECTED_FAILURES)
-    for key, shown in EXPECTED_FAILURES.items():
-        assert failed[key].metadata["shown_in_table"].value == shown and failed[key].severity.value == "WARN"
+    for figure, shown in EXPECTED_FAILURES.items():
+        assert failed[figure]["shown"] == shown and failed[figure]["verdict"] == failed[figure]["check_outcome"] == "WARN"
     # Every Table 4 row, Table 2 row and the DCR printed as "73.7% (14/21)" reproduce.
-    assert sum(1 for (asset, name) in outcomes if name.startswith("T4_")) == 72
-    assert all(e.passed for (asset, name), e in outcomes.items() if name.startswith(("T4_", "T2_response", "T2_orr", "T2_dcr")))
-    dcr = outcomes[("response_summary", "EFF_dcr_pct")]
-    assert dcr.passed and dcr.metadata["shown_in_table"].value == "73.68"  # 14/19
-    mean = outcomes[("tumour_shrinkage", "EFF_shrinkage_mean_pct")]
-    assert mean.passed and mean.metadata["shown_in_table"].value == "31.75"
-    assert outcomes[("tumour_shrinkage", "DIS_shrinkage_gt70_immunotherapy_alive_n")].passed
-    assert outcomes[("recist_consistency", "recorded_responses_match_recist")].passed  # all 19 responses fit RECIST
-    assert outcomes[("baseline_characteristics", "RPC_ecog_gt2_n")].passed
+    table_4 = {f: row for f, row in figures.items() if row["check"] == "figures_table_4"}
+    assert len(table_4) == 72 and all(f.startswith("T4.") for f in table_4)
+    assert all(row["verdict"] == "passed" for f, row in figures.items() if f.startswith(("T4.", "T2.response", "T2.orr", "T2.dcr")))
+    dcr = figures["EFF.dcr.pct"]
+    assert dcr["verdict"] == "passed" and dcr["shown"] == "73.68"  # 14/19
+    mean = figures["EFF.shrinkage.mean_pct"]
+    assert mean["verdict"] == "passed" and mean["shown"] == "31.75"
+    assert figures["DIS.shrinkage_gt70_immunotherapy_alive.n"]["verdict"] == "passed"
+    assert figures["RPC.ecog.gt2.n"]["verdict"] == "passed"
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
+    assert checks[("recist_consistency", "recorded_responses_match_recist")].passed  # all 19 responses fit RECIST
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Deliberate faults, one at a time: each must make at least one blocking published-figure check fail with ERROR.
 
-Most faults are judged in-process through the exact function the Dagster checks yield (``published.check_result``,
-which calls ``consistency.judge``) on tables recomputed by the same pure derivations the assets call, from the shipped
+Most faults are judged in-process through the exact function the Dagster checks yield (``published.section_results``:
+one check per printed section, every figure judged by ``consistency.judge`` and listed in the check's ``figures`` table) on tables recomputed by the same pure derivations the assets call, from the shipped
 study folder: a second per fault instead of a Dagster run. Two faults go through real Dagster check results.
 Faults no printed figure reveals but the independent R program does (``R_REVEALED``) must fail the blocking
 ``agrees_with_r`` check of ``independent_verification``, judged by the function that asset yields. Faults neither
@@ -27,7 +27,7 @@ from lms_assets.tables import survival
 from lms_assets.tables import toxicity
 from lms_assets.records import validation
 from lms_assets.defs.audit import consistency as audit_defs
-from lms_assets.defs.audit.published import FIGURE_SOURCES, check_result, published_figures_table
+from lms_assets.defs.audit.published import FIGURE_SOURCES, figure_verdicts, published_figures_table, section_results
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines
 
@@ -86,24 +86,33 @@ def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     }
 
 
-def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, tuple[str, str]]:
-    """Every published-figure check's (outcome, reason), computed as the Dagster checks compute them."""
+@dataclass(frozen=True)
+class Outcome:
+    """One printed figure inside its section's check: the check, the check's outcome, the figure's verdict and reason."""
+
+    check: str  # owner:check_name
+    check_outcome: str  # passed, WARN or ERROR: what the gate acts on
+    verdict: str  # the figure's own verdict in the check's figures table
+    reason: str
+
+
+def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
+    """Every printed figure's outcome by figure id, read from the section checks computed as the Dagster checks compute them."""
     tables = summary_tables(records)
     published = records["published_figures"]
     cut = published["published_cut"].max()
     feasibility = audit_defs._feasibility(tables["adtte"], cut, SHIPPED_STUDY)
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
-    by_id = {r["figure_id"]: r for r in paper.iter_rows(named=True)}
-    figures = {owner: fn(tables[owner], cut) for owner, fn in FIGURE_SOURCES.items()}
     outcomes = {}
-    for row in published.iter_rows(named=True):
-        result = check_result(row, figures[row["owner"]], by_id[row["figure_id"]])
-        outcomes[result.check_name] = ("passed" if result.passed else result.severity.value, result.metadata["reason"].value)
+    for owner in FIGURE_SOURCES:
+        for figure_id, row in figure_verdicts(section_results(owner, tables[owner], published, paper)).items():
+            outcomes[figure_id] = Outcome(f"{owner}:{row['check']}", row["check_outcome"], row["verdict"], row["reason"])
     return outcomes
 
 
-def errors(outcomes: dict[str, tuple[str, str]]) -> set[str]:
-    return {name for name, (outcome, _) in outcomes.items() if outcome == "ERROR"}
+def errors(outcomes: dict[str, Outcome]) -> set[str]:
+    """The figures that failed at ERROR inside a section check that therefore failed at ERROR (and blocks)."""
+    return {figure for figure, o in outcomes.items() if o.verdict == "ERROR" and o.check_outcome == "ERROR"}
 
 
 # --- the faults ---------------------------------------------------------------------------------------------
@@ -113,7 +122,7 @@ def errors(outcomes: dict[str, tuple[str, str]]) -> set[str]:
 class Fault:
     name: str
     inject: Callable[[pytest.MonkeyPatch, dict[str, pl.DataFrame]], None]
-    caught_by: frozenset[str]  # checks that must fail with ERROR (others may too)
+    caught_by: frozenset[str]  # figures that must fail with ERROR inside their blocking section check (others may too)
 
 
 def _wrap(monkeypatch: pytest.MonkeyPatch, module, name: str, wrapper) -> None:
@@ -252,39 +261,42 @@ def _oldest_patient(patients: pl.DataFrame) -> int:
 
 
 FAULTS = [
-    Fault("ORR counts SD as a response", orr_counts_stable_disease, frozenset({"T2_orr_n", "T2_orr_pct", "ABS_orr_pct", "EFF_orr_pct"})),
-    Fault("DCR leaves out SD", dcr_forgets_stable_disease, frozenset({"T2_dcr_n", "T2_dcr_pct", "ABS_dcr_pct"})),
+    Fault("ORR counts SD as a response", orr_counts_stable_disease, frozenset({"T2.orr.n", "T2.orr.pct", "ABS.orr.pct", "EFF.orr.pct"})),
+    Fault("DCR leaves out SD", dcr_forgets_stable_disease, frozenset({"T2.dcr.n", "T2.dcr.pct", "ABS.dcr.pct"})),
     Fault("Table 2 % over the wrong denominator (n right)", pct_over_wrong_denominator,
-          frozenset({"T2_response_PR_pct", "T2_response_SD_pct", "T2_orr_pct"})),
-    Fault("KM at-risk count one too high", at_risk_one_too_many, frozenset({"T2_pfs_ci_lower"})),
-    Fault("Greenwood SE with d/n²", greenwood_without_n_minus_d, frozenset({"T2_pfs_ci_lower", "T2_pfs_ci_upper"})),
-    Fault("SPSS density band 0.6/0.4 instead of 0.55/0.45", spss_band_widened, frozenset({"T2_pfs_ci_lower"})),
+          frozenset({"T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct"})),
+    Fault("KM at-risk count one too high", at_risk_one_too_many, frozenset({"T2.pfs.ci_lower"})),
+    Fault("Greenwood SE with d/n²", greenwood_without_n_minus_d, frozenset({"T2.pfs.ci_lower", "T2.pfs.ci_upper"})),
+    Fault("SPSS density band 0.6/0.4 instead of 0.55/0.45", spss_band_widened, frozenset({"T2.pfs.ci_lower"})),
     Fault("AE at the first episode, not the worst grade", first_episode_not_worst_grade,
-          frozenset({"SAF_ae_any_g34_n", "T4_ae_hand_foot_skin_syndrome_g34_n", "T4_ae_hypertension_g34_n"})),
-    Fault("age median computed as the mean", age_median_is_the_mean, frozenset({"T1_age_median", "RPC_age_median"})),
-    Fault("follow-up median not by reverse KM", followup_median_not_reversed, frozenset({"EFF_followup_median"})),
-    Fault("log-rank p one-sided", logrank_one_sided, frozenset({"DIS_subgroups_os_significant_n"})),
-    Fault("Table 4 % over AE records, not patients", ae_percent_of_records_not_patients, frozenset({"T4_ae_fatigue_any_pct"})),
-    Fault("OS censoring flag inverted", os_censoring_flag_inverted, frozenset({"EFF_os_events"})),
+          frozenset({"SAF.ae.any_g34.n", "T4.ae.hand_foot_skin_syndrome.g34.n", "T4.ae.hypertension.g34.n"})),
+    Fault("age median computed as the mean", age_median_is_the_mean, frozenset({"T1.age.median", "RPC.age.median"})),
+    Fault("follow-up median not by reverse KM", followup_median_not_reversed, frozenset({"EFF.followup.median"})),
+    Fault("log-rank p one-sided", logrank_one_sided, frozenset({"DIS.subgroups.os.significant.n"})),
+    Fault("Table 4 % over AE records, not patients", ae_percent_of_records_not_patients, frozenset({"T4.ae.fatigue.any.pct"})),
+    Fault("OS censoring flag inverted", os_censoring_flag_inverted, frozenset({"EFF.os.events"})),
     Fault("transcription error in patients.csv (oldest age 72 → 56)", transcription_error_in_patients,
-          frozenset({"T1_age_max", "RPC_age_max"})),
+          frozenset({"T1.age.max", "RPC.age.max"})),
 ]
 
 
 def test_the_shipped_study_fails_no_error_check(records):
     outcomes = check_outcomes(records)
     assert not errors(outcomes)
-    assert {name for name, (outcome, _) in outcomes.items() if outcome == "WARN"}
+    assert {figure for figure, o in outcomes.items() if o.verdict == "WARN"}
+    # A WARN figure leaves its section check at WARN only when nothing else in the section failed at ERROR.
+    assert {o.check_outcome for o in outcomes.values() if o.verdict == "WARN"} == {"WARN"}
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_each_fault_fails_a_blocking_check_with_error(fault, records, monkeypatch):
     records = dict(records)
     fault.inject(monkeypatch, records)
-    caught = errors(check_outcomes(records))
+    outcomes = check_outcomes(records)
+    caught = errors(outcomes)
     assert caught, f"no blocking check caught: {fault.name}"
     assert fault.caught_by <= caught, f"{fault.name}: caught by {sorted(caught)}"
-    print(f"{fault.name}: caught by {', '.join(sorted(caught))}")
+    print(f"{fault.name}: caught by " + ", ".join(f"{f} in {outcomes[f].check}" for f in sorted(caught)))
 
 
 # --- faults the printed figures cannot reveal ------------------------------------------------------------------
@@ -383,17 +395,26 @@ def test_faults_the_printed_figures_cannot_reveal_are_documented(fault, records,
 # --- two faults through real Dagster check results ---------------------------------------------------------
 
 
-def _error_checks(result) -> set[str]:
-    return {e.check_name for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"}
+def _error_figures(result) -> dict[str, tuple[str, str]]:
+    """Figure id → (its section check, reason) for every figure failing at ERROR inside a check that failed at ERROR."""
+    return {
+        figure: (row["check"], row["reason"])
+        for figure, row in figure_verdicts(result.get_asset_check_evaluations()).items()
+        if row["verdict"] == "ERROR" and row["check_outcome"] == "ERROR"
+    }
 
 
 def test_orr_fault_fails_the_dagster_checks_of_response_summary(platform_env, monkeypatch):
     orr_counts_stable_disease(monkeypatch, {})
     result = run_assets("response_summary", paths=platform_env)
-    caught = _error_checks(result)
-    assert {"T2_orr_n", "T2_orr_pct", "ABS_orr_pct"} <= caught, sorted(caught)
-    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "T2_orr_n")
-    assert evaluation.metadata["reason"].value.startswith("regression or unreviewed discrepancy: Table 2 prints '3' (3) but the table shows 14")
+    caught = _error_figures(result)
+    assert {"T2.orr.n", "T2.orr.pct", "ABS.orr.pct"} <= set(caught), sorted(caught)
+    check, reason = caught["T2.orr.n"]
+    assert check == "figures_table_2"
+    assert reason.startswith("regression or unreviewed discrepancy: Table 2 prints '3' (3) but the table shows 14")
+    table_2 = next(e for e in result.get_asset_check_evaluations() if e.check_name == "figures_table_2")
+    # The check's description names its failed figures first, and the reason of each.
+    assert table_2.description.startswith("2 of 10 printed figures failed (2 ERROR, 0 WARN): T2.orr.n (ERROR): regression")
     # The checks run in response_summary's own step, which therefore fails instead of storing the table.
     assert not result.success
     assert list(failure_first_lines(result)) == ["response_summary"]
@@ -405,8 +426,9 @@ def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_e
     patients = pl.read_csv(path)
     patients.with_columns(age=pl.when(pl.col("age") == pl.col("age").max()).then(56).otherwise(pl.col("age"))).write_csv(path)
     result = run_assets("baseline_characteristics", paths=platform_env)
-    caught = _error_checks(result)
-    assert {"T1_age_max", "RPC_age_max"} <= caught, sorted(caught)
+    caught = _error_figures(result)
+    assert {"T1.age.max", "RPC.age.max"} <= set(caught), sorted(caught)
+    assert (caught["T1.age.max"][0], caught["RPC.age.max"][0]) == ("figures_table_1", "figures_results_patient_characteristics")
 
 
 def test_without_the_reviewed_list_every_failure_is_an_error(records):
@@ -414,5 +436,5 @@ def test_without_the_reviewed_list_every_failure_is_an_error(records):
     empty = validation.read_raw(SHIPPED_DATA / "known_discrepancies.csv", schemas.KNOWN_DISCREPANCIES).clear()
     registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
     outcomes = check_outcomes({**records, "published_figures": published_figures_table(registry, empty)})
-    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["figure_id"].str.replace_all(r"[^A-Za-z0-9_]", "_")
-    assert {name for name, (outcome, _) in outcomes.items() if outcome != "passed"} == errors(outcomes) == set(reviewed)
+    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["figure_id"]
+    assert {figure for figure, o in outcomes.items() if o.verdict != "passed"} == errors(outcomes) == set(reviewed)

@@ -15,7 +15,7 @@ from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets
 
 PACKAGE = REPO / "lms_assets"
 # Entry points, not asset code: the definitions read the three locations once at load; the deployment and
-# recovery CLIs read DAGSTER_HOME and the PostgreSQL settings in their main.
+# recovery CLIs read DAGSTER_HOME and the PostgreSQL settings in their main; the launcher hands its environment to `dagster dev`.
 MAY_READ_ENVIRONMENT = {"definitions.py", "deploy.py", "recovery.py", "launcher.py"}
 
 

@@ -5,6 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
+from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets.tables import response
 from lms_assets_tests.conftest import run_assets
 
@@ -140,9 +141,9 @@ def test_a_wrong_printed_value_fails_its_check(platform_env):
     registry.write_text(text.replace("T2.response.PR.n,Table 2,response.PR.n,3,3,", "T2.response.PR.n,Table 2,response.PR.n,4,4,"))
     # The published-figure checks read the registry and the audit's paper_consistency as well as the table.
     result = run_assets("response_summary", "published_figures", "paper_consistency", paths=platform_env)
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary"}
-    wrong = evaluations["T2_response_PR_n"]
+    figures = figure_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary")
+    wrong = figures["T2.response.PR.n"]
     # Not a reviewed discrepancy: a blocking ERROR that says what the table shows against what is printed.
-    assert not wrong.passed and wrong.severity.value == "ERROR"
-    assert wrong.metadata["shown_in_table"].value == "3.0" and wrong.metadata["printed"].value == "4 (Table 2)"
-    assert evaluations["T2_response_PR_pct"].passed and evaluations["ABS_response_PR_n"].passed
+    assert wrong["verdict"] == wrong["check_outcome"] == "ERROR" and wrong["check"] == "figures_table_2"
+    assert wrong["shown"] == "3.0" and wrong["printed"] == "4 (Table 2)"
+    assert figures["T2.response.PR.pct"]["verdict"] == figures["ABS.response.PR.n"]["verdict"] == "passed"

@@ -8,6 +8,7 @@ import polars as pl
 from dagster import AssetSelection
 
 from lms_assets_tests.conftest import defs_for
+from lms_assets.defs.audit.published import figure_verdicts
 
 SURVIVAL_ASSETS = (
     "survival_curves",
@@ -33,8 +34,9 @@ def _table(warehouse: Path, name: str) -> pl.DataFrame:
         return pl.from_arrow(con.sql(f"select * from {name}").to_arrow_table())
 
 
-def _checks(result, asset: str) -> dict:
-    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path == [asset]}
+def _figures(result, asset: str) -> dict:
+    """The printed figures judged by ``asset``'s section checks: figure id → its row of the check's figures table."""
+    return figure_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.path == [asset])
 
 
 def _materialized(result) -> dict:
@@ -71,26 +73,26 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     adtte = _table(warehouse, "adtte")
     assert curves.height == adtte.group_by("DATACUT", "PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
 
-    checks = _checks(result, "survival_summary")
-    agreeing = {"EFF_pfs_median", "EFF_pfs_ci_lower", "EFF_pfs_ci_upper", "T2_pfs_ci_lower", "ABS_pfs_ci_lower",
-                "EFF_os_ci_lower", "EFF_os_ci_upper", "EFF_pfs_events", "EFF_os_events", "T2_os_median"}
-    assert all(checks[name].passed for name in agreeing)  # the published cut's 12 deaths, not the later 13
-    # Table 2 and the abstract print an OS interval (14.2–32.7) the data cannot give; those checks must fail.
-    for name in ("T2_os_ci_lower", "T2_os_ci_upper", "ABS_os_ci_lower", "ABS_os_ci_upper"):
-        assert not checks[name].passed
-    lower = checks["T2_os_ci_lower"].metadata
-    assert lower["printed"].value == "23.5 (14.2~32.7) (Table 2)" and lower["shown_in_table"].value == "12.29"
+    figures = _figures(result, "survival_summary")
+    agreeing = {"EFF.pfs.median", "EFF.pfs.ci_lower", "EFF.pfs.ci_upper", "T2.pfs.ci_lower", "ABS.pfs.ci_lower",
+                "EFF.os.ci_lower", "EFF.os.ci_upper", "EFF.pfs.events", "EFF.os.events", "T2.os.median"}
+    assert all(figures[name]["verdict"] == "passed" for name in agreeing)  # the published cut's 12 deaths, not the later 13
+    # Table 2 and the abstract print an OS interval (14.2–32.7) the data cannot give; those figures must fail.
+    for name in ("T2.os.ci_lower", "T2.os.ci_upper", "ABS.os.ci_lower", "ABS.os.ci_upper"):
+        assert figures[name]["verdict"] != "passed" and figures[name]["check_outcome"] != "passed"
+    lower = figures["T2.os.ci_lower"]
+    assert lower["printed"] == "23.5 (14.2~32.7) (Table 2)" and lower["shown"] == "12.29"
 
-    followup = _checks(result, "survival_followup")
-    assert set(followup) == {"EFF_followup_median", "EFF_followup_min", "EFF_followup_max"}
-    median = followup["EFF_followup_median"].metadata
+    followup = _figures(result, "survival_followup")
+    assert set(followup) == {"EFF.followup.median", "EFF.followup.min", "EFF.followup.max"}
+    median = followup["EFF.followup.median"]
     # Reverse KM on the (partly reconstructed) OS gives 25.8, not the printed 17.8: reported, not bent.
-    assert median["shown_in_table"].value == "25.80" and "17.8" in median["printed"].value
-    assert not followup["EFF_followup_median"].passed
+    assert median["shown"] == "25.80" and "17.8" in median["printed"]
+    assert median["verdict"] != "passed" and median["check"] == "figures_results_efficacy"
 
     # The Discussion's "no significant differences" is judged by the blocking checks of its printed counts.
-    subgroups = _checks(result, "survival_subgroups")
-    assert subgroups["DIS_subgroups_pfs_significant_n"].passed and subgroups["DIS_subgroups_os_significant_n"].passed
+    subgroups = _figures(result, "survival_subgroups")
+    assert subgroups["DIS.subgroups.pfs.significant.n"]["verdict"] == subgroups["DIS.subgroups.os.significant.n"]["verdict"] == "passed"
 
     for chart in ("km_pfs_plot", "km_os_plot", "subgroup_forest_plot"):
         metadata = materialized[chart].metadata

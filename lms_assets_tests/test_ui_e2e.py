@@ -53,8 +53,8 @@ REPORT_ASSET = "study_report"
 # Asset checks this test names; the published-figure checks may be regrouped (one per printed table), so
 # every reference to a check name is here.
 CHECK_NAMES = {
-    # The printed median PFS (Table 2, "4.1"): the value traced back to its raw file.
-    "traced": ("survival_summary", "T2_pfs_median"),
+    # The section check holding the printed median PFS (Table 2, "4.1"): the value traced back to its raw file.
+    "traced": ("survival_summary", "figures_table_2"),
 }
 # The trace walk of README "Tracing a printed number": from the check, the asset's Lineage tab, then one
 # upstream node per click, down to the raw file.

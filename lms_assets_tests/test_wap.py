@@ -22,6 +22,7 @@ from lms_assets import synthetic
 from lms_assets.tables import response
 from lms_assets.records.study import load_study
 from lms_assets.defs import gate
+from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
@@ -152,7 +153,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
 # --- every blocking check is evaluated through the gate ---------------------------------------------------
 
 
-def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_figure():
+def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
     from lms_assets.definitions import build_defs
     from lms_assets.defs.audit.published import FIGURE_SOURCES, check_name, owner_of
 
@@ -164,7 +165,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_figure():
     assert not separate, sorted(k.to_user_string() for k in separate)
     registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
     for owner in FIGURE_SOURCES:
-        printed = {check_name(f) for f, q in zip(registry["figure_id"], registry["quantity"]) if owner_of(q) == owner}
+        printed = {check_name(source) for source, q in zip(registry["source"], registry["quantity"]) if owner_of(q) == owner}
         declared = {k.name for k in blocking if k.asset_key.to_user_string() == owner}
         assert declared == printed, owner
 
@@ -190,12 +191,16 @@ def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platf
     first_lines = failure_first_lines(blocked)
     assert list(first_lines) == ["response_summary"]
     assert first_lines["response_summary"].startswith(
-        "response_summary not published: ABS_response_PR_pct: regression or unreviewed discrepancy: Abstract prints "
+        "response_summary not published: figures_abstract: 4 of 6 printed figures failed (4 ERROR, 0 WARN): "
+        "ABS.response.PR.pct (ERROR): regression or unreviewed discrepancy: Abstract prints "
         "'3 (15.8%) achieved partial response (PR)' (15.8) but the table shows 14.29"
     ), first_lines
-    assert first_lines["response_summary"].endswith("| and 10 more blocking check(s) failed (see failed_checks)")
+    assert first_lines["response_summary"].endswith("| and 1 more blocking check(s) failed (see failed_checks)")
     failed = {e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed and e.severity == AssetCheckSeverity.ERROR}
-    assert {"T2_response_PR_pct", "T2_response_SD_pct", "T2_orr_pct"} <= failed
+    assert failed == {"figures_abstract", "figures_discussion", "figures_results_efficacy", "figures_table_2"}
+    figures = figure_verdicts(blocked.get_asset_check_evaluations())
+    assert all(figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "figures_table_2"
+               for f in ("T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct"))
 
     after = table_digests(platform_env["warehouse"])
     assert after["response_summary"] == good["response_summary"]

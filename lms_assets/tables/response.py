@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-from scipy import stats
 
 from lms_assets.tables import printed as fig
 
@@ -70,6 +69,9 @@ def clopper_pearson(k: int, n: int) -> tuple[float | None, float | None]:
     """Exact (Clopper–Pearson) 95% interval of k/n in percent, by scipy's binomtest; None when n is 0."""
     if n == 0:
         return None, None
+    # Imported here: scipy.stats takes ~1 s to import, which every process loading the definitions would pay.
+    from scipy import stats
+
     interval = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
     return 100.0 * interval.low, 100.0 * interval.high
 
@@ -214,6 +216,8 @@ def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, member
     }
     responders = {name: _ids(group.filter(pl.col("AVALC").is_in(members))) for name, (_, group) in groups.items()}
     table = [[len(responders[name]), group.height - len(responders[name])] for name, (_, group) in groups.items()]
+    from scipy import stats  # imported here, as in clopper_pearson
+
     p_value = stats.fisher_exact(table).pvalue if all(sum(r) for r in table) else None
     return [
         _row(f"{key}.{name}", text, responders[name], group.height, p_value=p_value, test=FISHER_NOTE)
