@@ -1,4 +1,5 @@
-"""Shared fixtures: a private copy of the study folder and a private warehouse per test."""
+"""Shared fixtures: a private copy of the study folder and a private warehouse per test, and one whole-graph run
+of the shipped study per session that read-only tests share."""
 
 import shutil
 from pathlib import Path
@@ -58,3 +59,47 @@ def run_assets(*names: str):
         selected = grown
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(asset_selection=list(selected), raise_on_error=False)
+
+
+def materialize_everything(paths: dict[str, Path]):
+    """The whole graph, in-process, on ``paths`` (``data``, ``warehouse``, ``outputs`` as ``platform_env`` has them)."""
+    from lms_assets.definitions import build_defs
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LMS_DATA_DIR", str(paths["data"]))
+        env.setenv("LMS_DUCKDB_PATH", str(paths["warehouse"]))
+        env.setenv("LMS_OUTPUT_DIR", str(paths["outputs"]))
+        return build_defs().resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
+
+
+# The xdist group of the tests that read ``shipped_run``.
+SHIPPED_RUN_GROUP = "shipped_run"
+
+
+@pytest.fixture(scope="session")
+def shipped_run(tmp_path_factory) -> dict:
+    """The whole graph materialized once per session on a copy of the shipped study, for tests that only read it.
+
+    Keys: ``result`` (the run), ``data``, ``warehouse``, ``outputs``. Read-only by contract: a test that changes
+    the study, the warehouse or the outputs works on its own copy (``platform_env``, or a copy of these files).
+    A test that uses it is marked ``slow`` and put in its xdist group (``pytest_collection_modifyitems``); one
+    that asks for it with ``request.getfixturevalue`` marks itself ``xdist_group(SHIPPED_RUN_GROUP)``.
+    """
+    root = tmp_path_factory.mktemp("shipped_run")
+    study = root / "study"
+    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    paths = {"data": study, "warehouse": root / "warehouse" / "lms.duckdb", "outputs": root / "outputs"}
+    return {"result": materialize_everything(paths), **paths}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whole-graph tests are slow, and the readers of ``shipped_run`` share one xdist worker (--dist loadgroup), so
+    the session materializes the shipped study once rather than once per worker. Slow tests then go first (a
+    stable sort, otherwise in file order): the long tests start early on both workers and the short ones fill
+    in around them, instead of one long test finishing alone at the end."""
+    for item in items:
+        if "shipped_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(SHIPPED_RUN_GROUP))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import shutil
 import struct
 
 import polars as pl
@@ -12,8 +11,6 @@ from lms_assets.adam.adae import derive_adae
 from lms_assets.graphs import adverse_events
 from lms_assets.tables import toxicity
 from lms_assets.graphs import waterfall
-from lms_assets.definitions import build_defs
-from lms_assets_tests.conftest import SHIPPED_DATA
 
 
 def _adrs(changes: list[float], responses: list[str]) -> pl.DataFrame:
@@ -106,20 +103,6 @@ EXPECTED_FAILURES = {
     ("baseline_characteristics", "DIS_metastasis_distant_pct"): "not computable",
     ("adverse_event_summary", "ABS_ae_hand_foot_skin_syndrome_g34_pct"): "10.53",
 }
-
-
-@pytest.fixture(scope="module")
-def shipped_run(tmp_path_factory):
-    """One in-process run of the whole graph on a copy of the shipped study."""
-    root = tmp_path_factory.mktemp("shipped")
-    study = root / "study"
-    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LMS_DATA_DIR", str(study))
-        env.setenv("LMS_DUCKDB_PATH", str(root / "warehouse" / "lms.duckdb"))
-        env.setenv("LMS_OUTPUT_DIR", str(root / "outputs"))
-        result = build_defs().resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
-        yield {"result": result, "outputs": root / "outputs"}
 
 
 @pytest.mark.slow
