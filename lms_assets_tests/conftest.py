@@ -2,6 +2,8 @@
 of the shipped study per session that read-only tests share."""
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,15 +63,50 @@ def run_assets(*names: str):
     return job.execute_in_process(asset_selection=list(selected), raise_on_error=False)
 
 
-def materialize_everything(paths: dict[str, Path]):
-    """The whole graph, in-process, on ``paths`` (``data``, ``warehouse``, ``outputs`` as ``platform_env`` has them)."""
-    from lms_assets.definitions import build_defs
+# The patient-level datasets, with the raw files and quarantine they are built from.
+COHORT = ("adsl", "adrs", "adtte", "adae")
 
+
+@contextmanager
+def platform_at(paths: dict[str, Path]) -> Iterator[None]:
+    """Point the platform at ``paths`` (``data``, ``warehouse``, ``outputs`` as ``platform_env`` has them) for a block."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LMS_DATA_DIR", str(paths["data"]))
         env.setenv("LMS_DUCKDB_PATH", str(paths["warehouse"]))
         env.setenv("LMS_OUTPUT_DIR", str(paths["outputs"]))
+        yield
+
+
+def materialize_everything(paths: dict[str, Path]):
+    """The whole graph, in-process, on ``paths``."""
+    from lms_assets.definitions import build_defs
+
+    with platform_at(paths):
         return build_defs().resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
+
+
+def _shipped_copy(root: Path) -> dict[str, Path]:
+    study = root / "study"
+    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    return {"data": study, "warehouse": root / "warehouse" / "lms.duckdb", "outputs": root / "outputs"}
+
+
+def copy_warehouse(source: Path, target: Path) -> None:
+    """Copy the DuckDB file ``source`` to ``target`` with whatever else its folder holds (a write-ahead log)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for file in source.parent.iterdir():
+        shutil.copy2(file, target.parent / file.name.replace(source.name, target.name, 1))
+
+
+@pytest.fixture(scope="session")
+def shipped_cohort(tmp_path_factory) -> dict[str, Path]:
+    """``COHORT`` materialized once per session on a copy of the shipped study: the good warehouse that bad-input
+    tests copy (``copy_warehouse``) before they damage a study and show the warehouse is kept. Read-only; keys
+    ``data``, ``warehouse``, ``outputs``."""
+    paths = _shipped_copy(tmp_path_factory.mktemp("shipped_cohort"))
+    with platform_at(paths):
+        assert run_assets(*COHORT).success
+    return paths
 
 
 # The xdist group of the tests that read ``shipped_run``.
@@ -85,10 +122,7 @@ def shipped_run(tmp_path_factory) -> dict:
     A test that uses it is marked ``slow`` and put in its xdist group (``pytest_collection_modifyitems``); one
     that asks for it with ``request.getfixturevalue`` marks itself ``xdist_group(SHIPPED_RUN_GROUP)``.
     """
-    root = tmp_path_factory.mktemp("shipped_run")
-    study = root / "study"
-    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    paths = {"data": study, "warehouse": root / "warehouse" / "lms.duckdb", "outputs": root / "outputs"}
+    paths = _shipped_copy(tmp_path_factory.mktemp("shipped_run"))
     return {"result": materialize_everything(paths), **paths}
 
 

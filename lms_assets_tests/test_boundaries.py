@@ -16,17 +16,17 @@ from lms_assets.records import schemas
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
-from lms_assets_tests.conftest import REPO, run_assets
+from lms_assets_tests.conftest import COHORT, REPO, copy_warehouse, run_assets
 from lms_assets_tests.test_bad_input import failure_message, table_digests
 
 
 def run_cohort():
-    return run_assets("adsl", "adrs", "adtte", "adae")
+    return run_assets(*COHORT)
 
 
 @pytest.fixture
-def loaded(platform_env):
-    assert run_cohort().success
+def loaded(platform_env, shipped_cohort):
+    copy_warehouse(shipped_cohort["warehouse"], platform_env["warehouse"])
     return platform_env, table_digests(platform_env["warehouse"])
 
 

@@ -28,11 +28,10 @@ from dagster._core.test_utils import create_run_for_test
 
 from lms_assets import recovery
 from lms_assets.defs.constants import DUCKDB_POOL
-from lms_assets_tests.conftest import REPO, run_assets
+from lms_assets_tests.conftest import COHORT, REPO, run_assets
 from lms_assets_tests.dagster_process import instance_home, venv_bin
 from lms_assets_tests.test_bad_input import failure_message, table_digests
 
-COHORT = ("adsl", "adrs", "adtte", "adae")
 LOCK_ERROR = "could not set lock"
 
 
