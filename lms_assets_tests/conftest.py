@@ -1,4 +1,5 @@
-"""Shared fixtures: a private copy of the study folder and a private warehouse per test.
+"""Shared fixtures: a private copy of the study folder and a private warehouse per test, and one whole-graph run
+of the shipped study per session that read-only tests share.
 
 Definitions are built with explicit locations (``build_defs(study_dir=..., warehouse=..., outputs=...)``); no
 in-process test sets the environment. Subprocess tests (CLI, dagster dev) pass it to the child instead.
@@ -76,3 +77,65 @@ def allow_exclusion(study: Path) -> None:
     text = path.read_text()
     assert "exclude_quarantined_rows = false" in text, "the shipped study.toml no longer sets exclude_quarantined_rows = false"
     path.write_text(text.replace("exclude_quarantined_rows = false", "exclude_quarantined_rows = true"))
+
+
+# The patient-level datasets, with the raw files and quarantine they are built from.
+COHORT = ("adsl", "adrs", "adtte", "adae")
+
+
+def materialize_everything(paths: dict[str, Path]):
+    """The whole graph, in-process, on ``paths``."""
+    return defs_for(paths).resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
+
+
+def _shipped_copy(root: Path) -> dict[str, Path]:
+    study = root / "study"
+    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    return {"data": study, "warehouse": root / "warehouse" / "lms.duckdb", "outputs": root / "outputs"}
+
+
+def copy_warehouse(source: Path, target: Path) -> None:
+    """Copy the DuckDB file ``source`` to ``target`` with whatever else its folder holds (a write-ahead log)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for file in source.parent.iterdir():
+        shutil.copy2(file, target.parent / file.name.replace(source.name, target.name, 1))
+
+
+@pytest.fixture(scope="session")
+def shipped_cohort(tmp_path_factory) -> dict[str, Path]:
+    """``COHORT`` materialized once per session on a copy of the shipped study: the good warehouse that bad-input
+    tests copy (``copy_warehouse``) before they damage a study and show the warehouse is kept. Read-only; keys
+    ``data``, ``warehouse``, ``outputs``."""
+    paths = _shipped_copy(tmp_path_factory.mktemp("shipped_cohort"))
+    assert run_assets(*COHORT, paths=paths).success
+    return paths
+
+
+# The xdist group of the tests that read ``shipped_run``.
+SHIPPED_RUN_GROUP = "shipped_run"
+
+
+@pytest.fixture(scope="session")
+def shipped_run(tmp_path_factory) -> dict:
+    """The whole graph materialized once per session on a copy of the shipped study, for tests that only read it.
+
+    Keys: ``result`` (the run), ``data``, ``warehouse``, ``outputs``. Read-only by contract: a test that changes
+    the study, the warehouse or the outputs works on its own copy (``platform_env``, or a copy of these files).
+    A test that uses it is marked ``slow`` and put in its xdist group (``pytest_collection_modifyitems``); one
+    that asks for it with ``request.getfixturevalue`` marks itself ``xdist_group(SHIPPED_RUN_GROUP)``.
+    """
+    paths = _shipped_copy(tmp_path_factory.mktemp("shipped_run"))
+    return {"result": materialize_everything(paths), **paths}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Whole-graph tests are slow, and the readers of ``shipped_run`` share one xdist worker (--dist loadgroup), so
+    the session materializes the shipped study once rather than once per worker. Slow tests then go first (a
+    stable sort, otherwise in file order): the long tests start early on both workers and the short ones fill
+    in around them, instead of one long test finishing alone at the end."""
+    for item in items:
+        if "shipped_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(SHIPPED_RUN_GROUP))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

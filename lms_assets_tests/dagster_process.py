@@ -25,9 +25,18 @@ def venv_bin(program: str) -> str:
 
 
 def instance_home(folder: Path) -> Path:
-    """A fresh ``DAGSTER_HOME`` holding ``deploy/local/dagster.yaml`` (pools, telemetry off)."""
+    """A fresh ``DAGSTER_HOME`` holding ``deploy/local/dagster.yaml`` (pools, telemetry off), its storage created.
+
+    The storage is created here, once, as ``make instance`` does before any run: processes started together on
+    an empty ``DAGSTER_HOME`` (two CLI runs; the webserver, daemon and a run of ``dagster dev``) would each try
+    to create Dagster's SQLite schema, and one could fail with "table runs already exists".
+    """
+    from dagster import DagsterInstance
+
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "deploy" / "local" / "dagster.yaml", folder / "dagster.yaml")
+    with DagsterInstance.from_config(str(folder)):
+        pass
     return folder
 
 

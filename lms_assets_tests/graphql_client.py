@@ -52,6 +52,18 @@ query RunStatus($runId: ID!) {
 }
 """
 
+# What moves while runs are in flight: every unfinished run's status and step states. A run waiting for the
+# duckdb pool shows no change of its own while another run works through its steps, so all of them count.
+PROGRESS_QUERY = """
+query Progress {
+  runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {
+    __typename
+    ... on Runs { results { runId status stepStats { stepKey status } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 RUN_DETAILS_QUERY = """
 query RunDetails($runId: ID!, $cursor: String) {
   runOrError(runId: $runId) {
@@ -230,22 +242,38 @@ class DagsterGraphQL:
             raise GraphQLError(f"run {run_id}: {result}")
         return result["status"]
 
+    def progress(self) -> tuple:
+        """A value that changes whenever an unfinished run starts, ends or moves a step along."""
+        result = self.execute(PROGRESS_QUERY)["runsOrError"]
+        if result["__typename"] != "Runs":
+            raise GraphQLError(f"cannot list runs: {result}")
+        return tuple(sorted(
+            (r["runId"], r["status"], tuple(sorted((s["stepKey"], s["status"]) for s in r["stepStats"])))
+            for r in result["results"]
+        ))
+
     def wait_for_run(self, run_id: str, timeout: float, poll: float = 1.0) -> RunReport:
         """Poll until the run reaches a terminal status, then return what it did.
 
-        A poll the busy server does not answer in time is retried; only the overall ``timeout`` fails.
+        The deadline is tied to progress, not to the wall clock: it fails only when for ``timeout`` seconds no
+        unfinished run of the instance changed status or moved a step along (see ``progress``). A busy machine
+        makes every step slower, so a fixed limit on the whole run is what it can exceed; one step taking
+        ``timeout`` seconds is a hang. A poll the busy server does not answer in time is retried.
         """
         deadline = time.monotonic() + timeout
-        status = "not yet known"
+        status, seen = "not yet known", None
         while time.monotonic() < deadline:
             try:
                 status = self.run_status(run_id)
+                if status in TERMINAL_STATUSES:
+                    return self.run_report(run_id)
+                now = self.progress()
+                if now != seen:
+                    seen, deadline = now, time.monotonic() + timeout
             except TRANSIENT_ERRORS:
                 status = "not answering"
-            if status in TERMINAL_STATUSES:
-                return self.run_report(run_id)
             time.sleep(poll)
-        raise TimeoutError(f"run {run_id} still {status} after {timeout:.0f} s")
+        raise TimeoutError(f"run {run_id} still {status}, and no run moved a step for {timeout:.0f} s")
 
     def run_report(self, run_id: str) -> RunReport:
         """Status, step statuses, materialized assets, check evaluations and failure messages of a run."""

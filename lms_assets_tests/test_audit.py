@@ -180,18 +180,14 @@ def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_do
 
 
 @pytest.fixture(scope="module")
-def shipped_audit(tmp_path_factory):
+def shipped_audit(shipped_run):
     """The audit of the shipped study, the published-figure check results of the same run, and its warehouse."""
     import duckdb
 
-    from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
-
-    root = tmp_path_factory.mktemp("audit")
-    result = run_assets("figure_audit", paths={"data": SHIPPED_DATA, "warehouse": root / "lms.duckdb", "outputs": root / "outputs"})
     names = ("figure_audit", "published_figures", *FIGURE_SOURCES)
-    with duckdb.connect(str(root / "lms.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(shipped_run["warehouse"]), read_only=True) as con:
         tables = {name: con.sql(f"select * from {name}").pl() for name in names}
-    return result, tables["figure_audit"], tables
+    return shipped_run["result"], tables["figure_audit"], tables
 
 
 def test_audit_of_the_shipped_study(shipped_audit):

@@ -6,11 +6,11 @@ import hashlib
 import duckdb
 import polars as pl
 import pytest
-from lms_assets_tests.conftest import allow_exclusion, run_assets
+from lms_assets_tests.conftest import COHORT, allow_exclusion, copy_warehouse, run_assets
 
 
 def run_cohort(paths):
-    return run_assets("adsl", "adrs", "adtte", "adae", paths=paths)
+    return run_assets(*COHORT, paths=paths)
 
 
 def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
@@ -51,9 +51,9 @@ def failure_first_lines(result) -> dict[str, str]:
 
 
 @pytest.fixture
-def loaded(platform_env):
-    """The shipped study materialized once, with the warehouse's digests before any damage."""
-    assert run_cohort(platform_env).success
+def loaded(platform_env, shipped_cohort):
+    """The shipped study's cohort in the test's own warehouse (a copy of the session's), with its digests before any damage."""
+    copy_warehouse(shipped_cohort["warehouse"], platform_env["warehouse"])
     return platform_env, table_digests(platform_env["warehouse"])
 
 

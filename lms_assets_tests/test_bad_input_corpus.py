@@ -39,10 +39,9 @@ from lms_assets.records import schemas
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
 from lms_assets.records.study import load_study
-from lms_assets_tests.conftest import SHIPPED_DATA, allow_exclusion, defs_for, run_assets
+from lms_assets_tests.conftest import COHORT, SHIPPED_DATA, allow_exclusion, defs_for, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
 
-COHORT = ("adsl", "adrs", "adtte", "adae")
 CUT = "followup/2021-03-31.csv"
 RAW_ASSET = {
     "patients.csv": "raw_patients",
@@ -1165,11 +1164,11 @@ class Pristine:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Pristine:
-    """The shipped study materialized once: the warehouse every Dagster variant starts from."""
+def pristine(tmp_path_factory, shipped_cohort) -> Pristine:
+    """The shipped study materialized once (the session's ``shipped_cohort``): the warehouse every Dagster variant
+    starts from; ``root`` is this module's folder for the variants' copies."""
     root = tmp_path_factory.mktemp("pristine")
-    study, warehouse = fresh_study(root), root / "warehouse" / "lms.duckdb"
-    assert run_assets(*COHORT, paths={"data": study, "warehouse": warehouse, "outputs": root / "outputs"}).success
+    study, warehouse = shipped_cohort["data"], shipped_cohort["warehouse"]
     return Pristine(root, study, warehouse, table_digests(warehouse))
 
 

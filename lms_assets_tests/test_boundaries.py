@@ -17,13 +17,13 @@ from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
 from lms_assets.records.study import load_study
-from lms_assets_tests.conftest import REPO
+from lms_assets_tests.conftest import COHORT, REPO, copy_warehouse
 from lms_assets_tests.test_bad_input import failure_message, run_cohort, table_digests
 
 
 @pytest.fixture
-def loaded(platform_env):
-    assert run_cohort(platform_env).success
+def loaded(platform_env, shipped_cohort):
+    copy_warehouse(shipped_cohort["warehouse"], platform_env["warehouse"])
     return platform_env, table_digests(platform_env["warehouse"])
 
 

@@ -24,7 +24,8 @@ def test_clip_keeps_short_text_and_says_how_long_long_text_was():
 
 
 def test_a_preview_of_a_huge_cell_is_bounded():
-    frame = pl.DataFrame({"file": ["adverse_events.csv"] * 100, "value": [HUGE] * 100})
+    # Every shown row holds the huge cell; the 75 rows past the preview need not (5 GB of them cost 20 s).
+    frame = pl.DataFrame({"file": ["adverse_events.csv"] * 100, "value": [HUGE] * PREVIEW_ROWS + ["x"] * (100 - PREVIEW_ROWS)})
     text = markdown_table(frame)
     assert len(text) < PREVIEW_ROWS * (PREVIEW_CELL_CHARS + 200)
     assert f"({len(HUGE):,} characters in all)" in text

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import shutil
 import struct
 
 import polars as pl
@@ -12,7 +11,6 @@ from lms_assets.adam.adae import derive_adae
 from lms_assets.graphs import adverse_events
 from lms_assets.tables import toxicity
 from lms_assets.graphs import waterfall
-from lms_assets.definitions import build_defs
 from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
@@ -105,17 +103,6 @@ EXPECTED_FAILURES = {
     "DIS.metastasis.distant.pct": "not computable",
     "ABS.ae.hand_foot_skin_syndrome.g34.pct": "10.53",
 }
-
-
-@pytest.fixture(scope="module")
-def shipped_run(tmp_path_factory):
-    """One in-process run of the whole graph on a copy of the shipped study."""
-    root = tmp_path_factory.mktemp("shipped")
-    study = root / "study"
-    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    defs = build_defs(study_dir=study, warehouse=root / "warehouse" / "lms.duckdb", outputs=root / "outputs")
-    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(raise_on_error=False)
-    yield {"result": result, "outputs": root / "outputs"}
 
 
 @pytest.mark.slow

@@ -28,11 +28,10 @@ from dagster._core.test_utils import create_run_for_test
 
 from lms_assets import recovery
 from lms_assets.defs.constants import DUCKDB_POOL
-from lms_assets_tests.conftest import REPO, allow_exclusion, run_assets
+from lms_assets_tests.conftest import COHORT, REPO, allow_exclusion, run_assets
 from lms_assets_tests.dagster_process import instance_home, venv_bin
 from lms_assets_tests.test_bad_input import failure_message, table_digests
 
-COHORT = ("adsl", "adrs", "adtte", "adae")
 LOCK_ERROR = "could not set lock"
 
 
@@ -178,6 +177,7 @@ WRITE_AND_DIE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("die_at", "expected_rows"), [("before-commit", 3), ("after-commit", 1000)])
 def test_a_process_killed_while_replacing_a_table_leaves_a_complete_table(tmp_path: Path, die_at: str, expected_rows: int):
     """Killed inside the transaction: the old table. Killed after COMMIT, before the file is checkpointed:
@@ -259,6 +259,7 @@ def test_runs_killed_mid_write_leave_every_table_complete(platform_env, tmp_path
 # --- stale claims, waiting, interrupts ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_recovery_frees_the_claims_of_dead_runs_only_and_names_a_holder_it_cannot_check(tmp_path: Path, sleeper: subprocess.Popen):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     with instance_at(prepared_home(tmp_path / "home")) as instance:
@@ -347,6 +348,7 @@ ANALYST = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_warehouse_an_analyst_holds_open_fails_the_step_fast_naming_the_holder(platform_env):
     warehouse = platform_env["warehouse"]
     assert run_assets("raw_patients", paths=platform_env).success

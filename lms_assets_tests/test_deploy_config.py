@@ -34,6 +34,7 @@ def launcher(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_missing_variable_fails_with_one_line_naming_it_and_no_traceback(tmp_path):
     env = {**GOOD_ENV, "DAGSTER_HOME": str(tmp_path)}
     del env["LMS_PG_PASSWORD"]
@@ -82,6 +83,7 @@ def test_dagster_home_must_be_an_absolute_path(value, message):
     assert str(error.value) == message
 
 
+@pytest.mark.slow
 def test_unreachable_server_names_host_and_port_without_traceback(tmp_path):
     port = free_port()  # nothing listens there
     env = {**GOOD_ENV, "LMS_PG_PORT": str(port), "DAGSTER_HOME": str(tmp_path / "home")}
@@ -120,6 +122,7 @@ def test_other_libpq_failures_point_at_the_setting_to_fix(libpq_error, hint):
     assert deploy._hint(reason) == hint
 
 
+@pytest.mark.slow
 def test_nothing_set_names_every_variable_in_one_line(tmp_path):
     result = launcher("check", env={})
     assert result.returncode == 2
@@ -129,6 +132,7 @@ def test_nothing_set_names_every_variable_in_one_line(tmp_path):
         assert f"{name} is not set" in lines[0]
 
 
+@pytest.mark.slow
 def test_warehouse_backup_waits_for_a_writer_and_then_copies_every_table(tmp_path):
     import duckdb
 
@@ -204,13 +208,23 @@ def test_supervisor_restarts_an_exiting_process_with_backoff_and_logs_each_resta
     starts = tmp_path / "starts"
     service = deploy.Service("flaky", ["/bin/sh", "-c", f"printf x >> '{starts}'; exit 3"])
     stop = threading.Event()
-    timer = threading.Timer(5.0, stop.set)
-    timer.start()
+
+    class StopAtTheThirdRestart(logging.Handler):
+        # Stopped by what the supervisor says, not by a timer a busy machine could outrun.
+        restarts = 0
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.restarts += record.getMessage().startswith("flaky (pid")
+            if self.restarts == 3:
+                stop.set()
+
+    stopper = StopAtTheThirdRestart()
+    logging.getLogger("lms_assets.deploy").addHandler(stopper)
     try:
         deploy.supervise([service], stop, poll_seconds=0.1)
     finally:
-        timer.cancel()
-    # Started at 0 s, then after 1 s and 2 s of backoff; the next attempt waits 4 s, past the stop.
+        logging.getLogger("lms_assets.deploy").removeHandler(stopper)
+    # Started, then restarted after 1 s and 2 s of backoff; stopped while the third restart waits its 4 s.
     assert len(starts.read_text()) == 3
     restarts = [m for m in caplog.messages if m.startswith("flaky (pid")]
     assert [m.split("; ")[1] for m in restarts] == [

@@ -136,6 +136,13 @@ def postgres():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# How long a poll below may wait for what it waits for. Each returns as soon as it sees it, so these limits cost
+# nothing when all is well; they only have to be out of reach of a busy 2-core machine.
+STARTUP_SECONDS = 300  # a webserver answering GraphQL; the daemon's first sensor tick
+STALL_SECONDS = 300  # a run in which no step moved along (DagsterGraphQL.wait_for_run)
+EVENT_SECONDS = 180  # a restart, a logged outage, a heartbeat after it
+
+
 def wait_for(condition, timeout: float, what: str, poll: float = 0.5):
     """The first truthy value of ``condition()`` within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -214,10 +221,10 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             return launcher.log_tail(2_000_000)
 
         try:
-            client.wait_until_up(timeout=180, alive=launcher.alive)
+            client.wait_until_up(timeout=STARTUP_SECONDS, alive=launcher.alive)
 
             # The sensor's first tick sees both cut files (its cursor starts empty) and launches one run.
-            sensor_runs = wait_for(lambda: runs_tagged(client, "lms/trigger", "new-followup"), 90, "a sensor run")
+            sensor_runs = wait_for(lambda: runs_tagged(client, "lms/trigger", "new-followup"), STARTUP_SECONDS, "a sensor run")
             assert len(sensor_runs) == 1
             run = sensor_runs[0]
             tags = {t["key"]: t["value"] for t in run["tags"]}
@@ -225,7 +232,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             assert NEW_CUT in tags["lms/changed_files"].split(",")
             assert tags["dagster/sensor_name"] == "new_followup_sensor"
 
-            report = client.wait_for_run(run["runId"], timeout=300)
+            report = client.wait_for_run(run["runId"], timeout=STALL_SECONDS)
             assert report.status == "SUCCESS", report.describe()
             assert {"raw_followup", "adtte"} <= report.materialized
             with duckdb.connect(str(warehouse), read_only=True) as db:
@@ -254,8 +261,8 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             # Restart the webserver: the launcher brings it back and the history is still there.
             (webserver_pid,) = started_pids(log_text(), "dagster-webserver")
             os.kill(webserver_pid, signal.SIGTERM)
-            wait_for(lambda: len(started_pids(log_text(), "dagster-webserver")) == 2, 60, "webserver restarted")
-            client.wait_until_up(timeout=120, alive=launcher.alive)
+            wait_for(lambda: len(started_pids(log_text(), "dagster-webserver")) == 2, EVENT_SECONDS, "webserver restarted")
+            client.wait_until_up(timeout=STARTUP_SECONDS, alive=launcher.alive)
             after_restart = runs_tagged(client, "lms/trigger", "new-followup")
             assert [(r["runId"], r["status"]) for r in after_restart] == [(run["runId"], "SUCCESS")]
             assert client.run_report(run["runId"]).materialized == report.materialized
@@ -264,7 +271,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             (daemon_pid,) = started_pids(log_text(), "dagster-daemon")
             outage_from = len(log_text())
             postgres.stop()
-            wait_for(lambda: daemon_errors(log_text()[outage_from:]), 60, "the daemon logging the outage")
+            wait_for(lambda: daemon_errors(log_text()[outage_from:]), EVENT_SECONDS, "the daemon logging the outage")
             time.sleep(3)
             postgres.start()
             recovered_at = time.time()
@@ -275,7 +282,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
                     return False  # the webserver may still be reconnecting
                 return any((s["lastHeartbeatTime"] or 0) > recovered_at for s in statuses)
 
-            wait_for(heartbeat_after_outage, 90, "a daemon heartbeat after the outage", poll=2)
+            wait_for(heartbeat_after_outage, EVENT_SECONDS, "a daemon heartbeat after the outage", poll=2)
             assert started_pids(log_text(), "dagster-daemon") == [daemon_pid]
             assert len(started_pids(log_text(), "dagster-webserver")) == 2  # neither exited during the outage
             assert os.path.exists(f"/proc/{daemon_pid}")

@@ -23,8 +23,8 @@ import pytest
 from lms_assets import synthetic
 from lms_assets.audit import verification
 from lms_assets.defs.audit.verification import MAX_PATIENTS, REFERENCE_SCRIPT, run_reference, verify
+from lms_assets_tests.conftest import SHIPPED_RUN_GROUP
 
-REPO = Path(__file__).resolve().parents[1]
 PATIENT_COLUMNS = ("patient_id", "age", "sex", "ecog", "surgery_history", "radiotherapy_history", "chemotherapy_history", "combination_therapy")
 FOLLOWUP_COLUMNS = ("patient_id", "pfs_months", "progressed", "os_months", "died")
 
@@ -110,9 +110,6 @@ def write_hard_study(folder: Path, design: dict, seed: int) -> Path:
 
 
 def _build_study(name: str, folder: Path) -> Path:
-    if name == "shipped":
-        shutil.copytree(REPO / "data", folder, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-        return folder
     if name == "ties_and_plateaus":
         return write_hard_study(folder, TIES_AND_PLATEAUS, seed=3)
     if name == "extremes":
@@ -144,6 +141,10 @@ def _warehouse_tables(warehouse: Path) -> dict[str, pl.DataFrame]:
         return {name: pl.from_arrow(con.sql(f"select * from main.{name}").to_arrow_table()) for name in (*verification.TABLES, "independent_verification")}
 
 
+# The shipped study's tables come from the session's whole-graph run, on the xdist worker that holds it.
+pytestmark = pytest.mark.xdist_group(SHIPPED_RUN_GROUP)
+
+
 @pytest.fixture(scope="module", params=STUDIES)
 def verified(request, tmp_path_factory):
     """One study materialized up to ``independent_verification``; its warehouse tables and the study folder."""
@@ -152,6 +153,10 @@ def verified(request, tmp_path_factory):
     from lms_assets.definitions import build_defs
 
     rscript_or_skip()
+    if request.param == "shipped":
+        shipped = request.getfixturevalue("shipped_run")  # everything, a superset of what the check needs
+        assert shipped["result"].success, "shipped: materialization failed"
+        return {"name": "shipped", "study": shipped["data"], "tables": _warehouse_tables(shipped["warehouse"])}
     root = tmp_path_factory.mktemp(request.param)
     study = _build_study(request.param, root / "study")
     warehouse = root / "warehouse" / "lms.duckdb"

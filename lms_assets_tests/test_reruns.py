@@ -12,7 +12,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from lms_assets.records import validation
 from lms_assets.definitions import build_defs
-from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.conftest import materialize_everything
 from lms_assets_tests.test_bad_input import table_digests
 
 RAW_FILES = {
@@ -129,18 +129,21 @@ def column_values(warehouse: Path) -> dict[tuple[str, str], str]:
 
 
 @pytest.fixture(scope="module")
-def two_full_runs(tmp_path_factory):
-    """The whole graph run twice on unchanged inputs into one warehouse: every column's digest after each run."""
+def two_full_runs(shipped_run, tmp_path_factory):
+    """The whole graph run twice on unchanged inputs into one warehouse: every column's digest after each run.
+
+    The first run is the session's ``shipped_run``; the second runs on a copy of the warehouse it left, as a
+    second run into the same file would (each in-process run has its own ephemeral instance either way)."""
     root = tmp_path_factory.mktemp("reruns")
-    study = root / "study"
-    shutil.copytree(SHIPPED_DATA, study, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    digests = []
-    warehouse = root / "warehouse" / "lms.duckdb"
-    for _ in range(2):
-        job = build_defs(study_dir=study, warehouse=warehouse, outputs=root / "outputs").resolve_implicit_global_asset_job_def()
-        assert job.execute_in_process(raise_on_error=False).success
-        digests.append(column_values(warehouse))
-    return digests
+    first = column_values(shipped_run["warehouse"])
+    shutil.copytree(shipped_run["warehouse"].parent, root / "warehouse")
+    warehouse = root / "warehouse" / shipped_run["warehouse"].name
+    study = {p.relative_to(shipped_run["data"]): sha256(p) for p in shipped_run["data"].rglob("*") if p.is_file()}
+    assert materialize_everything({"data": shipped_run["data"], "warehouse": warehouse, "outputs": root / "outputs"}).success
+    assert {p.relative_to(shipped_run["data"]): sha256(p) for p in shipped_run["data"].rglob("*") if p.is_file()} == study, (
+        "a run changed the study folder it read"
+    )
+    return [first, column_values(warehouse)]
 
 
 @pytest.mark.slow

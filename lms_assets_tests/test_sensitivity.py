@@ -313,18 +313,16 @@ def test_report_section_lists_the_varied_results(shipped):
     assert "data permits" not in page.study_report_html(_inputs())
 
 
-def test_asset_materializes_and_states_its_coverage(platform_env):
+def test_asset_materializes_and_states_its_coverage(shipped_run):
     import duckdb
 
-    from lms_assets_tests.conftest import run_assets
-
-    result = run_assets("reconstruction_sensitivity", paths=platform_env)
+    result = shipped_run["result"]
     assert result.success
     metadata = result.asset_materializations_for_node("reconstruction_sensitivity")[0].metadata
     assert metadata["os_placements"].value == 24_570
     assert metadata["dose_allocations"].value == 3876
     assert "seeded sample of 50,000 (seed 20)" in metadata["reconstructions_covered"].value
-    with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+    with duckdb.connect(str(shipped_run["warehouse"]), read_only=True) as con:
         stored = con.sql("select result, verdict from reconstruction_sensitivity").pl()
     assert stored.height == metadata["dagster/row_count"].value
 

@@ -160,6 +160,7 @@ def test_blank_lines_are_skipped_and_keep_spreadsheet_line_numbers(tmp_path, fir
     assert raw.select("patient_id", "_row").rows() == [("1", 2), ("2", 5)]
 
 
+@pytest.mark.slow
 def test_full_graph_on_a_synthetic_study(tmp_path):
     """Every asset materializes on 3 000 synthetic patients; nothing is quarantined; the paper's checks say there is nothing to compare."""
     from lms_assets.definitions import build_defs

@@ -116,6 +116,7 @@ def _run(instance: DagsterInstance, selection: AssetSelection, paths: dict[str, 
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
 
 
+@pytest.mark.slow
 def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(platform_env):
     with DagsterInstance.ephemeral() as instance:
         assert _run(instance, AssetSelection.all(), platform_env).success
@@ -173,6 +174,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
 # --- a summary whose printed figures fail is held back like a cohort table ------------------------------
 
 
+@pytest.mark.slow
 def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platform_env, monkeypatch):
     with DagsterInstance.ephemeral() as instance:
         assert _run(instance, AssetSelection.assets("study_report").upstream(), platform_env).success
