@@ -241,7 +241,7 @@ def test_audit_of_the_shipped_study(shipped_audit):
 
 
 def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(shipped_audit):
-    result, table, tables = shipped_audit
+    result, table, _tables = shipped_audit
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
     warned = {n: e for n, e in checks.items() if not e.passed}
@@ -272,7 +272,7 @@ def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_au
     shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
     assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
     expected = dict(zip(table["figure_id"], table["status"]))
-    assert {f: s for f, s in shown.iter_rows()} == {f: expected[f] for f in shown["figure_id"]}
+    assert dict(shown.iter_rows()) == {f: expected[f] for f in shown["figure_id"]}
 
 
 # --- the registry at definition load (issue 15, boundaries) -------------------------------------------------
@@ -385,8 +385,8 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     ids=["no finding or reason", "unknown finding", "not printed"],
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
-    from lms_assets.records import schemas, validation
     from lms_assets.defs.audit.published import published_figures_table
+    from lms_assets.records import schemas, validation
 
     registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
     with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:

@@ -6,6 +6,7 @@ import hashlib
 import duckdb
 import polars as pl
 import pytest
+
 from lms_assets_tests.conftest import run_assets
 
 

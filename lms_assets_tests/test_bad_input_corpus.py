@@ -35,10 +35,9 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from lms_assets import adam
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.validation import RecordFileError
 from lms_assets.definitions import build_defs
+from lms_assets.records import schemas, validation
+from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
 
@@ -556,8 +555,8 @@ VARIANTS: dict[str, Variant] = {
 
 NOT_YES_NO = "not one of Yes, No"
 NOT_CHEMOTHERAPY = "not one of No, 1 line, 2 line, 3 line and more"
-MODIFIED_2022 = dt.datetime(2022, 1, 1, 12, tzinfo=dt.timezone.utc)
-CUT_NOON = dt.datetime(2021, 3, 31, 12, tzinfo=dt.timezone.utc)
+MODIFIED_2022 = dt.datetime(2022, 1, 1, 12, tzinfo=dt.UTC)
+CUT_NOON = dt.datetime(2021, 3, 31, 12, tzinfo=dt.UTC)
 
 
 def _chain(*changes: Callable[[pl.DataFrame], pl.DataFrame]) -> Callable[[pl.DataFrame], pl.DataFrame]:

@@ -12,10 +12,9 @@ import pytest
 from dagster import build_output_context
 from dagster._core.storage.db_io_manager import TableSlice
 
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
+from lms_assets.records import schemas, validation
+from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import REPO, run_assets
 from lms_assets_tests.test_bad_input import failure_message, table_digests
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetSelection, DagsterInstance
 
+from lms_assets.definitions import build_defs
+from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, markdown_table
 from lms_assets.graphs import render
 from lms_assets.report import page
-from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, markdown_table
-from lms_assets.definitions import build_defs
 from lms_assets_tests.dagster_process import instance_home
 
 HUGE = "x" * 50_000_000  # the 50 MB cell of the issue

@@ -20,14 +20,10 @@ import pytest
 
 from lms_assets import adam
 from lms_assets.audit import consistency
-from lms_assets.tables import baseline
-from lms_assets.tables import response
-from lms_assets.records import schemas
-from lms_assets.tables import survival
-from lms_assets.tables import toxicity
-from lms_assets.records import validation
 from lms_assets.defs.audit import consistency as audit_defs
 from lms_assets.defs.audit.published import FIGURE_SOURCES, check_result, published_figures_table
+from lms_assets.records import schemas, validation
+from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines
 
@@ -237,7 +233,7 @@ def transcription_error_in_patients(mp, records):
     # The oldest patient's 72 typed as 56: a plausible digit slip that every range check of the schema accepts.
     patients = records["patients"]
     mp.setitem(records, "patients", patients.with_columns(
-        age=pl.when((pl.col("patient_id") == _oldest_patient(patients))).then(56).otherwise(pl.col("age"))
+        age=pl.when(pl.col("patient_id") == _oldest_patient(patients)).then(56).otherwise(pl.col("age"))
     ))
 
 

@@ -17,12 +17,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from lms_assets.adam.adae import derive_adae
-from lms_assets.graphs import adverse_events
-from lms_assets.graphs import render
-from lms_assets.records import schemas
-from lms_assets.tables import toxicity
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+from lms_assets.graphs import adverse_events, render
+from lms_assets.records import schemas
+from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_ui_e2e import chromium
 

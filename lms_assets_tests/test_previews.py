@@ -4,8 +4,8 @@ and a ``~`` that stays a character instead of starting strikethrough."""
 import polars as pl
 from markdown_it import MarkdownIt
 
-from lms_assets.graphs.render import cell_text, id_ranges
 from lms_assets.defs.metadata import markdown_table
+from lms_assets.graphs.render import cell_text, id_ranges
 
 
 def test_patient_ids_are_shown_as_ranges():

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
+from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets.records import validation
 from lms_assets.records.validation import RecordFileError
-from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
@@ -41,7 +41,7 @@ def test_sensor_requests_a_run_for_new_file_once_and_again_for_corrected_content
     assert isinstance(first, RunRequest)
     assert json.loads(cursor) == {SHIPPED_CUT: json.loads(cursor)[SHIPPED_CUT]}
 
-    same, cursor_again = evaluate(cursor)
+    same, _cursor_again = evaluate(cursor)
     assert isinstance(same, SkipReason)
 
     later_cut(platform_env["data"])
@@ -161,7 +161,7 @@ def test_a_cut_dated_in_the_future_is_refused(study_dir):
 
 
 def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(study_dir):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     for days, accepted in ((1, True), (2, False)):
         name = f"{today + dt.timedelta(days=days)}.csv"
         (study_dir / "followup" / name).write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
@@ -175,7 +175,7 @@ def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(
 def test_a_cut_dated_after_its_file_was_last_written_is_refused(study_dir):
     path = study_dir / "followup" / "2021-06-30.csv"
     path.write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
-    written = dt.datetime(2021, 5, 2, 9, tzinfo=dt.timezone.utc).timestamp()
+    written = dt.datetime(2021, 5, 2, 9, tzinfo=dt.UTC).timestamp()
     os.utime(path, (written, written))
     with pytest.raises(RecordFileError, match=r"followup/2021-06-30\.csv: data cut 2021-06-30 is after the file was last modified \(2021-05-02\)"):
         validation.followup_files(study_dir)

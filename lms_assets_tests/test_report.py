@@ -9,10 +9,10 @@ import dagster
 import polars as pl
 from dagster import AssetCheckSeverity, AssetKey
 
-from lms_assets.report import page
-from lms_assets.tables.printed import figures_frame
 from lms_assets.definitions import build_defs
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+from lms_assets.report import page
+from lms_assets.tables.printed import figures_frame
 
 REGISTRY_SCHEMA = {"figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64, "decimals": pl.Int64}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -84,7 +84,7 @@ def _inputs(**overrides) -> page.ReportInputs:
     cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     defaults = dict(
         title="Study <report>",
-        generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
         run_id="run-1",
         patients=19,
         data_cuts=["2021-03-31"],

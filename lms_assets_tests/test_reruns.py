@@ -10,8 +10,8 @@ from dagster import AssetKey, AssetSelection, DagsterInstance
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
-from lms_assets.records import validation
 from lms_assets.definitions import build_defs
+from lms_assets.records import validation
 from lms_assets_tests.conftest import SHIPPED_DATA
 from lms_assets_tests.test_bad_input import table_digests
 

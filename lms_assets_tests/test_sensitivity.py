@@ -7,9 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from lms_assets.audit import sensitivity as sens
 from lms_assets.report import page
 from lms_assets.tables import survival
-from lms_assets.audit import sensitivity as sens
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
@@ -336,7 +336,7 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
     from dataclasses import replace
 
     unprinted = replace(study, registry=registry.filter(~pl.col("quantity").str.starts_with("followup.")))
-    table = sens.reconstruction_sensitivity(unprinted, pl.DataFrame(schema={c: pl.String for c in ("file", "column", "origin")}), sample_size=200).table
+    table = sens.reconstruction_sensitivity(unprinted, pl.DataFrame(schema=dict.fromkeys(("file", "column", "origin"), pl.String)), sample_size=200).table
     row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
     assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
     assert row["verdict"] == sens.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it
@@ -345,13 +345,13 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from dagster import build_asset_context
 
-    from lms_assets.records import schemas, validation
     from lms_assets.defs.audit.published import published_figures_table
     from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
+    from lms_assets.records import schemas, validation
 
     adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
     registry, known = (
-        pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+        pl.DataFrame(schema={**dict.fromkeys(schema.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = published_figures_table(registry, known)

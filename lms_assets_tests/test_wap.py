@@ -20,10 +20,10 @@ from dagster import (
 )
 
 from lms_assets import synthetic
-from lms_assets.tables import response
-from lms_assets.records import validation
 from lms_assets.defs import gate
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
+from lms_assets.records import validation
+from lms_assets.tables import response
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 

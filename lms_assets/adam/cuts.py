@@ -1,6 +1,7 @@
 """Consistency of successive data cuts: follow-up may only extend what an earlier cut recorded."""
 
 import datetime as dt
+import itertools
 
 import polars as pl
 
@@ -21,7 +22,7 @@ def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:
     """Each cut against the one before it: an event stays an event at the same time, times never shrink, no patient disappears."""
     cuts = adtte["DATACUT"].unique().sort().to_list()
     found = [pl.DataFrame(schema=REGRESSION_SCHEMA)]
-    for earlier_cut, later_cut in zip(cuts, cuts[1:]):
+    for earlier_cut, later_cut in itertools.pairwise(cuts):
         earlier = adtte.filter(pl.col("DATACUT") == earlier_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
         later = adtte.filter(pl.col("DATACUT") == later_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
         paired = earlier.join(later, on=["SUBJID", "PARAMCD"], how="left", suffix="_later")

@@ -281,7 +281,7 @@ def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl
         by_kind: dict[str, list[dict]] = {"os": [], "followup": []}
         for row in group.iter_rows(named=True):
             by_kind[row["quantity"].split(".")[0]].append(row)
-        for kind, printed_rows in by_kind.items():
+        for printed_rows in by_kind.values():
             if not printed_rows:
                 continue
             printed = {_FEASIBILITY_QUANTITIES[r["quantity"]]: (r["value"], r["decimals"]) for r in printed_rows}

@@ -33,10 +33,9 @@ from scipy import special
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit import consistency
-from lms_assets.records import schemas
-from lms_assets.tables import survival
-from lms_assets.records import validation
+from lms_assets.records import schemas, validation
 from lms_assets.tables import printed as fig
+from lms_assets.tables import survival
 
 ROBUST = "robust"
 DEPENDS = "depends on the reconstruction"

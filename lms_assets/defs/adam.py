@@ -19,15 +19,13 @@ from dagster import (
     asset_check,
 )
 
-from lms_assets import adam
-from lms_assets import config
-from lms_assets.records import schemas
-from lms_assets.records import validation
+from lms_assets import adam, config
 from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
-from lms_assets.defs.records import refusing_bad_files
 from lms_assets.defs.metadata import preview
+from lms_assets.defs.records import refusing_bad_files
 from lms_assets.defs.resources import WarehouseTables
+from lms_assets.records import schemas, validation
 
 KINDS = {"polars", "duckdb"}
 NO_QUARANTINED_ROWS = "no_quarantined_rows"

@@ -3,13 +3,11 @@
 import polars as pl
 from dagster import AssetIn, MaterializeResult, asset
 
-from lms_assets.graphs.history import history_chart
-from lms_assets.graphs import adverse_events
-from lms_assets.graphs import km
-from lms_assets.graphs import waterfall
+from lms_assets.defs.audit.published import published_cut, typed_registry
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import chart_metadata
-from lms_assets.defs.audit.published import published_cut, typed_registry
+from lms_assets.graphs import adverse_events, km, waterfall
+from lms_assets.graphs.history import history_chart
 
 # --- response and toxicity charts (waterfall, adverse events) ---
 

@@ -8,8 +8,8 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output
 
 from lms_assets import config
-from lms_assets.graphs import render
 from lms_assets.defs.gate import exclusion_metadata
+from lms_assets.graphs import render
 
 PREVIEW_ROWS = 25
 # Every materialization's metadata is kept in the event log for good: a preview holds at most

@@ -1,10 +1,10 @@
 """Group ``ingest``: every record file loaded into DuckDB as it arrived, and the quarantine of bad rows."""
 
 
-import polars as pl
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -18,12 +18,11 @@ from dagster import (
 )
 
 from lms_assets import config
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.validation import FILE, ROW
+from lms_assets.defs.audit.published import bounded
 from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.audit.published import bounded
+from lms_assets.records import schemas, validation
+from lms_assets.records.validation import FILE, ROW
 
 KINDS = {"csv", "duckdb"}
 # A bad file's message is shown to every UI user; long enough for the expected column list, no more.
@@ -43,7 +42,7 @@ def refusing_bad_files():
 def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
     """An optional file the study does not have: an empty table of its columns, saying so."""
     context.log.info(f"No {schema.location} in the study folder: stored as an empty table")
-    frame = pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, FILE: pl.String, ROW: pl.Int64})
+    frame = pl.DataFrame(schema={**dict.fromkeys(schema.column_names, pl.String), FILE: pl.String, ROW: pl.Int64})
     return Output(
         frame,
         data_version=DataVersion("absent"),

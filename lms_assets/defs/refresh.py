@@ -11,21 +11,21 @@ from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    Output,
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
-    Output,
     SkipReason,
     asset,
     define_asset_job,
     sensor,
 )
 
-from lms_assets.tables.survival import median_history
 from lms_assets import config
-from lms_assets.records import validation
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
 from lms_assets.defs.metadata import table_output
+from lms_assets.records import validation
+from lms_assets.tables.survival import median_history
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.

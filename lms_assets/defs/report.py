@@ -9,13 +9,12 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from lms_assets import config
-from lms_assets.report import page
-from lms_assets.records import schemas
-from lms_assets.records import validation
 from lms_assets.defs import graphs, records
+from lms_assets.defs.audit.published import FIGURE_SOURCES
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.audit.published import FIGURE_SOURCES
+from lms_assets.records import schemas, validation
+from lms_assets.report import page
 
 TITLE = "Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
@@ -160,7 +159,7 @@ def study_report(
     files = _record_files(context, raw_followup)
     inputs = page.ReportInputs(
         title=TITLE,
-        generated_at=dt.datetime.now(dt.timezone.utc),
+        generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
         patients=adsl.height,
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.

@@ -16,7 +16,6 @@ from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
 
-
 # Table and schema names come from asset keys and the resource config, never from file contents; they
 # are still checked before they enter SQL text. Values never do: the frame is handed over as Arrow.
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)

@@ -123,11 +123,11 @@ def followup_candidates(study_dir: Path) -> list[Path]:
 
 def check_cut_date(path: Path, cut: dt.date, today: dt.date | None = None) -> None:
     """Refuse a cut dated in the future, or after its file was last written: the name would make it the latest cut."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     label = f"followup/{path.name}"
     if cut > today + CUT_DATE_GRACE:
         raise RecordFileError(f"{label}: data cut {cut} is in the future (today is {today}); name the file by the date the data were cut")
-    written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).date()
+    written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
     if cut > written + CUT_DATE_GRACE:
         raise RecordFileError(
             f"{label}: data cut {cut} is after the file was last modified ({written}); a file cannot hold data cut after "

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from lms_assets.audit import consistency as audit_rules
-from lms_assets.tables import printed as fig
-from lms_assets.graphs import render
 from lms_assets.audit import verification
+from lms_assets.graphs import render
+from lms_assets.tables import printed as fig
 
 COMPARISON_SCHEMA = {
     "row": pl.Int64,
@@ -198,7 +198,7 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
     )
     sub = "".join('<th class="sub">recomputed</th><th class="sub">printed</th>' for s in statistics if s in printed_statistics)
     body = []
-    for (row, label), group in cells.group_by("row", "label", maintain_order=True):
+    for (_row, label), group in cells.group_by("row", "label", maintain_order=True):
         by_statistic = {r["statistic"]: r for r in group.iter_rows(named=True)}
         tds = [f'<th scope="row">{_esc(label)}</th>']
         for statistic in statistics:

@@ -9,8 +9,8 @@ import datetime as dt
 
 import polars as pl
 
-from lms_assets.tables import printed as fig
 from lms_assets.adam.adae import ctcae_grade_group
+from lms_assets.tables import printed as fig
 
 # Column tag → ATOXGRGP label (``adam.adae.ctcae_grade_group``).
 GRADE_GROUPS = {"g12": "Grade 1/2", "g34": "Grade 3/4", "g5": "Grade 5"}

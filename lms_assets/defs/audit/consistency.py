@@ -5,14 +5,11 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
-from lms_assets.audit import consistency
-from lms_assets.audit import sensitivity
-from lms_assets.audit import verification
+from lms_assets.audit import consistency, sensitivity, verification
+from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
-from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
-from lms_assets.records import validation
-from lms_assets.records import schemas
+from lms_assets.records import schemas, validation
 
 KINDS = {"polars", "duckdb"}
 

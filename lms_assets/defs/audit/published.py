@@ -35,15 +35,11 @@ from dagster import (
 
 from lms_assets import config
 from lms_assets.audit import consistency
-from lms_assets.tables import printed as fig
-from lms_assets.records import schemas
-from lms_assets.records import validation
 from lms_assets.defs import gate
 from lms_assets.defs.resources import WarehouseTables
-from lms_assets.tables import baseline
-from lms_assets.tables import response
-from lms_assets.tables import survival
-from lms_assets.tables import toxicity
+from lms_assets.records import schemas, validation
+from lms_assets.tables import baseline, response, survival, toxicity
+from lms_assets.tables import printed as fig
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +150,7 @@ def registry_at_load(study_dir: Path | None = None) -> LoadedRegistry:
     try:
         return LoadedRegistry(typed_registry(validation.read_raw(path, schemas.REGISTRY, label=schemas.REGISTRY.location)))
     # Anything at all: an exception here would take the UI, the sensor and the schedule down with it.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return _unreadable(f"{schemas.REGISTRY.location} could not be read ({type(error).__name__})")
 
 

@@ -5,13 +5,12 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from lms_assets.records import schemas
-from lms_assets.tables import survival
-from lms_assets.records import validation
 from lms_assets.audit import sensitivity as sens
 from lms_assets.defs.audit.consistency import ENROLMENT_START
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
+from lms_assets.records import schemas, validation
+from lms_assets.tables import survival
 
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
 ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in survival.SUBGROUPS)})

@@ -18,12 +18,12 @@ from dagster import (
 )
 
 from lms_assets import config
-from lms_assets.tables import survival
 from lms_assets.audit import verification
 from lms_assets.defs import gate
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.resources import WarehouseTables
+from lms_assets.tables import survival
 
 # The reference program lives with the tests, its other user; from the package it is found relative to the
 # repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".

@@ -4,10 +4,10 @@
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset, asset_check
 
-from lms_assets.tables import response
+from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
 from lms_assets.defs.metadata import preview, table_output
-from lms_assets.defs.audit.published import gated_summary
+from lms_assets.tables import response
 
 KINDS = {"polars", "duckdb"}
 

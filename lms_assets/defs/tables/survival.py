@@ -4,11 +4,11 @@
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from lms_assets.graphs import km
-from lms_assets.tables import survival
+from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
 from lms_assets.defs.metadata import markdown_table, table_output
-from lms_assets.defs.audit.published import gated_summary
+from lms_assets.graphs import km
+from lms_assets.tables import survival
 
 KINDS = {"polars", "duckdb", "lifelines"}
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
