@@ -5,7 +5,7 @@ import itertools
 
 import polars as pl
 
-REGRESSION_SCHEMA = {
+REGRESSION_SCHEMA = pl.Schema({
     "SUBJID": pl.Int64,
     "PARAMCD": pl.String,
     "earlier_cut": pl.Date,
@@ -15,7 +15,7 @@ REGRESSION_SCHEMA = {
     "earlier_cnsr": pl.Int64,
     "later_cnsr": pl.Int64,
     "problem": pl.String,
-}
+})
 
 
 def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:

@@ -25,9 +25,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 from scipy import special
 
 from lms_assets.adam.adsl import derive_adsl
@@ -253,7 +255,7 @@ def _matches(values: dict[str, np.ndarray], printed: dict[str, tuple[float, int]
     return mask
 
 
-def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: Sequence[float], registry: pl.DataFrame) -> Placements:
+def os_placements(death_times: np.ndarray, lower: np.ndarray, upper: np.ndarray, registry: pl.DataFrame) -> Placements:
     """Enumerate the labelled placements reproducing the printed median and the most complete reachable printed CI.
 
     The gap multisets come from the audit's exhaustive search (``consistency.os_feasibility``); the printed sets are
@@ -307,12 +309,12 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
     )
 
 
-def gaps_of(times: Sequence[float], death_times: Sequence[float]) -> np.ndarray:
+def gaps_of(times: ArrayLike, death_times: ArrayLike) -> np.ndarray:
     """The gap (0 = before the first death) each censoring time falls in; a time tied with a death is after it."""
     return np.searchsorted(np.unique(np.asarray(death_times, dtype=float)), np.asarray(times, dtype=float), side="right")
 
 
-def landmark_rates(deaths: np.ndarray, gaps: np.ndarray, months: Sequence[float]) -> np.ndarray:
+def landmark_rates(deaths: np.ndarray, gaps: np.ndarray, months: ArrayLike) -> np.ndarray:
     """Kaplan–Meier S(t) at each landmark for every placement: (N, M). Depends on the gaps only."""
     distinct, counts = np.unique(deaths, return_counts=True)
     deaths_from = counts[::-1].cumsum()[::-1]  # deaths at or after each distinct death time
@@ -785,7 +787,7 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
         outcome = Outcome(getattr(bounds, f"{name}_lo"), getattr(bounds, f"{name}_hi"), float(getattr(shipped_bounds, f"{name}_lo")[0]))
         note = "each placement's value spans the bounds of its gap (and the patients' own bounds)"
         printed = _printed_rows(study, f"followup.{name}", label, exact, outcome, 2, note=note)
-        rounded = round(outcome.shipped, 1)
+        rounded = round(cast(float, outcome.shipped), 1)
         rows += printed or [summarise(f"followup.{name}", label, OS_PLACEMENT, exact, outcome, f"rounds to the shipped {rounded:.1f}",
                                       (rounded - _half_unit(1), rounded + _half_unit(1)), 2, note=note)]
     return rows
@@ -853,17 +855,17 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     largest = int(np.argmax(study.site_counts))
     n_sites = len(study.site_levels)
     os_sampled = (os_until[placement_draw], os_event, os_times)
-    os_shipped = (shipped_until, os_event, os_times)
+    os_shipped_inputs = (shipped_until, os_event, os_times)
     site_rests, dose_rests = "primary-site allocation", "starting-dose allocation"
     # (result, label, rests on, sampled inputs, sampled groups, shipped inputs, shipped groups, levels)
     comparisons = (
         ("subgroup.PFS.Primary site", f"PFS, primary site ({n_sites} sites)", site_rests, pfs, site_draw, pfs, study.site, n_sites),
-        ("subgroup.OS.Primary site", f"OS, primary site ({n_sites} sites)", f"{site_rests} and {OS_PLACEMENT}", os_sampled, site_draw, os_shipped, study.site, n_sites),
+        ("subgroup.OS.Primary site", f"OS, primary site ({n_sites} sites)", f"{site_rests} and {OS_PLACEMENT}", os_sampled, site_draw, os_shipped_inputs, study.site, n_sites),
         ("subgroup.PFS.Primary site (largest vs rest)", f"PFS, {study.site_levels[largest]} vs other sites", site_rests,
          pfs, (site_draw == largest).astype(np.int64), pfs, (study.site == largest).astype(np.int64), 2),
         ("subgroup.OS.Primary site (largest vs rest)", f"OS, {study.site_levels[largest]} vs other sites", f"{site_rests} and {OS_PLACEMENT}",
-         os_sampled, (site_draw == largest).astype(np.int64), os_shipped, (study.site == largest).astype(np.int64), 2),
-        ("subgroup.OS.Starting dose", f"OS, {dose_label}", f"{dose_rests} and {OS_PLACEMENT}", os_sampled, dose_all[dose_index], os_shipped, study.dose, 2),
+         os_sampled, (site_draw == largest).astype(np.int64), os_shipped_inputs, (study.site == largest).astype(np.int64), 2),
+        ("subgroup.OS.Starting dose", f"OS, {dose_label}", f"{dose_rests} and {OS_PLACEMENT}", os_sampled, dose_all[dose_index], os_shipped_inputs, study.dose, 2),
     )
     sampled_p, shipped_p = {}, {}
     for result, label, rests, inputs, groups, shipped_inputs, shipped_groups, levels in comparisons:
@@ -921,7 +923,7 @@ CLAIM_RESULTS = {"subgroups.pfs.significant.n": "subgroups.none_significant", "s
 
 def verdicts_by_figure(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
     """Each registry figure's sensitivity verdict and range (figure_id, sensitivity_verdict, sensitivity_range), for figure_audit."""
-    columns = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
+    columns: list[pl.Expr | str] = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
     by_figure = sensitivity.filter(pl.col("figure_id").is_not_null()).select("figure_id", *columns)
     by_claim = sensitivity.select(pl.col("result").alias("claim_result"), *columns).unique("claim_result", keep="first")
     claims = (

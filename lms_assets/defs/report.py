@@ -4,6 +4,7 @@ import base64
 import datetime as dt
 import re
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
@@ -95,7 +96,7 @@ def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
 
 def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Tables 1, 2 and 4: every recomputed figure of their rows beside the printed one."""
-    cut = registry["published_cut"].drop_nulls().max() if registry.height else None
+    cut = cast(dt.date | None, registry["published_cut"].drop_nulls().max()) if registry.height else None
     spines = _spines(tables)
     return {
         heading: page.compare_with_printed(

@@ -136,9 +136,10 @@ class _ReplacingDuckDbClient(DuckDbClient):
 class WarehouseTables(DbIOManager):
     """What ``WarehouseIOManager`` gives user code: Dagster's DB IO manager, plus narrow reads for checks."""
 
-    def __init__(self, *, database: str, schema: str, connection_config: dict, **kwargs):
+    def __init__(self, *, database: str, schema: str | None, connection_config: dict, **kwargs):
         super().__init__(database=database, schema=schema, **kwargs)
-        self.schema_name = schema
+        # Unconfigured, DbIOManager puts an asset without a key prefix in "public": the narrow reads look there too.
+        self.schema_name = schema or "public"
         # What DuckDbClient.connect reads from a resource context: the same file, settings and lock retries.
         self._connect_context = SimpleNamespace(resource_config={"database": database, "connection_config": connection_config})
 

@@ -16,6 +16,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -26,7 +27,7 @@ from lms_assets.records.schemas import OPTIONAL_COLUMNS, FileSchema
 ROW = "_row"
 FILE = "_file"
 
-QUARANTINE_SCHEMA = {
+QUARANTINE_SCHEMA = pl.Schema({
     "file": pl.String,
     "row": pl.Int64,
     "column": pl.String,
@@ -34,7 +35,7 @@ QUARANTINE_SCHEMA = {
     "reason": pl.String,
     # The row's patient number as written (null in files about no patient), so exclusions can be counted.
     "patient_id": pl.String,
-}
+})
 
 # The longest line in the shipped files is under 300 characters; these limits are far above any real record
 # and far below what would make a message, the warehouse or the report grow without bound.
@@ -238,7 +239,7 @@ def _check_field_lengths(label: str, frame: pl.DataFrame, line_numbers: np.ndarr
     """Refuse a value longer than ``MAX_FIELD_CHARS`` (a quoted value may span lines, so the line limit alone misses it)."""
     for column in frame.columns:
         lengths = frame[column].str.len_chars()
-        if (lengths.max() or 0) > MAX_FIELD_CHARS:
+        if cast(int, lengths.max() or 0) > MAX_FIELD_CHARS:
             index = int((lengths > MAX_FIELD_CHARS).arg_true()[0])
             raise RecordFileError(
                 f"{label}: line {line_numbers[index]}, column {excerpt(column)}: a value of {int(lengths[index]):,} characters, "

@@ -21,7 +21,7 @@ from lms_assets.audit import verification
 from lms_assets.graphs import render
 from lms_assets.tables import printed as fig
 
-COMPARISON_SCHEMA = {
+COMPARISON_SCHEMA = pl.Schema({
     "row": pl.Int64,
     "order": pl.Int64,
     "label": pl.String,
@@ -34,7 +34,7 @@ COMPARISON_SCHEMA = {
     "decimals": pl.Int64,
     "status": pl.String,
     "explanation": pl.String,
-}
+})
 
 # Marks beside a printed value, so the verdict survives printing in black and white.
 STATUS_MARKS = {"reproduced": "✓", "discrepancy": "≠", "not_recomputable": "?"}

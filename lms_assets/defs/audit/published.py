@@ -15,8 +15,9 @@ import datetime as dt
 import inspect
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import polars as pl
 from dagster import (
@@ -116,7 +117,7 @@ def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
 def published_cut(registry: pl.DataFrame) -> dt.date | None:
     """The data cut the paper's figures refer to, as named in the registry."""
     cuts = registry["data_cut"].drop_nulls().unique()
-    return cuts.max() if cuts.len() else None
+    return cast(dt.date, cuts.max()) if cuts.len() else None
 
 
 def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -183,7 +184,7 @@ def _check_metadata(row: dict, verdict: consistency.Verdict, paper: dict, patien
 SEVERITY = {consistency.WARN: AssetCheckSeverity.WARN, consistency.ERROR: AssetCheckSeverity.ERROR}
 
 
-def check_result(row: dict, figures: pl.DataFrame, paper: dict, patients_fallback: list[int] = ()) -> AssetCheckResult:
+def check_result(row: dict, figures: pl.DataFrame, paper: dict, patients_fallback: Sequence[int] = ()) -> AssetCheckResult:
     """The check result of one registry row: ``consistency.judge`` on the shown value, with its reason first.
 
     A failed result also carries the reason as its description: the gate's failure line quotes it.
@@ -269,7 +270,7 @@ def published_figure_results(
     asset_name = context.asset_key.path[-1]
     selected = {k.name for k in context.selected_asset_check_keys}
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    cut = published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
+    cut = cast(dt.date | None, published_figures["published_cut"].drop_nulls().max()) if published_figures.height else None
     figures = FIGURE_SOURCES[asset_name](table, cut)
     rows = [r for r in published_figures.iter_rows(named=True) if r["owner"] == asset_name and r["check_name"] in selected]
     results = []
@@ -305,7 +306,7 @@ class GatedSummary:
         if name in PATIENTS_FROM_ADTTE and "adtte" not in tables:
             check_ins["adtte"] = AssetIn("adtte", metadata={"columns": TIME_TO_EVENT_COLUMNS})
         ins = {**{t: self.ins.get(t, AssetIn(t)) for t in tables}, **check_ins}
-        args = dict(self.asset_args)
+        args: dict[str, Any] = dict(self.asset_args)
         args["description"] = f"{args['description']} {GATED}"
         owned = owned_at_load(name, loaded)
         stand_in = owned is None or owned.is_empty()

@@ -1,6 +1,8 @@
 """Group ``audit``: how far each result resting on reconstructed inputs can move over every reconstruction consistent with the paper."""
 
+import datetime as dt
 import time
+from typing import cast
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
@@ -49,7 +51,7 @@ def reconstruction_sensitivity(
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     registry = published_figures
-    cut = registry["published_cut"].drop_nulls().max() if registry.height else None
+    cut = cast(dt.date | None, registry["published_cut"].drop_nulls().max()) if registry.height else None
     empty = pl.DataFrame(schema=sens.SENSITIVITY_SCHEMA)
     if cut is None:
         reason = "no published cut in published_figures.csv: no printed figure constrains a reconstruction"

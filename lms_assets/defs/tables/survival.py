@@ -1,6 +1,8 @@
 """Group ``survival``: Kaplan–Meier PFS and OS per data cut (Figure 1A/B, Table 2), landmarks, follow-up and subgroups."""
 
 
+from typing import Any
+
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
@@ -55,11 +57,11 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
 def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.median_summary(survival_curves)
     latest = table.filter(pl.col("data_cut") == table["data_cut"].max())
-    medians = {
+    medians: dict[str, Any] = {
         f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
-    intervals = {
+    intervals: dict[str, Any] = {
         f"{r['endpoint'].lower()}_ci_{r['method']}": MetadataValue.text(km.interval_text(r["ci_lower"], r["ci_upper"], 2))
         for r in latest.iter_rows(named=True)
     }
