@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST := 127.0.0.1
 PORT := 3000
 
-.PHONY: install system-deps run test materialize clean
+.PHONY: install system-deps run test lint materialize clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,8 +52,17 @@ system-deps:
 test: install system-deps
 	$(BIN)/python -m pytest -q --durations=15
 
+# Lint, format check and type check; configured in pyproject.toml ([tool.ruff], [tool.mypy]). The same three
+# run as pre-commit hooks (.pre-commit-config.yaml). `$(BIN)/ruff format` and `$(BIN)/ruff check --fix` repair
+# most of what the first two report.
+LINT_PATHS := lms_assets lms_assets_tests benchmarks
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
 clean:
-	rm -rf $(VENV) data/warehouse outputs test-artifacts
+	rm -rf $(VENV) data/warehouse outputs test-artifacts .mypy_cache .ruff_cache
 
 # The team deployment (docs/deployment.md): webserver and daemon over a PostgreSQL-backed instance.
 # Needs DAGSTER_HOME and LMS_PG_HOST, LMS_PG_PORT, LMS_PG_DB, LMS_PG_USER, LMS_PG_PASSWORD in the environment.

@@ -88,7 +88,7 @@ def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, 
         raw["published_figures"] = (
             validation.read_raw(registry, schemas.REGISTRY, label=schemas.REGISTRY.location)
             if registry.exists()
-            else pl.DataFrame(schema={**{c: pl.String for c in schemas.REGISTRY.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+            else pl.DataFrame(schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
         )
         cuts = []
         for path in validation.followup_files(study):

@@ -552,14 +552,14 @@ def main(argv: list[str] | None = None) -> int:
         print(report(saved["rows"], saved.get("ui")))
         return 0
     args.workdir.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     rows = []
     for size in [] if args.only_ui else [s.strip() for s in args.sizes.split(",") if s.strip()]:
         study, patients, generated_s = study_folder(size, args.seed, args.cuts, args.workdir)
         label = "shipped" if size == "shipped" else f"synthetic {patients:,}"
         print(f"== {label}: {study}" + (f" (generated in {generated_s:.1f} s)" if generated_s else ""), flush=True)
         row: dict = {"study": label, "patients": patients, "folder": str(study), "generated_s": generated_s, "loadavg_before": os.getloadavg()}
-        for name, run in (("graph", lambda s: run_graph(study, s)), ("trivial", run_trivial), ("bare", lambda s: run_bare(study, s))):
+        for name, run in (("graph", lambda s, study=study: run_graph(study, s)), ("trivial", run_trivial), ("bare", lambda s, study=study: run_bare(study, s))):
             scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=args.workdir))
             result = run(scratch)
             if result.ok:

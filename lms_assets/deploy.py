@@ -266,6 +266,7 @@ class Service:
             if now >= self.restart_at:
                 self.start()
             return
+        assert self.process is not None, "watch() before start()"
         code = self.process.poll()
         if code is None:
             return

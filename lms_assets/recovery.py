@@ -19,10 +19,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from dagster import DagsterInstance
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._utils.concurrency import ClaimedSlotInfo, PendingStepInfo
 
 from lms_assets.defs.constants import DUCKDB_POOL as POOL
 
@@ -79,9 +81,9 @@ def process_state(instance: DagsterInstance, run: DagsterRun) -> tuple[str, str]
     records = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=20).records
     started = next(
         (
-            (int(r.event_log_entry.dagster_event.event_specific_data.metadata["pid"].value), r.event_log_entry.timestamp)
+            (int(cast(int, r.event_log_entry.dagster_event.engine_event_data.metadata["pid"].value)), r.event_log_entry.timestamp)
             for r in records
-            if r.event_log_entry.dagster_event and "pid" in (r.event_log_entry.dagster_event.event_specific_data.metadata or {})
+            if r.event_log_entry.dagster_event and "pid" in (r.event_log_entry.dagster_event.engine_event_data.metadata or {})
         ),
         None,
     )
@@ -103,7 +105,8 @@ def pool_claims(instance: DagsterInstance, pool: str = POOL) -> list[Claim]:
     # A queued step that has been assigned the slot counts against the limit until its run claims it.
     holders = {s.run_id for s in info.claimed_slots} | {p.run_id for p in info.pending_steps if p.assigned_timestamp is not None}
     steps: dict[str, list[str]] = {}
-    for slot in [*info.claimed_slots, *info.pending_steps]:
+    slots: list[ClaimedSlotInfo | PendingStepInfo] = [*info.claimed_slots, *info.pending_steps]
+    for slot in slots:
         if slot.step_key not in steps.setdefault(slot.run_id, []):
             steps[slot.run_id].append(slot.step_key)
     claims = []

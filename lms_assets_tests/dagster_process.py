@@ -47,7 +47,7 @@ class ManagedProcess:
         self.args = list(args)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "ab")
+        self._log = open(log_path, "ab")  # noqa: SIM115 (open for the process's lifetime, closed in stop())
         self.process = subprocess.Popen(
             self.args,
             env=dict(env),

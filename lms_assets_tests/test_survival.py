@@ -15,9 +15,8 @@ from lifelines.utils import median_survival_times
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.graphs import km
-from lms_assets.records import schemas
+from lms_assets.records import schemas, validation
 from lms_assets.tables import survival
-from lms_assets.records import validation
 from lms_assets.tables.survival import Z_95, km_table, spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_STUDY
 

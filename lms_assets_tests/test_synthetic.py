@@ -1,6 +1,7 @@
 """Synthetic studies: the generator's invariants, the full graph on a few thousand patients, and the benchmark's smoke run."""
 
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -11,8 +12,7 @@ import polars as pl
 import pytest
 
 from lms_assets import synthetic
-from lms_assets.records import schemas
-from lms_assets.records import validation
+from lms_assets.records import schemas, validation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_every_row_passes_validation(study, tmp_path):
     raw["followup"] = pl.concat(
         validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in validation.followup_files(folder)
     )
-    registry = pl.DataFrame(schema={**{c: pl.String for c in schemas.REGISTRY.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+    registry = pl.DataFrame(schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
     quarantine = validation.quarantine_rows(
         raw["patients"], raw["patient_allocations"], raw["response"], raw["followup"], raw["adverse_events"], registry, raw["provenance"]
     )
@@ -92,7 +92,7 @@ def test_followup_is_consistent_within_and_across_cuts(study):
     latest = cuts[-1]
     assert 0.2 < latest["died"].mean() < 0.95 and 0.5 < latest["progressed"].mean() < 1.0  # some censoring remains
     assert 2.0 < latest.filter(pl.col("progressed") == 1)["pfs_months"].median() < 8.0
-    for before, after in zip(cuts, cuts[1:]):
+    for before, after in itertools.pairwise(cuts):
         both = before.join(after, on="patient_id", suffix="_next")
         assert (both["pfs_months_next"] >= both["pfs_months"]).all() and (both["os_months_next"] >= both["os_months"]).all()
         died = both.filter(pl.col("died") == 1)

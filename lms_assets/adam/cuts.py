@@ -1,10 +1,11 @@
 """Consistency of successive data cuts: follow-up may only extend what an earlier cut recorded."""
 
 import datetime as dt
+import itertools
 
 import polars as pl
 
-REGRESSION_SCHEMA = {
+REGRESSION_SCHEMA = pl.Schema({
     "SUBJID": pl.Int64,
     "PARAMCD": pl.String,
     "earlier_cut": pl.Date,
@@ -14,14 +15,14 @@ REGRESSION_SCHEMA = {
     "earlier_cnsr": pl.Int64,
     "later_cnsr": pl.Int64,
     "problem": pl.String,
-}
+})
 
 
 def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:
     """Each cut against the one before it: an event stays an event at the same time, times never shrink, no patient disappears."""
     cuts = adtte["DATACUT"].unique().sort().to_list()
     found = [pl.DataFrame(schema=REGRESSION_SCHEMA)]
-    for earlier_cut, later_cut in zip(cuts, cuts[1:]):
+    for earlier_cut, later_cut in itertools.pairwise(cuts):
         earlier = adtte.filter(pl.col("DATACUT") == earlier_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
         later = adtte.filter(pl.col("DATACUT") == later_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
         paired = earlier.join(later, on=["SUBJID", "PARAMCD"], how="left", suffix="_later")

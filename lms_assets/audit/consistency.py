@@ -7,6 +7,7 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 import polars as pl
@@ -164,7 +165,7 @@ class Feasibility:
     estimates: pl.DataFrame  # one row per feasible pattern: median, CI, and the follow-up values it allows
 
 
-def os_feasibility(death_times: Sequence[float], censor_bounds: Sequence[tuple[float, float]]) -> Feasibility:
+def os_feasibility(death_times: Iterable[float], censor_bounds: Sequence[tuple[float, float]]) -> Feasibility:
     """Every placement of the censored patients among the death times, within each one's (lower, upper) bounds.
 
     The Kaplan–Meier median and SPSS's interval depend only on where each censoring falls among the death
@@ -237,18 +238,18 @@ def os_feasibility(death_times: Sequence[float], censor_bounds: Sequence[tuple[f
     return Feasibility(len(patterns), n_pat, estimates)
 
 
-_FEASIBILITY_SCHEMA = {
+_FEASIBILITY_SCHEMA = pl.Schema({
     "gaps": pl.List(pl.Int64),
-    "median": pl.Float64,
-    "ci_lower": pl.Float64,
-    "ci_upper": pl.Float64,
-    "followup_median_lo": pl.Float64,
-    "followup_median_hi": pl.Float64,
-    "followup_min_lo": pl.Float64,
-    "followup_min_hi": pl.Float64,
-    "followup_max_lo": pl.Float64,
-    "followup_max_hi": pl.Float64,
-}
+    "median": pl.Float64(),
+    "ci_lower": pl.Float64(),
+    "ci_upper": pl.Float64(),
+    "followup_median_lo": pl.Float64(),
+    "followup_median_hi": pl.Float64(),
+    "followup_min_lo": pl.Float64(),
+    "followup_min_hi": pl.Float64(),
+    "followup_max_lo": pl.Float64(),
+    "followup_max_hi": pl.Float64(),
+})
 
 
 def reachable(estimates: pl.DataFrame, printed: dict[str, tuple[float, int]]) -> bool:
@@ -281,7 +282,7 @@ def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl
         by_kind: dict[str, list[dict]] = {"os": [], "followup": []}
         for row in group.iter_rows(named=True):
             by_kind[row["quantity"].split(".")[0]].append(row)
-        for kind, printed_rows in by_kind.items():
+        for printed_rows in by_kind.values():
             if not printed_rows:
                 continue
             printed = {_FEASIBILITY_QUANTITIES[r["quantity"]]: (r["value"], r["decimals"]) for r in printed_rows}
@@ -302,42 +303,42 @@ def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl
 
 # --- assembling the audit ------------------------------------------------------------------------------------
 
-CONSISTENCY_SCHEMA = {
-    "figure_id": pl.String,
-    "quantity": pl.String,
-    "source": pl.String,
-    "basis": pl.String,
-    "reconstruction": pl.String,
+CONSISTENCY_SCHEMA = pl.Schema({
+    "figure_id": pl.String(),
+    "quantity": pl.String(),
+    "source": pl.String(),
+    "basis": pl.String(),
+    "reconstruction": pl.String(),
     "findings": pl.List(pl.String),
-    "explanation": pl.String,
-}
+    "explanation": pl.String(),
+})
 
-AUDIT_SCHEMA = {
-    "figure_id": pl.String,
-    "source": pl.String,
-    "quantity": pl.String,
-    "published": pl.String,
-    "recomputed": pl.Float64,
-    "shown": pl.String,
-    "status": pl.String,
-    "check_outcome": pl.String,
-    "basis": pl.String,
-    "computed_by": pl.String,
+AUDIT_SCHEMA = pl.Schema({
+    "figure_id": pl.String(),
+    "source": pl.String(),
+    "quantity": pl.String(),
+    "published": pl.String(),
+    "recomputed": pl.Float64(),
+    "shown": pl.String(),
+    "status": pl.String(),
+    "check_outcome": pl.String(),
+    "basis": pl.String(),
+    "computed_by": pl.String(),
     "patients": pl.List(pl.Int64),
     "findings": pl.List(pl.String),
-    "explanation": pl.String,
-    "check_reason": pl.String,
-    "hypotheses": pl.String,
-}
+    "explanation": pl.String(),
+    "check_reason": pl.String(),
+    "hypotheses": pl.String(),
+})
 
 # The reviewed-discrepancy columns the typed registry carries (null where the figure is not reviewed).
-REVIEW_SCHEMA = {
+REVIEW_SCHEMA = pl.Schema({
     "reviewed_expected": pl.String,
     "reviewed_finding": pl.String,
     "reviewed_reason": pl.String,
     "reviewed_by": pl.String,
     "reviewed_on": pl.Date,
-}
+})
 
 
 def paper_consistency(registry: pl.DataFrame, provenance: pl.DataFrame, cohort_n: int, feasibility: Feasibility | None) -> pl.DataFrame:
@@ -377,7 +378,7 @@ def with_reviews(registry: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.DataFr
         pl.col("reason").alias("reviewed_reason"),
         "reviewed_by",
         "reviewed_on",
-    ).cast({"figure_id": pl.String, **REVIEW_SCHEMA})
+    ).cast(pl.Schema([("figure_id", pl.String), *REVIEW_SCHEMA.items()]))
     orphans = sorted(set(reviews["figure_id"].to_list()) - set(registry["figure_id"].to_list()))
     return registry.join(reviews, on="figure_id", how="left"), orphans
 
@@ -466,7 +467,7 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
                   f"the printing (reviewed as {expected}); a changed derivation or input did this: find out why, then "
                   "remove the entry from known_discrepancies.csv")
         return Verdict(status, ERROR, shown, explanation, reason)
-    if not reviewed:
+    if expected is None:
         reason = (f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the figure is not a "
                   "reviewed discrepancy in known_discrepancies.csv")
     elif not _same_shown(expected, shown, row["decimals"]):
@@ -530,12 +531,12 @@ def _candidate_denominators(cohort_n: int) -> range:
 
 def sample_means(adsl: pl.DataFrame, adtte: pl.DataFrame, cut) -> dict[str, float]:
     """The mean of the values behind each printed median: age, and the observed PFS, OS and follow-up times at the cut."""
-    means = {"age.median": adsl["AGE"].drop_nulls().mean()} if "AGE" in adsl.columns else {}
+    means: dict[str, float | None] = {"age.median": cast(float | None, adsl["AGE"].drop_nulls().mean())} if "AGE" in adsl.columns else {}
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
     for quantity, endpoint in (("pfs.median", "PFS"), ("os.median", "OS"), ("followup.median", "OS")):
         times = at_cut.filter(pl.col("PARAMCD") == endpoint)["AVAL"]
         if times.len():
-            means[quantity] = times.mean()
+            means[quantity] = cast(float | None, times.mean())
     return {q: float(m) for q, m in means.items() if m is not None}
 
 
@@ -598,7 +599,7 @@ def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, me
             add(row["figure_id"], f"the printed median {value:g} is the mean rounded (mean = {_at(means[quantity], decimals)}, "
                                   f"median = {audited['shown']})")
         if quantity.endswith((".ci_lower", ".ci_upper")) and differs:
-            bound = 1 if quantity.endswith(".ci_lower") else 2
+            bound: Literal[1, 2] = 1 if quantity.endswith(".ci_lower") else 2
             methods = intervals.get(quantity.split(".")[0], [])
             fitting = [m for m in methods if m[bound] is not None and fig.agrees(value, decimals, m[bound])]
             for method in fitting:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import polars as pl
 
 # Agreement: |ours − R| ≤ TOLERANCE · max(1, |R|), both null (not estimable, not reached) also agreeing.
 TOLERANCE = 1e-9
 
-LONG_SCHEMA = {
+LONG_SCHEMA = pl.Schema({
     "table": pl.String,
     "data_cut": pl.String,
     "endpoint": pl.String,
@@ -27,7 +28,7 @@ LONG_SCHEMA = {
     "time": pl.Float64,
     "statistic": pl.String,
     "value": pl.Float64,
-}
+})
 JOIN_KEYS = ["table", "data_cut", "endpoint", "key", "time", "statistic"]
 
 
@@ -94,7 +95,7 @@ EXCEPTIONS = (
     ),
 )
 
-COMPARISON_SCHEMA = {
+COMPARISON_SCHEMA = pl.Schema({
     "table": pl.String,
     "figure": pl.String,
     "data_cut": pl.String,
@@ -109,7 +110,7 @@ COMPARISON_SCHEMA = {
     "exception": pl.String,
     "status": pl.String,
     "reference": pl.String,
-}
+})
 # Statuses: agree, disagree, missing_in_r, missing_in_ours; a run that could not happen is one row "not_run".
 AGREE, DISAGREE, MISSING_IN_R, MISSING_IN_OURS, NOT_RUN = "agree", "disagree", "missing_in_r", "missing_in_ours", "not_run"
 
@@ -210,9 +211,9 @@ def verification_summary(table: pl.DataFrame) -> dict:
     made under it) and ``markdown``, the same as a Markdown block.
     """
     ran = table.filter(pl.col("status") != NOT_RUN)
-    reference = table["reference"].drop_nulls().first() if table.height else "not run: no comparison recorded"
+    reference = cast(str, table["reference"].drop_nulls().first()) if table.height else "not run: no comparison recorded"
     if ran.is_empty():
-        summary = {"status": reference, "reference": reference, "comparisons": 0, "agreed": 0, "disagreed": 0,
+        summary: dict[str, Any] = {"status": reference, "reference": reference, "comparisons": 0, "agreed": 0, "disagreed": 0,
                    "missing": 0, "figures": [], "exceptions": []}
         summary["markdown"] = f"**Independent verification (R):** {reference}. Nothing was compared."
         return summary

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import cast
 
-from dagster import ExecutorDefinition, in_process_executor
+from dagster import ExecutorDefinition, InitExecutorContext, in_process_executor
 from dagster._core.events import DagsterEvent
 from dagster._core.execution.context.system import PlanOrchestrationContext
 from dagster._core.execution.plan.plan import ExecutionPlan
@@ -110,10 +111,13 @@ class PoolWatchingExecutor(Executor):
             watch.stopped.set()
 
 
+# Dagster's in-process executor always has its creation function; the attribute's type allows None.
+_in_process_creation = cast("Callable[[InitExecutorContext], Executor]", in_process_executor.executor_creation_fn)
+
 pool_watching_in_process_executor = ExecutorDefinition(
     name="in_process",
-    config_schema=in_process_executor.config_schema,
+    config_schema=in_process_executor.config_schema.as_field(),
     requirements=in_process_executor.get_requirements,
-    executor_creation_fn=lambda init_context: PoolWatchingExecutor(in_process_executor.executor_creation_fn(init_context)),
+    executor_creation_fn=lambda init_context: PoolWatchingExecutor(_in_process_creation(init_context)),
     description="Dagster's in-process executor, plus a watch that frees dead runs' pool slots and lets a waiting run be interrupted.",
 )

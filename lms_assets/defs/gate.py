@@ -14,6 +14,7 @@ computes its candidate table, evaluates those checks on it with pure functions, 
 """
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import polars as pl
 from dagster import (
@@ -47,7 +48,7 @@ def publish(
     warehouse: WarehouseTables,
     candidate: pl.DataFrame,
     results: Iterable[AssetCheckResult],
-    metadata: Mapping[str, object] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Iterator[AssetCheckResult | Output]:
     """Yield the check results, then the candidate as the asset's Output, unless a blocking check failed.
 
@@ -70,7 +71,7 @@ def publish(
                 f"The candidate ({candidate.height} rows) is in {staged} for inspection; main.{table} keeps its last "
                 "good content, and nothing downstream is computed from the candidate."
             ),
-            metadata={"staged_table": staged, "failed_checks": ", ".join(r.check_name for r in failed)},
+            metadata={"staged_table": staged, "failed_checks": ", ".join(str(r.check_name) for r in failed)},
         )
     yield Output(candidate, metadata=dict(metadata or {}))
 

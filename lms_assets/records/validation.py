@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -24,7 +25,7 @@ from lms_assets.records.schemas import OPTIONAL_COLUMNS, FileSchema
 ROW = "_row"
 FILE = "_file"
 
-QUARANTINE_SCHEMA = {
+QUARANTINE_SCHEMA = pl.Schema({
     "file": pl.String,
     "row": pl.Int64,
     "column": pl.String,
@@ -32,7 +33,7 @@ QUARANTINE_SCHEMA = {
     "reason": pl.String,
     # The row's patient number as written (null in files about no patient), so exclusions can be counted.
     "patient_id": pl.String,
-}
+})
 
 # The longest line in the shipped files is under 300 characters; these limits are far above any real record
 # and far below what would make a message, the warehouse or the report grow without bound.
@@ -120,11 +121,11 @@ def followup_candidates(study_dir: Path) -> list[Path]:
 
 def check_cut_date(path: Path, cut: dt.date, today: dt.date | None = None) -> None:
     """Refuse a cut dated in the future, or after its file was last written: the name would make it the latest cut."""
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     label = f"followup/{path.name}"
     if cut > today + CUT_DATE_GRACE:
         raise RecordFileError(f"{label}: data cut {cut} is in the future (today is {today}); name the file by the date the data were cut")
-    written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).date()
+    written = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).date()
     if cut > written + CUT_DATE_GRACE:
         raise RecordFileError(
             f"{label}: data cut {cut} is after the file was last modified ({written}); a file cannot hold data cut after "
@@ -235,7 +236,7 @@ def _check_field_lengths(label: str, frame: pl.DataFrame, line_numbers: np.ndarr
     """Refuse a value longer than ``MAX_FIELD_CHARS`` (a quoted value may span lines, so the line limit alone misses it)."""
     for column in frame.columns:
         lengths = frame[column].str.len_chars()
-        if (lengths.max() or 0) > MAX_FIELD_CHARS:
+        if cast(int, lengths.max() or 0) > MAX_FIELD_CHARS:
             index = int((lengths > MAX_FIELD_CHARS).arg_true()[0])
             raise RecordFileError(
                 f"{label}: line {line_numbers[index]}, column {excerpt(column)}: a value of {int(lengths[index]):,} characters, "

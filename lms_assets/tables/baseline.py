@@ -7,20 +7,22 @@ Every percentage is over all ADSL patients (Table 1's denominator). Each counted
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import cast
 
 import polars as pl
 
 from lms_assets.tables import printed as fig
 
-TABLE_SCHEMA = {
-    "characteristic": pl.String,
-    "level": pl.String,
-    "key": pl.String,
-    "n": pl.Int64,
-    "pct": pl.Float64,
-    "value": pl.Float64,
+TABLE_SCHEMA = pl.Schema({
+    "characteristic": pl.String(),
+    "level": pl.String(),
+    "key": pl.String(),
+    "n": pl.Int64(),
+    "pct": pl.Float64(),
+    "value": pl.Float64(),
     "patients": pl.List(pl.Int64),
-}
+})
 
 ECOG = "ECOG performance status"
 CHEMOTHERAPY = "Chemotherapy history"
@@ -38,7 +40,7 @@ COMBINATION_LEVELS = [("N", "No", "no"), ("Y", "Yes", "yes")]
 
 
 def category_rows(
-    adsl: pl.DataFrame, characteristic: str, column: str, prefix: str, levels: list[tuple[object, str, str]]
+    adsl: pl.DataFrame, characteristic: str, column: str, prefix: str, levels: Sequence[tuple[object, str, str]]
 ) -> pl.DataFrame:
     """n and % of all ADSL patients at each level of one column; an empty level shows 0 (0.0%), a missing value 'Not recorded'.
 
@@ -90,7 +92,7 @@ def age_rows(adsl: pl.DataFrame) -> pl.DataFrame:
             "key": [s[1] for s in stats],
             "n": [None] * 3,
             "pct": [None] * 3,
-            "value": [None if s[2] is None else float(s[2]) for s in stats],
+            "value": [None if s[2] is None else float(cast(float, s[2])) for s in stats],
             "patients": [s[3] for s in stats],
         },
         schema=TABLE_SCHEMA,

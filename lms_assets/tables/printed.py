@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
-FIGURES_SCHEMA = {"quantity": pl.String, "value": pl.Float64, "patients": pl.List(pl.Int64)}
+FIGURES_SCHEMA = pl.Schema({"quantity": pl.String(), "value": pl.Float64(), "patients": pl.List(pl.Int64)})
 
 # Comparisons at a rounding boundary (31.75 printed as 31.7) must not depend on binary noise.
 _EPSILON = 1e-9

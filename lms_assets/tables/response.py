@@ -34,30 +34,30 @@ SHRINKAGE_GT70 = -70.0
 # "No significant benefit": a two-sided p below this would contradict the Discussion.
 SIGNIFICANCE = 0.05
 
-SUMMARY_SCHEMA = {
-    "row": pl.String,
-    "key": pl.String,
-    "n": pl.Int64,
-    "denominator": pl.Int64,
-    "pct": pl.Float64,
-    "ci_lower_pct": pl.Float64,
-    "ci_upper_pct": pl.Float64,
-    "ci_method": pl.String,
+SUMMARY_SCHEMA = pl.Schema({
+    "row": pl.String(),
+    "key": pl.String(),
+    "n": pl.Int64(),
+    "denominator": pl.Int64(),
+    "pct": pl.Float64(),
+    "ci_lower_pct": pl.Float64(),
+    "ci_upper_pct": pl.Float64(),
+    "ci_method": pl.String(),
     "patients": pl.List(pl.Int64),
-}
+})
 
-SHRINKAGE_SCHEMA = {
-    "key": pl.String,
-    "statistic": pl.String,
-    "data_cut": pl.Date,
-    "n": pl.Int64,
-    "denominator": pl.Int64,
-    "pct": pl.Float64,
-    "mean_pct": pl.Float64,
-    "p_value": pl.Float64,
-    "test": pl.String,
+SHRINKAGE_SCHEMA = pl.Schema({
+    "key": pl.String(),
+    "statistic": pl.String(),
+    "data_cut": pl.Date(),
+    "n": pl.Int64(),
+    "denominator": pl.Int64(),
+    "pct": pl.Float64(),
+    "mean_pct": pl.Float64(),
+    "p_value": pl.Float64(),
+    "test": pl.String(),
     "patients": pl.List(pl.Int64),
-}
+})
 
 
 def best_responses(adrs: pl.DataFrame) -> pl.DataFrame:
@@ -86,7 +86,7 @@ def response_summary(adrs: pl.DataFrame) -> pl.DataFrame:
     denominator = bor.height
     present = set(bor["AVALC"].unique().to_list())
     categories = [*REPORTED_CATEGORIES, *(c for c in RESPONSE_LABELS if c not in REPORTED_CATEGORIES and c in present)]
-    rows = []
+    rows: list[tuple[str, str, list[int], tuple[float | None, float | None] | None]] = []
     for category in categories:
         ids = _ids(bor.filter(pl.col("AVALC") == category))
         rows.append((RESPONSE_LABELS[category], f"response.{category}", ids, None))

@@ -17,6 +17,7 @@ import datetime as dt
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -87,7 +88,7 @@ def km_table(time: Sequence[float], event: Sequence[int]) -> pl.DataFrame:
 def first_time_at_or_below(steps: pl.DataFrame, column: str, level: float) -> float | None:
     """First-crossing rule of SPSS and lifelines: the first time at which ``column`` is ≤ ``level`` (None if never; nulls never cross)."""
     hit = steps.filter(pl.col(column) <= level + TOLERANCE)
-    return hit["time"][0] if hit.height else None
+    return cast(float, hit["time"][0]) if hit.height else None
 
 
 def plateau_midpoint_median(steps: pl.DataFrame) -> float | None:
@@ -100,7 +101,7 @@ def plateau_midpoint_median(steps: pl.DataFrame) -> float | None:
     if reached is None:
         return None
     below = steps.filter(pl.col("surv") < 0.5 - TOLERANCE)
-    end = below["time"][0] if below.height else steps["time"].max()
+    end = cast(float, below["time"][0] if below.height else steps["time"].max())
     return (reached + end) / 2
 
 
@@ -366,10 +367,10 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
     except ConvergenceError as error:
         return None, None, None, None, f"Cox did not converge: {str(error).splitlines()[0]}"
     row = fit.summary.loc["x"]
-    values = tuple(float(row[c]) for c in ("exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%", "p"))
-    if not all(np.isfinite(values)):
+    hr, lower, upper, p = (float(row[c]) for c in ("exp(coef)", "exp(coef) lower 95%", "exp(coef) upper 95%", "p"))
+    if not all(np.isfinite((hr, lower, upper, p))):
         return None, None, None, None, "Cox fit gave a non-finite estimate"
-    return (*values, None)
+    return hr, lower, upper, p, None
 
 
 def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
@@ -475,7 +476,7 @@ def figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
 
     ``survival_summary`` holds no SUBJIDs (its columns are fixed), so the patients lists are empty.
     """
-    rows = []
+    rows: list[tuple[str, float | None, list[int]]] = []
     for row in _cut(table, published_cut).filter(pl.col("method") == "spss").iter_rows(named=True):
         prefix = row["endpoint"].lower()
         rows.extend((f"{prefix}.{quantity}", row[quantity], []) for quantity in ("median", "ci_lower", "ci_upper", "events"))
@@ -484,7 +485,7 @@ def figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
 
 def followup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
     """Printed follow-up: reverse-KM median, shortest and longest observed OS time at the published cut."""
-    rows = []
+    rows: list[tuple[str, float | None, list[int]]] = []
     for row in _cut(table, published_cut).filter(pl.col("endpoint") == "OS").iter_rows(named=True):
         rows.extend((f"followup.{quantity}", row[quantity], row["patients"]) for quantity in ("median", "min", "max"))
     return figures_frame(rows)
@@ -495,7 +496,7 @@ def subgroup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.D
 
     A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.
     """
-    rows = []
+    rows: list[tuple[str, float | None, list[int]]] = []
     at_cut = _cut(table, published_cut)
     for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
         significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height

@@ -4,10 +4,10 @@
 import polars as pl
 from dagster import Output
 
-from lms_assets.tables import baseline
+from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import BASELINE, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import table_output
-from lms_assets.defs.audit.published import gated_summary
+from lms_assets.tables import baseline
 
 
 @gated_summary(

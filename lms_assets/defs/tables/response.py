@@ -1,13 +1,15 @@
 """Group ``response``: Table 2's response rows, RECIST 1.1 consistency of each response, and the text's shrinkage figures."""
 
 
+from typing import Any
+
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset, asset_check
 
-from lms_assets.tables import response
+from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
 from lms_assets.defs.metadata import preview, table_output
-from lms_assets.defs.audit.published import gated_summary
+from lms_assets.tables import response
 
 KINDS = {"polars", "duckdb"}
 
@@ -26,7 +28,7 @@ KINDS = {"polars", "duckdb"}
 def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     table = response.response_summary(adrs)
     rates = {r["key"]: r for r in table.filter(pl.col("key").is_in(list(response.RATES))).iter_rows(named=True)}
-    extra = {f"{key}_pct": MetadataValue.float(r["pct"]) for key, r in rates.items() if r["pct"] is not None}
+    extra: dict[str, Any] = {f"{key}_pct": MetadataValue.float(r["pct"]) for key, r in rates.items() if r["pct"] is not None}
     return table_output(table, **extra)
 
 

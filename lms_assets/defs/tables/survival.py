@@ -1,14 +1,16 @@
 """Group ``survival``: Kaplan–Meier PFS and OS per data cut (Figure 1A/B, Table 2), landmarks, follow-up and subgroups."""
 
 
+from typing import Any
+
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
-from lms_assets.graphs import km
-from lms_assets.tables import survival
+from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
 from lms_assets.defs.metadata import markdown_table, table_output
-from lms_assets.defs.audit.published import gated_summary
+from lms_assets.graphs import km
+from lms_assets.tables import survival
 
 KINDS = {"polars", "duckdb", "lifelines"}
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
@@ -55,11 +57,11 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
 def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.median_summary(survival_curves)
     latest = table.filter(pl.col("data_cut") == table["data_cut"].max())
-    medians = {
+    medians: dict[str, Any] = {
         f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
-    intervals = {
+    intervals: dict[str, Any] = {
         f"{r['endpoint'].lower()}_ci_{r['method']}": MetadataValue.text(km.interval_text(r["ci_lower"], r["ci_upper"], 2))
         for r in latest.iter_rows(named=True)
     }

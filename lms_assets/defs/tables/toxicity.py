@@ -4,10 +4,10 @@
 import polars as pl
 from dagster import AssetIn, Output
 
-from lms_assets.tables import toxicity
+from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, TOXICITY
 from lms_assets.defs.metadata import table_output
-from lms_assets.defs.audit.published import gated_summary
+from lms_assets.tables import toxicity
 
 
 @gated_summary(
