@@ -88,7 +88,9 @@ def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, 
         raw["published_figures"] = (
             validation.read_raw(registry, schemas.REGISTRY, label=schemas.REGISTRY.location)
             if registry.exists()
-            else pl.DataFrame(schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
+            else pl.DataFrame(
+                schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64}
+            )
         )
         cuts = []
         for path in validation.followup_files(study):
@@ -114,23 +116,38 @@ def main(argv: list[str] | None = None) -> None:
 
     with duckdb.connect(str(args.duckdb)) as db:
         raw = read_study(db, args.data)
-        quarantine = compute(db, "quarantine", lambda: validation.quarantine_rows(
-            raw["patients"], raw["patient_allocations"], raw["response"], raw["followup"], raw["adverse_events"],
-            raw["published_figures"], raw["provenance"],
-        ))
+        quarantine = compute(
+            db,
+            "quarantine",
+            lambda: validation.quarantine_rows(
+                raw["patients"],
+                raw["patient_allocations"],
+                raw["response"],
+                raw["followup"],
+                raw["adverse_events"],
+                raw["published_figures"],
+                raw["provenance"],
+            ),
+        )
 
         def cleaned(name: str, schema: schemas.FileSchema, keep: tuple[str, ...] = ()) -> pl.DataFrame:
             return validation.clean(raw[name], schema, quarantine, keep=keep)
 
         studyid = load_study(args.data).studyid
-        adsl = compute(db, "adsl", lambda: derive_adsl(
-            cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS), studyid=studyid
-        ))
+        adsl = compute(
+            db,
+            "adsl",
+            lambda: derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS), studyid=studyid),
+        )
         adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE), studyid=studyid))
-        adtte = compute(db, "adtte", lambda: derive_adtte(
-            cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")),
-            studyid=studyid,
-        ))
+        adtte = compute(
+            db,
+            "adtte",
+            lambda: derive_adtte(
+                cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")),
+                studyid=studyid,
+            ),
+        )
         adae = compute(db, "adae", lambda: derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS), studyid=studyid))
         with phase("compute", "followup_cuts_consistent"):
             cut_regressions(adtte)

@@ -238,9 +238,7 @@ def _ui_ready(client, instance, repository: dict, deadline: float) -> None:
     quiet = 0
     while time.monotonic() < deadline:
         sensors = client.execute(SENSOR_TICKS_QUERY, {"selector": selector})["sensorsOrError"].get("results", [])
-        ticked = sensors and all(
-            any(t["status"] in ("SUCCESS", "SKIPPED", "FAILURE") for t in s["sensorState"]["ticks"]) for s in sensors
-        )
+        ticked = sensors and all(any(t["status"] in ("SUCCESS", "SKIPPED", "FAILURE") for t in s["sensorState"]["ticks"]) for s in sensors)
         quiet = quiet + 1 if ticked and not instance.get_runs(filters=active) else 0
         if quiet == 2:
             return
@@ -283,11 +281,15 @@ def _run_phases(instance, run_id: str) -> dict[str, float]:
     from dagster import DagsterEventType
 
     names = {
-        DagsterEventType.RUN_ENQUEUED: "enqueued", DagsterEventType.RUN_STARTING: "starting", DagsterEventType.RUN_START: "start",
-        DagsterEventType.RUN_SUCCESS: "end", DagsterEventType.RUN_FAILURE: "end",
+        DagsterEventType.RUN_ENQUEUED: "enqueued",
+        DagsterEventType.RUN_STARTING: "starting",
+        DagsterEventType.RUN_START: "start",
+        DagsterEventType.RUN_SUCCESS: "end",
+        DagsterEventType.RUN_FAILURE: "end",
     }
-    return {names[e.dagster_event.event_type]: e.timestamp for e in instance.all_logs(run_id)
-            if e.dagster_event and e.dagster_event.event_type in names}
+    return {
+        names[e.dagster_event.event_type]: e.timestamp for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.event_type in names
+    }
 
 
 def run_ui(study: Path, scratch: Path, launches: int = UI_LAUNCHES) -> dict:
@@ -317,8 +319,10 @@ def run_ui(study: Path, scratch: Path, launches: int = UI_LAUNCHES) -> dict:
         _ui_ready(client, instance, repository, time.monotonic() + 900)
         params = {
             "selector": {
-                "repositoryLocationName": repository["location"], "repositoryName": repository["name"],
-                "jobName": "__ASSET_JOB", "assetSelection": repository["assets"],
+                "repositoryLocationName": repository["location"],
+                "repositoryName": repository["name"],
+                "jobName": "__ASSET_JOB",
+                "assetSelection": repository["assets"],
             },
             "mode": "default",
         }
@@ -332,21 +336,27 @@ def run_ui(study: Path, scratch: Path, launches: int = UI_LAUNCHES) -> dict:
                 time.sleep(0.2)
             phases = {"launched": launched_at, **_run_phases(instance, run_id)}
 
-            def span(first: str, last: str) -> float | None:
+            def span(first: str, last: str, phases: dict = phases) -> float | None:
                 return phases[last] - phases[first] if first in phases and last in phases else None
 
-            runs.append({
-                "run_id": run_id,
-                "status": instance.get_run_by_id(run_id).status.value,
-                "launch_to_end_s": span("launched", "end"),
-                "create_s": span("launched", "enqueued"),
-                "queue_s": span("enqueued", "starting"),
-                "process_start_s": span("starting", "start"),
-                "in_run_s": span("start", "end"),
-                "loadavg_after": os.getloadavg(),
-            })
-            print("   ui run   " + "  ".join(f"{k} {_s(runs[-1][k])}" for k in ("launch_to_end_s", "create_s", "queue_s", "process_start_s", "in_run_s"))
-                  + f"  {runs[-1]['status']}", flush=True)
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "status": instance.get_run_by_id(run_id).status.value,
+                    "launch_to_end_s": span("launched", "end"),
+                    "create_s": span("launched", "enqueued"),
+                    "queue_s": span("enqueued", "starting"),
+                    "process_start_s": span("starting", "start"),
+                    "in_run_s": span("start", "end"),
+                    "loadavg_after": os.getloadavg(),
+                }
+            )
+            print(
+                "   ui run   "
+                + "  ".join(f"{k} {_s(runs[-1][k])}" for k in ("launch_to_end_s", "create_s", "queue_s", "process_start_s", "in_run_s"))
+                + f"  {runs[-1]['status']}",
+                flush=True,
+            )
     ended = [r["launch_to_end_s"] for r in runs if r["launch_to_end_s"] is not None]
     return {"runs": runs, "median_s": statistics.median(ended) if ended else None, "log": str(scratch / "dagster-dev.log")}
 
@@ -357,11 +367,15 @@ def _s(seconds: float | None) -> str:
 
 def ui_table(ui: dict) -> str:
     """Each launch of the full graph on dagster dev: launch to end, time in the queue, process start, in the run."""
-    lines = ["| launch | status | launch → end s | run created s | queue s | process start s | in run s | load after |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| launch | status | launch → end s | run created s | queue s | process start s | in run s | load after |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for i, r in enumerate(ui["runs"], 1):
         load = "/".join(f"{x:.1f}" for x in r["loadavg_after"])
-        lines.append(f"| {i} | {r['status']} | {_s(r['launch_to_end_s'])} | {_s(r.get('create_s'))} | {_s(r['queue_s'])} | {_s(r['process_start_s'])} | {_s(r['in_run_s'])} | {load} |")
+        lines.append(
+            f"| {i} | {r['status']} | {_s(r['launch_to_end_s'])} | {_s(r.get('create_s'))} | {_s(r['queue_s'])} | {_s(r['process_start_s'])} | {_s(r['in_run_s'])} | {load} |"
+        )
     lines.append(f"| median | | {_s(ui['median_s'])} | | | | | |")
     return "\n".join(lines)
 
@@ -502,7 +516,10 @@ def bare_table(rows: list[dict]) -> str:
 
 def machine() -> dict[str, str]:
     """The machine the figures came from: CPU model, cores, memory, Python and key library versions."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     from importlib.metadata import version
 
     return {
@@ -559,12 +576,19 @@ def main(argv: list[str] | None = None) -> int:
         label = "shipped" if size == "shipped" else f"synthetic {patients:,}"
         print(f"== {label}: {study}" + (f" (generated in {generated_s:.1f} s)" if generated_s else ""), flush=True)
         row: dict = {"study": label, "patients": patients, "folder": str(study), "generated_s": generated_s, "loadavg_before": os.getloadavg()}
-        for name, run in (("graph", lambda s, study=study: run_graph(study, s)), ("trivial", run_trivial), ("bare", lambda s, study=study: run_bare(study, s))):
+        for name, run in (
+            ("graph", lambda s, study=study: run_graph(study, s)),
+            ("trivial", run_trivial),
+            ("bare", lambda s, study=study: run_bare(study, s)),
+        ):
             scratch = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=args.workdir))
             result = run(scratch)
             if result.ok:
                 shutil.rmtree(scratch / "warehouse", ignore_errors=True)
-            print(f"   {name:8s} {result.wall_s:7.2f} s  CPU {result.cpu_s:7.1f} s  {_mb(result.tree_rss_bytes):>7s} MiB  exit {result.returncode}", flush=True)
+            print(
+                f"   {name:8s} {result.wall_s:7.2f} s  CPU {result.cpu_s:7.1f} s  {_mb(result.tree_rss_bytes):>7s} MiB  exit {result.returncode}",
+                flush=True,
+            )
             row[name] = asdict(result) | {"samples": []}  # the RSS timeline is summarised per step, not kept
         rows.append(row)
     ui = None

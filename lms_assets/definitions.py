@@ -13,11 +13,11 @@ from dagster import Definitions, load_asset_checks_from_modules, load_assets_fro
 
 from lms_assets.defs import adam, graphs, records, refresh, report
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
-from lms_assets.defs.tables import baseline, response, survival, toxicity
-from lms_assets.defs.executor import pool_watching_in_process_executor
 from lms_assets.defs.audit.published import gated_summaries, registry_at_load
+from lms_assets.defs.executor import pool_watching_in_process_executor
 from lms_assets.defs.graphs import CHART_IO_MANAGER, ChartIOManager
 from lms_assets.defs.resources import OutputsFolder, StudyFolder, WarehouseIOManager, locations
+from lms_assets.defs.tables import baseline, response, survival, toxicity
 
 # In the order of the flow (docs/architecture.md): records, ADaM, tables, graphs, audit, report, and what keeps them current.
 DOMAINS = [records, adam, baseline, response, toxicity, survival, graphs, published, consistency, sensitivity, verification, report, refresh]

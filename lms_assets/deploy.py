@@ -132,9 +132,7 @@ def check_database(settings: PgSettings, timeout: int = CONNECT_TIMEOUT_SECONDS)
         )
     except psycopg2.OperationalError as error:
         reason = _libpq_reason(error)
-        raise DeploymentError(
-            f"cannot connect to PostgreSQL at {settings.where} as {settings.user}: {reason} ({_hint(reason)})"
-        ) from None
+        raise DeploymentError(f"cannot connect to PostgreSQL at {settings.where} as {settings.user}: {reason} ({_hint(reason)})") from None
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT has_schema_privilege('public', 'CREATE')")
@@ -227,8 +225,16 @@ def backup(env: Mapping[str, str], destination: Path, wait_seconds: float) -> No
     stamp = time.strftime("%Y%m%dT%H%M%S")
     dump = destination / f"dagster-{stamp}.dump"
     result = subprocess.run(
-        [pg_dump, "--format=custom", "--no-password", f"--file={dump}", f"--host={settings.host}",
-         f"--port={settings.port}", f"--username={settings.user}", f"--dbname={settings.db}"],
+        [
+            pg_dump,
+            "--format=custom",
+            "--no-password",
+            f"--file={dump}",
+            f"--host={settings.host}",
+            f"--port={settings.port}",
+            f"--username={settings.user}",
+            f"--dbname={settings.db}",
+        ],
         # The password goes through the environment, never the command line that `ps` shows.
         env={**os.environ, "PGPASSWORD": settings.password},
         capture_output=True,
@@ -274,8 +280,7 @@ class Service:
         self.failures = 1 if uptime >= STABLE_SECONDS else self.failures + 1
         delay = min(MAX_BACKOFF_SECONDS, 2 ** (self.failures - 1))
         log.warning(
-            f"{self.name} (pid {self.process.pid}) exited with code {code} after {uptime:.0f} s; "
-            f"restarting in {delay} s (attempt {self.failures})"
+            f"{self.name} (pid {self.process.pid}) exited with code {code} after {uptime:.0f} s; restarting in {delay} s (attempt {self.failures})"
         )
         self.restart_at = now + delay
 
@@ -334,12 +339,8 @@ def parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="validate the environment and the database, install the instance config")
     backup_command = commands.add_parser("backup", help="pg_dump the Dagster database and copy the warehouse")
-    backup_command.add_argument(
-        "destination", type=lambda p: Path(p).resolve(), help="folder for the two files (created if missing)"
-    )
-    backup_command.add_argument(
-        "--wait", type=float, default=600, help="seconds to wait for a run that is writing the warehouse (default 600)"
-    )
+    backup_command.add_argument("destination", type=lambda p: Path(p).resolve(), help="folder for the two files (created if missing)")
+    backup_command.add_argument("--wait", type=float, default=600, help="seconds to wait for a run that is writing the warehouse (default 600)")
     start_command = commands.add_parser("start", help="check, then run the webserver and the daemon")
     start_command.add_argument("--host", default="127.0.0.1", help="where the UI listens (default 127.0.0.1)")
     start_command.add_argument("--port", type=int, default=3000, help="the UI's port (default 3000)")

@@ -260,8 +260,7 @@ DERIVED: dict[str, dict[str, str]] = {
         sensitivity_verdict="Whether the figure is fixed by the paper or moves with the reconstruction",
     ),
     "reconstruction_sensitivity": _table(
-        "result figure_id label rests_on coverage reconstructions shipped minimum maximum conclusion holds fails verdict "
-        "sensitivity_range note",
+        "result figure_id label rests_on coverage reconstructions shipped minimum maximum conclusion holds fails verdict sensitivity_range note",
         result="Result examined",
         label="The result in words",
         rests_on="Reconstructed inputs the result depends on",

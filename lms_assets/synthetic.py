@@ -189,11 +189,14 @@ def adverse_events(rng: np.random.Generator, n: int) -> pl.DataFrame:
     episode = np.arange(rows.size) - starts + 1
     term = term_idx[rows]
     severe_term = np.asarray([t[2] for t in AE_TERMS])[term]
-    grade = np.where(
-        severe_term,
-        _draw(rng, ("1", "2", "3", "4"), GRADES_SEVERE_TERM, rows.size),
-        _draw(rng, ("1", "2", "3", "4"), GRADES_MILD_TERM, rows.size),
-    ) + 1
+    grade = (
+        np.where(
+            severe_term,
+            _draw(rng, ("1", "2", "3", "4"), GRADES_SEVERE_TERM, rows.size),
+            _draw(rng, ("1", "2", "3", "4"), GRADES_MILD_TERM, rows.size),
+        )
+        + 1
+    )
     return pl.DataFrame(
         {
             "patient_id": (patient_idx[rows] + 1).astype(np.int64),

@@ -57,12 +57,7 @@ def run_assets(*names: str, paths: dict[str, Path]):
     graph = defs.resolve_asset_graph()
     selected = set(AssetSelection.assets(*names).upstream().resolve(graph))
     while True:
-        check_inputs = {
-            parent
-            for check in graph.asset_check_keys
-            if check.asset_key in selected
-            for parent in graph.get(check).parent_entity_keys
-        }
+        check_inputs = {parent for check in graph.asset_check_keys if check.asset_key in selected for parent in graph.get(check).parent_entity_keys}
         grown = selected | set(AssetSelection.assets(*check_inputs).upstream().resolve(graph))
         if grown == selected:
             break

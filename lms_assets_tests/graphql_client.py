@@ -172,9 +172,7 @@ class DagsterGraphQL:
     def execute(self, query: str, variables: dict | None = None) -> dict:
         """The ``data`` of one GraphQL request; GraphQL errors raise ``GraphQLError``."""
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
+        request = urllib.request.Request(f"{self.base_url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=self.request_timeout) as response:
             payload = json.loads(response.read())
         if payload.get("errors"):
@@ -230,11 +228,7 @@ class DagsterGraphQL:
         if result["__typename"] != "Asset" or not result["assetMaterializations"]:
             raise GraphQLError(f"{asset} has no materialization: {result}")
         entries = result["assetMaterializations"][0]["metadataEntries"]
-        return {
-            e["label"]: next(e[f] for f in _METADATA_VALUE_FIELDS if f in e)
-            for e in entries
-            if any(f in e for f in _METADATA_VALUE_FIELDS)
-        }
+        return {e["label"]: next(e[f] for f in _METADATA_VALUE_FIELDS if f in e) for e in entries if any(f in e for f in _METADATA_VALUE_FIELDS)}
 
     def run_status(self, run_id: str) -> str:
         result = self.execute(RUN_STATUS_QUERY, {"runId": run_id})["runOrError"]
@@ -247,10 +241,7 @@ class DagsterGraphQL:
         result = self.execute(PROGRESS_QUERY)["runsOrError"]
         if result["__typename"] != "Runs":
             raise GraphQLError(f"cannot list runs: {result}")
-        return tuple(sorted(
-            (r["runId"], r["status"], tuple(sorted((s["stepKey"], s["status"]) for s in r["stepStats"])))
-            for r in result["results"]
-        ))
+        return tuple(sorted((r["runId"], r["status"], tuple(sorted((s["stepKey"], s["status"]) for s in r["stepStats"]))) for r in result["results"]))
 
     def wait_for_run(self, run_id: str, timeout: float, poll: float = 1.0) -> RunReport:
         """Poll until the run reaches a terminal status, then return what it did.

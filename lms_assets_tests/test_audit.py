@@ -12,8 +12,15 @@ from lms_assets.defs.audit.published import FIGURE_SOURCES, bounded, figure_verd
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
-    "figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64,
-    "unit": pl.String, "decimals": pl.Int64, "numerator": pl.Int64, "denominator": pl.Int64,
+    "figure_id": pl.String,
+    "source": pl.String,
+    "quantity": pl.String,
+    "printed": pl.String,
+    "value": pl.Float64,
+    "unit": pl.String,
+    "decimals": pl.Int64,
+    "numerator": pl.Int64,
+    "denominator": pl.Int64,
 }
 
 
@@ -107,8 +114,13 @@ def test_feasibility_respects_each_patients_lower_bound():
 
 PRINTED = {"figure_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
 NOT_REVIEWED = dict.fromkeys(consistency.REVIEW_SCHEMA)
-REVIEWED = {**NOT_REVIEWED, "reviewed_expected": "52.0", "reviewed_reason": "median of Table 3's ages",
-            "reviewed_by": "lms-assets developers", "reviewed_on": None}
+REVIEWED = {
+    **NOT_REVIEWED,
+    "reviewed_expected": "52.0",
+    "reviewed_reason": "median of Table 3's ages",
+    "reviewed_by": "lms-assets developers",
+    "reviewed_on": None,
+}
 CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findings": [], "explanation": None}
 
 
@@ -152,10 +164,23 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
     rows = [
         {"figure_id": "T.age.median", "quantity": "age.median", "status": "discrepancy", "recomputed": 52.0, "shown": "52.0", "findings": []},
         {"figure_id": "A.x.pct", "quantity": "x.pct", "status": "discrepancy", "recomputed": 10.5, "shown": "10.53", "findings": ["grim_impossible"]},
-        {"figure_id": "D.y.pct", "quantity": "y.pct", "status": "discrepancy", "recomputed": None, "shown": "not computable", "findings": ["grim_impossible"]},
+        {
+            "figure_id": "D.y.pct",
+            "quantity": "y.pct",
+            "status": "discrepancy",
+            "recomputed": None,
+            "shown": "not computable",
+            "findings": ["grim_impossible"],
+        },
         {"figure_id": "E.followup.max", "quantity": "followup.max", "status": "discrepancy", "recomputed": 28.0, "shown": "28.00", "findings": []},
-        {"figure_id": "E.dcr.pct", "quantity": "dcr.pct", "status": "discrepancy", "recomputed": 73.68, "shown": "73.68",
-         "findings": ["self_inconsistent", "wrong_denominator"]},
+        {
+            "figure_id": "E.dcr.pct",
+            "quantity": "dcr.pct",
+            "status": "discrepancy",
+            "recomputed": 73.68,
+            "shown": "73.68",
+            "findings": ["self_inconsistent", "wrong_denominator"],
+        },
     ]
     found = consistency.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
     assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
@@ -167,10 +192,14 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
 
 
 def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_does():
-    reg = registry(("T.os.ci_lower", "Table", "os.ci_lower", "14.1", 14.1, "months", 1, None, None),
-                   ("T.os.ci_upper", "Table", "os.ci_upper", "40.0", 40.0, "months", 1, None, None))
-    rows = [{"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00",
-             "findings": []} for b in ("lower", "upper")]
+    reg = registry(
+        ("T.os.ci_lower", "Table", "os.ci_lower", "14.1", 14.1, "months", 1, None, None),
+        ("T.os.ci_upper", "Table", "os.ci_upper", "40.0", 40.0, "months", 1, None, None),
+    )
+    rows = [
+        {"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00", "findings": []}
+        for b in ("lower", "upper")
+    ]
     found = consistency.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
     assert "14.1 is the lower bound of SPSS median ± z·SE at 90% (14.10–32.90)" in found["T.os.ci_lower"]
     assert found["T.os.ci_upper"].startswith("No other standard CI method or level gives 40")
@@ -278,7 +307,7 @@ def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_au
     shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
     assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
     expected = dict(zip(table["figure_id"], table["status"]))
-    assert {f: s for f, s in shown.iter_rows()} == {f: expected[f] for f in shown["figure_id"]}
+    assert dict(shown.iter_rows()) == {f: expected[f] for f in shown["figure_id"]}
 
 
 # --- the registry at definition load (issue 15, boundaries) -------------------------------------------------
@@ -391,8 +420,8 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     ids=["no finding or reason", "unknown finding", "not printed"],
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
-    from lms_assets.records import schemas, validation
     from lms_assets.defs.audit.published import published_figures_table
+    from lms_assets.records import schemas, validation
 
     registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
     with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:

@@ -6,6 +6,7 @@ import hashlib
 import duckdb
 import polars as pl
 import pytest
+
 from lms_assets_tests.conftest import COHORT, allow_exclusion, copy_warehouse, run_assets
 
 
@@ -16,16 +17,8 @@ def run_cohort(paths):
 def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
     """A content digest of every published table (``main``; or of ``schema``), to prove nothing changed."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        names = [
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]
-            ).fetchall()
-        ]
-        return {
-            n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest()
-            for n in names
-        }
+        names = [r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = ? order by 1", [schema]).fetchall()]
+        return {n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest() for n in names}
 
 
 def failure_message(result) -> str:

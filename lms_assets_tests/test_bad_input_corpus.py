@@ -35,11 +35,10 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from lms_assets import adam
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.validation import RecordFileError
+from lms_assets.records import schemas, validation
 from lms_assets.records.study import load_study
-from lms_assets_tests.conftest import COHORT, SHIPPED_DATA, allow_exclusion, defs_for, run_assets
+from lms_assets.records.validation import RecordFileError
+from lms_assets_tests.conftest import COHORT, SHIPPED_DATA, allow_exclusion, defs_for
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
 
 CUT = "followup/2021-03-31.csv"
@@ -280,9 +279,7 @@ def followed_longer(cut: pl.DataFrame) -> pl.DataFrame:
 
 def half_way(cut: pl.DataFrame) -> pl.DataFrame:
     """An earlier cut consistent with the shipped one: everyone still event-free at half their times."""
-    return cut.with_columns(
-        (pl.col("pfs_months") / 2).round(1), (pl.col("os_months") / 2).round(1), progressed=pl.lit(0), died=pl.lit(0)
-    )
+    return cut.with_columns((pl.col("pfs_months") / 2).round(1), (pl.col("os_months") / 2).round(1), progressed=pl.lit(0), died=pl.lit(0))
 
 
 def garbage_patients(study: Path) -> None:
@@ -311,9 +308,7 @@ VARIANTS: dict[str, Variant] = {
     # ----- the file cannot be used: refused with its name and the problem -----
     "missing-file": Variant("patients.csv", remove("patients.csv"), Refused("patients.csv: file is missing")),
     "empty-file": Variant("response.csv", add_file("response.csv", b""), Refused("response.csv: file is empty")),
-    "blank-lines-only": Variant(
-        "adverse_events.csv", add_file("adverse_events.csv", b"\n  \n\r\n"), Refused("adverse_events.csv: file is empty")
-    ),
+    "blank-lines-only": Variant("adverse_events.csv", add_file("adverse_events.csv", b"\n  \n\r\n"), Refused("adverse_events.csv: file is empty")),
     "header-only": Variant(
         "response.csv", header_only("response.csv"), Refused("response.csv: has a header but no records; expected one row per patient")
     ),
@@ -377,15 +372,11 @@ VARIANTS: dict[str, Variant] = {
         replace("response.csv", "\n2,-72.6,PR\n", '\n2,"-72.6,PR\n'),
         Refused("response.csv: line 3 is not valid CSV (unexpected end of data); check its quotes"),
     ),
-    "folder-instead-of-file": Variant(
-        "patients.csv", make_folder_instead("patients.csv"), Refused("patients.csv: is a folder, not a CSV file")
-    ),
+    "folder-instead-of-file": Variant("patients.csv", make_folder_instead("patients.csv"), Refused("patients.csv: is a folder, not a CSV file")),
     "cut-name-not-a-date": Variant(
         "followup", copy_to(CUT, "followup/latest.csv"), Refused("latest.csv: follow-up files must be named by their ISO cut date")
     ),
-    "cut-name-impossible-date": Variant(
-        "followup", copy_to(CUT, "followup/2021-02-30.csv"), Refused("'2021-02-30' is not a valid calendar date")
-    ),
+    "cut-name-impossible-date": Variant("followup", copy_to(CUT, "followup/2021-02-30.csv"), Refused("'2021-02-30' is not a valid calendar date")),
     "duplicate-cut-date": Variant(
         "followup", copy_to(CUT, "followup/2021-03-31.CSV"), Refused("2021-03-31.csv: data cut 2021-03-31 is also given by")
     ),
@@ -443,9 +434,7 @@ VARIANTS: dict[str, Variant] = {
     "death-not-a-pfs-event": Variant(
         CUT,
         replace(CUT, "\n3,12.4,1,28.0,1\n", "\n3,28.0,0,28.0,1\n"),
-        Quarantined(
-            rows=((CUT, 4, "progressed", "0", "death at the PFS time must count as a PFS event"),), dropped={"adtte": subject(3)}
-        ),
+        Quarantined(rows=((CUT, 4, "progressed", "0", "death at the PFS time must count as a PFS event"),), dropped={"adtte": subject(3)}),
     ),
     "event-flag-not-0-or-1": Variant(
         CUT,
@@ -470,9 +459,7 @@ VARIANTS: dict[str, Variant] = {
     "quoted-comma-in-category": Variant(
         "patients.csv",
         replace("patients.csv", "3 line and more,Immunotherapy+Chemotherapy", '3 line and more,"Immunotherapy, Chemotherapy"'),
-        Quarantined(
-            rows=(("patients.csv", 8, "combination_therapy", "Immunotherapy, Chemotherapy", NOT_A_COMBINATION),), invalid_patients=(7,)
-        ),
+        Quarantined(rows=(("patients.csv", 8, "combination_therapy", "Immunotherapy, Chemotherapy", NOT_A_COMBINATION),), invalid_patients=(7,)),
     ),
     "duplicate-patient-id": Variant(
         "patients.csv",
@@ -504,9 +491,7 @@ VARIANTS: dict[str, Variant] = {
     "sql-in-a-value": Variant(
         "response.csv",
         replace("response.csv", "\n11,11.8,SD\n", "\n11,11.8,SD'); DROP TABLE adsl; --\n"),
-        Quarantined(
-            rows=(("response.csv", 12, "best_response", "SD'); DROP TABLE adsl; --", NOT_A_RESPONSE),), dropped={"adrs": subject(11)}
-        ),
+        Quarantined(rows=(("response.csv", 12, "best_response", "SD'); DROP TABLE adsl; --", NOT_A_RESPONSE),), dropped={"adrs": subject(11)}),
     ),
     "response-for-unknown-patient": Variant(
         "response.csv",
@@ -541,9 +526,7 @@ VARIANTS: dict[str, Variant] = {
     ),
     # ----- harmless: the same records in another dress; nothing changes -----
     "byte-order-mark": Variant("patients.csv", recode("patients.csv", lambda data: b"\xef\xbb\xbf" + data), Harmless()),
-    "windows-line-endings": Variant(
-        "adverse_events.csv", recode("adverse_events.csv", lambda data: data.replace(b"\n", b"\r\n")), Harmless()
-    ),
+    "windows-line-endings": Variant("adverse_events.csv", recode("adverse_events.csv", lambda data: data.replace(b"\n", b"\r\n")), Harmless()),
     "old-mac-line-endings": Variant("response.csv", recode("response.csv", lambda data: data.replace(b"\n", b"\r")), Harmless()),
     "every-field-quoted": Variant("patient_allocations.csv", quote_every_field("patient_allocations.csv"), Harmless()),
     "spaces-around-values": Variant("response.csv", each_line("response.csv", lambda line: line.replace(",", " , ")), Harmless()),
@@ -555,8 +538,8 @@ VARIANTS: dict[str, Variant] = {
 
 NOT_YES_NO = "not one of Yes, No"
 NOT_CHEMOTHERAPY = "not one of No, 1 line, 2 line, 3 line and more"
-MODIFIED_2022 = dt.datetime(2022, 1, 1, 12, tzinfo=dt.timezone.utc)
-CUT_NOON = dt.datetime(2021, 3, 31, 12, tzinfo=dt.timezone.utc)
+MODIFIED_2022 = dt.datetime(2022, 1, 1, 12, tzinfo=dt.UTC)
+CUT_NOON = dt.datetime(2021, 3, 31, 12, tzinfo=dt.UTC)
 
 
 def _chain(*changes: Callable[[pl.DataFrame], pl.DataFrame]) -> Callable[[pl.DataFrame], pl.DataFrame]:
@@ -583,381 +566,408 @@ def _reordered_columns(file: str, order: list[str]) -> Callable[[Path], None]:
     return damage
 
 
-VARIANTS.update({
-    # ----- values out of their declared domain: quarantined -----
-    "age-above-maximum": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n9,69,Male", "\n9,101,Male"),
-        Quarantined(rows=(("patients.csv", 10, "age", "101", "above the maximum 100"),), invalid_patients=(9,)),
-    ),
-    "ecog-5": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n13,41,Male,2,", "\n13,41,Male,5,"),
-        Quarantined(rows=(("patients.csv", 14, "ecog", "5", "above the maximum 4"),), invalid_patients=(13,)),
-    ),
-    "ecog-negative": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n16,52,Male,0,", "\n16,52,Male,-1,"),
-        Quarantined(rows=(("patients.csv", 17, "ecog", "-1", "below the minimum 0"),), invalid_patients=(16,)),
-    ),
-    "age-with-decimals": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n3,44,", "\n3,44.5,"),
-        Quarantined(rows=(("patients.csv", 4, "age", "44.5", "not a whole number"),), invalid_patients=(3,)),
-    ),
-    "sex-in-lower-case": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n6,72,Female", "\n6,72,female"),
-        Quarantined(rows=(("patients.csv", 7, "sex", "female", NOT_A_CATEGORY_SEX),), invalid_patients=(6,)),
-    ),
-    "yes-no-in-lower-case": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n8,52,Female,2,No,", "\n8,52,Female,2,no,"),
-        Quarantined(rows=(("patients.csv", 9, "surgery_history", "no", NOT_YES_NO),), invalid_patients=(8,)),
-    ),
-    "chemotherapy-lines-reworded": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n19,50,Female,2,Yes,Yes,3 line and more", "\n19,50,Female,2,Yes,Yes,3 lines and more"),
-        Quarantined(rows=(("patients.csv", 20, "chemotherapy_history", "3 lines and more", NOT_CHEMOTHERAPY),), invalid_patients=(19,)),
-    ),
-    "patient-number-zero": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n1,38,Female", "\n0,38,Female"),
-        Quarantined(rows=(("patients.csv", 2, "patient_id", "0", "below the minimum 1"),), invalid_patients=(1,)),
-    ),
-    "line-break-inside-a-quoted-category": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n11,53,Male,", '\n11,53,"Ma\nle",'),
-        Quarantined(rows=(("patients.csv", 12, "sex", "Ma\nle", NOT_A_CATEGORY_SEX),), invalid_patients=(11,)),
-    ),
-    "nul-byte-in-a-number": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n15,65,Female", "\n15,6\x005,Female"),
-        Quarantined(rows=(("patients.csv", 16, "age", "6\x005", "not a whole number"),), invalid_patients=(15,)),
-    ),
-    "percent-sign-in-a-number": Variant(
-        "response.csv",
-        replace("response.csv", "\n2,-72.6,PR\n", "\n2,-72.6%,PR\n"),
-        Quarantined(rows=(("response.csv", 3, "best_pct_change", "-72.6%", "not a number"),), dropped={"adrs": subject(2)}),
-    ),
-    "shrinkage-below-minus-100": Variant(
-        "response.csv",
-        replace("response.csv", "\n1,-76.2,PR", "\n1,-176.2,PR"),
-        Quarantined(rows=(("response.csv", 2, "best_pct_change", "-176.2", "below the minimum -100"),), dropped={"adrs": subject(1)}),
-    ),
-    "response-in-lower-case": Variant(
-        "response.csv",
-        replace("response.csv", "\n17,47.5,PD", "\n17,47.5,pd"),
-        Quarantined(rows=(("response.csv", 18, "best_response", "pd", NOT_A_RESPONSE),), dropped={"adrs": subject(17)}),
-    ),
-    "terminal-escape-in-a-value": Variant(
-        "response.csv",
-        replace("response.csv", "\n13,17.7,SD", "\n13,17.7,\x1b[31mSD"),
-        Quarantined(rows=(("response.csv", 14, "best_response", "\x1b[31mSD", NOT_A_RESPONSE),), dropped={"adrs": subject(13)}),
-    ),
-    "patient-number-with-decimals": Variant(
-        "response.csv",
-        replace("response.csv", "\n14,19.7,SD", "\n14.5,19.7,SD"),
-        Quarantined(rows=(("response.csv", 15, "patient_id", "14.5", "not a whole number"),), dropped={"adrs": subject(14)}),
-    ),
-    "duplicated-response-line": Variant(
-        "response.csv",
-        append("response.csv", "3,-36.6,PR"),
-        Quarantined(
-            rows=(
-                ("response.csv", 4, "patient_id", "3", "duplicate patient_id (rows 4, 21)"),
-                ("response.csv", 21, "patient_id", "3", "duplicate patient_id (rows 4, 21)"),
-            ),
-            dropped={"adrs": subject(3)},
+VARIANTS.update(
+    {
+        # ----- values out of their declared domain: quarantined -----
+        "age-above-maximum": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n9,69,Male", "\n9,101,Male"),
+            Quarantined(rows=(("patients.csv", 10, "age", "101", "above the maximum 100"),), invalid_patients=(9,)),
         ),
-    ),
-    "allocation-for-unknown-patient": Variant(
-        "patient_allocations.csv",
-        append("patient_allocations.csv", "25,Lung,12,No,No"),
-        Quarantined(rows=(("patient_allocations.csv", 21, "patient_id", "25", UNKNOWN_PATIENT),)),
-    ),
-    "pfs-written-NA": Variant(
-        CUT,
-        replace(CUT, "\n5,3.5,1,18.2,0", "\n5,NA,1,18.2,0"),
-        Quarantined(rows=((CUT, 6, "pfs_months", "NA", "not a number"),), dropped={"adtte": subject(5)}),
-    ),
-    "os-written-NA-as-table-3-prints-it": Variant(
-        CUT,
-        replace(CUT, "\n8,6.5,1,20.9,0", "\n8,6.5,1,NA,0"),
-        Quarantined(rows=((CUT, 9, "os_months", "NA", "not a number"),), dropped={"adtte": subject(8)}),
-    ),
-    "event-flag-as-a-word": Variant(
-        CUT,
-        replace(CUT, "\n9,14.1,1,23.5,1", "\n9,14.1,yes,23.5,1"),
-        Quarantined(rows=((CUT, 10, "progressed", "yes", "not a whole number"),), dropped={"adtte": subject(9)}),
-    ),
-    "os-above-maximum": Variant(
-        CUT,
-        replace(CUT, "\n10,1.5,1,3.9,0", "\n10,1.5,1,639,0"),
-        Quarantined(rows=((CUT, 11, "os_months", "639", "above the maximum 600"),), dropped={"adtte": subject(10)}),
-    ),
-    "a-date-for-a-time": Variant(
-        CUT,
-        replace(CUT, "\n11,3.3,1,6.0,1", "\n11,2021-03-31,1,6.0,1"),
-        Quarantined(rows=((CUT, 12, "pfs_months", "2021-03-31", "not a number"),), dropped={"adtte": subject(11)}),
-    ),
-    "negative-os-shorter-than-pfs": Variant(
-        CUT,
-        replace(CUT, "\n12,0.7,1,9.2,1", "\n12,0.7,1,-9.2,1"),
-        Quarantined(
-            rows=(
-                (CUT, 13, "os_months", "-9.2", "below the minimum 0"),
-                (CUT, 13, "os_months", "-9.2", "OS is shorter than PFS"),
-            ),
-            dropped={"adtte": subject(12)},
+        "ecog-5": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n13,41,Male,2,", "\n13,41,Male,5,"),
+            Quarantined(rows=(("patients.csv", 14, "ecog", "5", "above the maximum 4"),), invalid_patients=(13,)),
         ),
-    ),
-    "followup-for-unknown-patient": Variant(
-        CUT, append(CUT, "25,1.0,1,2.0,1"), Quarantined(rows=((CUT, 21, "patient_id", "25", UNKNOWN_PATIENT),))
-    ),
-    "patient-number-as-text": Variant(
-        "adverse_events.csv",
-        replace("adverse_events.csv", "\n14,Fatigue,1,1\n", "\nP14,Fatigue,1,1\n"),
-        Quarantined(rows=(("adverse_events.csv", 35, "patient_id", "P14", "not a whole number"),), dropped={"adae": patient_term(14, "Fatigue")}),
-    ),
-    "grade-zero": Variant(
-        "adverse_events.csv",
-        replace("adverse_events.csv", "\n16,Diarrhea,1,1", "\n16,Diarrhea,1,0"),
-        Quarantined(rows=(("adverse_events.csv", 39, "ctcae_grade", "0", "below the minimum 1"),), dropped={"adae": patient_term(16, "Diarrhea")}),
-    ),
-    "episode-zero": Variant(
-        "adverse_events.csv",
-        replace("adverse_events.csv", "\n18,Constipation,1,1", "\n18,Constipation,0,1"),
-        Quarantined(rows=(("adverse_events.csv", 43, "episode", "0", "below the minimum 1"),), dropped={"adae": patient_term(18, "Constipation")}),
-    ),
-    "empty-term": Variant(
-        "adverse_events.csv",
-        replace("adverse_events.csv", "\n4,Fatigue,1,1", "\n4,,1,1"),
-        Quarantined(rows=(("adverse_events.csv", 10, "term", None, "missing value"),), dropped={"adae": patient_term(4, "Fatigue")}),
-    ),
-    "adverse-event-without-patient": Variant(
-        "adverse_events.csv",
-        append("adverse_events.csv", ",Fatigue,1,2"),
-        Quarantined(rows=(("adverse_events.csv", 48, "patient_id", None, "missing value"),)),
-    ),
-    # ----- files that cannot be used, or only by echoing too much: refused, naming file (and line) -----
-    "line-of-fifty-megabytes": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n4,45,Female", "\n4,45," + "F" * 50_000_000),
-        Refused("patients.csv: line 5 is longer than 10,000 characters (it starts '4,45,FFFFFFFF"),
-    ),
-    "line-over-the-limit": Variant(
-        "patients.csv",
-        replace("patients.csv", "\n4,45,Female", "\n4,45," + "F" * 20_000),
-        Refused("patients.csv: line 5 is longer than 10,000 characters"),
-    ),
-    "value-over-the-field-limit": Variant(
-        "response.csv",
-        replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + "S" * 9_000 + "\n"),
-        Refused("response.csv: line 7, column best_response: a value of 9,000 characters, over the limit of 2,000"),
-    ),
-    "quoted-value-over-many-lines": Variant(
-        "response.csv",
-        replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + quoted_lines(5_000, every=100) + "\n"),
-        Refused("response.csv: line 7, column best_response: a value of 5,049 characters, over the limit of 2,000"),
-    ),
-    "quoted-value-over-the-csv-field-limit": Variant(
-        "response.csv",
-        replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + quoted_lines(200_000, every=1_000) + "\n"),
-        Refused("response.csv: line 7 starts a value longer than 131,072 characters, over the limit of 2,000"),
-    ),
-    "long-column-name": Variant(
-        "response.csv",
-        replace("response.csv", "best_response\n", "best_response," + "x" * 5_000 + "\n"),
-        Refused("response.csv: unexpected column(s) xxxxxxxxxx"),
-    ),
-    "terminal-escape-in-header": Variant(
-        "response.csv",
-        replace("response.csv", "best_response\n", "best_response,\x1b]0;owned\x07\n"),
-        Refused("response.csv: unexpected column(s) \\x1b]0;owned\\x07"),
-    ),
-    "header-only-patients": Variant(
-        "patients.csv", header_only("patients.csv"), Refused("patients.csv: has a header but no records; expected one row per patient")
-    ),
-    "empty-patients": Variant("patients.csv", add_file("patients.csv", b""), Refused("patients.csv: file is empty")),
-    "provenance-missing": Variant("provenance.csv", remove("provenance.csv"), Refused("provenance.csv: file is missing")),
-    "allocation-column-missing": Variant(
-        "patient_allocations.csv",
-        drop_column("patient_allocations.csv", "primary_site"),
-        Refused("patient_allocations.csv: missing column(s) primary_site"),
-    ),
-    "grade-column-renamed": Variant(
-        "adverse_events.csv",
-        replace("adverse_events.csv", "ctcae_grade", "grade"),
-        Refused("adverse_events.csv: missing column(s) ctcae_grade"),
-    ),
-    "link-to-the-process-environment": Variant(
-        "patients.csv",
-        link_to("patients.csv", "/proc/self/environ"),
-        Refused("patients.csv: resolves to /proc/", never_echoed=("PATH=", "HOME=")),
-    ),
-    "link-that-points-to-itself": Variant(
-        "response.csv", link_loop("response.csv"), Refused("response.csv: cannot be followed to a file")
-    ),
-    "dangling-link": Variant("response.csv", link_to("response.csv", "gone.csv"), Refused("response.csv: file is missing")),
-    "too-many-fields": Variant(
-        "patients.csv",
-        append("patients.csv", "20,50,Female,2,Yes,Yes,No,None,extra"),
-        Refused("patients.csv: line 21 has 9 fields but the header has 8"),
-    ),
-    "spreadsheet-saved-as-patients": Variant(
-        "patients.csv",
-        add_file("patients.csv", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U0#"),
-        Refused("patients.csv: line 1 is not UTF-8 text"),
-    ),
-    # ----- follow-up cuts: the name, the date and the content against the other cuts -----
-    "cut-dated-2099": Variant(
-        "followup", copy_to(CUT, "followup/2099-01-01.csv"), Refused("followup/2099-01-01.csv: data cut 2099-01-01 is in the future (today is ")
-    ),
-    "cut-dated-9999-12-31": Variant(
-        "followup", copy_to(CUT, "followup/9999-12-31.csv"), Refused("followup/9999-12-31.csv: data cut 9999-12-31 is in the future")
-    ),
-    "cut-dated-after-its-file-was-written": Variant(
-        "followup",
-        both(copy_to(CUT, "followup/2023-06-30.csv"), touched_at("followup/2023-06-30.csv", MODIFIED_2022)),
-        Refused("followup/2023-06-30.csv: data cut 2023-06-30 is after the file was last modified (2022-01-01)"),
-    ),
-    "cut-written-on-its-cut-day": Variant(CUT, touched_at(CUT, CUT_NOON), Harmless()),
-    "cut-with-upper-case-extension": Variant("followup", rename(CUT, "followup/2021-03-31.CSV"), Accepted()),
-    "cut-copied-under-a-new-date": Variant(
-        "followup",
-        copy_to(CUT, "followup/2021-06-30.csv"),
-        Accepted(identical=("followup/2021-03-31.csv", "followup/2021-06-30.csv")),
-    ),
-    "later-consistent-cut": Variant("followup", new_cut("2022-03-31.csv", followed_longer), Accepted()),
-    "earlier-consistent-cut-added-later": Variant("followup", new_cut("2020-12-31.csv", half_way), Accepted()),
-    "earlier-cut-contradicting-a-loaded-one": Variant(
-        "followup",
-        new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1))),
-        Blocked(("adtte",), "followup_cuts_consistent",
-                "patient 1 OS: an event in the earlier cut is censored in the later cut (2020-12-31: 12.9 months, event; 2021-03-31: 25.8 months, censored)"),
-    ),
-    "later-cut-undoes-a-death": Variant(
-        "followup",
-        new_cut("2022-03-31.csv", when_patient(3, "died", 0)),
-        Blocked(("adtte",), "followup_cuts_consistent",
-                "patient 3 OS: an event in the earlier cut is censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)"),
-    ),
-    "later-cut-shortens-follow-up": Variant(
-        "followup",
-        new_cut("2022-03-31.csv", when_patient(1, "os_months", 20.0)),
-        Blocked(("adtte",), "followup_cuts_consistent",
-                "patient 1 OS: follow-up time shrank between cuts (2021-03-31: 25.8 months, censored; 2022-03-31: 20.0 months, censored)"),
-    ),
-    "later-cut-moves-a-death": Variant(
-        "followup",
-        new_cut("2022-03-31.csv", when_patient(4, "os_months", 11.7)),
-        Blocked(("adtte",), "followup_cuts_consistent",
-                "patient 4 OS: an event's time changed between cuts (2021-03-31: 10.7 months, event; 2022-03-31: 11.7 months, event)"),
-    ),
-    "later-cut-loses-a-patient": Variant(
-        "followup",
-        new_cut("2022-03-31.csv", _without_patient(19)),
-        Blocked(("adtte",), "followup_cuts_consistent",
-                "patient 19 OS: patient missing from the later cut (2021-03-31: 25.7 months, event; 2022-03-31: no row)"),
-    ),
-    "published-cut-renamed-to-an-earlier-date": Variant(
-        "followup",
-        rename(CUT, "followup/2021-02-28.csv"),
-        Blocked(("adtte",), "followup_cuts_consistent", "data cut 2021-03-31 is published but no file in followup/ gives it any more"),
-    ),
-    "cut-named-with-a-time": Variant(
-        "followup", copy_to(CUT, "followup/2021-03-31T12.csv"), Refused("followup/2021-03-31T12.csv: follow-up files must be named by their ISO cut date")
-    ),
-    "cut-named-without-dashes": Variant(
-        "followup", copy_to(CUT, "followup/20210331.csv"), Refused("followup/20210331.csv: follow-up files must be named by their ISO cut date")
-    ),
-    "cut-named-day-first": Variant(
-        "followup", copy_to(CUT, "followup/31-03-2021.csv"), Refused("followup/31-03-2021.csv: follow-up files must be named by their ISO cut date")
-    ),
-    "folder-named-as-a-cut": Variant("followup", _folder("followup/2022-03-31.csv"), Refused("followup/2022-03-31.csv: is a folder, not a CSV file")),
-    "cut-name-with-terminal-escape": Variant(
-        "followup", copy_to(CUT, "followup/2021\x1b[2J.csv"), Refused("followup/2021\\x1b[2J.csv: follow-up files must be named")
-    ),
-    "cut-name-of-200-digits": Variant(
-        "followup", copy_to(CUT, "followup/" + "9" * 200 + ".csv"), Refused("… (204 characters): follow-up files must be named")
-    ),
-    "cut-linked-outside": Variant(CUT, link_outside(CUT), Refused("followup/2021-03-31.csv: resolves to")),
-    "cut-line-over-the-limit": Variant(
-        CUT, replace(CUT, "\n7,2.1,1,5.2,1\n", "\n7,2.1,1,5.2,1" + "0" * 20_000 + "\n"), Refused(f"{CUT}: line 8 is longer than 10,000 characters")
-    ),
-    "cut-empty": Variant(CUT, add_file(CUT, b""), Refused(f"{CUT}: file is empty")),
-    "cut-utf-16": Variant(CUT, recode(CUT, lambda data: data.decode().encode("utf-16")), Refused(f"{CUT}: line 1 is not UTF-8 text")),
-    "cut-semicolons": Variant(CUT, each_line(CUT, lambda line: line.replace(",", ";")), Refused(f"{CUT}: the header is one column")),
-    "cut-missing-died": Variant(CUT, drop_column(CUT, "died"), Refused(f"{CUT}: missing column(s) died")),
-    "cut-unclosed-quote": Variant(
-        CUT, replace(CUT, "\n2,5.3,1,26.0,0\n", '\n2,"5.3,1,26.0,0\n'), Refused(f"{CUT}: line 3 is not valid CSV")
-    ),
-    # ----- the study's settings -----
-    "settings-not-toml": Variant("study.toml", settings("exclude_quarantined_rows = yes\n"), Refused("study.toml: is not valid TOML")),
-    "settings-unknown-key": Variant(
-        "study.toml",
-        settings("exclude_rows = true\n"),
-        Refused("study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows"),
-    ),
-    "settings-quoted-boolean": Variant(
-        "study.toml",
-        replace("study.toml", "exclude_quarantined_rows = false", 'exclude_quarantined_rows = "true"'),
-        Refused("study.toml: exclude_quarantined_rows must be true or false, not 'true'"),
-    ),
-    "settings-latin-1": Variant(
-        "study.toml", settings(b"# r\xe9glages\nexclude_quarantined_rows = false\n"), Refused("study.toml: is not UTF-8 text")
-    ),
-    "settings-huge": Variant("study.toml", settings("#" + "x" * 20_000 + "\n"), Refused("study.toml: 20,002 bytes; a settings file is a few lines")),
-    "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is not a file")),
-    "settings-linked-outside": Variant("study.toml", link_outside("study.toml"), Refused("study.toml: resolves to")),
-    # The study's identity and enrolment window are required: a folder that does not say which study it is is refused.
-    "settings-absent": Variant("study.toml", remove("study.toml"), Refused("study.toml: missing from the study folder")),
-    "settings-comments-only": Variant(
-        "study.toml", settings("# nothing decided here\n"), Refused("study.toml: missing studyid, title, enrolment_start, enrolment_end")
-    ),
-    "study-id-with-spaces": Variant(
-        "study.toml",
-        replace("study.toml", 'studyid = "ZOU-LMS-ANLOTINIB"', 'studyid = "ZOU LMS"'),
-        Refused("study.toml: studyid = 'ZOU LMS' must be 1-40 letters, digits, '-' or '_'"),
-    ),
-    "study-enrolment-quoted-date": Variant(
-        "study.toml",
-        replace("study.toml", "enrolment_start = 2018-01-01", 'enrolment_start = "2018-01-01"'),
-        Refused("study.toml: enrolment_start = '2018-01-01' must be a TOML date, written unquoted as YYYY-MM-DD"),
-    ),
-    "study-enrolment-reversed": Variant(
-        "study.toml",
-        replace("study.toml", "enrolment_end = 2020-12-31", "enrolment_end = 2017-12-31"),
-        Refused("study.toml: enrolment_end = 2017-12-31 is before enrolment_start = 2018-01-01"),
-    ),
-    # ----- an empty cohort fails a check, nothing crashes -----
-    "all-garbage-patients": Variant(
-        "patients.csv", garbage_patients, Blocked(COHORT, "no_quarantined_rows", "patients.csv line 2, column age, value '?': not a whole number")
-    ),
-    "all-garbage-patients-excluded": Variant(
-        "patients.csv",
-        both(garbage_patients, allow_exclusion),
-        Blocked(COHORT, "has_patients", "no valid patient"),
-    ),
-    "no-adverse-events-at-all": Variant("adverse_events.csv", header_only("adverse_events.csv"), Accepted()),
-    # ----- harmless: the same records in another dress -----
-    "whole-number-written-with-decimals": Variant("patients.csv", replace("patients.csv", "\n2,43,Female", "\n2,43.0,Female"), Harmless()),
-    "episode-written-with-decimals": Variant(
-        "adverse_events.csv", replace("adverse_events.csv", "\n9,Hypoproteinemia,1,2", "\n9,Hypoproteinemia,1.0,2"), Harmless()
-    ),
-    "trailing-spaces-in-a-category": Variant(
-        "patients.csv", replace("patients.csv", "\n18,60,Female,0,Yes,No,No,None\n", "\n18,60,Female,0,Yes,No,No,None   \n"), Harmless()
-    ),
-    "blank-line-in-the-middle": Variant("patients.csv", replace("patients.csv", "\n10,30,", "\n,,,,,,,\n10,30,"), Harmless()),
-    "columns-in-another-order": Variant(
-        "response.csv", _reordered_columns("response.csv", ["best_response", "patient_id", "best_pct_change"]), Harmless()
-    ),
-    "cut-byte-order-mark": Variant(CUT, recode(CUT, lambda data: b"\xef\xbb\xbf" + data), Harmless()),
-    "cut-windows-line-endings": Variant(CUT, recode(CUT, lambda data: data.replace(b"\n", b"\r\n")), Harmless()),
-    "cut-every-field-quoted": Variant(CUT, quote_every_field(CUT), Harmless()),
-    "resource-fork-in-followup": Variant("followup", add_file("followup/._2021-03-31.csv", b"\x00\x05\x16\x07\x00\x02"), Harmless()),
-})
+        "ecog-negative": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n16,52,Male,0,", "\n16,52,Male,-1,"),
+            Quarantined(rows=(("patients.csv", 17, "ecog", "-1", "below the minimum 0"),), invalid_patients=(16,)),
+        ),
+        "age-with-decimals": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n3,44,", "\n3,44.5,"),
+            Quarantined(rows=(("patients.csv", 4, "age", "44.5", "not a whole number"),), invalid_patients=(3,)),
+        ),
+        "sex-in-lower-case": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n6,72,Female", "\n6,72,female"),
+            Quarantined(rows=(("patients.csv", 7, "sex", "female", NOT_A_CATEGORY_SEX),), invalid_patients=(6,)),
+        ),
+        "yes-no-in-lower-case": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n8,52,Female,2,No,", "\n8,52,Female,2,no,"),
+            Quarantined(rows=(("patients.csv", 9, "surgery_history", "no", NOT_YES_NO),), invalid_patients=(8,)),
+        ),
+        "chemotherapy-lines-reworded": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n19,50,Female,2,Yes,Yes,3 line and more", "\n19,50,Female,2,Yes,Yes,3 lines and more"),
+            Quarantined(rows=(("patients.csv", 20, "chemotherapy_history", "3 lines and more", NOT_CHEMOTHERAPY),), invalid_patients=(19,)),
+        ),
+        "patient-number-zero": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n1,38,Female", "\n0,38,Female"),
+            Quarantined(rows=(("patients.csv", 2, "patient_id", "0", "below the minimum 1"),), invalid_patients=(1,)),
+        ),
+        "line-break-inside-a-quoted-category": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n11,53,Male,", '\n11,53,"Ma\nle",'),
+            Quarantined(rows=(("patients.csv", 12, "sex", "Ma\nle", NOT_A_CATEGORY_SEX),), invalid_patients=(11,)),
+        ),
+        "nul-byte-in-a-number": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n15,65,Female", "\n15,6\x005,Female"),
+            Quarantined(rows=(("patients.csv", 16, "age", "6\x005", "not a whole number"),), invalid_patients=(15,)),
+        ),
+        "percent-sign-in-a-number": Variant(
+            "response.csv",
+            replace("response.csv", "\n2,-72.6,PR\n", "\n2,-72.6%,PR\n"),
+            Quarantined(rows=(("response.csv", 3, "best_pct_change", "-72.6%", "not a number"),), dropped={"adrs": subject(2)}),
+        ),
+        "shrinkage-below-minus-100": Variant(
+            "response.csv",
+            replace("response.csv", "\n1,-76.2,PR", "\n1,-176.2,PR"),
+            Quarantined(rows=(("response.csv", 2, "best_pct_change", "-176.2", "below the minimum -100"),), dropped={"adrs": subject(1)}),
+        ),
+        "response-in-lower-case": Variant(
+            "response.csv",
+            replace("response.csv", "\n17,47.5,PD", "\n17,47.5,pd"),
+            Quarantined(rows=(("response.csv", 18, "best_response", "pd", NOT_A_RESPONSE),), dropped={"adrs": subject(17)}),
+        ),
+        "terminal-escape-in-a-value": Variant(
+            "response.csv",
+            replace("response.csv", "\n13,17.7,SD", "\n13,17.7,\x1b[31mSD"),
+            Quarantined(rows=(("response.csv", 14, "best_response", "\x1b[31mSD", NOT_A_RESPONSE),), dropped={"adrs": subject(13)}),
+        ),
+        "patient-number-with-decimals": Variant(
+            "response.csv",
+            replace("response.csv", "\n14,19.7,SD", "\n14.5,19.7,SD"),
+            Quarantined(rows=(("response.csv", 15, "patient_id", "14.5", "not a whole number"),), dropped={"adrs": subject(14)}),
+        ),
+        "duplicated-response-line": Variant(
+            "response.csv",
+            append("response.csv", "3,-36.6,PR"),
+            Quarantined(
+                rows=(
+                    ("response.csv", 4, "patient_id", "3", "duplicate patient_id (rows 4, 21)"),
+                    ("response.csv", 21, "patient_id", "3", "duplicate patient_id (rows 4, 21)"),
+                ),
+                dropped={"adrs": subject(3)},
+            ),
+        ),
+        "allocation-for-unknown-patient": Variant(
+            "patient_allocations.csv",
+            append("patient_allocations.csv", "25,Lung,12,No,No"),
+            Quarantined(rows=(("patient_allocations.csv", 21, "patient_id", "25", UNKNOWN_PATIENT),)),
+        ),
+        "pfs-written-NA": Variant(
+            CUT,
+            replace(CUT, "\n5,3.5,1,18.2,0", "\n5,NA,1,18.2,0"),
+            Quarantined(rows=((CUT, 6, "pfs_months", "NA", "not a number"),), dropped={"adtte": subject(5)}),
+        ),
+        "os-written-NA-as-table-3-prints-it": Variant(
+            CUT,
+            replace(CUT, "\n8,6.5,1,20.9,0", "\n8,6.5,1,NA,0"),
+            Quarantined(rows=((CUT, 9, "os_months", "NA", "not a number"),), dropped={"adtte": subject(8)}),
+        ),
+        "event-flag-as-a-word": Variant(
+            CUT,
+            replace(CUT, "\n9,14.1,1,23.5,1", "\n9,14.1,yes,23.5,1"),
+            Quarantined(rows=((CUT, 10, "progressed", "yes", "not a whole number"),), dropped={"adtte": subject(9)}),
+        ),
+        "os-above-maximum": Variant(
+            CUT,
+            replace(CUT, "\n10,1.5,1,3.9,0", "\n10,1.5,1,639,0"),
+            Quarantined(rows=((CUT, 11, "os_months", "639", "above the maximum 600"),), dropped={"adtte": subject(10)}),
+        ),
+        "a-date-for-a-time": Variant(
+            CUT,
+            replace(CUT, "\n11,3.3,1,6.0,1", "\n11,2021-03-31,1,6.0,1"),
+            Quarantined(rows=((CUT, 12, "pfs_months", "2021-03-31", "not a number"),), dropped={"adtte": subject(11)}),
+        ),
+        "negative-os-shorter-than-pfs": Variant(
+            CUT,
+            replace(CUT, "\n12,0.7,1,9.2,1", "\n12,0.7,1,-9.2,1"),
+            Quarantined(
+                rows=(
+                    (CUT, 13, "os_months", "-9.2", "below the minimum 0"),
+                    (CUT, 13, "os_months", "-9.2", "OS is shorter than PFS"),
+                ),
+                dropped={"adtte": subject(12)},
+            ),
+        ),
+        "followup-for-unknown-patient": Variant(
+            CUT, append(CUT, "25,1.0,1,2.0,1"), Quarantined(rows=((CUT, 21, "patient_id", "25", UNKNOWN_PATIENT),))
+        ),
+        "patient-number-as-text": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "\n14,Fatigue,1,1\n", "\nP14,Fatigue,1,1\n"),
+            Quarantined(rows=(("adverse_events.csv", 35, "patient_id", "P14", "not a whole number"),), dropped={"adae": patient_term(14, "Fatigue")}),
+        ),
+        "grade-zero": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "\n16,Diarrhea,1,1", "\n16,Diarrhea,1,0"),
+            Quarantined(
+                rows=(("adverse_events.csv", 39, "ctcae_grade", "0", "below the minimum 1"),), dropped={"adae": patient_term(16, "Diarrhea")}
+            ),
+        ),
+        "episode-zero": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "\n18,Constipation,1,1", "\n18,Constipation,0,1"),
+            Quarantined(
+                rows=(("adverse_events.csv", 43, "episode", "0", "below the minimum 1"),), dropped={"adae": patient_term(18, "Constipation")}
+            ),
+        ),
+        "empty-term": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "\n4,Fatigue,1,1", "\n4,,1,1"),
+            Quarantined(rows=(("adverse_events.csv", 10, "term", None, "missing value"),), dropped={"adae": patient_term(4, "Fatigue")}),
+        ),
+        "adverse-event-without-patient": Variant(
+            "adverse_events.csv",
+            append("adverse_events.csv", ",Fatigue,1,2"),
+            Quarantined(rows=(("adverse_events.csv", 48, "patient_id", None, "missing value"),)),
+        ),
+        # ----- files that cannot be used, or only by echoing too much: refused, naming file (and line) -----
+        "line-of-fifty-megabytes": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n4,45,Female", "\n4,45," + "F" * 50_000_000),
+            Refused("patients.csv: line 5 is longer than 10,000 characters (it starts '4,45,FFFFFFFF"),
+        ),
+        "line-over-the-limit": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n4,45,Female", "\n4,45," + "F" * 20_000),
+            Refused("patients.csv: line 5 is longer than 10,000 characters"),
+        ),
+        "value-over-the-field-limit": Variant(
+            "response.csv",
+            replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + "S" * 9_000 + "\n"),
+            Refused("response.csv: line 7, column best_response: a value of 9,000 characters, over the limit of 2,000"),
+        ),
+        "quoted-value-over-many-lines": Variant(
+            "response.csv",
+            replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + quoted_lines(5_000, every=100) + "\n"),
+            Refused("response.csv: line 7, column best_response: a value of 5,049 characters, over the limit of 2,000"),
+        ),
+        "quoted-value-over-the-csv-field-limit": Variant(
+            "response.csv",
+            replace("response.csv", "\n6,-14.0,SD\n", "\n6,-14.0," + quoted_lines(200_000, every=1_000) + "\n"),
+            Refused("response.csv: line 7 starts a value longer than 131,072 characters, over the limit of 2,000"),
+        ),
+        "long-column-name": Variant(
+            "response.csv",
+            replace("response.csv", "best_response\n", "best_response," + "x" * 5_000 + "\n"),
+            Refused("response.csv: unexpected column(s) xxxxxxxxxx"),
+        ),
+        "terminal-escape-in-header": Variant(
+            "response.csv",
+            replace("response.csv", "best_response\n", "best_response,\x1b]0;owned\x07\n"),
+            Refused("response.csv: unexpected column(s) \\x1b]0;owned\\x07"),
+        ),
+        "header-only-patients": Variant(
+            "patients.csv", header_only("patients.csv"), Refused("patients.csv: has a header but no records; expected one row per patient")
+        ),
+        "empty-patients": Variant("patients.csv", add_file("patients.csv", b""), Refused("patients.csv: file is empty")),
+        "provenance-missing": Variant("provenance.csv", remove("provenance.csv"), Refused("provenance.csv: file is missing")),
+        "allocation-column-missing": Variant(
+            "patient_allocations.csv",
+            drop_column("patient_allocations.csv", "primary_site"),
+            Refused("patient_allocations.csv: missing column(s) primary_site"),
+        ),
+        "grade-column-renamed": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "ctcae_grade", "grade"),
+            Refused("adverse_events.csv: missing column(s) ctcae_grade"),
+        ),
+        "link-to-the-process-environment": Variant(
+            "patients.csv",
+            link_to("patients.csv", "/proc/self/environ"),
+            Refused("patients.csv: resolves to /proc/", never_echoed=("PATH=", "HOME=")),
+        ),
+        "link-that-points-to-itself": Variant("response.csv", link_loop("response.csv"), Refused("response.csv: cannot be followed to a file")),
+        "dangling-link": Variant("response.csv", link_to("response.csv", "gone.csv"), Refused("response.csv: file is missing")),
+        "too-many-fields": Variant(
+            "patients.csv",
+            append("patients.csv", "20,50,Female,2,Yes,Yes,No,None,extra"),
+            Refused("patients.csv: line 21 has 9 fields but the header has 8"),
+        ),
+        "spreadsheet-saved-as-patients": Variant(
+            "patients.csv",
+            add_file("patients.csv", b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U0#"),
+            Refused("patients.csv: line 1 is not UTF-8 text"),
+        ),
+        # ----- follow-up cuts: the name, the date and the content against the other cuts -----
+        "cut-dated-2099": Variant(
+            "followup", copy_to(CUT, "followup/2099-01-01.csv"), Refused("followup/2099-01-01.csv: data cut 2099-01-01 is in the future (today is ")
+        ),
+        "cut-dated-9999-12-31": Variant(
+            "followup", copy_to(CUT, "followup/9999-12-31.csv"), Refused("followup/9999-12-31.csv: data cut 9999-12-31 is in the future")
+        ),
+        "cut-dated-after-its-file-was-written": Variant(
+            "followup",
+            both(copy_to(CUT, "followup/2023-06-30.csv"), touched_at("followup/2023-06-30.csv", MODIFIED_2022)),
+            Refused("followup/2023-06-30.csv: data cut 2023-06-30 is after the file was last modified (2022-01-01)"),
+        ),
+        "cut-written-on-its-cut-day": Variant(CUT, touched_at(CUT, CUT_NOON), Harmless()),
+        "cut-with-upper-case-extension": Variant("followup", rename(CUT, "followup/2021-03-31.CSV"), Accepted()),
+        "cut-copied-under-a-new-date": Variant(
+            "followup",
+            copy_to(CUT, "followup/2021-06-30.csv"),
+            Accepted(identical=("followup/2021-03-31.csv", "followup/2021-06-30.csv")),
+        ),
+        "later-consistent-cut": Variant("followup", new_cut("2022-03-31.csv", followed_longer), Accepted()),
+        "earlier-consistent-cut-added-later": Variant("followup", new_cut("2020-12-31.csv", half_way), Accepted()),
+        "earlier-cut-contradicting-a-loaded-one": Variant(
+            "followup",
+            new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1))),
+            Blocked(
+                ("adtte",),
+                "followup_cuts_consistent",
+                "patient 1 OS: an event in the earlier cut is censored in the later cut (2020-12-31: 12.9 months, event; 2021-03-31: 25.8 months, censored)",
+            ),
+        ),
+        "later-cut-undoes-a-death": Variant(
+            "followup",
+            new_cut("2022-03-31.csv", when_patient(3, "died", 0)),
+            Blocked(
+                ("adtte",),
+                "followup_cuts_consistent",
+                "patient 3 OS: an event in the earlier cut is censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)",
+            ),
+        ),
+        "later-cut-shortens-follow-up": Variant(
+            "followup",
+            new_cut("2022-03-31.csv", when_patient(1, "os_months", 20.0)),
+            Blocked(
+                ("adtte",),
+                "followup_cuts_consistent",
+                "patient 1 OS: follow-up time shrank between cuts (2021-03-31: 25.8 months, censored; 2022-03-31: 20.0 months, censored)",
+            ),
+        ),
+        "later-cut-moves-a-death": Variant(
+            "followup",
+            new_cut("2022-03-31.csv", when_patient(4, "os_months", 11.7)),
+            Blocked(
+                ("adtte",),
+                "followup_cuts_consistent",
+                "patient 4 OS: an event's time changed between cuts (2021-03-31: 10.7 months, event; 2022-03-31: 11.7 months, event)",
+            ),
+        ),
+        "later-cut-loses-a-patient": Variant(
+            "followup",
+            new_cut("2022-03-31.csv", _without_patient(19)),
+            Blocked(
+                ("adtte",),
+                "followup_cuts_consistent",
+                "patient 19 OS: patient missing from the later cut (2021-03-31: 25.7 months, event; 2022-03-31: no row)",
+            ),
+        ),
+        "published-cut-renamed-to-an-earlier-date": Variant(
+            "followup",
+            rename(CUT, "followup/2021-02-28.csv"),
+            Blocked(("adtte",), "followup_cuts_consistent", "data cut 2021-03-31 is published but no file in followup/ gives it any more"),
+        ),
+        "cut-named-with-a-time": Variant(
+            "followup",
+            copy_to(CUT, "followup/2021-03-31T12.csv"),
+            Refused("followup/2021-03-31T12.csv: follow-up files must be named by their ISO cut date"),
+        ),
+        "cut-named-without-dashes": Variant(
+            "followup", copy_to(CUT, "followup/20210331.csv"), Refused("followup/20210331.csv: follow-up files must be named by their ISO cut date")
+        ),
+        "cut-named-day-first": Variant(
+            "followup",
+            copy_to(CUT, "followup/31-03-2021.csv"),
+            Refused("followup/31-03-2021.csv: follow-up files must be named by their ISO cut date"),
+        ),
+        "folder-named-as-a-cut": Variant(
+            "followup", _folder("followup/2022-03-31.csv"), Refused("followup/2022-03-31.csv: is a folder, not a CSV file")
+        ),
+        "cut-name-with-terminal-escape": Variant(
+            "followup", copy_to(CUT, "followup/2021\x1b[2J.csv"), Refused("followup/2021\\x1b[2J.csv: follow-up files must be named")
+        ),
+        "cut-name-of-200-digits": Variant(
+            "followup", copy_to(CUT, "followup/" + "9" * 200 + ".csv"), Refused("… (204 characters): follow-up files must be named")
+        ),
+        "cut-linked-outside": Variant(CUT, link_outside(CUT), Refused("followup/2021-03-31.csv: resolves to")),
+        "cut-line-over-the-limit": Variant(
+            CUT,
+            replace(CUT, "\n7,2.1,1,5.2,1\n", "\n7,2.1,1,5.2,1" + "0" * 20_000 + "\n"),
+            Refused(f"{CUT}: line 8 is longer than 10,000 characters"),
+        ),
+        "cut-empty": Variant(CUT, add_file(CUT, b""), Refused(f"{CUT}: file is empty")),
+        "cut-utf-16": Variant(CUT, recode(CUT, lambda data: data.decode().encode("utf-16")), Refused(f"{CUT}: line 1 is not UTF-8 text")),
+        "cut-semicolons": Variant(CUT, each_line(CUT, lambda line: line.replace(",", ";")), Refused(f"{CUT}: the header is one column")),
+        "cut-missing-died": Variant(CUT, drop_column(CUT, "died"), Refused(f"{CUT}: missing column(s) died")),
+        "cut-unclosed-quote": Variant(CUT, replace(CUT, "\n2,5.3,1,26.0,0\n", '\n2,"5.3,1,26.0,0\n'), Refused(f"{CUT}: line 3 is not valid CSV")),
+        # ----- the study's settings -----
+        "settings-not-toml": Variant("study.toml", settings("exclude_quarantined_rows = yes\n"), Refused("study.toml: is not valid TOML")),
+        "settings-unknown-key": Variant(
+            "study.toml",
+            settings("exclude_rows = true\n"),
+            Refused("study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows"),
+        ),
+        "settings-quoted-boolean": Variant(
+            "study.toml",
+            replace("study.toml", "exclude_quarantined_rows = false", 'exclude_quarantined_rows = "true"'),
+            Refused("study.toml: exclude_quarantined_rows must be true or false, not 'true'"),
+        ),
+        "settings-latin-1": Variant(
+            "study.toml", settings(b"# r\xe9glages\nexclude_quarantined_rows = false\n"), Refused("study.toml: is not UTF-8 text")
+        ),
+        "settings-huge": Variant(
+            "study.toml", settings("#" + "x" * 20_000 + "\n"), Refused("study.toml: 20,002 bytes; a settings file is a few lines")
+        ),
+        "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is not a file")),
+        "settings-linked-outside": Variant("study.toml", link_outside("study.toml"), Refused("study.toml: resolves to")),
+        # The study's identity and enrolment window are required: a folder that does not say which study it is is refused.
+        "settings-absent": Variant("study.toml", remove("study.toml"), Refused("study.toml: missing from the study folder")),
+        "settings-comments-only": Variant(
+            "study.toml", settings("# nothing decided here\n"), Refused("study.toml: missing studyid, title, enrolment_start, enrolment_end")
+        ),
+        "study-id-with-spaces": Variant(
+            "study.toml",
+            replace("study.toml", 'studyid = "ZOU-LMS-ANLOTINIB"', 'studyid = "ZOU LMS"'),
+            Refused("study.toml: studyid = 'ZOU LMS' must be 1-40 letters, digits, '-' or '_'"),
+        ),
+        "study-enrolment-quoted-date": Variant(
+            "study.toml",
+            replace("study.toml", "enrolment_start = 2018-01-01", 'enrolment_start = "2018-01-01"'),
+            Refused("study.toml: enrolment_start = '2018-01-01' must be a TOML date, written unquoted as YYYY-MM-DD"),
+        ),
+        "study-enrolment-reversed": Variant(
+            "study.toml",
+            replace("study.toml", "enrolment_end = 2020-12-31", "enrolment_end = 2017-12-31"),
+            Refused("study.toml: enrolment_end = 2017-12-31 is before enrolment_start = 2018-01-01"),
+        ),
+        # ----- an empty cohort fails a check, nothing crashes -----
+        "all-garbage-patients": Variant(
+            "patients.csv", garbage_patients, Blocked(COHORT, "no_quarantined_rows", "patients.csv line 2, column age, value '?': not a whole number")
+        ),
+        "all-garbage-patients-excluded": Variant(
+            "patients.csv",
+            both(garbage_patients, allow_exclusion),
+            Blocked(COHORT, "has_patients", "no valid patient"),
+        ),
+        "no-adverse-events-at-all": Variant("adverse_events.csv", header_only("adverse_events.csv"), Accepted()),
+        # ----- harmless: the same records in another dress -----
+        "whole-number-written-with-decimals": Variant("patients.csv", replace("patients.csv", "\n2,43,Female", "\n2,43.0,Female"), Harmless()),
+        "episode-written-with-decimals": Variant(
+            "adverse_events.csv", replace("adverse_events.csv", "\n9,Hypoproteinemia,1,2", "\n9,Hypoproteinemia,1.0,2"), Harmless()
+        ),
+        "trailing-spaces-in-a-category": Variant(
+            "patients.csv", replace("patients.csv", "\n18,60,Female,0,Yes,No,No,None\n", "\n18,60,Female,0,Yes,No,No,None   \n"), Harmless()
+        ),
+        "blank-line-in-the-middle": Variant("patients.csv", replace("patients.csv", "\n10,30,", "\n,,,,,,,\n10,30,"), Harmless()),
+        "columns-in-another-order": Variant(
+            "response.csv", _reordered_columns("response.csv", ["best_response", "patient_id", "best_pct_change"]), Harmless()
+        ),
+        "cut-byte-order-mark": Variant(CUT, recode(CUT, lambda data: b"\xef\xbb\xbf" + data), Harmless()),
+        "cut-windows-line-endings": Variant(CUT, recode(CUT, lambda data: data.replace(b"\n", b"\r\n")), Harmless()),
+        "cut-every-field-quoted": Variant(CUT, quote_every_field(CUT), Harmless()),
+        "resource-fork-in-followup": Variant("followup", add_file("followup/._2021-03-31.csv", b"\x00\x05\x16\x07\x00\x02"), Harmless()),
+    }
+)
 
 # A sample of every outcome also runs through Dagster, to show the pure judgement is what the platform does.
 THROUGH_DAGSTER = (
@@ -1021,7 +1031,12 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
     exclude = settings.exclude_quarantined_rows if exclude is None else exclude
     studyid = settings.studyid
     quarantine = validation.quarantine_rows(
-        raw["patients"], raw["patient_allocations"], raw["response"], cuts, raw["adverse_events"], raw["published_figures"],
+        raw["patients"],
+        raw["patient_allocations"],
+        raw["response"],
+        cuts,
+        raw["adverse_events"],
+        raw["published_figures"],
         raw["provenance"],
     )
     clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
@@ -1225,9 +1240,7 @@ def test_damaged_study_folder_through_dagster(name: str, pristine: Pristine, wor
         assert not staged
         return
     failed = {
-        (e.asset_key.to_user_string(), e.check_name)
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity.value == "ERROR"
+        (e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"
     }
     assert failed == {(t, c) for t, checks in judged.failures.items() for c in checks}, "Dagster decides as the pure judgement does"
     if isinstance(outcome, (Harmless, Accepted)):
@@ -1235,9 +1248,7 @@ def test_damaged_study_folder_through_dagster(name: str, pristine: Pristine, wor
         assert not staged
         if isinstance(outcome, Harmless):
             assert {t: digests[t] for t in COHORT} == {t: pristine.digests[t] for t in COHORT}
-        warned = {
-            e.description for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_distinct" and not e.passed
-        }
+        warned = {e.description for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_distinct" and not e.passed}
         assert warned == ({f"{outcome.identical[1]} is byte-identical to {outcome.identical[0]}"} if getattr(outcome, "identical", None) else set())
         return
     # Quarantined or Blocked: the tables held back keep their published content; their candidates are staged.

@@ -9,14 +9,32 @@ from lms_assets.tables import printed as fig
 
 def _adsl(*patients: dict) -> pl.DataFrame:
     defaults = {
-        "AGE": 50, "SEX": "F", "ECOG": 1, "SURGFL": "Y", "RADIOFL": "N", "PRCHLN": 0, "COMBFL": "N",
-        "PRIMSITE": "Retroperitoneal", "DOSE0": 12,
+        "AGE": 50,
+        "SEX": "F",
+        "ECOG": 1,
+        "SURGFL": "Y",
+        "RADIOFL": "N",
+        "PRCHLN": 0,
+        "COMBFL": "N",
+        "PRIMSITE": "Retroperitoneal",
+        "DOSE0": 12,
     }
     rows = [{"SUBJID": i + 1, **defaults, **p} for i, p in enumerate(patients)]
-    return pl.DataFrame(rows, schema={
-        "SUBJID": pl.Int64, "AGE": pl.Int64, "SEX": pl.String, "ECOG": pl.Int64, "SURGFL": pl.String,
-        "RADIOFL": pl.String, "PRCHLN": pl.Int64, "COMBFL": pl.String, "PRIMSITE": pl.String, "DOSE0": pl.Int64,
-    })
+    return pl.DataFrame(
+        rows,
+        schema={
+            "SUBJID": pl.Int64,
+            "AGE": pl.Int64,
+            "SEX": pl.String,
+            "ECOG": pl.Int64,
+            "SURGFL": pl.String,
+            "RADIOFL": pl.String,
+            "PRCHLN": pl.Int64,
+            "COMBFL": pl.String,
+            "PRIMSITE": pl.String,
+            "DOSE0": pl.Int64,
+        },
+    )
 
 
 COHORT = _adsl(

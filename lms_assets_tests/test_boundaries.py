@@ -12,12 +12,11 @@ import pytest
 from dagster import build_output_context
 from dagster._core.storage.db_io_manager import TableSlice
 
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
+from lms_assets.records import schemas, validation
 from lms_assets.records.study import load_study
-from lms_assets_tests.conftest import COHORT, REPO, copy_warehouse
+from lms_assets.records.validation import RecordFileError
+from lms_assets_tests.conftest import REPO, copy_warehouse
 from lms_assets_tests.test_bad_input import failure_message, run_cohort, table_digests
 
 
@@ -223,7 +222,9 @@ def test_the_study_settings_are_read_through_the_boundary_check(study_dir: Path,
 
 def test_without_a_study_file_the_folder_is_refused_naming_what_it_must_say(study_dir: Path):
     (study_dir / "study.toml").unlink()
-    with pytest.raises(RecordFileError, match=r"^study\.toml: missing from the study folder; it names the study \(studyid, title, enrolment_start, enrolment_end\)"):
+    with pytest.raises(
+        RecordFileError, match=r"^study\.toml: missing from the study folder; it names the study \(studyid, title, enrolment_start, enrolment_end\)"
+    ):
         load_study(study_dir)
 
 

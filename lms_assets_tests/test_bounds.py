@@ -5,9 +5,9 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetSelection, DagsterInstance
 
+from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, markdown_table
 from lms_assets.graphs import render
 from lms_assets.report import page
-from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, markdown_table
 from lms_assets_tests.conftest import defs_for
 from lms_assets_tests.dagster_process import instance_home
 

@@ -41,7 +41,11 @@ def test_km_draws_the_published_cut_dashed_on_top_of_the_latest_with_outlined_fa
     spec = _km_spec("PFS")
     layers = spec["vconcat"][0]["layer"]
     latest, published = f"Data cut {LATER} (latest)", f"Data cut {CUT} (published)"
-    curve_layers = [(i, layer) for i, layer in enumerate(layers) if layer.get("encoding", {}).get("y", {}).get("field") == "surv" and layer["mark"]["type"] == "line"]
+    curve_layers = [
+        (i, layer)
+        for i, layer in enumerate(layers)
+        if layer.get("encoding", {}).get("y", {}).get("field") == "surv" and layer["mark"]["type"] == "line"
+    ]
     order = [_series_filter(layer) for _, layer in curve_layers]
     # One line layer per cut, the published one after (so above) the latest one.
     assert [latest in f for f in order] == [True, False] and published in order[1]
@@ -50,7 +54,11 @@ def test_km_draws_the_published_cut_dashed_on_top_of_the_latest_with_outlined_fa
     assert dashes["range"][0] == [1, 0] and len(dashes["range"][1]) == 2 and dashes["range"][1][0] > 1
     band = next(layer for layer in layers if layer["mark"]["type"] == "area")
     assert band["mark"]["opacity"] <= 0.1
-    edges = [layer for layer in layers if layer.get("encoding", {}).get("y", {}).get("field") in ("ci_lower", "ci_upper") and layer["mark"]["type"] == "line"]
+    edges = [
+        layer
+        for layer in layers
+        if layer.get("encoding", {}).get("y", {}).get("field") in ("ci_lower", "ci_upper") and layer["mark"]["type"] == "line"
+    ]
     assert {e["encoding"]["y"]["field"] for e in edges} == {"ci_lower", "ci_upper"}
     assert all(e["encoding"]["color"]["field"] == "series" for e in edges)
     colours = curve_layers[0][1]["encoding"]["color"]
@@ -83,7 +91,9 @@ def test_history_joins_each_method_across_cuts_and_shows_events_and_event_free_p
         for row in expected.iter_rows(named=True):
             assert shown[(str(row["data_cut"]), "Events")] == str(row["events"])
             assert shown[(str(row["data_cut"]), "Without event")] == str(row["n"] - row["events"])
-    os_events = dict(table.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).select(pl.col("data_cut").cast(pl.String), "events").iter_rows())
+    os_events = dict(
+        table.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).select(pl.col("data_cut").cast(pl.String), "events").iter_rows()
+    )
     assert os_events == {str(CUT): 12, str(LATER): 14}
 
 

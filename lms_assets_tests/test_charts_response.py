@@ -8,11 +8,10 @@ import polars as pl
 import pytest
 
 from lms_assets.adam.adae import derive_adae
-from lms_assets.graphs import adverse_events
-from lms_assets.tables import toxicity
-from lms_assets.graphs import waterfall
 from lms_assets.defs.audit.published import figure_verdicts
-from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
+from lms_assets.graphs import adverse_events, waterfall
+from lms_assets.tables import toxicity
+from lms_assets_tests.conftest import SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
 
 
@@ -44,7 +43,7 @@ def test_waterfall_has_dashed_reference_lines_labelled_and_a_legend():
     spec = json.loads(waterfall.waterfall_chart(bars, total).to_json())
     rules = [layer for layer in spec["layer"] if isinstance(layer["mark"], dict) and layer["mark"].get("strokeDash")]
     assert len(rules) == 1
-    data = {name: rows for name, rows in spec["datasets"].items()}
+    data = dict(spec["datasets"])
     assert any(sorted(r["y"] for r in rows) == [-30.0, 20.0] for rows in data.values() if rows and set(rows[0]) == {"y"})
     texts = [r["label"] for rows in data.values() for r in rows if "label" in r]
     assert any(t.startswith("-30%") for t in texts) and any(t.startswith("+20%") for t in texts)

@@ -123,8 +123,7 @@ def test_two_full_runs_launched_together_both_finish(platform_env, tmp_path: Pat
     # would both create Dagster's SQLite schema, and one would fail ("table runs already exists").
     env = cli_env(prepared_home(tmp_path / "home"), platform_env["data"], platform_env["warehouse"], platform_env["outputs"])
     runs = [
-        subprocess.Popen(materialize_command("*"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for _ in range(2)
+        subprocess.Popen(materialize_command("*"), cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)
     ]
     outputs = [run.communicate(timeout=900)[0] for run in runs]
 
@@ -205,7 +204,11 @@ def kill_at(step: str, env: dict[str, str]) -> list[str]:
     Returns the steps whose table had been written before the kill."""
     run = subprocess.Popen(
         materialize_command(",".join(f"*{name}" for name in COHORT)),
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     written, seen = [], []
     for line in run.stdout:

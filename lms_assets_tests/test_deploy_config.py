@@ -107,13 +107,16 @@ def test_unknown_host_names_the_host_variable():
 @pytest.mark.parametrize(
     ("libpq_error", "hint"),
     [
-        ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  role "lms" does not exist',
-         "check LMS_PG_USER"),
-        ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  no pg_hba.conf entry for host '
-         '"10.0.0.9", user "lms", database "dagster", no encryption',
-         "the server's pg_hba.conf does not admit this host, role and database"),
-        ('connection to server at "db" (10.0.0.5), port 5432 failed: timeout expired',
-         "check LMS_PG_HOST and LMS_PG_PORT, and that the server is running"),
+        ('connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  role "lms" does not exist', "check LMS_PG_USER"),
+        (
+            'connection to server at "db" (10.0.0.5), port 5432 failed: FATAL:  no pg_hba.conf entry for host '
+            '"10.0.0.9", user "lms", database "dagster", no encryption',
+            "the server's pg_hba.conf does not admit this host, role and database",
+        ),
+        (
+            'connection to server at "db" (10.0.0.5), port 5432 failed: timeout expired',
+            "check LMS_PG_HOST and LMS_PG_PORT, and that the server is running",
+        ),
     ],
 )
 def test_other_libpq_failures_point_at_the_setting_to_fix(libpq_error, hint):
@@ -141,7 +144,9 @@ def test_warehouse_backup_waits_for_a_writer_and_then_copies_every_table(tmp_pat
         db.execute("CREATE TABLE adsl AS SELECT range AS SUBJID FROM range(19)")
     writer = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb, sys; c = duckdb.connect({str(source)!r}); print('locked', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert writer.stdout.readline().strip() == "locked"

@@ -76,7 +76,9 @@ class PostgresServer:
     def pg_ctl(self, *args: str) -> None:
         subprocess.run(
             [*self.as_owner, str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), *args],
-            check=True, capture_output=True, timeout=90,
+            check=True,
+            capture_output=True,
+            timeout=90,
         )
 
     def start(self) -> None:
@@ -119,16 +121,31 @@ def postgres():
     server = PostgresServer(bindir=bindir, folder=folder, port=free_port(), as_owner=as_owner)
     try:
         subprocess.run(
-            [*as_owner, str(bindir / "initdb"), "-D", str(folder / "data"), "-U", "postgres", "-E", "UTF8",
-             "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"],
-            check=True, capture_output=True, timeout=120,
+            [
+                *as_owner,
+                str(bindir / "initdb"),
+                "-D",
+                str(folder / "data"),
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         server.start()
         server.password = secrets.token_urlsafe(18)
-        server.admin([
-            (f"CREATE ROLE {server.user} LOGIN PASSWORD %s", (server.password,)),
-            (f"CREATE DATABASE {server.db} OWNER {server.user}", ()),
-        ])
+        server.admin(
+            [
+                (f"CREATE ROLE {server.user} LOGIN PASSWORD %s", (server.password,)),
+                (f"CREATE DATABASE {server.db} OWNER {server.user}", ()),
+            ]
+        )
         yield server
     finally:
         if (folder / "data" / "postmaster.pid").exists():
@@ -217,6 +234,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
     command = [sys.executable, "-m", "lms_assets.deploy", "start", "--host", "127.0.0.1", "--port", str(port)]
 
     with running(command, env, log_path, grace=60) as launcher:
+
         def log_text() -> str:
             return launcher.log_tail(2_000_000)
 
@@ -248,7 +266,10 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             # A backup: the dump restores the run table, the warehouse copy has the new cut.
             backup = subprocess.run(
                 [sys.executable, "-m", "lms_assets.deploy", "backup", str(tmp_path / "backups")],
-                env=env, capture_output=True, text=True, timeout=120,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             assert backup.returncode == 0, backup.stderr
             (dump,) = (tmp_path / "backups").glob("dagster-*.dump")
@@ -275,6 +296,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             time.sleep(3)
             postgres.start()
             recovered_at = time.time()
+
             def heartbeat_after_outage() -> bool:
                 try:
                     statuses = client.execute(HEARTBEATS_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]

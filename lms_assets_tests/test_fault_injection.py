@@ -20,14 +20,10 @@ import pytest
 
 from lms_assets import adam
 from lms_assets.audit import consistency
-from lms_assets.tables import baseline
-from lms_assets.tables import response
-from lms_assets.records import schemas
-from lms_assets.tables import survival
-from lms_assets.tables import toxicity
-from lms_assets.records import validation
 from lms_assets.defs.audit import consistency as audit_defs
 from lms_assets.defs.audit.published import FIGURE_SOURCES, figure_verdicts, published_figures_table, section_results
+from lms_assets.records import schemas, validation
+from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines
 
@@ -140,9 +136,12 @@ def dcr_forgets_stable_disease(mp, records):
 
 def pct_over_wrong_denominator(mp, records):
     # The n cells stay right; only the % shown divides by 21 (the Results' printed denominator) instead of 19.
-    _wrap(mp, response, "response_summary", lambda original: lambda adrs: original(adrs).with_columns(
-        pct=100.0 * pl.col("n") / (pl.col("denominator") + 2)
-    ))
+    _wrap(
+        mp,
+        response,
+        "response_summary",
+        lambda original: lambda adrs: original(adrs).with_columns(pct=100.0 * pl.col("n") / (pl.col("denominator") + 2)),
+    )
 
 
 def at_risk_one_too_many(mp, records):
@@ -155,6 +154,7 @@ def at_risk_one_too_many(mp, records):
             if "count" in frame.columns:
                 phantom = phantom.with_columns(count=pl.lit(1, dtype=frame.schema["count"]))
             return original(pl.concat([frame, phantom], how="diagonal_relaxed"), by)
+
         return faulty
 
     _wrap(mp, survival, "km_steps", wrapper)
@@ -168,6 +168,7 @@ def greenwood_without_n_minus_d(mp, records):
             keys = list(by)
             term = (pl.col("events") / pl.col("at_risk") ** 2).cum_sum()
             return steps.with_columns(std_err=pl.col("surv") * (term.over(keys) if keys else term).sqrt())
+
         return faulty
 
     _wrap(mp, survival, "km_steps", wrapper)
@@ -185,6 +186,7 @@ def first_episode_not_worst_grade(mp, records):
         def faulty(adae, new_var, by, order, descending):
             kept = [(key, desc) for key, desc in zip(order, descending) if key != "ATOXGR"]
             return original(adae, new_var, by, [key for key, _ in kept], [desc for _, desc in kept])
+
         return faulty
 
     _wrap(mp, adam.adae, "extreme_flag", wrapper)
@@ -194,9 +196,8 @@ def age_median_is_the_mean(mp, records):
     def wrapper(original):
         def faulty(adsl):
             rows = original(adsl)
-            return rows.with_columns(
-                value=pl.when(pl.col("key") == "age.median").then(pl.lit(float(adsl["AGE"].mean()))).otherwise(pl.col("value"))
-            )
+            return rows.with_columns(value=pl.when(pl.col("key") == "age.median").then(pl.lit(float(adsl["AGE"].mean()))).otherwise(pl.col("value")))
+
         return faulty
 
     _wrap(mp, baseline, "age_rows", wrapper)
@@ -211,6 +212,7 @@ def followup_median_not_reversed(mp, records):
                 pl.col("AVAL").median().alias("plain_median")
             )
             return table.join(medians, on=["data_cut", "endpoint"]).with_columns(median=pl.col("plain_median")).drop("plain_median")
+
         return faulty
 
     _wrap(mp, survival, "reverse_km_followup", wrapper)
@@ -223,6 +225,7 @@ def logrank_one_sided(mp, records):
             result = original(*args, **kwargs)
             result.p_value = result.p_value / 2
             return result
+
         return faulty
 
     _wrap(mp, lifelines.statistics, "multivariate_logrank_test", wrapper)
@@ -233,9 +236,8 @@ def ae_percent_of_records_not_patients(mp, records):
     def wrapper(original):
         def faulty(adae, adsl):
             table = original(adae, adsl)
-            return table.with_columns(
-                (100.0 * pl.col(f"{cell}_n") / adae.height).alias(f"{cell}_pct") for cell in ("total", *toxicity.GRADE_GROUPS)
-            )
+            return table.with_columns((100.0 * pl.col(f"{cell}_n") / adae.height).alias(f"{cell}_pct") for cell in ("total", *toxicity.GRADE_GROUPS))
+
         return faulty
 
     _wrap(mp, toxicity, "adverse_event_summary", wrapper)
@@ -243,17 +245,24 @@ def ae_percent_of_records_not_patients(mp, records):
 
 def os_censoring_flag_inverted(mp, records):
     # ADTTE's CNSR for OS taken as the event flag: deaths become censorings and the living become deaths.
-    _wrap(mp, adam.adtte, "derive_adtte", lambda original: lambda followup, **ids: original(followup, **ids).with_columns(
-        CNSR=pl.when(pl.col("PARAMCD") == "OS").then(1 - pl.col("CNSR")).otherwise(pl.col("CNSR"))
-    ))
+    _wrap(
+        mp,
+        adam.adtte,
+        "derive_adtte",
+        lambda original: (
+            lambda followup, **ids: original(followup, **ids).with_columns(
+                CNSR=pl.when(pl.col("PARAMCD") == "OS").then(1 - pl.col("CNSR")).otherwise(pl.col("CNSR"))
+            )
+        ),
+    )
 
 
 def transcription_error_in_patients(mp, records):
     # The oldest patient's 72 typed as 56: a plausible digit slip that every range check of the schema accepts.
     patients = records["patients"]
-    mp.setitem(records, "patients", patients.with_columns(
-        age=pl.when((pl.col("patient_id") == _oldest_patient(patients))).then(56).otherwise(pl.col("age"))
-    ))
+    mp.setitem(
+        records, "patients", patients.with_columns(age=pl.when(pl.col("patient_id") == _oldest_patient(patients)).then(56).otherwise(pl.col("age")))
+    )
 
 
 def _oldest_patient(patients: pl.DataFrame) -> int:
@@ -263,20 +272,25 @@ def _oldest_patient(patients: pl.DataFrame) -> int:
 FAULTS = [
     Fault("ORR counts SD as a response", orr_counts_stable_disease, frozenset({"T2.orr.n", "T2.orr.pct", "ABS.orr.pct", "EFF.orr.pct"})),
     Fault("DCR leaves out SD", dcr_forgets_stable_disease, frozenset({"T2.dcr.n", "T2.dcr.pct", "ABS.dcr.pct"})),
-    Fault("Table 2 % over the wrong denominator (n right)", pct_over_wrong_denominator,
-          frozenset({"T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct"})),
+    Fault(
+        "Table 2 % over the wrong denominator (n right)",
+        pct_over_wrong_denominator,
+        frozenset({"T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct"}),
+    ),
     Fault("KM at-risk count one too high", at_risk_one_too_many, frozenset({"T2.pfs.ci_lower"})),
     Fault("Greenwood SE with d/n²", greenwood_without_n_minus_d, frozenset({"T2.pfs.ci_lower", "T2.pfs.ci_upper"})),
     Fault("SPSS density band 0.6/0.4 instead of 0.55/0.45", spss_band_widened, frozenset({"T2.pfs.ci_lower"})),
-    Fault("AE at the first episode, not the worst grade", first_episode_not_worst_grade,
-          frozenset({"SAF.ae.any_g34.n", "T4.ae.hand_foot_skin_syndrome.g34.n", "T4.ae.hypertension.g34.n"})),
+    Fault(
+        "AE at the first episode, not the worst grade",
+        first_episode_not_worst_grade,
+        frozenset({"SAF.ae.any_g34.n", "T4.ae.hand_foot_skin_syndrome.g34.n", "T4.ae.hypertension.g34.n"}),
+    ),
     Fault("age median computed as the mean", age_median_is_the_mean, frozenset({"T1.age.median", "RPC.age.median"})),
     Fault("follow-up median not by reverse KM", followup_median_not_reversed, frozenset({"EFF.followup.median"})),
     Fault("log-rank p one-sided", logrank_one_sided, frozenset({"DIS.subgroups.os.significant.n"})),
     Fault("Table 4 % over AE records, not patients", ae_percent_of_records_not_patients, frozenset({"T4.ae.fatigue.any.pct"})),
     Fault("OS censoring flag inverted", os_censoring_flag_inverted, frozenset({"EFF.os.events"})),
-    Fault("transcription error in patients.csv (oldest age 72 → 56)", transcription_error_in_patients,
-          frozenset({"T1.age.max", "RPC.age.max"})),
+    Fault("transcription error in patients.csv (oldest age 72 → 56)", transcription_error_in_patients, frozenset({"T1.age.max", "RPC.age.max"})),
 ]
 
 
@@ -312,9 +326,12 @@ def clopper_pearson_as_wald(mp, records):
 
 
 def brookmeyer_crowley_bands_swapped(mp, records):
-    _wrap(mp, survival, "brookmeyer_crowley_median", lambda original: lambda steps: original(
-        steps.rename({"ci_lower": "ci_upper", "ci_upper": "ci_lower"})
-    ))
+    _wrap(
+        mp,
+        survival,
+        "brookmeyer_crowley_median",
+        lambda original: lambda steps: original(steps.rename({"ci_lower": "ci_upper", "ci_upper": "ci_lower"})),
+    )
 
 
 def fisher_one_sided(mp, records):
@@ -340,7 +357,9 @@ R_REVEALED = [
 
 UNREVEALED = [
     Unrevealed(
-        "Fisher's exact test one-sided", fisher_one_sided, "tumour_shrinkage",
+        "Fisher's exact test one-sided",
+        fisher_one_sided,
+        "tumour_shrinkage",
         "with 2/7 vs 1/12 PR, 2/7 vs 1/12 ORR and the DCR counts, even the one-sided p stays above 0.05, so the printed "
         "'no significant benefit' still holds; the p-values themselves are not printed, and R's fisher.test is compared "
         "on the PR-rate p only, which this fault leaves to the same side of every printed claim",

@@ -3,6 +3,7 @@
 import duckdb
 import polars as pl
 import pytest
+
 from lms_assets.defs.resources import WarehouseIOManager
 from lms_assets_tests.conftest import defs_for, run_assets
 

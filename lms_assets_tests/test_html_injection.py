@@ -17,12 +17,11 @@ import pytest
 from markdown_it import MarkdownIt
 
 from lms_assets.adam.adae import derive_adae
-from lms_assets.graphs import adverse_events
-from lms_assets.graphs import render
-from lms_assets.records import schemas
-from lms_assets.tables import toxicity
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+from lms_assets.graphs import adverse_events, render
+from lms_assets.records import schemas
+from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_toxicity import raw_adverse_events
 from lms_assets_tests.test_ui_e2e import chromium
@@ -80,7 +79,9 @@ def payload_ae_chart() -> alt.TopLevelMixin:
     """
     events = [(i + 1, term, 1, 1 + i % 4) for i, term in enumerate(CHART_PAYLOADS)]
     adsl = pl.DataFrame({"SUBJID": list(range(1, len(events) + 1)), "DOSREDFL": ["N"] * len(events), "DISCAEFL": ["N"] * len(events)})
-    rows, terms = adverse_events.ae_chart_data(toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl), max_terms=len(CHART_PAYLOADS))
+    rows, terms = adverse_events.ae_chart_data(
+        toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl), max_terms=len(CHART_PAYLOADS)
+    )
     return adverse_events.adverse_event_chart(rows, terms)
 
 

@@ -7,10 +7,10 @@ from html import unescape
 import polars as pl
 from markdown_it import MarkdownIt
 
-from lms_assets.graphs.render import cell_text
-from lms_assets.tables.printed import id_ranges
 from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, markdown_table
 from lms_assets.defs.report import REPORT_FILE
+from lms_assets.graphs.render import cell_text
+from lms_assets.tables.printed import id_ranges
 from lms_assets_tests.test_audit import shipped_audit  # noqa: F401 (the fixture: figure_audit on the shipped study)
 
 UI_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
@@ -33,7 +33,7 @@ def test_preview_puts_estimates_before_lists_and_names_a_count_n():
     assert "<s>" not in html and "<del>" not in html and "14.2~32.7" in html
 
 
-def test_figure_audit_preview_lists_each_discrepancy_with_its_reason_and_points_to_the_report(shipped_audit):
+def test_figure_audit_preview_lists_each_discrepancy_with_its_reason_and_points_to_the_report(shipped_audit):  # noqa: F811 (the fixture imported above)
     result, table, _ = shipped_audit
     metadata = result.asset_materializations_for_node("figure_audit")[0].metadata
     discrepancies = table.filter(pl.col("status") == "discrepancy")

@@ -48,9 +48,18 @@ TIES_AND_PLATEAUS = {
     ],
     "cuts": {
         "2021-03-31": [
-            (1, 1.0, 1, 5.0, 0), (2, 1.0, 1, 6.0, 0), (3, 2.0, 1, 6.0, 0), (4, 3.0, 1, 9.0, 0),
-            (5, 3.0, 1, 3.0, 1), (6, 4.0, 1, 6.0, 1), (7, 6.0, 1, 6.0, 1), (8, 6.0, 1, 9.0, 1),
-            (9, 7.0, 1, 12.0, 1), (10, 8.0, 1, 12.0, 1), (11, 9.0, 1, 15.0, 1), (12, 9.0, 1, 15.0, 1),
+            (1, 1.0, 1, 5.0, 0),
+            (2, 1.0, 1, 6.0, 0),
+            (3, 2.0, 1, 6.0, 0),
+            (4, 3.0, 1, 9.0, 0),
+            (5, 3.0, 1, 3.0, 1),
+            (6, 4.0, 1, 6.0, 1),
+            (7, 6.0, 1, 6.0, 1),
+            (8, 6.0, 1, 9.0, 1),
+            (9, 7.0, 1, 12.0, 1),
+            (10, 8.0, 1, 12.0, 1),
+            (11, 9.0, 1, 15.0, 1),
+            (12, 9.0, 1, 15.0, 1),
         ],
     },
 }
@@ -73,12 +82,28 @@ EXTREMES = {
     ],
     "cuts": {
         "2020-09-30": [
-            (1, 3.0, 1, 3.0, 1), (2, 3.0, 1, 6.0, 0), (3, 6.0, 0, 6.0, 0), (4, 6.0, 1, 6.0, 0), (5, 1.5, 0, 1.5, 0),
-            (6, 2.0, 0, 4.0, 0), (7, 0.5, 0, 6.0, 0), (8, 4.5, 1, 4.5, 1), (9, 1.0, 1, 2.0, 1), (10, 6.0, 1, 6.0, 0),
+            (1, 3.0, 1, 3.0, 1),
+            (2, 3.0, 1, 6.0, 0),
+            (3, 6.0, 0, 6.0, 0),
+            (4, 6.0, 1, 6.0, 0),
+            (5, 1.5, 0, 1.5, 0),
+            (6, 2.0, 0, 4.0, 0),
+            (7, 0.5, 0, 6.0, 0),
+            (8, 4.5, 1, 4.5, 1),
+            (9, 1.0, 1, 2.0, 1),
+            (10, 6.0, 1, 6.0, 0),
         ],
         "2021-03-31": [
-            (1, 3.0, 1, 3.0, 1), (2, 3.0, 1, 9.0, 1), (3, 9.0, 1, 12.0, 0), (4, 6.0, 1, 12.0, 0), (5, 1.5, 0, 1.5, 0),
-            (6, 2.0, 0, 10.0, 1), (7, 0.5, 0, 12.0, 0), (8, 4.5, 1, 4.5, 1), (9, 1.0, 1, 2.0, 1), (10, 6.0, 1, 7.5, 1),
+            (1, 3.0, 1, 3.0, 1),
+            (2, 3.0, 1, 9.0, 1),
+            (3, 9.0, 1, 12.0, 0),
+            (4, 6.0, 1, 12.0, 0),
+            (5, 1.5, 0, 1.5, 0),
+            (6, 2.0, 0, 10.0, 1),
+            (7, 0.5, 0, 12.0, 0),
+            (8, 4.5, 1, 4.5, 1),
+            (9, 1.0, 1, 2.0, 1),
+            (10, 6.0, 1, 7.5, 1),
         ],
     },
 }
@@ -99,7 +124,10 @@ def write_hard_study(folder: Path, design: dict, seed: int) -> Path:
     }
     files["provenance.csv"] = pl.DataFrame(
         {
-            "file": list(files), "column": ["*"] * len(files), "patient_ids": ["all"] * len(files), "origin": ["synthetic"] * len(files),
+            "file": list(files),
+            "column": ["*"] * len(files),
+            "patient_ids": ["all"] * len(files),
+            "origin": ["synthetic"] * len(files),
             "location": [f"lms_assets_tests/test_r_crosscheck.py hard study (seed {seed})"] * len(files),
             "constraint": ["hand-built edge cases for the R cross-check; not real patients"] * len(files),
         }
@@ -138,7 +166,9 @@ def rscript_or_skip() -> str:
 
 def _warehouse_tables(warehouse: Path) -> dict[str, pl.DataFrame]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {name: pl.from_arrow(con.sql(f"select * from main.{name}").to_arrow_table()) for name in (*verification.TABLES, "independent_verification")}
+        return {
+            name: pl.from_arrow(con.sql(f"select * from main.{name}").to_arrow_table()) for name in (*verification.TABLES, "independent_verification")
+        }
 
 
 # The shipped study's tables come from the session's whole-graph run, on the xdist worker that holds it.
@@ -249,20 +279,24 @@ def _long(rows: list[tuple]) -> pl.DataFrame:
 
 
 def test_compare_flags_a_difference_beyond_the_tolerance_and_one_sided_values():
-    ours = _long([
-        ("survival_summary", "2021-03-31", "OS", "spss", None, "median", 23.5),
-        ("survival_summary", "2021-03-31", "OS", "spss", None, "se", 5.7171768479828531),
-        ("survival_summary", "2021-03-31", "OS", "brookmeyer_crowley_loglog", None, "ci_upper", 28.0),
-        ("survival_curves", "2021-03-31", "OS", "", 3.9, "surv", None),
-        ("survival_curves", "2021-03-31", "OS", "", 4.1, "surv", 0.9),
-    ])
-    r = _long([
-        ("survival_summary", "2021-03-31", "OS", "spss", None, "median", 23.5 + 1e-12),
-        ("survival_summary", "2021-03-31", "OS", "spss", None, "se", 5.7171768479828531 + 1e-7),
-        ("survival_summary", "2021-03-31", "OS", "brookmeyer_crowley_loglog", None, "ci_upper", None),
-        ("survival_curves", "2021-03-31", "OS", "", 3.9, "surv", None),
-        ("survival_curves", "2021-03-31", "OS", "", 4.2, "surv", 0.9),
-    ])
+    ours = _long(
+        [
+            ("survival_summary", "2021-03-31", "OS", "spss", None, "median", 23.5),
+            ("survival_summary", "2021-03-31", "OS", "spss", None, "se", 5.7171768479828531),
+            ("survival_summary", "2021-03-31", "OS", "brookmeyer_crowley_loglog", None, "ci_upper", 28.0),
+            ("survival_curves", "2021-03-31", "OS", "", 3.9, "surv", None),
+            ("survival_curves", "2021-03-31", "OS", "", 4.1, "surv", 0.9),
+        ]
+    )
+    r = _long(
+        [
+            ("survival_summary", "2021-03-31", "OS", "spss", None, "median", 23.5 + 1e-12),
+            ("survival_summary", "2021-03-31", "OS", "spss", None, "se", 5.7171768479828531 + 1e-7),
+            ("survival_summary", "2021-03-31", "OS", "brookmeyer_crowley_loglog", None, "ci_upper", None),
+            ("survival_curves", "2021-03-31", "OS", "", 3.9, "surv", None),
+            ("survival_curves", "2021-03-31", "OS", "", 4.2, "surv", 0.9),
+        ]
+    )
     table = verification.compare(ours, r, "R test")
     status = {(row["statistic"], row["key"], row["time"]): row["status"] for row in table.iter_rows(named=True)}
     assert status[("median", "spss", None)] == "agree"

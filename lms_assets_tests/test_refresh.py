@@ -9,11 +9,11 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.records import validation
-from lms_assets.records.validation import RecordFileError
 from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets.defs.resources import StudyFolder
+from lms_assets.records import validation
+from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
@@ -43,7 +43,7 @@ def test_sensor_requests_a_run_for_new_file_once_and_again_for_corrected_content
     assert isinstance(first, RunRequest)
     assert json.loads(cursor) == {SHIPPED_CUT: json.loads(cursor)[SHIPPED_CUT]}
 
-    same, cursor_again = evaluate(cursor, platform_env["data"])
+    same, _ = evaluate(cursor, platform_env["data"])
     assert isinstance(same, SkipReason)
 
     later_cut(platform_env["data"])
@@ -82,7 +82,10 @@ def test_regressive_cut_is_rejected_with_patient_cuts_and_values_and_adtte_keeps
     assert not check.passed
     assert check.metadata["violations"].value == 2
     details = check.metadata["details"].value
-    assert "patient 3 OS: an event in the earlier cut is censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)" in details
+    assert (
+        "patient 3 OS: an event in the earlier cut is censored in the later cut (2021-03-31: 28.0 months, event; 2022-03-31: 28.0 months, censored)"
+        in details
+    )
     assert "patient 1 OS: follow-up time shrank between cuts (2021-03-31: 25.8 months, censored; 2022-03-31: 20.0 months, censored)" in details
     assert failure_first_lines(result)["adtte"].startswith("adtte not published: followup_cuts_consistent: 2 violation(s): patient 1 OS")
     assert table_digests(platform_env["warehouse"])["adtte"] == before
@@ -107,8 +110,9 @@ def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_publis
         history = con.sql("select * from followup_history").pl()
     assert sorted(summary["data_cut"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
     assert summary.height == 8  # two cuts × two endpoints × two methods
-    os_events = dict(summary.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).select(
-        pl.col("data_cut").cast(pl.String), "events").iter_rows())
+    os_events = dict(
+        summary.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss")).select(pl.col("data_cut").cast(pl.String), "events").iter_rows()
+    )
     assert os_events == {"2021-03-31": 12, "2022-03-31": 14}
     assert history["data_cut"].n_unique() == 2
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -164,7 +168,7 @@ def test_a_cut_dated_in_the_future_is_refused(study_dir):
 
 
 def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(study_dir):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     for days, accepted in ((1, True), (2, False)):
         name = f"{today + dt.timedelta(days=days)}.csv"
         (study_dir / "followup" / name).write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
@@ -178,7 +182,7 @@ def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(
 def test_a_cut_dated_after_its_file_was_last_written_is_refused(study_dir):
     path = study_dir / "followup" / "2021-06-30.csv"
     path.write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
-    written = dt.datetime(2021, 5, 2, 9, tzinfo=dt.timezone.utc).timestamp()
+    written = dt.datetime(2021, 5, 2, 9, tzinfo=dt.UTC).timestamp()
     os.utime(path, (written, written))
     with pytest.raises(RecordFileError, match=r"followup/2021-06-30\.csv: data cut 2021-06-30 is after the file was last modified \(2021-05-02\)"):
         validation.followup_files(study_dir)

@@ -10,15 +10,22 @@ import dagster
 import polars as pl
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
-from lms_assets.report import page
-from lms_assets.tables.printed import figures_frame
-from lms_assets.tables.printed import format_value as fig_format
 from lms_assets.definitions import build_defs
 from lms_assets.defs import report as report_defs
 from lms_assets.defs.report import CHART_ASSETS, CHART_NAMES, REPORT_FILE
+from lms_assets.report import page
+from lms_assets.tables.printed import figures_frame
+from lms_assets.tables.printed import format_value as fig_format
 from lms_assets_tests.conftest import defs_for
 
-REGISTRY_SCHEMA = {"figure_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64, "decimals": pl.Int64}
+REGISTRY_SCHEMA = {
+    "figure_id": pl.String,
+    "source": pl.String,
+    "quantity": pl.String,
+    "printed": pl.String,
+    "value": pl.Float64,
+    "decimals": pl.Int64,
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -35,9 +42,7 @@ def audit(*rows, basis="published_patient_data"):
 
 
 SPINE = pl.DataFrame({"key": ["sex.male", "age.median"], "label": ["Gender — Male", "Age (years) — Median"]})
-FIGURES = figures_frame(
-    [("sex.male.n", 5, [1, 2]), ("sex.male.pct", 26.315789, [1, 2]), ("age.median", 52.0, []), ("ecog.0.n", 5, [3])]
-)
+FIGURES = figures_frame([("sex.male.n", 5, [1, 2]), ("sex.male.pct", 26.315789, [1, 2]), ("age.median", 52.0, []), ("ecog.0.n", 5, [3])])
 REGISTRY = registry(
     ("T1.sex.male.n", "Table 1", "sex.male.n", "5", 5.0, 0),
     ("T1.sex.male.pct", "Table 1", "sex.male.pct", "26.3%", 26.3, 1),
@@ -60,7 +65,11 @@ def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
     assert set(by_quantity) == {"sex.male.n", "sex.male.pct", "age.median", "metastasis.distant.pct"}
     pct = by_quantity["sex.male.pct"]
     assert (pct["label"], pct["statistic"], pct["recomputed"], pct["printed_value"], pct["status"]) == (
-        "Gender — Male", "pct", 26.315789, 26.3, "reproduced"
+        "Gender — Male",
+        "pct",
+        26.315789,
+        26.3,
+        "reproduced",
     )
     age = by_quantity["age.median"]
     assert (age["statistic"], age["recomputed"], age["printed_value"], age["status"]) == ("value", 52.0, 53.0, "discrepancy")
@@ -90,7 +99,7 @@ def _inputs(**overrides) -> page.ReportInputs:
     cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     defaults = dict(
         title="Study <report>",
-        generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
         run_id="run-1",
         patients=19,
         data_cuts=["2021-03-31"],
@@ -113,18 +122,33 @@ def _inputs(**overrides) -> page.ReportInputs:
             }
         ),
         charts=[page.Chart("waterfall_plot", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")],
-        audit=AUDIT.join(FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(
-            REGISTRY.select("figure_id", "quantity"), on="quantity"), on="figure_id", how="left").with_columns(
-            pl.lit("Table 1").alias("source"), pl.lit("q").alias("quantity"), pl.lit("p").alias("published"),
-            pl.lit("1.00").alias("shown"), pl.lit("passed").alias("check_outcome"),
+        audit=AUDIT.join(
+            FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(REGISTRY.select("figure_id", "quantity"), on="quantity"),
+            on="figure_id",
+            how="left",
+        ).with_columns(
+            pl.lit("Table 1").alias("source"),
+            pl.lit("q").alias("quantity"),
+            pl.lit("p").alias("published"),
+            pl.lit("1.00").alias("shown"),
+            pl.lit("passed").alias("check_outcome"),
             pl.lit("published_patient_data").alias("basis"),
-            pl.lit("baseline_characteristics").alias("computed_by"), pl.lit([1, 2]).alias("patients"),
-            pl.lit("fixed by the paper").alias("sensitivity_verdict"), pl.lit(None, pl.String).alias("sensitivity_range"),
+            pl.lit("baseline_characteristics").alias("computed_by"),
+            pl.lit([1, 2]).alias("patients"),
+            pl.lit("fixed by the paper").alias("sensitivity_verdict"),
+            pl.lit(None, pl.String).alias("sensitivity_range"),
         ),
         quarantine=pl.DataFrame({"file": ["patients.csv"], "row": [3], "column": ["age"], "value": ["<b>x</b>"], "reason": ["not a number"]}),
         files=pl.DataFrame({"file": ["patients.csv"], "sha256": ["ab" * 32], "rows": [19]}),
         provenance=pl.DataFrame(
-            {"file": ["patients.csv"], "column": ["*"], "patient_ids": ["all"], "origin": ["reconstructed"], "location": ["Table 3"], "constraint": ["counts"]}
+            {
+                "file": ["patients.csv"],
+                "column": ["*"],
+                "patient_ids": ["all"],
+                "origin": ["reconstructed"],
+                "location": ["Table 3"],
+                "constraint": ["counts"],
+            }
         ),
         versions={"python": "3.11", "dagster": "1.13"},
     )
@@ -134,8 +158,16 @@ def _inputs(**overrides) -> page.ReportInputs:
 def test_report_is_one_offline_document_with_every_section():
     html = page.study_report_html(_inputs())
 
-    for heading in ("Study summary", "Tables 1, 2 and 4", "Survival", "Charts", "Audit of every printed figure",
-                    "Quarantined record rows", "Data provenance", "Package versions"):
+    for heading in (
+        "Study summary",
+        "Tables 1, 2 and 4",
+        "Survival",
+        "Charts",
+        "Audit of every printed figure",
+        "Quarantined record rows",
+        "Data provenance",
+        "Package versions",
+    ):
         assert f">{heading}" in html
     assert not re.search(r"https?://|<script|<link|<iframe|url\(", html)
     images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)
@@ -157,12 +189,14 @@ T2_REGISTRY = registry(
     ("T2.orr.n", "Table 2", "orr.n", "3", 3.0, 0),
     ("T2.orr.pct", "Table 2", "orr.pct", "15.0%", 15.0, 1),
 )
-T2_AUDIT = pl.concat([
-    audit(("T2.os.median", "discrepancy", "Another printing differs", ["printings_disagree"])),
-    audit(("T2.pfs.ci_upper", "reproduced", "", [])),
-    audit(("T2.orr.n", "reproduced", "", []), basis="reconstructed_inputs"),
-    audit(("T2.orr.pct", "discrepancy", "Table 2 prints 15.0", [])),
-])
+T2_AUDIT = pl.concat(
+    [
+        audit(("T2.os.median", "discrepancy", "Another printing differs", ["printings_disagree"])),
+        audit(("T2.pfs.ci_upper", "reproduced", "", [])),
+        audit(("T2.orr.n", "reproduced", "", []), basis="reconstructed_inputs"),
+        audit(("T2.orr.pct", "discrepancy", "Table 2 prints 15.0", [])),
+    ]
+)
 
 
 def _printed_cell(html: str, label: str) -> list[str]:
@@ -194,15 +228,30 @@ def _t2_inputs() -> page.ReportInputs:
     cells = page.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
     base = _inputs()
     summary = base.survival_summary.with_columns(pl.Series("ci_upper", [5.2375, 6.2]))
-    audited = T2_AUDIT.join(T2_FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(
-        T2_REGISTRY.select("figure_id", "quantity", "printed", "decimals"), on="quantity"), on="figure_id").with_columns(
-        pl.struct("recomputed", "decimals").map_elements(lambda r: fig_format(r["recomputed"], r["decimals"]), return_dtype=pl.String).alias("shown"),
-        pl.lit("Table 2").alias("source"), pl.col("printed").alias("published"), pl.lit("passed").alias("check_outcome"),
-        pl.lit("response_summary").alias("computed_by"), pl.lit([1, 2, 3, 4, 5, 9]).alias("patients"),
-        pl.lit("robust").alias("sensitivity_verdict"), pl.lit(None, pl.String).alias("sensitivity_range"),
-    ).drop("printed", "decimals")
-    return page.ReportInputs(**{**base.__dict__, "tables": {"Table 2. Overall response": cells}, "registry": T2_REGISTRY,
-                                "survival_summary": summary, "audit": audited})
+    audited = (
+        T2_AUDIT.join(
+            T2_FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(
+                T2_REGISTRY.select("figure_id", "quantity", "printed", "decimals"), on="quantity"
+            ),
+            on="figure_id",
+        )
+        .with_columns(
+            pl.struct("recomputed", "decimals")
+            .map_elements(lambda r: fig_format(r["recomputed"], r["decimals"]), return_dtype=pl.String)
+            .alias("shown"),
+            pl.lit("Table 2").alias("source"),
+            pl.col("printed").alias("published"),
+            pl.lit("passed").alias("check_outcome"),
+            pl.lit("response_summary").alias("computed_by"),
+            pl.lit([1, 2, 3, 4, 5, 9]).alias("patients"),
+            pl.lit("robust").alias("sensitivity_verdict"),
+            pl.lit(None, pl.String).alias("sensitivity_range"),
+        )
+        .drop("printed", "decimals")
+    )
+    return page.ReportInputs(
+        **{**base.__dict__, "tables": {"Table 2. Overall response": cells}, "registry": T2_REGISTRY, "survival_summary": summary, "audit": audited}
+    )
 
 
 def test_a_value_is_shown_at_one_rounding_everywhere_and_the_legend_heads_the_page():
@@ -231,7 +280,7 @@ def test_every_table_and_chart_names_its_data_cut_and_the_page_prints_whole():
     assert "<strong>Data cut:</strong> none applies: every assessment" in html
     # Print: folded tables print open, rows are not split across pages, the header repeats.
     style = re.search(r"<style>(.*)</style>", html, re.S)[1]
-    print_css = style[style.index("@media print"):]
+    print_css = style[style.index("@media print") :]
     assert "details::details-content" in print_css and "break-inside: avoid" in print_css and "table-header-group" in print_css
     assert all(" open>" in d for d in re.findall(r"<details[^>]*>", html))
     # Wrap-friendly: cells may break anywhere; only short numeric cells keep to one line.
@@ -263,8 +312,11 @@ def _materialized(result) -> set[str]:
 
 def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     result = _run_everything(platform_env)
-    failed_errors = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()
-                     if not e.passed and e.severity == AssetCheckSeverity.ERROR]
+    failed_errors = [
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == AssetCheckSeverity.ERROR
+    ]
     # The paper's own contradictions fail as WARN; an ERROR would be a regression and rightly stop the report.
     assert not failed_errors and "study_report" in _materialized(result), failed_errors
 
@@ -306,8 +358,10 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     # Built from its inputs: rebuilt alone, on a fresh instance whose event log has never seen a chart or a raw file.
     assert not re.search(r"\.instance\b|get_latest_materialization|event_log", inspect.getsource(report_defs))
     written.unlink()
-    alone = defs_for(platform_env).resolve_implicit_global_asset_job_def().execute_in_process(
-        asset_selection=[AssetKey("study_report")], instance=DagsterInstance.ephemeral()
+    alone = (
+        defs_for(platform_env)
+        .resolve_implicit_global_asset_job_def()
+        .execute_in_process(asset_selection=[AssetKey("study_report")], instance=DagsterInstance.ephemeral())
     )
     assert alone.success and _materialized(alone) == {"study_report"}
     rebuilt = written.read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ from dagster import AssetKey, AssetSelection, DagsterInstance
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.loader import LoadingContextForTest
 
-from lms_assets.records import validation
 from lms_assets.definitions import build_defs
+from lms_assets.records import validation
 from lms_assets_tests.conftest import materialize_everything
 from lms_assets_tests.test_bad_input import table_digests
 
@@ -98,9 +98,7 @@ def test_a_changed_file_gets_a_new_data_version_and_only_its_dependents_go_stale
 
     after_versions = {n: graph["data_version"](n) for n in RAW_FILES}
     assert after_versions["raw_response"] == sha256(response) != before_versions["raw_response"]
-    assert {n: v for n, v in after_versions.items() if n != "raw_response"} == {
-        n: v for n, v in before_versions.items() if n != "raw_response"
-    }
+    assert {n: v for n, v in after_versions.items() if n != "raw_response"} == {n: v for n, v in before_versions.items() if n != "raw_response"}
     assert graph["status"]("adrs") == StaleStatus.STALE
     assert graph["stale_because"]("adrs") == {"raw_response"}
     assert graph["status"]("quarantine") == StaleStatus.STALE
@@ -113,6 +111,7 @@ def test_a_changed_file_gets_a_new_data_version_and_only_its_dependents_go_stale
 
 
 # --- every table, byte for byte ------------------------------------------------------------------
+
 
 def column_values(warehouse: Path) -> dict[tuple[str, str], str]:
     """The SHA-256 of every column of every table: its values in stored row order, each float by its shortest

@@ -23,7 +23,12 @@ def _environment_reads(tree: ast.AST) -> list[int]:
     """Lines that touch ``os.environ`` or call ``os.getenv`` (also as ``from os import environ/getenv``)."""
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" and node.attr in {"environ", "getenv", "environb"}:
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in {"environ", "getenv", "environb"}
+        ):
             lines.append(node.lineno)
         if isinstance(node, ast.ImportFrom) and node.module == "os" and {a.name for a in node.names} & {"environ", "getenv", "environb"}:
             lines.append(node.lineno)
@@ -133,10 +138,18 @@ def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
     ("old", "new", "says"),
     [
         ('title = "Anlotinib in advanced leiomyosarcoma (real-world study)"', "title = 7", "study.toml: title = 7 must be a non-empty quoted string"),
-        ('title = "Anlotinib in advanced leiomyosarcoma (real-world study)"', 'title = " "', "study.toml: title = ' ' must be a non-empty quoted string"),
+        (
+            'title = "Anlotinib in advanced leiomyosarcoma (real-world study)"',
+            'title = " "',
+            "study.toml: title = ' ' must be a non-empty quoted string",
+        ),
         ('title = "Anlotinib in advanced leiomyosarcoma (real-world study)"', 'title = "a\\nb"', "must be one printable line"),
         ('studyid = "ZOU-LMS-ANLOTINIB"', 'studyid = "ZOU/LMS"', "study.toml: studyid = 'ZOU/LMS' must be 1-40 letters, digits"),
-        ("enrolment_start = 2018-01-01", "enrolment_start = 2018-01-01T08:00:00", "study.toml: enrolment_start = 2018-01-01T08:00:00 must be a TOML date"),
+        (
+            "enrolment_start = 2018-01-01",
+            "enrolment_start = 2018-01-01T08:00:00",
+            "study.toml: enrolment_start = 2018-01-01T08:00:00 must be a TOML date",
+        ),
         ("enrolment_end = 2020-12-31", "enrolment_end = 2017-06-30", "study.toml: enrolment_end = 2017-06-30 is before enrolment_start = 2018-01-01"),
         ("enrolment_end = 2020-12-31", "", "study.toml: missing enrolment_end"),
     ],

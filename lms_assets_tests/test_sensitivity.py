@@ -7,9 +7,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from lms_assets.audit import sensitivity as sens
 from lms_assets.report import page
 from lms_assets.tables import survival
-from lms_assets.audit import sensitivity as sens
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
@@ -104,8 +104,13 @@ def test_toy_ranges_match_brute_force(toy):
     # reaching its ends (the patients' bounds are grid points) or coming within a step of a gap's open end.
     index = {tuple(g): i for i, g in enumerate(placements.gaps)}
     of_point = np.array([index[tuple(g)] for g in sens.gaps_of(consistent.ravel(), TOY_DEATHS).reshape(consistent.shape)])
-    intervals = ((fewest, most), *((np.c_[lo], np.c_[hi]) for lo, hi in (
-        (follow.median_lo, follow.median_hi), (follow.min_lo, follow.min_hi), (follow.max_lo, follow.max_hi))))
+    intervals = (
+        (fewest, most),
+        *(
+            (np.c_[lo], np.c_[hi])
+            for lo, hi in ((follow.median_lo, follow.median_hi), (follow.min_lo, follow.min_hi), (follow.max_lo, follow.max_hi))
+        ),
+    )
     observed = (brute_at_risk, *(brute_follow[:, [c]] for c in range(3)))
     for (lo, hi), values in zip(intervals, observed):
         step = 0.0 if values is brute_at_risk else 1.0
@@ -118,11 +123,22 @@ def test_toy_ranges_match_brute_force(toy):
 def toy_study() -> sens.Study:
     n = len(TOY_DEATHS) + len(TOY_LOWER)
     return sens.Study(
-        subjid=np.arange(1, n + 1), pfs=np.r_[TOY_DEATHS / 2, TOY_LOWER], pfs_event=np.ones(n, dtype=np.int64),
-        os=np.r_[TOY_DEATHS, 1.5, 6.5, 10.5], died=np.r_[np.ones(5, dtype=np.int64), np.zeros(3, dtype=np.int64)],
-        lower=np.r_[TOY_DEATHS / 2, TOY_LOWER], upper=np.full(n, TOY_UPPER), factors={"Toy": TOY_FACTOR},
-        sex=np.array(["F"] * n), site=np.zeros(n, dtype=np.int64), site_levels=("A",), site_counts=(n,),
-        dose=np.zeros(n, dtype=np.int64), dose_levels=(10, 12), dose_count=0, registry=toy_registry(0, 0, 0),
+        subjid=np.arange(1, n + 1),
+        pfs=np.r_[TOY_DEATHS / 2, TOY_LOWER],
+        pfs_event=np.ones(n, dtype=np.int64),
+        os=np.r_[TOY_DEATHS, 1.5, 6.5, 10.5],
+        died=np.r_[np.ones(5, dtype=np.int64), np.zeros(3, dtype=np.int64)],
+        lower=np.r_[TOY_DEATHS / 2, TOY_LOWER],
+        upper=np.full(n, TOY_UPPER),
+        factors={"Toy": TOY_FACTOR},
+        sex=np.array(["F"] * n),
+        site=np.zeros(n, dtype=np.int64),
+        site_levels=("A",),
+        site_counts=(n,),
+        dose=np.zeros(n, dtype=np.int64),
+        dose_levels=(10, 12),
+        dose_count=0,
+        registry=toy_registry(0, 0, 0),
     )
 
 
@@ -171,10 +187,7 @@ def test_cox_is_not_estimable_when_a_group_has_no_event():
 def test_site_space_and_sampler_respect_the_counts_and_the_female_uterus():
     levels, counts = ("Retroperitoneal", "Uterus", "Lung"), (2, 1, 2)
     sex = np.array(["F", "M", "F", "M", "F"])
-    brute = {
-        perm for perm in itertools.permutations([0, 0, 1, 2, 2])
-        if all(sex[i] == "F" for i, s in enumerate(perm) if s == 1)
-    }
+    brute = {perm for perm in itertools.permutations([0, 0, 1, 2, 2]) if all(sex[i] == "F" for i, s in enumerate(perm) if s == 1)}
     assert sens.site_space(levels, counts, sex) == len(brute)
     drawn = sens.sample_sites(levels, counts, sex, 3000, np.random.default_rng(0))
     assert {tuple(row) for row in drawn} == brute
@@ -332,7 +345,9 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
     from dataclasses import replace
 
     unprinted = replace(study, registry=registry.filter(~pl.col("quantity").str.starts_with("followup.")))
-    table = sens.reconstruction_sensitivity(unprinted, pl.DataFrame(schema={c: pl.String for c in ("file", "column", "origin")}), sample_size=200).table
+    table = sens.reconstruction_sensitivity(
+        unprinted, pl.DataFrame(schema=dict.fromkeys(("file", "column", "origin"), pl.String)), sample_size=200
+    ).table
     row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
     assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
     assert row["verdict"] == sens.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it
@@ -341,14 +356,14 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from dagster import build_asset_context
 
-    from lms_assets.records import schemas, validation
     from lms_assets.defs.audit.published import published_figures_table
     from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
     from lms_assets.defs.resources import StudyFolder
+    from lms_assets.records import schemas, validation
 
     adsl, adtte, _, _ = sens.read_study(SHIPPED_DATA)
     registry, known = (
-        pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, validation.FILE: pl.String, validation.ROW: pl.Int64})
+        pl.DataFrame(schema={**dict.fromkeys(schema.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = published_figures_table(registry, known)

@@ -35,9 +35,7 @@ def _greenwood_se(surv: float, terms: list[tuple[int, int]]) -> float:
 
 def _shipped_adtte() -> pl.DataFrame:
     label = "followup/2021-03-31.csv"
-    raw = validation.read_raw(SHIPPED / label, schemas.FOLLOWUP, label=label).with_columns(
-        data_cut=pl.lit("2021-03-31"), content_hash=pl.lit("test")
-    )
+    raw = validation.read_raw(SHIPPED / label, schemas.FOLLOWUP, label=label).with_columns(data_cut=pl.lit("2021-03-31"), content_hash=pl.lit("test"))
     clean = validation.clean(raw, schemas.FOLLOWUP, validation.problems(raw, schemas.FOLLOWUP), keep=("data_cut", "content_hash"))
     return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()), studyid=SHIPPED_STUDY.studyid)
 
@@ -45,7 +43,13 @@ def _shipped_adtte() -> pl.DataFrame:
 def _adtte(time, event, endpoint="OS", cut=CUT) -> pl.DataFrame:
     n = len(time)
     return pl.DataFrame(
-        {"DATACUT": [cut] * n, "PARAMCD": [endpoint] * n, "SUBJID": list(range(1, n + 1)), "AVAL": list(map(float, time)), "CNSR": [1 - e for e in event]}
+        {
+            "DATACUT": [cut] * n,
+            "PARAMCD": [endpoint] * n,
+            "SUBJID": list(range(1, n + 1)),
+            "AVAL": list(map(float, time)),
+            "CNSR": [1 - e for e in event],
+        }
     )
 
 
@@ -234,7 +238,9 @@ def test_summary_of_a_curve_that_never_reaches_half_is_null_not_a_crash():
 def test_curves_grow_with_distinct_times_not_patients():
     rng = np.random.default_rng(0)
     n = 50_000
-    frame = pl.concat([_adtte(np.round(rng.exponential(8, n), 0).tolist(), (rng.random(n) < 0.7).astype(int).tolist(), endpoint=e) for e in ("PFS", "OS")])
+    frame = pl.concat(
+        [_adtte(np.round(rng.exponential(8, n), 0).tolist(), (rng.random(n) < 0.7).astype(int).tolist(), endpoint=e) for e in ("PFS", "OS")]
+    )
     curves = survival.km_curves(frame)
     distinct = frame.group_by("PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
     assert curves.height == distinct < 200
@@ -326,7 +332,9 @@ def test_subgroup_p_values_are_bit_identical_whatever_the_row_order():
     adtte, adsl = _constructed_cohort(40)
     first = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
     for seed in range(5):
-        shuffled = survival.subgroup_comparisons(adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), survival.SUBGROUPS[:2])
+        shuffled = survival.subgroup_comparisons(
+            adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), survival.SUBGROUPS[:2]
+        )
         assert shuffled.equals(first)
         assert shuffled["logrank_p"].to_list() == first["logrank_p"].to_list()
 

@@ -7,8 +7,8 @@ import duckdb
 import polars as pl
 from dagster import AssetSelection
 
-from lms_assets_tests.conftest import defs_for
 from lms_assets.defs.audit.published import figure_verdicts
+from lms_assets_tests.conftest import defs_for
 
 SURVIVAL_ASSETS = (
     "survival_curves",
@@ -66,7 +66,9 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     assert spss.filter((pl.col("endpoint") == "OS") & (pl.col("data_cut") == pl.date(2021, 9, 30)))["events"].item() == 13
 
     # The Brookmeyer–Crowley upper bound of OS at the published cut is not reached (R: NA), and says so.
-    loglog_os = summary.filter((pl.col("method") == "brookmeyer_crowley_loglog") & (pl.col("endpoint") == "OS") & (pl.col("data_cut") == pl.date(2021, 3, 31)))
+    loglog_os = summary.filter(
+        (pl.col("method") == "brookmeyer_crowley_loglog") & (pl.col("endpoint") == "OS") & (pl.col("data_cut") == pl.date(2021, 3, 31))
+    )
     assert loglog_os["ci_upper"].item() is None and "upper bound not reached" in loglog_os["note"].item()
 
     curves = _table(warehouse, "survival_curves")
@@ -74,8 +76,18 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     assert curves.height == adtte.group_by("DATACUT", "PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
 
     figures = _figures(result, "survival_summary")
-    agreeing = {"EFF.pfs.median", "EFF.pfs.ci_lower", "EFF.pfs.ci_upper", "T2.pfs.ci_lower", "ABS.pfs.ci_lower",
-                "EFF.os.ci_lower", "EFF.os.ci_upper", "EFF.pfs.events", "EFF.os.events", "T2.os.median"}
+    agreeing = {
+        "EFF.pfs.median",
+        "EFF.pfs.ci_lower",
+        "EFF.pfs.ci_upper",
+        "T2.pfs.ci_lower",
+        "ABS.pfs.ci_lower",
+        "EFF.os.ci_lower",
+        "EFF.os.ci_upper",
+        "EFF.pfs.events",
+        "EFF.os.events",
+        "T2.os.median",
+    }
     assert all(figures[name]["verdict"] == "passed" for name in agreeing)  # the published cut's 12 deaths, not the later 13
     # Table 2 and the abstract print an OS interval (14.2–32.7) the data cannot give; those figures must fail.
     for name in ("T2.os.ci_lower", "T2.os.ci_upper", "ABS.os.ci_lower", "ABS.os.ci_upper"):

@@ -30,8 +30,14 @@ def test_folder_has_the_record_files_and_no_registry(study, tmp_path):
     synthetic.write(study, tmp_path / "s")
     files = sorted(str(p.relative_to(tmp_path / "s")) for p in (tmp_path / "s").rglob("*.csv"))
     assert files == [
-        "adverse_events.csv", "followup/2020-03-31.csv", "followup/2020-09-30.csv", "followup/2021-03-31.csv",
-        "patient_allocations.csv", "patients.csv", "provenance.csv", "response.csv",
+        "adverse_events.csv",
+        "followup/2020-03-31.csv",
+        "followup/2020-09-30.csv",
+        "followup/2021-03-31.csv",
+        "patient_allocations.csv",
+        "patients.csv",
+        "provenance.csv",
+        "response.csv",
     ]
     assert not (tmp_path / "s" / schemas.REGISTRY.location).exists()
 
@@ -40,11 +46,11 @@ def test_every_row_passes_validation(study, tmp_path):
     """Nothing the generator writes would be quarantined: the CSVs read back and break no rule."""
     folder = tmp_path / "s"
     synthetic.write(study, folder)
-    raw = {s.name: validation.read_raw(folder / s.location, s, label=s.location)
-           for s in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE)}
-    raw["followup"] = pl.concat(
-        validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in validation.followup_files(folder)
-    )
+    raw = {
+        s.name: validation.read_raw(folder / s.location, s, label=s.location)
+        for s in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE)
+    }
+    raw["followup"] = pl.concat(validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in validation.followup_files(folder))
     registry = pl.DataFrame(schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
     quarantine = validation.quarantine_rows(
         raw["patients"], raw["patient_allocations"], raw["response"], raw["followup"], raw["adverse_events"], registry, raw["provenance"]
@@ -203,7 +209,10 @@ def test_benchmark_smoke_run(tmp_path):
     """The benchmark runs end to end on a tiny synthetic study and writes its tables."""
     completed = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--sizes", "40", "--seed", "3", "--workdir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     (results,) = tmp_path.glob("benchmark-*.json")

@@ -20,8 +20,12 @@ def raw_adverse_events(*events: tuple[int, str, int, int]) -> pl.DataFrame:
             "_row": list(range(2, len(events) + 2)),
         },
         schema={
-            "patient_id": pl.Int64, "term": pl.String, "episode": pl.Int64, "ctcae_grade": pl.Int64,
-            "_file": pl.String, "_row": pl.Int64,
+            "patient_id": pl.Int64,
+            "term": pl.String,
+            "episode": pl.Int64,
+            "ctcae_grade": pl.Int64,
+            "_file": pl.String,
+            "_row": pl.Int64,
         },
     )
 
@@ -148,7 +152,9 @@ def test_ties_at_the_worst_grade_go_to_the_earliest_episode_whatever_the_file_or
     )
     per_term = _flagged(adae, "AOCCPIFL").sort("SUBJID", "AEDECOD")
     assert per_term.select("SUBJID", "AEDECOD", "AEEPINUM", "ATOXGR").rows() == [
-        (1, "Diarrhea", 1, 3), (1, "Hypertension", 1, 3), (2, "Fatigue", 1, 2),
+        (1, "Diarrhea", 1, 3),
+        (1, "Hypertension", 1, 3),
+        (2, "Fatigue", 1, 2),
     ]
     # Over all terms patient 1 is at grade 3 in diarrhoea and hypertension, both first episodes: the lower AESEQ wins.
     per_patient = _flagged(adae, "AOCCIFL").sort("SUBJID")
@@ -184,7 +190,9 @@ def test_shipped_adae_has_a_row_per_valid_record_and_one_flag_per_patient_and_te
     # The three terms with two episodes (data/README.md): the flag is on the later, worse one.
     repeated = adae.filter(pl.len().over("SUBJID", "AEDECOD") > 1)
     assert _flagged(repeated, "AOCCPIFL").select("SUBJID", "AEDECOD", "AEEPINUM").sort("SUBJID").rows() == [
-        (3, "Hand foot skin syndrome", 2), (5, "Hypertension", 2), (6, "Hypertension", 2),
+        (3, "Hand foot skin syndrome", 2),
+        (5, "Hypertension", 2),
+        (6, "Hypertension", 2),
     ]
 
 
@@ -195,7 +203,9 @@ def test_shipped_table_4_from_the_flags_is_the_worst_grade_table():
     table = toxicity.adverse_event_summary(derive_adae(records, studyid=SHIPPED_STUDY.studyid), adsl)
 
     def counts(worst: pl.DataFrame) -> dict[str, int]:
-        groups = worst.with_columns(toxicity_group=pl.when(pl.col("worst") <= 2).then(pl.lit("g12")).when(pl.col("worst") <= 4).then(pl.lit("g34")).otherwise(pl.lit("g5")))
+        groups = worst.with_columns(
+            toxicity_group=pl.when(pl.col("worst") <= 2).then(pl.lit("g12")).when(pl.col("worst") <= 4).then(pl.lit("g34")).otherwise(pl.lit("g5"))
+        )
         return {"total_n": worst.height, **{f"{g}_n": groups["toxicity_group"].eq(g).sum() for g in toxicity.GRADE_GROUPS}}
 
     by_term = records.group_by("term", "patient_id").agg(pl.col("ctcae_grade").max().alias("worst"))

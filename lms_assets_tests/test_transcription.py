@@ -25,8 +25,13 @@ def test_patients_and_response_match_table_3(table3):
     assert len(table3) == patients.height == response.height == 19
     for printed, patient, resp in zip(table3, patients.iter_rows(named=True), response.iter_rows(named=True)):
         assert printed[:7] == [
-            patient["patient_id"], patient["age"], patient["sex"], patient["ecog"], patient["surgery_history"],
-            patient["radiotherapy_history"], patient["chemotherapy_history"],
+            patient["patient_id"],
+            patient["age"],
+            patient["sex"],
+            patient["ecog"],
+            patient["surgery_history"],
+            patient["radiotherapy_history"],
+            patient["chemotherapy_history"],
         ]
         assert printed[7].replace(" ", "") == patient["combination_therapy"]
         assert float(printed[8].rstrip("%")) == float(resp["best_pct_change"])

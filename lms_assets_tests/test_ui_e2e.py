@@ -156,9 +156,7 @@ def open_checks(page, base_url: str, asset: str, check: str, expected: str) -> s
             page.reload()
         page.get_by_text(check, exact=True).first.click()
         page.get_by_text("Evaluation result").wait_for()
-        result = page.locator("text=Evaluation result").locator(
-            "xpath=following::*[self::div or self::span][normalize-space()][1]"
-        )
+        result = page.locator("text=Evaluation result").locator("xpath=following::*[self::div or self::span][normalize-space()][1]")
         shown = result.first.inner_text().strip()
         if shown == expected:
             break
@@ -180,6 +178,7 @@ def report_images(page, report: Path) -> list[dict]:
             height: img.getBoundingClientRect().height,
         }))""",
     )
+
 
 def poll(check, what: str, deadline: float = UI_DEADLINE, page=None):
     """``check()`` until it returns something truthy or ``deadline`` seconds pass (then fail naming ``what``)."""
@@ -270,10 +269,10 @@ def trace_walk(page, base_url: str, asset: str, check: str, walk: list[str]) -> 
     clicks = 1
     for step, node in enumerate(walk, start=1):
         target = page.get_by_text(node, exact=True)
-        poll(lambda: target.count() > 0 and target.first.is_visible(), f"{node} in the lineage of {page.url}", page=page)
+        poll(lambda target=target: target.count() > 0 and target.first.is_visible(), f"{node} in the lineage of {page.url}", page=page)
         target.first.click()
         clicks += 1
-        poll(lambda: f"/assets/{node}" in page.url, f"the page of {node}", page=page)
+        poll(lambda node=node: f"/assets/{node}" in page.url, f"the page of {node}", page=page)
         page.screenshot(path=str(ARTIFACTS / f"9-trace-{step}-{node}.png"))
     return clicks, page.url
 
@@ -319,6 +318,7 @@ def table_floats(warehouse: Path, tables: list[str]) -> list[float]:
     import duckdb
 
     values = []
+
     def connect():
         # A run the sensor started may be writing (DuckDB then holds the file's lock): try again.
         try:

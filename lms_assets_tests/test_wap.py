@@ -6,6 +6,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -19,11 +20,11 @@ from dagster import (
 )
 
 from lms_assets import synthetic
-from lms_assets.tables import response
-from lms_assets.records.study import load_study
 from lms_assets.defs import gate
 from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
+from lms_assets.records.study import load_study
+from lms_assets.tables import response
 from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
@@ -183,9 +184,9 @@ def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platf
         report = (platform_env["outputs"] / "report" / "study_report.html").read_bytes()
         # Table 2's % over 21 patients (the Results' printed denominator) instead of 19; the n cells stay right.
         original = response.response_summary
-        monkeypatch.setattr(response, "response_summary", lambda adrs: original(adrs).with_columns(
-            pct=100.0 * pl.col("n") / (pl.col("denominator") + 2)
-        ))
+        monkeypatch.setattr(
+            response, "response_summary", lambda adrs: original(adrs).with_columns(pct=100.0 * pl.col("n") / (pl.col("denominator") + 2))
+        )
 
         blocked = _run(instance, AssetSelection.assets("response_summary").downstream(), platform_env)
 
@@ -201,8 +202,10 @@ def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platf
     failed = {e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed and e.severity == AssetCheckSeverity.ERROR}
     assert failed == {"figures_abstract", "figures_discussion", "figures_results_efficacy", "figures_table_2"}
     figures = figure_verdicts(blocked.get_asset_check_evaluations())
-    assert all(figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "figures_table_2"
-               for f in ("T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct"))
+    assert all(
+        figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "figures_table_2"
+        for f in ("T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct")
+    )
 
     after = table_digests(platform_env["warehouse"])
     assert after["response_summary"] == good["response_summary"]

@@ -20,9 +20,7 @@ _POSITION = "_position"
 
 def ctcae_grade_group(grade: pl.Expr) -> pl.Expr:
     """CTCAE grade groups of Table 4: 1–2, 3–4, and 5 (death) on its own."""
-    return (
-        pl.when(grade <= 2).then(pl.lit("Grade 1/2")).when(grade <= 4).then(pl.lit("Grade 3/4")).otherwise(pl.lit("Grade 5"))
-    )
+    return pl.when(grade <= 2).then(pl.lit("Grade 1/2")).when(grade <= 4).then(pl.lit("Grade 3/4")).otherwise(pl.lit("Grade 5"))
 
 
 def extreme_flag(adae: pl.DataFrame, new_var: str, by: list[str], order: list[str], descending: list[bool]) -> pl.DataFrame:
@@ -91,7 +89,18 @@ def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
         .pipe(derive_aoccifl)
         .pipe(derive_aoccpifl)
         .select(
-            "STUDYID", "USUBJID", "SUBJID", "AESEQ", "AEDECOD", EPISODE, "ATOXGR", "ATOXGRGP", "TRTEMFL",
-            "AOCCIFL", "AOCCPIFL", "SRCFILE", "SRCROW",
+            "STUDYID",
+            "USUBJID",
+            "SUBJID",
+            "AESEQ",
+            "AEDECOD",
+            EPISODE,
+            "ATOXGR",
+            "ATOXGRGP",
+            "TRTEMFL",
+            "AOCCIFL",
+            "AOCCPIFL",
+            "SRCFILE",
+            "SRCROW",
         )
     )

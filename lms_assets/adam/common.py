@@ -12,6 +12,7 @@ SOURCES = {
     "adae": ("adverse_events.csv",),
 }
 
+
 def yes_no_flag(column: str) -> pl.Expr:
     """Yes/No as printed becomes the ADaM flag Y/N."""
     return pl.when(pl.col(column) == "Yes").then(pl.lit("Y")).otherwise(pl.lit("N"))

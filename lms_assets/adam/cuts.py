@@ -5,17 +5,19 @@ import itertools
 
 import polars as pl
 
-REGRESSION_SCHEMA = pl.Schema({
-    "SUBJID": pl.Int64,
-    "PARAMCD": pl.String,
-    "earlier_cut": pl.Date,
-    "later_cut": pl.Date,
-    "earlier_aval": pl.Float64,
-    "later_aval": pl.Float64,
-    "earlier_cnsr": pl.Int64,
-    "later_cnsr": pl.Int64,
-    "problem": pl.String,
-})
+REGRESSION_SCHEMA = pl.Schema(
+    {
+        "SUBJID": pl.Int64,
+        "PARAMCD": pl.String,
+        "earlier_cut": pl.Date,
+        "later_cut": pl.Date,
+        "earlier_aval": pl.Float64,
+        "later_aval": pl.Float64,
+        "earlier_cnsr": pl.Int64,
+        "later_cnsr": pl.Int64,
+        "problem": pl.String,
+    }
+)
 
 
 def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:
@@ -72,10 +74,6 @@ def describe_regression(row: dict) -> str:
         f"patient {row['SUBJID']} {row['PARAMCD']}: {row['problem']} "
         f"({row['earlier_cut']}: {row['earlier_aval']} months, {'event' if row['earlier_cnsr'] == 0 else 'censored'}; "
         f"{row['later_cut']}: "
-        + (
-            "no row"
-            if row["later_aval"] is None
-            else f"{row['later_aval']} months, {'event' if row['later_cnsr'] == 0 else 'censored'}"
-        )
+        + ("no row" if row["later_aval"] is None else f"{row['later_aval']} months, {'event' if row['later_cnsr'] == 0 else 'censored'}")
         + ")"
     )

@@ -82,34 +82,46 @@ def granularity_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame:
         num, den = row["numerator"], row["denominator"]
         if den is not None:
             if num is not None and not fig.agrees(pct, decimals, 100.0 * num / den):
-                found.append((row["figure_id"], "self_inconsistent",
-                              f"{row['source']} prints {pct:g}% as {num}/{den}, but {num}/{den} = {100 * num / den:.1f}%"))
+                found.append(
+                    (
+                        row["figure_id"],
+                        "self_inconsistent",
+                        f"{row['source']} prints {pct:g}% as {num}/{den}, but {num}/{den} = {100 * num / den:.1f}%",
+                    )
+                )
             if (den != cohort_n and not subgroup) or den > cohort_n:
-                found.append((row["figure_id"], "wrong_denominator",
-                              f"{row['source']} prints the denominator {den}, but the cohort has {cohort_n} patients"))
+                found.append(
+                    (row["figure_id"], "wrong_denominator", f"{row['source']} prints the denominator {den}, but the cohort has {cohort_n} patients")
+                )
         n = den if (subgroup and den is not None) else cohort_n
         if not grim_fractions(pct, decimals, n):
-            found.append((row["figure_id"], "grim_impossible",
-                          f"{row['source']} prints {pct:g}%, which is not k/{n} for any whole k (nearest: {_nearest(pct, n)})"))
+            found.append(
+                (
+                    row["figure_id"],
+                    "grim_impossible",
+                    f"{row['source']} prints {pct:g}%, which is not k/{n} for any whole k (nearest: {_nearest(pct, n)})",
+                )
+            )
     return _findings(found)
 
 
 def paired_count_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame:
     """A printed "k (x%)" must agree with itself: x% = k/n for the cohort size n."""
-    counts = registry.filter(pl.col("quantity").str.ends_with(".n")).with_columns(
-        pl.col("quantity").str.strip_suffix(".n").alias("stem")
-    )
-    pcts = registry.filter(pl.col("quantity").str.ends_with(".pct")).with_columns(
-        pl.col("quantity").str.strip_suffix(".pct").alias("stem")
-    )
+    counts = registry.filter(pl.col("quantity").str.ends_with(".n")).with_columns(pl.col("quantity").str.strip_suffix(".n").alias("stem"))
+    pcts = registry.filter(pl.col("quantity").str.ends_with(".pct")).with_columns(pl.col("quantity").str.strip_suffix(".pct").alias("stem"))
     pairs = pcts.join(counts.select("source", "stem", pl.col("value").alias("count")), on=["source", "stem"])
     found = []
     subgroup = pl.any_horizontal(pl.col("quantity").str.starts_with(p) for p in SUBGROUP_PREFIXES)
     for row in pairs.filter(~subgroup).iter_rows(named=True):
         implied = 100.0 * row["count"] / cohort_n
         if not fig.agrees(row["value"], row["decimals"], implied):
-            found.append((row["figure_id"], "self_inconsistent",
-                          f"{row['source']} prints {row['count']:g} patients as {row['value']:g}%, but {row['count']:g}/{cohort_n} = {implied:.1f}%"))
+            found.append(
+                (
+                    row["figure_id"],
+                    "self_inconsistent",
+                    f"{row['source']} prints {row['count']:g} patients as {row['value']:g}%, but {row['count']:g}/{cohort_n} = {implied:.1f}%",
+                )
+            )
     return _findings(found)
 
 
@@ -127,8 +139,7 @@ def cross_source_findings(registry: pl.DataFrame) -> pl.DataFrame:
             others = [o for o in rows if o["figure_id"] != row["figure_id"] and not _compatible(row, o)]
             if others:
                 listed = "; ".join(f"{o['source']} prints {o['printed']!r}" for o in others)
-                found.append((row["figure_id"], "cross_source_conflict",
-                              f"{row['source']} prints {row['printed']!r} for {quantity}, but {listed}"))
+                found.append((row["figure_id"], "cross_source_conflict", f"{row['source']} prints {row['printed']!r} for {quantity}, but {listed}"))
     return _findings(found)
 
 
@@ -138,9 +149,7 @@ def reconstructions_of(quantity: str, provenance: pl.DataFrame) -> list[str]:
     reconstructed = provenance.filter(pl.col("origin") != "transcribed")
     named = []
     for file, column in inputs:
-        hit = reconstructed.filter(
-            pl.col("file").str.starts_with(file) & ((pl.col("column") == column) | (pl.col("column") == "*"))
-        )
+        hit = reconstructed.filter(pl.col("file").str.starts_with(file) & ((pl.col("column") == column) | (pl.col("column") == "*")))
         for row in hit.iter_rows(named=True):
             patients = f" of patients {row['patient_ids']}" if row["patient_ids"] not in (None, "", "all") else ""
             how = row["constraint"] or row["location"]
@@ -182,9 +191,9 @@ def os_feasibility(death_times: Iterable[float], censor_bounds: Sequence[tuple[f
     gap_time = [(lo + hi) / 2 if hi != math.inf else lo + 1.0 for lo, hi in zip(gap_lo, gap_hi)]
     lowers = sorted(lo for lo, _ in censor_bounds)
     upper = min(hi for _, hi in censor_bounds)
-    patterns = np.array(
-        list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds))), dtype=np.int64
-    ).reshape(-1, len(censor_bounds))
+    patterns = np.array(list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds))), dtype=np.int64).reshape(
+        -1, len(censor_bounds)
+    )
     gaps = patterns[np.all((np.asarray(gap_hi)[patterns] > lowers) & (np.asarray(gap_lo)[patterns] <= upper), axis=1)]
     if not len(gaps):
         return Feasibility(len(patterns), 0, pl.DataFrame(schema=_FEASIBILITY_SCHEMA))
@@ -215,7 +224,8 @@ def os_feasibility(death_times: Iterable[float], censor_bounds: Sequence[tuple[f
         }
     )
     estimates = (
-        patterns_frame.join(medians, on="pattern").join(followup_gap.select("pattern", "followup_gap"), on="pattern", how="left")
+        patterns_frame.join(medians, on="pattern")
+        .join(followup_gap.select("pattern", "followup_gap"), on="pattern", how="left")
         .with_columns(
             followup_median_lo=pl.max_horizontal(
                 pl.col("followup_gap").map_elements(lambda g: gap_lo[g], return_dtype=pl.Float64), pl.lit(lowers[0])
@@ -238,18 +248,20 @@ def os_feasibility(death_times: Iterable[float], censor_bounds: Sequence[tuple[f
     return Feasibility(len(patterns), n_pat, estimates)
 
 
-_FEASIBILITY_SCHEMA = pl.Schema({
-    "gaps": pl.List(pl.Int64),
-    "median": pl.Float64(),
-    "ci_lower": pl.Float64(),
-    "ci_upper": pl.Float64(),
-    "followup_median_lo": pl.Float64(),
-    "followup_median_hi": pl.Float64(),
-    "followup_min_lo": pl.Float64(),
-    "followup_min_hi": pl.Float64(),
-    "followup_max_lo": pl.Float64(),
-    "followup_max_hi": pl.Float64(),
-})
+_FEASIBILITY_SCHEMA = pl.Schema(
+    {
+        "gaps": pl.List(pl.Int64),
+        "median": pl.Float64(),
+        "ci_lower": pl.Float64(),
+        "ci_upper": pl.Float64(),
+        "followup_median_lo": pl.Float64(),
+        "followup_median_hi": pl.Float64(),
+        "followup_min_lo": pl.Float64(),
+        "followup_min_hi": pl.Float64(),
+        "followup_max_lo": pl.Float64(),
+        "followup_max_hi": pl.Float64(),
+    }
+)
 
 
 def reachable(estimates: pl.DataFrame, printed: dict[str, tuple[float, int]]) -> bool:
@@ -290,55 +302,69 @@ def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl
                 continue
             what = ", ".join(f"{r['quantity']} = {r['value']:g}" for r in printed_rows)
             # Say which single values are reachable, so the sentence points at the impossible one.
-            alone = [r["quantity"] for r in printed_rows
-                     if not reachable(feasibility.estimates, {_FEASIBILITY_QUANTITIES[r["quantity"]]: (r["value"], r["decimals"])})]
+            alone = [
+                r["quantity"]
+                for r in printed_rows
+                if not reachable(feasibility.estimates, {_FEASIBILITY_QUANTITIES[r["quantity"]]: (r["value"], r["decimals"])})
+            ]
             detail = f"; {', '.join(alone)} cannot be reached even alone" if alone else ""
             for r in printed_rows:
-                found.append((r["figure_id"], "unreachable",
-                              f"{source} prints {what}: no placement of the unpublished last-contact times "
-                              f"({feasibility.patterns_feasible} feasible of {feasibility.patterns_examined} examined) "
-                              f"gives these together under the paper's method{detail}"))
+                found.append(
+                    (
+                        r["figure_id"],
+                        "unreachable",
+                        f"{source} prints {what}: no placement of the unpublished last-contact times "
+                        f"({feasibility.patterns_feasible} feasible of {feasibility.patterns_examined} examined) "
+                        f"gives these together under the paper's method{detail}",
+                    )
+                )
     return _findings(found)
 
 
 # --- assembling the audit ------------------------------------------------------------------------------------
 
-CONSISTENCY_SCHEMA = pl.Schema({
-    "figure_id": pl.String(),
-    "quantity": pl.String(),
-    "source": pl.String(),
-    "basis": pl.String(),
-    "reconstruction": pl.String(),
-    "findings": pl.List(pl.String),
-    "explanation": pl.String(),
-})
+CONSISTENCY_SCHEMA = pl.Schema(
+    {
+        "figure_id": pl.String(),
+        "quantity": pl.String(),
+        "source": pl.String(),
+        "basis": pl.String(),
+        "reconstruction": pl.String(),
+        "findings": pl.List(pl.String),
+        "explanation": pl.String(),
+    }
+)
 
-AUDIT_SCHEMA = pl.Schema({
-    "figure_id": pl.String(),
-    "source": pl.String(),
-    "quantity": pl.String(),
-    "published": pl.String(),
-    "recomputed": pl.Float64(),
-    "shown": pl.String(),
-    "status": pl.String(),
-    "check_outcome": pl.String(),
-    "basis": pl.String(),
-    "computed_by": pl.String(),
-    "patients": pl.List(pl.Int64),
-    "findings": pl.List(pl.String),
-    "explanation": pl.String(),
-    "check_reason": pl.String(),
-    "hypotheses": pl.String(),
-})
+AUDIT_SCHEMA = pl.Schema(
+    {
+        "figure_id": pl.String(),
+        "source": pl.String(),
+        "quantity": pl.String(),
+        "published": pl.String(),
+        "recomputed": pl.Float64(),
+        "shown": pl.String(),
+        "status": pl.String(),
+        "check_outcome": pl.String(),
+        "basis": pl.String(),
+        "computed_by": pl.String(),
+        "patients": pl.List(pl.Int64),
+        "findings": pl.List(pl.String),
+        "explanation": pl.String(),
+        "check_reason": pl.String(),
+        "hypotheses": pl.String(),
+    }
+)
 
 # The reviewed-discrepancy columns the typed registry carries (null where the figure is not reviewed).
-REVIEW_SCHEMA = pl.Schema({
-    "reviewed_expected": pl.String,
-    "reviewed_finding": pl.String,
-    "reviewed_reason": pl.String,
-    "reviewed_by": pl.String,
-    "reviewed_on": pl.Date,
-})
+REVIEW_SCHEMA = pl.Schema(
+    {
+        "reviewed_expected": pl.String,
+        "reviewed_finding": pl.String,
+        "reviewed_reason": pl.String,
+        "reviewed_by": pl.String,
+        "reviewed_on": pl.Date,
+    }
+)
 
 
 def paper_consistency(registry: pl.DataFrame, provenance: pl.DataFrame, cohort_n: int, feasibility: Feasibility | None) -> pl.DataFrame:
@@ -421,8 +447,10 @@ def _explanation(row: dict, comparison: str, shown: str, consistency: dict) -> s
     if comparison == fig.ABSENT:
         parts = ["The study's records hold nothing from which this figure can be recomputed"]
     elif comparison == fig.AGREES and not consistency["findings"]:
-        return "" if consistency["basis"] == "published_patient_data" else (
-            "Reproduced from reconstructed inputs: this shows the pipeline's arithmetic, not that the paper is right"
+        return (
+            ""
+            if consistency["basis"] == "published_patient_data"
+            else ("Reproduced from reconstructed inputs: this shows the pipeline's arithmetic, not that the paper is right")
         )
     elif comparison == fig.AGREES:
         parts = [f"{basis[0].upper() + basis[1:]} give {shown}, which agrees with this printing, but the paper contradicts it elsewhere"]
@@ -463,18 +491,24 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
     if comparison == fig.AGREES:
         if not reviewed:
             return Verdict(status, PASSED, shown, explanation, f"reproduced: the table shows {shown}; {printed}")
-        reason = (f"stale review: the reviewed discrepancy no longer stands — the table now shows {shown}, which reproduces "
-                  f"the printing (reviewed as {expected}); a changed derivation or input did this: find out why, then "
-                  "remove the entry from known_discrepancies.csv")
+        reason = (
+            f"stale review: the reviewed discrepancy no longer stands — the table now shows {shown}, which reproduces "
+            f"the printing (reviewed as {expected}); a changed derivation or input did this: find out why, then "
+            "remove the entry from known_discrepancies.csv"
+        )
         return Verdict(status, ERROR, shown, explanation, reason)
     if expected is None:
-        reason = (f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the figure is not a "
-                  "reviewed discrepancy in known_discrepancies.csv")
+        reason = (
+            f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the figure is not a "
+            "reviewed discrepancy in known_discrepancies.csv"
+        )
     elif not _same_shown(expected, shown, row["decimals"]):
         reason = f"the reviewed discrepancy moved: the table showed {expected} when reviewed and now shows {shown}; {printed}"
     elif row.get("reviewed_finding") and row["reviewed_finding"] not in consistency["findings"]:
-        reason = (f"the reviewed finding {row['reviewed_finding']} is no longer found by paper_consistency "
-                  f"(now: {', '.join(consistency['findings']) or 'none'}); the review no longer explains the failure")
+        reason = (
+            f"the reviewed finding {row['reviewed_finding']} is no longer found by paper_consistency "
+            f"(now: {', '.join(consistency['findings']) or 'none'}); the review no longer explains the failure"
+        )
     else:
         return Verdict(status, WARN, shown, explanation, explanation)
     paper_says = consistency["explanation"]
@@ -523,6 +557,7 @@ def time_to_event_patients(adtte: pl.DataFrame, cut, quantity: str) -> list[int]
 
 
 # --- hypotheses: the usual ways a printed number goes wrong, tested against each discrepancy ---------------------
+
 
 # Denominators tried for a percentage that is not k/n of the cohort: a subgroup or a miscount, half to twice the cohort.
 def _candidate_denominators(cohort_n: int) -> range:
@@ -576,8 +611,13 @@ def _interval(method: tuple[str, float | None, float | None], decimals: int) -> 
     return "–".join(_at(v, decimals) if v is not None else "not reached" for v in method[1:])
 
 
-def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, means: dict[str, float],
-               intervals: dict[str, list[tuple[str, float | None, float | None]]]) -> dict[str, str]:
+def hypotheses(
+    audit_rows: list[dict],
+    registry: pl.DataFrame,
+    cohort_n: int,
+    means: dict[str, float],
+    intervals: dict[str, list[tuple[str, float | None, float | None]]],
+) -> dict[str, str]:
     """Per discrepancy, the explanations the numbers fit, worded as hypotheses (none is proven by fitting).
 
     Tried: a printed median that is the rounded mean; a percentage exact for another denominator (the same candidate
@@ -596,8 +636,10 @@ def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, me
         value, decimals, quantity = row["value"], row["decimals"], row["quantity"]
         differs = not fig.agrees(value, decimals, audited["recomputed"])
         if quantity.endswith(".median") and differs and quantity in means and fig.agrees(value, decimals, means[quantity]):
-            add(row["figure_id"], f"the printed median {value:g} is the mean rounded (mean = {_at(means[quantity], decimals)}, "
-                                  f"median = {audited['shown']})")
+            add(
+                row["figure_id"],
+                f"the printed median {value:g} is the mean rounded (mean = {_at(means[quantity], decimals)}, median = {audited['shown']})",
+            )
         if quantity.endswith((".ci_lower", ".ci_upper")) and differs:
             bound: Literal[1, 2] = 1 if quantity.endswith(".ci_lower") else 2
             methods = intervals.get(quantity.split(".")[0], [])
@@ -609,26 +651,40 @@ def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, me
                 found.setdefault(row["figure_id"], []).append(f"No other standard CI method or level gives {value:g} (tried {tried}).")
         if quantity.endswith((".min", ".max")) and differs:
             family = quantity.rsplit(".", 1)[0] + "."
-            same = [o for o in registry.iter_rows(named=True)
-                    if not o["quantity"].startswith(family) and o["unit"] == row["unit"] and _compatible(row, o)]
+            same = [
+                o for o in registry.iter_rows(named=True) if not o["quantity"].startswith(family) and o["unit"] == row["unit"] and _compatible(row, o)
+            ]
             if same:
                 quantities = sorted({o["quantity"] for o in same})
-                add(row["figure_id"], f"the printed {'shortest' if quantity.endswith('.min') else 'longest'} value {value:g} equals the "
-                                      f"printed {', '.join(quantities)} ({same[0]['source']}: {same[0]['printed']!r}), as if copied from it")
+                add(
+                    row["figure_id"],
+                    f"the printed {'shortest' if quantity.endswith('.min') else 'longest'} value {value:g} equals the "
+                    f"printed {', '.join(quantities)} ({same[0]['source']}: {same[0]['printed']!r}), as if copied from it",
+                )
 
     # A printed k/n whose percentage is k over the cohort: the printed denominator is the slip, not the percentage.
     for audited in discrepant:
         row = by_id[audited["figure_id"]]
         num, den = row.get("numerator"), row.get("denominator")
-        if num is not None and den is not None and den != cohort_n and "self_inconsistent" in audited["findings"] \
-                and fig.agrees(row["value"], row["decimals"], 100.0 * num / cohort_n):
-            add(row["figure_id"], f"the printed denominator {den} is a slip for the cohort's {cohort_n}: "
-                                  f"{num}/{cohort_n} = {100.0 * num / cohort_n:.{row['decimals'] + 1}f}%, as printed")
+        if (
+            num is not None
+            and den is not None
+            and den != cohort_n
+            and "self_inconsistent" in audited["findings"]
+            and fig.agrees(row["value"], row["decimals"], 100.0 * num / cohort_n)
+        ):
+            add(
+                row["figure_id"],
+                f"the printed denominator {den} is a slip for the cohort's {cohort_n}: "
+                f"{num}/{cohort_n} = {100.0 * num / cohort_n:.{row['decimals'] + 1}f}%, as printed",
+            )
 
     # Percentages impossible for the cohort, or printed as an inconsistent k/n: which other denominators make them exact.
     anomalies = [
-        by_id[r["figure_id"]] for r in discrepant
-        if r["quantity"].endswith(".pct") and not r["quantity"].startswith(SUBGROUP_PREFIXES)
+        by_id[r["figure_id"]]
+        for r in discrepant
+        if r["quantity"].endswith(".pct")
+        and not r["quantity"].startswith(SUBGROUP_PREFIXES)
         and {"grim_impossible", "self_inconsistent"} & set(r["findings"])
     ]
     fits = {d: [(a, grim_fractions(a["value"], a["decimals"], d)) for a in anomalies] for d in _candidate_denominators(cohort_n) if d != cohort_n}
@@ -638,8 +694,11 @@ def hypotheses(audit_rows: list[dict], registry: pl.DataFrame, cohort_n: int, me
         best = ranked[0]
         shared = ", ".join(f"{a['value']:g}% = {ks[0]}/{best}" for a, ks in fits[best])
         for anomaly, _ in fits[best]:
-            add(anomaly["figure_id"], f"a denominator of {best} instead of the cohort's {cohort_n} fits "
-                                      f"{len(fits[best])} of the {len(anomalies)} anomalous percentages exactly ({shared})")
+            add(
+                anomaly["figure_id"],
+                f"a denominator of {best} instead of the cohort's {cohort_n} fits "
+                f"{len(fits[best])} of the {len(anomalies)} anomalous percentages exactly ({shared})",
+            )
         for anomaly in anomalies:
             if anomaly["figure_id"] not in found or not any("denominator" in h for h in found[anomaly["figure_id"]]):
                 own = next((d for d in sorted(fits) if any(a is anomaly for a, _ in fits[d])), None)

@@ -33,12 +33,13 @@ from scipy import special
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit import consistency
-from lms_assets.records import schemas
+from lms_assets.records import schemas, validation
+
 # Aliased: this module's own Study is the sensitivity computation's arrays.
-from lms_assets.records.study import Study as StudyFile, load_study
-from lms_assets.tables import survival
-from lms_assets.records import validation
+from lms_assets.records.study import Study as StudyFile
+from lms_assets.records.study import load_study
 from lms_assets.tables import printed as fig
+from lms_assets.tables import survival
 
 ROBUST = "robust"
 DEPENDS = "depends on the reconstruction"
@@ -266,7 +267,9 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
     if not len(lower):
         raise NoConsistentReconstruction("no censored OS time at the published cut: no last-contact time is reconstructed")
     if len(lower) > MAX_CENSORED:
-        raise NoConsistentReconstruction(f"{len(lower)} censored patients: more than {MAX_CENSORED}, the labelled placements are too many to enumerate")
+        raise NoConsistentReconstruction(
+            f"{len(lower)} censored patients: more than {MAX_CENSORED}, the labelled placements are too many to enumerate"
+        )
     feasibility = consistency.os_feasibility(death_times, list(zip(lower, upper)))
     estimates = feasibility.estimates
     values = {name: estimates[name].fill_null(np.nan).to_numpy() for name in ("median", "ci_lower", "ci_upper")}
@@ -302,9 +305,19 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
     labelled, origin = labelled[first], origin[first]
     chosen_values = {name: v[mask][origin] for name, v in values.items()}
     return Placements(
-        deaths, gap_lo, gap_hi, lower, upper, labelled,
-        chosen_values["median"], chosen_values["ci_lower"], chosen_values["ci_upper"],
-        feasibility.patterns_examined, feasibility.patterns_feasible, len(multisets), chosen,
+        deaths,
+        gap_lo,
+        gap_hi,
+        lower,
+        upper,
+        labelled,
+        chosen_values["median"],
+        chosen_values["ci_lower"],
+        chosen_values["ci_upper"],
+        feasibility.patterns_examined,
+        feasibility.patterns_feasible,
+        len(multisets),
+        chosen,
     )
 
 
@@ -391,9 +404,12 @@ def followup_bounds(p: Placements, gaps: np.ndarray, lower: np.ndarray, upper: n
     median_hi[missing] = np.nan
     first_death, last_death = p.death_times.min(), p.death_times.max()
     return FollowUp(
-        median_lo, median_hi,
-        np.minimum(first_death, earliest.min(axis=1)), np.minimum(first_death, latest.min(axis=1)),
-        np.maximum(last_death, earliest.max(axis=1)), np.maximum(last_death, latest.max(axis=1)),
+        median_lo,
+        median_hi,
+        np.minimum(first_death, earliest.min(axis=1)),
+        np.minimum(first_death, latest.min(axis=1)),
+        np.maximum(last_death, earliest.max(axis=1)),
+        np.maximum(last_death, latest.max(axis=1)),
     )
 
 
@@ -435,8 +451,10 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
         eligible = (sex == required)[None, :] & (allocation < 0)
         chosen = np.argsort(np.where(eligible, rng.random((size, n_patients)), np.inf), axis=1)[:, :count]
         np.put_along_axis(allocation, chosen, index, axis=1)
-    rest = np.repeat([i for i, lv in enumerate(levels) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None],
-                     [c for lv, c in zip(levels, counts) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None])
+    rest = np.repeat(
+        [i for i, lv in enumerate(levels) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None],
+        [c for lv, c in zip(levels, counts) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None],
+    )
     # Fresh keys: the restricted choice took the smallest ones among its eligible patients, which would bias the rest.
     open_slots = np.argsort(np.where(allocation < 0, rng.random((size, n_patients)), np.inf), axis=1)[:, : len(rest)]
     np.put_along_axis(allocation, open_slots, np.broadcast_to(rest, open_slots.shape), axis=1)
@@ -484,6 +502,7 @@ def os_window(cut: dt.date, study: StudyFile, days_per_month: float = 365.25 / 1
 
 def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """ADSL, ADTTE, the typed registry and provenance of a study folder, as the assets derive them (for scripts and tests)."""
+
     def clean(schema: schemas.FileSchema, path: Path | None = None, keep: tuple[str, ...] = ()) -> pl.DataFrame:
         path = path or study_dir / schema.location
         raw = validation.read_raw(path, schema, label=str(path.relative_to(study_dir)))
@@ -517,9 +536,15 @@ def transcribed_subgroups(subgroups: Sequence[survival.Subgroup] = survival.SUBG
     return [s for s in subgroups if s.column not in ALLOCATED_ADSL_COLUMNS]
 
 
-def study_from_tables(adsl: pl.DataFrame, adtte_at_cut: pl.DataFrame, registry: pl.DataFrame, window: tuple[float, float],
-                      subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS) -> Study:
+def study_from_tables(
+    adsl: pl.DataFrame,
+    adtte_at_cut: pl.DataFrame,
+    registry: pl.DataFrame,
+    window: tuple[float, float],
+    subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS,
+) -> Study:
     """The study's arrays from ADSL, ADTTE at the published cut and the registry; ``window`` bounds a living patient's OS time."""
+
     def endpoint(code: str) -> pl.DataFrame:
         return adtte_at_cut.filter(pl.col("PARAMCD") == code).select("SUBJID", pl.col("AVAL").cast(pl.Float64), "CNSR").sort("SUBJID")
 
@@ -537,7 +562,8 @@ def study_from_tables(adsl: pl.DataFrame, adtte_at_cut: pl.DataFrame, registry: 
     low, high = sorted(dose_counts)
     factors = {
         s.factor: frame.select(pl.when(pl.col(s.column) == s.level).then(1).when(pl.col(s.column) == s.reference).then(0).otherwise(-1))
-        .to_series().to_numpy()
+        .to_series()
+        .to_numpy()
         for s in transcribed_subgroups(subgroups)
     }
     pfs_times = frame["PFS"].to_numpy()
@@ -629,8 +655,18 @@ def _pct(share: float) -> str:
     return f"{100 * share:.1f}%"
 
 
-def summarise(result: str, label: str, rests_on: str, coverage: Coverage, outcome: Outcome, conclusion: str,
-              holds_between: tuple[float, float], decimals: int, figure_id: str | None = None, note: str | None = None) -> dict:
+def summarise(
+    result: str,
+    label: str,
+    rests_on: str,
+    coverage: Coverage,
+    outcome: Outcome,
+    conclusion: str,
+    holds_between: tuple[float, float],
+    decimals: int,
+    figure_id: str | None = None,
+    note: str | None = None,
+) -> dict:
     """One row: range, shipped value, and the shares of reconstructions where ``conclusion`` (value in ``holds_between``) holds or fails.
 
     With interval outcomes, a reconstruction *holds* when every time inside its gaps gives a value in the
@@ -728,29 +764,57 @@ class Sensitivity:
     shipped_consistent: bool
 
 
-def _printed_rows(study: Study, quantity: str, label: str, coverage: Coverage, outcome: Outcome, decimals: int,
-                  imposed: dict[str, tuple[float, int]] | None = None, note: str | None = None) -> list[dict]:
+def _printed_rows(
+    study: Study,
+    quantity: str,
+    label: str,
+    coverage: Coverage,
+    outcome: Outcome,
+    decimals: int,
+    imposed: dict[str, tuple[float, int]] | None = None,
+    note: str | None = None,
+) -> list[dict]:
     """One row per printing of ``quantity``: does the result round to that printing, under how many reconstructions."""
     rows = []
     for row in study.registry.filter(pl.col("quantity") == quantity).iter_rows(named=True):
         half = _half_unit(row["decimals"])
         is_constraint = imposed is not None and imposed.get(quantity.split(".", 1)[1]) == (row["value"], row["decimals"])
-        rows.append(summarise(
-            quantity, f"{label}, {row['source']}", OS_PLACEMENT, coverage, outcome,
-            f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})", (row["value"] - half, row["value"] + half),
-            decimals, figure_id=row["figure_id"], note="imposed: this printing is a constraint of the placements" if is_constraint else note,
-        ))
+        rows.append(
+            summarise(
+                quantity,
+                f"{label}, {row['source']}",
+                OS_PLACEMENT,
+                coverage,
+                outcome,
+                f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})",
+                (row["value"] - half, row["value"] + half),
+                decimals,
+                figure_id=row["figure_id"],
+                note="imposed: this printing is a constraint of the placements" if is_constraint else note,
+            )
+        )
     return rows
 
 
 def _test_rows(result: str, label: str, rests_on: str, coverage: Coverage, tested: tuple, shipped: tuple) -> list[dict]:
     """The log-rank p row (p ≥ 0.05?) and, for two levels, the Cox HR row (HR > 1?) of one subgroup comparison."""
     (p, hr), (shipped_p, shipped_hr) = tested, shipped
-    rows = [summarise(f"{result}.logrank_p", f"{label}: log-rank p", rests_on, coverage, Outcome.point(p, float(shipped_p[0])),
-                      SIGNIFICANT, (survival.SIGNIFICANCE, np.inf), -3)]
+    rows = [
+        summarise(
+            f"{result}.logrank_p",
+            f"{label}: log-rank p",
+            rests_on,
+            coverage,
+            Outcome.point(p, float(shipped_p[0])),
+            SIGNIFICANT,
+            (survival.SIGNIFICANCE, np.inf),
+            -3,
+        )
+    ]
     if hr is not None:
-        rows.append(summarise(f"{result}.hr", f"{label}: Cox HR", rests_on, coverage, Outcome.point(hr, float(shipped_hr[0])),
-                              "HR > 1", (1.0, np.inf), 2))
+        rows.append(
+            summarise(f"{result}.hr", f"{label}: Cox HR", rests_on, coverage, Outcome.point(hr, float(shipped_hr[0])), "HR > 1", (1.0, np.inf), 2)
+        )
     return rows
 
 
@@ -762,26 +826,42 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
     rows = []
     for name, values in (("median", p.median), ("ci_lower", p.ci_lower), ("ci_upper", p.ci_upper)):
         shipped = float(values[shipped_index[0]]) if len(shipped_index) else None
-        rows += _printed_rows(study, f"os.{name}", f"OS {name.replace('ci_', 'CI ')} (SPSS)", exact,
-                              Outcome.point(values, shipped), 3, imposed=p.printed)
+        rows += _printed_rows(
+            study, f"os.{name}", f"OS {name.replace('ci_', 'CI ')} (SPSS)", exact, Outcome.point(values, shipped), 3, imposed=p.printed
+        )
     rates = landmark_rates(p.death_times, p.gaps, LANDMARK_MONTHS)
     shipped_rates = landmark_rates(p.death_times, shipped_gaps, LANDMARK_MONTHS)[0]
     fewest, most = at_risk_bounds(p, p.gaps, lower, upper, LANDMARK_MONTHS)
     shipped_at_risk, _ = at_risk_bounds(p, shipped_gaps, shipped_times, shipped_times, LANDMARK_MONTHS)
     for j, month in enumerate(LANDMARK_MONTHS):
         rounded = round(float(shipped_rates[j]), RATE_DECIMALS)
-        rows.append(summarise(
-            f"os.landmark.{month:g}m.rate", f"OS rate at {month:g} months (Kaplan–Meier S(t))", OS_PLACEMENT, exact,
-            Outcome.point(rates[:, j], float(shipped_rates[j])), f"rounds to the shipped {rounded:.{RATE_DECIMALS}f}",
-            (rounded - _half_unit(RATE_DECIMALS), rounded + _half_unit(RATE_DECIMALS)), 3,
-            note="S(t) depends only on the gaps, not on the time inside them",
-        ))
+        rows.append(
+            summarise(
+                f"os.landmark.{month:g}m.rate",
+                f"OS rate at {month:g} months (Kaplan–Meier S(t))",
+                OS_PLACEMENT,
+                exact,
+                Outcome.point(rates[:, j], float(shipped_rates[j])),
+                f"rounds to the shipped {rounded:.{RATE_DECIMALS}f}",
+                (rounded - _half_unit(RATE_DECIMALS), rounded + _half_unit(RATE_DECIMALS)),
+                3,
+                note="S(t) depends only on the gaps, not on the time inside them",
+            )
+        )
         at_risk = float(shipped_at_risk[0, j])
-        rows.append(summarise(
-            f"os.landmark.{month:g}m.at_risk", f"OS patients at risk at {month:g} months", OS_PLACEMENT, exact,
-            Outcome(fewest[:, j].astype(float), most[:, j].astype(float), at_risk), f"equals the shipped {at_risk:g}",
-            (at_risk, at_risk), 0, note="depends on the time inside a gap that contains the landmark",
-        ))
+        rows.append(
+            summarise(
+                f"os.landmark.{month:g}m.at_risk",
+                f"OS patients at risk at {month:g} months",
+                OS_PLACEMENT,
+                exact,
+                Outcome(fewest[:, j].astype(float), most[:, j].astype(float), at_risk),
+                f"equals the shipped {at_risk:g}",
+                (at_risk, at_risk),
+                0,
+                note="depends on the time inside a gap that contains the landmark",
+            )
+        )
     bounds = followup_bounds(p, p.gaps, lower, upper)
     shipped_bounds = followup_bounds(p, shipped_gaps, shipped_times, shipped_times)
     for name, label in (("median", "Median follow-up (reverse Kaplan–Meier)"), ("min", "Shortest follow-up"), ("max", "Longest follow-up")):
@@ -789,8 +869,19 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
         note = "each placement's value spans the bounds of its gap (and the patients' own bounds)"
         printed = _printed_rows(study, f"followup.{name}", label, exact, outcome, 2, note=note)
         rounded = round(outcome.shipped, 1)
-        rows += printed or [summarise(f"followup.{name}", label, OS_PLACEMENT, exact, outcome, f"rounds to the shipped {rounded:.1f}",
-                                      (rounded - _half_unit(1), rounded + _half_unit(1)), 2, note=note)]
+        rows += printed or [
+            summarise(
+                f"followup.{name}",
+                label,
+                OS_PLACEMENT,
+                exact,
+                outcome,
+                f"rounds to the shipped {rounded:.1f}",
+                (rounded - _half_unit(1), rounded + _half_unit(1)),
+                2,
+                note=note,
+            )
+        ]
     return rows
 
 
@@ -810,7 +901,8 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     n_place = len(p.gaps)
     printed = ", ".join(f"{name.replace('ci_', 'CI ')} {value:g}" for name, (value, _) in p.printed.items())
     exact_os = Coverage(
-        "exact", n_place,
+        "exact",
+        n_place,
         f"exact: all {n_place:,} labelled placements ({p.multisets_consistent} gap multisets reproduce the printed "
         f"{printed}; {p.multisets_feasible:,} feasible of {p.multisets_examined:,} examined)",
     )
@@ -848,7 +940,8 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     dose_index = rng.integers(0, len(dose_all), sample_size)
     halves = (np.arange(sample_size) < sample_size // 2, np.arange(sample_size) >= sample_size // 2)
     sampled = Coverage(
-        "seeded sample", sample_size,
+        "seeded sample",
+        sample_size,
         f"seeded sample (seed {seed}): {sample_size:,} uniform draws of (placement, site allocation, dose allocation) "
         f"from {n_place:,} × {site_total:,} × {len(dose_all):,}; the ranges are the sample's, inner bounds of the true ones",
         halves,
@@ -861,12 +954,46 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
     # (result, label, rests on, sampled inputs, sampled groups, shipped inputs, shipped groups, levels)
     comparisons = (
         ("subgroup.PFS.Primary site", f"PFS, primary site ({n_sites} sites)", site_rests, pfs, site_draw, pfs, study.site, n_sites),
-        ("subgroup.OS.Primary site", f"OS, primary site ({n_sites} sites)", f"{site_rests} and {OS_PLACEMENT}", os_sampled, site_draw, os_shipped, study.site, n_sites),
-        ("subgroup.PFS.Primary site (largest vs rest)", f"PFS, {study.site_levels[largest]} vs other sites", site_rests,
-         pfs, (site_draw == largest).astype(np.int64), pfs, (study.site == largest).astype(np.int64), 2),
-        ("subgroup.OS.Primary site (largest vs rest)", f"OS, {study.site_levels[largest]} vs other sites", f"{site_rests} and {OS_PLACEMENT}",
-         os_sampled, (site_draw == largest).astype(np.int64), os_shipped, (study.site == largest).astype(np.int64), 2),
-        ("subgroup.OS.Starting dose", f"OS, {dose_label}", f"{dose_rests} and {OS_PLACEMENT}", os_sampled, dose_all[dose_index], os_shipped, study.dose, 2),
+        (
+            "subgroup.OS.Primary site",
+            f"OS, primary site ({n_sites} sites)",
+            f"{site_rests} and {OS_PLACEMENT}",
+            os_sampled,
+            site_draw,
+            os_shipped,
+            study.site,
+            n_sites,
+        ),
+        (
+            "subgroup.PFS.Primary site (largest vs rest)",
+            f"PFS, {study.site_levels[largest]} vs other sites",
+            site_rests,
+            pfs,
+            (site_draw == largest).astype(np.int64),
+            pfs,
+            (study.site == largest).astype(np.int64),
+            2,
+        ),
+        (
+            "subgroup.OS.Primary site (largest vs rest)",
+            f"OS, {study.site_levels[largest]} vs other sites",
+            f"{site_rests} and {OS_PLACEMENT}",
+            os_sampled,
+            (site_draw == largest).astype(np.int64),
+            os_shipped,
+            (study.site == largest).astype(np.int64),
+            2,
+        ),
+        (
+            "subgroup.OS.Starting dose",
+            f"OS, {dose_label}",
+            f"{dose_rests} and {OS_PLACEMENT}",
+            os_sampled,
+            dose_all[dose_index],
+            os_shipped,
+            study.dose,
+            2,
+        ),
     )
     sampled_p, shipped_p = {}, {}
     for result, label, rests, inputs, groups, shipped_inputs, shipped_groups, levels in comparisons:
@@ -877,18 +1004,27 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
 
     # The Discussion's claim: no subgroup differs significantly in PFS or OS. Site enters as the paper's one test over its levels.
     claimed = ("subgroup.PFS.Primary site", "subgroup.OS.Primary site", "subgroup.OS.Starting dose")
-    smallest = np.minimum.reduce([
-        *(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()),
-        *(sampled_p[c] for c in claimed),
-        dose_pfs[0][dose_index],
-    ])
+    smallest = np.minimum.reduce(
+        [
+            *(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()),
+            *(sampled_p[c] for c in claimed),
+            dose_pfs[0][dose_index],
+        ]
+    )
     shipped_claim = min(*shipped_smallest, *(shipped_p[c] for c in claimed), float(dose_pfs_shipped[0][0]))
-    rows.append(summarise(
-        "subgroups.none_significant", "Smallest subgroup log-rank p (PFS and OS: each factor above, primary site over its levels, starting dose)",
-        f"{site_rests}, {dose_rests} and {OS_PLACEMENT}", sampled, Outcome.point(smallest, shipped_claim),
-        f"no significant subgroup difference (every {SIGNIFICANT})", (survival.SIGNIFICANCE, np.inf), -3,
-        note="the Discussion's claim; no multiplicity correction, as a reader would judge it",
-    ))
+    rows.append(
+        summarise(
+            "subgroups.none_significant",
+            "Smallest subgroup log-rank p (PFS and OS: each factor above, primary site over its levels, starting dose)",
+            f"{site_rests}, {dose_rests} and {OS_PLACEMENT}",
+            sampled,
+            Outcome.point(smallest, shipped_claim),
+            f"no significant subgroup difference (every {SIGNIFICANT})",
+            (survival.SIGNIFICANCE, np.inf),
+            -3,
+            note="the Discussion's claim; no multiplicity correction, as a reader would judge it",
+        )
+    )
 
     rows += _registry_rows(study.registry, provenance, {r["figure_id"] for r in rows if r["figure_id"]})
     table = pl.DataFrame(rows, schema=SENSITIVITY_SCHEMA, orient="row") if rows else pl.DataFrame(schema=SENSITIVITY_SCHEMA)
@@ -908,12 +1044,27 @@ def _registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: se
             verdict, coverage, text = ROBUST, "imposed", f"the same in every consistent reconstruction: {reason}"
         else:
             verdict, coverage, text = None, "not assessed", "rests on reconstructed inputs this analysis does not vary"
-        rows.append({
-            "result": quantity, "figure_id": row["figure_id"], "label": f"{quantity}, {row['source']}",
-            "rests_on": "nothing reconstructed (Table 3's rows)" if basis == "published_patient_data" else "reconstructed inputs (provenance.csv)",
-            "coverage": coverage, "reconstructions": None, "shipped": None, "minimum": None, "maximum": None,
-            "conclusion": None, "holds": None, "fails": None, "verdict": verdict, "sensitivity_range": text, "note": None,
-        })
+        rows.append(
+            {
+                "result": quantity,
+                "figure_id": row["figure_id"],
+                "label": f"{quantity}, {row['source']}",
+                "rests_on": "nothing reconstructed (Table 3's rows)"
+                if basis == "published_patient_data"
+                else "reconstructed inputs (provenance.csv)",
+                "coverage": coverage,
+                "reconstructions": None,
+                "shipped": None,
+                "minimum": None,
+                "maximum": None,
+                "conclusion": None,
+                "holds": None,
+                "fails": None,
+                "verdict": verdict,
+                "sensitivity_range": text,
+                "note": None,
+            }
+        )
     return rows
 
 

@@ -20,15 +20,17 @@ import polars as pl
 # Agreement: |ours − R| ≤ TOLERANCE · max(1, |R|), both null (not estimable, not reached) also agreeing.
 TOLERANCE = 1e-9
 
-LONG_SCHEMA = pl.Schema({
-    "table": pl.String,
-    "data_cut": pl.String,
-    "endpoint": pl.String,
-    "key": pl.String,
-    "time": pl.Float64,
-    "statistic": pl.String,
-    "value": pl.Float64,
-})
+LONG_SCHEMA = pl.Schema(
+    {
+        "table": pl.String,
+        "data_cut": pl.String,
+        "endpoint": pl.String,
+        "key": pl.String,
+        "time": pl.Float64,
+        "statistic": pl.String,
+        "value": pl.Float64,
+    }
+)
 JOIN_KEYS = ["table", "data_cut", "endpoint", "key", "time", "statistic"]
 
 
@@ -45,25 +47,69 @@ class Compared:
 
 
 COMPARED = (
-    Compared("survival_curves", "Figure 1A/B: Kaplan–Meier steps, n at risk, Greenwood SE, log(−log) band",
-             ("at_risk", "events", "censored", "surv", "std_err", "ci_lower", "ci_upper"), time="time"),
-    Compared("survival_summary", "Table 2 and Results: median PFS and OS with the SPSS and Brookmeyer–Crowley CIs",
-             ("n", "events", "median", "median_midpoint", "se", "ci_lower", "ci_upper"), key="method"),
-    Compared("survival_landmarks", "Figure 1A/B risk table: at risk, cumulative events, S(t) with CI every 3 months",
-             ("at_risk", "events_cum", "censored_cum", "surv", "ci_lower", "ci_upper"), time="month"),
-    Compared("survival_followup", "Results: median follow-up by reverse Kaplan–Meier, and its range",
-             ("n", "censored", "median", "median_midpoint", "ci_lower", "ci_upper", "min", "max")),
-    Compared("survival_subgroups", "Discussion and forest plot: log-rank p, Cox HR (Efron) with CI and Wald p per subgroup",
-             ("n", "events", "median", "median_midpoint", "n_ref", "events_ref", "median_ref", "median_ref_midpoint",
-              "hr", "hr_ci_lower", "hr_ci_upper", "cox_p", "logrank_p"), key="factor"),
-    Compared("response_summary", "Table 2: best overall response, ORR and DCR with Clopper–Pearson CIs",
-             ("n", "denominator", "pct", "ci_lower_pct", "ci_upper_pct"), key="key"),
-    Compared("tumour_shrinkage", "Results: PR rate with and without combination therapy, Fisher's exact p",
-             ("n", "denominator", "pct", "p_value"), key="key", rows=pl.col("key").str.starts_with("pr_rate.")),
-    Compared("baseline_characteristics", "Table 1: counts and percentages, age median and range",
-             ("n", "pct", "value"), key="key"),
-    Compared("adverse_event_summary", "Table 4: patients per term at the worst CTCAE grade",
-             ("total_n", "total_pct", "g12_n", "g12_pct", "g34_n", "g34_pct", "g5_n", "g5_pct"), key="key"),
+    Compared(
+        "survival_curves",
+        "Figure 1A/B: Kaplan–Meier steps, n at risk, Greenwood SE, log(−log) band",
+        ("at_risk", "events", "censored", "surv", "std_err", "ci_lower", "ci_upper"),
+        time="time",
+    ),
+    Compared(
+        "survival_summary",
+        "Table 2 and Results: median PFS and OS with the SPSS and Brookmeyer–Crowley CIs",
+        ("n", "events", "median", "median_midpoint", "se", "ci_lower", "ci_upper"),
+        key="method",
+    ),
+    Compared(
+        "survival_landmarks",
+        "Figure 1A/B risk table: at risk, cumulative events, S(t) with CI every 3 months",
+        ("at_risk", "events_cum", "censored_cum", "surv", "ci_lower", "ci_upper"),
+        time="month",
+    ),
+    Compared(
+        "survival_followup",
+        "Results: median follow-up by reverse Kaplan–Meier, and its range",
+        ("n", "censored", "median", "median_midpoint", "ci_lower", "ci_upper", "min", "max"),
+    ),
+    Compared(
+        "survival_subgroups",
+        "Discussion and forest plot: log-rank p, Cox HR (Efron) with CI and Wald p per subgroup",
+        (
+            "n",
+            "events",
+            "median",
+            "median_midpoint",
+            "n_ref",
+            "events_ref",
+            "median_ref",
+            "median_ref_midpoint",
+            "hr",
+            "hr_ci_lower",
+            "hr_ci_upper",
+            "cox_p",
+            "logrank_p",
+        ),
+        key="factor",
+    ),
+    Compared(
+        "response_summary",
+        "Table 2: best overall response, ORR and DCR with Clopper–Pearson CIs",
+        ("n", "denominator", "pct", "ci_lower_pct", "ci_upper_pct"),
+        key="key",
+    ),
+    Compared(
+        "tumour_shrinkage",
+        "Results: PR rate with and without combination therapy, Fisher's exact p",
+        ("n", "denominator", "pct", "p_value"),
+        key="key",
+        rows=pl.col("key").str.starts_with("pr_rate."),
+    ),
+    Compared("baseline_characteristics", "Table 1: counts and percentages, age median and range", ("n", "pct", "value"), key="key"),
+    Compared(
+        "adverse_event_summary",
+        "Table 4: patients per term at the worst CTCAE grade",
+        ("total_n", "total_pct", "g12_n", "g12_pct", "g34_n", "g34_pct", "g5_n", "g5_pct"),
+        key="key",
+    ),
 )
 TABLES = tuple(c.table for c in COMPARED)
 
@@ -95,22 +141,24 @@ EXCEPTIONS = (
     ),
 )
 
-COMPARISON_SCHEMA = pl.Schema({
-    "table": pl.String,
-    "figure": pl.String,
-    "data_cut": pl.String,
-    "endpoint": pl.String,
-    "key": pl.String,
-    "time": pl.Float64,
-    "statistic": pl.String,
-    "ours": pl.Float64,
-    "r": pl.Float64,
-    "abs_diff": pl.Float64,
-    "tolerance": pl.Float64,
-    "exception": pl.String,
-    "status": pl.String,
-    "reference": pl.String,
-})
+COMPARISON_SCHEMA = pl.Schema(
+    {
+        "table": pl.String,
+        "figure": pl.String,
+        "data_cut": pl.String,
+        "endpoint": pl.String,
+        "key": pl.String,
+        "time": pl.Float64,
+        "statistic": pl.String,
+        "ours": pl.Float64,
+        "r": pl.Float64,
+        "abs_diff": pl.Float64,
+        "tolerance": pl.Float64,
+        "exception": pl.String,
+        "status": pl.String,
+        "reference": pl.String,
+    }
+)
 # Statuses: agree, disagree, missing_in_r, missing_in_ours; a run that could not happen is one row "not_run".
 AGREE, DISAGREE, MISSING_IN_R, MISSING_IN_OURS, NOT_RUN = "agree", "disagree", "missing_in_r", "missing_in_ours", "not_run"
 
@@ -185,9 +233,12 @@ def compare(ours: pl.DataFrame, reference: pl.DataFrame, reference_name: str) ->
             tolerance=pl.col("tolerance").fill_null(TOLERANCE),
         )
         .with_columns(
-            status=pl.when(pl.col("_in_r").is_null()).then(pl.lit(MISSING_IN_R))
-            .when(pl.col("_in_ours").is_null()).then(pl.lit(MISSING_IN_OURS))
-            .when(agrees.fill_null(False)).then(pl.lit(AGREE))
+            status=pl.when(pl.col("_in_r").is_null())
+            .then(pl.lit(MISSING_IN_R))
+            .when(pl.col("_in_ours").is_null())
+            .then(pl.lit(MISSING_IN_OURS))
+            .when(agrees.fill_null(False))
+            .then(pl.lit(AGREE))
             .otherwise(pl.lit(DISAGREE)),
             reference=pl.lit(reference_name),
         )
@@ -213,22 +264,32 @@ def verification_summary(table: pl.DataFrame) -> dict:
     ran = table.filter(pl.col("status") != NOT_RUN)
     reference = cast(str, table["reference"].drop_nulls().first()) if table.height else "not run: no comparison recorded"
     if ran.is_empty():
-        summary: dict[str, Any] = {"status": reference, "reference": reference, "comparisons": 0, "agreed": 0, "disagreed": 0,
-                   "missing": 0, "figures": [], "exceptions": []}
+        summary: dict[str, Any] = {
+            "status": reference,
+            "reference": reference,
+            "comparisons": 0,
+            "agreed": 0,
+            "disagreed": 0,
+            "missing": 0,
+            "figures": [],
+            "exceptions": [],
+        }
         summary["markdown"] = f"**Independent verification (R):** {reference}. Nothing was compared."
         return summary
     counts = ran["status"].value_counts()
     count = dict(zip(counts["status"], counts["count"]))
-    figures = (
-        ran.group_by("table", "figure", maintain_order=True)
-        .agg(comparisons=pl.len(), agreed=(pl.col("status") == AGREE).sum())
-        .sort("table")
-    )
+    figures = ran.group_by("table", "figure", maintain_order=True).agg(comparisons=pl.len(), agreed=(pl.col("status") == AGREE).sum()).sort("table")
     used = ran.filter(pl.col("exception").is_not_null()).group_by("exception").len()
     used_count = dict(zip(used["exception"], used["len"]))
     exceptions = [
-        {"name": e.name, "tables": list(e.tables), "statistics": list(e.statistics), "tolerance": e.tolerance,
-         "reason": e.reason, "comparisons": int(used_count.get(e.name, 0))}
+        {
+            "name": e.name,
+            "tables": list(e.tables),
+            "statistics": list(e.statistics),
+            "tolerance": e.tolerance,
+            "reason": e.reason,
+            "comparisons": int(used_count.get(e.name, 0)),
+        }
         for e in EXCEPTIONS
     ]
     agreed = int(count.get(AGREE, 0))

@@ -5,7 +5,6 @@ records it is made from (unless the study's ``study.toml`` allows excluding them
 data cuts, are evaluated on the candidate in the asset's own step; a failure keeps the last good table.
 """
 
-
 import polars as pl
 from dagster import (
     AssetCheckResult,
@@ -20,14 +19,13 @@ from dagster import (
 )
 
 from lms_assets import adam
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.study import STUDY_FILE, Study
 from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
-from lms_assets.defs.records import study_of
 from lms_assets.defs.metadata import preview
+from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
+from lms_assets.records import schemas, validation
+from lms_assets.records.study import STUDY_FILE, Study
 
 KINDS = {"polars", "duckdb"}
 NO_QUARANTINED_ROWS = "no_quarantined_rows"
@@ -58,10 +56,7 @@ def _quarantine_result(context: AssetExecutionContext, settings: Study, quaranti
     if settings.exclude_quarantined_rows:
         description = f"{summary}. Left out: {STUDY_FILE} sets exclude_quarantined_rows = true."
     else:
-        description = (
-            f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true "
-            f"in {STUDY_FILE}."
-        )
+        description = f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true in {STUDY_FILE}."
     context.log.warning(description)
     return AssetCheckResult(
         check_name=NO_QUARANTINED_ROWS,
@@ -151,7 +146,11 @@ def adsl(
     check_specs=[_quarantine_spec("adrs"), _has_patients_spec("adrs")],
 )
 def adrs(
-    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, raw_response: pl.DataFrame, quarantine: pl.DataFrame
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    study_folder: StudyFolder,
+    raw_response: pl.DataFrame,
+    quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
@@ -190,7 +189,11 @@ def adrs(
     ],
 )
 def adtte(
-    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, raw_followup: pl.DataFrame, quarantine: pl.DataFrame
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    study_folder: StudyFolder,
+    raw_followup: pl.DataFrame,
+    quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
@@ -211,8 +214,7 @@ def adtte(
         data_cuts=", ".join(cuts),
         # Which version of each follow-up file produced these rows, so later numbers can be traced to it.
         followup_versions=MetadataValue.md(
-            "| data cut | file | sha256 |\n|---|---|---|\n"
-            + "\n".join(f"| {c} | {f} | `{h}` |" for c, f, h, _ in versions.iter_rows())
+            "| data cut | file | sha256 |\n|---|---|---|\n" + "\n".join(f"| {c} | {f} | `{h}` |" for c, f, h, _ in versions.iter_rows())
         ),
     )
     yield from gate.publish(context, io_manager, candidate, results, metadata)
@@ -288,7 +290,8 @@ def adae(
         "adrs": AssetIn("adrs", metadata={"columns": ["SUBJID"]}),
         "adtte": AssetIn("adtte", metadata={"columns": ["DATACUT", "SUBJID", "PARAMCD"]}),
     },
-    description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.")
+    description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.",
+)
 def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     # ADSL is read, not taken as an input: Dagster would load the check's own asset whole (see read_columns).
     ids = set(io_manager.read_columns("adsl", ["SUBJID"])["SUBJID"].to_list())

@@ -73,7 +73,9 @@ class _PoolWatch(threading.Thread):
             elif (claim.run_id, claim.state) not in self.named:
                 self.named.add((claim.run_id, claim.state))
                 if claim.state == "alive":
-                    self.context.log.info(f"Waiting for run {claim.run_id} (step {', '.join(claim.steps)}), which holds the {DUCKDB_POOL} pool slot: {claim.detail}.")
+                    self.context.log.info(
+                        f"Waiting for run {claim.run_id} (step {', '.join(claim.steps)}), which holds the {DUCKDB_POOL} pool slot: {claim.detail}."
+                    )
                 else:
                     self.context.log.warning(
                         f"Waiting for run {claim.run_id} (step {', '.join(claim.steps)}), which holds the {DUCKDB_POOL} pool slot; "

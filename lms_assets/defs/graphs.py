@@ -11,15 +11,12 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetIn, ConfigurableIOManager, Failure, InputContext, Output, OutputContext, asset
 
-from lms_assets.graphs.history import history_chart
-from lms_assets.graphs import adverse_events
-from lms_assets.graphs import km
-from lms_assets.graphs import render
-from lms_assets.graphs import waterfall
+from lms_assets.defs.audit.published import published_cut, typed_registry
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import chart_output
-from lms_assets.defs.audit.published import published_cut, typed_registry
 from lms_assets.defs.resources import OutputsFolder
+from lms_assets.graphs import adverse_events, km, render, waterfall
+from lms_assets.graphs.history import history_chart
 
 CHART_IO_MANAGER = "chart_io_manager"
 
@@ -38,8 +35,14 @@ class ChartIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: render.Chart) -> None:
         png, about = self._paths(context)
         png.parent.mkdir(parents=True, exist_ok=True)
-        fields = {"name": obj.name, "title": obj.title, "description": obj.description, "data_cut": obj.data_cut,
-                  "html": obj.html, "png_sha256": hashlib.sha256(obj.png).hexdigest()}
+        fields = {
+            "name": obj.name,
+            "title": obj.title,
+            "description": obj.description,
+            "data_cut": obj.data_cut,
+            "html": obj.html,
+            "png_sha256": hashlib.sha256(obj.png).hexdigest(),
+        }
         # Each file replaced whole, the PNG first: the JSON written last names the PNG it belongs to.
         for path, data in ((png, obj.png), (about, json.dumps(fields, indent=1).encode())):
             tmp = path.with_suffix(path.suffix + ".tmp")
@@ -90,7 +93,9 @@ def _records_cut(cut: object | None, file: str) -> str:
         "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
     ),
 )
-def waterfall_plot(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
+def waterfall_plot(
+    outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame
+) -> Output[render.Chart]:
     cut = published_cut(typed_registry(raw_published_figures))
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total, cut)
@@ -109,7 +114,9 @@ def waterfall_plot(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.D
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame) -> Output[render.Chart]:
+def adverse_event_chart(
+    outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame
+) -> Output[render.Chart]:
     cut = published_cut(typed_registry(raw_published_figures))
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
     chart = adverse_events.adverse_event_chart(rows, terms, cut)
@@ -178,7 +185,6 @@ def subgroup_forest_plot(outputs_folder: OutputsFolder, survival_subgroups: pl.D
     return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest), outputs_folder.root)
 
 
-
 @asset(
     pool=DUCKDB_POOL,
     group_name=CHARTS,
@@ -195,5 +201,9 @@ def subgroup_forest_plot(outputs_folder: OutputsFolder, survival_subgroups: pl.D
 def followup_history_chart(outputs_folder: OutputsFolder, followup_history: pl.DataFrame) -> Output[render.Chart]:
     chart = history_chart(followup_history)
     return chart_output(
-        chart, "Medians across data cuts", _cuts_words(followup_history["data_cut"]), outputs_folder.root, data_cuts=followup_history["data_cut"].n_unique()
+        chart,
+        "Medians across data cuts",
+        _cuts_words(followup_history["data_cut"]),
+        outputs_folder.root,
+        data_cuts=followup_history["data_cut"].n_unique(),
     )

@@ -7,8 +7,8 @@ import altair as alt
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output
 
-from lms_assets.graphs import render
 from lms_assets.defs.gate import exclusion_metadata
+from lms_assets.graphs import render
 
 PREVIEW_ROWS = 25
 # Every materialization's metadata is kept in the event log for good: a preview holds at most
@@ -63,9 +63,7 @@ PNG_SCALE = 2.0
 
 def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     """Larger axis and legend type, and legend labels never cut short ("…(publish…")."""
-    return chart.configure_axis(labelFontSize=13, titleFontSize=14).configure_legend(
-        labelFontSize=13, titleFontSize=13, labelLimit=0, symbolLimit=0
-    )
+    return chart.configure_axis(labelFontSize=13, titleFontSize=14).configure_legend(labelFontSize=13, titleFontSize=13, labelLimit=0, symbolLimit=0)
 
 
 def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: Path, **extra) -> Output[render.Chart]:

@@ -1,10 +1,9 @@
 """Group ``ingest``: every record file loaded into DuckDB as it arrived, and the quarantine of bad rows."""
 
-
-import polars as pl
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -17,14 +16,13 @@ from dagster import (
     asset,
 )
 
-from lms_assets.records import schemas
-from lms_assets.records import validation
-from lms_assets.records.study import Study
-from lms_assets.records.validation import FILE, ROW
+from lms_assets.defs.audit.published import bounded
 from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.audit.published import bounded
 from lms_assets.defs.resources import StudyFolder
+from lms_assets.records import schemas, validation
+from lms_assets.records.study import Study
+from lms_assets.records.validation import FILE, ROW
 
 KINDS = {"csv", "duckdb"}
 # A bad file's message is shown to every UI user; long enough for the expected column list, no more.
@@ -51,7 +49,7 @@ def study_of(study_folder: StudyFolder) -> Study:
 def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, path: Path) -> Output[pl.DataFrame]:
     """An optional file the study does not have: an empty table of its columns, saying so."""
     context.log.info(f"No {schema.location} in the study folder: stored as an empty table")
-    frame = pl.DataFrame(schema={**{c: pl.String for c in schema.column_names}, FILE: pl.String, ROW: pl.Int64, "content_hash": pl.String})
+    frame = pl.DataFrame(schema={**dict.fromkeys(schema.column_names, pl.String), FILE: pl.String, ROW: pl.Int64, "content_hash": pl.String})
     return Output(
         frame,
         data_version=DataVersion("absent"),
@@ -137,8 +135,7 @@ CUTS_DISTINCT = "followup_cuts_distinct"
             CUTS_DISTINCT,
             asset="raw_followup",
             description=(
-                "Warns when a cut file is byte-identical to an earlier one (a copy under a new date, not new "
-                "follow-up), naming both files."
+                "Warns when a cut file is byte-identical to an earlier one (a copy under a new date, not new follow-up), naming both files."
             ),
         )
     ],
@@ -215,7 +212,12 @@ def quarantine(
     raw_provenance: pl.DataFrame,
 ):
     rows = validation.quarantine_rows(
-        raw_patients, raw_patient_allocations, raw_response, raw_followup, raw_adverse_events, raw_published_figures,
+        raw_patients,
+        raw_patient_allocations,
+        raw_response,
+        raw_followup,
+        raw_adverse_events,
+        raw_published_figures,
         raw_provenance,
     )
     summary = validation.describe_quarantine(rows) if rows.height else None

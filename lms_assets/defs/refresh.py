@@ -12,25 +12,26 @@ from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
+    Output,
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
-    Output,
     SkipReason,
     asset,
     define_asset_job,
     sensor,
 )
 
-from lms_assets.tables.survival import median_history
-from lms_assets.records import validation
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
 from lms_assets.defs.metadata import table_output
 from lms_assets.defs.resources import StudyFolder
+from lms_assets.records import validation
+from lms_assets.tables.survival import median_history
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
 WEEKLY_CRON = "0 6 * * 1"
+
 
 @asset(
     group_name=REFRESH,
@@ -53,10 +54,7 @@ followup_refresh_job = define_asset_job(
     # With everything those assets read, so the first run on an empty warehouse succeeds too; the
     # extra steps only re-read the small record files.
     selection=AssetSelection.assets("raw_followup").downstream().upstream(),
-    description=(
-        "Re-runs everything that depends on the follow-up files (ADTTE, survival, charts, audit, report), "
-        "with the record files they read."
-    ),
+    description=("Re-runs everything that depends on the follow-up files (ADTTE, survival, charts, audit, report), with the record files they read."),
 )
 
 full_refresh_job = define_asset_job(

@@ -10,15 +10,14 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
-from lms_assets.graphs import render
-from lms_assets.report import page
-from lms_assets.records import schemas
-from lms_assets.records import validation
 from lms_assets.defs import graphs, records
+from lms_assets.defs.audit.published import FIGURE_SOURCES
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.audit.published import FIGURE_SOURCES
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
+from lms_assets.graphs import render
+from lms_assets.records import schemas, validation
+from lms_assets.report import page
 
 # After the study's own title (its study.toml).
 TITLE_SUFFIX = "recomputation and audit of the published figures"
@@ -41,9 +40,7 @@ TABLES = (
     ("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ("adverse_event_summary",)),
 )
 # survival_summary has no key column: its rows in Table 2 are named here (its figures use the SPSS method).
-SURVIVAL_ROWS = pl.DataFrame(
-    {"key": ["pfs", "os"], "label": ["Median PFS, months (95% CI, SPSS method)", "Median OS, months (95% CI, SPSS method)"]}
-)
+SURVIVAL_ROWS = pl.DataFrame({"key": ["pfs", "os"], "label": ["Median PFS, months (95% CI, SPSS method)", "Median OS, months (95% CI, SPSS method)"]})
 
 
 def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -52,7 +49,9 @@ def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     for name, table in raw_tables.items():
         if table.is_empty():
             rows.append({"file": RAW_LOCATIONS.get(name, name), "sha256": NO_ROWS, "rows": 0})
-        rows += [{"file": f, "sha256": h, "rows": n} for f, h, n in table.group_by("_file", "content_hash", maintain_order=True).len("rows").iter_rows()]
+        rows += [
+            {"file": f, "sha256": h, "rows": n} for f, h, n in table.group_by("_file", "content_hash", maintain_order=True).len("rows").iter_rows()
+        ]
     return pl.DataFrame(rows, schema={"file": pl.String, "sha256": pl.String, "rows": pl.Int64}).sort("file")
 
 
@@ -149,7 +148,7 @@ def study_report(
     files = record_files(raw_tables)
     report = page.ReportInputs(
         title=f"{records.study_of(study_folder).title}: {TITLE_SUFFIX}",
-        generated_at=dt.datetime.now(dt.timezone.utc),
+        generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
         patients=adsl.height,
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
@@ -162,9 +161,7 @@ def study_report(
         audit=figure_audit,
         quarantine=quarantine,
         files=files,
-        provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(
-            schemas.PROVENANCE.column_names
-        ),
+        provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(schemas.PROVENANCE.column_names),
         versions=page.package_versions(),
         verification=independent_verification,
         sensitivity=reconstruction_sensitivity,

@@ -5,7 +5,6 @@ IO manager (each asset one DuckDB table named after it, replaced atomically).
 the environment.
 """
 
-
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,6 @@ from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
 
 from lms_assets import dictionary
-
 from lms_assets.records.study import Study, load_study
 
 # Each location's environment variable and its default (relative to the working directory), read once by

@@ -55,23 +55,27 @@ def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object |
         alt.Tooltip("n:Q", title="Patients"),
         alt.Tooltip("pct:Q", title="% of all patients", format=".1f"),
     ]
-    bars = alt.Chart(long).mark_bar().encode(
-        y=y,
-        x=alt.X(
-            "n:Q",
-            stack="zero",
-            title=f"Patients with the event, counted once at their worst grade (of {denominator:,})",
-            # Room to the right of the longest bar for its "n (%)" label.
-            scale=alt.Scale(domain=[0, max(1, long["total_n"].max() or 0) * 1.25], nice=False),
-            axis=alt.Axis(tickMinStep=1, format="d"),
-        ),
-        color=alt.Color(
-            "grade_group:N",
-            scale=alt.Scale(domain=grades, range=[GRADE_COLOURS[g] for g in grades]),
-            legend=alt.Legend(title="Worst CTCAE grade", orient="top", titleOrient="left"),
-        ),
-        order=alt.Order("grade_order:Q"),
-        tooltip=tooltip,
+    bars = (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            y=y,
+            x=alt.X(
+                "n:Q",
+                stack="zero",
+                title=f"Patients with the event, counted once at their worst grade (of {denominator:,})",
+                # Room to the right of the longest bar for its "n (%)" label.
+                scale=alt.Scale(domain=[0, max(1, long["total_n"].max() or 0) * 1.25], nice=False),
+                axis=alt.Axis(tickMinStep=1, format="d"),
+            ),
+            color=alt.Color(
+                "grade_group:N",
+                scale=alt.Scale(domain=grades, range=[GRADE_COLOURS[g] for g in grades]),
+                legend=alt.Legend(title="Worst CTCAE grade", orient="top", titleOrient="left"),
+            ),
+            order=alt.Order("grade_order:Q"),
+            tooltip=tooltip,
+        )
     )
     totals = long.unique(subset=["rank"], keep="first").with_columns(
         pl.format("{} ({}%)", pl.col("total_n"), pl.col("total_pct").round(1)).alias("label")

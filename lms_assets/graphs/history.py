@@ -75,6 +75,8 @@ def history_chart(table: pl.DataFrame) -> alt.TopLevelMixin:
         f"Data cuts {', '.join(cuts)}." if len(cuts) > 1 else f"Data cut {cuts[0]}." if cuts else "No data cut.",
         "A missing point or interval end: median or bound not reached at that cut. Without event: at risk or censored.",
     ]
-    return alt.hconcat(*(_panel(data, e, cuts) for e in endpoints), spacing=30).properties(
-        title=alt.TitleParams("Median survival across data cuts", subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
-    ).configure_view(stroke=None)
+    return (
+        alt.hconcat(*(_panel(data, e, cuts) for e in endpoints), spacing=30)
+        .properties(title=alt.TitleParams("Median survival across data cuts", subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12))
+        .configure_view(stroke=None)
+    )

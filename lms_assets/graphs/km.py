@@ -57,8 +57,10 @@ def compact_count(n: int) -> str:
 
 def _with_origin(curve: pl.DataFrame) -> pl.DataFrame:
     """Every curve starts at S(0) = 1 with a band of width zero."""
-    origin = curve.select("series").unique().with_columns(
-        time=pl.lit(0.0), surv=pl.lit(1.0), ci_lower=pl.lit(1.0), ci_upper=pl.lit(1.0), censored=pl.lit(0, dtype=pl.Int64)
+    origin = (
+        curve.select("series")
+        .unique()
+        .with_columns(time=pl.lit(0.0), surv=pl.lit(1.0), ci_lower=pl.lit(1.0), ci_upper=pl.lit(1.0), censored=pl.lit(0, dtype=pl.Int64))
     )
     return pl.concat([origin, curve.select(origin.columns)], how="vertical_relaxed").sort("series", "time", maintain_order=True)
 
@@ -96,9 +98,7 @@ def km_plot(
     y_axis = alt.Axis(values=[0, 0.25, 0.5, 0.75, 1.0], format=".2f", title=Y_TITLE, grid=False)
     # A faint fill per cut, edged by thin lines of its colour: overlapping bands stay two tints with two
     # outlines instead of blending into one grey area.
-    band = base.mark_area(interpolate="step-after", opacity=BAND_OPACITY).encode(
-        y=alt.Y("ci_lower:Q", scale=y_scale, axis=y_axis), y2="ci_upper:Q"
-    )
+    band = base.mark_area(interpolate="step-after", opacity=BAND_OPACITY).encode(y=alt.Y("ci_lower:Q", scale=y_scale, axis=y_axis), y2="ci_upper:Q")
     band_edges = [
         base.mark_line(interpolate="step-after", strokeWidth=0.8, opacity=0.7).encode(
             y=alt.Y(f"{bound}:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=None)
@@ -114,19 +114,22 @@ def km_plot(
     ]
     # One layer per series, in series order, so the dashed ones lie on top of the solid one.
     lines = [
-        base.transform_filter(alt.datum.series == name).mark_line(interpolate="step-after", strokeWidth=2.5 if i == 0 else 2).encode(
-            y=alt.Y("surv:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=legend), tooltip=tooltip
-        )
+        base.transform_filter(alt.datum.series == name)
+        .mark_line(interpolate="step-after", strokeWidth=2.5 if i == 0 else 2)
+        .encode(y=alt.Y("surv:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=legend), tooltip=tooltip)
         for i, name in enumerate(series)
     ]
-    censor_marks = base.transform_filter(alt.datum.censored > 0).mark_point(shape="M0,-1L0,1", size=70, strokeWidth=1.5, filled=False).encode(
-        y=alt.Y("surv:Q"),
-        tooltip=[alt.Tooltip("time:Q", title="Censored at month", format=".1f"), alt.Tooltip("censored:Q", title="Censored")],
+    censor_marks = (
+        base.transform_filter(alt.datum.censored > 0)
+        .mark_point(shape="M0,-1L0,1", size=70, strokeWidth=1.5, filled=False)
+        .encode(
+            y=alt.Y("surv:Q"),
+            tooltip=[alt.Tooltip("time:Q", title="Censored at month", format=".1f"), alt.Tooltip("censored:Q", title="Censored")],
+        )
     )
     reached = medians.filter(pl.col("median").is_not_null())
-    median_lines = (
-        alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas())
-        .mark_rule(strokeDash=[1.5, 3], color="#555555", strokeWidth=1.5)
+    median_lines = alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas()).mark_rule(
+        strokeDash=[1.5, 3], color="#555555", strokeWidth=1.5
     )
     most_censor_marks = drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max() or 0
     layers = [band, *band_edges, *lines] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
@@ -148,7 +151,11 @@ def km_plot(
         .mark_text(fontSize=11)
         .encode(
             x=alt.X("month:Q", scale=x_scale, axis=None),
-            y=alt.Y("row:N", sort=table["row"].unique(maintain_order=True).to_list(), axis=alt.Axis(title=None, domain=False, ticks=False, labelFontSize=11, labelPadding=30)),
+            y=alt.Y(
+                "row:N",
+                sort=table["row"].unique(maintain_order=True).to_list(),
+                axis=alt.Axis(title=None, domain=False, ticks=False, labelFontSize=11, labelPadding=30),
+            ),
             text="label:N",
             color=alt.Color("series:N", scale=colours, legend=None),
         )
@@ -158,9 +165,11 @@ def km_plot(
             title=alt.TitleParams("Number at risk (cumulative events)", anchor="start", fontSize=12, fontWeight="normal"),
         )
     )
-    return alt.vconcat(curve_chart, risk_table, spacing=8).properties(
-        title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
-    ).configure_view(stroke=None)
+    return (
+        alt.vconcat(curve_chart, risk_table, spacing=8)
+        .properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12))
+        .configure_view(stroke=None)
+    )
 
 
 NOT_REACHED = "not reached"
@@ -226,7 +235,11 @@ def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt
         estimated = data.transform_filter(alt.datum.hr != None)  # noqa: E711 - a Vega expression, not Python
         one = alt.Chart(pl.DataFrame({"hr": [1.0]}).to_pandas()).mark_rule(strokeDash=[4, 3], color="#777777").encode(x=alt.X("hr:Q", scale=x_scale))
         whiskers = estimated.mark_rule(strokeWidth=2, color=SERIES_COLOURS[0]).encode(
-            x=alt.X("hr_ci_lower:Q", scale=x_scale, axis=alt.Axis(title="Hazard ratio (log scale)", values=[0.1, 0.25, 0.5, 1, 2, 4, 10], format="~g", grid=False)),
+            x=alt.X(
+                "hr_ci_lower:Q",
+                scale=x_scale,
+                axis=alt.Axis(title="Hazard ratio (log scale)", values=[0.1, 0.25, 0.5, 1, 2, 4, 10], format="~g", grid=False),
+            ),
             x2="hr_ci_upper:Q",
             y=y,
         )
@@ -251,14 +264,18 @@ def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt
             .properties(width=175, height=height, title=alt.TitleParams("HR (95% CI), log-rank p", anchor="start", fontSize=12))
         )
         panels += [panel, text]
-    return alt.hconcat(*panels, spacing=6).properties(
-        title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
-    ).configure_view(stroke=None)
+    return (
+        alt.hconcat(*panels, spacing=6)
+        .properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12))
+        .configure_view(stroke=None)
+    )
 
 
 def no_data(message: str) -> alt.Chart:
     """A placeholder that says why there is nothing to draw."""
-    return alt.Chart(pl.DataFrame({"message": [message]}).to_pandas()).mark_text(fontSize=14).encode(text="message:N").properties(width=WIDTH, height=60)
+    return (
+        alt.Chart(pl.DataFrame({"message": [message]}).to_pandas()).mark_text(fontSize=14).encode(text="message:N").properties(width=WIDTH, height=60)
+    )
 
 
 def series_of(cuts: list, latest, published) -> dict:
@@ -288,7 +305,11 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
 
     def pick(frame: pl.DataFrame) -> pl.DataFrame:
         chosen = frame.filter((pl.col("endpoint") == endpoint) & pl.col("data_cut").is_in(list(labels))).with_columns(series=label_of)
-        return chosen.with_columns(_order=pl.col("data_cut").replace_strict({c: i for i, c in enumerate(labels)}, return_dtype=pl.Int64)).sort("_order", maintain_order=True).drop("_order")
+        return (
+            chosen.with_columns(_order=pl.col("data_cut").replace_strict({c: i for i, c in enumerate(labels)}, return_dtype=pl.Int64))
+            .sort("_order", maintain_order=True)
+            .drop("_order")
+        )
 
     rows = pick(summary)
     spss = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "spss").iter_rows(named=True)}

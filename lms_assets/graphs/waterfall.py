@@ -107,17 +107,19 @@ def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = No
         tooltip=tooltip,
     )
     therapies = sorted(c for c in data["combination"].drop_nulls().unique().to_list())
-    markers = base.transform_filter("isValid(datum.combination)").mark_point(
-        filled=True, size=70 if labelled else 25, color="black"
-    ).encode(
-        x=x,
-        y=alt.Y("marker_y:Q"),
-        shape=alt.Shape(
-            "combination:N",
-            scale=alt.Scale(domain=therapies, range=[COMBINATION_SHAPES.get(t, FALLBACK_SHAPE) for t in therapies]),
-            legend=alt.Legend(title="Combined with anlotinib", orient="right", titleLimit=0, labelLimit=0),
-        ),
-        tooltip=tooltip,
+    markers = (
+        base.transform_filter("isValid(datum.combination)")
+        .mark_point(filled=True, size=70 if labelled else 25, color="black")
+        .encode(
+            x=x,
+            y=alt.Y("marker_y:Q"),
+            shape=alt.Shape(
+                "combination:N",
+                scale=alt.Scale(domain=therapies, range=[COMBINATION_SHAPES.get(t, FALLBACK_SHAPE) for t in therapies]),
+                legend=alt.Legend(title="Combined with anlotinib", orient="right", titleLimit=0, labelLimit=0),
+            ),
+            tooltip=tooltip,
+        )
     )
     thresholds = pl.DataFrame({"y": [PR_THRESHOLD, PD_THRESHOLD]})
     rules = alt.Chart(thresholds).mark_rule(strokeDash=[6, 4], color="#333333").encode(y="y:Q")
@@ -126,21 +128,14 @@ def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = No
     pd_label = pl.DataFrame({"y": [PD_THRESHOLD], "label": [f"{PD_THRESHOLD:+.0f}%: progression threshold (judged from nadir)"]})
     label_style = {"fontSize": 11, "color": "#333333"}
     rule_labels = [
-        alt.Chart(pr_label)
-        .mark_text(align="left", baseline="top", dx=4, dy=3, **label_style)
-        .encode(y="y:Q", text="label:N", x=alt.value(0)),
+        alt.Chart(pr_label).mark_text(align="left", baseline="top", dx=4, dy=3, **label_style).encode(y="y:Q", text="label:N", x=alt.value(0)),
         alt.Chart(pd_label)
         .mark_text(align="right", baseline="bottom", dx=-4, dy=-3, **label_style)
         .encode(y="y:Q", text="label:N", x=alt.value("width")),
     ]
     zero = alt.Chart(pl.DataFrame({"y": [0.0]})).mark_rule(color="black", strokeWidth=0.8).encode(y="y:Q")
-    return (
-        alt.layer(bars_layer, zero, rules, *rule_labels, markers)
-        .properties(
-            width=min(800, max(420, 26 * bars.height)),
-            height=380,
-            title=alt.Title(
-                "Best change in tumour size from baseline, per patient", subtitle=_subtitle(bars.height, total, data_cut), anchor="start"
-            ),
-        )
+    return alt.layer(bars_layer, zero, rules, *rule_labels, markers).properties(
+        width=min(800, max(420, 26 * bars.height)),
+        height=380,
+        title=alt.Title("Best change in tumour size from baseline, per patient", subtitle=_subtitle(bars.height, total, data_cut), anchor="start"),
     )

@@ -137,8 +137,18 @@ FOLLOWUP = FileSchema(
 # it reaches charts, the report and the UI, so anything else (a misspelling, markup) is quarantined with the
 # list; a study that records another term adds it here.
 AE_TERMS = (
-    "ALT elevation", "Anemia", "Constipation", "Diarrhea", "Fatigue", "Hand foot skin syndrome", "Hypertension",
-    "Hypoproteinemia", "Insomnia", "Local Pain", "Nausea/vomiting", "Oral ulcers",
+    "ALT elevation",
+    "Anemia",
+    "Constipation",
+    "Diarrhea",
+    "Fatigue",
+    "Hand foot skin syndrome",
+    "Hypertension",
+    "Hypoproteinemia",
+    "Insomnia",
+    "Local Pain",
+    "Nausea/vomiting",
+    "Oral ulcers",
 )
 
 ADVERSE_EVENTS = FileSchema(

@@ -25,15 +25,17 @@ from lms_assets.records.schemas import OPTIONAL_COLUMNS, FileSchema
 ROW = "_row"
 FILE = "_file"
 
-QUARANTINE_SCHEMA = pl.Schema({
-    "file": pl.String,
-    "row": pl.Int64,
-    "column": pl.String,
-    "value": pl.String,
-    "reason": pl.String,
-    # The row's patient number as written (null in files about no patient), so exclusions can be counted.
-    "patient_id": pl.String,
-})
+QUARANTINE_SCHEMA = pl.Schema(
+    {
+        "file": pl.String,
+        "row": pl.Int64,
+        "column": pl.String,
+        "value": pl.String,
+        "reason": pl.String,
+        # The row's patient number as written (null in files about no patient), so exclusions can be counted.
+        "patient_id": pl.String,
+    }
+)
 
 # The longest line in the shipped files is under 300 characters; these limits are far above any real record
 # and far below what would make a message, the warehouse or the report grow without bound.
@@ -98,9 +100,7 @@ def resolve_inside(study_dir: Path, relative: str) -> Path:
 def cut_date_of(path: Path) -> dt.date:
     """The data-cut date a follow-up file is named by (``YYYY-MM-DD.csv``; the extension in any case)."""
     if path.suffix.lower() != ".csv" or not _ISO_DATE_STEM.match(path.stem):
-        raise RecordFileError(
-            f"followup/{excerpt(path.name)}: follow-up files must be named by their ISO cut date, e.g. 2021-03-31.csv"
-        )
+        raise RecordFileError(f"followup/{excerpt(path.name)}: follow-up files must be named by their ISO cut date, e.g. 2021-03-31.csv")
     try:
         return dt.date.fromisoformat(path.stem)
     except ValueError as err:
@@ -227,7 +227,7 @@ def _check_line_lengths(label: str, text: str) -> None:
         line = text.count("\n", 0, long_line.start()) + 1
         start = text.rfind("\n", 0, long_line.start()) + 1
         raise RecordFileError(
-            f"{label}: line {line} is longer than {MAX_LINE_CHARS:,} characters (it starts '{excerpt(text[start:start + 200])}'); "
+            f"{label}: line {line} is longer than {MAX_LINE_CHARS:,} characters (it starts '{excerpt(text[start : start + 200])}'); "
             "no record of a study is that long: is this the right file?"
         )
 
@@ -382,9 +382,7 @@ def problems(raw: pl.DataFrame, schema: FileSchema) -> pl.DataFrame:
             collect(typed_value > column.maximum, column.name, f"above the maximum {column.maximum:g}")
 
     typed_only = typed.select(FILE, ROW, *[pl.col(f"__{c.name}").alias(c.name) for c in schema.columns])
-    typed_only = typed_only.with_columns(
-        raw.select(*(pl.col(c.name).alias(f"__raw_{c.name}") for c in schema.columns), patient.alias("__patient"))
-    )
+    typed_only = typed_only.with_columns(raw.select(*(pl.col(c.name).alias(f"__raw_{c.name}") for c in schema.columns), patient.alias("__patient")))
     for rule in schema.row_rules:
         bad = typed_only.filter(rule.violated.fill_null(False))
         checks.append(

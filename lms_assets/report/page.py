@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from lms_assets.audit import consistency as audit_rules
-from lms_assets.tables import printed as fig
+from lms_assets.audit import verification
 from lms_assets.graphs import render
 from lms_assets.graphs.render import Chart
-from lms_assets.audit import verification
+from lms_assets.tables import printed as fig
 
 __all__ = ["Chart", "ReportInputs", "study_report_html"]
 
@@ -69,8 +69,18 @@ SURVIVAL_METHODS = {
 SURVIVAL_DECIMALS = 2
 
 REPORTED_PACKAGES = (
-    "lms-assets", "dagster", "dagster-webserver", "dagster-duckdb-polars", "duckdb", "polars", "pyarrow",
-    "lifelines", "scipy", "numpy", "altair", "vl-convert-python",
+    "lms-assets",
+    "dagster",
+    "dagster-webserver",
+    "dagster-duckdb-polars",
+    "duckdb",
+    "polars",
+    "pyarrow",
+    "lifelines",
+    "scipy",
+    "numpy",
+    "altair",
+    "vl-convert-python",
 )
 
 
@@ -124,9 +134,7 @@ def mark_text(mark: str | None, basis: str | None) -> str:
     return symbol + RECONSTRUCTED_MARK if mark in (audit_rules.REPRODUCED, CONTRADICTED) and basis == RECONSTRUCTED else symbol
 
 
-def compare_with_printed(
-    spine: pl.DataFrame, figures: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str
-) -> pl.DataFrame:
+def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str) -> pl.DataFrame:
     """Each recomputed figure of a table's rows beside the value the paper printed in ``source``, with the audit's verdict.
 
     ``spine`` gives the rows (``key``, ``label``) in the table's order; a row's figures are the quantities
@@ -145,9 +153,9 @@ def compare_with_printed(
             if quantity == key or quantity.startswith(f"{key}."):
                 order = rank.get(quantity, len(rank) + position)
                 cells.append((row, order, label, quantity[len(key) + 1 :] or "value", quantity, value))
-    recomputed = pl.DataFrame(
-        cells, schema=["row", "order", "label", "statistic", "quantity", "recomputed"], orient="row"
-    ).cast({"row": pl.Int64, "order": pl.Int64, "label": pl.String, "statistic": pl.String, "quantity": pl.String, "recomputed": pl.Float64})
+    recomputed = pl.DataFrame(cells, schema=["row", "order", "label", "statistic", "quantity", "recomputed"], orient="row").cast(
+        {"row": pl.Int64, "order": pl.Int64, "label": pl.String, "statistic": pl.String, "quantity": pl.String, "recomputed": pl.Float64}
+    )
     joined = recomputed.join(printed, on="quantity", how="full", coalesce=True)
     unmatched = pl.col("row").is_null()
     joined = joined.with_columns(
@@ -161,7 +169,9 @@ def compare_with_printed(
     verdicts = audit.select("figure_id", "findings", "basis", "explanation", "hypotheses")
     joined = joined.join(verdicts, on="figure_id", how="left")
     judged = [
-        (None, None) if figure_id is None else (
+        (None, None)
+        if figure_id is None
+        else (
             audit_rules.status_of(fig.compare(printed_value, decimals, recomputed), findings or []),
             mark_of(printed_value, decimals, recomputed, findings or []),
         )
@@ -169,9 +179,7 @@ def compare_with_printed(
             "figure_id", "printed_value", "decimals", "recomputed", "findings"
         ).iter_rows()
     ]
-    explanation = pl.concat_str(
-        [pl.col("explanation").fill_null(""), pl.col("hypotheses").fill_null("")], separator=" "
-    ).str.strip_chars()
+    explanation = pl.concat_str([pl.col("explanation").fill_null(""), pl.col("hypotheses").fill_null("")], separator=" ").str.strip_chars()
     return (
         joined.with_columns(
             pl.Series("status", [s for s, _ in judged], dtype=pl.String),
@@ -261,12 +269,14 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
     statistics = cells.group_by("statistic").agg(pl.col("order").min()).sort("order")["statistic"].to_list()
     printed_statistics = set(cells.filter(pl.col("printed").is_not_null())["statistic"].to_list())
     top = "".join(
-        f'<th colspan="2">{_esc(_statistic_heading(s))}</th>' if s in printed_statistics else f'<th rowspan="2">{_esc(_statistic_heading(s))}<br><small>not printed</small></th>'
+        f'<th colspan="2">{_esc(_statistic_heading(s))}</th>'
+        if s in printed_statistics
+        else f'<th rowspan="2">{_esc(_statistic_heading(s))}<br><small>not printed</small></th>'
         for s in statistics
     )
     sub = "".join('<th class="sub">recomputed</th><th class="sub">printed</th>' for s in statistics if s in printed_statistics)
     body = []
-    for (row, label), group in cells.group_by("row", "label", maintain_order=True):
+    for (_row, label), group in cells.group_by("row", "label", maintain_order=True):
         by_statistic = {r["statistic"]: r for r in group.iter_rows(named=True)}
         tds = [f'<th scope="row">{_cell_html(label)}</th>']
         for statistic in statistics:
@@ -300,9 +310,7 @@ def _printed_td(cell: dict | None) -> str:
 
 def legend_html() -> str:
     """What each mark beside a printed value means; the page's tables, the audit included, use these marks."""
-    items = "".join(
-        f'<li><span class="mark status-{key}">{_esc(symbol)}</span> {_esc(words)}</li>' for key, (symbol, words) in MARKS.items()
-    )
+    items = "".join(f'<li><span class="mark status-{key}">{_esc(symbol)}</span> {_esc(words)}</li>' for key, (symbol, words) in MARKS.items())
     items += (
         f'<li><span class="mark status-reproduced reconstructed-basis">✓{RECONSTRUCTED_MARK}</span> '
         f"(and ✓†{RECONSTRUCTED_MARK}) reproduced {_esc(RECONSTRUCTED_WORDS)}</li>"
@@ -337,19 +345,27 @@ def survival_html(summary: pl.DataFrame, registry: pl.DataFrame) -> str:
             "events": r["events"],
             "median (months; first S ≤ 0.5, SPSS)": shown(r["median"], r["endpoint"], "median", "not reached"),
             "median (R/SAS plateau midpoint)": shown(r["median_midpoint"], r["endpoint"], "median", "not reached"),
-            "95% CI (months)": "–".join(
-                shown(r[b], r["endpoint"], b, "not reached") for b in ("ci_lower", "ci_upper")
-            ),
+            "95% CI (months)": "–".join(shown(r[b], r["endpoint"], b, "not reached") for b in ("ci_lower", "ci_upper")),
             "SE": shown(r["se"], r["endpoint"], "se"),
             "note": r["note"],
         }
         for r in summary.sort("data_cut", "endpoint", "method").iter_rows(named=True)
     ]
-    frame = pl.DataFrame(rows, schema={
-        "data cut": pl.String, "endpoint": pl.String, "95% CI method": pl.String, "patients": pl.Int64, "events": pl.Int64,
-        "median (months; first S ≤ 0.5, SPSS)": pl.String, "median (R/SAS plateau midpoint)": pl.String,
-        "95% CI (months)": pl.String, "SE": pl.String, "note": pl.String,
-    })
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "data cut": pl.String,
+            "endpoint": pl.String,
+            "95% CI method": pl.String,
+            "patients": pl.Int64,
+            "events": pl.Int64,
+            "median (months; first S ≤ 0.5, SPSS)": pl.String,
+            "median (R/SAS plateau midpoint)": pl.String,
+            "95% CI (months)": pl.String,
+            "SE": pl.String,
+            "note": pl.String,
+        },
+    )
     cuts = summary["data_cut"].unique().sort().to_list()
     return table_html(frame, f"Median PFS and OS with the 95% CI by each method — {cut_words(cuts)}")
 
@@ -372,9 +388,7 @@ def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
     joined = audit.join(printed, on="figure_id", how="left")
     marks = [
         status if value is None else mark_of(value, decimals, recomputed, findings or [])
-        for status, value, decimals, recomputed, findings in joined.select(
-            "status", "_printed", "_decimals", "recomputed", "findings"
-        ).iter_rows()
+        for status, value, decimals, recomputed, findings in joined.select("status", "_printed", "_decimals", "recomputed", "findings").iter_rows()
     ]
     marked = joined.with_columns(pl.Series("mark", marks, dtype=pl.String))
     verdicts = [
@@ -402,12 +416,28 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
     # Every figure in one table that fits the page: the reasons and hypotheses of those not reproduced are in the
     # table above it, the sensitivity ranges in "What the paper's data permits".
     shown = marked.select(
-        "figure_id", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
-        "computed_by", "patients", "sensitivity", "css",
+        "figure_id",
+        "published",
+        "shown",
+        "verdict",
+        pl.col("check_outcome").alias("check"),
+        "basis",
+        "computed_by",
+        "patients",
+        "sensitivity",
+        "css",
     )
     not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
-        "figure_id", "published", "shown", "verdict", pl.col("check_outcome").alias("check"), "basis",
-        "sensitivity", "explanation", "hypotheses", "css",
+        "figure_id",
+        "published",
+        "shown",
+        "verdict",
+        pl.col("check_outcome").alias("check"),
+        "basis",
+        "sensitivity",
+        "explanation",
+        "hypotheses",
+        "css",
     )
     return (
         table_html(audit_summary(marked), f"Printed figures by verdict and basis — {at}")
@@ -417,15 +447,18 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands. <em>shown</em> is the "
         "recomputed value at the printed precision plus one digit.</p>"
         + table_html(not_reproduced, f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}", "css", "audit")
-        + table_html(shown, f"All {shown.height} printed figures: published, recomputed (shown), verdict, check, basis and patients — {at}", "css", "audit")
+        + table_html(
+            shown, f"All {shown.height} printed figures: published, recomputed (shown), verdict, check, basis and patients — {at}", "css", "audit"
+        )
     )
 
 
 def provenance_html(files: pl.DataFrame, provenance: pl.DataFrame) -> str:
     marked = provenance.with_columns(pl.format("origin-{}", pl.col("origin")).alias("css"))
-    return (
-        table_html(files, "Record files read, with the SHA-256 of their content at ingest (each follow-up file is one data cut)")
-        + table_html(marked, "Where each value came from: transcribed from the paper, or reconstructed (and the constraint it meets) — the records of every data cut", row_class="css")
+    return table_html(files, "Record files read, with the SHA-256 of their content at ingest (each follow-up file is one data cut)") + table_html(
+        marked,
+        "Where each value came from: transcribed from the paper, or reconstructed (and the constraint it meets) — the records of every data cut",
+        row_class="css",
     )
 
 
@@ -488,9 +521,7 @@ def study_report_html(inputs: ReportInputs) -> str:
     """The whole report as one HTML document that opens offline."""
     summary = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in _summary_items(inputs))
     at = cut_words([inputs.published_cut])
-    tables = "".join(
-        comparison_html(cells, f"{heading} — recomputed at {at}, the paper's") for heading, cells in inputs.tables.items()
-    )
+    tables = "".join(comparison_html(cells, f"{heading} — recomputed at {at}, the paper's") for heading, cells in inputs.tables.items())
     versions = pl.DataFrame({"package": list(inputs.versions), "version": list(inputs.versions.values())})
     sections = [
         ("summary", "Study summary", f'<dl class="summary">{summary}</dl>'),
@@ -498,8 +529,16 @@ def study_report_html(inputs: ReportInputs) -> str:
         ("survival", "Survival", survival_html(inputs.survival_summary, inputs.registry)),
         ("charts", "Charts", charts_html(inputs.charts)),
         ("audit", "Audit of every printed figure", audit_html(inputs.audit, inputs.registry, inputs.published_cut)),
-        *((("sensitivity", "What the paper's data permits", sensitivity_html(inputs.sensitivity, inputs.published_cut)),) if inputs.sensitivity is not None else ()),
-        ("quarantine", "Quarantined record rows", table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort — every file delivered, all data cuts")),
+        *(
+            (("sensitivity", "What the paper's data permits", sensitivity_html(inputs.sensitivity, inputs.published_cut)),)
+            if inputs.sensitivity is not None
+            else ()
+        ),
+        (
+            "quarantine",
+            "Quarantined record rows",
+            table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort — every file delivered, all data cuts"),
+        ),
         ("provenance", "Data provenance", provenance_html(inputs.files, inputs.provenance)),
         ("verification", "Independent verification (R)", verification_html(inputs.verification)),
         ("versions", "Package versions", table_html(versions)),
@@ -553,7 +592,14 @@ def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
     """Every result resting on reconstructed inputs: its range over the consistent reconstructions, shipped value, coverage and verdict."""
     varied = table.filter(pl.col("reconstructions").is_not_null() | pl.col("conclusion").is_not_null())
     shown = varied.select(
-        "result", "figure_id", "label", "rests_on", "verdict", "sensitivity_range", "coverage", "note",
+        "result",
+        "figure_id",
+        "label",
+        "rests_on",
+        "verdict",
+        "sensitivity_range",
+        "coverage",
+        "note",
         pl.col("verdict").replace_strict(SENSITIVITY_VERDICT_CSS, default="").alias("css"),
     )
     counts = table.group_by("verdict").len("results").sort("verdict")

@@ -14,15 +14,17 @@ import polars as pl
 
 from lms_assets.tables import printed as fig
 
-TABLE_SCHEMA = pl.Schema({
-    "characteristic": pl.String(),
-    "level": pl.String(),
-    "key": pl.String(),
-    "n": pl.Int64(),
-    "pct": pl.Float64(),
-    "value": pl.Float64(),
-    "patients": pl.List(pl.Int64),
-})
+TABLE_SCHEMA = pl.Schema(
+    {
+        "characteristic": pl.String(),
+        "level": pl.String(),
+        "key": pl.String(),
+        "n": pl.Int64(),
+        "pct": pl.Float64(),
+        "value": pl.Float64(),
+        "patients": pl.List(pl.Int64),
+    }
+)
 
 ECOG = "ECOG performance status"
 CHEMOTHERAPY = "Chemotherapy history"
@@ -33,15 +35,16 @@ NOT_RECORDED_SUFFIX = "not_recorded"
 YES_NO = [("Y", "Yes", "yes"), ("N", "No", "no")]
 # PRCHLN counts prior lines, 3 standing for three or more.
 CHEMOTHERAPY_LEVELS = [
-    (0, "No", "none"), (1, "1 line", "1_line"), (2, "2 lines", "2_lines"), (3, "3 lines and more", "3plus_lines"),
+    (0, "No", "none"),
+    (1, "1 line", "1_line"),
+    (2, "2 lines", "2_lines"),
+    (3, "3 lines and more", "3plus_lines"),
 ]
 SEX_LEVELS = [("M", "Male", "male"), ("F", "Female", "female")]
 COMBINATION_LEVELS = [("N", "No", "no"), ("Y", "Yes", "yes")]
 
 
-def category_rows(
-    adsl: pl.DataFrame, characteristic: str, column: str, prefix: str, levels: Sequence[tuple[object, str, str]]
-) -> pl.DataFrame:
+def category_rows(adsl: pl.DataFrame, characteristic: str, column: str, prefix: str, levels: Sequence[tuple[object, str, str]]) -> pl.DataFrame:
     """n and % of all ADSL patients at each level of one column; an empty level shows 0 (0.0%), a missing value 'Not recorded'.
 
     ``levels`` are (value in ``column``, printed label, key suffix) in the order Table 1 prints them;
@@ -115,8 +118,15 @@ def baseline_characteristics(adsl: pl.DataFrame) -> pl.DataFrame:
     dose_levels = [(d, f"{d} mg", f"{d}mg") for d in _observed(adsl, "DOSE0", descending=True)]
     everyone = adsl["SUBJID"].sort().to_list()
     header = pl.DataFrame(
-        {"characteristic": ["Patients"], "level": ["All"], "key": ["patients"], "n": [adsl.height],
-         "pct": [100.0 if adsl.height else None], "value": [None], "patients": [everyone]},
+        {
+            "characteristic": ["Patients"],
+            "level": ["All"],
+            "key": ["patients"],
+            "n": [adsl.height],
+            "pct": [100.0 if adsl.height else None],
+            "value": [None],
+            "patients": [everyone],
+        },
         schema=TABLE_SCHEMA,
     )
     return pl.concat(

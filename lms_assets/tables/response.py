@@ -34,30 +34,34 @@ SHRINKAGE_GT70 = -70.0
 # "No significant benefit": a two-sided p below this would contradict the Discussion.
 SIGNIFICANCE = 0.05
 
-SUMMARY_SCHEMA = pl.Schema({
-    "row": pl.String(),
-    "key": pl.String(),
-    "n": pl.Int64(),
-    "denominator": pl.Int64(),
-    "pct": pl.Float64(),
-    "ci_lower_pct": pl.Float64(),
-    "ci_upper_pct": pl.Float64(),
-    "ci_method": pl.String(),
-    "patients": pl.List(pl.Int64),
-})
+SUMMARY_SCHEMA = pl.Schema(
+    {
+        "row": pl.String(),
+        "key": pl.String(),
+        "n": pl.Int64(),
+        "denominator": pl.Int64(),
+        "pct": pl.Float64(),
+        "ci_lower_pct": pl.Float64(),
+        "ci_upper_pct": pl.Float64(),
+        "ci_method": pl.String(),
+        "patients": pl.List(pl.Int64),
+    }
+)
 
-SHRINKAGE_SCHEMA = pl.Schema({
-    "key": pl.String(),
-    "statistic": pl.String(),
-    "data_cut": pl.Date(),
-    "n": pl.Int64(),
-    "denominator": pl.Int64(),
-    "pct": pl.Float64(),
-    "mean_pct": pl.Float64(),
-    "p_value": pl.Float64(),
-    "test": pl.String(),
-    "patients": pl.List(pl.Int64),
-})
+SHRINKAGE_SCHEMA = pl.Schema(
+    {
+        "key": pl.String(),
+        "statistic": pl.String(),
+        "data_cut": pl.Date(),
+        "n": pl.Int64(),
+        "denominator": pl.Int64(),
+        "pct": pl.Float64(),
+        "mean_pct": pl.Float64(),
+        "p_value": pl.Float64(),
+        "test": pl.String(),
+        "patients": pl.List(pl.Int64),
+    }
+)
 
 
 def best_responses(adrs: pl.DataFrame) -> pl.DataFrame:
@@ -120,9 +124,12 @@ def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.Dat
 def pchg_range(pchg: pl.Expr) -> pl.Expr:
     """RECIST 1.1 thresholds on the best % change: ≤ −30% is a PR-sized decrease, ≥ +20% a PD-sized increase, between SD-sized."""
     return (
-        pl.when(pchg.is_null()).then(pl.lit(None, dtype=pl.String))
-        .when(pchg <= PR_THRESHOLD).then(pl.lit("PR-sized (≤ −30%)"))
-        .when(pchg >= PD_THRESHOLD).then(pl.lit("PD-sized (≥ +20%)"))
+        pl.when(pchg.is_null())
+        .then(pl.lit(None, dtype=pl.String))
+        .when(pchg <= PR_THRESHOLD)
+        .then(pl.lit("PR-sized (≤ −30%)"))
+        .when(pchg >= PD_THRESHOLD)
+        .then(pl.lit("PD-sized (≥ +20%)"))
         .otherwise(pl.lit("SD-sized (−30% to +20%)"))
     )
 
@@ -134,8 +141,10 @@ def recist_review_reason(avalc: pl.Expr, pchg: pl.Expr) -> pl.Expr:
     baseline alone cannot refute a PD, nor prove one: a mismatch is flagged, never corrected.
     """
     return (
-        pl.when(avalc == "NE").then(pl.lit("not evaluable: no RECIST category to compare"))
-        .when(pchg.is_null()).then(pl.lit("no best % change recorded to compare with the response"))
+        pl.when(avalc == "NE")
+        .then(pl.lit("not evaluable: no RECIST category to compare"))
+        .when(pchg.is_null())
+        .then(pl.lit("no best % change recorded to compare with the response"))
         .when(avalc.is_in(["CR", "PR"]) & (pchg > PR_THRESHOLD))
         .then(pl.lit("recorded as a response but the best decrease is under 30% (RECIST 1.1 PR needs ≥ 30%)"))
         .when((avalc == "SD") & (pchg <= PR_THRESHOLD))
@@ -185,8 +194,7 @@ def immunotherapy_rows(treated: pl.DataFrame, adtte: pl.DataFrame) -> list[dict]
     immuno = treated.filter(pl.col("IMMUNOFL") == "Y")
     rows = [_row("immunotherapy", "Treated with anlotinib + immunotherapy", _ids(immuno), treated.height)]
     rows += [
-        _row(f"immunotherapy.{c}", f"… with best response {c}", _ids(immuno.filter(pl.col("AVALC") == c)), immuno.height)
-        for c in REPORTED_CATEGORIES
+        _row(f"immunotherapy.{c}", f"… with best response {c}", _ids(immuno.filter(pl.col("AVALC") == c)), immuno.height) for c in REPORTED_CATEGORIES
     ]
     deep = immuno.filter(pl.col("PCHG") < SHRINKAGE_GT70)
     rows.append(_row("shrinkage_gt70_immunotherapy", "… with shrinkage over 70%", _ids(deep), immuno.height))
@@ -219,10 +227,7 @@ def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, member
     from scipy import stats  # imported here, as in clopper_pearson
 
     p_value = stats.fisher_exact(table).pvalue if all(sum(r) for r in table) else None
-    return [
-        _row(f"{key}.{name}", text, responders[name], group.height, p_value=p_value, test=FISHER_NOTE)
-        for name, (text, group) in groups.items()
-    ]
+    return [_row(f"{key}.{name}", text, responders[name], group.height, p_value=p_value, test=FISHER_NOTE) for name, (text, group) in groups.items()]
 
 
 def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> pl.DataFrame:

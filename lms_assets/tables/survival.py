@@ -52,11 +52,7 @@ def km_steps(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
         totals = {"events": (pl.col("event") * pl.col("count")).sum(), "removed": pl.col("count").sum()}
     else:
         totals = {"events": pl.col("event").sum(), "removed": pl.len()}
-    steps = (
-        frame.group_by(*keys, "time")
-        .agg(**{name: expr.cast(pl.Int64) for name, expr in totals.items()})
-        .sort(*keys, "time")
-    )
+    steps = frame.group_by(*keys, "time").agg(**{name: expr.cast(pl.Int64) for name, expr in totals.items()}).sort(*keys, "time")
     removed_before = within(pl.col("removed").cum_sum()) - pl.col("removed")
     steps = steps.with_columns(
         at_risk=within(pl.col("removed").sum()) - removed_before,
@@ -210,8 +206,9 @@ def median_summary(curves: pl.DataFrame) -> pl.DataFrame:
         n, events = curve["at_risk"][0], curve["events"].sum()
         midpoint = plateau_midpoint_median(curve)
         for method, estimate in (("spss", spss_median_ci(curve)), ("brookmeyer_crowley_loglog", brookmeyer_crowley_median(curve))):
-            rows.append({"data_cut": cut, "endpoint": endpoint, "method": method, "n": n, "events": events,
-                         "median_midpoint": midpoint, **asdict(estimate)})
+            rows.append(
+                {"data_cut": cut, "endpoint": endpoint, "method": method, "n": n, "events": events, "median_midpoint": midpoint, **asdict(estimate)}
+            )
     return pl.DataFrame(rows, schema=SUMMARY_SCHEMA).sort("data_cut", "endpoint", "method")
 
 
@@ -280,16 +277,34 @@ def reverse_km_followup(adtte: pl.DataFrame) -> pl.DataFrame:
         estimate = brookmeyer_crowley_median(curve)
         if curve["events"].sum() == 0:
             estimate = MedianEstimate(None, None, None, None, "no patient censored: the reverse Kaplan–Meier curve never drops")
-        medians.append({"data_cut": cut, "endpoint": endpoint, "median": estimate.median, "median_midpoint": plateau_midpoint_median(curve),
-                        "ci_lower": estimate.ci_lower, "ci_upper": estimate.ci_upper, "note": estimate.note})
+        medians.append(
+            {
+                "data_cut": cut,
+                "endpoint": endpoint,
+                "median": estimate.median,
+                "median_midpoint": plateau_midpoint_median(curve),
+                "ci_lower": estimate.ci_lower,
+                "ci_upper": estimate.ci_upper,
+                "note": estimate.note,
+            }
+        )
     median_frame = pl.DataFrame(
         medians,
-        schema={"data_cut": pl.Date, "endpoint": pl.String, "median": pl.Float64, "median_midpoint": pl.Float64,
-                "ci_lower": pl.Float64, "ci_upper": pl.Float64, "note": pl.String},
+        schema={
+            "data_cut": pl.Date,
+            "endpoint": pl.String,
+            "median": pl.Float64,
+            "median_midpoint": pl.Float64,
+            "ci_lower": pl.Float64,
+            "ci_upper": pl.Float64,
+            "note": pl.String,
+        },
     )
-    return per_group.join(median_frame, on=list(GROUP), how="left").select(
-        *GROUP, "n", "censored", "median", "median_midpoint", "ci_lower", "ci_upper", "min", "max", "note", "patients"
-    ).sort(*GROUP)
+    return (
+        per_group.join(median_frame, on=list(GROUP), how="left")
+        .select(*GROUP, "n", "censored", "median", "median_midpoint", "ci_lower", "ci_upper", "min", "max", "note", "patients")
+        .sort(*GROUP)
+    )
 
 
 @dataclass(frozen=True)
@@ -334,10 +349,14 @@ def monotone_likelihood(weighted: pl.DataFrame) -> bool:
     ``weighted``: (time, event, x, count) rows.
     """
     level = {x: pl.col("x") == x for x in (0, 1)}
-    per_time = weighted.group_by("time").agg(
-        **{f"removed{x}": pl.col("count").filter(is_x).sum() for x, is_x in level.items()},
-        **{f"events{x}": pl.col("count").filter(is_x & (pl.col("event") == 1)).sum() for x, is_x in level.items()},
-    ).sort("time")
+    per_time = (
+        weighted.group_by("time")
+        .agg(
+            **{f"removed{x}": pl.col("count").filter(is_x).sum() for x, is_x in level.items()},
+            **{f"events{x}": pl.col("count").filter(is_x & (pl.col("event") == 1)).sum() for x, is_x in level.items()},
+        )
+        .sort("time")
+    )
     at_risk = {x: pl.col(f"removed{x}").sum() - pl.col(f"removed{x}").cum_sum() + pl.col(f"removed{x}") for x in (0, 1)}
     mixed = per_time.filter((at_risk[0] > 0) & (at_risk[1] > 0) & (pl.col("events0") + pl.col("events1") > 0))
     return mixed.is_empty() or (mixed["events0"] == 0).all() or (mixed["events1"] == 0).all()
@@ -355,10 +374,22 @@ def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[f
     if min(events.values()) == 0:
         return None, None, None, None, "HR not estimable: a level has no event"
     if monotone_likelihood(weighted):
-        return None, None, None, None, "HR not estimable: wherever both levels are at risk the events fall in one level (monotone likelihood, β infinite)"
+        return (
+            None,
+            None,
+            None,
+            None,
+            "HR not estimable: wherever both levels are at risk the events fall in one level (monotone likelihood, β infinite)",
+        )
     patients = int(weighted["count"].sum())
     if patients > COX_MAX_ROWS:
-        return None, None, None, None, f"Cox not fitted: {patients:,} patients exceed {COX_MAX_ROWS:,} (lifelines' fit is too slow); log-rank p is exact"
+        return (
+            None,
+            None,
+            None,
+            None,
+            f"Cox not fitted: {patients:,} patients exceed {COX_MAX_ROWS:,} (lifelines' fit is too slow); log-rank p is exact",
+        )
     rows = weighted.select(pl.col("time", "event", "x").repeat_by("count").explode())
     try:
         with warnings.catch_warnings():
@@ -426,10 +457,25 @@ def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
 
 
 SUBGROUP_SCHEMA = {
-    "data_cut": pl.Date, "endpoint": pl.String, "factor": pl.String, "level": pl.String, "reference": pl.String,
-    "n": pl.Int64, "events": pl.Int64, "median": pl.Float64, "median_midpoint": pl.Float64, "n_ref": pl.Int64,
-    "events_ref": pl.Int64, "median_ref": pl.Float64, "median_ref_midpoint": pl.Float64, "hr": pl.Float64, "hr_ci_lower": pl.Float64, "hr_ci_upper": pl.Float64,
-    "cox_p": pl.Float64, "logrank_p": pl.Float64, "note": pl.String,
+    "data_cut": pl.Date,
+    "endpoint": pl.String,
+    "factor": pl.String,
+    "level": pl.String,
+    "reference": pl.String,
+    "n": pl.Int64,
+    "events": pl.Int64,
+    "median": pl.Float64,
+    "median_midpoint": pl.Float64,
+    "n_ref": pl.Int64,
+    "events_ref": pl.Int64,
+    "median_ref": pl.Float64,
+    "median_ref_midpoint": pl.Float64,
+    "hr": pl.Float64,
+    "hr_ci_lower": pl.Float64,
+    "hr_ci_upper": pl.Float64,
+    "cox_p": pl.Float64,
+    "logrank_p": pl.Float64,
+    "note": pl.String,
 }
 
 
@@ -449,7 +495,8 @@ def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Seq
     test runs on those counts, so the cost past that aggregation grows with distinct times, not patients.
     """
     compact = (
-        _time_to_event(adtte).lazy()
+        _time_to_event(adtte)
+        .lazy()
         .join(_subgroup_codes(adsl, subgroups).lazy(), on="SUBJID", how="left")
         .group_by(*GROUP, "time", "event", "code")
         .agg(count=pl.len().cast(pl.Int64))
@@ -536,9 +583,7 @@ def spss_medians(steps: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
         .when(pl.col("se_surv").is_null())
         .then(pl.lit("S(median) = 0, where Greenwood's SE is undefined"))
     )
-    se = pl.when(note.is_null()).then(
-        pl.col("se_surv") / ((pl.col("u_surv") - pl.col("l_surv")) / (pl.col("l_time") - pl.col("u_time")))
-    )
+    se = pl.when(note.is_null()).then(pl.col("se_surv") / ((pl.col("u_surv") - pl.col("l_surv")) / (pl.col("l_time") - pl.col("u_time"))))
     return per_group.with_columns(se=se, note=note).select(
         *by,
         "median",
@@ -551,6 +596,6 @@ def spss_medians(steps: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:
 
 def median_history(survival_summary: pl.DataFrame) -> pl.DataFrame:
     """Median PFS and OS with their intervals at every data cut, each method beside the other, oldest cut first."""
-    return survival_summary.select(
-        "data_cut", "endpoint", "method", "n", "events", "median", "ci_lower", "ci_upper", "note"
-    ).sort("endpoint", "method", "data_cut")
+    return survival_summary.select("data_cut", "endpoint", "method", "n", "events", "median", "ci_lower", "ci_upper", "note").sort(
+        "endpoint", "method", "data_cut"
+    )

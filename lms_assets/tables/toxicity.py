@@ -43,10 +43,7 @@ def _patient_lists() -> list[pl.Expr]:
     """Distinct patients overall and in each grade group, to aggregate flagged events per term or over all terms."""
     return [
         pl.col("SUBJID").unique().sort().alias("patients"),
-        *(
-            pl.col("SUBJID").filter(pl.col("ATOXGRGP") == label).unique().sort().alias(f"patients_{tag}")
-            for tag, label in GRADE_GROUPS.items()
-        ),
+        *(pl.col("SUBJID").filter(pl.col("ATOXGRGP") == label).unique().sort().alias(f"patients_{tag}") for tag, label in GRADE_GROUPS.items()),
     ]
 
 
@@ -58,9 +55,9 @@ def _counted(lists: pl.DataFrame, section: str, denominator: int) -> pl.DataFram
     for name, source in (("total", "patients"), *((tag, f"patients_{tag}") for tag in GRADE_GROUPS)):
         n = pl.col(source).list.len().cast(pl.Int64)
         columns += [n.alias(f"{name}_n"), percent(n).alias(f"{name}_pct")]
-    return lists.with_columns(
-        pl.lit(section).alias("section"), pl.lit(denominator, dtype=pl.Int64).alias("denominator"), *columns
-    ).select(TABLE_SCHEMA.keys())
+    return lists.with_columns(pl.lit(section).alias("section"), pl.lit(denominator, dtype=pl.Int64).alias("denominator"), *columns).select(
+        TABLE_SCHEMA.keys()
+    )
 
 
 def term_rows(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
@@ -77,8 +74,10 @@ def term_rows(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
 
 def any_event_row(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
     """Patients with any adverse event, each counted once at their worst grade over all terms (the AOCCIFL event)."""
-    lists = adae.filter(pl.col("AOCCIFL") == "Y").select(*(e.implode() for e in _patient_lists())).with_columns(
-        pl.lit(ANY_EVENT).alias("term"), pl.lit("ae.any").alias("key")
+    lists = (
+        adae.filter(pl.col("AOCCIFL") == "Y")
+        .select(*(e.implode() for e in _patient_lists()))
+        .with_columns(pl.lit(ANY_EVENT).alias("term"), pl.lit("ae.any").alias("key"))
     )
     return _counted(lists, ANY_EVENT, denominator)
 
@@ -91,8 +90,13 @@ def action_rows(adsl: pl.DataFrame) -> pl.DataFrame:
         pct = 100.0 * len(ids) / adsl.height if adsl.height else None
         rows.append(
             {
-                "section": ACTION, "term": term, "key": key, "denominator": adsl.height,
-                "total_n": len(ids), "total_pct": pct, "patients": ids,
+                "section": ACTION,
+                "term": term,
+                "key": key,
+                "denominator": adsl.height,
+                "total_n": len(ids),
+                "total_pct": pct,
+                "patients": ids,
             }
         )
     return pl.DataFrame(rows, schema=TABLE_SCHEMA)

@@ -5,21 +5,17 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
-from lms_assets.audit import consistency
-from lms_assets.audit import sensitivity
-from lms_assets.audit import verification
+from lms_assets.audit import consistency, sensitivity, verification
+from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
-from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
-from lms_assets.defs.report import REPORT_FILE
 from lms_assets.defs.records import study_of
+from lms_assets.defs.report import REPORT_FILE
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
+from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
-from lms_assets.records import validation
-from lms_assets.records import schemas
 
 KINDS = {"polars", "duckdb"}
-
 
 
 def _cut(published_figures: pl.DataFrame) -> dt.date | None:
@@ -133,17 +129,22 @@ DISCREPANCIES_SHOWN = 60
 
 def discrepancy_preview(table: pl.DataFrame) -> pl.DataFrame:
     """figure_audit's discrepancies, each with its reason (the explanation, then the hypotheses the numbers fit)."""
-    reason = pl.concat_str(
-        [pl.col("explanation"), pl.format("Fits: {}", pl.col("hypotheses"))], separator=". ", ignore_nulls=True
-    )
+    reason = pl.concat_str([pl.col("explanation"), pl.format("Fits: {}", pl.col("hypotheses"))], separator=". ", ignore_nulls=True)
     return table.filter(pl.col("status") == "discrepancy").select(
         "figure_id", "published", "shown", pl.col("check_outcome").alias("check"), reason.alias("reason")
     )
 
 
-def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame, figures: pl.DataFrame,
-                adtte: pl.DataFrame, adsl: pl.DataFrame, survival_curves: pl.DataFrame, survival_summary: pl.DataFrame,
-                reconstruction_sensitivity: pl.DataFrame) -> pl.DataFrame:
+def audit_table(
+    published_figures: pl.DataFrame,
+    paper_consistency: pl.DataFrame,
+    figures: pl.DataFrame,
+    adtte: pl.DataFrame,
+    adsl: pl.DataFrame,
+    survival_curves: pl.DataFrame,
+    survival_summary: pl.DataFrame,
+    reconstruction_sensitivity: pl.DataFrame,
+) -> pl.DataFrame:
     """Every printed figure judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
     cut = _cut(published_figures)
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
@@ -161,7 +162,10 @@ def audit_table(published_figures: pl.DataFrame, paper_consistency: pl.DataFrame
             )
         )
     explained = consistency.hypotheses(
-        rows, published_figures, adsl.height, consistency.sample_means(adsl, adtte, cut),
+        rows,
+        published_figures,
+        adsl.height,
+        consistency.sample_means(adsl, adtte, cut),
         consistency.ci_alternatives(survival_curves, survival_summary, cut),
     )
     for row in rows:
@@ -213,7 +217,13 @@ def figure_audit(
 ) -> Output[pl.DataFrame]:
     figures = _figures_of_all_owners(tables, _cut(published_figures))
     table = audit_table(
-        published_figures, paper_consistency, figures, adtte, adsl, survival_curves, tables["survival_summary"],
+        published_figures,
+        paper_consistency,
+        figures,
+        adtte,
+        adsl,
+        survival_curves,
+        tables["survival_summary"],
         reconstruction_sensitivity,
     )
     verified = verification.verification_summary(independent_verification)
@@ -226,20 +236,17 @@ def figure_audit(
         metadata={
             "dagster/row_count": table.height,
             **{name: MetadataValue.text(str(n)) for name, n in counts.items()},
-            "reproduced_from_published_patient_data": MetadataValue.text(str(table.filter(
-                (pl.col("status") == "reproduced") & (pl.col("basis") == "published_patient_data")
-            ).height)),
+            "reproduced_from_published_patient_data": MetadataValue.text(
+                str(table.filter((pl.col("status") == "reproduced") & (pl.col("basis") == "published_patient_data")).height)
+            ),
             "checks": MetadataValue.text(", ".join(f"{c}: {n}" for c, n in table.group_by("check_outcome").len().sort("check_outcome").iter_rows())),
             "summary": MetadataValue.md(
-                "A figure reproduced from **reconstructed inputs** proves the pipeline's arithmetic, not the paper.\n\n"
-                + markdown_table(summary)
+                "A figure reproduced from **reconstructed inputs** proves the pipeline's arithmetic, not the paper.\n\n" + markdown_table(summary)
             ),
             # Each discrepancy with its reason, narrow enough for the UI's dialog; every figure is in the report.
             "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=DISCREPANCIES_SHOWN)),
             "full_list": MetadataValue.path(str((outputs_folder.root / REPORT_FILE).resolve())),
             "independent_verification": MetadataValue.md(verified["markdown"]),
-            "verified_by_r": MetadataValue.text(
-                f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"
-            ),
+            "verified_by_r": MetadataValue.text(f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"),
         },
     )

@@ -13,7 +13,6 @@ asset's own step and the table is published through ``gate.publish`` (write-audi
 declared with ``@gated_summary`` and built then.
 """
 
-
 import collections
 import dataclasses
 import datetime as dt
@@ -42,23 +41,28 @@ from dagster import (
 )
 
 from lms_assets.audit import consistency
-from lms_assets.tables import printed as fig
-from lms_assets.records import schemas
-from lms_assets.records import validation
 from lms_assets.defs import gate
 from lms_assets.defs.resources import WarehouseTables
-from lms_assets.tables import baseline
-from lms_assets.tables import response
-from lms_assets.tables import survival
-from lms_assets.tables import toxicity
+from lms_assets.records import schemas, validation
+from lms_assets.tables import baseline, response, survival, toxicity
+from lms_assets.tables import printed as fig
 
 log = logging.getLogger(__name__)
 
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
 QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
     "baseline_characteristics": (
-        "patients.", "sex.", "age.", "ecog.", "site.", "surgery.", "radiotherapy.", "chemotherapy.", "dose.",
-        "combination.", "metastasis.",
+        "patients.",
+        "sex.",
+        "age.",
+        "ecog.",
+        "site.",
+        "surgery.",
+        "radiotherapy.",
+        "chemotherapy.",
+        "dose.",
+        "combination.",
+        "metastasis.",
     ),
     "response_summary": ("response.", "orr.", "dcr."),
     "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy.", "orr_by_combination.", "dcr_by_combination."),
@@ -89,8 +93,10 @@ PATIENTS_FROM_ADTTE = frozenset({"survival_summary", "survival_subgroups"})
 TIME_TO_EVENT_COLUMNS = ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]
 # The check an owner has when the definitions hold no registry rows of it.
 STAND_IN = "published_figures"
-GATED = ("Published only when its published-figure checks pass on the candidate in this step (write-audit-publish): "
-         "a blocking ERROR keeps the last good table in main and the candidate in staging.")
+GATED = (
+    "Published only when its published-figure checks pass on the candidate in this step (write-audit-publish): "
+    "a blocking ERROR keeps the last good table in main and the candidate in staging."
+)
 
 # The severity rule, said in every check's description and in README "How the checks decide".
 RULE = (
@@ -180,7 +186,7 @@ def registry_at_load(study_dir: Path) -> LoadedRegistry:
     try:
         return LoadedRegistry(typed_registry(validation.read_raw(path, schemas.REGISTRY, label=schemas.REGISTRY.location)))
     # Anything at all: an exception here would take the UI, the sensor and the schedule down with it.
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         return _unreadable(f"{schemas.REGISTRY.location} could not be read ({type(error).__name__})")
 
 
@@ -248,8 +254,11 @@ def check_result(name: str, asset_name: str, verdicts: list[FigureVerdict]) -> A
     # ERROR figures first (a stable sort keeps registry order within each): they are what stops publication.
     ordered = sorted(failed, key=lambda v: v.outcome != AssetCheckSeverity.ERROR.value)
     named = "; ".join(f"{v.row['figure_id']} ({v.outcome}): {v.verdict.check_reason}" for v in ordered)
-    summary = (f"{len(failed)} of {len(verdicts)} printed figures failed ({len(errors)} ERROR, {len(failed) - len(errors)} "
-               f"WARN): {named}" if failed else f"all {len(verdicts)} printed figures reproduced")
+    summary = (
+        f"{len(failed)} of {len(verdicts)} printed figures failed ({len(errors)} ERROR, {len(failed) - len(errors)} WARN): {named}"
+        if failed
+        else f"all {len(verdicts)} printed figures reproduced"
+    )
     schema = TableSchema(columns=[TableColumn(c, "string", description=d) for c, d in FIGURE_COLUMNS])
     return AssetCheckResult(
         check_name=name,
@@ -284,31 +293,36 @@ def figure_verdicts(checks: Iterable) -> dict[str, dict]:
 
 def _stand_in_spec(asset_name: str, problem: str | None) -> AssetCheckSpec:
     """The one check of an asset when the definitions hold no registry rows for it."""
-    why = (f"The registry could not be read when the definitions loaded ({problem}); raw_published_figures says why."
-           if problem else "No published-figure registry in the study folder when the definitions loaded.")
+    why = (
+        f"The registry could not be read when the definitions loaded ({problem}); raw_published_figures says why."
+        if problem
+        else "No published-figure registry in the study folder when the definitions loaded."
+    )
     return AssetCheckSpec(
         STAND_IN,
         asset=asset_name,
         blocking=True,
         description=f"{why} Passes when the registry has no figure of {asset_name}; fails (ERROR) when it has, "
-                    "because its figures then have no checks: reload the code location.",
+        "because its figures then have no checks: reload the code location.",
     )
 
 
 def _stand_in_results(asset_name: str, published_figures: pl.DataFrame) -> list[AssetCheckResult]:
     owned = published_figures.filter(pl.col("owner") == asset_name).height
     unchecked = f"the registry now has {owned} figure(s) of {asset_name} without checks: reload the code location"
-    return [AssetCheckResult(
-        check_name=STAND_IN,
-        asset_key=AssetKey(asset_name),
-        passed=owned == 0,
-        severity=AssetCheckSeverity.ERROR,
-        description=unchecked if owned else None,
-        metadata={
-            "reason": MetadataValue.text(unchecked if owned else "no published-figure registry in the study folder; nothing to compare"),
-            "compared": MetadataValue.text("0"),
-        },
-    )]
+    return [
+        AssetCheckResult(
+            check_name=STAND_IN,
+            asset_key=AssetKey(asset_name),
+            passed=owned == 0,
+            severity=AssetCheckSeverity.ERROR,
+            description=unchecked if owned else None,
+            metadata={
+                "reason": MetadataValue.text(unchecked if owned else "no published-figure registry in the study folder; nothing to compare"),
+                "compared": MetadataValue.text("0"),
+            },
+        )
+    ]
 
 
 def owned_at_load(asset_name: str, loaded: LoadedRegistry) -> pl.DataFrame | None:
@@ -331,8 +345,8 @@ def published_figure_specs(asset_name: str, owned: pl.DataFrame | None, problem:
             asset=asset_name,
             blocking=True,
             description=f"{', '.join(dict.fromkeys(r['source'] for r in rows))}: the {len(rows)} printed figure(s) computed by "
-                        f"{asset_name} ({bounded(', '.join(r['figure_id'] for r in rows), EXCERPT_CHARS)}), each compared "
-                        f"with the value {asset_name} shows at the printed precision. {GROUP_RULE}{RULE}",
+            f"{asset_name} ({bounded(', '.join(r['figure_id'] for r in rows), EXCERPT_CHARS)}), each compared "
+            f"with the value {asset_name} shows at the printed precision. {GROUP_RULE}{RULE}",
         )
         for name, rows in sections.items()
     ]
@@ -371,9 +385,11 @@ def published_figure_results(
     selected = {k.name for k in context.selected_asset_check_keys}
     results = section_results(asset_name, table, published_figures, paper_consistency, adtte, selected)
     outcomes = collections.Counter(r.data["verdict"] for result in results for r in result.metadata["figures"].records)
-    context.log.info(f"{asset_name}: of {sum(outcomes.values())} printed figures in {len(results)} section checks "
-                     f"{outcomes['passed']} reproduced, {outcomes['WARN']} reviewed discrepancies (WARN), "
-                     f"{outcomes['ERROR']} failed (ERROR)")
+    context.log.info(
+        f"{asset_name}: of {sum(outcomes.values())} printed figures in {len(results)} section checks "
+        f"{outcomes['passed']} reproduced, {outcomes['WARN']} reviewed discrepancies (WARN), "
+        f"{outcomes['ERROR']} failed (ERROR)"
+    )
     return results
 
 
@@ -412,7 +428,10 @@ class GatedSummary:
                 results = _stand_in_results(name, inputs["published_figures"])
             else:
                 results = published_figure_results(
-                    context, output.value, inputs["published_figures"], inputs["paper_consistency"],
+                    context,
+                    output.value,
+                    inputs["published_figures"],
+                    inputs["paper_consistency"],
                     inputs.get("adtte") if name in PATIENTS_FROM_ADTTE else None,
                 )
             yield from gate.publish(context, io_manager, output.value, results, output.metadata)
@@ -452,16 +471,12 @@ def published_figures_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame)
     registry = typed_registry(raw_registry)
     problems = validation.problems(raw_known, schemas.KNOWN_DISCREPANCIES)
     if problems.height:
-        first = "; ".join(
-            f"row {r['row']} column {r['column']}: {r['reason']}" for r in problems.head(5).iter_rows(named=True)
-        )
+        first = "; ".join(f"row {r['row']} column {r['column']}: {r['reason']}" for r in problems.head(5).iter_rows(named=True))
         raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: {problems.height} problem(s): {first}")
     known = validation.clean(raw_known, schemas.KNOWN_DISCREPANCIES, problems)
     reviewed, orphans = consistency.with_reviews(registry, known)
     if orphans:
-        raise validation.RecordFileError(
-            f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in published_figures.csv"
-        )
+        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in published_figures.csv")
     cut = published_cut(registry)
     return reviewed.with_columns(
         pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),

@@ -8,10 +8,10 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from lms_assets.audit import sensitivity as sens
-from lms_assets.defs.records import study_of
-from lms_assets.defs.resources import StudyFolder
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
+from lms_assets.defs.records import study_of
+from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.tables import survival
 

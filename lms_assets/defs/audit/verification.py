@@ -17,12 +17,12 @@ from dagster import (
     asset,
 )
 
-from lms_assets.tables import survival
 from lms_assets.audit import verification
 from lms_assets.defs import gate
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
+from lms_assets.tables import survival
 
 # The reference program lives with the tests, its other user; from the package it is found relative to the
 # repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".
@@ -52,7 +52,10 @@ def run_reference(study_dir: Path, rscript: str | None = None, script: Path = RE
     with tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
         done = subprocess.run(
             [rscript, "--vanilla", str(script), str(study_dir), out],
-            capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_SECONDS,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"{script.name} failed on {study_dir} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -83,7 +86,10 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
     if not summary["comparisons"]:
         reason = f"{summary['status']}: nothing was independently verified"
         return AssetCheckResult(
-            check_name=AGREES_WITH_R, passed=False, severity=AssetCheckSeverity.WARN, description=reason,
+            check_name=AGREES_WITH_R,
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            description=reason,
             metadata={"reason": MetadataValue.text(reason)},
         )
     failing = table.filter(~pl.col("status").is_in([verification.AGREE, verification.NOT_RUN]))
@@ -91,9 +97,8 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
         f"{r['table']} {r['statistic']} {r['key'] or ''} {r['endpoint'] or ''} ours {r['ours']} vs R {r['r']} ({r['status']})"
         for r in failing.head(3).iter_rows(named=True)
     )
-    reason = (
-        f"{summary['agreed']:,} of {summary['comparisons']:,} values agree with R ({summary['reference']})"
-        + (f"; {failing.height} do not, first: {first}" if failing.height else "")
+    reason = f"{summary['agreed']:,} of {summary['comparisons']:,} values agree with R ({summary['reference']})" + (
+        f"; {failing.height} do not, first: {first}" if failing.height else ""
     )
     return AssetCheckResult(
         check_name=AGREES_WITH_R,

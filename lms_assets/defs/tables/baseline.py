@@ -1,6 +1,5 @@
 """Group ``baseline``: Table 1, the cohort's baseline characteristics, recomputed from ADSL."""
 
-
 import polars as pl
 from dagster import Output
 

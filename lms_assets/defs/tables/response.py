@@ -1,6 +1,5 @@
 """Group ``response``: Table 2's response rows, RECIST 1.1 consistency of each response, and the text's shrinkage figures."""
 
-
 from typing import Any
 
 import polars as pl

@@ -1,6 +1,5 @@
 """Group ``survival``: Kaplan–Meier PFS and OS per data cut (Figure 1A/B, Table 2), landmarks, follow-up and subgroups."""
 
-
 from typing import Any
 
 import polars as pl
@@ -28,7 +27,7 @@ SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.co
     description=(
         "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
         "(so it grows with distinct times, not patients) with patients at risk, events, censorings, S(t), Greenwood "
-        "SE (`std_err`) and the pointwise log(−log) 95% band (`ci_lower`/`ci_upper`, R's conf.type = \"log-log\"), "
+        'SE (`std_err`) and the pointwise log(−log) 95% band (`ci_lower`/`ci_upper`, R\'s conf.type = "log-log"), '
         "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B."
     ),
 )
@@ -49,7 +48,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
         "first event time with S ≤ 0.5, SE = Greenwood SE of S(median) / f with f = (S(u) − S(l)) / (l − u) (u: last "
         "event time with S ≥ 0.55, l: first with S ≤ 0.45), CI = median ± 1.96·SE. `method = "
         "'brookmeyer_crowley_loglog'`: the CI where the defined log(−log) band crosses 0.5 (R's quantile.survfit with "
-        "conf.type = \"log-log\"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper's "
+        'conf.type = "log-log"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper\'s '
         "figures); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
         "Anything not reached is null with the reason in `note`."
     ),
@@ -58,7 +57,9 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.median_summary(survival_curves)
     latest = table.filter(pl.col("data_cut") == table["data_cut"].max())
     medians: dict[str, Any] = {
-        f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
+        f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"])
+        if r["median"] is not None
+        else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
     intervals: dict[str, Any] = {
@@ -66,7 +67,9 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
         for r in latest.iter_rows(named=True)
     }
     # The estimates before the long method names: the UI's metadata column shows about 600 px of a preview.
-    shown = table.select("data_cut", "endpoint", "median", "ci_lower", "ci_upper", pl.exclude("data_cut", "endpoint", "median", "ci_lower", "ci_upper"))
+    shown = table.select(
+        "data_cut", "endpoint", "median", "ci_lower", "ci_upper", pl.exclude("data_cut", "endpoint", "median", "ci_lower", "ci_upper")
+    )
     return table_output(table, shown=shown, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
 
 

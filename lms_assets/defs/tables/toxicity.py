@@ -1,6 +1,5 @@
 """Group ``toxicity``: Table 4, adverse events at each patient's worst grade, and the Results' safety figures."""
 
-
 import polars as pl
 from dagster import AssetIn, Output
 
