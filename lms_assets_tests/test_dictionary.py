@@ -8,7 +8,6 @@ from lms_assets import dictionary
 from lms_assets.defs.resources import column_schema
 from lms_assets.records import schemas
 from lms_assets_tests.conftest import REPO
-from lms_assets_tests.test_charts_response import shipped_run  # noqa: F401 - the module-scoped full run
 
 EVERY_TABLE = {**dictionary.RAW, **dictionary.DERIVED}
 
@@ -49,7 +48,7 @@ def test_listing_a_description_for_a_column_the_table_lacks_is_refused():
 
 
 @pytest.mark.slow
-def test_every_column_the_shipped_run_writes_is_described(shipped_run):  # noqa: F811
+def test_every_column_the_shipped_run_writes_is_described(shipped_run):
     undescribed, checked = {}, set()
     for event in shipped_run["result"].get_asset_materialization_events():
         materialization = event.materialization

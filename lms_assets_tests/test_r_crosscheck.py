@@ -134,6 +134,7 @@ def write_hard_study(folder: Path, design: dict, seed: int) -> Path:
     )
     for relative, frame in files.items():
         frame.write_csv(folder / relative)
+    (folder / "study.toml").write_text(synthetic.study_toml(n, seed))
     return folder
 
 
