@@ -46,7 +46,7 @@ COMMON = {
 RAW_EXTRAS = {
     "_file": "Record file the row was read from",
     "_row": "Line of the record file (the header is line 1)",
-    "content_hash": "SHA-256 of the cut file's content",
+    "content_hash": "SHA-256 of the record file's content (for follow-up, of that cut's file)",
     "data_cut": "Data cut, from the file name (its ISO date)",
 }
 
@@ -100,12 +100,17 @@ DERIVED: dict[str, dict[str, str]] = {
         AVALU="Unit of the time (MONTHS)",
     ),
     "adae": _table(
-        "STUDYID USUBJID SUBJID AEDECOD ATOXGR ATOXGRGP AENEPI TRTEMFL",
+        "STUDYID USUBJID SUBJID AESEQ AEDECOD AEEPINUM ATOXGR ATOXGRGP TRTEMFL AOCCIFL AOCCPIFL SRCFILE SRCROW",
+        AESEQ="Sequence number of the event within the patient: term, then episode (the records carry no dates)",
         AEDECOD="Adverse event term as in Table 4",
-        ATOXGR="CTCAE 4.03 grade",
+        AEEPINUM="Episode number of this term for this patient, as recorded",
+        ATOXGR="CTCAE 4.03 grade of the episode",
         ATOXGRGP="Grade group as Table 4 counts it (1/2, 3/4, 5)",
-        AENEPI="Episode number of this term for this patient",
         TRTEMFL="Treatment-emergent (Y)",
+        AOCCIFL="Y on the patient's first event at their worst grade over all terms (Table 4's any-event row)",
+        AOCCPIFL="Y on the patient's first event of the term at its worst grade (Table 4's term rows)",
+        SRCFILE="Record file the event was read from",
+        SRCROW="Line of the record file (the header is line 1)",
     ),
     "baseline_characteristics": _table(
         "characteristic level key n pct value patients",
@@ -296,7 +301,8 @@ def _raw_tables() -> dict[str, dict[str, str]]:
     tables = {}
     for schema in (v for v in vars(schemas).values() if isinstance(v, schemas.FileSchema)):
         columns = {c.name: c.description for c in schema.columns}
-        extras = ("data_cut", "content_hash") if schema is schemas.FOLLOWUP else ()
+        # Every raw table carries its file's hash (the report's provenance reads it); follow-up also its cut.
+        extras = ("data_cut", "content_hash") if schema is schemas.FOLLOWUP else ("content_hash",)
         tables[f"raw_{schema.name}"] = {**columns, "_file": RAW_EXTRAS["_file"], "_row": RAW_EXTRAS["_row"], **{e: RAW_EXTRAS[e] for e in extras}}
     return tables
 
