@@ -85,7 +85,7 @@ def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, 
         for schema in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE):
             raw[schema.name] = validation.read_raw(study / schema.location, schema, label=schema.location)
         registry = study / schemas.REGISTRY.location
-        raw["published_figures"] = (
+        raw["printed_values"] = (
             validation.read_raw(registry, schemas.REGISTRY, label=schemas.REGISTRY.location)
             if registry.exists()
             else pl.DataFrame(
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
                 raw["response"],
                 raw["followup"],
                 raw["adverse_events"],
-                raw["published_figures"],
+                raw["printed_values"],
                 raw["provenance"],
             ),
         )
@@ -162,14 +162,14 @@ def main(argv: list[str] | None = None) -> None:
         landmarks = compute(db, "survival_landmarks", lambda: survival.landmarks(curves))
         compute(db, "survival_followup", lambda: survival.reverse_km_followup(adtte))
         subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl))
-        history = compute(db, "followup_history", lambda: survival.median_history(medians))
+        history = compute(db, "median_history", lambda: survival.median_history(medians))
 
         chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adsl)))
         chart(outputs, "adverse_events", lambda: adverse_events.adverse_event_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
             chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_figure(curves, landmarks, medians, e, None))
         chart(outputs, "subgroup_forest", lambda: km.forest_figure(subgroups))
-        chart(outputs, "followup_history", lambda: history_chart(history))
+        chart(outputs, "median_history", lambda: history_chart(history))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

@@ -215,7 +215,7 @@ DERIVED: dict[str, dict[str, str]] = {
         cox_p="Wald p-value of the Cox model",
         logrank_p="Log-rank p-value",
     ),
-    "followup_history": _table(
+    "median_history": _table(
         "data_cut endpoint method n events median ci_lower ci_upper note",
         method="Confidence-interval method: spss or brookmeyer_crowley_loglog",
     ),
@@ -228,7 +228,7 @@ DERIVED: dict[str, dict[str, str]] = {
         reason="Why it was rejected",
         patient_id="Patient number of the row, when readable",
     ),
-    "published_figures": _table(
+    "printed_values": _table(
         "figure_id source quantity printed value unit decimals numerator denominator data_cut reviewed_expected "
         "reviewed_finding reviewed_reason reviewed_by reviewed_on owner check_name published_cut",
         printed="The text as printed",
@@ -251,7 +251,7 @@ DERIVED: dict[str, dict[str, str]] = {
         "figure_id quantity source basis reconstruction findings explanation",
         reconstruction="Reconstructed records the figure rests on, if any",
     ),
-    "figure_audit": _table(
+    "printed_audit": _table(
         "figure_id source quantity published recomputed shown status check_outcome basis computed_by patients findings "
         "explanation check_reason hypotheses sensitivity_verdict sensitivity_range",
         published="The figure as printed",

@@ -4,7 +4,7 @@
 
 Every value is drawn from a seeded NumPy ``Generator`` (vectorised: a million patients take seconds),
 with distributions loosely following the published cohort (Tables 1, 3 and 4). The folder passes the
-foundation's validation row for row: nothing is quarantined. It has no ``published_figures.csv``,
+foundation's validation row for row: nothing is quarantined. It has no ``printed_values.csv``,
 because no paper describes synthetic patients; ``provenance.csv`` says every file is synthetic and
 names the seed. Its ``study.toml`` allows excluding quarantined rows: a registry of this size accepts losses,
 and a damaged copy of a synthetic folder should shrink (and say so), not stop. The same patients, seed and

@@ -49,7 +49,7 @@ def run_assets(*names: str, paths: dict[str, Path]):
 
     Separate checks that read other tables (``adsl_patients_complete`` reads ADRS and ADTTE) need those tables
     too, as the full-graph run in the UI would have them. The summaries' published-figure checks run in their
-    asset's step, so what they read (``published_figures``, ``paper_consistency``) is upstream of it anyway.
+    asset's step, so what they read (``printed_values``, ``paper_consistency``) is upstream of it anyway.
     """
     from dagster import AssetSelection
 

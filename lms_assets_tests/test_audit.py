@@ -213,16 +213,16 @@ def shipped_audit(shipped_run):
     """The audit of the shipped study, the published-figure check results of the same run, and its warehouse."""
     import duckdb
 
-    names = ("figure_audit", "published_figures", *FIGURE_SOURCES)
+    names = ("printed_audit", "printed_values", *FIGURE_SOURCES)
     with duckdb.connect(str(shipped_run["warehouse"]), read_only=True) as con:
         tables = {name: con.sql(f"select * from {name}").pl() for name in names}
-    return shipped_run["result"], tables["figure_audit"], tables
+    return shipped_run["result"], tables["printed_audit"], tables
 
 
 def test_audit_of_the_shipped_study(shipped_audit):
     result, table, _ = shipped_audit
     assert result.success
-    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
+    registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
     assert table.height == registry.height
     assert set(table["status"]) <= {"reproduced", "discrepancy", "not_recomputable"}
     # Everything Table 3 can give is recomputed; the one figure nothing recomputes contradicts itself, so it is a discrepancy.
@@ -253,7 +253,7 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert table["sensitivity_verdict"].null_count() == 0
     assert verdict["T2.orr.pct"] == "fixed by the paper" and verdict["T2.os.ci_lower"] == "robust"
     assert verdict["DIS.subgroups.os.significant.n"] == "depends on the reconstruction"
-    metadata = result.asset_materializations_for_node("figure_audit")[0].metadata
+    metadata = result.asset_materializations_for_node("printed_audit")[0].metadata
     assert "Independent verification (R " in metadata["independent_verification"].value
     assert metadata["verified_by_r"].value.split(" of ")[0] == metadata["verified_by_r"].value.split(" of ")[1].split(" ")[0]
 
@@ -268,9 +268,9 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
     warned = {f: row for f, row in figures.items() if row["verdict"] != "passed"}
     assert set(warned) == set(reviewed["figure_id"])
     # A section check warns exactly when one of its figures is a reviewed discrepancy, and says first which and why.
-    registry = tables["published_figures"]
+    registry = tables["printed_values"]
     owner = dict(zip(registry["figure_id"], registry["owner"]))
-    # published_figures names each figure's section check, which is the check whose table holds it.
+    # printed_values names each figure's section check, which is the check whose table holds it.
     assert {f: row["check"] for f, row in figures.items()} == dict(zip(registry["figure_id"], registry["check_name"]))
     sections = {(owner[f], row["check"]) for f, row in warned.items()}
     assert {n for n, e in checks.items() if not e.passed} == sections
@@ -283,7 +283,7 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
                 assert f"{figure} (WARN): " in metadata["failed"].value, (name, figure)
     explanation = dict(zip(table["figure_id"], table["explanation"]))
     for figure, row in warned.items():
-        # The figure's reason is figure_audit's sentence; every cell text, nothing numeric for the UI to plot.
+        # The figure's reason is printed_audit's sentence; every cell text, nothing numeric for the UI to plot.
         assert row["reason"] == explanation[figure] != "" and row["check_outcome"] == "WARN"
         assert all(isinstance(v, str) for v in row.values()), figure
         assert row["reviewed"].startswith("reviewed by: lms-assets developers, ")
@@ -292,18 +292,18 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
     assert figures["T2.os.ci_lower"]["patients"] == "1–19"
     assert "followup/2021-03-31.csv os_months of patients 1 2 5 6 8 10 16" in figures["T2.os.ci_lower"]["basis"]
     assert figures["T2.os.ci_lower"]["shown"] == "12.29"
-    assert (figures["T2.os.ci_lower"]["check"], figures["T1.age.median"]["check"]) == ("figures_table_2", "figures_table_1")
+    assert (figures["T2.os.ci_lower"]["check"], figures["T1.age.median"]["check"]) == ("printed_table_2", "printed_table_1")
 
 
-def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
+def test_printed_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
     from lms_assets.defs.report import TABLES, _comparisons
 
     result, table, tables = shipped_audit
-    # Every printed figure has its verdict in its section check's table, the same as figure_audit's check_outcome.
+    # Every printed figure has its verdict in its section check's table, the same as printed_audit's check_outcome.
     figures = figure_verdicts(result.get_asset_check_evaluations())
     audited = dict(zip(table["figure_id"], table["check_outcome"]))
     assert {f: figures[f]["verdict"] for f in audited} == audited
-    comparisons = _comparisons(tables, tables["published_figures"], table)
+    comparisons = _comparisons(tables, tables["printed_values"], table)
     shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
     assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
     expected = dict(zip(table["figure_id"], table["status"]))
@@ -314,21 +314,21 @@ def test_figure_audit_the_checks_and_the_report_agree_on_every_status(shipped_au
 
 
 def _definitions_and_registry_failure(paths):
-    """Load the definitions on ``paths`` (a platform_env), then materialize raw_published_figures: (defs, its failure message)."""
+    """Load the definitions on ``paths`` (a platform_env), then materialize raw_printed_values: (defs, its failure message)."""
     from dagster import AssetKey
 
     from lms_assets_tests.conftest import defs_for
 
     defs = defs_for(paths)
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(asset_selection=[AssetKey("raw_published_figures")], raise_on_error=False)
+    result = job.execute_in_process(asset_selection=[AssetKey("raw_printed_values")], raise_on_error=False)
     failures = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
     return defs, " ".join(failures)
 
 
 def _stand_in_descriptions(defs) -> list[str]:
     graph = defs.resolve_asset_graph()
-    return [graph.get_check_spec(k).description for k in graph.asset_check_keys if k.name == "published_figures"]
+    return [graph.get_check_spec(k).description for k in graph.asset_check_keys if k.name == "printed_values"]
 
 
 @pytest.mark.parametrize(
@@ -340,19 +340,19 @@ def _stand_in_descriptions(defs) -> list[str]:
     ids=["latin-1", "missing column"],
 )
 def test_a_bad_registry_leaves_the_definitions_loading_and_fails_its_own_asset(platform_env, damage, says):
-    damage(platform_env["data"] / "published_figures.csv")
+    damage(platform_env["data"] / "printed_values.csv")
     defs, failure = _definitions_and_registry_failure(platform_env)
     descriptions = _stand_in_descriptions(defs)
     # One stand-in check per summary asset, saying the registry could not be read; its own asset says why.
     assert len(descriptions) == len(FIGURE_SOURCES)
-    assert all("published_figures.csv could not be read (RecordFileError)" in d for d in descriptions)
-    assert "published_figures.csv" in failure and says in failure
+    assert all("printed_values.csv could not be read (RecordFileError)" in d for d in descriptions)
+    assert "printed_values.csv" in failure and says in failure
 
 
 def test_the_load_time_message_quotes_nothing_from_the_file(platform_env, monkeypatch):
     secret = "lms-test-secret-value-0xdeadbeef"
     # An environment dump saved as the registry: one header line with ';' in it, which validation would quote.
-    (platform_env["data"] / "published_figures.csv").write_text(f"DB_PASSWORD={secret};LS_COLORS=rs=0\n1,2\n")
+    (platform_env["data"] / "printed_values.csv").write_text(f"DB_PASSWORD={secret};LS_COLORS=rs=0\n1,2\n")
     defs, _ = _definitions_and_registry_failure(platform_env)
     descriptions = _stand_in_descriptions(defs)
     assert descriptions and not any(secret in d for d in descriptions)
@@ -361,7 +361,7 @@ def test_the_load_time_message_quotes_nothing_from_the_file(platform_env, monkey
 def test_a_registry_symlinked_out_of_the_study_folder_is_refused_without_echoing_it(platform_env, tmp_path, monkeypatch):
     secret = "lms-test-secret-value-0xdeadbeef"
     monkeypatch.setenv("LMS_TEST_SECRET", secret)
-    registry = platform_env["data"] / "published_figures.csv"
+    registry = platform_env["data"] / "printed_values.csv"
     outside = tmp_path / "elsewhere.csv"
     shutil.copy(registry, outside)
     for target in (outside, Path("/proc/self/environ")):
@@ -387,7 +387,7 @@ def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
     raw = validation.read_raw(SHIPPED_DATA / "unchecked_claims.csv", schemas.UNCHECKED_CLAIMS)
     assert validation.problems(raw, schemas.UNCHECKED_CLAIMS).is_empty()
     claims = validation.clean(raw, schemas.UNCHECKED_CLAIMS, validation.empty_quarantine())
-    printed = set(pl.read_csv(SHIPPED_DATA / "published_figures.csv")["figure_id"])
+    printed = set(pl.read_csv(SHIPPED_DATA / "printed_values.csv")["figure_id"])
     named = {f for ids in claims["figure_ids"].drop_nulls() for f in ids.split()}
     assert named <= printed, sorted(named - printed)
     covered = claims.filter(pl.col("disposition") == "covered_by_registry")
@@ -397,9 +397,9 @@ def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
 
 def test_a_bad_file_s_failure_quotes_a_bounded_excerpt_only(platform_env):
     header = "A=" + "x" * 5000 + ";B=\x1b[2J"
-    (platform_env["data"] / "published_figures.csv").write_text(header + "\n1\n")
+    (platform_env["data"] / "printed_values.csv").write_text(header + "\n1\n")
     _, failure = _definitions_and_registry_failure(platform_env)
-    assert "published_figures.csv" in failure and "x" * 700 not in failure and "\x1b" not in failure
+    assert "printed_values.csv" in failure and "x" * 700 not in failure and "\x1b" not in failure
 
 
 def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
@@ -415,15 +415,15 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     [
         (["T1.age.median,52.0,,,lms-assets developers,2026-12-01"], "row 2 column reason: an entry needs a machine finding or a written reason"),
         (["T1.age.median,52.0,a_guess,,lms-assets developers,2026-12-01"], "row 2 column finding: not one of grim_impossible"),
-        (["T9.nothing.n,1.0,,printed nowhere,lms-assets developers,2026-12-01"], "figure_id T9.nothing.n not in published_figures.csv"),
+        (["T9.nothing.n,1.0,,printed nowhere,lms-assets developers,2026-12-01"], "figure_id T9.nothing.n not in printed_values.csv"),
     ],
     ids=["no finding or reason", "unknown finding", "not printed"],
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
-    from lms_assets.defs.audit.published import published_figures_table
+    from lms_assets.defs.audit.published import printed_values_table
     from lms_assets.records import schemas, validation
 
-    registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
+    registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
     with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:
-        published_figures_table(registry, _known(tmp_path, *rows))
+        printed_values_table(registry, _known(tmp_path, *rows))
     assert says in str(refused.value)

@@ -1017,7 +1017,7 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
     """What the ingest and cohort steps decide for ``study`` (``exclude`` overrides its study.toml), on a
     warehouse that has published ``PUBLISHED_CUTS``."""
     raw = {s.name: validation.read_raw(validation.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
-    raw["published_figures"] = validation.read_raw(
+    raw["printed_values"] = validation.read_raw(
         validation.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
     )
     cut_files = validation.followup_files(study)
@@ -1036,7 +1036,7 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         raw["response"],
         cuts,
         raw["adverse_events"],
-        raw["published_figures"],
+        raw["printed_values"],
         raw["provenance"],
     )
     clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))

@@ -105,7 +105,7 @@ EXPECTED_FAILURES = {
 
 
 @pytest.mark.slow
-def test_published_figures_on_the_shipped_study(shipped_run):
+def test_printed_values_on_the_shipped_study(shipped_run):
     evaluations = [e for e in shipped_run["result"].get_asset_check_evaluations() if e.asset_key.to_user_string() in SUMMARIES]
     figures = figure_verdicts(evaluations)
     failed = {figure: row for figure, row in figures.items() if row["verdict"] != "passed"}
@@ -113,7 +113,7 @@ def test_published_figures_on_the_shipped_study(shipped_run):
     for figure, shown in EXPECTED_FAILURES.items():
         assert failed[figure]["shown"] == shown and failed[figure]["verdict"] == failed[figure]["check_outcome"] == "WARN"
     # Every Table 4 row, Table 2 row and the DCR printed as "73.7% (14/21)" reproduce.
-    table_4 = {f: row for f, row in figures.items() if row["check"] == "figures_table_4"}
+    table_4 = {f: row for f, row in figures.items() if row["check"] == "printed_table_4"}
     assert len(table_4) == 72 and all(f.startswith("T4.") for f in table_4)
     assert all(row["verdict"] == "passed" for f, row in figures.items() if f.startswith(("T4.", "T2.response", "T2.orr", "T2.dcr")))
     dcr = figures["EFF.dcr.pct"]
@@ -128,16 +128,16 @@ def test_published_figures_on_the_shipped_study(shipped_run):
 
 @pytest.mark.slow
 def test_charts_are_materialized_as_png_and_html(shipped_run):
-    waterfall_md = shipped_run["result"].asset_materializations_for_node("waterfall_plot")[0].metadata
+    waterfall_md = shipped_run["result"].asset_materializations_for_node("waterfall_chart")[0].metadata
     assert waterfall_md["chart"].value.startswith("![Waterfall plot](data:image/png;base64,")
     assert (waterfall_md["patients"].value, waterfall_md["bars_drawn"].value) == (19, 19)
-    assert (shipped_run["outputs"] / "charts" / "waterfall_plot.html").stat().st_size > 0
+    assert (shipped_run["outputs"] / "charts" / "waterfall_chart.html").stat().st_size > 0
     ae_md = shipped_run["result"].asset_materializations_for_node("adverse_event_chart")[0].metadata
     assert ae_md["terms"].value == 12 and ae_md["chart"].value.startswith("![Adverse events by grade](data:image/png;base64,")
     assert (shipped_run["outputs"] / "charts" / "adverse_event_chart.html").stat().st_size > 0
 
 
-CHART_ASSETS = ["waterfall_plot", "adverse_event_chart", "km_pfs_plot", "km_os_plot", "subgroup_forest_plot", "followup_history_chart"]
+CHART_ASSETS = ["waterfall_chart", "adverse_event_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "median_history_chart"]
 MIN_CHART_WIDTH_PX = 600
 
 

@@ -136,7 +136,7 @@ def test_two_full_runs_launched_together_both_finish(platform_env, tmp_path: Pat
     with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as connection:
         tables = [r[0] for r in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()]
         rows = {name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in tables}
-    assert {"adsl", "adtte", "figure_audit", "quarantine", "survival_summary"} <= set(rows)
+    assert {"adsl", "adtte", "printed_audit", "quarantine", "survival_summary"} <= set(rows)
     assert rows["adsl"] == 19
 
 

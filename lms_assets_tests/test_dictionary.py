@@ -59,5 +59,5 @@ def test_every_column_the_shipped_run_writes_is_described(shipped_run):
         missing = [c.name for c in schema.value.columns if not c.description]
         if missing:
             undescribed[materialization.asset_key.to_user_string()] = missing
-    assert {"raw_followup", "adtte", "survival_summary", "figure_audit"} <= checked, checked
+    assert {"raw_followup", "adtte", "survival_summary", "printed_audit"} <= checked, checked
     assert not undescribed, undescribed

@@ -21,7 +21,7 @@ import pytest
 from lms_assets import adam
 from lms_assets.audit import consistency
 from lms_assets.defs.audit import consistency as audit_defs
-from lms_assets.defs.audit.published import FIGURE_SOURCES, figure_verdicts, published_figures_table, section_results
+from lms_assets.defs.audit.published import FIGURE_SOURCES, figure_verdicts, printed_values_table, section_results
 from lms_assets.records import schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets
@@ -47,14 +47,14 @@ def records() -> dict[str, pl.DataFrame]:
         pl.lit("2021-03-31").str.to_date().alias("data_cut"), pl.lit("shipped").alias("content_hash")
     )
     known = validation.read_raw(SHIPPED_DATA / "known_discrepancies.csv", schemas.KNOWN_DISCREPANCIES)
-    registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
+    registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
     return {
         "patients": _read("patients.csv", schemas.PATIENTS),
         "allocations": _read("patient_allocations.csv", schemas.PATIENT_ALLOCATIONS),
         "response": _read("response.csv", schemas.RESPONSE),
         "adverse_events": _read("adverse_events.csv", schemas.ADVERSE_EVENTS),
         "followup": followup,
-        "published_figures": published_figures_table(registry, known),
+        "printed_values": printed_values_table(registry, known),
         "provenance": _read("provenance.csv", schemas.PROVENANCE),
     }
 
@@ -95,7 +95,7 @@ class Outcome:
 def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
     """Every printed figure's outcome by figure id, read from the section checks computed as the Dagster checks compute them."""
     tables = summary_tables(records)
-    published = records["published_figures"]
+    published = records["printed_values"]
     cut = published["published_cut"].max()
     feasibility = audit_defs._feasibility(tables["adtte"], cut, SHIPPED_STUDY)
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
@@ -429,9 +429,9 @@ def test_orr_fault_fails_the_dagster_checks_of_response_summary(platform_env, mo
     caught = _error_figures(result)
     assert {"T2.orr.n", "T2.orr.pct", "ABS.orr.pct"} <= set(caught), sorted(caught)
     check, reason = caught["T2.orr.n"]
-    assert check == "figures_table_2"
+    assert check == "printed_table_2"
     assert reason.startswith("regression or unreviewed discrepancy: Table 2 prints '3' (3) but the table shows 14")
-    table_2 = next(e for e in result.get_asset_check_evaluations() if e.check_name == "figures_table_2")
+    table_2 = next(e for e in result.get_asset_check_evaluations() if e.check_name == "printed_table_2")
     # The check's description names its failed figures first, and the reason of each.
     assert table_2.description.startswith("2 of 10 printed figures failed (2 ERROR, 0 WARN): T2.orr.n (ERROR): regression")
     # The checks run in response_summary's own step, which therefore fails instead of storing the table.
@@ -447,13 +447,13 @@ def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_e
     result = run_assets("baseline_characteristics", paths=platform_env)
     caught = _error_figures(result)
     assert {"T1.age.max", "RPC.age.max"} <= set(caught), sorted(caught)
-    assert (caught["T1.age.max"][0], caught["RPC.age.max"][0]) == ("figures_table_1", "figures_results_patient_characteristics")
+    assert (caught["T1.age.max"][0], caught["RPC.age.max"][0]) == ("printed_table_1", "printed_results_patient_characteristics")
 
 
 def test_without_the_reviewed_list_every_failure_is_an_error(records):
     """A study folder without known_discrepancies.csv (a synthetic or a new study): nothing fails as WARN."""
     empty = validation.read_raw(SHIPPED_DATA / "known_discrepancies.csv", schemas.KNOWN_DISCREPANCIES).clear()
-    registry = validation.read_raw(SHIPPED_DATA / "published_figures.csv", schemas.REGISTRY)
-    outcomes = check_outcomes({**records, "published_figures": published_figures_table(registry, empty)})
+    registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
+    outcomes = check_outcomes({**records, "printed_values": printed_values_table(registry, empty)})
     reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["figure_id"]
     assert {figure for figure, o in outcomes.items() if o.verdict != "passed"} == errors(outcomes) == set(reviewed)

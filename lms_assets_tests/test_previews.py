@@ -1,5 +1,5 @@
 """Table previews a reader can use: patient ids as ranges, estimates before long list cells, no ``len`` header,
-a ``~`` that stays a character instead of starting strikethrough, and figure_audit's discrepancies with their reasons."""
+a ``~`` that stays a character instead of starting strikethrough, and printed_audit's discrepancies with their reasons."""
 
 import re
 from html import unescape
@@ -11,7 +11,7 @@ from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, markdown_table
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.graphs.render import cell_text
 from lms_assets.tables.printed import id_ranges
-from lms_assets_tests.test_audit import shipped_audit  # noqa: F401 (the fixture: figure_audit on the shipped study)
+from lms_assets_tests.test_audit import shipped_audit  # noqa: F401 (the fixture: printed_audit on the shipped study)
 
 UI_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
@@ -33,9 +33,9 @@ def test_preview_puts_estimates_before_lists_and_names_a_count_n():
     assert "<s>" not in html and "<del>" not in html and "14.2~32.7" in html
 
 
-def test_figure_audit_preview_lists_each_discrepancy_with_its_reason_and_points_to_the_report(shipped_audit):  # noqa: F811 (the fixture imported above)
+def test_printed_audit_preview_lists_each_discrepancy_with_its_reason_and_points_to_the_report(shipped_audit):  # noqa: F811 (the fixture imported above)
     result, table, _ = shipped_audit
-    metadata = result.asset_materializations_for_node("figure_audit")[0].metadata
+    metadata = result.asset_materializations_for_node("printed_audit")[0].metadata
     discrepancies = table.filter(pl.col("status") == "discrepancy")
     assert discrepancies.height > 0
     html = UI_MARKDOWN.render(metadata["discrepancies"].value)

@@ -14,7 +14,7 @@ STUDY_WINDOW_MONTHS = 39.0  # first possible start 2018-01 to the data cut 2021-
 
 
 def registry_value(figure_id: str) -> float:
-    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
+    registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
     return registry.filter(pl.col("figure_id") == figure_id)["value"].item()
 
 
@@ -67,7 +67,7 @@ def test_dose_changes_match_the_safety_text(patients, worst_ae):
 
 def test_adverse_events_match_table_4_at_worst_grade(worst_ae):
     terms = worst_ae["term"].unique().to_list()
-    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
+    registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
     assert len(terms) == registry.filter(pl.col("figure_id").str.starts_with("T4.") & pl.col("figure_id").str.ends_with(".any.n")).height
     for term in terms:
         rows = worst_ae.filter(pl.col("term") == term)

@@ -101,13 +101,13 @@ def test_consistent_later_cut_passes(platform_env):
 
 def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_published_cut(platform_env):
     later_cut(platform_env["data"], deaths=(1, 5), extra_months=12.0)
-    result = run_assets("followup_history_chart", paths=platform_env)
+    result = run_assets("median_history_chart", paths=platform_env)
     assert result.success
     import duckdb
 
     with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
         summary = con.sql("select * from survival_summary").pl()
-        history = con.sql("select * from followup_history").pl()
+        history = con.sql("select * from median_history").pl()
     assert sorted(summary["data_cut"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
     assert summary.height == 8  # two cuts × two endpoints × two methods
     os_events = dict(

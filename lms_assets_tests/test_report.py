@@ -34,7 +34,7 @@ def registry(*rows):
 
 
 def audit(*rows, basis="published_patient_data"):
-    """figure_audit rows: (figure_id, status, explanation, findings); the report derives the status from the findings."""
+    """printed_audit rows: (figure_id, status, explanation, findings); the report derives the status from the findings."""
     schema = {"figure_id": pl.String, "status": pl.String, "explanation": pl.String, "findings": pl.List(pl.String)}
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.lit(None, dtype=pl.String).alias("hypotheses"), pl.lit(basis).alias("basis")
@@ -121,7 +121,7 @@ def _inputs(**overrides) -> page.ReportInputs:
                 "note": [None, None],
             }
         ),
-        charts=[page.Chart("waterfall_plot", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")],
+        charts=[page.Chart("waterfall_chart", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")],
         audit=AUDIT.join(
             FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(REGISTRY.select("figure_id", "quantity"), on="quantity"),
             on="figure_id",
@@ -347,7 +347,7 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     assert ">Independent verification (R)<" in html
     assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", html) or "not run: Rscript not found" in html
 
-    for name in ("patients.csv", "response.csv", "adverse_events.csv", "provenance.csv", "published_figures.csv"):
+    for name in ("patients.csv", "response.csv", "adverse_events.csv", "provenance.csv", "printed_values.csv"):
         assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in html
     assert hashlib.sha256((platform_env["data"] / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
     assert f"<td>dagster</td><td>{dagster.__version__}</td>" in html

@@ -20,7 +20,7 @@ RAW_FILES = {
     "raw_patient_allocations": "patient_allocations.csv",
     "raw_response": "response.csv",
     "raw_adverse_events": "adverse_events.csv",
-    "raw_published_figures": "published_figures.csv",
+    "raw_printed_values": "printed_values.csv",
     "raw_provenance": "provenance.csv",
 }
 
@@ -150,7 +150,7 @@ def test_every_table_is_byte_identical_across_reruns(two_full_runs):
     first, second = two_full_runs
     assert first.keys() == second.keys()
     tables = {table for table, _ in first}
-    assert {"adsl", "adtte", "survival_subgroups", "figure_audit", "followup_history", "quarantine"} <= tables
+    assert {"adsl", "adtte", "survival_subgroups", "printed_audit", "median_history", "quarantine"} <= tables
     # survival_subgroups.logrank_p once varied in its last bits; tables/survival.py now sorts before lifelines.
     differ = {key for key in first if first[key] != second[key]}
     assert not differ, f"columns that differ between two runs on the same inputs: {sorted(differ)}"

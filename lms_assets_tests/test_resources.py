@@ -79,12 +79,12 @@ def test_definitions_built_with_explicit_locations_read_and_write_only_there(pla
     elsewhere.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(elsewhere)
-        result = run_assets("study_report", "followup_history_chart", paths=platform_env)
+        result = run_assets("study_report", "median_history_chart", paths=platform_env)
     assert result.success
     assert not list(elsewhere.iterdir())
     report = (platform_env["outputs"] / "report" / "study_report.html").read_text()
     assert "Copied study: Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit" in report
-    assert (platform_env["outputs"] / "charts" / "followup_history_chart.html").is_file()
+    assert (platform_env["outputs"] / "charts" / "median_history_chart.html").is_file()
     with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
         assert con.sql("select distinct STUDYID from adsl").fetchall() == [("ZOU-LMS-ANLOTINIB",)]
 

@@ -135,15 +135,15 @@ def test_pr_rate_by_combination_with_fishers_exact_test():
 
 @pytest.mark.slow
 def test_a_wrong_printed_value_fails_its_check(platform_env):
-    registry = platform_env["data"] / "published_figures.csv"
+    registry = platform_env["data"] / "printed_values.csv"
     text = registry.read_text()
     assert "T2.response.PR.n,Table 2,response.PR.n,3,3," in text
     registry.write_text(text.replace("T2.response.PR.n,Table 2,response.PR.n,3,3,", "T2.response.PR.n,Table 2,response.PR.n,4,4,"))
     # The published-figure checks read the registry and the audit's paper_consistency as well as the table.
-    result = run_assets("response_summary", "published_figures", "paper_consistency", paths=platform_env)
+    result = run_assets("response_summary", "printed_values", "paper_consistency", paths=platform_env)
     figures = figure_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary")
     wrong = figures["T2.response.PR.n"]
     # Not a reviewed discrepancy: a blocking ERROR that says what the table shows against what is printed.
-    assert wrong["verdict"] == wrong["check_outcome"] == "ERROR" and wrong["check"] == "figures_table_2"
+    assert wrong["verdict"] == wrong["check_outcome"] == "ERROR" and wrong["check"] == "printed_table_2"
     assert wrong["shown"] == "3.0" and wrong["printed"] == "4 (Table 2)"
     assert figures["T2.response.PR.pct"]["verdict"] == figures["ABS.response.PR.n"]["verdict"] == "passed"

@@ -356,7 +356,7 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from dagster import build_asset_context
 
-    from lms_assets.defs.audit.published import published_figures_table
+    from lms_assets.defs.audit.published import printed_values_table
     from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
     from lms_assets.defs.resources import StudyFolder
     from lms_assets.records import schemas, validation
@@ -366,7 +366,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
         pl.DataFrame(schema={**dict.fromkeys(schema.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
-    no_registry = published_figures_table(registry, known)
+    no_registry = printed_values_table(registry, known)
     output = reconstruction_sensitivity(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value

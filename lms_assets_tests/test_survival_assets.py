@@ -16,9 +16,9 @@ SURVIVAL_ASSETS = (
     "survival_landmarks",
     "survival_followup",
     "survival_subgroups",
-    "km_pfs_plot",
-    "km_os_plot",
-    "subgroup_forest_plot",
+    "km_pfs_chart",
+    "km_os_chart",
+    "forest_chart",
 )
 
 
@@ -100,17 +100,17 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     median = followup["EFF.followup.median"]
     # Reverse KM on the (partly reconstructed) OS gives 25.8, not the printed 17.8: reported, not bent.
     assert median["shown"] == "25.80" and "17.8" in median["printed"]
-    assert median["verdict"] != "passed" and median["check"] == "figures_results_efficacy"
+    assert median["verdict"] != "passed" and median["check"] == "printed_results_efficacy"
 
     # The Discussion's "no significant differences" is judged by the blocking checks of its printed counts.
     subgroups = _figures(result, "survival_subgroups")
     assert subgroups["DIS.subgroups.pfs.significant.n"]["verdict"] == subgroups["DIS.subgroups.os.significant.n"]["verdict"] == "passed"
 
-    for chart in ("km_pfs_plot", "km_os_plot", "subgroup_forest_plot"):
+    for chart in ("km_pfs_chart", "km_os_chart", "forest_chart"):
         metadata = materialized[chart].metadata
         assert "data:image/png;base64," in metadata["chart"].value
         assert Path(metadata["interactive_html"].value).is_file()
-    html = Path(materialized["km_os_plot"].metadata["interactive_html"].value).read_text()
+    html = Path(materialized["km_os_chart"].metadata["interactive_html"].value).read_text()
     assert "Data cut 2021-09-30 (latest)" in html and "Data cut 2021-03-31 (published)" in html
     # The published cut's log(−log) interval in the chart's caption: the upper bound is not reached, not 28.0.
     # (Altair writes the spec as JSON with non-ASCII characters escaped.)

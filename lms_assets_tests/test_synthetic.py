@@ -184,14 +184,14 @@ def test_full_graph_on_a_synthetic_study(tmp_path):
         assert con.sql("select count(*) from quarantine").fetchone()[0] == 0
         assert con.sql("select count(*) from adsl").fetchone()[0] == 3000
         assert con.sql("select count(*) from adtte").fetchone()[0] == 3000 * 2 * 2
-        assert con.sql("select count(*) from raw_published_figures").fetchone()[0] == 0
+        assert con.sql("select count(*) from raw_printed_values").fetchone()[0] == 0
         for table in FIGURE_SOURCES:
             assert con.sql(f"select count(*) from {table}").fetchone()[0] > 0, table
 
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     assert FIGURE_SOURCES, "no summary asset registers published figures"
     for table in FIGURE_SOURCES:
-        check = evaluations[(table, "published_figures")]
+        check = evaluations[(table, "printed_values")]
         assert check.passed and check.metadata["compared"].value == "0"
         assert "nothing to compare" in check.metadata["reason"].value
     assert evaluations[("quarantine", "no_quarantined_rows")].passed

@@ -4,7 +4,7 @@ Starts `dagster dev` on a free loopback port with a private instance, study copy
 folder; launches the `full_refresh` job through GraphQL and waits for that run (a sensor may launch a
 run of its own meanwhile; runs queue on the `duckdb` pool); then drives Debian's Chromium with
 Playwright: the lineage graph shows the study's assets, an asset's checks page shows the run's check
-results, every chart opens at a legible width from its asset's page, figure_audit's markdown has no
+results, every chart opens at a legible width from its asset's page, printed_audit's markdown has no
 strikethrough, the survival preview shows its median and CI columns, a printed value is traced from its check
 to its raw file in three clicks (README "Tracing a printed number"), and the written study report fits a
 1280 px window and rounds each value one way. Screenshots go to `test-artifacts/ui_e2e/`.
@@ -44,7 +44,7 @@ LINEAGE_VIEWPORT = {"width": 1800, "height": 2600}
 
 # Assets a reader must find in the lineage graph. The graph must show every asset whose name it draws
 # in full (zoomed out, it shortens longer names in the middle: "raw_p…_allocations"), so all of it is on screen.
-LINEAGE_ASSETS = ["raw_followup", "quarantine", "adsl", "adtte", "figure_audit", "study_report"]
+LINEAGE_ASSETS = ["raw_followup", "quarantine", "adsl", "adtte", "printed_audit", "study_report"]
 NAMES_DRAWN_IN_FULL = 18
 CHECKED_ASSET, CHECK_NAME = "adtte", "followup_cuts_consistent"
 CHECK_PAGE_ATTEMPTS = 5
@@ -54,15 +54,15 @@ REPORT_ASSET = "study_report"
 # every reference to a check name is here.
 CHECK_NAMES = {
     # The section check holding the printed median PFS (Table 2, "4.1"): the value traced back to its raw file.
-    "traced": ("survival_summary", "figures_table_2"),
+    "traced": ("survival_summary", "printed_table_2"),
 }
 # The trace walk of README "Tracing a printed number": from the check, the asset's Lineage tab, then one
 # upstream node per click, down to the raw file.
 TRACE_WALK = ["adtte", "raw_followup"]
-CHART_ASSETS = ["waterfall_plot", "adverse_event_chart", "km_pfs_plot", "km_os_plot", "subgroup_forest_plot", "followup_history_chart"]
+CHART_ASSETS = ["waterfall_chart", "adverse_event_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "median_history_chart"]
 MIN_CHART_WIDTH_PX = 600
 PREVIEW_ASSET, PREVIEW_COLUMNS = "survival_summary", ["median", "ci_lower", "ci_upper"]
-AUDIT_ASSET = "figure_audit"
+AUDIT_ASSET = "printed_audit"
 REPORT_VIEWPORT = {"width": 1280, "height": 1000}
 # Polls on a busy machine: the UI draws before its data arrives.
 UI_DEADLINE = 90.0
@@ -225,7 +225,7 @@ def chart_image(page, base_url: str, asset: str) -> dict:
 
 
 def audit_strikethrough(page, base_url: str) -> dict[str, int]:
-    """Strikethrough elements (<del>, <s>) in figure_audit's markdown: inline entries and every pop-up."""
+    """Strikethrough elements (<del>, <s>) in printed_audit's markdown: inline entries and every pop-up."""
     page.set_viewport_size(VIEWPORT)
     page.goto(f"{base_url}/assets/{AUDIT_ASSET}")
     links = page.get_by_text("[Show Markdown]")

@@ -144,9 +144,9 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
 
     assert partial.success
     assert "survival_curves" in {e.asset_key.to_user_string() for e in partial.get_asset_materialization_events()}
-    for name in ("survival_curves", "survival_summary", "followup_history"):
+    for name in ("survival_curves", "survival_summary", "median_history"):
         assert _table(platform_env["warehouse"], name)["data_cut"].cast(pl.String).unique().to_list() == ["2021-03-31"], name
-    history = _table(platform_env["warehouse"], "followup_history")
+    history = _table(platform_env["warehouse"], "median_history")
     assert history.filter((pl.col("endpoint") == "OS") & (pl.col("method") == "spss"))["events"].to_list() == [12]
     page = (platform_env["outputs"] / "report" / "study_report.html").read_text()
     assert "<dt>Data cuts</dt><dd>2021-03-31</dd>" in page
@@ -165,7 +165,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
     # A blocking check declared on its asset's own definition runs in that step; a separate @asset_check would not.
     separate = {k for k in blocking if k not in defs.get_assets_def(k.asset_key).check_keys}
     assert not separate, sorted(k.to_user_string() for k in separate)
-    registry = pl.read_csv(SHIPPED_DATA / "published_figures.csv")
+    registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
     for owner in FIGURE_SOURCES:
         printed = {check_name(source) for source, q in zip(registry["source"], registry["quantity"]) if owner_of(q) == owner}
         declared = {k.name for k in blocking if k.asset_key.to_user_string() == owner}
@@ -176,7 +176,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
 
 
 @pytest.mark.slow
-def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platform_env, monkeypatch):
+def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(platform_env, monkeypatch):
     with DagsterInstance.ephemeral() as instance:
         assert _run(instance, AssetSelection.assets("study_report").upstream(), platform_env).success
         good = table_digests(platform_env["warehouse"])
@@ -194,16 +194,16 @@ def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platf
     first_lines = failure_first_lines(blocked)
     assert list(first_lines) == ["response_summary"]
     assert first_lines["response_summary"].startswith(
-        "response_summary not published: figures_abstract: 4 of 6 printed figures failed (4 ERROR, 0 WARN): "
+        "response_summary not published: printed_abstract: 4 of 6 printed figures failed (4 ERROR, 0 WARN): "
         "ABS.response.PR.pct (ERROR): regression or unreviewed discrepancy: Abstract prints "
         "'3 (15.8%) achieved partial response (PR)' (15.8) but the table shows 14.29"
     ), first_lines
     assert first_lines["response_summary"].endswith("| and 1 more blocking check(s) failed (see failed_checks)")
     failed = {e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed and e.severity == AssetCheckSeverity.ERROR}
-    assert failed == {"figures_abstract", "figures_discussion", "figures_results_efficacy", "figures_table_2"}
+    assert failed == {"printed_abstract", "printed_discussion", "printed_results_efficacy", "printed_table_2"}
     figures = figure_verdicts(blocked.get_asset_check_evaluations())
     assert all(
-        figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "figures_table_2"
+        figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "printed_table_2"
         for f in ("T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct")
     )
 
@@ -215,8 +215,8 @@ def test_a_summary_failing_its_published_figures_keeps_the_last_good_table(platf
     assert staged["pct"].to_list() == (100.0 * staged["n"] / (staged["denominator"] + 2)).to_list() != good_table["pct"].to_list()
 
     materialized = {e.asset_key.to_user_string() for e in blocked.get_asset_materialization_events()}
-    assert not materialized & {"response_summary", "figure_audit", "study_report"}, sorted(materialized)
-    assert after["figure_audit"] == good["figure_audit"]
+    assert not materialized & {"response_summary", "printed_audit", "study_report"}, sorted(materialized)
+    assert after["printed_audit"] == good["printed_audit"]
     assert (platform_env["outputs"] / "report" / "study_report.html").read_bytes() == report
 
 
@@ -234,7 +234,7 @@ SUMMARIES = (
     "survival_landmarks",
     "survival_followup",
     "survival_subgroups",
-    "followup_history",
+    "median_history",
 )
 
 

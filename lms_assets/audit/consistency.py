@@ -434,10 +434,10 @@ def status_of(comparison: str, findings: Sequence[str]) -> str:
 class Verdict:
     """One printed figure judged against the value its summary table shows."""
 
-    status: str  # reproduced / discrepancy / not_recomputable (figure_audit and the report)
+    status: str  # reproduced / discrepancy / not_recomputable (printed_audit and the report)
     check: str  # the published-figure check: passed, or failed at WARN or ERROR
     shown: str  # the shown value at the printed precision plus one digit
-    explanation: str  # figure_audit's sentence; the reason a WARN check gives
+    explanation: str  # printed_audit's sentence; the reason a WARN check gives
     check_reason: str  # why the check passed, warned or stopped the run (its first metadata entry)
 
 
@@ -472,9 +472,9 @@ def _same_shown(expected: str, shown: str, decimals: int) -> bool:
 
 
 def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
-    """The verdict on one printed figure, from the value its summary table shows; the checks, figure_audit and the report all use it.
+    """The verdict on one printed figure, from the value its summary table shows; the checks, printed_audit and the report all use it.
 
-    ``row`` is a row of the typed registry (``published_figures``, with ``REVIEW_SCHEMA``), ``consistency`` its
+    ``row`` is a row of the typed registry (``printed_values``, with ``REVIEW_SCHEMA``), ``consistency`` its
     ``paper_consistency`` row. The check passes when the shown value agrees at the printed precision and no reviewed
     discrepancy says it should not. A failure is WARN only when the figure is a reviewed discrepancy that still
     stands: the shown value is the reviewed ``expected_recomputed`` and its reviewed finding is still found. Any

@@ -283,7 +283,7 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
             break
     if not chosen:
         raise NoConsistentReconstruction(
-            "published_figures.csv: no placement of the unpublished last-contact times reproduces any printed os.median "
+            "printed_values.csv: no placement of the unpublished last-contact times reproduces any printed os.median "
             f"({feasibility.patterns_feasible:,} feasible placements of {feasibility.patterns_examined:,} examined)"
         )
     deaths = np.sort(np.asarray(death_times, dtype=float))
@@ -526,7 +526,7 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
         level = row["quantity"].removeprefix(prefix + ".").removesuffix(".n")
         value = int(row["value"])
         if counts.get(level, value) != value:
-            raise ValueError(f"published_figures.csv: {row['figure_id']} prints {value} for {row['quantity']}, another printing {counts[level]}")
+            raise ValueError(f"printed_values.csv: {row['figure_id']} prints {value} for {row['quantity']}, another printing {counts[level]}")
         counts[level] = value
     return counts
 
@@ -554,11 +554,11 @@ def study_from_tables(
     by_slug = {fig.slug(s): s for s in frame["PRIMSITE"].drop_nulls().unique().to_list()}
     unknown = sorted(set(by_slug) - set(site_counts))
     if unknown:
-        raise ValueError(f"patient_allocations.csv: primary_site {unknown} has no printed count in published_figures.csv")
+        raise ValueError(f"patient_allocations.csv: primary_site {unknown} has no printed count in printed_values.csv")
     site_levels = tuple(by_slug.get(slug, slug.title()) for slug in site_counts)
     dose_counts = {int(level.removesuffix("mg")): n for level, n in _printed_counts(registry, "dose").items()}
     if len(dose_counts) != 2:
-        raise ValueError(f"published_figures.csv: expected two printed starting doses, found {sorted(dose_counts)}")
+        raise ValueError(f"printed_values.csv: expected two printed starting doses, found {sorted(dose_counts)}")
     low, high = sorted(dose_counts)
     factors = {
         s.factor: frame.select(pl.when(pl.col(s.column) == s.level).then(1).when(pl.col(s.column) == s.reference).then(0).otherwise(-1))
@@ -1074,7 +1074,7 @@ CLAIM_RESULTS = {"subgroups.pfs.significant.n": "subgroups.none_significant", "s
 
 
 def verdicts_by_figure(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
-    """Each registry figure's sensitivity verdict and range (figure_id, sensitivity_verdict, sensitivity_range), for figure_audit."""
+    """Each registry figure's sensitivity verdict and range (figure_id, sensitivity_verdict, sensitivity_range), for printed_audit."""
     columns = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
     by_figure = sensitivity.filter(pl.col("figure_id").is_not_null()).select("figure_id", *columns)
     by_claim = sensitivity.select(pl.col("result").alias("claim_result"), *columns).unique("claim_result", keep="first")

@@ -254,7 +254,7 @@ def not_run(reason: str) -> pl.DataFrame:
 
 
 def verification_summary(table: pl.DataFrame) -> dict:
-    """What the comparison shows, for the report and figure_audit's metadata.
+    """What the comparison shows, for the report and printed_audit's metadata.
 
     Keys: ``status`` (``reproduced``, ``disagreements`` or ``not run: …``), ``reference`` (R's and survival's
     versions), ``comparisons``, ``agreed``, ``disagreed``, ``missing`` (on one side only), ``figures`` (per

@@ -9,7 +9,6 @@ TOXICITY = "toxicity"
 CHARTS = "charts"
 AUDIT = "audit"
 REPORT = "report"
-REFRESH = "refresh"
 
 OWNERS = ["team:study-biostatistics"]
 # Assets that write the DuckDB warehouse share one pool so concurrent runs queue rather than fail on DuckDB's file lock.

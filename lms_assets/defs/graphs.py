@@ -90,13 +90,11 @@ def _records_cut(cut: object | None, file: str) -> str:
         "Figure 2, the waterfall plot: each patient's best % change of the target-lesion sum, sorted from largest "
         "increase to largest decrease, coloured by recorded RECIST 1.1 response, dashed lines at −30% and +20%, "
         f"combination therapy marked. Above {waterfall.MAX_BARS} patients an evenly spaced sample, as the chart says. "
-        "PNG here; interactive HTML in outputs/charts/waterfall_plot.html."
+        "PNG here; interactive HTML in outputs/charts/waterfall_chart.html."
     ),
 )
-def waterfall_plot(
-    outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, raw_published_figures: pl.DataFrame
-) -> Output[render.Chart]:
-    cut = published_cut(typed_registry(raw_published_figures))
+def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, raw_printed_values: pl.DataFrame) -> Output[render.Chart]:
+    cut = published_cut(typed_registry(raw_printed_values))
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total, cut)
     return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), outputs_folder.root, patients=total, bars_drawn=bars.height)
@@ -114,10 +112,8 @@ def waterfall_plot(
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(
-    outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, raw_published_figures: pl.DataFrame
-) -> Output[render.Chart]:
-    cut = published_cut(typed_registry(raw_published_figures))
+def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, raw_printed_values: pl.DataFrame) -> Output[render.Chart]:
+    cut = published_cut(typed_registry(raw_printed_values))
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
     chart = adverse_events.adverse_event_chart(rows, terms, cut)
     return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), outputs_folder.root, terms=terms)
@@ -127,7 +123,7 @@ def adverse_event_chart(
 
 
 def _km_chart_asset(endpoint: str, figure: str):
-    name = f"km_{endpoint.lower()}_plot"
+    name = f"km_{endpoint.lower()}_chart"
 
     @asset(
         name=name,
@@ -148,9 +144,9 @@ def _km_chart_asset(endpoint: str, figure: str):
         survival_curves: pl.DataFrame,
         survival_landmarks: pl.DataFrame,
         survival_summary: pl.DataFrame,
-        raw_published_figures: pl.DataFrame,
+        raw_printed_values: pl.DataFrame,
     ) -> Output[render.Chart]:
-        published = published_cut(typed_registry(raw_published_figures))
+        published = published_cut(typed_registry(raw_printed_values))
         chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published)
         title = f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}"
         latest = survival_curves["data_cut"].max()
@@ -162,8 +158,8 @@ def _km_chart_asset(endpoint: str, figure: str):
     return _plot
 
 
-km_pfs_plot = _km_chart_asset("PFS", "1A")
-km_os_plot = _km_chart_asset("OS", "1B")
+km_pfs_chart = _km_chart_asset("PFS", "1A")
+km_os_chart = _km_chart_asset("OS", "1B")
 
 
 @asset(
@@ -176,10 +172,10 @@ km_os_plot = _km_chart_asset("OS", "1B")
         "Forest plot of the latest data cut's subgroups (sex, ECOG, combination therapy, prior chemotherapy, surgery, "
         "radiotherapy): Cox HR with 95% CI on a log axis per endpoint, n per level, HR (CI) and log-rank p beside it, "
         "and how many comparisons reach p < 0.05 against the paper's 'no significant difference'. PNG here; HTML in "
-        "outputs/charts/subgroup_forest_plot.html."
+        "outputs/charts/forest_chart.html."
     ),
 )
-def subgroup_forest_plot(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame) -> Output[render.Chart]:
+def forest_chart(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame) -> Output[render.Chart]:
     chart = km.forest_figure(survival_subgroups)
     latest = survival_subgroups["data_cut"].max()
     return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest), outputs_folder.root)
@@ -195,15 +191,15 @@ def subgroup_forest_plot(outputs_folder: OutputsFolder, survival_subgroups: pl.D
         "How median PFS and OS and their 95% intervals moved from data cut to data cut (SPSS's method and the "
         "log(−log) one side by side, joined across cuts; a median not yet reached is shown as missing, not as a number), "
         "with the events and the patients still without one at each cut. The paper "
-        "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/followup_history_chart.html."
+        "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/median_history_chart.html."
     ),
 )
-def followup_history_chart(outputs_folder: OutputsFolder, followup_history: pl.DataFrame) -> Output[render.Chart]:
-    chart = history_chart(followup_history)
+def median_history_chart(outputs_folder: OutputsFolder, median_history: pl.DataFrame) -> Output[render.Chart]:
+    chart = history_chart(median_history)
     return chart_output(
         chart,
         "Medians across data cuts",
-        _cuts_words(followup_history["data_cut"]),
+        _cuts_words(median_history["data_cut"]),
         outputs_folder.root,
-        data_cuts=followup_history["data_cut"].n_unique(),
+        data_cuts=median_history["data_cut"].n_unique(),
     )

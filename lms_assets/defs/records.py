@@ -104,7 +104,7 @@ raw_patient_allocations = _raw_asset(schemas.PATIENT_ALLOCATIONS)
 raw_response = _raw_asset(schemas.RESPONSE)
 raw_adverse_events = _raw_asset(schemas.ADVERSE_EVENTS)
 raw_provenance = _raw_asset(schemas.PROVENANCE)
-raw_published_figures = _raw_asset(
+raw_printed_values = _raw_asset(
     schemas.REGISTRY,
     absent="A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with.",
 )
@@ -208,7 +208,7 @@ def quarantine(
     raw_response: pl.DataFrame,
     raw_followup: pl.DataFrame,
     raw_adverse_events: pl.DataFrame,
-    raw_published_figures: pl.DataFrame,
+    raw_printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
 ):
     rows = validation.quarantine_rows(
@@ -217,7 +217,7 @@ def quarantine(
         raw_response,
         raw_followup,
         raw_adverse_events,
-        raw_published_figures,
+        raw_printed_values,
         raw_provenance,
     )
     summary = validation.describe_quarantine(rows) if rows.height else None

@@ -7,46 +7,24 @@ depends on follow-up; a weekly schedule refreshes the whole graph.
 import json
 from pathlib import Path
 
-import polars as pl
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
     DefaultSensorStatus,
-    Output,
     RunRequest,
     ScheduleDefinition,
     SensorEvaluationContext,
     SkipReason,
-    asset,
     define_asset_job,
     sensor,
 )
 
-from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REFRESH
-from lms_assets.defs.metadata import table_output
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import validation
-from lms_assets.tables.survival import median_history
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
 WEEKLY_CRON = "0 6 * * 1"
-
-
-@asset(
-    group_name=REFRESH,
-    kinds={"polars", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
-    description=(
-        "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
-        "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
-        "each cut's rows come from its own follow-up file."
-    ),
-)
-def followup_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
-    table = median_history(survival_summary)
-    return table_output(table, data_cuts=table["data_cut"].n_unique())
 
 
 followup_refresh_job = define_asset_job(

@@ -127,10 +127,10 @@ def study_report(
     response_summary: pl.DataFrame,
     adverse_event_summary: pl.DataFrame,
     survival_summary: pl.DataFrame,
-    figure_audit: pl.DataFrame,
+    printed_audit: pl.DataFrame,
     reconstruction_sensitivity: pl.DataFrame,
     quarantine: pl.DataFrame,
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     independent_verification: pl.DataFrame,
     **inputs: pl.DataFrame | render.Chart,
@@ -138,7 +138,7 @@ def study_report(
     # Dagster passes every other declared input by name: the raw tables and the charts.
     raw_tables = {name: raw_provenance if name == "raw_provenance" else inputs[name] for name in RAW_NAMES}
     images = [inputs[name] for name in CHART_NAMES]
-    registry = published_figures
+    registry = printed_values
     tables = {
         "baseline_characteristics": baseline_characteristics,
         "response_summary": response_summary,
@@ -154,11 +154,11 @@ def study_report(
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
         data_cuts=survival_summary["data_cut"].unique().sort().cast(pl.String).to_list(),
         published_cut=_published_cut(registry),
-        tables=_comparisons(tables, registry, figure_audit),
+        tables=_comparisons(tables, registry, printed_audit),
         registry=registry,
         survival_summary=survival_summary,
         charts=images,
-        audit=figure_audit,
+        audit=printed_audit,
         quarantine=quarantine,
         files=files,
         provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(schemas.PROVENANCE.column_names),
@@ -177,7 +177,7 @@ def study_report(
             "report": MetadataValue.path(str(path.resolve())),
             "report_url": MetadataValue.url(path.resolve().as_uri()),
             "charts": len(images),
-            "audited_figures": figure_audit.height,
+            "audited_figures": printed_audit.height,
             "preview": preview(files),
             "size_kib": round(path.stat().st_size / 1024, 1),
         }

@@ -165,8 +165,8 @@ ADVERSE_EVENTS = FileSchema(
 )
 
 REGISTRY = FileSchema(
-    name="published_figures",
-    location="published_figures.csv",
+    name="printed_values",
+    location="printed_values.csv",
     description="Every number the paper prints about the cohort, one row per printing.",
     key=("figure_id",),
     references_patients=False,
@@ -202,7 +202,7 @@ KNOWN_DISCREPANCIES = FileSchema(
     key=("figure_id",),
     references_patients=False,
     columns=(
-        Column("figure_id", pl.String, "Registry id of the printed figure (published_figures.csv)"),
+        Column("figure_id", pl.String, "Registry id of the printed figure (printed_values.csv)"),
         Column(
             "expected_recomputed",
             pl.String,
@@ -266,9 +266,9 @@ PROVENANCE = FileSchema(
 
 # Columns that may be empty; every other declared column is required.
 OPTIONAL_COLUMNS = {
-    ("published_figures", "numerator"),
-    ("published_figures", "denominator"),
-    ("published_figures", "data_cut"),
+    ("printed_values", "numerator"),
+    ("printed_values", "denominator"),
+    ("printed_values", "data_cut"),
     ("known_discrepancies", "finding"),
     ("known_discrepancies", "reason"),
     ("unchecked_claims", "figure_ids"),

@@ -439,7 +439,7 @@ def quarantine_rows(
     raw_response: pl.DataFrame,
     raw_followup: pl.DataFrame,
     raw_adverse_events: pl.DataFrame,
-    raw_published_figures: pl.DataFrame,
+    raw_printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
 ) -> pl.DataFrame:
     """All rule violations of all record files, then rows that refer to a patient who is not valid."""
@@ -447,7 +447,7 @@ def quarantine_rows(
     valid_ids = clean(raw_patients, schemas.PATIENTS, patient_problems)["patient_id"]
     found = [
         patient_problems,
-        problems(raw_published_figures, schemas.REGISTRY),
+        problems(raw_printed_values, schemas.REGISTRY),
         problems(raw_provenance, schemas.PROVENANCE),
     ]
     for raw, schema in (

@@ -4,7 +4,7 @@ Pure: every input is passed in as a frame or a value; nothing is read here. The 
 styles are inline, charts are inline PNG data URIs, and there are no scripts or external links.
 
 One rounding rule: every value is shown half up on its decimal (``printed.fixed``), a recomputed one at the
-printed precision plus one digit (``printed.format_value``, as ``figure_audit``'s ``shown``), a printed one at
+printed precision plus one digit (``printed.format_value``, as ``printed_audit``'s ``shown``), a printed one at
 its printed precision. Each printed value carries one of four marks (``MARKS``), explained in a legend at the top.
 """
 
@@ -46,8 +46,8 @@ COMPARISON_SCHEMA = {
     "explanation": pl.String,
 }
 
-# The report's mark of a printed value: figure_audit's status, with "reproduced here but the paper contradicts it
-# elsewhere" told apart from a discrepancy (figure_audit counts it as one), so that ≠ never marks a value that agrees.
+# The report's mark of a printed value: printed_audit's status, with "reproduced here but the paper contradicts it
+# elsewhere" told apart from a discrepancy (printed_audit counts it as one), so that ≠ never marks a value that agrees.
 CONTRADICTED = "contradicted"
 MARKS = {
     audit_rules.REPRODUCED: ("✓", "reproduced: the recomputed value agrees at the printed precision"),
@@ -95,7 +95,7 @@ class ReportInputs:
     data_cuts: Sequence[str]
     published_cut: dt.date | None  # the cut Tables 1, 2 and 4 and the audit are recomputed at
     tables: dict[str, pl.DataFrame]  # heading -> frame from ``compare_with_printed``
-    registry: pl.DataFrame  # published_figures: each printing's value and decimals
+    registry: pl.DataFrame  # printed_values: each printing's value and decimals
     survival_summary: pl.DataFrame
     charts: Sequence[Chart]
     audit: pl.DataFrame
@@ -120,7 +120,7 @@ def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]
 
 
 def mark_of(printed_value: float, decimals: int, recomputed: float | None, findings: Sequence[str]) -> str:
-    """A printed value's mark (a key of ``MARKS``), from the one comparison and verdict rule of the checks and figure_audit."""
+    """A printed value's mark (a key of ``MARKS``), from the one comparison and verdict rule of the checks and printed_audit."""
     comparison = fig.compare(printed_value, decimals, recomputed)
     status = audit_rules.status_of(comparison, findings)
     return CONTRADICTED if status == audit_rules.DISCREPANCY and comparison == fig.AGREES else status
@@ -164,8 +164,8 @@ def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: p
         pl.when(unmatched).then(pl.col("quantity")).otherwise(pl.col("label")).alias("label"),
         pl.col("statistic").fill_null("value"),
     )
-    # The status is decided here, by the same verdict rule as the checks and figure_audit, from the value this
-    # table shows and the audit's findings about the printing (test_audit asserts the report, figure_audit and the checks agree).
+    # The status is decided here, by the same verdict rule as the checks and printed_audit, from the value this
+    # table shows and the audit's findings about the printing (test_audit asserts the report, printed_audit and the checks agree).
     verdicts = audit.select("figure_id", "findings", "basis", "explanation", "hypotheses")
     joined = joined.join(verdicts, on="figure_id", how="left")
     judged = [
@@ -223,7 +223,7 @@ def _cell_html(value: object) -> str:
 
 
 def _recomputed_text(value: float | None, decimals: int | None) -> str:
-    """A recomputed value at the printed precision plus one digit (half up, as figure_audit's ``shown``); counts as whole numbers."""
+    """A recomputed value at the printed precision plus one digit (half up, as printed_audit's ``shown``); counts as whole numbers."""
     if value is None:
         return "—"
     if float(value).is_integer() and (decimals is None or decimals == 0):
@@ -316,7 +316,7 @@ def legend_html() -> str:
         f"(and ✓†{RECONSTRUCTED_MARK}) reproduced {_esc(RECONSTRUCTED_WORDS)}</li>"
     )
     return (
-        '<div class="legend"><p><strong>Marks beside printed values</strong> (figure_audit counts ✓† as a discrepancy):</p>'
+        '<div class="legend"><p><strong>Marks beside printed values</strong> (printed_audit counts ✓† as a discrepancy):</p>'
         f"<ul>{items}</ul><p>Values are rounded half up: printed values at the printed precision, recomputed ones "
         "with one digit more, so a reader sees how close they came; hover a printed value for the paper's words and "
         "the audit's reason.</p></div>"
@@ -383,7 +383,7 @@ def charts_html(charts: Sequence[Chart]) -> str:
 
 
 def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
-    """figure_audit with each printed value's mark (``mark_of``), its symbol and words (``verdict``) and the row's CSS classes."""
+    """printed_audit with each printed value's mark (``mark_of``), its symbol and words (``verdict``) and the row's CSS classes."""
     printed = registry.select("figure_id", pl.col("value").alias("_printed"), pl.col("decimals").alias("_decimals"))
     joined = audit.join(printed, on="figure_id", how="left")
     marks = [

@@ -2,7 +2,7 @@
 
 A *figures* frame is what every summary derivation exposes for checking: one row per quantity
 (``quantity``: str, ``value``: f64, nullable, ``patients``: list[i64] of the SUBJIDs it rests on).
-Quantity names are shared with ``published_figures.csv`` (column ``quantity``).
+Quantity names are shared with ``printed_values.csv`` (column ``quantity``).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def compare(printed: float, decimals: int, displayed: float | None) -> str:
     """The one comparison of a printed value with the value a summary table shows: agrees, differs, or absent (nothing shown).
 
     Agrees when the shown value rounds to the printed one at the printed precision (a tie may round either way).
-    Every consumer (the published-figure checks, ``figure_audit``, the report) decides through this function.
+    Every consumer (the published-figure checks, ``printed_audit``, the report) decides through this function.
     """
     if displayed is None or math.isnan(displayed):
         return ABSENT
@@ -89,7 +89,7 @@ MAX_RUNS = 30
 def fixed(value: float, decimals: int) -> str:
     """``value`` at ``decimals`` places, halves rounded up on the decimal as printed (``repr``): 5.2375 is 5.238 at
     three places, never 5.237 because its binary double lies just below the half. The one rounding rule of every
-    value the platform shows (report, checks, ``figure_audit``); ``graphs.render.significant`` applies it to
+    value the platform shows (report, checks, ``printed_audit``); ``graphs.render.significant`` applies it to
     significant digits."""
     if not math.isfinite(value):
         return f"{value:.{decimals}f}"

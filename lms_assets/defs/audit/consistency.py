@@ -6,7 +6,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
 from lms_assets.audit import consistency, sensitivity, verification
-from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, published_figures_table
+from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, printed_values_table
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.records import study_of
@@ -18,8 +18,8 @@ from lms_assets.records.study import Study
 KINDS = {"polars", "duckdb"}
 
 
-def _cut(published_figures: pl.DataFrame) -> dt.date | None:
-    return published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
+def _cut(printed_values: pl.DataFrame) -> dt.date | None:
+    return printed_values["published_cut"].drop_nulls().max() if printed_values.height else None
 
 
 def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:
@@ -45,16 +45,16 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> cons
     owners=OWNERS,
     pool=DUCKDB_POOL,
     description=(
-        "The published-figure registry typed once for every consumer: each row of `published_figures.csv` with its "
+        "The published-figure registry typed once for every consumer: each row of `printed_values.csv` with its "
         "declared types, the `owner` asset that computes it, its `check_name`, the `published_cut` the paper's figures "
         "refer to, and its reviewed-discrepancy entry from `known_discrepancies.csv` (`reviewed_expected`, "
         "`reviewed_finding`, `reviewed_reason`, `reviewed_by`, `reviewed_on`; null when not reviewed). Fails, naming "
         "the row and column, when the reviewed list is malformed or names a figure that is not printed."
     ),
 )
-def published_figures(raw_published_figures: pl.DataFrame, raw_known_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
+def printed_values(raw_printed_values: pl.DataFrame, raw_known_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
     try:
-        table = published_figures_table(raw_published_figures, raw_known_discrepancies)
+        table = printed_values_table(raw_printed_values, raw_known_discrepancies)
     except validation.RecordFileError as error:
         raise Failure(description=str(error)) from None
     reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
@@ -76,7 +76,7 @@ def published_figures(raw_published_figures: pl.DataFrame, raw_known_discrepanci
     pool=DUCKDB_POOL,
     # Only the columns read are loaded: on a large study ADSL and ADTTE whole cost seconds and gigabytes.
     ins={
-        "published_figures": AssetIn(),
+        "printed_values": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
@@ -93,14 +93,14 @@ def published_figures(raw_published_figures: pl.DataFrame, raw_known_discrepanci
 def paper_consistency(
     context: AssetExecutionContext,
     study_folder: StudyFolder,
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
-    feasibility = _feasibility(adtte, _cut(published_figures), study_of(study_folder))
-    table = consistency.paper_consistency(published_figures, provenance, adsl.height, feasibility)
+    feasibility = _feasibility(adtte, _cut(printed_values), study_of(study_folder))
+    table = consistency.paper_consistency(printed_values, provenance, adsl.height, feasibility)
     flagged = table.filter(pl.col("findings").list.len() > 0)
     searched = (
         f"{feasibility.patterns_examined} placements of the censored patients examined, {feasibility.patterns_feasible} feasible"
@@ -128,7 +128,7 @@ DISCREPANCIES_SHOWN = 60
 
 
 def discrepancy_preview(table: pl.DataFrame) -> pl.DataFrame:
-    """figure_audit's discrepancies, each with its reason (the explanation, then the hypotheses the numbers fit)."""
+    """printed_audit's discrepancies, each with its reason (the explanation, then the hypotheses the numbers fit)."""
     reason = pl.concat_str([pl.col("explanation"), pl.format("Fits: {}", pl.col("hypotheses"))], separator=". ", ignore_nulls=True)
     return table.filter(pl.col("status") == "discrepancy").select(
         "figure_id", "published", "shown", pl.col("check_outcome").alias("check"), reason.alias("reason")
@@ -136,7 +136,7 @@ def discrepancy_preview(table: pl.DataFrame) -> pl.DataFrame:
 
 
 def audit_table(
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     paper_consistency: pl.DataFrame,
     figures: pl.DataFrame,
     adtte: pl.DataFrame,
@@ -146,11 +146,11 @@ def audit_table(
     reconstruction_sensitivity: pl.DataFrame,
 ) -> pl.DataFrame:
     """Every printed figure judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
-    cut = _cut(published_figures)
+    cut = _cut(printed_values)
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
     by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
     rows = []
-    for row in published_figures.iter_rows(named=True):
+    for row in printed_values.iter_rows(named=True):
         found = by_quantity.get(row["quantity"])
         rows.append(
             consistency.audit_row(
@@ -163,7 +163,7 @@ def audit_table(
         )
     explained = consistency.hypotheses(
         rows,
-        published_figures,
+        printed_values,
         adsl.height,
         consistency.sample_means(adsl, adtte, cut),
         consistency.ci_alternatives(survival_curves, survival_summary, cut),
@@ -171,7 +171,7 @@ def audit_table(
     for row in rows:
         row["hypotheses"] = explained.get(row["figure_id"])
     table = pl.DataFrame(rows, schema=consistency.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=consistency.AUDIT_SCHEMA)
-    return table.join(sensitivity.verdicts_by_figure(reconstruction_sensitivity, published_figures), on="figure_id", how="left")
+    return table.join(sensitivity.verdicts_by_figure(reconstruction_sensitivity, printed_values), on="figure_id", how="left")
 
 
 @asset(
@@ -181,7 +181,7 @@ def audit_table(
     pool=DUCKDB_POOL,
     ins={
         "paper_consistency": AssetIn(),
-        "published_figures": AssetIn(),
+        "printed_values": AssetIn(),
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "AGE"]}),
         "survival_curves": AssetIn(),
@@ -203,11 +203,11 @@ def audit_table(
         f"carries the independent verification by R (independent_verification). {RULE}"
     ),
 )
-def figure_audit(
+def printed_audit(
     context: AssetExecutionContext,
     outputs_folder: OutputsFolder,
     paper_consistency: pl.DataFrame,
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     adtte: pl.DataFrame,
     adsl: pl.DataFrame,
     survival_curves: pl.DataFrame,
@@ -215,9 +215,9 @@ def figure_audit(
     independent_verification: pl.DataFrame,
     **tables: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    figures = _figures_of_all_owners(tables, _cut(published_figures))
+    figures = _figures_of_all_owners(tables, _cut(printed_values))
     table = audit_table(
-        published_figures,
+        printed_values,
         paper_consistency,
         figures,
         adtte,

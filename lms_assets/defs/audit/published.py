@@ -4,7 +4,7 @@ Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OW
 grouped by the part of the paper that prints them (the registry's ``source``: Table 1, Abstract, Results: Efficacy…),
 and the asset declares one blocking check per group (``check_specs``). Every figure of a group is judged on its own:
 the domain's pure ``figures`` function reads the candidate table's displayed cells and ``consistency.judge`` gives
-the verdict — the same verdict ``figure_audit`` and the report use. The group's check carries a table of every
+the verdict — the same verdict ``printed_audit`` and the report use. The group's check carries a table of every
 figure it covers (printed, shown, verdict, reason), says first which figures failed and why, and is ERROR when any
 figure failed at ERROR, WARN when every failure is a reviewed discrepancy. One check per group rather than per figure
 (21 instead of 236 on the shipped study) saves ~430 event writes a run (benchmarks/README.md). The checks run in the
@@ -87,12 +87,12 @@ FIGURE_SOURCES: dict[str, FiguresFn] = {
 }
 
 # What every owner's published-figure checks read besides its own candidate table.
-CHECK_INPUTS = {"published_figures": AssetIn("published_figures"), "paper_consistency": AssetIn("paper_consistency")}
+CHECK_INPUTS = {"printed_values": AssetIn("printed_values"), "paper_consistency": AssetIn("paper_consistency")}
 # survival_summary and survival_subgroups hold no patient lists: their checks trace the patients back to ADTTE.
 PATIENTS_FROM_ADTTE = frozenset({"survival_summary", "survival_subgroups"})
 TIME_TO_EVENT_COLUMNS = ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]
 # The check an owner has when the definitions hold no registry rows of it.
-STAND_IN = "published_figures"
+STAND_IN = "printed_values"
 GATED = (
     "Published only when its published-figure checks pass on the candidate in this step (write-audit-publish): "
     "a blocking ERROR keeps the last good table in main and the candidate in staging."
@@ -118,7 +118,7 @@ GROUP_RULE = (
 )
 # The columns of a grouped check's `figures` table, in order.
 FIGURE_COLUMNS = (
-    ("figure_id", "registry id (published_figures.csv)"),
+    ("figure_id", "registry id (printed_values.csv)"),
     ("verdict", "passed, WARN or ERROR"),
     ("printed", "what the paper prints, and where"),
     ("shown", "the value the table shows at the printed precision plus one digit"),
@@ -141,8 +141,8 @@ def owner_of(quantity: str) -> str | None:
 
 
 def check_name(source: str) -> str:
-    """The Dagster-safe name of the check of a printed section (``Table 1`` → ``figures_table_1``)."""
-    return "figures_" + (re.sub(r"[^a-z0-9]+", "_", source.lower()).strip("_") or "unnamed")
+    """The Dagster-safe name of the check of a printed section (``Table 1`` → ``printed_table_1``)."""
+    return "printed_" + (re.sub(r"[^a-z0-9]+", "_", source.lower()).strip("_") or "unnamed")
 
 
 def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
@@ -174,7 +174,7 @@ def registry_at_load(study_dir: Path) -> LoadedRegistry:
     """The registry read at definition load (to declare one check per printed figure), behind the study-folder boundary.
 
     A registry that cannot be read does not take the code location down: the definitions load with one stand-in
-    check per summary asset saying why, and ``raw_published_figures`` fails on the file with its own message.
+    check per summary asset saying why, and ``raw_printed_values`` fails on the file with its own message.
     The load-time message quotes nothing read from the file (a header can hold anything, even an environment).
     """
     try:
@@ -192,7 +192,7 @@ def registry_at_load(study_dir: Path) -> LoadedRegistry:
 
 def _unreadable(problem: str) -> LoadedRegistry:
     problem = bounded(problem)
-    log.warning(f"published_figures.csv not read at definition load: {problem}")
+    log.warning(f"printed_values.csv not read at definition load: {problem}")
     return LoadedRegistry(None, problem)
 
 
@@ -294,7 +294,7 @@ def figure_verdicts(checks: Iterable) -> dict[str, dict]:
 def _stand_in_spec(asset_name: str, problem: str | None) -> AssetCheckSpec:
     """The one check of an asset when the definitions hold no registry rows for it."""
     why = (
-        f"The registry could not be read when the definitions loaded ({problem}); raw_published_figures says why."
+        f"The registry could not be read when the definitions loaded ({problem}); raw_printed_values says why."
         if problem
         else "No published-figure registry in the study folder when the definitions loaded."
     )
@@ -307,8 +307,8 @@ def _stand_in_spec(asset_name: str, problem: str | None) -> AssetCheckSpec:
     )
 
 
-def _stand_in_results(asset_name: str, published_figures: pl.DataFrame) -> list[AssetCheckResult]:
-    owned = published_figures.filter(pl.col("owner") == asset_name).height
+def _stand_in_results(asset_name: str, printed_values: pl.DataFrame) -> list[AssetCheckResult]:
+    owned = printed_values.filter(pl.col("owner") == asset_name).height
     unchecked = f"the registry now has {owned} figure(s) of {asset_name} without checks: reload the code location"
     return [
         AssetCheckResult(
@@ -355,17 +355,17 @@ def published_figure_specs(asset_name: str, owned: pl.DataFrame | None, problem:
 def section_results(
     asset_name: str,
     table: pl.DataFrame,
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     paper_consistency: pl.DataFrame,
     adtte: pl.DataFrame | None = None,
     selected: set[str] | None = None,
 ) -> list[AssetCheckResult]:
     """The results of ``asset_name``'s section checks (those in ``selected``, or all) on ``table``, its candidate."""
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    cut = published_figures["published_cut"].drop_nulls().max() if published_figures.height else None
+    cut = printed_values["published_cut"].drop_nulls().max() if printed_values.height else None
     figures = FIGURE_SOURCES[asset_name](table, cut)
     sections: dict[str, list[FigureVerdict]] = {}
-    for row in published_figures.iter_rows(named=True):
+    for row in printed_values.iter_rows(named=True):
         if row["owner"] != asset_name or (selected is not None and row["check_name"] not in selected):
             continue
         fallback = consistency.time_to_event_patients(adtte, cut, row["quantity"]) if adtte is not None else []
@@ -376,14 +376,14 @@ def section_results(
 def published_figure_results(
     context: AssetExecutionContext,
     table: pl.DataFrame,
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     paper_consistency: pl.DataFrame,
     adtte: pl.DataFrame | None = None,
 ) -> list[AssetCheckResult]:
     """The results of the asset's declared section checks on ``table`` (its candidate), by ``section_results``."""
     asset_name = context.asset_key.path[-1]
     selected = {k.name for k in context.selected_asset_check_keys}
-    results = section_results(asset_name, table, published_figures, paper_consistency, adtte, selected)
+    results = section_results(asset_name, table, printed_values, paper_consistency, adtte, selected)
     outcomes = collections.Counter(r.data["verdict"] for result in results for r in result.metadata["figures"].records)
     context.log.info(
         f"{asset_name}: of {sum(outcomes.values())} printed figures in {len(results)} section checks "
@@ -425,12 +425,12 @@ class GatedSummary:
         def _gated(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], **inputs: pl.DataFrame):
             output = compute(**{t: inputs[t] for t in tables})
             if stand_in:
-                results = _stand_in_results(name, inputs["published_figures"])
+                results = _stand_in_results(name, inputs["printed_values"])
             else:
                 results = published_figure_results(
                     context,
                     output.value,
-                    inputs["published_figures"],
+                    inputs["printed_values"],
                     inputs["paper_consistency"],
                     inputs.get("adtte") if name in PATIENTS_FROM_ADTTE else None,
                 )
@@ -462,7 +462,7 @@ def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
     return [s.build(loaded) for s in declared]
 
 
-def published_figures_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:
+def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:
     """The registry typed once, with each figure's owner asset, the name of its section's check, the published cut and its reviewed entry.
 
     Raises ``validation.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
@@ -476,7 +476,7 @@ def published_figures_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame)
     known = validation.clean(raw_known, schemas.KNOWN_DISCREPANCIES, problems)
     reviewed, orphans = consistency.with_reviews(registry, known)
     if orphans:
-        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in published_figures.csv")
+        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
     cut = published_cut(registry)
     return reviewed.with_columns(
         pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),

@@ -26,7 +26,7 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
     owners=OWNERS,
     pool=DUCKDB_POOL,
     ins={
-        "published_figures": AssetIn(),
+        "printed_values": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ADSL_COLUMNS}),
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
@@ -47,16 +47,16 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
 def reconstruction_sensitivity(
     context: AssetExecutionContext,
     study_folder: StudyFolder,
-    published_figures: pl.DataFrame,
+    printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    registry = published_figures
+    registry = printed_values
     cut = cast(dt.date | None, registry["published_cut"].drop_nulls().max()) if registry.height else None
     empty = pl.DataFrame(schema=sens.SENSITIVITY_SCHEMA)
     if cut is None:
-        reason = "no published cut in published_figures.csv: no printed figure constrains a reconstruction"
+        reason = "no published cut in printed_values.csv: no printed figure constrains a reconstruction"
         context.log.info(reason)
         return Output(empty, metadata={"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(reason)})
     at_cut = adtte.filter(pl.col("DATACUT") == cut)

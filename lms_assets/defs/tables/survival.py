@@ -135,3 +135,19 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
         comparisons=table.height,
         logrank_p_below_0_05=significant.height,
     )
+
+
+@asset(
+    group_name=SURVIVAL,
+    kinds={"polars", "duckdb"},
+    owners=OWNERS,
+    pool=DUCKDB_POOL,
+    description=(
+        "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
+        "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
+        "each cut's rows come from its own follow-up file."
+    ),
+)
+def median_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = survival.median_history(survival_summary)
+    return table_output(table, data_cuts=table["data_cut"].n_unique())
