@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 from scipy import special
 
@@ -255,7 +256,7 @@ def _matches(values: dict[str, np.ndarray], printed: dict[str, tuple[float, int]
     return mask
 
 
-def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: Sequence[float], registry: pl.DataFrame) -> Placements:
+def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.ArrayLike, registry: pl.DataFrame) -> Placements:
     """Enumerate the labelled placements reproducing the printed median and the most complete reachable printed CI.
 
     The gap multisets come from the audit's exhaustive search (``consistency.os_feasibility``); the printed sets are
@@ -321,12 +322,12 @@ def os_placements(death_times: Sequence[float], lower: Sequence[float], upper: S
     )
 
 
-def gaps_of(times: Sequence[float], death_times: Sequence[float]) -> np.ndarray:
+def gaps_of(times: npt.ArrayLike, death_times: npt.ArrayLike) -> np.ndarray:
     """The gap (0 = before the first death) each censoring time falls in; a time tied with a death is after it."""
     return np.searchsorted(np.unique(np.asarray(death_times, dtype=float)), np.asarray(times, dtype=float), side="right")
 
 
-def landmark_rates(deaths: np.ndarray, gaps: np.ndarray, months: Sequence[float]) -> np.ndarray:
+def landmark_rates(deaths: np.ndarray, gaps: np.ndarray, months: npt.ArrayLike) -> np.ndarray:
     """Kaplan–Meier S(t) at each landmark for every placement: (N, M). Depends on the gaps only."""
     distinct, counts = np.unique(deaths, return_counts=True)
     deaths_from = counts[::-1].cumsum()[::-1]  # deaths at or after each distinct death time
@@ -865,10 +866,11 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
     bounds = followup_bounds(p, p.gaps, lower, upper)
     shipped_bounds = followup_bounds(p, shipped_gaps, shipped_times, shipped_times)
     for name, label in (("median", "Median follow-up (reverse Kaplan–Meier)"), ("min", "Shortest follow-up"), ("max", "Longest follow-up")):
-        outcome = Outcome(getattr(bounds, f"{name}_lo"), getattr(bounds, f"{name}_hi"), float(getattr(shipped_bounds, f"{name}_lo")[0]))
+        shipped_value = float(getattr(shipped_bounds, f"{name}_lo")[0])
+        outcome = Outcome(getattr(bounds, f"{name}_lo"), getattr(bounds, f"{name}_hi"), shipped_value)
         note = "each placement's value spans the bounds of its gap (and the patients' own bounds)"
         printed = _printed_rows(study, f"followup.{name}", label, exact, outcome, 2, note=note)
-        rounded = round(outcome.shipped, 1)
+        rounded = round(shipped_value, 1)
         rows += printed or [
             summarise(
                 f"followup.{name}",
@@ -920,11 +922,11 @@ def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_si
         label = f"{subgroup.factor} ({subgroup.level_label} vs {subgroup.reference_label})"
         pfs_tested = subgroup_tests(*pfs, group, 2)
         os_tested = subgroup_tests(os_until, os_event, os_times, group, 2)
-        os_shipped = subgroup_tests(shipped_until, os_event, os_times, group, 2)
+        os_tested_shipped = subgroup_tests(shipped_until, os_event, os_times, group, 2)
         smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
-        shipped_smallest += [float(pfs_tested[0][0]), float(os_shipped[0][0])]
+        shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
         rows += _test_rows(f"subgroup.PFS.{subgroup.factor}", f"PFS, {label}", "nothing reconstructed", fixed, pfs_tested, pfs_tested)
-        rows += _test_rows(f"subgroup.OS.{subgroup.factor}", f"OS, {label}", OS_PLACEMENT, exact_os, os_tested, os_shipped)
+        rows += _test_rows(f"subgroup.OS.{subgroup.factor}", f"OS, {label}", OS_PLACEMENT, exact_os, os_tested, os_tested_shipped)
 
     # Allocations. PFS by dose: every allocation. Anything by site, and OS by dose: a seeded sample of full reconstructions.
     dose_all = all_binary_allocations(len(study.subjid), study.dose_count)
@@ -1075,7 +1077,7 @@ CLAIM_RESULTS = {"subgroups.pfs.significant.n": "subgroups.none_significant", "s
 
 def verdicts_by_figure(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
     """Each registry figure's sensitivity verdict and range (figure_id, sensitivity_verdict, sensitivity_range), for printed_audit."""
-    columns = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
+    columns: list[pl.Expr | str] = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
     by_figure = sensitivity.filter(pl.col("figure_id").is_not_null()).select("figure_id", *columns)
     by_claim = sensitivity.select(pl.col("result").alias("claim_result"), *columns).unique("claim_result", keep="first")
     claims = (

@@ -6,6 +6,7 @@ IO manager) and the raw tables' ``content_hash`` columns. Nothing here reads Dag
 
 import datetime as dt
 from pathlib import Path
+from typing import cast
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue, asset
@@ -71,7 +72,7 @@ def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
 
 def _published_cut(registry: pl.DataFrame) -> dt.date | None:
     """The data cut the paper's figures refer to: Tables 1, 2 and 4 and the audit are recomputed at it."""
-    return registry["published_cut"].drop_nulls().max() if registry.height else None
+    return cast(dt.date | None, registry["published_cut"].drop_nulls().max()) if registry.height else None
 
 
 def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -136,8 +137,8 @@ def study_report(
     **inputs: pl.DataFrame | render.Chart,
 ) -> MaterializeResult:
     # Dagster passes every other declared input by name: the raw tables and the charts.
-    raw_tables = {name: raw_provenance if name == "raw_provenance" else inputs[name] for name in RAW_NAMES}
-    images = [inputs[name] for name in CHART_NAMES]
+    raw_tables = {name: raw_provenance if name == "raw_provenance" else cast(pl.DataFrame, inputs[name]) for name in RAW_NAMES}
+    images = [cast(render.Chart, inputs[name]) for name in CHART_NAMES]
     registry = printed_values
     tables = {
         "baseline_characteristics": baseline_characteristics,

@@ -227,7 +227,8 @@ class WarehouseIOManager(DuckDBPolarsIOManager):
             connection_config=dict(self.connection_config),
             db_client=_ReplacingDuckDbClient(),
             database=self.database,
-            schema=self.schema_,
+            # Unconfigured, Dagster's DB IO manager writes to "public"; the narrow reads must look there too.
+            schema=self.schema_ or "public",
             type_handlers=self.type_handlers(),
             default_load_type=pl.DataFrame,
             io_manager_name="WarehouseIOManager",

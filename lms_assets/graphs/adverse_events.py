@@ -5,6 +5,8 @@ Above ``MAX_TERMS`` terms only the most frequent are drawn, and the chart says s
 
 from __future__ import annotations
 
+from typing import cast
+
 import altair as alt
 import polars as pl
 
@@ -42,11 +44,11 @@ def ae_chart_data(table: pl.DataFrame, max_terms: int = MAX_TERMS) -> tuple[pl.D
     return long.sort("rank", "grade_order"), terms.height
 
 
-def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = None) -> alt.LayerChart:
+def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = None) -> alt.TopLevelMixin:
     """Stacked bars of patients per term by worst grade group, most frequent term on top, each labelled 'n (% of all patients)';
     the subtitle names ``data_cut``, the cut of the published analysis."""
     order = long.sort("rank")["term"].unique(maintain_order=True).to_list()
-    denominator = long["denominator"].max() if long.height else 0
+    denominator = cast(int, long["denominator"].max()) if long.height else 0
     grades = long["grade_group"].unique(maintain_order=True).to_list()
     y = alt.Y("term:N", sort=order, title=None, axis=alt.Axis(labelLimit=0))
     tooltip = [
@@ -65,7 +67,7 @@ def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object |
                 stack="zero",
                 title=f"Patients with the event, counted once at their worst grade (of {denominator:,})",
                 # Room to the right of the longest bar for its "n (%)" label.
-                scale=alt.Scale(domain=[0, max(1, long["total_n"].max() or 0) * 1.25], nice=False),
+                scale=alt.Scale(domain=[0, max(1, cast(int | None, long["total_n"].max()) or 0) * 1.25], nice=False),
                 axis=alt.Axis(tickMinStep=1, format="d"),
             ),
             color=alt.Color(

@@ -7,7 +7,9 @@ size depends on the chart's resolution, not on the number of patients or distinc
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from typing import cast
 
 import altair as alt
 import polars as pl
@@ -37,9 +39,9 @@ def tick_step(last_time: float, every: float = 3.0, max_ticks: int = MAX_TICKS) 
 
 def thin_curve(curve: pl.DataFrame, max_points: int = MAX_POINTS) -> pl.DataFrame:
     """At most ``max_points`` steps per series: the last step of each time bin (censorings summed), so the drawn step function moves by less than a bin."""
-    if curve.group_by("series").len()["len"].max() <= max_points:
+    if cast(int, curve.group_by("series").len()["len"].max()) <= max_points:
         return curve
-    width = curve["time"].max() / max_points
+    width = cast(float, curve["time"].max()) / max_points
     return (
         curve.sort("series", "time")
         .group_by("series", (pl.col("time") / width).floor().alias("_bin"), maintain_order=True)
@@ -81,7 +83,7 @@ def km_plot(
     """
     series = curve["series"].unique(maintain_order=True).to_list()
     colours = alt.Scale(domain=series, range=list(SERIES_COLOURS[: len(series)]))
-    last = max(curve["time"].max(), at_risk["month"].max() or 0.0)
+    last = max(cast(float, curve["time"].max()), cast(float | None, at_risk["month"].max()) or 0.0)
     step = tick_step(last)
     ticks = [step * i for i in range(math.ceil(last / step) + 1)]
     x_scale = alt.Scale(domain=[0, ticks[-1]], nice=False, zero=True)
@@ -131,7 +133,7 @@ def km_plot(
     median_lines = alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas()).mark_rule(
         strokeDash=[1.5, 3], color="#555555", strokeWidth=1.5
     )
-    most_censor_marks = drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max() or 0
+    most_censor_marks = cast(int | None, drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max()) or 0
     layers = [band, *band_edges, *lines] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
     if most_censor_marks > MAX_CENSOR_MARKS:
         subtitle = [*subtitle, f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."]
@@ -226,7 +228,7 @@ def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt
         .encode(x=alt.value(0), y=y, text="counts:N")
         .properties(width=70, height=height, title=alt.TitleParams("Patients", anchor="start", fontSize=12))
     )
-    panels: list[alt.TopLevelMixin] = [labels, counts]
+    panels: list[alt.Chart | alt.LayerChart | alt.FacetChart] = [labels, counts]
     x_scale = alt.Scale(type="log", domain=[0.05, 20], clamp=True)
     for endpoint in [e for e in ENDPOINT_TITLES if e in set(rows["endpoint"].to_list())]:
         part = rows.filter(pl.col("endpoint") == endpoint)
@@ -327,7 +329,7 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
 
 def forest_figure(subgroups: pl.DataFrame) -> alt.TopLevelMixin:
     """The subgroup forest plot of the latest data cut in ``survival_subgroups``."""
-    cut = subgroups["data_cut"].max()
+    cut = cast(dt.date | None, subgroups["data_cut"].max())
     if cut is None:
         return no_data("Subgroup analysis: no patients in any data cut")
     rows = subgroups.filter(pl.col("data_cut") == cut)

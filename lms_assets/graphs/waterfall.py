@@ -6,6 +6,8 @@ so, so that the chart payload stays bounded however large the study.
 
 from __future__ import annotations
 
+from typing import Any
+
 import altair as alt
 import polars as pl
 
@@ -72,7 +74,7 @@ def _subtitle(shown: int, total: int, data_cut: object | None) -> list[str]:
     return lines
 
 
-def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = None) -> alt.LayerChart:
+def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = None) -> alt.TopLevelMixin:
     """Bars of best % change coloured by recorded response, dashed −30%/+20% lines, combination therapy marked at each bar's tip;
     the subtitle names ``data_cut``, the cut of the published analysis."""
     responses = [r for r in RESPONSE_COLOURS if r in set(bars["response"].to_list())]
@@ -126,7 +128,7 @@ def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = No
     # Sorted bars leave the lower left and the upper right empty: the labels go there.
     pr_label = pl.DataFrame({"y": [PR_THRESHOLD], "label": [f"{PR_THRESHOLD:+.0f}%: partial response threshold"]})
     pd_label = pl.DataFrame({"y": [PD_THRESHOLD], "label": [f"{PD_THRESHOLD:+.0f}%: progression threshold (judged from nadir)"]})
-    label_style = {"fontSize": 11, "color": "#333333"}
+    label_style: dict[str, Any] = {"fontSize": 11, "color": "#333333"}
     rule_labels = [
         alt.Chart(pr_label).mark_text(align="left", baseline="top", dx=4, dy=3, **label_style).encode(y="y:Q", text="label:N", x=alt.value(0)),
         alt.Chart(pd_label)

@@ -29,22 +29,24 @@ from lms_assets.tables import printed as fig
 
 __all__ = ["Chart", "ReportInputs", "study_report_html"]
 
-COMPARISON_SCHEMA = {
-    "row": pl.Int64,
-    "order": pl.Int64,
-    "label": pl.String,
-    "statistic": pl.String,
-    "quantity": pl.String,
-    "recomputed": pl.Float64,
-    "figure_id": pl.String,
-    "printed": pl.String,
-    "printed_value": pl.Float64,
-    "decimals": pl.Int64,
-    "status": pl.String,
-    "mark": pl.String,
-    "basis": pl.String,
-    "explanation": pl.String,
-}
+COMPARISON_SCHEMA = pl.Schema(
+    {
+        "row": pl.Int64,
+        "order": pl.Int64,
+        "label": pl.String,
+        "statistic": pl.String,
+        "quantity": pl.String,
+        "recomputed": pl.Float64,
+        "figure_id": pl.String,
+        "printed": pl.String,
+        "printed_value": pl.Float64,
+        "decimals": pl.Int64,
+        "status": pl.String,
+        "mark": pl.String,
+        "basis": pl.String,
+        "explanation": pl.String,
+    }
+)
 
 # The report's mark of a printed value: printed_audit's status, with "reproduced here but the paper contradicts it
 # elsewhere" told apart from a discrepancy (printed_audit counts it as one), so that ≠ never marks a value that agrees.

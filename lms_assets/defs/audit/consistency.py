@@ -1,6 +1,7 @@
 """Group ``audit``: which printed figures the patient rows support, which the paper contradicts, and where each comes from."""
 
 import datetime as dt
+from typing import cast
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
@@ -19,7 +20,7 @@ KINDS = {"polars", "duckdb"}
 
 
 def _cut(printed_values: pl.DataFrame) -> dt.date | None:
-    return printed_values["published_cut"].drop_nulls().max() if printed_values.height else None
+    return cast(dt.date | None, printed_values["published_cut"].drop_nulls().max()) if printed_values.height else None
 
 
 def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:

@@ -19,8 +19,9 @@ import datetime as dt
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import polars as pl
 from dagster import (
@@ -35,6 +36,7 @@ from dagster import (
     Output,
     ResourceParam,
     TableColumn,
+    TableMetadataValue,
     TableRecord,
     TableSchema,
     asset,
@@ -153,7 +155,7 @@ def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
 def published_cut(registry: pl.DataFrame) -> dt.date | None:
     """The data cut the paper's figures refer to, as named in the registry."""
     cuts = registry["data_cut"].drop_nulls().unique()
-    return cuts.max() if cuts.len() else None
+    return cast(dt.date | None, cuts.max()) if cuts.len() else None
 
 
 def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
@@ -235,7 +237,7 @@ class FigureVerdict:
         }
 
 
-def figure_verdict(row: dict, figures: pl.DataFrame, paper: dict, patients_fallback: list[int] = ()) -> FigureVerdict:
+def figure_verdict(row: dict, figures: pl.DataFrame, paper: dict, patients_fallback: Sequence[int] = ()) -> FigureVerdict:
     """The verdict on one registry row: ``consistency.judge`` on the value ``figures`` shows for its quantity."""
     match = figures.filter(pl.col("quantity") == row["quantity"])
     shown = match["value"][0] if match.height else None
@@ -362,7 +364,7 @@ def section_results(
 ) -> list[AssetCheckResult]:
     """The results of ``asset_name``'s section checks (those in ``selected``, or all) on ``table``, its candidate."""
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    cut = printed_values["published_cut"].drop_nulls().max() if printed_values.height else None
+    cut = cast(dt.date | None, printed_values["published_cut"].drop_nulls().max()) if printed_values.height else None
     figures = FIGURE_SOURCES[asset_name](table, cut)
     sections: dict[str, list[FigureVerdict]] = {}
     for row in printed_values.iter_rows(named=True):
@@ -384,7 +386,7 @@ def published_figure_results(
     asset_name = context.asset_key.path[-1]
     selected = {k.name for k in context.selected_asset_check_keys}
     results = section_results(asset_name, table, printed_values, paper_consistency, adtte, selected)
-    outcomes = collections.Counter(r.data["verdict"] for result in results for r in result.metadata["figures"].records)
+    outcomes = collections.Counter(r.data["verdict"] for result in results for r in cast(TableMetadataValue, result.metadata["figures"]).records)
     context.log.info(
         f"{asset_name}: of {sum(outcomes.values())} printed figures in {len(results)} section checks "
         f"{outcomes['passed']} reproduced, {outcomes['WARN']} reviewed discrepancies (WARN), "
@@ -403,7 +405,7 @@ class GatedSummary:
 
     compute: Callable[..., Output]
     ins: Mapping[str, AssetIn]
-    asset_args: Mapping[str, object]
+    asset_args: Mapping[str, Any]
 
     @property
     def name(self) -> str:
