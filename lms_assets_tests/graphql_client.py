@@ -251,20 +251,30 @@ class DagsterGraphQL:
         makes every step slower, so a fixed limit on the whole run is what it can exceed; one step taking
         ``timeout`` seconds is a hang. A poll the busy server does not answer in time is retried.
         """
+        self._wait(lambda: self.run_status(run_id) in TERMINAL_STATUSES, timeout, poll, f"run {run_id}")
+        return self.run_report(run_id)
+
+    def wait_until_idle(self, timeout: float, poll: float = 1.0) -> None:
+        """Poll until no run is queued or in progress, with ``wait_for_run``'s deadline: the UI shows a check's
+        latest execution, so a run started beside the test's (the sensor's first build) must finish before the
+        UI is compared with the test's run."""
+        self._wait(lambda: not self.progress(), timeout, poll, "the instance's runs")
+
+    def _wait(self, done, timeout: float, poll: float, what: str) -> None:
         deadline = time.monotonic() + timeout
-        status, seen = "not yet known", None
+        state, seen = "not yet known", None
         while time.monotonic() < deadline:
             try:
-                status = self.run_status(run_id)
-                if status in TERMINAL_STATUSES:
-                    return self.run_report(run_id)
+                if done():
+                    return
                 now = self.progress()
+                state = f"{len(now)} unfinished"
                 if now != seen:
                     seen, deadline = now, time.monotonic() + timeout
             except TRANSIENT_ERRORS:
-                status = "not answering"
+                state = "not answering"
             time.sleep(poll)
-        raise TimeoutError(f"run {run_id} still {status}, and no run moved a step for {timeout:.0f} s")
+        raise TimeoutError(f"{what}: still {state}, and no run moved a step for {timeout:.0f} s")
 
     def run_report(self, run_id: str) -> RunReport:
         """Status, step statuses, materialized assets, check evaluations and failure messages of a run."""

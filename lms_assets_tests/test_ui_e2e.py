@@ -364,6 +364,7 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
 
         run_id = client.launch_job("full_refresh")
         run = client.wait_for_run(run_id, timeout=RUN_TIMEOUT)
+        client.wait_until_idle(timeout=RUN_TIMEOUT)
         every_asset = client.asset_keys()
         assert_run_completed(run, every_asset, server.log_tail())
         check_in_run = next(c for c in run.checks if (c.asset, c.check_name) == (CHECKED_ASSET, CHECK_NAME))
