@@ -64,6 +64,16 @@ query Progress {
 }
 """
 
+RUNS_OF_JOB_QUERY = """
+query RunsOfJob($job: String!) {
+  runsOrError(filter: {pipelineName: $job}) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 RUN_DETAILS_QUERY = """
 query RunDetails($runId: ID!, $cursor: String) {
   runOrError(runId: $runId) {
@@ -259,6 +269,17 @@ class DagsterGraphQL:
         latest execution, so a run started beside the test's (the sensor's first build) must finish before the
         UI is compared with the test's run."""
         self._wait(lambda: not self.progress(), timeout, poll, "the instance's runs")
+
+    def wait_for_job_run(self, job_name: str, timeout: float, poll: float = 1.0) -> None:
+        """Poll until a run of ``job_name`` (one a sensor launches, say) has finished, with ``wait_for_run``'s deadline."""
+
+        def finished() -> bool:
+            result = self.execute(RUNS_OF_JOB_QUERY, {"job": job_name})["runsOrError"]
+            if result["__typename"] != "Runs":
+                raise GraphQLError(f"cannot list runs of {job_name}: {result}")
+            return any(r["status"] in TERMINAL_STATUSES for r in result["results"])
+
+        self._wait(finished, timeout, poll, f"a run of {job_name}")
 
     def _wait(self, done, timeout: float, poll: float, what: str) -> None:
         deadline = time.monotonic() + timeout
