@@ -8,7 +8,7 @@ import pytest
 from dagster import TableMetadataValue
 
 from lms_assets.audit import consistency
-from lms_assets.defs.audit.published import FIGURE_SOURCES, bounded, figure_verdicts
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, figure_verdicts
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 REGISTRY_SCHEMA = {
@@ -213,7 +213,7 @@ def shipped_audit(shipped_run):
     """The audit of the shipped study, the published-figure check results of the same run, and its warehouse."""
     import duckdb
 
-    names = ("printed_audit", "printed_values", *FIGURE_SOURCES)
+    names = ("printed_audit", "printed_values", *PRINTED_VALUE_SOURCES)
     with duckdb.connect(str(shipped_run["warehouse"]), read_only=True) as con:
         tables = {name: con.sql(f"select * from {name}").pl() for name in names}
     return shipped_run["result"], tables["printed_audit"], tables
@@ -344,7 +344,7 @@ def test_a_bad_registry_leaves_the_definitions_loading_and_fails_its_own_asset(p
     defs, failure = _definitions_and_registry_failure(platform_env)
     descriptions = _stand_in_descriptions(defs)
     # One stand-in check per summary asset, saying the registry could not be read; its own asset says why.
-    assert len(descriptions) == len(FIGURE_SOURCES)
+    assert len(descriptions) == len(PRINTED_VALUE_SOURCES)
     assert all("printed_values.csv could not be read (RecordFileError)" in d for d in descriptions)
     assert "printed_values.csv" in failure and says in failure
 

@@ -89,7 +89,7 @@ def test_age_median_of_an_even_cohort_is_the_mean_of_the_middle_two():
 def test_ecog_levels_above_two_are_added_and_grouped():
     table = baseline.baseline_characteristics(COHORT)
     assert table.filter(pl.col("characteristic") == baseline.ECOG)["level"].to_list() == ["0", "1", "2", "3"]
-    figs = baseline.figures(table)
+    figs = baseline.recomputed_values(table)
     assert _figure(figs, "ecog.0-1.n") == 2
     assert _figure(figs, "ecog.ge2.pct") == 50.0
     assert _figure(figs, "ecog.gt2.n") == 1
@@ -97,7 +97,7 @@ def test_ecog_levels_above_two_are_added_and_grouped():
 
 
 def test_any_prior_chemotherapy_counts_one_line_or_more():
-    figs = baseline.figures(baseline.baseline_characteristics(COHORT))
+    figs = baseline.recomputed_values(baseline.baseline_characteristics(COHORT))
     assert _figure(figs, "chemotherapy.any.n") == 3
     assert _figure(figs, "chemotherapy.any.pct") == 75.0
     assert _figure(figs, "chemotherapy.none.n") == 1
@@ -106,7 +106,7 @@ def test_any_prior_chemotherapy_counts_one_line_or_more():
 def test_printed_ecog_levels_stay_when_nobody_has_them():
     table = baseline.baseline_characteristics(_adsl({"ECOG": 1}, {"ECOG": 1}))
     assert table.filter(pl.col("characteristic") == baseline.ECOG)["n"].to_list() == [0, 2, 0]
-    assert _figure(baseline.figures(table), "ecog.gt2.n") == 0
+    assert _figure(baseline.recomputed_values(table), "ecog.gt2.n") == 0
 
 
 def test_a_value_without_a_table_level_is_refused():

@@ -21,7 +21,7 @@ import pytest
 from lms_assets import adam
 from lms_assets.audit import consistency
 from lms_assets.defs.audit import consistency as audit_defs
-from lms_assets.defs.audit.published import FIGURE_SOURCES, figure_verdicts, printed_values_table, section_results
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, figure_verdicts, printed_values_table, section_results
 from lms_assets.records import schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets
@@ -100,7 +100,7 @@ def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
     feasibility = audit_defs._feasibility(tables["adtte"], cut, SHIPPED_STUDY)
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
     outcomes = {}
-    for owner in FIGURE_SOURCES:
+    for owner in PRINTED_VALUE_SOURCES:
         for figure_id, row in figure_verdicts(section_results(owner, tables[owner], published, paper)).items():
             outcomes[figure_id] = Outcome(f"{owner}:{row['check']}", row["check_outcome"], row["verdict"], row["reason"])
     return outcomes

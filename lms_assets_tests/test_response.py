@@ -85,7 +85,7 @@ def test_not_evaluable_counts_in_the_denominator_when_present():
     table = response.response_summary(_adrs(("PR", -50.0), ("NE", None)))
     assert table["key"].to_list()[:5] == ["response.CR", "response.PR", "response.SD", "response.PD", "response.NE"]
     assert _row(table, "orr")["pct"] == 50.0
-    figs = response.figures(table)
+    figs = response.recomputed_values(table)
     assert _figure(figs, "response.NE.n") == 1 and _figure(figs, "orr.pct") == 50.0
 
 
@@ -103,7 +103,7 @@ def test_recist_consistency_flags_mismatches_for_review():
 
 def test_shrinkage_mean_is_over_shrinking_patients_only():
     table = response.tumour_shrinkage(_adsl(["None"] * 5), COHORT, _adtte_os({CUT_1: set()}, 5))
-    figs = response.shrinkage_figures(table, CUT_1)
+    figs = response.shrinkage_recomputed_values(table, CUT_1)
     assert _figure(figs, "shrinkage.n") == 4
     assert _figure(figs, "shrinkage.pct") == 80.0
     assert _figure(figs, "shrinkage.mean_pct") == pytest.approx((100 + 80 + 45 + 10) / 4)
@@ -113,14 +113,14 @@ def test_deep_shrinkage_on_immunotherapy_and_alive_at_the_published_cut():
     adsl = _adsl(["Immunotherapy", "Immunotherapy+Chemotherapy", "Immunotherapy", "Chemotherapy", "None"])
     adtte = _adtte_os({CUT_1: {1, 2}, CUT_2: {2}}, 5)
     table = response.tumour_shrinkage(adsl, COHORT, adtte)
-    at_first = response.shrinkage_figures(table, CUT_1)
+    at_first = response.shrinkage_recomputed_values(table, CUT_1)
     assert _figure(at_first, "immunotherapy.n") == 3
     assert _figure(at_first, "immunotherapy.PR.n") == 2 and _figure(at_first, "immunotherapy.CR.n") == 1
     assert _figure(at_first, "shrinkage_gt70_immunotherapy.n") == 2  # −100% and −80%; −45% is not over 70%
     assert _figure(at_first, "shrinkage_gt70_immunotherapy_alive.n") == 2
-    assert _figure(response.shrinkage_figures(table, CUT_2), "shrinkage_gt70_immunotherapy_alive.n") == 1
-    assert _figure(response.shrinkage_figures(table, None), "shrinkage_gt70_immunotherapy_alive.n") == 1  # latest cut
-    assert "shrinkage_gt70_immunotherapy_alive.n" not in response.shrinkage_figures(table, dt.date(2020, 1, 1))["quantity"].to_list()
+    assert _figure(response.shrinkage_recomputed_values(table, CUT_2), "shrinkage_gt70_immunotherapy_alive.n") == 1
+    assert _figure(response.shrinkage_recomputed_values(table, None), "shrinkage_gt70_immunotherapy_alive.n") == 1  # latest cut
+    assert "shrinkage_gt70_immunotherapy_alive.n" not in response.shrinkage_recomputed_values(table, dt.date(2020, 1, 1))["quantity"].to_list()
 
 
 def test_pr_rate_by_combination_with_fishers_exact_test():

@@ -362,17 +362,17 @@ def test_figures_come_from_the_spss_rows_of_the_published_cut():
     later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)), AVAL=pl.col("AVAL") + 1)
     adtte = pl.concat([_shipped_adtte(), later])
     summary = survival.median_summary(survival.km_curves(adtte))
-    figures = {r["quantity"]: r["value"] for r in survival.figures(summary, CUT).iter_rows(named=True)}
+    figures = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, CUT).iter_rows(named=True)}
     assert figures["pfs.median"] == 4.1 and figures["os.median"] == 23.5
     assert (figures["pfs.events"], figures["os.events"]) == (19, 12)
     assert round(figures["pfs.ci_lower"], 2) == 2.96 and round(figures["os.ci_upper"], 1) == 34.7
-    latest = {r["quantity"]: r["value"] for r in survival.figures(summary, None).iter_rows(named=True)}
+    latest = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, None).iter_rows(named=True)}
     assert latest["pfs.median"] == pytest.approx(5.1)
-    assert survival.figures(summary, dt.date(2020, 1, 1)).is_empty()
+    assert survival.recomputed_values(summary, dt.date(2020, 1, 1)).is_empty()
 
 
 def test_followup_figures_are_the_reverse_km_median_and_range_of_os():
-    figures = survival.followup_figures(survival.reverse_km_followup(_shipped_adtte()), CUT)
+    figures = survival.followup_recomputed_values(survival.reverse_km_followup(_shipped_adtte()), CUT)
     assert dict(zip(figures["quantity"], figures["value"])) == {"followup.median": 25.8, "followup.min": 3.9, "followup.max": 28.0}
     assert figures["patients"][0].to_list() == list(range(1, 20))
 

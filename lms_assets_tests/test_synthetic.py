@@ -170,7 +170,7 @@ def test_blank_lines_are_skipped_and_keep_spreadsheet_line_numbers(tmp_path, fir
 def test_full_graph_on_a_synthetic_study(tmp_path):
     """Every asset materializes on 3 000 synthetic patients; nothing is quarantined; the paper's checks say there is nothing to compare."""
     from lms_assets.definitions import build_defs
-    from lms_assets.defs.audit.published import FIGURE_SOURCES
+    from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 
     folder = tmp_path / "study"
     synthetic.write(synthetic.generate(3000, seed=2, cuts=2), folder)
@@ -185,12 +185,12 @@ def test_full_graph_on_a_synthetic_study(tmp_path):
         assert con.sql("select count(*) from adsl").fetchone()[0] == 3000
         assert con.sql("select count(*) from adtte").fetchone()[0] == 3000 * 2 * 2
         assert con.sql("select count(*) from raw_printed_values").fetchone()[0] == 0
-        for table in FIGURE_SOURCES:
+        for table in PRINTED_VALUE_SOURCES:
             assert con.sql(f"select count(*) from {table}").fetchone()[0] > 0, table
 
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
-    assert FIGURE_SOURCES, "no summary asset registers published figures"
-    for table in FIGURE_SOURCES:
+    assert PRINTED_VALUE_SOURCES, "no summary asset registers published figures"
+    for table in PRINTED_VALUE_SOURCES:
         check = evaluations[(table, "printed_values")]
         assert check.passed and check.metadata["compared"].value == "0"
         assert "nothing to compare" in check.metadata["reason"].value

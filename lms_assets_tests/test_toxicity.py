@@ -67,7 +67,7 @@ def _row(term: str) -> dict:
 
 
 def _figure(quantity: str) -> float:
-    figs = toxicity.figures(TABLE)
+    figs = toxicity.recomputed_values(TABLE)
     return figs.filter(pl.col("quantity") == quantity)["value"].item()
 
 
@@ -110,7 +110,7 @@ def test_safety_figures():
 def test_no_events_still_gives_the_summary_rows():
     table = toxicity.adverse_event_summary(_adae(), _adsl(3))
     assert table["section"].to_list() == [toxicity.ANY_EVENT, toxicity.ACTION, toxicity.ACTION]
-    figs = toxicity.figures(table)
+    figs = toxicity.recomputed_values(table)
     assert figs.filter(pl.col("quantity") == "ae.any_g34.n")["value"].item() == 0
     assert figs.filter(pl.col("quantity") == "treatment_related_deaths.n")["value"].item() == 0
 

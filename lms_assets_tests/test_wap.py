@@ -157,7 +157,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
 
 def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
     from lms_assets.definitions import build_defs
-    from lms_assets.defs.audit.published import FIGURE_SOURCES, check_name, owner_of
+    from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, check_name, owner_of
 
     defs = build_defs()
     graph = defs.resolve_asset_graph()
@@ -166,7 +166,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
     separate = {k for k in blocking if k not in defs.get_assets_def(k.asset_key).check_keys}
     assert not separate, sorted(k.to_user_string() for k in separate)
     registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
-    for owner in FIGURE_SOURCES:
+    for owner in PRINTED_VALUE_SOURCES:
         printed = {check_name(source) for source, q in zip(registry["source"], registry["quantity"]) if owner_of(q) == owner}
         declared = {k.name for k in blocking if k.asset_key.to_user_string() == owner}
         assert declared == printed, owner

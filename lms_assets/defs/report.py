@@ -12,7 +12,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue, asset
 
 from lms_assets.defs import graphs, records
-from lms_assets.defs.audit.published import FIGURE_SOURCES
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
@@ -82,7 +82,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     return {
         heading: page.compare_with_printed(
             pl.concat([spines[owner] for owner in owners]),
-            pl.concat([FIGURE_SOURCES[owner](tables[owner], cut) for owner in owners]),
+            pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in owners]),
             registry,
             audit,
             source,

@@ -148,8 +148,8 @@ def baseline_characteristics(adsl: pl.DataFrame) -> pl.DataFrame:
 _NO_PRIOR_LINE = ["chemotherapy.none", f"chemotherapy.{NOT_RECORDED_SUFFIX}"]
 
 
-def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 1's figures from its n and % cells, plus the text's groupings: ECOG 0–1, ≥2 and >2, any prior chemotherapy (≥1 line)."""
+def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
+    """Table 1's recomputed values of its printed quantities, from its n and % cells, plus the text's groupings: ECOG 0–1, ≥2 and >2, any prior chemotherapy (≥1 line)."""
     counted = table.filter(pl.col("n").is_not_null()).select("key", "n", "pct", "patients")
     ecog = table.filter(pl.col("characteristic") == ECOG).with_columns(score=pl.col("level").cast(pl.Int64, strict=False))
     chemotherapy = table.filter((pl.col("characteristic") == CHEMOTHERAPY) & ~pl.col("key").is_in(_NO_PRIOR_LINE))

@@ -116,8 +116,8 @@ def response_summary(adrs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 2's response figures: the n and % cells of each response row, ORR and DCR."""
+def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
+    """Table 2's recomputed response values: the n and % cells of each response row, ORR and DCR."""
     return fig.count_figures(table.select("key", "n", "pct", "patients"))
 
 
@@ -239,8 +239,8 @@ def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame
     return pl.DataFrame(rows, schema=SHRINKAGE_SCHEMA)
 
 
-def shrinkage_figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """The text's shrinkage figures from the cells: n and % per row, the mean shrinkage, aliveness at the published cut (else the latest),
+def shrinkage_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
+    """The text's shrinkage values recomputed from the cells: n and % per row, the mean shrinkage, aliveness at the published cut (else the latest),
     and per rate compared by combination therapy ``<key>.significant.n``: 1 when the shown Fisher p is below 0.05, else 0
     (its patients are the responders of both groups: the table lists no others).
     """

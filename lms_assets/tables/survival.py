@@ -518,8 +518,8 @@ def _cut(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
     return table.clear() if cut is None else table.filter(pl.col("data_cut") == cut)
 
 
-def figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """Printed survival figures: median, 95% CI and events of PFS and OS from the ``method = 'spss'`` rows at the published cut.
+def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
+    """Recomputed survival values of the printed quantities: median, 95% CI and events of PFS and OS from the ``method = 'spss'`` rows at the published cut.
 
     ``survival_summary`` holds no SUBJIDs (its columns are fixed), so the patients lists are empty.
     """
@@ -530,7 +530,7 @@ def figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
     return figures_frame(rows)
 
 
-def followup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
+def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
     """Printed follow-up: reverse-KM median, shortest and longest observed OS time at the published cut."""
     rows: list[tuple[str, float | None, list[int]]] = []
     for row in _cut(table, published_cut).filter(pl.col("endpoint") == "OS").iter_rows(named=True):
@@ -538,7 +538,7 @@ def followup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.D
     return figures_frame(rows)
 
 
-def subgroup_figures(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
+def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
     """The Discussion's "no significant differences in PFS and OS": per endpoint, the subgroup comparisons whose shown log-rank p is below 0.05.
 
     A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.

@@ -108,8 +108,8 @@ def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFram
     return pl.concat([any_event_row(emergent, adsl.height), term_rows(emergent, adsl.height), action_rows(adsl)])
 
 
-def figures(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
-    """Table 4's and the Results' safety figures from the n and % cells: per term any/grade 1–2/3–4, any grade ≥ 3, grade 5 deaths, dose changes."""
+def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
+    """Table 4's and the Results' safety values recomputed from the n and % cells: per term any/grade 1–2/3–4, any grade ≥ 3, grade 5 deaths, dose changes."""
     terms = table.filter(pl.col("section") == TERM)
     overall = table.filter(pl.col("section") == ANY_EVENT)
     counted = [

@@ -7,7 +7,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
 
 from lms_assets.audit import consistency, sensitivity, verification
-from lms_assets.defs.audit.published import FIGURE_SOURCES, RULE, owner_of, printed_values_table
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, RULE, owner_of, printed_values_table
 from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.records import study_of
@@ -121,7 +121,7 @@ def paper_consistency(
 
 
 def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None) -> pl.DataFrame:
-    return pl.concat([fn(tables[name], cut) for name, fn in FIGURE_SOURCES.items()])
+    return pl.concat([fn(tables[name], cut) for name, fn in PRINTED_VALUE_SOURCES.items()])
 
 
 # Enough for every discrepancy of the shipped study; a study with more says how many are left out, and the report has all.
@@ -188,7 +188,7 @@ def audit_table(
         "survival_curves": AssetIn(),
         "reconstruction_sensitivity": AssetIn(),
         "independent_verification": AssetIn(),
-        **{name: AssetIn() for name in FIGURE_SOURCES},
+        **{name: AssetIn() for name in PRINTED_VALUE_SOURCES},
     },
     description=(
         "One row per printed figure: `published` (as printed), `recomputed` (the value the summary table shows) and "

@@ -3,7 +3,7 @@
 Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OWNERS``). Its printed figures are
 grouped by the part of the paper that prints them (the registry's ``source``: Table 1, Abstract, Results: Efficacy…),
 and the asset declares one blocking check per group (``check_specs``). Every figure of a group is judged on its own:
-the domain's pure ``figures`` function reads the candidate table's displayed cells and ``consistency.judge`` gives
+the domain's pure ``recomputed_values`` function reads the candidate table's displayed cells and ``consistency.judge`` gives
 the verdict — the same verdict ``printed_audit`` and the report use. The group's check carries a table of every
 figure it covers (printed, shown, verdict, reason), says first which figures failed and why, and is ERROR when any
 figure failed at ERROR, WARN when every failure is a reviewed discrepancy. One check per group rather than per figure
@@ -74,18 +74,18 @@ QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
     "survival_subgroups": ("subgroups.",),
 }
 
-FiguresFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
+RecomputedValuesFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 
-# The pure function that reads each owner's displayed cells as a figures frame (see ``analysis.figures``).
-# Signature: figures(table, published_cut) -> DataFrame[quantity, value, patients].
-FIGURE_SOURCES: dict[str, FiguresFn] = {
-    "baseline_characteristics": baseline.figures,
-    "response_summary": response.figures,
-    "tumour_shrinkage": response.shrinkage_figures,
-    "adverse_event_summary": toxicity.figures,
-    "survival_summary": survival.figures,
-    "survival_followup": survival.followup_figures,
-    "survival_subgroups": survival.subgroup_figures,
+# The pure function that reads each owner's displayed cells as the values of its printed quantities (see ``tables.printed``).
+# Signature: recomputed_values(table, published_cut) -> DataFrame[quantity, value, patients].
+PRINTED_VALUE_SOURCES: dict[str, RecomputedValuesFn] = {
+    "baseline_characteristics": baseline.recomputed_values,
+    "response_summary": response.recomputed_values,
+    "tumour_shrinkage": response.shrinkage_recomputed_values,
+    "adverse_event_summary": toxicity.recomputed_values,
+    "survival_summary": survival.recomputed_values,
+    "survival_followup": survival.followup_recomputed_values,
+    "survival_subgroups": survival.subgroup_recomputed_values,
 }
 
 # What every owner's published-figure checks read besides its own candidate table.
@@ -365,7 +365,7 @@ def section_results(
     """The results of ``asset_name``'s section checks (those in ``selected``, or all) on ``table``, its candidate."""
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
     cut = cast(dt.date | None, printed_values["published_cut"].drop_nulls().max()) if printed_values.height else None
-    figures = FIGURE_SOURCES[asset_name](table, cut)
+    figures = PRINTED_VALUE_SOURCES[asset_name](table, cut)
     sections: dict[str, list[FigureVerdict]] = {}
     for row in printed_values.iter_rows(named=True):
         if row["owner"] != asset_name or (selected is not None and row["check_name"] not in selected):
@@ -445,8 +445,8 @@ def gated_summary(*, ins: Mapping[str, AssetIn] | None = None, **asset_args) -> 
     """Declare a summary asset (``@asset`` arguments) that owns registry figures; ``definitions`` builds it at load."""
 
     def declare(compute: Callable[..., Output]) -> GatedSummary:
-        if compute.__name__ not in FIGURE_SOURCES:
-            raise ValueError(f"{compute.__name__} owns no registry figures (FIGURE_SOURCES): declare it with @asset")
+        if compute.__name__ not in PRINTED_VALUE_SOURCES:
+            raise ValueError(f"{compute.__name__} owns no registry figures (PRINTED_VALUE_SOURCES): declare it with @asset")
         unknown = set(ins or {}) - set(inspect.signature(compute).parameters)
         if unknown:
             raise ValueError(f"{compute.__name__}: ins {sorted(unknown)} are not parameters of the function")
@@ -456,10 +456,10 @@ def gated_summary(*, ins: Mapping[str, AssetIn] | None = None, **asset_args) -> 
 
 
 def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
-    """Every ``GatedSummary`` declared in ``modules``, built on the registry read at load; one per ``FIGURE_SOURCES`` owner."""
+    """Every ``GatedSummary`` declared in ``modules``, built on the registry read at load; one per ``PRINTED_VALUE_SOURCES`` owner."""
     declared = [v for m in modules for v in vars(m).values() if isinstance(v, GatedSummary)]
-    missing = set(FIGURE_SOURCES) - {s.name for s in declared}
-    if missing or len(declared) != len(FIGURE_SOURCES):
+    missing = set(PRINTED_VALUE_SOURCES) - {s.name for s in declared}
+    if missing or len(declared) != len(PRINTED_VALUE_SOURCES):
         raise ValueError(f"every owner of registry figures is declared once with @gated_summary; missing: {sorted(missing)}")
     return [s.build(loaded) for s in declared]
 
