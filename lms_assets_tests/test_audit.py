@@ -427,3 +427,22 @@ def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(r
     with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:
         printed_values_table(registry, _known(tmp_path, *rows))
     assert says in str(refused.value)
+
+
+def test_the_published_cut_is_the_latest_data_cut_the_registry_names_and_printed_values_carries_it(tmp_path):
+    import datetime as dt
+
+    from lms_assets.defs.audit.published import printed_values_table
+    from lms_assets.records import schemas, validation
+    from lms_assets.tables.printed import published_cut
+
+    dates = pl.DataFrame({"data_cut": [dt.date(2020, 1, 31), None, dt.date(2021, 6, 30), dt.date(2020, 7, 1)]})
+    assert published_cut(dates) == dt.date(2021, 6, 30)
+    assert published_cut(dates.filter(pl.col("data_cut").is_null())) is None
+    assert published_cut(dates.clear()) is None
+
+    raw = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
+    printed_values = printed_values_table(raw, _known(tmp_path))
+    # The shipped registry dates its survival figures at the 2021-03-31 cut and leaves every other row undated.
+    assert published_cut(printed_values) == dt.date(2021, 3, 31)
+    assert printed_values["published_cut"].unique().to_list() == [dt.date(2021, 3, 31)]

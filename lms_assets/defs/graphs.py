@@ -11,12 +11,12 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetIn, ConfigurableIOManager, Failure, InputContext, Output, OutputContext, asset
 
-from lms_assets.defs.audit.published import published_cut, typed_registry
 from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
 from lms_assets.defs.metadata import chart_output
 from lms_assets.defs.resources import OutputsFolder
 from lms_assets.graphs import adverse_events, km, render, waterfall
 from lms_assets.graphs.history import history_chart
+from lms_assets.tables.printed import published_cut
 
 CHART_IO_MANAGER = "chart_io_manager"
 
@@ -93,8 +93,8 @@ def _records_cut(cut: object | None, file: str) -> str:
         "PNG here; interactive HTML in outputs/charts/waterfall_chart.html."
     ),
 )
-def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, raw_printed_values: pl.DataFrame) -> Output[render.Chart]:
-    cut = published_cut(typed_registry(raw_printed_values))
+def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.DataFrame, printed_values: pl.DataFrame) -> Output[render.Chart]:
+    cut = published_cut(printed_values)
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total, cut)
     return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), outputs_folder.root, patients=total, bars_drawn=bars.height)
@@ -112,8 +112,8 @@ def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.
         "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
     ),
 )
-def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, raw_printed_values: pl.DataFrame) -> Output[render.Chart]:
-    cut = published_cut(typed_registry(raw_printed_values))
+def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, printed_values: pl.DataFrame) -> Output[render.Chart]:
+    cut = published_cut(printed_values)
     rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
     chart = adverse_events.adverse_event_chart(rows, terms, cut)
     return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), outputs_folder.root, terms=terms)
@@ -144,9 +144,9 @@ def _km_chart_asset(endpoint: str, figure: str):
         survival_curves: pl.DataFrame,
         survival_landmarks: pl.DataFrame,
         survival_summary: pl.DataFrame,
-        raw_printed_values: pl.DataFrame,
+        printed_values: pl.DataFrame,
     ) -> Output[render.Chart]:
-        published = published_cut(typed_registry(raw_printed_values))
+        published = published_cut(printed_values)
         chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published)
         title = f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}"
         latest = survival_curves["data_cut"].max()

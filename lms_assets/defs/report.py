@@ -19,6 +19,7 @@ from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
 from lms_assets.records import schemas, validation
 from lms_assets.report import page
+from lms_assets.tables.printed import published_cut
 
 # After the study's own title (its study.toml).
 TITLE_SUFFIX = "recomputation and audit of the published figures"
@@ -70,14 +71,10 @@ def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     }
 
 
-def _published_cut(registry: pl.DataFrame) -> dt.date | None:
-    """The data cut the paper's figures refer to: Tables 1, 2 and 4 and the audit are recomputed at it."""
-    return cast(dt.date | None, registry["published_cut"].drop_nulls().max()) if registry.height else None
-
-
 def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Tables 1, 2 and 4: every recomputed figure of their rows beside the printed one."""
-    cut = _published_cut(registry)
+    # The cut Tables 1, 2 and 4 and the audit are recomputed at.
+    cut = published_cut(registry)
     spines = _spines(tables)
     return {
         heading: page.compare_with_printed(
@@ -154,7 +151,7 @@ def study_report(
         patients=adsl.height,
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
         data_cuts=survival_summary["data_cut"].unique().sort().cast(pl.String).to_list(),
-        published_cut=_published_cut(registry),
+        published_cut=published_cut(registry),
         tables=_comparisons(tables, registry, printed_audit),
         registry=registry,
         survival_summary=survival_summary,

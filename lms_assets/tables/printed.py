@@ -7,10 +7,12 @@ Quantity names are shared with ``printed_values.csv`` (column ``quantity``).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 
 import polars as pl
 
@@ -28,6 +30,17 @@ def figures_frame(rows: Iterable[tuple[str, float | None, Iterable[int]]]) -> pl
         values.append(None if value is None else float(value))
         patients.append(sorted(int(i) for i in ids))
     return pl.DataFrame({"quantity": quantities, "value": values, "patients": patients}, schema=FIGURES_SCHEMA)
+
+
+def published_cut(registry: pl.DataFrame) -> dt.date | None:
+    """The data cut the paper's printed values refer to: the latest ``data_cut`` the registry names, None when it names none.
+
+    The one derivation of the published cut. ``registry`` is the typed registry or the ``printed_values`` asset (which
+    keeps the registry's columns): ``printed_values`` stores the result in its ``published_cut`` column, and every asset
+    that needs the cut (the checks, the audit, the sensitivity analysis, the charts, the report) calls this on it.
+    """
+    cuts = registry["data_cut"].drop_nulls()
+    return cast(dt.date | None, cuts.max()) if cuts.len() else None
 
 
 def slug(text: str) -> str:

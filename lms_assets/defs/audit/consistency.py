@@ -1,7 +1,6 @@
 """Group ``audit``: which printed figures the patient rows support, which the paper contradicts, and where each comes from."""
 
 import datetime as dt
-from typing import cast
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
@@ -15,12 +14,9 @@ from lms_assets.defs.report import REPORT_FILE
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
+from lms_assets.tables.printed import published_cut
 
 KINDS = {"polars", "duckdb"}
-
-
-def _cut(printed_values: pl.DataFrame) -> dt.date | None:
-    return cast(dt.date | None, printed_values["published_cut"].drop_nulls().max()) if printed_values.height else None
 
 
 def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:
@@ -100,7 +96,7 @@ def paper_consistency(
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
-    feasibility = _feasibility(adtte, _cut(printed_values), study_of(study_folder))
+    feasibility = _feasibility(adtte, published_cut(printed_values), study_of(study_folder))
     table = consistency.paper_consistency(printed_values, provenance, adsl.height, feasibility)
     flagged = table.filter(pl.col("findings").list.len() > 0)
     searched = (
@@ -147,7 +143,7 @@ def audit_table(
     reconstruction_sensitivity: pl.DataFrame,
 ) -> pl.DataFrame:
     """Every printed figure judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
-    cut = _cut(printed_values)
+    cut = published_cut(printed_values)
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
     by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
     rows = []
@@ -216,7 +212,7 @@ def printed_audit(
     independent_verification: pl.DataFrame,
     **tables: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    figures = _figures_of_all_owners(tables, _cut(printed_values))
+    figures = _figures_of_all_owners(tables, published_cut(printed_values))
     table = audit_table(
         printed_values,
         paper_consistency,

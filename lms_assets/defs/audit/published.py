@@ -152,12 +152,6 @@ def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
     return validation.clean(raw, schemas.REGISTRY, validation.problems(raw, schemas.REGISTRY))
 
 
-def published_cut(registry: pl.DataFrame) -> dt.date | None:
-    """The data cut the paper's figures refer to, as named in the registry."""
-    cuts = registry["data_cut"].drop_nulls().unique()
-    return cast(dt.date | None, cuts.max()) if cuts.len() else None
-
-
 def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
     """A message safe to show every UI user: control characters replaced, at most ``limit`` characters."""
     clean = re.sub(r"[^\t\x20-\x7e\u00a0-\u2fff]", "?", text)
@@ -364,7 +358,7 @@ def section_results(
 ) -> list[AssetCheckResult]:
     """The results of ``asset_name``'s section checks (those in ``selected``, or all) on ``table``, its candidate."""
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    cut = cast(dt.date | None, printed_values["published_cut"].drop_nulls().max()) if printed_values.height else None
+    cut = fig.published_cut(printed_values)
     figures = PRINTED_VALUE_SOURCES[asset_name](table, cut)
     sections: dict[str, list[FigureVerdict]] = {}
     for row in printed_values.iter_rows(named=True):
@@ -479,7 +473,7 @@ def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) ->
     reviewed, orphans = consistency.with_reviews(registry, known)
     if orphans:
         raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
-    cut = published_cut(registry)
+    cut = fig.published_cut(registry)
     return reviewed.with_columns(
         pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),
         pl.col("source").map_elements(check_name, return_dtype=pl.String).alias("check_name"),

@@ -1,8 +1,6 @@
 """Group ``audit``: how far each result resting on reconstructed inputs can move over every reconstruction consistent with the paper."""
 
-import datetime as dt
 import time
-from typing import cast
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
@@ -14,6 +12,7 @@ from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.tables import survival
+from lms_assets.tables.printed import published_cut
 
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
 ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in survival.SUBGROUPS)})
@@ -53,7 +52,7 @@ def reconstruction_sensitivity(
     adtte: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     registry = printed_values
-    cut = cast(dt.date | None, registry["published_cut"].drop_nulls().max()) if registry.height else None
+    cut = published_cut(registry)
     empty = pl.DataFrame(schema=sens.SENSITIVITY_SCHEMA)
     if cut is None:
         reason = "no published cut in printed_values.csv: no printed figure constrains a reconstruction"
