@@ -1,0 +1,87 @@
+"""What every asset of the definitions is declared with: group, kinds, owners, pool and IO manager.
+
+Pinned asset by asset, so moving the decorators' shared arguments into one place per domain
+(``defs.constants.asset_defaults``) provably changed none of them, and a new asset states its own.
+"""
+
+import pytest
+
+from lms_assets_tests.conftest import defs_for
+
+OWNERS = ["team:study-biostatistics"]
+POOL = "duckdb"
+TABLES = "io_manager"
+CHARTS = "chart_io_manager"
+INGESTED = {"csv", "duckdb"}
+FRAMES = {"polars", "duckdb"}
+LIFELINES = {"polars", "duckdb", "lifelines"}
+
+# asset → (group, kinds, IO manager); every one has OWNERS and the POOL.
+DECLARED = {
+    "raw_adverse_events": ("ingest", INGESTED, TABLES),
+    "raw_followup": ("ingest", INGESTED, TABLES),
+    "raw_known_discrepancies": ("ingest", INGESTED, TABLES),
+    "raw_patient_allocations": ("ingest", INGESTED, TABLES),
+    "raw_patients": ("ingest", INGESTED, TABLES),
+    "raw_printed_values": ("ingest", INGESTED, TABLES),
+    "raw_provenance": ("ingest", INGESTED, TABLES),
+    "raw_response": ("ingest", INGESTED, TABLES),
+    "quarantine": ("ingest", FRAMES, TABLES),
+    "adae": ("cohort", FRAMES, TABLES),
+    "adrs": ("cohort", FRAMES, TABLES),
+    "adsl": ("cohort", FRAMES, TABLES),
+    "adtte": ("cohort", FRAMES, TABLES),
+    "baseline_characteristics": ("baseline", FRAMES, TABLES),
+    "recist_consistency": ("response", FRAMES, TABLES),
+    "response_summary": ("response", FRAMES, TABLES),
+    "tumour_shrinkage": ("response", FRAMES, TABLES),
+    "adverse_event_summary": ("toxicity", FRAMES, TABLES),
+    "survival_curves": ("survival", LIFELINES, TABLES),
+    "survival_followup": ("survival", LIFELINES, TABLES),
+    "survival_landmarks": ("survival", LIFELINES, TABLES),
+    "survival_subgroups": ("survival", LIFELINES, TABLES),
+    "survival_summary": ("survival", LIFELINES, TABLES),
+    "median_history": ("survival", FRAMES, TABLES),
+    "adverse_event_chart": ("charts", {"altair"}, CHARTS),
+    "forest_chart": ("charts", {"altair"}, CHARTS),
+    "km_os_chart": ("charts", {"altair"}, CHARTS),
+    "km_pfs_chart": ("charts", {"altair"}, CHARTS),
+    "median_history_chart": ("charts", {"altair"}, CHARTS),
+    "waterfall_chart": ("charts", {"altair"}, CHARTS),
+    "printed_values": ("audit", FRAMES, TABLES),
+    "paper_consistency": ("audit", FRAMES, TABLES),
+    "printed_audit": ("audit", FRAMES, TABLES),
+    "reconstruction_sensitivity": ("audit", {"polars", "duckdb", "numpy"}, TABLES),
+    "independent_verification": ("audit", {"polars", "duckdb", "r"}, TABLES),
+    "study_report": ("report", {"html"}, TABLES),
+}
+# The separate (non-blocking or cross-table) checks, each in the pool too.
+SEPARATE_CHECKS = {"adsl_patients_complete", "recorded_responses_match_recist"}
+
+
+def _declared(defs) -> dict[str, tuple]:
+    declared = {}
+    for assets_def in defs.assets:
+        for key in assets_def.keys:
+            spec = assets_def.specs_by_key[key]
+            declared[key.to_user_string()] = (
+                spec.group_name,
+                set(spec.kinds),
+                assets_def.get_io_manager_key_for_asset_key(key),
+                list(spec.owners),
+                assets_def.op.pool,
+            )
+    return declared
+
+
+# With the registry the summaries are built with one check per printed section; without it, with a stand-in check:
+# both ways through ``gated_summary`` must declare the same.
+@pytest.mark.parametrize("registry", [True, False], ids=["registry", "no registry"])
+def test_every_asset_keeps_its_group_kinds_owners_pool_and_io_manager(platform_env, registry):
+    if not registry:
+        (platform_env["data"] / "printed_values.csv").unlink()
+    defs = defs_for(platform_env)
+    expected = {name: (group, kinds, io, OWNERS, POOL) for name, (group, kinds, io) in DECLARED.items()}
+    assert _declared(defs) == expected
+    checks = {key.name: check.op.pool for check in defs.asset_checks for key in check.check_keys}
+    assert checks == dict.fromkeys(SEPARATE_CHECKS, POOL)
