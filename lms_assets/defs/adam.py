@@ -14,20 +14,19 @@ from dagster import (
     AssetIn,
     MetadataValue,
     ResourceParam,
-    asset,
     asset_check,
 )
 
 from lms_assets import adam
 from lms_assets.defs import gate
-from lms_assets.defs.constants import COHORT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import COHORT, DUCKDB_POOL, asset_defaults
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
 
-KINDS = {"polars", "duckdb"}
+cohort_asset = asset_defaults(group=COHORT, kinds={"polars", "duckdb"})
 NO_QUARANTINED_ROWS = "no_quarantined_rows"
 HAS_PATIENTS = "has_patients"
 CUTS_CONSISTENT = "followup_cuts_consistent"
@@ -99,11 +98,7 @@ def _metadata(frame: pl.DataFrame, settings: Study, quarantine: pl.DataFrame, **
     return metadata
 
 
-@asset(
-    group_name=COHORT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@cohort_asset(
     description=(
         "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
         "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
@@ -134,11 +129,7 @@ def adsl(
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
-@asset(
-    group_name=COHORT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@cohort_asset(
     description=(
         "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
         "patient. Published only when its blocking checks pass (write-audit-publish)."
@@ -161,11 +152,7 @@ def adrs(
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
 
 
-@asset(
-    group_name=COHORT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@cohort_asset(
     description=(
         "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
         "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Published only "
@@ -242,11 +229,7 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
     )
 
 
-@asset(
-    group_name=COHORT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@cohort_asset(
     description=(
         "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; AESEQ per patient) with its "
         "CTCAE 4.03 grade (ATOXGR, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "

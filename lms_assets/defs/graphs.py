@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetIn, ConfigurableIOManager, Failure, InputContext, Output, OutputContext, asset
+from dagster import AssetIn, ConfigurableIOManager, Failure, InputContext, Output, OutputContext
 
-from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import CHARTS, asset_defaults
 from lms_assets.defs.metadata import chart_output
 from lms_assets.defs.resources import OutputsFolder
 from lms_assets.graphs import adverse_events, km, render, waterfall
@@ -19,6 +19,7 @@ from lms_assets.graphs.history import history_chart
 from lms_assets.tables.printed import published_cut
 
 CHART_IO_MANAGER = "chart_io_manager"
+chart_asset = asset_defaults(group=CHARTS, kinds={"altair"}, io_manager_key=CHART_IO_MANAGER)
 
 
 class ChartIOManager(ConfigurableIOManager):
@@ -76,12 +77,7 @@ def _records_cut(cut: object | None, file: str) -> str:
     return f"{cut if cut is not None else 'unknown'} (the published analysis; {file} is not re-cut by later follow-up)"
 
 
-@asset(
-    pool=DUCKDB_POOL,
-    group_name=CHARTS,
-    io_manager_key=CHART_IO_MANAGER,
-    kinds={"altair"},
-    owners=OWNERS,
+@chart_asset(
     ins={
         "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC", "PCHG"]}),
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "COMBTRT"]}),
@@ -100,12 +96,7 @@ def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.
     return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), outputs_folder.root, patients=total, bars_drawn=bars.height)
 
 
-@asset(
-    pool=DUCKDB_POOL,
-    group_name=CHARTS,
-    io_manager_key=CHART_IO_MANAGER,
-    kinds={"altair"},
-    owners=OWNERS,
+@chart_asset(
     description=(
         "Table 4 as a chart: one row per adverse-event term, most frequent on top, bars split by worst CTCAE grade "
         f"group and labelled n (% of all patients); at most {adverse_events.MAX_TERMS} terms, as the chart says. "
@@ -125,13 +116,8 @@ def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl
 def _km_chart_asset(endpoint: str, figure: str):
     name = f"km_{endpoint.lower()}_chart"
 
-    @asset(
+    @chart_asset(
         name=name,
-        group_name=CHARTS,
-        io_manager_key=CHART_IO_MANAGER,
-        kinds={"altair"},
-        owners=OWNERS,
-        pool=DUCKDB_POOL,
         description=(
             f"Figure {figure}: Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]} as survminer draws it — step curve, "
             "censor ticks, shaded and outlined log(−log) 95% band, dotted median, number at risk (cumulative events) every 3 "
@@ -162,12 +148,7 @@ km_pfs_chart = _km_chart_asset("PFS", "1A")
 km_os_chart = _km_chart_asset("OS", "1B")
 
 
-@asset(
-    group_name=CHARTS,
-    io_manager_key=CHART_IO_MANAGER,
-    kinds={"altair"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@chart_asset(
     description=(
         "Forest plot of the latest data cut's subgroups (sex, ECOG, combination therapy, prior chemotherapy, surgery, "
         "radiotherapy): Cox HR with 95% CI on a log axis per endpoint, n per level, HR (CI) and log-rank p beside it, "
@@ -181,12 +162,7 @@ def forest_chart(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame
     return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest), outputs_folder.root)
 
 
-@asset(
-    pool=DUCKDB_POOL,
-    group_name=CHARTS,
-    io_manager_key=CHART_IO_MANAGER,
-    kinds={"altair"},
-    owners=OWNERS,
+@chart_asset(
     description=(
         "How median PFS and OS and their 95% intervals moved from data cut to data cut (SPSS's method and the "
         "log(−log) one side by side, joined across cuts; a median not yet reached is shown as missing, not as a number), "

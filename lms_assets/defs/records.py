@@ -13,18 +13,17 @@ from dagster import (
     Failure,
     MetadataValue,
     Output,
-    asset,
 )
 
 from lms_assets.defs.audit.published import bounded
-from lms_assets.defs.constants import DUCKDB_POOL, INGEST, OWNERS
+from lms_assets.defs.constants import INGEST, asset_defaults
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.records.validation import FILE, ROW
 
-KINDS = {"csv", "duckdb"}
+ingest_asset = asset_defaults(group=INGEST, kinds={"csv", "duckdb"})
 # A bad file's message is shown to every UI user; long enough for the expected column list, no more.
 FAILURE_CHARS = 600
 
@@ -81,12 +80,8 @@ def _load_file(context: AssetExecutionContext, study: Path, schema: schemas.File
 def _raw_asset(schema: schemas.FileSchema, absent: str | None = None):
     """The raw asset of one record file; with ``absent`` (what a missing file means) the file is optional."""
 
-    @asset(
+    @ingest_asset(
         name=f"raw_{schema.name}",
-        group_name=INGEST,
-        kinds=KINDS,
-        owners=OWNERS,
-        pool=DUCKDB_POOL,
         description=(
             f"`{schema.location}` exactly as it arrived: every value a string, plus `_file`, `_row` "
             f"(line number, header = 1) and `content_hash` (the file's SHA-256). {schema.description} Data version = SHA-256 of the file."
@@ -120,11 +115,7 @@ raw_known_discrepancies = _raw_asset(
 CUTS_DISTINCT = "followup_cuts_distinct"
 
 
-@asset(
-    group_name=INGEST,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@ingest_asset(
     description=(
         "Every follow-up file (one per data cut, `followup/YYYY-MM-DD.csv`, `.csv` in any case) as it arrived, "
         "stacked, with `data_cut` from the file name and the file's SHA-256 in `content_hash`. A cut dated in the "
@@ -179,11 +170,8 @@ def _files_markdown(files: pl.DataFrame) -> str:
     return "| file | rows | sha256 |\n|---|---|---|\n" + rows
 
 
-@asset(
-    group_name=INGEST,
+@ingest_asset(
     kinds={"polars", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
     description=(
         "Rows that break their file's declared schema (type, category, range, OS ≥ PFS, unique key, known patient), "
         "one row per problem with `file`, `row`, `column`, `value`, `reason` and the row's `patient_id`. A cohort "

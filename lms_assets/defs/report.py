@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import cast
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue
 
 from lms_assets.defs import graphs, records
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
-from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, REPORT
+from lms_assets.defs.constants import REPORT, asset_defaults
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
@@ -21,6 +21,8 @@ from lms_assets.records import schemas, validation
 from lms_assets.report import page
 from lms_assets.tables.printed import published_cut
 
+# It reads the warehouse; in the pool it never meets a run that is writing it.
+report_asset = asset_defaults(group=REPORT, kinds={"html"})
 # After the study's own title (its study.toml).
 TITLE_SUFFIX = "recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
@@ -88,12 +90,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     }
 
 
-@asset(
-    group_name=REPORT,
-    kinds={"html"},
-    owners=OWNERS,
-    # It reads the warehouse; in the pool it never meets a run that is writing it.
-    pool=DUCKDB_POOL,
+@report_asset(
     # The patient count is all it reads of ADSL, and the file and its hash all it reads of each raw table (the
     # follow-up table holds millions of rows on a large study); the charts come through the chart IO manager.
     ins={

@@ -3,11 +3,11 @@
 import datetime as dt
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output
 
 from lms_assets.audit import consistency, sensitivity, verification
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, RULE, owner_of, printed_values_table
-from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.report import REPORT_FILE
@@ -16,7 +16,7 @@ from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.tables.printed import published_cut
 
-KINDS = {"polars", "duckdb"}
+audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb"})
 
 
 def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:
@@ -36,11 +36,7 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> cons
     )
 
 
-@asset(
-    group_name=AUDIT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@audit_asset(
     description=(
         "The published-figure registry typed once for every consumer: each row of `printed_values.csv` with its "
         "declared types, the `owner` asset that computes it, its `check_name`, the `published_cut` the paper's figures "
@@ -66,11 +62,7 @@ def printed_values(raw_printed_values: pl.DataFrame, raw_known_discrepancies: pl
     )
 
 
-@asset(
-    group_name=AUDIT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@audit_asset(
     # Only the columns read are loaded: on a large study ADSL and ADTTE whole cost seconds and gigabytes.
     ins={
         "printed_values": AssetIn(),
@@ -171,11 +163,7 @@ def audit_table(
     return table.join(sensitivity.verdicts_by_figure(reconstruction_sensitivity, printed_values), on="figure_id", how="left")
 
 
-@asset(
-    group_name=AUDIT,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@audit_asset(
     ins={
         "paper_consistency": AssetIn(),
         "printed_values": AssetIn(),

@@ -39,7 +39,6 @@ from dagster import (
     TableMetadataValue,
     TableRecord,
     TableSchema,
-    asset,
 )
 
 from lms_assets.audit import consistency
@@ -394,10 +393,12 @@ class GatedSummary:
     """A summary asset whose published-figure checks gate its publication; built when the definitions load.
 
     ``compute`` is the asset's body as a plain function of its upstream tables, returning the table's ``Output``
-    (``metadata.table_output``); the checks are declared from the registry read at load, so the asset is too.
+    (``metadata.table_output``); the checks are declared from the registry read at load, so the asset is too, with
+    ``declare_asset`` (its domain's ``asset_defaults``) and ``asset_args``.
     """
 
     compute: Callable[..., Output]
+    declare_asset: Callable[..., Any]
     ins: Mapping[str, AssetIn]
     asset_args: Mapping[str, Any]
 
@@ -417,7 +418,7 @@ class GatedSummary:
         owned = owned_at_load(name, loaded)
         stand_in = owned is None or owned.is_empty()
 
-        @asset(name=name, ins=ins, check_specs=published_figure_specs(name, owned, loaded.problem), **args)
+        @self.declare_asset(name=name, ins=ins, check_specs=published_figure_specs(name, owned, loaded.problem), **args)
         def _gated(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], **inputs: pl.DataFrame):
             output = compute(**{t: inputs[t] for t in tables})
             if stand_in:
@@ -435,8 +436,11 @@ class GatedSummary:
         return _gated
 
 
-def gated_summary(*, ins: Mapping[str, AssetIn] | None = None, **asset_args) -> Callable[[Callable[..., Output]], GatedSummary]:
-    """Declare a summary asset (``@asset`` arguments) that owns registry figures; ``definitions`` builds it at load."""
+def gated_summary(
+    declare_asset: Callable[..., Any], *, ins: Mapping[str, AssetIn] | None = None, **asset_args
+) -> Callable[[Callable[..., Output]], GatedSummary]:
+    """Declare a summary asset that owns registry figures, with its domain's ``@asset`` (``constants.asset_defaults``)
+    and further ``@asset`` arguments; ``definitions`` builds it at load."""
 
     def declare(compute: Callable[..., Output]) -> GatedSummary:
         if compute.__name__ not in PRINTED_VALUE_SOURCES:
@@ -444,7 +448,7 @@ def gated_summary(*, ins: Mapping[str, AssetIn] | None = None, **asset_args) -> 
         unknown = set(ins or {}) - set(inspect.signature(compute).parameters)
         if unknown:
             raise ValueError(f"{compute.__name__}: ins {sorted(unknown)} are not parameters of the function")
-        return GatedSummary(compute, dict(ins or {}), asset_args)
+        return GatedSummary(compute, declare_asset, dict(ins or {}), asset_args)
 
     return declare
 

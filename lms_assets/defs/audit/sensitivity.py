@@ -3,10 +3,10 @@
 import time
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
 
 from lms_assets.audit import sensitivity as sens
-from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder
@@ -14,16 +14,14 @@ from lms_assets.records import schemas, validation
 from lms_assets.tables import survival
 from lms_assets.tables.printed import published_cut
 
+# Numpy enumerates the reconstructions.
+audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "numpy"})
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
 ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in survival.SUBGROUPS)})
 SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
 
 
-@asset(
-    group_name=AUDIT,
-    kinds={"polars", "duckdb", "numpy"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@audit_asset(
     ins={
         "printed_values": AssetIn(),
         "raw_provenance": AssetIn(),

@@ -14,15 +14,17 @@ from dagster import (
     AssetExecutionContext,
     MetadataValue,
     ResourceParam,
-    asset,
 )
 
 from lms_assets.audit import verification
 from lms_assets.defs import gate
-from lms_assets.defs.constants import AUDIT, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import markdown_table
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.tables import survival
+
+# R recomputes every statistic.
+audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "r"})
 
 # The reference program lives with the tests, its other user; from the package it is found relative to the
 # repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".
@@ -113,11 +115,7 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
     )
 
 
-@asset(
-    group_name=AUDIT,
-    kinds={"polars", "duckdb", "r"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@audit_asset(
     description=(
         "Independent double programming (issue #14): `lms_assets_tests/reference/survival_check.R` recomputes, with R's "
         "`survival` (survfit, quantile, survdiff, coxph with Efron ties) and `stats` (binom.test, fisher.test), every "

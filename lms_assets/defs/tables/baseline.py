@@ -4,16 +4,15 @@ import polars as pl
 from dagster import Output
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import BASELINE, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import BASELINE, asset_defaults
 from lms_assets.defs.metadata import table_output
 from lms_assets.tables import baseline
 
+baseline_asset = asset_defaults(group=BASELINE, kinds={"polars", "duckdb"})
+
 
 @gated_summary(
-    group_name=BASELINE,
-    kinds={"polars", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    baseline_asset,
     description=(
         "Table 1 recomputed from ADSL: age median and range, then n and % of all patients for each level of sex, "
         "ECOG, primary site, prior surgery, radiotherapy and chemotherapy lines, starting dose and combination "

@@ -3,21 +3,18 @@
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset_check
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, RESPONSE
+from lms_assets.defs.constants import DUCKDB_POOL, RESPONSE, asset_defaults
 from lms_assets.defs.metadata import preview, table_output
 from lms_assets.tables import response
 
-KINDS = {"polars", "duckdb"}
+response_asset = asset_defaults(group=RESPONSE, kinds={"polars", "duckdb"})
 
 
 @gated_summary(
-    group_name=RESPONSE,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    response_asset,
     description=(
         "Table 2's response rows from ADRS (PARAMCD BOR): n and % of patients with a best overall response for CR, "
         "PR, SD and PD (NE when present), ORR (CR + PR) and DCR (CR + PR + SD). ORR and DCR carry exact "
@@ -31,11 +28,7 @@ def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     return table_output(table, **extra)
 
 
-@asset(
-    group_name=RESPONSE,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@response_asset(
     description=(
         "Each patient's recorded RECIST 1.1 best response against the thresholds on the best % change "
         "(PR: decrease ≥ 30%; PD: increase ≥ 20%). `status` is `consistent` or `review` with the `reason`. RECIST "
@@ -69,10 +62,7 @@ def recorded_responses_match_recist(recist_consistency: pl.DataFrame) -> AssetCh
 
 
 @gated_summary(
-    group_name=RESPONSE,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    response_asset,
     # Only the columns read: on a million patients the whole of ADTTE alone is six million wide rows.
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "IMMUNOFL"]}),

@@ -3,26 +3,22 @@
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, SURVIVAL
+from lms_assets.defs.constants import SURVIVAL, asset_defaults
 from lms_assets.defs.metadata import markdown_table, table_output
 from lms_assets.graphs import km
 from lms_assets.tables import survival
 
-KINDS = {"polars", "duckdb", "lifelines"}
+survival_asset = asset_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
 # are most of its size, and on a million patients loading them all takes ten times as long.
 TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
 SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
 
 
-@asset(
-    group_name=SURVIVAL,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@survival_asset(
     ins={"adtte": TIME_TO_EVENT},
     description=(
         "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
@@ -39,10 +35,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
 
 
 @gated_summary(
-    group_name=SURVIVAL,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    survival_asset,
     description=(
         "Table 2's medians, two rows per cut and endpoint. `method = 'spss'`: SPSS 24, which the paper used — median = "
         "first event time with S ≤ 0.5, SE = Greenwood SE of S(median) / f with f = (S(u) − S(l)) / (l − u) (u: last "
@@ -73,11 +66,7 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     return table_output(table, shown=shown, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
 
 
-@asset(
-    group_name=SURVIVAL,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+@survival_asset(
     description=(
         "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
         "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
@@ -91,10 +80,7 @@ def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @gated_summary(
-    group_name=SURVIVAL,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    survival_asset,
     ins={"adtte": TIME_TO_EVENT},
     description=(
         "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
@@ -110,10 +96,7 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @gated_summary(
-    group_name=SURVIVAL,
-    kinds=KINDS,
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    survival_asset,
     ins={"adtte": TIME_TO_EVENT, "adsl": SUBGROUP_FACTORS},
     description=(
         "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
@@ -137,11 +120,8 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
     )
 
 
-@asset(
-    group_name=SURVIVAL,
+@survival_asset(
     kinds={"polars", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
     description=(
         "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
         "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "

@@ -4,16 +4,15 @@ import polars as pl
 from dagster import AssetIn, Output
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import DUCKDB_POOL, OWNERS, TOXICITY
+from lms_assets.defs.constants import TOXICITY, asset_defaults
 from lms_assets.defs.metadata import table_output
 from lms_assets.tables import toxicity
 
+toxicity_asset = asset_defaults(group=TOXICITY, kinds={"polars", "duckdb"})
+
 
 @gated_summary(
-    group_name=TOXICITY,
-    kinds={"polars", "duckdb"},
-    owners=OWNERS,
-    pool=DUCKDB_POOL,
+    toxicity_asset,
     # Only the columns read: ADAE and ADSL whole cost seconds and gigabytes on a large study.
     ins={
         "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "ATOXGRGP", "TRTEMFL", "AOCCIFL", "AOCCPIFL"]}),
