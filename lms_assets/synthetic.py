@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,15 @@ SITES = ("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung")
 RESPONSES = ("CR", "PR", "SD", "PD")
 
 
+# The paper's table layouts, as the shipped study.toml gives them: (heading, registry source, owner tables).
+REPORT_TABLES = (
+    ("Table 1. Patient demographics and clinical characteristics", "Table 1", ["baseline_characteristics"]),
+    ("Table 2. Overall response to treatment", "Table 2", ["response_summary", "survival_summary"]),
+    ("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ["adverse_event_summary"]),
+)
+SURVIVAL_ROWS = (("pfs", "Median PFS, months (95% CI, SPSS method)"), ("os", "Median OS, months (95% CI, SPSS method)"))
+
+
 def study_toml(patients: int, seed: int) -> str:
     """The folder's study.toml (see data/README.md, "study.toml"): named by the seed, enrolled over the accrual window."""
     return (
@@ -49,6 +59,13 @@ def study_toml(patients: int, seed: int) -> str:
         "# A synthetic registry accepts losses, so quarantined rows are left out (every summary says how many\n"
         "# patients) instead of stopping the cohort.\n"
         "exclude_quarantined_rows = true\n"
+        "\n# The report lays the summaries out as the paper's Tables 1, 2 and 4 (data/study.toml), with nothing printed beside them.\n"
+        + "".join(
+            f'[[report_tables]]\nheading = "{heading}"\nsource = "{source}"\nowners = {json.dumps(owners)}\n'
+            for heading, source, owners in REPORT_TABLES
+        )
+        + "[survival_rows]\n"
+        + "".join(f'{key} = "{label}"\n' for key, label in SURVIVAL_ROWS)
     )
 
 

@@ -9,7 +9,7 @@ from dagster import TableMetadataValue
 
 from lms_assets.audit import consistency
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, figure_verdicts
-from lms_assets_tests.conftest import SHIPPED_DATA
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 REGISTRY_SCHEMA = {
     "figure_id": pl.String,
@@ -296,16 +296,16 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
 
 
 def test_printed_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
-    from lms_assets.defs.report import TABLES, _comparisons
+    from lms_assets.defs.report import _comparisons
 
     result, table, tables = shipped_audit
     # Every printed figure has its verdict in its section check's table, the same as printed_audit's check_outcome.
     figures = figure_verdicts(result.get_asset_check_evaluations())
     audited = dict(zip(table["figure_id"], table["check_outcome"]))
     assert {f: figures[f]["verdict"] for f in audited} == audited
-    comparisons = _comparisons(tables, tables["printed_values"], table)
+    comparisons = _comparisons(tables, tables["printed_values"], table, SHIPPED_STUDY)
     shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
-    assert shown.height == table.filter(pl.col("source").is_in([source for _, source, _ in TABLES])).height
+    assert shown.height == table.filter(pl.col("source").is_in([t.source for t in SHIPPED_STUDY.report_tables])).height
     expected = dict(zip(table["figure_id"], table["status"]))
     assert dict(shown.iter_rows()) == {f: expected[f] for f in shown["figure_id"]}
 

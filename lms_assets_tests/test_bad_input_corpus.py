@@ -905,7 +905,9 @@ VARIANTS.update(
         "settings-unknown-key": Variant(
             "study.toml",
             settings("exclude_rows = true\n"),
-            Refused("study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows"),
+            Refused(
+                "study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows, report_tables, survival_rows"
+            ),
         ),
         "settings-quoted-boolean": Variant(
             "study.toml",

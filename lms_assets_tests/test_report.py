@@ -1,6 +1,7 @@
 """The study report: recomputed beside printed, self-contained HTML, and never written past a failed ERROR check."""
 
 import base64
+import dataclasses
 import datetime as dt
 import hashlib
 import inspect
@@ -8,11 +9,13 @@ import re
 
 import dagster
 import polars as pl
+import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
 from lms_assets.definitions import build_defs
 from lms_assets.defs import report as report_defs
 from lms_assets.defs.report import CHART_ASSETS, CHART_NAMES, REPORT_FILE
+from lms_assets.records.validation import RecordFileError
 from lms_assets.report import page
 from lms_assets.tables.printed import figures_frame
 from lms_assets.tables.printed import format_value as fig_format
@@ -384,3 +387,27 @@ def test_failed_error_check_upstream_stops_the_report(platform_env):
     assert [e.step_key for e in result.get_step_failure_events()] == ["adtte"]
     assert "study_report" not in _materialized(result)
     assert not (platform_env["outputs"] / REPORT_FILE).exists()
+
+
+def _laid_out_tables() -> dict[str, pl.DataFrame]:
+    """Empty summary tables with the columns the report's row labels come from."""
+    return {
+        "baseline_characteristics": pl.DataFrame(schema={"key": pl.String, "characteristic": pl.String, "level": pl.String}),
+        "response_summary": pl.DataFrame(schema={"key": pl.String, "row": pl.String}),
+        "adverse_event_summary": pl.DataFrame(schema={"key": pl.String, "term": pl.String}),
+        "survival_summary": pl.DataFrame(schema={"data_cut": pl.Date}),
+    }
+
+
+def test_the_report_tables_and_survival_labels_come_from_the_study_file():
+    from lms_assets.records.study import ReportTable
+    from lms_assets_tests.conftest import SHIPPED_STUDY
+
+    study = dataclasses.replace(SHIPPED_STUDY, survival_rows=(("os", "OS, months"),))
+    assert report_defs._spines(_laid_out_tables(), study)["survival_summary"].rows() == [("os", "OS, months")]
+    unlaid = dataclasses.replace(
+        study, report_tables=(*study.report_tables, ReportTable("Table 5", "Table 5", ("response_summary", "tumour_shrinkage")))
+    )
+    with pytest.raises(RecordFileError) as refused:
+        report_defs._comparisons(_laid_out_tables(), registry(), audit(), unlaid)
+    assert str(refused.value).startswith("study.toml: report_tables[4].owners names 'tumour_shrinkage', not a table the report lays out (")

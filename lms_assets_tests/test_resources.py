@@ -2,14 +2,16 @@
 explicit locations read and write exactly there, and the study's identity comes from its study.toml."""
 
 import ast
+import dataclasses
 import datetime as dt
+import tomllib
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from lms_assets.defs.resources import LOCATIONS, OutputsFolder, StudyFolder, locations
-from lms_assets.records.study import Study, load_study
+from lms_assets.records.study import ReportTable, Study, load_study
 from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets
 
@@ -119,19 +121,24 @@ def test_the_shipped_study_file_says_what_the_paper_does():
         enrolment_start=dt.date(2018, 1, 1),
         enrolment_end=dt.date(2020, 12, 31),
         exclude_quarantined_rows=False,
+        report_tables=(
+            ReportTable("Table 1. Patient demographics and clinical characteristics", "Table 1", ("baseline_characteristics",)),
+            ReportTable("Table 2. Overall response to treatment", "Table 2", ("response_summary", "survival_summary")),
+            ReportTable("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ("adverse_event_summary",)),
+        ),
+        survival_rows=(("pfs", "Median PFS, months (95% CI, SPSS method)"), ("os", "Median OS, months (95% CI, SPSS method)")),
     )
 
 
 def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
-    """The data/ provenance rule: each key sits in a paragraph (lines between blank ones) that opens with a comment."""
-    paragraphs = (SHIPPED_DATA / "study.toml").read_text().split("\n\n")
-    keys = 0
-    for paragraph in paragraphs:
+    """The data/ provenance rule: each key (or table of keys) sits in a paragraph (lines between blank ones) that
+    opens with a comment, and the file sets every field of the Study."""
+    text = (SHIPPED_DATA / "study.toml").read_text()
+    for paragraph in text.split("\n\n"):
         lines = paragraph.strip().splitlines()
         settings = [line for line in lines if not line.startswith("#")]
-        keys += len(settings)
         assert not settings or lines[0].startswith("#"), f"study.toml: {settings} without a comment saying where it comes from"
-    assert keys == len(vars(load_study(SHIPPED_DATA)))
+    assert set(tomllib.loads(text)) == {field.name for field in dataclasses.fields(Study)}
 
 
 @pytest.mark.parametrize(
@@ -152,8 +159,44 @@ def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
         ),
         ("enrolment_end = 2020-12-31", "enrolment_end = 2017-06-30", "study.toml: enrolment_end = 2017-06-30 is before enrolment_start = 2018-01-01"),
         ("enrolment_end = 2020-12-31", "", "study.toml: missing enrolment_end"),
+        (
+            'heading = "Table 1. Patient demographics and clinical characteristics"',
+            "heading = 1",
+            "study.toml: report_tables[1].heading = 1 must be a non-empty quoted string",
+        ),
+        ('owners = ["adverse_event_summary"]', "owners = []", "study.toml: report_tables[3].owners = [] must be a non-empty array of table names"),
+        (
+            'source = "Table 2"',
+            'sources = "Table 2"',
+            "study.toml: report_tables[2]: unknown key(s) sources; missing source; each entry has heading, source, owners",
+        ),
+        (
+            'owners = ["adverse_event_summary"]',
+            'owners = "adverse_event_summary"',
+            "study.toml: report_tables[3].owners = 'adverse_event_summary' must be a non-empty array of table names",
+        ),
+        ('pfs = "Median PFS, months (95% CI, SPSS method)"', "pfs = 4.1", "study.toml: survival_rows.pfs = 4.1 must be a non-empty quoted string"),
+        (
+            'os = "Median OS, months (95% CI, SPSS method)"',
+            'os = "Median\\tOS"',
+            "study.toml: survival_rows.os = 'Median\\tOS' must be one printable line",
+        ),
     ],
-    ids=["title-number", "title-blank", "title-two-lines", "studyid-slash", "start-an-instant", "window-reversed", "end-missing"],
+    ids=[
+        "title-number",
+        "title-blank",
+        "title-two-lines",
+        "studyid-slash",
+        "start-an-instant",
+        "window-reversed",
+        "end-missing",
+        "heading-number",
+        "owners-empty",
+        "table-key-misspelt",
+        "owners-a-string",
+        "label-number",
+        "label-with-a-tab",
+    ],
 )
 def test_a_bad_study_value_is_refused_naming_file_key_and_value(study_dir: Path, old: str, new: str, says: str):
     toml = study_dir / "study.toml"
@@ -163,3 +206,32 @@ def test_a_bad_study_value_is_refused_naming_file_key_and_value(study_dir: Path,
     with pytest.raises(RecordFileError) as refused:
         load_study(study_dir)
     assert says in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ('report_tables = "Table 1"', "study.toml: report_tables must be an array of tables, each written [[report_tables]]"),
+        ('survival_rows = ["pfs"]', 'study.toml: survival_rows must be a table of key = "label" lines, written [survival_rows]'),
+    ],
+    ids=["tables-a-string", "rows-an-array"],
+)
+def test_report_layouts_of_the_wrong_shape_are_refused_naming_the_key(tmp_path: Path, setting: str, says: str):
+    (tmp_path / "study.toml").write_text(f'studyid = "S"\ntitle = "T"\nenrolment_start = 2018-01-01\nenrolment_end = 2018-12-31\n{setting}\n')
+    with pytest.raises(RecordFileError) as refused:
+        load_study(tmp_path)
+    assert str(refused.value) == says
+
+
+def test_a_study_without_report_layouts_has_no_report_tables(tmp_path: Path):
+    (tmp_path / "study.toml").write_text('studyid = "S"\ntitle = "T"\nenrolment_start = 2018-01-01\nenrolment_end = 2018-12-31\n')
+    study = load_study(tmp_path)
+    assert (study.report_tables, study.survival_rows) == ((), ())
+
+
+def test_a_synthetic_study_lays_its_report_out_as_the_shipped_one(tmp_path: Path):
+    from lms_assets import synthetic
+
+    (tmp_path / "study.toml").write_text(synthetic.study_toml(60, seed=5))
+    study, shipped = load_study(tmp_path), load_study(SHIPPED_DATA)
+    assert (study.report_tables, study.survival_rows) == (shipped.report_tables, shipped.survival_rows)

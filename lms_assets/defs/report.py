@@ -18,6 +18,7 @@ from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
 from lms_assets.records import schemas, validation
+from lms_assets.records.study import STUDY_FILE, Study
 from lms_assets.report import page
 from lms_assets.tables.printed import published_cut
 
@@ -37,15 +38,6 @@ RAW_NAMES = tuple(a.key.path[-1] for a in RAW_ASSETS)
 RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
 NO_ROWS = "absent, or no data rows"
 
-# Each table as the paper prints it: heading, the registry's source name, and the owner tables whose rows make it.
-TABLES = (
-    ("Table 1. Patient demographics and clinical characteristics", "Table 1", ("baseline_characteristics",)),
-    ("Table 2. Overall response to treatment", "Table 2", ("response_summary", "survival_summary")),
-    ("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ("adverse_event_summary",)),
-)
-# survival_summary has no key column: its rows in Table 2 are named here (its figures use the SPSS method).
-SURVIVAL_ROWS = pl.DataFrame({"key": ["pfs", "os"], "label": ["Median PFS, months (95% CI, SPSS method)", "Median OS, months (95% CI, SPSS method)"]})
-
 
 def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     """Each record file read, with the SHA-256 the ingest stored on its rows and its row count (one per follow-up cut)."""
@@ -59,8 +51,8 @@ def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema={"file": pl.String, "sha256": pl.String, "rows": pl.Int64}).sort("file")
 
 
-def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-    """The rows (key, label) of each owner table in its own order."""
+def _spines(tables: dict[str, pl.DataFrame], study: Study) -> dict[str, pl.DataFrame]:
+    """The rows (key, label) of each owner table in its own order; survival_summary's are labelled by the study."""
 
     def labelled(table: pl.DataFrame, label: pl.Expr) -> pl.DataFrame:
         return table.select("key", label.alias("label"))
@@ -68,25 +60,35 @@ def _spines(tables: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     return {
         "baseline_characteristics": labelled(tables["baseline_characteristics"], pl.format("{} — {}", "characteristic", "level")),
         "response_summary": labelled(tables["response_summary"], pl.col("row")),
-        "survival_summary": SURVIVAL_ROWS,
+        "survival_summary": pl.DataFrame(list(study.survival_rows), schema=["key", "label"], orient="row"),
         "adverse_event_summary": labelled(tables["adverse_event_summary"], pl.col("term")),
     }
 
 
-def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Tables 1, 2 and 4: every recomputed figure of their rows beside the printed one."""
-    # The cut Tables 1, 2 and 4 and the audit are recomputed at.
+def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit: pl.DataFrame, study: Study) -> dict[str, pl.DataFrame]:
+    """The study's report tables (study.toml, ``[[report_tables]]``): every recomputed value of their rows beside the printed one.
+
+    Raises ``RecordFileError`` naming the file and key when a table names an owner the report is not given.
+    """
+    spines = _spines(tables, study)
+    for i, table in enumerate(study.report_tables, start=1):
+        unknown = [owner for owner in table.owners if owner not in spines]
+        if unknown:
+            raise validation.RecordFileError(
+                f"{STUDY_FILE}: report_tables[{i}].owners names {', '.join(map(repr, unknown))}, not a table the report "
+                f"lays out ({', '.join(spines)})"
+            )
+    # The cut the report tables and the audit are recomputed at.
     cut = published_cut(registry)
-    spines = _spines(tables)
     return {
-        heading: page.compare_with_printed(
-            pl.concat([spines[owner] for owner in owners]),
-            pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in owners]),
+        table.heading: page.compare_with_printed(
+            pl.concat([spines[owner] for owner in table.owners]),
+            pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in table.owners]),
             registry,
             audit,
-            source,
+            table.source,
         )
-        for heading, source, owners in TABLES
+        for table in study.report_tables
     }
 
 
@@ -141,15 +143,19 @@ def study_report(
         "survival_summary": survival_summary,
     }
     files = record_files(raw_tables)
+    study = records.study_of(study_folder)
+    # A report table naming a table the report is not given fails the step naming study.toml and the key.
+    with records.refusing_bad_files(study_folder.root):
+        comparisons = _comparisons(tables, registry, printed_audit, study)
     report = page.ReportInputs(
-        title=f"{records.study_of(study_folder).title}: {TITLE_SUFFIX}",
+        title=f"{study.title}: {TITLE_SUFFIX}",
         generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
         patients=adsl.height,
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
         data_cuts=survival_summary["data_cut"].unique().sort().cast(pl.String).to_list(),
         published_cut=published_cut(registry),
-        tables=_comparisons(tables, registry, printed_audit),
+        tables=comparisons,
         registry=registry,
         survival_summary=survival_summary,
         charts=images,

@@ -1,4 +1,4 @@
-"""The study a folder holds, from its ``study.toml``: who it is, when it enrolled, and what its team decided.
+"""The study a folder holds, from its ``study.toml``: who it is, when it enrolled, what its team decided, and how its report lays out the paper's tables.
 
 Everything that differs from one study to the next and is not a record file lives there, so a new study is a
 new folder, not code (data/README.md, "study.toml", documents each key). The published data cut is not here:
@@ -22,8 +22,17 @@ TITLE_CHARS = 200
 
 
 @dataclass(frozen=True)
+class ReportTable:
+    """One of the paper's tables as the report lays it out (``[[report_tables]]``)."""
+
+    heading: str  # the table's heading in the report
+    source: str  # the registry's ``source`` of the values it prints (printed_values.csv)
+    owners: tuple[str, ...]  # the summary tables whose rows make it, in order
+
+
+@dataclass(frozen=True)
 class Study:
-    """What a study folder's ``study.toml`` says; every field but the last is required."""
+    """What a study folder's ``study.toml`` says; the first four fields are required."""
 
     studyid: str  # CDISC STUDYID of every ADaM row
     title: str  # the study as the report names it
@@ -31,10 +40,15 @@ class Study:
     enrolment_end: dt.date  # last day a patient could start treatment
     # Off: a quarantined row stops the cohort from being replaced. On: those rows are left out, and said so.
     exclude_quarantined_rows: bool = False
+    # The paper's tables the report recomputes beside the printed values; none: the report shows no such table.
+    report_tables: tuple[ReportTable, ...] = ()
+    # The labels of survival_summary's rows (it has no label column) where a report table shows them: (key, label).
+    survival_rows: tuple[tuple[str, str], ...] = ()
 
 
 REQUIRED = ("studyid", "title", "enrolment_start", "enrolment_end")
-KNOWN = (*REQUIRED, "exclude_quarantined_rows")
+KNOWN = (*REQUIRED, "exclude_quarantined_rows", "report_tables", "survival_rows")
+REPORT_TABLE_KEYS = ("heading", "source", "owners")
 
 
 def _refuse(key: str, value: object, why: str) -> RecordFileError:
@@ -43,11 +57,49 @@ def _refuse(key: str, value: object, why: str) -> RecordFileError:
     return RecordFileError(f"{STUDY_FILE}: {key} = {excerpt(shown)} {why}")
 
 
-def _text(parsed: dict, key: str) -> str:
+def _text(parsed: dict, key: str, where: str | None = None) -> str:
+    """``parsed[key]`` as a non-empty string; ``where`` names it in the file when it is not a top-level key."""
     value = parsed[key]
     if not isinstance(value, str) or not value.strip():
-        raise _refuse(key, value, "must be a non-empty quoted string")
+        raise _refuse(where or key, value, "must be a non-empty quoted string")
     return value
+
+
+def _line(parsed: dict, key: str, where: str | None = None) -> str:
+    """``parsed[key]`` as one printable line of at most ``TITLE_CHARS`` characters: a heading or a label."""
+    value = _text(parsed, key, where)
+    if len(value) > TITLE_CHARS or not value.isprintable():
+        raise _refuse(where or key, value, f"must be one printable line of at most {TITLE_CHARS} characters")
+    return value
+
+
+def _report_tables(parsed: dict) -> tuple[ReportTable, ...]:
+    """``[[report_tables]]``: each entry a heading, the registry source it prints, and its owner tables."""
+    entries = parsed.get("report_tables", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise RecordFileError(f"{STUDY_FILE}: report_tables must be an array of tables, each written [[report_tables]]")
+    tables = []
+    for i, entry in enumerate(entries, start=1):
+        at = f"report_tables[{i}]"
+        unknown = sorted(set(entry) - set(REPORT_TABLE_KEYS))
+        missing = [key for key in REPORT_TABLE_KEYS if key not in entry]
+        if unknown or missing:
+            wrong = [f"unknown key(s) {excerpt(', '.join(unknown))}"] if unknown else []
+            wrong += [f"missing {', '.join(missing)}"] if missing else []
+            raise RecordFileError(f"{STUDY_FILE}: {at}: {'; '.join(wrong)}; each entry has {', '.join(REPORT_TABLE_KEYS)}")
+        owners = entry["owners"]
+        if not isinstance(owners, list) or not owners or not all(isinstance(o, str) and o.strip() for o in owners):
+            raise _refuse(f"{at}.owners", owners, "must be a non-empty array of table names")
+        tables.append(ReportTable(_line(entry, "heading", f"{at}.heading"), _line(entry, "source", f"{at}.source"), tuple(owners)))
+    return tuple(tables)
+
+
+def _survival_rows(parsed: dict) -> tuple[tuple[str, str], ...]:
+    """``[survival_rows]``: each survival_summary row key (its endpoint, lower case) with its label."""
+    rows = parsed.get("survival_rows", {})
+    if not isinstance(rows, dict):
+        raise RecordFileError(f'{STUDY_FILE}: survival_rows must be a table of key = "label" lines, written [survival_rows]')
+    return tuple((key, _line(rows, key, f"survival_rows.{key}")) for key in rows)
 
 
 def _date(parsed: dict, key: str) -> dt.date:
@@ -84,15 +136,13 @@ def load_study(study_dir: Path) -> Study:
     missing = [key for key in REQUIRED if key not in parsed]
     if missing:
         raise RecordFileError(f"{STUDY_FILE}: missing {', '.join(missing)} (data/README.md, 'study.toml', says what each is)")
-    studyid, title = _text(parsed, "studyid"), _text(parsed, "title")
+    studyid, title = _text(parsed, "studyid"), _line(parsed, "title")
     if not _STUDYID.fullmatch(studyid):
         raise _refuse("studyid", studyid, "must be 1-40 letters, digits, '-' or '_' (it prefixes every USUBJID)")
-    if len(title) > TITLE_CHARS or not title.isprintable():
-        raise _refuse("title", title, f"must be one printable line of at most {TITLE_CHARS} characters")
     start, end = _date(parsed, "enrolment_start"), _date(parsed, "enrolment_end")
     if end < start:
         raise _refuse("enrolment_end", end, f"is before enrolment_start = {start}")
     exclude = parsed.get("exclude_quarantined_rows", False)
     if not isinstance(exclude, bool):
         raise RecordFileError(f"{STUDY_FILE}: exclude_quarantined_rows must be true or false, not {excerpt(repr(exclude))}")
-    return Study(studyid, title, start, end, exclude)
+    return Study(studyid, title, start, end, exclude, _report_tables(parsed), _survival_rows(parsed))
