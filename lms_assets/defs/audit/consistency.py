@@ -51,12 +51,13 @@ def printed_values(raw_printed_values: pl.DataFrame, raw_known_discrepancies: pl
     except validation.RecordFileError as error:
         raise Failure(description=str(error)) from None
     reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
+    cut = published_cut(table)
     return Output(
         table,
         metadata={
             "dagster/row_count": table.height,
             "reviewed_discrepancies": MetadataValue.text(str(reviewed.height)),
-            "published_cut": MetadataValue.text(str(table["published_cut"].max()) if table.height else "none"),
+            "published_cut": MetadataValue.text(str(cut) if cut is not None else "none"),
             "reviewed": preview(reviewed.select("figure_id", "reviewed_expected", "reviewed_finding", "reviewed_reason")),
         },
     )
