@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lms_assets.records.study import STUDY_FILE
+from lms_assets.records.study import STUDY_FILE, load_study
 
 ACCRUAL_START = dt.date(2018, 1, 1)
 ACCRUAL_DAYS = 731  # January 2018 to December 2019: every patient starts before the first cut
@@ -38,13 +38,18 @@ SITES = ("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung")
 RESPONSES = ("CR", "PR", "SD", "PD")
 
 
-# The paper's table layouts, as the shipped study.toml gives them: (heading, registry source, owner tables).
-REPORT_TABLES = (
-    ("Table 1. Patient demographics and clinical characteristics", "Table 1", ["baseline_characteristics"]),
-    ("Table 2. Overall response to treatment", "Table 2", ["response_summary", "survival_summary"]),
-    ("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ["adverse_event_summary"]),
-)
-SURVIVAL_ROWS = (("pfs", "Median PFS, months (95% CI, SPSS method)"), ("os", "Median OS, months (95% CI, SPSS method)"))
+# The study the synthetic folders imitate: their report lays its summaries out as this study's tables.
+SHIPPED_STUDY = Path(__file__).resolve().parents[1] / "data"
+
+
+def _report_layout() -> str:
+    """The shipped study.toml's ``[[report_tables]]`` and ``[survival_rows]``, written again from the loaded study."""
+    shipped = load_study(SHIPPED_STUDY)
+    tables = "".join(
+        f"[[report_tables]]\nheading = {json.dumps(t.heading)}\nsource = {json.dumps(t.source)}\nowners = {json.dumps(list(t.owners))}\n"
+        for t in shipped.report_tables
+    )
+    return tables + "[survival_rows]\n" + "".join(f"{key} = {json.dumps(label)}\n" for key, label in shipped.survival_rows)
 
 
 def study_toml(patients: int, seed: int) -> str:
@@ -60,12 +65,7 @@ def study_toml(patients: int, seed: int) -> str:
         "# patients) instead of stopping the cohort.\n"
         "exclude_quarantined_rows = true\n"
         "\n# The report lays the summaries out as the paper's Tables 1, 2 and 4 (data/study.toml), with nothing printed beside them.\n"
-        + "".join(
-            f'[[report_tables]]\nheading = "{heading}"\nsource = "{source}"\nowners = {json.dumps(owners)}\n'
-            for heading, source, owners in REPORT_TABLES
-        )
-        + "[survival_rows]\n"
-        + "".join(f'{key} = "{label}"\n' for key, label in SURVIVAL_ROWS)
+        + _report_layout()
     )
 
 
