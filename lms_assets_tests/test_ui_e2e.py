@@ -121,14 +121,23 @@ def in_viewport(page, text: str) -> bool:
     return any(found.nth(i).evaluate(_UNCOVERED_ON_SCREEN) for i in range(found.count()))
 
 
-# The labels drawn in the graph's nodes that are on screen and not covered: each node's name, whole or cut.
+# The labels drawn in the graph's nodes that are on screen and not covered: each node's name, whole or cut, and
+# whether a box of its node that hides overflow cuts it off at a side (the text may be whole and still not all shown).
 _DRAWN_LABELS = (
     """() => [...document.querySelectorAll('svg foreignObject *')]
     .filter(el => el.children.length === 0 && el.textContent.trim())
     .filter(el => ("""
     + _UNCOVERED_ON_SCREEN
     + """)(el))
-    .map(el => el.textContent.trim())"""
+    .map(el => {
+        const r = el.getBoundingClientRect();
+        let clipped = false;
+        for (let box = el.parentElement; box && box.tagName.toLowerCase() !== 'foreignobject'; box = box.parentElement) {
+            const b = box.getBoundingClientRect();
+            if (getComputedStyle(box).overflowX !== 'visible' && (r.left < b.left - 0.5 || r.right > b.right + 0.5)) clipped = true;
+        }
+        return {text: el.textContent.trim(), clipped};
+    })"""
 )
 # The graph's zoom: its viewport draws the layout through ``transform: matrix(scale, 0, 0, scale, x, y)``.
 _GRAPH_SCALE = """() => {
@@ -148,11 +157,11 @@ def drawn_as(name: str, labels: list[str]) -> str | None:
     return None
 
 
-def open_lineage_graph(page, base_url: str, names: list[str]) -> tuple[dict[str, str | None], float | None]:
+def open_lineage_graph(page, base_url: str, names: list[str]) -> tuple[dict[str, str | None], list[str], float | None]:
     """The global lineage graph with every group expanded, zoomed out step by step until each of ``names`` is
     drawn on screen (whole or cut): the zoom that fits them all.
 
-    Returns how each name is drawn there (``drawn_as``) and the graph's zoom.
+    Returns how each name is drawn there (``drawn_as``), the labels its node's box cuts off, and the graph's zoom.
     """
     page.set_viewport_size(LINEAGE_VIEWPORT)
     page.goto(f"{base_url}/asset-groups")
@@ -164,15 +173,17 @@ def open_lineage_graph(page, base_url: str, names: list[str]) -> tuple[dict[str,
     page.get_by_role("menuitem", name="Expand all groups").click()
     page.wait_for_timeout(1000)
     for _ in range(10):
-        labels = page.evaluate(_DRAWN_LABELS)
+        labels = [label["text"] for label in page.evaluate(_DRAWN_LABELS)]
         if all(drawn_as(n, labels) for n in names):
             break
         page.locator("[aria-label=zoom_out]").click()
         page.wait_for_timeout(400)
     # Nodes that came into view fetch their latest status; let them draw it before the screenshot.
     page.wait_for_timeout(1500)
-    labels = page.evaluate(_DRAWN_LABELS)
-    return {n: drawn_as(n, labels) for n in names}, page.evaluate(_GRAPH_SCALE)
+    drawn = page.evaluate(_DRAWN_LABELS)
+    labels = [label["text"] for label in drawn]
+    clipped = sorted({label["text"] for label in drawn if label["clipped"]})
+    return {n: drawn_as(n, labels) for n in names}, clipped, page.evaluate(_GRAPH_SCALE)
 
 
 def open_checks(page, base_url: str, asset: str, check: str, expected: str) -> str:
@@ -452,12 +463,16 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
             # What a reader needs from the pages of issue 18; every problem is collected, then all are reported.
             problems = []
             # Every asset of the definitions, by the name the graph draws (its key's last part).
-            drawn, scale = open_lineage_graph(page, base_url, sorted({key.split("/")[-1] for key in every_asset}))
+            drawn, clipped, scale = open_lineage_graph(page, base_url, sorted({key.split("/")[-1] for key in every_asset}))
             screenshot(page, "2-lineage")
             not_drawn = [n for n, label in drawn.items() if label is None]
-            cut_off = {n: label for n, label in drawn.items() if label is not None and label != n}
+            cut_off = {
+                n: label if label != n else "whole, but its node's box cuts it off"
+                for n, label in drawn.items()
+                if label and (label != n or label in clipped)
+            }
             if not_drawn or cut_off:
-                problems.append(f"expanded lineage at zoom {scale}: not on screen {not_drawn}; names cut off {cut_off}")
+                problems.append(f"expanded lineage at zoom {scale}: not on screen {not_drawn}; names cut off (drawn as) {cut_off}")
 
             expected = "Passed" if check_in_run.passed else "Failed"
             shown = open_checks(page, base_url, CHECKED_ASSET, CHECK_NAME, expected)
@@ -511,3 +526,22 @@ def test_two_roundings_finds_a_value_rounded_through_an_intermediate():
     ci_upper = 5.237525857483835  # the PFS CI upper bound: 5.238 directly, 5.237 through 5.2375
     assert two_roundings("Table 2: 5.238; Figure 1: 5.237", [ci_upper]) == [(ci_upper, "5.238", "5.237")]
     assert two_roundings("Table 2: 5.238; Figure 1: 5.24", [ci_upper]) == []
+
+
+def test_drawn_labels_tell_whole_cut_and_clipped_names_apart():
+    # Three nodes as the graph draws them: a whole name, one cut in the middle, one whole but wider than its box.
+    node = '<foreignObject x="0" y="{y}" width="400" height="30"><div style="width: {w}px; overflow: hidden; white-space: nowrap"><span>{name}</span></div></foreignObject>'
+    nodes = [(0, 300, "adsl"), (40, 300, "raw_p…_allocations"), (80, 40, "survival_landmarks")]
+    svg = "".join(node.format(y=y, w=w, name=name) for y, w, name in nodes)
+    with chromium() as context:
+        page = context.new_page()
+        page.set_content(f'<svg width="400" height="120">{svg}</svg>')
+        labels = page.evaluate(_DRAWN_LABELS)
+    assert labels == [
+        {"text": "adsl", "clipped": False},
+        {"text": "raw_p…_allocations", "clipped": False},
+        {"text": "survival_landmarks", "clipped": True},
+    ]
+    texts = [label["text"] for label in labels]
+    assert drawn_as("adsl", texts) == "adsl" and drawn_as("raw_patient_allocations", texts) == "raw_p…_allocations"
+    assert drawn_as("raw_patients", texts) is None
