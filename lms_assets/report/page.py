@@ -499,7 +499,7 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands. <em>shown</em> is the "
         "recomputed value at the printed precision plus one digit; <em>mark</em> is explained in the legend at the top. "
         "<em>basis</em>: <em>Table 3</em> is the paper's published patient rows, <em>reconstructed</em> the reconstructed "
-        "inputs, with the sensitivity verdict of What the paper's data permits.</p>"
+        "inputs, with its sensitivity verdict when the reconstruction could move the figure (robust, or depends on it).</p>"
         + table_html(
             not_reproduced,
             f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}",
