@@ -264,7 +264,9 @@ def test_a_value_is_shown_at_one_rounding_everywhere_and_the_legend_heads_the_pa
     # 23.5 agrees: the audit tables show it contradicted elsewhere, not as a discrepancy.
     audit_rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.os.median" in r]
     assert audit_rows and all("≠" not in r and "✓†" in r for r in audit_rows)
-    assert any("✓* reproduced (from reconstructed inputs only)" in r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.orr.n" in r)
+    # Marked ✓* in the audit's table of all figures (its mark column holds the symbol alone), which the legend explains.
+    assert any("<td>✓*</td>" in r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.orr.n" in r)
+    assert f"reproduced {page.RECONSTRUCTED_WORDS}" in html.replace("&#x27;", "'")
     # Patients as ranges, not one number per line.
     assert "<td>1–5, 9</td>" in html
     # The legend comes before the first table, and names every mark.
@@ -284,10 +286,53 @@ def test_every_table_and_chart_names_its_data_cut_and_the_page_prints_whole():
     # Print: folded tables print open, rows are not split across pages, the header repeats.
     style = re.search(r"<style>(.*)</style>", html, re.S)[1]
     print_css = style[style.index("@media print") :]
-    assert "details::details-content" in print_css and "break-inside: avoid" in print_css and "table-header-group" in print_css
-    assert all(" open>" in d for d in re.findall(r"<details[^>]*>", html))
+    assert "details::details-content { content-visibility: visible" in print_css
+    assert "break-inside: avoid" in print_css and "table-header-group" in print_css
     # Wrap-friendly: cells may break anywhere; only short numeric cells keep to one line.
     assert "overflow-wrap: anywhere" in style and re.findall(r"([^\n{}]+)\{[^}]*nowrap", style) == ["td.num "]
+
+
+def test_long_appendices_are_folded_compact_and_listed_in_the_contents():
+    base = _t2_inputs()
+    # 48 printed figures: past FOLDED_ROWS, so the table of all of them is an appendix.
+    many = pl.concat([base.audit.with_columns(pl.format("{}.{}", "figure_id", pl.lit(i)).alias("figure_id")) for i in range(12)])
+    assert many.height > page.FOLDED_ROWS
+    html = page.study_report_html(page.ReportInputs(**{**base.__dict__, "audit": many}))
+
+    # Folded, closed, and saying so; the shorter table of those not reproduced stays open.
+    assert re.findall(r"<details[^>]*>", html) == ["<details>"]
+    assert (
+        f'<summary>All 48 printed figures: published, recomputed (shown), mark, check, basis and patients — recomputed at data cut 2021-03-31 — 48 rows, folded: click to open</summary><table id="{page.AUDIT_ALL_FIGURES}"'
+        in html
+    )
+    # Compact: the printing section is a heading row over its figures, not a cell of every row.
+    start = html.index(f'id="{page.AUDIT_ALL_FIGURES}"')
+    table = html[start : html.index("</table>", start)]
+    assert re.findall(r'<tr class="group"><th colspan="\d+" scope="rowgroup">([^<]*)</th></tr>', table) == ["Table 2"]
+    assert len(re.findall(r'<tr class="status-', table)) == 48 and "<td>Table 2</td>" not in table
+    # The reasons of the figures not reproduced: a full-width line under each row, not a narrow column.
+    start = html.index(f'id="{page.AUDIT_NOT_REPRODUCED}"')
+    not_reproduced = html[start : html.index("</table>", start)]
+    # Two per copy: a copy's figure_id is not in the registry, so it keeps the audit's status (os.median, orr.pct: discrepancies).
+    rows = re.findall(r'<tr class="status-discrepancy">', not_reproduced)
+    lines = re.findall(
+        r'<tr class="detail status-discrepancy"><td colspan="\d+"><strong>verdict:</strong> ≠ discrepancy<br><strong>explanation:</strong>',
+        not_reproduced,
+    )
+    assert len(rows) == len(lines) == 24
+
+    # The contents head the page, before the legend: every section and the folded table, each a link to an anchor the page has.
+    nav = html[html.index('<nav class="contents"') : html.index("</nav>")]
+    assert html.index("</nav>") < html.index('class="legend"')
+    sections = re.findall(r'<section id="([^"]+)">', html)
+    links = re.findall(r'href="#([^"]+)"', nav)
+    assert sections and set(sections) <= set(links)
+    assert all(f'id="{anchor}"' in html for anchor in links)
+    assert f'<a href="#{page.AUDIT_ALL_FIGURES}">All 48 printed figures</a> <small>(folded)</small>' in nav
+    assert (
+        f'<a href="#{page.AUDIT_NOT_REPRODUCED}">' in nav
+        and "<small>(folded)</small>" not in nav.split(page.AUDIT_NOT_REPRODUCED)[1].split("</li>")[0]
+    )
 
 
 def test_package_versions_are_the_installed_ones():

@@ -1,7 +1,9 @@
 """The study report: one self-contained HTML page a biostatistician attaches to a review.
 
 Pure: every input is passed in as a frame or a value; nothing is read here. The page needs no network:
-styles are inline, charts are inline PNG data URIs, and there are no scripts or external links.
+styles are inline, charts are inline PNG data URIs, and there are no scripts or external links. A table of
+contents heads it; the long appendices (every printed figure, every reconstruction result) are folded and compact,
+so the page reads as a document, and print CSS prints them open.
 
 One rounding rule: every value is shown half up on its decimal (``printed.fixed``), a recomputed one at the
 printed precision plus one digit (``printed.format_value``, as ``printed_audit``'s ``shown``), a printed one at
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from lms_assets.audit import consistency as audit_rules
+from lms_assets.audit import sensitivity as sensitivity_rules
 from lms_assets.audit import verification
 from lms_assets.graphs import render
 from lms_assets.graphs.render import Chart
@@ -62,6 +65,8 @@ RECONSTRUCTED_MARK = "*"
 RECONSTRUCTED_WORDS = "from reconstructed inputs only: shows the pipeline's arithmetic, not that the paper is right"
 RECONSTRUCTED = "reconstructed_inputs"
 BASIS_WORDS = {basis: audit_rules.basis_words(basis) for basis in ("published_patient_data", RECONSTRUCTED)}
+# The audit's long tables name the basis in a word, with the sensitivity verdict when the reconstruction could move it.
+BASIS_SHORT = {"published_patient_data": "Table 3", RECONSTRUCTED: "reconstructed"}
 
 SURVIVAL_METHODS = {
     "spss": "SPSS 24: median ± 1.96·SE, SE = Greenwood SE of S(median) / density (Collett); the paper's method",
@@ -198,7 +203,8 @@ def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: p
 # of a cell (the full value stays in the warehouse), and a long table at most REPORT_TABLE_ROWS rows.
 REPORT_CELL_CHARS = 1000
 REPORT_TABLE_ROWS = 500
-# A table longer than this is folded in a <details> element (open, so it prints; a reader may fold it).
+# A table longer than this is an appendix: folded (closed) in a <details> element, so the page reads as a document
+# and the table of contents says what is folded; a reader opens it with a click, and print CSS prints it open.
 FOLDED_ROWS = 40
 
 
@@ -246,23 +252,49 @@ def cut_words(cuts: Sequence[object]) -> str:
     return f"data cut {named[0]}" if len(named) == 1 else f"data cuts {', '.join(named)}"
 
 
-def table_html(frame: pl.DataFrame, caption: str = "", row_class: str | None = None, table_class: str = "") -> str:
-    """A plain HTML table of the first REPORT_TABLE_ROWS rows, saying how many more there are; ``row_class``
-    names a column whose value becomes the row's CSS class(es). Cells wrap (see STYLE): no table is wider
-    than the page."""
-    columns = [c for c in frame.columns if c != row_class]
+def table_html(
+    frame: pl.DataFrame,
+    caption: str = "",
+    row_class: str | None = None,
+    table_class: str = "",
+    *,
+    group_by: Sequence[str] = (),
+    details: Sequence[str] = (),
+    anchor: str | None = None,
+) -> str:
+    """A plain HTML table of the first REPORT_TABLE_ROWS rows, saying how many more there are. Cells wrap (see
+    STYLE): no table is wider than the page.
+
+    ``row_class`` names a column whose value becomes the row's CSS class(es). Compact forms for long tables:
+    consecutive rows sharing the ``group_by`` columns' values get one heading row naming them instead of repeating
+    them on every row, and the ``details`` columns (long text) go in a full-width line under their row rather than
+    a narrow column. ``anchor`` is the table's id, for the table of contents. Over FOLDED_ROWS rows, folded.
+    """
+    hidden = {row_class, *group_by, *details}
+    columns = [c for c in frame.columns if c not in hidden]
     head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
-    rows = []
+    rows, group = [], None
     for record in frame.head(REPORT_TABLE_ROWS).iter_rows(named=True):
         css = f' class="{_esc(record[row_class])}"' if row_class and record[row_class] else ""
+        if group_by and (key := tuple(record[c] for c in group_by)) != group:
+            group = key
+            named = [
+                render.cell_text(v) if i == 0 else f"{c}: {render.cell_text(v)}" for i, (c, v) in enumerate(zip(group_by, key)) if v not in (None, "")
+            ]
+            rows.append(f'<tr class="group"><th colspan="{len(columns)}" scope="rowgroup">{_cell_html(" — ".join(named))}</th></tr>')
         rows.append(f"<tr{css}>" + "".join(f"<td>{_cell_html(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
+        notes = [f"<strong>{_esc(c)}:</strong> {_cell_html(render.cell_text(record[c]))}" for c in details if record[c] not in (None, "")]
+        if notes:
+            detail_css = f"detail {record[row_class]}" if row_class and record[row_class] else "detail"
+            rows.append(f'<tr class="{_esc(detail_css)}"><td colspan="{len(columns)}">{"<br>".join(notes)}</td></tr>')
     if frame.height > REPORT_TABLE_ROWS:
         more = frame.height - REPORT_TABLE_ROWS
         rows.append(f'<tr><td colspan="{len(columns)}">{more} more rows not shown; the full table is in the warehouse.</td></tr>')
     caption_html = f"<caption>{_esc(caption)}</caption>" if caption else ""
-    table = f'<table class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    table_id = f' id="{_esc(anchor)}"' if anchor else ""
+    table = f'<table{table_id} class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     if frame.height > FOLDED_ROWS:
-        return f"<details open><summary>{_esc(caption)} ({frame.height} rows; click to fold)</summary>{table}</details>"
+        return f"<details><summary>{_esc(caption)} — {frame.height} rows, folded: click to open</summary>{table}</details>"
     return table
 
 
@@ -385,7 +417,7 @@ def charts_html(charts: Sequence[Chart]) -> str:
 
 
 def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
-    """printed_audit with each printed value's mark (``mark_of``), its symbol and words (``verdict``) and the row's CSS classes."""
+    """printed_audit with each printed value's mark (``mark_of``), its ``symbol`` (``mark_text``), the symbol with its words (``verdict``) and the row's CSS classes."""
     printed = registry.select("figure_id", pl.col("value").alias("_printed"), pl.col("decimals").alias("_decimals"))
     joined = audit.join(printed, on="figure_id", how="left")
     marks = [
@@ -393,12 +425,13 @@ def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
         for status, value, decimals, recomputed, findings in joined.select("status", "_printed", "_decimals", "recomputed", "findings").iter_rows()
     ]
     marked = joined.with_columns(pl.Series("mark", marks, dtype=pl.String))
+    symbols = [mark_text(mark, basis) for mark, basis in marked.select("mark", "basis").iter_rows()]
     verdicts = [
-        f"{mark_text(mark, basis)} {MARKS[mark][1].split(':')[0]}"
-        + (" (from reconstructed inputs only)" if mark_text(mark, basis).endswith(RECONSTRUCTED_MARK) else "")
-        for mark, basis in marked.select("mark", "basis").iter_rows()
+        f"{symbol} {MARKS[mark][1].split(':')[0]}" + (" (from reconstructed inputs only)" if symbol.endswith(RECONSTRUCTED_MARK) else "")
+        for symbol, mark in zip(symbols, marked["mark"])
     ]
     return marked.with_columns(
+        pl.Series("symbol", symbols, dtype=pl.String),
         pl.Series("verdict", verdicts, dtype=pl.String),
         pl.format("status-{}", pl.col("mark")).alias("css"),
     ).drop("_printed", "_decimals")
@@ -409,36 +442,53 @@ def audit_summary(marked: pl.DataFrame) -> pl.DataFrame:
     return marked.group_by("verdict", "basis").len("figures").sort("verdict", "basis")
 
 
+# Anchors of the long tables the table of contents links to (a section's own anchor is its id).
+AUDIT_NOT_REPRODUCED = "audit-not-reproduced"
+AUDIT_ALL_FIGURES = "audit-all-figures"
+SENSITIVITY_RESULTS = "sensitivity-results"
+PROVENANCE_VALUES = "provenance-values"
+
+
 def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None) -> str:
-    marked = marked_audit(audit, registry).with_columns(
+    marked = marked_audit(audit, registry)
+    short_basis = pl.col("basis").replace_strict(BASIS_SHORT, default=pl.col("basis"))
+    moved = pl.col("sensitivity_verdict").is_not_null() & (pl.col("sensitivity_verdict") != sensitivity_rules.FIXED)
+    marked = marked.with_columns(
         pl.col("basis").replace_strict(BASIS_WORDS, default=pl.col("basis")).alias("basis"),
-        pl.col("sensitivity_verdict").alias("sensitivity"),
+        pl.when(moved)
+        .then(pl.concat_str([short_basis, pl.col("sensitivity_verdict")], separator=", "))
+        .otherwise(short_basis)
+        .alias("basis, sensitivity"),
+        pl.col("source").alias("printed in"),
     )
     at = f"recomputed at {cut_words([cut])}"
-    # Every figure in one table that fits the page: the reasons and hypotheses of those not reproduced are in the
-    # table above it, the sensitivity ranges in "What the paper's data permits".
-    shown = marked.select(
-        "figure_id",
-        "published",
-        "shown",
-        "verdict",
-        pl.col("check_outcome").alias("check"),
-        "basis",
-        "computed_by",
-        "patients",
-        "sensitivity",
-        "css",
-    )
+    # Compact: one heading row per printing section instead of the section on every row, the verdict as its mark
+    # (the legend at the top says what each means), the reasons and hypotheses on a full-width line under their row.
     not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
+        "printed in",
         "figure_id",
         "published",
         "shown",
-        "verdict",
+        pl.col("symbol").alias("mark"),
         pl.col("check_outcome").alias("check"),
-        "basis",
-        "sensitivity",
+        "basis, sensitivity",
+        "verdict",
         "explanation",
         "hypotheses",
+        "css",
+    )
+    # Every figure in one table that fits the page, folded: the reasons of those not reproduced are in the table
+    # above it, the sensitivity ranges in "What the paper's data permits".
+    shown = marked.select(
+        "printed in",
+        "figure_id",
+        "published",
+        "shown",
+        pl.col("symbol").alias("mark"),
+        pl.col("check_outcome").alias("check"),
+        "basis, sensitivity",
+        "computed_by",
+        "patients",
         "css",
     )
     return (
@@ -447,10 +497,25 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         "<em>Hypotheses</em> are explanations the numbers fit (a rounded mean printed as a median, another denominator, "
         "another CI method, a copied bound); fitting does not prove them. <em>check</em> is the published-figure check: "
         "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands. <em>shown</em> is the "
-        "recomputed value at the printed precision plus one digit.</p>"
-        + table_html(not_reproduced, f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}", "css", "audit")
+        "recomputed value at the printed precision plus one digit; <em>mark</em> is explained in the legend at the top. "
+        "<em>basis</em>: <em>Table 3</em> is the paper's published patient rows, <em>reconstructed</em> the reconstructed "
+        "inputs, with its sensitivity verdict when the reconstruction could move the figure (robust, or depends on it).</p>"
         + table_html(
-            shown, f"All {shown.height} printed figures: published, recomputed (shown), verdict, check, basis and patients — {at}", "css", "audit"
+            not_reproduced,
+            f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}",
+            "css",
+            "audit",
+            group_by=["printed in"],
+            details=["verdict", "explanation", "hypotheses"],
+            anchor=AUDIT_NOT_REPRODUCED,
+        )
+        + table_html(
+            shown,
+            f"All {shown.height} printed figures: published, recomputed (shown), mark, check, basis and patients — {at}",
+            "css",
+            "audit",
+            group_by=["printed in"],
+            anchor=AUDIT_ALL_FIGURES,
         )
     )
 
@@ -461,6 +526,7 @@ def provenance_html(files: pl.DataFrame, provenance: pl.DataFrame) -> str:
         marked,
         "Where each value came from: transcribed from the paper, or reconstructed (and the constraint it meets) — the records of every data cut",
         row_class="css",
+        anchor=PROVENANCE_VALUES,
     )
 
 
@@ -499,19 +565,26 @@ dl.summary { display: grid; grid-template-columns: max-content auto; gap: .2rem 
 dl.summary dt { font-weight: 600; } dl.summary dd { margin: 0; overflow-wrap: anywhere; }
 figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .85rem; color: #444; max-width: 60rem; }
-details summary { cursor: pointer; font-weight: 600; margin: .6rem 0; }
+details summary { cursor: pointer; font-weight: 600; margin: .6rem 0; color: #0b4f8a; }
+tr.group th { background: #f1f3f5; font-size: .8rem; padding: .2rem .45rem; }
+tr.detail td { font-size: .74rem; color: #333; padding: .15rem .45rem .35rem 1.2rem; border-top: none; }
+nav.contents { border: 1px solid #d0d0d0; padding: .2rem 1rem .5rem; margin: 1rem 0; font-size: .9rem; }
+nav.contents h2 { border: none; margin: .4rem 0; font-size: 1.1rem; }
+nav.contents ol { margin: .2rem 0; padding-left: 1.4rem; } nav.contents ol ol { font-size: .85rem; }
 .legend { border: 1px solid #d0d0d0; padding: .4rem .9rem; margin: 1rem 0; font-size: .9rem; }
 .legend ul { list-style: none; padding: 0; margin: .3rem 0; } .legend li { margin: .15rem 0; }
 .mark { display: inline-block; min-width: 2.2rem; text-align: center; font-weight: 600; }
 @page { size: A4 landscape; margin: 1.2cm; }
 @media print {
   body { margin: 0; padding: 0; max-width: none; font-size: 10pt; }
-  nav, details > summary { display: none; }
+  details > summary { display: none; }
+  nav.contents { break-after: page; }
   details::details-content { content-visibility: visible; display: contents; }
   table, table.audit, table.comparison { font-size: 7.5pt; width: 100%; }
   th, td, table.comparison td.num { padding: .12rem .2rem; } th.sub { font-size: 6.5pt; }
   thead { display: table-header-group; }
   tr, figure, .legend, dl.summary { break-inside: avoid; page-break-inside: avoid; }
+  tr.group, tr:has(+ tr.detail) { break-after: avoid; page-break-after: avoid; }
   h2, caption { break-after: avoid; page-break-after: avoid; }
   figure img { max-height: 24cm; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
@@ -520,19 +593,37 @@ details summary { cursor: pointer; font-weight: 600; margin: .6rem 0; }
 
 
 def study_report_html(inputs: ReportInputs) -> str:
-    """The whole report as one HTML document that opens offline."""
+    """The whole report as one HTML document that opens offline: a table of contents, the legend, then the sections."""
     summary = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in _summary_items(inputs))
     at = cut_words([inputs.published_cut])
     tables = "".join(comparison_html(cells, f"{heading} — recomputed at {at}, the paper's") for heading, cells in inputs.tables.items())
     versions = pl.DataFrame({"package": list(inputs.versions), "version": list(inputs.versions.values())})
-    sections = [
-        ("summary", "Study summary", f'<dl class="summary">{summary}</dl>'),
-        ("tables", "Tables 1, 2 and 4, recomputed beside the printed values", tables),
-        ("survival", "Survival", survival_html(inputs.survival_summary, inputs.registry)),
-        ("charts", "Charts", charts_html(inputs.charts)),
-        ("audit", "Audit of every printed figure", audit_html(inputs.audit, inputs.registry, inputs.published_cut)),
+    audited = inputs.audit.height
+    not_reproduced = marked_audit(inputs.audit, inputs.registry).filter(pl.col("mark") != audit_rules.REPRODUCED).height if audited else 0
+    # (anchor, heading, content, the parts of it the contents link to: (anchor, words)).
+    sections: list[tuple[str, str, str, list[tuple[str, str]]]] = [
+        ("summary", "Study summary", f'<dl class="summary">{summary}</dl>', []),
+        ("tables", "Tables 1, 2 and 4, recomputed beside the printed values", tables, []),
+        ("survival", "Survival", survival_html(inputs.survival_summary, inputs.registry), []),
+        ("charts", "Charts", charts_html(inputs.charts), [(f"chart-{c.name}", c.title) for c in inputs.charts]),
+        (
+            "audit",
+            "Audit of every printed figure",
+            audit_html(inputs.audit, inputs.registry, inputs.published_cut),
+            [
+                (AUDIT_NOT_REPRODUCED, f"{not_reproduced} printed figures not reproduced, with the reason"),
+                (AUDIT_ALL_FIGURES, f"All {audited} printed figures"),
+            ],
+        ),
         *(
-            (("sensitivity", "What the paper's data permits", sensitivity_html(inputs.sensitivity, inputs.published_cut)),)
+            (
+                (
+                    "sensitivity",
+                    "What the paper's data permits",
+                    sensitivity_html(inputs.sensitivity, inputs.published_cut),
+                    [(SENSITIVITY_RESULTS, "Results over the consistent reconstructions")],
+                ),
+            )
             if inputs.sensitivity is not None
             else ()
         ),
@@ -540,18 +631,47 @@ def study_report_html(inputs: ReportInputs) -> str:
             "quarantine",
             "Quarantined record rows",
             table_html(inputs.quarantine, f"{inputs.quarantine.height} problems kept out of the cohort — every file delivered, all data cuts"),
+            [],
         ),
-        ("provenance", "Data provenance", provenance_html(inputs.files, inputs.provenance)),
-        ("verification", "Independent verification (R)", verification_html(inputs.verification)),
-        ("versions", "Package versions", table_html(versions)),
+        (
+            "provenance",
+            "Data provenance",
+            provenance_html(inputs.files, inputs.provenance),
+            [(PROVENANCE_VALUES, "Where each value came from")],
+        ),
+        ("verification", "Independent verification (R)", verification_html(inputs.verification), []),
+        ("versions", "Package versions", table_html(versions), []),
     ]
-    nav = " · ".join(f'<a href="#{anchor}">{_esc(heading)}</a>' for anchor, heading, _ in sections)
-    body = "".join(f'<section id="{anchor}"><h2>{_esc(heading)}</h2>{content}</section>' for anchor, heading, content in sections)
+    body = "".join(f'<section id="{anchor}"><h2>{_esc(heading)}</h2>{content}</section>' for anchor, heading, content, _ in sections)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         f"<title>{_esc(inputs.title)}</title><style>{STYLE}</style></head>"
-        f"<body><h1>{_esc(inputs.title)}</h1><nav>{nav}</nav>{legend_html()}{body}</body></html>"
+        f"<body><h1>{_esc(inputs.title)}</h1>{contents_html(sections, body)}{legend_html()}{body}</body></html>"
     )
+
+
+def _folded_at(body: str, position: int) -> bool:
+    """Whether ``position`` of the page's body lies inside a folded table (``table_html`` never nests them)."""
+    start = body.rfind("<details", 0, position)
+    return start != -1 and body.find("</details>", start, position) == -1
+
+
+def contents_html(sections: Sequence[tuple[str, str, str, Sequence[tuple[str, str]]]], body: str) -> str:
+    """The table of contents: every section and the parts of it listed, each a link; a folded table is said to be.
+
+    A link into a folded table opens it (the browser unfolds the <details> holding the target). Only anchors the
+    page's ``body`` holds are listed, so no link leads nowhere.
+    """
+    items = []
+    for anchor, heading, _, parts in sections:
+        found = [(part, words, body.find(f'id="{_esc(part)}"')) for part, words in parts]
+        inner = "".join(
+            f'<li><a href="#{_esc(part)}">{_esc(words)}</a>' + (" <small>(folded)</small>" if _folded_at(body, at) else "") + "</li>"
+            for part, words, at in found
+            if at != -1
+        )
+        items.append(f'<li><a href="#{anchor}">{_esc(heading)}</a>' + (f"<ol>{inner}</ol>" if inner else "") + "</li>")
+    return f'<nav class="contents" aria-label="Contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
 
 
 def verification_html(table: pl.DataFrame | None) -> str:
@@ -593,14 +713,16 @@ SENSITIVITY_VERDICT_CSS = {"depends on the reconstruction": "status-not_recomput
 def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
     """Every result resting on reconstructed inputs: its range over the consistent reconstructions, shipped value, coverage and verdict."""
     varied = table.filter(pl.col("reconstructions").is_not_null() | pl.col("conclusion").is_not_null())
+    # Compact: what the results rest on and the reconstructions covered are shared by many of them, said once in a
+    # heading row over them instead of on every row.
     shown = varied.select(
+        "rests_on",
+        "coverage",
         "result",
         "figure_id",
         "label",
-        "rests_on",
         "verdict",
         "sensitivity_range",
-        "coverage",
         "note",
         pl.col("verdict").replace_strict(SENSITIVITY_VERDICT_CSS, default="").alias("css"),
     )
@@ -612,5 +734,12 @@ def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
         "<em>Robust</em> means the same conclusion under every reconstruction consistent with the paper's constraints; "
         "it says nothing about patients outside those constraints.</p>"
         + table_html(counts, f"Results and printed figures by sensitivity verdict — {cut_words([cut])}")
-        + table_html(shown, f"{shown.height} results over the consistent reconstructions — {cut_words([cut])}", "css", "audit")
+        + table_html(
+            shown,
+            f"{shown.height} results over the consistent reconstructions — {cut_words([cut])}",
+            "css",
+            "audit",
+            group_by=["rests_on", "coverage"],
+            anchor=SENSITIVITY_RESULTS,
+        )
     )
