@@ -74,8 +74,7 @@ def chart(outputs: Path, name: str, build: Callable[[], object]) -> None:
     """Render a chart as the chart assets do: PNG bytes for the UI and an HTML file."""
     with phase("charts", name):
         figure = build()
-        render.png_bytes(figure)
-        render.save_html(figure, outputs / "charts" / f"{name}.html")
+        render.render_chart(figure, outputs / "charts" / f"{name}.html")
 
 
 def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, pl.DataFrame]:

@@ -29,10 +29,13 @@ def extreme_flag(adae: pl.DataFrame, new_var: str, by: list[str], order: list[st
     # The frame is sorted rather than ranked with arg_sort_by(...).over(by): polars 2.1 returns wrong positions for a
     # multi-key arg_sort_by in a window. Treatment-emergent rows sort first (False < True), so a group's first row
     # is emergent if any is.
-    ordered = adae.with_row_index(_POSITION).sort([~emergent, *order], descending=[False, *descending], maintain_order=True)
+    # Only the columns the rule reads are sorted, and the flag is put back in the rows' own order: sorting the
+    # whole frame there and back moved every column twice (~2 s of 4.7 for a million patients' ADAE).
+    keys = adae.select(*dict.fromkeys([*by, *order, "TRTEMFL"])).with_row_index(_POSITION)
+    ordered = keys.sort([~emergent, *order], descending=[False, *descending], maintain_order=True)
     first = pl.struct(by).is_first_distinct() & emergent
-    flagged = ordered.with_columns(pl.when(first).then(pl.lit("Y")).otherwise(pl.lit(None, dtype=pl.String)).alias(new_var))
-    return flagged.sort(_POSITION).drop(_POSITION)
+    flags = ordered.select(_POSITION, pl.when(first).then(pl.lit("Y")).otherwise(pl.lit(None, dtype=pl.String)).alias(new_var))
+    return adae.with_columns(flags.sort(_POSITION)[new_var])
 
 
 def derive_events(adverse_events: pl.DataFrame, studyid: str) -> pl.DataFrame:
@@ -50,7 +53,9 @@ def derive_events(adverse_events: pl.DataFrame, studyid: str) -> pl.DataFrame:
 def derive_aeseq(adae: pl.DataFrame) -> pl.DataFrame:
     """AESEQ = 1, 2, … per patient (USUBJID) in the order of AEDECOD, then episode (the records carry no dates)."""
     ordered = adae.sort("SUBJID", "AEDECOD", EPISODE)
-    return ordered.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("USUBJID").alias("AESEQ"))
+    # Windowed by SUBJID, the integer USUBJID is made from (``subject_ids``): the same patients, without hashing
+    # a million patients' USUBJID text.
+    return ordered.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("SUBJID").alias("AESEQ"))
 
 
 def derive_atoxgr(adae: pl.DataFrame) -> pl.DataFrame:
@@ -70,12 +75,13 @@ def derive_trtemfl(adae: pl.DataFrame) -> pl.DataFrame:
 
 def derive_aoccifl(adae: pl.DataFrame) -> pl.DataFrame:
     """AOCCIFL = "Y" on each patient's first treatment-emergent event at their maximum ATOXGR over all terms (ties: earliest episode, then AESEQ)."""
-    return extreme_flag(adae, "AOCCIFL", ["USUBJID"], ["ATOXGR", EPISODE, "AESEQ"], [True, False, False])
+    # Per patient: SUBJID, one to one with USUBJID (``subject_ids``), is an integer and cheaper to group by.
+    return extreme_flag(adae, "AOCCIFL", ["SUBJID"], ["ATOXGR", EPISODE, "AESEQ"], [True, False, False])
 
 
 def derive_aoccpifl(adae: pl.DataFrame) -> pl.DataFrame:
     """AOCCPIFL = "Y" on each patient's first treatment-emergent event of each AEDECOD at its maximum ATOXGR (ties: earliest episode)."""
-    return extreme_flag(adae, "AOCCPIFL", ["USUBJID", "AEDECOD"], ["ATOXGR", EPISODE], [True, False])
+    return extreme_flag(adae, "AOCCPIFL", ["SUBJID", "AEDECOD"], ["ATOXGR", EPISODE], [True, False])
 
 
 def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:

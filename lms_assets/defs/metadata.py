@@ -73,8 +73,8 @@ def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: P
     context = AssetExecutionContext.get()
     name = context.asset_key.path[-1]
     chart = legible(chart)
-    png = render.png_bytes(chart, scale=PNG_SCALE)
-    html = str(render.save_html(chart, outputs / "charts" / f"{name}.html").resolve())
+    png, html_path = render.render_chart(chart, outputs / "charts" / f"{name}.html", scale=PNG_SCALE)
+    html = str(html_path.resolve())
     value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, html)
     return Output(
         value,

@@ -505,8 +505,13 @@ def empty_quarantine() -> pl.DataFrame:
 def clean(raw: pl.DataFrame, schema: FileSchema, quarantine: pl.DataFrame, keep: tuple[str, ...] = ()) -> pl.DataFrame:
     """The typed rows of ``raw`` that have no quarantine entry, with their source file and row (and ``keep``) kept."""
     rejected = quarantine.select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)).unique()
-    kept = raw.join(rejected, on=[FILE, ROW], how="anti")
-    return kept.select(*[_cast(c.name, c.dtype).alias(c.name) for c in schema.columns], FILE, ROW, *keep)
+    # Typed first (the casts are not strict: a quarantined row's bad value becomes null, and the row is dropped
+    # below). Selecting shares the kept text columns with ``raw``; the anti-join copies every column, so it runs
+    # only when some row is rejected: on a million patients the copy held ~0.6 GB more in the ADTTE step.
+    typed = raw.select(*[_cast(c.name, c.dtype).alias(c.name) for c in schema.columns], FILE, ROW, *keep)
+    if rejected.is_empty():
+        return typed
+    return typed.join(rejected, on=[FILE, ROW], how="anti", maintain_order="left")
 
 
 def combined_hash(digests: list[str]) -> str:
