@@ -31,8 +31,7 @@ from lms_assets.adam.adrs import derive_adrs
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.adam.cuts import cut_regressions
-from lms_assets.graphs import adverse_events, km, render, waterfall
-from lms_assets.graphs.history import history_chart
+from lms_assets.graphs import adverse_events, history, km, render, waterfall
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import baseline, response, survival, toxicity
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             "quarantine",
             lambda: validation.quarantine_rows(
                 raw["patients"],
-                raw["patient_allocations"],
+                raw["allocations"],
                 raw["response"],
                 raw["followup"],
                 raw["adverse_events"],
@@ -151,24 +150,24 @@ def main(argv: list[str] | None = None) -> None:
         with phase("compute", "followup_cuts_consistent"):
             cut_regressions(adtte)
 
-        compute(db, "baseline_characteristics", lambda: baseline.baseline_characteristics(adsl))
+        compute(db, "baseline_summary", lambda: baseline.baseline_summary(adsl))
         compute(db, "response_summary", lambda: response.response_summary(adrs))
         compute(db, "recist_consistency", lambda: response.recist_consistency(adrs))
         compute(db, "tumour_shrinkage", lambda: response.tumour_shrinkage(adsl, adrs, adtte))
-        summary = compute(db, "adverse_event_summary", lambda: toxicity.adverse_event_summary(adae, adsl))
+        summary = compute(db, "ae_summary", lambda: toxicity.ae_summary(adae, adsl))
         curves = compute(db, "survival_curves", lambda: survival.km_curves(adtte))
         medians = compute(db, "survival_summary", lambda: survival.median_summary(curves))
         landmarks = compute(db, "survival_landmarks", lambda: survival.landmarks(curves))
         compute(db, "survival_followup", lambda: survival.reverse_km_followup(adtte))
         subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl))
-        history = compute(db, "median_history", lambda: survival.median_history(medians))
+        by_cut = compute(db, "median_history", lambda: survival.median_history(medians))
 
         chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adsl)))
-        chart(outputs, "adverse_events", lambda: adverse_events.adverse_event_chart(*adverse_events.ae_chart_data(summary)))
+        chart(outputs, "adverse_events", lambda: adverse_events.ae_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
             chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_figure(curves, landmarks, medians, e, None))
         chart(outputs, "subgroup_forest", lambda: km.forest_figure(subgroups))
-        chart(outputs, "median_history", lambda: history_chart(history))
+        chart(outputs, "median_history", lambda: history.history_chart(by_cut))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sensitivity.py [--data data] [--repeats 3] [--sample 50000]
 
-Times what the ``reconstruction_sensitivity`` asset computes once its inputs are loaded: the study's arrays,
+Times what the ``sensitivity_ranges`` asset computes once its inputs are loaded: the study's arrays,
 the OS placements (including the audit's exhaustive search over gap multisets), the exact dose allocations,
 the seeded sample and every batched log-rank and Cox fit. Reading the CSVs and deriving ADSL/ADTTE (the
 upstream assets' work) happens once, before the clock starts. Prints one line per repeat and a summary
@@ -38,12 +38,12 @@ def main(argv: list[str] | None = None) -> None:
         load = os.getloadavg()[0]
         wall, cpu = time.perf_counter(), time.process_time()
         study = sens.study_from_tables(adsl, at_cut, registry, window)
-        result = sens.reconstruction_sensitivity(study, provenance, sample_size=args.sample)
+        result = sens.sensitivity_ranges(study, provenance, sample_size=args.sample)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         walls.append(wall)
         print(f"repeat {repeat + 1}: wall {wall:.2f} s, CPU {cpu:.2f} s (all threads), load before {load:.2f}")
     print(
-        f"reconstruction_sensitivity on {args.data.name}: median wall {statistics.median(walls):.2f} s over {args.repeats} repeats "
+        f"sensitivity_ranges on {args.data.name}: median wall {statistics.median(walls):.2f} s over {args.repeats} repeats "
         f"on {os.cpu_count()} CPUs; {len(result.placements.gaps):,} OS placements, {result.dose_space:,} dose allocations, "
         f"{result.sample_size:,} sampled reconstructions (seed {result.seed}); {result.table.height} results"
     )

@@ -112,7 +112,7 @@ DERIVED: dict[str, dict[str, str]] = {
         SRCFILE="Record file the event was read from",
         SRCROW="Line of the record file (the header is line 1)",
     ),
-    "baseline_characteristics": _table(
+    "baseline_summary": _table(
         "characteristic level key n pct value patients",
         characteristic="Characteristic as Table 1 names it",
         level="Category or statistic of the characteristic",
@@ -145,7 +145,7 @@ DERIVED: dict[str, dict[str, str]] = {
         status="consistent, or how the recorded response departs from the range",
         reason="The status in words",
     ),
-    "adverse_event_summary": _table(
+    "ae_summary": _table(
         "section term key denominator total_n total_pct g12_n g12_pct g34_n g34_pct g5_n g5_pct patients patients_g12 patients_g34 patients_g5",
         section="Part of Table 4 (adverse event, or a summary row)",
         term="Adverse event term as in Table 4",
@@ -264,7 +264,7 @@ DERIVED: dict[str, dict[str, str]] = {
         hypotheses="Ways of computing the figure tried for a discrepancy",
         sensitivity_verdict="Whether the figure is fixed by the paper or moves with the reconstruction",
     ),
-    "reconstruction_sensitivity": _table(
+    "sensitivity_ranges": _table(
         "result figure_id label rests_on coverage reconstructions shipped minimum maximum conclusion holds fails verdict sensitivity_range note",
         result="Result examined",
         label="The result in words",
@@ -279,7 +279,7 @@ DERIVED: dict[str, dict[str, str]] = {
         fails="Share of reconstructions in which it fails",
         verdict="robust, fragile, or fixed by the paper",
     ),
-    "independent_verification": _table(
+    "r_verification": _table(
         "table figure data_cut endpoint key time statistic ours r abs_diff tolerance exception status reference",
         table="Our table compared",
         figure="Paper figure or table it belongs to",

@@ -248,13 +248,13 @@ def test_audit_of_the_shipped_study(shipped_audit):
     hypotheses = dict(zip(table["figure_id"], table["hypotheses"]))
     assert "mean rounded" in hypotheses["T1.age.median"]
     assert "23.5 equals the printed os.median" in hypotheses["EFF.followup.max"]
-    # Beside each figure, what the paper's data permit (reconstruction_sensitivity), and R's verification in the metadata.
+    # Beside each figure, what the paper's data permit (sensitivity_ranges), and R's verification in the metadata.
     verdict = dict(zip(table["figure_id"], table["sensitivity_verdict"]))
     assert table["sensitivity_verdict"].null_count() == 0
     assert verdict["T2.orr.pct"] == "fixed by the paper" and verdict["T2.os.ci_lower"] == "robust"
     assert verdict["DIS.subgroups.os.significant.n"] == "depends on the reconstruction"
     metadata = result.asset_materializations_for_node("printed_audit")[0].metadata
-    assert "Independent verification (R " in metadata["independent_verification"].value
+    assert "Independent verification (R " in metadata["r_verification"].value
     assert metadata["verified_by_r"].value.split(" of ")[0] == metadata["verified_by_r"].value.split(" of ")[1].split(" ")[0]
 
 

@@ -44,7 +44,7 @@ from lms_assets_tests.test_bad_input import failure_first_lines, failure_message
 CUT = "followup/2021-03-31.csv"
 RAW_ASSET = {
     "patients.csv": "raw_patients",
-    "patient_allocations.csv": "raw_patient_allocations",
+    "patient_allocations.csv": "raw_allocations",
     "response.csv": "raw_response",
     "adverse_events.csv": "raw_adverse_events",
     "provenance.csv": "raw_provenance",
@@ -1034,7 +1034,7 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
     studyid = settings.studyid
     quarantine = validation.quarantine_rows(
         raw["patients"],
-        raw["patient_allocations"],
+        raw["allocations"],
         raw["response"],
         cuts,
         raw["adverse_events"],
@@ -1045,7 +1045,7 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
     candidates = {
         "adsl": adam.adsl.derive_adsl(
             validation.clean(raw["patients"], schemas.PATIENTS, quarantine),
-            validation.clean(raw["patient_allocations"], schemas.PATIENT_ALLOCATIONS, quarantine),
+            validation.clean(raw["allocations"], schemas.PATIENT_ALLOCATIONS, quarantine),
             studyid=studyid,
         ),
         "adrs": adam.adrs.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine), studyid=studyid),

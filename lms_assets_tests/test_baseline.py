@@ -54,7 +54,7 @@ def _figure(figs: pl.DataFrame, quantity: str) -> float:
 
 
 def test_counts_and_percentages_over_all_patients():
-    table = baseline.baseline_characteristics(COHORT)
+    table = baseline.baseline_summary(COHORT)
     assert _row(table, "patients")["n"] == 4
     pelvis = _row(table, "site.pelvis")
     assert (pelvis["n"], pelvis["pct"], pelvis["patients"]) == (2, 50.0, [2, 4])
@@ -67,27 +67,27 @@ def test_counts_and_percentages_over_all_patients():
 
 
 def test_empty_level_is_printed_as_zero():
-    table = baseline.baseline_characteristics(COHORT)
+    table = baseline.baseline_summary(COHORT)
     male = _row(table, "sex.male")
     assert (male["n"], male["pct"], male["patients"]) == (0, 0.0, [])
     assert _row(table, "surgery.no")["n"] == 0
 
 
 def test_missing_value_is_its_own_row_and_still_in_the_denominator():
-    table = baseline.baseline_characteristics(COHORT)
+    table = baseline.baseline_summary(COHORT)
     missing = _row(table, "site.not_recorded")
     assert (missing["level"], missing["n"], missing["pct"], missing["patients"]) == ("Not recorded", 1, 25.0, [3])
 
 
 def test_age_median_of_an_even_cohort_is_the_mean_of_the_middle_two():
-    table = baseline.baseline_characteristics(COHORT)
+    table = baseline.baseline_summary(COHORT)
     assert _row(table, "age.median")["value"] == pytest.approx(50.5)
     assert (_row(table, "age.min")["value"], _row(table, "age.min")["patients"]) == (30.0, [1])
     assert (_row(table, "age.max")["value"], _row(table, "age.max")["patients"]) == (72.0, [4])
 
 
 def test_ecog_levels_above_two_are_added_and_grouped():
-    table = baseline.baseline_characteristics(COHORT)
+    table = baseline.baseline_summary(COHORT)
     assert table.filter(pl.col("characteristic") == baseline.ECOG)["level"].to_list() == ["0", "1", "2", "3"]
     figs = baseline.recomputed_values(table)
     assert _figure(figs, "ecog.0-1.n") == 2
@@ -97,21 +97,21 @@ def test_ecog_levels_above_two_are_added_and_grouped():
 
 
 def test_any_prior_chemotherapy_counts_one_line_or_more():
-    figs = baseline.recomputed_values(baseline.baseline_characteristics(COHORT))
+    figs = baseline.recomputed_values(baseline.baseline_summary(COHORT))
     assert _figure(figs, "chemotherapy.any.n") == 3
     assert _figure(figs, "chemotherapy.any.pct") == 75.0
     assert _figure(figs, "chemotherapy.none.n") == 1
 
 
 def test_printed_ecog_levels_stay_when_nobody_has_them():
-    table = baseline.baseline_characteristics(_adsl({"ECOG": 1}, {"ECOG": 1}))
+    table = baseline.baseline_summary(_adsl({"ECOG": 1}, {"ECOG": 1}))
     assert table.filter(pl.col("characteristic") == baseline.ECOG)["n"].to_list() == [0, 2, 0]
     assert _figure(baseline.recomputed_values(table), "ecog.gt2.n") == 0
 
 
 def test_a_value_without_a_table_level_is_refused():
     with pytest.raises(ValueError, match="SEX"):
-        baseline.baseline_characteristics(_adsl({"SEX": "X"}))
+        baseline.baseline_summary(_adsl({"SEX": "X"}))
 
 
 def test_slug_matches_registry_names():

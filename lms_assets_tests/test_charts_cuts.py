@@ -101,4 +101,4 @@ def test_waterfall_and_adverse_event_charts_name_the_data_cut():
     bars, total = waterfall.waterfall_data(_adrs([-40.0, 10.0], ["PR", "SD"]), _adsl(["None", "None"]))
     assert f"(data cut {CUT})" in waterfall.waterfall_chart(bars, total, CUT).to_dict()["title"]["subtitle"][0]
     rows, terms = adverse_events.ae_chart_data(_toxicity_table(grade_5=False))
-    assert f"(data cut {CUT})" in adverse_events.adverse_event_chart(rows, terms, CUT).to_dict()["title"]["subtitle"][0]
+    assert f"(data cut {CUT})" in adverse_events.ae_chart(rows, terms, CUT).to_dict()["title"]["subtitle"][0]

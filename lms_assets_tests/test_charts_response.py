@@ -68,7 +68,7 @@ def test_waterfall_samples_a_large_study_and_says_so():
 def _toxicity_table(grade_5: bool) -> pl.DataFrame:
     events = [(1, "Fatigue", 1, 1), (2, "Fatigue", 1, 3), (3, "Rash", 1, 2)] + ([(3, "Sepsis", 1, 5)] if grade_5 else [])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4], "DOSREDFL": ["N"] * 4, "DISCAEFL": ["N"] * 4})
-    return toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl)
+    return toxicity.ae_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl)
 
 
 def test_ae_chart_rows_follow_table_order_and_drop_an_absent_grade_5():
@@ -85,14 +85,14 @@ def test_ae_chart_rows_follow_table_order_and_drop_an_absent_grade_5():
 def test_ae_chart_caps_the_terms_and_says_so():
     rows, terms = adverse_events.ae_chart_data(_toxicity_table(grade_5=True), max_terms=2)
     assert (rows["term"].n_unique(), terms) == (2, 3)
-    spec = json.loads(adverse_events.adverse_event_chart(rows, terms).to_json())
+    spec = json.loads(adverse_events.ae_chart(rows, terms).to_json())
     assert any("Showing the 2 most frequent of 3 terms" in line for line in spec["title"]["subtitle"])
     assert spec["layer"][0]["encoding"]["color"]["legend"]["title"] == "Worst CTCAE grade"
 
 
 # --- the shipped study, end to end -------------------------------------------------------------------------------
 
-SUMMARIES = ("baseline_characteristics", "response_summary", "recist_consistency", "tumour_shrinkage", "adverse_event_summary")
+SUMMARIES = ("baseline_summary", "response_summary", "recist_consistency", "tumour_shrinkage", "ae_summary")
 # Printed figures the data cannot reproduce: the paper's own inconsistencies (median age 53 vs Table 3's 52;
 # the abstract's hand-foot grade 3/4 12.5% vs Table 4's 10.5%) and a figure with no data behind it.
 # Each is a reviewed discrepancy (data/known_discrepancies.csv), so it fails as WARN with the shown value reviewed.
@@ -132,12 +132,12 @@ def test_charts_are_materialized_as_png_and_html(shipped_run):
     assert waterfall_md["chart"].value.startswith("![Waterfall plot](data:image/png;base64,")
     assert (waterfall_md["patients"].value, waterfall_md["bars_drawn"].value) == (19, 19)
     assert (shipped_run["outputs"] / "charts" / "waterfall_chart.html").stat().st_size > 0
-    ae_md = shipped_run["result"].asset_materializations_for_node("adverse_event_chart")[0].metadata
+    ae_md = shipped_run["result"].asset_materializations_for_node("ae_chart")[0].metadata
     assert ae_md["terms"].value == 12 and ae_md["chart"].value.startswith("![Adverse events by grade](data:image/png;base64,")
-    assert (shipped_run["outputs"] / "charts" / "adverse_event_chart.html").stat().st_size > 0
+    assert (shipped_run["outputs"] / "charts" / "ae_chart.html").stat().st_size > 0
 
 
-CHART_ASSETS = ["waterfall_chart", "adverse_event_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "median_history_chart"]
+CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
 MIN_CHART_WIDTH_PX = 600
 
 

@@ -4,7 +4,7 @@ Most faults are judged in-process through the exact function the Dagster checks 
 one check per printed section, every figure judged by ``consistency.judge`` and listed in the check's ``figures`` table) on tables recomputed by the same pure derivations the assets call, from the shipped
 study folder: a second per fault instead of a Dagster run. Two faults go through real Dagster check results.
 Faults no printed figure reveals but the independent R program does (``R_REVEALED``) must fail the blocking
-``agrees_with_r`` check of ``independent_verification``, judged by the function that asset yields. Faults neither
+``agrees_with_r`` check of ``r_verification``, judged by the function that asset yields. Faults neither
 can reveal are listed in ``UNREVEALED`` with the reason, and a test asserts that they change a table yet no
 published-figure check notices, so the gap stays visible.
 """
@@ -72,10 +72,10 @@ def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         "adtte": adtte,
         "survival_curves": curves,
         "survival_landmarks": survival.landmarks(curves),
-        "baseline_characteristics": baseline.baseline_characteristics(adsl),
+        "baseline_summary": baseline.baseline_summary(adsl),
         "response_summary": response.response_summary(adrs),
         "tumour_shrinkage": response.tumour_shrinkage(adsl, adrs, adtte),
-        "adverse_event_summary": toxicity.adverse_event_summary(adae, adsl),
+        "ae_summary": toxicity.ae_summary(adae, adsl),
         "survival_summary": survival.median_summary(curves),
         "survival_followup": survival.reverse_km_followup(adtte),
         "survival_subgroups": survival.subgroup_comparisons(adtte, adsl),
@@ -240,7 +240,7 @@ def ae_percent_of_records_not_patients(mp, records):
 
         return faulty
 
-    _wrap(mp, toxicity, "adverse_event_summary", wrapper)
+    _wrap(mp, toxicity, "ae_summary", wrapper)
 
 
 def os_censoring_flag_inverted(mp, records):
@@ -368,7 +368,7 @@ UNREVEALED = [
 
 
 def r_agreement(records: dict[str, pl.DataFrame]):
-    """The agrees_with_r result independent_verification yields, on tables recomputed from ``records``."""
+    """The agrees_with_r result r_verification yields, on tables recomputed from ``records``."""
     from lms_assets.audit import verification
     from lms_assets.defs.audit.verification import agreement_result, verify
     from lms_assets_tests.test_r_crosscheck import rscript_or_skip
@@ -444,7 +444,7 @@ def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_e
     path = platform_env["data"] / "patients.csv"
     patients = pl.read_csv(path)
     patients.with_columns(age=pl.when(pl.col("age") == pl.col("age").max()).then(56).otherwise(pl.col("age"))).write_csv(path)
-    result = run_assets("baseline_characteristics", paths=platform_env)
+    result = run_assets("baseline_summary", paths=platform_env)
     caught = _error_figures(result)
     assert {"T1.age.max", "RPC.age.max"} <= set(caught), sorted(caught)
     assert (caught["T1.age.max"][0], caught["RPC.age.max"][0]) == ("printed_table_1", "printed_results_patient_characteristics")

@@ -80,15 +80,15 @@ def payload_ae_chart() -> alt.TopLevelMixin:
     events = [(i + 1, term, 1, 1 + i % 4) for i, term in enumerate(CHART_PAYLOADS)]
     adsl = pl.DataFrame({"SUBJID": list(range(1, len(events) + 1)), "DOSREDFL": ["N"] * len(events), "DISCAEFL": ["N"] * len(events)})
     rows, terms = adverse_events.ae_chart_data(
-        toxicity.adverse_event_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl), max_terms=len(CHART_PAYLOADS)
+        toxicity.ae_summary(derive_adae(raw_adverse_events(*events), studyid=SHIPPED_STUDY.studyid), adsl), max_terms=len(CHART_PAYLOADS)
     )
-    return adverse_events.adverse_event_chart(rows, terms)
+    return adverse_events.ae_chart(rows, terms)
 
 
 @pytest.mark.slow
 def test_a_chart_with_script_payloads_in_its_data_runs_none_of_them(tmp_path: Path):
     chart = payload_ae_chart()
-    safe = render.save_html(chart, tmp_path / "adverse_event_chart.html")
+    safe = render.save_html(chart, tmp_path / "ae_chart.html")
     # Control: the same chart as Altair saves it by default.
     unsafe = tmp_path / "altair_default.html"
     chart.save(str(unsafe), format="html", inline=True)

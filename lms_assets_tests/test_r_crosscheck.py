@@ -1,7 +1,7 @@
 """Independent double programming: every compared statistic of our warehouse tables against R's ``survival``.
 
 The R program (``reference/survival_check.R``) reads only the record files. Each study is materialized once
-(in-process, only what ``independent_verification`` needs), our tables are exported from the DuckDB warehouse,
+(in-process, only what ``r_verification`` needs), our tables are exported from the DuckDB warehouse,
 R is run on the study folder, and ``lms_assets.audit.verification.compare`` (the asset's own rule) must find
 every value in agreement to 1e-9, apart from the named exceptions in ``verification.EXCEPTIONS``.
 
@@ -167,9 +167,7 @@ def rscript_or_skip() -> str:
 
 def _warehouse_tables(warehouse: Path) -> dict[str, pl.DataFrame]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return {
-            name: pl.from_arrow(con.sql(f"select * from main.{name}").to_arrow_table()) for name in (*verification.TABLES, "independent_verification")
-        }
+        return {name: pl.from_arrow(con.sql(f"select * from main.{name}").to_arrow_table()) for name in (*verification.TABLES, "r_verification")}
 
 
 # The shipped study's tables come from the session's whole-graph run, on the xdist worker that holds it.
@@ -178,7 +176,7 @@ pytestmark = pytest.mark.xdist_group(SHIPPED_RUN_GROUP)
 
 @pytest.fixture(scope="module", params=STUDIES)
 def verified(request, tmp_path_factory):
-    """One study materialized up to ``independent_verification``; its warehouse tables and the study folder."""
+    """One study materialized up to ``r_verification``; its warehouse tables and the study folder."""
     from dagster import AssetSelection
 
     from lms_assets.definitions import build_defs
@@ -193,7 +191,7 @@ def verified(request, tmp_path_factory):
     warehouse = root / "warehouse" / "lms.duckdb"
     # The whole definitions, so the summaries come with their published-figure checks, as in the UI.
     defs = build_defs(study_dir=study, warehouse=warehouse, outputs=root / "outputs")
-    selection = AssetSelection.assets("independent_verification").upstream().resolve(defs.resolve_asset_graph())
+    selection = AssetSelection.assets("r_verification").upstream().resolve(defs.resolve_asset_graph())
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(asset_selection=list(selection), raise_on_error=False)
     assert result.success, f"{request.param}: materialization failed"
@@ -218,8 +216,8 @@ def test_every_value_agrees_with_r(verified):
 
 @pytest.mark.slow
 def test_the_asset_records_the_same_comparison(verified):
-    """The stored ``independent_verification`` is the comparison this test makes: one rule for both."""
-    stored = verified["tables"]["independent_verification"]
+    """The stored ``r_verification`` is the comparison this test makes: one rule for both."""
+    stored = verified["tables"]["r_verification"]
     recomputed = verify({name: verified["tables"][name] for name in verification.TABLES}, verified["study"], rscript_or_skip())
     assert stored.equals(recomputed)
 
@@ -325,7 +323,7 @@ def test_every_exception_is_named_with_a_reason_and_applies_to_compared_statisti
             assert compared[table] & set(exception.statistics), f"{exception.name} names nothing compared in {table}"
 
 
-ONE_PATIENT_TABLE_1 = {"baseline_characteristics": pl.DataFrame({"key": ["patients"], "n": [1]})}
+ONE_PATIENT_TABLE_1 = {"baseline_summary": pl.DataFrame({"key": ["patients"], "n": [1]})}
 
 
 def test_without_rscript_the_record_says_not_run_never_a_pass(tmp_path, monkeypatch):
@@ -338,7 +336,7 @@ def test_without_rscript_the_record_says_not_run_never_a_pass(tmp_path, monkeypa
 
 
 def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_path):
-    too_many = {"baseline_characteristics": pl.DataFrame({"key": ["patients"], "n": [MAX_PATIENTS + 1]})}
+    too_many = {"baseline_summary": pl.DataFrame({"key": ["patients"], "n": [MAX_PATIENTS + 1]})}
     summary = verification.verification_summary(verify(too_many, tmp_path))
     assert summary["status"].startswith("not run:") and f"{MAX_PATIENTS + 1:,} patients" in summary["status"]
 

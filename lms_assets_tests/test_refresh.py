@@ -101,7 +101,7 @@ def test_consistent_later_cut_passes(platform_env):
 
 def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_published_cut(platform_env):
     later_cut(platform_env["data"], deaths=(1, 5), extra_months=12.0)
-    result = run_assets("median_history_chart", paths=platform_env)
+    result = run_assets("history_chart", paths=platform_env)
     assert result.success
     import duckdb
 

@@ -136,7 +136,7 @@ def _inputs(**overrides) -> page.ReportInputs:
             pl.lit("1.00").alias("shown"),
             pl.lit("passed").alias("check_outcome"),
             pl.lit("published_patient_data").alias("basis"),
-            pl.lit("baseline_characteristics").alias("computed_by"),
+            pl.lit("baseline_summary").alias("computed_by"),
             pl.lit([1, 2]).alias("patients"),
             pl.lit("fixed by the paper").alias("sensitivity_verdict"),
             pl.lit(None, pl.String).alias("sensitivity_range"),
@@ -345,7 +345,7 @@ def test_every_blocking_check_guards_an_asset_upstream_of_the_report():
     graph = build_defs().resolve_asset_graph()
     upstream = graph.get_ancestor_asset_keys(AssetKey("study_report"))
     guarded = {key.asset_key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
-    assert AssetKey("adtte") in guarded and AssetKey("baseline_characteristics") in guarded
+    assert AssetKey("adtte") in guarded and AssetKey("baseline_summary") in guarded
     assert guarded <= upstream, sorted(k.to_user_string() for k in guarded - upstream)
 
 
@@ -437,9 +437,9 @@ def test_failed_error_check_upstream_stops_the_report(platform_env):
 def _laid_out_tables() -> dict[str, pl.DataFrame]:
     """Empty summary tables with the columns the report's row labels come from."""
     return {
-        "baseline_characteristics": pl.DataFrame(schema={"key": pl.String, "characteristic": pl.String, "level": pl.String}),
+        "baseline_summary": pl.DataFrame(schema={"key": pl.String, "characteristic": pl.String, "level": pl.String}),
         "response_summary": pl.DataFrame(schema={"key": pl.String, "row": pl.String}),
-        "adverse_event_summary": pl.DataFrame(schema={"key": pl.String, "term": pl.String}),
+        "ae_summary": pl.DataFrame(schema={"key": pl.String, "term": pl.String}),
         "survival_summary": pl.DataFrame(schema={"data_cut": pl.Date}),
     }
 

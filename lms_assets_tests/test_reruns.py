@@ -17,7 +17,7 @@ from lms_assets_tests.test_bad_input import table_digests
 
 RAW_FILES = {
     "raw_patients": "patients.csv",
-    "raw_patient_allocations": "patient_allocations.csv",
+    "raw_allocations": "patient_allocations.csv",
     "raw_response": "response.csv",
     "raw_adverse_events": "adverse_events.csv",
     "raw_printed_values": "printed_values.csv",

@@ -81,12 +81,12 @@ def test_definitions_built_with_explicit_locations_read_and_write_only_there(pla
     elsewhere.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(elsewhere)
-        result = run_assets("study_report", "median_history_chart", paths=platform_env)
+        result = run_assets("study_report", "history_chart", paths=platform_env)
     assert result.success
     assert not list(elsewhere.iterdir())
     report = (platform_env["outputs"] / "report" / "study_report.html").read_text()
     assert "Copied study: Anlotinib in advanced leiomyosarcoma (real-world study): recomputation and audit" in report
-    assert (platform_env["outputs"] / "charts" / "median_history_chart.html").is_file()
+    assert (platform_env["outputs"] / "charts" / "history_chart.html").is_file()
     with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
         assert con.sql("select distinct STUDYID from adsl").fetchall() == [("ZOU-LMS-ANLOTINIB",)]
 
@@ -122,9 +122,9 @@ def test_the_shipped_study_file_says_what_the_paper_does():
         enrolment_end=dt.date(2020, 12, 31),
         exclude_quarantined_rows=False,
         report_tables=(
-            ReportTable("Table 1. Patient demographics and clinical characteristics", "Table 1", ("baseline_characteristics",)),
+            ReportTable("Table 1. Patient demographics and clinical characteristics", "Table 1", ("baseline_summary",)),
             ReportTable("Table 2. Overall response to treatment", "Table 2", ("response_summary", "survival_summary")),
-            ReportTable("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ("adverse_event_summary",)),
+            ReportTable("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ("ae_summary",)),
         ),
         survival_rows=(("pfs", "Median PFS, months (95% CI, SPSS method)"), ("os", "Median OS, months (95% CI, SPSS method)")),
     )
@@ -164,16 +164,16 @@ def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
             "heading = 1",
             "study.toml: report_tables[1].heading = 1 must be a non-empty quoted string",
         ),
-        ('owners = ["adverse_event_summary"]', "owners = []", "study.toml: report_tables[3].owners = [] must be a non-empty array of table names"),
+        ('owners = ["ae_summary"]', "owners = []", "study.toml: report_tables[3].owners = [] must be a non-empty array of table names"),
         (
             'source = "Table 2"',
             'sources = "Table 2"',
             "study.toml: report_tables[2]: unknown key(s) sources; missing source; each entry has heading, source, owners",
         ),
         (
-            'owners = ["adverse_event_summary"]',
-            'owners = "adverse_event_summary"',
-            "study.toml: report_tables[3].owners = 'adverse_event_summary' must be a non-empty array of table names",
+            'owners = ["ae_summary"]',
+            'owners = "ae_summary"',
+            "study.toml: report_tables[3].owners = 'ae_summary' must be a non-empty array of table names",
         ),
         ('pfs = "Median PFS, months (95% CI, SPSS method)"', "pfs = 4.1", "study.toml: survival_rows.pfs = 4.1 must be a non-empty quoted string"),
         (

@@ -151,7 +151,7 @@ def shipped():
     adsl, adtte, registry, provenance = sens.read_study(SHIPPED_DATA)
     cut = registry["data_cut"].drop_nulls().max()
     study = sens.study_from_tables(adsl, adtte.filter(pl.col("DATACUT") == cut), registry, sens.os_window(cut, SHIPPED_STUDY))
-    return study, registry, sens.reconstruction_sensitivity(study, provenance)
+    return study, registry, sens.sensitivity_ranges(study, provenance)
 
 
 def test_batched_logrank_and_cox_agree_with_lifelines(shipped):
@@ -331,12 +331,12 @@ def test_asset_materializes_and_states_its_coverage(shipped_run):
 
     result = shipped_run["result"]
     assert result.success
-    metadata = result.asset_materializations_for_node("reconstruction_sensitivity")[0].metadata
+    metadata = result.asset_materializations_for_node("sensitivity_ranges")[0].metadata
     assert metadata["os_placements"].value == 24_570
     assert metadata["dose_allocations"].value == 3876
     assert "seeded sample of 50,000 (seed 20)" in metadata["reconstructions_covered"].value
     with duckdb.connect(str(shipped_run["warehouse"]), read_only=True) as con:
-        stored = con.sql("select result, verdict from reconstruction_sensitivity").pl()
+        stored = con.sql("select result, verdict from sensitivity_ranges").pl()
     assert stored.height == metadata["dagster/row_count"].value
 
 
@@ -345,9 +345,7 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
     from dataclasses import replace
 
     unprinted = replace(study, registry=registry.filter(~pl.col("quantity").str.starts_with("followup.")))
-    table = sens.reconstruction_sensitivity(
-        unprinted, pl.DataFrame(schema=dict.fromkeys(("file", "column", "origin"), pl.String)), sample_size=200
-    ).table
+    table = sens.sensitivity_ranges(unprinted, pl.DataFrame(schema=dict.fromkeys(("file", "column", "origin"), pl.String)), sample_size=200).table
     row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
     assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
     assert row["verdict"] == sens.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it
@@ -357,7 +355,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
     from dagster import build_asset_context
 
     from lms_assets.defs.audit.published import printed_values_table
-    from lms_assets.defs.audit.sensitivity import reconstruction_sensitivity
+    from lms_assets.defs.audit.sensitivity import sensitivity_ranges
     from lms_assets.defs.resources import StudyFolder
     from lms_assets.records import schemas, validation
 
@@ -367,7 +365,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = printed_values_table(registry, known)
-    output = reconstruction_sensitivity(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
+    output = sensitivity_ranges(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value
 
@@ -375,7 +373,7 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
 def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
     study, _, result = shipped
     provenance = sens.read_study(SHIPPED_DATA)[3]
-    other = sens.reconstruction_sensitivity(study, provenance, seed=sens.DEFAULT_SEED + 1).table
+    other = sens.sensitivity_ranges(study, provenance, seed=sens.DEFAULT_SEED + 1).table
     sampled = result.table.filter(pl.col("coverage").str.starts_with("seeded"))
     assert sampled.height >= 9
     joined = sampled.join(other, on=["result"], suffix="_other")

@@ -59,7 +59,7 @@ EVENTS = (
     (4, "Anemia", 2, 2),
 )
 # Eight patients in ADSL, four of them without any event.
-TABLE = toxicity.adverse_event_summary(_adae(*EVENTS), _adsl(8, reduced={1, 3}, discontinued={3}))
+TABLE = toxicity.ae_summary(_adae(*EVENTS), _adsl(8, reduced={1, 3}, discontinued={3}))
 
 
 def _row(term: str) -> dict:
@@ -108,7 +108,7 @@ def test_safety_figures():
 
 
 def test_no_events_still_gives_the_summary_rows():
-    table = toxicity.adverse_event_summary(_adae(), _adsl(3))
+    table = toxicity.ae_summary(_adae(), _adsl(3))
     assert table["section"].to_list() == [toxicity.ANY_EVENT, toxicity.ACTION, toxicity.ACTION]
     figs = toxicity.recomputed_values(table)
     assert figs.filter(pl.col("quantity") == "ae.any_g34.n")["value"].item() == 0
@@ -200,7 +200,7 @@ def test_shipped_table_4_from_the_flags_is_the_worst_grade_table():
     """Table 4 counted from ADAE's flags equals each patient's worst grade taken straight from the records, as the paper prints it."""
     records = _shipped_records()
     adsl = _adsl(19)
-    table = toxicity.adverse_event_summary(derive_adae(records, studyid=SHIPPED_STUDY.studyid), adsl)
+    table = toxicity.ae_summary(derive_adae(records, studyid=SHIPPED_STUDY.studyid), adsl)
 
     def counts(worst: pl.DataFrame) -> dict[str, int]:
         groups = worst.with_columns(

@@ -60,7 +60,7 @@ CHECK_NAMES = {
 # The trace walk of README "Tracing a printed number": from the check, the asset's Lineage tab, then one
 # upstream node per click, down to the raw file.
 TRACE_WALK = ["adtte", "raw_followup"]
-CHART_ASSETS = ["waterfall_chart", "adverse_event_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "median_history_chart"]
+CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
 MIN_CHART_WIDTH_PX = 600
 PREVIEW_ASSET, PREVIEW_COLUMNS = "survival_summary", ["median", "ci_lower", "ci_upper"]
 AUDIT_ASSET = "printed_audit"
@@ -410,7 +410,7 @@ def table_floats(warehouse: Path, tables: list[str]) -> list[float]:
     return values
 
 
-ROUNDED_TABLES = ["survival_summary", "response_summary", "baseline_characteristics", "tumour_shrinkage", "adverse_event_summary"]
+ROUNDED_TABLES = ["survival_summary", "response_summary", "baseline_summary", "tumour_shrinkage", "ae_summary"]
 
 
 def assert_run_completed(run: RunReport, every_asset: set[str], log_tail: str) -> None:
@@ -543,5 +543,5 @@ def test_drawn_labels_tell_whole_cut_and_clipped_names_apart():
         {"text": "survival_landmarks", "clipped": True},
     ]
     texts = [label["text"] for label in labels]
-    assert drawn_as("adsl", texts) == "adsl" and drawn_as("raw_patient_allocations", texts) == "raw_p…_allocations"
+    assert drawn_as("adsl", texts) == "adsl" and drawn_as("raw_allocations", texts) == "raw_p…_allocations"
     assert drawn_as("raw_patients", texts) is None

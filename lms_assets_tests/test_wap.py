@@ -224,11 +224,11 @@ def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(platform
 
 
 SUMMARIES = (
-    "baseline_characteristics",
+    "baseline_summary",
     "response_summary",
     "recist_consistency",
     "tumour_shrinkage",
-    "adverse_event_summary",
+    "ae_summary",
     "survival_curves",
     "survival_summary",
     "survival_landmarks",

@@ -887,7 +887,7 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
     return rows
 
 
-def reconstruction_sensitivity(study: Study, provenance: pl.DataFrame, sample_size: int = DEFAULT_SAMPLE, seed: int = DEFAULT_SEED) -> Sensitivity:
+def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int = DEFAULT_SAMPLE, seed: int = DEFAULT_SEED) -> Sensitivity:
     """Min, max and shipped value of every result resting on reconstructed inputs, with its verdict, over every consistent reconstruction.
 
     Exact over the OS placements (results that rest only on the censoring times) and over the dose

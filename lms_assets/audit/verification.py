@@ -3,7 +3,7 @@
 ``lms_assets_tests/reference/survival_check.R`` recomputes the study's statistics from the record files with
 R's ``survival`` and ``stats`` and writes them in long form (table, data_cut, endpoint, key, time, statistic,
 value). ``long_form`` puts our warehouse tables in the same shape, ``compare`` sets each of our values beside
-R's, and ``verification_summary`` says what was reproduced. The pytest and the ``independent_verification``
+R's, and ``verification_summary`` says what was reproduced. The pytest and the ``r_verification``
 asset both call ``compare``, so they cannot disagree about what counts as agreement.
 
 Pure functions on Polars frames; running R is the caller's business.
@@ -103,9 +103,9 @@ COMPARED = (
         key="key",
         rows=pl.col("key").str.starts_with("pr_rate."),
     ),
-    Compared("baseline_characteristics", "Table 1: counts and percentages, age median and range", ("n", "pct", "value"), key="key"),
+    Compared("baseline_summary", "Table 1: counts and percentages, age median and range", ("n", "pct", "value"), key="key"),
     Compared(
-        "adverse_event_summary",
+        "ae_summary",
         "Table 4: patients per term at the worst CTCAE grade",
         ("total_n", "total_pct", "g12_n", "g12_pct", "g34_n", "g34_pct", "g5_n", "g5_pct"),
         key="key",

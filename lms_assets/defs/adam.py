@@ -115,12 +115,12 @@ def adsl(
     io_manager: ResourceParam[WarehouseTables],
     study_folder: StudyFolder,
     raw_patients: pl.DataFrame,
-    raw_patient_allocations: pl.DataFrame,
+    raw_allocations: pl.DataFrame,
     quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
-    allocations = validation.clean(raw_patient_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
+    allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
     candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid)
     results = [
         _quarantine_result(context, settings, quarantine),

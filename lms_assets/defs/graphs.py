@@ -14,8 +14,7 @@ from dagster import AssetIn, ConfigurableIOManager, Failure, InputContext, Outpu
 from lms_assets.defs.constants import CHARTS, asset_defaults
 from lms_assets.defs.metadata import chart_output
 from lms_assets.defs.resources import OutputsFolder
-from lms_assets.graphs import adverse_events, km, render, waterfall
-from lms_assets.graphs.history import history_chart
+from lms_assets.graphs import adverse_events, history, km, render, waterfall
 from lms_assets.tables.printed import published_cut
 
 CHART_IO_MANAGER = "chart_io_manager"
@@ -100,13 +99,13 @@ def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.
     description=(
         "Table 4 as a chart: one row per adverse-event term, most frequent on top, bars split by worst CTCAE grade "
         f"group and labelled n (% of all patients); at most {adverse_events.MAX_TERMS} terms, as the chart says. "
-        "PNG here; interactive HTML in outputs/charts/adverse_event_chart.html."
+        "PNG here; interactive HTML in outputs/charts/ae_chart.html."
     ),
 )
-def adverse_event_chart(outputs_folder: OutputsFolder, adverse_event_summary: pl.DataFrame, printed_values: pl.DataFrame) -> Output[render.Chart]:
+def ae_chart(outputs_folder: OutputsFolder, ae_summary: pl.DataFrame, printed_values: pl.DataFrame) -> Output[render.Chart]:
     cut = published_cut(printed_values)
-    rows, terms = adverse_events.ae_chart_data(adverse_event_summary)
-    chart = adverse_events.adverse_event_chart(rows, terms, cut)
+    rows, terms = adverse_events.ae_chart_data(ae_summary)
+    chart = adverse_events.ae_chart(rows, terms, cut)
     return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), outputs_folder.root, terms=terms)
 
 
@@ -167,11 +166,11 @@ def forest_chart(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame
         "How median PFS and OS and their 95% intervals moved from data cut to data cut (SPSS's method and the "
         "log(−log) one side by side, joined across cuts; a median not yet reached is shown as missing, not as a number), "
         "with the events and the patients still without one at each cut. The paper "
-        "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/median_history_chart.html."
+        "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/history_chart.html."
     ),
 )
-def median_history_chart(outputs_folder: OutputsFolder, median_history: pl.DataFrame) -> Output[render.Chart]:
-    chart = history_chart(median_history)
+def history_chart(outputs_folder: OutputsFolder, median_history: pl.DataFrame) -> Output[render.Chart]:
+    chart = history.history_chart(median_history)
     return chart_output(
         chart,
         "Medians across data cuts",

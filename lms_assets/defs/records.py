@@ -95,7 +95,7 @@ def _raw_asset(schema: schemas.FileSchema, absent: str | None = None):
 
 
 raw_patients = _raw_asset(schemas.PATIENTS)
-raw_patient_allocations = _raw_asset(schemas.PATIENT_ALLOCATIONS)
+raw_allocations = _raw_asset(schemas.PATIENT_ALLOCATIONS)
 raw_response = _raw_asset(schemas.RESPONSE)
 raw_adverse_events = _raw_asset(schemas.ADVERSE_EVENTS)
 raw_provenance = _raw_asset(schemas.PROVENANCE)
@@ -103,7 +103,7 @@ raw_printed_values = _raw_asset(
     schemas.REGISTRY,
     absent="A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with.",
 )
-raw_known_discrepancies = _raw_asset(
+raw_discrepancies = _raw_asset(
     schemas.KNOWN_DISCREPANCIES,
     absent=(
         "A study without the list (a synthetic or a new study) stores an empty table: no failed published-figure "
@@ -192,7 +192,7 @@ def _files_markdown(files: pl.DataFrame) -> str:
 def quarantine(
     context: AssetExecutionContext,
     raw_patients: pl.DataFrame,
-    raw_patient_allocations: pl.DataFrame,
+    raw_allocations: pl.DataFrame,
     raw_response: pl.DataFrame,
     raw_followup: pl.DataFrame,
     raw_adverse_events: pl.DataFrame,
@@ -201,7 +201,7 @@ def quarantine(
 ):
     rows = validation.quarantine_rows(
         raw_patients,
-        raw_patient_allocations,
+        raw_allocations,
         raw_response,
         raw_followup,
         raw_adverse_events,

@@ -58,10 +58,10 @@ def _spines(tables: dict[str, pl.DataFrame], study: Study) -> dict[str, pl.DataF
         return table.select("key", label.alias("label"))
 
     return {
-        "baseline_characteristics": labelled(tables["baseline_characteristics"], pl.format("{} — {}", "characteristic", "level")),
+        "baseline_summary": labelled(tables["baseline_summary"], pl.format("{} — {}", "characteristic", "level")),
         "response_summary": labelled(tables["response_summary"], pl.col("row")),
         "survival_summary": pl.DataFrame(list(study.survival_rows), schema=["key", "label"], orient="row"),
-        "adverse_event_summary": labelled(tables["adverse_event_summary"], pl.col("term")),
+        "ae_summary": labelled(tables["ae_summary"], pl.col("term")),
     }
 
 
@@ -120,16 +120,16 @@ def study_report(
     study_folder: StudyFolder,
     outputs_folder: OutputsFolder,
     adsl: pl.DataFrame,
-    baseline_characteristics: pl.DataFrame,
+    baseline_summary: pl.DataFrame,
     response_summary: pl.DataFrame,
-    adverse_event_summary: pl.DataFrame,
+    ae_summary: pl.DataFrame,
     survival_summary: pl.DataFrame,
     printed_audit: pl.DataFrame,
-    reconstruction_sensitivity: pl.DataFrame,
+    sensitivity_ranges: pl.DataFrame,
     quarantine: pl.DataFrame,
     printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
-    independent_verification: pl.DataFrame,
+    r_verification: pl.DataFrame,
     **inputs: pl.DataFrame | render.Chart,
 ) -> MaterializeResult:
     # Dagster passes every other declared input by name: the raw tables and the charts.
@@ -137,9 +137,9 @@ def study_report(
     images = [cast(render.Chart, inputs[name]) for name in CHART_NAMES]
     registry = printed_values
     tables = {
-        "baseline_characteristics": baseline_characteristics,
+        "baseline_summary": baseline_summary,
         "response_summary": response_summary,
-        "adverse_event_summary": adverse_event_summary,
+        "ae_summary": ae_summary,
         "survival_summary": survival_summary,
     }
     files = record_files(raw_tables)
@@ -164,8 +164,8 @@ def study_report(
         files=files,
         provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(schemas.PROVENANCE.column_names),
         versions=page.package_versions(),
-        verification=independent_verification,
-        sensitivity=reconstruction_sensitivity,
+        verification=r_verification,
+        sensitivity=sensitivity_ranges,
     )
     path = outputs_folder.root / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def ae_chart_data(table: pl.DataFrame, max_terms: int = MAX_TERMS) -> tuple[pl.D
     return long.sort("rank", "grade_order"), terms.height
 
 
-def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = None) -> alt.TopLevelMixin:
+def ae_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = None) -> alt.TopLevelMixin:
     """Stacked bars of patients per term by worst grade group, most frequent term on top, each labelled 'n (% of all patients)';
     the subtitle names ``data_cut``, the cut of the published analysis."""
     order = long.sort("rank")["term"].unique(maintain_order=True).to_list()
@@ -88,7 +88,7 @@ def adverse_event_chart(long: pl.DataFrame, total_terms: int, data_cut: object |
         f"Treatment-emergent adverse events; percent of all {denominator:,} patients, most frequent first.",
     ]
     if len(order) < total_terms:
-        subtitle.append(f"Showing the {len(order)} most frequent of {total_terms} terms; all are in adverse_event_summary.")
+        subtitle.append(f"Showing the {len(order)} most frequent of {total_terms} terms; all are in ae_summary.")
     return alt.layer(bars, labels).properties(
         width=480,
         height=alt.Step(22),

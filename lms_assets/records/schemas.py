@@ -81,7 +81,7 @@ PATIENTS = FileSchema(
 )
 
 PATIENT_ALLOCATIONS = FileSchema(
-    name="patient_allocations",
+    name="allocations",
     location="patient_allocations.csv",
     description="Per-patient values the paper prints only as counts, allocated consistently with those counts.",
     key=("patient_id",),
@@ -193,7 +193,7 @@ REGISTRY = FileSchema(
 PAPER_FINDINGS = ("grim_impossible", "self_inconsistent", "wrong_denominator", "cross_source_conflict", "unreachable")
 
 KNOWN_DISCREPANCIES = FileSchema(
-    name="known_discrepancies",
+    name="discrepancies",
     location="known_discrepancies.csv",
     description=(
         "Printed figures whose published-figure check is reviewed to fail: the value the summary table shows, "
@@ -269,8 +269,8 @@ OPTIONAL_COLUMNS = {
     ("printed_values", "numerator"),
     ("printed_values", "denominator"),
     ("printed_values", "data_cut"),
-    ("known_discrepancies", "finding"),
-    ("known_discrepancies", "reason"),
+    ("discrepancies", "finding"),
+    ("discrepancies", "reason"),
     ("unchecked_claims", "figure_ids"),
     ("provenance", "patient_ids"),
     ("provenance", "constraint"),

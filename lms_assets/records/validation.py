@@ -435,7 +435,7 @@ def unknown_patients(raw: pl.DataFrame, known_ids: pl.Series) -> pl.DataFrame:
 
 def quarantine_rows(
     raw_patients: pl.DataFrame,
-    raw_patient_allocations: pl.DataFrame,
+    raw_allocations: pl.DataFrame,
     raw_response: pl.DataFrame,
     raw_followup: pl.DataFrame,
     raw_adverse_events: pl.DataFrame,
@@ -451,7 +451,7 @@ def quarantine_rows(
         problems(raw_provenance, schemas.PROVENANCE),
     ]
     for raw, schema in (
-        (raw_patient_allocations, schemas.PATIENT_ALLOCATIONS),
+        (raw_allocations, schemas.PATIENT_ALLOCATIONS),
         (raw_response, schemas.RESPONSE),
         (raw_adverse_events, schemas.ADVERSE_EVENTS),
     ):

@@ -110,9 +110,9 @@ class ReportInputs:
     files: pl.DataFrame  # file, sha256, rows
     provenance: pl.DataFrame
     versions: dict[str, str]
-    # ``independent_verification`` as stored; None when the report is built without it.
+    # ``r_verification`` as stored; None when the report is built without it.
     verification: pl.DataFrame | None = None
-    sensitivity: pl.DataFrame | None = None  # reconstruction_sensitivity; None leaves the section out
+    sensitivity: pl.DataFrame | None = None  # sensitivity_ranges; None leaves the section out
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]:
@@ -677,7 +677,7 @@ def contents_html(sections: Sequence[tuple[str, str, str, Sequence[tuple[str, st
 def verification_html(table: pl.DataFrame | None) -> str:
     """The QC record of the double programming: what R reproduced, its versions, how many values agreed, every named exception."""
     if table is None:
-        return "<p><strong>Not run:</strong> the independent_verification asset was not part of this report.</p>"
+        return "<p><strong>Not run:</strong> the r_verification asset was not part of this report.</p>"
     summary = verification.verification_summary(table)
     if not summary["comparisons"]:
         return f"<p><strong>{_esc(summary['status'])}.</strong> Nothing was compared with R, so nothing here is independently verified.</p>"

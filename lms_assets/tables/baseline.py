@@ -111,7 +111,7 @@ def _sites_by_frequency(adsl: pl.DataFrame) -> list[str]:
     return counts.sort(["len", "PRIMSITE"], descending=[True, False])["PRIMSITE"].to_list()
 
 
-def baseline_characteristics(adsl: pl.DataFrame) -> pl.DataFrame:
+def baseline_summary(adsl: pl.DataFrame) -> pl.DataFrame:
     """Table 1: age median and range, then n (%) of all patients per level of sex, ECOG, site, prior therapy, dose, combination."""
     ecog_levels = [(e, str(e), str(e)) for e in sorted(set(ECOG_PRINTED_LEVELS) | set(_observed(adsl, "ECOG")))]
     site_levels = [(s, s, fig.slug(s)) for s in _sites_by_frequency(adsl)]

@@ -102,7 +102,7 @@ def action_rows(adsl: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=TABLE_SCHEMA)
 
 
-def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
+def ae_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> pl.DataFrame:
     """Table 4 of treatment-emergent events (TRTEMFL = Y): any-event row, a row per term at the worst grade (both from ADAE's flags), then dose changes."""
     emergent = adae.filter(pl.col("TRTEMFL") == "Y")
     return pl.concat([any_event_row(emergent, adsl.height), term_rows(emergent, adsl.height), action_rows(adsl)])

@@ -244,11 +244,11 @@ for (group in rownames(counts)) {
 
 total <- nrow(adsl)
 count_level <- function(key, members) {
-  emit_all("baseline_characteristics", c(n = sum(members), pct = 100 * sum(members) / total, value = NA), key = key)
+  emit_all("baseline_summary", c(n = sum(members), pct = 100 * sum(members) / total, value = NA), key = key)
 }
 count_level("patients", rep(TRUE, total))
 for (statistic in list(c("median", median), c("min", min), c("max", max))) {
-  emit_all("baseline_characteristics", c(n = NA, pct = NA, value = statistic[[2]](adsl$age)), key = paste0("age.", statistic[[1]]))
+  emit_all("baseline_summary", c(n = NA, pct = NA, value = statistic[[2]](adsl$age)), key = paste0("age.", statistic[[1]]))
 }
 count_level("sex.male", adsl$sex == "Male")
 count_level("sex.female", adsl$sex == "Female")
@@ -273,14 +273,14 @@ grade_counts <- function(worst) {
   values
 }
 worst_overall <- tapply(adverse$ctcae_grade, adverse$patient_id, max)
-emit_all("adverse_event_summary", grade_counts(worst_overall), key = "ae.any")
+emit_all("ae_summary", grade_counts(worst_overall), key = "ae.any")
 for (term in unique(adverse$term)) {
   episodes <- adverse[adverse$term == term, ]
-  emit_all("adverse_event_summary", grade_counts(tapply(episodes$ctcae_grade, episodes$patient_id, max)), key = paste0("ae.", slug(term)))
+  emit_all("ae_summary", grade_counts(tapply(episodes$ctcae_grade, episodes$patient_id, max)), key = paste0("ae.", slug(term)))
 }
 for (action in list(c("dose_reduction", "dose_reduced"), c("discontinuation", "discontinued_for_toxicity"))) {
   k <- sum(adsl[[action[2]]] == "Yes")
-  emit_all("adverse_event_summary", c(total_n = k, total_pct = 100 * k / total, g12_n = NA, g12_pct = NA,
+  emit_all("ae_summary", c(total_n = k, total_pct = 100 * k / total, g12_n = NA, g12_pct = NA,
                                       g34_n = NA, g34_pct = NA, g5_n = NA, g5_pct = NA), key = action[1])
 }
 

@@ -45,9 +45,9 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> cons
         "the row and column, when the reviewed list is malformed or names a figure that is not printed."
     ),
 )
-def printed_values(raw_printed_values: pl.DataFrame, raw_known_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
+def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
     try:
-        table = printed_values_table(raw_printed_values, raw_known_discrepancies)
+        table = printed_values_table(raw_printed_values, raw_discrepancies)
     except validation.RecordFileError as error:
         raise Failure(description=str(error)) from None
     reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
@@ -133,7 +133,7 @@ def audit_table(
     adsl: pl.DataFrame,
     survival_curves: pl.DataFrame,
     survival_summary: pl.DataFrame,
-    reconstruction_sensitivity: pl.DataFrame,
+    sensitivity_ranges: pl.DataFrame,
 ) -> pl.DataFrame:
     """Every printed figure judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
     cut = published_cut(printed_values)
@@ -161,7 +161,7 @@ def audit_table(
     for row in rows:
         row["hypotheses"] = explained.get(row["figure_id"])
     table = pl.DataFrame(rows, schema=consistency.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=consistency.AUDIT_SCHEMA)
-    return table.join(sensitivity.verdicts_by_figure(reconstruction_sensitivity, printed_values), on="figure_id", how="left")
+    return table.join(sensitivity.verdicts_by_figure(sensitivity_ranges, printed_values), on="figure_id", how="left")
 
 
 @audit_asset(
@@ -171,8 +171,8 @@ def audit_table(
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "AGE"]}),
         "survival_curves": AssetIn(),
-        "reconstruction_sensitivity": AssetIn(),
-        "independent_verification": AssetIn(),
+        "sensitivity_ranges": AssetIn(),
+        "r_verification": AssetIn(),
         **{name: AssetIn() for name in PRINTED_VALUE_SOURCES},
     },
     description=(
@@ -184,9 +184,9 @@ def audit_table(
         "inputs proves the pipeline's arithmetic, not the paper), `computed_by`, `patients`, `findings`, a one-sentence "
         "`explanation`, and `hypotheses`: the usual ways a printed number goes wrong that the numbers fit (a median that "
         f"is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure), and `sensitivity_verdict`/`sensitivity_range` from "
-        "reconstruction_sensitivity (robust, depends on the reconstruction, or fixed by the paper). Its metadata lists the "
+        "sensitivity_ranges (robust, depends on the reconstruction, or fixed by the paper). Its metadata lists the "
         "discrepancies, each with its reason, and the path of the study report, which shows every printed figure; it also "
-        f"carries the independent verification by R (independent_verification). {RULE}"
+        f"carries the independent verification by R (r_verification). {RULE}"
     ),
 )
 def printed_audit(
@@ -197,8 +197,8 @@ def printed_audit(
     adtte: pl.DataFrame,
     adsl: pl.DataFrame,
     survival_curves: pl.DataFrame,
-    reconstruction_sensitivity: pl.DataFrame,
-    independent_verification: pl.DataFrame,
+    sensitivity_ranges: pl.DataFrame,
+    r_verification: pl.DataFrame,
     **tables: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
     figures = _figures_of_all_owners(tables, published_cut(printed_values))
@@ -210,9 +210,9 @@ def printed_audit(
         adsl,
         survival_curves,
         tables["survival_summary"],
-        reconstruction_sensitivity,
+        sensitivity_ranges,
     )
-    verified = verification.verification_summary(independent_verification)
+    verified = verification.verification_summary(r_verification)
     summary = table.group_by("status", "basis").len().sort("status", "basis")
     context.log.info(" · ".join(f"{s} ({b}): {n}" for s, b, n in summary.iter_rows()))
     discrepancies = discrepancy_preview(table)
@@ -232,7 +232,7 @@ def printed_audit(
             # Each discrepancy with its reason, narrow enough for the UI's dialog; every figure is in the report.
             "discrepancies": MetadataValue.md(markdown_table(discrepancies, limit=DISCREPANCIES_SHOWN)),
             "full_list": MetadataValue.path(str((outputs_folder.root / REPORT_FILE).resolve())),
-            "independent_verification": MetadataValue.md(verified["markdown"]),
+            "r_verification": MetadataValue.md(verified["markdown"]),
             "verified_by_r": MetadataValue.text(f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"),
         },
     )

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
 QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
-    "baseline_characteristics": (
+    "baseline_summary": (
         "patients.",
         "sex.",
         "age.",
@@ -67,7 +67,7 @@ QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
     ),
     "response_summary": ("response.", "orr.", "dcr."),
     "tumour_shrinkage": ("shrinkage", "pr_rate.", "immunotherapy.", "orr_by_combination.", "dcr_by_combination."),
-    "adverse_event_summary": ("ae.", "dose_reduction.", "discontinuation.", "treatment_related_deaths."),
+    "ae_summary": ("ae.", "dose_reduction.", "discontinuation.", "treatment_related_deaths."),
     "survival_summary": ("pfs.", "os."),
     "survival_followup": ("followup.",),
     "survival_subgroups": ("subgroups.",),
@@ -78,10 +78,10 @@ RecomputedValuesFn = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 # The pure function that reads each owner's displayed cells as the values of its printed quantities (see ``tables.printed``).
 # Signature: recomputed_values(table, published_cut) -> DataFrame[quantity, value, patients].
 PRINTED_VALUE_SOURCES: dict[str, RecomputedValuesFn] = {
-    "baseline_characteristics": baseline.recomputed_values,
+    "baseline_summary": baseline.recomputed_values,
     "response_summary": response.recomputed_values,
     "tumour_shrinkage": response.shrinkage_recomputed_values,
-    "adverse_event_summary": toxicity.recomputed_values,
+    "ae_summary": toxicity.recomputed_values,
     "survival_summary": survival.recomputed_values,
     "survival_followup": survival.followup_recomputed_values,
     "survival_subgroups": survival.subgroup_recomputed_values,

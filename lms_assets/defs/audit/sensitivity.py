@@ -41,7 +41,7 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
         "Robust says nothing about patients outside the paper's constraints."
     ),
 )
-def reconstruction_sensitivity(
+def sensitivity_ranges(
     context: AssetExecutionContext,
     study_folder: StudyFolder,
     printed_values: pl.DataFrame,
@@ -61,7 +61,7 @@ def reconstruction_sensitivity(
     started = time.perf_counter()
     study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, study_of(study_folder)))
     try:
-        result = sens.reconstruction_sensitivity(study, provenance)
+        result = sens.sensitivity_ranges(study, provenance)
     except sens.NoConsistentReconstruction as error:
         # Not a failure of this step: the audit (paper_consistency) reports unreachable OS figures.
         context.log.warning(str(error))

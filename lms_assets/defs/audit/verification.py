@@ -67,7 +67,7 @@ def run_reference(study_dir: Path, rscript: str | None = None, script: Path = RE
 
 def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None = None) -> pl.DataFrame:
     """The comparison table of our ``tables`` against R on ``study_dir``, or the one-row record that R did not run."""
-    patients = tables["baseline_characteristics"].filter(pl.col("key") == "patients")["n"].sum()
+    patients = tables["baseline_summary"].filter(pl.col("key") == "patients")["n"].sum()
     if patients > MAX_PATIENTS:
         return verification.not_run(f"{patients:,} patients exceed the cross-check's {MAX_PATIENTS:,} (our Cox HRs stop there)")
     run = run_reference(study_dir, rscript)
@@ -131,7 +131,7 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
     check_specs=[
         AssetCheckSpec(
             AGREES_WITH_R,
-            asset="independent_verification",
+            asset="r_verification",
             blocking=True,
             description=(
                 "Every compared value agrees with the independent R program (ERROR, blocking, otherwise: the comparison "
@@ -140,7 +140,7 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
         )
     ],
 )
-def independent_verification(
+def r_verification(
     context: AssetExecutionContext,
     io_manager: ResourceParam[WarehouseTables],
     study_folder: StudyFolder,
@@ -151,8 +151,8 @@ def independent_verification(
     survival_subgroups: pl.DataFrame,
     response_summary: pl.DataFrame,
     tumour_shrinkage: pl.DataFrame,
-    baseline_characteristics: pl.DataFrame,
-    adverse_event_summary: pl.DataFrame,
+    baseline_summary: pl.DataFrame,
+    ae_summary: pl.DataFrame,
 ):
     tables = {
         "survival_curves": survival_curves,
@@ -162,8 +162,8 @@ def independent_verification(
         "survival_subgroups": survival_subgroups,
         "response_summary": response_summary,
         "tumour_shrinkage": tumour_shrinkage,
-        "baseline_characteristics": baseline_characteristics,
-        "adverse_event_summary": adverse_event_summary,
+        "baseline_summary": baseline_summary,
+        "ae_summary": ae_summary,
     }
     table = verify(tables, study_folder.root)
     summary = verification.verification_summary(table)

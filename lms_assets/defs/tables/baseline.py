@@ -20,6 +20,6 @@ baseline_asset = asset_defaults(group=BASELINE, kinds={"polars", "duckdb"})
         "lists the SUBJIDs counted. Every printed Table 1 and text figure is checked against these rows."
     ),
 )
-def baseline_characteristics(adsl: pl.DataFrame) -> Output[pl.DataFrame]:
-    table = baseline.baseline_characteristics(adsl)
+def baseline_summary(adsl: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = baseline.baseline_summary(adsl)
     return table_output(table, limit=40)

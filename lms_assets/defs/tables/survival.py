@@ -101,7 +101,7 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
     description=(
         "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
         "chemotherapy (none vs any), prior surgery and radiotherapy, primary site (the two most common: retroperitoneal vs "
-        "extremities; reconstructed allocation, see reconstruction_sensitivity). Per level n, events and KM median (first crossing; "
+        "extremities; reconstructed allocation, see sensitivity_ranges). Per level n, events and KM median (first crossing; "
         "`median_midpoint`/`median_ref_midpoint`: R's and SAS's plateau midpoint); log-rank p (lifelines) and Cox HR "
         "with 95% CI and Wald p (lifelines, Efron ties, run to the maximum as R's coxph; fitted up to "
         f"{survival.COX_MAX_ROWS:,} patients, null with a note when the likelihood is monotone). Rows are summed in one "

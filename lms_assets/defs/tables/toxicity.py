@@ -26,8 +26,8 @@ toxicity_asset = asset_defaults(group=TOXICITY, kinds={"polars", "duckdb"})
         "below, dose reductions and discontinuations for adverse reactions from ADSL. `patients*` list the SUBJIDs."
     ),
 )
-def adverse_event_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
-    table = toxicity.adverse_event_summary(adae, adsl)
+def ae_summary(adae: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = toxicity.ae_summary(adae, adsl)
     shown = table.drop("key", "denominator", "patients_g12", "patients_g34", "patients_g5")
     if not table["g5_n"].fill_null(0).sum():
         shown = shown.drop("g5_n", "g5_pct")
