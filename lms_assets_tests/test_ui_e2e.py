@@ -543,5 +543,5 @@ def test_drawn_labels_tell_whole_cut_and_clipped_names_apart():
         {"text": "survival_landmarks", "clipped": True},
     ]
     texts = [label["text"] for label in labels]
-    assert drawn_as("adsl", texts) == "adsl" and drawn_as("raw_allocations", texts) == "raw_p…_allocations"
+    assert drawn_as("adsl", texts) == "adsl" and drawn_as("raw_patient_allocations", texts) == "raw_p…_allocations"
     assert drawn_as("raw_patients", texts) is None
