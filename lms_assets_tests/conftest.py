@@ -43,9 +43,8 @@ def defs_for(paths: dict[str, Path]):
     return build_defs(study_dir=paths["data"], warehouse=paths["warehouse"], outputs=paths["outputs"])
 
 
-def run_assets(*names: str, paths: dict[str, Path]):
-    """Materialize ``names``, everything upstream of them and of their checks' inputs, in-process, on ``paths``
-    (a ``platform_env`` dict).
+def runnable_selection(defs, *names: str) -> list:
+    """The asset keys of ``names``, everything upstream of them and of their checks' inputs.
 
     Separate checks that read other tables (``adsl_patients_complete`` reads ADRS and ADTTE) need those tables
     too, as the full-graph run in the UI would have them. The summaries' published-figure checks run in their
@@ -53,17 +52,21 @@ def run_assets(*names: str, paths: dict[str, Path]):
     """
     from dagster import AssetSelection
 
-    defs = defs_for(paths)
     graph = defs.resolve_asset_graph()
     selected = set(AssetSelection.assets(*names).upstream().resolve(graph))
     while True:
         check_inputs = {parent for check in graph.asset_check_keys if check.asset_key in selected for parent in graph.get(check).parent_entity_keys}
         grown = selected | set(AssetSelection.assets(*check_inputs).upstream().resolve(graph))
         if grown == selected:
-            break
+            return sorted(selected)
         selected = grown
+
+
+def run_assets(*names: str, paths: dict[str, Path]):
+    """Materialize ``runnable_selection(names)`` in-process, on ``paths`` (a ``platform_env`` dict)."""
+    defs = defs_for(paths)
     job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(asset_selection=list(selected), raise_on_error=False)
+    return job.execute_in_process(asset_selection=runnable_selection(defs, *names), raise_on_error=False)
 
 
 def allow_exclusion(study: Path) -> None:
