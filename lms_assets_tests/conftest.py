@@ -159,7 +159,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]):
     otherwise in collection order: the long tests start early on both workers and the short ones fill in around
     them, instead of one long test finishing alone at the end. Pytest's grouping of parametrized module-scoped
     set-ups varies from run to run under xdist (it interleaved test_r_crosscheck's studies, materializing some of
-    them two or three times), so the sort also keeps the items of one such set-up together, where the first of
+    them twice), so the sort also keeps the items of one such set-up together, where the first of
     them stood."""
     for item in items:
         if "shipped_run" in getattr(item, "fixturenames", ()):
