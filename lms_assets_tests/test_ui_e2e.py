@@ -35,9 +35,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-# Ceilings of the progress-tied waits (DagsterGraphQL): each returns as soon as it sees what it waits for, so
-# they cost nothing when all is well and only have to be out of reach of a busy 2-core machine.
-SERVER_START_TIMEOUT = 300
+# Ceilings of the waits (DagsterGraphQL): each returns as soon as it sees what it waits for, so they cost nothing
+# when all is well and only have to be out of reach of a busy 2-core machine.
+SERVER_START_TIMEOUT = 300  # the webserver answering GraphQL; fails at once if `dagster dev` exits
 RUN_TIMEOUT = 240  # a run in which no step moved along for this long (DagsterGraphQL.wait_for_run)
 PAGE_TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1600, "height": 1100}
