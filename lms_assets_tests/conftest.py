@@ -43,9 +43,8 @@ def defs_for(paths: dict[str, Path]):
     return build_defs(study_dir=paths["data"], warehouse=paths["warehouse"], outputs=paths["outputs"])
 
 
-def run_assets(*names: str, paths: dict[str, Path]):
-    """Materialize ``names``, everything upstream of them and of their checks' inputs, in-process, on ``paths``
-    (a ``platform_env`` dict).
+def runnable_selection(defs, *names: str) -> list:
+    """The asset keys of ``names``, everything upstream of them and of their checks' inputs.
 
     Separate checks that read other tables (``adsl_patients_complete`` reads ADRS and ADTTE) need those tables
     too, as the full-graph run in the UI would have them. The summaries' published-figure checks run in their
@@ -53,17 +52,21 @@ def run_assets(*names: str, paths: dict[str, Path]):
     """
     from dagster import AssetSelection
 
-    defs = defs_for(paths)
     graph = defs.resolve_asset_graph()
     selected = set(AssetSelection.assets(*names).upstream().resolve(graph))
     while True:
         check_inputs = {parent for check in graph.asset_check_keys if check.asset_key in selected for parent in graph.get(check).parent_entity_keys}
         grown = selected | set(AssetSelection.assets(*check_inputs).upstream().resolve(graph))
         if grown == selected:
-            break
+            return sorted(selected)
         selected = grown
+
+
+def run_assets(*names: str, paths: dict[str, Path]):
+    """Materialize ``runnable_selection(names)`` in-process, on ``paths`` (a ``platform_env`` dict)."""
+    defs = defs_for(paths)
     job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(asset_selection=list(selected), raise_on_error=False)
+    return job.execute_in_process(asset_selection=runnable_selection(defs, *names), raise_on_error=False)
 
 
 def allow_exclusion(study: Path) -> None:
@@ -123,14 +126,48 @@ def shipped_run(tmp_path_factory) -> dict:
     return {"result": materialize_everything(paths), **paths}
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects and before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The longest slow tests, 1.5-3 minutes each on a loaded 2-core machine (dagster dev and Chromium; webserver, daemon
+# and PostgreSQL; the benchmark's three CLI runs), start first and in this order, so neither worker is left
+# finishing one of them alone while the other is idle. A whole module is named where its tests share a set-up.
+LONGEST_FIRST = ("test_ui_e2e.py::", "test_deployment.py::", "test_synthetic.py::test_benchmark_smoke_run")
+
+
+def _longest_first(item: pytest.Item) -> int:
+    return next((rank for rank, name in enumerate(LONGEST_FIRST) if name in item.nodeid), len(LONGEST_FIRST))
+
+
+def _shared_setup(item: pytest.Item) -> tuple:
+    """The module and the values of the item's parametrized module-scoped fixtures (``verified``'s study in
+    test_r_crosscheck): items with the same key share one set-up of those fixtures when they run one after another."""
+    callspec = getattr(item, "callspec", None)
+    definitions = item._fixtureinfo.name2fixturedefs if callspec else {}  # pytest keeps the fixture definitions there
+    shared = (
+        tuple(sorted((name, index) for name, index in callspec.indices.items() if definitions.get(name) and definitions[name][-1].scope == "module"))
+        if callspec
+        else ()
+    )
+    return (item.path, shared)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]):
     """Whole-graph tests are slow, and the readers of ``shipped_run`` share one xdist worker (--dist loadgroup), so
-    the session materializes the shipped study once rather than once per worker. Slow tests then go first (a
-    stable sort, otherwise in file order): the long tests start early on both workers and the short ones fill
-    in around them, instead of one long test finishing alone at the end."""
+    the session materializes the shipped study once rather than once per worker. Marks are added before every
+    other implementation runs (before `-m` deselects and before xdist reads the groups).
+
+    Then, after pytest's own reordering, slow tests go first, the longest of them (``LONGEST_FIRST``) at the head,
+    otherwise in collection order: the long tests start early on both workers and the short ones fill in around
+    them, instead of one long test finishing alone at the end. Pytest's grouping of parametrized module-scoped
+    set-ups varies from run to run under xdist (it interleaved test_r_crosscheck's studies, materializing some of
+    them twice), so the sort also keeps the items of one such set-up together, where the first of
+    them stood."""
     for item in items:
         if "shipped_run" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.xdist_group(SHIPPED_RUN_GROUP))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    result = yield
+    first_seen: dict[tuple, int] = {}
+    for position, item in enumerate(items):
+        first_seen.setdefault(_shared_setup(item), position)
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, _longest_first(item), first_seen[_shared_setup(item)]))
+    return result

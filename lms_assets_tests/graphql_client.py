@@ -17,30 +17,6 @@ TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 # What a busy or still-starting server may answer with; polling tries again until its deadline.
 TRANSIENT_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError)
 
-REPOSITORIES_QUERY = """
-query Repositories {
-  repositoriesOrError {
-    __typename
-    ... on RepositoryConnection { nodes { name location { name } jobs { name } } }
-    ... on PythonError { message }
-  }
-}
-"""
-
-LAUNCH_MUTATION = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message stack }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on UnauthorizedError { message }
-    ... on PipelineNotFoundError { message }
-  }
-}
-"""
-
 RUN_STATUS_QUERY = """
 query RunStatus($runId: ID!) {
   runOrError(runId: $runId) {
@@ -206,28 +182,6 @@ class DagsterGraphQL:
                 time.sleep(0.5)
         raise TimeoutError(f"no GraphQL answer from {self.base_url} within {timeout:.0f} s (last error: {last_error})")
 
-    def job_location(self, job_name: str) -> tuple[str, str]:
-        """The (code location, repository) that defines ``job_name``."""
-        result = self.execute(REPOSITORIES_QUERY)["repositoriesOrError"]
-        if result["__typename"] != "RepositoryConnection":
-            raise GraphQLError(f"cannot list repositories: {result}")
-        holders = [(r["location"]["name"], r["name"]) for r in result["nodes"] if job_name in {j["name"] for j in r["jobs"]}]
-        if len(holders) != 1:
-            raise GraphQLError(f"job {job_name!r} is defined in {len(holders)} repositories: {holders}")
-        return holders[0]
-
-    def launch_job(self, job_name: str) -> str:
-        """Launch a run of a named job with its default config; returns the run id."""
-        location, repository = self.job_location(job_name)
-        params = {
-            "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job_name},
-            "mode": "default",
-        }
-        result = self.execute(LAUNCH_MUTATION, {"params": params})["launchRun"]
-        if result["__typename"] != "LaunchRunSuccess":
-            raise GraphQLError(f"launching {job_name} failed: {json.dumps(result, indent=2)}")
-        return result["run"]["runId"]
-
     def asset_keys(self) -> set[str]:
         """Every asset the deployment defines, as ``a/b`` key strings."""
         return {"/".join(n["assetKey"]["path"]) for n in self.execute(ASSET_KEYS_QUERY)["assetNodes"]}
@@ -270,16 +224,20 @@ class DagsterGraphQL:
         UI is compared with the test's run."""
         self._wait(lambda: not self.progress(), timeout, poll, "the instance's runs")
 
-    def wait_for_job_run(self, job_name: str, timeout: float, poll: float = 1.0) -> None:
-        """Poll until a run of ``job_name`` (one a sensor launches, say) has finished, with ``wait_for_run``'s deadline."""
+    def wait_for_job_run(self, job_name: str, timeout: float, poll: float = 1.0) -> str:
+        """Poll until a run of ``job_name`` (one a sensor launches, say) has finished, with ``wait_for_run``'s
+        deadline; returns that run's id."""
+        found: list[str] = []
 
         def finished() -> bool:
             result = self.execute(RUNS_OF_JOB_QUERY, {"job": job_name})["runsOrError"]
             if result["__typename"] != "Runs":
                 raise GraphQLError(f"cannot list runs of {job_name}: {result}")
-            return any(r["status"] in TERMINAL_STATUSES for r in result["results"])
+            found[:] = [r["runId"] for r in result["results"] if r["status"] in TERMINAL_STATUSES]
+            return bool(found)
 
         self._wait(finished, timeout, poll, f"a run of {job_name}")
+        return found[0]
 
     def _wait(self, done, timeout: float, poll: float, what: str) -> None:
         deadline = time.monotonic() + timeout

@@ -40,6 +40,8 @@ query Runs($tags: [ExecutionTag!]) {
 """
 HEARTBEATS_QUERY = "{ instance { daemonHealth { allDaemonStatuses { daemonType lastHeartbeatTime } } } }"
 NEW_CUT = "2022-03-31.csv"
+# One xdist worker for the module, so its tests share one PostgreSQL cluster and start together, first (conftest).
+pytestmark = pytest.mark.xdist_group("postgres")
 
 
 def postgres_bindir() -> Path | None:
