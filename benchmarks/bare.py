@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         adsl = compute(
             db,
             "adsl",
-            lambda: derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("patient_allocations", schemas.PATIENT_ALLOCATIONS), studyid=studyid),
+            lambda: derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("allocations", schemas.PATIENT_ALLOCATIONS), studyid=studyid),
         )
         adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE), studyid=studyid))
         adtte = compute(

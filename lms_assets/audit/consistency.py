@@ -567,7 +567,7 @@ def _candidate_denominators(cohort_n: int) -> range:
 def sample_means(adsl: pl.DataFrame, adtte: pl.DataFrame, cut) -> dict[str, float]:
     """The mean of the values behind each printed median: age, and the observed PFS, OS and follow-up times at the cut."""
     means: dict[str, float | None] = {"age.median": cast(float | None, adsl["AGE"].drop_nulls().mean())} if "AGE" in adsl.columns else {}
-    at_cut = adtte.filter(pl.col("DATACUT") == cut)
+    at_cut = adtte.filter(pl.col("DATACUT") == pl.lit(cut, dtype=pl.Date))
     for quantity, endpoint in (("pfs.median", "PFS"), ("os.median", "OS"), ("followup.median", "OS")):
         times = at_cut.filter(pl.col("PARAMCD") == endpoint)["AVAL"]
         if times.len():
@@ -584,7 +584,7 @@ def ci_alternatives(curves: pl.DataFrame, summary: pl.DataFrame, cut) -> dict[st
     """Per endpoint, the median's CI by other standard methods: SPSS at 90% and 99%, Brookmeyer–Crowley on plain, log and log-log bands."""
     found: dict[str, list[tuple[str, float | None, float | None]]] = {}
     z90, z99 = 1.6448536269514722, 2.5758293035489004
-    for row in summary.filter((pl.col("data_cut") == cut) & (pl.col("method") == "spss")).iter_rows(named=True):
+    for row in summary.filter((pl.col("data_cut") == pl.lit(cut, dtype=pl.Date)) & (pl.col("method") == "spss")).iter_rows(named=True):
         endpoint, median, se = row["endpoint"].lower(), row["median"], row["se"]
         options = []
         if median is not None and se is not None:
