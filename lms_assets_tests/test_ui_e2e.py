@@ -246,9 +246,17 @@ def metadata_dialog(page, label: str):
     """Open the "[Show Markdown]" pop-up of the metadata entry ``label`` on the asset page shown; returns the dialog."""
     row = page.locator("tr", has=page.get_by_text(label, exact=True)).filter(has=page.get_by_text("[Show Markdown]"))
     poll(lambda: row.count() > 0, f"metadata entry {label!r} on {page.url}", page=page)
-    row.first.get_by_text("[Show Markdown]").click()
     dialog = page.get_by_role("dialog")
-    dialog.wait_for()
+
+    # The asset page re-renders its metadata when the live data arrives, and a click that lands in between opens
+    # nothing (seen once in CI): click again, only while no pop-up is open, until one is.
+    def opened() -> bool:
+        if not dialog.count():
+            row.first.get_by_text("[Show Markdown]").click()
+            page.wait_for_timeout(500)
+        return dialog.count() > 0 and dialog.first.is_visible()
+
+    poll(opened, f"the pop-up of metadata entry {label!r} on {page.url}", page=page)
     return dialog
 
 
