@@ -464,7 +464,8 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
     at = f"recomputed at {cut_words([cut])}"
     # Compact: one heading row per printing section instead of the section on every row, the verdict as its mark
     # (the legend at the top says what each means), the reasons and hypotheses on a full-width line under their row.
-    not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
+    # The columns both tables of figures lead with.
+    figure = (
         "printed in",
         "figure_id",
         "published",
@@ -472,6 +473,9 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         pl.col("symbol").alias("mark"),
         pl.col("check_outcome").alias("check"),
         "basis, sensitivity",
+    )
+    not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
+        *figure,
         "verdict",
         "explanation",
         "hypotheses",
@@ -480,13 +484,7 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
     # Every figure in one table that fits the page, folded: the reasons of those not reproduced are in the table
     # above it, the sensitivity ranges in "What the paper's data permits".
     shown = marked.select(
-        "printed in",
-        "figure_id",
-        "published",
-        "shown",
-        pl.col("symbol").alias("mark"),
-        pl.col("check_outcome").alias("check"),
-        "basis, sensitivity",
+        *figure,
         "computed_by",
         "patients",
         "css",
