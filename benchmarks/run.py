@@ -418,13 +418,19 @@ def _ratio(a: Measurement, b: Measurement) -> str:
     return f"{a.wall_s / b.wall_s:.2f}× ({a.cpu_s / b.cpu_s:.2f}× CPU)" if a.ok and b.ok else "n/a"
 
 
+def selection(row: dict) -> str | None:
+    """The graph run's ``--select`` when it was not the whole graph (rows of older runs have none)."""
+    chosen = row.get("select", "*")
+    return None if chosen == "*" else chosen
+
+
 def targets(row: dict) -> list[str]:
     """Which of issue 8's targets this study's figures meet or miss, and by how much."""
     graph, trivial, bare = (Measurement(**row[k]) for k in ("graph", "trivial", "bare"))
     verdicts = []
     if not graph.ok:
         return [f"{row['study']}: the full graph FAILED (exit {graph.returncode}); see {graph.log}"]
-    if row.get("select", "*") != "*":
+    if selection(row):
         return [f"{row['study']}: not judged, the graph run was the selection {row['select']!r}; the targets are for the whole graph"]
     if row["study"] == "shipped":
         verdicts.append(_verdict("shipped: graph ≤ 2 × trivial", graph.wall_s, SHIPPED_MAX_RATIO_TO_TRIVIAL * trivial.wall_s, "s"))
@@ -457,9 +463,9 @@ def summary_table(rows: list[dict]) -> str:
         g, t, b = (Measurement(**row[k]) for k in ("graph", "trivial", "bare"))
         run_s = f"{g.run_s:.2f}" if g.run_s is not None else "n/a"
         status = "" if g.ok else " (FAILED)"
-        selection = "" if row.get("select", "*") == "*" else f" (--select {row['select']})"
+        selected = f" (--select {selection(row)})" if selection(row) else ""
         lines.append(
-            f"| {row['study']}{selection}{status} | {row['patients']:,} | {g.wall_s:.2f} | {g.cpu_s:.1f} | {run_s} | {_mb(g.tree_rss_bytes)} | "
+            f"| {row['study']}{selected}{status} | {row['patients']:,} | {g.wall_s:.2f} | {g.cpu_s:.1f} | {run_s} | {_mb(g.tree_rss_bytes)} | "
             f"{t.wall_s:.2f} | {t.cpu_s:.1f} | {_mb(t.tree_rss_bytes)} | {b.wall_s:.2f} | {b.cpu_s:.1f} | {_mb(b.tree_rss_bytes)} | "
             f"{_ratio(g, t)} | {_ratio(g, b)} |"
         )
