@@ -24,6 +24,10 @@ GOOD_ENV = {
 }
 
 
+# The instance's three storages, each a pooled dagster-postgres storage (lms_assets/pg_storage.py).
+POOLED_STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
+
+
 def launcher(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "lms_assets.deploy", *args],
@@ -163,14 +167,16 @@ def test_warehouse_backup_waits_for_a_writer_and_then_copies_every_table(tmp_pat
 
 def test_instance_config_takes_every_connection_setting_from_the_environment():
     instance = yaml.safe_load(deploy.INSTANCE_CONFIG.read_text())
-    db = instance["storage"]["postgres"]["postgres_db"]
-    assert {key: value for key, value in db.items() if key != "scheme"} == {
-        "username": {"env": "LMS_PG_USER"},
-        "password": {"env": "LMS_PG_PASSWORD"},
-        "hostname": {"env": "LMS_PG_HOST"},
-        "db_name": {"env": "LMS_PG_DB"},
-        "port": {"env": "LMS_PG_PORT"},
-    }
+    for storage in POOLED_STORAGES:
+        assert instance[storage]["module"] == "lms_assets.pg_storage"
+        db = instance[storage]["config"]["postgres_db"]
+        assert {key: value for key, value in db.items() if key != "scheme"} == {
+            "username": {"env": "LMS_PG_USER"},
+            "password": {"env": "LMS_PG_PASSWORD"},
+            "hostname": {"env": "LMS_PG_HOST"},
+            "db_name": {"env": "LMS_PG_DB"},
+            "port": {"env": "LMS_PG_PORT"},
+        }
     assert instance["concurrency"]["pools"]["default_limit"] == 1
     assert instance["run_monitoring"]["enabled"] is True
     assert instance["telemetry"]["enabled"] is False
@@ -180,20 +186,25 @@ def test_instance_config_is_valid_for_dagster_and_builds_a_psycopg2_url(tmp_path
     from dagster._config import process_config, resolve_to_config_type
     from dagster._core.instance.config import dagster_instance_config
     from dagster._core.instance.ref import InstanceRef
-    from dagster_postgres import DagsterPostgresStorage
     from dagster_postgres.utils import pg_url_from_config
+
+    from lms_assets import pg_storage
 
     for name, value in GOOD_ENV.items():
         monkeypatch.setenv(name, value)
     deploy.install_instance_config(tmp_path)
     config, _ = dagster_instance_config(str(tmp_path))  # raises on anything the instance schema rejects
-    storage = process_config(resolve_to_config_type(DagsterPostgresStorage.config_type()), config["storage"]["postgres"])
-    assert storage.success, storage.errors
-    url = pg_url_from_config(storage.value)
-    # SQLAlchemy 2.1 would read a bare postgresql:// as psycopg 3, which dagster-postgres does not install.
-    assert url == "postgresql+psycopg2://lms:not-a-real-password@127.0.0.1:5432/dagster"
+    ref = InstanceRef.from_dir(str(tmp_path))
+    for storage, data in zip(POOLED_STORAGES, (ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data)):
+        cls = getattr(pg_storage, config[storage]["class"])
+        processed = process_config(resolve_to_config_type(cls.config_type()), config[storage]["config"])
+        assert processed.success, processed.errors
+        # SQLAlchemy 2.1 would read a bare postgresql:// as psycopg 3, which dagster-postgres does not install.
+        assert pg_url_from_config(processed.value) == "postgresql+psycopg2://lms:not-a-real-password@127.0.0.1:5432/dagster"
+        # What the instance hands the run workers it launches: the pooled classes, not dagster-postgres's own.
+        assert (data.module_name, data.class_name) == ("lms_assets.pg_storage", cls.__name__)
     # The daemon dequeues every run, so the pool and the run queue apply to UI, sensor and schedule runs alike.
-    assert type(InstanceRef.from_dir(str(tmp_path)).run_coordinator).__name__ == "QueuedRunCoordinator"
+    assert type(ref.run_coordinator).__name__ == "QueuedRunCoordinator"
 
 
 def test_instance_config_is_rewritten_only_when_it_differs(tmp_path, caplog):
