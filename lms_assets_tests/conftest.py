@@ -126,6 +126,15 @@ def shipped_run(tmp_path_factory) -> dict:
     return {"result": materialize_everything(paths), **paths}
 
 
+def start_from_shipped_run(shipped_run: dict, paths: dict[str, Path]) -> None:
+    """Give ``paths`` (a ``platform_env`` on a fresh copy of the shipped study) the warehouse and outputs folder the
+    session's ``shipped_run`` left: the published state a test needs before it changes something, without a
+    whole-graph run of its own. Each run has its own ephemeral instance either way. The stored charts still name
+    the interactive HTML files in ``shipped_run``'s outputs folder (render.Chart.html)."""
+    copy_warehouse(shipped_run["warehouse"], paths["warehouse"])
+    shutil.copytree(shipped_run["outputs"], paths["outputs"])
+
+
 # The longest slow tests, 1.5-3 minutes each on a loaded 2-core machine (dagster dev and Chromium; webserver, daemon
 # and PostgreSQL; the benchmark's three CLI runs), start first and in this order, so neither worker is left
 # finishing one of them alone while the other is idle. A whole module is named where its tests share a set-up.

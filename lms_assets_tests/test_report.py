@@ -19,7 +19,7 @@ from lms_assets.records.validation import RecordFileError
 from lms_assets.report import page
 from lms_assets.tables.printed import figures_frame
 from lms_assets.tables.printed import format_value as fig_format
-from lms_assets_tests.conftest import defs_for
+from lms_assets_tests.conftest import defs_for, start_from_shipped_run
 
 REGISTRY_SCHEMA = {
     "figure_id": pl.String,
@@ -358,8 +358,8 @@ def _materialized(result) -> set[str]:
     return {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
 
 
-def test_real_study_report_is_written_where_its_metadata_links(platform_env):
-    result = _run_everything(platform_env)
+def test_real_study_report_is_written_where_its_metadata_links(shipped_run, platform_env):
+    result, outputs, study = shipped_run["result"], shipped_run["outputs"], shipped_run["data"]
     failed_errors = [
         (e.asset_key.to_user_string(), e.check_name)
         for e in result.get_asset_check_evaluations()
@@ -368,7 +368,7 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     # The paper's own contradictions fail as WARN; an ERROR would be a regression and rightly stop the report.
     assert not failed_errors and "study_report" in _materialized(result), failed_errors
 
-    written = platform_env["outputs"] / REPORT_FILE
+    written = outputs / REPORT_FILE
     event = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("study_report"))
     metadata = event.materialization.metadata
     assert metadata["report"].value == str(written.resolve())
@@ -383,7 +383,7 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
         shown = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(chart))
         in_ui = re.search(r"base64,([A-Za-z0-9+/=]+)\)", shown.materialization.metadata["chart"].value)[1]
         assert next(iter(shown.materialization.metadata)) == "chart"
-        assert base64.b64decode(in_ui) == image == (platform_env["outputs"] / "charts" / f"{chart}.png").read_bytes()
+        assert base64.b64decode(in_ui) == image == (outputs / "charts" / f"{chart}.png").read_bytes()
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
     age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)
@@ -396,15 +396,18 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", html) or "not run: Rscript not found" in html
 
     for name in ("patients.csv", "response.csv", "adverse_events.csv", "provenance.csv", "printed_values.csv"):
-        assert hashlib.sha256((platform_env["data"] / name).read_bytes()).hexdigest() in html
-    assert hashlib.sha256((platform_env["data"] / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
+        assert hashlib.sha256((study / name).read_bytes()).hexdigest() in html
+    assert hashlib.sha256((study / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
     assert f"<td>dagster</td><td>{dagster.__version__}</td>" in html
     # No printed value agreeing at the printed precision is marked ≠: each ≠ is a recomputed value that differs.
     for recomputed, printed in re.findall(r'<td class="num">([^<]*)</td><td class="num printed status-discrepancy"[^>]*>([^ <]+) ≠', html):
         assert recomputed == "—" or round(float(recomputed), 6) != float(printed), (recomputed, printed)
 
-    # Built from its inputs: rebuilt alone, on a fresh instance whose event log has never seen a chart or a raw file.
+    # Built from its inputs: rebuilt alone, on a copy of that run's warehouse and outputs and a fresh instance whose
+    # event log has never seen a chart or a raw file.
     assert not re.search(r"\.instance\b|get_latest_materialization|event_log", inspect.getsource(report_defs))
+    start_from_shipped_run(shipped_run, platform_env)
+    written = platform_env["outputs"] / REPORT_FILE
     written.unlink()
     alone = (
         defs_for(platform_env)
@@ -417,6 +420,7 @@ def test_real_study_report_is_written_where_its_metadata_links(platform_env):
     assert hashlib.sha256((platform_env["data"] / "patients.csv").read_bytes()).hexdigest() in rebuilt
 
 
+@pytest.mark.slow
 def test_failed_error_check_upstream_stops_the_report(platform_env):
     cut = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
     # A later cut that undoes patient 3's death: `followup_cuts_consistent` (blocking, ERROR) fails on adtte.

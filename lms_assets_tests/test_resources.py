@@ -9,11 +9,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import AssetSelection
 
 from lms_assets.defs.resources import LOCATIONS, OutputsFolder, StudyFolder, locations
 from lms_assets.records.study import ReportTable, Study, load_study
 from lms_assets.records.validation import RecordFileError
-from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets
+from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets, start_from_shipped_run
 
 PACKAGE = REPO / "lms_assets"
 # Entry points, not asset code: the definitions read the three locations once at load; the deployment and
@@ -70,18 +71,27 @@ def test_definitions_carry_the_locations_they_are_built_with(tmp_path: Path):
     assert resources["io_manager"].database == str(tmp_path / "w" / "lms.duckdb")
 
 
-@pytest.mark.slow
-def test_definitions_built_with_explicit_locations_read_and_write_only_there(platform_env, tmp_path: Path):
+def test_definitions_built_with_explicit_locations_read_and_write_only_there(shipped_run, platform_env, tmp_path: Path):
     """The report reads the study copy (its title, from study.toml), stores in the given warehouse and writes under the
-    given outputs folder; the default locations relative to the working directory are not touched."""
+    given outputs folder; the default locations relative to the working directory are not touched. It starts from
+    the published state of the session's shipped run, less the tables and files this run must write again."""
+    start_from_shipped_run(shipped_run, platform_env)
+    with duckdb.connect(str(platform_env["warehouse"])) as con:
+        con.execute("DROP TABLE adsl")
+    for written in ("report/study_report.html", "charts/history_chart.html"):
+        (platform_env["outputs"] / written).unlink()
     study = platform_env["data"]
     (study / "study.toml").write_text((study / "study.toml").read_text().replace('title = "Anlotinib', 'title = "Copied study: Anlotinib'))
+    defs = defs_for(platform_env)
+    selection = AssetSelection.assets("adsl").upstream() | AssetSelection.assets("study_report", "history_chart")
     # Run from an empty folder: anything written to the defaults (data/, outputs/) would appear here.
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(elsewhere)
-        result = run_assets("study_report", "history_chart", paths=platform_env)
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=list(selection.resolve(defs.resolve_asset_graph())), raise_on_error=False
+        )
     assert result.success
     assert not list(elsewhere.iterdir())
     report = (platform_env["outputs"] / "report" / "study_report.html").read_text()

@@ -25,7 +25,7 @@ from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets.records.study import load_study
 from lms_assets.tables import response
-from lms_assets_tests.conftest import SHIPPED_DATA, run_assets
+from lms_assets_tests.conftest import SHIPPED_DATA, run_assets, start_from_shipped_run
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
 # --- the gate on its own -----------------------------------------------------------------------
@@ -118,9 +118,9 @@ def _run(instance: DagsterInstance, selection: AssetSelection, paths: dict[str, 
 
 
 @pytest.mark.slow
-def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(platform_env):
+def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(shipped_run, platform_env):
+    start_from_shipped_run(shipped_run, platform_env)
     with DagsterInstance.ephemeral() as instance:
-        assert _run(instance, AssetSelection.all(), platform_env).success
         good = table_digests(platform_env["warehouse"])["adtte"]
         cut = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
         # Patient 3's death is undone in a later export: OS would show 11 deaths instead of 12.
@@ -176,9 +176,9 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
 
 
 @pytest.mark.slow
-def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(platform_env, monkeypatch):
+def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(shipped_run, platform_env, monkeypatch):
+    start_from_shipped_run(shipped_run, platform_env)
     with DagsterInstance.ephemeral() as instance:
-        assert _run(instance, AssetSelection.assets("study_report").upstream(), platform_env).success
         good = table_digests(platform_env["warehouse"])
         good_table = _table(platform_env["warehouse"], "response_summary")
         report = (platform_env["outputs"] / "report" / "study_report.html").read_bytes()
