@@ -17,8 +17,10 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
+import polars as pl
 import pytest
 from dagster import DagsterInstance
 from dagster._core.events import EngineEventData
@@ -112,6 +114,40 @@ def test_every_step_that_opens_the_warehouse_is_in_the_duckdb_pool():
         if (loads or stores) and node.pool != DUCKDB_POOL:
             outside.add(node.name)
     assert not outside, f"steps that open the warehouse outside the {DUCKDB_POOL} pool: {', '.join(sorted(outside))}"
+
+
+# --- one connection per step ------------------------------------------------------------------
+
+OPEN_FOR_WRITING = "import sys, duckdb; duckdb.connect(sys.argv[1]).close()"
+
+
+def another_process_can_write(database: Path) -> bool:
+    return subprocess.run([sys.executable, "-c", OPEN_FOR_WRITING, str(database)], capture_output=True, timeout=120).returncode == 0
+
+
+def test_the_executor_closes_the_warehouse_before_it_hands_on_the_end_of_a_step(tmp_path: Path):
+    """A step's reads and writes share one connection; the run executor closes it when the step ends, before
+    Dagster frees the step's pool slot for another run (which happens once the event has been handed on)."""
+    from lms_assets.defs.executor import PoolWatchingExecutor
+    from lms_assets.defs.resources import WarehouseIOManager
+
+    database = tmp_path / "lms.duckdb"
+    seen: list[tuple[str, bool]] = []
+
+    class OneStep:
+        """Dagster's in-process executor, reduced to one step that writes and reads the warehouse."""
+
+        def execute(self, plan_context, execution_plan):
+            with WarehouseIOManager(database=str(database), schema="main").yield_for_execution(None) as tables:
+                tables.stage("scores", pl.DataFrame({"score": [1, 2]}))
+                assert tables.published_values("scores", "score") is None  # staged, not published
+                yield SimpleNamespace(name="STEP_OUTPUT", is_step_success=False, is_step_failure=False, is_step_up_for_retry=False)
+                yield SimpleNamespace(name="STEP_SUCCESS", is_step_success=True, is_step_failure=False, is_step_up_for_retry=False)
+
+    context = SimpleNamespace(instance=None, run_id="run", log=None)
+    for event in PoolWatchingExecutor(OneStep()).execute(context, None):
+        seen.append((event.name, another_process_can_write(database)))
+    assert seen == [("STEP_OUTPUT", False), ("STEP_SUCCESS", True)]
 
 
 # --- two runs at once --------------------------------------------------------------------------

@@ -8,6 +8,9 @@ steps queued for the pool, a watcher thread
 - names a live holder once, and a holder it cannot check together with the one command that frees it;
 - on SIGINT or SIGTERM, marks this run canceled, frees its claims and ends the process. No step is running
   then (the step would have taken the signal), so no table is being written.
+
+It also closes the warehouse as each step ends (``resources.release_warehouse``): a step keeps one connection for
+all its reads and writes, and another run's step may open the file as soon as this one's slot is free.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dagster._utils.interrupts import check_captured_interrupt
 
 from lms_assets import recovery
 from lms_assets.defs.constants import DUCKDB_POOL
+from lms_assets.defs.resources import release_warehouse
 
 POLL_SECONDS = 2.0
 INTERRUPTED_EXIT_CODE = 130
@@ -108,7 +112,11 @@ class PoolWatchingExecutor(Executor):
         watch = _PoolWatch(plan_context)
         watch.start()
         try:
-            yield from self.inner.execute(plan_context, execution_plan)
+            for event in self.inner.execute(plan_context, execution_plan):
+                # Dagster frees the step's pool slot once this event is handed on: the warehouse must be closed first.
+                if event.is_step_success or event.is_step_failure or event.is_step_up_for_retry:
+                    release_warehouse()
+                yield event
         finally:
             watch.stopped.set()
 
