@@ -167,7 +167,7 @@ class _ReplacingDuckDbClient(DuckDbClient):
     on a lock held outside Dagster, and keeps one connection open until ``release``.
 
     Opening the file costs 10-25 ms (DuckDB starts a database instance and loads its built-in extensions); a
-    whole-graph run opened it 146 times, 3 s of its 19. Each read and write gets its own cursor (a connection of
+    whole-graph run opened it 146 times, about 3 s of its 15. Each read and write gets its own cursor (a connection of
     its own, with its own transaction) on the held one, which costs microseconds.
     """
 
