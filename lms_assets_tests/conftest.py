@@ -69,6 +69,14 @@ def run_assets(*names: str, paths: dict[str, Path]):
     return job.execute_in_process(asset_selection=runnable_selection(defs, *names), raise_on_error=False)
 
 
+def run_selection(selection, paths: dict[str, Path], instance=None):
+    """Materialize ``selection`` (an ``AssetSelection``, taken as it is) in-process on ``paths``, as a CLI run with
+    ``--select`` would; on ``instance`` when given (an ephemeral one otherwise)."""
+    defs = defs_for(paths)
+    keys = list(selection.resolve(defs.resolve_asset_graph()))
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
+
+
 def allow_exclusion(study: Path) -> None:
     """Set ``exclude_quarantined_rows = true`` in the study folder's study.toml, keeping the rest of the file."""
     path = study / "study.toml"

@@ -14,7 +14,7 @@ from dagster import AssetSelection
 from lms_assets.defs.resources import LOCATIONS, OutputsFolder, StudyFolder, locations
 from lms_assets.records.study import ReportTable, Study, load_study
 from lms_assets.records.validation import RecordFileError
-from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets, start_from_shipped_run
+from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets, run_selection, start_from_shipped_run
 
 PACKAGE = REPO / "lms_assets"
 # Entry points, not asset code: the definitions read the three locations once at load; the deployment and
@@ -82,16 +82,13 @@ def test_definitions_built_with_explicit_locations_read_and_write_only_there(shi
         (platform_env["outputs"] / written).unlink()
     study = platform_env["data"]
     (study / "study.toml").write_text((study / "study.toml").read_text().replace('title = "Anlotinib', 'title = "Copied study: Anlotinib'))
-    defs = defs_for(platform_env)
     selection = AssetSelection.assets("adsl").upstream() | AssetSelection.assets("study_report", "history_chart")
     # Run from an empty folder: anything written to the defaults (data/, outputs/) would appear here.
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(elsewhere)
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=list(selection.resolve(defs.resolve_asset_graph())), raise_on_error=False
-        )
+        result = run_selection(selection, platform_env)
     assert result.success
     assert not list(elsewhere.iterdir())
     report = (platform_env["outputs"] / "report" / "study_report.html").read_text()

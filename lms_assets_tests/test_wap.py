@@ -25,7 +25,7 @@ from lms_assets.defs.audit.published import figure_verdicts
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets.records.study import load_study
 from lms_assets.tables import response
-from lms_assets_tests.conftest import SHIPPED_DATA, run_assets, start_from_shipped_run
+from lms_assets_tests.conftest import SHIPPED_DATA, run_assets, run_selection, start_from_shipped_run
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
 # --- the gate on its own -----------------------------------------------------------------------
@@ -108,15 +108,6 @@ def _table(warehouse: Path, name: str) -> pl.DataFrame:
         return con.sql(f"select * from {name}").pl()
 
 
-def _run(instance: DagsterInstance, selection: AssetSelection, paths: dict[str, Path]):
-    """Materialize ``selection`` on ``instance`` and ``paths``, as a CLI run with ``--select`` on the same DAGSTER_HOME would."""
-    from lms_assets_tests.conftest import defs_for
-
-    defs = defs_for(paths)
-    keys = list(selection.resolve(defs.resolve_asset_graph()))
-    return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
-
-
 @pytest.mark.slow
 def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(shipped_run, platform_env):
     start_from_shipped_run(shipped_run, platform_env)
@@ -128,7 +119,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
             platform_env["data"] / "followup" / "2022-03-31.csv"
         )
 
-        blocked = _run(instance, AssetSelection.assets("adtte").upstream(), platform_env)
+        blocked = run_selection(AssetSelection.assets("adtte").upstream(), platform_env, instance)
 
         assert not blocked.success
         assert failure_first_lines(blocked)["adtte"].startswith(
@@ -140,7 +131,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
         assert sorted(staged["DATACUT"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
 
         # `dagster asset materialize --select 'survival_curves*'`: it reads main.adtte, the last good cut.
-        partial = _run(instance, AssetSelection.assets("survival_curves").downstream(), platform_env)
+        partial = run_selection(AssetSelection.assets("survival_curves").downstream(), platform_env, instance)
 
     assert partial.success
     assert "survival_curves" in {e.asset_key.to_user_string() for e in partial.get_asset_materialization_events()}
@@ -188,7 +179,7 @@ def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(shipped_
             response, "response_summary", lambda adrs: original(adrs).with_columns(pct=100.0 * pl.col("n") / (pl.col("denominator") + 2))
         )
 
-        blocked = _run(instance, AssetSelection.assets("response_summary").downstream(), platform_env)
+        blocked = run_selection(AssetSelection.assets("response_summary").downstream(), platform_env, instance)
 
     assert not blocked.success
     first_lines = failure_first_lines(blocked)
