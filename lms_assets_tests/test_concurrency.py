@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -151,6 +152,27 @@ def test_the_executor_closes_the_warehouse_before_it_hands_on_the_end_of_a_step(
     for event in PoolWatchingExecutor(OneStep()).execute(context, None):
         seen.append((event.name, another_process_can_write(database)))
     assert seen == [("STEP_OUTPUT", False), ("STEP_SUCCESS", True)]
+
+
+def test_a_run_waiting_for_the_slot_sleeps_until_its_next_claim_check(tmp_path: Path, sleeper):
+    """Dagster's own bookkeeping says "check again now" (≤ 0 s) while the claim is not due, so its loop spun a core
+    for the whole wait; the executor's says how long until the claim is due. When Dagster fixes its method the
+    first assertion fails, and ``_PacedClaims`` can go."""
+    from dagster._core.execution.plan.instance_concurrency_context import InstanceConcurrencyContext
+
+    from lms_assets.defs.executor import _PacedClaims
+
+    with instance_at(prepared_home(tmp_path / "home")) as instance:
+        fake_run_holding_the_slot(instance, sleeper.pid)
+        waiter = create_run_for_test(instance, job_name="waiter", status=DagsterRunStatus.STARTED)
+        with InstanceConcurrencyContext(instance, waiter) as dagster_claims, _PacedClaims(instance, waiter) as paced:
+            assert not dagster_claims.claim(DUCKDB_POOL, "adsl")
+            assert dagster_claims.interval_to_next_pending_claim_check() <= 0
+            refused_by = time.time()
+            assert not paced.claim(DUCKDB_POOL, "adtte")
+            interval = paced.interval_to_next_pending_claim_check()
+            # The first retry is due 1 s after the refused claim (Dagster's INITIAL_INTERVAL_VALUE): what is left of it.
+            assert refused_by + 1 - time.time() <= interval <= 1
 
 
 # --- two runs at once --------------------------------------------------------------------------
