@@ -1,6 +1,6 @@
 """The run executor: Dagster's in-process executor, plus a watch over the run while it waits for the "duckdb" pool.
 
-Waiting for a pool slot, Dagster's in-process loop only sleeps: it says so once at DEBUG, never looks at who
+Waiting for a pool slot, Dagster's in-process loop only waits: it says so once at DEBUG, never looks at who
 holds the slot, and ignores SIGINT and SIGTERM, which it handles only when a step starts. While this run has
 steps queued for the pool, a watcher thread
 
