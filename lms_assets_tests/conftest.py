@@ -62,19 +62,22 @@ def runnable_selection(defs, *names: str) -> list:
         selected = grown
 
 
+def _execute(defs, keys: list, instance=None):
+    """Materialize the asset ``keys`` of ``defs`` in-process, on ``instance`` when given (an ephemeral one otherwise)."""
+    return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
+
+
 def run_assets(*names: str, paths: dict[str, Path]):
     """Materialize ``runnable_selection(names)`` in-process, on ``paths`` (a ``platform_env`` dict)."""
     defs = defs_for(paths)
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(asset_selection=runnable_selection(defs, *names), raise_on_error=False)
+    return _execute(defs, runnable_selection(defs, *names))
 
 
 def run_selection(selection, paths: dict[str, Path], instance=None):
     """Materialize ``selection`` (an ``AssetSelection``, taken as it is) in-process on ``paths``, as a CLI run with
     ``--select`` would; on ``instance`` when given (an ephemeral one otherwise)."""
     defs = defs_for(paths)
-    keys = list(selection.resolve(defs.resolve_asset_graph()))
-    return defs.resolve_implicit_global_asset_job_def().execute_in_process(asset_selection=keys, instance=instance, raise_on_error=False)
+    return _execute(defs, list(selection.resolve(defs.resolve_asset_graph())), instance)
 
 
 def allow_exclusion(study: Path) -> None:

@@ -143,10 +143,8 @@ class _PacedClaims(InstanceConcurrencyContext):
         return max(0.0, min(due) - time.time()) if due else 0.0
 
 
-def _paced_iterator(
-    job_context: PlanExecutionContext, execution_plan: ExecutionPlan, instance_concurrency_context: InstanceConcurrencyContext | None = None
-) -> Iterator[DagsterEvent]:
-    """Dagster's ``inprocess_execution_iterator`` with ``_PacedClaims`` (which, like it, ignores the context passed in)."""
+def _paced_iterator(job_context: PlanExecutionContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
+    """Dagster's ``inprocess_execution_iterator`` with ``_PacedClaims``."""
     with _PacedClaims(job_context.instance, job_context.dagster_run) as claims:
         yield from inner_plan_execution_iterator(job_context, execution_plan, claims)
 
