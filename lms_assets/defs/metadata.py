@@ -19,12 +19,17 @@ PREVIEW_CELL_CHARS = 500
 # Backslash-escaped, a punctuation character is shown as itself (CommonMark): the UI then shows a cell as
 # stored, instead of rendering markup, emphasis, links or entities in it or sanitising them away. A pipe
 # would end the table cell, a newline the row.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>|~&!#])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` shown as itself wherever Dagster renders Markdown (check and asset descriptions, Markdown
+    metadata): every Markdown and HTML character backslash-escaped, line breaks folded to spaces."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
 
 
 def _cell(value: object) -> str:
-    text = render.cell_text(value, max_items=20, max_chars=PREVIEW_CELL_CHARS)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+    return escape_markdown(render.cell_text(value, max_items=20, max_chars=PREVIEW_CELL_CHARS))
 
 
 # Polars names a bare count ``len``; a reader looks for ``n``.
