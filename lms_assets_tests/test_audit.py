@@ -8,7 +8,8 @@ import pytest
 from dagster import TableMetadataValue
 
 from lms_assets.audit import consistency
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, figure_verdicts
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, value_verdicts
+from lms_assets.defs.markdown import plain_text
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 REGISTRY_SCHEMA = {
@@ -254,8 +255,7 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert verdict["T2.orr.pct"] == "fixed by the paper" and verdict["T2.os.ci_lower"] == "robust"
     assert verdict["DIS.subgroups.os.significant.n"] == "depends on the reconstruction"
     metadata = result.asset_materializations_for_node("printed_audit")[0].metadata
-    assert "Independent verification (R " in metadata["r_verification"].value
-    assert metadata["verified_by_r"].value.split(" of ")[0] == metadata["verified_by_r"].value.split(" of ")[1].split(" ")[0]
+    assert metadata["r_check"].value.split(" of ")[0] == metadata["r_check"].value.split(" of ")[1].split(" ")[0]
 
 
 def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(shipped_audit):
@@ -263,7 +263,7 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
     evaluations = result.get_asset_check_evaluations()
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
     assert not [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
-    figures = figure_verdicts(evaluations)
+    figures = value_verdicts(evaluations)
     reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")
     warned = {f: row for f, row in figures.items() if row["verdict"] != "passed"}
     assert set(warned) == set(reviewed["figure_id"])
@@ -276,21 +276,23 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
     assert {n for n, e in checks.items() if not e.passed} == sections
     for name in sections:
         metadata = checks[name].metadata
-        assert next(iter(metadata)) == "failed" and isinstance(metadata["figures"], TableMetadataValue)
-        assert checks[name].description[:80] == metadata["failed"].value[:80]
+        # The panel's first entry is the table of its printed values; the first line names every failed one.
+        assert next(iter(metadata)) == "printed values" and isinstance(metadata["printed values"], TableMetadataValue)
         for figure, row in warned.items():
             if (owner[figure], row["check"]) == name:
-                assert f"{figure} (WARN): " in metadata["failed"].value, (name, figure)
+                assert figure in plain_text(checks[name].description), (name, figure)
+        # Each reason once, however many values cite it.
+        reasons = [v.value for k, v in metadata.items() if k.startswith("reason ")]
+        assert len(reasons) == len(set(reasons)) > 0
     explanation = dict(zip(table["figure_id"], table["explanation"]))
     for figure, row in warned.items():
-        # The figure's reason is printed_audit's sentence; every cell text, nothing numeric for the UI to plot.
-        assert row["reason"] == explanation[figure] != "" and row["check_outcome"] == "WARN"
+        # The value's reasons are printed_audit's sentence and its review; every cell text, nothing numeric for the UI to plot.
+        assert row["reason"].startswith(explanation[figure]) and explanation[figure] and row["check_outcome"] == "WARN"
+        assert row["reason"].endswith(" Reviewed by lms-assets developers on 2026-12-01."), row["reason"]
         assert all(isinstance(v, str) for v in row.values()), figure
-        assert row["reviewed"].startswith("reviewed by: lms-assets developers, ")
-        assert row["basis"].startswith(("Table 3's published rows", "reconstructed inputs ("))
-    assert figures["T1.age.median"]["patients"] == "1–19"
-    assert figures["T2.os.ci_lower"]["patients"] == "1–19"
-    assert "followup/2021-03-31.csv os_months of patients 1 2 5 6 8 10 16" in figures["T2.os.ci_lower"]["basis"]
+        assert row["basis"] in ("Table 3", "reconstructed")
+        assert row["trace"].endswith(f"/report/trace.html#{figure}")
+    assert figures["T2.os.ci_lower"]["basis"] == "reconstructed"
     assert figures["T2.os.ci_lower"]["shown"] == "12.29"
     assert (figures["T2.os.ci_lower"]["check"], figures["T1.age.median"]["check"]) == ("printed_table_2", "printed_table_1")
 
@@ -300,7 +302,7 @@ def test_printed_audit_the_checks_and_the_report_agree_on_every_status(shipped_a
 
     result, table, tables = shipped_audit
     # Every printed figure has its verdict in its section check's table, the same as printed_audit's check_outcome.
-    figures = figure_verdicts(result.get_asset_check_evaluations())
+    figures = value_verdicts(result.get_asset_check_evaluations())
     audited = dict(zip(table["figure_id"], table["check_outcome"]))
     assert {f: figures[f]["verdict"] for f in audited} == audited
     comparisons = _comparisons(tables, tables["printed_values"], table, SHIPPED_STUDY)

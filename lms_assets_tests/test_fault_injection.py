@@ -21,7 +21,8 @@ import pytest
 from lms_assets import adam
 from lms_assets.audit import consistency
 from lms_assets.defs.audit import consistency as audit_defs
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, figure_verdicts, printed_values_table, section_results
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, printed_values_table, section_results, value_verdicts
+from lms_assets.defs.markdown import plain_text
 from lms_assets.records import schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets
@@ -101,7 +102,7 @@ def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
     outcomes = {}
     for owner in PRINTED_VALUE_SOURCES:
-        for figure_id, row in figure_verdicts(section_results(owner, tables[owner], published, paper)).items():
+        for figure_id, row in value_verdicts(section_results(owner, tables[owner], published, paper, trace_url=str)).items():
             outcomes[figure_id] = Outcome(f"{owner}:{row['check']}", row["check_outcome"], row["verdict"], row["reason"])
     return outcomes
 
@@ -418,7 +419,7 @@ def _error_figures(result) -> dict[str, tuple[str, str]]:
     """Figure id → (its section check, reason) for every figure failing at ERROR inside a check that failed at ERROR."""
     return {
         figure: (row["check"], row["reason"])
-        for figure, row in figure_verdicts(result.get_asset_check_evaluations()).items()
+        for figure, row in value_verdicts(result.get_asset_check_evaluations()).items()
         if row["verdict"] == "ERROR" and row["check_outcome"] == "ERROR"
     }
 
@@ -432,8 +433,10 @@ def test_orr_fault_fails_the_dagster_checks_of_response_summary(platform_env, mo
     assert check == "printed_table_2"
     assert reason.startswith("regression or unreviewed discrepancy: Table 2 prints '3' (3) but the table shows 14")
     table_2 = next(e for e in result.get_asset_check_evaluations() if e.check_name == "printed_table_2")
-    # The check's description names its failed figures first, and the reason of each.
-    assert table_2.description.startswith("2 of 10 printed figures failed (2 ERROR, 0 WARN): T2.orr.n (ERROR): regression")
+    # The check's description says in one sentence which values failed and why the first one did.
+    assert plain_text(table_2.description).startswith(
+        "2 of 10 printed values differ from the paper; 2 unreviewed (ERROR): T2.orr.n, T2.orr.pct. First, T2.orr.n: regression"
+    )
     # The checks run in response_summary's own step, which therefore fails instead of storing the table.
     assert not result.success
     assert list(failure_first_lines(result)) == ["response_summary"]

@@ -17,7 +17,8 @@ import pytest
 from markdown_it import MarkdownIt
 
 from lms_assets.adam.adae import derive_adae
-from lms_assets.defs.metadata import markdown_table
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.metadata import preview
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 from lms_assets.graphs import adverse_events, render
 from lms_assets.records import schemas
@@ -190,14 +191,34 @@ class _Cells(HTMLParser):
             self.cells[-1] += data
 
 
-def test_a_preview_shows_each_payload_as_stored_text_in_the_ui():
-    """The UI renders metadata as CommonMark with tables: each cell must come out as the stored text, not markup."""
-    stored = [*PAYLOADS, "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b"]
-    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown_table(pl.DataFrame({"value": stored})))
-    cells = _Cells()
-    cells.feed(rendered)
-    assert cells.tags <= {"table", "thead", "tbody", "tr", "th", "td"}, rendered
-    assert [c.strip() for c in cells.cells] == [v.strip() for v in stored]
+def test_a_preview_keeps_each_payload_as_stored_text_and_markdown_shows_it_escaped():
+    """Previews are table metadata, which the UI shows as text: each cell is the stored value. Where text from the data
+    must enter Markdown (a check's description), escape_markdown makes CommonMark show it as stored, not as markup."""
+    stored = [*PAYLOADS, "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b ![i](http://127.0.0.1:9/x.png)"]
+    assert [r.data["value"] for r in preview(pl.DataFrame({"value": stored}), limit=len(stored)).records] == stored
+    for value in stored:
+        cells = _Cells()
+        rendered = MarkdownIt("commonmark", {"html": True}).render(escape_markdown(value))
+        cells.feed(rendered)
+        assert cells.tags <= {"p"}, rendered
+        assert HTMLText.of(rendered) == " ".join(value.split()), rendered
+
+
+class HTMLText(HTMLParser):
+    """The text of rendered HTML, entities decoded, white space folded."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+    @classmethod
+    def of(cls, html: str) -> str:
+        parser = cls()
+        parser.feed(html)
+        return " ".join("".join(parser.parts).split())
 
 
 def test_a_report_table_shows_each_payload_as_text_and_breaks_only_over_long_runs():

@@ -1,19 +1,14 @@
-"""Table previews a reader can use: patient ids as ranges, estimates before long list cells, no ``len`` header,
-a ``~`` that stays a character instead of starting strikethrough, and printed_audit's discrepancies with their reasons."""
-
-import re
-from html import unescape
+"""Table previews a reader can use: patient ids as ranges, estimates before long list cells, no ``len`` header, one
+cell per interval, and printed_audit's counts, discrepancies and link to the report's full audit."""
 
 import polars as pl
-from markdown_it import MarkdownIt
 
-from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, markdown_table
+from lms_assets.defs.metadata import preview
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.graphs.render import cell_text
+from lms_assets.report.page import AUDIT_ALL_FIGURES
 from lms_assets.tables.printed import id_ranges
 from lms_assets_tests.test_audit import shipped_audit  # noqa: F401 (the fixture: printed_audit on the shipped study)
-
-UI_MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
 def test_patient_ids_are_shown_as_ranges():
@@ -24,30 +19,27 @@ def test_patient_ids_are_shown_as_ranges():
     assert [cell_text(v) for v in (5.2375, 1200.0, 0.000123456, -2.5, 5.2)] == ["5.238", "1200", "0.0001235", "-2.5", "5.2"]
 
 
-def test_preview_puts_estimates_before_lists_and_names_a_count_n():
-    frame = pl.DataFrame({"patients": [[1, 2, 3, 9]], "len": [4], "median": [5.2375], "ci": ["23.5 (14.2~32.7)"]})
-    header, _, row = markdown_table(frame).splitlines()[:3]
-    assert header == "| n | median | ci | patients |"
-    assert row == r"| 4 | 5.238 | 23.5 (14.2\~32.7) | 1–3, 9 |"
-    html = UI_MARKDOWN.render(markdown_table(frame))
-    assert "<s>" not in html and "<del>" not in html and "14.2~32.7" in html
+def test_preview_is_a_table_with_estimates_before_lists_one_interval_cell_and_a_count_named_n():
+    frame = pl.DataFrame(
+        {"patients": [[1, 2, 3, 9]], "len": [4], "median": [5.2375], "ci_lower": [2.9623], "ci_upper": [None], "printed": ["23.5 (14.2~32.7)"]}
+    )
+    shown = preview(frame)
+    assert [c.name for c in shown.schema.columns] == ["n", "median", "ci", "printed", "patients"]
+    # Every float at the same places (half up), a missing bound as R prints it, the interval kept on one line.
+    assert shown.records[0].data == {"n": "4", "median": "5.24", "ci": "2.96\u2060–\u2060NA", "printed": "23.5 (14.2~32.7)", "patients": "1–3, 9"}
 
 
-def test_printed_audit_preview_lists_each_discrepancy_with_its_reason_and_points_to_the_report(shipped_audit):  # noqa: F811 (the fixture imported above)
+def test_printed_audit_lists_each_discrepancy_counts_that_add_up_and_links_the_full_audit(shipped_audit):  # noqa: F811 (the fixture imported above)
     result, table, _ = shipped_audit
     metadata = result.asset_materializations_for_node("printed_audit")[0].metadata
     discrepancies = table.filter(pl.col("status") == "discrepancy")
     assert discrepancies.height > 0
-    html = UI_MARKDOWN.render(metadata["discrepancies"].value)
-    assert "<s>" not in html and "<del>" not in html
-    # As the UI shows it: a narrow table (figure, printed, shown, check outcome, reason), one row per discrepancy.
-    rows = [[unescape(c) for c in re.findall(r"<t[hd]>(.*?)</t[hd]>", row, re.S)] for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
-    assert rows[0] == ["figure_id", "published", "shown", "check", "reason"]
-    reasons = {cells[0]: cells[-1] for cells in rows[1:]}
-    assert len(reasons) == len(rows) - 1 == discrepancies.height
-    for figure_id, explanation in discrepancies.select("figure_id", "explanation").iter_rows():
-        # A long reason is clipped, saying so (PREVIEW_CELL_CHARS); the report has it whole.
-        assert explanation and reasons[figure_id].startswith(explanation[:PREVIEW_CELL_CHARS]), figure_id
-    # The full list is the report's: the 14-column table of every figure is no longer in the UI's metadata.
-    assert "audit" not in metadata
-    assert metadata["full_list"].value.endswith(str(REPORT_FILE))
+    listed = [r.data for r in metadata["discrepant"].records]
+    assert [r["figure_id"] for r in listed] == discrepancies["figure_id"].to_list()
+    assert listed[0].keys() == {"figure_id", "printed", "shown"}
+    counts = {(r.data["status"], r.data["check"]): int(r.data["n"]) for r in metadata["counts"].records}
+    # The counts add up to the total row, and each pair of status and outcome has its one-line meaning.
+    assert counts.pop(("all", "")) == table.height == sum(counts.values())
+    assert all(r.data["meaning"] for r in metadata["counts"].records)
+    assert counts[("discrepancy", "WARN")] + counts[("discrepancy", "passed")] == discrepancies.height
+    assert metadata["report"].value.endswith(f"{REPORT_FILE.as_posix()}#{AUDIT_ALL_FIGURES}")

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.defs.audit.published import figure_verdicts
+from lms_assets.defs.audit.published import value_verdicts
 from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import validation
@@ -116,7 +116,7 @@ def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_publis
     assert os_events == {"2021-03-31": 12, "2022-03-31": 14}
     assert history["data_cut"].n_unique() == 2
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    figures = figure_verdicts(checks.values())
+    figures = value_verdicts(checks.values())
     # The paper's figures are still compared with the published cut, so the new cut does not turn them red.
     for name in ("T2.pfs.median", "EFF.pfs.ci_lower", "EFF.os.median", "EFF.os.ci_lower", "EFF.os.ci_upper", "EFF.os.events"):
         assert figures[name]["verdict"] == "passed", name

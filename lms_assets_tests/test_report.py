@@ -92,8 +92,11 @@ def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
     assert headings == ["n", "%", "value"]
     rows = re.findall(r"<tr>(.*?)</tr>", html)
     male = next(r for r in rows if "Gender — Male" in r)
-    assert re.search(r'<td class="num">5</td><td class="num printed status-reproduced"[^>]*>5 ✓</td>', male)
-    assert re.search(r'<td class="num">26.32</td><td class="num printed status-reproduced"[^>]*>26.3 ✓</td>', male)
+    # Each printed value links to its trace (the ADaM rows and raw lines it rests on).
+    assert re.search(r'<td class="num">5</td><td class="num printed status-reproduced"[^>]*><a href="trace.html#T1.sex.male.n">5</a> ✓</td>', male)
+    assert re.search(
+        r'<td class="num">26.32</td><td class="num printed status-reproduced"[^>]*><a href="trace.html#T1.sex.male.pct">26.3</a> ✓</td>', male
+    )
     age = next(r for r in rows if "Age (years) — Median" in r)
     assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy" title="[^"]*Table 3&#x27;s patient rows give 52.0"', age)
 
@@ -204,8 +207,9 @@ T2_AUDIT = pl.concat(
 
 def _printed_cell(html: str, label: str) -> list[str]:
     row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if label in r)
-    pairs = re.findall(r'<td class="num">([^<]*)</td><td class="([^"]*)"[^>]*>([^<]*)</td>', row)
-    return [p for p in pairs if p[2] != "—"]  # the statistics this row prints
+    pairs = re.findall(r'<td class="num">([^<]*)</td><td class="([^"]*)"[^>]*>(.*?)</td>', row)
+    # The printed value's text, without the link to its trace; the statistics this row prints.
+    return [(recomputed, css, re.sub(r"<[^>]+>", "", printed)) for recomputed, css, printed in pairs if printed != "—"]
 
 
 def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
@@ -381,9 +385,12 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     # Each chart rendered once: the PNG in the UI's metadata, the stored PNG and the report's image are the same bytes.
     for chart, image in zip(CHART_NAMES, images):
         shown = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(chart))
-        in_ui = re.search(r"base64,([A-Za-z0-9+/=]+)\)", shown.materialization.metadata["chart"].value)[1]
-        assert next(iter(shown.materialization.metadata)) == "chart"
+        in_ui = re.search(r"base64,([A-Za-z0-9+/=]+)\)", shown.materialization.metadata["chart picture"].value)[1]
         assert base64.b64decode(in_ui) == image == (outputs / "charts" / f"{chart}.png").read_bytes()
+    # Beside the report, its trace page: a section per printed value, each printed cell linking to its own.
+    traces = (written.parent / "trace.html").read_text(encoding="utf-8")
+    linked = set(re.findall(r'<a href="trace.html#([^"]+)">', html))
+    assert linked and all(f'<section id="{figure}">' in traces for figure in linked)
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
     age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)

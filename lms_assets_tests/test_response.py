@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from lms_assets.defs.audit.published import figure_verdicts
+from lms_assets.defs.audit.published import value_verdicts
 from lms_assets.tables import response
 from lms_assets_tests.conftest import run_assets
 
@@ -141,7 +141,7 @@ def test_a_wrong_printed_value_fails_its_check(platform_env):
     registry.write_text(text.replace("T2.response.PR.n,Table 2,response.PR.n,3,3,", "T2.response.PR.n,Table 2,response.PR.n,4,4,"))
     # The published-figure checks read the registry and the audit's paper_consistency as well as the table.
     result = run_assets("response_summary", "printed_values", "paper_consistency", paths=platform_env)
-    figures = figure_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary")
+    figures = value_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary")
     wrong = figures["T2.response.PR.n"]
     # Not a reviewed discrepancy: a blocking ERROR that says what the table shows against what is printed.
     assert wrong["verdict"] == wrong["check_outcome"] == "ERROR" and wrong["check"] == "printed_table_2"

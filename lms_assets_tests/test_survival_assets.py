@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 from dagster import AssetSelection
 
-from lms_assets.defs.audit.published import figure_verdicts
+from lms_assets.defs.audit.published import value_verdicts
 from lms_assets_tests.conftest import defs_for
 
 SURVIVAL_ASSETS = (
@@ -36,7 +36,7 @@ def _table(warehouse: Path, name: str) -> pl.DataFrame:
 
 def _figures(result, asset: str) -> dict:
     """The printed figures judged by ``asset``'s section checks: figure id → its row of the check's figures table."""
-    return figure_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.path == [asset])
+    return value_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.path == [asset])
 
 
 def _materialized(result) -> dict:
@@ -93,7 +93,7 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     for name in ("T2.os.ci_lower", "T2.os.ci_upper", "ABS.os.ci_lower", "ABS.os.ci_upper"):
         assert figures[name]["verdict"] != "passed" and figures[name]["check_outcome"] != "passed"
     lower = figures["T2.os.ci_lower"]
-    assert lower["printed"] == "23.5 (14.2~32.7) (Table 2)" and lower["shown"] == "12.29"
+    assert lower["printed"] == "23.5 (14.2~32.7)" and lower["shown"] == "12.29" and lower["basis"] == "reconstructed"
 
     followup = _figures(result, "survival_followup")
     assert set(followup) == {"EFF.followup.median", "EFF.followup.min", "EFF.followup.max"}

@@ -21,7 +21,7 @@ from dagster import (
 
 from lms_assets import synthetic
 from lms_assets.defs import gate
-from lms_assets.defs.audit.published import figure_verdicts
+from lms_assets.defs.audit.published import value_verdicts
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets.records.study import load_study
 from lms_assets.tables import response
@@ -185,14 +185,14 @@ def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(shipped_
     first_lines = failure_first_lines(blocked)
     assert list(first_lines) == ["response_summary"]
     assert first_lines["response_summary"].startswith(
-        "response_summary not published: printed_abstract: 4 of 6 printed figures failed (4 ERROR, 0 WARN): "
-        "ABS.response.PR.pct (ERROR): regression or unreviewed discrepancy: Abstract prints "
+        "response_summary not published: printed_abstract: 4 of 6 printed values differ from the paper; 4 unreviewed (ERROR): "
+        "ABS.response.PR.pct, ABS.response.SD.pct, ABS.orr.pct, ABS.dcr.pct. First, ABS.response.PR.pct: regression or unreviewed discrepancy: Abstract prints "
         "'3 (15.8%) achieved partial response (PR)' (15.8) but the table shows 14.29"
     ), first_lines
     assert first_lines["response_summary"].endswith("| and 1 more blocking check(s) failed (see failed_checks)")
     failed = {e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed and e.severity == AssetCheckSeverity.ERROR}
     assert failed == {"printed_abstract", "printed_discussion", "printed_results_efficacy", "printed_table_2"}
-    figures = figure_verdicts(blocked.get_asset_check_evaluations())
+    figures = value_verdicts(blocked.get_asset_check_evaluations())
     assert all(
         figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "printed_table_2"
         for f in ("T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct")

@@ -92,7 +92,7 @@ def waterfall_chart(outputs_folder: OutputsFolder, adrs: pl.DataFrame, adsl: pl.
     cut = published_cut(printed_values)
     bars, total = waterfall.waterfall_data(adrs, adsl)
     chart = waterfall.waterfall_chart(bars, total, cut)
-    return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), outputs_folder.root, patients=total, bars_drawn=bars.height)
+    return chart_output(chart, "Waterfall plot", _records_cut(cut, "response.csv"), outputs_folder, patients=total, bars_drawn=bars.height)
 
 
 @chart_asset(
@@ -106,7 +106,7 @@ def ae_chart(outputs_folder: OutputsFolder, ae_summary: pl.DataFrame, printed_va
     cut = published_cut(printed_values)
     rows, terms = adverse_events.ae_chart_data(ae_summary)
     chart = adverse_events.ae_chart(rows, terms, cut)
-    return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), outputs_folder.root, terms=terms)
+    return chart_output(chart, "Adverse events by grade", _records_cut(cut, "adverse_events.csv"), outputs_folder, terms=terms)
 
 
 # --- survival charts (Kaplan–Meier, forest, follow-up history) ---
@@ -138,7 +138,7 @@ def _km_chart_asset(endpoint: str, figure: str):
         cut = NO_CUT if latest is None else str(latest)
         if published is not None and published != latest:
             cut += f", with the published cut {published} overlaid"
-        return chart_output(chart, title, cut, outputs_folder.root, published_cut=str(published))
+        return chart_output(chart, title, cut, outputs_folder, published_cut=str(published))
 
     return _plot
 
@@ -158,7 +158,7 @@ km_os_chart = _km_chart_asset("OS", "1B")
 def forest_chart(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame) -> Output[render.Chart]:
     chart = km.forest_figure(survival_subgroups)
     latest = survival_subgroups["data_cut"].max()
-    return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest), outputs_folder.root)
+    return chart_output(chart, "Subgroup forest plot", NO_CUT if latest is None else str(latest), outputs_folder)
 
 
 @chart_asset(
@@ -175,6 +175,6 @@ def history_chart(outputs_folder: OutputsFolder, median_history: pl.DataFrame) -
         chart,
         "Medians across data cuts",
         _cuts_words(median_history["data_cut"]),
-        outputs_folder.root,
+        outputs_folder,
         data_cuts=median_history["data_cut"].n_unique(),
     )

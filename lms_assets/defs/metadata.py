@@ -1,69 +1,77 @@
 """Metadata shared by every domain: readable table previews and chart images for the UI."""
 
 import re
-from pathlib import Path
 
 import altair as alt
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, Output
+from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
 from lms_assets.defs.gate import exclusion_metadata
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.resources import OutputsFolder
 from lms_assets.graphs import render
+from lms_assets.tables.printed import fixed
 
 PREVIEW_ROWS = 25
 # Every materialization's metadata is kept in the event log for good: a preview holds at most
 # PREVIEW_ROWS rows of PREVIEW_CELL_CHARS characters per column, whatever a cell of the input holds.
 PREVIEW_CELL_CHARS = 500
-
-
-# Backslash-escaped, a punctuation character is shown as itself (CommonMark): the UI then shows a cell as
-# stored, instead of rendering markup, emphasis, links or entities in it or sanitising them away. A pipe
-# would end the table cell, a newline the row.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()<>|~&!#])")
-
-
-def escape_markdown(text: str) -> str:
-    """``text`` shown as itself wherever Dagster renders Markdown (check and asset descriptions, Markdown
-    metadata): every Markdown and HTML character backslash-escaped, line breaks folded to spaces."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
-
-
-def _cell(value: object) -> str:
-    return escape_markdown(render.cell_text(value, max_items=20, max_chars=PREVIEW_CELL_CHARS))
+# Decimals of every float in a preview: the paper prints at most one or two, and a reader sees one digit more.
+PREVIEW_DECIMALS = 2
 
 
 # Polars names a bare count ``len``; a reader looks for ``n``.
 _HEADER_NAMES = {"len": "n"}
+# A bound the estimate does not give (an upper confidence limit not reached), as R prints it.
+MISSING_BOUND = "NA"
+# A lower and upper bound become one "lo–hi" cell: ci_lower/ci_upper → ci, hr_ci_lower/hr_ci_upper → hr_ci.
+_LOWER = re.compile(r"^(.*)_lower(.*)$")
 
 
-def _reader_order(frame: pl.DataFrame) -> pl.DataFrame:
-    """Key and value columns first, list columns (patient ids, terms) last: long cells never push the
-    estimates out of the visible part of the preview."""
-    lists = [c for c, t in frame.schema.items() if isinstance(t, pl.List)]
-    return frame.select([c for c in frame.columns if c not in lists] + lists)
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return fixed(value, PREVIEW_DECIMALS)
+    return render.cell_text(value, max_items=20, max_chars=PREVIEW_CELL_CHARS)
 
 
-def markdown_table(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> str:
-    """A markdown table of the first ``limit`` rows, saying how many were left out."""
-    shown = _reader_order(frame.head(limit))
-    lines = [
-        "| " + " | ".join(_cell(_HEADER_NAMES.get(c, c)) for c in shown.columns) + " |",
-        "|" + "---|" * len(shown.columns),
-        *("| " + " | ".join(_cell(v) for v in row) + " |" for row in shown.iter_rows()),
-    ]
-    if frame.height > limit:
-        lines.append(f"\n_{frame.height - limit} more rows not shown; the full table is in DuckDB._")
-    return "\n".join(lines)
+def _reader_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame as a reader scans it: each bound pair as one interval cell, list columns (patient ids, terms) last,
+    so long cells never push the estimates out of sight."""
+    pairs = {}
+    for name in frame.columns:
+        match = _LOWER.match(name)
+        if match and (upper := f"{match[1]}_upper{match[2]}") in frame.columns:
+            pairs[name] = (f"{match[1]}{match[2]}", upper)
+    uppers = {upper for _, upper in pairs.values()}
+    cells = []
+    for name in frame.columns:
+        if name in pairs:
+            label, upper = pairs[name]
+            bounds = zip(frame[name].to_list(), frame[upper].to_list())
+            # Word joiners keep "2.96–5.24" on one line: a browser may break after an en dash.
+            shown = [
+                "" if lo is None and hi is None else "\u2060–\u2060".join(MISSING_BOUND if b is None else _cell(b) for b in (lo, hi))
+                for lo, hi in bounds
+            ]
+            cells.append((label, shown))
+        elif name not in uppers:
+            cells.append((_HEADER_NAMES.get(name, name), [_cell(v) for v in frame[name].to_list()]))
+    lists = {_HEADER_NAMES.get(c, c) for c, t in frame.schema.items() if isinstance(t, pl.List)}
+    ordered = [c for c in cells if c[0] not in lists] + [c for c in cells if c[0] in lists]
+    return pl.DataFrame(dict(ordered), schema=dict.fromkeys(dict(ordered), pl.String))
 
 
-def preview(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> MetadataValue:
-    """A capped, readable preview of a table for the materialization's metadata."""
-    return MetadataValue.md(markdown_table(frame, limit))
+def preview(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> TableMetadataValue:
+    """The first ``limit`` rows as a table the UI shows on the page: every cell text, floats at PREVIEW_DECIMALS
+    places (half up), each interval one cell."""
+    shown = _reader_frame(frame.head(limit))
+    schema = TableSchema(columns=[TableColumn(name, "string") for name in shown.columns])
+    return MetadataValue.table([TableRecord(row) for row in shown.iter_rows(named=True)], schema=schema)
 
 
-# The UI shows the PNG in a dialog about 730 px wide; at twice the chart's size with larger type it stays
-# legible there and is sharp when opened on its own (at least 600 px wide for every chart).
-PNG_SCALE = 2.0
+# The UI shows the PNG in a dialog at most 80 % of the window wide, at its natural size: at scale 1 every chart
+# is 600-1,200 px wide, so it fits the dialog at 1440 px, and its type is as large as on the chart's page.
+PNG_SCALE = 1.0
 
 
 def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -71,21 +79,21 @@ def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
     return chart.configure_axis(labelFontSize=13, titleFontSize=14).configure_legend(labelFontSize=13, titleFontSize=13, labelLimit=0, symbolLimit=0)
 
 
-def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: Path, **extra) -> Output[render.Chart]:
-    """A chart asset's output: the chart rendered to PNG once, those bytes shown inline in the UI (the first entry,
-    so it heads the asset page's metadata) and returned in a ``render.Chart`` for the chart IO manager and the
-    report, beside the path of its interactive HTML in the outputs folder ``outputs``."""
+def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: OutputsFolder, **extra) -> Output[render.Chart]:
+    """A chart asset's output: the chart rendered once, to its interactive page in the outputs folder and to a PNG,
+    returned in a ``render.Chart`` for the chart IO manager and the report. In the UI its first entry links to the
+    served page and its second shows the PNG in a dialog (Dagster shows Markdown only behind a click)."""
     context = AssetExecutionContext.get()
     name = context.asset_key.path[-1]
     chart = legible(chart)
-    png, html_path = render.render_chart(chart, outputs / "charts" / f"{name}.html", scale=PNG_SCALE)
-    html = str(html_path.resolve())
-    value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, html)
+    relative = f"charts/{name}.html"
+    png, html_path = render.render_chart(chart, outputs.root / relative, scale=PNG_SCALE)
+    value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, str(html_path.resolve()))
     return Output(
         value,
         metadata={
-            "chart": MetadataValue.md(render.markdown_image(png, title)),
-            "interactive_html": MetadataValue.path(html),
+            "chart page": MetadataValue.url(outputs.url(relative)),
+            "chart picture": MetadataValue.md(render.markdown_image(png, escape_markdown(title))),
             "data_cut": MetadataValue.text(data_cut),
             **extra,
         },

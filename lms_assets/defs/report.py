@@ -19,7 +19,7 @@ from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
-from lms_assets.report import page
+from lms_assets.report import page, trace
 from lms_assets.tables.printed import published_cut
 
 # It reads the warehouse; in the pool it never meets a run that is writing it.
@@ -37,6 +37,8 @@ RAW_NAMES = tuple(a.key.path[-1] for a in RAW_ASSETS)
 # Where each raw table's file sits in the study folder, for a table with no rows (an optional file the study lacks).
 RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
 NO_ROWS = "absent, or no data rows"
+# The ADaM datasets whose rows the trace page lists for each printed value.
+TRACED = ("adsl", "adrs", "adtte", "adae")
 
 
 def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -49,6 +51,32 @@ def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
             {"file": f, "sha256": h, "rows": n} for f, h, n in table.group_by("_file", "content_hash", maintain_order=True).len("rows").iter_rows()
         ]
     return pl.DataFrame(rows, schema={"file": pl.String, "sha256": pl.String, "rows": pl.Int64}).sort("file")
+
+
+# Each asset's section of the report, for the link on its page; an asset not named here is traced in provenance.
+REPORT_SECTIONS = {
+    **dict.fromkeys(("baseline_summary", "response_summary", "ae_summary", "tumour_shrinkage", "survival_followup", "survival_subgroups"), "tables"),
+    **dict.fromkeys(("survival_summary", "survival_curves", "survival_landmarks", "median_history"), "survival"),
+    **dict.fromkeys(("printed_audit", "printed_values", "paper_consistency"), page.AUDIT_ALL_FIGURES),
+    "sensitivity_ranges": "sensitivity",
+    "quarantine": "quarantine",
+    "r_verification": "verification",
+    "study_report": "summary",
+}
+
+
+def report_place(asset_name: str) -> str:
+    """Where the report shows ``asset_name``: the report's path in the outputs folder and the anchor of its section."""
+    anchor = f"chart-{asset_name}" if asset_name in CHART_NAMES else REPORT_SECTIONS.get(asset_name, "provenance")
+    return f"{REPORT_FILE.as_posix()}#{anchor}"
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` in ``path`` whole or not at all: a reader never opens a half-written page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _spines(tables: dict[str, pl.DataFrame], study: Study) -> dict[str, pl.DataFrame]:
@@ -96,10 +124,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     # The patient count is all it reads of ADSL, and the file and its hash all it reads of each raw table (the
     # follow-up table holds millions of rows on a large study); the charts come through the chart IO manager.
     ins={
-        "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
-        **{name: AssetIn(metadata={"columns": ["_file", "content_hash"]}) for name in RAW_NAMES if name != "raw_provenance"},
-        "raw_provenance": AssetIn(),  # whole: the report prints it
-        **{name: AssetIn() for name in CHART_NAMES},
+        **{name: AssetIn() for name in (*RAW_NAMES, *CHART_NAMES, *TRACED)},
     },
     description=(
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
@@ -119,7 +144,6 @@ def study_report(
     context: AssetExecutionContext,
     study_folder: StudyFolder,
     outputs_folder: OutputsFolder,
-    adsl: pl.DataFrame,
     baseline_summary: pl.DataFrame,
     response_summary: pl.DataFrame,
     ae_summary: pl.DataFrame,
@@ -132,8 +156,9 @@ def study_report(
     r_verification: pl.DataFrame,
     **inputs: pl.DataFrame | render.Chart,
 ) -> MaterializeResult:
-    # Dagster passes every other declared input by name: the raw tables and the charts.
+    # Dagster passes every other declared input by name: the raw tables, the ADaM datasets and the charts.
     raw_tables = {name: raw_provenance if name == "raw_provenance" else cast(pl.DataFrame, inputs[name]) for name in RAW_NAMES}
+    datasets = {name: cast(pl.DataFrame, inputs[name]) for name in TRACED}
     images = [cast(render.Chart, inputs[name]) for name in CHART_NAMES]
     registry = printed_values
     tables = {
@@ -151,7 +176,7 @@ def study_report(
         title=f"{study.title}: {TITLE_SUFFIX}",
         generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
-        patients=adsl.height,
+        patients=datasets["adsl"].height,
         # The cuts analysed (published survival), not every file present: a cut held back by its checks is not one.
         data_cuts=survival_summary["data_cut"].unique().sort().cast(pl.String).to_list(),
         published_cut=published_cut(registry),
@@ -168,10 +193,11 @@ def study_report(
         sensitivity=sensitivity_ranges,
     )
     path = outputs_folder.root / REPORT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page.study_report_html(report), encoding="utf-8")
-    tmp.replace(path)
+    _write(path, page.study_report_html(report))
+    _write(
+        path.parent / trace.TRACE_FILE,
+        trace.trace_page_html(study.title, printed_audit, registry, datasets, ae_summary, raw_tables, published_cut(registry)),
+    )
     context.log.info(f"Study report written to {path.resolve()} ({len(images)} charts)")
     return MaterializeResult(
         metadata={

@@ -30,6 +30,8 @@ LOCATIONS = {
     "warehouse": ("LMS_DUCKDB_PATH", "data/warehouse/lms.duckdb"),
     "outputs": ("LMS_OUTPUT_DIR", "outputs"),
 }
+# Where `make run` serves the outputs folder (lms_assets/report_server.py): the UI's links into the report start here.
+REPORT_URL = ("LMS_REPORT_URL", "http://127.0.0.1:3001")
 
 
 def locations(env: Mapping[str, str]) -> dict[str, Path]:
@@ -52,13 +54,18 @@ class StudyFolder(ConfigurableResource):
 
 
 class OutputsFolder(ConfigurableResource):
-    """Where charts' interactive HTML and the study report are written."""
+    """Where charts' interactive HTML and the study report are written, and the address that serves them read-only."""
 
     path: str
+    base_url: str = REPORT_URL[1]
 
     @property
     def root(self) -> Path:
         return Path(self.path)
+
+    def url(self, relative: str) -> str:
+        """The served address of ``relative`` (a path under the folder, with an optional ``#anchor``)."""
+        return f"{self.base_url.rstrip('/')}/{relative}"
 
 
 # Table and schema names come from asset keys and the resource config, never from file contents; they

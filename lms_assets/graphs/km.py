@@ -14,6 +14,7 @@ from typing import cast
 import altair as alt
 import polars as pl
 
+from lms_assets.tables.printed import fixed
 from lms_assets.tables.survival import SIGNIFICANCE
 
 MAX_POINTS = 600
@@ -177,9 +178,13 @@ def km_plot(
 NOT_REACHED = "not reached"
 
 
+# Places of every median interval a chart states, as the paper prints them (Table 2: 2.96~5.24) and the report shows them.
+CI_DECIMALS = 2
+
+
 def interval_text(lower: float | None, upper: float | None, digits: int) -> str:
     """'2.96–5.24', with 'not reached' for a bound the band never gives (R: NA)."""
-    return "–".join(NOT_REACHED if b is None else f"{b:.{digits}f}" for b in (lower, upper))
+    return "–".join(NOT_REACHED if b is None else fixed(b, digits) for b in (lower, upper))
 
 
 def median_caption(row: dict) -> str:
@@ -191,7 +196,7 @@ def median_caption(row: dict) -> str:
         return f"median {NOT_REACHED} ({row['note']})"
     midpoint = row.get("median_midpoint")
     plateau = f"; R/SAS plateau midpoint {midpoint:.1f}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
-    return f"median {row['median']:.1f} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], 2)})"
+    return f"median {row['median']:.1f} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], CI_DECIMALS)})"
 
 
 def _hr_text(row: dict) -> str:
@@ -289,7 +294,7 @@ def series_of(cuts: list, latest, published) -> dict:
 
 
 def _series_caption(label: str, spss: dict, loglog: dict) -> str:
-    loglog_ci = interval_text(loglog["ci_lower"], loglog["ci_upper"], 1)
+    loglog_ci = interval_text(loglog["ci_lower"], loglog["ci_upper"], CI_DECIMALS)
     return f"{label}: n = {spss['n']:,}, {spss['events']:,} events; {median_caption(spss)}, SPSS 24; log(−log) CI {loglog_ci}"
 
 
@@ -319,10 +324,11 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
     lead = spss[cuts[-1]]
     title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(lead)}"
     subtitle = [_series_caption(label, spss[cut], loglog[cut]) for cut, label in labels.items()]
-    subtitle.append(
-        "Shaded and outlined: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored; dotted: median (first time S ≤ 0.5, SPSS). "
-        "CI in the title: SPSS 24 (median ± 1.96·SE), as the paper."
-    )
+    # Short lines: the longest one sets the picture's width, and a long one left the plot a third of it.
+    subtitle += [
+        "Shaded and outlined: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored;",
+        "dotted: median (first time S ≤ 0.5, SPSS). CI in the title: SPSS 24 (median ± 1.96·SE), as the paper.",
+    ]
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")
     return km_plot(pick(curves), pick(landmarks), medians, title, subtitle)
 

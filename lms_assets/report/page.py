@@ -26,7 +26,7 @@ import polars as pl
 from lms_assets.audit import consistency as audit_rules
 from lms_assets.audit import sensitivity as sensitivity_rules
 from lms_assets.audit import verification
-from lms_assets.graphs import render
+from lms_assets.graphs import km, render
 from lms_assets.graphs.render import Chart
 from lms_assets.tables import printed as fig
 
@@ -339,7 +339,8 @@ def _printed_td(cell: dict | None) -> str:
         + (f" — {cell['explanation']}" if cell["explanation"] else "")
     )
     css = f"num printed status-{mark}" + (" reconstructed-basis" if reconstructed else "")
-    return f'<td class="{_esc(css)}" title="{_esc(tooltip)}">{_esc(value)} {_esc(mark_text(cell["mark"], cell["basis"]))}</td>'
+    trace = f'<a href="trace.html#{_esc(cell["figure_id"])}">{_esc(value)}</a>'
+    return f'<td class="{_esc(css)}" title="{_esc(tooltip)}">{trace} {_esc(mark_text(cell["mark"], cell["basis"]))}</td>'
 
 
 def legend_html() -> str:
@@ -379,7 +380,8 @@ def survival_html(summary: pl.DataFrame, registry: pl.DataFrame) -> str:
             "events": r["events"],
             "median (months; first S ≤ 0.5, SPSS)": shown(r["median"], r["endpoint"], "median", "not reached"),
             "median (R/SAS plateau midpoint)": shown(r["median_midpoint"], r["endpoint"], "median", "not reached"),
-            "95% CI (months)": "–".join(shown(r[b], r["endpoint"], b, "not reached") for b in ("ci_lower", "ci_upper")),
+            # As the charts state it (km.interval_text), so the report and Figure 1 read the same numbers.
+            "95% CI (months)": km.interval_text(r["ci_lower"], r["ci_upper"], km.CI_DECIMALS),
             "SE": shown(r["se"], r["endpoint"], "se"),
             "note": r["note"],
         }

@@ -19,7 +19,7 @@ import datetime as dt
 import inspect
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,7 +43,8 @@ from dagster import (
 
 from lms_assets.audit import consistency
 from lms_assets.defs import gate
-from lms_assets.defs.resources import WarehouseTables
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.resources import OutputsFolder, WarehouseTables
 from lms_assets.records import schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets.tables import printed as fig
@@ -89,9 +90,6 @@ PRINTED_VALUE_SOURCES: dict[str, RecomputedValuesFn] = {
 
 # What every owner's published-figure checks read besides its own candidate table.
 CHECK_INPUTS = {"printed_values": AssetIn("printed_values"), "paper_consistency": AssetIn("paper_consistency")}
-# survival_summary and survival_subgroups hold no patient lists: their checks trace the patients back to ADTTE.
-PATIENTS_FROM_ADTTE = frozenset({"survival_summary", "survival_subgroups"})
-TIME_TO_EVENT_COLUMNS = ["DATACUT", "PARAMCD", "SUBJID", "CNSR"]
 # The check an owner has when the definitions hold no registry rows of it.
 STAND_IN = "printed_values"
 GATED = (
@@ -99,38 +97,27 @@ GATED = (
     "a blocking ERROR keeps the last good table in main and the candidate in staging."
 )
 
-# The severity rule, said in every check's description and in README "How the checks decide".
+# The severity rule, said in every section check's description and in README "How the checks decide".
 RULE = (
-    "Blocking. Fails when the value the table shows does not round to the printed one. A failure is WARN only when "
-    "the figure is a reviewed discrepancy in known_discrepancies.csv and the table still shows the reviewed value "
-    "(and its reviewed finding is still found); every other failure is ERROR: an unreviewed difference, a reviewed "
-    "one whose value moved, and a reviewed one suddenly reproduced (the review is stale)."
+    "Blocking: ERROR on any unreviewed difference, a reviewed one whose value moved, or a reviewed one now reproduced "
+    "(the review is stale); WARN when every difference is a reviewed discrepancy in known_discrepancies.csv."
 )
 
 # Error texts at definition load quote at most this much of anything read from a file.
 EXCERPT_CHARS = 160
-# A failed check's description (quoted in the gate's failure line) names its failed figures and why, cut to this length.
-REASON_CHARS = 600
-# How a grouped check's severity follows from its figures' verdicts (said in every such check's description).
-GROUP_RULE = (
-    "Every figure of the section is judged on its own; the `figures` table lists each with its printed value, shown "
-    "value, verdict and reason. The check fails at ERROR when any figure fails at ERROR, at WARN when every failed "
-    "figure is a reviewed discrepancy, and passes when all are reproduced. Per figure: "
-)
-# The columns of a grouped check's `figures` table, in order.
-FIGURE_COLUMNS = (
-    ("figure_id", "registry id (printed_values.csv)"),
+# The columns of a section check's `values` table, in order: few and short, so the check panel shows them whole at
+# 1440 px. Why a value differs is given in numbered `reason` entries, each clause once however many values share it.
+VALUE_COLUMNS = (
+    ("printed_value", "registry id (printed_values.csv)"),
     ("verdict", "passed, WARN or ERROR"),
-    ("printed", "what the paper prints, and where"),
-    ("shown", "the value the table shows at the printed precision plus one digit"),
-    ("compared_at", "the printed precision"),
-    ("reason", "why the figure passed, warned or failed"),
-    ("patients", "the SUBJIDs the value rests on"),
-    ("basis", "what the value is recomputed from"),
-    ("paper_findings", "what paper_consistency finds the paper contradicting"),
-    ("reviewed", "the reviewed discrepancy in known_discrepancies.csv, if any"),
-    ("quantity", "the registry quantity"),
+    ("printed", "what the paper prints"),
+    ("shown", "the table's value at the printed precision plus one digit"),
+    ("basis", "Table 3's rows, or reconstructed inputs"),
+    ("reasons", "the numbered reasons below that say why it differs"),
 )
+VALUES_SCHEMA = TableSchema(columns=[TableColumn(c, "string", description=d) for c, d in VALUE_COLUMNS])
+# Where a printed value's trace (its ADaM rows and raw lines) is served, relative to the outputs folder.
+TRACE_PAGE = "report/trace.html"
 
 
 def owner_of(quantity: str) -> str | None:
@@ -191,98 +178,120 @@ def _unreadable(problem: str) -> LoadedRegistry:
     return LoadedRegistry(None, problem)
 
 
+RECONSTRUCTED = "reconstructed_inputs"
 SEVERITY = {consistency.WARN: AssetCheckSeverity.WARN, consistency.ERROR: AssetCheckSeverity.ERROR}
 
 
 @dataclasses.dataclass(frozen=True)
-class FigureVerdict:
-    """One printed figure judged (``consistency.judge``) on the value its table shows, with what its row displays."""
+class ValueVerdict:
+    """One printed value judged (``consistency.judge``) on the value its table shows."""
 
     row: dict
     verdict: consistency.Verdict
-    patients: list[int]
     paper: dict
+
+    @property
+    def id(self) -> str:
+        return self.row["figure_id"]
 
     @property
     def outcome(self) -> str:
         """passed, WARN or ERROR."""
         return "passed" if self.verdict.check == consistency.PASSED else SEVERITY.get(self.verdict.check, AssetCheckSeverity.ERROR).value
 
-    def record(self) -> dict[str, str]:
-        """The figure's row of its check's ``figures`` table (``FIGURE_COLUMNS``): every cell text, so the UI plots nothing."""
-        row, paper = self.row, self.paper
-        reviewed = ""
-        if row.get("reviewed_expected") is not None:
-            why = row["reviewed_finding"] or row["reviewed_reason"]
-            reviewed = f"reviewed by: {row['reviewed_by']}, {row['reviewed_on']}; expected shown value {row['reviewed_expected']}; {why}"
+    @property
+    def note(self) -> str:
+        """Why a failed value differs, with its review when it has one; empty when it passed."""
+        if self.outcome == "passed":
+            return ""
+        row = self.row
+        reviewed = f" Reviewed by {row['reviewed_by']} on {row['reviewed_on']}." if row.get("reviewed_expected") is not None else ""
+        return f"{self.verdict.check_reason}{reviewed}"
+
+    def record(self, reasons: str) -> dict[str, str]:
+        """The value's row of its check's ``values`` table (``VALUE_COLUMNS``), every cell text."""
         return {
-            "figure_id": row["figure_id"],
+            "printed_value": self.id,
             "verdict": self.outcome,
-            "printed": f"{row['printed']} ({row['source']})",
+            "printed": self.row["printed"],
             "shown": self.verdict.shown,
-            "compared_at": f"{row['decimals']} decimal place(s); shown with one more",
-            "reason": self.verdict.check_reason,
-            "patients": fig.id_ranges(self.patients),
-            "basis": consistency.basis_words(paper["basis"], paper["reconstruction"]),
-            "paper_findings": ", ".join(paper["findings"]) or "none",
-            "reviewed": reviewed,
-            "quantity": row["quantity"],
+            "basis": "reconstructed" if self.paper["basis"] == RECONSTRUCTED else "Table 3",
+            "reasons": reasons,
         }
 
 
-def figure_verdict(row: dict, figures: pl.DataFrame, paper: dict, patients_fallback: Sequence[int] = ()) -> FigureVerdict:
+def value_verdict(row: dict, figures: pl.DataFrame, paper: dict) -> ValueVerdict:
     """The verdict on one registry row: ``consistency.judge`` on the value ``figures`` shows for its quantity."""
     match = figures.filter(pl.col("quantity") == row["quantity"])
     shown = match["value"][0] if match.height else None
-    patients = (match["patients"][0].to_list() if match.height else []) or list(patients_fallback)
-    return FigureVerdict(row, consistency.judge(row, shown, paper), patients, paper)
+    return ValueVerdict(row, consistency.judge(row, shown, paper), paper)
 
 
-def check_result(name: str, asset_name: str, verdicts: list[FigureVerdict]) -> AssetCheckResult:
-    """The result of one section's check: its figures' verdicts as a table, the failed ones named first.
+def check_result(name: str, asset_name: str, verdicts: list[ValueVerdict], trace_url: Callable[[str], str]) -> AssetCheckResult:
+    """The result of one section's check, for the check panel: a first line that says in one sentence what failed
+    and why (the first failed value's first reason),
+    a ``printed values`` table with one row per value, each distinct reason once (``reason N``; a long reason's
+    clauses shared by several values are given once), and a link to each value's trace (``trace_url(id)``).
 
-    ERROR when any figure failed at ERROR, WARN when every failed figure is a reviewed discrepancy. A failed result
-    names its failed figures and their reasons in its description, which the gate's failure line quotes.
+    ERROR when any value failed at ERROR, WARN when every failed value is a reviewed discrepancy. Dagster lists
+    metadata by key, so the keys are named to read in that order: the table, its reasons, then the traces.
     """
     failed = [v for v in verdicts if v.outcome != "passed"]
-    errors = [v for v in failed if v.outcome == AssetCheckSeverity.ERROR.value]
-    # ERROR figures first (a stable sort keeps registry order within each): they are what stops publication.
-    ordered = sorted(failed, key=lambda v: v.outcome != AssetCheckSeverity.ERROR.value)
-    named = "; ".join(f"{v.row['figure_id']} ({v.outcome}): {v.verdict.check_reason}" for v in ordered)
+    errors = [v.id for v in failed if v.outcome == AssetCheckSeverity.ERROR.value]
+    warned = [v.id for v in failed if v.outcome != AssetCheckSeverity.ERROR.value]
+    parts = [
+        f"{len(errors)} unreviewed (ERROR): {', '.join(errors)}" if errors else "",
+        f"{len(warned)} reviewed discrepancies (WARN): {', '.join(warned)}" if warned else "",
+    ]
+    # ERROR values first (a stable sort keeps registry order within each): they are what stops publication.
+    first = sorted(failed, key=lambda v: v.outcome != AssetCheckSeverity.ERROR.value)[0] if failed else None
     summary = (
-        f"{len(failed)} of {len(verdicts)} printed figures failed ({len(errors)} ERROR, {len(failed) - len(errors)} WARN): {named}"
-        if failed
-        else f"all {len(verdicts)} printed figures reproduced"
+        f"{len(failed)} of {len(verdicts)} printed values differ from the paper; "
+        + "; ".join(p for p in parts if p)
+        + f". First, {first.id}: {first.note.split('; ')[0]}"
+        if first
+        else ""
     )
-    schema = TableSchema(columns=[TableColumn(c, "string", description=d) for c, d in FIGURE_COLUMNS])
+    reasons: dict[str, int] = {}
+    cited = {v.id: [reasons.setdefault(clause, len(reasons) + 1) for clause in v.note.split("; ")] for v in failed}
+    records = [TableRecord(v.record(", ".join(map(str, cited.get(v.id, []))))) for v in verdicts]
     return AssetCheckResult(
         check_name=name,
         asset_key=AssetKey(asset_name),
         passed=not failed,
         severity=AssetCheckSeverity.ERROR if errors or not failed else AssetCheckSeverity.WARN,
-        description=bounded(summary, REASON_CHARS) if failed else None,
+        description=escape_markdown(summary) if failed else None,
         metadata={
-            "failed": MetadataValue.text(bounded(summary, 4 * REASON_CHARS)),
-            "figures": MetadataValue.table([TableRecord(v.record()) for v in verdicts], schema=schema),
-            "outcomes": MetadataValue.text(", ".join(f"{k}: {n}" for k, n in sorted(collections.Counter(v.outcome for v in verdicts).items()))),
-            "sources": MetadataValue.text(", ".join(dict.fromkeys(v.row["source"] for v in verdicts))),
+            "printed values": MetadataValue.table(records, schema=VALUES_SCHEMA),
+            **{f"reason {n}": MetadataValue.text(clause) for clause, n in reasons.items()},
+            **{f"trace {v.id}": MetadataValue.url(trace_url(v.id)) for v in verdicts},
         },
     )
 
 
-def figure_verdicts(checks: Iterable) -> dict[str, dict]:
-    """Every printed figure's row of its section check's ``figures`` table, by figure id, with the check and its outcome.
+def value_verdicts(checks: Iterable) -> dict[str, dict]:
+    """Every printed value's row of its section check's ``values`` table, by id, with the check, its outcome and
+    the text of its reasons (``reason``) and its trace link (``trace``).
 
     ``checks`` are check results or evaluations (both carry ``check_name``, ``passed``, ``severity`` and ``metadata``);
-    for whoever reads a run's checks figure by figure: tests, clients.
+    for whoever reads a run's checks value by value: tests, clients.
     """
     rows = {}
     for check in checks:
-        if "figures" not in check.metadata:
+        if "printed values" not in check.metadata:
             continue
         outcome = "passed" if check.passed else check.severity.value
-        for record in check.metadata["figures"].records:
-            rows[record.data["figure_id"]] = {**record.data, "check": check.check_name, "check_outcome": outcome}
+        for record in check.metadata["printed values"].records:
+            row = record.data
+            cited = [check.metadata[f"reason {n}"].value for n in row["reasons"].split(", ") if n]
+            trace = check.metadata[f"trace {row['printed_value']}"]
+            rows[row["printed_value"]] = {
+                **row,
+                "reason": "; ".join(cited),
+                "trace": trace.value,
+                "check": check.check_name,
+                "check_outcome": outcome,
+            }
     return rows
 
 
@@ -328,7 +337,7 @@ def owned_at_load(asset_name: str, loaded: LoadedRegistry) -> pl.DataFrame | Non
 
 
 def published_figure_specs(asset_name: str, owned: pl.DataFrame | None, problem: str | None) -> list[AssetCheckSpec]:
-    """One blocking check per printed section with figures owned by ``asset_name``, or the one stand-in when there is none."""
+    """One blocking check per printed section with values owned by ``asset_name``, or the one stand-in when there is none."""
     if owned is None or owned.is_empty():
         return [_stand_in_spec(asset_name, problem)]
     sections: dict[str, list[dict]] = {}
@@ -339,9 +348,10 @@ def published_figure_specs(asset_name: str, owned: pl.DataFrame | None, problem:
             name,
             asset=asset_name,
             blocking=True,
-            description=f"{', '.join(dict.fromkeys(r['source'] for r in rows))}: the {len(rows)} printed figure(s) computed by "
-            f"{asset_name} ({bounded(', '.join(r['figure_id'] for r in rows), EXCERPT_CHARS)}), each compared "
-            f"with the value {asset_name} shows at the printed precision. {GROUP_RULE}{RULE}",
+            description=escape_markdown(
+                f"{', '.join(dict.fromkeys(r['source'] for r in rows))}: the {len(rows)} printed values {asset_name} "
+                f"computes, each compared with the table at the paper's precision. {RULE}"
+            ),
         )
         for name, rows in sections.items()
     ]
@@ -352,36 +362,32 @@ def section_results(
     table: pl.DataFrame,
     printed_values: pl.DataFrame,
     paper_consistency: pl.DataFrame,
-    adtte: pl.DataFrame | None = None,
+    trace_url: Callable[[str], str],
     selected: set[str] | None = None,
 ) -> list[AssetCheckResult]:
     """The results of ``asset_name``'s section checks (those in ``selected``, or all) on ``table``, its candidate."""
     paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    cut = fig.published_cut(printed_values)
-    figures = PRINTED_VALUE_SOURCES[asset_name](table, cut)
-    sections: dict[str, list[FigureVerdict]] = {}
+    values = PRINTED_VALUE_SOURCES[asset_name](table, fig.published_cut(printed_values))
+    sections: dict[str, list[ValueVerdict]] = {}
     for row in printed_values.iter_rows(named=True):
         if row["owner"] != asset_name or (selected is not None and row["check_name"] not in selected):
             continue
-        fallback = consistency.time_to_event_patients(adtte, cut, row["quantity"]) if adtte is not None else []
-        sections.setdefault(row["check_name"], []).append(figure_verdict(row, figures, paper[row["figure_id"]], fallback))
-    return [check_result(name, asset_name, verdicts) for name, verdicts in sections.items()]
+        sections.setdefault(row["check_name"], []).append(value_verdict(row, values, paper[row["figure_id"]]))
+    return [check_result(name, asset_name, verdicts, trace_url) for name, verdicts in sections.items()]
 
 
-def published_figure_results(
-    context: AssetExecutionContext,
-    table: pl.DataFrame,
-    printed_values: pl.DataFrame,
-    paper_consistency: pl.DataFrame,
-    adtte: pl.DataFrame | None = None,
+def published_value_results(
+    context: AssetExecutionContext, outputs: OutputsFolder, table: pl.DataFrame, printed_values: pl.DataFrame, paper_consistency: pl.DataFrame
 ) -> list[AssetCheckResult]:
     """The results of the asset's declared section checks on ``table`` (its candidate), by ``section_results``."""
     asset_name = context.asset_key.path[-1]
     selected = {k.name for k in context.selected_asset_check_keys}
-    results = section_results(asset_name, table, printed_values, paper_consistency, adtte, selected)
-    outcomes = collections.Counter(r.data["verdict"] for result in results for r in cast(TableMetadataValue, result.metadata["figures"]).records)
+    results = section_results(asset_name, table, printed_values, paper_consistency, lambda id_: outputs.url(f"{TRACE_PAGE}#{id_}"), selected)
+    outcomes = collections.Counter(
+        r.data["verdict"] for result in results for r in cast(TableMetadataValue, result.metadata["printed values"]).records
+    )
     context.log.info(
-        f"{asset_name}: of {sum(outcomes.values())} printed figures in {len(results)} section checks "
+        f"{asset_name}: of {sum(outcomes.values())} printed values in {len(results)} section checks "
         f"{outcomes['passed']} reproduced, {outcomes['WARN']} reviewed discrepancies (WARN), "
         f"{outcomes['ERROR']} failed (ERROR)"
     )
@@ -409,28 +415,19 @@ class GatedSummary:
     def build(self, loaded: LoadedRegistry) -> AssetsDefinition:
         name, compute = self.name, self.compute
         tables = list(inspect.signature(compute).parameters)
-        check_ins = dict(CHECK_INPUTS)
-        if name in PATIENTS_FROM_ADTTE and "adtte" not in tables:
-            check_ins["adtte"] = AssetIn("adtte", metadata={"columns": TIME_TO_EVENT_COLUMNS})
-        ins = {**{t: self.ins.get(t, AssetIn(t)) for t in tables}, **check_ins}
+        ins = {**{t: self.ins.get(t, AssetIn(t)) for t in tables}, **CHECK_INPUTS}
         args = dict(self.asset_args)
         args["description"] = f"{args['description']} {GATED}"
         owned = owned_at_load(name, loaded)
         stand_in = owned is None or owned.is_empty()
 
         @self.declare_asset(name=name, ins=ins, check_specs=published_figure_specs(name, owned, loaded.problem), **args)
-        def _gated(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], **inputs: pl.DataFrame):
+        def _gated(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], outputs_folder: OutputsFolder, **inputs: pl.DataFrame):
             output = compute(**{t: inputs[t] for t in tables})
             if stand_in:
                 results = _stand_in_results(name, inputs["printed_values"])
             else:
-                results = published_figure_results(
-                    context,
-                    output.value,
-                    inputs["printed_values"],
-                    inputs["paper_consistency"],
-                    inputs.get("adtte") if name in PATIENTS_FROM_ADTTE else None,
-                )
+                results = published_value_results(context, outputs_folder, output.value, inputs["printed_values"], inputs["paper_consistency"])
             yield from gate.publish(context, io_manager, output.value, results, output.metadata)
 
         return _gated

@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
 
 from lms_assets.audit import sensitivity as sens
 from lms_assets.defs.constants import AUDIT, asset_defaults
-from lms_assets.defs.metadata import markdown_table, preview
+from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
@@ -93,11 +93,9 @@ def sensitivity_ranges(
             "seed": result.seed,
             "shipped_reconstruction_consistent": result.shipped_consistent,
             "seconds": round(seconds, 2),
-            "verdicts": MetadataValue.md(markdown_table(verdicts)),
-            "os_curve_envelope": MetadataValue.md(
-                "Kaplan–Meier OS at each death time: lowest and highest S(t) over the consistent placements, and the shipped curve.\n\n"
-                + markdown_table(sens.os_curve_envelope(placements, study.os[study.died == 0]).with_columns(pl.selectors.float().round(3)), limit=50)
-            ),
+            "verdicts": preview(verdicts),
+            # Kaplan–Meier OS at each death time: lowest and highest S(t) over the consistent placements, and the shipped curve.
+            "os_envelope": preview(sens.os_curve_envelope(placements, study.os[study.died == 0]), limit=50),
             "preview": preview(varied.select(SHOWN), limit=60),
         },
     )

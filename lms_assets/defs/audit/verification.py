@@ -19,7 +19,8 @@ from dagster import (
 from lms_assets.audit import verification
 from lms_assets.defs import gate
 from lms_assets.defs.constants import AUDIT, asset_defaults
-from lms_assets.defs.metadata import markdown_table
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.tables import survival
 
@@ -106,11 +107,11 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
         check_name=AGREES_WITH_R,
         passed=failing.is_empty(),
         severity=AssetCheckSeverity.ERROR,
-        description=reason[:500],
+        description=escape_markdown(reason[:500]),
         metadata={
             "reason": MetadataValue.text(reason[:2000]),
             "agreed": MetadataValue.text(f"{summary['agreed']:,} of {summary['comparisons']:,}"),
-            "not_agreeing": MetadataValue.md(markdown_table(failing.head(50))) if failing.height else MetadataValue.text("none"),
+            "not_agreeing": preview(failing, limit=50) if failing.height else MetadataValue.text("none"),
         },
     )
 

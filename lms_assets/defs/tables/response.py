@@ -25,7 +25,9 @@ def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     table = response.response_summary(adrs)
     rates = {r["key"]: r for r in table.filter(pl.col("key").is_in(list(response.RATES))).iter_rows(named=True)}
     extra: dict[str, Any] = {f"{key}_pct": MetadataValue.float(r["pct"]) for key, r in rates.items() if r["pct"] is not None}
-    return table_output(table, **extra)
+    # The rows and their rates, narrow enough for the asset page; the method and patient lists are in the warehouse.
+    shown = table.select("row", "n", pl.col("denominator").alias("of"), "pct", "ci_lower_pct", "ci_upper_pct")
+    return table_output(table, shown=shown, **extra)
 
 
 @response_asset(

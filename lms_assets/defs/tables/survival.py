@@ -7,8 +7,7 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
 
 from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import SURVIVAL, asset_defaults
-from lms_assets.defs.metadata import markdown_table, table_output
-from lms_assets.graphs import km
+from lms_assets.defs.metadata import preview, table_output
 from lms_assets.tables import survival
 
 survival_asset = asset_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
@@ -31,7 +30,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
     curves = survival.km_curves(adtte)
     steps = curves.group_by("data_cut", "endpoint").len().sort("data_cut", "endpoint")
     context.log.info(f"Kaplan–Meier steps per cut and endpoint: {steps.rows()}")
-    return table_output(curves, steps_per_curve=MetadataValue.md(markdown_table(steps)))
+    return table_output(curves, steps=preview(steps))
 
 
 @gated_summary(
@@ -48,22 +47,26 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
 )
 def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.median_summary(survival_curves)
-    latest = table.filter(pl.col("data_cut") == table["data_cut"].max())
+    latest = table.filter((pl.col("data_cut") == table["data_cut"].max()) & (pl.col("method") == "spss"))
+    # The paper's medians as numbers, so the asset's Plots tab draws them across materializations.
     medians: dict[str, Any] = {
-        f"{r['endpoint'].lower()}_median_{r['method']}": MetadataValue.float(r["median"])
-        if r["median"] is not None
-        else MetadataValue.text("not reached")
+        f"{r['endpoint'].lower()}_median": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
-    intervals: dict[str, Any] = {
-        f"{r['endpoint'].lower()}_ci_{r['method']}": MetadataValue.text(km.interval_text(r["ci_lower"], r["ci_upper"], 2))
-        for r in latest.iter_rows(named=True)
-    }
-    # The estimates before the long method names: the UI's metadata column shows about 600 px of a preview.
-    shown = table.select(
-        "data_cut", "endpoint", "median", "ci_lower", "ci_upper", pl.exclude("data_cut", "endpoint", "median", "ci_lower", "ci_upper")
+    # One row per cut and endpoint, PFS first, with each method's interval beside the median: the page's metadata
+    # column is about 500 px wide at 1440 px, too narrow for the methods' names as rows.
+    intervals = table.select(
+        "data_cut", "endpoint", "median", "n", "events", "method", pl.col("ci_lower").alias("_lower"), pl.col("ci_upper").alias("_upper")
+    ).pivot("method", index=["data_cut", "endpoint", "median", "n", "events"], values=["_lower", "_upper"])
+    shown = intervals.sort("data_cut", "endpoint", descending=[False, True]).select(
+        "endpoint",
+        "median",
+        *(pl.col(f"_{b}_{m}").alias(f"{m}_ci_{b}") for m in ("spss", "brookmeyer_crowley_loglog") for b in ("lower", "upper")),
+        "n",
+        "events",
+        "data_cut",
     )
-    return table_output(table, shown=shown, latest_cut=str(table["data_cut"].max()), **medians, **intervals)
+    return table_output(table, shown=shown.rename({c: c.replace("brookmeyer_crowley_loglog", "bc") for c in shown.columns}), **medians)
 
 
 @survival_asset(
@@ -76,7 +79,7 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
 def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.landmarks(survival_curves)
     rates = table.filter(pl.col("month").is_in([6.0, 12.0])).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
-    return table_output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
+    return table_output(table, limit=40, rates=preview(rates))
 
 
 @gated_summary(
