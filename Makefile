@@ -13,8 +13,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+# The package is installed again only when what it is built from changes: the stamp is newer than both files.
+# The source itself needs no reinstall (an editable install). The filter hides setuptools' "Editable
+# installation" notice, printed on every editable build even with --quiet.
+INSTALLED := $(VENV)/.installed
+$(INSTALLED): pyproject.toml constraints.txt $(BIN)/python
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
 
 # The instance template sits in deploy/local/: in the repo root `dagster dev` would warn it "will not be used".
 INSTANCE_TEMPLATE := deploy/local/dagster.yaml

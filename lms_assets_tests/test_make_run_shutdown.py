@@ -1,5 +1,6 @@
 """`make run` (``lms_assets.launcher`` around `dagster dev`) stops every process it started within 10 s of
-SIGTERM, and starts without deprecation or misleading warnings.
+SIGTERM, and starts without deprecation or misleading warnings; `make install` installs only when the package
+changed.
 
 Runs the launcher with the Makefile's arguments on a free port, a private instance and a private study copy,
 waits until the webserver answers and the daemon and a code server are up, sends SIGTERM as `make` passes it
@@ -9,6 +10,7 @@ on, and then looks for any survivor among the launcher's descendants and in thei
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -98,6 +100,55 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
     startup = log[: log.index("Serving dagster-webserver")]
     warnings = [line for line in startup.splitlines() if WARNING_LINE.search(line)]
     assert not warnings, "\n".join(warnings)
+
+
+def test_make_install_runs_pip_only_when_the_package_definition_changed(tmp_path: Path):
+    """`make run`, `make test` and `make lint` depend on `install`: it is a stamp newer than pyproject.toml and
+    constraints.txt, so a start does not reinstall (and print pip's output) every time. Checked with `make -n`,
+    which prints the commands make would run, on a copy of the three files and a stand-in virtualenv."""
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").touch()
+    (tmp_path / ".venv" / ".installed").touch()
+
+    def age(name: str, seconds_ago: int) -> None:
+        then = time.time() - seconds_ago
+        os.utime(tmp_path / name, (then, then))
+
+    def planned() -> str:
+        return subprocess.run(["make", "-n", "install"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    for name in (".venv/bin/python", "pyproject.toml", "constraints.txt"):
+        age(name, 60)
+    age(".venv/.installed", 30)
+    assert "pip install" not in planned()
+    for changed in ("pyproject.toml", "constraints.txt"):
+        age(changed, 10)
+        assert "pip install" in planned(), f"{changed} changed"
+        age(changed, 60)
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet holds no resources)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return "?"
 
 
 def _pgid(process: psutil.Process) -> int | None:
