@@ -7,7 +7,7 @@ DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST := 127.0.0.1
 PORT := 3000
 
-.PHONY: install system-deps run test lint materialize clean
+.PHONY: install system-deps system-deps-run run test lint materialize clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,23 +37,29 @@ instance: install $(DAGSTER_HOME)/dagster.yaml
 
 # `dagster dev` through lms_assets/launcher.py: on Ctrl-C or SIGTERM every process it started (webserver,
 # daemon, code servers, run workers) is gone within 10 s; `dagster dev` alone can take minutes.
-run: instance
+run: instance system-deps-run
 	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.launcher -h $(HOST) -p $(PORT)
 
 materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
 
-# Debian packages the end-to-end tests drive: Chromium (browser tests; nothing downloads a browser),
-# PostgreSQL (the shared-deployment test) and R with survival (the independent R cross-check; about 40 MB,
-# `lms_assets_tests/reference/survival_check.R`). Installed only when missing.
-SYSTEM_PACKAGES := chromium postgresql r-base-core r-cran-survival
-system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Debian packages, installed only when missing. `make run` needs R with survival: the independent R cross-check
+# asset runs `lms_assets_tests/reference/survival_check.R` (about 40 MB). The end-to-end tests also drive Chromium
+# (browser tests; nothing downloads a browser) and PostgreSQL (the shared-deployment test).
+RUN_PACKAGES := r-base-core r-cran-survival
+SYSTEM_PACKAGES := $(RUN_PACKAGES) chromium postgresql
+define install_missing
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+system-deps-run:
+	@$(call install_missing,$(RUN_PACKAGES))
+system-deps:
+	@$(call install_missing,$(SYSTEM_PACKAGES))
 
 # Two workers and the slow tests first (pyproject.toml, conftest.py); the durations show where the time went.
 test: install system-deps
