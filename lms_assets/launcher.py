@@ -8,7 +8,10 @@ exit only when their heartbeat times out. On a busy machine that is tens of seco
 This launcher starts `dagster dev` in a process group of its own (its webserver, daemon, code servers and run
 workers inherit it), passes an interrupt on to the whole group as the terminal would, gives it
 ``GRACE_SECONDS`` to stop cleanly and then kills whatever is left of the group. A run killed that way is marked
-failed, and its pool slots freed, by the next `make run` (``lms_assets.recovery``).
+failed, and its pool slots freed, by the next `make run` (``lms_assets.recovery``). A stop asked for (Ctrl-C,
+SIGTERM) exits 0; if `dagster dev` ends by itself, the launcher exits with its code.
+
+When the launcher's output is not a terminal (a log file, CI), Dagster's ANSI colour codes are removed from it.
 
     .venv/bin/python -m lms_assets.launcher -h 127.0.0.1 -p 3000    # arguments go to `dagster dev`
 """
@@ -16,11 +19,14 @@ failed, and its pool slots freed, by the next `make run` (``lms_assets.recovery`
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 # Ctrl-C or SIGTERM to all gone within 10 s: 8 s of grace leaves the kill and the reaping time to spare.
 GRACE_SECONDS = 8.0
@@ -31,6 +37,15 @@ POLL_SECONDS = 0.1
 # project does not install or need, so the advice only misleads. Matched by its text (a category filter would
 # import Dagster in every Python process at start-up).
 QUIET_WARNINGS = "ignore:Function `dev_command` is superseded"
+
+
+# Dagster's "colored" log format (``coloredlogs.ColoredFormatter``, which ``dagster dev`` sets up for itself, its
+# webserver and its daemon) writes colour codes whether or not the output is a terminal, and neither Dagster nor
+# coloredlogs reads a switch to turn them off (NO_COLOR included); the other formats are JSON or colour too.
+ANSI_ESCAPE = re.compile(rb"\x1b\[[0-?]*[ -/]*[@-~]")
+# The copies of the output drain within moments of the group's end; a process outside the group that kept the pipe
+# open must not hold the launcher.
+DRAIN_SECONDS = 1.0
 
 
 def dagster_dev_env(environ: dict[str, str]) -> dict[str, str]:
@@ -77,6 +92,31 @@ def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
     process.wait()
 
 
+def _copy_without_colour(source: BinaryIO, target: BinaryIO) -> None:
+    """Copy ``source`` to ``target`` line by line, without ANSI escape sequences, until ``source`` ends. Once
+    ``target`` is gone (a reader that closed its end) the rest is read and dropped: a child must never block
+    writing to a full pipe."""
+    writable = True
+    with source:
+        for line in source:
+            if not writable:
+                continue
+            try:
+                target.write(ANSI_ESCAPE.sub(b"", line))
+                target.flush()
+            except OSError:
+                writable = False
+
+
+def _uncoloured_copies(process: subprocess.Popen) -> list[threading.Thread]:
+    """Threads copying ``process``'s piped streams to the launcher's own."""
+    pairs = [(process.stdout, sys.stdout.buffer), (process.stderr, sys.stderr.buffer)]
+    threads = [threading.Thread(target=_copy_without_colour, args=pair, daemon=True) for pair in pairs if pair[0] is not None]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
@@ -91,23 +131,33 @@ def _reset_signals(blocked: set[signal.Signals]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     # Signals are held from before the start (none is lost or kills the launcher half-way) and taken with
-    # sigwaitinfo: no polling while Dagster runs. SIGCHLD says `dagster dev` ended by itself.
+    # sigwaitinfo: no polling while Dagster runs. SIGCHLD says `dagster dev` ended by itself. Threads started from
+    # here on inherit the mask, so the signals reach sigwaitinfo alone.
     waited = STOP_SIGNALS | {signal.SIGCHLD}
     signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-    # Its own session: a terminal's Ctrl-C reaches only the launcher, which then stops the group in order.
+    # Its own session: a terminal's Ctrl-C reaches only the launcher, which then stops the group in order. A stream
+    # that is not a terminal gets Dagster's output through a copy that drops the colour codes.
     process = subprocess.Popen(
         dagster_dev_command(args),
         env=dagster_dev_env(dict(os.environ)),
         start_new_session=True,
         preexec_fn=lambda: _reset_signals(waited),
+        stdout=None if sys.stdout.isatty() else subprocess.PIPE,
+        stderr=None if sys.stderr.isatty() else subprocess.PIPE,
     )
+    copies = _uncoloured_copies(process)
     received = None
     while received is None and process.poll() is None:
         info = signal.sigwaitinfo(waited)
         received = info.si_signo if info.si_signo in STOP_SIGNALS else None
     # Also when `dagster dev` exited by itself: nothing it started may stay behind.
     stop_group(process)
-    return 128 + received if received is not None else process.returncode
+    for copy in copies:
+        copy.join(DRAIN_SECONDS)
+    if received is not None:
+        return 0
+    # A negative code is the signal that killed it; the shell's convention is 128 + that signal.
+    return process.returncode if process.returncode >= 0 else 128 - process.returncode
 
 
 if __name__ == "__main__":

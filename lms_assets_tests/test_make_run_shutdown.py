@@ -1,12 +1,13 @@
 """`make run` (``lms_assets.launcher`` around `dagster dev`) stops every process it started within 10 s of
-SIGTERM, and starts without deprecation or misleading warnings; `make install` installs only when the package
-changed.
+SIGTERM and exits 0, and starts without deprecation or misleading warnings and, into a file, without colour
+codes; `make install` installs only when the package changed.
 
 Runs the launcher with the Makefile's arguments on a free port, a private instance and a private study copy,
 waits until the webserver answers and the daemon and a code server are up, sends SIGTERM as `make` passes it
 on, and then looks for any survivor among the launcher's descendants and in their process groups.
 """
 
+import io
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lms_assets import launcher as launcher_module
 from lms_assets_tests.dagster_process import REPO, ManagedProcess, instance_home
 from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
 
@@ -75,7 +77,8 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
         "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
         "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
     }
-    # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject.
+    # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject; its
+    # output goes to a file, not a terminal.
     launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "-h", HOST, "-p", str(port)], env, LOG)
     try:
         root = psutil.Process(launcher.pid)
@@ -90,8 +93,9 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
         assert not alive and not in_groups, (
             f"alive {STOP_WITHIN:.0f} s after SIGTERM: {[(p.pid, _cmdline(p)) for p in [*alive, *in_groups]]}\n{launcher.log_tail()}"
         )
-        # psutil reaped the launcher (its own child), so its exit status is on psutil's record of it.
-        assert next(p for p in gone if p.pid == launcher.pid).returncode == 128 + signal.SIGTERM
+        # A stop asked for is a normal stop: `make` reports no error. psutil reaped the launcher (its own child),
+        # so its exit status is on psutil's record of it.
+        assert next(p for p in gone if p.pid == launcher.pid).returncode == 0
     finally:
         launcher.stop(grace=1.0)
 
@@ -100,6 +104,34 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
     startup = log[: log.index("Serving dagster-webserver")]
     warnings = [line for line in startup.splitlines() if WARNING_LINE.search(line)]
     assert not warnings, "\n".join(warnings)
+    assert "\x1b[" not in log, "colour codes in output that is not a terminal"
+
+
+class _ClosedPipe(io.BytesIO):
+    def write(self, data) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+class _Source(io.BytesIO):
+    """Remembers how much was left unread when it was closed."""
+
+    unread = -1
+
+    def close(self) -> None:
+        if not self.closed:
+            self.unread = len(self.getbuffer()) - self.tell()
+        super().close()
+
+
+def test_the_copy_of_dagster_output_drops_colour_codes_and_drains_a_closed_reader():
+    coloured = b"\x1b[32m2026-12-07 14:30:03 +0000\x1b[0m - dagster - \x1b[34mINFO\x1b[0m - Launching Dagster services...\n"
+    target = io.BytesIO()
+    launcher_module._copy_without_colour(io.BytesIO(coloured * 2), target)
+    assert target.getvalue() == b"2026-12-07 14:30:03 +0000 - dagster - INFO - Launching Dagster services...\n" * 2
+    # Once the terminal or pipe the launcher writes to is gone, Dagster's output is still read, so it never blocks.
+    source = _Source(coloured * 3)
+    launcher_module._copy_without_colour(source, _ClosedPipe())
+    assert source.unread == 0
 
 
 def test_make_install_runs_pip_only_when_the_package_definition_changed(tmp_path: Path):
