@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST := 127.0.0.1
 PORT := 3000
+# The outputs folder (LMS_OUTPUT_DIR: the study report, charts) served read-only on HOST beside the UI.
+REPORT_PORT ?= 3001
 
 .PHONY: install system-deps system-deps-run run test lint materialize clean
 
@@ -36,9 +38,10 @@ instance: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery
 
 # `dagster dev` through lms_assets/launcher.py: on Ctrl-C or SIGTERM every process it started (webserver,
-# daemon, code servers, run workers) is gone within 10 s; `dagster dev` alone can take minutes.
+# daemon, code servers, run workers) is gone within 10 s, and make reports no error; `dagster dev` alone can take
+# minutes. The launcher also serves the outputs folder on REPORT_PORT and tells Dagster so (LMS_REPORT_URL).
 run: instance system-deps-run
-	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.launcher -h $(HOST) -p $(PORT)
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.launcher --report-port $(REPORT_PORT) -h $(HOST) -p $(PORT)
 
 materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'

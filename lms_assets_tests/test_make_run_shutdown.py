@@ -1,12 +1,14 @@
 """`make run` (``lms_assets.launcher`` around `dagster dev`) stops every process it started within 10 s of
-SIGTERM and exits 0, and starts without deprecation or misleading warnings and, into a file, without colour
-codes; `make install` installs only when the package changed.
+SIGTERM and exits 0, starts without deprecation or misleading warnings and, into a file, without colour codes,
+and serves the outputs folder read-only beside the UI; `make install` installs only when the package changed.
 
-Runs the launcher with the Makefile's arguments on a free port, a private instance and a private study copy,
-waits until the webserver answers and the daemon and a code server are up, sends SIGTERM as `make` passes it
-on, and then looks for any survivor among the launcher's descendants and in their process groups.
+Runs the launcher with the Makefile's arguments on free ports, a private instance and a private study copy,
+waits until the webserver answers and the daemon and a code server are up, asks the report server for files,
+sends SIGTERM as `make` passes it on, and then looks for any survivor among the launcher's descendants and in
+their process groups.
 """
 
+import http.client
 import io
 import os
 import re
@@ -66,24 +68,62 @@ def _wait_for_services(root: psutil.Process, launcher: ManagedProcess) -> list[p
     raise AssertionError(f"services not all up: {sorted(_roles(_descendants(root)))}\n{launcher.log_tail()}")
 
 
+def _request(port: int, method: str, path: str) -> tuple[int, bytes]:
+    """Status and body of one request to the report server, the path sent exactly as given."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _check_the_report_server(port: int, outputs: Path) -> None:
+    """The outputs folder, created by the first run, is served: its files, not its folders, nothing outside it."""
+    (outputs / "charts").mkdir(parents=True, exist_ok=True)
+    (outputs / "charts" / "placed-by-the-test.txt").write_text("placed by the test")
+    (outputs.parent / "beside-outputs.txt").write_text("outside")
+    assert _request(port, "GET", "/charts/placed-by-the-test.txt") == (200, b"placed by the test")
+    assert _request(port, "GET", "/")[0] == 404
+    assert _request(port, "GET", "/charts/")[0] == 404
+    assert _request(port, "GET", "/../beside-outputs.txt")[0] == 404
+    assert _request(port, "POST", "/charts/placed-by-the-test.txt")[0] == 405
+
+
+def _environment(process: psutil.Process) -> dict[str, str]:
+    try:
+        return process.environ()
+    except psutil.Error:
+        return {}
+
+
 @pytest.mark.slow
 def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path, tmp_path: Path):
     LOG.unlink(missing_ok=True)
     port = free_port(HOST)
+    report_port = free_port(HOST)
+    # Not there at the start, as on a fresh checkout: the report server must start anyway.
+    outputs = tmp_path / "outputs"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
         "LMS_DATA_DIR": str(study_dir),
         "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
-        "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "LMS_OUTPUT_DIR": str(outputs),
     }
+    env.pop("LMS_REPORT_URL", None)
     # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject; its
     # output goes to a file, not a terminal.
-    launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "-h", HOST, "-p", str(port)], env, LOG)
+    launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)], env, LOG)
     try:
         root = psutil.Process(launcher.pid)
         DagsterGraphQL(f"http://{HOST}:{port}").wait_until_up(START_TIMEOUT, alive=launcher.alive)
         _wait_for_services(root, launcher)
+        _check_the_report_server(report_port, outputs)
+        # `dagster dev` and what it starts (the code servers that load the definitions) know where the report is.
+        dagster_dev = next(p for p in root.children() if "dev" in _cmdline(p))
+        assert _environment(dagster_dev).get("LMS_REPORT_URL") == f"http://{HOST}:{report_port}"
         tree = [root, *_descendants(root)]
         groups = {os.getpgid(p.pid) for p in tree if p.is_running()}
 
@@ -96,6 +136,8 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
         # A stop asked for is a normal stop: `make` reports no error. psutil reaped the launcher (its own child),
         # so its exit status is on psutil's record of it.
         assert next(p for p in gone if p.pid == launcher.pid).returncode == 0
+        with pytest.raises(ConnectionRefusedError):
+            _request(report_port, "GET", "/charts/placed-by-the-test.txt")
     finally:
         launcher.stop(grace=1.0)
 
