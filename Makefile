@@ -84,4 +84,4 @@ clean:
 # Needs DAGSTER_HOME and LMS_PG_HOST, LMS_PG_PORT, LMS_PG_DB, LMS_PG_USER, LMS_PG_PASSWORD in the environment.
 .PHONY: run-team
 run-team: install
-	$(BIN)/python -m lms_assets.deploy start --host $(HOST) --port $(PORT)
+	$(BIN)/python -m lms_assets.deploy start --host $(HOST) --port $(PORT) --report-port $(REPORT_PORT)

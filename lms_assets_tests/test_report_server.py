@@ -9,15 +9,17 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lms_assets import launcher, report_server
+from lms_assets import deploy, launcher, report_server
 from lms_assets.defs.resources import locations
 from lms_assets.report_server import ReportServer
 from lms_assets_tests.dagster_process import REPO
+from lms_assets_tests.graphql_client import free_port
 
 
 @pytest.fixture
@@ -127,6 +129,30 @@ def test_the_command_line_refuses_an_empty_folder_rather_than_serve_the_working_
         report_server.main(["--port", "0", "--directory", ""])
     assert exit_.value.code == 2
     assert "--directory: is empty (is LMS_OUTPUT_DIR set?)" in capsys.readouterr().err
+
+
+def test_the_team_deployment_supervises_the_server_as_a_third_service(tmp_path):
+    (tmp_path / "report.html").write_text("team report")
+    port = free_port()
+    (service,) = [s for s in deploy.services("127.0.0.1", 3000, port, tmp_path) if s.name == "lms-report-server"]
+    service.start()
+    try:
+        # Up once it accepts a connection; the process has a generous minute to import and bind.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert service.process is not None and service.process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/report.html")
+        assert connection.getresponse().read() == b"team report"
+        connection.close()
+    finally:
+        service.stop()
+    assert service.process is not None and service.process.returncode is not None
 
 
 # --- what the launcher gives the server and `dagster dev` ---------------------------------------
