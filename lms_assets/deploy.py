@@ -351,7 +351,7 @@ def parser() -> argparse.ArgumentParser:
     backup_command = commands.add_parser("backup", help="pg_dump the Dagster database and copy the warehouse")
     backup_command.add_argument("destination", type=lambda p: Path(p).resolve(), help="folder for the two files (created if missing)")
     backup_command.add_argument("--wait", type=float, default=600, help="seconds to wait for a run that is writing the warehouse (default 600)")
-    start_command = commands.add_parser("start", help="check, then run the webserver and the daemon")
+    start_command = commands.add_parser("start", help="check, then run the webserver, the daemon and the report server")
     start_command.add_argument("--host", default="127.0.0.1", help="where the UI listens (default 127.0.0.1)")
     start_command.add_argument("--port", type=int, default=3000, help="the UI's port (default 3000)")
     start_command.add_argument("--report-port", type=int, default=3001, help="the outputs folder's port, on the same host (default 3001)")

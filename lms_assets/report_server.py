@@ -5,7 +5,7 @@ A reviewer follows a link from the UI to the file a run wrote; the links start w
 
 Only regular files inside the folder are served, to GET and HEAD: a folder (no listing, no index page), a
 missing file and a path that leads out of the folder (``..``, or a symbolic link to elsewhere) are 404, and
-every other method is 405. A folder that does not exist yet (before the first run) is served as empty. Standard
+the other HTTP methods are 405 (a method HTTP does not define, 501). A folder that does not exist yet (before the first run) is served as empty. Standard
 library only: the launcher that runs it in a thread stays free of Dagster's imports.
 
     .venv/bin/python -m lms_assets.report_server --host 127.0.0.1 --port 3001 --directory outputs
