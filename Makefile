@@ -6,15 +6,24 @@ BIN := $(VENV)/bin
 DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 HOST := 127.0.0.1
 PORT := 3000
+# The outputs folder (LMS_OUTPUT_DIR: the study report, charts) served read-only on HOST beside the UI.
+REPORT_PORT ?= 3001
 
-.PHONY: install system-deps run test lint materialize clean
+.PHONY: install system-deps system-deps-run run test lint materialize clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+# The package is installed again only when what it is built from changes: the stamp is newer than both files.
+# The source itself needs no reinstall (an editable install). The filter hides setuptools' "Editable
+# installation" notice, printed on every editable build even with --quiet.
+INSTALLED := $(VENV)/.installed
+$(INSTALLED): pyproject.toml constraints.txt $(BIN)/python
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(INSTALLED)
 
 # The instance template sits in deploy/local/: in the repo root `dagster dev` would warn it "will not be used".
 INSTANCE_TEMPLATE := deploy/local/dagster.yaml
@@ -29,24 +38,31 @@ instance: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery
 
 # `dagster dev` through lms_assets/launcher.py: on Ctrl-C or SIGTERM every process it started (webserver,
-# daemon, code servers, run workers) is gone within 10 s; `dagster dev` alone can take minutes.
-run: instance
-	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.launcher -h $(HOST) -p $(PORT)
+# daemon, code servers, run workers) is gone within 10 s, and make reports no error; `dagster dev` alone can take
+# minutes. The launcher also serves the outputs folder on REPORT_PORT and tells Dagster so (LMS_REPORT_URL).
+run: instance system-deps-run
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.launcher --report-port $(REPORT_PORT) -h $(HOST) -p $(PORT)
 
 materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
 
-# Debian packages the end-to-end tests drive: Chromium (browser tests; nothing downloads a browser),
-# PostgreSQL (the shared-deployment test) and R with survival (the independent R cross-check; about 40 MB,
-# `lms_assets_tests/reference/survival_check.R`). Installed only when missing.
-SYSTEM_PACKAGES := chromium postgresql r-base-core r-cran-survival
-system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Debian packages, installed only when missing. `make run` needs R with survival: the independent R cross-check
+# asset runs `lms_assets_tests/reference/survival_check.R` (about 40 MB). The end-to-end tests also drive Chromium
+# (browser tests; nothing downloads a browser) and PostgreSQL (the shared-deployment test).
+RUN_PACKAGES := r-base-core r-cran-survival
+SYSTEM_PACKAGES := $(RUN_PACKAGES) chromium postgresql
+define install_missing
+missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+system-deps-run:
+	@$(call install_missing,$(RUN_PACKAGES))
+system-deps:
+	@$(call install_missing,$(SYSTEM_PACKAGES))
 
 # Two workers and the slow tests first (pyproject.toml, conftest.py); the durations show where the time went.
 test: install system-deps
@@ -68,4 +84,4 @@ clean:
 # Needs DAGSTER_HOME and LMS_PG_HOST, LMS_PG_PORT, LMS_PG_DB, LMS_PG_USER, LMS_PG_PASSWORD in the environment.
 .PHONY: run-team
 run-team: install
-	$(BIN)/python -m lms_assets.deploy start --host $(HOST) --port $(PORT)
+	$(BIN)/python -m lms_assets.deploy start --host $(HOST) --port $(PORT) --report-port $(REPORT_PORT)

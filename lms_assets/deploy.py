@@ -2,7 +2,8 @@
 
 ``python -m lms_assets.deploy start`` (what ``make run-team`` runs) checks the environment and the database,
 writes ``deploy/dagster.yaml`` into ``$DAGSTER_HOME``, then runs ``dagster-webserver`` and ``dagster-daemon`` as two processes over that
-one instance and restarts either one, with backoff, if it exits. ``check`` runs the first
+one instance, and the read-only server of the outputs folder (``lms_assets.report_server``) as a third, and restarts
+any of them, with backoff, if it exits. ``check`` runs the first
 steps alone (the systemd units in deploy/systemd use them as ``ExecStartPre``); ``backup DIR`` writes a
 ``pg_dump`` of the Dagster database and a consistent copy of the warehouse (docs/deployment.md).
 
@@ -297,14 +298,19 @@ class Service:
             self.process.wait()
 
 
-def services(host: str, port: int) -> list[Service]:
-    """The webserver (UI and GraphQL) and the daemon (sensors, schedules, run queue), over one workspace."""
+def services(host: str, port: int, report_port: int, outputs: Path) -> list[Service]:
+    """The webserver (UI and GraphQL) and the daemon (sensors, schedules, run queue), over one workspace, and the
+    server of the ``outputs`` folder on ``report_port`` that the UI's links to the report lead to."""
     scripts = Path(sys.executable).parent
     return [
         Service("dagster-daemon", [str(scripts / "dagster-daemon"), "run", "-w", str(WORKSPACE)]),
         Service(
             "dagster-webserver",
             [str(scripts / "dagster-webserver"), "-h", host, "-p", str(port), "-w", str(WORKSPACE)],
+        ),
+        Service(
+            "lms-report-server",
+            [sys.executable, "-m", "lms_assets.report_server", "--host", host, "--port", str(report_port), "--directory", str(outputs)],
         ),
     ]
 
@@ -319,19 +325,23 @@ def supervise(running: list[Service], stop: threading.Event, poll_seconds: float
             for service in running:
                 service.watch(now)
     finally:
-        log.info("stopping dagster-webserver and dagster-daemon")
+        log.info(f"stopping {', '.join(service.name for service in running)}")
         for service in running:
             service.stop()
 
 
-def start(host: str, port: int) -> None:
+def start(host: str, port: int, report_port: int) -> None:
     # Checked in a child process: the launcher stays small while it supervises.
     subprocess.run([sys.executable, "-m", "lms_assets.deploy", "check"], check=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     log.info(f"the UI will listen on http://{host}:{port} (loopback only unless HOST says otherwise)")
-    supervise(services(host, port), stop)
+    # The definitions link to the report with it; behind a reverse proxy the environment names the public address.
+    report_url = os.environ.setdefault("LMS_REPORT_URL", f"http://{host}:{report_port}")
+    outputs = locations(os.environ)["outputs"].resolve()
+    log.info(f"the outputs folder {outputs} will be served read-only on http://{host}:{report_port} (LMS_REPORT_URL={report_url})")
+    supervise(services(host, port, report_port, outputs), stop)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -341,9 +351,10 @@ def parser() -> argparse.ArgumentParser:
     backup_command = commands.add_parser("backup", help="pg_dump the Dagster database and copy the warehouse")
     backup_command.add_argument("destination", type=lambda p: Path(p).resolve(), help="folder for the two files (created if missing)")
     backup_command.add_argument("--wait", type=float, default=600, help="seconds to wait for a run that is writing the warehouse (default 600)")
-    start_command = commands.add_parser("start", help="check, then run the webserver and the daemon")
+    start_command = commands.add_parser("start", help="check, then run the webserver, the daemon and the report server")
     start_command.add_argument("--host", default="127.0.0.1", help="where the UI listens (default 127.0.0.1)")
     start_command.add_argument("--port", type=int, default=3000, help="the UI's port (default 3000)")
+    start_command.add_argument("--report-port", type=int, default=3001, help="the outputs folder's port, on the same host (default 3001)")
     return parser
 
 
@@ -363,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "backup":
             backup(os.environ, args.destination, args.wait)
         else:
-            start(args.host, args.port)
+            start(args.host, args.port, args.report_port)
     except DeploymentError as error:
         log.error(str(error))
         return 2

@@ -1,14 +1,19 @@
 """`make run` (``lms_assets.launcher`` around `dagster dev`) stops every process it started within 10 s of
-SIGTERM, and starts without deprecation or misleading warnings.
+SIGTERM and exits 0, starts without deprecation or misleading warnings and, into a file, without colour codes,
+and serves the outputs folder read-only beside the UI; `make install` installs only when the package changed.
 
-Runs the launcher with the Makefile's arguments on a free port, a private instance and a private study copy,
-waits until the webserver answers and the daemon and a code server are up, sends SIGTERM as `make` passes it
-on, and then looks for any survivor among the launcher's descendants and in their process groups.
+Runs the launcher with the Makefile's arguments on free ports, a private instance and a private study copy,
+waits until the webserver answers and the daemon and a code server are up, asks the report server for files,
+sends SIGTERM as `make` passes it on, and then looks for any survivor among the launcher's descendants and in
+their process groups.
 """
 
+import http.client
+import io
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lms_assets import launcher as launcher_module
 from lms_assets_tests.dagster_process import REPO, ManagedProcess, instance_home
 from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
 
@@ -62,23 +68,62 @@ def _wait_for_services(root: psutil.Process, launcher: ManagedProcess) -> list[p
     raise AssertionError(f"services not all up: {sorted(_roles(_descendants(root)))}\n{launcher.log_tail()}")
 
 
+def _request(port: int, method: str, path: str) -> tuple[int, bytes]:
+    """Status and body of one request to the report server, the path sent exactly as given."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def _check_the_report_server(port: int, outputs: Path) -> None:
+    """The outputs folder, created by the first run, is served: its files, not its folders, nothing outside it."""
+    (outputs / "charts").mkdir(parents=True, exist_ok=True)
+    (outputs / "charts" / "placed-by-the-test.txt").write_text("placed by the test")
+    (outputs.parent / "beside-outputs.txt").write_text("outside")
+    assert _request(port, "GET", "/charts/placed-by-the-test.txt") == (200, b"placed by the test")
+    assert _request(port, "GET", "/")[0] == 404
+    assert _request(port, "GET", "/charts/")[0] == 404
+    assert _request(port, "GET", "/../beside-outputs.txt")[0] == 404
+    assert _request(port, "POST", "/charts/placed-by-the-test.txt")[0] == 405
+
+
+def _environment(process: psutil.Process) -> dict[str, str]:
+    try:
+        return process.environ()
+    except psutil.Error:
+        return {}
+
+
 @pytest.mark.slow
 def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path, tmp_path: Path):
     LOG.unlink(missing_ok=True)
     port = free_port(HOST)
+    report_port = free_port(HOST)
+    # Not there at the start, as on a fresh checkout: the report server must start anyway.
+    outputs = tmp_path / "outputs"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
         "LMS_DATA_DIR": str(study_dir),
         "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
-        "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
+        "LMS_OUTPUT_DIR": str(outputs),
     }
-    # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject.
-    launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "-h", HOST, "-p", str(port)], env, LOG)
+    env.pop("LMS_REPORT_URL", None)
+    # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject; its
+    # output goes to a file, not a terminal.
+    launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)], env, LOG)
     try:
         root = psutil.Process(launcher.pid)
         DagsterGraphQL(f"http://{HOST}:{port}").wait_until_up(START_TIMEOUT, alive=launcher.alive)
         _wait_for_services(root, launcher)
+        _check_the_report_server(report_port, outputs)
+        # `dagster dev` and what it starts (the code servers that load the definitions) know where the report is.
+        dagster_dev = next(p for p in root.children() if "dev" in _cmdline(p))
+        assert _environment(dagster_dev).get("LMS_REPORT_URL") == f"http://{HOST}:{report_port}"
         tree = [root, *_descendants(root)]
         groups = {os.getpgid(p.pid) for p in tree if p.is_running()}
 
@@ -88,8 +133,11 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
         assert not alive and not in_groups, (
             f"alive {STOP_WITHIN:.0f} s after SIGTERM: {[(p.pid, _cmdline(p)) for p in [*alive, *in_groups]]}\n{launcher.log_tail()}"
         )
-        # psutil reaped the launcher (its own child), so its exit status is on psutil's record of it.
-        assert next(p for p in gone if p.pid == launcher.pid).returncode == 128 + signal.SIGTERM
+        # A stop asked for is a normal stop: `make` reports no error. psutil reaped the launcher (its own child),
+        # so its exit status is on psutil's record of it.
+        assert next(p for p in gone if p.pid == launcher.pid).returncode == 0
+        with pytest.raises(ConnectionRefusedError):
+            _request(report_port, "GET", "/charts/placed-by-the-test.txt")
     finally:
         launcher.stop(grace=1.0)
 
@@ -98,6 +146,83 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
     startup = log[: log.index("Serving dagster-webserver")]
     warnings = [line for line in startup.splitlines() if WARNING_LINE.search(line)]
     assert not warnings, "\n".join(warnings)
+    assert "\x1b[" not in log, "colour codes in output that is not a terminal"
+
+
+class _ClosedPipe(io.BytesIO):
+    def write(self, data) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+class _Source(io.BytesIO):
+    """Remembers how much was left unread when it was closed."""
+
+    unread = -1
+
+    def close(self) -> None:
+        if not self.closed:
+            self.unread = len(self.getbuffer()) - self.tell()
+        super().close()
+
+
+def test_the_copy_of_dagster_output_drops_colour_codes_and_drains_a_closed_reader():
+    coloured = b"\x1b[32m2026-12-07 14:30:03 +0000\x1b[0m - dagster - \x1b[34mINFO\x1b[0m - Launching Dagster services...\n"
+    target = io.BytesIO()
+    launcher_module._copy_without_colour(io.BytesIO(coloured * 2), target)
+    assert target.getvalue() == b"2026-12-07 14:30:03 +0000 - dagster - INFO - Launching Dagster services...\n" * 2
+    # Once the terminal or pipe the launcher writes to is gone, Dagster's output is still read, so it never blocks.
+    source = _Source(coloured * 3)
+    launcher_module._copy_without_colour(source, _ClosedPipe())
+    assert source.unread == 0
+
+
+def test_make_install_runs_pip_only_when_the_package_definition_changed(tmp_path: Path):
+    """`make run`, `make test` and `make lint` depend on `install`: it is a stamp newer than pyproject.toml and
+    constraints.txt, so a start does not reinstall (and print pip's output) every time. Checked with `make -n`,
+    which prints the commands make would run, on a copy of the three files and a stand-in virtualenv."""
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
+        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "python").touch()
+    (tmp_path / ".venv" / ".installed").touch()
+
+    def age(name: str, seconds_ago: int) -> None:
+        then = time.time() - seconds_ago
+        os.utime(tmp_path / name, (then, then))
+
+    def planned() -> str:
+        return subprocess.run(["make", "-n", "install"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+
+    for name in (".venv/bin/python", "pyproject.toml", "constraints.txt"):
+        age(name, 60)
+    age(".venv/.installed", 30)
+    assert "pip install" not in planned()
+    for changed in ("pyproject.toml", "constraints.txt"):
+        age(changed, 10)
+        assert "pip install" in planned(), f"{changed} changed"
+        age(changed, 60)
+
+
+def _pgid(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _running(process: psutil.Process) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet holds no resources)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _cmdline(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return "?"
 
 
 def _pgid(process: psutil.Process) -> int | None:
