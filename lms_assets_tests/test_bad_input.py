@@ -2,6 +2,7 @@
 from being replaced (unless the study allows excluding it); nothing published is lost."""
 
 import hashlib
+import re
 
 import duckdb
 import polars as pl
@@ -21,7 +22,19 @@ def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
         return {n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest() for n in names}
 
 
-def failure_message(result) -> str:
+# A backslash before an ASCII punctuation character, as Markdown writes that character (CommonMark).
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+# What renders in a Markdown text as markup: an image or link, an HTML tag, an entity, emphasis or code.
+MARKUP = re.compile(r"(?<!\\)(!?\[|<[A-Za-z/!]|&[#A-Za-z]|\]\(|(?<!\\)[*_`])")
+
+
+def as_shown(markdown: str) -> str:
+    """``markdown`` as the UI shows it: each escaped character as itself."""
+    return _MARKDOWN_ESCAPE.sub(r"\1", markdown)
+
+
+def failure_messages(result) -> list[str]:
+    """Every failure of the run's steps and their causes, as written (Markdown)."""
     failures = [e for e in result.all_events if e.is_step_failure]
     assert failures, "the run should have failed"
     messages = []
@@ -30,7 +43,12 @@ def failure_message(result) -> str:
         while error is not None:
             messages.append(error.message)
             error = error.cause
-    return "\n".join(messages)
+    return messages
+
+
+def failure_message(result) -> str:
+    """Every failure of the run, as the UI shows it."""
+    return as_shown("\n".join(failure_messages(result)))
 
 
 def failure_first_lines(result) -> dict[str, str]:
@@ -38,7 +56,7 @@ def failure_first_lines(result) -> dict[str, str]:
     lines = {}
     for event in result.all_events:
         if event.is_step_failure:
-            message = event.step_failure_data.error.message
+            message = as_shown(event.step_failure_data.error.message)
             lines[event.step_key] = message.removeprefix("dagster._core.definitions.events.Failure: ").splitlines()[0]
     return lines
 

@@ -301,6 +301,7 @@ def patient_term(patient: int, term: str) -> pl.Expr:
 
 
 NOT_A_CATEGORY_SEX = "not one of Female, Male"
+DEATH_NOT_PROGRESSION = "died = 1 but progressed = 0: a death is a PFS event (progressed: 1 = progression or death)"
 NOT_A_RESPONSE = "not one of CR, PR, SD, PD, NE"
 NOT_A_COMBINATION = "not one of None, Immunotherapy, Chemotherapy, Radiotherapy, Immunotherapy+Chemotherapy"
 
@@ -434,7 +435,7 @@ VARIANTS: dict[str, Variant] = {
     "death-not-a-pfs-event": Variant(
         CUT,
         replace(CUT, "\n3,12.4,1,28.0,1\n", "\n3,28.0,0,28.0,1\n"),
-        Quarantined(rows=((CUT, 4, "progressed", "0", "death at the PFS time must count as a PFS event"),), dropped={"adtte": subject(3)}),
+        Quarantined(rows=((CUT, 4, "progressed", "0", DEATH_NOT_PROGRESSION),), dropped={"adtte": subject(3)}),
     ),
     "event-flag-not-0-or-1": Variant(
         CUT,
@@ -819,7 +820,7 @@ VARIANTS.update(
         "earlier-consistent-cut-added-later": Variant("followup", new_cut("2020-12-31.csv", half_way), Accepted()),
         "earlier-cut-contradicting-a-loaded-one": Variant(
             "followup",
-            new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1))),
+            new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1), when_patient(1, "progressed", 1))),
             Blocked(
                 ("adtte",),
                 "followup_cuts_consistent",
@@ -906,7 +907,7 @@ VARIANTS.update(
             "study.toml",
             settings("exclude_rows = true\n"),
             Refused(
-                "study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows, report_tables, survival_rows"
+                "study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows, max_excluded_share, report_tables, survival_rows"
             ),
         ),
         "settings-quoted-boolean": Variant(
@@ -920,7 +921,7 @@ VARIANTS.update(
         "settings-huge": Variant(
             "study.toml", settings("#" + "x" * 20_000 + "\n"), Refused("study.toml: 20,002 bytes; a settings file is a few lines")
         ),
-        "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is not a file")),
+        "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is a folder, not a settings file")),
         "settings-linked-outside": Variant("study.toml", link_outside("study.toml"), Refused("study.toml: resolves to")),
         # The study's identity and enrolment window are required: a folder that does not say which study it is is refused.
         "settings-absent": Variant("study.toml", remove("study.toml"), Refused("study.toml: missing from the study folder")),
@@ -1015,9 +1016,9 @@ RECORD_SCHEMAS = (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONS
 PUBLISHED_CUTS = [dt.date(2021, 3, 31)]
 
 
-def judge(study: Path, exclude: bool | None = None) -> Judgement:
-    """What the ingest and cohort steps decide for ``study`` (``exclude`` overrides its study.toml), on a
-    warehouse that has published ``PUBLISHED_CUTS``."""
+def judge(study: Path, exclude: bool | None = None, max_share: float | None = None) -> Judgement:
+    """What the ingest and cohort steps decide for ``study`` (``exclude`` and ``max_share`` override its study.toml's
+    exclude_quarantined_rows and max_excluded_share), on a warehouse that has published ``PUBLISHED_CUTS``."""
     raw = {s.name: validation.read_raw(validation.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
     raw["printed_values"] = validation.read_raw(
         validation.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
@@ -1031,6 +1032,7 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
     )
     settings = load_study(study)
     exclude = settings.exclude_quarantined_rows if exclude is None else exclude
+    max_share = settings.max_excluded_share if max_share is None else max_share
     studyid = settings.studyid
     quarantine = validation.quarantine_rows(
         raw["patients"],
@@ -1053,10 +1055,12 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         "adae": adam.adae.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine), studyid=studyid),
     }
     sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}
+    # The rows each table may lose a share of: its record files' rows as read.
+    source_rows = {**sources, "adsl": pl.concat([raw[f].select(validation.FILE, validation.ROW) for f in ("patients", "allocations")])}
     failures: dict[str, dict[str, str]] = {}
     for table in COHORT:
         blocking = validation.blocking_rows(quarantine, adam.common.SOURCES[table])
-        if blocking.height and not exclude:
+        if blocking.height and (not exclude or validation.excluded_share(blocking, source_rows[table]) > max_share):
             failures.setdefault(table, {})["no_quarantined_rows"] = validation.describe_quarantine(blocking)
         if candidates[table].is_empty() and not sources[table].is_empty():
             failures.setdefault(table, {})["has_patients"] = "no valid patient"
@@ -1157,7 +1161,7 @@ def test_damaged_study_folder_is_judged(name: str, tmp_path: Path, pristine_judg
             assert f"{first_file} line {first_row}, column {first_column}, value " in description.split("; ")[0], description
         assert_bounded_and_printable(description)
     # Where the study accepts losses, the cohort is the previous one without exactly the affected rows.
-    excluded = judge(study, exclude=True)
+    excluded = judge(study, exclude=True, max_share=1.0)
     assert not excluded.failures
     assert_cohort_lost_exactly(excluded.candidates, pristine_judgement, outcome)
 

@@ -180,16 +180,17 @@ def test_the_readme_says_how_to_expose_the_ui_safely_and_why():
 
 def test_a_file_that_cannot_be_read_is_refused_naming_it(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """Permissions do not stop root (CI may run as root), so the refusal is exercised through a read that fails."""
-    real_read = Path.read_bytes
+    real_open = os.open
 
-    def locked(path: Path) -> bytes:
-        if path.name == "response.csv":
+    def locked(path, flags, *args, **kwargs):
+        if Path(path).name == "response.csv":
             raise PermissionError(13, "Permission denied", str(path))
-        return real_read(path)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", locked)
-    with pytest.raises(RecordFileError, match=r"^response\.csv: cannot be read \(Permission denied\)$"):
-        validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)
+    monkeypatch.setattr(os, "open", locked)
+    path = study_dir / "response.csv"
+    with pytest.raises(RecordFileError, match=rf"^response\.csv: cannot be read \(Permission denied; {re.escape(str(path))}\)$"):
+        validation.read_raw(path, schemas.RESPONSE)
 
 
 # --- what a message may echo of a file -----------------------------------------------------------
