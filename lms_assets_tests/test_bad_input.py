@@ -3,12 +3,32 @@ from being replaced (unless the study allows excluding it); nothing published is
 
 import hashlib
 import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import polars as pl
 import pytest
 
 from lms_assets_tests.conftest import COHORT, allow_exclusion, copy_warehouse, run_assets
+
+
+@contextmanager
+def no_hang(seconds: float = 300.0) -> Iterator[None]:
+    """Fail with ``TimeoutError`` after ``seconds`` instead of hanging: a regression that opens a named pipe blocks
+    for ever. The limit is minutes, far above any run here even on a busy machine (SIGALRM: main thread only)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds:g} s: blocked, e.g. reading a named pipe")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_cohort(paths):
@@ -24,8 +44,14 @@ def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
 
 # A backslash before an ASCII punctuation character, as Markdown writes that character (CommonMark).
 _MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-# What renders in a Markdown text as markup: an image or link, an HTML tag, an entity, emphasis or code.
-MARKUP = re.compile(r"(?<!\\)(!?\[|<[A-Za-z/!]|&[#A-Za-z]|\]\(|(?<!\\)[*_`])")
+# What a browser would fetch or render from a Markdown text: an image or a link, an HTML tag or an entity.
+MARKUP = re.compile(r"(?<!\\)(!\[|\]\(|<[A-Za-z/!?]|&#?[A-Za-z0-9]+;)")
+
+
+def assert_no_markup(texts) -> None:
+    """No text (a failure, a check's description: rendered as Markdown by the UI) holds unescaped markup."""
+    for text in texts:
+        assert not MARKUP.search(text or ""), f"unescaped markup in {text!r}"
 
 
 def as_shown(markdown: str) -> str:

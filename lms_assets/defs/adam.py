@@ -24,7 +24,7 @@ from lms_assets.defs.metadata import escape_markdown, preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
-from lms_assets.records.study import STUDY_FILE, Study
+from lms_assets.records.study import Study, quarantine_verdict
 
 cohort_asset = asset_defaults(group=COHORT, kinds={"polars", "duckdb"})
 NO_QUARANTINED_ROWS = "no_quarantined_rows"
@@ -54,23 +54,12 @@ def _quarantine_result(context: AssetExecutionContext, settings: Study, quaranti
     rows = validation.blocking_rows(quarantine, adam.common.SOURCES[context.asset_key.path[-1]])
     if rows.is_empty():
         return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
-    summary = validation.describe_quarantine(rows, escape=escape_markdown)
-    share = validation.excluded_share(rows, raw)
-    too_many = share > settings.max_excluded_share
-    if settings.exclude_quarantined_rows and too_many:
-        description = (
-            f"{summary}. Not published: {share:.0%} of the rows of {', '.join(sorted(raw[validation.FILE].unique()))} would be "
-            f"left out, more than max_excluded_share = {settings.max_excluded_share:g} in {STUDY_FILE} allows."
-        )
-    elif settings.exclude_quarantined_rows:
-        description = f"{summary}. Left out ({share:.0%} of the rows): {STUDY_FILE} sets exclude_quarantined_rows = true."
-    else:
-        description = f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true in {STUDY_FILE}."
+    blocks, description, share = quarantine_verdict(settings, rows, raw, escape=escape_markdown)
     context.log.warning(description)
     return AssetCheckResult(
         check_name=NO_QUARANTINED_ROWS,
         passed=False,
-        severity=AssetCheckSeverity.WARN if settings.exclude_quarantined_rows and not too_many else AssetCheckSeverity.ERROR,
+        severity=AssetCheckSeverity.ERROR if blocks else AssetCheckSeverity.WARN,
         description=description,
         metadata={"quarantined_problems": rows.height, "excluded_share": share, "problems": preview(rows)},
     )

@@ -11,10 +11,23 @@ import datetime as dt
 import re
 import reprlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lms_assets.records.validation import EXCERPT_CHARS, MAX_LINE_CHARS, RecordFileError, excerpt, read_regular, resolve_inside
+import polars as pl
+
+from lms_assets.records.validation import (
+    EXCERPT_CHARS,
+    FILE,
+    MAX_LINE_CHARS,
+    RecordFileError,
+    describe_quarantine,
+    excerpt,
+    excluded_share,
+    read_regular,
+    resolve_inside,
+)
 
 STUDY_FILE = "study.toml"
 # STUDYID prefixes every USUBJID: letters, digits, '-' and '_' keep it a plain identifier in every export.
@@ -179,3 +192,30 @@ def _study(parsed: dict) -> Study:
     if not isinstance(exclude, bool):
         raise RecordFileError(f"{STUDY_FILE}: exclude_quarantined_rows must be true or false, not {excerpt(repr(exclude))}")
     return Study(studyid, title, start, end, exclude, _share(parsed, "max_excluded_share"), _report_tables(parsed), _survival_rows(parsed))
+
+
+def quarantine_verdict(study: Study, rows: pl.DataFrame, raw: pl.DataFrame, escape: Callable[[str], str] = str) -> tuple[bool, str, float]:
+    """Whether the quarantine rows ``rows`` (not empty) of a cohort table's record files keep it from publication,
+    the description saying what and why (``escape`` applied to the data it quotes), and the share of ``raw``, those
+    files' rows as read, that they are.
+
+    They do unless the study excludes quarantined rows, and even then once they are more than its
+    ``max_excluded_share`` of the rows: eighteen patients of nineteen left out is no longer the study.
+    """
+    summary = describe_quarantine(rows, escape=escape)
+    share = excluded_share(rows, raw)
+    if not study.exclude_quarantined_rows:
+        return (
+            True,
+            f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true in {STUDY_FILE}.",
+            share,
+        )
+    if share > study.max_excluded_share:
+        files = ", ".join(sorted(raw[FILE].unique()))
+        return (
+            True,
+            f"{summary}. Not published: {share:.0%} of the rows of {files} would be left out, more than "
+            f"max_excluded_share = {study.max_excluded_share:g} in {STUDY_FILE} allows.",
+            share,
+        )
+    return False, f"{summary}. Left out ({share:.0%} of the rows): {STUDY_FILE} sets exclude_quarantined_rows = true.", share
