@@ -1255,6 +1255,8 @@ def assert_cohort_lost_exactly(candidates: dict[str, pl.DataFrame], pristine: Ju
 def assert_bounded_and_printable(message: str):
     assert len(message) <= MESSAGE_LIMIT, f"{len(message)} characters: {message[:200]}…"
     assert not re.search(r"[\x00-\x1f\x7f]", message.replace("\n", "")), f"unescaped control character in {message!r}"
+    # Nothing disguised: no invisible or bidi character, no Cyrillic е passing for a Latin e.
+    assert all(validation.reveal(line) == line for line in message.split("\n")), f"hidden or confusable character in {message!r}"
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -1382,6 +1384,8 @@ def test_damaged_study_folder_through_dagster(name: str, pristine: Pristine, wor
 
     # Everything the UI renders as Markdown shows data as written: no image fetched, no link or tag made.
     assert_no_markup([e.description for e in result.get_asset_check_evaluations()])
+    for evaluation in result.get_asset_check_evaluations():
+        assert_bounded_and_printable(evaluation.description or "")
     if not result.success:
         assert_no_markup(failure_messages(result))
     digests = table_digests(workspace["warehouse"])  # reads every table: none is unreadable or half written
