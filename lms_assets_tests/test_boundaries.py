@@ -397,3 +397,14 @@ def test_a_warehouse_this_user_may_not_write_is_refused(tmp_path: Path, shipped_
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != warehouse)
     with pytest.raises(Failure, match=r"cannot be read and written by this user \(its permissions\)"):
         connect_warehouse(str(warehouse), {})
+
+
+def test_an_unforeseen_fault_in_reading_a_record_file_names_the_file(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Whatever goes wrong inside the reader (here Polars itself) is the file's error, never a traceback."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("reader crashed")
+
+    monkeypatch.setattr(pl, "read_csv", broken)
+    with pytest.raises(RecordFileError, match=r"^response\.csv: cannot be read \(RuntimeError: reader crashed\)$"):
+        validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)

@@ -302,9 +302,19 @@ def identical_cuts(digests: dict[str, str]) -> list[tuple[str, str]]:
 def read_raw(path: Path, schema: FileSchema, label: str | None = None) -> pl.DataFrame:
     """Read a CSV exactly as it arrived: every value a string, plus its file and 1-based line number.
 
-    The header is line 1, so the first record is row 2, as a spreadsheet shows it.
+    The header is line 1, so the first record is row 2, as a spreadsheet shows it. Any fault in reading it, not only
+    the ones foreseen, is a ``RecordFileError`` naming the file, never a traceback.
     """
     label = label or path.name
+    try:
+        return _read_raw(path, schema, label)
+    except RecordFileError:
+        raise
+    except Exception as err:
+        raise RecordFileError(f"{label}: cannot be read ({type(err).__name__}: {excerpt(err)})") from None
+
+
+def _read_raw(path: Path, schema: FileSchema, label: str) -> pl.DataFrame:
     if not path.exists():
         raise RecordFileError(f"{label}: file is missing (expected at {path}); {schema.description}")
     data = read_regular(path, label)
