@@ -59,7 +59,7 @@ Entry = dict[str, str | int] | str
 
 def _fingerprint(entry: Entry | None) -> str | None:
     """What decides whether an entry changed: a file's content hash, or the reason it cannot be read."""
-    return entry["sha256"] if isinstance(entry, dict) else entry  # type: ignore[return-value]
+    return str(entry["sha256"]) if isinstance(entry, dict) else entry
 
 
 def followup_state(study: Path, known: dict[str, Entry] | None = None) -> dict[str, Entry]:
