@@ -52,6 +52,10 @@ def _report_layout() -> str:
     return tables + "[survival_rows]\n" + "".join(f"{key} = {json.dumps(label)}\n" for key, label in shipped.survival_rows)
 
 
+# A damaged copy of a synthetic folder shrinks (and says so) up to a tenth of its rows; past that it stops.
+MAX_EXCLUDED_SHARE = 0.1
+
+
 def study_toml(patients: int, seed: int) -> str:
     """The folder's study.toml (see data/README.md, "study.toml"): named by the seed, enrolled over the accrual window."""
     return (
@@ -64,6 +68,8 @@ def study_toml(patients: int, seed: int) -> str:
         "# A synthetic registry accepts losses, so quarantined rows are left out (every summary says how many\n"
         "# patients) instead of stopping the cohort.\n"
         "exclude_quarantined_rows = true\n"
+        "# Losses, but not so many that the analysis is no longer of the study generated.\n"
+        f"max_excluded_share = {MAX_EXCLUDED_SHARE}\n"
         "\n# The report lays the summaries out as the paper's Tables 1, 2 and 4 (data/study.toml), with nothing printed beside them.\n"
         + _report_layout()
     )

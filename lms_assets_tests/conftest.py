@@ -80,12 +80,15 @@ def run_selection(selection, paths: dict[str, Path], instance=None):
     return _execute(defs, list(selection.resolve(defs.resolve_asset_graph())), instance)
 
 
-def allow_exclusion(study: Path) -> None:
-    """Set ``exclude_quarantined_rows = true`` in the study folder's study.toml, keeping the rest of the file."""
+def allow_exclusion(study: Path, max_share: float = 0.25) -> None:
+    """Set ``exclude_quarantined_rows = true`` and ``max_excluded_share = max_share`` in the study folder's study.toml,
+    keeping the rest of the file."""
     path = study / "study.toml"
     text = path.read_text()
-    assert "exclude_quarantined_rows = false" in text, "the shipped study.toml no longer sets exclude_quarantined_rows = false"
-    path.write_text(text.replace("exclude_quarantined_rows = false", "exclude_quarantined_rows = true"))
+    for setting in ("exclude_quarantined_rows = false", "max_excluded_share = 0\n"):
+        assert setting in text, f"the shipped study.toml no longer sets {setting.strip()}"
+    text = text.replace("exclude_quarantined_rows = false", "exclude_quarantined_rows = true")
+    path.write_text(text.replace("max_excluded_share = 0\n", f"max_excluded_share = {max_share}\n"))
 
 
 # The patient-level datasets, with the raw files and quarantine they are built from.

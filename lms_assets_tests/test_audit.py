@@ -11,6 +11,7 @@ from lms_assets.audit import consistency
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, value_verdicts
 from lms_assets.defs.markdown import plain_text
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
+from lms_assets_tests.test_bad_input import as_shown
 
 REGISTRY_SCHEMA = {
     "figure_id": pl.String,
@@ -316,7 +317,8 @@ def test_printed_audit_the_checks_and_the_report_agree_on_every_status(shipped_a
 
 
 def _definitions_and_registry_failure(paths):
-    """Load the definitions on ``paths`` (a platform_env), then materialize raw_printed_values: (defs, its failure message)."""
+    """Load the definitions on ``paths`` (a platform_env), then materialize raw_printed_values: (defs, its failure message as
+    the UI shows it, Markdown escapes resolved)."""
     from dagster import AssetKey
 
     from lms_assets_tests.conftest import defs_for
@@ -324,7 +326,7 @@ def _definitions_and_registry_failure(paths):
     defs = defs_for(paths)
     job = defs.resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(asset_selection=[AssetKey("raw_printed_values")], raise_on_error=False)
-    failures = [e.event_specific_data.error.message for e in result.get_step_failure_events()]
+    failures = [as_shown(e.event_specific_data.error.message) for e in result.get_step_failure_events()]
     return defs, " ".join(failures)
 
 

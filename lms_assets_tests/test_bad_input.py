@@ -2,12 +2,33 @@
 from being replaced (unless the study allows excluding it); nothing published is lost."""
 
 import hashlib
+import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import polars as pl
 import pytest
 
 from lms_assets_tests.conftest import COHORT, allow_exclusion, copy_warehouse, run_assets
+
+
+@contextmanager
+def no_hang(seconds: float = 300.0) -> Iterator[None]:
+    """Fail with ``TimeoutError`` after ``seconds`` instead of hanging: a regression that opens a named pipe blocks
+    for ever. The limit is minutes, far above any run here even on a busy machine (SIGALRM: main thread only)."""
+
+    def expire(signum, frame):
+        raise TimeoutError(f"still running after {seconds:g} s: blocked, e.g. reading a named pipe")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_cohort(paths):
@@ -21,7 +42,25 @@ def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
         return {n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest() for n in names}
 
 
-def failure_message(result) -> str:
+# A backslash before an ASCII punctuation character, as Markdown writes that character (CommonMark).
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+# What a browser would fetch or render from a Markdown text: an image or a link, an HTML tag or an entity.
+MARKUP = re.compile(r"(?<!\\)(!\[|\]\(|<[A-Za-z/!?]|&#?[A-Za-z0-9]+;)")
+
+
+def assert_no_markup(texts) -> None:
+    """No text (a failure, a check's description: rendered as Markdown by the UI) holds unescaped markup."""
+    for text in texts:
+        assert not MARKUP.search(text or ""), f"unescaped markup in {text!r}"
+
+
+def as_shown(markdown: str) -> str:
+    """``markdown`` as the UI shows it: each escaped character as itself."""
+    return _MARKDOWN_ESCAPE.sub(r"\1", markdown)
+
+
+def failure_messages(result) -> list[str]:
+    """Every failure of the run's steps and their causes, as written (Markdown)."""
     failures = [e for e in result.all_events if e.is_step_failure]
     assert failures, "the run should have failed"
     messages = []
@@ -30,7 +69,12 @@ def failure_message(result) -> str:
         while error is not None:
             messages.append(error.message)
             error = error.cause
-    return "\n".join(messages)
+    return messages
+
+
+def failure_message(result) -> str:
+    """Every failure of the run, as the UI shows it."""
+    return as_shown("\n".join(failure_messages(result)))
 
 
 def failure_first_lines(result) -> dict[str, str]:
@@ -38,7 +82,7 @@ def failure_first_lines(result) -> dict[str, str]:
     lines = {}
     for event in result.all_events:
         if event.is_step_failure:
-            message = event.step_failure_data.error.message
+            message = as_shown(event.step_failure_data.error.message)
             lines[event.step_key] = message.removeprefix("dagster._core.definitions.events.Failure: ").splitlines()[0]
     return lines
 

@@ -21,6 +21,7 @@ checks that the published (``main``) tables are byte-for-byte as before wherever
 """
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -36,10 +37,10 @@ from dagster import AssetSelection, DagsterInstance
 
 from lms_assets import adam
 from lms_assets.records import schemas, validation
-from lms_assets.records.study import load_study
+from lms_assets.records.study import load_study, quarantine_verdict
 from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import COHORT, SHIPPED_DATA, allow_exclusion, defs_for
-from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, table_digests
+from lms_assets_tests.test_bad_input import assert_no_markup, failure_first_lines, failure_message, failure_messages, no_hang, table_digests
 
 CUT = "followup/2021-03-31.csv"
 RAW_ASSET = {
@@ -95,6 +96,8 @@ class Accepted:
     """Usable records that publish; ``identical`` is the (earlier, later) pair of byte-identical cuts warned about."""
 
     identical: tuple[str, str] | None = None
+    # (file, row, column, value) of the valid values flagged for a second look (a time of 0).
+    flagged: tuple[tuple[str, int, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,11 +231,49 @@ def link_to(file: str, target: str) -> Callable[[Path], None]:
 
 def link_loop(file: str) -> Callable[[Path], None]:
     def damage(study: Path) -> None:
-        (study / file).unlink()
+        if (study / file).is_dir():
+            shutil.rmtree(study / file)
+        else:
+            (study / file).unlink()
         (study / file).symlink_to(study / f"{file}.loop")
         (study / f"{file}.loop").symlink_to(study / file)
 
     return damage
+
+
+def fifo_instead(file: str) -> Callable[[Path], None]:
+    """A named pipe where a file belongs: opening it for reading blocks until a writer comes, which none will."""
+
+    def damage(study: Path) -> None:
+        path = study / file
+        if path.exists():
+            path.unlink()
+        os.mkfifo(path)
+
+    return damage
+
+
+def link_folder_outside(folder: str) -> Callable[[Path], None]:
+    """The folder moved out of the study and replaced by a link to it."""
+
+    def damage(study: Path) -> None:
+        outside = study.parent / "outside" / folder
+        outside.parent.mkdir()
+        (study / folder).rename(outside)
+        (study / folder).symlink_to(outside, target_is_directory=True)
+
+    return damage
+
+
+def patients_but_one_garbled(study: Path) -> None:
+    """Every patient's age garbled but patient 1's: the cohort left would be one patient of 19."""
+    lines = []
+    for line in (study / "patients.csv").read_text().splitlines():
+        fields = line.split(",")
+        if fields[0] not in ("patient_id", "1"):
+            fields[1] = "?"
+        lines.append(",".join(fields))
+    (study / "patients.csv").write_text("\n".join(lines) + "\n")
 
 
 def settings(text: str | bytes) -> Callable[[Path], None]:
@@ -301,6 +342,8 @@ def patient_term(patient: int, term: str) -> pl.Expr:
 
 
 NOT_A_CATEGORY_SEX = "not one of Female, Male"
+NOT_AN_AE_TERM = "not one of " + ", ".join(schemas.AE_TERMS)
+DEATH_NOT_PROGRESSION = "died = 1 but progressed = 0: a death is a PFS event (progressed: 1 = progression or death)"
 NOT_A_RESPONSE = "not one of CR, PR, SD, PD, NE"
 NOT_A_COMBINATION = "not one of None, Immunotherapy, Chemotherapy, Radiotherapy, Immunotherapy+Chemotherapy"
 
@@ -434,7 +477,7 @@ VARIANTS: dict[str, Variant] = {
     "death-not-a-pfs-event": Variant(
         CUT,
         replace(CUT, "\n3,12.4,1,28.0,1\n", "\n3,28.0,0,28.0,1\n"),
-        Quarantined(rows=((CUT, 4, "progressed", "0", "death at the PFS time must count as a PFS event"),), dropped={"adtte": subject(3)}),
+        Quarantined(rows=((CUT, 4, "progressed", "0", DEATH_NOT_PROGRESSION),), dropped={"adtte": subject(3)}),
     ),
     "event-flag-not-0-or-1": Variant(
         CUT,
@@ -819,7 +862,7 @@ VARIANTS.update(
         "earlier-consistent-cut-added-later": Variant("followup", new_cut("2020-12-31.csv", half_way), Accepted()),
         "earlier-cut-contradicting-a-loaded-one": Variant(
             "followup",
-            new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1))),
+            new_cut("2020-12-31.csv", _chain(half_way, when_patient(1, "died", 1), when_patient(1, "progressed", 1))),
             Blocked(
                 ("adtte",),
                 "followup_cuts_consistent",
@@ -906,7 +949,7 @@ VARIANTS.update(
             "study.toml",
             settings("exclude_rows = true\n"),
             Refused(
-                "study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows, report_tables, survival_rows"
+                "study.toml: unknown setting(s) exclude_rows; known: studyid, title, enrolment_start, enrolment_end, exclude_quarantined_rows, max_excluded_share, report_tables, survival_rows"
             ),
         ),
         "settings-quoted-boolean": Variant(
@@ -920,7 +963,9 @@ VARIANTS.update(
         "settings-huge": Variant(
             "study.toml", settings("#" + "x" * 20_000 + "\n"), Refused("study.toml: 20,002 bytes; a settings file is a few lines")
         ),
-        "settings-a-folder": Variant("study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is not a file")),
+        "settings-a-folder": Variant(
+            "study.toml", both(remove("study.toml"), _folder("study.toml")), Refused("study.toml: is a folder, not a settings file")
+        ),
         "settings-linked-outside": Variant("study.toml", link_outside("study.toml"), Refused("study.toml: resolves to")),
         # The study's identity and enrolment window are required: a folder that does not say which study it is is refused.
         "settings-absent": Variant("study.toml", remove("study.toml"), Refused("study.toml: missing from the study folder")),
@@ -971,6 +1016,84 @@ VARIANTS.update(
     }
 )
 
+# The faults of issue "damaged inputs and faults": non-regular files, contradictory rows, non-finite numbers,
+# disguised text, markup in a value, nested settings and a cohort excluded down to one patient.
+MARKDOWN_IMAGE = "![i](http://127.0.0.1:9/x.png)"
+VARIANTS.update(
+    {
+        "cut-a-named-pipe": Variant(
+            "followup", fifo_instead("followup/2022-03-31.csv"), Refused("followup/2022-03-31.csv: is a named pipe (FIFO), not a CSV file")
+        ),
+        "record-file-a-named-pipe": Variant(
+            "patients.csv", fifo_instead("patients.csv"), Refused("patients.csv: is a named pipe (FIFO), not a CSV file")
+        ),
+        "followup-folder-linked-outside": Variant("followup", link_folder_outside("followup"), Refused("followup: resolves to")),
+        "followup-folder-a-link-loop": Variant("followup", link_loop("followup"), Refused("followup: cannot be followed to a file")),
+        "death-not-progressed-before-os": Variant(
+            CUT,
+            replace(CUT, "\n3,12.4,1,28.0,1\n", "\n3,12.4,0,28.0,1\n"),
+            Quarantined(rows=((CUT, 4, "progressed", "0", DEATH_NOT_PROGRESSION),), dropped={"adtte": subject(3)}),
+        ),
+        "time-written-nan": Variant(
+            CUT,
+            replace(CUT, "\n4,5.8,", "\n4,nan,"),
+            Quarantined(rows=((CUT, 5, "pfs_months", "nan", "NaN is not a number"),), dropped={"adtte": subject(4)}),
+        ),
+        "time-written-infinity": Variant(
+            CUT,
+            replace(CUT, "\n3,12.4,1,28.0,1\n", "\n3,12.4,1,inf,1\n"),
+            Quarantined(rows=((CUT, 4, "os_months", "inf", "infinity is not a finite number"),), dropped={"adtte": subject(3)}),
+        ),
+        "cyrillic-letter-in-a-category": Variant(
+            "patients.csv",
+            replace("patients.csv", "\n2,43,Female", "\n2,43,F\u0435male"),
+            Quarantined(rows=(("patients.csv", 3, "sex", "F\u0435male", NOT_A_CATEGORY_SEX),), invalid_patients=(2,)),
+        ),
+        "right-to-left-override-in-a-term": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "\n1,Hypertension,1,2\n", "\n1,\u202eHypertension,1,2\n"),
+            Quarantined(
+                rows=(("adverse_events.csv", 3, "term", "\u202eHypertension", NOT_AN_AE_TERM),), dropped={"adae": patient_term(1, "Hypertension")}
+            ),
+        ),
+        "markdown-image-as-a-term": Variant(
+            "adverse_events.csv",
+            replace("adverse_events.csv", "\n1,Hypertension,1,2\n", f"\n1,{MARKDOWN_IMAGE},1,2\n"),
+            Quarantined(rows=(("adverse_events.csv", 3, "term", MARKDOWN_IMAGE, NOT_AN_AE_TERM),), dropped={"adae": patient_term(1, "Hypertension")}),
+        ),
+        "markdown-image-as-a-column-name": Variant(
+            "response.csv",
+            replace("response.csv", "best_response\n", f"best_response,{MARKDOWN_IMAGE}\n"),
+            Refused(f"response.csv: unexpected column(s) {MARKDOWN_IMAGE}; expected exactly patient_id, best_pct_change, best_response"),
+        ),
+        "death-at-time-0": Variant(
+            CUT,
+            replace(CUT, "\n7,2.1,1,5.2,1\n", "\n7,0,1,0,1\n"),
+            Accepted(flagged=((CUT, 8, "os_months", "0"), (CUT, 8, "pfs_months", "0"))),
+        ),
+        "settings-nested-too-deep": Variant(
+            "study.toml",
+            settings("depth = " + "[" * 3000 + "]" * 3000 + "\n"),
+            Refused("study.toml: a value is nested (arrays or tables inside each other) deeper"),
+        ),
+        "settings-label-nested-deep": Variant(
+            "study.toml",
+            replace("study.toml", 'pfs = "Median PFS, months (95% CI, SPSS method)"', "pfs = " + "{a = " * 300 + "1" + "}" * 300),
+            Refused("study.toml: survival_rows.pfs = {'a': {'a': {'a': {...}}}} must be a non-empty quoted string"),
+        ),
+        "settings-excluded-share-nan": Variant(
+            "study.toml",
+            replace("study.toml", "max_excluded_share = 0\n", "max_excluded_share = nan\n"),
+            Refused("study.toml: max_excluded_share = nan must be a number from 0 to 1"),
+        ),
+        "eighteen-of-nineteen-patients-excluded": Variant(
+            "patients.csv",
+            both(patients_but_one_garbled, allow_exclusion),
+            Blocked(COHORT, "no_quarantined_rows", "more than max_excluded_share = 0.25"),
+        ),
+    }
+)
+
 # A sample of every outcome also runs through Dagster, to show the pure judgement is what the platform does.
 THROUGH_DAGSTER = (
     "missing-file",
@@ -993,6 +1116,16 @@ THROUGH_DAGSTER = (
     "all-garbage-patients",
     "all-garbage-patients-excluded",
     "byte-order-mark",
+    "cut-a-named-pipe",
+    "record-file-a-named-pipe",
+    "followup-folder-linked-outside",
+    "death-not-progressed-before-os",
+    "time-written-nan",
+    "cyrillic-letter-in-a-category",
+    "markdown-image-as-a-term",
+    "markdown-image-as-a-column-name",
+    "settings-nested-too-deep",
+    "eighteen-of-nineteen-patients-excluded",
 )
 
 
@@ -1006,6 +1139,7 @@ class Judgement:
     # table -> {blocking check that fails at ERROR: its description}
     failures: dict[str, dict[str, str]]
     identical: list[tuple[str, str]]
+    flagged: set[tuple]
 
 
 RECORD_SCHEMAS = (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE)
@@ -1015,9 +1149,9 @@ RECORD_SCHEMAS = (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONS
 PUBLISHED_CUTS = [dt.date(2021, 3, 31)]
 
 
-def judge(study: Path, exclude: bool | None = None) -> Judgement:
-    """What the ingest and cohort steps decide for ``study`` (``exclude`` overrides its study.toml), on a
-    warehouse that has published ``PUBLISHED_CUTS``."""
+def judge(study: Path, exclude: bool | None = None, max_share: float | None = None) -> Judgement:
+    """What the ingest and cohort steps decide for ``study`` (``exclude`` and ``max_share`` override its study.toml's
+    exclude_quarantined_rows and max_excluded_share), on a warehouse that has published ``PUBLISHED_CUTS``."""
     raw = {s.name: validation.read_raw(validation.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
     raw["printed_values"] = validation.read_raw(
         validation.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
@@ -1030,7 +1164,11 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         for p, frame in zip(cut_files, cut_frames)
     )
     settings = load_study(study)
-    exclude = settings.exclude_quarantined_rows if exclude is None else exclude
+    judged_settings = dataclasses.replace(
+        settings,
+        exclude_quarantined_rows=settings.exclude_quarantined_rows if exclude is None else exclude,
+        max_excluded_share=settings.max_excluded_share if max_share is None else max_share,
+    )
     studyid = settings.studyid
     quarantine = validation.quarantine_rows(
         raw["patients"],
@@ -1053,11 +1191,15 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         "adae": adam.adae.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine), studyid=studyid),
     }
     sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}
+    # The rows each table may lose a share of: its record files' rows as read.
+    source_rows = {**sources, "adsl": pl.concat([raw[f].select(validation.FILE, validation.ROW) for f in ("patients", "allocations")])}
     failures: dict[str, dict[str, str]] = {}
     for table in COHORT:
         blocking = validation.blocking_rows(quarantine, adam.common.SOURCES[table])
-        if blocking.height and not exclude:
-            failures.setdefault(table, {})["no_quarantined_rows"] = validation.describe_quarantine(blocking)
+        if blocking.height:
+            blocks, description, _ = quarantine_verdict(judged_settings, blocking, source_rows[table])
+            if blocks:
+                failures.setdefault(table, {})["no_quarantined_rows"] = description
         if candidates[table].is_empty() and not sources[table].is_empty():
             failures.setdefault(table, {})["has_patients"] = "no valid patient"
     regressions = adam.cuts.cut_regressions(candidates["adtte"])
@@ -1066,7 +1208,8 @@ def judge(study: Path, exclude: bool | None = None) -> Judgement:
         failures.setdefault("adtte", {})["followup_cuts_consistent"] = "; ".join(
             [*map(adam.cuts.describe_withdrawn, withdrawn), *map(adam.cuts.describe_regression, regressions.iter_rows(named=True))]
         )
-    return Judgement(quarantine, candidates, failures, validation.identical_cuts(digests))
+    flagged = set(validation.flagged(cuts, schemas.FOLLOWUP).select("file", "row", "column", "value").iter_rows())
+    return Judgement(quarantine, candidates, failures, validation.identical_cuts(digests), flagged)
 
 
 def fresh_study(root: Path) -> Path:
@@ -1112,14 +1255,20 @@ def assert_cohort_lost_exactly(candidates: dict[str, pl.DataFrame], pristine: Ju
 def assert_bounded_and_printable(message: str):
     assert len(message) <= MESSAGE_LIMIT, f"{len(message)} characters: {message[:200]}…"
     assert not re.search(r"[\x00-\x1f\x7f]", message.replace("\n", "")), f"unescaped control character in {message!r}"
+    # Nothing disguised: no invisible or bidi character, no Cyrillic е passing for a Latin e.
+    assert all(validation.reveal(line) == line for line in message.split("\n")), f"hidden or confusable character in {message!r}"
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_damaged_study_folder_is_judged(name: str, tmp_path: Path, pristine_judgement: Judgement):
     variant, study = VARIANTS[name], fresh_study(tmp_path)
     variant.damage(study)
-    outcome = variant.outcome
+    with no_hang():
+        judge_variant(variant, study, pristine_judgement)
 
+
+def judge_variant(variant: Variant, study: Path, pristine_judgement: Judgement) -> None:
+    outcome = variant.outcome
     if isinstance(outcome, Refused):
         with pytest.raises(RecordFileError) as refused:
             judge(study)
@@ -1138,6 +1287,7 @@ def test_damaged_study_folder_is_judged(name: str, tmp_path: Path, pristine_judg
     if isinstance(outcome, Accepted):
         assert judged.quarantine.is_empty() and not judged.failures
         assert judged.identical == ([outcome.identical] if outcome.identical else [])
+        assert judged.flagged == set(outcome.flagged)
         return
     if isinstance(outcome, Blocked):
         assert set(judged.failures) == set(outcome.tables)
@@ -1157,7 +1307,7 @@ def test_damaged_study_folder_is_judged(name: str, tmp_path: Path, pristine_judg
             assert f"{first_file} line {first_row}, column {first_column}, value " in description.split("; ")[0], description
         assert_bounded_and_printable(description)
     # Where the study accepts losses, the cohort is the previous one without exactly the affected rows.
-    excluded = judge(study, exclude=True)
+    excluded = judge(study, exclude=True, max_share=1.0)
     assert not excluded.failures
     assert_cohort_lost_exactly(excluded.candidates, pristine_judgement, outcome)
 
@@ -1228,10 +1378,16 @@ def test_damaged_study_folder_through_dagster(name: str, pristine: Pristine, wor
     variant = VARIANTS[name]
     variant.damage(workspace["study"])
     outcome = variant.outcome
-    judged = None if isinstance(outcome, Refused) else judge(workspace["study"])
+    with no_hang():
+        judged = None if isinstance(outcome, Refused) else judge(workspace["study"])
+        result = refresh(instance, RAW_ASSET[variant.file], workspace)
 
-    result = refresh(instance, RAW_ASSET[variant.file], workspace)
-
+    # Everything the UI renders as Markdown shows data as written: no image fetched, no link or tag made.
+    assert_no_markup([e.description for e in result.get_asset_check_evaluations()])
+    for evaluation in result.get_asset_check_evaluations():
+        assert_bounded_and_printable(evaluation.description or "")
+    if not result.success:
+        assert_no_markup(failure_messages(result))
     digests = table_digests(workspace["warehouse"])  # reads every table: none is unreadable or half written
     assert set(digests) == set(pristine.digests), "no published table may appear or disappear"
     staged = set(table_digests(workspace["warehouse"], schema="staging"))

@@ -3,21 +3,25 @@ contents, and a UI that listens on loopback unless the user says otherwise."""
 
 import os
 import re
+import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
-from dagster import build_output_context
+from dagster import DagsterInstance, Failure, RunRequest, SkipReason, build_output_context, build_sensor_context
 from dagster._core.storage.db_io_manager import TableSlice
 
-from lms_assets.defs.resources import AtomicPolarsTypeHandler, sql_identifier
+from lms_assets.defs.audit.published import registry_at_load
+from lms_assets.defs.refresh import new_followup_sensor
+from lms_assets.defs.resources import AtomicPolarsTypeHandler, StudyFolder, connect_warehouse, sql_identifier
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import REPO, copy_warehouse
-from lms_assets_tests.test_bad_input import failure_message, run_cohort, table_digests
+from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, no_hang, run_cohort, table_digests
 
 
 @pytest.fixture
@@ -180,16 +184,17 @@ def test_the_readme_says_how_to_expose_the_ui_safely_and_why():
 
 def test_a_file_that_cannot_be_read_is_refused_naming_it(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """Permissions do not stop root (CI may run as root), so the refusal is exercised through a read that fails."""
-    real_read = Path.read_bytes
+    real_open = os.open
 
-    def locked(path: Path) -> bytes:
-        if path.name == "response.csv":
+    def locked(path, flags, *args, **kwargs):
+        if Path(path).name == "response.csv":
             raise PermissionError(13, "Permission denied", str(path))
-        return real_read(path)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", locked)
-    with pytest.raises(RecordFileError, match=r"^response\.csv: cannot be read \(Permission denied\)$"):
-        validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)
+    monkeypatch.setattr(os, "open", locked)
+    path = study_dir / "response.csv"
+    with pytest.raises(RecordFileError, match=rf"^response\.csv: cannot be read \(Permission denied; {re.escape(str(path))}\)$"):
+        validation.read_raw(path, schemas.RESPONSE)
 
 
 # --- what a message may echo of a file -----------------------------------------------------------
@@ -202,10 +207,27 @@ def test_a_file_that_cannot_be_read_is_refused_naming_it(study_dir: Path, monkey
         ("a\tb\nc", "a\\tb\\nc"),
         ("\x1b]0;owned\x07", "\\x1b]0;owned\\x07"),
         ("Rash\u202egnp.exe", "Rash\\u202egnp.exe"),
+        ("F\u0435male", "F\\u0435male"),
+        ("Fem\u200bale", "Fem\\u200bale"),
+        ("Female\u00a0", "Female\\xa0"),
+        ("H\u00f4pital", "H\u00f4pital"),
+        ("\u041c\u043e\u0441\u043a\u0432\u0430", "\u041c\u043e\u0441\u043a\u0432\u0430"),
         ("x" * 61, "x" * 60 + "… (61 characters)"),
         ("y" * 50_000_000, "y" * 60 + "… (50,000,000 characters)"),
     ],
-    ids=["plain", "whitespace", "terminal-escape", "bidi-override", "just-over", "fifty-megabytes"],
+    ids=[
+        "plain",
+        "whitespace",
+        "terminal-escape",
+        "bidi-override",
+        "cyrillic-in-a-latin-word",
+        "zero-width-space",
+        "no-break-space",
+        "accented-latin-kept",
+        "cyrillic-word-kept",
+        "just-over",
+        "fifty-megabytes",
+    ],
 )
 def test_an_excerpt_of_file_content_is_short_and_printable(text: str, shown: str):
     assert validation.excerpt(text) == shown
@@ -235,3 +257,154 @@ def test_a_toml_error_names_the_file_and_line_without_echoing_the_file(study_dir
     message = str(refused.value)
     assert message.startswith("study.toml: is not valid TOML (") and "line 2" in message
     assert "trutrutru" not in message and len(message) < 200
+
+
+# --- files that are not regular files, and reads that never end -------------------------------------
+
+
+def test_a_named_pipe_is_refused_by_every_reader_without_opening_it(study_dir: Path):
+    for file in ("patients.csv", "printed_values.csv", "study.toml", "followup/2021-03-31.csv"):
+        (study_dir / file).unlink()
+        os.mkfifo(study_dir / file)
+    with no_hang():
+        with pytest.raises(RecordFileError, match=r"^patients\.csv: is a named pipe \(FIFO\), not a CSV file \(.*patients\.csv\)"):
+            validation.read_raw(study_dir / "patients.csv", schemas.PATIENTS, label="patients.csv")
+        with pytest.raises(RecordFileError, match=r"^2021-03-31\.csv: is a named pipe \(FIFO\), not a CSV file"):
+            validation.content_hash(study_dir / "followup" / "2021-03-31.csv")
+        with pytest.raises(RecordFileError, match=r"^study\.toml: is a named pipe \(FIFO\), not a settings file"):
+            load_study(study_dir)
+        # The definitions still load (one stand-in check per summary says the registry could not be read).
+        assert registry_at_load(study_dir).problem == "printed_values.csv could not be read (RecordFileError)"
+
+
+def test_a_read_that_does_not_finish_fails_naming_the_file(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """A stalled network share is stood in for by a read that waits until the test lets it go."""
+    stalled = threading.Event()
+    real_open = validation._open_regular
+
+    def stalling(path, label, expected):
+        stalled.wait()
+        return real_open(path, label, expected)
+
+    monkeypatch.setattr(validation, "_open_regular", stalling)
+    monkeypatch.setattr(validation, "READ_TIMEOUT_SECONDS", 0.5)
+    try:
+        with no_hang(), pytest.raises(RecordFileError, match=r"^response\.csv: reading it did not finish within 0\.5 s"):
+            validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)
+    finally:
+        stalled.set()
+
+
+# --- the sensor: says why through a run, reads only what changed -------------------------------------
+
+
+def _sensor_tick(study: Path, cursor: str | None = None):
+    context = build_sensor_context(instance=DagsterInstance.ephemeral(), cursor=cursor, resources={"study_folder": StudyFolder(path=str(study))})
+    return new_followup_sensor(context), context.cursor
+
+
+@pytest.mark.parametrize("damage", ["linked-outside", "link-loop", "named-pipe"])
+def test_the_sensor_launches_a_run_for_what_the_ingest_refuses(study_dir: Path, tmp_path: Path, damage: str):
+    _, cursor = _sensor_tick(study_dir)
+    folder = study_dir / "followup"
+    if damage == "linked-outside":
+        shutil.move(folder, tmp_path / "elsewhere")
+        folder.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    elif damage == "link-loop":
+        shutil.rmtree(folder)
+        folder.symlink_to(study_dir / "followup.loop")
+        (study_dir / "followup.loop").symlink_to(folder)
+    else:
+        os.mkfifo(folder / "2022-03-31.csv")
+    with no_hang():
+        request, _ = _sensor_tick(study_dir, cursor)
+        assert isinstance(request, RunRequest), request
+        with pytest.raises(RecordFileError, match=r"^followup(/2022-03-31\.csv)?: (resolves to|cannot be followed|is a named pipe)"):
+            for path in validation.followup_files(study_dir):
+                validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}")
+
+
+def test_the_sensor_hashes_a_cut_only_when_its_size_or_time_changed(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    hashed = []
+    real_hash = validation.content_hash
+    monkeypatch.setattr(validation, "content_hash", lambda path, label=None: hashed.append(path.name) or real_hash(path, label))
+    first, cursor = _sensor_tick(study_dir)
+    assert isinstance(first, RunRequest) and hashed == ["2021-03-31.csv"]
+    same, cursor = _sensor_tick(study_dir, cursor)
+    assert isinstance(same, SkipReason) and hashed == ["2021-03-31.csv"]
+    cut = study_dir / "followup" / "2021-03-31.csv"
+    os.utime(cut, ns=(cut.stat().st_atime_ns, cut.stat().st_mtime_ns + 1_000_000_000))
+    touched, _ = _sensor_tick(study_dir, cursor)
+    # Touched, same bytes: hashed again, and no run (the content did not change).
+    assert isinstance(touched, SkipReason) and hashed == ["2021-03-31.csv"] * 2
+
+
+# --- the warehouse: a file that cannot be used says what is wrong and how to rebuild ------------------
+
+
+REBUILD_ADVICE = "and Materialize all; the record files are the source of truth"
+
+
+def test_a_truncated_warehouse_fails_saying_how_to_rebuild_it(platform_env, shipped_cohort):
+    copy_warehouse(shipped_cohort["warehouse"], platform_env["warehouse"])
+    warehouse = platform_env["warehouse"]
+    with open(warehouse, "r+b") as handle:
+        handle.truncate(warehouse.stat().st_size // 2)
+    result = run_cohort(platform_env)
+    assert not result.success
+    message = failure_message(result)
+    assert f"The warehouse {warehouse} cannot be opened as a DuckDB database (IO Error: Could not read enough bytes" in message
+    assert f"it is damaged or not a warehouse. To rebuild it, delete {warehouse} (and {warehouse}.wal beside it, if any) {REBUILD_ADVICE}" in message
+    assert "Traceback" not in failure_first_lines(result).popitem()[1]
+
+
+def test_a_folder_for_a_warehouse_is_refused(tmp_path: Path):
+    (tmp_path / "lms.duckdb").mkdir()
+    with pytest.raises(Failure, match="is a folder; LMS_DUCKDB_PATH names the DuckDB file"):
+        connect_warehouse(str(tmp_path / "lms.duckdb"), {})
+
+
+def test_a_mistyped_warehouse_path_creates_nothing(tmp_path: Path, shipped_cohort):
+    with pytest.raises(Failure, match=r"does not exist, nor does its folder .*wherehouse: is LMS_DUCKDB_PATH mistyped\?"):
+        connect_warehouse(str(tmp_path / "dta" / "wherehouse" / "lms.duckdb"), {})
+    assert not (tmp_path / "dta").exists()
+    warehouse = tmp_path / "warehouse" / "lms.duckdb"
+    copy_warehouse(shipped_cohort["warehouse"], warehouse)
+    before = table_digests(warehouse)
+    with pytest.raises(Failure, match=r"lms\.duckbd does not exist, but its folder holds lms\.duckdb: is the file name mistyped\?"):
+        connect_warehouse(str(warehouse.parent / "lms.duckbd"), {})
+    assert not (warehouse.parent / "lms.duckbd").exists() and table_digests(warehouse) == before
+    # The default layout's missing warehouse/ folder (a fresh clone) is still created on first use.
+    (tmp_path / "fresh").mkdir()
+    connect_warehouse(str(tmp_path / "fresh" / "warehouse" / "lms.duckdb"), {}).close()
+    assert (tmp_path / "fresh" / "warehouse" / "lms.duckdb").is_file()
+
+
+def test_a_foreign_duckdb_file_is_refused_and_left_as_it_was(tmp_path: Path):
+    foreign = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(foreign)) as connection:
+        connection.execute("CREATE SCHEMA sales; CREATE TABLE sales.orders AS SELECT 1 AS id")
+    before = foreign.read_bytes()
+    with pytest.raises(Failure, match=r"is a DuckDB database but not this platform's warehouse \(it has schema\(s\) sales;"):
+        connect_warehouse(str(foreign), {})
+    assert foreign.read_bytes() == before
+
+
+def test_a_warehouse_this_user_may_not_write_is_refused(tmp_path: Path, shipped_cohort, monkeypatch: pytest.MonkeyPatch):
+    """Permissions do not stop root (CI may run as root), so the refusal is exercised through the access check."""
+    warehouse = tmp_path / "warehouse" / "lms.duckdb"
+    copy_warehouse(shipped_cohort["warehouse"], warehouse)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != warehouse)
+    with pytest.raises(Failure, match=r"cannot be read and written by this user \(its permissions\)"):
+        connect_warehouse(str(warehouse), {})
+
+
+def test_an_unforeseen_fault_in_reading_a_record_file_names_the_file(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Whatever goes wrong inside the reader (here Polars itself) is the file's error, never a traceback."""
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("reader crashed")
+
+    monkeypatch.setattr(pl, "read_csv", broken)
+    with pytest.raises(RecordFileError, match=r"^response\.csv: cannot be read \(RuntimeError: reader crashed\)$"):
+        validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)

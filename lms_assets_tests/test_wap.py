@@ -242,7 +242,7 @@ def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_exclud
     lines[3] = "3,old," + lines[3].split(",", 2)[2]  # patient 3's age is not a number
     lines[7] = lines[7].replace(",Female,", ",female,").replace(",Male,", ",male,")  # nor is patient 7's sex a category
     patients.write_text("\n".join(lines) + "\n")
-    result = run_assets(*SUMMARIES, paths={"data": study, "warehouse": tmp_path / "w" / "lms.duckdb", "outputs": tmp_path / "out"})
+    result = run_assets(*SUMMARIES, paths={"data": study, "warehouse": tmp_path / "warehouse" / "lms.duckdb", "outputs": tmp_path / "out"})
 
     assert result.success
     excluded = {
@@ -252,4 +252,4 @@ def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_exclud
     }
     for name in ("adsl", "adrs", "adtte", "adae", *SUMMARIES):
         assert excluded[name] is not None and excluded[name].value == 2, name
-    assert _table(tmp_path / "w" / "lms.duckdb", "adsl").height == 58
+    assert _table(tmp_path / "warehouse" / "lms.duckdb", "adsl").height == 58

@@ -20,11 +20,11 @@ from dagster import (
 from lms_assets import adam
 from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, asset_defaults
-from lms_assets.defs.metadata import preview
+from lms_assets.defs.metadata import escape_markdown, preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
-from lms_assets.records.study import STUDY_FILE, Study
+from lms_assets.records.study import Study, quarantine_verdict
 
 cohort_asset = asset_defaults(group=COHORT, kinds={"polars", "duckdb"})
 NO_QUARANTINED_ROWS = "no_quarantined_rows"
@@ -41,28 +41,27 @@ def _quarantine_spec(asset_name: str) -> AssetCheckSpec:
         description=(
             f"No row of {files} is quarantined. Evaluated on the candidate before it is stored: a quarantined row "
             "fails (ERROR) naming file, line, column, value and reason, and the published table is kept; where the "
-            "study's study.toml sets exclude_quarantined_rows = true, the rows are left out and it fails as a WARN."
+            "study's study.toml sets exclude_quarantined_rows = true, the rows are left out and it fails as a WARN, unless "
+            "they are more than its max_excluded_share of the rows (then ERROR: the cohort is not published)."
         ),
     )
 
 
-def _quarantine_result(context: AssetExecutionContext, settings: Study, quarantine: pl.DataFrame) -> AssetCheckResult:
-    """The quarantine rows of this table's record files (``adam.common.SOURCES``) as its blocking check."""
+def _quarantine_result(context: AssetExecutionContext, settings: Study, quarantine: pl.DataFrame, raw: pl.DataFrame) -> AssetCheckResult:
+    """The quarantine rows of this table's record files (``adam.common.SOURCES``) as its blocking check; ``raw`` is
+    the rows of those files as read, of which a study that excludes quarantined rows may lose at most its
+    ``max_excluded_share``."""
     rows = validation.blocking_rows(quarantine, adam.common.SOURCES[context.asset_key.path[-1]])
     if rows.is_empty():
         return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
-    summary = validation.describe_quarantine(rows)
-    if settings.exclude_quarantined_rows:
-        description = f"{summary}. Left out: {STUDY_FILE} sets exclude_quarantined_rows = true."
-    else:
-        description = f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true in {STUDY_FILE}."
+    blocks, description, share = quarantine_verdict(settings, rows, raw, escape=escape_markdown)
     context.log.warning(description)
     return AssetCheckResult(
         check_name=NO_QUARANTINED_ROWS,
         passed=False,
-        severity=AssetCheckSeverity.WARN if settings.exclude_quarantined_rows else AssetCheckSeverity.ERROR,
+        severity=AssetCheckSeverity.ERROR if blocks else AssetCheckSeverity.WARN,
         description=description,
-        metadata={"quarantined_problems": rows.height, "problems": preview(rows)},
+        metadata={"quarantined_problems": rows.height, "excluded_share": share, "problems": preview(rows)},
     )
 
 
@@ -123,7 +122,9 @@ def adsl(
     allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
     candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid)
     results = [
-        _quarantine_result(context, settings, quarantine),
+        _quarantine_result(
+            context, settings, quarantine, pl.concat([raw.select(validation.FILE, validation.ROW) for raw in (raw_patients, raw_allocations)])
+        ),
         _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
     ]
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
@@ -146,7 +147,7 @@ def adrs(
     settings = study_of(study_folder)
     candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
     results = [
-        _quarantine_result(context, settings, quarantine),
+        _quarantine_result(context, settings, quarantine, raw_response),
         _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
     ]
     yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
@@ -190,7 +191,7 @@ def adtte(
     cuts = versions["DATACUT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
     results = [
-        _quarantine_result(context, settings, quarantine),
+        _quarantine_result(context, settings, quarantine, raw_followup),
         _has_patients_result(candidate, raw_followup, "the follow-up files"),
         _cuts_consistent(candidate, io_manager.published_values("adtte", "DATACUT") or []),
     ]
@@ -250,7 +251,7 @@ def adae(
     settings = study_of(study_folder)
     candidate = adam.adae.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine), studyid=settings.studyid)
     results = [
-        _quarantine_result(context, settings, quarantine),
+        _quarantine_result(context, settings, quarantine, raw_adverse_events),
         _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
     ]
     metadata = _metadata(

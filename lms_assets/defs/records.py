@@ -17,7 +17,7 @@ from dagster import (
 
 from lms_assets.defs.audit.published import bounded
 from lms_assets.defs.constants import INGEST, asset_defaults
-from lms_assets.defs.metadata import preview
+from lms_assets.defs.metadata import escape_markdown, preview
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
@@ -35,8 +35,9 @@ def refusing_bad_files(study: Path):
     try:
         yield
     except validation.RecordFileError as err:
-        # Bounded and sanitised: a message may quote a header, and a header can hold anything (issue 15).
-        raise Failure(description=bounded(str(err), FAILURE_CHARS), metadata={"study_folder": str(study.resolve())}) from None
+        # Bounded and sanitised: a message may quote a header, and a header can hold anything (issue 15); escaped,
+        # because the UI renders a failure as Markdown and a quoted header may be an image or a link.
+        raise Failure(description=escape_markdown(bounded(str(err), FAILURE_CHARS)), metadata={"study_folder": str(study.resolve())}) from None
 
 
 def study_of(study_folder: StudyFolder) -> Study:
@@ -113,6 +114,7 @@ raw_discrepancies = _raw_asset(
 
 
 CUTS_DISTINCT = "followup_cuts_distinct"
+ROWS_FLAGGED = "followup_rows_flagged"
 
 
 @ingest_asset(
@@ -128,7 +130,15 @@ CUTS_DISTINCT = "followup_cuts_distinct"
             description=(
                 "Warns when a cut file is byte-identical to an earlier one (a copy under a new date, not new follow-up), naming both files."
             ),
-        )
+        ),
+        AssetCheckSpec(
+            ROWS_FLAGGED,
+            asset="raw_followup",
+            description=(
+                "Warns about valid rows worth a second look (the follow-up schema's row flags: a PFS or OS time of 0, "
+                "often a missing time written as 0), naming file, line, column and value; they are not quarantined."
+            ),
+        ),
     ],
 )
 def raw_followup(context: AssetExecutionContext, study_folder: StudyFolder):
@@ -162,6 +172,14 @@ def raw_followup(context: AssetExecutionContext, study_folder: StudyFolder):
         severity=AssetCheckSeverity.WARN,
         description="; ".join(f"{later} is byte-identical to {earlier}" for earlier, later in copies) or None,
         metadata={"identical_pairs": len(copies), "cut_files": files.height},
+    )
+    flags = validation.flagged(stacked, schemas.FOLLOWUP)
+    yield AssetCheckResult(
+        check_name=ROWS_FLAGGED,
+        passed=flags.is_empty(),
+        severity=AssetCheckSeverity.WARN,
+        description=validation.describe_quarantine(flags, escape=escape_markdown, noun="flagged value(s)") if flags.height else None,
+        metadata={"flagged_values": flags.height, "flagged": preview(flags)},
     )
 
 
@@ -208,7 +226,7 @@ def quarantine(
         raw_printed_values,
         raw_provenance,
     )
-    summary = validation.describe_quarantine(rows) if rows.height else None
+    summary = validation.describe_quarantine(rows, escape=escape_markdown) if rows.height else None
     if summary:
         context.log.warning(summary)
     yield Output(

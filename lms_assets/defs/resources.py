@@ -5,6 +5,7 @@ IO manager (each asset one DuckDB table named after it, replaced atomically).
 the environment.
 """
 
+import os
 import re
 import time
 import weakref
@@ -22,6 +23,7 @@ from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHan
 
 from lms_assets import dictionary
 from lms_assets.records.study import Study, load_study
+from lms_assets.records.validation import excerpt
 
 # Each location's environment variable and its default (relative to the working directory), read once by
 # definitions.build_defs and by the deployment CLI, never by an asset.
@@ -146,16 +148,84 @@ def _lock_holder(message: str) -> str:
     return f"process {found['pid']} ({found['program']})" if found else "another process"
 
 
+# What to do with a warehouse that cannot be used: it holds nothing that cannot be recomputed.
+REBUILD = "delete {path} (and {path}.wal beside it, if any) and Materialize all; the record files are the source of truth"
+# The schemas of this platform's warehouse: the published tables, the held-back candidates, Dagster's default for an
+# unconfigured IO manager, and DuckDB's own catalogs.
+WAREHOUSE_SCHEMAS = frozenset({"main", STAGING_SCHEMA, "public", "information_schema", "pg_catalog"})
+# The one folder a new warehouse may create: the default's (data/warehouse/), which a fresh clone lacks (git ignores it).
+DEFAULT_FOLDER = Path(LOCATIONS["warehouse"][1]).parent.name
+
+
+def _unusable(database: str, problem: str) -> Failure:
+    return Failure(description=f"The warehouse {database} {problem}. To rebuild it, {REBUILD.format(path=database)}.")
+
+
+def _check_location(database: str) -> None:
+    """Refuse a path that is not a usable warehouse file before DuckDB opens it, and never create one silently
+    where the path looks mistyped: a missing folder (other than a missing default ``warehouse/`` folder in an existing
+    parent, which is created), or a new file beside another warehouse file."""
+    path = Path(database)
+    if path.is_dir():
+        raise Failure(description=f"The warehouse path {database} is a folder; LMS_DUCKDB_PATH names the DuckDB file (e.g. {path / 'lms.duckdb'}).")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise Failure(
+                description=f"The warehouse {database} cannot be read and written by this user (its permissions); make it "
+                "readable and writable, or set LMS_DUCKDB_PATH to a warehouse this user may write."
+            )
+        return
+    folder = path.parent
+    if not folder.exists():
+        if folder.name != DEFAULT_FOLDER or not folder.parent.is_dir():
+            raise Failure(
+                description=f"The warehouse {database} does not exist, nor does its folder {folder}: is LMS_DUCKDB_PATH mistyped? "
+                f"A new, empty warehouse is created only in an existing folder (or in a missing '{DEFAULT_FOLDER}' folder of an "
+                f"existing one, as on a fresh clone); create {folder} to start one there."
+            )
+        folder.mkdir()
+    others = sorted(p.name for p in folder.glob("*.duckdb") if p != path)
+    if others:
+        raise Failure(
+            description=f"The warehouse {database} does not exist, but its folder holds {', '.join(others)}: is the file name "
+            "mistyped? Correct LMS_DUCKDB_PATH, or, to start a new, empty warehouse, use a folder of its own."
+        )
+    if not os.access(folder, os.W_OK):
+        raise Failure(description=f"The warehouse {database} cannot be created: its folder {folder} is not writable by this user.")
+
+
+def _check_schemas(connection: duckdb.DuckDBPyConnection, database: str) -> None:
+    """Refuse a DuckDB file that is not this platform's warehouse (or whose catalog cannot be read)."""
+    try:
+        found = {name for (name,) in connection.execute("SELECT schema_name FROM information_schema.schemata").fetchall()}
+    except duckdb.Error as err:
+        raise _unusable(database, f"cannot be read ({excerpt(str(err).splitlines()[0], 200)}): it is damaged") from None
+    foreign = sorted(found - WAREHOUSE_SCHEMAS)
+    if foreign:
+        raise _unusable(
+            database,
+            f"is a DuckDB database but not this platform's warehouse (it has schema(s) {excerpt(', '.join(foreign), 200)}; a "
+            f"warehouse has only {', '.join(sorted({'main', STAGING_SCHEMA}))}). If it belongs to something else, set LMS_DUCKDB_PATH "
+            "to another file instead",
+        )
+
+
 def connect_warehouse(database: str, config: dict) -> duckdb.DuckDBPyConnection:
-    """A writable connection to the warehouse, or a ``Failure`` within LOCK_WAIT_SECONDS naming who holds its lock."""
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    """A writable connection to the warehouse, checked (a readable DuckDB file, writable, with the warehouse's schemas),
+    or a ``Failure`` saying what is wrong and what to do; a lock held by another process is waited for
+    LOCK_WAIT_SECONDS, then named."""
+    _check_location(database)
     deadline, pause = time.monotonic() + LOCK_WAIT_SECONDS, 0.1
     while True:
         try:
-            return duckdb.connect(database, read_only=False, config={"custom_user_agent": "dagster", **config})
+            connection = duckdb.connect(database, read_only=False, config={"custom_user_agent": "dagster", **config})
+            break
+        # An I/O error other than the lock is the file's own (truncated, not DuckDB's); any other error is not the file's.
         except duckdb.IOException as err:
             if "could not set lock" not in str(err).lower():
-                raise
+                raise _unusable(
+                    database, f"cannot be opened as a DuckDB database ({excerpt(str(err).splitlines()[0], 200)}): it is damaged or not a warehouse"
+                ) from None
             if time.monotonic() + pause > deadline:
                 raise Failure(
                     description=(
@@ -167,6 +237,12 @@ def connect_warehouse(database: str, config: dict) -> duckdb.DuckDBPyConnection:
                 ) from None
             time.sleep(pause)
             pause *= 2
+    try:
+        _check_schemas(connection, database)
+    except Failure:
+        connection.close()
+        raise
+    return connection
 
 
 class _ReplacingDuckDbClient(DuckDbClient):

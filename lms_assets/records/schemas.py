@@ -44,6 +44,8 @@ class FileSchema:
     description: str
     row_rules: tuple[RowRule, ...] = field(default=())
     references_patients: bool = True
+    # Rows that are valid but worth a second look: reported (a WARN check on the raw table), never quarantined.
+    row_flags: tuple[RowRule, ...] = field(default=())
 
     @property
     def column_names(self) -> list[str]:
@@ -123,13 +125,21 @@ FOLLOWUP = FileSchema(
         Column("os_months", pl.Float64, "Overall survival time (death or last contact), months", minimum=0, maximum=600),
         Column("died", pl.Int64, "1 = died, 0 = alive at last contact", minimum=0, maximum=1),
     ),
+    # The data dictionary's definitions as rules (data/README.md, followup/): os_months is "≥ pfs_months", and
+    # progressed is "1 = progression or death", so a death is always a PFS event (at the death or earlier).
     row_rules=(
         RowRule("os_months", pl.col("os_months") < pl.col("pfs_months"), "OS is shorter than PFS"),
         RowRule(
             "progressed",
-            (pl.col("died") == 1) & (pl.col("progressed") == 0) & (pl.col("os_months") == pl.col("pfs_months")),
-            "death at the PFS time must count as a PFS event",
+            (pl.col("died") == 1) & (pl.col("progressed") == 0),
+            "died = 1 but progressed = 0: a death is a PFS event (progressed: 1 = progression or death)",
         ),
+    ),
+    # A time of 0 is possible (an event or a last contact on the day of the first dose) but is more often a
+    # missing time written as 0.
+    row_flags=(
+        RowRule("pfs_months", pl.col("pfs_months") == 0, "PFS time is 0: an event or last assessment on the day of the first dose?"),
+        RowRule("os_months", pl.col("os_months") == 0, "OS time is 0: a death or last contact on the day of the first dose?"),
     ),
 )
 

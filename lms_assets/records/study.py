@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import reprlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lms_assets.records.validation import MAX_LINE_CHARS, RecordFileError, excerpt, resolve_inside
+import polars as pl
+
+from lms_assets.records.validation import (
+    EXCERPT_CHARS,
+    FILE,
+    MAX_LINE_CHARS,
+    RecordFileError,
+    describe_quarantine,
+    excerpt,
+    excluded_share,
+    read_regular,
+    resolve_inside,
+)
 
 STUDY_FILE = "study.toml"
 # STUDYID prefixes every USUBJID: letters, digits, '-' and '_' keep it a plain identifier in every export.
@@ -40,6 +54,9 @@ class Study:
     enrolment_end: dt.date  # last day a patient could start treatment
     # Off: a quarantined row stops the cohort from being replaced. On: those rows are left out, and said so.
     exclude_quarantined_rows: bool = False
+    # With exclusion on: the largest share of the patients in patients.csv who may lose records to the quarantine
+    # before the cohort is not published at all (a one-patient "cohort" is no longer the study).
+    max_excluded_share: float = 0.0
     # The paper's tables the report recomputes beside the printed values; none: the report shows no such table.
     report_tables: tuple[ReportTable, ...] = ()
     # The labels of survival_summary's rows (it has no label column) where a report table shows them: (key, label).
@@ -47,13 +64,19 @@ class Study:
 
 
 REQUIRED = ("studyid", "title", "enrolment_start", "enrolment_end")
-KNOWN = (*REQUIRED, "exclude_quarantined_rows", "report_tables", "survival_rows")
+KNOWN = (*REQUIRED, "exclude_quarantined_rows", "max_excluded_share", "report_tables", "survival_rows")
 REPORT_TABLE_KEYS = ("heading", "source", "owners")
+
+
+# A value is shown to a few levels and items: a value nested thousands deep (still under the size cap) has a
+# repr that overflows Python's stack.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 3, 6, 6, EXCERPT_CHARS * 2, EXCERPT_CHARS
 
 
 def _refuse(key: str, value: object, why: str) -> RecordFileError:
     """The error naming the file, the key and the value as written (a string quoted, a date as YYYY-MM-DD)."""
-    shown = value.isoformat() if isinstance(value, dt.date) else repr(value)
+    shown = value.isoformat() if isinstance(value, dt.date) else _SHOWN.repr(value)
     return RecordFileError(f"{STUDY_FILE}: {key} = {excerpt(shown)} {why}")
 
 
@@ -114,22 +137,45 @@ def _parsed(study_dir: Path) -> dict:
     path = resolve_inside(study_dir, STUDY_FILE)
     if not path.exists():
         raise RecordFileError(f"{STUDY_FILE}: missing from the study folder; it names the study ({', '.join(REQUIRED)})")
-    if not path.is_file():
-        raise RecordFileError(f"{STUDY_FILE}: is not a file")
-    data = path.read_bytes()
+    data = read_regular(path, STUDY_FILE, expected="settings file", limit=MAX_LINE_CHARS)
     if len(data) > MAX_LINE_CHARS:
-        raise RecordFileError(f"{STUDY_FILE}: {len(data):,} bytes; a settings file is a few lines")
+        raise RecordFileError(f"{STUDY_FILE}: {path.stat().st_size:,} bytes; a settings file is a few lines")
     try:
         return tomllib.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise RecordFileError(f"{STUDY_FILE}: is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise RecordFileError(f"{STUDY_FILE}: is not valid TOML ({excerpt(err, 120)})") from None
+    except RecursionError:
+        raise RecordFileError(
+            f"{STUDY_FILE}: a value is nested (arrays or tables inside each other) deeper than Python can read; "
+            "every setting is a value, an array of values or a table of them"
+        ) from None
+
+
+def _share(parsed: dict, key: str) -> float:
+    """``parsed[key]`` as a share from 0 to 1 (absent: 0, nothing may be left out)."""
+    value = parsed.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        # A NaN fails the range test too: TOML writes it nan, and it is not a share.
+        raise _refuse(key, value, "must be a number from 0 to 1 (0.1 = a tenth of the patients)")
+    return float(value)
 
 
 def load_study(study_dir: Path) -> Study:
-    """The study of ``study_dir`` (read through the study-folder boundary check), or an error naming the file, key and value."""
-    parsed = _parsed(study_dir)
+    """The study of ``study_dir`` (read through the study-folder boundary check), or an error naming the file, key and value.
+
+    Any fault in reading it, not only the ones foreseen below, is a ``RecordFileError`` naming the file, never a traceback.
+    """
+    try:
+        return _study(_parsed(study_dir))
+    except RecordFileError:
+        raise
+    except Exception as err:
+        raise RecordFileError(f"{STUDY_FILE}: cannot be read ({type(err).__name__}: {excerpt(err)})") from None
+
+
+def _study(parsed: dict) -> Study:
     unknown = sorted(set(parsed) - set(KNOWN))
     if unknown:
         raise RecordFileError(f"{STUDY_FILE}: unknown setting(s) {excerpt(', '.join(unknown))}; known: {', '.join(KNOWN)}")
@@ -145,4 +191,31 @@ def load_study(study_dir: Path) -> Study:
     exclude = parsed.get("exclude_quarantined_rows", False)
     if not isinstance(exclude, bool):
         raise RecordFileError(f"{STUDY_FILE}: exclude_quarantined_rows must be true or false, not {excerpt(repr(exclude))}")
-    return Study(studyid, title, start, end, exclude, _report_tables(parsed), _survival_rows(parsed))
+    return Study(studyid, title, start, end, exclude, _share(parsed, "max_excluded_share"), _report_tables(parsed), _survival_rows(parsed))
+
+
+def quarantine_verdict(study: Study, rows: pl.DataFrame, raw: pl.DataFrame, escape: Callable[[str], str] = str) -> tuple[bool, str, float]:
+    """Whether the quarantine rows ``rows`` (not empty) of a cohort table's record files keep it from publication,
+    the description saying what and why (``escape`` applied to the data it quotes), and the share of ``raw``, those
+    files' rows as read, that they are.
+
+    They do unless the study excludes quarantined rows, and even then once they are more than its
+    ``max_excluded_share`` of the rows: eighteen patients of nineteen left out is no longer the study.
+    """
+    summary = describe_quarantine(rows, escape=escape)
+    share = excluded_share(rows, raw)
+    if not study.exclude_quarantined_rows:
+        return (
+            True,
+            f"{summary}. Correct the file(s), or, where the registry accepts losses, set exclude_quarantined_rows = true in {STUDY_FILE}.",
+            share,
+        )
+    if share > study.max_excluded_share:
+        files = ", ".join(sorted(raw[FILE].unique()))
+        return (
+            True,
+            f"{summary}. Not published: {share:.0%} of the rows of {files} would be left out, more than "
+            f"max_excluded_share = {study.max_excluded_share:g} in {STUDY_FILE} allows.",
+            share,
+        )
+    return False, f"{summary}. Left out ({share:.0%} of the rows): {STUDY_FILE} sets exclude_quarantined_rows = true.", share

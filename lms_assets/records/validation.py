@@ -12,9 +12,14 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 import re
+import stat
+import threading
+import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import cast
+from typing import BinaryIO, TypeVar, cast
 
 import numpy as np
 import polars as pl
@@ -58,7 +63,11 @@ _ISO_DATE_STEM = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _LINE_BREAK = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 _LONE_CR = re.compile(r"\r(?!\n)")
 _BLANK_LINE = re.compile(r"\n(?:[^\S\n]|,)*(?=\n|\Z)")
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Characters that hide or disguise text where it is shown: controls, format characters (zero-width, bidi
+# overrides), line and paragraph separators, spaces other than the plain one, private-use, surrogate, unassigned.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cs", "Cn"})
+# A run of letters: a word, as far as confusables go.
+_WORD = re.compile(r"[^\W\d_]+")
 # A cut date may be a day past the date of the clock or of the file's time stamp: those dates are taken in UTC,
 # and a cut exported late in the evening east of UTC is already dated the next day.
 CUT_DATE_GRACE = dt.timedelta(days=1)
@@ -68,18 +77,146 @@ class RecordFileError(ValueError):
     """A record file cannot be used at all; the message names the file and what is wrong."""
 
 
+def _escaped(char: str) -> str:
+    return char.encode("unicode_escape").decode("ascii")
+
+
+def _unmask_word(word: re.Match[str]) -> str:
+    """A word with Latin letters keeps them; any letter of another script in it (Cyrillic е, Greek ο) is escaped."""
+    text = word.group()
+    if text.isascii() or not any(c.isascii() for c in text):
+        return text
+    return "".join(c if c.isascii() or unicodedata.name(c, "").startswith("LATIN ") else _escaped(c) for c in text)
+
+
+def reveal(text: str) -> str:
+    """``text`` with every character that could hide or disguise what it says written as its code point (``\\u0435``).
+
+    Control, invisible and bidirectional-override characters, spaces other than the plain space, and letters of
+    another script inside a word of Latin letters ("F\\u0435male", with a Cyrillic е, is not "Female"). Accented
+    Latin letters and words wholly in another script are shown as they are. Messages (``excerpt``) and previews
+    show data through it.
+    """
+    text = _WORD.sub(_unmask_word, text)
+    return "".join(_escaped(c) if c != " " and unicodedata.category(c) in _HIDDEN_CATEGORIES else c for c in text)
+
+
 def excerpt(text: object, limit: int = EXCERPT_CHARS) -> str:
-    """``text`` safe to put in a message: control and invisible characters shown as escapes, cut to ``limit``."""
+    """``text`` safe to put in a message: shown through ``reveal``, cut to ``limit``."""
     text = str(text)
-    shown = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text[: limit * 2])
+    shown = reveal(text[: limit * 2])
     if len(shown) > limit or len(text) > limit * 2:
         return f"{shown[:limit]}… ({len(text):,} characters)"
     return shown
 
 
-def content_hash(path: Path) -> str:
-    """SHA-256 of the file's bytes, so a reviewer can tell which version produced which numbers."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# A read of a record file on a local disk takes milliseconds; one that has not finished after this long is on a
+# stalled network share or device, and the step fails saying so instead of holding its warehouse slot for ever.
+READ_TIMEOUT_SECONDS = 120.0
+_CHUNK_BYTES = 1 << 20
+_T = TypeVar("_T")
+
+
+def file_kind(mode: int) -> str:
+    """What ``os.stat`` says a path is, in words."""
+    for test, kind in (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISFIFO, "named pipe (FIFO)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def _refuse_unless_regular(mode: int, path: Path, label: str, expected: str) -> None:
+    """Refuse anything but a regular file: opening a FIFO or a device blocks until a writer appears, which may be never."""
+    if stat.S_ISDIR(mode):
+        raise RecordFileError(f"{label}: is a folder, not a {expected} ({path})")
+    if not stat.S_ISREG(mode):
+        raise RecordFileError(f"{label}: is a {file_kind(mode)}, not a {expected} ({path}); only regular files are read. Replace it with the file.")
+
+
+def _open_regular(path: Path, label: str, expected: str) -> BinaryIO:
+    """``path`` opened for reading after ``os.stat`` shows a regular file, checked again on the open descriptor.
+
+    O_NONBLOCK makes the open itself return at once even if a FIFO was swapped in after the stat (it changes
+    nothing for a regular file), and the second check on the descriptor then refuses it.
+    """
+    try:
+        _refuse_unless_regular(os.stat(path).st_mode, path, label, expected)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise RecordFileError(f"{label}: file is missing (expected at {path})") from None
+    except OSError as err:
+        # e.g. no read permission, a link loop, or a spreadsheet program holding the file locked
+        raise RecordFileError(f"{label}: cannot be read ({err.strerror or err}; {path})") from None
+    try:
+        _refuse_unless_regular(os.fstat(descriptor).st_mode, path, label, expected)
+    except RecordFileError:
+        os.close(descriptor)
+        raise
+    return os.fdopen(descriptor, "rb")
+
+
+def _within_timeout(label: str, action: Callable[[], _T]) -> _T:
+    """``action()`` run in a daemon thread, or a ``RecordFileError`` after ``READ_TIMEOUT_SECONDS``.
+
+    A read stuck in the kernel cannot be interrupted; a daemon thread left behind does not keep the process alive,
+    so the step fails with the file's name and the run ends.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = action()
+        except BaseException as err:  # handed to the caller's thread below
+            outcome["error"] = err
+
+    worker = threading.Thread(target=run, name=f"reading {label}", daemon=True)
+    worker.start()
+    worker.join(READ_TIMEOUT_SECONDS)
+    if worker.is_alive():
+        raise RecordFileError(
+            f"{label}: reading it did not finish within {READ_TIMEOUT_SECONDS:g} s; is it on a network share or device that "
+            "stopped answering? Copy the file into the study folder and run again."
+        )
+    if "error" in outcome:
+        raise cast(BaseException, outcome["error"])
+    return cast(_T, outcome["value"])
+
+
+def read_regular(path: Path, label: str, expected: str = "CSV file", limit: int | None = None) -> bytes:
+    """The bytes of ``path``, refused (naming ``label`` and the path) unless it is a regular file, read with a timeout.
+
+    With ``limit``, at most ``limit + 1`` bytes are read: enough to tell that a file is too large without reading it.
+    """
+
+    def read() -> bytes:
+        with _open_regular(path, label, expected) as handle:
+            return handle.read() if limit is None else handle.read(limit + 1)
+
+    return _within_timeout(label, read)
+
+
+def content_hash(path: Path, label: str | None = None) -> str:
+    """SHA-256 of the file's bytes, so a reviewer can tell which version produced which numbers.
+
+    Streamed in chunks through the same regular-file check and timeout as every read: a large cut is never held whole.
+    """
+    label = label or path.name
+
+    def digest() -> str:
+        hasher = hashlib.sha256()
+        with _open_regular(path, label, "CSV file") as handle:
+            while chunk := handle.read(_CHUNK_BYTES):
+                hasher.update(chunk)
+        return hasher.hexdigest()
+
+    return _within_timeout(label, digest)
 
 
 def resolve_inside(study_dir: Path, relative: str) -> Path:
@@ -165,18 +302,22 @@ def identical_cuts(digests: dict[str, str]) -> list[tuple[str, str]]:
 def read_raw(path: Path, schema: FileSchema, label: str | None = None) -> pl.DataFrame:
     """Read a CSV exactly as it arrived: every value a string, plus its file and 1-based line number.
 
-    The header is line 1, so the first record is row 2, as a spreadsheet shows it.
+    The header is line 1, so the first record is row 2, as a spreadsheet shows it. Any fault in reading it, not only
+    the ones foreseen, is a ``RecordFileError`` naming the file, never a traceback.
     """
     label = label or path.name
+    try:
+        return _read_raw(path, schema, label)
+    except RecordFileError:
+        raise
+    except Exception as err:
+        raise RecordFileError(f"{label}: cannot be read ({type(err).__name__}: {excerpt(err)})") from None
+
+
+def _read_raw(path: Path, schema: FileSchema, label: str) -> pl.DataFrame:
     if not path.exists():
         raise RecordFileError(f"{label}: file is missing (expected at {path}); {schema.description}")
-    if path.is_dir():
-        raise RecordFileError(f"{label}: is a folder, not a CSV file")
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        # e.g. no read permission, or a spreadsheet program holding the file locked
-        raise RecordFileError(f"{label}: cannot be read ({err.strerror or err})") from None
+    data = read_regular(path, label)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -340,6 +481,10 @@ def _cast(column_name: str, dtype: type[pl.DataType]) -> pl.Expr:
         # "3.0" is a whole number, "3.5" is not: go through float and keep exact integers only.
         as_float = source.cast(pl.Float64, strict=False)
         return pl.when(as_float == as_float.round(0)).then(as_float.cast(pl.Int64, strict=False))
+    if dtype == pl.Float64:
+        # "nan" and "inf" parse as floats but are no measurement: null, like any other value that is not a number.
+        as_float = source.cast(pl.Float64, strict=False)
+        return pl.when(as_float.is_finite()).then(as_float)
     return source.cast(dtype, strict=False)
 
 
@@ -369,7 +514,12 @@ def problems(raw: pl.DataFrame, schema: FileSchema) -> pl.DataFrame:
             collect(value.is_null() | (value == ""), column.name, "missing value")
         if column.dtype != pl.String:
             kind = {pl.Int64: "a whole number", pl.Float64: "a number", pl.Date: "a date (YYYY-MM-DD)"}[column.dtype]
-            collect(value.is_not_null() & (value != "") & typed_value.is_null(), column.name, f"not {kind}")
+            untyped = value.is_not_null() & (value != "") & typed_value.is_null()
+            # Named as what it is: a NaN is not "above the maximum", and infinity is no time or percentage.
+            as_float = value.cast(pl.Float64, strict=False)
+            collect(untyped & as_float.is_nan(), column.name, "NaN is not a number")
+            collect(untyped & as_float.is_infinite(), column.name, "infinity is not a finite number")
+            collect(untyped & ~as_float.is_nan().fill_null(False) & ~as_float.is_infinite().fill_null(False), column.name, f"not {kind}")
         if column.allowed is not None:
             collect(
                 value.is_not_null() & (value != "") & ~value.is_in(list(column.allowed)),
@@ -381,20 +531,8 @@ def problems(raw: pl.DataFrame, schema: FileSchema) -> pl.DataFrame:
         if column.maximum is not None:
             collect(typed_value > column.maximum, column.name, f"above the maximum {column.maximum:g}")
 
-    typed_only = typed.select(FILE, ROW, *[pl.col(f"__{c.name}").alias(c.name) for c in schema.columns])
-    typed_only = typed_only.with_columns(raw.select(*(pl.col(c.name).alias(f"__raw_{c.name}") for c in schema.columns), patient.alias("__patient")))
-    for rule in schema.row_rules:
-        bad = typed_only.filter(rule.violated.fill_null(False))
-        checks.append(
-            bad.select(
-                pl.col(FILE).alias("file"),
-                pl.col(ROW).alias("row"),
-                pl.lit(rule.column).alias("column"),
-                pl.col(f"__raw_{rule.column}").alias("value"),
-                pl.lit(rule.reason).alias("reason"),
-                pl.col("__patient").alias("patient_id"),
-            )
-        )
+    typed_only = _typed_beside_raw(raw, schema)
+    checks += [_rule_rows(typed_only, rule) for rule in schema.row_rules]
 
     key_cols = [k for k in schema.key if k in typed_only.columns]
     if key_cols:
@@ -417,6 +555,32 @@ def problems(raw: pl.DataFrame, schema: FileSchema) -> pl.DataFrame:
                 )
             )
     return pl.concat([c.cast(QUARANTINE_SCHEMA) for c in checks], how="vertical") if checks else empty_quarantine()
+
+
+def _typed_beside_raw(raw: pl.DataFrame, schema: FileSchema) -> pl.DataFrame:
+    """Each row typed (a value that does not cast is null), with its values as written (``__raw_<column>``) and patient."""
+    patient = pl.col("patient_id") if "patient_id" in raw.columns else pl.lit(None, pl.String)
+    typed = raw.select(FILE, ROW, *[_cast(c.name, c.dtype).alias(c.name) for c in schema.columns])
+    return typed.with_columns(raw.select(*(pl.col(c.name).alias(f"__raw_{c.name}") for c in schema.columns), patient.alias("__patient")))
+
+
+def _rule_rows(typed_only: pl.DataFrame, rule: schemas.RowRule) -> pl.DataFrame:
+    """The rows breaking ``rule`` (a row it cannot judge, for a value that did not cast, is not among them)."""
+    return typed_only.filter(rule.violated.fill_null(False)).select(
+        pl.col(FILE).alias("file"),
+        pl.col(ROW).alias("row"),
+        pl.lit(rule.column).alias("column"),
+        pl.col(f"__raw_{rule.column}").alias("value"),
+        pl.lit(rule.reason).alias("reason"),
+        pl.col("__patient").alias("patient_id"),
+    )
+
+
+def flagged(raw: pl.DataFrame, schema: FileSchema) -> pl.DataFrame:
+    """The rows of ``raw`` its schema's ``row_flags`` point out, in the quarantine's columns: valid, but worth a look."""
+    typed_only = _typed_beside_raw(raw, schema)
+    found = [_rule_rows(typed_only, rule).cast(QUARANTINE_SCHEMA) for rule in schema.row_flags]
+    return pl.concat(found).sort("file", "row", "column") if found else empty_quarantine()
 
 
 def unknown_patients(raw: pl.DataFrame, known_ids: pl.Series) -> pl.DataFrame:
@@ -461,21 +625,24 @@ def quarantine_rows(
     return pl.concat(found).unique().sort("file", "row", "column")
 
 
-def describe_quarantine(rows: pl.DataFrame, shown: int = 3) -> str:
-    """The first ``shown`` problems as 'file line L, column C, value 'V': reason', and how many there are in all.
+def describe_quarantine(rows: pl.DataFrame, shown: int = 3, escape: Callable[[str], str] = str, noun: str = "quarantined problem(s)") -> str:
+    """The first ``shown`` problems as 'file line L, column C, value 'V': reason', and how many there are in all
+    (``noun`` says what they are: flagged rows are described the same way).
 
     Causes come first: a row quarantined only because its patient is invalid follows the rows that made it so.
+    ``escape`` is applied to each value's excerpt, the one part written by the data: where the text is shown as
+    Markdown, a value such as ``![i](http://host/x.png)`` must be shown as written, not fetched.
     """
     rows = rows.sort(pl.col("reason") == UNKNOWN_PATIENT, "file", "row", "column")
     first = [
         f"{r['file']} line {r['row']}, column {r['column']}, value "
-        + ("(empty)" if r["value"] in (None, "") else f"'{excerpt(r['value'])}'")
+        + ("(empty)" if r["value"] in (None, "") else f"'{escape(excerpt(r['value']))}'")
         + f": {r['reason']}"
         for r in rows.head(shown).iter_rows(named=True)
     ]
     lines = rows.select("file", "row").unique().height
     more = f"; and {rows.height - shown} more" if rows.height > shown else ""
-    return f"{rows.height} quarantined problem(s) in {lines} row(s): " + "; ".join(first) + more
+    return f"{rows.height} {noun} in {lines} row(s): " + "; ".join(first) + more
 
 
 def blocking_rows(quarantine: pl.DataFrame, sources: tuple[str, ...]) -> pl.DataFrame:
@@ -496,6 +663,15 @@ def patients_excluded(quarantine: pl.DataFrame) -> int:
     """Patients who lose records to the quarantine: distinct patient numbers as written (a row without one counts alone)."""
     rows = about_patients(quarantine).select("file", "row", "patient_id").unique()
     return rows["patient_id"].drop_nulls().n_unique() + rows["patient_id"].null_count()
+
+
+def excluded_share(quarantine: pl.DataFrame, raw: pl.DataFrame) -> float:
+    """The share of ``raw``'s rows (one or more record files as read, with ``_file`` and ``_row``) that the quarantine
+    leaves out: what a study that excludes quarantined rows loses of them (0 for a file without rows)."""
+    if raw.is_empty():
+        return 0.0
+    rejected = quarantine.select(pl.col("file").alias(FILE), pl.col("row").alias(ROW)).unique()
+    return raw.select(FILE, ROW).join(rejected, on=[FILE, ROW], how="semi").height / raw.height
 
 
 def empty_quarantine() -> pl.DataFrame:
