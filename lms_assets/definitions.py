@@ -8,8 +8,9 @@ published-value checks is read here, at load, and must come from the same study 
 
 import os
 from pathlib import Path
+from typing import cast
 
-from dagster import Definitions, MetadataValue, load_asset_checks_from_modules, load_assets_from_modules, map_asset_specs
+from dagster import AssetsDefinition, Definitions, MetadataValue, load_asset_checks_from_modules, load_assets_from_modules, map_asset_specs
 
 from lms_assets.defs import adam, graphs, records, refresh, report
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
@@ -36,7 +37,7 @@ def build_defs(
     outputs = Path(outputs) if outputs is not None else from_env["outputs"]
     outputs_folder = OutputsFolder(path=str(outputs), base_url=report_url or os.environ.get(*REPORT_URL))
     # The summaries' published-figure checks are declared from the registry as it is now, so they are built here.
-    assets = [*load_assets_from_modules(DOMAINS), *gated_summaries(DOMAINS, registry_at_load(study_dir))]
+    assets = cast(list[AssetsDefinition], [*load_assets_from_modules(DOMAINS), *gated_summaries(DOMAINS, registry_at_load(study_dir))])
     return Definitions(
         # Every asset's page links to its place in the served study report.
         assets=map_asset_specs(

@@ -20,7 +20,8 @@ from dagster import (
 from lms_assets import adam
 from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, asset_defaults
-from lms_assets.defs.metadata import escape_markdown, preview
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation

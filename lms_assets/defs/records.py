@@ -17,7 +17,8 @@ from dagster import (
 
 from lms_assets.defs.audit.published import bounded
 from lms_assets.defs.constants import INGEST, asset_defaults
-from lms_assets.defs.metadata import escape_markdown, preview
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
