@@ -375,7 +375,7 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     written = outputs / REPORT_FILE
     event = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("study_report"))
     metadata = event.materialization.metadata
-    assert metadata["report"].value == str(written.resolve())
+    assert metadata["file"].value == str(written.resolve()) and metadata["report_page"].value.endswith(REPORT_FILE.as_posix())
     html = written.read_text(encoding="utf-8")
     assert not re.search(r"https?://|<script|<link", html)
 

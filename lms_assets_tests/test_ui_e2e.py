@@ -1,14 +1,14 @@
-"""The real Dagster UI, used as a person uses it: `dagster dev`, a run of every asset, then Chromium.
+"""The real Dagster UI, used as a person uses it: `make run`'s processes, a run of every asset, then Chromium.
 
-Starts `dagster dev` on a free loopback port with a private instance, study copy, warehouse and outputs
-folder; waits for the run the follow-up sensor launches on the instance's first start (it builds every
-asset, as a person's first `make run` does) and reads that run's pages; then drives Debian's Chromium with
-Playwright: the expanded lineage graph draws every asset's name in full, an asset's checks page shows the run's check
-results, every chart opens at a legible width from its asset's page, printed_audit's markdown has no
-strikethrough, the survival preview shows its median and CI columns, a printed value is traced from its check
-to its raw file in three clicks (README "Tracing a printed number"), and the written study report fits a
-1280 px window, reads as a document (bounded height, appendices folded, a contents link opens one, print shows
-them) and rounds each value one way. Screenshots go to `test-artifacts/ui_e2e/`.
+Starts the launcher `make run` starts (`dagster dev` and the report server) on free loopback ports with a private
+instance, study copy, warehouse and outputs folder; waits for the run the follow-up sensor launches on the
+instance's first start (it builds every asset, as a person's first `make run` does) and reads that run's pages;
+then drives Debian's Chromium with Playwright at 1440 × 900: the expanded lineage graph draws every asset's name in
+full; no asset or check page strikes text through or holds a metadata text wider than its box; a printed value is
+traced from its asset's Checks tab to its ADaM rows and raw lines in two clicks (README "Tracing a printed
+number"); every chart's link opens its page and the chart fits the window; and the served study report fits the
+window, reads as a document, rounds each value one way and prints with no page that holds only a heading.
+Screenshots go to `test-artifacts/ui_e2e/`.
 """
 
 import os
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from lms_assets.report.page import AUDIT_ALL_FIGURES
-from lms_assets_tests.dagster_process import REPO, dagster_dev_args, instance_home, running
+from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
 from lms_assets_tests.graphql_client import DagsterGraphQL, RunReport, free_port
 
 ARTIFACTS = REPO / "test-artifacts" / "ui_e2e"
@@ -39,36 +39,23 @@ CHROMIUM_ARGS = [
 ]
 # Ceilings of the waits (DagsterGraphQL): each returns as soon as it sees what it waits for, so they cost nothing
 # when all is well and only have to be out of reach of a busy 2-core machine.
-SERVER_START_TIMEOUT = 300  # the webserver answering GraphQL; fails at once if `dagster dev` exits
+SERVER_START_TIMEOUT = 300  # the webserver answering GraphQL; fails at once if the launcher exits
 RUN_TIMEOUT = 240  # a run in which no step moved along for this long (DagsterGraphQL.wait_for_run)
 PAGE_TIMEOUT_MS = 30_000
-VIEWPORT = {"width": 1600, "height": 1100}
+VIEWPORT = {"width": 1440, "height": 900}
 # The lineage graph is tall (groups stack); a tall window shows all of it with readable names.
 LINEAGE_VIEWPORT = {"width": 1800, "height": 2600}
 
-# The expanded lineage at the zoom that shows every asset must draw every name in full. Zoomed out that far (below
-# its MINIMAL_SCALE, 0.6), Dagster 1.13 draws each asset as its "minimal" node, whose label withMiddleTruncation
-# cuts to 18 characters ("raw_p…_allocations"): an asset name is readable there only if it is that short.
 CHECKED_ASSET, CHECK_NAME = "adtte", "followup_cuts_consistent"
 CHECK_PAGE_ATTEMPTS = 5
 REPORT_ASSET = "study_report"
-
-# Asset checks this test names; the published-figure checks may be regrouped (one per printed table), so
-# every reference to a check name is here.
-CHECK_NAMES = {
-    # The section check holding the printed median PFS (Table 2, "4.1"): the value traced back to its raw file.
-    "traced": ("survival_summary", "printed_table_2"),
-}
-# The trace walk of README "Tracing a printed number": from the check, the asset's Lineage tab, then one
-# upstream node per click, down to the raw file.
-TRACE_WALK = ["adtte", "raw_followup"]
+# The printed value README "Tracing a printed number" traces: Table 2's median PFS (4.1), from its check's page.
+TRACED_ASSET, TRACED_CHECK, TRACED_VALUE = "survival_summary", "printed_table_2", "T2.pfs.median"
+PATIENTS = 19
+# The pages a reviewer reads most, each with the check whose panel is opened on it (None: the asset page only).
+READ_PAGES = {"survival_summary": "printed_table_2", "response_summary": "printed_table_2", "printed_audit": None, "km_pfs_chart": None}
 CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
-MIN_CHART_WIDTH_PX = 600
-PREVIEW_ASSET, PREVIEW_COLUMNS = "survival_summary", ["median", "ci_lower", "ci_upper"]
-AUDIT_ASSET = "printed_audit"
-REPORT_VIEWPORT = {"width": 1280, "height": 1000}
-# The report's height in that window: as opened (appendices folded) and with every fold opened. Before the folds and
-# compact appendices it was 40,464 px either way (every <details> open); now about 13,800 and 27,500.
+# The report's height in a 1440 px window: as opened (appendices folded) and with every fold open.
 REPORT_MAX_HEIGHT_PX = 16_000
 REPORT_MAX_OPEN_HEIGHT_PX = 32_000
 # Polls on a busy machine: the UI draws before its data arrives.
@@ -115,12 +102,6 @@ _SCROLLED_SIDEWAYS = """el => {
     for (let node = el.parentElement; node; node = node.parentElement) if (node.scrollLeft > 0) return true;
     return false;
 }"""
-
-
-def in_viewport(page, text: str) -> bool:
-    """Whether an element showing exactly ``text`` is on screen and not hidden under anything."""
-    found = page.get_by_text(text, exact=True)
-    return any(found.nth(i).evaluate(_UNCOVERED_ON_SCREEN) for i in range(found.count()))
 
 
 # The labels drawn in the graph's nodes that are on screen and not covered: each node's name, whole or cut, and
@@ -210,9 +191,9 @@ def open_checks(page, base_url: str, asset: str, check: str, expected: str) -> s
     return shown
 
 
-def report_images(page, report: Path) -> list[dict]:
-    """Open the report file as a reader does and measure every chart image."""
-    page.goto(report.resolve().as_uri())
+def report_images(page, report: str) -> list[dict]:
+    """Open the served report as a reader does and measure every chart image."""
+    page.goto(report)
     page.wait_for_load_state("load")
     return page.eval_on_selector_all(
         "figure img",
@@ -242,94 +223,102 @@ def poll(check, what: str, deadline: float = UI_DEADLINE, page=None):
             time.sleep(0.5)
 
 
-def metadata_dialog(page, label: str):
-    """Open the "[Show Markdown]" pop-up of the metadata entry ``label`` on the asset page shown; returns the dialog."""
-    row = page.locator("tr", has=page.get_by_text(label, exact=True)).filter(has=page.get_by_text("[Show Markdown]"))
-    poll(lambda: row.count() > 0, f"metadata entry {label!r} on {page.url}", page=page)
-    dialog = page.get_by_role("dialog")
-
-    # The asset page re-renders its metadata when the live data arrives, and a click that lands in between opens
-    # nothing (seen once in CI): click again, only while no pop-up is open, until one is.
-    def opened() -> bool:
-        if not dialog.count():
-            row.first.get_by_text("[Show Markdown]").click()
-            page.wait_for_timeout(500)
-        return dialog.count() > 0 and dialog.first.is_visible()
-
-    poll(opened, f"the pop-up of metadata entry {label!r} on {page.url}", page=page)
-    return dialog
+# Text a reader cannot see whole: an element of the asset page's main column or of a check's panel whose content is
+# wider than its box (the UI scrolls or clips it sideways). Dagster's own middle-truncated names are measured too.
+_TOO_WIDE = """() => [...document.querySelectorAll('[class*=assetEventMetadataScrollContainer], [class*=assetEventMetadataScrollContainer] *, main *')]
+    .filter(el => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'visible')
+    .map(el => `${el.tagName.toLowerCase()} ${el.scrollWidth}>${el.clientWidth}: ${el.innerText.slice(0, 60).replace(/\\s+/g, ' ')}`)"""
 
 
-def close_dialog(page) -> None:
-    page.keyboard.press("Escape")
-    page.get_by_role("dialog").wait_for(state="detached")
-
-
-def chart_image(page, base_url: str, asset: str) -> dict:
-    """The chart image one click from the asset's page (its first metadata entry), measured once loaded."""
+def page_problems(page, base_url: str, asset: str, check: str | None) -> list[str]:
+    """What a reader cannot read on ``asset``'s page (and on ``check``'s panel): struck-through text, or text wider
+    than its box. Waits for the metadata to be drawn before it measures."""
     page.set_viewport_size(VIEWPORT)
-    page.goto(f"{base_url}/assets/{asset}")
-    dialog = metadata_dialog(page, "chart")
-    image = dialog.locator("img").first
-    image.wait_for()
-    measure = "img => ({complete: img.complete, naturalWidth: img.naturalWidth, width: img.getBoundingClientRect().width})"
-    shown = poll(lambda: (m := image.evaluate(measure))["complete"] and m, f"{asset}'s chart loaded", page=page)
-    page.screenshot(path=str(ARTIFACTS / f"6-chart-{asset}.png"))
-    close_dialog(page)
-    return shown
+    problems = []
+    views = [(f"{base_url}/assets/{asset}", "Metadata")]
+    if check:
+        views.append((f"{base_url}/assets/{asset}?view=checks&checkDetail={check}", "Latest execution"))
+    for url, heading in views:
+        page.goto(url)
+        page.get_by_text(heading, exact=True).first.wait_for()
+        poll(lambda: page.locator("table").count() > 0, f"the tables of {url}", page=page)
+        page.wait_for_timeout(1500)
+        screenshot(page, f"3-{asset}-{'check' if 'checkDetail' in url else 'page'}")
+        struck = page.locator("del, s, strike").count()
+        if struck:
+            problems.append(f"{url}: {struck} struck-through element(s)")
+        wide = page.evaluate(_TOO_WIDE)
+        if wide:
+            problems.append(f"{url}: text wider than its box: {wide[:5]}")
+    return problems
 
 
-def audit_strikethrough(page, base_url: str) -> dict[str, int]:
-    """Strikethrough elements (<del>, <s>) in printed_audit's markdown: inline entries and every pop-up."""
-    page.set_viewport_size(VIEWPORT)
-    page.goto(f"{base_url}/assets/{AUDIT_ASSET}")
-    links = page.get_by_text("[Show Markdown]")
-    poll(lambda: links.count() > 0, f"{AUDIT_ASSET}'s markdown entries", page=page)
-    found = {"page": page.locator("del, s").count()}
-    for i in range(links.count()):
-        links.nth(i).click()
-        dialog = page.get_by_role("dialog")
-        dialog.wait_for()
-        found[f"pop-up {i + 1}"] = dialog.locator("del, s").count()
-        page.screenshot(path=str(ARTIFACTS / f"7-audit-{i + 1}.png"))
-        close_dialog(page)
-    return found
-
-
-def preview_columns_on_screen(page, base_url: str, asset: str, columns: list[str]) -> list[str]:
-    """The columns of the asset's preview table a reader sees without scrolling sideways (header cells on screen, uncovered)."""
-    page.set_viewport_size(VIEWPORT)
-    page.goto(f"{base_url}/assets/{asset}")
-    headers = page.locator("th")
-    poll(lambda: all(headers.filter(has_text=re.compile(f"^{c}$")).count() for c in columns), f"{asset}'s preview headers {columns}", page=page)
-    shown = []
-    for column in columns:
-        cell = headers.filter(has_text=re.compile(f"^{column}$")).first
-        cell.evaluate("el => el.scrollIntoView({block: 'center', inline: 'nearest'})")
-        if cell.evaluate(_UNCOVERED_ON_SCREEN) and not cell.evaluate(_SCROLLED_SIDEWAYS):
-            shown.append(column)
-    page.screenshot(path=str(ARTIFACTS / f"8-preview-{asset}.png"))
-    return shown
-
-
-def trace_walk(page, base_url: str, asset: str, check: str, walk: list[str]) -> tuple[int, str]:
-    """From the check's page, the clicks to the raw file: the asset's Lineage tab, then each upstream node of
-    ``walk`` in turn. Returns the clicks made and the page reached."""
+def trace_printed_value(page, base_url: str, asset: str, check: str, value: str) -> tuple[int, object]:
+    """From the asset's Checks tab, the clicks README "Tracing a printed number" makes: the check, then its
+    ``trace <value>`` link, which opens the value's trace in a new tab. Returns the clicks and that tab."""
     page.set_viewport_size(VIEWPORT)
     page.goto(f"{base_url}/assets/{asset}?view=checks")
     page.get_by_text(check, exact=True).first.click()
-    page.get_by_text("Evaluation result").wait_for()
-    screenshot(page, "9-trace-check")
-    page.get_by_role("tab", name="Lineage").click()
-    clicks = 1
-    for step, node in enumerate(walk, start=1):
-        target = page.get_by_text(node, exact=True)
-        poll(lambda target=target: target.count() > 0 and target.first.is_visible(), f"{node} in the lineage of {page.url}", page=page)
-        target.first.click()
-        clicks += 1
-        poll(lambda node=node: f"/assets/{node}" in page.url, f"the page of {node}", page=page)
-        page.screenshot(path=str(ARTIFACTS / f"9-trace-{step}-{node}.png"))
-    return clicks, page.url
+    link = page.locator("tr", has=page.get_by_text(f"trace {value}", exact=True)).locator("a").first
+    poll(lambda: link.count() > 0 and link.is_visible(), f"the link 'trace {value}' on {check}'s panel", page=page)
+    screenshot(page, "4-trace-check")
+    with page.context.expect_page() as opened:
+        link.click()
+    trace = opened.value
+    trace.wait_for_load_state("load")
+    trace.set_viewport_size(VIEWPORT)
+    trace.screenshot(path=str(ARTIFACTS / "4-trace.png"))
+    return 2, trace
+
+
+def traced_rows(trace, value: str) -> list[dict[str, str]]:
+    """The ADaM rows the trace section of ``value`` lists, as the reader sees them (header cell → text), if it is on screen."""
+    section = trace.locator(f"section[id='{value}']")
+    if not section.locator("h2").evaluate(_UNCOVERED_ON_SCREEN):
+        return []
+    return section.locator("table").first.evaluate(
+        "t => [...t.tBodies[0].rows].map(r => Object.fromEntries([...r.cells].map((c, i) => [t.tHead.rows[0].cells[i].innerText, c.innerText])))"
+    )
+
+
+def chart_fits(page, base_url: str, asset: str) -> str | None:
+    """Open the chart's page from the first entry of its asset's metadata, as a reader does; None when the drawn
+    chart fits the window, else what is wrong."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base_url}/assets/{asset}")
+    link = page.locator("tr", has=page.get_by_text("chart page", exact=True)).locator("a").first
+    poll(lambda: link.count() > 0, f"{asset}'s chart page link", page=page)
+    with page.context.expect_page() as opened:
+        link.click()
+    chart = opened.value
+    chart.set_viewport_size(VIEWPORT)
+    drawn = chart.locator(".vega-embed svg, .vega-embed canvas").first
+    drawn.wait_for()
+    box = drawn.bounding_box()
+    chart.screenshot(path=str(ARTIFACTS / f"5-chart-{asset}.png"))
+    chart.close()
+    if box is None or box["width"] < 300:
+        return f"{asset}: no chart drawn on its page"
+    if box["x"] + box["width"] > VIEWPORT["width"]:
+        return f"{asset}: chart {box['width']:.0f} px wide at x {box['x']:.0f}, wider than the {VIEWPORT['width']} px window"
+    return None
+
+
+def heading_only_pages(page, report_url: str) -> list[int]:
+    """The pages of the report printed to PDF (A4 landscape, its print CSS) whose only text is a heading."""
+    from pypdf import PdfReader
+
+    page.goto(report_url)
+    page.wait_for_load_state("load")
+    headings = {" ".join(t.split()) for t in page.locator("h1, h2, h3, caption, summary").all_inner_texts()}
+    pdf = ARTIFACTS / "report.pdf"
+    page.pdf(path=str(pdf), prefer_css_page_size=True, print_background=True)
+    pages = []
+    for number, printed in enumerate(PdfReader(pdf).pages, start=1):
+        lines = [" ".join(line.split()) for line in printed.extract_text().splitlines() if line.strip()]
+        if lines and all(line in headings for line in lines):
+            pages.append(number)
+    return pages
 
 
 def open_folds(page) -> None:
@@ -342,17 +331,17 @@ def open_folds(page) -> None:
 _PAGE_HEIGHT = "document.documentElement.scrollHeight"
 
 
-def report_layout(page, report: Path) -> dict:
+def report_layout(page, report: str) -> dict:
     """The report in a 1280 px window: its height as opened and with every fold open, whether the contents' link to
     the folded table of all printed figures opens it, and the height each folded table takes when printed."""
-    page.set_viewport_size(REPORT_VIEWPORT)
-    page.goto(report.resolve().as_uri())
+    page.set_viewport_size(VIEWPORT)
+    page.goto(report)
     page.wait_for_load_state("load")
     folded = page.locator("details:not([open])").count()
     as_opened = page.evaluate(_PAGE_HEIGHT)
     page.locator(f"nav.contents a[href='#{AUDIT_ALL_FIGURES}']").click()
     link_opens = page.locator(f"#{AUDIT_ALL_FIGURES}").evaluate("t => t.closest('details').open && t.getBoundingClientRect().height > 0")
-    page.goto(report.resolve().as_uri())
+    page.goto(report)
     page.emulate_media(media="print")
     printed = page.eval_on_selector_all("details table", "tables => tables.map(t => t.getBoundingClientRect().height)")
     page.emulate_media(media="screen")
@@ -360,10 +349,10 @@ def report_layout(page, report: Path) -> dict:
     return {"folded": folded, "as_opened": as_opened, "all_open": page.evaluate(_PAGE_HEIGHT), "link_opens": link_opens, "printed": printed}
 
 
-def wide_tables(page, report: Path) -> list[dict]:
+def wide_tables(page, report: str) -> list[dict]:
     """Tables of the report wider than a 1280 px window, opened as a reader opens the file, every fold opened."""
-    page.set_viewport_size(REPORT_VIEWPORT)
-    page.goto(report.resolve().as_uri())
+    page.set_viewport_size(VIEWPORT)
+    page.goto(report)
     page.wait_for_load_state("load")
     screenshot(page, "10-report-1280")
     open_folds(page)
@@ -433,24 +422,25 @@ def assert_run_completed(run: RunReport, every_asset: set[str], log_tail: str) -
 def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    port = free_port(HOST)
+    port, report_port = free_port(HOST), free_port(HOST)
     base_url = f"http://{HOST}:{port}"
-    outputs = tmp_path / "outputs"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
         "LMS_DATA_DIR": str(study_dir),
         "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
-        "LMS_OUTPUT_DIR": str(outputs),
+        "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
     }
-    with running(dagster_dev_args("lms_assets.definitions", HOST, port), env, ARTIFACTS / "dagster-dev.log") as server:
+    env.pop("LMS_REPORT_URL", None)
+    # What `make run` runs (Makefile, run): the launcher, which serves the outputs folder and starts `dagster dev`.
+    launcher = [venv_bin("python"), "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)]
+    with running(launcher, env, ARTIFACTS / "make-run.log") as server:
         client = DagsterGraphQL(base_url)
         client.wait_until_up(SERVER_START_TIMEOUT, alive=server.alive)
 
         # The first start of an instance builds everything through the sensor (README): its run is the run whose
-        # pages the test reads, as a person's first `make run` shows them. It must have materialized every asset
-        # (assert_run_completed). A second whole-graph run launched by the test would only repeat that build, and
-        # two runs of one asset at once interleave its check evaluations (the UI then shows "Not evaluated").
+        # pages the test reads, as a person's first `make run` shows them. A second whole-graph run launched by the
+        # test would only repeat that build, and two runs of one asset at once interleave its check evaluations.
         run_id = client.wait_for_job_run("followup_refresh", timeout=RUN_TIMEOUT)
         run = client.run_report(run_id)
         # Nothing else may still be running when the UI is compared with the run (a check's latest execution).
@@ -458,21 +448,18 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
         every_asset = client.asset_keys()
         assert_run_completed(run, every_asset, server.log_tail())
         check_in_run = next(c for c in run.checks if (c.asset, c.check_name) == (CHECKED_ASSET, CHECK_NAME))
-        # The report as a reader finds it: the file its latest materialization links.
-        report_metadata = client.latest_materialization_metadata(REPORT_ASSET)
-        report = Path(report_metadata["report"])
-        assert report.is_relative_to(outputs.resolve()) and report.is_file(), report
+        # The report as a reader finds it: the served page its asset links to.
+        report_url = str(client.latest_materialization_metadata(REPORT_ASSET)["report_page"])
+        assert report_url.startswith(f"http://{HOST}:{report_port}/"), report_url
 
         with chromium() as context:
             page = context.new_page()
-
             page.goto(f"{base_url}/runs/{run_id}")
             page.get_by_text("Success", exact=False).first.wait_for()
             screenshot(page, "1-run")
 
-            # What a reader needs from the pages of issue 18; every problem is collected, then all are reported.
+            # Every problem a reader would meet is collected, then all are reported.
             problems = []
-            # Every asset of the definitions, by the name the graph draws (its key's last part).
             drawn, clipped, scale = open_lineage_graph(page, base_url, sorted({key.split("/")[-1] for key in every_asset}))
             screenshot(page, "2-lineage")
             not_drawn = [n for n, label in drawn.items() if label is None]
@@ -486,24 +473,25 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
 
             expected = "Passed" if check_in_run.passed else "Failed"
             shown = open_checks(page, base_url, CHECKED_ASSET, CHECK_NAME, expected)
-            screenshot(page, "3-checks")
             assert shown == expected, f"{CHECKED_ASSET}.{CHECK_NAME}: the UI shows {shown!r}, the run says {expected!r}"
 
-            for asset in CHART_ASSETS:
-                chart = chart_image(page, base_url, asset)
-                if min(chart["naturalWidth"], chart["width"]) < MIN_CHART_WIDTH_PX:
-                    problems.append(f"{asset}: chart {chart['naturalWidth']} px, shown {chart['width']:.0f} px wide")
-            strikes = {where: n for where, n in audit_strikethrough(page, base_url).items() if n}
-            if strikes:
-                problems.append(f"{AUDIT_ASSET}: strikethrough elements in its markdown {strikes}")
-            on_screen = preview_columns_on_screen(page, base_url, PREVIEW_ASSET, PREVIEW_COLUMNS)
-            if on_screen != PREVIEW_COLUMNS:
-                problems.append(f"{PREVIEW_ASSET}'s preview shows {on_screen} of {PREVIEW_COLUMNS} without scrolling sideways")
-            traced_asset, traced_check = CHECK_NAMES["traced"]
-            clicks, reached = trace_walk(page, base_url, traced_asset, traced_check, TRACE_WALK)
-            if clicks > 3 or f"/assets/{TRACE_WALK[-1]}" not in reached:
-                problems.append(f"trace walk from {traced_check}: {clicks} clicks, reached {reached}")
-            layout = report_layout(page, report)
+            for asset, check in READ_PAGES.items():
+                problems += page_problems(page, base_url, asset, check)
+
+            clicks, trace = trace_printed_value(page, base_url, TRACED_ASSET, TRACED_CHECK, TRACED_VALUE)
+            rows = traced_rows(trace, TRACED_VALUE)
+            if clicks > 3 or len(rows) != PATIENTS or any(r["PARAMCD"] != "PFS" or not r["SRCFILE"] or not r["SRCROW"].isdigit() for r in rows):
+                problems.append(f"trace of {TRACED_VALUE}: {clicks} clicks from the Checks tab, {len(rows)} rows on screen: {rows[:3]}")
+            if (
+                trace.locator(f"section[id='{TRACED_VALUE}'] pre").count() == 0
+                or "SHA-256" not in trace.locator(f"section[id='{TRACED_VALUE}']").inner_text()
+            ):
+                problems.append(f"trace of {TRACED_VALUE}: no raw lines with their file's SHA-256")
+            trace.close()
+
+            problems += [wrong for asset in CHART_ASSETS if (wrong := chart_fits(page, base_url, asset))]
+
+            layout = report_layout(page, report_url)
             if not layout["folded"] or layout["as_opened"] > REPORT_MAX_HEIGHT_PX or layout["all_open"] > REPORT_MAX_OPEN_HEIGHT_PX:
                 problems.append(
                     f"report {layout['as_opened']} px tall as opened ({layout['folded']} folds; at most {REPORT_MAX_HEIGHT_PX}), "
@@ -514,18 +502,19 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
             if len(layout["printed"]) != layout["folded"] or not all(h > 0 for h in layout["printed"]):
                 problems.append(f"folded report tables not printed: heights when printed {layout['printed']}")
             # Every fold opened, so the widths and roundings below see the whole report.
-            wide = wide_tables(page, report)
+            wide = wide_tables(page, report_url)
             if wide:
-                problems.append(f"report tables wider than {REPORT_VIEWPORT['width']} px: {wide}")
+                problems.append(f"report tables wider than {VIEWPORT['width']} px: {wide}")
             doubled = two_roundings(page.inner_text("body"), table_floats(Path(env["LMS_DUCKDB_PATH"]), ROUNDED_TABLES))
             if doubled:
                 problems.append(f"report values shown at two roundings (value, half-up, binary): {doubled}")
-            page.set_viewport_size(VIEWPORT)
+            alone = heading_only_pages(page, report_url)
+            if alone:
+                problems.append(f"report printed to PDF: pages {alone} hold only a heading")
 
-            images = report_images(page, report)
-            screenshot(page, "4-report")
-            page.locator("#charts").screenshot(path=str(ARTIFACTS / "5-report-charts.png"))
-            assert len(images) == report_metadata["charts"] > 0, images
+            images = report_images(page, report_url)
+            screenshot(page, "6-report")
+            assert len(images) == len(CHART_ASSETS), images
             for image in images:
                 assert image["complete"] and image["naturalWidth"] > 0 and image["naturalHeight"] > 0, image
                 assert image["width"] > 0 and image["height"] > 0, image

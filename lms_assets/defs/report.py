@@ -201,8 +201,9 @@ def study_report(
     context.log.info(f"Study report written to {path.resolve()} ({len(images)} charts)")
     return MaterializeResult(
         metadata={
-            "report": MetadataValue.path(str(path.resolve())),
-            "report_url": MetadataValue.url(path.resolve().as_uri()),
+            "report_page": MetadataValue.url(outputs_folder.url(REPORT_FILE.as_posix())),
+            "trace_page": MetadataValue.url(outputs_folder.url(f"{REPORT_FILE.parent.as_posix()}/{trace.TRACE_FILE}")),
+            "file": MetadataValue.path(str(path.resolve())),
             "charts": len(images),
             "audited_figures": printed_audit.height,
             "preview": preview(files),
