@@ -352,10 +352,10 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 
 
 def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
-    from dagster import build_asset_context
+    from dagster import AssetCheckResult, Output, build_asset_context
 
     from lms_assets.defs.audit.published import printed_values_table
-    from lms_assets.defs.audit.sensitivity import sensitivity_ranges
+    from lms_assets.defs.audit.sensitivity import CHECKS, sensitivity_ranges
     from lms_assets.defs.resources import StudyFolder
     from lms_assets.records import schemas, validation
 
@@ -365,9 +365,14 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = printed_values_table(registry, known)
-    output = sensitivity_ranges(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
+    events = list(sensitivity_ranges(build_asset_context(), None, StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte))
+    output = next(e for e in events if isinstance(e, Output))
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value
+    checks = [e for e in events if isinstance(e, AssetCheckResult)]
+    # Nothing reconstructed is bounded, so nothing can break a bound: every blocking check passes and says why.
+    assert {c.check_name for c in checks} == set(CHECKS) and all(c.passed for c in checks)
+    assert all("no published cut" in (c.description or "") for c in checks)
 
 
 def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
@@ -387,3 +392,14 @@ def test_a_subgroup_on_an_allocated_column_is_not_taken_as_transcribed():
     sex = next(s for s in survival.SUBGROUPS if s.column == "SEX")
     kept = sens.transcribed_subgroups((sex, site))
     assert kept == [sex]
+
+
+def test_calendar_months_count_whole_months_then_the_days_left():
+    import datetime as dt
+
+    assert sens.calendar_months(dt.date(2018, 1, 1), dt.date(2021, 3, 31)) == pytest.approx(38 + 30 / 31)
+    assert sens.calendar_months(dt.date(2020, 12, 31), dt.date(2021, 3, 31)) == 3.0
+    assert sens.calendar_months(dt.date(2018, 1, 31), dt.date(2018, 2, 28)) == 1.0  # the 31st clamps to February's end
+    # The day count os_window uses stays within the check's tolerance of the calendar over the shipped window.
+    window = sens.os_window(dt.date(2021, 3, 31), SHIPPED_STUDY)
+    assert abs(window[1] - sens.calendar_months(SHIPPED_STUDY.enrolment_start, dt.date(2021, 3, 31))) < sens.WINDOW_TOLERANCE_MONTHS

@@ -17,6 +17,33 @@ from lms_assets.tables import survival
 
 FINDINGS_SCHEMA = {"figure_id": pl.String, "finding": pl.String, "explanation": pl.String}
 
+# Cells (rows × columns) an enumeration of reconstructions may hold at once. The shipped study's largest is about
+# 2.1 million (24,570 labelled placements of 7 patients before deduplication: 302,400 × 7); each cell costs some
+# 20 bytes with its temporaries, so this keeps a step under half a gigabyte. An inconsistent input (a fault in the
+# SPSS SE once left only the median to match) asks for thousands of times more.
+MAX_ENUMERATED_CELLS = 20_000_000
+
+
+class EnumerationTooLarge(ValueError):
+    """An enumeration of reconstructions would exceed ``MAX_ENUMERATED_CELLS``: raised before anything is allocated.
+
+    The message names the quantity enumerated and its count, so the failure says what grew, not that memory ran out.
+    """
+
+    def __init__(self, quantity: str, rows: int, columns: int):
+        self.quantity, self.rows, self.columns = quantity, rows, columns
+        super().__init__(
+            f"{quantity}: {rows:,} rows of {columns} to enumerate ({rows * columns:,} cells) exceed the limit of "
+            f"{MAX_ENUMERATED_CELLS:,}; the records or the printed figures are inconsistent, or a computation upstream is wrong"
+        )
+
+
+def bound_enumeration(quantity: str, rows: int, columns: int) -> None:
+    """Raise ``EnumerationTooLarge`` when ``rows`` × ``columns`` cells exceed ``MAX_ENUMERATED_CELLS``; call it before allocating."""
+    if rows * max(columns, 1) > MAX_ENUMERATED_CELLS:
+        raise EnumerationTooLarge(quantity, rows, columns)
+
+
 # Quantities whose printed denominator is a subgroup (e.g. 2/7 on combination therapy), not the cohort.
 SUBGROUP_PREFIXES = ("pr_rate.",)
 
@@ -191,6 +218,12 @@ def os_feasibility(death_times: Iterable[float], censor_bounds: Sequence[tuple[f
     gap_time = [(lo + hi) / 2 if hi != math.inf else lo + 1.0 for lo, hi in zip(gap_lo, gap_hi)]
     lowers = sorted(lo for lo, _ in censor_bounds)
     upper = min(hi for _, hi in censor_bounds)
+    # Each pattern becomes a Kaplan–Meier curve of every patient: the frame below has (deaths + censored) rows per pattern.
+    bound_enumeration(
+        "OS gap multisets (placements of the censored among the death times)",
+        math.comb(len(gap_lo) + len(censor_bounds) - 1, len(censor_bounds)),
+        len(deaths) + len(censor_bounds),
+    )
     patterns = np.array(list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds))), dtype=np.int64).reshape(
         -1, len(censor_bounds)
     )
