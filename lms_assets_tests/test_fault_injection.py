@@ -610,3 +610,109 @@ def test_thirty_day_month_keeps_the_published_sensitivity_ranges(platform_env, m
     assert stored("main").equals(published)
     moved = stored("staging").filter(pl.col("result") == "followup.median")["maximum"]
     assert (moved.round(2) == 39.5).all() and (published.filter(pl.col("result") == "followup.median")["maximum"].round(2) == 38.93).all()
+
+
+# --- faults in the median history and the landmark rates: their blocking lifelines checks -----------------------
+
+
+def history_and_landmark_checks(records: dict[str, pl.DataFrame]) -> dict[str, object]:
+    """Both assets' blocking check results by name, by the functions their steps yield, on tables recomputed from ``records``."""
+    from lms_assets.defs.tables.survival import history_check, landmarks_check
+
+    tables = summary_tables(records)
+    history = survival.median_history(tables["survival_summary"])
+    return {r.check_name: r for r in (landmarks_check(tables["survival_landmarks"], tables["adtte"]), history_check(history, tables["adtte"]))}
+
+
+def history_methods_swapped(mp, records):
+    # The history's rows sorted before the method is attached: each SPSS median carries Brookmeyer–Crowley's interval.
+    _wrap(
+        mp,
+        survival,
+        "median_history",
+        lambda original: lambda summary: original(summary).with_columns(pl.col("method").reverse().over("data_cut", "endpoint")),
+    )
+
+
+def history_events_from_pfs(mp, records):
+    # The OS rows' event count taken from the PFS rows of the same cut.
+    def wrapper(original):
+        def faulty(summary):
+            table = original(summary)
+            pfs = table.filter(pl.col("endpoint") == "PFS").select("data_cut", "method", pfs_events="events")
+            return table.join(pfs, on=["data_cut", "method"]).with_columns(events=pl.col("pfs_events")).drop("pfs_events")
+
+        return faulty
+
+    _wrap(mp, survival, "median_history", wrapper)
+
+
+def landmark_rate_one_step_late(mp, records):
+    # S(t) read from the step after the landmark (a forward instead of a backward as-of join).
+    _wrap(
+        mp,
+        survival,
+        "landmarks",
+        lambda original: (
+            lambda curves, every=3.0: original(curves, every).with_columns(
+                pl.col("surv").shift(-1).over("data_cut", "endpoint").fill_null(pl.col("surv"))
+            )
+        ),
+    )
+
+
+def landmark_at_risk_after_the_month(mp, records):
+    # Patients at risk counted after the landmark (AVAL > t) instead of at it (AVAL ≥ t).
+    def wrapper(original):
+        def faulty(curves, every=3.0):
+            return original(curves.with_columns(time=pl.col("time") - 1e-6), every)
+
+        return faulty
+
+    _wrap(mp, survival, "landmarks", wrapper)
+
+
+HISTORY_FAULTS = [
+    Fault("median history: methods swapped", history_methods_swapped, frozenset({"median_history_matches_lifelines"})),
+    Fault("median history: OS events from PFS", history_events_from_pfs, frozenset({"median_history_matches_lifelines"})),
+    Fault("landmark S(t) one step late", landmark_rate_one_step_late, frozenset({"landmark_rates_match_lifelines"})),
+    Fault("landmark at risk after the month", landmark_at_risk_after_the_month, frozenset({"landmark_rates_match_lifelines"})),
+]
+
+
+def test_the_shipped_history_and_landmarks_pass_their_checks(records):
+    results = history_and_landmark_checks(records)
+    assert set(results) == {"median_history_matches_lifelines", "landmark_rates_match_lifelines"}
+    assert all(r.passed for r in results.values()), {n: r.description for n, r in results.items()}
+
+
+@pytest.mark.parametrize("fault", HISTORY_FAULTS, ids=[f.name for f in HISTORY_FAULTS])
+def test_each_history_or_landmark_fault_fails_a_blocking_check_with_error(fault, records, monkeypatch):
+    records = dict(records)
+    fault.inject(monkeypatch, records)
+    results = history_and_landmark_checks(records)
+    caught = {name for name, r in results.items() if not r.passed and r.severity.value == "ERROR"}
+    assert fault.caught_by <= caught, f"{fault.name}: caught by {sorted(caught)}"
+    print(f"{fault.name}: " + "; ".join(f"{name}: {results[name].description}" for name in sorted(caught)))
+
+
+@pytest.mark.slow
+def test_a_landmark_fault_keeps_the_published_landmarks_and_history(platform_env, monkeypatch):
+    import duckdb
+
+    assert run_assets("survival_landmarks", "median_history", paths=platform_env).success
+
+    def stored(schema: str, table: str) -> pl.DataFrame:
+        with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+            return con.sql(f"select * from {schema}.{table}").pl()
+
+    published = {name: stored("main", name) for name in ("survival_landmarks", "median_history")}
+    landmark_at_risk_after_the_month(monkeypatch, {})
+    history_events_from_pfs(monkeypatch, {})
+    result = run_assets("survival_landmarks", "median_history", paths=platform_env)
+    first_lines = failure_first_lines(result)
+    assert first_lines["survival_landmarks"].startswith("survival_landmarks not published: landmark_rates_match_lifelines: 1 problem(s): ")
+    assert first_lines["median_history"].startswith("median_history not published: median_history_matches_lifelines: 2 problem(s): ")
+    for name, table in published.items():
+        assert stored("main", name).equals(table), name
+    assert not stored("staging", "survival_landmarks").equals(published["survival_landmarks"])

@@ -3,11 +3,12 @@
 import time
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, ResourceParam
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, ResourceParam
 
 from lms_assets.audit import consistency
 from lms_assets.audit import sensitivity as sens
 from lms_assets.defs import gate
+from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import markdown_table, preview
 from lms_assets.defs.records import study_of
@@ -45,26 +46,12 @@ CHECKS = {
 }
 
 
-def _result(name: str, problems: list[str], passed_text: str) -> AssetCheckResult:
-    """One check's result: ERROR naming the first problems, or passed with what was checked."""
-    if not problems:
-        return AssetCheckResult(check_name=name, passed=True, description=passed_text[:500], metadata={"reason": MetadataValue.text(passed_text)})
-    reason = f"{len(problems)} problem(s): " + "; ".join(problems)
-    return AssetCheckResult(
-        check_name=name,
-        passed=False,
-        severity=AssetCheckSeverity.ERROR,
-        description=reason[:500],
-        metadata={"reason": MetadataValue.text(reason[:4000])},
-    )
-
-
 def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheckResult]:
     """Every check's result when no range was computed: passed with why, or, when check ``failed`` failed for ``reason``,
     that failure and the others not evaluated (ERROR: nothing they guard was shown to hold)."""
     if failed is None:
-        return [_result(name, [], f"nothing to check: {reason}") for name in CHECKS]
-    return [_result(name, [reason if name == failed else f"not evaluated: {failed} failed"], "") for name in CHECKS]
+        return [problems_result(name, [], f"nothing to check: {reason}") for name in CHECKS]
+    return [problems_result(name, [reason if name == failed else f"not evaluated: {failed} failed"], "") for name in CHECKS]
 
 
 @audit_asset(
@@ -147,18 +134,18 @@ def sensitivity_ranges(
     varied = table.filter(pl.col("coverage").str.starts_with("exact") | pl.col("coverage").str.starts_with("seeded"))
     context.log.info(f"{covered} {seconds:.1f} s")
     checks = [
-        _result(ENUMERABLE, [], f"{len(placements.gaps):,} labelled placements and {result.dose_space:,} dose allocations enumerated"),
-        _result(
+        problems_result(ENUMERABLE, [], f"{len(placements.gaps):,} labelled placements and {result.dose_space:,} dose allocations enumerated"),
+        problems_result(
             HOLD_SHIPPED,
             sens.ranges_hold_the_shipped_value(table),
             f"all {table.filter(pl.col('minimum').is_not_null()).height} ranges hold the shipped value",
         ),
-        _result(
+        problems_result(
             WINDOW,
             sens.window_problems(study, table, cut, study_file.enrolment_start, study_file.enrolment_end),
             f"OS bounds of the living patients from {study_file.enrolment_start}–{study_file.enrolment_end} to the cut {cut}",
         ),
-        _result(
+        problems_result(
             ENDS, sens.extremes_problems(study, placements, table), "every end of the follow-up and at-risk ranges recomputed at its reconstruction"
         ),
     ]

@@ -82,6 +82,20 @@ def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None
 AGREES_WITH_R = "agrees_with_r"
 
 
+def problems_result(name: str, problems: list[str], passed_text: str) -> AssetCheckResult:
+    """A blocking check's result from a pure rule's list of problems: ERROR naming the first ones, or passed saying what held."""
+    if not problems:
+        return AssetCheckResult(check_name=name, passed=True, description=passed_text[:500], metadata={"reason": MetadataValue.text(passed_text)})
+    reason = f"{len(problems)} problem(s): " + "; ".join(problems)
+    return AssetCheckResult(
+        check_name=name,
+        passed=False,
+        severity=AssetCheckSeverity.ERROR,
+        description=reason[:500],
+        metadata={"reason": MetadataValue.text(reason[:4000])},
+    )
+
+
 def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
     """ERROR unless every compared value agrees with R; WARN when R did not run, since then nothing is verified."""
     summary = verification.verification_summary(table)

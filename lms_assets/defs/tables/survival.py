@@ -3,11 +3,15 @@
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
 
+from lms_assets.audit import verification
+from lms_assets.defs import gate
 from lms_assets.defs.audit.published import gated_summary
+from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import SURVIVAL, asset_defaults
 from lms_assets.defs.metadata import markdown_table, table_output
+from lms_assets.defs.resources import WarehouseTables
 from lms_assets.graphs import km
 from lms_assets.tables import survival
 
@@ -15,6 +19,24 @@ survival_asset = asset_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "life
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
 # are most of its size, and on a million patients loading them all takes ten times as long.
 TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
+# Blocking checks of the two tables no printed figure and no R comparison covers: recomputed by lifelines from ADTTE.
+LANDMARKS_MATCH = "landmark_rates_match_lifelines"
+HISTORY_MATCHES = "median_history_matches_lifelines"
+
+
+def landmarks_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    """``LANDMARKS_MATCH`` on a candidate ``survival_landmarks``, as its step yields it."""
+    return problems_result(LANDMARKS_MATCH, verification.landmark_problems(table, adtte), "the 6- and 12-month rows equal lifelines on ADTTE")
+
+
+def history_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    """``HISTORY_MATCHES`` on a candidate ``median_history``, as its step yields it."""
+    cuts = table["data_cut"].n_unique()
+    return problems_result(
+        HISTORY_MATCHES, verification.median_history_problems(table, adtte), f"{table.height} rows at {cuts} cut(s) equal lifelines on ADTTE"
+    )
+
+
 SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
 
 
@@ -67,16 +89,35 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @survival_asset(
+    ins={"adtte": TIME_TO_EVENT},
     description=(
         "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
         "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
-        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time."
+        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time. OS rests "
+        "on the reconstructed last-contact times of the living patients (ADTTE's AVALRFL; sensitivity_ranges gives "
+        f"how far the OS rates can move). Blocking check {LANDMARKS_MATCH}: the 6- and 12-month rows equal lifelines' "
+        "Kaplan–Meier on ADTTE."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            LANDMARKS_MATCH,
+            asset="survival_landmarks",
+            blocking=True,
+            description=(
+                "At 6 and 12 months, every cut and endpoint: patients at risk counted on ADTTE, S(t) and its log(−log) "
+                "band as lifelines' KaplanMeierFitter gives them on ADTTE (ERROR otherwise; the table goes to staging)."
+            ),
+        )
+    ],
 )
-def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
+def survival_landmarks(
+    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_curves: pl.DataFrame, adtte: pl.DataFrame
+):
     table = survival.landmarks(survival_curves)
-    rates = table.filter(pl.col("month").is_in([6.0, 12.0])).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
-    return table_output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
+    rates = table.filter(pl.col("month").is_in(verification.QUOTED_LANDMARKS)).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
+    check = landmarks_check(table, adtte)
+    output = table_output(table, limit=40, rates_at_6_and_12_months=MetadataValue.md(markdown_table(rates)))
+    yield from gate.publish(context, io_manager, table, [check], output.metadata)
 
 
 @gated_summary(
@@ -122,12 +163,29 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
 
 @survival_asset(
     kinds={"polars", "duckdb"},
+    ins={"adtte": TIME_TO_EVENT},
     description=(
         "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
         "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
-        "each cut's rows come from its own follow-up file."
+        "each cut's rows come from its own follow-up file. OS at the published cut rests on the reconstructed "
+        f"last-contact times of the living patients (ADTTE's AVALRFL). Blocking check {HISTORY_MATCHES}: every row "
+        "equals lifelines' Kaplan–Meier on ADTTE."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            HISTORY_MATCHES,
+            asset="median_history",
+            blocking=True,
+            description=(
+                "Every cut and endpoint of ADTTE is in the history and each row's n, events, median and CI equal lifelines' "
+                "Kaplan–Meier on ADTTE (SPSS: Collett's SE recomputed on lifelines' curve; Brookmeyer–Crowley: where "
+                "lifelines' log(−log) band reaches 0.5). ERROR otherwise; the table goes to staging."
+            ),
+        )
+    ],
 )
-def median_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
+def median_history(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_summary: pl.DataFrame, adtte: pl.DataFrame):
     table = survival.median_history(survival_summary)
-    return table_output(table, data_cuts=table["data_cut"].n_unique())
+    check = history_check(table, adtte)
+    output = table_output(table, data_cuts=table["data_cut"].n_unique())
+    yield from gate.publish(context, io_manager, table, [check], output.metadata)
