@@ -19,11 +19,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from dagster import AssetCheckSeverity
 
 from lms_assets import synthetic
 from lms_assets.audit import verification
-from lms_assets.defs.audit.verification import MAX_PATIENTS, REFERENCE_SCRIPT, run_reference, verify
-from lms_assets_tests.conftest import SHIPPED_RUN_GROUP
+from lms_assets.defs.audit.verification import MAX_PATIENTS, R_INSTALL_HINT, REFERENCE_SCRIPT, agreement_result, run_reference, verify
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_RUN_GROUP
 
 PATIENT_COLUMNS = ("patient_id", "age", "sex", "ecog", "surgery_history", "radiotherapy_history", "chemotherapy_history", "combination_therapy")
 FOLLOWUP_COLUMNS = ("patient_id", "pfs_months", "progressed", "os_months", "died")
@@ -331,8 +332,41 @@ def test_without_rscript_the_record_says_not_run_never_a_pass(tmp_path, monkeypa
     table = verify(ONE_PATIENT_TABLE_1, tmp_path)
     summary = verification.verification_summary(table)
     assert table["status"].to_list() == ["not_run"]
-    assert summary["status"] == "not run: Rscript not found" and summary["agreed"] == summary["comparisons"] == 0
+    assert summary["status"] == f"not run: Rscript not found; {R_INSTALL_HINT}" and summary["agreed"] == summary["comparisons"] == 0
     assert "not run: Rscript not found" in summary["markdown"]
+
+
+def test_without_rscript_agrees_with_r_fails_with_error_saying_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert "Rscript not found" in result.description
+    assert "apt-get install r-base-core r-cran-survival" in result.description and "make test" in result.description
+    assert "independent_verification = false" in result.description
+
+
+def test_a_study_declaring_no_r_passes_saying_it_was_not_independently_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    table = verify(ONE_PATIENT_TABLE_1, tmp_path, independent=False)
+    result = agreement_result(table, independent=False)
+    assert result.passed and result.description.startswith("not independently verified")
+    assert result.metadata["independently_verified"].value is False
+    assert verification.verification_summary(table)["status"].startswith("not run: not independently verified")
+
+
+def test_independent_verification_is_a_validated_study_setting(tmp_path):
+    from lms_assets.records.study import load_study
+    from lms_assets.records.validation import RecordFileError
+
+    shutil.copy(SHIPPED_DATA / "study.toml", tmp_path / "study.toml")
+    assert load_study(tmp_path).independent_verification is True
+    text = (tmp_path / "study.toml").read_text()
+    # Before the file's first [table]: a key after one would belong to it.
+    (tmp_path / "study.toml").write_text("independent_verification = false\n" + text)
+    assert load_study(tmp_path).independent_verification is False
+    (tmp_path / "study.toml").write_text('independent_verification = "no"\n' + text)
+    with pytest.raises(RecordFileError, match="independent_verification must be true or false"):
+        load_study(tmp_path)
 
 
 def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_path):
