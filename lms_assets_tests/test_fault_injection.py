@@ -62,9 +62,9 @@ def records() -> dict[str, pl.DataFrame]:
 def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Cohort and summaries by the derivations the assets call (looked up at call time, so a monkeypatch applies)."""
     studyid = SHIPPED_STUDY.studyid
-    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"], studyid=studyid)
+    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"], studyid=studyid, provenance=records["provenance"])
     adrs = adam.adrs.derive_adrs(records["response"], studyid=studyid)
-    adtte = adam.adtte.derive_adtte(records["followup"], studyid=studyid)
+    adtte = adam.adtte.derive_adtte(records["followup"], studyid=studyid, provenance=records["provenance"])
     adae = adam.adae.derive_adae(records["adverse_events"], studyid=studyid)
     curves = survival.km_curves(adtte)
     return {

@@ -31,7 +31,7 @@ import numpy.typing as npt
 import polars as pl
 from scipy import special
 
-from lms_assets.adam.adsl import derive_adsl
+from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit import consistency
 from lms_assets.records import schemas, validation
@@ -49,9 +49,6 @@ FIXED = "fixed by the paper"
 LANDMARK_MONTHS = (6.0, 12.0, 24.0)
 # A landmark rate is "the same" when it rounds to the same percentage point, the precision a reader quotes.
 RATE_DECIMALS = 2
-# ADSL columns derived from patient_allocations.csv (derive_adsl); a subgroup on one of them (or on a flag
-# derived from one, which must be added here) rests on the allocation, not on Table 3.
-ALLOCATED_ADSL_COLUMNS = frozenset({"PRIMSITE", "DOSE0", "DOSREDFL", "DISCAEFL"})
 # Sites only a patient of one sex can have (provenance.csv: "Uterus only for a female patient"), by registry slug.
 SEX_RESTRICTED_SITES = {"uterus": "F"}
 # Labelled placements are expanded from gap multisets by permuting the censored patients: C! rows per multiset.
@@ -516,13 +513,14 @@ def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
         return validation.clean(raw, schema, validation.problems(raw, schema), keep=keep)
 
     studyid = load_study(study_dir).studyid
-    adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid)
+    provenance = clean(schemas.PROVENANCE)
+    adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid, provenance=provenance)
     cuts = [
         clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(validation.cut_date_of(path)), content_hash=pl.lit(validation.content_hash(path)))
         for path in validation.followup_files(study_dir)
     ]
-    adtte = derive_adtte(pl.concat(cuts), studyid=studyid)
-    return adsl, adtte, clean(schemas.REGISTRY), clean(schemas.PROVENANCE)
+    adtte = derive_adtte(pl.concat(cuts), studyid=studyid, provenance=provenance)
+    return adsl, adtte, clean(schemas.REGISTRY), provenance
 
 
 def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
@@ -540,7 +538,8 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
 
 def transcribed_subgroups(subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS) -> list[survival.Subgroup]:
     """The subgroup factors taken from Table 3 as printed; those on allocated columns are varied with the allocations instead."""
-    return [s for s in subgroups if s.column not in ALLOCATED_ADSL_COLUMNS]
+    # ADSL's variables from patient_allocations.csv (adsl.VARIABLE_SOURCES) rest on the allocation, not on Table 3.
+    return [s for s in subgroups if s.column not in ALLOCATED_VARIABLES]
 
 
 def study_from_tables(

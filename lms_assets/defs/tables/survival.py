@@ -19,6 +19,11 @@ survival_asset = asset_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "life
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
 # are most of its size, and on a million patients loading them all takes ten times as long.
 TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
+# Every survival table's OS rows rest on this reconstructed input; its description says so.
+RECONSTRUCTED_OS = (
+    "Reconstructed input: OS at the published cut rests on the reconstructed last-contact times of the patients alive "
+    "then (Table 3 prints NA; ADTTE AVALRFL = 'Y'); sensitivity_ranges gives how far each OS result can move."
+)
 # Blocking checks of the two tables no printed figure and no R comparison covers: recomputed by lifelines from ADTTE.
 LANDMARKS_MATCH = "landmark_rates_match_lifelines"
 HISTORY_MATCHES = "median_history_matches_lifelines"
@@ -46,7 +51,7 @@ SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.co
         "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
         "(so it grows with distinct times, not patients) with patients at risk, events, censorings, S(t), Greenwood "
         'SE (`std_err`) and the pointwise log(−log) 95% band (`ci_lower`/`ci_upper`, R\'s conf.type = "log-log"), '
-        "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B."
+        "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B. " + RECONSTRUCTED_OS
     ),
 )
 def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -65,7 +70,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
         "'brookmeyer_crowley_loglog'`: the CI where the defined log(−log) band crosses 0.5 (R's quantile.survfit with "
         'conf.type = "log-log"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper\'s '
         "figures); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
-        "Anything not reached is null with the reason in `note`."
+        "Anything not reached is null with the reason in `note`. " + RECONSTRUCTED_OS
     ),
 )
 def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -93,9 +98,8 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     description=(
         "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
         "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
-        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time. OS rests "
-        "on the reconstructed last-contact times of the living patients (ADTTE's AVALRFL; sensitivity_ranges gives "
-        f"how far the OS rates can move). Blocking check {LANDMARKS_MATCH}: the 6- and 12-month rows equal lifelines' "
+        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time. "
+        f"{RECONSTRUCTED_OS} Blocking check {LANDMARKS_MATCH}: the 6- and 12-month rows equal lifelines' "
         "Kaplan–Meier on ADTTE."
     ),
     check_specs=[
@@ -127,7 +131,7 @@ def survival_landmarks(
         "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
         "censors; `median_midpoint`: R's plateau midpoint) with its log(−log) 95% CI, and the range = shortest and longest observed time (AVAL, event or "
         "censoring) over all patients. The paper's 'median follow-up 17.8 months (range 4.3–23.5)' is checked "
-        "against the OS rows of the published cut; `patients` lists the SUBJIDs."
+        "against the OS rows of the published cut; `patients` lists the SUBJIDs. " + RECONSTRUCTED_OS
     ),
 )
 def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -147,7 +151,8 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
         "with 95% CI and Wald p (lifelines, Efron ties, run to the maximum as R's coxph; fitted up to "
         f"{survival.COX_MAX_ROWS:,} patients, null with a note when the likelihood is monotone). Rows are summed in one "
         "order, so re-runs are bit-identical. The Discussion's claim that no subgroup differed significantly is "
-        "checked by the blocking checks of its printed counts (subgroups.pfs/os.significant.n)."
+        "checked by the blocking checks of its printed counts (subgroups.pfs/os.significant.n). Reconstructed inputs: "
+        "the primary-site allocation (ADSL RECONVAR) and, for OS, the living patients' last-contact times. " + RECONSTRUCTED_OS
     ),
 )
 def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -167,9 +172,8 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
     description=(
         "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
         "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
-        "each cut's rows come from its own follow-up file. OS at the published cut rests on the reconstructed "
-        f"last-contact times of the living patients (ADTTE's AVALRFL). Blocking check {HISTORY_MATCHES}: every row "
-        "equals lifelines' Kaplan–Meier on ADTTE."
+        f"each cut's rows come from its own follow-up file. {RECONSTRUCTED_OS} Blocking check {HISTORY_MATCHES}: every "
+        "row equals lifelines' Kaplan–Meier on ADTTE."
     ),
     check_specs=[
         AssetCheckSpec(
