@@ -403,3 +403,27 @@ def test_calendar_months_count_whole_months_then_the_days_left():
     # The day count os_window uses stays within the check's tolerance of the calendar over the shipped window.
     window = sens.os_window(dt.date(2021, 3, 31), SHIPPED_STUDY)
     assert abs(window[1] - sens.calendar_months(SHIPPED_STUDY.enrolment_start, dt.date(2021, 3, 31))) < sens.WINDOW_TOLERANCE_MONTHS
+
+
+def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
+    """The blocking check, printed_audit's inputs and sensitivity_ranges all read survival.SUBGROUP_CLAIM."""
+    from lms_assets.audit import consistency
+
+    _, registry, result = shipped
+    adsl, adtte, _, provenance = sens.read_study(SHIPPED_DATA)
+    cut = registry["data_cut"].drop_nulls().max()
+    claimed = [s.factor for s in survival.SUBGROUP_CLAIM.comparisons]
+    table = survival.subgroup_comparisons(adtte.filter(pl.col("DATACUT") == cut), adsl, survival.SUBGROUP_CLAIM.comparisons)
+    # The shipped reconstruction's smallest p of the claim is the smallest p survival_subgroups shows (prior surgery's OS, 0.077).
+    claim = result.table.filter(pl.col("result") == "subgroups.none_significant").row(0, named=True)
+    assert claim["shipped"] == pytest.approx(table.filter(pl.col("factor").is_in(claimed))["logrank_p"].min(), rel=1e-9)
+    assert claim["verdict"] == sens.DEPENDS  # the primary-site allocation and the last contacts decide it
+    # The blocking check counts the same comparisons.
+    counts = survival.subgroup_recomputed_values(table, cut)
+    assert dict(zip(counts["quantity"], counts["value"])) == {"subgroups.pfs.significant.n": 0, "subgroups.os.significant.n": 0}
+    # printed_audit's inputs: each endpoint's times and every compared factor's record column, the reconstructed ones named.
+    for endpoint, times in (("pfs", "pfs_months"), ("os", "os_months")):
+        inputs = consistency.QUANTITY_INPUTS[f"subgroups.{endpoint}.significant.n"]
+        assert ("followup/", times) in inputs and ("patient_allocations.csv", "primary_site") in inputs
+    pfs_reconstructed = consistency.reconstructions_of("subgroups.pfs.significant.n", provenance)
+    assert [r.split(" (")[0] for r in pfs_reconstructed] == ["patient_allocations.csv primary_site"]

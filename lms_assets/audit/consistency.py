@@ -12,6 +12,7 @@ from typing import Literal, cast
 import numpy as np
 import polars as pl
 
+from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.tables import printed as fig
 from lms_assets.tables import survival
 
@@ -67,9 +68,18 @@ QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "pr_rate.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
     "orr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
     "dcr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
-    "subgroups.": (("followup/", "os_months"), ("followup/", "pfs_months"), ("patient_allocations.csv", "primary_site"), ("patients.csv", "*")),
     "immunotherapy.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
 }
+# A claim rests on its endpoint's times and on the record column of every factor it compares (survival.SUBGROUP_CLAIM).
+QUANTITY_INPUTS.update(
+    {
+        survival.SUBGROUP_CLAIM.quantity_of(endpoint): (
+            *QUANTITY_INPUTS[f"{endpoint.lower()}."],
+            *dict.fromkeys(VARIABLE_SOURCES[s.column] for s in survival.SUBGROUP_CLAIM.comparisons),
+        )
+        for endpoint in survival.SUBGROUP_CLAIM.endpoints
+    }
+)
 
 
 def _empty_findings() -> pl.DataFrame:

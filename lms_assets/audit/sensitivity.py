@@ -920,7 +920,8 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     shipped_until, _, _ = os_risk_inputs(study, deaths, shipped_gaps)
     pfs = pfs_risk_inputs(study)
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
-    smallest_exact = {}  # per transcribed factor: PFS p (one value) and OS p per placement, for the all-subgroups claim
+    claimed = {s.factor for s in survival.SUBGROUP_CLAIM.comparisons}
+    smallest_exact = {}  # per transcribed factor of the claim: PFS p (one value) and OS p per placement
     shipped_smallest = []  # the same under the shipped reconstruction
     for subgroup in transcribed_subgroups():
         group = study.factors[subgroup.factor][None, :]
@@ -928,8 +929,9 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         pfs_tested = subgroup_tests(*pfs, group, 2)
         os_tested = subgroup_tests(os_until, os_event, os_times, group, 2)
         os_tested_shipped = subgroup_tests(shipped_until, os_event, os_times, group, 2)
-        smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
-        shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
+        if subgroup.factor in claimed:
+            smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
+            shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
         rows += _test_rows(f"subgroup.PFS.{subgroup.factor}", f"PFS, {label}", "nothing reconstructed", fixed, pfs_tested, pfs_tested)
         rows += _test_rows(f"subgroup.OS.{subgroup.factor}", f"OS, {label}", OS_PLACEMENT, exact_os, os_tested, os_tested_shipped)
 
@@ -958,12 +960,46 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     os_sampled = (os_until[placement_draw], os_event, os_times)
     os_shipped = (shipped_until, os_event, os_times)
     site_rests, dose_rests = "primary-site allocation", "starting-dose allocation"
+    # The claim's comparisons on allocated columns, two levels each, as survival_subgroups shows them.
+    claim_sites = [s for s in survival.SUBGROUP_CLAIM.comparisons if s.column in ALLOCATED_VARIABLES]
+    unsupported = sorted({s.column for s in claim_sites} - {"PRIMSITE"})
+    if unsupported:
+        raise ValueError(f"survival.SUBGROUP_CLAIM compares {unsupported}: only the primary-site allocation is varied here")
+
+    def two_levels(sites: np.ndarray, s: survival.Subgroup) -> np.ndarray:
+        level, reference = study.site_levels.index(s.level), study.site_levels.index(s.reference)
+        return np.where(sites == level, 1, np.where(sites == reference, 0, -1))
+
     # (result, label, rests on, sampled inputs, sampled groups, shipped inputs, shipped groups, levels)
+    claim_comparisons = tuple(
+        (
+            f"subgroup.{endpoint}.{s.factor} ({s.level_label} vs {s.reference_label})",
+            f"{endpoint}, {s.factor.lower()} ({s.level_label} vs {s.reference_label}), as survival_subgroups and the claim compare it",
+            site_rests if endpoint == "PFS" else f"{site_rests} and {OS_PLACEMENT}",
+            pfs if endpoint == "PFS" else os_sampled,
+            two_levels(site_draw, s),
+            pfs if endpoint == "PFS" else os_shipped,
+            two_levels(study.site, s),
+            2,
+        )
+        for s in claim_sites
+        for endpoint in survival.SUBGROUP_CLAIM.endpoints
+    )
     comparisons = (
-        ("subgroup.PFS.Primary site", f"PFS, primary site ({n_sites} sites)", site_rests, pfs, site_draw, pfs, study.site, n_sites),
+        *claim_comparisons,
+        (
+            "subgroup.PFS.Primary site",
+            f"PFS, primary site (all {n_sites} sites; not the claim's comparison)",
+            site_rests,
+            pfs,
+            site_draw,
+            pfs,
+            study.site,
+            n_sites,
+        ),
         (
             "subgroup.OS.Primary site",
-            f"OS, primary site ({n_sites} sites)",
+            f"OS, primary site (all {n_sites} sites; not the claim's comparison)",
             f"{site_rests} and {OS_PLACEMENT}",
             os_sampled,
             site_draw,
@@ -1009,21 +1045,17 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         sampled_p[result], shipped_p[result] = tested[0], float(shipped[0][0])
         rows += _test_rows(result, label, rests, sampled, tested, shipped)
 
-    # The Discussion's claim: no subgroup differs significantly in PFS or OS. Site enters as the paper's one test over its levels.
-    claimed = ("subgroup.PFS.Primary site", "subgroup.OS.Primary site", "subgroup.OS.Starting dose")
+    # The Discussion's claim, as survival.SUBGROUP_CLAIM defines it: no comparison of it differs significantly in PFS or OS.
+    allocated = [c[0] for c in claim_comparisons]
     smallest = np.minimum.reduce(
-        [
-            *(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()),
-            *(sampled_p[c] for c in claimed),
-            dose_pfs[0][dose_index],
-        ]
+        [*(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()), *(sampled_p[c] for c in allocated)]
     )
-    shipped_claim = min(*shipped_smallest, *(shipped_p[c] for c in claimed), float(dose_pfs_shipped[0][0]))
+    shipped_claim = min(*shipped_smallest, *(shipped_p[c] for c in allocated))
     rows.append(
         summarise(
             "subgroups.none_significant",
-            "Smallest subgroup log-rank p (PFS and OS: each factor above, primary site over its levels, starting dose)",
-            f"{site_rests}, {dose_rests} and {OS_PLACEMENT}",
+            "Smallest subgroup log-rank p (PFS and OS: every comparison of the claim, survival.SUBGROUP_CLAIM, as survival_subgroups shows them)",
+            f"{site_rests} and {OS_PLACEMENT}",
             sampled,
             Outcome.point(smallest, shipped_claim),
             f"no significant subgroup difference (every {SIGNIFICANT})",
