@@ -255,7 +255,7 @@ DERIVED: dict[str, dict[str, str]] = {
     ),
     "printed_audit": _table(
         "figure_id source quantity published recomputed shown status check_outcome basis computed_by patients findings "
-        "explanation check_reason hypotheses sensitivity_verdict sensitivity_range",
+        "explanation check_reason hypotheses rounding rounding_flag sensitivity_verdict sensitivity_range",
         published="The figure as printed",
         recomputed="The value recomputed from the records",
         shown="The recomputed value as the table shows it",
@@ -264,6 +264,8 @@ DERIVED: dict[str, dict[str, str]] = {
         computed_by="Table that recomputes the figure",
         check_reason="The check's verdict in words",
         hypotheses="Ways of computing the figure tried for a discrepancy",
+        rounding="Rounding rules and precisions that turn the recomputed value into the printed one (means, medians, percentages, CIs), or none",
+        rounding_flag="Why the rounding is unusual: only a rule other than half-up at the printed precision reproduces it",
         sensitivity_verdict="Whether the figure is fixed by the paper or moves with the reconstruction",
     ),
     "sensitivity_ranges": _table(
