@@ -377,9 +377,24 @@ def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_p
 
 def test_the_reference_script_fails_loudly_on_a_folder_without_records(tmp_path):
     rscript = rscript_or_skip()
-    with pytest.raises(RuntimeError, match="patients.csv: file not found"):
-        run_reference(tmp_path, rscript)
+    run = run_reference(tmp_path, rscript)
+    assert run.results is None and "patients.csv: file not found" in run.reference
     assert REFERENCE_SCRIPT.is_file()
+    # A failing R run fails the check, with R's message, rather than crashing the step.
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path, rscript))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR and "patients.csv: file not found" in result.description
+
+
+def test_a_hanging_r_run_fails_the_check_instead_of_the_step(tmp_path, monkeypatch):
+    from lms_assets.defs.audit import verification as verification_defs
+
+    hanging = tmp_path / "Rscript"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")  # exec: the process killed at the timeout is the sleep itself
+    hanging.chmod(0o755)
+    monkeypatch.setattr(verification_defs, "TIMEOUT_SECONDS", 0.2)
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path, str(hanging)))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert "was stopped after 0.2 s" in result.description
 
 
 # --- the QC record in the study report -------------------------------------------------------------------------

@@ -52,22 +52,26 @@ class ReferenceRun:
 
 
 def run_reference(study_dir: Path, rscript: str | None = None, script: Path = REFERENCE_SCRIPT) -> ReferenceRun:
-    """Run the R reference on ``study_dir``; a missing Rscript or script is reported, a failing R run raises with R's stderr."""
+    """Run the R reference on ``study_dir``; a missing Rscript or script, an R run past ``TIMEOUT_SECONDS`` and a failing
+    R run (with the end of R's stderr) are reported as why it did not run, so that agrees_with_r fails as a check."""
     rscript = rscript or shutil.which("Rscript")
     if rscript is None:
         return ReferenceRun(None, f"not run: Rscript not found; {R_INSTALL_HINT}")
     if not script.is_file():
         return ReferenceRun(None, f"not run: reference script not found at {script}")
     with tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
-        done = subprocess.run(
-            [rscript, "--vanilla", str(script), str(study_dir), out],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_SECONDS,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [rscript, "--vanilla", str(script), str(study_dir), out],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return ReferenceRun(None, f"not run: {script.name} on {study_dir} was stopped after {TIMEOUT_SECONDS} s")
         if done.returncode != 0:
-            raise RuntimeError(f"{script.name} failed on {study_dir} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+            return ReferenceRun(None, f"not run: {script.name} failed on {study_dir} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
         versions = dict(pl.read_csv(Path(out) / "versions.csv", schema={"name": pl.String, "value": pl.String}).iter_rows())
         return ReferenceRun(verification.read_reference(Path(out) / "results.csv"), verification.reference_label(versions))
 
@@ -123,7 +127,7 @@ def agreement_result(table: pl.DataFrame, independent: bool = True) -> AssetChec
             )
         beyond = BEYOND_LIMIT in summary["status"]
         reason = f"{summary['status']}: nothing was independently verified"
-        if not beyond:
+        if R_INSTALL_HINT in reason:
             reason += " (a study team without R sets independent_verification = false in study.toml)"
         return AssetCheckResult(
             check_name=AGREES_WITH_R,
