@@ -135,7 +135,12 @@ def main(argv: list[str] | None = None) -> None:
         adsl = compute(
             db,
             "adsl",
-            lambda: derive_adsl(cleaned("patients", schemas.PATIENTS), cleaned("allocations", schemas.PATIENT_ALLOCATIONS), studyid=studyid),
+            lambda: derive_adsl(
+                cleaned("patients", schemas.PATIENTS),
+                cleaned("allocations", schemas.PATIENT_ALLOCATIONS),
+                studyid=studyid,
+                provenance=cleaned("provenance", schemas.PROVENANCE),
+            ),
         )
         adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE), studyid=studyid))
         adtte = compute(
@@ -144,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             lambda: derive_adtte(
                 cleaned("followup", schemas.FOLLOWUP, keep=("data_cut", "content_hash")).with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")),
                 studyid=studyid,
+                provenance=cleaned("provenance", schemas.PROVENANCE),
             ),
         )
         adae = compute(db, "adae", lambda: derive_adae(cleaned("adverse_events", schemas.ADVERSE_EVENTS), studyid=studyid))

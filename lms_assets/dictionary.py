@@ -62,7 +62,7 @@ def _table(names: str, **specific: str) -> dict[str, str]:
 
 DERIVED: dict[str, dict[str, str]] = {
     "adsl": _table(
-        "STUDYID USUBJID SUBJID AGE AGEU SEX ECOG ECOGGR1 SURGFL RADIOFL PRCHLN PRCHCAT PRCHFL COMBTRT COMBFL IMMUNOFL PRIMSITE DOSE0 DOSREDFL DISCAEFL",
+        "STUDYID USUBJID SUBJID AGE AGEU SEX ECOG ECOGGR1 SURGFL RADIOFL PRCHLN PRCHCAT PRCHFL COMBTRT COMBFL IMMUNOFL PRIMSITE DOSE0 DOSREDFL DISCAEFL RECONVAR",
         AGE="Age at start of anlotinib",
         AGEU="Unit of age (YEARS)",
         SEX="Sex (F, M)",
@@ -80,6 +80,7 @@ DERIVED: dict[str, dict[str, str]] = {
         DOSE0="Starting daily dose of anlotinib, mg",
         DOSREDFL="Dose reduced for toxicity (Y, N)",
         DISCAEFL="Anlotinib stopped for adverse reactions (Y, N)",
+        RECONVAR="Variables whose value is reconstructed, not printed (provenance.csv); null if none",
     ),
     "adrs": _table(
         "STUDYID USUBJID SUBJID PARAMCD PARAM AVALC PCHG SRCFILE SRCROW",
@@ -89,7 +90,7 @@ DERIVED: dict[str, dict[str, str]] = {
         PCHG="Best % change of the target-lesion sum from baseline",
     ),
     "adtte": _table(
-        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU",
+        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL",
         DATACUT="Data cut the time is measured at",
         PARAMCD="Endpoint code (PFS, OS)",
         PARAM="Endpoint in words",
@@ -98,6 +99,7 @@ DERIVED: dict[str, dict[str, str]] = {
         EVNTDESC="What ended the time: the event, or censoring",
         SRCHASH="SHA-256 of the source cut file",
         AVALU="Unit of the time (MONTHS)",
+        AVALRFL="Y: the time or its censoring rests on a reconstructed record (provenance.csv); null if as printed",
     ),
     "adae": _table(
         "STUDYID USUBJID SUBJID AESEQ AEDECOD AEEPINUM ATOXGR ATOXGRGP TRTEMFL AOCCIFL AOCCPIFL SRCFILE SRCROW",
@@ -253,7 +255,7 @@ DERIVED: dict[str, dict[str, str]] = {
     ),
     "printed_audit": _table(
         "figure_id source quantity published recomputed shown status check_outcome basis computed_by patients findings "
-        "explanation check_reason hypotheses sensitivity_verdict sensitivity_range",
+        "explanation check_reason hypotheses rounding rounding_flag sensitivity_verdict sensitivity_range",
         published="The figure as printed",
         recomputed="The value recomputed from the records",
         shown="The recomputed value as the table shows it",
@@ -262,6 +264,8 @@ DERIVED: dict[str, dict[str, str]] = {
         computed_by="Table that recomputes the figure",
         check_reason="The check's verdict in words",
         hypotheses="Ways of computing the figure tried for a discrepancy",
+        rounding="Rounding rules and precisions that turn the recomputed value into the printed one (means, medians, percentages, CIs), or none",
+        rounding_flag="Why the rounding is unusual: only a rule other than half-up at the printed precision reproduces it",
         sensitivity_verdict="Whether the figure is fixed by the paper or moves with the reconstruction",
     ),
     "sensitivity_ranges": _table(

@@ -239,6 +239,11 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert "14/21 = 66.7%" in explanation["EFF.dcr.pct"]
     assert "no placement of the unpublished last-contact times" in explanation["T2.os.ci_lower"]
     assert status["T2.response.PR.pct"] == "reproduced"
+    # Every printed estimate is half-up at its printed precision, or reproduced by no rule at all (a discrepancy).
+    rounding = dict(zip(table["figure_id"], table["rounding"]))
+    assert table["rounding_flag"].null_count() == table.height
+    assert rounding["T2.response.PR.pct"] == "half-up / half-even at 1 dp" and rounding["T1.age.median"] == "none"
+    assert rounding["T2.response.PR.n"] is None
     patients = dict(zip(table["figure_id"], table["patients"].to_list()))
     assert patients["EFF.os.events"] == [3, 4, 7, 9, 11, 12, 13, 14, 15, 17, 18, 19]  # the deaths of Table 3
     assert patients["T2.response.PR.n"] == [1, 2, 3]
@@ -450,3 +455,21 @@ def test_the_published_cut_is_the_latest_data_cut_the_registry_names_and_printed
     # The shipped registry dates its survival figures at the 2021-03-31 cut and leaves every other row undated.
     assert published_cut(printed_values) == dt.date(2021, 3, 31)
     assert printed_values["published_cut"].unique().to_list() == [dt.date(2021, 3, 31)]
+
+
+@pytest.mark.parametrize(
+    ("quantity", "printed", "decimals", "recomputed", "rounding", "flag"),
+    [
+        ("orr.pct", 15.8, 1, 100 * 3 / 19, "half-up / half-even at 1 dp", None),
+        ("x.median", 2.3, 1, 2.25, "half-up at 1 dp", None),  # a tie: half-even would print 2.2
+        ("x.median", 2.2, 1, 2.25, "half-even / truncation at 1 dp", "unusual: only half-even / truncation at 1 dp reproduces the printed 2.2"),
+        ("x.pct", 15.7, 1, 100 * 3 / 19, "truncation at 1 dp", "unusual: only truncation at 1 dp reproduces the printed 15.7"),
+        ("x.ci_lower", 0.0, 1, 0.0, "half-up / half-even / truncation at 0 dp, half-up / half-even / truncation at 1 dp", None),
+        ("age.median", 53.0, 0, 52.0, "none", None),
+        ("orr.n", 3.0, 0, 3.0, None, None),  # a count is not rounded
+        ("orr.pct", 15.8, 1, None, None, None),  # nothing recomputed
+    ],
+)
+def test_rounding_audit_names_the_rule_and_precision_that_reproduce_a_printed_estimate(quantity, printed, decimals, recomputed, rounding, flag):
+    row = {"quantity": quantity, "value": printed, "decimals": decimals}
+    assert consistency.rounding_audit(row, recomputed) == {"rounding": rounding, "rounding_flag": flag}

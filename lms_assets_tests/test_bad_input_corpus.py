@@ -1180,14 +1180,16 @@ def judge(study: Path, exclude: bool | None = None, max_share: float | None = No
         raw["provenance"],
     )
     clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
+    provenance = validation.clean(raw["provenance"], schemas.PROVENANCE, quarantine)
     candidates = {
         "adsl": adam.adsl.derive_adsl(
             validation.clean(raw["patients"], schemas.PATIENTS, quarantine),
             validation.clean(raw["allocations"], schemas.PATIENT_ALLOCATIONS, quarantine),
             studyid=studyid,
+            provenance=provenance,
         ),
         "adrs": adam.adrs.derive_adrs(validation.clean(raw["response"], schemas.RESPONSE, quarantine), studyid=studyid),
-        "adtte": adam.adtte.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")), studyid=studyid),
+        "adtte": adam.adtte.derive_adtte(clean_cuts.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d")), studyid=studyid, provenance=provenance),
         "adae": adam.adae.derive_adae(validation.clean(raw["adverse_events"], schemas.ADVERSE_EVENTS, quarantine), studyid=studyid),
     }
     sources = {"adsl": raw["patients"], "adrs": raw["response"], "adtte": cuts, "adae": raw["adverse_events"]}

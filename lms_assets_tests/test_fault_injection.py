@@ -63,9 +63,9 @@ def records() -> dict[str, pl.DataFrame]:
 def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     """Cohort and summaries by the derivations the assets call (looked up at call time, so a monkeypatch applies)."""
     studyid = SHIPPED_STUDY.studyid
-    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"], studyid=studyid)
+    adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"], studyid=studyid, provenance=records["provenance"])
     adrs = adam.adrs.derive_adrs(records["response"], studyid=studyid)
-    adtte = adam.adtte.derive_adtte(records["followup"], studyid=studyid)
+    adtte = adam.adtte.derive_adtte(records["followup"], studyid=studyid, provenance=records["provenance"])
     adae = adam.adae.derive_adae(records["adverse_events"], studyid=studyid)
     curves = survival.km_curves(adtte)
     return {
@@ -460,3 +460,262 @@ def test_without_the_reviewed_list_every_failure_is_an_error(records):
     outcomes = check_outcomes({**records, "printed_values": printed_values_table(registry, empty)})
     reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["figure_id"]
     assert {figure for figure, o in outcomes.items() if o.verdict != "passed"} == errors(outcomes) == set(reviewed)
+
+
+# --- faults in the sensitivity ranges: the blocking checks of sensitivity_ranges ---------------------------------
+
+
+class _Staging:
+    """The warehouse as the gate sees it when a blocking check fails: it only stages the candidate."""
+
+    def __init__(self):
+        self.staged: dict[str, pl.DataFrame] = {}
+
+    def stage(self, table: str, frame: pl.DataFrame) -> str:
+        self.staged[table] = frame
+        return f"staging.{table}"
+
+
+def sensitivity_checks(records: dict[str, pl.DataFrame]) -> tuple[dict[str, object], bool]:
+    """The sensitivity_ranges asset run in-process on ``records``: its check results by name, and whether it published."""
+    from dagster import AssetCheckResult, Failure, Output, build_asset_context
+
+    from lms_assets.defs.audit.sensitivity import sensitivity_ranges
+    from lms_assets.defs.resources import StudyFolder
+
+    tables = summary_tables(records)
+    results, published = {}, False
+    events = sensitivity_ranges(
+        build_asset_context(),
+        _Staging(),
+        StudyFolder(path=str(SHIPPED_DATA)),
+        records["printed_values"],
+        records["provenance"],
+        tables["adsl"],
+        tables["adtte"],
+    )
+    try:
+        for event in events:
+            if isinstance(event, AssetCheckResult):
+                results[event.check_name] = event
+            published |= isinstance(event, Output)
+    except Failure:
+        pass
+    return results, published
+
+
+def thirty_day_month(mp, records):
+    # The escaped fault: a 30-day month moved the follow-up window's end from 38.93 to 39.50 months.
+    from lms_assets.audit import sensitivity
+
+    _wrap(mp, sensitivity, "os_window", lambda original: lambda cut, study, days_per_month=30.0: original(cut, study, 30.0))
+
+
+def followup_median_bound_past_its_gap(mp, records):
+    # The reverse-KM median's latest time taken half a month past what its gap allows.
+    from lms_assets.audit import sensitivity
+
+    def wrapper(original):
+        def faulty(p, gaps, lower, upper):
+            bounds = original(p, gaps, lower, upper)
+            return sensitivity.FollowUp(bounds.median_lo, bounds.median_hi + 0.5, bounds.min_lo, bounds.min_hi, bounds.max_lo, bounds.max_hi)
+
+        return faulty
+
+    _wrap(mp, sensitivity, "followup_bounds", wrapper)
+
+
+def shipped_rate_in_percent(mp, records):
+    # The shipped reconstruction's landmark rates reported in percent beside ranges in shares.
+    from lms_assets.audit import sensitivity
+
+    def wrapper(original):
+        def faulty(result, label, rests_on, coverage, outcome, *args, **kwargs):
+            if result.endswith(".rate"):
+                outcome = sensitivity.Outcome(outcome.lo, outcome.hi, 100 * outcome.shipped)
+            return original(result, label, rests_on, coverage, outcome, *args, **kwargs)
+
+        return faulty
+
+    _wrap(mp, sensitivity, "summarise", wrapper)
+
+
+def spss_se_as_variance(mp, records):
+    # The SPSS SE squared (a variance where its root belongs): no printed CI is reachable, only the median is left
+    # to match, and the labelled placements grow from 302,400 to 114 million (22.8 GB once, before the bound).
+    def wrapper(original):
+        def faulty(steps, by):
+            table = original(steps, by)
+            return table.with_columns(se=pl.col("se") ** 2).with_columns(
+                ci_lower=pl.col("median") - survival.Z_95 * pl.col("se"), ci_upper=pl.col("median") + survival.Z_95 * pl.col("se")
+            )
+
+        return faulty
+
+    _wrap(mp, survival, "spss_medians", wrapper)
+
+
+SENSITIVITY_FAULTS = [
+    Fault("30-day month in the follow-up window", thirty_day_month, frozenset({"window_from_study_dates"})),
+    Fault("reverse-KM median bound past its gap", followup_median_bound_past_its_gap, frozenset({"range_ends_recomputed"})),
+    Fault("shipped landmark rates in percent", shipped_rate_in_percent, frozenset({"ranges_hold_shipped_value"})),
+    Fault("SPSS SE squared: the placements explode", spss_se_as_variance, frozenset({"reconstructions_enumerable"})),
+]
+
+
+def test_the_shipped_study_passes_every_sensitivity_check(records):
+    results, published = sensitivity_checks(records)
+    assert published and results and all(r.passed for r in results.values()), {n: r.description for n, r in results.items()}
+
+
+@pytest.mark.parametrize("fault", SENSITIVITY_FAULTS, ids=[f.name for f in SENSITIVITY_FAULTS])
+def test_each_sensitivity_fault_fails_a_blocking_check_with_error(fault, records, monkeypatch):
+    records = dict(records)
+    fault.inject(monkeypatch, records)
+    results, published = sensitivity_checks(records)
+    caught = {name for name, r in results.items() if not r.passed and r.severity.value == "ERROR"}
+    assert fault.caught_by <= caught, f"{fault.name}: caught by {sorted(caught)}"
+    assert not published
+    print(f"{fault.name}: caught by " + "; ".join(f"{name}: {results[name].description}" for name in sorted(caught)))
+
+
+def test_the_escaped_thirty_day_month_names_the_moved_bound(records, monkeypatch):
+    thirty_day_month(monkeypatch, records)
+    results, _ = sensitivity_checks(dict(records))
+    assert (
+        "latest OS time 39.50 months, but 2018-01-01 to the cut 2021-03-31 is 38.97 calendar months" in results["window_from_study_dates"].description
+    )
+
+
+def test_an_exploding_enumeration_is_refused_before_allocating(records, monkeypatch):
+    spss_se_as_variance(monkeypatch, records)
+    results, _ = sensitivity_checks(dict(records))
+    description = results["reconstructions_enumerable"].description
+    assert description.startswith("1 problem(s): labelled OS placements (22,619 gap multisets reproducing the printed median × 5,040 orders")
+    assert "113,999,760 rows of 7" in description
+
+
+@pytest.mark.slow
+def test_thirty_day_month_keeps_the_published_sensitivity_ranges(platform_env, monkeypatch):
+    import duckdb
+
+    assert run_assets("sensitivity_ranges", paths=platform_env).success
+
+    def stored(schema: str) -> pl.DataFrame:
+        with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+            return con.sql(f"select * from {schema}.sensitivity_ranges order by result, figure_id").pl()
+
+    published = stored("main")
+    thirty_day_month(monkeypatch, {})
+    result = run_assets("sensitivity_ranges", paths=platform_env)
+    assert list(failure_first_lines(result)) == ["sensitivity_ranges"]
+    assert failure_first_lines(result)["sensitivity_ranges"].startswith("sensitivity_ranges not published: window_from_study_dates: ")
+    assert stored("main").equals(published)
+    moved = stored("staging").filter(pl.col("result") == "followup.median")["maximum"]
+    assert (moved.round(2) == 39.5).all() and (published.filter(pl.col("result") == "followup.median")["maximum"].round(2) == 38.93).all()
+
+
+# --- faults in the median history and the landmark rates: their blocking lifelines checks -----------------------
+
+
+def history_and_landmark_checks(records: dict[str, pl.DataFrame]) -> dict[str, object]:
+    """Both assets' blocking check results by name, by the functions their steps yield, on tables recomputed from ``records``."""
+    from lms_assets.defs.tables.survival import history_check, landmarks_check
+
+    tables = summary_tables(records)
+    history = survival.median_history(tables["survival_summary"])
+    return {r.check_name: r for r in (landmarks_check(tables["survival_landmarks"], tables["adtte"]), history_check(history, tables["adtte"]))}
+
+
+def history_methods_swapped(mp, records):
+    # The history's rows sorted before the method is attached: each SPSS median carries Brookmeyer–Crowley's interval.
+    _wrap(
+        mp,
+        survival,
+        "median_history",
+        lambda original: lambda summary: original(summary).with_columns(pl.col("method").reverse().over("data_cut", "endpoint")),
+    )
+
+
+def history_events_from_pfs(mp, records):
+    # The OS rows' event count taken from the PFS rows of the same cut.
+    def wrapper(original):
+        def faulty(summary):
+            table = original(summary)
+            pfs = table.filter(pl.col("endpoint") == "PFS").select("data_cut", "method", pfs_events="events")
+            return table.join(pfs, on=["data_cut", "method"]).with_columns(events=pl.col("pfs_events")).drop("pfs_events")
+
+        return faulty
+
+    _wrap(mp, survival, "median_history", wrapper)
+
+
+def landmark_rate_one_step_late(mp, records):
+    # S(t) read from the step after the landmark (a forward instead of a backward as-of join).
+    _wrap(
+        mp,
+        survival,
+        "landmarks",
+        lambda original: (
+            lambda curves, every=3.0: original(curves, every).with_columns(
+                pl.col("surv").shift(-1).over("data_cut", "endpoint").fill_null(pl.col("surv"))
+            )
+        ),
+    )
+
+
+def landmark_at_risk_after_the_month(mp, records):
+    # Patients at risk counted after the landmark (AVAL > t) instead of at it (AVAL ≥ t).
+    def wrapper(original):
+        def faulty(curves, every=3.0):
+            return original(curves.with_columns(time=pl.col("time") - 1e-6), every)
+
+        return faulty
+
+    _wrap(mp, survival, "landmarks", wrapper)
+
+
+HISTORY_FAULTS = [
+    Fault("median history: methods swapped", history_methods_swapped, frozenset({"median_history_matches_lifelines"})),
+    Fault("median history: OS events from PFS", history_events_from_pfs, frozenset({"median_history_matches_lifelines"})),
+    Fault("landmark S(t) one step late", landmark_rate_one_step_late, frozenset({"landmark_rates_match_lifelines"})),
+    Fault("landmark at risk after the month", landmark_at_risk_after_the_month, frozenset({"landmark_rates_match_lifelines"})),
+]
+
+
+def test_the_shipped_history_and_landmarks_pass_their_checks(records):
+    results = history_and_landmark_checks(records)
+    assert set(results) == {"median_history_matches_lifelines", "landmark_rates_match_lifelines"}
+    assert all(r.passed for r in results.values()), {n: r.description for n, r in results.items()}
+
+
+@pytest.mark.parametrize("fault", HISTORY_FAULTS, ids=[f.name for f in HISTORY_FAULTS])
+def test_each_history_or_landmark_fault_fails_a_blocking_check_with_error(fault, records, monkeypatch):
+    records = dict(records)
+    fault.inject(monkeypatch, records)
+    results = history_and_landmark_checks(records)
+    caught = {name for name, r in results.items() if not r.passed and r.severity.value == "ERROR"}
+    assert fault.caught_by <= caught, f"{fault.name}: caught by {sorted(caught)}"
+    print(f"{fault.name}: " + "; ".join(f"{name}: {results[name].description}" for name in sorted(caught)))
+
+
+@pytest.mark.slow
+def test_a_landmark_fault_keeps_the_published_landmarks_and_history(platform_env, monkeypatch):
+    import duckdb
+
+    assert run_assets("survival_landmarks", "median_history", paths=platform_env).success
+
+    def stored(schema: str, table: str) -> pl.DataFrame:
+        with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+            return con.sql(f"select * from {schema}.{table}").pl()
+
+    published = {name: stored("main", name) for name in ("survival_landmarks", "median_history")}
+    landmark_at_risk_after_the_month(monkeypatch, {})
+    history_events_from_pfs(monkeypatch, {})
+    result = run_assets("survival_landmarks", "median_history", paths=platform_env)
+    first_lines = failure_first_lines(result)
+    assert first_lines["survival_landmarks"].startswith("survival_landmarks not published: landmark_rates_match_lifelines: 1 problem(s): ")
+    assert first_lines["median_history"].startswith("median_history not published: median_history_matches_lifelines: 2 problem(s): ")
+    for name, table in published.items():
+        assert stored("main", name).equals(table), name
+    assert not stored("staging", "survival_landmarks").equals(published["survival_landmarks"])

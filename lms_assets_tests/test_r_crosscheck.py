@@ -19,11 +19,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from dagster import AssetCheckSeverity
 
 from lms_assets import synthetic
 from lms_assets.audit import verification
-from lms_assets.defs.audit.verification import MAX_PATIENTS, REFERENCE_SCRIPT, run_reference, verify
-from lms_assets_tests.conftest import SHIPPED_RUN_GROUP
+from lms_assets.defs.audit.verification import MAX_PATIENTS, R_INSTALL_HINT, REFERENCE_SCRIPT, agreement_result, run_reference, verify
+from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_RUN_GROUP
 
 PATIENT_COLUMNS = ("patient_id", "age", "sex", "ecog", "surgery_history", "radiotherapy_history", "chemotherapy_history", "combination_therapy")
 FOLLOWUP_COLUMNS = ("patient_id", "pfs_months", "progressed", "os_months", "died")
@@ -331,8 +332,41 @@ def test_without_rscript_the_record_says_not_run_never_a_pass(tmp_path, monkeypa
     table = verify(ONE_PATIENT_TABLE_1, tmp_path)
     summary = verification.verification_summary(table)
     assert table["status"].to_list() == ["not_run"]
-    assert summary["status"] == "not run: Rscript not found" and summary["agreed"] == summary["comparisons"] == 0
+    assert summary["status"] == f"not run: Rscript not found; {R_INSTALL_HINT}" and summary["agreed"] == summary["comparisons"] == 0
     assert "not run: Rscript not found" in summary["markdown"]
+
+
+def test_without_rscript_agrees_with_r_fails_with_error_saying_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert "Rscript not found" in result.description
+    assert "apt-get install r-base-core r-cran-survival" in result.description and "make test" in result.description
+    assert "independent_verification = false" in result.description
+
+
+def test_a_study_declaring_no_r_passes_saying_it_was_not_independently_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    table = verify(ONE_PATIENT_TABLE_1, tmp_path, independent=False)
+    result = agreement_result(table, independent=False)
+    assert result.passed and result.description.startswith("not independently verified")
+    assert result.metadata["independently_verified"].value is False
+    assert verification.verification_summary(table)["status"].startswith("not run: not independently verified")
+
+
+def test_independent_verification_is_a_validated_study_setting(tmp_path):
+    from lms_assets.records.study import load_study
+    from lms_assets.records.validation import RecordFileError
+
+    shutil.copy(SHIPPED_DATA / "study.toml", tmp_path / "study.toml")
+    assert load_study(tmp_path).independent_verification is True
+    text = (tmp_path / "study.toml").read_text()
+    # Before the file's first [table]: a key after one would belong to it.
+    (tmp_path / "study.toml").write_text("independent_verification = false\n" + text)
+    assert load_study(tmp_path).independent_verification is False
+    (tmp_path / "study.toml").write_text('independent_verification = "no"\n' + text)
+    with pytest.raises(RecordFileError, match="independent_verification must be true or false"):
+        load_study(tmp_path)
 
 
 def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_path):
@@ -343,9 +377,24 @@ def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_p
 
 def test_the_reference_script_fails_loudly_on_a_folder_without_records(tmp_path):
     rscript = rscript_or_skip()
-    with pytest.raises(RuntimeError, match="patients.csv: file not found"):
-        run_reference(tmp_path, rscript)
+    run = run_reference(tmp_path, rscript)
+    assert run.results is None and "patients.csv: file not found" in run.reference
     assert REFERENCE_SCRIPT.is_file()
+    # A failing R run fails the check, with R's message, rather than crashing the step.
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path, rscript))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR and "patients.csv: file not found" in result.description
+
+
+def test_a_hanging_r_run_fails_the_check_instead_of_the_step(tmp_path, monkeypatch):
+    from lms_assets.defs.audit import verification as verification_defs
+
+    hanging = tmp_path / "Rscript"
+    hanging.write_text("#!/bin/sh\nexec sleep 60\n")  # exec: the process killed at the timeout is the sleep itself
+    hanging.chmod(0o755)
+    monkeypatch.setattr(verification_defs, "TIMEOUT_SECONDS", 0.2)
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path, str(hanging)))
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert "was stopped after 0.2 s" in result.description
 
 
 # --- the QC record in the study report -------------------------------------------------------------------------

@@ -352,10 +352,10 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 
 
 def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
-    from dagster import build_asset_context
+    from dagster import AssetCheckResult, Output, build_asset_context
 
     from lms_assets.defs.audit.published import printed_values_table
-    from lms_assets.defs.audit.sensitivity import sensitivity_ranges
+    from lms_assets.defs.audit.sensitivity import CHECKS, sensitivity_ranges
     from lms_assets.defs.resources import StudyFolder
     from lms_assets.records import schemas, validation
 
@@ -365,9 +365,14 @@ def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
         for schema in (schemas.REGISTRY, schemas.KNOWN_DISCREPANCIES)
     )
     no_registry = printed_values_table(registry, known)
-    output = sensitivity_ranges(build_asset_context(), StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte)
+    events = list(sensitivity_ranges(build_asset_context(), None, StudyFolder(path=str(SHIPPED_DATA)), no_registry, pl.DataFrame(), adsl, adtte))
+    output = next(e for e in events if isinstance(e, Output))
     assert output.value.is_empty() and output.value.schema == pl.Schema(sens.SENSITIVITY_SCHEMA)
     assert "no published cut" in output.metadata["reconstructions_covered"].value
+    checks = [e for e in events if isinstance(e, AssetCheckResult)]
+    # Nothing reconstructed is bounded, so nothing can break a bound: every blocking check passes and says why.
+    assert {c.check_name for c in checks} == set(CHECKS) and all(c.passed for c in checks)
+    assert all("no published cut" in (c.description or "") for c in checks)
 
 
 def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
@@ -387,3 +392,38 @@ def test_a_subgroup_on_an_allocated_column_is_not_taken_as_transcribed():
     sex = next(s for s in survival.SUBGROUPS if s.column == "SEX")
     kept = sens.transcribed_subgroups((sex, site))
     assert kept == [sex]
+
+
+def test_calendar_months_count_whole_months_then_the_days_left():
+    import datetime as dt
+
+    assert sens.calendar_months(dt.date(2018, 1, 1), dt.date(2021, 3, 31)) == pytest.approx(38 + 30 / 31)
+    assert sens.calendar_months(dt.date(2020, 12, 31), dt.date(2021, 3, 31)) == 3.0
+    assert sens.calendar_months(dt.date(2018, 1, 31), dt.date(2018, 2, 28)) == 1.0  # the 31st clamps to February's end
+    # The day count os_window uses stays within the check's tolerance of the calendar over the shipped window.
+    window = sens.os_window(dt.date(2021, 3, 31), SHIPPED_STUDY)
+    assert abs(window[1] - sens.calendar_months(SHIPPED_STUDY.enrolment_start, dt.date(2021, 3, 31))) < sens.WINDOW_TOLERANCE_MONTHS
+
+
+def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
+    """The blocking check, printed_audit's inputs and sensitivity_ranges all read survival.SUBGROUP_CLAIM."""
+    from lms_assets.audit import consistency
+
+    _, registry, result = shipped
+    adsl, adtte, _, provenance = sens.read_study(SHIPPED_DATA)
+    cut = registry["data_cut"].drop_nulls().max()
+    claimed = [s.factor for s in survival.SUBGROUP_CLAIM.comparisons]
+    table = survival.subgroup_comparisons(adtte.filter(pl.col("DATACUT") == cut), adsl, survival.SUBGROUP_CLAIM.comparisons)
+    # The shipped reconstruction's smallest p of the claim is the smallest p survival_subgroups shows (prior surgery's OS, 0.077).
+    claim = result.table.filter(pl.col("result") == "subgroups.none_significant").row(0, named=True)
+    assert claim["shipped"] == pytest.approx(table.filter(pl.col("factor").is_in(claimed))["logrank_p"].min(), rel=1e-9)
+    assert claim["verdict"] == sens.DEPENDS  # the primary-site allocation and the last contacts decide it
+    # The blocking check counts the same comparisons.
+    counts = survival.subgroup_recomputed_values(table, cut)
+    assert dict(zip(counts["quantity"], counts["value"])) == {"subgroups.pfs.significant.n": 0, "subgroups.os.significant.n": 0}
+    # printed_audit's inputs: each endpoint's times and every compared factor's record column, the reconstructed ones named.
+    for endpoint, times in (("pfs", "pfs_months"), ("os", "os_months")):
+        inputs = consistency.QUANTITY_INPUTS[f"subgroups.{endpoint}.significant.n"]
+        assert ("followup/", times) in inputs and ("patient_allocations.csv", "primary_site") in inputs
+    pfs_reconstructed = consistency.reconstructions_of("subgroups.pfs.significant.n", provenance)
+    assert [r.split(" (")[0] for r in pfs_reconstructed] == ["patient_allocations.csv primary_site"]

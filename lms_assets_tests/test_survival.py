@@ -37,7 +37,12 @@ def _shipped_adtte() -> pl.DataFrame:
     label = "followup/2021-03-31.csv"
     raw = validation.read_raw(SHIPPED / label, schemas.FOLLOWUP, label=label).with_columns(data_cut=pl.lit("2021-03-31"), content_hash=pl.lit("test"))
     clean = validation.clean(raw, schemas.FOLLOWUP, validation.problems(raw, schemas.FOLLOWUP), keep=("data_cut", "content_hash"))
-    return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()), studyid=SHIPPED_STUDY.studyid)
+    return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()), studyid=SHIPPED_STUDY.studyid, provenance=_shipped_provenance())
+
+
+def _shipped_provenance() -> pl.DataFrame:
+    raw = validation.read_raw(SHIPPED / "provenance.csv", schemas.PROVENANCE)
+    return validation.clean(raw, schemas.PROVENANCE, validation.problems(raw, schemas.PROVENANCE))
 
 
 def _adtte(time, event, endpoint="OS", cut=CUT) -> pl.DataFrame:
@@ -347,6 +352,7 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
         validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
         validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
         studyid=SHIPPED_STUDY.studyid,
+        provenance=_shipped_provenance(),
     )
     table = survival.subgroup_comparisons(_shipped_adtte(), adsl)
     assert table.height == 2 * len(survival.SUBGROUPS)  # each factor, for PFS and OS
@@ -420,3 +426,43 @@ def test_captions_say_not_reached_and_name_the_plateau_midpoint():
     plateau = {"median": 6.9, "median_midpoint": 8.8, "ci_lower": 2.0, "ci_upper": 12.0, "note": None}
     assert km.median_caption(plateau) == "median 6.9 months; R/SAS plateau midpoint 8.8 (95% CI 2.00–12.00)"
     assert km.interval_text(None, None, 1) == "not reached–not reached"
+
+
+def test_adtte_flags_every_time_resting_on_a_reconstructed_last_contact():
+    adtte = _shipped_adtte()
+    flagged = adtte.filter(pl.col("AVALRFL") == "Y")
+    # provenance.csv: the seven living patients' OS times are reconstructed; every PFS time and death is printed.
+    assert sorted(flagged["SUBJID"].to_list()) == [1, 2, 5, 6, 8, 10, 16]
+    assert set(flagged["PARAMCD"]) == {"OS"} and set(flagged["CNSR"]) == {1}
+    assert adtte.filter(pl.col("AVALRFL").is_null()).height == adtte.height - 7
+    # A later cut the study team records is data, not reconstruction: provenance names only the published file.
+    later = _shipped_adtte_as("followup/2022-03-31.csv")
+    assert later["AVALRFL"].null_count() == later.height
+
+
+def _shipped_adtte_as(label: str) -> pl.DataFrame:
+    raw = validation.read_raw(SHIPPED / "followup/2021-03-31.csv", schemas.FOLLOWUP, label=label).with_columns(
+        data_cut=pl.lit("2022-03-31"), content_hash=pl.lit("test")
+    )
+    clean = validation.clean(raw, schemas.FOLLOWUP, validation.problems(raw, schemas.FOLLOWUP), keep=("data_cut", "content_hash"))
+    return derive_adtte(clean.with_columns(pl.col("data_cut").str.to_date()), studyid=SHIPPED_STUDY.studyid, provenance=_shipped_provenance())
+
+
+def test_adsl_names_each_patients_reconstructed_variables():
+    patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
+    allocations = validation.read_raw(SHIPPED / "patient_allocations.csv", schemas.PATIENT_ALLOCATIONS)
+    adsl = derive_adsl(
+        validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
+        validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
+        studyid=SHIPPED_STUDY.studyid,
+        provenance=_shipped_provenance(),
+    )
+    assert set(adsl["RECONVAR"]) == {"PRIMSITE DOSE0 DOSREDFL DISCAEFL"}
+    transcribed = _shipped_provenance().filter(pl.col("file") != "patient_allocations.csv")
+    without = derive_adsl(
+        validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
+        validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
+        studyid=SHIPPED_STUDY.studyid,
+        provenance=transcribed,
+    )
+    assert without["RECONVAR"].null_count() == 19

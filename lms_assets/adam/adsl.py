@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from lms_assets.adam.common import subject_ids, yes_no_flag
+from lms_assets.adam.common import reconstructed_cells, subject_ids, yes_no_flag
+from lms_assets.records import schemas
 
 _PRIOR_CHEMO_LINES = {"No": 0, "1 line": 1, "2 line": 2, "3 line and more": 3}
 _PRIOR_CHEMO_LABEL = {0: "None", 1: "1 line", 2: "2 lines", 3: "3 lines and more"}
@@ -25,9 +26,65 @@ def immunotherapy_flag(combination: pl.Expr) -> pl.Expr:
     return pl.when(combination.str.contains("Immunotherapy")).then(pl.lit("Y")).otherwise(pl.lit("N"))
 
 
-def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
-    """ADSL: one row per patient with baseline characteristics, treatment and derived flags."""
+# Every ADSL variable taken from a record, with the file and column it comes from: where provenance.csv says that
+# column is reconstructed for a patient, the variable is listed in the patient's RECONVAR.
+VARIABLE_SOURCES = {
+    **{
+        variable: (schemas.PATIENTS.location, column)
+        for variable, column in (
+            ("AGE", "age"),
+            ("SEX", "sex"),
+            ("ECOG", "ecog"),
+            ("ECOGGR1", "ecog"),
+            ("SURGFL", "surgery_history"),
+            ("RADIOFL", "radiotherapy_history"),
+            ("PRCHLN", "chemotherapy_history"),
+            ("PRCHCAT", "chemotherapy_history"),
+            ("PRCHFL", "chemotherapy_history"),
+            ("COMBTRT", "combination_therapy"),
+            ("COMBFL", "combination_therapy"),
+            ("IMMUNOFL", "combination_therapy"),
+        )
+    },
+    **{
+        variable: (schemas.PATIENT_ALLOCATIONS.location, column)
+        for variable, column in (
+            ("PRIMSITE", "primary_site"),
+            ("DOSE0", "starting_dose_mg"),
+            ("DOSREDFL", "dose_reduced"),
+            ("DISCAEFL", "discontinued_for_toxicity"),
+        )
+    },
+}
+# The variables patient_allocations.csv gives: allocated to patients to meet Table 1's and the Safety text's counts.
+ALLOCATED_VARIABLES = frozenset(v for v, (file, _) in VARIABLE_SOURCES.items() if file == schemas.PATIENT_ALLOCATIONS.location)
+
+
+def reconstructed_variables(patient_ids: pl.Series, provenance: pl.DataFrame) -> pl.DataFrame:
+    """(patient_id, RECONVAR): each patient's ADSL variables resting on a reconstructed record, space-separated in
+    ``VARIABLE_SOURCES`` order; patients with none are absent."""
+    files = {file for file, _ in VARIABLE_SOURCES.values()}
+    rows = pl.DataFrame({"file": sorted(files)}).join(pl.DataFrame({"patient_id": patient_ids.unique()}), how="cross")
+    sources = pl.DataFrame(
+        [(v, file, column, i) for i, (v, (file, column)) in enumerate(VARIABLE_SOURCES.items())],
+        schema={"variable": pl.String, "file": pl.String, "source_column": pl.String, "order": pl.Int64},
+        orient="row",
+    )
+    cells = reconstructed_cells(provenance, rows).join(sources, on="file")
+    return (
+        cells.filter((pl.col("column") == "*") | (pl.col("column") == pl.col("source_column")))
+        .unique(["patient_id", "variable"])
+        .sort("patient_id", "order")
+        .group_by("patient_id", maintain_order=True)
+        .agg(pl.col("variable").str.join(" ").alias("RECONVAR"))
+    )
+
+
+def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: str, provenance: pl.DataFrame) -> pl.DataFrame:
+    """ADSL: one row per patient with baseline characteristics, treatment and derived flags; RECONVAR names the
+    variables whose value rests on a reconstructed record (``provenance``, provenance.csv), null when none does."""
     joined = patients.join(allocations.drop("_file", "_row"), on="patient_id", how="left")
+    joined = joined.join(reconstructed_variables(joined["patient_id"], provenance), on="patient_id", how="left")
     lines = prior_chemo_lines(pl.col("chemotherapy_history"))
     return joined.select(
         *subject_ids(studyid),
@@ -48,4 +105,5 @@ def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: s
         pl.col("starting_dose_mg").alias("DOSE0"),
         yes_no_flag("dose_reduced").alias("DOSREDFL"),
         yes_no_flag("discontinued_for_toxicity").alias("DISCAEFL"),
+        "RECONVAR",
     ).sort("SUBJID")

@@ -3,6 +3,7 @@
 Pure functions on the typed registry (see ``schemas.REGISTRY``), figures frames and the follow-up rows.
 """
 
+import decimal
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -12,10 +13,38 @@ from typing import Literal, cast
 import numpy as np
 import polars as pl
 
+from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.tables import printed as fig
 from lms_assets.tables import survival
 
 FINDINGS_SCHEMA = {"figure_id": pl.String, "finding": pl.String, "explanation": pl.String}
+
+# Cells (rows × columns) an enumeration of reconstructions may hold at once. The shipped study's largest is about
+# 2.1 million (24,570 labelled placements of 7 patients before deduplication: 302,400 × 7); each cell costs some
+# 20 bytes with its temporaries, so this keeps a step under half a gigabyte. An inconsistent input (a fault in the
+# SPSS SE once left only the median to match) asks for thousands of times more.
+MAX_ENUMERATED_CELLS = 20_000_000
+
+
+class EnumerationTooLarge(ValueError):
+    """An enumeration of reconstructions would exceed ``MAX_ENUMERATED_CELLS``: raised before anything is allocated.
+
+    The message names the quantity enumerated and its count, so the failure says what grew, not that memory ran out.
+    """
+
+    def __init__(self, quantity: str, rows: int, columns: int):
+        self.quantity, self.rows, self.columns = quantity, rows, columns
+        super().__init__(
+            f"{quantity}: {rows:,} rows of {columns} to enumerate ({rows * columns:,} cells) exceed the limit of "
+            f"{MAX_ENUMERATED_CELLS:,}; the records or the printed figures are inconsistent, or a computation upstream is wrong"
+        )
+
+
+def bound_enumeration(quantity: str, rows: int, columns: int) -> None:
+    """Raise ``EnumerationTooLarge`` when ``rows`` × ``columns`` cells exceed ``MAX_ENUMERATED_CELLS``; call it before allocating."""
+    if rows * max(columns, 1) > MAX_ENUMERATED_CELLS:
+        raise EnumerationTooLarge(quantity, rows, columns)
+
 
 # Quantities whose printed denominator is a subgroup (e.g. 2/7 on combination therapy), not the cohort.
 SUBGROUP_PREFIXES = ("pr_rate.",)
@@ -40,9 +69,18 @@ QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "pr_rate.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
     "orr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
     "dcr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
-    "subgroups.": (("followup/", "os_months"), ("followup/", "pfs_months"), ("patient_allocations.csv", "primary_site"), ("patients.csv", "*")),
     "immunotherapy.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
 }
+# A claim rests on its endpoint's times and on the record column of every factor it compares (survival.SUBGROUP_CLAIM).
+QUANTITY_INPUTS.update(
+    {
+        survival.SUBGROUP_CLAIM.quantity_of(endpoint): (
+            *QUANTITY_INPUTS[f"{endpoint.lower()}."],
+            *dict.fromkeys(VARIABLE_SOURCES[s.column] for s in survival.SUBGROUP_CLAIM.comparisons),
+        )
+        for endpoint in survival.SUBGROUP_CLAIM.endpoints
+    }
+)
 
 
 def _empty_findings() -> pl.DataFrame:
@@ -191,6 +229,12 @@ def os_feasibility(death_times: Iterable[float], censor_bounds: Sequence[tuple[f
     gap_time = [(lo + hi) / 2 if hi != math.inf else lo + 1.0 for lo, hi in zip(gap_lo, gap_hi)]
     lowers = sorted(lo for lo, _ in censor_bounds)
     upper = min(hi for _, hi in censor_bounds)
+    # Each pattern becomes a Kaplan–Meier curve of every patient: the frame below has (deaths + censored) rows per pattern.
+    bound_enumeration(
+        "OS gap multisets (placements of the censored among the death times)",
+        math.comb(len(gap_lo) + len(censor_bounds) - 1, len(censor_bounds)),
+        len(deaths) + len(censor_bounds),
+    )
     patterns = np.array(list(itertools.combinations_with_replacement(range(len(gap_lo)), len(censor_bounds))), dtype=np.int64).reshape(
         -1, len(censor_bounds)
     )
@@ -352,6 +396,8 @@ AUDIT_SCHEMA = pl.Schema(
         "explanation": pl.String(),
         "check_reason": pl.String(),
         "hypotheses": pl.String(),
+        "rounding": pl.String(),
+        "rounding_flag": pl.String(),
     }
 )
 
@@ -537,7 +583,42 @@ def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: 
         "explanation": verdict.explanation,
         "check_reason": verdict.check_reason,
         "hypotheses": None,
+        **rounding_audit(row, recomputed),
     }
+
+
+# --- rounding: which common rule and precision turn the recomputed value into the printed one -------------------
+
+# The rules a table, a spreadsheet or a statistics package applies: half away from zero (SPSS, Excel, most readers),
+# half to even (IEEE, R's and Python's round) and truncation (a value cut, not rounded).
+ROUNDING_RULES = {"half-up": decimal.ROUND_HALF_UP, "half-even": decimal.ROUND_HALF_EVEN, "truncation": decimal.ROUND_DOWN}
+ROUNDING_PRECISIONS = range(4)
+# What the paper prints as an estimate a reader re-derives by rounding: means, medians, percentages and CI bounds.
+ROUNDED_SUFFIXES = (".mean", ".median", ".pct", ".ci_lower", ".ci_upper")
+
+
+def rounded(value: float, decimals: int, rule: str) -> decimal.Decimal:
+    """``value`` rounded to ``decimals`` places by ``rule``, on its shortest decimal form (as the table shows it)."""
+    return decimal.Decimal(repr(value)).quantize(decimal.Decimal(1).scaleb(-decimals), rounding=ROUNDING_RULES[rule])
+
+
+def rounding_audit(row: dict, recomputed: float | None) -> dict[str, str | None]:
+    """Which rule and precision reproduce a printed mean, median, percentage or CI bound from the recomputed value.
+
+    ``rounding`` lists every (rule, decimals) that gives the printed value, "none" when none does, null where the
+    figure is no such estimate or nothing is recomputed. ``rounding_flag`` says when only an unusual rule does:
+    not half-up at the printed precision, which is what a reader (and SPSS) applies.
+    """
+    if recomputed is None or not math.isfinite(recomputed) or not row["quantity"].endswith(ROUNDED_SUFFIXES):
+        return {"rounding": None, "rounding_flag": None}
+    printed = decimal.Decimal(repr(row["value"])).quantize(decimal.Decimal(1).scaleb(-row["decimals"]))
+    # A precision finer than the printed one would have printed more digits; a coarser one only trailing zeros.
+    matches = {d: [rule for rule in ROUNDING_RULES if rounded(recomputed, d, rule) == printed] for d in ROUNDING_PRECISIONS if d <= row["decimals"]}
+    found = ", ".join(f"{' / '.join(rules)} at {d} dp" for d, rules in matches.items() if rules)
+    if not found:
+        return {"rounding": "none", "rounding_flag": None}
+    usual = "half-up" in matches.get(row["decimals"], [])
+    return {"rounding": found, "rounding_flag": None if usual else f"unusual: only {found} reproduces the printed {printed}"}
 
 
 def time_to_event_patients(adtte: pl.DataFrame, cut, quantity: str) -> list[int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import numpy.typing as npt
 import polars as pl
 from scipy import special
 
-from lms_assets.adam.adsl import derive_adsl
+from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit import consistency
 from lms_assets.records import schemas, validation
@@ -49,9 +49,6 @@ FIXED = "fixed by the paper"
 LANDMARK_MONTHS = (6.0, 12.0, 24.0)
 # A landmark rate is "the same" when it rounds to the same percentage point, the precision a reader quotes.
 RATE_DECIMALS = 2
-# ADSL columns derived from patient_allocations.csv (derive_adsl); a subgroup on one of them (or on a flag
-# derived from one, which must be added here) rests on the allocation, not on Table 3.
-ALLOCATED_ADSL_COLUMNS = frozenset({"PRIMSITE", "DOSE0", "DOSREDFL", "DISCAEFL"})
 # Sites only a patient of one sex can have (provenance.csv: "Uterus only for a female patient"), by registry slug.
 SEX_RESTRICTED_SITES = {"uterus": "F"}
 # Labelled placements are expanded from gap multisets by permuting the censored patients: C! rows per multiset.
@@ -293,6 +290,11 @@ def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.Arra
     gap_hi = np.r_[distinct, np.inf]
     multisets = np.array(estimates.filter(pl.Series(mask))["gaps"].to_list(), dtype=np.int64).reshape(-1, len(lower))
     permutations = np.array(list(itertools.permutations(range(len(lower)))), dtype=np.int64).reshape(-1, len(lower))
+    consistency.bound_enumeration(
+        f"labelled OS placements ({len(multisets):,} gap multisets reproducing the printed {', '.join(chosen)} × {len(permutations):,} orders of the censored)",
+        len(multisets) * len(permutations),
+        len(lower),
+    )
     labelled = multisets[:, permutations].reshape(-1, len(lower))
     origin = np.repeat(np.arange(len(multisets)), len(permutations))
     start = np.maximum(gap_lo[labelled], lower)
@@ -464,6 +466,7 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
 
 def all_binary_allocations(n_patients: int, count: int) -> np.ndarray:
     """Every choice of ``count`` patients for level 1: (C(P, count), P) of 0/1."""
+    consistency.bound_enumeration(f"starting-dose allocations ({count} of {n_patients} patients)", math.comb(n_patients, count), n_patients)
     chosen = np.array(list(itertools.combinations(range(n_patients), count)), dtype=np.int64).reshape(-1, count)
     allocation = np.zeros((len(chosen), n_patients), dtype=np.int64)
     np.put_along_axis(allocation, chosen, 1, axis=1)
@@ -510,13 +513,14 @@ def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
         return validation.clean(raw, schema, validation.problems(raw, schema), keep=keep)
 
     studyid = load_study(study_dir).studyid
-    adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid)
+    provenance = clean(schemas.PROVENANCE)
+    adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid, provenance=provenance)
     cuts = [
         clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(validation.cut_date_of(path)), content_hash=pl.lit(validation.content_hash(path)))
         for path in validation.followup_files(study_dir)
     ]
-    adtte = derive_adtte(pl.concat(cuts), studyid=studyid)
-    return adsl, adtte, clean(schemas.REGISTRY), clean(schemas.PROVENANCE)
+    adtte = derive_adtte(pl.concat(cuts), studyid=studyid, provenance=provenance)
+    return adsl, adtte, clean(schemas.REGISTRY), provenance
 
 
 def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
@@ -534,7 +538,8 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
 
 def transcribed_subgroups(subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS) -> list[survival.Subgroup]:
     """The subgroup factors taken from Table 3 as printed; those on allocated columns are varied with the allocations instead."""
-    return [s for s in subgroups if s.column not in ALLOCATED_ADSL_COLUMNS]
+    # ADSL's variables from patient_allocations.csv (adsl.VARIABLE_SOURCES) rest on the allocation, not on Table 3.
+    return [s for s in subgroups if s.column not in ALLOCATED_VARIABLES]
 
 
 def study_from_tables(
@@ -915,7 +920,8 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     shipped_until, _, _ = os_risk_inputs(study, deaths, shipped_gaps)
     pfs = pfs_risk_inputs(study)
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
-    smallest_exact = {}  # per transcribed factor: PFS p (one value) and OS p per placement, for the all-subgroups claim
+    claimed = {s.factor for s in survival.SUBGROUP_CLAIM.comparisons}
+    smallest_exact = {}  # per transcribed factor of the claim: PFS p (one value) and OS p per placement
     shipped_smallest = []  # the same under the shipped reconstruction
     for subgroup in transcribed_subgroups():
         group = study.factors[subgroup.factor][None, :]
@@ -923,8 +929,9 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         pfs_tested = subgroup_tests(*pfs, group, 2)
         os_tested = subgroup_tests(os_until, os_event, os_times, group, 2)
         os_tested_shipped = subgroup_tests(shipped_until, os_event, os_times, group, 2)
-        smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
-        shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
+        if subgroup.factor in claimed:
+            smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
+            shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
         rows += _test_rows(f"subgroup.PFS.{subgroup.factor}", f"PFS, {label}", "nothing reconstructed", fixed, pfs_tested, pfs_tested)
         rows += _test_rows(f"subgroup.OS.{subgroup.factor}", f"OS, {label}", OS_PLACEMENT, exact_os, os_tested, os_tested_shipped)
 
@@ -953,12 +960,46 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     os_sampled = (os_until[placement_draw], os_event, os_times)
     os_shipped = (shipped_until, os_event, os_times)
     site_rests, dose_rests = "primary-site allocation", "starting-dose allocation"
+    # The claim's comparisons on allocated columns, two levels each, as survival_subgroups shows them.
+    claim_sites = [s for s in survival.SUBGROUP_CLAIM.comparisons if s.column in ALLOCATED_VARIABLES]
+    unsupported = sorted({s.column for s in claim_sites} - {"PRIMSITE"})
+    if unsupported:
+        raise ValueError(f"survival.SUBGROUP_CLAIM compares {unsupported}: only the primary-site allocation is varied here")
+
+    def two_levels(sites: np.ndarray, s: survival.Subgroup) -> np.ndarray:
+        level, reference = study.site_levels.index(s.level), study.site_levels.index(s.reference)
+        return np.where(sites == level, 1, np.where(sites == reference, 0, -1))
+
     # (result, label, rests on, sampled inputs, sampled groups, shipped inputs, shipped groups, levels)
+    claim_comparisons = tuple(
+        (
+            f"subgroup.{endpoint}.{s.factor} ({s.level_label} vs {s.reference_label})",
+            f"{endpoint}, {s.factor.lower()} ({s.level_label} vs {s.reference_label}), as survival_subgroups and the claim compare it",
+            site_rests if endpoint == "PFS" else f"{site_rests} and {OS_PLACEMENT}",
+            pfs if endpoint == "PFS" else os_sampled,
+            two_levels(site_draw, s),
+            pfs if endpoint == "PFS" else os_shipped,
+            two_levels(study.site, s),
+            2,
+        )
+        for s in claim_sites
+        for endpoint in survival.SUBGROUP_CLAIM.endpoints
+    )
     comparisons = (
-        ("subgroup.PFS.Primary site", f"PFS, primary site ({n_sites} sites)", site_rests, pfs, site_draw, pfs, study.site, n_sites),
+        *claim_comparisons,
+        (
+            "subgroup.PFS.Primary site",
+            f"PFS, primary site (all {n_sites} sites; not the claim's comparison)",
+            site_rests,
+            pfs,
+            site_draw,
+            pfs,
+            study.site,
+            n_sites,
+        ),
         (
             "subgroup.OS.Primary site",
-            f"OS, primary site ({n_sites} sites)",
+            f"OS, primary site (all {n_sites} sites; not the claim's comparison)",
             f"{site_rests} and {OS_PLACEMENT}",
             os_sampled,
             site_draw,
@@ -1004,21 +1045,17 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         sampled_p[result], shipped_p[result] = tested[0], float(shipped[0][0])
         rows += _test_rows(result, label, rests, sampled, tested, shipped)
 
-    # The Discussion's claim: no subgroup differs significantly in PFS or OS. Site enters as the paper's one test over its levels.
-    claimed = ("subgroup.PFS.Primary site", "subgroup.OS.Primary site", "subgroup.OS.Starting dose")
+    # The Discussion's claim, as survival.SUBGROUP_CLAIM defines it: no comparison of it differs significantly in PFS or OS.
+    allocated = [c[0] for c in claim_comparisons]
     smallest = np.minimum.reduce(
-        [
-            *(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()),
-            *(sampled_p[c] for c in claimed),
-            dose_pfs[0][dose_index],
-        ]
+        [*(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()), *(sampled_p[c] for c in allocated)]
     )
-    shipped_claim = min(*shipped_smallest, *(shipped_p[c] for c in claimed), float(dose_pfs_shipped[0][0]))
+    shipped_claim = min(*shipped_smallest, *(shipped_p[c] for c in allocated))
     rows.append(
         summarise(
             "subgroups.none_significant",
-            "Smallest subgroup log-rank p (PFS and OS: each factor above, primary site over its levels, starting dose)",
-            f"{site_rests}, {dose_rests} and {OS_PLACEMENT}",
+            "Smallest subgroup log-rank p (PFS and OS: every comparison of the claim, survival.SUBGROUP_CLAIM, as survival_subgroups shows them)",
+            f"{site_rests} and {OS_PLACEMENT}",
             sampled,
             Outcome.point(smallest, shipped_claim),
             f"no significant subgroup difference (every {SIGNIFICANT})",
@@ -1087,3 +1124,129 @@ def verdicts_by_figure(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.
     )
     verdicts = pl.concat([by_figure.join(claims.select("figure_id"), on="figure_id", how="anti"), claims])
     return registry.select("figure_id").join(verdicts, on="figure_id", how="left")
+
+
+# --- what the result must obey (the blocking checks of sensitivity_ranges) ------------------------------------
+
+# A range's ends and the shipped value are compared to this: they are computed from the same float times.
+RANGE_TOLERANCE = 1e-9
+# Months from one date to another differ by convention (calendar months, 365.25/12 days, 365.2425/12 days) by up to
+# about two days (a February counted as a whole month or as 28 days); a 30-day month is off by half a month over
+# the shipped study's 39.
+WINDOW_TOLERANCE_MONTHS = 0.1
+# A concrete reconstruction places each censored time this far (as a share of its gap) inside its gap, never on a
+# death it could be read as tied with; its statistics then reach a range's end to within EXTREME_TOLERANCE months.
+INSIDE_GAP = 1e-6
+EXTREME_TOLERANCE = 1e-3
+
+
+def ranges_hold_the_shipped_value(table: pl.DataFrame) -> list[str]:
+    """Rows whose range does not hold the shipped reconstruction's own value, or whose shares add up to more than all.
+
+    The shipped reconstruction is one of the consistent ones, so its value must lie between the minimum and maximum.
+    """
+    ranged = table.filter(pl.col("minimum").is_not_null() & pl.col("shipped").is_not_null())
+    outside = ranged.filter((pl.col("shipped") < pl.col("minimum") - RANGE_TOLERANCE) | (pl.col("shipped") > pl.col("maximum") + RANGE_TOLERANCE))
+    problems = [f"{r['result']}: shipped {r['shipped']:.6g} outside {r['minimum']:.6g}–{r['maximum']:.6g}" for r in outside.iter_rows(named=True)]
+    overfull = table.filter(pl.col("holds") + pl.col("fails") > 1 + RANGE_TOLERANCE)
+    problems += [f"{r['result']}: holds {r['holds']:.4f} + fails {r['fails']:.4f} > 1" for r in overfull.iter_rows(named=True)]
+    return problems
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` moved by whole calendar months, its day of the month clamped to the target month's length."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = (dt.date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def calendar_months(start: dt.date, end: dt.date) -> float:
+    """Months from ``start`` to ``end`` on the calendar: whole months, then the days left as a share of the next month.
+
+    A second route to ``os_window``'s day count, so that a wrong month length in one shows against the other.
+    """
+    whole = (end.year - start.year) * 12 + end.month - start.month
+    if _add_months(start, whole) > end:
+        whole -= 1
+    anchor, following = _add_months(start, whole), _add_months(start, whole + 1)
+    return whole + (end - anchor).days / (following - anchor).days
+
+
+def window_problems(study: Study, table: pl.DataFrame, cut: dt.date, enrolment_start: dt.date, enrolment_end: dt.date) -> list[str]:
+    """Where the living patients' OS bounds, or the follow-up ranges built on them, depart from the study's dates.
+
+    A patient alive at ``cut`` started between ``enrolment_start`` and ``enrolment_end`` (study.toml), so their
+    time is at least the months from the end of enrolment to the cut (or their PFS) and at most those from its
+    start; both are recounted on the calendar here, and no follow-up range may end beyond the longest.
+    """
+    shortest, longest = calendar_months(enrolment_end, cut), calendar_months(enrolment_start, cut)
+    censored = study.died == 0
+    expected_lower = np.maximum(study.pfs[censored], shortest)
+    late = study.subjid[censored][np.abs(study.upper[censored] - longest) > WINDOW_TOLERANCE_MONTHS]
+    early = study.subjid[censored][np.abs(study.lower[censored] - expected_lower) > WINDOW_TOLERANCE_MONTHS]
+    problems = []
+    if len(late):
+        upper = study.upper[censored][np.isin(study.subjid[censored], late)]
+        problems.append(
+            f"patients {', '.join(map(str, late))}: latest OS time {', '.join(f'{u:.2f}' for u in np.unique(upper))} months, "
+            f"but {enrolment_start} to the cut {cut} is {longest:.2f} calendar months"
+        )
+    if len(early):
+        problems.append(
+            f"patients {', '.join(map(str, early))}: earliest OS time not the later of their PFS and the {shortest:.2f} calendar "
+            f"months from {enrolment_end} to the cut {cut}"
+        )
+    beyond = table.filter(pl.col("result").str.starts_with("followup.") & (pl.col("maximum") > longest + WINDOW_TOLERANCE_MONTHS))
+    problems += [
+        f"{r['result']}: maximum {r['maximum']:.2f} months beyond the {longest:.2f} calendar months from {enrolment_start} to the cut"
+        for r in beyond.unique("result", keep="first", maintain_order=True).iter_rows(named=True)
+    ]
+    return problems
+
+
+def _concrete_times(study: Study, p: Placements, gaps: np.ndarray, where: float) -> np.ndarray:
+    """Every patient's OS time under one placement, each censored time ``where`` of the way through what its gap allows."""
+    earliest, latest = _time_bounds(p, gaps, p.lower, p.upper)
+    times = study.os.astype(float)
+    times[study.died == 0] = earliest + (latest - earliest) * np.clip(where, INSIDE_GAP, 1 - INSIDE_GAP)
+    return times
+
+
+def extremes_problems(study: Study, p: Placements, table: pl.DataFrame) -> list[str]:
+    """Where a follow-up or at-risk range's end is not what a concrete reconstruction at that end gives.
+
+    For each end, the placement the batched formulas put it at is made concrete (every censored time at the start
+    or the end of what its gap and bounds allow) and its statistic recomputed directly: the reverse Kaplan–Meier
+    median by ``survival.km_table``, the range and the numbers at risk by counting. A formula that misplaces an end
+    shows as a difference; the ranges' own test (test_sensitivity) checks the formulas against brute force.
+    """
+    bounds = followup_bounds(p, p.gaps, p.lower, p.upper)
+    fewest, most = at_risk_bounds(p, p.gaps, p.lower, p.upper, LANDMARK_MONTHS)
+
+    def reverse_median(times: np.ndarray) -> float:
+        median = survival.first_time_at_or_below(survival.km_table(times.tolist(), (1 - study.died).tolist()), "surv", 0.5)
+        return np.nan if median is None else median
+
+    statistics: dict[str, tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float], float]] = {
+        "followup.median": (bounds.median_lo, bounds.median_hi, reverse_median, EXTREME_TOLERANCE),
+        "followup.min": (bounds.min_lo, bounds.min_hi, lambda times: float(times.min()), EXTREME_TOLERANCE),
+        "followup.max": (bounds.max_lo, bounds.max_hi, lambda times: float(times.max()), EXTREME_TOLERANCE),
+    }
+
+    def at_risk(month: float) -> Callable[[np.ndarray], float]:
+        return lambda times: float((times >= month).sum())
+
+    for j, month in enumerate(LANDMARK_MONTHS):
+        statistics[f"os.landmark.{month:g}m.at_risk"] = (fewest[:, j], most[:, j], at_risk(month), 0.0)
+    reported = {r["result"]: r for r in table.unique("result", keep="first", maintain_order=True).iter_rows(named=True)}
+    problems = []
+    for result, (lo, hi, recompute, tolerance) in statistics.items():
+        row = reported.get(result)
+        if row is None or row["minimum"] is None:
+            continue
+        for end, values, where, pick in (("minimum", lo, 0.0, np.nanargmin), ("maximum", hi, 1.0, np.nanargmax)):
+            concrete = recompute(_concrete_times(study, p, p.gaps[int(pick(values))], where))
+            if not abs(concrete - row[end]) <= tolerance:
+                problems.append(f"{result}: {end} {row[end]:.4f}, but the reconstruction at that end gives {concrete:.4f}")
+    return problems

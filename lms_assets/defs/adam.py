@@ -102,8 +102,9 @@ def _metadata(frame: pl.DataFrame, settings: Study, quarantine: pl.DataFrame, **
     description=(
         "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
         "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
-        "allocated, reconstructed PRIMSITE, DOSE0, DOSREDFL, DISCAEFL (see data/README.md). Published only when "
-        "its blocking checks pass (write-audit-publish)."
+        "allocated, reconstructed PRIMSITE, DOSE0, DOSREDFL, DISCAEFL (see data/README.md). RECONVAR names, per "
+        "patient, the variables whose value is reconstructed rather than printed (from provenance.csv; null if none). "
+        "Published only when its blocking checks pass (write-audit-publish)."
     ),
     check_specs=[
         _quarantine_spec("adsl"),
@@ -116,12 +117,14 @@ def adsl(
     study_folder: StudyFolder,
     raw_patients: pl.DataFrame,
     raw_allocations: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
     quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
-    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid)
+    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
+    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance)
     results = [
         _quarantine_result(
             context, settings, quarantine, pl.concat([raw.select(validation.FILE, validation.ROW) for raw in (raw_patients, raw_allocations)])
@@ -157,8 +160,10 @@ def adrs(
 @cohort_asset(
     description=(
         "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
-        "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Published only "
-        "when its blocking checks pass (write-audit-publish): a regressive cut never replaces the last good ADTTE."
+        "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Reconstructed "
+        "input: the OS times of the patients alive at the published cut are reconstructed last-contact times (Table 3 "
+        "prints NA; provenance.csv), flagged row by row AVALRFL = 'Y' (null where the time is as printed). Published "
+        "only when its blocking checks pass (write-audit-publish): a regressive cut never replaces the last good ADTTE."
     ),
     check_specs=[
         _quarantine_spec("adtte"),
@@ -182,12 +187,14 @@ def adtte(
     io_manager: ResourceParam[WarehouseTables],
     study_folder: StudyFolder,
     raw_followup: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
     quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
-    candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid)
+    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
+    candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid, provenance=provenance)
     versions = candidate.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
     cuts = versions["DATACUT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")

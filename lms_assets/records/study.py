@@ -61,10 +61,13 @@ class Study:
     report_tables: tuple[ReportTable, ...] = ()
     # The labels of survival_summary's rows (it has no label column) where a report table shows them: (key, label).
     survival_rows: tuple[tuple[str, str], ...] = ()
+    # On: R recomputes the statistics and agrees_with_r fails when it cannot. Off: a team without R says so, and
+    # every result states it was not independently verified.
+    independent_verification: bool = True
 
 
 REQUIRED = ("studyid", "title", "enrolment_start", "enrolment_end")
-KNOWN = (*REQUIRED, "exclude_quarantined_rows", "max_excluded_share", "report_tables", "survival_rows")
+KNOWN = (*REQUIRED, "exclude_quarantined_rows", "max_excluded_share", "report_tables", "survival_rows", "independent_verification")
 REPORT_TABLE_KEYS = ("heading", "source", "owners")
 
 
@@ -191,7 +194,12 @@ def _study(parsed: dict) -> Study:
     exclude = parsed.get("exclude_quarantined_rows", False)
     if not isinstance(exclude, bool):
         raise RecordFileError(f"{STUDY_FILE}: exclude_quarantined_rows must be true or false, not {excerpt(repr(exclude))}")
-    return Study(studyid, title, start, end, exclude, _share(parsed, "max_excluded_share"), _report_tables(parsed), _survival_rows(parsed))
+    independent = parsed.get("independent_verification", True)
+    if not isinstance(independent, bool):
+        raise RecordFileError(f"{STUDY_FILE}: independent_verification must be true or false, not {excerpt(repr(independent))}")
+    return Study(
+        studyid, title, start, end, exclude, _share(parsed, "max_excluded_share"), _report_tables(parsed), _survival_rows(parsed), independent
+    )
 
 
 def quarantine_verdict(study: Study, rows: pl.DataFrame, raw: pl.DataFrame, escape: Callable[[str], str] = str) -> tuple[bool, str, float]:

@@ -332,6 +332,27 @@ SUBGROUPS = (
 )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A printed claim that no comparison differs significantly, and the one list of comparisons that decides it.
+
+    The blocking check of its printed counts (``subgroup_recomputed_values``), printed_audit's inputs (the audit's
+    ``QUANTITY_INPUTS``) and sensitivity_ranges' verdict all read it, so the claim is judged one way everywhere.
+    """
+
+    quantity: str  # registry quantity per endpoint, ``{endpoint}`` the endpoint in lower case
+    comparisons: tuple[Subgroup, ...]  # each compared within each endpoint by the log-rank test, at SIGNIFICANCE
+    endpoints: tuple[str, ...] = ("PFS", "OS")
+
+    def quantity_of(self, endpoint: str) -> str:
+        return self.quantity.format(endpoint=endpoint.lower())
+
+
+# The Discussion: "In the analysis of gender, PS score, treatment history, primary site, combination therapy and other
+# subgroups, we did not find significant differences in PFS and OS": every comparison survival_subgroups shows.
+SUBGROUP_CLAIM = Claim("subgroups.{endpoint}.significant.n", SUBGROUPS)
+
+
 # lifelines' defaults stop Newton–Raphson when the Newton decrement (≈ step²) is below 1e-7 or the log-likelihood
 # changes by less than 1e-9 of itself (R's rule), leaving β up to ~1e-4 short of the maximum. Without the relative
 # rule and with a decrement of 1e-20 it stops at the maximum to rounding: HRs, CIs and p then agree with R's coxph,
@@ -539,15 +560,17 @@ def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | Non
 
 
 def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """The Discussion's "no significant differences in PFS and OS": per endpoint, the subgroup comparisons whose shown log-rank p is below 0.05.
+    """The Discussion's "no significant differences in PFS and OS": per endpoint, the comparisons of ``SUBGROUP_CLAIM``
+    whose shown log-rank p is below 0.05.
 
     A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.
     """
     rows: list[tuple[str, float | None, list[int]]] = []
-    at_cut = _cut(table, published_cut)
+    claimed = [s.factor for s in SUBGROUP_CLAIM.comparisons]
+    at_cut = _cut(table, published_cut).filter(pl.col("factor").is_in(claimed))
     for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
         significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height
-        rows.append((f"subgroups.{endpoint.lower()}.significant.n", significant, []))
+        rows.append((SUBGROUP_CLAIM.quantity_of(endpoint), significant, []))
     return figures_frame(rows)
 
 

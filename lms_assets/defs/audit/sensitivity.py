@@ -3,13 +3,16 @@
 import time
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, ResourceParam
 
+from lms_assets.audit import consistency
 from lms_assets.audit import sensitivity as sens
+from lms_assets.defs import gate
+from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
-from lms_assets.defs.resources import StudyFolder
+from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
 from lms_assets.tables import survival
 from lms_assets.tables.printed import published_cut
@@ -19,6 +22,36 @@ audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "numpy"})
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
 ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in survival.SUBGROUPS)})
 SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
+
+# The blocking checks: what the ranges must obey whatever the records are (audit.sensitivity says why each holds).
+ENUMERABLE = "reconstructions_enumerable"
+HOLD_SHIPPED = "ranges_hold_shipped_value"
+WINDOW = "window_from_study_dates"
+ENDS = "range_ends_recomputed"
+CHECKS = {
+    ENUMERABLE: (
+        "The consistent reconstructions are few enough to enumerate: every enumeration checks its size before allocating "
+        f"and refuses more than {consistency.MAX_ENUMERATED_CELLS:,} cells, naming the quantity and its count."
+    ),
+    HOLD_SHIPPED: "Every range holds the shipped reconstruction's own value (it is one of the consistent ones), and no result's shares of holds and fails add up to more than all.",
+    WINDOW: (
+        "The living patients' OS bounds come from the study's dates (study.toml's enrolment window and the published "
+        f"cut), recounted in calendar months (within {sens.WINDOW_TOLERANCE_MONTHS:g}), and no follow-up range ends beyond "
+        "the months from the first day of enrolment to the cut."
+    ),
+    ENDS: (
+        "Each end of the follow-up and at-risk ranges is what a concrete reconstruction at that end gives, recomputed "
+        "directly (reverse Kaplan–Meier by the survival module, counts by counting) rather than by the batched formulas."
+    ),
+}
+
+
+def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheckResult]:
+    """Every check's result when no range was computed: passed with why, or, when check ``failed`` failed for ``reason``,
+    that failure and the others not evaluated (ERROR: nothing they guard was shown to hold)."""
+    if failed is None:
+        return [problems_result(name, [], f"nothing to check: {reason}") for name in CHECKS]
+    return [problems_result(name, [reason if name == failed else f"not evaluated: {failed} failed"], "") for name in CHECKS]
 
 
 @audit_asset(
@@ -38,34 +71,53 @@ SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
         "every subgroup log-rank p and Cox HR that uses a reconstructed variable or OS, and the Discussion's 'no "
         "significant subgroup differences'. Verdict per result: robust (one conclusion under every consistent "
         "reconstruction), depends on the reconstruction (with the shares), fixed by the paper (no reconstructed input). "
-        "Robust says nothing about patients outside the paper's constraints."
+        "Robust says nothing about patients outside the paper's constraints. Blocking checks: "
+        + ", ".join(CHECKS)
+        + " (each described on the check)."
     ),
+    check_specs=[AssetCheckSpec(name, asset="sensitivity_ranges", blocking=True, description=text) for name, text in CHECKS.items()],
 )
 def sensitivity_ranges(
     context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
     study_folder: StudyFolder,
     printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     adsl: pl.DataFrame,
     adtte: pl.DataFrame,
-) -> Output[pl.DataFrame]:
+):
     registry = printed_values
     cut = published_cut(registry)
     empty = pl.DataFrame(schema=sens.SENSITIVITY_SCHEMA)
     if cut is None:
         reason = "no published cut in printed_values.csv: no printed figure constrains a reconstruction"
         context.log.info(reason)
-        return Output(empty, metadata={"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(reason)})
+        yield from gate.publish(
+            context, io_manager, empty, _nothing_to_check(reason), {"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(reason)}
+        )
+        return
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
     started = time.perf_counter()
-    study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, study_of(study_folder)))
+    study_file = study_of(study_folder)
+    study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, study_file))
     try:
         result = sens.sensitivity_ranges(study, provenance)
+    except consistency.EnumerationTooLarge as error:
+        # Inconsistent input, not a machine too small: the step fails as a check naming what grew.
+        yield from gate.publish(context, io_manager, empty, _nothing_to_check(str(error), failed=ENUMERABLE))
+        return
     except sens.NoConsistentReconstruction as error:
         # Not a failure of this step: the audit (paper_consistency) reports unreachable OS figures.
         context.log.warning(str(error))
-        return Output(empty, metadata={"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(str(error))})
+        yield from gate.publish(
+            context,
+            io_manager,
+            empty,
+            _nothing_to_check(str(error)),
+            {"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(str(error))},
+        )
+        return
     seconds = time.perf_counter() - started
     table = result.table
     placements = result.placements
@@ -81,9 +133,28 @@ def sensitivity_ranges(
     verdicts = table.group_by("verdict").len("results").sort("verdict")
     varied = table.filter(pl.col("coverage").str.starts_with("exact") | pl.col("coverage").str.starts_with("seeded"))
     context.log.info(f"{covered} {seconds:.1f} s")
-    return Output(
+    checks = [
+        problems_result(ENUMERABLE, [], f"{len(placements.gaps):,} labelled placements and {result.dose_space:,} dose allocations enumerated"),
+        problems_result(
+            HOLD_SHIPPED,
+            sens.ranges_hold_the_shipped_value(table),
+            f"all {table.filter(pl.col('minimum').is_not_null()).height} ranges hold the shipped value",
+        ),
+        problems_result(
+            WINDOW,
+            sens.window_problems(study, table, cut, study_file.enrolment_start, study_file.enrolment_end),
+            f"OS bounds of the living patients from {study_file.enrolment_start}–{study_file.enrolment_end} to the cut {cut}",
+        ),
+        problems_result(
+            ENDS, sens.extremes_problems(study, placements, table), "every end of the follow-up and at-risk ranges recomputed at its reconstruction"
+        ),
+    ]
+    yield from gate.publish(
+        context,
+        io_manager,
         table,
-        metadata={
+        checks,
+        {
             "dagster/row_count": table.height,
             "reconstructions_covered": MetadataValue.text(covered),
             "os_placements": len(placements.gaps),

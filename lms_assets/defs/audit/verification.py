@@ -21,6 +21,7 @@ from lms_assets.defs import gate
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
+from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.tables import survival
 
@@ -35,6 +36,12 @@ TIMEOUT_SECONDS = 600
 # Above this our Cox HRs are not fitted (survival.COX_MAX_ROWS), so a comparison would be incomplete; and the
 # cross-check is the study's QC record, not part of the scale benchmarks' graph.
 MAX_PATIENTS = survival.COX_MAX_ROWS
+# R is part of the platform: where it is missing, the failure says how to get it.
+R_INSTALL_HINT = "install R with `apt-get install r-base-core r-cran-survival`, or run `make test` or `make run`, which install it"
+# The one reason R is not run that is not a failure: the study is beyond what our Cox fits cover (MAX_PATIENTS).
+BEYOND_LIMIT = "exceed the cross-check's"
+# What a study team without R declares (study.toml, independent_verification = false), and every result then says.
+NOT_VERIFIED = "not independently verified: study.toml sets independent_verification = false, so R is not run"
 
 
 @dataclass(frozen=True)
@@ -46,31 +53,38 @@ class ReferenceRun:
 
 
 def run_reference(study_dir: Path, rscript: str | None = None, script: Path = REFERENCE_SCRIPT) -> ReferenceRun:
-    """Run the R reference on ``study_dir``; a missing Rscript or script is reported, a failing R run raises with R's stderr."""
+    """Run the R reference on ``study_dir``; a missing Rscript or script, an R run past ``TIMEOUT_SECONDS`` and a failing
+    R run (with the end of R's stderr) are reported as why it did not run, so that agrees_with_r fails as a check."""
     rscript = rscript or shutil.which("Rscript")
     if rscript is None:
-        return ReferenceRun(None, "not run: Rscript not found")
+        return ReferenceRun(None, f"not run: Rscript not found; {R_INSTALL_HINT}")
     if not script.is_file():
         return ReferenceRun(None, f"not run: reference script not found at {script}")
     with tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
-        done = subprocess.run(
-            [rscript, "--vanilla", str(script), str(study_dir), out],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_SECONDS,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [rscript, "--vanilla", str(script), str(study_dir), out],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_SECONDS,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return ReferenceRun(None, f"not run: {script.name} on {study_dir} was stopped after {TIMEOUT_SECONDS} s")
         if done.returncode != 0:
-            raise RuntimeError(f"{script.name} failed on {study_dir} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+            return ReferenceRun(None, f"not run: {script.name} failed on {study_dir} (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
         versions = dict(pl.read_csv(Path(out) / "versions.csv", schema={"name": pl.String, "value": pl.String}).iter_rows())
         return ReferenceRun(verification.read_reference(Path(out) / "results.csv"), verification.reference_label(versions))
 
 
-def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None = None) -> pl.DataFrame:
-    """The comparison table of our ``tables`` against R on ``study_dir``, or the one-row record that R did not run."""
+def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None = None, independent: bool = True) -> pl.DataFrame:
+    """The comparison table of our ``tables`` against R on ``study_dir``, or the one-row record that R did not run
+    (``independent`` off: the study declared it has no R)."""
+    if not independent:
+        return verification.not_run(NOT_VERIFIED)
     patients = tables["baseline_summary"].filter(pl.col("key") == "patients")["n"].sum()
     if patients > MAX_PATIENTS:
-        return verification.not_run(f"{patients:,} patients exceed the cross-check's {MAX_PATIENTS:,} (our Cox HRs stop there)")
+        return verification.not_run(f"{patients:,} patients {BEYOND_LIMIT} {MAX_PATIENTS:,} (our Cox HRs stop there)")
     run = run_reference(study_dir, rscript)
     if run.results is None:
         return verification.not_run(run.reference.removeprefix("not run: "))
@@ -83,17 +97,45 @@ def verify(tables: dict[str, pl.DataFrame], study_dir: Path, rscript: str | None
 AGREES_WITH_R = "agrees_with_r"
 
 
-def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
-    """ERROR unless every compared value agrees with R; WARN when R did not run, since then nothing is verified."""
+def problems_result(name: str, problems: list[str], passed_text: str) -> AssetCheckResult:
+    """A blocking check's result from a pure rule's list of problems: ERROR naming the first ones, or passed saying what held."""
+    if not problems:
+        return AssetCheckResult(check_name=name, passed=True, description=passed_text[:500], metadata={"reason": MetadataValue.text(passed_text)})
+    reason = f"{len(problems)} problem(s): " + "; ".join(problems)
+    return AssetCheckResult(
+        check_name=name,
+        passed=False,
+        severity=AssetCheckSeverity.ERROR,
+        description=reason[:500],
+        metadata={"reason": MetadataValue.text(reason[:4000])},
+    )
+
+
+def agreement_result(table: pl.DataFrame, independent: bool = True) -> AssetCheckResult:
+    """ERROR unless every compared value agrees with R, and when R could not run (with how to install it).
+
+    Passed without a comparison only where the study declares it has no R (``independent`` off), saying it was not
+    independently verified; WARN where the study is beyond the cross-check's size (``MAX_PATIENTS``).
+    """
     summary = verification.verification_summary(table)
     if not summary["comparisons"]:
+        if not independent:
+            return AssetCheckResult(
+                check_name=AGREES_WITH_R,
+                passed=True,
+                description=NOT_VERIFIED,
+                metadata={"reason": MetadataValue.text(NOT_VERIFIED), "independently_verified": MetadataValue.bool(False)},
+            )
+        beyond = BEYOND_LIMIT in summary["status"]
         reason = f"{summary['status']}: nothing was independently verified"
+        if R_INSTALL_HINT in reason:
+            reason += " (a study team without R sets independent_verification = false in study.toml)"
         return AssetCheckResult(
             check_name=AGREES_WITH_R,
             passed=False,
-            severity=AssetCheckSeverity.WARN,
-            description=reason,
-            metadata={"reason": MetadataValue.text(reason)},
+            severity=AssetCheckSeverity.WARN if beyond else AssetCheckSeverity.ERROR,
+            description=reason[:500],
+            metadata={"reason": MetadataValue.text(reason), "independently_verified": MetadataValue.bool(False)},
         )
     failing = table.filter(~pl.col("status").is_in([verification.AGREE, verification.NOT_RUN]))
     first = "; ".join(
@@ -127,7 +169,9 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
         "(lms_assets.audit.verification.EXCEPTIONS). Without Rscript, or above "
         f"{MAX_PATIENTS:,} patients, it records one row 'not run: <why>', never a pass. Its blocking check "
         "agrees_with_r fails with ERROR (and the comparison is staged, not published) when any value disagrees or is on "
-        "one side only, and with WARN when R did not run."
+        f"one side only, and when Rscript is missing ({R_INSTALL_HINT}); WARN above {MAX_PATIENTS:,} patients. A study "
+        "team without R sets independent_verification = false in study.toml: R is not run and the check passes saying "
+        "'not independently verified'."
     ),
     check_specs=[
         AssetCheckSpec(
@@ -136,7 +180,9 @@ def agreement_result(table: pl.DataFrame) -> AssetCheckResult:
             blocking=True,
             description=(
                 "Every compared value agrees with the independent R program (ERROR, blocking, otherwise: the comparison "
-                "goes to staging and nothing downstream runs); WARN when R did not run, since nothing is then verified."
+                "goes to staging and nothing downstream runs); ERROR too when Rscript is missing, saying how to install "
+                f"it; WARN above {MAX_PATIENTS:,} patients; passed with 'not independently verified' only where study.toml "
+                "sets independent_verification = false."
             ),
         )
     ],
@@ -166,14 +212,15 @@ def r_verification(
         "baseline_summary": baseline_summary,
         "ae_summary": ae_summary,
     }
-    table = verify(tables, study_folder.root)
+    independent = study_of(study_folder).independent_verification
+    table = verify(tables, study_folder.root, independent=independent)
     summary = verification.verification_summary(table)
     context.log.info(f"Independent verification: {summary['status']} ({summary['agreed']} of {summary['comparisons']} agree)")
     yield from gate.publish(
         context,
         io_manager,
         table,
-        [agreement_result(table)],
+        [agreement_result(table, independent)],
         {
             "dagster/row_count": table.height,
             "status": summary["status"],

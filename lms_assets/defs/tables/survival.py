@@ -3,17 +3,44 @@
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
 
+from lms_assets.audit import verification
+from lms_assets.defs import gate
 from lms_assets.defs.audit.published import gated_summary
+from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import SURVIVAL, asset_defaults
 from lms_assets.defs.metadata import preview, table_output
+from lms_assets.defs.resources import WarehouseTables
 from lms_assets.tables import survival
 
 survival_asset = asset_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
 # are most of its size, and on a million patients loading them all takes ten times as long.
 TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
+# Every survival table's OS rows rest on this reconstructed input; its description says so.
+RECONSTRUCTED_OS = (
+    "Reconstructed input: OS at the published cut rests on the reconstructed last-contact times of the patients alive "
+    "then (Table 3 prints NA; ADTTE AVALRFL = 'Y'); sensitivity_ranges gives how far each OS result can move."
+)
+# Blocking checks of the two tables no printed figure and no R comparison covers: recomputed by lifelines from ADTTE.
+LANDMARKS_MATCH = "landmark_rates_match_lifelines"
+HISTORY_MATCHES = "median_history_matches_lifelines"
+
+
+def landmarks_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    """``LANDMARKS_MATCH`` on a candidate ``survival_landmarks``, as its step yields it."""
+    return problems_result(LANDMARKS_MATCH, verification.landmark_problems(table, adtte), "the 6- and 12-month rows equal lifelines on ADTTE")
+
+
+def history_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    """``HISTORY_MATCHES`` on a candidate ``median_history``, as its step yields it."""
+    cuts = table["data_cut"].n_unique()
+    return problems_result(
+        HISTORY_MATCHES, verification.median_history_problems(table, adtte), f"{table.height} rows at {cuts} cut(s) equal lifelines on ADTTE"
+    )
+
+
 SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
 
 
@@ -23,7 +50,7 @@ SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.co
         "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
         "(so it grows with distinct times, not patients) with patients at risk, events, censorings, S(t), Greenwood "
         'SE (`std_err`) and the pointwise log(−log) 95% band (`ci_lower`/`ci_upper`, R\'s conf.type = "log-log"), '
-        "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B."
+        "null where it is undefined (S = 1 before the first event, S = 0), as R gives NA. Figure 1A/B. " + RECONSTRUCTED_OS
     ),
 )
 def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -42,7 +69,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
         "'brookmeyer_crowley_loglog'`: the CI where the defined log(−log) band crosses 0.5 (R's quantile.survfit with "
         'conf.type = "log-log"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper\'s '
         "figures); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
-        "Anything not reached is null with the reason in `note`."
+        "Anything not reached is null with the reason in `note`. " + RECONSTRUCTED_OS
     ),
 )
 def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -70,16 +97,34 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @survival_asset(
+    ins={"adtte": TIME_TO_EVENT},
     description=(
         "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
         "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
-        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time."
+        "month 6 and 12 are the 6- and 12-month PFS/OS rates. S(t) is null beyond the last observed time. "
+        f"{RECONSTRUCTED_OS} Blocking check {LANDMARKS_MATCH}: the 6- and 12-month rows equal lifelines' "
+        "Kaplan–Meier on ADTTE."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            LANDMARKS_MATCH,
+            asset="survival_landmarks",
+            blocking=True,
+            description=(
+                "At 6 and 12 months, every cut and endpoint: patients at risk counted on ADTTE, S(t) and its log(−log) "
+                "band as lifelines' KaplanMeierFitter gives them on ADTTE (ERROR otherwise; the table goes to staging)."
+            ),
+        )
+    ],
 )
-def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
+def survival_landmarks(
+    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_curves: pl.DataFrame, adtte: pl.DataFrame
+):
     table = survival.landmarks(survival_curves)
-    rates = table.filter(pl.col("month").is_in([6.0, 12.0])).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
-    return table_output(table, limit=40, rates=preview(rates))
+    rates = table.filter(pl.col("month").is_in(verification.QUOTED_LANDMARKS)).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
+    check = landmarks_check(table, adtte)
+    output = table_output(table, limit=40, rates=preview(rates))
+    yield from gate.publish(context, io_manager, table, [check], output.metadata)
 
 
 @gated_summary(
@@ -89,7 +134,7 @@ def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
         "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
         "censors; `median_midpoint`: R's plateau midpoint) with its log(−log) 95% CI, and the range = shortest and longest observed time (AVAL, event or "
         "censoring) over all patients. The paper's 'median follow-up 17.8 months (range 4.3–23.5)' is checked "
-        "against the OS rows of the published cut; `patients` lists the SUBJIDs."
+        "against the OS rows of the published cut; `patients` lists the SUBJIDs. " + RECONSTRUCTED_OS
     ),
 )
 def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -109,7 +154,8 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
         "with 95% CI and Wald p (lifelines, Efron ties, run to the maximum as R's coxph; fitted up to "
         f"{survival.COX_MAX_ROWS:,} patients, null with a note when the likelihood is monotone). Rows are summed in one "
         "order, so re-runs are bit-identical. The Discussion's claim that no subgroup differed significantly is "
-        "checked by the blocking checks of its printed counts (subgroups.pfs/os.significant.n)."
+        "checked by the blocking checks of its printed counts (subgroups.pfs/os.significant.n). Reconstructed inputs: "
+        "the primary-site allocation (ADSL RECONVAR) and, for OS, the living patients' last-contact times. " + RECONSTRUCTED_OS
     ),
 )
 def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -125,12 +171,28 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
 
 @survival_asset(
     kinds={"polars", "duckdb"},
+    ins={"adtte": TIME_TO_EVENT},
     description=(
         "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
         "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
-        "each cut's rows come from its own follow-up file."
+        f"each cut's rows come from its own follow-up file. {RECONSTRUCTED_OS} Blocking check {HISTORY_MATCHES}: every "
+        "row equals lifelines' Kaplan–Meier on ADTTE."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            HISTORY_MATCHES,
+            asset="median_history",
+            blocking=True,
+            description=(
+                "Every cut and endpoint of ADTTE is in the history and each row's n, events, median and CI equal lifelines' "
+                "Kaplan–Meier on ADTTE (SPSS: Collett's SE recomputed on lifelines' curve; Brookmeyer–Crowley: where "
+                "lifelines' log(−log) band reaches 0.5). ERROR otherwise; the table goes to staging."
+            ),
+        )
+    ],
 )
-def median_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
+def median_history(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_summary: pl.DataFrame, adtte: pl.DataFrame):
     table = survival.median_history(survival_summary)
-    return table_output(table, data_cuts=table["data_cut"].n_unique())
+    check = history_check(table, adtte)
+    output = table_output(table, data_cuts=table["data_cut"].n_unique())
+    yield from gate.publish(context, io_manager, table, [check], output.metadata)
