@@ -9,6 +9,7 @@ import pytest
 
 from lms_assets.adam.adae import derive_adae
 from lms_assets.defs.audit.published import value_verdicts
+from lms_assets.defs.metadata import PNG_MAX_WIDTH
 from lms_assets.graphs import adverse_events, waterfall
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY
@@ -139,7 +140,7 @@ def test_charts_are_materialized_as_png_and_html(shipped_run):
 
 CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
 MIN_CHART_WIDTH_PX = 600
-MAX_CHART_WIDTH_PX = 1100
+MAX_CHART_WIDTH_PX = PNG_MAX_WIDTH
 
 
 @pytest.mark.slow

@@ -394,10 +394,10 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
     age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)
-    assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*>53 ≠</td>', age_row)
-    # Survival: both CI methods of the PFS median (at the paper's finest precision, 2.96–5.24, plus one digit);
-    # the OS log(−log) upper bound is not reached (R: NA).
-    assert re.search(r"2\.96\d–5\.2[34]\d", html) and "Brookmeyer–Crowley" in html and re.search(r"6\.9\d–not reached", html)
+    assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*><a href="trace.html#[^"]+">53</a> ≠</td>', age_row)
+    # Survival: both CI methods of the PFS median, at the places the charts state them (two), so the report and
+    # Figure 1 read the same numbers; the OS log(−log) upper bound is not reached (R: NA).
+    assert "2.96–5.24" in html and "Brookmeyer–Crowley" in html and "6.90–not reached" in html
     # The QC record: R reproduced the tables (or, without R, the report says it did not run).
     assert ">Independent verification (R)<" in html
     assert re.search(r"<strong>([\d,]+) of \1</strong> values agree", html) or "not run: Rscript not found" in html
@@ -407,7 +407,9 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     assert hashlib.sha256((study / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
     assert f"<td>dagster</td><td>{dagster.__version__}</td>" in html
     # No printed value agreeing at the printed precision is marked ≠: each ≠ is a recomputed value that differs.
-    for recomputed, printed in re.findall(r'<td class="num">([^<]*)</td><td class="num printed status-discrepancy"[^>]*>([^ <]+) ≠', html):
+    for recomputed, printed in re.findall(
+        r'<td class="num">([^<]*)</td><td class="num printed status-discrepancy"[^>]*><a [^>]+>([^ <]+)</a> ≠', html
+    ):
         assert recomputed == "—" or round(float(recomputed), 6) != float(printed), (recomputed, printed)
 
     # Built from its inputs: rebuilt alone, on a copy of that run's warehouse and outputs and a fresh instance whose

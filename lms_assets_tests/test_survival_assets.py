@@ -108,10 +108,11 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
 
     for chart in ("km_pfs_chart", "km_os_chart", "forest_chart"):
         metadata = materialized[chart].metadata
-        assert "data:image/png;base64," in metadata["chart"].value
-        assert Path(metadata["interactive_html"].value).is_file()
-    html = Path(materialized["km_os_chart"].metadata["interactive_html"].value).read_text()
+        assert "data:image/png;base64," in metadata["chart picture"].value
+        assert metadata["chart page"].value.endswith(f"/charts/{chart}.html")
+        assert (platform_env["outputs"] / "charts" / f"{chart}.html").is_file()
+    html = (platform_env["outputs"] / "charts" / "km_os_chart.html").read_text()
     assert "Data cut 2021-09-30 (latest)" in html and "Data cut 2021-03-31 (published)" in html
     # The published cut's log(−log) interval in the chart's caption: the upper bound is not reached, not 28.0.
     # (Altair writes the spec as JSON with non-ASCII characters escaped.)
-    assert json.dumps("log(−log) CI 6.9–not reached")[1:-1] in html and json.dumps("6.9–28.0")[1:-1] not in html
+    assert json.dumps("log(−log) CI 6.90–not reached")[1:-1] in html and json.dumps("6.90–28.00")[1:-1] not in html

@@ -69,9 +69,10 @@ def preview(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> TableMetadataValu
     return MetadataValue.table([TableRecord(row) for row in shown.iter_rows(named=True)], schema=schema)
 
 
-# The UI shows the PNG in a dialog at most 80 % of the window wide, at its natural size: at scale 1 every chart
-# is 600-1,200 px wide, so it fits the dialog at 1440 px, and its type is as large as on the chart's page.
+# The UI shows the PNG in a dialog at most 80 % of the window wide (1,152 px at 1440 px), at its natural size: at
+# scale 1 its type is as large as on the chart's page, and a wider chart is drawn smaller to fit.
 PNG_SCALE = 1.0
+PNG_MAX_WIDTH = 1100
 
 
 def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
@@ -87,7 +88,7 @@ def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: O
     name = context.asset_key.path[-1]
     chart = legible(chart)
     relative = f"charts/{name}.html"
-    png, html_path = render.render_chart(chart, outputs.root / relative, scale=PNG_SCALE)
+    png, html_path = render.render_chart(chart, outputs.root / relative, scale=PNG_SCALE, max_width=PNG_MAX_WIDTH)
     value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, str(html_path.resolve()))
     return Output(
         value,

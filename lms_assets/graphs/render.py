@@ -95,10 +95,19 @@ def save_html(chart: alt.TopLevelMixin | dict[str, Any], path: Path) -> Path:
     return path
 
 
-def render_chart(chart: alt.TopLevelMixin, path: Path, scale: float = 1.0) -> tuple[bytes, Path]:
-    """The chart's PNG at ``scale`` and its standalone HTML at ``path``, from one spec."""
+def png_width(png: bytes) -> int:
+    """The width in pixels a PNG's header gives."""
+    return int.from_bytes(png[16:20], "big")
+
+
+def render_chart(chart: alt.TopLevelMixin, path: Path, scale: float = 1.0, max_width: int | None = None) -> tuple[bytes, Path]:
+    """The chart's PNG at ``scale``, drawn smaller where it would be wider than ``max_width`` pixels, and its
+    standalone HTML at ``path``, from one spec."""
     spec = chart_spec(chart)
-    return png_bytes(spec, scale=scale), save_html(spec, path)
+    png = png_bytes(spec, scale=scale)
+    if max_width is not None and png_width(png) > max_width:
+        png = png_bytes(spec, scale=scale * max_width / png_width(png))
+    return png, save_html(spec, path)
 
 
 def clip(text: str, max_chars: int) -> str:
@@ -136,6 +145,6 @@ def cell_text(value: object, max_items: int | None = None, max_chars: int | None
         text += f", … ({len(value)} in all)" if len(shown) < len(value) else ""
     else:
         text = str(value)
-    # Invisible, bidi and look-alike characters as code points: a reader sees what is stored, not what it mimics.
-    text = reveal(text)
-    return text if max_chars is None else clip(text, max_chars)
+    # Clipped first, so a huge cell costs nothing; then invisible, bidi and look-alike characters as code points: a
+    # reader sees what is stored, not what it mimics.
+    return reveal(text if max_chars is None else clip(text, max_chars))
