@@ -344,16 +344,21 @@ def test_subgroup_p_values_are_bit_identical_whatever_the_row_order():
         assert shuffled["logrank_p"].to_list() == first["logrank_p"].to_list()
 
 
-def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
-    """The Discussion's claim holds on these data: no log-rank p below 0.05."""
+def _shipped_adsl(provenance: pl.DataFrame | None = None) -> pl.DataFrame:
+    """ADSL of the shipped records, with the shipped provenance.csv unless ``provenance`` is given."""
     patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
     allocations = validation.read_raw(SHIPPED / "patient_allocations.csv", schemas.PATIENT_ALLOCATIONS)
-    adsl = derive_adsl(
+    return derive_adsl(
         validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
         validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
         studyid=SHIPPED_STUDY.studyid,
-        provenance=_shipped_provenance(),
+        provenance=_shipped_provenance() if provenance is None else provenance,
     )
+
+
+def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
+    """The Discussion's claim holds on these data: no log-rank p below 0.05."""
+    adsl = _shipped_adsl()
     table = survival.subgroup_comparisons(_shipped_adtte(), adsl)
     assert table.height == 2 * len(survival.SUBGROUPS)  # each factor, for PFS and OS
     assert table["logrank_p"].min() > 0.05
@@ -449,20 +454,8 @@ def _shipped_adtte_as(label: str) -> pl.DataFrame:
 
 
 def test_adsl_names_each_patients_reconstructed_variables():
-    patients = validation.read_raw(SHIPPED / "patients.csv", schemas.PATIENTS)
-    allocations = validation.read_raw(SHIPPED / "patient_allocations.csv", schemas.PATIENT_ALLOCATIONS)
-    adsl = derive_adsl(
-        validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
-        validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
-        studyid=SHIPPED_STUDY.studyid,
-        provenance=_shipped_provenance(),
-    )
+    adsl = _shipped_adsl()
     assert set(adsl["RECONVAR"]) == {"PRIMSITE DOSE0 DOSREDFL DISCAEFL"}
     transcribed = _shipped_provenance().filter(pl.col("file") != "patient_allocations.csv")
-    without = derive_adsl(
-        validation.clean(patients, schemas.PATIENTS, validation.problems(patients, schemas.PATIENTS)),
-        validation.clean(allocations, schemas.PATIENT_ALLOCATIONS, validation.problems(allocations, schemas.PATIENT_ALLOCATIONS)),
-        studyid=SHIPPED_STUDY.studyid,
-        provenance=transcribed,
-    )
+    without = _shipped_adsl(provenance=transcribed)
     assert without["RECONVAR"].null_count() == 19

@@ -56,7 +56,9 @@ def publish(
     A failed result's ``description`` becomes part of the failure's first line: make it say what is wrong
     and where (file, line, column, value; patient and cut), in a few hundred characters at most.
     """
-    results = list(results)
+    # Each result links the asset's place in the served report (the definitions give every asset its `report` link).
+    report = context.assets_def.metadata_by_key.get(context.asset_key, {}).get("report")
+    results = [r.with_metadata({**r.metadata, "report": report}) if report is not None else r for r in results]
     yield from results
     failed = blocking_failures(context, results)
     table = context.asset_key.path[-1]
