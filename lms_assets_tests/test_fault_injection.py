@@ -372,10 +372,10 @@ def r_agreement(records: dict[str, pl.DataFrame]):
     """The agrees_with_r result r_verification yields, on tables recomputed from ``records``."""
     from lms_assets.audit import verification
     from lms_assets.defs.audit.verification import agreement_result, verify
-    from lms_assets_tests.test_r_crosscheck import rscript_or_skip
+    from lms_assets_tests.test_r_crosscheck import rscript_or_fail
 
     tables = summary_tables(records)
-    return agreement_result(verify({name: tables[name] for name in verification.TABLES}, SHIPPED_DATA, rscript_or_skip()))
+    return agreement_result(verify({name: tables[name] for name in verification.TABLES}, SHIPPED_DATA, rscript_or_fail()))
 
 
 def test_the_shipped_study_agrees_with_r(records, monkeypatch):

@@ -12,7 +12,6 @@ its 0.5 plateau, landmark months that are event times) and one drawn by ``lms_as
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -156,13 +155,11 @@ def _build_study(name: str, folder: Path) -> Path:
 STUDIES = ("shipped", "ties_and_plateaus", "extremes", "synthetic_60", "synthetic_40")
 
 
-def rscript_or_skip() -> str:
-    """Rscript's path; under CI a missing R is a failure (R is a declared test dependency, `make system-deps`)."""
+def rscript_or_fail() -> str:
+    """Rscript's path. R is part of the platform (`make run` and `make test` install it): a missing R fails, saying how to install it."""
     found = shutil.which("Rscript")
     if found is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("Rscript not found: `make system-deps` installs r-base-core and r-cran-survival; CI must not skip the R cross-check")
-        pytest.skip("Rscript not found (install r-base-core and r-cran-survival, e.g. `make system-deps`)")
+        pytest.fail("Rscript not found: install R with survival (apt-get install r-base-core r-cran-survival), or run `make test`, which installs it")
     return found
 
 
@@ -182,7 +179,7 @@ def verified(request, tmp_path_factory):
 
     from lms_assets.definitions import build_defs
 
-    rscript_or_skip()
+    rscript_or_fail()
     if request.param == "shipped":
         shipped = request.getfixturevalue("shipped_run")  # everything, a superset of what the check needs
         assert shipped["result"].success, "shipped: materialization failed"
@@ -203,7 +200,7 @@ def verified(request, tmp_path_factory):
 def test_every_value_agrees_with_r(verified):
     """Our tables exported from the warehouse, R run here on the study folder: every value agrees, none is one-sided."""
     tables = verified["tables"]
-    table = verify({name: tables[name] for name in verification.TABLES}, verified["study"], rscript_or_skip())
+    table = verify({name: tables[name] for name in verification.TABLES}, verified["study"], rscript_or_fail())
     problems = table.filter(pl.col("status") != verification.AGREE)
     shown = problems.select("table", "data_cut", "endpoint", "key", "time", "statistic", "ours", "r", "status")
     assert problems.is_empty(), f"{verified['name']}: {problems.height} values do not agree with R:\n{shown.head(20).to_pandas().to_string()}"
@@ -219,7 +216,7 @@ def test_every_value_agrees_with_r(verified):
 def test_the_asset_records_the_same_comparison(verified):
     """The stored ``r_verification`` is the comparison this test makes: one rule for both."""
     stored = verified["tables"]["r_verification"]
-    recomputed = verify({name: verified["tables"][name] for name in verification.TABLES}, verified["study"], rscript_or_skip())
+    recomputed = verify({name: verified["tables"][name] for name in verification.TABLES}, verified["study"], rscript_or_fail())
     assert stored.equals(recomputed)
 
 
@@ -376,7 +373,7 @@ def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_p
 
 
 def test_the_reference_script_fails_loudly_on_a_folder_without_records(tmp_path):
-    rscript = rscript_or_skip()
+    rscript = rscript_or_fail()
     run = run_reference(tmp_path, rscript)
     assert run.results is None and "patients.csv: file not found" in run.reference
     assert REFERENCE_SCRIPT.is_file()
