@@ -99,7 +99,7 @@ EXTREMES = {
             (3, 9.0, 1, 12.0, 0),
             (4, 6.0, 1, 12.0, 0),
             (5, 1.5, 0, 1.5, 0),
-            (6, 10.0, 1, 10.0, 1),  # a death is a PFS event (data/README.md, progressed)
+            (6, 2.0, 0, 10.0, 0),  # alive: a death would be a PFS event (data/README.md, progressed)
             (7, 0.5, 0, 12.0, 0),
             (8, 4.5, 1, 4.5, 1),
             (9, 1.0, 1, 2.0, 1),
@@ -358,10 +358,9 @@ def test_independent_verification_is_a_validated_study_setting(tmp_path):
     shutil.copy(SHIPPED_DATA / "study.toml", tmp_path / "study.toml")
     assert load_study(tmp_path).independent_verification is True
     text = (tmp_path / "study.toml").read_text()
-    # Before the file's first [table]: a key after one would belong to it.
-    (tmp_path / "study.toml").write_text("independent_verification = false\n" + text)
+    (tmp_path / "study.toml").write_text(text.replace("independent_verification = true", "independent_verification = false"))
     assert load_study(tmp_path).independent_verification is False
-    (tmp_path / "study.toml").write_text('independent_verification = "no"\n' + text)
+    (tmp_path / "study.toml").write_text(text.replace("independent_verification = true", 'independent_verification = "no"'))
     with pytest.raises(RecordFileError, match="independent_verification must be true or false"):
         load_study(tmp_path)
 
