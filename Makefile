@@ -13,14 +13,15 @@ REPORT_PORT ?= 3001
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --quiet --upgrade pip
 
 # The package is installed again only when what it is built from changes: the stamp is newer than both files.
+# pip shows errors only (--quiet twice): a machine's own index settings otherwise print a warning per package.
 # The source itself needs no reinstall (an editable install). The filter hides setuptools' "Editable
 # installation" notice, printed on every editable build even with --quiet.
 INSTALLED := $(VENV)/.installed
 $(INSTALLED): pyproject.toml constraints.txt $(BIN)/python
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(INSTALLED)

@@ -1,5 +1,6 @@
 """Group ``ingest``: every record file loaded into DuckDB as it arrived, and the quarantine of bad rows."""
 
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    BetaWarning,
     DataVersion,
     Failure,
     MetadataValue,
@@ -23,6 +25,10 @@ from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.records.validation import FILE, ROW
+
+# A raw table's data version is its files' SHA-256, which is what lets an unchanged file skip its downstream run.
+# Dagster marks the parameter beta and says so on every materialization, in every run's log.
+warnings.filterwarnings("ignore", message="Parameter `data_version` of initializer `Output.__init__` is currently in beta", category=BetaWarning)
 
 ingest_asset = asset_defaults(group=INGEST, kinds={"csv", "duckdb"})
 # A bad file's message is shown to every UI user; long enough for the expected column list, no more.
