@@ -1,7 +1,8 @@
 """The waterfall and adverse-event charts, and every response, baseline and toxicity check on the shipped study."""
 
-import base64
+import hashlib
 import json
+import re
 import struct
 
 import polars as pl
@@ -130,11 +131,11 @@ def test_printed_values_on_the_shipped_study(shipped_run):
 @pytest.mark.slow
 def test_charts_are_materialized_as_png_and_html(shipped_run):
     waterfall_md = shipped_run["result"].asset_materializations_for_node("waterfall_chart")[0].metadata
-    assert waterfall_md["chart picture"].value.startswith("![Waterfall plot](data:image/png;base64,")
+    assert re.fullmatch(r"http://[^ ]+/charts/waterfall_chart\.png\?sha256=[0-9a-f]{12}", waterfall_md["chart picture"].value)
     assert (waterfall_md["patients"].value, waterfall_md["bars_drawn"].value) == (19, 19)
     assert (shipped_run["outputs"] / "charts" / "waterfall_chart.html").stat().st_size > 0
     ae_md = shipped_run["result"].asset_materializations_for_node("ae_chart")[0].metadata
-    assert ae_md["terms"].value == 12 and ae_md["chart picture"].value.startswith("![Adverse events by grade](data:image/png;base64,")
+    assert ae_md["terms"].value == 12 and "/charts/ae_chart.png?sha256=" in ae_md["chart picture"].value
     assert (shipped_run["outputs"] / "charts" / "ae_chart.html").stat().st_size > 0
 
 
@@ -149,7 +150,9 @@ def test_every_chart_heads_its_metadata_with_its_page_then_a_picture_that_fits_t
         metadata = shipped_run["result"].asset_materializations_for_node(name)[0].metadata
         assert list(metadata)[:2] == ["chart page", "chart picture"], (name, list(metadata))
         assert metadata["chart page"].value.endswith(f"/charts/{name}.html")
-        png = base64.b64decode(metadata["chart picture"].value.split("base64,", 1)[1].rstrip(")"))
+        # The picture is the PNG the chart IO manager stored, served beside the page; the link names its digest.
+        png = (shipped_run["outputs"] / "charts" / f"{name}.png").read_bytes()
+        assert metadata["chart picture"].value.endswith(f"/charts/{name}.png?sha256={hashlib.sha256(png).hexdigest()[:12]}")
         width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
         # Dagster's dialog is at most 80 % of a 1440 px window wide and shows the picture at its natural size.
         assert MIN_CHART_WIDTH_PX <= width <= MAX_CHART_WIDTH_PX and height > 0, (name, width, height)

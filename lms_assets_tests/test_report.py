@@ -382,11 +382,12 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     images = [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)]
     assert len(images) == len(CHART_ASSETS) == metadata["charts"].value
     assert all(i.startswith(PNG_MAGIC) for i in images)
-    # Each chart rendered once: the PNG in the UI's metadata, the stored PNG and the report's image are the same bytes.
+    # Each chart rendered once: the PNG the UI's metadata links (by its digest), the stored PNG and the report's image
+    # are the same bytes.
     for chart, image in zip(CHART_NAMES, images):
         shown = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(chart))
-        in_ui = re.search(r"base64,([A-Za-z0-9+/=]+)\)", shown.materialization.metadata["chart picture"].value)[1]
-        assert base64.b64decode(in_ui) == image == (outputs / "charts" / f"{chart}.png").read_bytes()
+        digest = re.search(r"\?sha256=([0-9a-f]{12})$", shown.materialization.metadata["chart picture"].value)[1]
+        assert digest == hashlib.sha256(image).hexdigest()[:12] and image == (outputs / "charts" / f"{chart}.png").read_bytes()
     # Beside the report, its trace page: a section per printed value, each printed cell linking to its own.
     traces = (written.parent / "trace.html").read_text(encoding="utf-8")
     linked = set(re.findall(r'<a href="trace.html#([^"]+)">', html))

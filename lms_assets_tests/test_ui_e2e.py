@@ -301,6 +301,20 @@ def chart_fits(page, base_url: str, asset: str) -> str | None:
         return f"{asset}: no chart drawn on its page"
     if box["x"] + box["width"] > VIEWPORT["width"]:
         return f"{asset}: chart {box['width']:.0f} px wide at x {box['x']:.0f}, wider than the {VIEWPORT['width']} px window"
+    # The second entry: the picture, served beside the page, whole in the window.
+    link = page.locator("tr", has=page.get_by_text("chart picture", exact=True)).locator("a").first
+    with page.context.expect_page() as opened:
+        link.click()
+    picture = opened.value
+    picture.set_viewport_size(VIEWPORT)
+    width = poll(
+        lambda: picture.evaluate("() => { const i = document.images[0]; return i && i.complete && i.naturalWidth; }"),
+        f"{asset}'s picture",
+        page=picture,
+    )
+    picture.close()
+    if width > VIEWPORT["width"]:
+        return f"{asset}: picture {width} px wide, wider than the {VIEWPORT['width']} px window"
     return None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from dataclasses import dataclass
@@ -41,11 +40,6 @@ def chart_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
 def png_bytes(chart: alt.TopLevelMixin | dict[str, Any], scale: float = 1.0) -> bytes:
     """The chart (or its ``chart_spec``) as a PNG image, rendered offline by vl-convert."""
     return vlc.vegalite_to_png(chart if isinstance(chart, dict) else chart_spec(chart), scale=scale)
-
-
-def markdown_image(png: bytes, alt_text: str) -> str:
-    """Markdown that shows a PNG inline in Dagster's metadata panel (the quickstart pattern)."""
-    return f"![{alt_text}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
 
 
 class ScriptSafeJSONEncoder(json.JSONEncoder):

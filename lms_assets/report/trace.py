@@ -129,10 +129,16 @@ def trace_section(
     """One printed value's trace (``row`` its ``printed_audit`` row, ``registry_row`` its ``printed_values`` row)."""
     name, words, counted = counted_rows(row, datasets, ae_summary, cut)
     decimals = registry_row["decimals"]
+    owner = registry_row["owner"] or "no asset"
+    recomputed = (
+        f"{row['shown']} by {row['computed_by']}, compared at {decimals} decimal place(s), halves rounded up"
+        if row["computed_by"]
+        else f"{row['shown']}: no table computes it"
+    )
     facts = [
         ("Printed", f"{row['published']} — {row['source']}"),
-        ("Recomputed", f"{row['shown']} by {row['computed_by']}, compared at {decimals} decimal place(s), halves rounded up"),
-        ("Verdict", f"{row['status']}; check {registry_row['check_name']} on {row['computed_by']}: {row['check_outcome']}"),
+        ("Recomputed", recomputed),
+        ("Verdict", f"{row['status']}; check {registry_row['check_name']} on {owner}: {row['check_outcome']}"),
         ("Why", row["check_reason"] or ""),
         ("Rests on", audit_rules.basis_words(row["basis"])),
     ]
