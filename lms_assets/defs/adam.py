@@ -90,12 +90,28 @@ def _has_patients_result(candidate: pl.DataFrame, raw: pl.DataFrame, source: str
     )
 
 
-def _metadata(frame: pl.DataFrame, settings: Study, quarantine: pl.DataFrame, **extra) -> dict:
-    """What every cohort table records; where quarantined rows may be left out, how many patients lost records."""
-    metadata = {"dagster/row_count": frame.height, "preview": preview(frame), **extra}
+def _metadata(frame: pl.DataFrame, settings: Study, quarantine: pl.DataFrame, shown: pl.DataFrame | None = None, **extra) -> dict:
+    """What every cohort table records (its preview of ``shown``, or of the table); where quarantined rows may be left
+    out, how many patients lost records."""
+    metadata = {"dagster/row_count": frame.height, "preview": preview(frame if shown is None else shown), **extra}
     if settings.exclude_quarantined_rows:
         metadata[gate.PATIENTS_EXCLUDED] = validation.patients_excluded(quarantine)
     return metadata
+
+
+def _by_patient(adtte: pl.DataFrame) -> pl.DataFrame:
+    """ADTTE's latest cut as a reader scans it: one row per patient, PFS then OS (time, censored) and whether the OS
+    time is reconstructed, so both endpoints of every patient fit one preview."""
+    latest = adtte.filter(pl.col("DATACUT") == adtte["DATACUT"].max())
+    if latest.is_empty():
+        return latest
+    wide = latest.pivot("PARAMCD", index=["SUBJID", "DATACUT"], values=["AVAL", "CNSR", "AVALRFL"])
+    return wide.sort("SUBJID").select(
+        "SUBJID",
+        *(pl.col(f"{v}_{p}").alias(f"{p}_{v}") for p in ("PFS", "OS") for v in ("AVAL", "CNSR")),
+        pl.col("AVALRFL_OS").alias("OS_AVALRFL"),
+        "DATACUT",
+    )
 
 
 @cohort_asset(
@@ -207,11 +223,11 @@ def adtte(
         candidate,
         settings,
         quarantine,
+        shown=_by_patient(candidate),
         data_cuts=", ".join(cuts),
         # Which version of each follow-up file produced these rows, so later numbers can be traced to it.
-        followup_versions=MetadataValue.md(
-            "| data cut | file | sha256 |\n|---|---|---|\n" + "\n".join(f"| {c} | {f} | `{h}` |" for c, f, h, _ in versions.iter_rows())
-        ),
+        # (the SHA-256's first 12 digits fit the page's column; the trace page and the report give it whole).
+        followup_versions=preview(versions.select("DATACUT", "SRCFILE", pl.col("SRCHASH").str.slice(0, 12).alias("sha256_12"))),
     )
     yield from gate.publish(context, io_manager, candidate, results, metadata)
 
