@@ -1,16 +1,16 @@
-"""Checks that compare every figure the paper printed with the value its summary table shows, gating that table.
+"""Checks that compare every value the paper printed with the value its summary table shows, gating that table.
 
-Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OWNERS``). Its printed figures are
+Each summary asset owns the registry quantities with its prefixes (``QUANTITY_OWNERS``). Its printed values are
 grouped by the part of the paper that prints them (the registry's ``source``: Table 1, Abstract, Results: Efficacy…),
-and the asset declares one blocking check per group (``check_specs``). Every figure of a group is judged on its own:
-the domain's pure ``recomputed_values`` function reads the candidate table's displayed cells and ``consistency.judge`` gives
-the verdict — the same verdict ``printed_audit`` and the report use. The group's check carries a table of every
-figure it covers (printed, shown, verdict, reason), says first which figures failed and why, and is ERROR when any
-figure failed at ERROR, WARN when every failure is a reviewed discrepancy. One check per group rather than per figure
-(21 instead of 236 on the shipped study) saves ~430 event writes a run (benchmarks/README.md). The checks run in the
-asset's own step and the table is published through ``gate.publish`` (write-audit-publish): a blocking ERROR keeps
-``main.<asset>`` as it was. The checks are declared from the registry read at definition load, so these assets are
-declared with ``@gated_summary`` and built then.
+and the asset declares one blocking check per group (``check_specs``). Every value of a group is judged on its own:
+the domain's pure ``recomputed_values`` function reads the candidate table's displayed cells and ``consistency.judge``
+gives the verdict — the same verdict ``printed_audit`` and the report use. The check's first line says which values
+failed and why; its ``printed values`` table lists every value, each distinct reason is a numbered ``reason`` entry,
+and each value links to its trace in the served report. It is ERROR when any value failed at ERROR, WARN when every
+failure is a reviewed discrepancy. One check per group rather than per value keeps the event log small. The checks
+run in the asset's own step and the table is published through ``gate.publish`` (write-audit-publish): a blocking
+ERROR keeps ``main.<asset>`` as it was. The checks are declared from the registry read at definition load, so these
+assets are declared with ``@gated_summary`` and built then.
 """
 
 import collections
@@ -220,9 +220,10 @@ class ValueVerdict:
         }
 
 
-def value_verdict(row: dict, figures: pl.DataFrame, paper: dict) -> ValueVerdict:
-    """The verdict on one registry row: ``consistency.judge`` on the value ``figures`` shows for its quantity."""
-    match = figures.filter(pl.col("quantity") == row["quantity"])
+def value_verdict(row: dict, values: pl.DataFrame, paper: dict) -> ValueVerdict:
+    """The verdict on one registry row: ``consistency.judge`` on the value ``values`` (a table's
+    ``recomputed_values``) shows for its quantity."""
+    match = values.filter(pl.col("quantity") == row["quantity"])
     shown = match["value"][0] if match.height else None
     return ValueVerdict(row, consistency.judge(row, shown, paper), paper)
 
