@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import cast
 
 import altair as alt
 import polars as pl
 
+from lms_assets.graphs.stated import count_texts, numbers
 from lms_assets.tables.printed import fixed
 from lms_assets.tables.survival import SIGNIFICANCE
 
@@ -195,16 +197,22 @@ def median_caption(row: dict) -> str:
     if row["median"] is None:
         return f"median {NOT_REACHED} ({row['note']})"
     midpoint = row.get("median_midpoint")
-    plateau = f"; R/SAS plateau midpoint {midpoint:.1f}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
-    return f"median {row['median']:.1f} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], CI_DECIMALS)})"
+    plateau = f"; R/SAS plateau midpoint {fixed(midpoint, 1)}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
+    return f"median {fixed(row['median'], 1)} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], CI_DECIMALS)})"
+
+
+# Places of the forest plot's hazard ratios and p-values; below the floor p is shown as "p < 0.001".
+HR_DECIMALS = 2
+P_DECIMALS = 3
+P_FLOOR = 0.001
 
 
 def _hr_text(row: dict) -> str:
     p = row["logrank_p"]
-    p_text = "p not computed" if p is None else f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+    p_text = "p not computed" if p is None else f"p = {fixed(p, P_DECIMALS)}" if p >= P_FLOOR else f"p < {P_FLOOR}"
     if row["hr"] is None:
         return f"HR not estimated · {p_text}"
-    return f"{row['hr']:.2f} ({row['hr_ci_lower']:.2f}–{row['hr_ci_upper']:.2f}) · {p_text}"
+    return f"{fixed(row['hr'], HR_DECIMALS)} ({fixed(row['hr_ci_lower'], HR_DECIMALS)}–{fixed(row['hr_ci_upper'], HR_DECIMALS)}) · {p_text}"
 
 
 def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt.HConcatChart:
@@ -293,6 +301,79 @@ def series_of(cuts: list, latest, published) -> dict:
     return labels
 
 
+# The method whose median and CI a KM chart's title states, as its subtitle names it, and the names a reader sees of each method.
+TITLE_METHOD = "SPSS 24"
+METHOD_NAMES = {"SPSS 24": "spss", "log(−log)": "brookmeyer_crowley_loglog"}
+# Numbers the KM chart's fixed wording states: 95% CI, S = 1 or 0, S ≤ 0.5, 1.96·SE, SPSS 24.
+KM_WORDING_NUMBERS = {"95", "1", "0", "0.5", "1.96", "24"}
+_MEDIAN_STATED = re.compile(r"median (not reached|[\d.]+)(?: months)?(?:; R/SAS plateau midpoint [\d.]+)?(?: \(95% CI ([^)]*)\))?")
+
+
+def title_row(rows: pl.DataFrame, cut) -> dict:
+    """The ``survival_summary`` row whose median and CI the title states: the title method's (SPSS's, the paper's) at ``cut``."""
+    return rows.filter((pl.col("data_cut") == cut) & (pl.col("method") == METHOD_NAMES[TITLE_METHOD])).row(0, named=True)
+
+
+def expected_numbers(summary: pl.DataFrame, landmarks: pl.DataFrame, endpoint: str) -> set[str]:
+    """Every number a KM chart of ``endpoint`` may state, formatted from the table cells: dates, counts, medians and
+    CI bounds of ``survival_summary``, at-risk and cumulative-event counts of ``survival_landmarks``, and its wording's."""
+    rows = summary.filter(pl.col("endpoint") == endpoint)
+    marks = landmarks.filter(pl.col("endpoint") == endpoint)
+    medians = {fixed(v, 1) for v in rows["median"].drop_nulls().to_list() + rows["median_midpoint"].drop_nulls().to_list()}
+    bounds = {fixed(v, CI_DECIMALS) for v in rows["ci_lower"].drop_nulls().to_list() + rows["ci_upper"].drop_nulls().to_list()}
+    counts = count_texts(rows["n"].to_list() + rows["events"].to_list())
+    at_risk = {compact_count(v) for v in marks["at_risk"].to_list() + marks["events_cum"].to_list()}
+    cuts = {str(c) for c in rows["data_cut"].to_list()}
+    return medians | bounds | counts | at_risk | cuts | KM_WORDING_NUMBERS | {str(MAX_CENSOR_MARKS)}
+
+
+def _median_mismatch(text: str, row: dict | None, where: str) -> list[str]:
+    """Why ``text``'s median and CI are not ``row``'s cells, or nothing."""
+    if row is None:
+        return [f"{where}: no survival_summary row"]
+    found = _MEDIAN_STATED.search(text)
+    shown = (found[1], found[2]) if found else None
+    expected = (
+        (NOT_REACHED, None) if row["median"] is None else (fixed(row["median"], 1), interval_text(row["ci_lower"], row["ci_upper"], CI_DECIMALS))
+    )
+    if shown == expected:
+        return []
+    stated = "no median" if shown is None else f"median {shown[0]} (95% CI {shown[1]})"
+    return [f"{where} shows {stated}; survival_summary's {row['method']} row has median {expected[0]} (95% CI {expected[1]})"]
+
+
+def title_mismatches(spec: dict, summary: pl.DataFrame, endpoint: str) -> list[str]:
+    """Where a KM chart's title or per-cut subtitle line states a median, CI, n or event count other than the
+    ``survival_summary`` row of the method and cut it names. The title's method is read from the subtitle
+    ("CI in the title: SPSS 24"), so a title showing another method's interval under SPSS's name fails."""
+    rows = {(r["data_cut"], r["method"]): r for r in summary.filter(pl.col("endpoint") == endpoint).iter_rows(named=True)}
+    if not rows:
+        return []
+    title = spec.get("title", {})
+    subtitle = [line for line in title.get("subtitle", []) if isinstance(line, str)]
+    claimed = re.search(r"CI in the title: (" + "|".join(re.escape(name) for name in METHOD_NAMES) + ")", " ".join(subtitle))
+    if claimed is None:
+        return ["the subtitle does not name the method of the title's CI"]
+    latest = max(cut for cut, _ in rows)
+    problems = _median_mismatch(title.get("text", ""), rows.get((latest, METHOD_NAMES[claimed[1]])), f"title ({claimed[1]}, cut {latest})")
+    loglog = METHOD_NAMES["log(−log)"]
+    for line in subtitle:
+        cut_text = re.match(r"Data cut (\d{4}-\d{2}-\d{2})", line)
+        if cut_text is None:
+            continue
+        cut = dt.date.fromisoformat(cut_text[1])
+        spss_part, _, loglog_ci = line.partition("; log(−log) CI ")
+        spss_row = rows.get((cut, METHOD_NAMES[TITLE_METHOD]))
+        problems += _median_mismatch(spss_part, spss_row, f"subtitle, cut {cut} ({TITLE_METHOD})")
+        counts = re.search(r"n = ([\d,]+), ([\d,]+) events", line)
+        if spss_row is not None and (counts is None or (counts[1], counts[2]) != (f"{spss_row['n']:,}", f"{spss_row['events']:,}")):
+            problems.append(f"subtitle, cut {cut}: n and events are not survival_summary's {spss_row['n']:,} and {spss_row['events']:,}")
+        loglog_row = rows.get((cut, loglog))
+        if loglog_row is not None and loglog_ci != interval_text(loglog_row["ci_lower"], loglog_row["ci_upper"], CI_DECIMALS):
+            problems.append(f"subtitle, cut {cut}: log(−log) CI {loglog_ci} is not survival_summary's")
+    return problems
+
+
 def _series_caption(label: str, spss: dict, loglog: dict) -> str:
     loglog_ci = interval_text(loglog["ci_lower"], loglog["ci_upper"], CI_DECIMALS)
     return f"{label}: n = {spss['n']:,}, {spss['events']:,} events; {median_caption(spss)}, SPSS 24; log(−log) CI {loglog_ci}"
@@ -321,16 +402,31 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
     rows = pick(summary)
     spss = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "spss").iter_rows(named=True)}
     loglog = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "brookmeyer_crowley_loglog").iter_rows(named=True)}
-    lead = spss[cuts[-1]]
-    title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(lead)}"
+    title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(title_row(rows, cuts[-1]))}"
     subtitle = [_series_caption(label, spss[cut], loglog[cut]) for cut, label in labels.items()]
     # Short lines: the longest one sets the picture's width, and a long one left the plot a third of it.
     subtitle += [
         "Shaded and outlined: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored;",
-        "dotted: median (first time S ≤ 0.5, SPSS). CI in the title: SPSS 24 (median ± 1.96·SE), as the paper.",
+        f"dotted: median (first time S ≤ 0.5, SPSS). CI in the title: {TITLE_METHOD} (median ± 1.96·SE), as the paper.",
     ]
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")
     return km_plot(pick(curves), pick(landmarks), medians, title, subtitle)
+
+
+def forest_expected_numbers(subgroups: pl.DataFrame) -> set[str]:
+    """Every number the forest plot may state, formatted from the latest cut's ``survival_subgroups`` cells: HRs and
+    their bounds, p-values, patient counts, how many comparisons reach significance, and numbers in the row labels and notes."""
+    cut = subgroups["data_cut"].max()
+    rows = subgroups.filter(pl.col("data_cut") == cut)
+    hrs = {fixed(v, HR_DECIMALS) for c in ("hr", "hr_ci_lower", "hr_ci_upper") for v in rows[c].drop_nulls().to_list()}
+    p_values = {fixed(v, P_DECIMALS) for v in rows["logrank_p"].drop_nulls().to_list()} | {str(P_FLOOR)}
+    tested = rows["logrank_p"].drop_nulls()
+    counts = {compact_count(v) for v in rows["n"].to_list() + rows["n_ref"].to_list()} | count_texts(
+        [tested.filter(tested < SIGNIFICANCE).len(), tested.len()]
+    )
+    words = set(numbers(str(v) for c in ("factor", "level", "reference", "note") for v in rows[c].drop_nulls().to_list()))
+    # "HR (95% CI)" in the panel titles and the significance level in the subtitle.
+    return hrs | p_values | counts | words | {str(cut), str(SIGNIFICANCE), "95"}
 
 
 def forest_figure(subgroups: pl.DataFrame) -> alt.TopLevelMixin:
