@@ -170,3 +170,31 @@ def test_the_km_title_fault_fails_the_chart_step_before_its_files_are_written(pl
     assert "1.90–6.20" in str(evaluation.metadata["mismatches"].value)
     charts = platform_env["outputs"] / "charts"
     assert not list(charts.glob("km_pfs_chart.*"))
+
+
+# --- reconstruction shown where it is drawn ------------------------------------------------------------------
+
+
+def test_the_os_chart_marks_the_reconstructed_last_contacts_apart_from_recorded_censorings(tables):
+    adtte = tables["adtte"]
+    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "OS", CUT, adtte)
+    spec = render.chart_spec(chart)
+    layers = spec["vconcat"][0]["layer"]
+    (marked,) = [layer for layer in layers if "shape" in layer.get("encoding", {})]
+    assert marked["mark"]["filled"] is False and marked["mark"]["color"] == km.RECONSTRUCTED_COLOUR
+    assert marked["encoding"]["shape"]["scale"]["domain"] == [km.RECONSTRUCTED_CENSOR]
+    reconstructed = adtte.filter((pl.col("PARAMCD") == "OS") & (pl.col("AVALRFL") == "Y") & (pl.col("CNSR") == 1))
+    drawn = spec["datasets"][marked["data"]["name"]]
+    assert sorted(row["time"] for row in drawn) == sorted(reconstructed["AVAL"].to_list())
+    assert sum(row["reconstructed"] for row in drawn) == reconstructed.height == 7
+    # The recorded censor ticks leave out the times whose every censoring is reconstructed.
+    ticks = next(layer for layer in layers if layer["mark"].get("shape") == "M0,-1L0,1")
+    assert ticks["transform"] == [{"filter": "(datum.censored > datum.reconstructed)"}]
+    assert any("reconstructed" in line for line in spec["title"]["subtitle"])
+
+
+def test_the_pfs_chart_has_no_reconstructed_mark(tables):
+    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "PFS", CUT, tables["adtte"])
+    spec = render.chart_spec(chart)
+    assert not [layer for layer in spec["vconcat"][0]["layer"] if "shape" in layer.get("encoding", {})]
+    assert not any("reconstructed" in line for line in spec["title"]["subtitle"])

@@ -170,6 +170,13 @@ def ae_chart(outputs_folder: OutputsFolder, ae_summary: pl.DataFrame, printed_va
 # --- survival charts (Kaplan–Meier, forest, follow-up history) ---
 
 
+# What the OS chart draws of the reconstruction its curve rests on.
+RECONSTRUCTED_CENSORS = (
+    "Reconstructed input: the living patients' last-contact times at the published cut are reconstructed (ADTTE "
+    "AVALRFL = 'Y'); their censor marks are hollow orange circles, 'censored, reconstructed last contact'."
+)
+
+
 def _km_chart_asset(endpoint: str, figure: str):
     name = f"km_{endpoint.lower()}_chart"
 
@@ -180,7 +187,9 @@ def _km_chart_asset(endpoint: str, figure: str):
             "censor ticks, shaded and outlined log(−log) 95% band, dotted median, number at risk (cumulative events) every 3 "
             "months under the x-axis, the median with SPSS's and the log(−log) CI in the titles. The latest data cut "
             f"is drawn solid; the published cut is overlaid dashed, on top, when it differs. PNG here; HTML in outputs/charts/{name}.html."
+            + (f" {RECONSTRUCTED_CENSORS}" if endpoint == "OS" else "")
         ),
+        ins={"adtte": AssetIn(metadata={"columns": ["SUBJID", "DATACUT", "PARAMCD", "AVAL", "CNSR", "AVALRFL"]})},
         check_specs=numbers_check(name),
     )
     def _plot(
@@ -189,9 +198,10 @@ def _km_chart_asset(endpoint: str, figure: str):
         survival_landmarks: pl.DataFrame,
         survival_summary: pl.DataFrame,
         printed_values: pl.DataFrame,
+        adtte: pl.DataFrame,
     ):
         published = published_cut(printed_values)
-        chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published)
+        chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published, adtte)
         expected = km.expected_numbers(survival_summary, survival_landmarks, endpoint)
         mismatches = km.title_mismatches(render.chart_spec(chart), survival_summary, endpoint)
         title = f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}"

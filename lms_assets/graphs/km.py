@@ -31,6 +31,9 @@ SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 # The first series solid, the others dashed (km_plot draws them on top of it).
 SERIES_DASHES = ((1, 0), (7, 4), (2, 3), (9, 3, 2, 3))
 BAND_OPACITY = 0.08
+# Censorings at a last-contact time reconstructed for the paper (ADTTE AVALRFL = "Y"): hollow orange circles, with this legend entry.
+RECONSTRUCTED_CENSOR = "censored, reconstructed last contact"
+RECONSTRUCTED_COLOUR = "#E69F00"
 ENDPOINT_TITLES = {"PFS": "Progression-free survival", "OS": "Overall survival"}
 
 
@@ -41,14 +44,16 @@ def tick_step(last_time: float, every: float = 3.0, max_ticks: int = MAX_TICKS) 
 
 
 def thin_curve(curve: pl.DataFrame, max_points: int = MAX_POINTS) -> pl.DataFrame:
-    """At most ``max_points`` steps per series: the last step of each time bin (censorings summed), so the drawn step function moves by less than a bin."""
+    """At most ``max_points`` steps per series: the last step of each time bin (censorings, and the reconstructed ones
+    where the curve counts them, summed), so the drawn step function moves by less than a bin."""
     if cast(int, curve.group_by("series").len()["len"].max()) <= max_points:
         return curve
     width = cast(float, curve["time"].max()) / max_points
+    counts = [c for c in ("censored", "reconstructed") if c in curve.columns]
     return (
         curve.sort("series", "time")
         .group_by("series", (pl.col("time") / width).floor().alias("_bin"), maintain_order=True)
-        .agg(pl.col("time", "surv", "ci_lower", "ci_upper").last(), pl.col("censored").sum())
+        .agg(pl.col("time", "surv", "ci_lower", "ci_upper").last(), pl.col(counts).sum())
         .drop("_bin")
     )
 
@@ -65,7 +70,14 @@ def _with_origin(curve: pl.DataFrame) -> pl.DataFrame:
     origin = (
         curve.select("series")
         .unique()
-        .with_columns(time=pl.lit(0.0), surv=pl.lit(1.0), ci_lower=pl.lit(1.0), ci_upper=pl.lit(1.0), censored=pl.lit(0, dtype=pl.Int64))
+        .with_columns(
+            time=pl.lit(0.0),
+            surv=pl.lit(1.0),
+            ci_lower=pl.lit(1.0),
+            ci_upper=pl.lit(1.0),
+            censored=pl.lit(0, dtype=pl.Int64),
+            reconstructed=pl.lit(0, dtype=pl.Int64),
+        )
     )
     return pl.concat([origin, curve.select(origin.columns)], how="vertical_relaxed").sort("series", "time", maintain_order=True)
 
@@ -79,7 +91,8 @@ def km_plot(
 ) -> alt.VConcatChart:
     """Kaplan–Meier plot with a number-at-risk table under the x-axis, aligned on the same ticks.
 
-    ``curve``: series, time, surv, ci_lower, ci_upper, censored (one row per step, ``survival_curves``).
+    ``curve``: series, time, surv, ci_lower, ci_upper, censored (one row per step, ``survival_curves``) and
+    reconstructed (how many of those censorings are at a reconstructed last contact, ``reconstructed_censorings``).
     ``at_risk``: series, month, at_risk, events_cum (``survival_landmarks``). ``medians``: series, median.
     Series are drawn in the order they first appear (the first is the emphasised one); risk-table rows
     are labelled by the cut date in the series name, the legend carries the full name.
@@ -124,20 +137,43 @@ def km_plot(
         .encode(y=alt.Y("surv:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=legend), tooltip=tooltip)
         for i, name in enumerate(series)
     ]
-    censor_marks = (
-        base.transform_filter(alt.datum.censored > 0)
+    censor_marks = [
+        base.transform_filter(alt.datum.censored > alt.datum.reconstructed)
         .mark_point(shape="M0,-1L0,1", size=70, strokeWidth=1.5, filled=False)
         .encode(
             y=alt.Y("surv:Q"),
             tooltip=[alt.Tooltip("time:Q", title="Censored at month", format=".1f"), alt.Tooltip("censored:Q", title="Censored")],
         )
-    )
+    ]
+    if drawn["reconstructed"].sum():
+        # Their own mark and legend entry: these times were not recorded, and a reader should not take them for data.
+        reconstructed = drawn.filter(pl.col("reconstructed") > 0).with_columns(kind=pl.lit(RECONSTRUCTED_CENSOR))
+        censor_marks.append(
+            alt.Chart(reconstructed.to_pandas())
+            .mark_point(size=80, strokeWidth=2, filled=False, color=RECONSTRUCTED_COLOUR)
+            .encode(
+                x=alt.X("time:Q", scale=x_scale),
+                y=alt.Y("surv:Q", scale=y_scale),
+                shape=alt.Shape(
+                    "kind:N",
+                    scale=alt.Scale(domain=[RECONSTRUCTED_CENSOR], range=["circle"]),
+                    legend=alt.Legend(
+                        title=None, orient="top-right", labelLimit=0, symbolStrokeColor=RECONSTRUCTED_COLOUR, symbolFillColor="transparent"
+                    ),
+                ),
+                tooltip=[
+                    alt.Tooltip("series:N", title="Series"),
+                    alt.Tooltip("time:Q", title="Censored at month (reconstructed)", format=".1f"),
+                    alt.Tooltip("reconstructed:Q", title="Censored, last contact reconstructed"),
+                ],
+            )
+        )
     reached = medians.filter(pl.col("median").is_not_null())
     median_lines = alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas()).mark_rule(
         strokeDash=[1.5, 3], color="#555555", strokeWidth=1.5
     )
     most_censor_marks = cast(int | None, drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max()) or 0
-    layers = [band, *band_edges, *lines] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
+    layers = [band, *band_edges, *lines] + (censor_marks if most_censor_marks <= MAX_CENSOR_MARKS else [])
     if most_censor_marks > MAX_CENSOR_MARKS:
         subtitle = [*subtitle, f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."]
     if reached.height:
@@ -379,12 +415,31 @@ def _series_caption(label: str, spss: dict, loglog: dict) -> str:
     return f"{label}: n = {spss['n']:,}, {spss['events']:,} events; {median_caption(spss)}, SPSS 24; log(−log) CI {loglog_ci}"
 
 
-def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published) -> alt.TopLevelMixin:
-    """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``.
+def reconstructed_censorings(adtte: pl.DataFrame) -> pl.DataFrame:
+    """Per data cut, endpoint and time, how many patients are censored at a reconstructed last-contact time
+    (ADTTE ``AVALRFL = "Y"``, ``CNSR = 1``): data_cut, endpoint, time, reconstructed."""
+    return (
+        adtte.filter((pl.col("AVALRFL") == "Y") & (pl.col("CNSR") == 1))
+        .group_by(data_cut="DATACUT", endpoint="PARAMCD", time="AVAL")
+        .agg(reconstructed=pl.len().cast(pl.Int64))
+    )
+
+
+def endpoint_figure(
+    curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published, adtte: pl.DataFrame | None = None
+) -> alt.TopLevelMixin:
+    """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``;
+    ``adtte`` (SUBJID, DATACUT, PARAMCD, AVAL, CNSR, AVALRFL) marks the censorings at reconstructed last contacts.
 
     Draws the latest cut; the published cut is overlaid when it is another cut present in the data.
     The title carries the median with SPSS's interval (the paper's), the subtitle the log(−log) interval too.
     """
+    if adtte is None:
+        curves = curves.with_columns(reconstructed=pl.lit(0, dtype=pl.Int64))
+    else:
+        curves = curves.join(reconstructed_censorings(adtte), on=["data_cut", "endpoint", "time"], how="left").with_columns(
+            pl.col("reconstructed").fill_null(0)
+        )
     cuts = curves.filter(pl.col("endpoint") == endpoint)["data_cut"].unique().sort().to_list()
     if not cuts:
         return no_data(f"{ENDPOINT_TITLES[endpoint]}: no patients in any data cut")
@@ -409,8 +464,11 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
         "Shaded and outlined: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored;",
         f"dotted: median (first time S ≤ 0.5, SPSS). CI in the title: {TITLE_METHOD} (median ± 1.96·SE), as the paper.",
     ]
+    drawn = pick(curves)
+    if drawn["reconstructed"].sum():
+        subtitle.append("Hollow orange circles: censored at a last contact reconstructed for the paper, not recorded (ADTTE AVALRFL = Y).")
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")
-    return km_plot(pick(curves), pick(landmarks), medians, title, subtitle)
+    return km_plot(drawn, pick(landmarks), medians, title, subtitle)
 
 
 def forest_expected_numbers(subgroups: pl.DataFrame) -> set[str]:
