@@ -14,7 +14,7 @@ computes its candidate table, evaluates those checks on it with pure functions, 
 """
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from dagster import (
@@ -23,6 +23,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     Failure,
+    MaterializeResult,
     MetadataValue,
     Output,
 )
@@ -30,6 +31,8 @@ from dagster import (
 from lms_assets.defs.markdown import plain_text
 from lms_assets.defs.resources import WarehouseTables
 
+# What a checked asset that is not a warehouse table yields once its checks pass (a chart's Output, the report's MaterializeResult).
+Result = TypeVar("Result", Output, MaterializeResult)
 # Metadata key under which a table that excludes quarantined patients says how many (see ``exclusion_metadata``).
 PATIENTS_EXCLUDED = "patients_excluded"
 # The failure's first line quotes this many failed checks (a summary may fail dozens); its metadata names them all.
@@ -60,7 +63,7 @@ def _reasons(context: AssetExecutionContext, failed: list[AssetCheckResult]) -> 
     return reasons
 
 
-def checked(context: AssetExecutionContext, results: Iterable[AssetCheckResult], output: Callable[[], Output]) -> Iterator[AssetCheckResult | Output]:
+def checked(context: AssetExecutionContext, results: Iterable[AssetCheckResult], output: Callable[[], Result]) -> Iterator[AssetCheckResult | Result]:
     """Yield the check results, then ``output()``, unless a blocking check failed at ERROR: then raise ``Failure`` first.
 
     For an asset that is not a warehouse table (a chart, the report): ``output`` writes its files only when called,
