@@ -223,7 +223,8 @@ km_os_chart = _km_chart_asset("OS", "1B")
         "Forest plot of the latest data cut's subgroups (sex, ECOG, combination therapy, prior chemotherapy, surgery, "
         "radiotherapy): Cox HR with 95% CI on a log axis per endpoint, n per level, HR (CI) and log-rank p beside it, "
         "and how many comparisons reach p < 0.05 against the paper's 'no significant difference'. PNG here; HTML in "
-        "outputs/charts/forest_chart.html."
+        "outputs/charts/forest_chart.html. Reconstructed inputs: the primary-site allocation (ADSL RECONVAR) and, for "
+        "OS, the living patients' last-contact times (ADTTE AVALRFL = 'Y')."
     ),
     check_specs=numbers_check("forest_chart"),
 )
@@ -239,7 +240,8 @@ def forest_chart(outputs_folder: OutputsFolder, survival_subgroups: pl.DataFrame
         "How median PFS and OS and their 95% intervals moved from data cut to data cut (SPSS's method and the "
         "log(−log) one side by side, joined across cuts; a median not yet reached is shown as missing, not as a number), "
         "with the events and the patients still without one at each cut. The paper "
-        "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/history_chart.html."
+        "expects median OS to fall as follow-up lengthens. PNG here; HTML in outputs/charts/history_chart.html. "
+        "Reconstructed input: OS at the published cut rests on reconstructed last-contact times (ADTTE AVALRFL = 'Y')."
     ),
     check_specs=numbers_check("history_chart"),
 )
