@@ -6,7 +6,7 @@ stored by ``ChartIOManager`` as files in the outputs folder; the report takes th
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import altair as alt
@@ -103,12 +103,21 @@ def numbers_check(name: str) -> list[AssetCheckSpec]:
 
 
 def published_chart(
-    chart: alt.TopLevelMixin, expected: set[str], title: str, data_cut: str, outputs: OutputsFolder, *, mismatches: Sequence[str] = (), **extra
+    chart: alt.TopLevelMixin,
+    expected: set[str],
+    title: str,
+    data_cut: str,
+    outputs: OutputsFolder,
+    *,
+    mismatches: Callable[[dict], list[str]] | None = None,
+    **extra,
 ) -> Iterator[AssetCheckResult | Output[render.Chart]]:
     """The chart's ``numbers_match_tables`` result, then its rendered output, or ``Failure`` naming the wrong numbers
-    (the stored chart files stay as they were). ``mismatches``: a chart's own stated-value checks (the KM title's method)."""
+    (the stored chart files stay as they were). ``mismatches``: a chart's own check of what its spec states (the KM
+    title's interval against the method it names)."""
     context = AssetExecutionContext.get()
-    problems = [*mismatches, *(f"{n} is in no table cell" for n in stated.unexplained(render.chart_spec(chart), expected))]
+    spec = render.chart_spec(chart)
+    problems = [*(mismatches(spec) if mismatches else []), *(f"{n} is in no table cell" for n in stated.unexplained(spec, expected))]
     shown = "; ".join(problems[:QUOTED_MISMATCHES]) + (f"; and {len(problems) - QUOTED_MISMATCHES} more" if len(problems) > QUOTED_MISMATCHES else "")
     result = AssetCheckResult(
         check_name=NUMBERS_MATCH,
@@ -203,13 +212,20 @@ def _km_chart_asset(endpoint: str, figure: str):
         published = published_cut(printed_values)
         chart = km.endpoint_figure(survival_curves, survival_landmarks, survival_summary, endpoint, published, adtte)
         expected = km.expected_numbers(survival_summary, survival_landmarks, endpoint)
-        mismatches = km.title_mismatches(render.chart_spec(chart), survival_summary, endpoint)
         title = f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}"
         latest = survival_curves["data_cut"].max()
         cut = NO_CUT if latest is None else str(latest)
         if published is not None and published != latest:
             cut += f", with the published cut {published} overlaid"
-        yield from published_chart(chart, expected, title, cut, outputs_folder, mismatches=mismatches, published_cut=str(published))
+        yield from published_chart(
+            chart,
+            expected,
+            title,
+            cut,
+            outputs_folder,
+            mismatches=lambda spec: km.title_mismatches(spec, survival_summary, endpoint),
+            published_cut=str(published),
+        )
 
     return _plot
 
