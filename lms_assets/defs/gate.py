@@ -13,8 +13,8 @@ computes its candidate table, evaluates those checks on it with pure functions, 
   ``staging.<asset>`` in the same transaction).
 """
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import polars as pl
 from dagster import (
@@ -23,6 +23,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     Failure,
+    MaterializeResult,
     MetadataValue,
     Output,
 )
@@ -30,6 +31,8 @@ from dagster import (
 from lms_assets.defs.markdown import plain_text
 from lms_assets.defs.resources import WarehouseTables
 
+# What a checked asset that is not a warehouse table yields once its checks pass (a chart's Output, the report's MaterializeResult).
+Result = TypeVar("Result", Output, MaterializeResult)
 # Metadata key under which a table that excludes quarantined patients says how many (see ``exclusion_metadata``).
 PATIENTS_EXCLUDED = "patients_excluded"
 # The failure's first line quotes this many failed checks (a summary may fail dozens); its metadata names them all.
@@ -44,6 +47,40 @@ def blocking_failures(context: AssetExecutionContext, results: Iterable[AssetChe
     return [r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR and r.check_name in blocking]
 
 
+def linked(context: AssetExecutionContext, results: Iterable[AssetCheckResult]) -> list[AssetCheckResult]:
+    """The results, each linking the asset's place in the served report (the definitions give every asset its `report` link)."""
+    report = context.assets_def.metadata_by_key.get(context.asset_key, {}).get("report")
+    return [r.with_metadata({**r.metadata, "report": report}) if report is not None else r for r in results]
+
+
+def _reasons(context: AssetExecutionContext, failed: list[AssetCheckResult]) -> str:
+    """The failed checks and their descriptions for the failure's first line, logged as an error too."""
+    # The checks' descriptions are Markdown with data-borne text escaped: the failure keeps them so, the log reads them plain.
+    reasons = " | ".join(f"{r.check_name}: {r.description or 'failed'}" for r in failed[:QUOTED_FAILURES])
+    if len(failed) > QUOTED_FAILURES:
+        reasons += f" | and {len(failed) - QUOTED_FAILURES} more blocking check(s) failed (see failed_checks)"
+    context.log.error(plain_text(f"{context.asset_key.path[-1]} not published: {reasons}"))
+    return reasons
+
+
+def checked(context: AssetExecutionContext, results: Iterable[AssetCheckResult], output: Callable[[], Result]) -> Iterator[AssetCheckResult | Result]:
+    """Yield the check results, then ``output()``, unless a blocking check failed at ERROR: then raise ``Failure`` first.
+
+    For an asset that is not a warehouse table (a chart, the report): ``output`` writes its files only when called,
+    so a failed check leaves the stored files as they were and nothing downstream reads the rejected candidate.
+    """
+    results = linked(context, results)
+    yield from results
+    failed = blocking_failures(context, results)
+    if failed:
+        name = context.asset_key.path[-1]
+        raise Failure(
+            description=f"{name} not published: {_reasons(context, failed)}\nThe stored {name} keeps its last good content.",
+            metadata={"failed_checks": ", ".join(str(r.check_name) for r in failed)},
+        )
+    yield output()
+
+
 def publish(
     context: AssetExecutionContext,
     warehouse: WarehouseTables,
@@ -56,19 +93,13 @@ def publish(
     A failed result's ``description`` becomes part of the failure's first line: make it say what is wrong
     and where (file, line, column, value; patient and cut), in a few hundred characters at most.
     """
-    # Each result links the asset's place in the served report (the definitions give every asset its `report` link).
-    report = context.assets_def.metadata_by_key.get(context.asset_key, {}).get("report")
-    results = [r.with_metadata({**r.metadata, "report": report}) if report is not None else r for r in results]
+    results = linked(context, results)
     yield from results
     failed = blocking_failures(context, results)
     table = context.asset_key.path[-1]
     if failed:
         staged = warehouse.stage(table, candidate)
-        # The checks' descriptions are Markdown with data-borne text escaped: the failure keeps them so, the log reads them plain.
-        reasons = " | ".join(f"{r.check_name}: {r.description or 'failed'}" for r in failed[:QUOTED_FAILURES])
-        if len(failed) > QUOTED_FAILURES:
-            reasons += f" | and {len(failed) - QUOTED_FAILURES} more blocking check(s) failed (see failed_checks)"
-        context.log.error(plain_text(f"{table} not published: {reasons}"))
+        reasons = _reasons(context, failed)
         raise Failure(
             description=(
                 f"{table} not published: {reasons}\n"

@@ -9,11 +9,21 @@ from pathlib import Path
 from typing import cast
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MaterializeResult, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    MaterializeResult,
+    MetadataValue,
+)
 
-from lms_assets.defs import graphs, records
+from lms_assets.defs import gate, graphs, records
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 from lms_assets.defs.constants import REPORT, asset_defaults
+from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
@@ -39,6 +49,10 @@ RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if 
 NO_ROWS = "absent, or no data rows"
 # The ADaM datasets whose rows the trace page lists for each printed value.
 TRACED = ("adsl", "adrs", "adtte", "adae")
+# The report's blocking check: the written page's printed-value cells are its tables' cells.
+CELLS_MATCH = "cells_match_tables"
+# The failure's description quotes this many mismatches; the check's metadata lists them all.
+QUOTED_MISMATCHES = 3
 
 
 def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
@@ -137,8 +151,16 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
         "discrepancy or not recomputable (a legend heads the page), every table and chart names its data cut, and it "
         "prints cleanly to PDF. Built from its inputs only: the chart assets' returned images and the raw tables' "
         "`content_hash` columns, not the event log. Downstream of every checked table, so a failed blocking (ERROR) "
-        "check upstream stops it."
+        "check upstream stops it. Cells resting on reconstructed inputs are marked *."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            CELLS_MATCH,
+            asset="study_report",
+            blocking=True,
+            description="The written page's printed and recomputed values are the cells of the tables they come from.",
+        )
+    ],
 )
 def study_report(
     context: AssetExecutionContext,
@@ -155,7 +177,7 @@ def study_report(
     raw_provenance: pl.DataFrame,
     r_verification: pl.DataFrame,
     **inputs: pl.DataFrame | render.Chart,
-) -> MaterializeResult:
+):
     # Dagster passes every other declared input by name: the raw tables, the ADaM datasets and the charts.
     raw_tables = {name: raw_provenance if name == "raw_provenance" else cast(pl.DataFrame, inputs[name]) for name in RAW_NAMES}
     datasets = {name: cast(pl.DataFrame, inputs[name]) for name in TRACED}
@@ -191,14 +213,44 @@ def study_report(
         versions=page.package_versions(),
         verification=r_verification,
         sensitivity=sensitivity_ranges,
+        reconstructed=reconstructed_estimates(datasets["adtte"]),
     )
     path = outputs_folder.root / REPORT_FILE
-    _write(path, page.study_report_html(report))
-    _write(
-        path.parent / trace.TRACE_FILE,
-        trace.trace_page_html(study.title, printed_audit, registry, datasets, ae_summary, raw_tables, published_cut(registry)),
+    # The page is checked as written, in a candidate file beside the report: a failed check leaves the last good report.
+    candidate = path.with_name(f"{path.stem}.candidate.html")
+    _write(candidate, page.study_report_html(report))
+    problems = page.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
+    shown = "; ".join(problems[:QUOTED_MISMATCHES]) + (f"; and {len(problems) - QUOTED_MISMATCHES} more" if len(problems) > QUOTED_MISMATCHES else "")
+    check = AssetCheckResult(
+        check_name=CELLS_MATCH,
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        description=escape_markdown(f"{shown} (the page is in {candidate.name})") if problems else "Every printed-value cell is its table's.",
+        metadata={"mismatches": MetadataValue.json(problems)},
     )
-    context.log.info(f"Study report written to {path.resolve()} ({len(images)} charts)")
+
+    def publish() -> MaterializeResult:
+        candidate.replace(path)
+        _write(
+            path.parent / trace.TRACE_FILE,
+            trace.trace_page_html(study.title, printed_audit, registry, datasets, ae_summary, raw_tables, published_cut(registry)),
+        )
+        context.log.info(f"Study report written to {path.resolve()} ({len(images)} charts)")
+        return _report_result(path, outputs_folder, images, printed_audit, files)
+
+    yield from gate.checked(context, [check], publish)
+
+
+def reconstructed_estimates(adtte: pl.DataFrame) -> set[tuple[str, str]]:
+    """(data cut, endpoint) whose survival estimates rest on reconstructed last-contact times (ADTTE AVALRFL = "Y")."""
+    flagged = adtte.filter(pl.col("AVALRFL") == "Y").select(pl.col("DATACUT").cast(pl.String), "PARAMCD").unique()
+    return set(flagged.iter_rows())
+
+
+def _report_result(
+    path: Path, outputs_folder: OutputsFolder, images: list[render.Chart], printed_audit: pl.DataFrame, files: pl.DataFrame
+) -> MaterializeResult:
+    """The report's materialization: links to the report and trace pages, what it holds and its size."""
     return MaterializeResult(
         metadata={
             "report_page": MetadataValue.url(outputs_folder.url(REPORT_FILE.as_posix())),

@@ -10,10 +10,13 @@ from typing import cast
 import altair as alt
 import polars as pl
 
+from lms_assets.graphs.stated import count_texts, numbers
 from lms_assets.graphs.waterfall import records_line
+from lms_assets.tables.printed import fixed
 from lms_assets.tables.toxicity import GRADE_GROUPS, TERM
 
 MAX_TERMS = 40
+PCT_DECIMALS = 1
 GRADE_COLOURS = {"Grade 1/2": "#f4a582", "Grade 3/4": "#b2182b", "Grade 5": "#252525"}
 
 
@@ -42,6 +45,15 @@ def ae_chart_data(table: pl.DataFrame, max_terms: int = MAX_TERMS) -> tuple[pl.D
         ]
     )
     return long.sort("rank", "grade_order"), terms.height
+
+
+def expected_numbers(table: pl.DataFrame, data_cut: object | None, max_terms: int = MAX_TERMS) -> set[str]:
+    """Every number the chart may state, formatted from Table 4's term rows: patients and percent per term, the
+    denominator, how many terms are shown of how many, the grade groups' numbers and the cut."""
+    terms = table.filter(pl.col("section") == TERM)
+    counts = count_texts(terms["total_n"].to_list() + terms["denominator"].to_list() + [terms.height, min(terms.height, max_terms)])
+    percents = {fixed(v, PCT_DECIMALS) for v in terms["total_pct"].drop_nulls().to_list()}
+    return counts | percents | set(numbers(GRADE_GROUPS.values())) | ({str(data_cut)} if data_cut is not None else set())
 
 
 def ae_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = None) -> alt.TopLevelMixin:
@@ -79,8 +91,9 @@ def ae_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = Non
             tooltip=tooltip,
         )
     )
-    totals = long.unique(subset=["rank"], keep="first").with_columns(
-        pl.format("{} ({}%)", pl.col("total_n"), pl.col("total_pct").round(1)).alias("label")
+    totals = long.unique(subset=["rank"], keep="first")
+    totals = totals.with_columns(
+        label=pl.Series([f"{n} ({fixed(pct, PCT_DECIMALS)}%)" for n, pct in zip(totals["total_n"], totals["total_pct"])], dtype=pl.String)
     )
     labels = alt.Chart(totals).mark_text(align="left", dx=4, fontSize=11).encode(y=y, x="total_n:Q", text="label:N")
     subtitle = [

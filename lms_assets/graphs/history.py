@@ -4,6 +4,8 @@ events and the patients still without one under each cut (Altair)."""
 import altair as alt
 import polars as pl
 
+from lms_assets.graphs.stated import count_texts
+
 METHODS = {"spss": "SPSS 24 (median ± 1.96·SE)", "brookmeyer_crowley_loglog": "Brookmeyer–Crowley, log(−log)"}
 METHOD_COLOURS = ["#0072B2", "#D55E00"]
 ENDPOINTS = {"PFS": "Progression-free survival", "OS": "Overall survival"}
@@ -59,6 +61,13 @@ def _panel(data: pl.DataFrame, endpoint: str, cuts: list[str]) -> alt.VConcatCha
         .properties(width=PANEL_WIDTH, height=44)
     )
     return alt.vconcat(curves, table, spacing=4)
+
+
+def expected_numbers(table: pl.DataFrame) -> set[str]:
+    """Every number the chart may state, from ``median_history``: the cuts, events and event-free patients per cut."""
+    counts = count_texts(table["events"].to_list() + (table["n"] - table["events"]).to_list())
+    # "95% CI method", the legend's title.
+    return counts | {str(c) for c in table["data_cut"].to_list()} | {"95"}
 
 
 def history_chart(table: pl.DataFrame) -> alt.TopLevelMixin:

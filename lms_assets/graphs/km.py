@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import cast
 
 import altair as alt
 import polars as pl
 
+from lms_assets.graphs.stated import count_texts, numbers
 from lms_assets.tables.printed import fixed
 from lms_assets.tables.survival import SIGNIFICANCE
 
@@ -29,6 +31,9 @@ SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")
 # The first series solid, the others dashed (km_plot draws them on top of it).
 SERIES_DASHES = ((1, 0), (7, 4), (2, 3), (9, 3, 2, 3))
 BAND_OPACITY = 0.08
+# Censorings at a last-contact time reconstructed for the paper (ADTTE AVALRFL = "Y"): hollow orange circles, with this legend entry.
+RECONSTRUCTED_CENSOR = "censored, reconstructed last contact"
+RECONSTRUCTED_COLOUR = "#E69F00"
 ENDPOINT_TITLES = {"PFS": "Progression-free survival", "OS": "Overall survival"}
 
 
@@ -39,14 +44,16 @@ def tick_step(last_time: float, every: float = 3.0, max_ticks: int = MAX_TICKS) 
 
 
 def thin_curve(curve: pl.DataFrame, max_points: int = MAX_POINTS) -> pl.DataFrame:
-    """At most ``max_points`` steps per series: the last step of each time bin (censorings summed), so the drawn step function moves by less than a bin."""
+    """At most ``max_points`` steps per series: the last step of each time bin (censorings, and the reconstructed ones
+    where the curve counts them, summed), so the drawn step function moves by less than a bin."""
     if cast(int, curve.group_by("series").len()["len"].max()) <= max_points:
         return curve
     width = cast(float, curve["time"].max()) / max_points
+    counts = [c for c in ("censored", "reconstructed") if c in curve.columns]
     return (
         curve.sort("series", "time")
         .group_by("series", (pl.col("time") / width).floor().alias("_bin"), maintain_order=True)
-        .agg(pl.col("time", "surv", "ci_lower", "ci_upper").last(), pl.col("censored").sum())
+        .agg(pl.col("time", "surv", "ci_lower", "ci_upper").last(), pl.col(counts).sum())
         .drop("_bin")
     )
 
@@ -63,7 +70,14 @@ def _with_origin(curve: pl.DataFrame) -> pl.DataFrame:
     origin = (
         curve.select("series")
         .unique()
-        .with_columns(time=pl.lit(0.0), surv=pl.lit(1.0), ci_lower=pl.lit(1.0), ci_upper=pl.lit(1.0), censored=pl.lit(0, dtype=pl.Int64))
+        .with_columns(
+            time=pl.lit(0.0),
+            surv=pl.lit(1.0),
+            ci_lower=pl.lit(1.0),
+            ci_upper=pl.lit(1.0),
+            censored=pl.lit(0, dtype=pl.Int64),
+            reconstructed=pl.lit(0, dtype=pl.Int64),
+        )
     )
     return pl.concat([origin, curve.select(origin.columns)], how="vertical_relaxed").sort("series", "time", maintain_order=True)
 
@@ -77,7 +91,8 @@ def km_plot(
 ) -> alt.VConcatChart:
     """Kaplan–Meier plot with a number-at-risk table under the x-axis, aligned on the same ticks.
 
-    ``curve``: series, time, surv, ci_lower, ci_upper, censored (one row per step, ``survival_curves``).
+    ``curve``: series, time, surv, ci_lower, ci_upper, censored (one row per step, ``survival_curves``) and
+    reconstructed (how many of those censorings are at a reconstructed last contact, ``reconstructed_censorings``).
     ``at_risk``: series, month, at_risk, events_cum (``survival_landmarks``). ``medians``: series, median.
     Series are drawn in the order they first appear (the first is the emphasised one); risk-table rows
     are labelled by the cut date in the series name, the legend carries the full name.
@@ -122,20 +137,43 @@ def km_plot(
         .encode(y=alt.Y("surv:Q", scale=y_scale), strokeDash=alt.StrokeDash("series:N", scale=dashes, legend=legend), tooltip=tooltip)
         for i, name in enumerate(series)
     ]
-    censor_marks = (
-        base.transform_filter(alt.datum.censored > 0)
+    censor_marks = [
+        base.transform_filter(alt.datum.censored > alt.datum.reconstructed)
         .mark_point(shape="M0,-1L0,1", size=70, strokeWidth=1.5, filled=False)
         .encode(
             y=alt.Y("surv:Q"),
             tooltip=[alt.Tooltip("time:Q", title="Censored at month", format=".1f"), alt.Tooltip("censored:Q", title="Censored")],
         )
-    )
+    ]
+    if drawn["reconstructed"].sum():
+        # Their own mark and legend entry: these times were not recorded, and a reader should not take them for data.
+        reconstructed = drawn.filter(pl.col("reconstructed") > 0).with_columns(kind=pl.lit(RECONSTRUCTED_CENSOR))
+        censor_marks.append(
+            alt.Chart(reconstructed.to_pandas())
+            .mark_point(size=80, strokeWidth=2, filled=False, color=RECONSTRUCTED_COLOUR)
+            .encode(
+                x=alt.X("time:Q", scale=x_scale),
+                y=alt.Y("surv:Q", scale=y_scale),
+                shape=alt.Shape(
+                    "kind:N",
+                    scale=alt.Scale(domain=[RECONSTRUCTED_CENSOR], range=["circle"]),
+                    legend=alt.Legend(
+                        title=None, orient="top-right", labelLimit=0, symbolStrokeColor=RECONSTRUCTED_COLOUR, symbolFillColor="transparent"
+                    ),
+                ),
+                tooltip=[
+                    alt.Tooltip("series:N", title="Series"),
+                    alt.Tooltip("time:Q", title="Censored at month (reconstructed)", format=".1f"),
+                    alt.Tooltip("reconstructed:Q", title="Censored, last contact reconstructed"),
+                ],
+            )
+        )
     reached = medians.filter(pl.col("median").is_not_null())
     median_lines = alt.Chart(reached.with_columns(zero=pl.lit(0.0), half=pl.lit(0.5)).to_pandas()).mark_rule(
         strokeDash=[1.5, 3], color="#555555", strokeWidth=1.5
     )
     most_censor_marks = cast(int | None, drawn.filter(pl.col("censored") > 0).group_by("series").len()["len"].max()) or 0
-    layers = [band, *band_edges, *lines] + ([censor_marks] if most_censor_marks <= MAX_CENSOR_MARKS else [])
+    layers = [band, *band_edges, *lines] + (censor_marks if most_censor_marks <= MAX_CENSOR_MARKS else [])
     if most_censor_marks > MAX_CENSOR_MARKS:
         subtitle = [*subtitle, f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."]
     if reached.height:
@@ -195,16 +233,22 @@ def median_caption(row: dict) -> str:
     if row["median"] is None:
         return f"median {NOT_REACHED} ({row['note']})"
     midpoint = row.get("median_midpoint")
-    plateau = f"; R/SAS plateau midpoint {midpoint:.1f}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
-    return f"median {row['median']:.1f} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], CI_DECIMALS)})"
+    plateau = f"; R/SAS plateau midpoint {fixed(midpoint, 1)}" if midpoint is not None and abs(midpoint - row["median"]) > 1e-9 else ""
+    return f"median {fixed(row['median'], 1)} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], CI_DECIMALS)})"
+
+
+# Places of the forest plot's hazard ratios and p-values; below the floor p is shown as "p < 0.001".
+HR_DECIMALS = 2
+P_DECIMALS = 3
+P_FLOOR = 0.001
 
 
 def _hr_text(row: dict) -> str:
     p = row["logrank_p"]
-    p_text = "p not computed" if p is None else f"p = {p:.3f}" if p >= 0.001 else "p < 0.001"
+    p_text = "p not computed" if p is None else f"p = {fixed(p, P_DECIMALS)}" if p >= P_FLOOR else f"p < {P_FLOOR}"
     if row["hr"] is None:
         return f"HR not estimated · {p_text}"
-    return f"{row['hr']:.2f} ({row['hr_ci_lower']:.2f}–{row['hr_ci_upper']:.2f}) · {p_text}"
+    return f"{fixed(row['hr'], HR_DECIMALS)} ({fixed(row['hr_ci_lower'], HR_DECIMALS)}–{fixed(row['hr_ci_upper'], HR_DECIMALS)}) · {p_text}"
 
 
 def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt.HConcatChart:
@@ -293,17 +337,109 @@ def series_of(cuts: list, latest, published) -> dict:
     return labels
 
 
+# The method whose median and CI a KM chart's title states, as its subtitle names it, and the names a reader sees of each method.
+TITLE_METHOD = "SPSS 24"
+METHOD_NAMES = {"SPSS 24": "spss", "log(−log)": "brookmeyer_crowley_loglog"}
+# Numbers the KM chart's fixed wording states: 95% CI, S = 1 or 0, S ≤ 0.5, 1.96·SE, SPSS 24.
+KM_WORDING_NUMBERS = {"95", "1", "0", "0.5", "1.96", "24"}
+_MEDIAN_STATED = re.compile(r"median (not reached|[\d.]+)(?: months)?(?:; R/SAS plateau midpoint [\d.]+)?(?: \(95% CI ([^)]*)\))?")
+
+
+def title_row(rows: pl.DataFrame, cut) -> dict:
+    """The ``survival_summary`` row whose median and CI the title states: the title method's (SPSS's, the paper's) at ``cut``."""
+    return rows.filter((pl.col("data_cut") == cut) & (pl.col("method") == METHOD_NAMES[TITLE_METHOD])).row(0, named=True)
+
+
+def expected_numbers(summary: pl.DataFrame, landmarks: pl.DataFrame, endpoint: str) -> set[str]:
+    """Every number a KM chart of ``endpoint`` may state, formatted from the table cells: dates, counts, medians and
+    CI bounds of ``survival_summary``, at-risk and cumulative-event counts of ``survival_landmarks``, and its wording's."""
+    rows = summary.filter(pl.col("endpoint") == endpoint)
+    marks = landmarks.filter(pl.col("endpoint") == endpoint)
+    medians = {fixed(v, 1) for v in rows["median"].drop_nulls().to_list() + rows["median_midpoint"].drop_nulls().to_list()}
+    bounds = {fixed(v, CI_DECIMALS) for v in rows["ci_lower"].drop_nulls().to_list() + rows["ci_upper"].drop_nulls().to_list()}
+    counts = count_texts(rows["n"].to_list() + rows["events"].to_list())
+    at_risk = {compact_count(v) for v in marks["at_risk"].to_list() + marks["events_cum"].to_list()}
+    cuts = {str(c) for c in rows["data_cut"].to_list()}
+    return medians | bounds | counts | at_risk | cuts | KM_WORDING_NUMBERS | {str(MAX_CENSOR_MARKS)}
+
+
+def _median_mismatch(text: str, row: dict | None, where: str) -> list[str]:
+    """Why ``text``'s median and CI are not ``row``'s cells, or nothing."""
+    if row is None:
+        return [f"{where}: no survival_summary row"]
+    found = _MEDIAN_STATED.search(text)
+    shown = (found[1], found[2]) if found else None
+    expected = (
+        (NOT_REACHED, None) if row["median"] is None else (fixed(row["median"], 1), interval_text(row["ci_lower"], row["ci_upper"], CI_DECIMALS))
+    )
+    if shown == expected:
+        return []
+    stated = "no median" if shown is None else f"median {shown[0]} (95% CI {shown[1]})"
+    return [f"{where} shows {stated}; survival_summary's {row['method']} row has median {expected[0]} (95% CI {expected[1]})"]
+
+
+def title_mismatches(spec: dict, summary: pl.DataFrame, endpoint: str) -> list[str]:
+    """Where a KM chart's title or per-cut subtitle line states a median, CI, n or event count other than the
+    ``survival_summary`` row of the method and cut it names. The title's method is read from the subtitle
+    ("CI in the title: SPSS 24"), so a title showing another method's interval under SPSS's name fails."""
+    rows = {(r["data_cut"], r["method"]): r for r in summary.filter(pl.col("endpoint") == endpoint).iter_rows(named=True)}
+    if not rows:
+        return []
+    title = spec.get("title", {})
+    subtitle = [line for line in title.get("subtitle", []) if isinstance(line, str)]
+    claimed = re.search(r"CI in the title: (" + "|".join(re.escape(name) for name in METHOD_NAMES) + ")", " ".join(subtitle))
+    if claimed is None:
+        return ["the subtitle does not name the method of the title's CI"]
+    latest = max(cut for cut, _ in rows)
+    problems = _median_mismatch(title.get("text", ""), rows.get((latest, METHOD_NAMES[claimed[1]])), f"title ({claimed[1]}, cut {latest})")
+    loglog = METHOD_NAMES["log(−log)"]
+    for line in subtitle:
+        cut_text = re.match(r"Data cut (\d{4}-\d{2}-\d{2})", line)
+        if cut_text is None:
+            continue
+        cut = dt.date.fromisoformat(cut_text[1])
+        spss_part, _, loglog_ci = line.partition("; log(−log) CI ")
+        spss_row = rows.get((cut, METHOD_NAMES[TITLE_METHOD]))
+        problems += _median_mismatch(spss_part, spss_row, f"subtitle, cut {cut} ({TITLE_METHOD})")
+        counts = re.search(r"n = ([\d,]+), ([\d,]+) events", line)
+        if spss_row is not None and (counts is None or (counts[1], counts[2]) != (f"{spss_row['n']:,}", f"{spss_row['events']:,}")):
+            problems.append(f"subtitle, cut {cut}: n and events are not survival_summary's {spss_row['n']:,} and {spss_row['events']:,}")
+        loglog_row = rows.get((cut, loglog))
+        if loglog_row is not None and loglog_ci != interval_text(loglog_row["ci_lower"], loglog_row["ci_upper"], CI_DECIMALS):
+            problems.append(f"subtitle, cut {cut}: log(−log) CI {loglog_ci} is not survival_summary's")
+    return problems
+
+
 def _series_caption(label: str, spss: dict, loglog: dict) -> str:
     loglog_ci = interval_text(loglog["ci_lower"], loglog["ci_upper"], CI_DECIMALS)
     return f"{label}: n = {spss['n']:,}, {spss['events']:,} events; {median_caption(spss)}, SPSS 24; log(−log) CI {loglog_ci}"
 
 
-def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published) -> alt.TopLevelMixin:
-    """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``.
+def reconstructed_censorings(adtte: pl.DataFrame) -> pl.DataFrame:
+    """Per data cut, endpoint and time, how many patients are censored at a reconstructed last-contact time
+    (ADTTE ``AVALRFL = "Y"``, ``CNSR = 1``): data_cut, endpoint, time, reconstructed."""
+    return (
+        adtte.filter((pl.col("AVALRFL") == "Y") & (pl.col("CNSR") == 1))
+        .group_by(data_cut="DATACUT", endpoint="PARAMCD", time="AVAL")
+        .agg(reconstructed=pl.len().cast(pl.Int64))
+    )
+
+
+def endpoint_figure(
+    curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published, adtte: pl.DataFrame | None = None
+) -> alt.TopLevelMixin:
+    """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``;
+    ``adtte`` (SUBJID, DATACUT, PARAMCD, AVAL, CNSR, AVALRFL) marks the censorings at reconstructed last contacts.
 
     Draws the latest cut; the published cut is overlaid when it is another cut present in the data.
     The title carries the median with SPSS's interval (the paper's), the subtitle the log(−log) interval too.
     """
+    if adtte is None:
+        curves = curves.with_columns(reconstructed=pl.lit(0, dtype=pl.Int64))
+    else:
+        curves = curves.join(reconstructed_censorings(adtte), on=["data_cut", "endpoint", "time"], how="left").with_columns(
+            pl.col("reconstructed").fill_null(0)
+        )
     cuts = curves.filter(pl.col("endpoint") == endpoint)["data_cut"].unique().sort().to_list()
     if not cuts:
         return no_data(f"{ENDPOINT_TITLES[endpoint]}: no patients in any data cut")
@@ -321,16 +457,34 @@ def endpoint_figure(curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.D
     rows = pick(summary)
     spss = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "spss").iter_rows(named=True)}
     loglog = {r["data_cut"]: r for r in rows.filter(pl.col("method") == "brookmeyer_crowley_loglog").iter_rows(named=True)}
-    lead = spss[cuts[-1]]
-    title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(lead)}"
+    title = f"{ENDPOINT_TITLES[endpoint]}: {median_caption(title_row(rows, cuts[-1]))}"
     subtitle = [_series_caption(label, spss[cut], loglog[cut]) for cut, label in labels.items()]
     # Short lines: the longest one sets the picture's width, and a long one left the plot a third of it.
     subtitle += [
         "Shaded and outlined: pointwise 95% CI (log(−log); undefined where S = 1 or 0); ticks: censored;",
-        "dotted: median (first time S ≤ 0.5, SPSS). CI in the title: SPSS 24 (median ± 1.96·SE), as the paper.",
+        f"dotted: median (first time S ≤ 0.5, SPSS). CI in the title: {TITLE_METHOD} (median ± 1.96·SE), as the paper.",
     ]
+    drawn = pick(curves)
+    if drawn["reconstructed"].sum():
+        subtitle.append("Hollow orange circles: censored at a last contact reconstructed for the paper, not recorded (ADTTE AVALRFL = Y).")
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")
-    return km_plot(pick(curves), pick(landmarks), medians, title, subtitle)
+    return km_plot(drawn, pick(landmarks), medians, title, subtitle)
+
+
+def forest_expected_numbers(subgroups: pl.DataFrame) -> set[str]:
+    """Every number the forest plot may state, formatted from the latest cut's ``survival_subgroups`` cells: HRs and
+    their bounds, p-values, patient counts, how many comparisons reach significance, and numbers in the row labels and notes."""
+    cut = subgroups["data_cut"].max()
+    rows = subgroups.filter(pl.col("data_cut") == cut)
+    hrs = {fixed(v, HR_DECIMALS) for c in ("hr", "hr_ci_lower", "hr_ci_upper") for v in rows[c].drop_nulls().to_list()}
+    p_values = {fixed(v, P_DECIMALS) for v in rows["logrank_p"].drop_nulls().to_list()} | {str(P_FLOOR)}
+    tested = rows["logrank_p"].drop_nulls()
+    counts = {compact_count(v) for v in rows["n"].to_list() + rows["n_ref"].to_list()} | count_texts(
+        [tested.filter(tested < SIGNIFICANCE).len(), tested.len()]
+    )
+    words = set(numbers(str(v) for c in ("factor", "level", "reference", "note") for v in rows[c].drop_nulls().to_list()))
+    # "HR (95% CI)" in the panel titles and the significance level in the subtitle.
+    return hrs | p_values | counts | words | {str(cut), str(SIGNIFICANCE), "95"}
 
 
 def forest_figure(subgroups: pl.DataFrame) -> alt.TopLevelMixin:

@@ -11,6 +11,7 @@ from typing import Any
 import altair as alt
 import polars as pl
 
+from lms_assets.graphs.stated import count_texts
 from lms_assets.tables.response import PD_THRESHOLD, PR_THRESHOLD, RESPONSE_LABELS, best_responses
 
 MAX_BARS = 300
@@ -24,6 +25,7 @@ COMBINATION_SHAPES = {
     "Radiotherapy": "square",
 }
 FALLBACK_SHAPE = "circle"
+RECIST_VERSION = "1.1"
 
 
 def waterfall_data(adrs: pl.DataFrame, adsl: pl.DataFrame, max_bars: int = MAX_BARS) -> tuple[pl.DataFrame, int]:
@@ -65,13 +67,19 @@ def _subtitle(shown: int, total: int, data_cut: object | None) -> list[str]:
     bars = "One bar per patient" if shown == total else "Each bar one sampled patient"
     lines = [
         records_line("Tumour measurements", data_cut),
-        f"{bars} ({total:,} with a measured change). Dashed lines: RECIST 1.1 thresholds, "
+        f"{bars} ({total:,} with a measured change). Dashed lines: RECIST {RECIST_VERSION} thresholds, "
         f"{PR_THRESHOLD:+.0f}% (partial response) and {PD_THRESHOLD:+.0f}% (progression).",
         "RECIST judges progression against the smallest sum (nadir), so the +20% line is a guide only.",
     ]
     if shown < total:
         lines.append(f"Showing {shown:,} of {total:,} patients: an evenly spaced sample in sorted order (extremes kept).")
     return lines
+
+
+def expected_numbers(bars: pl.DataFrame, total: int, data_cut: object | None) -> set[str]:
+    """Every number the waterfall may state: the patients measured and drawn, the RECIST thresholds and version, the cut."""
+    thresholds = {f"{abs(t):.0f}" for t in (PR_THRESHOLD, PD_THRESHOLD)}
+    return count_texts([total, bars.height]) | thresholds | {RECIST_VERSION} | ({str(data_cut)} if data_cut is not None else set())
 
 
 def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = None) -> alt.TopLevelMixin:
@@ -104,7 +112,7 @@ def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = No
         color=alt.Color(
             "response_label:N",
             scale=alt.Scale(domain=labels, range=[RESPONSE_COLOURS[r] for r in responses]),
-            legend=alt.Legend(title="Best response (RECIST 1.1)", orient="right", titleLimit=0, labelLimit=0),
+            legend=alt.Legend(title=f"Best response (RECIST {RECIST_VERSION})", orient="right", titleLimit=0, labelLimit=0),
         ),
         tooltip=tooltip,
     )

@@ -15,10 +15,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+import html.parser
 import importlib.metadata
 import platform
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -60,9 +61,12 @@ MARKS = {
     audit_rules.DISCREPANCY: ("≠", "discrepancy: the recomputed value differs, or nothing recomputes it and the paper contradicts it"),
     audit_rules.NOT_RECOMPUTABLE: ("?", "not recomputable: the records hold nothing that gives this value"),
 }
-# Added to ✓ and ✓† when the agreement rests on reconstructed inputs only.
+# Added to ✓, ✓† and ≠ when the recomputed value rests on reconstructed inputs only, and beside every survival
+# estimate that does.
 RECONSTRUCTED_MARK = "*"
 RECONSTRUCTED_WORDS = "from reconstructed inputs only: shows the pipeline's arithmetic, not that the paper is right"
+RECONSTRUCTED_DISCREPANCY_WORDS = "a discrepancy from reconstructed inputs only: the reconstruction may be what differs, not the paper"
+RECONSTRUCTED_VALUE_WORDS = "beside a survival estimate: it rests on reconstructed last-contact times (ADTTE AVALRFL = Y)"
 RECONSTRUCTED = "reconstructed_inputs"
 BASIS_WORDS = {basis: audit_rules.basis_words(basis) for basis in ("published_patient_data", RECONSTRUCTED)}
 # The audit's long tables name the basis in a word, with the sensitivity verdict when the reconstruction could move it.
@@ -113,6 +117,8 @@ class ReportInputs:
     # ``r_verification`` as stored; None when the report is built without it.
     verification: pl.DataFrame | None = None
     sensitivity: pl.DataFrame | None = None  # sensitivity_ranges; None leaves the section out
+    # (data cut, endpoint) whose survival estimates rest on reconstructed follow-up (ADTTE AVALRFL = Y).
+    reconstructed: Collection[tuple[str, str]] = ()
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]:
@@ -134,11 +140,11 @@ def mark_of(printed_value: float, decimals: int, recomputed: float | None, findi
 
 
 def mark_text(mark: str | None, basis: str | None) -> str:
-    """The mark's symbol, with ``*`` when an agreement rests on reconstructed inputs only."""
+    """The mark's symbol, with ``*`` when the comparison rests on reconstructed inputs only (not on "?": nothing was recomputed)."""
     if mark is None:
         return ""
     symbol = MARKS[mark][0]
-    return symbol + RECONSTRUCTED_MARK if mark in (audit_rules.REPRODUCED, CONTRADICTED) and basis == RECONSTRUCTED else symbol
+    return symbol + RECONSTRUCTED_MARK if mark != audit_rules.NOT_RECOMPUTABLE and basis == RECONSTRUCTED else symbol
 
 
 def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -349,6 +355,8 @@ def legend_html() -> str:
     items += (
         f'<li><span class="mark status-reproduced reconstructed-basis">✓{RECONSTRUCTED_MARK}</span> '
         f"(and ✓†{RECONSTRUCTED_MARK}) reproduced {_esc(RECONSTRUCTED_WORDS)}</li>"
+        f'<li><span class="mark status-discrepancy reconstructed-basis">≠{RECONSTRUCTED_MARK}</span> {_esc(RECONSTRUCTED_DISCREPANCY_WORDS)}</li>'
+        f'<li><span class="mark reconstructed-basis">{RECONSTRUCTED_MARK}</span> {_esc(RECONSTRUCTED_VALUE_WORDS)}</li>'
     )
     return (
         '<div class="legend"><p><strong>Marks beside printed values</strong> (printed_audit counts ✓† as a discrepancy):</p>'
@@ -364,12 +372,16 @@ def _survival_decimals(registry: pl.DataFrame) -> dict[str, int]:
     return {quantity: decimals + 1 for quantity, decimals in finest.iter_rows() if decimals is not None}
 
 
-def survival_html(summary: pl.DataFrame, registry: pl.DataFrame) -> str:
-    """Median survival per endpoint and data cut, once per confidence-interval method."""
+def survival_html(summary: pl.DataFrame, registry: pl.DataFrame, reconstructed: Collection[tuple[str, str]] = ()) -> str:
+    """Median survival per endpoint and data cut, once per confidence-interval method; the estimates of a
+    (data cut, endpoint) in ``reconstructed`` marked ``*``: they rest on reconstructed follow-up."""
     places = _survival_decimals(registry)
 
     def shown(value: float | None, endpoint: str, statistic: str, missing: str = "") -> str:
         return missing if value is None else fig.fixed(value, places.get(f"{endpoint.lower()}.{statistic}", SURVIVAL_DECIMALS))
+
+    def marked(text: str, row: dict) -> str:
+        return f"{text} {RECONSTRUCTED_MARK}" if text and (str(row["data_cut"]), row["endpoint"]) in reconstructed else text
 
     rows = [
         {
@@ -378,11 +390,11 @@ def survival_html(summary: pl.DataFrame, registry: pl.DataFrame) -> str:
             "95% CI method": SURVIVAL_METHODS.get(r["method"], r["method"]),
             "patients": r["n"],
             "events": r["events"],
-            "median (months; first S ≤ 0.5, SPSS)": shown(r["median"], r["endpoint"], "median", "not reached"),
-            "median (R/SAS plateau midpoint)": shown(r["median_midpoint"], r["endpoint"], "median", "not reached"),
+            "median (months; first S ≤ 0.5, SPSS)": marked(shown(r["median"], r["endpoint"], "median", "not reached"), r),
+            "median (R/SAS plateau midpoint)": marked(shown(r["median_midpoint"], r["endpoint"], "median", "not reached"), r),
             # As the charts state it (km.interval_text), so the report and Figure 1 read the same numbers.
-            "95% CI (months)": km.interval_text(r["ci_lower"], r["ci_upper"], km.CI_DECIMALS),
-            "SE": shown(r["se"], r["endpoint"], "se"),
+            "95% CI (months)": marked(km.interval_text(r["ci_lower"], r["ci_upper"], km.CI_DECIMALS), r),
+            "SE": marked(shown(r["se"], r["endpoint"], "se"), r),
             "note": r["note"],
         }
         for r in summary.sort("data_cut", "endpoint", "method").iter_rows(named=True)
@@ -403,7 +415,8 @@ def survival_html(summary: pl.DataFrame, registry: pl.DataFrame) -> str:
         },
     )
     cuts = summary["data_cut"].unique().sort().to_list()
-    return table_html(frame, f"Median PFS and OS with the 95% CI by each method — {cut_words(cuts)}")
+    marks = f"; {RECONSTRUCTED_MARK}: rests on reconstructed last-contact times (ADTTE AVALRFL = Y)" if reconstructed else ""
+    return table_html(frame, f"Median PFS and OS with the 95% CI by each method — {cut_words(cuts)}{marks}")
 
 
 def charts_html(charts: Sequence[Chart]) -> str:
@@ -604,7 +617,7 @@ def study_report_html(inputs: ReportInputs) -> str:
     sections: list[tuple[str, str, str, list[tuple[str, str]]]] = [
         ("summary", "Study summary", f'<dl class="summary">{summary}</dl>', []),
         ("tables", "Tables 1, 2 and 4, recomputed beside the printed values", tables, []),
-        ("survival", "Survival", survival_html(inputs.survival_summary, inputs.registry), []),
+        ("survival", "Survival", survival_html(inputs.survival_summary, inputs.registry, inputs.reconstructed), []),
         ("charts", "Charts", charts_html(inputs.charts), [(f"chart-{c.name}", c.title) for c in inputs.charts]),
         (
             "audit",
@@ -743,3 +756,85 @@ def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
             anchor=SENSITIVITY_RESULTS,
         )
     )
+
+
+class _ComparisonCells(html.parser.HTMLParser):
+    """Each comparison table's cell texts, row by row: (classes, trace link target, text shown, marks left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[dict[str, str]]]] = []
+        self._inside = False
+        self._cell: dict[str, str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "table" and "comparison" in found.get("class", "").split():
+            self._inside = True
+            self.tables.append([])
+        elif not self._inside:
+            return
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag == "td" and self.tables[-1]:
+            self._cell = {"class": found.get("class", ""), "figure": "", "text": ""}
+            self.tables[-1][-1].append(self._cell)
+        elif tag == "a" and self._cell is not None and found.get("href", "").startswith("trace.html#"):
+            self._cell["figure"] = found["href"].removeprefix("trace.html#")
+            self._cell["text"] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._inside = False
+        if tag in ("td", "a", "table"):
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell["text"] += data
+
+
+def shown_comparison_cells(report_html: str) -> list[dict[str, tuple[str, str]]]:
+    """Per comparison table of the page, in order: each printed value's figure id to the recomputed text beside it
+    and the printed text (its trace link's, without the mark)."""
+    parser = _ComparisonCells()
+    parser.feed(report_html)
+    return [
+        {
+            cell["figure"]: (row[i - 1]["text"].strip(), cell["text"].strip())
+            for row in rows
+            for i, cell in enumerate(row)
+            if cell["figure"] and i > 0 and "printed" in cell["class"].split()
+        }
+        for rows in parser.tables
+    ]
+
+
+def _same_number(shown: str, expected: str) -> bool:
+    """Whether two texts are the same number (a count shows 19 where the rounding rule writes 19.0)."""
+    try:
+        return float(shown) == float(expected)
+    except ValueError:
+        return shown == expected
+
+
+def comparison_mismatches(report_html: str, tables: dict[str, pl.DataFrame]) -> list[str]:
+    """Where a written page's printed-value cells are not their table's: beside each printed value, the recomputed
+    cell must read ``printed.format_value`` of its ``compare_with_printed`` value (— where none) and the printed cell
+    ``printed.fixed`` of the printed value at its precision. ``tables``: the page's tables, heading to frame, in page order."""
+    pages = shown_comparison_cells(report_html)
+    if len(pages) != len(tables):
+        return [f"the page shows {len(pages)} comparison tables, not the {len(tables)} it was given"]
+    problems = []
+    for (heading, cells), shown in zip(tables.items(), pages):
+        for row in cells.filter(pl.col("printed_value").is_not_null()).iter_rows(named=True):
+            figure = row["figure_id"]
+            recomputed = "—" if row["recomputed"] is None else fig.format_value(row["recomputed"], row["decimals"])
+            printed = fig.fixed(row["printed_value"], row["decimals"])
+            if figure not in shown:
+                problems.append(f"{heading}: {figure} is not shown")
+                continue
+            for what, text, expected in zip(("recomputed", "printed"), shown[figure], (recomputed, printed)):
+                if not _same_number(text, expected):
+                    problems.append(f"{heading}: {figure}'s {what} cell shows {text}, the table has {expected}")
+    return problems

@@ -1,0 +1,200 @@
+"""Every chart's blocking ``numbers_match_tables`` check: the numbers in its titles, captions and labels are cells of
+the tables it draws, and a KM title states the interval of the method it names.
+
+Faults are judged in-process through the pure functions the chart assets call (``stated.unexplained`` with each
+chart's ``expected_numbers``, ``km.title_mismatches``) on the shipped study's tables; the escaped KM title fault also
+goes through a Dagster run, which must fail the chart's step before its files are written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import altair as alt
+import polars as pl
+import pytest
+
+from lms_assets import adam
+from lms_assets.graphs import adverse_events, history, km, render, stated, waterfall
+from lms_assets.tables import survival
+from lms_assets_tests.conftest import SHIPPED_STUDY, run_assets
+from lms_assets_tests.test_bad_input import failure_first_lines
+from lms_assets_tests.test_fault_injection import _wrap, records, summary_tables  # noqa: F401 - records is a fixture
+
+CUT = dt.date(2021, 3, 31)
+
+
+@pytest.fixture(scope="module")
+def tables(records) -> dict[str, pl.DataFrame]:  # noqa: F811 - the fixture imported above
+    """The shipped study's tables as the chart assets read them."""
+    return {
+        **summary_tables(records),
+        "adrs": adam.adrs.derive_adrs(records["response"], studyid=SHIPPED_STUDY.studyid),
+        "median_history": survival.median_history(summary_tables(records)["survival_summary"]),
+    }
+
+
+def km_spec(tables: dict[str, pl.DataFrame], endpoint: str) -> dict:
+    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], endpoint, CUT)
+    return render.chart_spec(chart)
+
+
+def chart_problems(tables: dict[str, pl.DataFrame]) -> dict[str, list[str]]:
+    """Each chart's failed statements, as its asset's check computes them (builders looked up at call time, so a monkeypatch applies)."""
+    problems = {}
+    for endpoint in ("PFS", "OS"):
+        spec = km_spec(tables, endpoint)
+        expected = km.expected_numbers(tables["survival_summary"], tables["survival_landmarks"], endpoint)
+        problems[f"km_{endpoint.lower()}_chart"] = km.title_mismatches(spec, tables["survival_summary"], endpoint) + stated.unexplained(
+            spec, expected
+        )
+    subgroups = tables["survival_subgroups"]
+    problems["forest_chart"] = stated.unexplained(render.chart_spec(km.forest_figure(subgroups)), km.forest_expected_numbers(subgroups))
+    bars, total = waterfall.waterfall_data(tables["adrs"], tables["adsl"])
+    problems["waterfall_chart"] = stated.unexplained(
+        render.chart_spec(waterfall.waterfall_chart(bars, total, CUT)), waterfall.expected_numbers(bars, total, CUT)
+    )
+    rows, terms = adverse_events.ae_chart_data(tables["ae_summary"])
+    ae_spec = render.chart_spec(adverse_events.ae_chart(rows, terms, CUT))
+    problems["ae_chart"] = stated.unexplained(ae_spec, adverse_events.expected_numbers(tables["ae_summary"], CUT))
+    medians = tables["median_history"]
+    problems["history_chart"] = stated.unexplained(render.chart_spec(history.history_chart(medians)), history.expected_numbers(medians))
+    return problems
+
+
+def test_the_shipped_charts_state_only_their_tables_numbers(tables):
+    assert chart_problems(tables) == {name: [] for name in chart_problems(tables)}
+
+
+def test_stated_texts_are_titles_and_labels_not_tooltips_or_data():
+    data = pl.DataFrame({"x": [1.0, 2.0], "label": ["12 (3)", "7 (1)"]})
+    base = alt.Chart(data)
+    chart = alt.layer(
+        base.mark_point().encode(x=alt.X("x:Q", title="Months 0 to 24"), tooltip=[alt.Tooltip("x:Q", title="95% CI lower")]),
+        base.mark_text().encode(x="x:Q", text="label:N"),
+    ).properties(title=alt.Title("Median 4.1", subtitle=["n = 1,250, 19 events", "cut 2021-03-31"]))
+    lines = stated.texts(render.chart_spec(chart))
+    assert sorted(lines) == sorted(["Months 0 to 24", "12 (3)", "7 (1)", "Median 4.1", "n = 1,250, 19 events", "cut 2021-03-31"])
+    assert set(stated.numbers(lines)) == {"0", "24", "12", "3", "7", "1", "4.1", "1,250", "19", "2021-03-31"}
+    assert stated.unexplained(render.chart_spec(chart), {"0", "24", "12", "3", "7", "1", "4.1", "1,250"}) == ["19", "2021-03-31"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    inject: Callable[[pytest.MonkeyPatch], None]
+    chart: str  # the chart whose check must fail
+
+
+def km_title_shows_brookmeyer_crowley(mp):
+    """The escaped fault: the title claims SPSS's interval and shows the log(−log) one."""
+
+    def faulty(rows, cut):
+        return rows.filter((pl.col("data_cut") == cut) & (pl.col("method") == "brookmeyer_crowley_loglog")).row(0, named=True)
+
+    mp.setattr(km, "title_row", faulty)
+
+
+def km_caption_ninety_percent_interval(mp):
+    def wrapper(original):
+        return lambda row: original({**row, "ci_lower": row["median"] - 1.645 * row["se"], "ci_upper": row["median"] + 1.645 * row["se"]})
+
+    _wrap(mp, km, "median_caption", wrapper)
+
+
+def forest_p_one_sided(mp):
+    def wrapper(original):
+        return lambda row: original({**row, "logrank_p": None if row["logrank_p"] is None else row["logrank_p"] / 2})
+
+    _wrap(mp, km, "_hr_text", wrapper)
+
+
+def waterfall_names_last_years_cut(mp):
+    _wrap(mp, waterfall, "records_line", lambda original: lambda what, cut: original(what, dt.date(2020, 3, 31)))
+
+
+def ae_percent_of_one_more_patient(mp):
+    def wrapper(original):
+        def faulty(table, max_terms=adverse_events.MAX_TERMS):
+            rows, terms = original(table, max_terms)
+            return rows.with_columns(total_pct=pl.col("total_n") / (pl.col("denominator") + 1) * 100), terms
+
+        return faulty
+
+    _wrap(mp, adverse_events, "ae_chart_data", wrapper)
+
+
+def history_events_one_too_many(mp):
+    _wrap(
+        mp, history, "_panel", lambda original: lambda data, endpoint, cuts: original(data.with_columns(events=pl.col("events") + 1), endpoint, cuts)
+    )
+
+
+FAULTS = [
+    Fault("km_title_shows_brookmeyer_crowley", km_title_shows_brookmeyer_crowley, "km_pfs_chart"),
+    Fault("km_caption_ninety_percent_interval", km_caption_ninety_percent_interval, "km_os_chart"),
+    Fault("forest_p_one_sided", forest_p_one_sided, "forest_chart"),
+    Fault("waterfall_names_last_years_cut", waterfall_names_last_years_cut, "waterfall_chart"),
+    Fault("ae_percent_of_one_more_patient", ae_percent_of_one_more_patient, "ae_chart"),
+    Fault("history_events_one_too_many", history_events_one_too_many, "history_chart"),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f.name)
+def test_each_chart_fault_fails_its_check(fault, tables, monkeypatch):
+    fault.inject(monkeypatch)
+    assert chart_problems(tables)[fault.chart]
+
+
+def test_the_km_title_fault_passes_every_number_check_and_fails_on_the_method_it_names(tables, monkeypatch):
+    """Every number of the faulty title is a table cell (the log(−log) interval is in the subtitle): only the
+    check that the title's interval is the named method's catches it, and it names both intervals."""
+    km_title_shows_brookmeyer_crowley(monkeypatch)
+    spec = km_spec(tables, "PFS")
+    assert spec["title"]["text"] == "Progression-free survival: median 4.1 months (95% CI 1.90–6.20)"
+    assert stated.unexplained(spec, km.expected_numbers(tables["survival_summary"], tables["survival_landmarks"], "PFS")) == []
+    assert km.title_mismatches(spec, tables["survival_summary"], "PFS") == [
+        "title (SPSS 24, cut 2021-03-31) shows median 4.1 (95% CI 1.90–6.20); survival_summary's spss row has median 4.1 (95% CI 2.96–5.24)"
+    ]
+
+
+def test_the_km_title_fault_fails_the_chart_step_before_its_files_are_written(platform_env, monkeypatch):
+    km_title_shows_brookmeyer_crowley(monkeypatch)
+    result = run_assets("km_pfs_chart", paths=platform_env)
+    assert list(failure_first_lines(result)) == ["km_pfs_chart"]
+    assert failure_first_lines(result)["km_pfs_chart"].startswith("km_pfs_chart not published: numbers_match_tables: title (SPSS 24, cut 2021-03-31)")
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "km_pfs_chart"]
+    assert not evaluation.passed and evaluation.severity.value == "ERROR"
+    assert "1.90–6.20" in str(evaluation.metadata["mismatches"].value)
+    charts = platform_env["outputs"] / "charts"
+    assert not list(charts.glob("km_pfs_chart.*"))
+
+
+# --- reconstruction shown where it is drawn ------------------------------------------------------------------
+
+
+def test_the_os_chart_marks_the_reconstructed_last_contacts_apart_from_recorded_censorings(tables):
+    adtte = tables["adtte"]
+    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "OS", CUT, adtte)
+    spec = render.chart_spec(chart)
+    layers = spec["vconcat"][0]["layer"]
+    (marked,) = [layer for layer in layers if "shape" in layer.get("encoding", {})]
+    assert marked["mark"]["filled"] is False and marked["mark"]["color"] == km.RECONSTRUCTED_COLOUR
+    assert marked["encoding"]["shape"]["scale"]["domain"] == [km.RECONSTRUCTED_CENSOR]
+    reconstructed = adtte.filter((pl.col("PARAMCD") == "OS") & (pl.col("AVALRFL") == "Y") & (pl.col("CNSR") == 1))
+    drawn = spec["datasets"][marked["data"]["name"]]
+    assert sorted(row["time"] for row in drawn) == sorted(reconstructed["AVAL"].to_list())
+    assert sum(row["reconstructed"] for row in drawn) == reconstructed.height == 7
+    # The recorded censor ticks leave out the times whose every censoring is reconstructed.
+    ticks = next(layer for layer in layers if layer["mark"].get("shape") == "M0,-1L0,1")
+    assert ticks["transform"] == [{"filter": "(datum.censored > datum.reconstructed)"}]
+    assert any("reconstructed" in line for line in spec["title"]["subtitle"])
+
+
+def test_the_pfs_chart_has_no_reconstructed_mark(tables):
+    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "PFS", CUT, tables["adtte"])
+    spec = render.chart_spec(chart)
+    assert not [layer for layer in spec["vconcat"][0]["layer"] if "shape" in layer.get("encoding", {})]
+    assert not any("reconstructed" in line for line in spec["title"]["subtitle"])
