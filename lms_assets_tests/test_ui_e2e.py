@@ -11,6 +11,7 @@ window, reads as a document, rounds each value one way and prints with no page t
 Screenshots go to `test-artifacts/ui_e2e/`.
 """
 
+import json
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from lms_assets.graphs.km import RECONSTRUCTED_CENSOR
 from lms_assets.report.page import AUDIT_ALL_FIGURES
 from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
 from lms_assets_tests.graphql_client import DagsterGraphQL, RunReport, free_port
@@ -318,6 +320,23 @@ def chart_fits(page, base_url: str, asset: str) -> str | None:
     return None
 
 
+def reconstruction_marks(page, base_url: str, report_url: str) -> None:
+    """Values resting on reconstructed inputs say so where a reader meets them: the check's table (basis), ADTTE's
+    preview (OS_AVALRFL), the OS chart's page (its legend entry) and the report (≠* and its legend)."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(f"{base_url}/assets/{TRACED_ASSET}?view=checks&checkDetail={TRACED_CHECK}")
+    poll(lambda: page.get_by_text("reconstructed", exact=True).count() > 0, f"'reconstructed' in {TRACED_CHECK}'s table", page=page)
+    page.goto(f"{base_url}/assets/adtte")
+    poll(lambda: page.get_by_text("OS_AVALRFL", exact=True).count() > 0, "the reconstructed-OS flag in ADTTE's preview", page=page)
+    chart = page.context.new_page()
+    chart.goto(report_url.replace("report/study_report.html", "charts/km_os_chart.html"))
+    assert json.dumps(RECONSTRUCTED_CENSOR)[1:-1] in chart.content(), "the OS chart's page has no legend entry for reconstructed censorings"
+    chart.close()
+    page.goto(report_url)
+    text = page.inner_text("body")
+    assert "≠*" in text and "reconstructed" in text, "the report marks no value as resting on reconstruction"
+
+
 def heading_only_pages(page, report_url: str) -> list[int]:
     """The pages of the report printed to PDF (A4 landscape, its print CSS) whose only text is a heading."""
     from pypdf import PdfReader
@@ -504,6 +523,7 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
             trace.close()
 
             problems += [wrong for asset in CHART_ASSETS if (wrong := chart_fits(page, base_url, asset))]
+            reconstruction_marks(page, base_url, report_url)
 
             layout = report_layout(page, report_url)
             if not layout["folded"] or layout["as_opened"] > REPORT_MAX_HEIGHT_PX or layout["all_open"] > REPORT_MAX_OPEN_HEIGHT_PX:
