@@ -102,9 +102,9 @@ def _metadata(frame: pl.DataFrame, settings: Study, quarantine: pl.DataFrame, sh
 def _by_patient(adtte: pl.DataFrame) -> pl.DataFrame:
     """ADTTE's latest cut as a reader scans it: one row per patient, PFS then OS (time, censored) and whether the OS
     time is reconstructed, so both endpoints of every patient fit one preview."""
+    if adtte.is_empty():
+        return adtte
     latest = adtte.filter(pl.col("DATACUT") == adtte["DATACUT"].max())
-    if latest.is_empty():
-        return latest
     wide = latest.pivot("PARAMCD", index=["SUBJID", "DATACUT"], values=["AVAL", "CNSR", "AVALRFL"])
     return wide.sort("SUBJID").select(
         "SUBJID",
