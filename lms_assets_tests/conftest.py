@@ -152,7 +152,7 @@ def start_from_shipped_run(shipped_run: dict, paths: dict[str, Path]) -> None:
 # The longest slow tests, 1.5-3 minutes each on a loaded 2-core machine (dagster dev and Chromium; webserver, daemon
 # and PostgreSQL; the benchmark's three CLI runs), start first and in this order, so neither worker is left
 # finishing one of them alone while the other is idle. A whole module is named where its tests share a set-up.
-LONGEST_FIRST = ("test_ui_e2e.py::", "test_deployment.py::", "test_synthetic.py::test_benchmark_smoke_run")
+LONGEST_FIRST = ("test_ui_e2e.py::", "test_ui_hostile.py::test_every_page", "test_deployment.py::", "test_synthetic.py::test_benchmark_smoke_run")
 
 
 def _longest_first(item: pytest.Item) -> int:

@@ -42,8 +42,9 @@ def table_digests(warehouse, schema: str = "main") -> dict[str, str]:
         return {n: hashlib.sha256(con.sql(f'select * from "{schema}"."{n}" order by all').pl().write_json().encode()).hexdigest() for n in names}
 
 
-# A backslash before an ASCII punctuation character, as Markdown writes that character (CommonMark).
-_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+# A backslash before an ASCII punctuation character, as Markdown writes that character (CommonMark), or a code span:
+# a run of backticks, its content and a run of exactly as many.
+_MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])|(`+)(.*?)(?<!`)\2(?!`)")
 # What a browser would fetch or render from a Markdown text: an image or a link, an HTML tag or an entity.
 MARKUP = re.compile(r"(?<!\\)(!\[|\]\(|<[A-Za-z/!?]|&#?[A-Za-z0-9]+;)")
 
@@ -55,8 +56,16 @@ def assert_no_markup(texts) -> None:
 
 
 def as_shown(markdown: str) -> str:
-    """``markdown`` as the UI shows it: each escaped character as itself."""
-    return _MARKDOWN_ESCAPE.sub(r"\1", markdown)
+    """``markdown`` as the UI shows it: each escaped character as itself, a code span's content as written."""
+    return _MARKDOWN_ESCAPE.sub(_shown, markdown)
+
+
+def _shown(match: re.Match) -> str:
+    if match.group(1) is not None:
+        return match.group(1)
+    content = match.group(3)
+    # CommonMark strips one space from each side of a code span's content that has both.
+    return content[1:-1] if len(content) > 1 and content[0] == content[-1] == " " and content.strip() else content
 
 
 def failure_messages(result) -> list[str]:

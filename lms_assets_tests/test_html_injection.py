@@ -8,6 +8,7 @@ catches the attack it looks for. Free-text AE terms are held to the schema's dec
 import csv
 import io
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from lms_assets.adam.adae import derive_adae
-from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 from lms_assets.graphs import adverse_events, render
@@ -195,15 +196,22 @@ class _Cells(HTMLParser):
 def test_a_preview_keeps_each_payload_as_stored_text_and_markdown_shows_it_escaped():
     """Previews are table metadata, which the UI shows as text: each cell is the stored value. Where text from the data
     must enter Markdown (a check's description), escape_markdown makes CommonMark show it as stored, not as markup."""
-    stored = [*PAYLOADS, "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b ![i](http://127.0.0.1:9/x.png)"]
+    stored = [
+        *PAYLOADS,
+        "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b ![i](http://127.0.0.1:9/x.png)",
+        "bare https://198.51.100.7/x, www.example.org and someone@example.org",
+    ]
     # Invisible and bidi characters as code points (validation.reveal), everything else as stored.
     assert [r.data["value"] for r in preview(pl.DataFrame({"value": stored}), limit=len(stored)).records] == [reveal(v) for v in stored]
     for value in stored:
         cells = _Cells()
         rendered = MarkdownIt("commonmark", {"html": True}).render(escape_markdown(value))
         cells.feed(rendered)
-        assert cells.tags <= {"p"}, rendered
+        # A URL or address is a code span, which GFM does not autolink (Dagster's renderer links one in text).
+        assert cells.tags <= {"p", "code"}, rendered
         assert HTMLText.of(rendered) == " ".join(value.split()), rendered
+        assert not re.search(r"(?i)https?://|www\.|\w@", HTMLText.of(re.sub("<code>.*?</code>", "", rendered))), rendered
+        assert plain_text(escape_markdown(value)) == value.replace("\r", " ").replace("\n", " ")
 
 
 class HTMLText(HTMLParser):

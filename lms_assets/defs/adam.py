@@ -20,7 +20,7 @@ from dagster import (
 from lms_assets import adam
 from lms_assets.defs import gate
 from lms_assets.defs.constants import COHORT, DUCKDB_POOL, asset_defaults
-from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
@@ -56,7 +56,8 @@ def _quarantine_result(context: AssetExecutionContext, settings: Study, quaranti
     if rows.is_empty():
         return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
     blocks, description, share = quarantine_verdict(settings, rows, raw, escape=escape_markdown)
-    context.log.warning(description)
+    # A log line is plain text: the Markdown escapes would show as backslashes and backticks.
+    context.log.warning(plain_text(description))
     return AssetCheckResult(
         check_name=NO_QUARANTINED_ROWS,
         passed=False,

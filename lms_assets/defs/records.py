@@ -19,7 +19,7 @@ from dagster import (
 
 from lms_assets.defs.audit.published import bounded
 from lms_assets.defs.constants import INGEST, asset_defaults
-from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import schemas, validation
@@ -235,7 +235,8 @@ def quarantine(
     )
     summary = validation.describe_quarantine(rows, escape=escape_markdown) if rows.height else None
     if summary:
-        context.log.warning(summary)
+        # A log line is plain text: the Markdown escapes would show as backslashes and backticks.
+        context.log.warning(plain_text(summary))
     yield Output(
         rows,
         metadata={
