@@ -1,12 +1,12 @@
-"""Hostile values in the study's records, read back through the real Dagster UI: every asset page, Checks tab,
-check panel, the run's page and its logs, and every Markdown dialog on them show the values as text.
+"""Hostile values in the study's records, read back through the real Dagster UI: every asset page, check panel,
+the run's page and its logs, and every Markdown dialog on them show the values as text.
 
 The study copy carries Markdown and HTML where the platform takes free text: adverse-event terms (quarantined: not
 in the declared vocabulary, then left out as study.toml allows), a printed value's text, a reviewed discrepancy's
 reason, a provenance location and an unchecked claim's reason. One of them is an image on a TEST-NET address
 (198.51.100.7, RFC 5737): the browser must not even ask for it. Every request to a host other than loopback is
 recorded and aborted, so nothing leaves the machine whatever the UI does. `make run`'s processes are started as
-test_ui_e2e starts them; screenshots go to `test-artifacts/ui_hostile/`.
+test_ui_e2e starts them; screenshots of the views that show a problem go to `test-artifacts/ui_hostile/`.
 """
 
 import csv
@@ -19,12 +19,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lms_assets.records.validation import reveal
 from lms_assets_tests.conftest import allow_exclusion
 from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
 from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
-from lms_assets_tests.test_ui_e2e import HOST, RUN_TIMEOUT, SERVER_START_TIMEOUT, UI_DEADLINE, chromium, poll
+from lms_assets_tests.test_ui_e2e import HOST, RUN_TIMEOUT, SERVER_START_TIMEOUT, UI_DEADLINE, chromium
 
 ARTIFACTS = REPO / "test-artifacts" / "ui_hostile"
 # An address reserved for documentation (RFC 5737): nothing answers there, and the test aborts any request to it.
@@ -141,10 +142,14 @@ class Visit:
             page.evaluate("p => { history.pushState(null, '', p); window.dispatchEvent(new PopStateEvent('popstate')); }", path)
         else:
             page.goto(self.base_url + path)
+        shown = page.get_by_text(ready[0], exact=True)
+        for text in ready[1:]:
+            shown = shown.or_(page.get_by_text(text, exact=True))
         try:
-            poll(lambda: any(page.get_by_text(t, exact=True).first.is_visible() for t in ready), f"{path} showing one of {ready}", page=page)
-        except AssertionError as err:
-            self.problems.append(str(err))
+            # Playwright's own wait returns as soon as the text is drawn (a poll would sleep past it).
+            shown.first.wait_for(state="visible", timeout=UI_DEADLINE * 1000)
+        except PlaywrightTimeout:
+            self.problems.append(f"{path}: none of {ready} shown within {UI_DEADLINE:.0f} s")
         self.look(path, name)
 
     def look(self, where: str, name: str) -> str:
@@ -177,8 +182,11 @@ class Visit:
 
     def inspect(self, where: str, name: str) -> None:
         self.shots += 1
-        self.page.screenshot(path=str(ARTIFACTS / f"{self.shots:03d}-{name}.png"), full_page=False)
-        self.problems += [f"{where}: {found}" for found in self.page.evaluate(_MARKUP_FROM_DATA, [LINK_TEXT, RLO, sorted(LOOPBACK), OUTSIDE])]
+        found = self.page.evaluate(_MARKUP_FROM_DATA, [LINK_TEXT, RLO, sorted(LOOPBACK), OUTSIDE])
+        # A screenshot of each view that shows a problem (they are what a reader looks at), not of every view.
+        if found:
+            self.page.screenshot(path=str(ARTIFACTS / f"{self.shots:03d}-{name}.png"), full_page=False)
+        self.problems += [f"{where}: {found}" for found in found]
         self.text.append(self.page.inner_text("body"))
 
 
@@ -229,8 +237,7 @@ def test_every_page_shows_hostile_values_as_text(study_dir: Path, tmp_path: Path
             for asset in sorted(checks):
                 name = asset.replace("/", "-")
                 visit.open(f"/assets/{asset}", ["Metadata"] if asset in run.materialized else [asset], name)
-                # The tab opens on its first check's panel; the list shows long check names cut in the middle.
-                visit.open(f"/assets/{asset}?view=checks", ["Latest execution"] if checks[asset] else ["Checks"], f"{name}-checks")
+                # The Checks tab is its checks' list beside one check's panel: every panel is opened below.
                 for check in checks[asset]:
                     visit.open(f"/assets/{asset}?view=checks&checkDetail={check}", ["Latest execution"], f"{name}-{check}")
         visited = time.monotonic()
