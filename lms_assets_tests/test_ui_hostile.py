@@ -25,7 +25,7 @@ from lms_assets.records.validation import reveal
 from lms_assets_tests.conftest import allow_exclusion
 from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
 from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
-from lms_assets_tests.test_ui_e2e import HOST, RUN_TIMEOUT, SERVER_START_TIMEOUT, UI_DEADLINE, chromium
+from lms_assets_tests.test_ui_e2e import HOST, RUN_TIMEOUT, SERVER_START_TIMEOUT, UI_DEADLINE, chromium, poll
 
 ARTIFACTS = REPO / "test-artifacts" / "ui_hostile"
 # An address reserved for documentation (RFC 5737): nothing answers there, and the test aborts any request to it.
@@ -231,9 +231,12 @@ def test_every_page_shows_hostile_values_as_text(study_dir: Path, tmp_path: Path
             visit.open(f"/runs/{run_id}", ["Success", "Failure"], "run")
             # The run's log lines that carry a planted value: the log list draws only the lines on screen.
             visit.page.get_by_placeholder("Filter").first.fill(OUTSIDE)
-            logs = visit.look(f"/runs/{run_id} logs filtered by {OUTSIDE}", "run-logs")
-            if IMAGE not in logs:
+            # The filtered lines arrive after the filter is typed, later on a busy machine: wait for them, then look.
+            try:
+                poll(lambda: IMAGE in visit.page.inner_text("body"), f"the log lines showing {IMAGE!r}", page=visit.page)
+            except AssertionError:
                 visit.problems.append(f"the log lines of the quarantined terms do not show {IMAGE!r} as written")
+            visit.look(f"/runs/{run_id} logs filtered by {OUTSIDE}", "run-logs")
             for asset in sorted(checks):
                 name = asset.replace("/", "-")
                 visit.open(f"/assets/{asset}", ["Metadata"] if asset in run.materialized else [asset], name)
