@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -451,22 +452,30 @@ def assert_run_completed(run: RunReport, every_asset: set[str], log_tail: str) -
     assert REPORT_ASSET in every_asset and run.materialized == every_asset, sorted(every_asset - run.materialized)
 
 
-@pytest.mark.slow
-def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
-    ARTIFACTS.mkdir(parents=True)
+def make_run(study_dir: Path, tmp_path: Path) -> tuple[str, list[str], dict[str, str]]:
+    """What `make run` starts (Makefile, run): the launcher, which serves the outputs folder and starts `dagster dev`,
+    on free loopback ports with a private instance, warehouse and outputs folder over ``study_dir``. Returns the UI's
+    address, the command and its environment."""
     port, report_port = free_port(HOST), free_port(HOST)
-    base_url = f"http://{HOST}:{port}"
     env = {
         **os.environ,
         "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
         "LMS_DATA_DIR": str(study_dir),
         "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
         "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
+        # As the launcher would set it, so the test knows where the report is served.
+        "LMS_REPORT_URL": f"http://{HOST}:{report_port}",
     }
-    env.pop("LMS_REPORT_URL", None)
-    # What `make run` runs (Makefile, run): the launcher, which serves the outputs folder and starts `dagster dev`.
     launcher = [venv_bin("python"), "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)]
+    return f"http://{HOST}:{port}", launcher, env
+
+
+@pytest.mark.slow
+def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    base_url, launcher, env = make_run(study_dir, tmp_path)
+    report_port = urlsplit(env["LMS_REPORT_URL"]).port
     with running(launcher, env, ARTIFACTS / "make-run.log") as server:
         client = DagsterGraphQL(base_url)
         client.wait_until_up(SERVER_START_TIMEOUT, alive=server.alive)

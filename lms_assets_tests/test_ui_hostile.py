@@ -11,7 +11,6 @@ test_ui_e2e starts them; screenshots of the views that show a problem go to `tes
 
 import csv
 import io
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,9 +22,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lms_assets.records.validation import reveal
 from lms_assets_tests.conftest import allow_exclusion
-from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
-from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
-from lms_assets_tests.test_ui_e2e import HOST, RUN_TIMEOUT, SERVER_START_TIMEOUT, UI_DEADLINE, chromium, poll
+from lms_assets_tests.dagster_process import REPO, running
+from lms_assets_tests.graphql_client import DagsterGraphQL
+from lms_assets_tests.test_ui_e2e import RUN_TIMEOUT, SERVER_START_TIMEOUT, UI_DEADLINE, chromium, make_run, poll
 
 ARTIFACTS = REPO / "test-artifacts" / "ui_hostile"
 # An address reserved for documentation (RFC 5737): nothing answers there, and the test aborts any request to it.
@@ -204,17 +203,7 @@ def test_every_page_shows_hostile_values_as_text(study_dir: Path, tmp_path: Path
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
     plant_hostile_values(study_dir)
-    port, report_port = free_port(HOST), free_port(HOST)
-    base_url = f"http://{HOST}:{port}"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
-        "LMS_DATA_DIR": str(study_dir),
-        "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
-        "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
-    }
-    env.pop("LMS_REPORT_URL", None)
-    launcher = [venv_bin("python"), "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)]
+    base_url, launcher, env = make_run(study_dir, tmp_path)
     started = time.monotonic()
     with running(launcher, env, ARTIFACTS / "make-run.log") as server:
         client = DagsterGraphQL(base_url)
