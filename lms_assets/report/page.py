@@ -214,7 +214,8 @@ REPORT_TABLE_ROWS = 500
 FOLDED_ROWS = 40
 
 
-def _esc(value: object) -> str:
+def text_html(value: object) -> str:
+    """``value`` as HTML text: escaped, clipped at REPORT_CELL_CHARS."""
     return html.escape(render.clip("" if value is None else str(value), REPORT_CELL_CHARS))
 
 
@@ -278,10 +279,10 @@ def table_html(
     """
     hidden = {row_class, *group_by, *details}
     columns = [c for c in frame.columns if c not in hidden]
-    head = "".join(f"<th>{_esc(c)}</th>" for c in columns)
+    head = "".join(f"<th>{text_html(c)}</th>" for c in columns)
     rows, group = [], None
     for record in frame.head(REPORT_TABLE_ROWS).iter_rows(named=True):
-        css = f' class="{_esc(record[row_class])}"' if row_class and record[row_class] else ""
+        css = f' class="{text_html(record[row_class])}"' if row_class and record[row_class] else ""
         if group_by and (key := tuple(record[c] for c in group_by)) != group:
             group = key
             named = [
@@ -289,18 +290,18 @@ def table_html(
             ]
             rows.append(f'<tr class="group"><th colspan="{len(columns)}" scope="rowgroup">{_cell_html(" — ".join(named))}</th></tr>')
         rows.append(f"<tr{css}>" + "".join(f"<td>{_cell_html(render.cell_text(record[c]))}</td>" for c in columns) + "</tr>")
-        notes = [f"<strong>{_esc(c)}:</strong> {_cell_html(render.cell_text(record[c]))}" for c in details if record[c] not in (None, "")]
+        notes = [f"<strong>{text_html(c)}:</strong> {_cell_html(render.cell_text(record[c]))}" for c in details if record[c] not in (None, "")]
         if notes:
             detail_css = f"detail {record[row_class]}" if row_class and record[row_class] else "detail"
-            rows.append(f'<tr class="{_esc(detail_css)}"><td colspan="{len(columns)}">{"<br>".join(notes)}</td></tr>')
+            rows.append(f'<tr class="{text_html(detail_css)}"><td colspan="{len(columns)}">{"<br>".join(notes)}</td></tr>')
     if frame.height > REPORT_TABLE_ROWS:
         more = frame.height - REPORT_TABLE_ROWS
         rows.append(f'<tr><td colspan="{len(columns)}">{more} more rows not shown; the full table is in the warehouse.</td></tr>')
-    caption_html = f"<caption>{_esc(caption)}</caption>" if caption else ""
-    table_id = f' id="{_esc(anchor)}"' if anchor else ""
+    caption_html = f"<caption>{text_html(caption)}</caption>" if caption else ""
+    table_id = f' id="{text_html(anchor)}"' if anchor else ""
     table = f'<table{table_id} class="{table_class}">{caption_html}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
     if frame.height > FOLDED_ROWS:
-        return f"<details><summary>{_esc(caption)} — {frame.height} rows, folded: click to open</summary>{table}</details>"
+        return f"<details><summary>{text_html(caption)} — {frame.height} rows, folded: click to open</summary>{table}</details>"
     return table
 
 
@@ -309,9 +310,9 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
     statistics = cells.group_by("statistic").agg(pl.col("order").min()).sort("order")["statistic"].to_list()
     printed_statistics = set(cells.filter(pl.col("printed").is_not_null())["statistic"].to_list())
     top = "".join(
-        f'<th colspan="2">{_esc(_statistic_heading(s))}</th>'
+        f'<th colspan="2">{text_html(_statistic_heading(s))}</th>'
         if s in printed_statistics
-        else f'<th rowspan="2">{_esc(_statistic_heading(s))}<br><small>not printed</small></th>'
+        else f'<th rowspan="2">{text_html(_statistic_heading(s))}<br><small>not printed</small></th>'
         for s in statistics
     )
     sub = "".join('<th class="sub">recomputed</th><th class="sub">printed</th>' for s in statistics if s in printed_statistics)
@@ -322,12 +323,12 @@ def comparison_html(cells: pl.DataFrame, caption: str) -> str:
         for statistic in statistics:
             cell = by_statistic.get(statistic)
             decimals = cell["decimals"] if cell else None
-            tds.append(f'<td class="num">{_esc(_recomputed_text(cell["recomputed"] if cell else None, decimals))}</td>')
+            tds.append(f'<td class="num">{text_html(_recomputed_text(cell["recomputed"] if cell else None, decimals))}</td>')
             if statistic in printed_statistics:
                 tds.append(_printed_td(cell))
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (
-        f'<table class="comparison"><caption>{_esc(caption)}</caption>'
+        f'<table class="comparison"><caption>{text_html(caption)}</caption>'
         f'<thead><tr><th rowspan="2">Row</th>{top}</tr><tr>{sub}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
 
@@ -345,18 +346,20 @@ def _printed_td(cell: dict | None) -> str:
         + (f" — {cell['explanation']}" if cell["explanation"] else "")
     )
     css = f"num printed status-{mark}" + (" reconstructed-basis" if reconstructed else "")
-    trace = f'<a href="trace.html#{_esc(cell["figure_id"])}">{_esc(value)}</a>'
-    return f'<td class="{_esc(css)}" title="{_esc(tooltip)}">{trace} {_esc(mark_text(cell["mark"], cell["basis"]))}</td>'
+    trace = f'<a href="trace.html#{text_html(cell["figure_id"])}">{text_html(value)}</a>'
+    return f'<td class="{text_html(css)}" title="{text_html(tooltip)}">{trace} {text_html(mark_text(cell["mark"], cell["basis"]))}</td>'
 
 
 def legend_html() -> str:
     """What each mark beside a printed value means; the page's tables, the audit included, use these marks."""
-    items = "".join(f'<li><span class="mark status-{key}">{_esc(symbol)}</span> {_esc(words)}</li>' for key, (symbol, words) in MARKS.items())
+    items = "".join(
+        f'<li><span class="mark status-{key}">{text_html(symbol)}</span> {text_html(words)}</li>' for key, (symbol, words) in MARKS.items()
+    )
     items += (
         f'<li><span class="mark status-reproduced reconstructed-basis">✓{RECONSTRUCTED_MARK}</span> '
-        f"(and ✓†{RECONSTRUCTED_MARK}) reproduced {_esc(RECONSTRUCTED_WORDS)}</li>"
-        f'<li><span class="mark status-discrepancy reconstructed-basis">≠{RECONSTRUCTED_MARK}</span> {_esc(RECONSTRUCTED_DISCREPANCY_WORDS)}</li>'
-        f'<li><span class="mark reconstructed-basis">{RECONSTRUCTED_MARK}</span> {_esc(RECONSTRUCTED_VALUE_WORDS)}</li>'
+        f"(and ✓†{RECONSTRUCTED_MARK}) reproduced {text_html(RECONSTRUCTED_WORDS)}</li>"
+        f'<li><span class="mark status-discrepancy reconstructed-basis">≠{RECONSTRUCTED_MARK}</span> {text_html(RECONSTRUCTED_DISCREPANCY_WORDS)}</li>'
+        f'<li><span class="mark reconstructed-basis">{RECONSTRUCTED_MARK}</span> {text_html(RECONSTRUCTED_VALUE_WORDS)}</li>'
     )
     return (
         '<div class="legend"><p><strong>Marks beside printed values</strong> (printed_audit counts ✓† as a discrepancy):</p>'
@@ -424,9 +427,9 @@ def charts_html(charts: Sequence[Chart]) -> str:
     for chart in charts:
         data = base64.b64encode(chart.png).decode("ascii")
         figures.append(
-            f'<figure id="chart-{_esc(chart.name)}"><img src="data:image/png;base64,{data}" alt="{_esc(chart.title)}">'
-            f"<figcaption><strong>{_esc(chart.title)}</strong> ({_esc(chart.name)}). <strong>Data cut:</strong> "
-            f"{_esc(chart.data_cut)}. {_esc(chart.description)}</figcaption></figure>"
+            f'<figure id="chart-{text_html(chart.name)}"><img src="data:image/png;base64,{data}" alt="{text_html(chart.title)}">'
+            f"<figcaption><strong>{text_html(chart.title)}</strong> ({text_html(chart.name)}). <strong>Data cut:</strong> "
+            f"{text_html(chart.data_cut)}. {text_html(chart.description)}</figcaption></figure>"
         )
     return "".join(figures) or "<p>No charts were materialized.</p>"
 
@@ -607,7 +610,7 @@ nav.contents ol { margin: .2rem 0; padding-left: 1.4rem; } nav.contents ol ol { 
 
 def study_report_html(inputs: ReportInputs) -> str:
     """The whole report as one HTML document that opens offline: a table of contents, the legend, then the sections."""
-    summary = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in _summary_items(inputs))
+    summary = "".join(f"<dt>{text_html(k)}</dt><dd>{text_html(v)}</dd>" for k, v in _summary_items(inputs))
     at = cut_words([inputs.published_cut])
     tables = "".join(comparison_html(cells, f"{heading} — recomputed at {at}, the paper's") for heading, cells in inputs.tables.items())
     versions = pl.DataFrame({"package": list(inputs.versions), "version": list(inputs.versions.values())})
@@ -655,11 +658,11 @@ def study_report_html(inputs: ReportInputs) -> str:
         ("verification", "Independent verification (R)", verification_html(inputs.verification), []),
         ("versions", "Package versions", table_html(versions), []),
     ]
-    body = "".join(f'<section id="{anchor}"><h2>{_esc(heading)}</h2>{content}</section>' for anchor, heading, content, _ in sections)
+    body = "".join(f'<section id="{anchor}"><h2>{text_html(heading)}</h2>{content}</section>' for anchor, heading, content, _ in sections)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        f"<title>{_esc(inputs.title)}</title><style>{STYLE}</style></head>"
-        f"<body><h1>{_esc(inputs.title)}</h1>{contents_html(sections, body)}{legend_html()}{body}</body></html>"
+        f"<title>{text_html(inputs.title)}</title><style>{STYLE}</style></head>"
+        f"<body><h1>{text_html(inputs.title)}</h1>{contents_html(sections, body)}{legend_html()}{body}</body></html>"
     )
 
 
@@ -677,13 +680,13 @@ def contents_html(sections: Sequence[tuple[str, str, str, Sequence[tuple[str, st
     """
     items = []
     for anchor, heading, _, parts in sections:
-        found = [(part, words, body.find(f'id="{_esc(part)}"')) for part, words in parts]
+        found = [(part, words, body.find(f'id="{text_html(part)}"')) for part, words in parts]
         inner = "".join(
-            f'<li><a href="#{_esc(part)}">{_esc(words)}</a>' + (" <small>(folded)</small>" if _folded_at(body, at) else "") + "</li>"
+            f'<li><a href="#{text_html(part)}">{text_html(words)}</a>' + (" <small>(folded)</small>" if _folded_at(body, at) else "") + "</li>"
             for part, words, at in found
             if at != -1
         )
-        items.append(f'<li><a href="#{anchor}">{_esc(heading)}</a>' + (f"<ol>{inner}</ol>" if inner else "") + "</li>")
+        items.append(f'<li><a href="#{anchor}">{text_html(heading)}</a>' + (f"<ol>{inner}</ol>" if inner else "") + "</li>")
     return f'<nav class="contents" aria-label="Contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
 
 
@@ -693,10 +696,10 @@ def verification_html(table: pl.DataFrame | None) -> str:
         return "<p><strong>Not run:</strong> the r_verification asset was not part of this report.</p>"
     summary = verification.verification_summary(table)
     if not summary["comparisons"]:
-        return f"<p><strong>{_esc(summary['status'])}.</strong> Nothing was compared with R, so nothing here is independently verified.</p>"
+        return f"<p><strong>{text_html(summary['status'])}.</strong> Nothing was compared with R, so nothing here is independently verified.</p>"
     headline = (
         f"<p><strong>{summary['agreed']:,} of {summary['comparisons']:,}</strong> values agree with an independent R program "
-        f"({_esc(summary['reference'])}; lms_assets_tests/reference/survival_check.R, written from R's survival and stats "
+        f"({text_html(summary['reference'])}; lms_assets_tests/reference/survival_check.R, written from R's survival and stats "
         f"functions and reading only the record files): |ours − R| ≤ {verification.TOLERANCE:g}·max(1, |R|), or both not "
         f"estimable. {summary['disagreed']} disagree; {summary['missing']} are on one side only.</p>"
     )
@@ -704,7 +707,7 @@ def verification_html(table: pl.DataFrame | None) -> str:
         "table", pl.col("figure").alias("reproduces"), pl.col("comparisons").alias("values compared"), "agreed"
     )
     exceptions = "".join(
-        f"<li><code>{_esc(e['name'])}</code> ({e['comparisons']} comparisons, tolerance {e['tolerance']:g}): {_esc(e['reason'])}</li>"
+        f"<li><code>{text_html(e['name'])}</code> ({e['comparisons']} comparisons, tolerance {e['tolerance']:g}): {text_html(e['reason'])}</li>"
         for e in summary["exceptions"]
     )
     cuts = table["data_cut"].drop_nulls().unique().sort().to_list()

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from lms_assets.audit import consistency as audit_rules
-from lms_assets.report.page import STYLE, _esc, cut_words, table_html
+from lms_assets.report.page import STYLE, cut_words, table_html, text_html
 
 TRACE_FILE = "trace.html"
 TRACE_ROWS = 500
@@ -114,7 +114,9 @@ def _raw_html(lines: pl.DataFrame) -> str:
         shown = group.head(TRACE_ROWS)
         text = "\n".join([f"   1  {header}", *(f"{n:>4}  {t}" for n, t in shown.select("line", "text").iter_rows())])
         more = f"\n… {group.height - TRACE_ROWS} more lines" if group.height > TRACE_ROWS else ""
-        parts.append(f'<p class="file"><strong>{_esc(file)}</strong> — SHA-256 <code>{_esc(sha)}</code></p><pre>{_esc(text + more)}</pre>')
+        parts.append(
+            f'<p class="file"><strong>{text_html(file)}</strong> — SHA-256 <code>{text_html(sha)}</code></p><pre>{text_html(text + more)}</pre>'
+        )
     return "".join(parts) or "<p>No raw lines: the value rests on no record rows.</p>"
 
 
@@ -142,10 +144,10 @@ def trace_section(
         ("Why", row["check_reason"] or ""),
         ("Rests on", audit_rules.basis_words(row["basis"])),
     ]
-    facts_html = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts if v)
+    facts_html = "".join(f"<dt>{text_html(k)}</dt><dd>{text_html(v)}</dd>" for k, v in facts if v)
     rows_html = table_html(counted.head(TRACE_ROWS), f"{counted.height} {name.upper()} rows counted: {words}")
     return (
-        f'<section id="{_esc(row["figure_id"])}"><h2>{_esc(row["figure_id"])}</h2><dl class="summary">{facts_html}</dl>'
+        f'<section id="{text_html(row["figure_id"])}"><h2>{text_html(row["figure_id"])}</h2><dl class="summary">{facts_html}</dl>'
         f"{rows_html}<h3>Raw record lines</h3>{_raw_html(raw_lines(name, counted, raw_tables))}</section>"
     )
 
@@ -167,8 +169,8 @@ def trace_page_html(
     sections = "".join(trace_section(r, by_id[r["figure_id"]], datasets, ae_summary, raw_tables, cut) for r in audit.iter_rows(named=True))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
-        f"<title>{_esc(title)}: traces</title><style>{STYLE}{TRACE_STYLE}</style></head>"
-        f"<body><h1>{_esc(title)}: where each printed value comes from</h1><p>Every printed value at {_esc(cut_words([cut]))}: "
+        f"<title>{text_html(title)}: traces</title><style>{STYLE}{TRACE_STYLE}</style></head>"
+        f"<body><h1>{text_html(title)}: where each printed value comes from</h1><p>Every printed value at {text_html(cut_words([cut]))}: "
         "the ADaM rows it counts and the raw record lines they were derived from. "
         '<a href="study_report.html">Back to the study report</a>.</p>'
         f"{sections}</body></html>"
