@@ -135,8 +135,8 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
 
 
 @report_asset(
-    # The patient count is all it reads of ADSL, and the file and its hash all it reads of each raw table (the
-    # follow-up table holds millions of rows on a large study); the charts come through the chart IO manager.
+    # The raw tables and ADaM datasets whole: the trace page shows each printed value's rows and raw lines (on a large
+    # study this loads the follow-up table's millions of rows); the charts come through the chart IO manager.
     ins={
         **{name: AssetIn() for name in (*RAW_NAMES, *CHART_NAMES, *TRACED)},
     },
@@ -149,8 +149,8 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
         "(what it reproduced, R's and survival's versions, values compared and agreed, named exceptions); package "
         "versions. Each printed value is marked reproduced, reproduced here but contradicted elsewhere in the paper, "
         "discrepancy or not recomputable (a legend heads the page), every table and chart names its data cut, and it "
-        "prints cleanly to PDF. Built from its inputs only: the chart assets' returned images and the raw tables' "
-        "`content_hash` columns, not the event log. Downstream of every checked table, so a failed blocking (ERROR) "
+        "prints cleanly to PDF. Beside it, `report/trace.html`: each printed value's ADaM rows and raw lines. Built from "
+        "its inputs only (the chart assets' returned images, the ADaM datasets and the raw tables), not the event log. Downstream of every checked table, so a failed blocking (ERROR) "
         "check upstream stops it. Cells resting on reconstructed inputs are marked *."
     ),
     check_specs=[

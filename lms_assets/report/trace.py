@@ -145,10 +145,14 @@ def trace_section(
         ("Rests on", audit_rules.basis_words(row["basis"])),
     ]
     facts_html = "".join(f"<dt>{text_html(k)}</dt><dd>{text_html(v)}</dd>" for k, v in facts if v)
-    rows_html = table_html(counted.head(TRACE_ROWS), f"{counted.height} {name.upper()} rows counted: {words}")
+    shown = counted.head(TRACE_ROWS)
+    rows_html = table_html(shown, f"{counted.height} {name.upper()} rows counted: {words}")
+    # The raw lines of the rows shown only: a large study's value can count millions of rows, and each would be a
+    # join against its whole raw table.
+    of_shown = f" (of the first {TRACE_ROWS} rows)" if counted.height > TRACE_ROWS else ""
     return (
         f'<section id="{text_html(row["figure_id"])}"><h2>{text_html(row["figure_id"])}</h2><dl class="summary">{facts_html}</dl>'
-        f"{rows_html}<h3>Raw record lines</h3>{_raw_html(raw_lines(name, counted, raw_tables))}</section>"
+        f"{rows_html}<h3>Raw record lines{of_shown}</h3>{_raw_html(raw_lines(name, shown, raw_tables))}</section>"
     )
 
 
