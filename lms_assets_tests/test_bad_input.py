@@ -86,13 +86,20 @@ def failure_message(result) -> str:
     return as_shown("\n".join(failure_messages(result)))
 
 
+# The line of a step's failure that says why one of its tables was held back (``gate.Held.line``).
+HELD_BACK = re.compile(r"^(?P<table>\w+) not published: ")
+
+
 def failure_first_lines(result) -> dict[str, str]:
-    """Each failed step's first line of its failure, as the UI shows it at the top of the run."""
+    """Each table held back and the line of its step's failure that says why, as the UI shows it; a step that makes
+    several tables (a layer's multi-asset) gives each held-back table a line of its own, its first table's first.
+    For a failure that holds back no table (a bad file, a crash), the step's first line, by step key."""
     lines = {}
     for event in result.all_events:
         if event.is_step_failure:
-            message = as_shown(event.step_failure_data.error.message)
-            lines[event.step_key] = message.removeprefix("dagster._core.definitions.events.Failure: ").splitlines()[0]
+            message = as_shown(event.step_failure_data.error.message).removeprefix("dagster._core.definitions.events.Failure: ")
+            held = {m["table"]: line for line in message.splitlines() if (m := HELD_BACK.match(line))}
+            lines.update(held or {event.step_key: message.splitlines()[0]})
     return lines
 
 
@@ -175,5 +182,5 @@ def test_with_exclusion_allowed_a_bad_row_is_left_out_and_good_rows_flow_on(load
         check = checks[(table, "no_quarantined_rows")]
         assert not check.passed and check.severity.value == "WARN"
         assert "patients.csv line 13, column age, value '160': above the maximum 100" in check.description
-    adsl_event = next(e for e in result.all_events if e.is_step_materialization and e.step_key == "adsl")
+    adsl_event = next(e for e in result.all_events if e.is_step_materialization and e.asset_key.path == ["adsl"])
     assert adsl_event.step_materialization_data.materialization.metadata["patients_excluded"].value == 1

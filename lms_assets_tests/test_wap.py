@@ -1,5 +1,5 @@
 """Write-audit-publish: a table is published only when its blocking checks pass on the candidate, in the
-asset's own step; a failed candidate is kept in ``staging`` and the published table keeps its last good content,
+step that makes it (its own, or its layer's); a failed candidate is kept in ``staging`` and the published table keeps its last good content,
 so no later run, whole or partial, computes anything from it."""
 
 from pathlib import Path
@@ -13,10 +13,12 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSelection,
+    AssetSpec,
     DagsterInstance,
     ResourceParam,
     asset,
     materialize,
+    multi_asset,
 )
 
 from lms_assets import synthetic
@@ -98,6 +100,51 @@ def test_a_warning_or_a_non_blocking_check_does_not_hold_the_table_back(tmp_path
     result = materialize(scores_assets([-4], severity=AssetCheckSeverity.WARN), resources=resources)
     assert result.success
     assert tables(database) == {"main.doubled": [(-8,)], "main.scores": [(-4,)]}
+
+
+def layer_assets(values: dict[str, list[int]]):
+    """A layer's step: three tables (``b`` made from ``a``, ``c`` on its own), each published through the gate when
+    its values are all positive."""
+
+    @multi_asset(
+        specs=[AssetSpec(n, deps=["a"] if n == "b" else []).with_io_manager_key("io_manager") for n in ("a", "b", "c")],
+        check_specs=[AssetCheckSpec("all_positive", asset=n, blocking=True, description="Every value is positive.") for n in ("a", "b", "c")],
+        can_subset=True,
+    )
+    def layer(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables]):
+        step = gate.Publication(context, io_manager)
+        for name in ("a", "b", "c"):
+            if step.held_back(*({"b": ["a"]}.get(name, []))):
+                continue
+            candidate = pl.DataFrame({"value": values[name]})
+            bad = candidate.filter(pl.col("value") <= 0).height
+            result = AssetCheckResult(check_name="all_positive", passed=not bad, description=f"{bad} value(s) not positive" if bad else None)
+            yield from step.publish(name, candidate, [result])
+        step.finish()
+
+    return [layer]
+
+
+def test_a_layers_step_publishes_each_table_that_passes_and_names_each_held_back(tmp_path: Path):
+    database = tmp_path / "w.duckdb"
+    resources = {"io_manager": WarehouseIOManager(database=str(database), schema="main")}
+    assert materialize(layer_assets({"a": [1], "b": [2], "c": [3]}), resources=resources).success
+
+    blocked = materialize(layer_assets({"a": [-1], "b": [20], "c": [30]}), resources=resources, raise_on_error=False)
+    assert not blocked.success
+    # a is held back, b (made from a) is not computed, c is published in the same step.
+    assert tables(database) == {"main.a": [(1,)], "main.b": [(2,)], "main.c": [(30,)], "staging.a": [(-1,)]}
+    assert failure_first_lines(blocked) == {"a": "a not published: all_positive: 1 value(s) not positive"}
+
+    both = materialize(layer_assets({"a": [4], "b": [-5], "c": [-6]}), resources=resources, raise_on_error=False)
+    message = both.get_step_failure_events()[0].step_failure_data.error.message
+    assert failure_first_lines(both) == {
+        "b": "b not published: all_positive: 1 value(s) not positive",
+        "c": "c not published: all_positive: 1 value(s) not positive",
+    }
+    assert "The candidate (1 rows) is in staging.b for inspection; main.b keeps its last good content" in message
+    assert "nothing downstream is computed from the candidates." in message
+    assert tables(database) == {"main.a": [(4,)], "main.b": [(2,)], "main.c": [(30,)], "staging.b": [(-5,)], "staging.c": [(-6,)]}
 
 
 # --- a regressive cut, then a partial run --------------------------------------------------------
@@ -246,7 +293,7 @@ def test_with_exclusion_allowed_every_summary_says_how_many_patients_were_exclud
 
     assert result.success
     excluded = {
-        e.step_key: e.step_materialization_data.materialization.metadata.get(gate.PATIENTS_EXCLUDED)
+        e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata.get(gate.PATIENTS_EXCLUDED)
         for e in result.all_events
         if e.is_step_materialization
     }
