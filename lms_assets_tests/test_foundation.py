@@ -54,7 +54,7 @@ def test_cohort_from_shipped_study(platform_env):
 
 def test_raw_assets_record_content_hash(platform_env):
     result = _materialize_cohort(platform_env, "raw_patients")
-    materialization = result.asset_materializations_for_node("raw_patients")[0]
+    materialization = next(e.materialization for e in result.get_asset_materialization_events() if e.asset_key.path == ["raw_patients"])
     digest = materialization.metadata["content_hash"].value
     import hashlib
 

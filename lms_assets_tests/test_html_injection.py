@@ -131,7 +131,7 @@ def test_an_ae_term_outside_the_declared_vocabulary_is_quarantined_with_the_list
     added = _with_payload_terms(platform_env["data"] / "adverse_events.csv")
     result = run_assets("quarantine", paths=platform_env)
     assert result.success
-    quarantine = result.output_for_node("quarantine")
+    quarantine = result.output_for_node("ingest", "quarantine")
     problems = quarantine.filter((pl.col("file") == "adverse_events.csv") & (pl.col("column") == "term"))
 
     # Values are read with surrounding white space (U+2028/U+2029 included) stripped.

@@ -20,6 +20,7 @@ from lms_assets.report import page
 from lms_assets.tables.printed import figures_frame
 from lms_assets.tables.printed import format_value as fig_format
 from lms_assets_tests.conftest import defs_for, start_from_shipped_run
+from lms_assets_tests.test_bad_input import failure_first_lines
 
 REGISTRY_SCHEMA = {
     "figure_id": pl.String,
@@ -442,9 +443,10 @@ def test_failed_error_check_upstream_stops_the_report(platform_env):
 
     check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "followup_cuts_consistent")
     assert not check.passed and check.severity == AssetCheckSeverity.ERROR
-    # Write-audit-publish: the check runs on the candidate in adtte's own step, which fails without storing it.
+    # Write-audit-publish: the check runs on the candidate in the ADaM step, which fails without storing it.
     assert "adtte" not in _materialized(result)
-    assert [e.step_key for e in result.get_step_failure_events()] == ["adtte"]
+    assert [e.step_key for e in result.get_step_failure_events()] == ["adam"]
+    assert list(failure_first_lines(result)) == ["adtte"]
     assert "study_report" not in _materialized(result)
     assert not (platform_env["outputs"] / REPORT_FILE).exists()
 

@@ -1,9 +1,13 @@
 """Group ``cohort``: the validated records in CDISC ADaM shapes (ADSL, ADRS, ADTTE, ADAE).
 
-Each table is published through the gate (``defs/gate.py``): its blocking checks, no quarantined rows in the
-records it is made from (unless the study's ``study.toml`` allows excluding them) and, for ADTTE, consistent
-data cuts, are evaluated on the candidate in the asset's own step; a failure keeps the last good table.
+The four tables are made in one step (``defs/steps.py``), each published through the gate (``defs/gate.py``): its
+blocking checks, no quarantined rows in the records it is made from (unless the study's ``study.toml`` allows
+excluding them) and, for ADTTE, consistent data cuts, are evaluated on its candidate in that step; a failure keeps
+that table's last good content and the others are still published.
 """
+
+import functools
+from collections.abc import Callable
 
 import polars as pl
 from dagster import (
@@ -14,20 +18,20 @@ from dagster import (
     AssetIn,
     MetadataValue,
     ResourceParam,
-    asset_check,
+    multi_asset,
 )
 
 from lms_assets import adam
 from lms_assets.defs import gate
-from lms_assets.defs.constants import COHORT, DUCKDB_POOL, asset_defaults
+from lms_assets.defs.constants import COHORT, DUCKDB_POOL
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
+from lms_assets.defs.steps import selected, selected_results, spec, stored
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study, quarantine_verdict
 
-cohort_asset = asset_defaults(group=COHORT, kinds={"polars", "duckdb"})
 NO_QUARANTINED_ROWS = "no_quarantined_rows"
 HAS_PATIENTS = "has_patients"
 CUTS_CONSISTENT = "followup_cuts_consistent"
@@ -48,11 +52,11 @@ def _quarantine_spec(asset_name: str) -> AssetCheckSpec:
     )
 
 
-def _quarantine_result(context: AssetExecutionContext, settings: Study, quarantine: pl.DataFrame, raw: pl.DataFrame) -> AssetCheckResult:
-    """The quarantine rows of this table's record files (``adam.common.SOURCES``) as its blocking check; ``raw`` is
+def _quarantine_result(context: AssetExecutionContext, table: str, settings: Study, quarantine: pl.DataFrame, raw: pl.DataFrame) -> AssetCheckResult:
+    """The quarantine rows of ``table``'s record files (``adam.common.SOURCES``) as its blocking check; ``raw`` is
     the rows of those files as read, of which a study that excludes quarantined rows may lose at most its
     ``max_excluded_share``."""
-    rows = validation.blocking_rows(quarantine, adam.common.SOURCES[context.asset_key.path[-1]])
+    rows = validation.blocking_rows(quarantine, adam.common.SOURCES[table])
     if rows.is_empty():
         return AssetCheckResult(check_name=NO_QUARANTINED_ROWS, passed=True, metadata={"quarantined_problems": 0})
     blocks, description, share = quarantine_verdict(settings, rows, raw, escape=escape_markdown)
@@ -115,7 +119,11 @@ def _by_patient(adtte: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@cohort_asset(
+ADSL_SPEC = spec(
+    "adsl",
+    group=COHORT,
+    kinds={"polars", "duckdb"},
+    deps=("raw_patients", "raw_allocations", "raw_provenance", "quarantine"),
     description=(
         "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
         "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
@@ -123,58 +131,22 @@ def _by_patient(adtte: pl.DataFrame) -> pl.DataFrame:
         "patient, the variables whose value is reconstructed rather than printed (from provenance.csv; null if none). "
         "Published only when its blocking checks pass (write-audit-publish)."
     ),
-    check_specs=[
-        _quarantine_spec("adsl"),
-        _has_patients_spec("adsl"),
-    ],
 )
-def adsl(
-    context: AssetExecutionContext,
-    io_manager: ResourceParam[WarehouseTables],
-    study_folder: StudyFolder,
-    raw_patients: pl.DataFrame,
-    raw_allocations: pl.DataFrame,
-    raw_provenance: pl.DataFrame,
-    quarantine: pl.DataFrame,
-):
-    settings = study_of(study_folder)
-    patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
-    allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
-    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
-    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance)
-    results = [
-        _quarantine_result(
-            context, settings, quarantine, pl.concat([raw.select(validation.FILE, validation.ROW) for raw in (raw_patients, raw_allocations)])
-        ),
-        _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
-    ]
-    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
-
-
-@cohort_asset(
+ADRS_SPEC = spec(
+    "adrs",
+    group=COHORT,
+    kinds={"polars", "duckdb"},
+    deps=("raw_response", "quarantine"),
     description=(
         "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
         "patient. Published only when its blocking checks pass (write-audit-publish)."
     ),
-    check_specs=[_quarantine_spec("adrs"), _has_patients_spec("adrs")],
 )
-def adrs(
-    context: AssetExecutionContext,
-    io_manager: ResourceParam[WarehouseTables],
-    study_folder: StudyFolder,
-    raw_response: pl.DataFrame,
-    quarantine: pl.DataFrame,
-):
-    settings = study_of(study_folder)
-    candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
-    results = [
-        _quarantine_result(context, settings, quarantine, raw_response),
-        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
-    ]
-    yield from gate.publish(context, io_manager, candidate, results, _metadata(candidate, settings, quarantine))
-
-
-@cohort_asset(
+ADTTE_SPEC = spec(
+    "adtte",
+    group=COHORT,
+    kinds={"polars", "duckdb"},
+    deps=("raw_followup", "raw_provenance", "quarantine"),
     description=(
         "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
         "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Reconstructed "
@@ -182,41 +154,82 @@ def adrs(
         "prints NA; provenance.csv), flagged row by row AVALRFL = 'Y' (null where the time is as printed). Published "
         "only when its blocking checks pass (write-audit-publish): a regressive cut never replaces the last good ADTTE."
     ),
-    check_specs=[
-        _quarantine_spec("adtte"),
-        _has_patients_spec("adtte"),
-        AssetCheckSpec(
-            CUTS_CONSISTENT,
-            asset="adtte",
-            blocking=True,
-            description=(
-                "Each data cut against the one before, on the candidate before it is stored: a death or progression "
-                "stays one at the same time, times never shrink, no patient disappears; and every cut already published "
-                "is still there (so a cut dated before one already loaded is accepted only beside it, and consistent "
-                "with it). A violation fails (ERROR, blocking) with the patient, both cuts and the values; ADTTE keeps "
-                "its last good content and nothing downstream is computed from the regressive cut."
-            ),
-        ),
-    ],
 )
-def adtte(
-    context: AssetExecutionContext,
-    io_manager: ResourceParam[WarehouseTables],
-    study_folder: StudyFolder,
-    raw_followup: pl.DataFrame,
-    raw_provenance: pl.DataFrame,
-    quarantine: pl.DataFrame,
-):
-    settings = study_of(study_folder)
+ADAE_SPEC = spec(
+    "adae",
+    group=COHORT,
+    kinds={"polars", "duckdb"},
+    deps=("raw_adverse_events", "quarantine"),
+    description=(
+        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; AESEQ per patient) with its "
+        "CTCAE 4.03 grade (ATOXGR, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
+        "admiral's derive_var_extreme_flag sets them over treatment-emergent events: AOCCPIFL = Y on each patient's "
+        "first event of each term at its maximum grade (ties: earliest episode), AOCCIFL = Y on each patient's first "
+        "event at the maximum grade over all terms (ties: earliest episode, then AESEQ); Table 4 counts these rows. "
+        "Published only when its blocking checks pass (write-audit-publish)."
+    ),
+)
+CUTS_SPEC = AssetCheckSpec(
+    CUTS_CONSISTENT,
+    asset="adtte",
+    blocking=True,
+    description=(
+        "Each data cut against the one before, on the candidate before it is stored: a death or progression "
+        "stays one at the same time, times never shrink, no patient disappears; and every cut already published "
+        "is still there (so a cut dated before one already loaded is accepted only beside it, and consistent "
+        "with it). A violation fails (ERROR, blocking) with the patient, both cuts and the values; ADTTE keeps "
+        "its last good content and nothing downstream is computed from the regressive cut."
+    ),
+)
+PATIENTS_COMPLETE = "adsl_patients_complete"
+COMPLETE_SPEC = AssetCheckSpec(
+    PATIENTS_COMPLETE,
+    asset="adsl",
+    description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.",
+)
+# What the completeness check reads of ADRS and ADTTE when this run does not make them: on a million patients ADTTE
+# has six million rows of fourteen columns, and loading it whole took seconds and gigabytes.
+COMPLETENESS_COLUMNS = {"adrs": ["SUBJID"], "adtte": ["DATACUT", "SUBJID", "PARAMCD"]}
+# A dataset's derivation: its candidate, its check results and its metadata, from the step's inputs.
+Derived = tuple[pl.DataFrame, list[AssetCheckResult], dict]
+INPUTS = ("raw_patients", "raw_allocations", "raw_provenance", "raw_response", "raw_followup", "raw_adverse_events", "quarantine")
+
+
+def _adsl(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]) -> Derived:
+    raw_patients, raw_allocations, quarantine = inputs["raw_patients"], inputs["raw_allocations"], inputs["quarantine"]
+    patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
+    allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
+    provenance = validation.clean(inputs["raw_provenance"], schemas.PROVENANCE, quarantine)
+    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance)
+    raw = pl.concat([r.select(validation.FILE, validation.ROW) for r in (raw_patients, raw_allocations)])
+    results = [
+        _quarantine_result(context, "adsl", settings, quarantine, raw),
+        _has_patients_result(candidate, raw_patients, schemas.PATIENTS.location),
+    ]
+    return candidate, results, _metadata(candidate, settings, quarantine)
+
+
+def _adrs(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]) -> Derived:
+    raw_response, quarantine = inputs["raw_response"], inputs["quarantine"]
+    candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
+    results = [
+        _quarantine_result(context, "adrs", settings, quarantine, raw_response),
+        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
+    ]
+    return candidate, results, _metadata(candidate, settings, quarantine)
+
+
+def _adtte(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame], io_manager: WarehouseTables) -> Derived:
+    raw_followup, quarantine = inputs["raw_followup"], inputs["quarantine"]
     cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
-    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
+    provenance = validation.clean(inputs["raw_provenance"], schemas.PROVENANCE, quarantine)
     candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid, provenance=provenance)
     versions = candidate.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
     cuts = versions["DATACUT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
     results = [
-        _quarantine_result(context, settings, quarantine, raw_followup),
+        _quarantine_result(context, "adtte", settings, quarantine, raw_followup),
         _has_patients_result(candidate, raw_followup, "the follow-up files"),
         _cuts_consistent(candidate, io_manager.published_values("adtte", "DATACUT") or []),
     ]
@@ -230,7 +243,73 @@ def adtte(
         # (the SHA-256's first 12 digits fit the page's column; the trace page and the report give it whole).
         followup_versions=preview(versions.select("DATACUT", "SRCFILE", pl.col("SRCHASH").str.slice(0, 12).alias("sha256_12"))),
     )
-    yield from gate.publish(context, io_manager, candidate, results, metadata)
+    return candidate, results, metadata
+
+
+def _adae(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]) -> Derived:
+    raw_adverse_events, quarantine = inputs["raw_adverse_events"], inputs["quarantine"]
+    candidate = adam.adae.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine), studyid=settings.studyid)
+    results = [
+        _quarantine_result(context, "adae", settings, quarantine, raw_adverse_events),
+        _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
+    ]
+    metadata = _metadata(
+        candidate,
+        settings,
+        quarantine,
+        # One AOCCPIFL row per patient and term, one AOCCIFL row per patient: the counts Table 4 starts from.
+        patient_terms=int(candidate["AOCCPIFL"].eq("Y").sum()),
+        patients_with_events=int(candidate["AOCCIFL"].eq("Y").sum()),
+    )
+    return candidate, results, metadata
+
+
+@multi_asset(
+    name="adam",
+    specs=[ADSL_SPEC, ADRS_SPEC, ADTTE_SPEC, ADAE_SPEC],
+    check_specs=[
+        *(check for name in ("adsl", "adrs", "adtte", "adae") for check in (_quarantine_spec(name), _has_patients_spec(name))),
+        CUTS_SPEC,
+        COMPLETE_SPEC,
+    ],
+    ins={name: AssetIn(name) for name in INPUTS},
+    can_subset=True,
+    pool=DUCKDB_POOL,
+    description="The ADaM datasets in one step, each published through its own blocking checks (write-audit-publish).",
+)
+def adam_datasets(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, **inputs: pl.DataFrame):
+    settings = study_of(study_folder)
+    chosen = selected(context)
+    step = gate.Publication(context, io_manager)
+    made: dict[str, pl.DataFrame] = {}
+    derivations: dict[str, Callable[[AssetExecutionContext, Study, dict[str, pl.DataFrame]], Derived]]
+    derivations = {"adsl": _adsl, "adrs": _adrs, "adtte": functools.partial(_adtte, io_manager=io_manager), "adae": _adae}
+    for name, derive in derivations.items():
+        if name in chosen:
+            candidate, results, metadata = derive(context, settings, inputs)
+            made[name] = candidate
+            yield from step.publish(name, candidate, results, metadata)
+    # On the tables as published: this step's, or the stored ones it does not make; not on a candidate held back.
+    complete = _completeness_inputs(made, io_manager) if "adsl" in made and not step.held_back("adsl", "adrs", "adtte") else None
+    if complete is not None:
+        yield from selected_results(context, "adsl", [_patients_complete(made["adsl"], **complete)])
+    elif "adsl" in made:
+        context.log.info(f"{PATIENTS_COMPLETE} not evaluated: ADRS or ADTTE is neither published nor made in this run")
+    step.finish()
+
+
+def _completeness_inputs(made: dict[str, pl.DataFrame], io_manager: WarehouseTables) -> dict[str, pl.DataFrame] | None:
+    """ADRS and ADTTE as the completeness check reads them: made in this step, or as stored; None while one has never
+    been published (a run that makes ADSL alone on a new warehouse)."""
+    tables = {}
+    for name, columns in COMPLETENESS_COLUMNS.items():
+        if name in made:
+            tables[name] = made[name]
+        elif io_manager.published_values(name, columns[0]) is None:
+            return None
+        else:
+            tables[name] = stored(io_manager, name, columns)
+    return tables
 
 
 def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetCheckResult:
@@ -255,60 +334,14 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
     )
 
 
-@cohort_asset(
-    description=(
-        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; AESEQ per patient) with its "
-        "CTCAE 4.03 grade (ATOXGR, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
-        "admiral's derive_var_extreme_flag sets them over treatment-emergent events: AOCCPIFL = Y on each patient's "
-        "first event of each term at its maximum grade (ties: earliest episode), AOCCIFL = Y on each patient's first "
-        "event at the maximum grade over all terms (ties: earliest episode, then AESEQ); Table 4 counts these rows. "
-        "Published only when its blocking checks pass (write-audit-publish)."
-    ),
-    check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],
-)
-def adae(
-    context: AssetExecutionContext,
-    io_manager: ResourceParam[WarehouseTables],
-    study_folder: StudyFolder,
-    raw_adverse_events: pl.DataFrame,
-    quarantine: pl.DataFrame,
-):
-    settings = study_of(study_folder)
-    candidate = adam.adae.derive_adae(validation.clean(raw_adverse_events, schemas.ADVERSE_EVENTS, quarantine), studyid=settings.studyid)
-    results = [
-        _quarantine_result(context, settings, quarantine, raw_adverse_events),
-        _has_patients_result(candidate, raw_adverse_events, schemas.ADVERSE_EVENTS.location),
-    ]
-    metadata = _metadata(
-        candidate,
-        settings,
-        quarantine,
-        # One AOCCPIFL row per patient and term, one AOCCIFL row per patient: the counts Table 4 starts from.
-        patient_terms=int(candidate["AOCCPIFL"].eq("Y").sum()),
-        patients_with_events=int(candidate["AOCCIFL"].eq("Y").sum()),
-    )
-    yield from gate.publish(context, io_manager, candidate, results, metadata)
-
-
-@asset_check(
-    pool=DUCKDB_POOL,
-    asset=adsl,
-    # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): on a million
-    # patients ADTTE has six million rows of fourteen columns, and loading it whole took seconds and gigabytes.
-    additional_ins={
-        "adrs": AssetIn("adrs", metadata={"columns": ["SUBJID"]}),
-        "adtte": AssetIn("adtte", metadata={"columns": ["DATACUT", "SUBJID", "PARAMCD"]}),
-    },
-    description="Every patient in ADSL has a best overall response in ADRS and PFS/OS in every data cut of ADTTE.",
-)
-def adsl_patients_complete(io_manager: ResourceParam[WarehouseTables], adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
-    # ADSL is read, not taken as an input: Dagster would load the check's own asset whole (see read_columns).
-    ids = set(io_manager.read_columns("adsl", ["SUBJID"])["SUBJID"].to_list())
+def _patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
+    ids = set(adsl["SUBJID"].to_list())
     no_response = sorted(ids - set(adrs["SUBJID"].to_list()))
     expected = adtte.select("DATACUT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
     expected = expected.join(pl.DataFrame({"PARAMCD": ["PFS", "OS"]}), how="cross")
     missing = expected.join(adtte.select("DATACUT", "SUBJID", "PARAMCD"), on=["DATACUT", "SUBJID", "PARAMCD"], how="anti")
     return AssetCheckResult(
+        check_name=PATIENTS_COMPLETE,
         passed=not no_response and missing.is_empty(),
         metadata={
             # Capped like previews, so a large study with many gaps cannot flood the event log.
