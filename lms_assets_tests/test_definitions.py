@@ -55,8 +55,12 @@ DECLARED = {
     "r_verification": ("audit", {"polars", "duckdb", "r"}, TABLES),
     "study_report": ("report", {"html"}, TABLES),
 }
-# The separate (non-blocking or cross-table) checks, each in the pool too.
-SEPARATE_CHECKS = {"adsl_patients_complete", "recorded_responses_match_recist"}
+# Each layer's tables are made in one step (a multi-asset), named after the layer.
+LAYER_STEPS = {
+    "ingest": {name for name, (group, _, _) in DECLARED.items() if group == "ingest"},
+    "adam": {"adsl", "adrs", "adtte", "adae"},
+    "tables": {name for name, (group, _, _) in DECLARED.items() if group in {"baseline", "response", "toxicity", "survival"}},
+}
 
 
 def _declared(defs) -> dict[str, tuple]:
@@ -83,8 +87,15 @@ def test_every_asset_keeps_its_group_kinds_owners_pool_and_io_manager(platform_e
     defs = defs_for(platform_env)
     expected = {name: (group, kinds, io, OWNERS, POOL) for name, (group, kinds, io) in DECLARED.items()}
     assert _declared(defs) == expected
-    checks = {key.name: check.op.pool for check in defs.asset_checks for key in check.check_keys}
-    assert checks == dict.fromkeys(SEPARATE_CHECKS, POOL)
+    # Every check is evaluated in its asset's step: none needs a step (and a read of its tables) of its own.
+    assert list(defs.asset_checks or []) == []
+
+
+def test_each_layer_is_one_step(platform_env):
+    steps: dict[str, set[str]] = {}
+    for assets_def in defs_for(platform_env).assets:
+        steps.setdefault(assets_def.op.name, set()).update(key.path[-1] for key in assets_def.keys)
+    assert {step: steps[step] for step in LAYER_STEPS} == LAYER_STEPS
 
 
 # Dagster 1.13 draws the zoomed-out lineage (below MINIMAL_SCALE) with each node's label cut to 18 characters

@@ -8,15 +8,14 @@ gives the verdict — the same verdict ``printed_audit`` and the report use. The
 failed and why; its ``printed values`` table lists every value, each distinct reason is a numbered ``reason`` entry,
 and each value links to its trace in the served report. It is ERROR when any value failed at ERROR, WARN when every
 failure is a reviewed discrepancy. One check per group rather than per value keeps the event log small. The checks
-run in the asset's own step and the table is published through ``gate.publish`` (write-audit-publish): a blocking
-ERROR keeps ``main.<asset>`` as it was. The checks are declared from the registry read at definition load, so these
-assets are declared with ``@gated_summary`` and built then.
+run on the candidate in the summary tables' step, which publishes each table through the gate (write-audit-publish):
+a blocking ERROR keeps ``main.<asset>`` as it was. The checks are declared from the registry read at definition load, so these
+tables are declared with ``@gated_summary`` and built then, into the summary tables' one step.
 """
 
 import collections
 import dataclasses
 import datetime as dt
-import inspect
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -34,7 +33,6 @@ from dagster import (
     AssetsDefinition,
     MetadataValue,
     Output,
-    ResourceParam,
     TableColumn,
     TableMetadataValue,
     TableRecord,
@@ -42,9 +40,9 @@ from dagster import (
 )
 
 from lms_assets.audit import consistency
-from lms_assets.defs import gate
 from lms_assets.defs.markdown import escape_markdown
-from lms_assets.defs.resources import OutputsFolder, WarehouseTables
+from lms_assets.defs.resources import OutputsFolder
+from lms_assets.defs.tables.step import Table, build
 from lms_assets.records import schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets.tables import printed as fig
@@ -378,11 +376,15 @@ def section_results(
 
 
 def published_value_results(
-    context: AssetExecutionContext, outputs: OutputsFolder, table: pl.DataFrame, printed_values: pl.DataFrame, paper_consistency: pl.DataFrame
+    context: AssetExecutionContext,
+    asset_name: str,
+    outputs: OutputsFolder,
+    table: pl.DataFrame,
+    printed_values: pl.DataFrame,
+    paper_consistency: pl.DataFrame,
 ) -> list[AssetCheckResult]:
-    """The results of the asset's declared section checks on ``table`` (its candidate), by ``section_results``."""
-    asset_name = context.asset_key.path[-1]
-    selected = {k.name for k in context.selected_asset_check_keys}
+    """The results of ``asset_name``'s declared section checks on ``table`` (its candidate), by ``section_results``."""
+    selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == AssetKey(asset_name)}
     results = section_results(asset_name, table, printed_values, paper_consistency, lambda id_: outputs.url(f"{TRACE_PAGE}#{id_}"), selected)
     outcomes = collections.Counter(
         r.data["verdict"] for result in results for r in cast(TableMetadataValue, result.metadata["printed values"]).records
@@ -397,11 +399,11 @@ def published_value_results(
 
 @dataclasses.dataclass(frozen=True)
 class GatedSummary:
-    """A summary asset whose published-figure checks gate its publication; built when the definitions load.
+    """A summary table whose published-figure checks gate its publication; built when the definitions load.
 
-    ``compute`` is the asset's body as a plain function of its upstream tables, returning the table's ``Output``
-    (``metadata.table_output``); the checks are declared from the registry read at load, so the asset is too, with
-    ``declare_asset`` (its domain's ``asset_defaults``) and ``asset_args``.
+    ``compute`` is the table's body as a plain function of its upstream tables, returning the table's ``Output``
+    (``metadata.table_output``); the checks are declared from the registry read at load, so the table is too, with
+    ``declare_asset`` (its domain's ``defs/tables/step.table_defaults``) and ``asset_args``.
     """
 
     compute: Callable[..., Output]
@@ -413,51 +415,45 @@ class GatedSummary:
     def name(self) -> str:
         return self.compute.__name__
 
-    def build(self, loaded: LoadedRegistry) -> AssetsDefinition:
-        name, compute = self.name, self.compute
-        tables = list(inspect.signature(compute).parameters)
-        ins = {**{t: self.ins.get(t, AssetIn(t)) for t in tables}, **CHECK_INPUTS}
+    def build(self, loaded: LoadedRegistry) -> Table:
+        name = self.name
         args = dict(self.asset_args)
         args["description"] = f"{args['description']} {GATED}"
         owned = owned_at_load(name, loaded)
         stand_in = owned is None or owned.is_empty()
 
-        @self.declare_asset(name=name, ins=ins, check_specs=published_figure_specs(name, owned, loaded.problem), **args)
-        def _gated(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], outputs_folder: OutputsFolder, **inputs: pl.DataFrame):
-            output = compute(**{t: inputs[t] for t in tables})
+        def checks(context: AssetExecutionContext, outputs_folder: OutputsFolder, table: pl.DataFrame, inputs: Mapping[str, pl.DataFrame]):
             if stand_in:
-                results = _stand_in_results(name, inputs["printed_values"])
-            else:
-                results = published_value_results(context, outputs_folder, output.value, inputs["printed_values"], inputs["paper_consistency"])
-            yield from gate.publish(context, io_manager, output.value, results, output.metadata)
+                return _stand_in_results(name, inputs["printed_values"])
+            return published_value_results(context, name, outputs_folder, table, inputs["printed_values"], inputs["paper_consistency"])
 
-        return _gated
+        specs = published_figure_specs(name, owned, loaded.problem)
+        return self.declare_asset(ins=self.ins, check_ins=CHECK_INPUTS, check_specs=specs, checks=checks, **args)(self.compute)
 
 
 def gated_summary(
     declare_asset: Callable[..., Any], *, ins: Mapping[str, AssetIn] | None = None, **asset_args
 ) -> Callable[[Callable[..., Output]], GatedSummary]:
-    """Declare a summary asset that owns registry figures, with its domain's ``@asset`` (``constants.asset_defaults``)
-    and further ``@asset`` arguments; ``definitions`` builds it at load."""
+    """Declare a summary table that owns registry figures, with its domain's ``defs/tables/step.table_defaults`` and further
+    arguments of it; ``gated_summaries`` builds it at load."""
 
     def declare(compute: Callable[..., Output]) -> GatedSummary:
         if compute.__name__ not in PRINTED_VALUE_SOURCES:
-            raise ValueError(f"{compute.__name__} owns no registry figures (PRINTED_VALUE_SOURCES): declare it with @asset")
-        unknown = set(ins or {}) - set(inspect.signature(compute).parameters)
-        if unknown:
-            raise ValueError(f"{compute.__name__}: ins {sorted(unknown)} are not parameters of the function")
+            raise ValueError(f"{compute.__name__} owns no registry figures (PRINTED_VALUE_SOURCES): declare it with its domain's summary_table")
         return GatedSummary(compute, declare_asset, dict(ins or {}), asset_args)
 
     return declare
 
 
 def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
-    """Every ``GatedSummary`` declared in ``modules``, built on the registry read at load; one per ``PRINTED_VALUE_SOURCES`` owner."""
+    """The summary tables' one step (``defs/tables/step.build``): every table declared in ``modules``, each
+    ``GatedSummary`` built on the registry read at load; one per ``PRINTED_VALUE_SOURCES`` owner."""
     declared = [v for m in modules for v in vars(m).values() if isinstance(v, GatedSummary)]
     missing = set(PRINTED_VALUE_SOURCES) - {s.name for s in declared}
     if missing or len(declared) != len(PRINTED_VALUE_SOURCES):
         raise ValueError(f"every owner of registry figures is declared once with @gated_summary; missing: {sorted(missing)}")
-    return [s.build(loaded) for s in declared]
+    plain = [v for m in modules for v in vars(m).values() if isinstance(v, Table)]
+    return [build([*plain, *(s.build(loaded) for s in declared)])]
 
 
 def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:

@@ -4,15 +4,16 @@ import polars as pl
 from dagster import Output
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import BASELINE, asset_defaults
+from lms_assets.defs.constants import BASELINE
 from lms_assets.defs.metadata import table_output
+from lms_assets.defs.tables.step import table_defaults
 from lms_assets.tables import baseline
 
-baseline_asset = asset_defaults(group=BASELINE, kinds={"polars", "duckdb"})
+baseline_table = table_defaults(group=BASELINE, kinds={"polars", "duckdb"})
 
 
 @gated_summary(
-    baseline_asset,
+    baseline_table,
     description=(
         "Table 1 recomputed from ADSL: age median and range, then n and % of all patients for each level of sex, "
         "ECOG, primary site, prior surgery, radiotherapy and chemotherapy lines, starting dose and combination "

@@ -3,18 +3,19 @@
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset_check
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetIn, MetadataValue, Output
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import DUCKDB_POOL, RESPONSE, asset_defaults
+from lms_assets.defs.constants import RESPONSE
 from lms_assets.defs.metadata import preview, table_output
+from lms_assets.defs.tables.step import table_defaults
 from lms_assets.tables import response
 
-response_asset = asset_defaults(group=RESPONSE, kinds={"polars", "duckdb"})
+response_table = table_defaults(group=RESPONSE, kinds={"polars", "duckdb"})
 
 
 @gated_summary(
-    response_asset,
+    response_table,
     description=(
         "Table 2's response rows from ADRS (PARAMCD BOR): n and % of patients with a best overall response for CR, "
         "PR, SD and PD (NE when present), ORR (CR + PR) and DCR (CR + PR + SD). ORR and DCR carry exact "
@@ -30,41 +31,51 @@ def response_summary(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     return table_output(table, shown=shown, **extra)
 
 
-@response_asset(
+RECIST_CHECK = "recorded_responses_match_recist"
+
+
+def _recist_checks(context, outputs, table: pl.DataFrame, inputs) -> list[AssetCheckResult]:
+    """``RECIST_CHECK`` on a candidate ``recist_consistency``."""
+    review = table.filter(pl.col("status") == "review")
+    return [
+        AssetCheckResult(
+            check_name=RECIST_CHECK,
+            passed=review.is_empty(),
+            severity=AssetCheckSeverity.WARN,
+            metadata={
+                "patients_to_review": review.height,
+                "patients_checked": table.height,
+                "review": preview(review.select("SUBJID", "recorded_response", "best_pct_change", "reason")),
+            },
+        )
+    ]
+
+
+@response_table(
     description=(
         "Each patient's recorded RECIST 1.1 best response against the thresholds on the best % change "
         "(PR: decrease ≥ 30%; PD: increase ≥ 20%). `status` is `consistent` or `review` with the `reason`. RECIST "
         "judges PD against the nadir (and new lesions), so a mismatch is flagged for review, never corrected."
     ),
+    check_specs=[
+        AssetCheckSpec(
+            RECIST_CHECK,
+            asset="recist_consistency",
+            description=(
+                "Warns when any recorded best response lies outside RECIST 1.1's range for its best % change, "
+                "listing those patients and why; a clinician reviews them, nothing is changed."
+            ),
+        )
+    ],
+    checks=_recist_checks,
 )
 def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     table = response.recist_consistency(adrs)
     return table_output(table, patients_to_review=int(table["status"].eq("review").sum()))
 
 
-@asset_check(
-    pool=DUCKDB_POOL,
-    asset=recist_consistency,
-    description=(
-        "Warns when any recorded best response lies outside RECIST 1.1's range for its best % change, "
-        "listing those patients and why; a clinician reviews them, nothing is changed."
-    ),
-)
-def recorded_responses_match_recist(recist_consistency: pl.DataFrame) -> AssetCheckResult:
-    review = recist_consistency.filter(pl.col("status") == "review")
-    return AssetCheckResult(
-        passed=review.is_empty(),
-        severity=AssetCheckSeverity.WARN,
-        metadata={
-            "patients_to_review": review.height,
-            "patients_checked": recist_consistency.height,
-            "review": preview(review.select("SUBJID", "recorded_response", "best_pct_change", "reason")),
-        },
-    )
-
-
 @gated_summary(
-    response_asset,
+    response_table,
     # Only the columns read: on a million patients the whole of ADTTE alone is six million wide rows.
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "IMMUNOFL"]}),

@@ -3,18 +3,17 @@
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output
 
 from lms_assets.audit import verification
-from lms_assets.defs import gate
 from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.audit.verification import problems_result
-from lms_assets.defs.constants import SURVIVAL, asset_defaults
+from lms_assets.defs.constants import SURVIVAL
 from lms_assets.defs.metadata import preview, table_output
-from lms_assets.defs.resources import WarehouseTables
+from lms_assets.defs.tables.step import table_defaults
 from lms_assets.tables import survival
 
-survival_asset = asset_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
+survival_table = table_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
 # are most of its size, and on a million patients loading them all takes ten times as long.
 TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
@@ -44,7 +43,7 @@ def history_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
 SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
 
 
-@survival_asset(
+@survival_table(
     ins={"adtte": TIME_TO_EVENT},
     description=(
         "Kaplan–Meier step function of PFS and OS for every data cut: one row per cut, endpoint and distinct time "
@@ -61,7 +60,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
 
 
 @gated_summary(
-    survival_asset,
+    survival_table,
     description=(
         "Table 2's medians, two rows per cut and endpoint. `method = 'spss'`: SPSS 24, which the paper used — median = "
         "first event time with S ≤ 0.5, SE = Greenwood SE of S(median) / f with f = (S(u) − S(l)) / (l − u) (u: last "
@@ -96,8 +95,15 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     return table_output(table, shown=shown.rename({c: c.replace("brookmeyer_crowley_loglog", "bc") for c in shown.columns}), **medians)
 
 
-@survival_asset(
-    ins={"adtte": TIME_TO_EVENT},
+def _landmarks_checks(context, outputs, table: pl.DataFrame, inputs) -> list[AssetCheckResult]:
+    return [landmarks_check(table, inputs["adtte"])]
+
+
+def _history_checks(context, outputs, table: pl.DataFrame, inputs) -> list[AssetCheckResult]:
+    return [history_check(table, inputs["adtte"])]
+
+
+@survival_table(
     description=(
         "Landmarks every 3 months per cut and endpoint (the risk table under Figure 1A/B): patients at risk "
         "(AVAL ≥ t), cumulative events and censorings, and the event-free rate S(t) with its log(−log) 95% CI — "
@@ -116,19 +122,17 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
             ),
         )
     ],
+    checks=_landmarks_checks,
+    check_ins={"adtte": TIME_TO_EVENT},
 )
-def survival_landmarks(
-    context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_curves: pl.DataFrame, adtte: pl.DataFrame
-):
+def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.landmarks(survival_curves)
     rates = table.filter(pl.col("month").is_in(verification.QUOTED_LANDMARKS)).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
-    check = landmarks_check(table, adtte)
-    output = table_output(table, limit=40, rates=preview(rates))
-    yield from gate.publish(context, io_manager, table, [check], output.metadata)
+    return table_output(table, limit=40, rates=preview(rates))
 
 
 @gated_summary(
-    survival_asset,
+    survival_table,
     ins={"adtte": TIME_TO_EVENT},
     description=(
         "Follow-up per cut and endpoint: median by the reverse Kaplan–Meier method (time to censoring; an event "
@@ -144,7 +148,7 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @gated_summary(
-    survival_asset,
+    survival_table,
     ins={"adtte": TIME_TO_EVENT, "adsl": SUBGROUP_FACTORS},
     description=(
         "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
@@ -169,9 +173,8 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
     )
 
 
-@survival_asset(
+@survival_table(
     kinds={"polars", "duckdb"},
-    ins={"adtte": TIME_TO_EVENT},
     description=(
         "Median PFS and OS with both 95% intervals at every data cut, oldest first, so the study team sees how the "
         "estimates move as follow-up matures (the paper expects median OS to fall). Earlier cuts are never overwritten: "
@@ -190,9 +193,9 @@ def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.Dat
             ),
         )
     ],
+    checks=_history_checks,
+    check_ins={"adtte": TIME_TO_EVENT},
 )
-def median_history(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_summary: pl.DataFrame, adtte: pl.DataFrame):
+def median_history(survival_summary: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.median_history(survival_summary)
-    check = history_check(table, adtte)
-    output = table_output(table, data_cuts=table["data_cut"].n_unique())
-    yield from gate.publish(context, io_manager, table, [check], output.metadata)
+    return table_output(table, data_cuts=table["data_cut"].n_unique())

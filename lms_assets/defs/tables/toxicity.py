@@ -4,15 +4,16 @@ import polars as pl
 from dagster import AssetIn, Output
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import TOXICITY, asset_defaults
+from lms_assets.defs.constants import TOXICITY
 from lms_assets.defs.metadata import table_output
+from lms_assets.defs.tables.step import table_defaults
 from lms_assets.tables import toxicity
 
-toxicity_asset = asset_defaults(group=TOXICITY, kinds={"polars", "duckdb"})
+toxicity_table = table_defaults(group=TOXICITY, kinds={"polars", "duckdb"})
 
 
 @gated_summary(
-    toxicity_asset,
+    toxicity_table,
     # Only the columns read: ADAE and ADSL whole cost seconds and gigabytes on a large study.
     ins={
         "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "ATOXGRGP", "TRTEMFL", "AOCCIFL", "AOCCPIFL"]}),
