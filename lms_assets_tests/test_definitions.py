@@ -1,12 +1,15 @@
-"""What every asset of the definitions is declared with: group, kinds, owners, pool and IO manager.
+"""What every asset of the definitions is declared with: group, kinds, owners, pool and IO manager, and which
+layer's step makes it.
 
 Pinned asset by asset, so moving the decorators' shared arguments into one place per domain
 (``defs.constants.asset_defaults``) provably changed none of them, and a new asset states its own.
 """
 
 import pytest
+from dagster import AssetSelection
 
-from lms_assets_tests.conftest import defs_for
+from lms_assets_tests.conftest import defs_for, run_selection, start_from_shipped_run
+from lms_assets_tests.test_bad_input import failure_message, table_digests
 
 OWNERS = ["team:study-biostatistics"]
 POOL = "duckdb"
@@ -107,3 +110,16 @@ def test_every_asset_name_fits_the_zoomed_out_lineage_label(platform_env):
     names = [key.path[-1] for assets_def in defs_for(platform_env).assets for key in assets_def.keys]
     assert len(names) == len(DECLARED)
     assert [n for n in names if len(n) > LINEAGE_LABEL_CHARS] == []
+
+
+def test_a_selection_of_one_table_of_a_layer_makes_it_alone_from_the_stored_tables(shipped_run, platform_env):
+    """The quarantine is made from the stored raw tables and ``median_history`` from the stored ``survival_summary``,
+    as a one-asset step would read its inputs; nothing else of their layers is made, and the tables come out as the
+    whole-graph run made them."""
+    start_from_shipped_run(shipped_run, platform_env)
+    before = table_digests(platform_env["warehouse"])
+    result = run_selection(AssetSelection.assets("quarantine", "median_history"), platform_env)
+    assert result.success, failure_message(result)
+    assert {e.asset_key.path[-1] for e in result.get_asset_materialization_events()} == {"quarantine", "median_history"}
+    assert {e.step_key for e in result.all_events if e.is_step_success} == {"ingest", "tables"}
+    assert table_digests(platform_env["warehouse"]) == before

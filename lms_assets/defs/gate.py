@@ -1,4 +1,4 @@
-"""Write-audit-publish: an asset's blocking checks run in its own step, on the candidate, before it is stored.
+"""Write-audit-publish: an asset's blocking checks run in the step that makes it, on the candidate, before it is stored.
 
 An asset that publishes through the gate declares its blocking checks as ``check_specs`` (``blocking=True``),
 computes its candidate table, evaluates those checks on it with pure functions, and hands both to the gate:
@@ -48,20 +48,18 @@ COHORT_RECORD = AssetKey("adsl")
 
 
 def blocking_failures(context: AssetExecutionContext, results: Iterable[AssetCheckResult]) -> list[AssetCheckResult]:
-    """The results that must stop publication: failed, at ERROR, of a check the asset declares blocking."""
+    """The results (each naming its asset) that must stop publication: failed, at ERROR, of a check declared blocking."""
     blocking = {(spec.asset_key, spec.name) for spec in context.assets_def.check_specs if spec.blocking}
     return [
         r for r in results if not r.passed and r.severity == AssetCheckSeverity.ERROR and (r.asset_key or context.asset_key, r.check_name) in blocking
     ]
 
 
-def linked(context: AssetExecutionContext, results: Iterable[AssetCheckResult], asset_key: AssetKey | None = None) -> list[AssetCheckResult]:
-    """The results, each naming its asset and linking the asset's place in the served report (the definitions give
-    every asset its `report` link); ``asset_key`` is the step's one asset unless given."""
-    key = asset_key or context.asset_key
-    report = context.assets_def.metadata_by_key.get(key, {}).get("report")
-    named = [r if r.asset_key else r._replace(asset_key=key) for r in results]
-    return [r.with_metadata({**r.metadata, "report": report}) if report is not None else r for r in named]
+def linked(context: AssetExecutionContext, results: Iterable[AssetCheckResult], asset_key: AssetKey) -> list[AssetCheckResult]:
+    """The results, each linking the place of ``asset_key`` in the served report (the definitions give every asset
+    its `report` link)."""
+    report = context.assets_def.metadata_by_key.get(asset_key, {}).get("report")
+    return [r.with_metadata({**r.metadata, "report": report}) if report is not None else r for r in results]
 
 
 @dataclasses.dataclass(frozen=True)
