@@ -323,6 +323,10 @@ class WarehouseTables(DbIOManager):
             except duckdb.CatalogException:
                 return None
 
+    def cache_folder(self) -> Path:
+        """The warehouse file's folder, where a result kept for unchanged inputs sits beside the tables it belongs with."""
+        return Path(self.client.database).parent
+
     def stage(self, table: str, frame: pl.DataFrame) -> str:
         """Keep a candidate that failed a blocking check as ``staging.<table>``; the published table is not touched."""
         with self.client.connect(None, None) as connection:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from lms_assets.audit import consistency as audit_rules
-from lms_assets.audit import sensitivity as sensitivity_rules
+from lms_assets.audit import sensitivity_summary as sensitivity_rules
 from lms_assets.audit import verification
 from lms_assets.graphs import km, render
 from lms_assets.graphs.render import Chart

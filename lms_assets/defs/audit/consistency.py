@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
-from lms_assets.audit import consistency, sensitivity, verification
+from lms_assets.audit import consistency, sensitivity, sensitivity_summary, verification
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, owner_of, printed_values_table
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import preview
@@ -185,7 +185,7 @@ def audit_table(
     for row in rows:
         row["hypotheses"] = explained.get(row["figure_id"])
     table = pl.DataFrame(rows, schema=consistency.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=consistency.AUDIT_SCHEMA)
-    return table.join(sensitivity.verdicts_by_figure(sensitivity_ranges, printed_values), on="figure_id", how="left")
+    return table.join(sensitivity_summary.verdicts_by_figure(sensitivity_ranges, printed_values), on="figure_id", how="left")
 
 
 @audit_asset(
