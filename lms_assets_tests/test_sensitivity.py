@@ -14,7 +14,7 @@ from lms_assets.audit import sensitivity_checks as checks
 from lms_assets.audit import sensitivity_inputs as inputs
 from lms_assets.audit import sensitivity_summary as summary
 from lms_assets.report import page
-from lms_assets.tables import batched, survival
+from lms_assets.tables import batched, kaplan_meier, subgroups, survival
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
@@ -41,15 +41,15 @@ def toy_registry(median: float, ci_lower: float, ci_upper: float) -> pl.DataFram
     )
 
 
-def spss(times: np.ndarray, died: np.ndarray) -> survival.MedianEstimate:
-    return survival.spss_median_ci(survival.km_table(times.tolist(), died.tolist()))
+def spss(times: np.ndarray, died: np.ndarray) -> kaplan_meier.MedianEstimate:
+    return survival.spss_median_ci(kaplan_meier.km_table(times.tolist(), died.tolist()))
 
 
 def toy_times(censored: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     return np.r_[TOY_DEATHS, censored], np.r_[np.ones(len(TOY_DEATHS), dtype=int), np.zeros(len(censored), dtype=int)]
 
 
-def agrees_with(estimate: survival.MedianEstimate, registry: pl.DataFrame) -> bool:
+def agrees_with(estimate: kaplan_meier.MedianEstimate, registry: pl.DataFrame) -> bool:
     printed = dict(zip(registry["quantity"], registry["value"]))
     values = {"os.median": estimate.median, "os.ci_lower": estimate.ci_lower, "os.ci_upper": estimate.ci_upper}
     return all(v is not None and abs(v - printed[q]) <= 0.05 + 1e-9 for q, v in values.items())
@@ -80,6 +80,49 @@ def test_unreachable_printed_median_is_said_not_guessed():
         recon.os_placements(TOY_DEATHS, TOY_LOWER, np.full(3, TOY_UPPER), toy_registry(99.0, 98.0, 100.0))
 
 
+def test_more_censored_patients_than_can_be_enumerated_are_refused_naming_the_count():
+    from lms_assets.audit.consistency import EnumerationTooLarge
+
+    # Ten living patients: 10! orders of each consistent gap multiset are refused before one is built.
+    censored = (0.5,) * 8 + (10.5, 10.5)
+    times, died = np.r_[TOY_DEATHS, censored], np.r_[np.ones(5, dtype=int), np.zeros(10, dtype=int)]
+    reference = spss(times, died)
+    with pytest.raises(EnumerationTooLarge, match=r"× 3,628,800 orders of the censored\): [\d,]+ rows of 10 to enumerate"):
+        recon.os_placements(
+            TOY_DEATHS, np.full(10, 0.1), np.full(10, TOY_UPPER), toy_registry(reference.median, reference.ci_lower, reference.ci_upper)
+        )
+
+
+def test_results_do_not_depend_on_the_chunk_size(toy, shipped, monkeypatch):
+    registry, placements, _ = toy
+    study = shipped[0]
+    pfs = inputs.pfs_risk_inputs(study)
+    sites = recon.sample_sites(study.site_levels, study.site_counts, study.sex, 2000, np.random.default_rng(5))
+    whole = (
+        stats.followup_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER)),
+        stats.at_risk_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER), (3.0, 7.0)),
+        stats.landmark_rates(TOY_DEATHS, placements.gaps, (3.0, 7.0)),
+        batched.subgroup_tests(*pfs, sites, len(study.site_levels)),
+        batched.subgroup_tests(*pfs, (sites == 0).astype(np.int64), 2),
+    )
+    # One row per chunk for the placements; a few dozen samples per chunk for the tests.
+    monkeypatch.setattr(batched, "MEMORY_BUDGET", 1)
+    chunked_placements = recon.os_placements(TOY_DEATHS, TOY_LOWER, np.full(3, TOY_UPPER), registry)
+    assert np.array_equal(chunked_placements.gaps, placements.gaps)
+    follow = stats.followup_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER))
+    assert all(np.array_equal(getattr(follow, f), getattr(whole[0], f), equal_nan=True) for f in ("median_lo", "median_hi", "min_lo", "max_hi"))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(stats.at_risk_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER), (3.0, 7.0)), whole[1])
+    )
+    assert np.array_equal(stats.landmark_rates(TOY_DEATHS, placements.gaps, (3.0, 7.0)), whole[2])
+    monkeypatch.setattr(batched, "MEMORY_BUDGET", 40 * batched.bytes_per_sample(len(study.subjid), pfs[2], len(study.site_levels), len(study.subjid)))
+    p, _ = batched.subgroup_tests(*pfs, sites, len(study.site_levels))
+    p2, hr2 = batched.subgroup_tests(*pfs, (sites == 0).astype(np.int64), 2)
+    assert np.array_equal(p, whole[3][0], equal_nan=True) and np.array_equal(p2, whole[4][0], equal_nan=True)
+    assert np.array_equal(hr2, whole[4][1], equal_nan=True)
+
+
 def test_toy_ranges_match_brute_force(toy):
     from lifelines.statistics import logrank_test
 
@@ -91,11 +134,11 @@ def test_toy_ranges_match_brute_force(toy):
     brute_rates, brute_at_risk, brute_follow, brute_p = [], [], [], []
     for censored in consistent:
         times, died = toy_times(tuple(censored))
-        curve = survival.km_table(times.tolist(), died.tolist())
+        curve = kaplan_meier.km_table(times.tolist(), died.tolist())
         brute_rates.append([curve.filter(pl.col("time") <= m)["surv"].min() for m in months])
         brute_at_risk.append([(times >= m).sum() for m in months])
-        reverse = survival.km_table(times.tolist(), (1 - died).tolist())
-        brute_follow.append([survival.first_time_at_or_below(reverse, "surv", 0.5), times.min(), times.max()])
+        reverse = kaplan_meier.km_table(times.tolist(), (1 - died).tolist())
+        brute_follow.append([kaplan_meier.first_time_at_or_below(reverse, "surv", 0.5), times.min(), times.max()])
         x = TOY_FACTOR == 1
         brute_p.append(logrank_test(times[x], times[~x], died[x], died[~x]).p_value)
     brute_rates, brute_at_risk, brute_follow = np.array(brute_rates), np.array(brute_at_risk), np.array(brute_follow, dtype=float)
@@ -299,8 +342,8 @@ def test_robust_followup_verdict_holds_at_its_extreme_reconstructions(shipped):
     for index, where in ((int(np.argmin(bounds.median_lo)), 0.0), (int(np.argmax(bounds.median_hi)), 1.0)):
         times = study.os.copy()
         times[censored] = placement_times(p, p.gaps[index], where)
-        reverse = survival.km_table(times.tolist(), (1 - study.died).tolist())
-        median = survival.first_time_at_or_below(reverse, "surv", 0.5)
+        reverse = kaplan_meier.km_table(times.tolist(), (1 - study.died).tolist())
+        median = kaplan_meier.first_time_at_or_below(reverse, "surv", 0.5)
         assert row["minimum"] - 1e-4 <= median <= row["maximum"] + 1e-9
         assert abs(median - printed) > 0.05
 
@@ -393,8 +436,8 @@ def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
 
 
 def test_a_subgroup_on_an_allocated_column_is_not_taken_as_transcribed():
-    site = survival.Subgroup("Primary site", "PRIMSITE", "Extremities", "Retroperitoneal", "Extremities", "Retroperitoneal")
-    sex = next(s for s in survival.SUBGROUPS if s.column == "SEX")
+    site = subgroups.Subgroup("Primary site", "PRIMSITE", "Extremities", "Retroperitoneal", "Extremities", "Retroperitoneal")
+    sex = next(s for s in subgroups.SUBGROUPS if s.column == "SEX")
     kept = inputs.transcribed_subgroups((sex, site))
     assert kept == [sex]
 
@@ -411,14 +454,14 @@ def test_calendar_months_count_whole_months_then_the_days_left():
 
 
 def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
-    """The blocking check, printed_audit's inputs and sensitivity_ranges all read survival.SUBGROUP_CLAIM."""
+    """The blocking check, printed_audit's inputs and sensitivity_ranges all read subgroups.SUBGROUP_CLAIM."""
     from lms_assets.audit import consistency
 
     _, registry, result = shipped
     adsl, adtte, _, provenance = inputs.read_study(SHIPPED_DATA)
     cut = registry["data_cut"].drop_nulls().max()
-    claimed = [s.factor for s in survival.SUBGROUP_CLAIM.comparisons]
-    table = survival.subgroup_comparisons(adtte.filter(pl.col("DATACUT") == cut), adsl, survival.SUBGROUP_CLAIM.comparisons)
+    claimed = [s.factor for s in subgroups.SUBGROUP_CLAIM.comparisons]
+    table = survival.subgroup_comparisons(adtte.filter(pl.col("DATACUT") == cut), adsl, subgroups.SUBGROUP_CLAIM.comparisons)
     # The shipped reconstruction's smallest p of the claim is the smallest p survival_subgroups shows (prior surgery's OS, 0.077).
     claim = result.table.filter(pl.col("result") == "subgroups.none_significant").row(0, named=True)
     assert claim["shipped"] == pytest.approx(table.filter(pl.col("factor").is_in(claimed))["logrank_p"].min(), rel=1e-9)

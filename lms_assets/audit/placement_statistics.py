@@ -15,7 +15,7 @@ import numpy.typing as npt
 import polars as pl
 
 from lms_assets.audit.reconstructions import Placements, gaps_of
-from lms_assets.tables import batched, survival
+from lms_assets.tables import batched, kaplan_meier
 
 
 def _by_chunks(compute: Callable[[np.ndarray], tuple[np.ndarray, ...]], gaps: np.ndarray, bytes_per_row: int) -> tuple[np.ndarray, ...]:
@@ -99,7 +99,7 @@ def followup_bounds(p: Placements, gaps: np.ndarray, lower: np.ndarray, upper: n
         deaths_after = (p.death_times[None, None, :] >= p.gap_hi[sorted_gaps][:, :, None]).sum(axis=2)
         at_risk = deaths_after + (n_cens - np.arange(n_cens))[None, :]
         curve = np.cumprod(1.0 - 1.0 / at_risk, axis=1)
-        reached = curve <= 0.5 + survival.TOLERANCE
+        reached = curve <= 0.5 + kaplan_meier.TOLERANCE
         position = np.argmax(reached, axis=1)
         median_gap = sorted_gaps[np.arange(len(chunk)), position]
         rank = position - np.argmax(sorted_gaps == median_gap[:, None], axis=1)

@@ -23,7 +23,7 @@ from lms_assets.audit.reconstructions import Placements, all_binary_allocations,
 from lms_assets.audit.sensitivity_inputs import Study, os_risk_inputs, pfs_risk_inputs, study_from_tables, transcribed_subgroups
 from lms_assets.audit.sensitivity_summary import SENSITIVITY_SCHEMA, Coverage, Outcome, half_unit, registry_rows, summarise
 from lms_assets.records.study import Study as StudyFile
-from lms_assets.tables import survival
+from lms_assets.tables import subgroups, survival
 from lms_assets.tables.batched import subgroup_tests
 
 LANDMARK_MONTHS = (6.0, 12.0, 24.0)
@@ -217,7 +217,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     shipped_until, _, _ = os_risk_inputs(study, deaths, shipped_gaps)
     pfs = pfs_risk_inputs(study)
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
-    claimed = {s.factor for s in survival.SUBGROUP_CLAIM.comparisons}
+    claimed = {s.factor for s in subgroups.SUBGROUP_CLAIM.comparisons}
     smallest_exact = {}  # per transcribed factor of the claim: PFS p (one value) and OS p per placement
     shipped_smallest = []  # the same under the shipped reconstruction
     for subgroup in transcribed_subgroups():
@@ -260,12 +260,12 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     os_shipped = (shipped_until, os_event, os_times)
     site_rests, dose_rests = "primary-site allocation", "starting-dose allocation"
     # The claim's comparisons on allocated columns, two levels each, as survival_subgroups shows them.
-    claim_sites = [s for s in survival.SUBGROUP_CLAIM.comparisons if s.column in ALLOCATED_VARIABLES]
+    claim_sites = [s for s in subgroups.SUBGROUP_CLAIM.comparisons if s.column in ALLOCATED_VARIABLES]
     unsupported = sorted({s.column for s in claim_sites} - {"PRIMSITE"})
     if unsupported:
-        raise ValueError(f"survival.SUBGROUP_CLAIM compares {unsupported}: only the primary-site allocation is varied here")
+        raise ValueError(f"subgroups.SUBGROUP_CLAIM compares {unsupported}: only the primary-site allocation is varied here")
 
-    def two_levels(sites: np.ndarray, s: survival.Subgroup) -> np.ndarray:
+    def two_levels(sites: np.ndarray, s: subgroups.Subgroup) -> np.ndarray:
         level, reference = study.site_levels.index(s.level), study.site_levels.index(s.reference)
         return np.where(sites == level, 1, np.where(sites == reference, 0, -1))
 
@@ -282,7 +282,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
             2,
         )
         for s in claim_sites
-        for endpoint in survival.SUBGROUP_CLAIM.endpoints
+        for endpoint in subgroups.SUBGROUP_CLAIM.endpoints
     )
     comparisons = (
         *claim_comparisons,
@@ -344,7 +344,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         sampled_p[result], shipped_p[result] = tested[0], float(shipped[0][0])
         rows += _test_rows(result, label, rests, sampled, tested, shipped)
 
-    # The Discussion's claim, as survival.SUBGROUP_CLAIM defines it: no comparison of it differs significantly in PFS or OS.
+    # The Discussion's claim, as subgroups.SUBGROUP_CLAIM defines it: no comparison of it differs significantly in PFS or OS.
     allocated = [c[0] for c in claim_comparisons]
     smallest = np.minimum.reduce(
         [*(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()), *(sampled_p[c] for c in allocated)]
@@ -353,7 +353,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     rows.append(
         summarise(
             "subgroups.none_significant",
-            "Smallest subgroup log-rank p (PFS and OS: every comparison of the claim, survival.SUBGROUP_CLAIM, as survival_subgroups shows them)",
+            "Smallest subgroup log-rank p (PFS and OS: every comparison of the claim, subgroups.SUBGROUP_CLAIM, as survival_subgroups shows them)",
             f"{site_rests} and {OS_PLACEMENT}",
             sampled,
             Outcome.point(smallest, shipped_claim),

@@ -15,7 +15,7 @@ from lms_assets.audit.placement_statistics import at_risk_bounds, followup_bound
 from lms_assets.audit.reconstructions import Placements
 from lms_assets.audit.sensitivity import LANDMARK_MONTHS
 from lms_assets.audit.sensitivity_inputs import Study
-from lms_assets.tables import survival
+from lms_assets.tables import kaplan_meier
 
 # A range's ends and the shipped value are compared to this: they are computed from the same float times.
 RANGE_TOLERANCE = 1e-9
@@ -107,14 +107,14 @@ def extremes_problems(study: Study, p: Placements, table: pl.DataFrame) -> list[
 
     For each end, the placement the batched formulas put it at is made concrete (every censored time at the start
     or the end of what its gap and bounds allow) and its statistic recomputed directly: the reverse Kaplan–Meier
-    median by ``survival.km_table``, the range and the numbers at risk by counting. A formula that misplaces an end
+    median by ``kaplan_meier.km_table``, the range and the numbers at risk by counting. A formula that misplaces an end
     shows as a difference; the ranges' own test (test_sensitivity) checks the formulas against brute force.
     """
     bounds = followup_bounds(p, p.gaps, p.lower, p.upper)
     fewest, most = at_risk_bounds(p, p.gaps, p.lower, p.upper, LANDMARK_MONTHS)
 
     def reverse_median(times: np.ndarray) -> float:
-        median = survival.first_time_at_or_below(survival.km_table(times.tolist(), (1 - study.died).tolist()), "surv", 0.5)
+        median = kaplan_meier.first_time_at_or_below(kaplan_meier.km_table(times.tolist(), (1 - study.died).tolist()), "surv", 0.5)
         return np.nan if median is None else median
 
     statistics: dict[str, tuple[np.ndarray, np.ndarray, Callable[[np.ndarray], float], float]] = {

@@ -19,7 +19,7 @@ from lms_assets.adam.adtte import derive_adtte
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import printed as fig
-from lms_assets.tables import survival
+from lms_assets.tables.subgroups import SUBGROUPS, Subgroup
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
     return counts
 
 
-def transcribed_subgroups(subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS) -> list[survival.Subgroup]:
+def transcribed_subgroups(subgroups: Sequence[Subgroup] = SUBGROUPS) -> list[Subgroup]:
     """The subgroup factors taken from Table 3 as printed; those on allocated columns are varied with the allocations instead."""
     # ADSL's variables from patient_allocations.csv (adsl.VARIABLE_SOURCES) rest on the allocation, not on Table 3.
     return [s for s in subgroups if s.column not in ALLOCATED_VARIABLES]
@@ -87,7 +87,7 @@ def study_from_tables(
     adtte_at_cut: pl.DataFrame,
     registry: pl.DataFrame,
     window: tuple[float, float],
-    subgroups: Sequence[survival.Subgroup] = survival.SUBGROUPS,
+    subgroups: Sequence[Subgroup] = SUBGROUPS,
 ) -> Study:
     """The study's arrays from ADSL, ADTTE at the published cut and the registry; ``window`` bounds a living patient's OS time."""
 

@@ -155,18 +155,18 @@ def bytes_per_sample(n_patients: int, n_times: int, n_groups: int, ties: int) ->
     return 8 * (_PER_PATIENT * n_patients + per_time * (n_times + 1))
 
 
-def row_chunks(n_rows: int, bytes_per_row: int, budget: int = MEMORY_BUDGET) -> list[slice]:
-    """Consecutive slices covering ``n_rows`` rows (one empty slice for none), each holding at most ``budget`` bytes at
-    ``bytes_per_row`` (at least one row)."""
-    step = max(1, budget // max(bytes_per_row, 1))
+def row_chunks(n_rows: int, bytes_per_row: int) -> list[slice]:
+    """Consecutive slices covering ``n_rows`` rows (one empty slice for none), each holding at most ``MEMORY_BUDGET``
+    bytes at ``bytes_per_row`` (at least one row)."""
+    step = max(1, MEMORY_BUDGET // max(bytes_per_row, 1))
     return [slice(start, min(start + step, n_rows)) for start in range(0, max(n_rows, 1), step)]
 
 
 def subgroup_tests(
-    until: np.ndarray, event_index: np.ndarray, n_times: int, group: np.ndarray, n_groups: int, budget: int = MEMORY_BUDGET
+    until: np.ndarray, event_index: np.ndarray, n_times: int, group: np.ndarray, n_groups: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Log-rank p of every sample (rows of ``until`` and ``group``, broadcast), and the Cox HR of level 1 vs 0 when
-    there are two groups; in chunks of at most ``budget`` bytes (``row_chunks``).
+    there are two groups; in chunks of at most ``MEMORY_BUDGET`` bytes (``row_chunks``).
 
     The statistics depend on a sample only through its risk sets, and reconstructions differing where no test
     can see (two censored patients of one group swapping gaps) share them: each distinct one is fitted once.
@@ -174,7 +174,7 @@ def subgroup_tests(
     n_samples = max(until.shape[0], event_index.shape[0], group.shape[0])
     p = np.empty(n_samples)
     hr = np.empty(n_samples) if n_groups == 2 else None
-    for rows in row_chunks(n_samples, bytes_per_sample(until.shape[1], n_times, n_groups, _most_tied(event_index)), budget):
+    for rows in row_chunks(n_samples, bytes_per_sample(until.shape[1], n_times, n_groups, _most_tied(event_index))):
         chunk_until, chunk_event, chunk_group = (a if a.shape[0] == 1 else a[rows] for a in (until, event_index, group))
         first, inverse = _distinct_samples(chunk_until, chunk_event, chunk_group, n_times)
         distinct_until, distinct_event, distinct_group = (a if a.shape[0] == 1 else a[first] for a in (chunk_until, chunk_event, chunk_group))

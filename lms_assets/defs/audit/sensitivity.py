@@ -20,13 +20,13 @@ from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
-from lms_assets.tables import survival
+from lms_assets.tables import subgroups
 from lms_assets.tables.printed import published_cut
 
 # Numpy enumerates the reconstructions.
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "numpy"})
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
-ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in survival.SUBGROUPS)})
+ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in subgroups.SUBGROUPS)})
 SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
 
 # The blocking checks: what the ranges must obey whatever the records are (audit.sensitivity_checks says why each holds).
