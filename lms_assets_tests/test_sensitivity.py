@@ -104,6 +104,8 @@ def test_results_do_not_depend_on_the_chunk_size(toy, shipped, monkeypatch):
         stats.landmark_rates(TOY_DEATHS, placements.gaps, (3.0, 7.0)),
         batched.subgroup_tests(*pfs, sites, len(study.site_levels)),
         batched.subgroup_tests(*pfs, (sites == 0).astype(np.int64), 2),
+        # Both the times and the groups drawn: the path that fits every sample as it comes.
+        batched.subgroup_tests(np.repeat(pfs[0], len(sites), axis=0), pfs[1], pfs[2], (sites == 0).astype(np.int64), 2),
     )
     # One row per chunk for the placements; a few dozen samples per chunk for the tests.
     monkeypatch.setattr(batched, "MEMORY_BUDGET", 1)
@@ -121,6 +123,9 @@ def test_results_do_not_depend_on_the_chunk_size(toy, shipped, monkeypatch):
     p2, hr2 = batched.subgroup_tests(*pfs, (sites == 0).astype(np.int64), 2)
     assert np.array_equal(p, whole[3][0], equal_nan=True) and np.array_equal(p2, whole[4][0], equal_nan=True)
     assert np.array_equal(hr2, whole[4][1], equal_nan=True)
+    p3, hr3 = batched.subgroup_tests(np.repeat(pfs[0], len(sites), axis=0), pfs[1], pfs[2], (sites == 0).astype(np.int64), 2)
+    assert np.array_equal(p3, p2, equal_nan=True) and np.array_equal(hr3, hr2, equal_nan=True)
+    assert np.array_equal(p3, whole[5][0], equal_nan=True) and np.array_equal(hr3, whole[5][1], equal_nan=True)
 
 
 def test_toy_ranges_match_brute_force(toy):

@@ -353,7 +353,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     rows.append(
         summarise(
             "subgroups.none_significant",
-            "Smallest subgroup log-rank p (PFS and OS: every comparison of the claim, subgroups.SUBGROUP_CLAIM, as survival_subgroups shows them)",
+            "Smallest subgroup log-rank p (PFS and OS: every comparison of the claim, survival.SUBGROUP_CLAIM, as survival_subgroups shows them)",
             f"{site_rests} and {OS_PLACEMENT}",
             sampled,
             Outcome.point(smallest, shipped_claim),

@@ -172,13 +172,17 @@ def subgroup_tests(
     can see (two censored patients of one group swapping gaps) share them: each distinct one is fitted once.
     """
     n_samples = max(until.shape[0], event_index.shape[0], group.shape[0])
+    # Samples drawn in more than one input (OS times and sites at once) hardly ever repeat: sorting them costs more than it saves.
+    dedupe = sum(a.shape[0] > 1 for a in (until, event_index, group)) == 1
     p = np.empty(n_samples)
     hr = np.empty(n_samples) if n_groups == 2 else None
     for rows in row_chunks(n_samples, bytes_per_sample(until.shape[1], n_times, n_groups, _most_tied(event_index))):
-        chunk_until, chunk_event, chunk_group = (a if a.shape[0] == 1 else a[rows] for a in (until, event_index, group))
-        first, inverse = _distinct_samples(chunk_until, chunk_event, chunk_group, n_times)
-        distinct_until, distinct_event, distinct_group = (a if a.shape[0] == 1 else a[first] for a in (chunk_until, chunk_event, chunk_group))
-        at_risk, events = risk_sets(distinct_until, distinct_event, distinct_group, n_times, n_groups)
+        chunk = [a if a.shape[0] == 1 else a[rows] for a in (until, event_index, group)]
+        inverse: slice | np.ndarray = slice(None)
+        if dedupe:
+            first, inverse = _distinct_samples(chunk[0], chunk[1], chunk[2], n_times)
+            chunk = [a if a.shape[0] == 1 else a[first] for a in chunk]
+        at_risk, events = risk_sets(chunk[0], chunk[1], chunk[2], n_times, n_groups)
         p[rows] = logrank(at_risk, events)[inverse]
         if hr is not None:
             hr[rows] = cox_binary(at_risk, events)[0][inverse]
