@@ -16,6 +16,7 @@ import polars as pl
 
 from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
+from lms_assets.audit import consistency
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import printed as fig
@@ -135,6 +136,8 @@ def study_from_tables(
 
 def os_risk_inputs(study: Study, deaths: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """OS ``until`` (N, P) and ``event_index`` (1, P) over the distinct death times, for placements ``gaps``."""
+    # Every placement's times of every patient are held at once: bounded by the gate of the enumerations.
+    consistency.bound_enumeration("OS times of every labelled placement (placements × patients)", len(gaps), len(study.os))
     times = np.unique(deaths)
     censored = study.died == 0
     until = np.broadcast_to(np.searchsorted(times, study.os, side="right"), (len(gaps), len(study.os))).copy()
