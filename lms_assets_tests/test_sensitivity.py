@@ -388,6 +388,9 @@ def test_asset_materializes_and_states_its_coverage(shipped_run):
     assert metadata["os_placements"].value == 24_570
     assert metadata["dose_allocations"].value == 3876
     assert "seeded sample of 50,000 (seed 20)" in metadata["reconstructions_covered"].value
+    # A fresh warehouse: computed, and kept beside it for the next materialization.
+    assert metadata["from_cache"].value is False and "computed and stored" in metadata["cache"].value
+    assert (shipped_run["warehouse"].parent / "sensitivity_ranges.cache.npz").exists()
     with duckdb.connect(str(shipped_run["warehouse"]), read_only=True) as con:
         stored = con.sql("select result, verdict from sensitivity_ranges").pl()
     assert stored.height == metadata["dagster/row_count"].value
