@@ -129,14 +129,16 @@ def cox_binary(at_risk: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.
     beta = np.zeros(len(n0))
     converged = np.zeros(len(n0), dtype=bool)
     running = np.arange(len(n0))
+    # The running rows' arrays, narrowed only when rows leave (most rows run to the last few iterations).
+    level, reference, tied, observed = level_part, reference_part, active, level_events
     for _ in range(COX_ITERATIONS):
         if not len(running):
             break
         phi = np.exp(beta[running])[:, None, None]
-        derivative = phi * level_part[running]
+        derivative = phi * level
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(active[running], derivative / (derivative + reference_part[running]), 0.0)
-        score = level_events[running] - ratio.sum(axis=(1, 2))
+            ratio = np.where(tied, derivative / (derivative + reference), 0.0)
+        score = observed - ratio.sum(axis=(1, 2))
         information = (ratio - ratio**2).sum(axis=(1, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
             step = np.clip(np.where(information > 0, score / information, 0.0), -2.0, 2.0)
@@ -144,7 +146,9 @@ def cox_binary(at_risk: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.
         done = np.abs(step) < COX_TOLERANCE
         converged[running[done]] = True
         # Rows running off to ±∞ are left: their likelihood has no maximum.
-        running = running[~done & (np.abs(beta[running]) < COX_MAX_ABS_BETA)]
+        keep = ~done & (np.abs(beta[running]) < COX_MAX_ABS_BETA)
+        if not keep.all():
+            running, level, reference, tied, observed = running[keep], level[keep], reference[keep], tied[keep], observed[keep]
     estimable = converged & (np.abs(beta) < COX_MAX_ABS_BETA) & (d0.sum(axis=1) > 0) & (level_events > 0)
     return np.where(estimable, np.exp(beta), np.nan), estimable
 
