@@ -17,10 +17,11 @@ COX_ITERATIONS = 60
 COX_TOLERANCE = 1e-10
 # Working memory of one chunk of samples. The arrays a sample needs are counted by ``bytes_per_sample``.
 MEMORY_BUDGET = 256 * 2**20
-# 8-byte arrays the steps hold at their peak, counted from the code below: risk_sets holds six per patient
-# (the broadcast inputs' kept entries and their flat indices) and four per group and time (the counts and their
-# running sums); logrank holds eight per time and group pair, cox_binary eight per time and tied death.
-_PER_PATIENT, _PER_GROUP_TIME, _PER_GROUP_PAIR_TIME, _PER_TIE_TIME = 6, 4, 8, 8
+# 8-byte arrays the steps hold at their peak, counted from the code below: per patient, six in risk_sets (the
+# broadcast inputs' kept entries and their flat indices) and six in _distinct_samples (the codes, sorted, padded,
+# shifted, and the chunk's own rows); four per group and time in risk_sets (the counts and their running sums);
+# logrank holds eight per time and group pair, cox_binary eight per time and tied death.
+_PER_PATIENT, _PER_GROUP_TIME, _PER_GROUP_PAIR_TIME, _PER_TIE_TIME = 12, 4, 8, 8
 
 
 def risk_sets(until: np.ndarray, event_index: np.ndarray, group: np.ndarray, n_times: int, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -142,7 +142,12 @@ def sensitivity_ranges(
     varied = table.filter(pl.col("coverage").str.starts_with("exact") | pl.col("coverage").str.starts_with("seeded"))
     context.log.info(f"{covered} {seconds:.1f} s ({cached})")
     checks = [
-        problems_result(ENUMERABLE, [], f"{len(placements.gaps):,} labelled placements and {result.dose_space:,} dose allocations enumerated"),
+        problems_result(
+            ENUMERABLE,
+            [],
+            f"{len(placements.gaps):,} labelled placements and {result.dose_space:,} dose allocations enumerated"
+            + (" (when the cached result was computed)" if cached.startswith("hit") else ""),
+        ),
         problems_result(
             HOLD_SHIPPED,
             ranges_hold_the_shipped_value(table),
