@@ -27,6 +27,7 @@ import polars as pl
 from lms_assets.audit import consistency as audit_rules
 from lms_assets.audit import sensitivity as sensitivity_rules
 from lms_assets.audit import verification
+from lms_assets.audit.basis import basis_words
 from lms_assets.graphs import km, render
 from lms_assets.graphs.render import Chart
 from lms_assets.tables import printed as fig
@@ -68,7 +69,7 @@ RECONSTRUCTED_WORDS = "from reconstructed inputs only: shows the pipeline's arit
 RECONSTRUCTED_DISCREPANCY_WORDS = "a discrepancy from reconstructed inputs only: the reconstruction may be what differs, not the paper"
 RECONSTRUCTED_VALUE_WORDS = "beside a survival estimate: it rests on reconstructed last-contact times (ADTTE AVALRFL = Y)"
 RECONSTRUCTED = "reconstructed_inputs"
-BASIS_WORDS = {basis: audit_rules.basis_words(basis) for basis in ("published_patient_data", RECONSTRUCTED)}
+BASIS_WORDS = {basis: basis_words(basis) for basis in ("published_patient_data", RECONSTRUCTED)}
 # The audit's long tables name the basis in a word, with the sensitivity verdict when the reconstruction could move it.
 BASIS_SHORT = {"published_patient_data": "Table 3", RECONSTRUCTED: "reconstructed"}
 

@@ -5,7 +5,8 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
-from lms_assets.audit import consistency, sensitivity, verification
+from lms_assets.audit import consistency, hypotheses, sensitivity, verification
+from lms_assets.audit.feasibility import Feasibility, os_feasibility
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, owner_of, printed_values_table
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import preview
@@ -20,7 +21,7 @@ from lms_assets.tables.printed import fixed, published_cut
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb"})
 
 
-def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:
+def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> Feasibility | None:
     if cut is None:
         return None
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
@@ -31,7 +32,7 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> cons
         return None
     # No follow-up can be longer than from the first day of enrolment (study.toml) to the cut.
     window = sensitivity.os_window(cut, study)[1]
-    return consistency.os_feasibility(
+    return os_feasibility(
         os_.filter(pl.col("CNSR") == 0)["AVAL"].to_list(),
         [(lower, window) for lower in censored["PFS"].to_list()],
     )
@@ -175,12 +176,12 @@ def audit_table(
                 owner_of(row["quantity"]),
             )
         )
-    explained = consistency.hypotheses(
+    explained = hypotheses.hypotheses(
         rows,
         printed_values,
         adsl.height,
-        consistency.sample_means(adsl, adtte, cut),
-        consistency.ci_alternatives(survival_curves, survival_summary, cut),
+        hypotheses.sample_means(adsl, adtte, cut),
+        hypotheses.ci_alternatives(survival_curves, survival_summary, cut),
     )
     for row in rows:
         row["hypotheses"] = explained.get(row["figure_id"])
