@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import polars as pl
 
 from lms_assets.audit.basis import basis_words
-from lms_assets.report.page import STYLE, cut_words, table_html, text_html
+from lms_assets.report.markup import STYLE, cut_words, table_html, text_html
 
 TRACE_FILE = "trace.html"
 TRACE_ROWS = 500
