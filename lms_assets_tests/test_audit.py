@@ -431,10 +431,10 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
     from lms_assets.defs.audit.published import printed_values_table
-    from lms_assets.records import schemas, validation
+    from lms_assets.records import errors, schemas, validation
 
     registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
-    with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:
+    with pytest.raises(errors.RecordFileError, match="known_discrepancies.csv") as refused:
         printed_values_table(registry, _known(tmp_path, *rows))
     assert says in str(refused.value)
 

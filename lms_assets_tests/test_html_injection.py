@@ -23,7 +23,7 @@ from lms_assets.defs.metadata import preview
 from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
 from lms_assets.graphs import adverse_events, render
 from lms_assets.records import schemas
-from lms_assets.records.validation import reveal
+from lms_assets.records.errors import reveal
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_toxicity import raw_adverse_events
@@ -201,7 +201,7 @@ def test_a_preview_keeps_each_payload_as_stored_text_and_markdown_shows_it_escap
         "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b ![i](http://127.0.0.1:9/x.png)",
         "bare https://198.51.100.7/x, www.example.org and someone@example.org",
     ]
-    # Invisible and bidi characters as code points (validation.reveal), everything else as stored.
+    # Invisible and bidi characters as code points (errors.reveal), everything else as stored.
     assert [r.data["value"] for r in preview(pl.DataFrame({"value": stored}), limit=len(stored)).records] == [reveal(v) for v in stored]
     for value in stored:
         cells = _Cells()

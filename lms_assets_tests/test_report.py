@@ -16,7 +16,7 @@ from lms_assets.definitions import build_defs
 from lms_assets.defs import report as report_defs
 from lms_assets.defs.report import CHART_ASSETS, CHART_NAMES, REPORT_FILE
 from lms_assets.graphs import render
-from lms_assets.records.validation import RecordFileError
+from lms_assets.records.errors import RecordFileError
 from lms_assets.report import comparison, marks, markup, page
 from lms_assets.report.inputs import ReportInputs, package_versions
 from lms_assets.tables.printed import figures_frame

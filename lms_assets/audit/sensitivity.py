@@ -35,7 +35,7 @@ from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit.basis import basis_of
 from lms_assets.audit.feasibility import bound_enumeration, os_feasibility
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, schemas, validation
 
 # Aliased: this module's own Study is the sensitivity computation's arrays.
 from lms_assets.records.study import Study as StudyFile
@@ -517,8 +517,8 @@ def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
     provenance = clean(schemas.PROVENANCE)
     adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid, provenance=provenance)
     cuts = [
-        clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(validation.cut_date_of(path)), content_hash=pl.lit(validation.content_hash(path)))
-        for path in validation.followup_files(study_dir)
+        clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(boundary.cut_date_of(path)), content_hash=pl.lit(boundary.content_hash(path)))
+        for path in boundary.followup_files(study_dir)
     ]
     adtte = derive_adtte(pl.concat(cuts), studyid=studyid, provenance=provenance)
     return adsl, adtte, clean(schemas.REGISTRY), provenance

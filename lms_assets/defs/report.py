@@ -27,7 +27,7 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
 from lms_assets.report import comparison, page, readback, trace
 from lms_assets.report.inputs import ReportInputs, package_versions
@@ -117,7 +117,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     for i, table in enumerate(study.report_tables, start=1):
         unknown = [owner for owner in table.owners if owner not in spines]
         if unknown:
-            raise validation.RecordFileError(
+            raise errors.RecordFileError(
                 f"{STUDY_FILE}: report_tables[{i}].owners names {', '.join(map(repr, unknown))}, not a table the report "
                 f"lays out ({', '.join(spines)})"
             )

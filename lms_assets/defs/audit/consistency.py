@@ -13,7 +13,7 @@ from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.report.page import AUDIT_ALL_FIGURES
 from lms_assets.tables.printed import fixed, published_cut
@@ -50,7 +50,7 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> Feas
 def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
     try:
         table = printed_values_table(raw_printed_values, raw_discrepancies)
-    except validation.RecordFileError as error:
+    except errors.RecordFileError as error:
         raise Failure(description=str(error)) from None
     reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
     cut = published_cut(table)

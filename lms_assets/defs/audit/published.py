@@ -45,7 +45,7 @@ from lms_assets.audit import consistency
 from lms_assets.defs import gate
 from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, errors, schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets.tables import printed as fig
 
@@ -160,8 +160,8 @@ def registry_at_load(study_dir: Path) -> LoadedRegistry:
     The load-time message quotes nothing read from the file (a header can hold anything, even an environment).
     """
     try:
-        path = validation.resolve_inside(study_dir, schemas.REGISTRY.location)
-    except validation.RecordFileError as error:
+        path = boundary.resolve_inside(study_dir, schemas.REGISTRY.location)
+    except errors.RecordFileError as error:
         return _unreadable(str(error))
     if not path.exists():
         return LoadedRegistry(None)
@@ -463,18 +463,18 @@ def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
 def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:
     """The registry typed once, with each figure's owner asset, the name of its section's check, the published cut and its reviewed entry.
 
-    Raises ``validation.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
+    Raises ``errors.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
     names a figure that is not printed: a review that cannot be applied must not silently turn into an ERROR.
     """
     registry = typed_registry(raw_registry)
     problems = validation.problems(raw_known, schemas.KNOWN_DISCREPANCIES)
     if problems.height:
         first = "; ".join(f"row {r['row']} column {r['column']}: {r['reason']}" for r in problems.head(5).iter_rows(named=True))
-        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: {problems.height} problem(s): {first}")
+        raise errors.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: {problems.height} problem(s): {first}")
     known = validation.clean(raw_known, schemas.KNOWN_DISCREPANCIES, problems)
     reviewed, orphans = consistency.with_reviews(registry, known)
     if orphans:
-        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
+        raise errors.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
     cut = fig.published_cut(registry)
     return reviewed.with_columns(
         pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),
