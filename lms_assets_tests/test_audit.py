@@ -9,7 +9,8 @@ from dagster import TableMetadataValue
 
 from lms_assets.audit import consistency, feasibility, findings, hypotheses
 from lms_assets.audit.rounding import rounding_audit
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, value_verdicts
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, value_verdicts
+from lms_assets.defs.audit.registry_at_load import bounded
 from lms_assets.defs.markdown import plain_text
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_bad_input import as_shown

@@ -14,7 +14,7 @@ import pytest
 from dagster import DagsterInstance, Failure, RunRequest, SkipReason, build_output_context, build_sensor_context
 from dagster._core.storage.db_io_manager import TableSlice
 
-from lms_assets.defs.audit.published import registry_at_load
+from lms_assets.defs.audit.registry_at_load import registry_at_load
 from lms_assets.defs.refresh import new_followup_sensor
 from lms_assets.defs.resources import AtomicPolarsTypeHandler, StudyFolder, connect_warehouse, sql_identifier
 from lms_assets.records import boundary, csv_text, errors, schemas, validation

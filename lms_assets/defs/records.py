@@ -17,7 +17,7 @@ from dagster import (
     Output,
 )
 
-from lms_assets.defs.audit.published import bounded
+from lms_assets.defs.audit.registry_at_load import bounded
 from lms_assets.defs.constants import INGEST, asset_defaults
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
