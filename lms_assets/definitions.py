@@ -14,7 +14,8 @@ from dagster import AssetsDefinition, Definitions, MetadataValue, load_asset_che
 
 from lms_assets.defs import adam, graphs, records, refresh, report
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
-from lms_assets.defs.audit.published import gated_summaries, registry_at_load
+from lms_assets.defs.audit.published import gated_summaries
+from lms_assets.defs.audit.registry_at_load import registry_at_load
 from lms_assets.defs.executor import pool_watching_in_process_executor
 from lms_assets.defs.graphs import CHART_IO_MANAGER, ChartIOManager
 from lms_assets.defs.report import report_place
