@@ -1,0 +1,135 @@
+"""Group ``results``: the analysis results dataset (every statistic, one row each) exported per data cut for R and
+other tools, checked against the values the printed-value checks compared."""
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
+
+from lms_assets.defs import gate
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
+from lms_assets.defs.constants import asset_defaults
+from lms_assets.defs.markdown import escape_markdown
+from lms_assets.defs.metadata import preview
+from lms_assets.defs.resources import OutputsFolder, WarehouseTables
+from lms_assets.records import schemas, validation
+from lms_assets.results import ard, export
+from lms_assets.tables.printed import published_cut
+
+RESULTS = "results"
+results_asset = asset_defaults(group=RESULTS, kinds={"polars", "duckdb", "parquet", "csv"})
+PRINTED_IN_RESULTS = "printed_values_in_results"
+# Failures quoted in the check's first line; the metadata lists up to PROBLEMS_LISTED.
+QUOTED, PROBLEMS_LISTED = 3, 50
+# The tables the ARD reads besides the printed-value owners.
+EXTRA_TABLES = ("survival_landmarks",)
+DATASETS = {
+    "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "SRCFILE", "SRCROW"]}),
+    "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "SRCFILE", "SRCROW"]}),
+    "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "SRCFILE", "SRCROW"]}),
+    "raw_patients": AssetIn(metadata={"columns": ["patient_id", "_file", "_row"]}),
+    "raw_allocations": AssetIn(metadata={"columns": ["patient_id", "_file", "_row"]}),
+}
+
+
+def printed_values_check(candidate: pl.DataFrame, printed_values: pl.DataFrame, tables: dict[str, pl.DataFrame]) -> AssetCheckResult:
+    """``PRINTED_IN_RESULTS`` on a candidate ARD: every printed value is one row whose stat is the value its check compared."""
+    cut = published_cut(printed_values)
+    compared = {owner: source(tables[owner], cut) for owner, source in PRINTED_VALUE_SOURCES.items()}
+    problems, mapped = ard.printed_value_problems(candidate, printed_values, compared)
+    quoted = "; ".join(problems[:QUOTED]) + (f"; and {len(problems) - QUOTED} more" if len(problems) > QUOTED else "")
+    return AssetCheckResult(
+        check_name=PRINTED_IN_RESULTS,
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        description=escape_markdown(f"{len(problems)} problem(s): {quoted}") if problems else None,
+        metadata={
+            "printed values in the ARD": MetadataValue.text(f"{mapped} of {printed_values.height}"),
+            "not computed by any table": MetadataValue.text(str(printed_values.height - mapped - len(problems))),
+            **({"problems": MetadataValue.json(problems[:PROBLEMS_LISTED])} if problems else {}),
+        },
+    )
+
+
+def printed_rows(candidate: pl.DataFrame, printed_values: pl.DataFrame) -> pl.DataFrame:
+    """The ARD rows behind the printed values, at the published cut, as the asset page previews them."""
+    cut = published_cut(printed_values)
+    at_cut = candidate.filter(pl.col("data_cut").is_null() if cut is None else pl.col("data_cut") == cut)
+    ids = printed_values.group_by("quantity", maintain_order=True).agg(pl.col("figure_id").len().alias("printings"))
+    return at_cut.join(ids, on="quantity", how="inner", maintain_order="left").select(
+        "quantity",
+        "stat_label",
+        "stat",
+        "n",
+        pl.when(pl.col("basis") == "reconstructed_inputs").then(pl.lit("reconstructed")).otherwise(pl.lit("Table 3")).alias("basis"),
+        "printings",
+    )
+
+
+def _links(outputs: OutputsFolder, cuts: list[dt.date | None]) -> dict[str, MetadataValue]:
+    links: dict[str, MetadataValue] = {}
+    for cut in cuts:
+        for kind, relative in export.files(cut).items():
+            links[f"{kind} {export.cut_folder(cut)}"] = MetadataValue.url(outputs.url(relative.as_posix()))
+    return links
+
+
+@results_asset(
+    ins={
+        **{name: AssetIn() for name in (*PRINTED_VALUE_SOURCES, *EXTRA_TABLES)},
+        **DATASETS,
+        "printed_values": AssetIn(),
+        "raw_provenance": AssetIn(),
+    },
+    description=(
+        "The analysis results dataset (ARD, cards column model): one row per statistic the platform computes, per data "
+        "cut — group1/group1_level, variable/variable_level, stat_name/stat_label/stat, with the analysis (summary "
+        "table), method, data_cut, the registry quantity a printed-value check judges (null for a statistic the paper "
+        "never prints), basis (Table 3's rows or reconstructed inputs: a value on reconstructed inputs shows the "
+        "arithmetic, not that the paper is right), n and the patients counted, and the record lines they come from "
+        "(source_file, source_rows). Percentages are percents (stat_name pct). Exported per cut to "
+        "results/<cut>/analysis_results.csv and .parquet with a column dictionary. Blocking check "
+        f"{PRINTED_IN_RESULTS}: every printed value is exactly one row whose stat is the value its check compared."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            PRINTED_IN_RESULTS,
+            asset="analysis_results",
+            blocking=True,
+            description=(
+                "Every printed value a summary table computes is exactly one ARD row at the published cut, and its stat "
+                "equals the value the printed-value check compared (recomputed here from the table); a printed value no "
+                "table computes has no row; no two rows name the same statistic. ERROR otherwise: the ARD goes to "
+                "staging and no file is exported."
+            ),
+        )
+    ],
+)
+def analysis_results(
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    outputs_folder: OutputsFolder,
+    printed_values: pl.DataFrame,
+    raw_provenance: pl.DataFrame,
+    **inputs: pl.DataFrame,
+):
+    tables = {name: inputs[name] for name in (*PRINTED_VALUE_SOURCES, *EXTRA_TABLES)}
+    datasets = {name: inputs[name] for name in DATASETS}
+    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
+    candidate = ard.analysis_results(tables, PRINTED_VALUE_SOURCES, datasets, provenance)
+    check = printed_values_check(candidate, printed_values, tables)
+    cuts = candidate["data_cut"].unique().sort().to_list()
+    metadata = {
+        "dagster/row_count": candidate.height,
+        "data_cuts": MetadataValue.text(", ".join(export.cut_folder(c) for c in cuts) or "none"),
+        "printed value rows": preview(printed_rows(candidate, printed_values), limit=PROBLEMS_LISTED * 4),
+        **_links(outputs_folder, cuts),
+    }
+    for event in gate.publish(context, io_manager, candidate, [check], metadata):
+        if isinstance(event, Output):
+            written = export.write(candidate, Path(outputs_folder.root))
+            context.log.info(
+                f"analysis_results: {candidate.height} rows exported to {len(written)} files under {outputs_folder.root / export.FOLDER}"
+            )
+        yield event
