@@ -137,3 +137,25 @@ def test_r_reads_the_csv_and_finds_the_printed_median_pfs(shipped_run):
     )
     out = subprocess.run([rscript_or_fail(), "-e", program, str(path)], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["1", "PFS", "median", "4.1", "19"]
+
+
+def test_a_failed_check_keeps_the_published_ard_and_its_files(shipped_run, platform_env, monkeypatch):
+    from dagster import AssetSelection
+
+    from lms_assets_tests.conftest import run_selection, start_from_shipped_run
+    from lms_assets_tests.test_fault_injection import percent_as_proportion
+
+    start_from_shipped_run(shipped_run, platform_env)
+    files = {kind: platform_env["outputs"] / path for kind, path in export.files(CUT).items()}
+    before = {kind: path.read_bytes() for kind, path in files.items()}
+    percent_as_proportion(monkeypatch, {})
+    result = run_selection(AssetSelection.assets("analysis_results"), platform_env)
+    assert not result.success
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == PRINTED_IN_RESULTS)
+    assert not check.passed and check.severity.value == "ERROR"
+    assert {kind: path.read_bytes() for kind, path in files.items()} == before
+    with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
+        published = pl.from_arrow(con.sql("select * from main.analysis_results").to_arrow_table())
+        staged = pl.from_arrow(con.sql("select stat from staging.analysis_results where quantity = 'orr.pct'").to_arrow_table())
+    assert published.equals(_table(shipped_run, "analysis_results"))
+    assert staged["stat"].to_list() == pytest.approx([3 / 19])

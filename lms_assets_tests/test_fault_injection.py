@@ -719,3 +719,87 @@ def test_a_landmark_fault_keeps_the_published_landmarks_and_history(platform_env
     for name, table in published.items():
         assert stored("main", name).equals(table), name
     assert not stored("staging", "survival_landmarks").equals(published["survival_landmarks"])
+
+
+# --- faults in the analysis results dataset: the blocking check printed_values_in_results -----------------------
+
+
+def results_check(records: dict[str, pl.DataFrame]):
+    """printed_values_in_results as analysis_results yields it, on the ARD the pure builder makes from ``records``."""
+    from lms_assets.defs.results import printed_values_check
+    from lms_assets.results import ard
+
+    tables = summary_tables(records)
+    studyid = SHIPPED_STUDY.studyid
+    datasets = {
+        "adtte": tables["adtte"],
+        "adrs": adam.adrs.derive_adrs(records["response"], studyid=studyid),
+        "adae": adam.adae.derive_adae(records["adverse_events"], studyid=studyid),
+        "raw_patients": records["patients"],
+        "raw_allocations": records["allocations"],
+    }
+    candidate = ard.analysis_results(tables, PRINTED_VALUE_SOURCES, datasets, records["provenance"])
+    return printed_values_check(candidate, records["printed_values"], tables)
+
+
+def percent_as_proportion(mp, records):
+    # cards' convention slipped in: every percentage stored as a proportion (15.8 → 0.158).
+    from lms_assets.results import ard
+
+    def wrapper(original):
+        def faulty(values, *args, **kwargs):
+            pct = pl.col("quantity").str.ends_with(".pct")
+            return original(values.with_columns(value=pl.when(pct).then(pl.col("value") / 100).otherwise(pl.col("value"))), *args, **kwargs)
+
+        return faulty
+
+    _wrap(mp, ard, "_rows", wrapper)
+
+
+def table_4_left_out(mp, records):
+    # A summary table missing from the map the ARD reads: none of its printed values has a row.
+    from lms_assets.results import ard
+
+    _wrap(
+        mp,
+        ard,
+        "analysis_results",
+        lambda original: lambda tables, sources, *args: original(tables, {k: v for k, v in sources.items() if k != "ae_summary"}, *args),
+    )
+
+
+def grade_groups_not_told_apart(mp, records):
+    # The quantity's grade not parsed into group1_level: any grade, 1/2, 3/4 and 5 of a term name one statistic.
+    from lms_assets.results import ard
+
+    def wrapper(original):
+        def faulty(quantity):
+            fields = original(quantity)
+            return fields | {"group1_level": None} if fields["group1"] == "ATOXGRGP" else fields
+
+        return faulty
+
+    _wrap(mp, ard, "cards_fields", wrapper)
+
+
+RESULTS_FAULTS = [
+    Fault("ARD percentages as proportions", percent_as_proportion, frozenset({"ABS.response.PR.pct", "T2.orr.pct"})),
+    Fault("Table 4 left out of the ARD", table_4_left_out, frozenset({"ABS.ae.hand_foot_skin_syndrome.g34.pct", "SAF.ae.any_g34.n"})),
+    Fault("ARD grade groups not told apart", grade_groups_not_told_apart, frozenset({"ABS.ae.hypertension.g34.pct"})),
+]
+
+
+def test_the_shipped_study_passes_the_results_check(records):
+    result = results_check(records)
+    assert result.passed, result.description
+
+
+@pytest.mark.parametrize("fault", RESULTS_FAULTS, ids=[f.name for f in RESULTS_FAULTS])
+def test_each_results_fault_fails_the_blocking_results_check(fault, records, monkeypatch):
+    records = dict(records)
+    fault.inject(monkeypatch, records)
+    result = results_check(records)
+    assert not result.passed and result.severity.value == "ERROR"
+    named = {problem.split(" ")[0] for problem in result.metadata["problems"].value}
+    assert fault.caught_by <= named, f"{fault.name}: {sorted(named)}"
+    print(f"{fault.name}: caught by printed_values_in_results ({plain_text(result.description)[:200]})")
