@@ -1,5 +1,6 @@
 """The analysis results dataset: one row per statistic on the cards columns, every printed value one row, exported per
-cut as CSV and Parquet that R reads. Read from the session's whole-graph run of the shipped study (``shipped_run``)."""
+cut as CSV and Parquet that R reads; and what changed from one cut to the next. Read from the session's whole-graph
+run of the shipped study (``shipped_run``), a later cut from the pure functions on the shipped records."""
 
 import datetime as dt
 import subprocess
@@ -8,10 +9,14 @@ import duckdb
 import polars as pl
 import pytest
 
-from lms_assets.defs.results import PRINTED_IN_RESULTS
-from lms_assets.results import ard, export
+from lms_assets.defs.results import PRINTED_IN_RESULTS, per_cut
+from lms_assets.results import ard, changes, export
+from lms_assets_tests import test_fault_injection
+from lms_assets_tests.test_fault_injection import results_of, with_a_later_cut
 from lms_assets_tests.test_r_crosscheck import rscript_or_fail
 
+# test_fault_injection's module fixture ``records`` (the shipped study's typed records), for the pure tests here.
+shipped_records = test_fault_injection.records
 CUT = dt.date(2021, 3, 31)
 # The one printed value no table computes (the Discussion's distant metastases: the records hold no metastasis sites).
 NOT_COMPUTED = {"metastasis.distant.pct"}
@@ -159,3 +164,38 @@ def test_a_failed_check_keeps_the_published_ard_and_its_files(shipped_run, platf
         staged = pl.from_arrow(con.sql("select stat from staging.analysis_results where quantity = 'orr.pct'").to_arrow_table())
     assert published.equals(_table(shipped_run, "analysis_results"))
     assert staged["stat"].to_list() == pytest.approx([3 / 19])
+
+
+def test_one_cut_has_no_changes(shipped_run):
+    assert _table(shipped_run, "cut_changes").is_empty()
+    metadata = next(iter(shipped_run["result"].asset_materializations_for_node("cut_changes"))).metadata
+    assert metadata["by cut"].value == "one data cut: nothing to compare"
+
+
+def test_a_later_cut_names_the_two_new_deaths_the_os_median_move_and_the_verdicts_it_changes(shipped_records):
+    later = with_a_later_cut(shipped_records)
+    results, tables = results_of(later)
+    table = changes.cut_changes(results, tables["adtte"], later["printed_values"])
+    assert set(table["later_cut"]) == {dt.date(2022, 3, 31)}
+    of = {kind: table.filter(pl.col("kind") == kind) for kind in changes.KINDS}
+    (forecast,) = of[changes.FORECAST].iter_rows(named=True)
+    assert (forecast["earlier_value"], round(forecast["later_value"], 1), forecast["change"]) == (
+        23.5,
+        25.7,
+        "rose, against the Discussion's forecast",
+    )
+    assert forecast["basis"] == "reconstructed_inputs"
+    events = of[changes.PATIENT].filter(pl.col("change").str.starts_with("new event"))
+    assert events.select("item", "change").rows() == [("patient 1 OS", "new event: death"), ("patient 2 OS", "new event: death")]
+    longer = of[changes.PATIENT].filter(pl.col("change") == "longer follow-up, still censored")
+    assert sorted(longer["SUBJID"]) == [5, 6, 8, 10, 16]
+    verdicts = dict(of[changes.PRINTED].select(pl.col("item").str.extract(r"^([^:]+)"), "change").iter_rows())
+    assert verdicts["T2.os.median"] == verdicts["EFF.os.events"] == "agrees → differs"
+    assert not any(key.startswith(("T2.pfs", "T1.", "T4.")) for key in verdicts)
+    # Statistics that do not depend on follow-up never move; the OS median does, with its interval.
+    moved = of[changes.STATISTIC]["item"]
+    assert not moved.str.starts_with("baseline_summary").any() and not moved.str.starts_with("ae_summary").any()
+    spss_os = moved.filter(moved.str.starts_with("survival_summary: PARAMCD = OS, AVAL") & moved.str.contains("SPSS"))
+    assert {item.split(", ")[2].split(" (")[0] for item in spss_os} >= {"Median", "95% CI lower limit", "95% CI upper limit", "Events"}
+    summary = per_cut(table).row(0, named=True)
+    assert summary["new events"] == "patient 1 OS, patient 2 OS" and summary["longer follow-up"] == "5 patient(s)"

@@ -724,9 +724,8 @@ def test_a_landmark_fault_keeps_the_published_landmarks_and_history(platform_env
 # --- faults in the analysis results dataset: the blocking check printed_values_in_results -----------------------
 
 
-def results_check(records: dict[str, pl.DataFrame]):
-    """printed_values_in_results as analysis_results yields it, on the ARD the pure builder makes from ``records``."""
-    from lms_assets.defs.results import printed_values_check
+def results_of(records: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+    """The ARD the pure builder makes from ``records``, and the summary tables it was made from."""
     from lms_assets.results import ard
 
     tables = summary_tables(records)
@@ -738,7 +737,14 @@ def results_check(records: dict[str, pl.DataFrame]):
         "raw_patients": records["patients"],
         "raw_allocations": records["allocations"],
     }
-    candidate = ard.analysis_results(tables, PRINTED_VALUE_SOURCES, datasets, records["provenance"])
+    return ard.analysis_results(tables, PRINTED_VALUE_SOURCES, datasets, records["provenance"]), tables
+
+
+def results_check(records: dict[str, pl.DataFrame]):
+    """printed_values_in_results as analysis_results yields it, on the ARD the pure builder makes from ``records``."""
+    from lms_assets.defs.results import printed_values_check
+
+    candidate, tables = results_of(records)
     return printed_values_check(candidate, records["printed_values"], tables)
 
 
@@ -803,3 +809,58 @@ def test_each_results_fault_fails_the_blocking_results_check(fault, records, mon
     named = {problem.split(" ")[0] for problem in result.metadata["problems"].value}
     assert fault.caught_by <= named, f"{fault.name}: {sorted(named)}"
     print(f"{fault.name}: caught by printed_values_in_results ({plain_text(result.description)[:200]})")
+
+
+# --- a fault in what changed between cuts: the blocking check new_events_add_up of cut_changes ---------------------
+
+LATER_CUT = "2022-03-31"
+
+
+def with_a_later_cut(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The shipped records and a cut a year later: patients 1 and 2 died six months after their last contact, every
+    other living patient was followed twelve months longer."""
+    shipped = records["followup"]
+    alive, dying = pl.col("died") == 0, pl.col("patient_id").is_in([1, 2])
+    later = shipped.with_columns(
+        pl.when(dying)
+        .then(pl.col("os_months") + 6)
+        .when(alive)
+        .then(pl.col("os_months") + 12)
+        .otherwise(pl.col("os_months"))
+        .round(1)
+        .alias("os_months"),
+        pl.when(dying).then(1).otherwise(pl.col("died")).alias("died"),
+        pl.lit(LATER_CUT).str.to_date().alias("data_cut"),
+        pl.lit(f"followup/{LATER_CUT}.csv").alias(validation.FILE),
+    )
+    return {**records, "followup": pl.concat([shipped, later])}
+
+
+def changes_check(records: dict[str, pl.DataFrame]):
+    """new_events_add_up as cut_changes yields it, on the changes the pure functions find in ``records``."""
+    from lms_assets.defs.results import new_events_check
+    from lms_assets.results import changes
+
+    candidate, tables = results_of(records)
+    return new_events_check(changes.cut_changes(candidate, tables["adtte"], records["printed_values"]), candidate)
+
+
+def censoring_read_as_the_event(mp, records):
+    # cut_changes reads CNSR as the event flag: the two new deaths look like patients who came back to life.
+    from lms_assets.results import changes
+
+    _wrap(mp, changes, "patient_changes", lambda original: lambda adtte: original(adtte.with_columns(CNSR=1 - pl.col("CNSR"))))
+
+
+def test_a_later_cut_passes_the_changes_check(records):
+    result = changes_check(with_a_later_cut(records))
+    assert result.passed and result.metadata["new events listed"].value == 2, result.description
+
+
+def test_censoring_read_as_the_event_fails_the_blocking_changes_check(records, monkeypatch):
+    censoring_read_as_the_event(monkeypatch, records)
+    result = changes_check(with_a_later_cut(records))
+    assert not result.passed and result.severity.value == "ERROR"
+    assert plain_text(result.description) == (
+        "OS 2021-03-31 → 2022-03-31: 0 patient(s) listed with a new event, but the Kaplan–Meier event count rose by 2 (12 → 14)"
+    )

@@ -1,5 +1,5 @@
 """Group ``results``: the analysis results dataset (every statistic, one row each) exported per data cut for R and
-other tools, checked against the values the printed-value checks compared."""
+other tools, checked against the values the printed-value checks compared; and what changed from each cut to the next."""
 
 import datetime as dt
 from pathlib import Path
@@ -14,7 +14,7 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
 from lms_assets.records import schemas, validation
-from lms_assets.results import ard, export
+from lms_assets.results import ard, changes, export
 from lms_assets.tables.printed import published_cut
 
 RESULTS = "results"
@@ -133,3 +133,96 @@ def analysis_results(
                 f"analysis_results: {candidate.height} rows exported to {len(written)} files under {outputs_folder.root / export.FOLDER}"
             )
         yield event
+
+
+NEW_EVENTS_ADD_UP = "new_events_add_up"
+# Rows of cut_changes previewed on its page: the forecast, the printed values and the patients come first.
+CHANGES_SHOWN = 40
+
+
+def new_events_check(table: pl.DataFrame, analysis_results: pl.DataFrame) -> AssetCheckResult:
+    """``NEW_EVENTS_ADD_UP`` on a candidate ``cut_changes``."""
+    problems = changes.new_event_problems(table, analysis_results)
+    listed = table.filter((pl.col("kind") == changes.PATIENT) & pl.col("change").str.starts_with("new event")).height
+    return AssetCheckResult(
+        check_name=NEW_EVENTS_ADD_UP,
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        description=escape_markdown("; ".join(problems)) if problems else None,
+        metadata={"new events listed": MetadataValue.int(listed)},
+    )
+
+
+def per_cut(table: pl.DataFrame) -> pl.DataFrame:
+    """One row per later cut: who had a new event or longer follow-up, how many statistics moved, which printed
+    values changed verdict, and the forecast's verdict."""
+    rows = []
+    for (earlier, later), group in table.group_by("earlier_cut", "later_cut", maintain_order=True):
+        of = {kind: group.filter(pl.col("kind") == kind) for kind in changes.KINDS}
+        patients = of[changes.PATIENT]
+        events = patients.filter(pl.col("change").str.starts_with("new event"))
+        longer = patients.filter(~pl.col("change").str.starts_with("new event"))
+        forecast = of[changes.FORECAST]
+        rows.append(
+            {
+                "cuts": f"{earlier} → {later}",
+                "new events": ", ".join(events["item"].to_list()) or "none",
+                "longer follow-up": f"{longer['SUBJID'].n_unique()} patient(s)",
+                "statistics moved": str(of[changes.STATISTIC].height),
+                "printed values changed verdict": ", ".join(of[changes.PRINTED]["item"].str.extract(r"^([^:]+)").to_list()) or "none",
+                "median OS forecast": forecast["change"][0] if forecast.height else "",
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema=dict.fromkeys(
+            ("cuts", "new events", "longer follow-up", "statistics moved", "printed values changed verdict", "median OS forecast"), pl.String
+        ),
+    )
+
+
+@results_asset(
+    kinds={"polars", "duckdb"},
+    ins={
+        "analysis_results": AssetIn(),
+        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "AVALRFL"]}),
+        "printed_values": AssetIn(),
+    },
+    description=(
+        "What changed from each data cut to the next (none with one cut): patients with a new event or longer "
+        "follow-up (from ADTTE), every statistic of analysis_results whose value or CI moved, appeared or is no "
+        "longer computed, each printed value whose verdict moved (the cut's value rounds to the printing or not), and "
+        f"the Discussion's forecast ({changes.FORECAST_ID}) that {changes.FORECAST_TEXT}, judged on the SPSS median OS. "
+        "One row per change: kind, item, earlier and later value, change, basis. OS rests on reconstructed last-contact "
+        "times of the patients alive at the published cut (basis = reconstructed_inputs). Blocking check "
+        f"{NEW_EVENTS_ADD_UP}: the patients listed with a new event are as many as the Kaplan–Meier event count rose."
+    ),
+    check_specs=[
+        AssetCheckSpec(
+            NEW_EVENTS_ADD_UP,
+            asset="cut_changes",
+            blocking=True,
+            description=(
+                "Per pair of successive cuts and endpoint, the patients listed with a new event are as many as "
+                "analysis_results' Kaplan–Meier event count rose. ERROR otherwise; the table goes to staging."
+            ),
+        )
+    ],
+)
+def cut_changes(
+    context: AssetExecutionContext,
+    io_manager: ResourceParam[WarehouseTables],
+    analysis_results: pl.DataFrame,
+    adtte: pl.DataFrame,
+    printed_values: pl.DataFrame,
+):
+    table = changes.cut_changes(analysis_results, adtte, printed_values)
+    check = new_events_check(table, analysis_results)
+    summary = per_cut(table)
+    context.log.info(f"cut_changes: {table.height} changes over {summary.height} pair(s) of successive cuts")
+    metadata = {
+        "dagster/row_count": table.height,
+        "by cut": preview(summary) if summary.height else MetadataValue.text("one data cut: nothing to compare"),
+        "changes": preview(table.drop("earlier_cut", "SUBJID"), limit=CHANGES_SHOWN),
+    }
+    yield from gate.publish(context, io_manager, table, [check], metadata)
