@@ -199,3 +199,11 @@ def test_a_later_cut_names_the_two_new_deaths_the_os_median_move_and_the_verdict
     assert {item.split(", ")[2].split(" (")[0] for item in spss_os} >= {"Median", "95% CI lower limit", "95% CI upper limit", "Events"}
     summary = per_cut(table).row(0, named=True)
     assert summary["new events"] == "patient 1 OS, patient 2 OS" and summary["longer follow-up"] == "5 patient(s)"
+
+
+def test_long_patient_lists_are_cut_to_the_first_ones_and_n_counts_them_all(shipped_records, monkeypatch):
+    monkeypatch.setattr(ard, "MAX_LISTED", 5)
+    results, _ = results_of(shipped_records)
+    pfs = results.filter(pl.col("quantity") == "pfs.median").row(0, named=True)
+    assert (pfs["n"], pfs["patients"], len(pfs["source_rows"])) == (19, [1, 2, 3, 4, 5], 5)
+    assert results["patients"].list.len().max() == results["source_rows"].list.len().max() == 5

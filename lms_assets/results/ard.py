@@ -4,8 +4,9 @@ Columns follow the cards model (pharmaverse; the CDISC Analysis Results Standard
 grouping), ``variable``/``variable_level`` (what is summarised), ``stat_name``/``stat_label``/``stat``. Beside them:
 the ``analysis`` (the summary table) and its ``method``, the ``data_cut``, the registry ``quantity`` the printed-value
 checks judge (null for a statistic no check reads), its ``basis`` (Table 3's rows or reconstructed inputs), the
-patients counted (``n``, ``patients``) and the record lines they come from (``source_file``, ``source_rows``: the
-SRCFILE/SRCROW of the ADaM rows the trace page shows, or the ADSL variable's record file). A percentage is a percent
+patients counted (``n``, and the first ``MAX_LISTED`` in ``patients``) and the record lines they come from
+(``source_file``, ``source_rows``: the SRCFILE/SRCROW of the ADaM rows the trace page shows, or the ADSL variable's
+record file). A percentage is a percent
 (``stat_name`` ``pct``), as the paper prints it, not cards' proportion ``p``.
 
 Two sources: each table's ``recomputed_values`` (the cells the printed-value checks compare, so the ARD holds the
@@ -16,6 +17,7 @@ intervals, follow-up, landmarks, subgroup tests).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
@@ -52,6 +54,11 @@ KEY = ("data_cut", "analysis", "method", "group1", "group1_level", "variable", "
 # The cut of a study without follow-up: its statistics belong to no cut.
 NO_CUT: list[dt.date | None] = [None]
 
+# Patients and record lines listed per statistic, as many as the trace page shows: ``n`` counts them all, and on a
+# large study hundreds of survival statistics each count every patient.
+MAX_LISTED = 500
+# Who a statistic of a cut counts, by its quantity (``consistency.time_to_event_patients``).
+Counted = Callable[[dt.date | None, str], list[int]]
 # What a printed value that no table computes was compared with.
 _NOTHING = pl.DataFrame(schema=FIGURES_SCHEMA)
 
@@ -194,7 +201,8 @@ def _rows(values: pl.DataFrame, analysis: str, cut: dt.date | None, method: str,
             "stat": r["value"],
             "quantity": r["quantity"] if quantity else None,
             "_rests_on": r["quantity"],
-            "patients": r["patients"],
+            "n": len(r["patients"]),
+            "patients": r["patients"][:MAX_LISTED],
         }
         for r in values.iter_rows(named=True)
     ]
@@ -204,10 +212,6 @@ def _values(rows: list[tuple[str, float | None, list[int]]]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=FIGURES_SCHEMA, orient="row")
 
 
-def _everyone(adtte: pl.DataFrame, cut: dt.date | None, endpoint: str) -> list[int]:
-    return consistency.time_to_event_patients(adtte, cut, f"{endpoint.lower()}.all")
-
-
 # The columns of each survival table given as statistics.
 SUMMARY_STATS = ("n", "events", "median", "median_midpoint", "se", "ci_lower", "ci_upper")
 FOLLOWUP_STATS = ("n", "censored", "median", "median_midpoint", "ci_lower", "ci_upper", "min", "max")
@@ -215,7 +219,7 @@ LANDMARK_STATS = ("at_risk", "surv", "ci_lower", "ci_upper")
 SUBGROUP_STATS = ("n", "events", "median", "n_ref", "events_ref", "median_ref", "hr", "hr_ci_lower", "hr_ci_upper", "cox_p", "logrank_p")
 
 
-def unprinted_rows(tables: Mapping[str, pl.DataFrame], adtte: pl.DataFrame, cut: dt.date | None) -> list[dict]:
+def unprinted_rows(tables: Mapping[str, pl.DataFrame], counted: Counted, cut: dt.date | None) -> list[dict]:
     """The statistics no printed-value check reads: both median methods whole, follow-up of both endpoints,
     landmarks, subgroup comparisons, Clopper–Pearson intervals and Fisher p-values."""
     rows: list[dict] = []
@@ -225,18 +229,18 @@ def unprinted_rows(tables: Mapping[str, pl.DataFrame], adtte: pl.DataFrame, cut:
     }
     for r in at_cut["survival_summary"].iter_rows(named=True):
         ep = r["endpoint"].lower()
-        values = _values([(f"{ep}.{s}", r[s], consistency.time_to_event_patients(adtte, cut, f"{ep}.{s}")) for s in SUMMARY_STATS])
+        values = _values([(f"{ep}.{s}", r[s], counted(cut, f"{ep}.{s}")) for s in SUMMARY_STATS])
         rows += _rows(values, "survival_summary", cut, METHODS[r["method"]], False)
     for r in at_cut["survival_followup"].iter_rows(named=True):
         values = _values([(f"followup.{s}", r[s], r["patients"]) for s in FOLLOWUP_STATS])
         rows += _rows(values, "survival_followup", cut, METHODS["survival_followup"], False, group1_level=r["endpoint"])
     for r in at_cut["survival_landmarks"].iter_rows(named=True):
         ep = r["endpoint"].lower()
-        values = _values([(f"{ep}.{s}", r[s], _everyone(adtte, cut, ep)) for s in LANDMARK_STATS])
+        values = _values([(f"{ep}.{s}", r[s], counted(cut, f"{ep}.all")) for s in LANDMARK_STATS])
         rows += _rows(values, "survival_landmarks", cut, METHODS["survival_landmarks"], False, variable_level=f"month {r['month']:g}")
     for r in at_cut["survival_subgroups"].iter_rows(named=True):
         ep = r["endpoint"].lower()
-        values = _values([(f"subgroups.{ep}.{s}", r[s], _everyone(adtte, cut, ep)) for s in SUBGROUP_STATS])
+        values = _values([(f"subgroups.{ep}.{s}", r[s], counted(cut, f"{ep}.all")) for s in SUBGROUP_STATS])
         level = f"{r['factor']}: {r['level']} vs {r['reference']}"
         rows += _rows(values, "survival_subgroups", cut, METHODS["survival_subgroups"], False, variable_level=level)
     for r in tables["response_summary"].filter(pl.col("ci_lower_pct").is_not_null()).iter_rows(named=True):
@@ -292,7 +296,7 @@ def _source_lines(ard: pl.DataFrame, datasets: Mapping[str, pl.DataFrame], ae_te
     )
     return found.group_by("_i").agg(
         source_file=pl.col("SRCFILE").unique().sort().str.join(" "),
-        source_rows=pl.col("SRCROW").cast(pl.Int64).unique().sort(),
+        source_rows=pl.col("SRCROW").cast(pl.Int64).unique().sort().head(MAX_LISTED),
     )
 
 
@@ -309,26 +313,28 @@ def analysis_results(
     A statistic both sources give is kept once, from ``recomputed_values`` (with its registry quantity).
     """
     adtte = datasets["adtte"]
+    # Who a survival statistic counts (consistency.time_to_event_patients), found once per cut and quantity: on a
+    # large study each is a pass over ADTTE, and hundreds of statistics share a few populations.
+    counted: Counted = functools.cache(lambda cut, quantity: consistency.time_to_event_patients(adtte, cut, quantity))
     cuts: list[dt.date | None] = adtte["DATACUT"].unique().sort().to_list() or NO_CUT
     rows: list[dict] = []
     for cut in cuts:
         for analysis, recomputed in sources.items():
             values = recomputed(tables[analysis], cut)
             # survival_summary names no patients: a survival statistic counts its endpoint's patients at the cut, as printed_audit traces it.
-            patients = [ids or consistency.time_to_event_patients(adtte, cut, q) for q, ids in zip(values["quantity"], values["patients"].to_list())]
+            patients = [ids or counted(cut, q) for q, ids in zip(values["quantity"], values["patients"].to_list())]
             values = values.with_columns(pl.Series("patients", patients, dtype=pl.List(pl.Int64)))
             rows += _rows(values, analysis, cut, _method(analysis), True)
         if cut is not None:
-            rows += unprinted_rows(tables, adtte, cut)
+            rows += unprinted_rows(tables, counted, cut)
     if not rows:
         return pl.DataFrame(schema=ARD_SCHEMA)
-    frame = pl.DataFrame(rows, schema={**ARD_SCHEMA, "_rests_on": pl.String}).drop("n", "basis", "source_file", "source_rows")
+    frame = pl.DataFrame(rows, schema={**ARD_SCHEMA, "_rests_on": pl.String}).drop("basis", "source_file", "source_rows")
     frame = frame.unique(subset=list(KEY), keep="first", maintain_order=True).with_row_index("_i")
     bases = {q: consistency.basis_of(q, provenance) for q in frame["_rests_on"].unique().to_list()}
     frame = frame.with_columns(
         pl.col("_rests_on").replace_strict(bases, return_dtype=pl.String).alias("basis"),
         pl.col("_rests_on").str.extract(r"^([^.]+)").replace_strict({k: v.source for k, v in VARIABLES.items()}, default=None).alias("_source"),
-        pl.col("patients").list.len().cast(pl.Int64).alias("n"),
     )
     ae_terms = tables["ae_summary"].filter(pl.col("section") == toxicity.TERM).select("term", pl.col("key").str.strip_prefix("ae.").alias("slug"))
     lines = _source_lines(frame, datasets, ae_terms)

@@ -13,7 +13,7 @@ from typing import cast
 
 import polars as pl
 
-from lms_assets.results.ard import ARD_SCHEMA
+from lms_assets.results.ard import ARD_SCHEMA, MAX_LISTED
 
 FOLDER = Path("results")
 NAME = "analysis_results"
@@ -33,9 +33,9 @@ COLUMNS = {
     "quantity": "Key of the printed value in printed_values.csv that this row gives; empty when the paper prints no such value",
     "basis": "published_patient_data (Table 3's rows) or reconstructed_inputs (rests on values the paper does not print)",
     "n": "Number of patients the statistic counts",
-    "patients": "SUBJIDs counted (CSV: space-separated)",
+    "patients": f"SUBJIDs counted, the first {MAX_LISTED} when n is larger (CSV: space-separated)",
     "source_file": "Record file(s) the counted rows come from (the ADaM SRCFILE)",
-    "source_rows": "Lines of that file (the ADaM SRCROW; the header is line 1; CSV: space-separated)",
+    "source_rows": f"Lines of that file (the ADaM SRCROW; the header is line 1), the first {MAX_LISTED} (CSV: space-separated)",
 }
 
 
