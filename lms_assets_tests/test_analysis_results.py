@@ -94,6 +94,22 @@ def test_reconstruction_is_said_on_every_row_resting_on_it(results):
     basis = dict(results.filter(pl.col("quantity").is_not_null()).select("quantity", "basis").iter_rows())
     assert basis["os.median"] == basis["site.retroperitoneal.n"] == basis["ae.any_g34.n"] == "reconstructed_inputs"
     assert basis["pfs.median"] == basis["age.median"] == basis["orr.n"] == "published_patient_data"
+    unprinted = results.filter(pl.col("quantity").is_null())
+    by_analysis = unprinted.group_by("analysis", "group1_level").agg(pl.col("basis").unique().sort()).sort("analysis", "group1_level").rows()
+    survival_bases = {(a, g): b for a, g, b in by_analysis if a.startswith("survival_")}
+    reconstructed, published = ["reconstructed_inputs"], ["published_patient_data"]
+    assert survival_bases == {
+        ("survival_followup", "OS"): reconstructed,
+        ("survival_followup", "PFS"): published,
+        ("survival_landmarks", "OS"): reconstructed,
+        ("survival_landmarks", "PFS"): published,
+        # The subgroup comparisons rest on the primary-site allocation too, as the Discussion's claim does.
+        ("survival_subgroups", "OS"): reconstructed,
+        ("survival_subgroups", "PFS"): reconstructed,
+        # OS events rest on the transcribed deaths only; every other OS estimate on the last-contact times too.
+        ("survival_summary", "OS"): published + reconstructed,
+        ("survival_summary", "PFS"): published,
+    }
 
 
 def test_source_rows_are_the_record_lines_of_the_patients_counted(shipped_run, results):
@@ -207,3 +223,7 @@ def test_long_patient_lists_are_cut_to_the_first_ones_and_n_counts_them_all(ship
     pfs = results.filter(pl.col("quantity") == "pfs.median").row(0, named=True)
     assert (pfs["n"], pfs["patients"], len(pfs["source_rows"])) == (19, [1, 2, 3, 4, 5], 5)
     assert results["patients"].list.len().max() == results["source_rows"].list.len().max() == 5
+
+
+def test_the_column_dictionary_says_how_many_patients_are_listed():
+    assert f"first {ard.MAX_LISTED}" in export.columns().filter(pl.col("column") == "patients")["description"].item()

@@ -26,7 +26,7 @@ import polars as pl
 
 from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.audit import consistency
-from lms_assets.tables import toxicity
+from lms_assets.tables import survival, toxicity
 from lms_assets.tables.printed import FIGURES_SCHEMA, published_cut
 
 ARD_SCHEMA = pl.Schema(
@@ -189,8 +189,11 @@ def _method(analysis: str) -> str:
     return METHODS[SPSS if analysis == "survival_summary" else analysis]
 
 
-def _rows(values: pl.DataFrame, analysis: str, cut: dt.date | None, method: str, quantity: bool, **fields: str | None) -> list[dict]:
-    """ARD rows of a frame of (quantity, value, patients); ``quantity`` keeps the registry key, ``fields`` override the parsed columns."""
+def _rows(
+    values: pl.DataFrame, analysis: str, cut: dt.date | None, method: str, quantity: bool, rests_on: str | None = None, **fields: str | None
+) -> list[dict]:
+    """ARD rows of a frame of (quantity, value, patients); ``quantity`` keeps the registry key, ``rests_on`` is the
+    registry quantity whose inputs the rows rest on (their own by default), ``fields`` override the parsed columns."""
     return [
         {
             "data_cut": cut,
@@ -200,7 +203,7 @@ def _rows(values: pl.DataFrame, analysis: str, cut: dt.date | None, method: str,
             **fields,
             "stat": r["value"],
             "quantity": r["quantity"] if quantity else None,
-            "_rests_on": r["quantity"],
+            "_rests_on": rests_on or r["quantity"],
             "n": len(r["patients"]),
             "patients": r["patients"][:MAX_LISTED],
         }
@@ -233,7 +236,9 @@ def unprinted_rows(tables: Mapping[str, pl.DataFrame], counted: Counted, cut: dt
         rows += _rows(values, "survival_summary", cut, METHODS[r["method"]], False)
     for r in at_cut["survival_followup"].iter_rows(named=True):
         values = _values([(f"followup.{s}", r[s], r["patients"]) for s in FOLLOWUP_STATS])
-        rows += _rows(values, "survival_followup", cut, METHODS["survival_followup"], False, group1_level=r["endpoint"])
+        # OS follow-up rests on the OS times (followup.*), PFS follow-up on the PFS times.
+        rests_on = "followup." if r["endpoint"] == "OS" else "pfs."
+        rows += _rows(values, "survival_followup", cut, METHODS["survival_followup"], False, rests_on, group1_level=r["endpoint"])
     for r in at_cut["survival_landmarks"].iter_rows(named=True):
         ep = r["endpoint"].lower()
         values = _values([(f"{ep}.{s}", r[s], counted(cut, f"{ep}.all")) for s in LANDMARK_STATS])
@@ -242,7 +247,9 @@ def unprinted_rows(tables: Mapping[str, pl.DataFrame], counted: Counted, cut: dt
         ep = r["endpoint"].lower()
         values = _values([(f"subgroups.{ep}.{s}", r[s], counted(cut, f"{ep}.all")) for s in SUBGROUP_STATS])
         level = f"{r['factor']}: {r['level']} vs {r['reference']}"
-        rows += _rows(values, "survival_subgroups", cut, METHODS["survival_subgroups"], False, variable_level=level)
+        # Each comparison rests on what the Discussion's subgroup claim does (every factor's record column), as printed_audit says of it.
+        claim = survival.SUBGROUP_CLAIM.quantity_of(r["endpoint"])
+        rows += _rows(values, "survival_subgroups", cut, METHODS["survival_subgroups"], False, claim, variable_level=level)
     for r in tables["response_summary"].filter(pl.col("ci_lower_pct").is_not_null()).iter_rows(named=True):
         values = _values([(f"{r['key']}.{s}", r[f"{s}_pct"], r["patients"]) for s in ("ci_lower", "ci_upper")])
         rows += _rows(values, "response_summary", cut, METHODS["clopper_pearson"], False)

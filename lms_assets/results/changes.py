@@ -50,7 +50,7 @@ def patient_changes(adtte: pl.DataFrame) -> pl.DataFrame:
     for earlier, later in _pairs(adtte["DATACUT"]):
         before = adtte.filter(pl.col("DATACUT") == earlier).select("SUBJID", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
         after = adtte.filter(pl.col("DATACUT") == later).select("SUBJID", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
-        paired = after.join(before, on=["SUBJID", "PARAMCD"], how="left", suffix="_before")
+        paired = after.join(before, on=["SUBJID", "PARAMCD"], how="left", suffix="_before", maintain_order="left")
         event = pl.when(pl.col("PARAMCD") == "OS").then(pl.lit("death")).otherwise(pl.lit("progression or death"))
         change = (
             pl.when(pl.col("AVAL_before").is_null() & (pl.col("CNSR") == 0))
@@ -80,7 +80,7 @@ def patient_changes(adtte: pl.DataFrame) -> pl.DataFrame:
                 .alias("basis"),
             )
             .cast(CHANGES_SCHEMA)
-            .sort("item")
+            .sort("SUBJID", "item")
         )
     return pl.concat(frames)
 
@@ -103,7 +103,7 @@ def statistic_changes(ard: pl.DataFrame) -> pl.DataFrame:
     for earlier, later in _pairs(ard["data_cut"]):
         before = ard.filter(pl.col("data_cut") == earlier).select(*_STATISTIC, "stat", "basis")
         after = ard.filter(pl.col("data_cut") == later).select(*_STATISTIC, "stat_label", "stat", "basis")
-        paired = after.join(before, on=list(_STATISTIC), how="full", coalesce=True, nulls_equal=True, suffix="_before")
+        paired = after.join(before, on=list(_STATISTIC), how="full", coalesce=True, nulls_equal=True, suffix="_before", maintain_order="left_right")
         for r in paired.iter_rows(named=True):
             if r["stat_label"] is None:
                 change = "no longer computed"

@@ -13,30 +13,13 @@ from typing import cast
 
 import polars as pl
 
-from lms_assets.results.ard import ARD_SCHEMA, MAX_LISTED
+from lms_assets import dictionary
+from lms_assets.results.ard import ARD_SCHEMA
 
 FOLDER = Path("results")
 NAME = "analysis_results"
 # The folder of the statistics of a study without follow-up.
 NO_CUT = "no_cut"
-COLUMNS = {
-    "data_cut": "Data cut (YYYY-MM-DD): the follow-up file the statistic was computed at",
-    "analysis": "Summary table (warehouse table and Dagster asset) that computes the statistic",
-    "method": "How the statistic was computed",
-    "group1": "Grouping variable (ADaM name: PARAMCD, ATOXGRGP, COMBFL, IMMUNOFL); empty when ungrouped",
-    "group1_level": "Level of group1 (PFS/OS, a CTCAE grade group, Y/N)",
-    "variable": "What is summarised (an ADaM variable, or a derived rate)",
-    "variable_level": "Level of the variable (a category, an adverse-event term, a landmark month, a subgroup comparison)",
-    "stat_name": "Statistic (n, pct = percent 0-100, median, ci_lower, ci_upper, events, hr, logrank_p, ...)",
-    "stat_label": "The statistic's label for a reader",
-    "stat": "The value, unrounded",
-    "quantity": "Key of the printed value in printed_values.csv that this row gives; empty when the paper prints no such value",
-    "basis": "published_patient_data (Table 3's rows) or reconstructed_inputs (rests on values the paper does not print)",
-    "n": "Number of patients the statistic counts",
-    "patients": f"SUBJIDs counted, the first {MAX_LISTED} when n is larger (CSV: space-separated)",
-    "source_file": "Record file(s) the counted rows come from (the ADaM SRCFILE)",
-    "source_rows": f"Lines of that file (the ADaM SRCROW; the header is line 1), the first {MAX_LISTED} (CSV: space-separated)",
-}
 
 
 def cut_folder(cut: dt.date | None) -> str:
@@ -56,10 +39,11 @@ def as_text(ard: pl.DataFrame) -> pl.DataFrame:
     return ard.with_columns(pl.col(name).cast(pl.List(pl.String)).list.join(" ") for name in lists)
 
 
-def dictionary() -> pl.DataFrame:
-    """One row per ARD column: its name, type and meaning."""
+def columns() -> pl.DataFrame:
+    """One row per ARD column: its name, type and meaning (the data dictionary's, ``lms_assets.dictionary``)."""
+    names = ARD_SCHEMA.names()
     return pl.DataFrame(
-        {"column": list(COLUMNS), "type": [str(ARD_SCHEMA[c]) for c in COLUMNS], "description": list(COLUMNS.values())},
+        {"column": names, "type": [str(ARD_SCHEMA[c]) for c in names], "description": [dictionary.description(NAME, c) for c in names]}
     )
 
 
@@ -79,7 +63,7 @@ def write(ard: pl.DataFrame, root: Path) -> list[Path]:
     written = []
     for (cut,), rows in ard.group_by("data_cut", maintain_order=True):
         targets = files(cast(dt.date | None, cut))
-        for kind, frame in (("parquet", rows), ("csv", as_text(rows)), ("columns", dictionary())):
+        for kind, frame in (("parquet", rows), ("csv", as_text(rows)), ("columns", columns())):
             _write(frame, root / targets[kind])
             written.append(root / targets[kind])
     return written
