@@ -22,6 +22,8 @@ results_asset = asset_defaults(group=RESULTS, kinds={"polars", "duckdb", "parque
 PRINTED_IN_RESULTS = "printed_values_in_results"
 # Failures quoted in the check's first line; the metadata lists up to PROBLEMS_LISTED.
 QUOTED, PROBLEMS_LISTED = 3, 50
+# Rows behind the printed values previewed on the asset page: the shipped registry prints 169 quantities.
+PRINTED_ROWS_SHOWN = 250
 # The tables the ARD reads besides the printed-value owners.
 EXTRA_TABLES = ("survival_landmarks",)
 DATASETS = {
@@ -37,7 +39,8 @@ def printed_values_check(candidate: pl.DataFrame, printed_values: pl.DataFrame, 
     """``PRINTED_IN_RESULTS`` on a candidate ARD: every printed value is one row whose stat is the value its check compared."""
     cut = published_cut(printed_values)
     compared = {owner: source(tables[owner], cut) for owner, source in PRINTED_VALUE_SOURCES.items()}
-    problems, mapped = ard.printed_value_problems(candidate, printed_values, compared)
+    coverage = ard.printed_value_problems(candidate, printed_values, compared)
+    problems = coverage.problems
     quoted = "; ".join(problems[:QUOTED]) + (f"; and {len(problems) - QUOTED} more" if len(problems) > QUOTED else "")
     return AssetCheckResult(
         check_name=PRINTED_IN_RESULTS,
@@ -45,8 +48,8 @@ def printed_values_check(candidate: pl.DataFrame, printed_values: pl.DataFrame, 
         severity=AssetCheckSeverity.ERROR,
         description=escape_markdown(f"{len(problems)} problem(s): {quoted}") if problems else None,
         metadata={
-            "printed values in the ARD": MetadataValue.text(f"{mapped} of {printed_values.height}"),
-            "not computed by any table": MetadataValue.text(str(printed_values.height - mapped - len(problems))),
+            "printed values in the ARD": MetadataValue.text(f"{coverage.held} of {printed_values.height}"),
+            "not computed by any table": MetadataValue.text(str(coverage.not_computed)),
             **({"problems": MetadataValue.json(problems[:PROBLEMS_LISTED])} if problems else {}),
         },
     )
@@ -54,8 +57,7 @@ def printed_values_check(candidate: pl.DataFrame, printed_values: pl.DataFrame, 
 
 def printed_rows(candidate: pl.DataFrame, printed_values: pl.DataFrame) -> pl.DataFrame:
     """The ARD rows behind the printed values, at the published cut, as the asset page previews them."""
-    cut = published_cut(printed_values)
-    at_cut = candidate.filter(pl.col("data_cut").is_null() if cut is None else pl.col("data_cut") == cut)
+    _, at_cut = ard.at_published_cut(candidate, printed_values)
     ids = printed_values.group_by("quantity", maintain_order=True).agg(pl.col("figure_id").len().alias("printings"))
     return at_cut.join(ids, on="quantity", how="inner", maintain_order="left").select(
         "quantity",
@@ -84,12 +86,12 @@ def _links(outputs: OutputsFolder, cuts: list[dt.date | None]) -> dict[str, Meta
     },
     description=(
         "The analysis results dataset (ARD, cards column model): one row per statistic the platform computes, per data "
-        "cut — group1/group1_level, variable/variable_level, stat_name/stat_label/stat, with the analysis (summary "
-        "table), method, data_cut, the registry quantity a printed-value check judges (null for a statistic the paper "
-        "never prints), basis (Table 3's rows or reconstructed inputs: a value on reconstructed inputs shows the "
-        "arithmetic, not that the paper is right), n and the patients counted, and the record lines they come from "
-        "(source_file, source_rows). Percentages are percents (stat_name pct). Exported per cut to "
-        "results/<cut>/analysis_results.csv and .parquet with a column dictionary. Blocking check "
+        "cut — `group1`/`group1_level`, `variable`/`variable_level`, `stat_name`/`stat_label`/`stat`, with the `analysis` "
+        "(summary table), `method`, `data_cut`, the registry `quantity` a printed-value check judges (null for a "
+        "statistic the paper never prints), `basis` (Table 3's rows or reconstructed inputs: a value on reconstructed "
+        "inputs shows the arithmetic, not that the paper is right), `n` and the `patients` counted, and the record lines "
+        "they come from (`source_file`, `source_rows`). Percentages are percents (`stat_name` pct). Exported per cut to "
+        "`results/<cut>/analysis_results.csv` and `.parquet` with a column dictionary. Blocking check "
         f"{PRINTED_IN_RESULTS}: every printed value is exactly one row whose stat is the value its check compared."
     ),
     check_specs=[
@@ -123,7 +125,7 @@ def analysis_results(
     metadata = {
         "dagster/row_count": candidate.height,
         "data_cuts": MetadataValue.text(", ".join(export.cut_folder(c) for c in cuts) or "none"),
-        "printed value rows": preview(printed_rows(candidate, printed_values), limit=PROBLEMS_LISTED * 4),
+        "printed value rows": preview(printed_rows(candidate, printed_values), limit=PRINTED_ROWS_SHOWN),
         **_links(outputs_folder, cuts),
     }
     for event in gate.publish(context, io_manager, candidate, [check], metadata):

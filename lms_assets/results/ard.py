@@ -348,8 +348,27 @@ def analysis_results(
     return frame.join(lines, on="_i", how="left").sort("_i").select(ARD_SCHEMA.names()).cast(ARD_SCHEMA)
 
 
-def printed_value_problems(ard: pl.DataFrame, printed_values: pl.DataFrame, compared: Mapping[str, pl.DataFrame]) -> tuple[list[str], int]:
-    """Why the ARD does not hold the printed values as the checks compared them, and how many printed values it holds.
+def at_published_cut(ard: pl.DataFrame, printed_values: pl.DataFrame) -> tuple[dt.date | None, pl.DataFrame]:
+    """The cut the printed values refer to (the latest in the ARD when the registry names none) and its ARD rows,
+    as the printed-value checks choose it (``tables.survival``'s rule)."""
+    cut = published_cut(printed_values)
+    if cut is None:
+        cut = cast(dt.date | None, ard["data_cut"].max())
+    return cut, ard.filter(pl.col("data_cut").is_null() if cut is None else pl.col("data_cut") == cut)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How the ARD holds the registry's printed values: why not as the checks compared them (``problems``), how many
+    are one row each (``held``), and how many no table computes (``not_computed``)."""
+
+    problems: list[str]
+    held: int
+    not_computed: int
+
+
+def printed_value_problems(ard: pl.DataFrame, printed_values: pl.DataFrame, compared: Mapping[str, pl.DataFrame]) -> Coverage:
+    """Whether the ARD holds the printed values as the checks compared them.
 
     ``compared``: each owner's ``recomputed_values`` at the published cut, what its printed-value checks judged.
     Every printed value a table computes must be exactly one ARD row at the published cut (the latest without
@@ -359,25 +378,23 @@ def printed_value_problems(ard: pl.DataFrame, printed_values: pl.DataFrame, comp
         f"{', '.join(f'{k}={v}' for k, v in row.items() if k != 'len')}: {row['len']} rows"
         for row in ard.group_by(list(KEY)).len().filter(pl.col("len") > 1).head(5).iter_rows(named=True)
     ]
-    cut = published_cut(printed_values)
-    if cut is None:
-        cut = cast(dt.date | None, ard["data_cut"].max())
-    at_cut = ard.filter(pl.col("data_cut").is_null() if cut is None else pl.col("data_cut") == cut)
-    mapped = 0
+    cut, at_cut = at_published_cut(ard, printed_values)
+    held = not_computed = 0
     for row in printed_values.iter_rows(named=True):
         owner, quantity = row["owner"], row["quantity"]
         expected = compared.get(owner, _NOTHING).filter(pl.col("quantity") == quantity)
         found = at_cut.filter(pl.col("quantity") == quantity)
         where = f"{row['figure_id']} ({quantity}, cut {cut})"
         if expected.is_empty():
+            not_computed += 1
             if found.height:
                 problems.append(f"{where}: no table computes it, yet {found.height} ARD row(s) give it")
             continue
         if found.height != 1:
             problems.append(f"{where}: {found.height} ARD rows, not one")
             continue
-        mapped += 1
+        held += 1
         want, got = expected["value"][0], found["stat"][0]
         if (want is None) != (got is None) or (want is not None and got is not None and abs(want - got) > 1e-12 * max(1.0, abs(want))):
             problems.append(f"{where}: ARD stat {got} but {owner}'s check compared {want}")
-    return problems, mapped
+    return Coverage(problems, held, not_computed)
