@@ -214,7 +214,8 @@ def test_a_later_cut_names_the_two_new_deaths_the_os_median_move_and_the_verdict
     spss_os = moved.filter(moved.str.starts_with("survival_summary: PARAMCD = OS, AVAL") & moved.str.contains("SPSS"))
     assert {item.split(", ")[2].split(" (")[0] for item in spss_os} >= {"Median", "95% CI lower limit", "95% CI upper limit", "Events"}
     summary = per_cut(table).row(0, named=True)
-    assert summary["new events"] == "patient 1 OS, patient 2 OS" and summary["longer follow-up"] == "5 patient(s)"
+    assert summary["new events"] == "2: patient 1 OS, patient 2 OS" and summary["longer follow-up"] == "5 patient(s)"
+    assert summary["printed values changed verdict"].startswith("9: ABS.os.median, ")
 
 
 def test_long_patient_lists_are_cut_to_the_first_ones_and_n_counts_them_all(shipped_records, monkeypatch):

@@ -140,6 +140,8 @@ def analysis_results(
 NEW_EVENTS_ADD_UP = "new_events_add_up"
 # Rows of cut_changes previewed on its page: the forecast, the printed values and the patients come first.
 CHANGES_SHOWN = 40
+# Patients and printed values named in a cut's summary row; the rest are counted.
+NAMED = 12
 
 
 def new_events_check(table: pl.DataFrame, analysis_results: pl.DataFrame) -> AssetCheckResult:
@@ -155,6 +157,14 @@ def new_events_check(table: pl.DataFrame, analysis_results: pl.DataFrame) -> Ass
     )
 
 
+def _listed(items: pl.Series) -> str:
+    """How many, and the first ``NAMED`` of them: a large study has thousands of new events between two cuts."""
+    if items.is_empty():
+        return "none"
+    more = ", …" if items.len() > NAMED else ""
+    return f"{items.len()}: {', '.join(items.head(NAMED).to_list())}{more}"
+
+
 def per_cut(table: pl.DataFrame) -> pl.DataFrame:
     """One row per later cut: who had a new event or longer follow-up, how many statistics moved, which printed
     values changed verdict, and the forecast's verdict."""
@@ -168,10 +178,10 @@ def per_cut(table: pl.DataFrame) -> pl.DataFrame:
         rows.append(
             {
                 "cuts": f"{earlier} → {later}",
-                "new events": ", ".join(events["item"].to_list()) or "none",
+                "new events": _listed(events["item"]),
                 "longer follow-up": f"{longer['SUBJID'].n_unique()} patient(s)",
                 "statistics moved": str(of[changes.STATISTIC].height),
-                "printed values changed verdict": ", ".join(of[changes.PRINTED]["item"].str.extract(r"^([^:]+)").to_list()) or "none",
+                "printed values changed verdict": _listed(of[changes.PRINTED]["item"].str.extract(r"^([^:]+)")),
                 "median OS forecast": forecast["change"][0] if forecast.height else "",
             }
         )
