@@ -811,7 +811,7 @@ def test_each_results_fault_fails_the_blocking_results_check(fault, records, mon
     print(f"{fault.name}: caught by printed_values_in_results ({plain_text(result.description)[:200]})")
 
 
-# --- a fault in what changed between cuts: the blocking check new_events_add_up of cut_changes ---------------------
+# --- faults in what changed between cuts: the blocking check changes_add_up of cut_changes -------------------------
 
 LATER_CUT = "2022-03-31"
 
@@ -837,12 +837,12 @@ def with_a_later_cut(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame
 
 
 def changes_check(records: dict[str, pl.DataFrame]):
-    """new_events_add_up as cut_changes yields it, on the changes the pure functions find in ``records``."""
-    from lms_assets.defs.results import new_events_check
+    """changes_add_up as cut_changes yields it, on the changes the pure functions find in ``records``."""
+    from lms_assets.defs.results import changes_check as check
     from lms_assets.results import changes
 
     candidate, tables = results_of(records)
-    return new_events_check(changes.cut_changes(candidate, tables["adtte"], records["printed_values"]), candidate)
+    return check(changes.cut_changes(candidate, tables["adtte"], records["printed_values"]), candidate, records["printed_values"])
 
 
 def censoring_read_as_the_event(mp, records):
@@ -850,6 +850,20 @@ def censoring_read_as_the_event(mp, records):
     from lms_assets.results import changes
 
     _wrap(mp, changes, "patient_changes", lambda original: lambda adtte: original(adtte.with_columns(CNSR=1 - pl.col("CNSR"))))
+
+
+def earlier_and_later_swapped(mp, records):
+    # The statistics' pairing reversed: every move shown backwards (the OS median "falls" from 25.7 to 23.5).
+    from lms_assets.results import changes
+
+    def wrapper(original):
+        def faulty(ard):
+            table = original(ard)
+            return table.with_columns(earlier_value=pl.col("later_value"), later_value=pl.col("earlier_value"))
+
+        return faulty
+
+    _wrap(mp, changes, "statistic_changes", wrapper)
 
 
 def test_a_later_cut_passes_the_changes_check(records):
@@ -863,4 +877,14 @@ def test_censoring_read_as_the_event_fails_the_blocking_changes_check(records, m
     assert not result.passed and result.severity.value == "ERROR"
     assert plain_text(result.description) == (
         "OS 2021-03-31 → 2022-03-31: 0 patient(s) listed with a new event, but the Kaplan–Meier event count rose by 2 (12 → 14)"
+    )
+
+
+def test_earlier_and_later_swapped_fails_the_blocking_changes_check(records, monkeypatch):
+    earlier_and_later_swapped(monkeypatch, records)
+    result = changes_check(with_a_later_cut(records))
+    assert not result.passed and result.severity.value == "ERROR"
+    problems = result.metadata["problems"].value
+    assert any(p.startswith("survival_summary: PARAMCD = OS, AVAL, Median (Kaplan–Meier; SPSS") and "shown 25.7 → 23.5" in p for p in problems), (
+        problems
     )

@@ -137,23 +137,27 @@ def analysis_results(
         yield event
 
 
-NEW_EVENTS_ADD_UP = "new_events_add_up"
+CHANGES_ADD_UP = "changes_add_up"
 # Rows of cut_changes previewed on its page: the forecast, the printed values and the patients come first.
 CHANGES_SHOWN = 40
 # Patients and printed values named in a cut's summary row; the rest are counted.
 NAMED = 12
 
 
-def new_events_check(table: pl.DataFrame, analysis_results: pl.DataFrame) -> AssetCheckResult:
-    """``NEW_EVENTS_ADD_UP`` on a candidate ``cut_changes``."""
-    problems = changes.new_event_problems(table, analysis_results)
+def changes_check(table: pl.DataFrame, analysis_results: pl.DataFrame, printed_values: pl.DataFrame) -> AssetCheckResult:
+    """``CHANGES_ADD_UP`` on a candidate ``cut_changes``."""
+    problems = changes.new_event_problems(table, analysis_results) + changes.value_problems(table, analysis_results, printed_values)
+    quoted = "; ".join(problems[:QUOTED]) + (f"; and {len(problems) - QUOTED} more" if len(problems) > QUOTED else "")
     listed = table.filter((pl.col("kind") == changes.PATIENT) & pl.col("change").str.starts_with("new event")).height
     return AssetCheckResult(
-        check_name=NEW_EVENTS_ADD_UP,
+        check_name=CHANGES_ADD_UP,
         passed=not problems,
         severity=AssetCheckSeverity.ERROR,
-        description=escape_markdown("; ".join(problems)) if problems else None,
-        metadata={"new events listed": MetadataValue.int(listed)},
+        description=escape_markdown(quoted) if problems else None,
+        metadata={
+            "new events listed": MetadataValue.int(listed),
+            **({"problems": MetadataValue.json(problems[:PROBLEMS_LISTED])} if problems else {}),
+        },
     )
 
 
@@ -207,16 +211,19 @@ def per_cut(table: pl.DataFrame) -> pl.DataFrame:
         f"the Discussion's forecast ({changes.FORECAST_ID}) that {changes.FORECAST_TEXT}, judged on the SPSS median OS. "
         "One row per change: kind, item, earlier and later value, change, basis. OS rests on reconstructed last-contact "
         "times of the patients alive at the published cut (basis = reconstructed_inputs). Blocking check "
-        f"{NEW_EVENTS_ADD_UP}: the patients listed with a new event are as many as the Kaplan–Meier event count rose."
+        f"{CHANGES_ADD_UP}: the patients listed with a new event are as many as the Kaplan–Meier event count rose, and "
+        "every value shown is analysis_results' at its cut."
     ),
     check_specs=[
         AssetCheckSpec(
-            NEW_EVENTS_ADD_UP,
+            CHANGES_ADD_UP,
             asset="cut_changes",
             blocking=True,
             description=(
                 "Per pair of successive cuts and endpoint, the patients listed with a new event are as many as "
-                "analysis_results' Kaplan–Meier event count rose. ERROR otherwise; the table goes to staging."
+                "analysis_results' Kaplan–Meier event count rose; every statistic's, printed value's and the forecast's "
+                "earlier and later value, found again by its item, is analysis_results' at that cut. ERROR otherwise; "
+                "the table goes to staging."
             ),
         )
     ],
@@ -229,7 +236,7 @@ def cut_changes(
     printed_values: pl.DataFrame,
 ):
     table = changes.cut_changes(analysis_results, adtte, printed_values)
-    check = new_events_check(table, analysis_results)
+    check = changes_check(table, analysis_results, printed_values)
     summary = per_cut(table)
     context.log.info(f"cut_changes: {table.height} changes over {summary.height} pair(s) of successive cuts")
     metadata = {

@@ -101,7 +101,7 @@ def statistic_changes(ard: pl.DataFrame) -> pl.DataFrame:
     """Per pair of successive cuts, every ARD statistic whose value moved, appeared or is no longer computed."""
     rows = []
     for earlier, later in _pairs(ard["data_cut"]):
-        before = ard.filter(pl.col("data_cut") == earlier).select(*_STATISTIC, "stat", "basis")
+        before = ard.filter(pl.col("data_cut") == earlier).select(*_STATISTIC, "stat_label", "stat", "basis")
         after = ard.filter(pl.col("data_cut") == later).select(*_STATISTIC, "stat_label", "stat", "basis")
         paired = after.join(before, on=list(_STATISTIC), how="full", coalesce=True, nulls_equal=True, suffix="_before", maintain_order="left_right")
         for r in paired.iter_rows(named=True):
@@ -116,7 +116,7 @@ def statistic_changes(ard: pl.DataFrame) -> pl.DataFrame:
                     "earlier_cut": earlier,
                     "later_cut": later,
                     "kind": STATISTIC,
-                    "item": _item({**r, "stat_label": r["stat_label"] or r["stat_name"]}),
+                    "item": _item({**r, "stat_label": r["stat_label"] or r["stat_label_before"]}),
                     "earlier_value": r["stat_before"],
                     "later_value": r["stat"],
                     "change": change,
@@ -217,4 +217,25 @@ def new_event_problems(changes: pl.DataFrame, ard: pl.DataFrame) -> list[str]:
                     f"{endpoint} {earlier} → {later}: {named.height} patient(s) listed with a new event, but the Kaplan–Meier "
                     f"event count rose by {after - before:g} ({before:g} → {after:g})"
                 )
+    return problems
+
+
+def value_problems(changes: pl.DataFrame, ard: pl.DataFrame, printed_values: pl.DataFrame) -> list[str]:
+    """Whether every value the table shows is the ARD's at its cut, found again by item rather than by the pairing
+    that made the table: each statistic's and printed value's earlier and later value, and the forecast's medians."""
+    by_item = {(r["data_cut"], _item(r)): r["stat"] for r in ard.iter_rows(named=True)}
+    by_quantity = {(r["data_cut"], r["quantity"]): r["stat"] for r in ard.filter(pl.col("quantity").is_not_null()).iter_rows(named=True)}
+    printed = {f"{r['figure_id']}: {r['printed']}": r["quantity"] for r in printed_values.iter_rows(named=True)}
+    problems = []
+    for r in changes.filter(pl.col("kind") != PATIENT).iter_rows(named=True):
+        if r["kind"] == STATISTIC:
+            stored = [by_item.get((cut, r["item"])) for cut in (r["earlier_cut"], r["later_cut"])]
+        else:
+            quantity = OS_MEDIAN["quantity"] if r["kind"] == FORECAST else printed.get(r["item"])
+            stored = [by_quantity.get((cut, quantity)) for cut in (r["earlier_cut"], r["later_cut"])]
+        if _moved(stored[0], r["earlier_value"]) or _moved(stored[1], r["later_value"]):
+            problems.append(
+                f"{r['item']} ({r['earlier_cut']} → {r['later_cut']}): shown {r['earlier_value']} → {r['later_value']}, "
+                f"but analysis_results holds {stored[0]} → {stored[1]}"
+            )
     return problems
