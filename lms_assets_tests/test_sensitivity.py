@@ -81,7 +81,7 @@ def test_unreachable_printed_median_is_said_not_guessed():
 
 
 def test_more_censored_patients_than_can_be_enumerated_are_refused_naming_the_count():
-    from lms_assets.audit.consistency import EnumerationTooLarge
+    from lms_assets.audit.feasibility import EnumerationTooLarge
 
     # Ten living patients: 10! orders of each consistent gap multiset are refused before one is built.
     censored = (0.5,) * 8 + (10.5, 10.5)
@@ -463,7 +463,7 @@ def test_calendar_months_count_whole_months_then_the_days_left():
 
 def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     """The blocking check, printed_audit's inputs and sensitivity_ranges all read subgroups.SUBGROUP_CLAIM."""
-    from lms_assets.audit import consistency
+    from lms_assets.audit import basis
 
     _, registry, result = shipped
     adsl, adtte, _, provenance = inputs.read_study(SHIPPED_DATA)
@@ -479,9 +479,9 @@ def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     assert dict(zip(counts["quantity"], counts["value"])) == {"subgroups.pfs.significant.n": 0, "subgroups.os.significant.n": 0}
     # printed_audit's inputs: each endpoint's times and every compared factor's record column, the reconstructed ones named.
     for endpoint, times in (("pfs", "pfs_months"), ("os", "os_months")):
-        record_inputs = consistency.QUANTITY_INPUTS[f"subgroups.{endpoint}.significant.n"]
+        record_inputs = basis.QUANTITY_INPUTS[f"subgroups.{endpoint}.significant.n"]
         assert ("followup/", times) in record_inputs and ("patient_allocations.csv", "primary_site") in record_inputs
-    pfs_reconstructed = consistency.reconstructions_of("subgroups.pfs.significant.n", provenance)
+    pfs_reconstructed = basis.reconstructions_of("subgroups.pfs.significant.n", provenance)
     assert [r.split(" (")[0] for r in pfs_reconstructed] == ["patient_allocations.csv primary_site"]
 
 

@@ -9,7 +9,7 @@ Pure NumPy/Polars; no Dagster. A *reconstruction* is one choice of everything th
 * **Allocation**: which patients have each primary site (Table 1's counts; the uterine primary is female)
   and each starting dose (Table 1's counts).
 
-Every enumeration checks its size with ``consistency.bound_enumeration`` before it allocates, the one gate on
+Every enumeration checks its size with ``feasibility.bound_enumeration`` before it allocates, the one gate on
 what is held; the expansion of the placements runs in chunks of ``batched.MEMORY_BUDGET``.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from lms_assets.audit import consistency
+from lms_assets.audit.feasibility import bound_enumeration, os_feasibility
 from lms_assets.tables import batched
 from lms_assets.tables import printed as fig
 
@@ -79,7 +79,7 @@ def _matches(values: dict[str, np.ndarray], printed: dict[str, tuple[float, int]
 def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.ArrayLike, registry: pl.DataFrame) -> Placements:
     """Enumerate the labelled placements reproducing the printed median and the most complete reachable printed CI.
 
-    The gap multisets come from the audit's exhaustive search (``consistency.os_feasibility``); the printed sets are
+    The gap multisets come from the audit's exhaustive search (``feasibility.os_feasibility``); the printed sets are
     tried with the CI first and the median alone last, the first reachable one defines consistency. Each
     consistent multiset is expanded to every assignment of its gaps to patients whose bounds allow it.
     """
@@ -87,7 +87,7 @@ def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.Arra
     upper = np.asarray(upper, dtype=float)
     if not len(lower):
         raise NoConsistentReconstruction("no censored OS time at the published cut: no last-contact time is reconstructed")
-    feasibility = consistency.os_feasibility(death_times, list(zip(lower, upper)))
+    feasibility = os_feasibility(death_times, list(zip(lower, upper)))
     estimates = feasibility.estimates
     values = {name: estimates[name].fill_null(np.nan).to_numpy() for name in ("median", "ci_lower", "ci_upper")}
     candidates = sorted(_printed_os_sets(registry), key=len, reverse=True)
@@ -109,7 +109,7 @@ def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.Arra
     gap_hi = np.r_[distinct, np.inf]
     multisets = np.array(estimates.filter(pl.Series(mask))["gaps"].to_list(), dtype=np.int64).reshape(-1, len(lower))
     orders = math.factorial(len(lower))
-    consistency.bound_enumeration(
+    bound_enumeration(
         f"labelled OS placements ({len(multisets):,} gap multisets reproducing the printed {', '.join(chosen)} × {orders:,} orders of the censored)",
         len(multisets) * orders,
         len(lower),
@@ -212,7 +212,7 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
 
 def all_binary_allocations(n_patients: int, count: int) -> np.ndarray:
     """Every choice of ``count`` patients for level 1: (C(P, count), P) of 0/1."""
-    consistency.bound_enumeration(f"starting-dose allocations ({count} of {n_patients} patients)", math.comb(n_patients, count), n_patients)
+    bound_enumeration(f"starting-dose allocations ({count} of {n_patients} patients)", math.comb(n_patients, count), n_patients)
     chosen = np.array(list(itertools.combinations(range(n_patients), count)), dtype=np.int64).reshape(-1, count)
     allocation = np.zeros((len(chosen), n_patients), dtype=np.int64)
     np.put_along_axis(allocation, chosen, 1, axis=1)

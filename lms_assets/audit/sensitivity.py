@@ -17,14 +17,15 @@ import numpy as np
 import polars as pl
 
 from lms_assets.adam.adsl import ALLOCATED_VARIABLES
-from lms_assets.audit import consistency
+from lms_assets.audit.feasibility import bound_enumeration
 from lms_assets.audit.placement_statistics import FollowUp, at_risk_bounds, followup_bounds, landmark_rates
 from lms_assets.audit.reconstructions import Placements, all_binary_allocations, gaps_of, os_placements, sample_sites, site_space
 from lms_assets.audit.sensitivity_inputs import Study, os_risk_inputs, pfs_risk_inputs, study_from_tables, transcribed_subgroups
-from lms_assets.audit.sensitivity_summary import SENSITIVITY_SCHEMA, Coverage, Outcome, half_unit, registry_rows, summarise
+from lms_assets.audit.sensitivity_summary import SENSITIVITY_SCHEMA, Coverage, Outcome, registry_rows, summarise
 from lms_assets.records.study import Study as StudyFile
 from lms_assets.tables import subgroups, survival
 from lms_assets.tables.batched import subgroup_tests
+from lms_assets.tables.printed import half_unit
 
 LANDMARK_MONTHS = (6.0, 12.0, 24.0)
 # A landmark rate is "the same" when it rounds to the same percentage point, the precision a reader quotes.
@@ -242,7 +243,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     rows += _test_rows("subgroup.PFS.Starting dose", f"PFS, {dose_label}", "starting-dose allocation", exact_dose, dose_pfs, dose_pfs_shipped)
 
     # The sample is held whole (each draw's OS times, sites and doses of every patient): the one gate bounds it too.
-    consistency.bound_enumeration("sampled reconstructions (draws of every patient's site, dose and OS placement)", sample_size, len(study.subjid))
+    bound_enumeration("sampled reconstructions (draws of every patient's site, dose and OS placement)", sample_size, len(study.subjid))
     placement_draw = rng.integers(0, n_place, sample_size)
     site_draw = sample_sites(study.site_levels, study.site_counts, study.sex, sample_size, rng)
     dose_index = rng.integers(0, len(dose_all), sample_size)

@@ -16,8 +16,8 @@ import polars as pl
 
 from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
-from lms_assets.audit import consistency
-from lms_assets.records import schemas, validation
+from lms_assets.audit.feasibility import bound_enumeration
+from lms_assets.records import boundary, schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import printed as fig
 from lms_assets.tables.subgroups import SUBGROUPS, Subgroup
@@ -57,8 +57,8 @@ def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
     provenance = clean(schemas.PROVENANCE)
     adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid, provenance=provenance)
     cuts = [
-        clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(validation.cut_date_of(path)), content_hash=pl.lit(validation.content_hash(path)))
-        for path in validation.followup_files(study_dir)
+        clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(boundary.cut_date_of(path)), content_hash=pl.lit(boundary.content_hash(path)))
+        for path in boundary.followup_files(study_dir)
     ]
     adtte = derive_adtte(pl.concat(cuts), studyid=studyid, provenance=provenance)
     return adsl, adtte, clean(schemas.REGISTRY), provenance
@@ -137,7 +137,7 @@ def study_from_tables(
 def os_risk_inputs(study: Study, deaths: np.ndarray, gaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """OS ``until`` (N, P) and ``event_index`` (1, P) over the distinct death times, for placements ``gaps``."""
     # Every placement's times of every patient are held at once: bounded by the gate of the enumerations.
-    consistency.bound_enumeration("OS times of every labelled placement (placements × patients)", len(gaps), len(study.os))
+    bound_enumeration("OS times of every labelled placement (placements × patients)", len(gaps), len(study.os))
     times = np.unique(deaths)
     censored = study.died == 0
     until = np.broadcast_to(np.searchsorted(times, study.os, side="right"), (len(gaps), len(study.os))).copy()

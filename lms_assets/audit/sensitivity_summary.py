@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from lms_assets.audit import consistency
+from lms_assets.audit.basis import basis_of
 
 ROBUST = "robust"
 DEPENDS = "depends on the reconstruction"
@@ -154,11 +154,6 @@ def summarise(
     }
 
 
-def half_unit(decimals: int) -> float:
-    """Half the last printed digit: a value within it of the printed one rounds to it (as ``printed.agrees``)."""
-    return 0.5 * 10 ** (-decimals)
-
-
 # Printed quantities that are constraints of the reconstructions: every consistent reconstruction gives the same value.
 IMPOSED = {
     "site.": "Table 1's site counts are the allocation's constraint",
@@ -175,7 +170,7 @@ def registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: set
     rows = []
     for row in registry.filter(~pl.col("figure_id").is_in(sorted(covered))).iter_rows(named=True):
         quantity = row["quantity"]
-        basis = consistency.basis_of(quantity, provenance)
+        basis = basis_of(quantity, provenance)
         reason = next((why for prefix, why in IMPOSED.items() if quantity.startswith(prefix)), None)
         if basis == "published_patient_data":
             verdict, coverage, text = FIXED, "not needed: no reconstructed input", "the same under every reconstruction: it rests on Table 3's rows"

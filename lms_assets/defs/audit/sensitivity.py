@@ -6,7 +6,7 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, ResourceParam
 
-from lms_assets.audit import consistency, sensitivity_cache
+from lms_assets.audit import feasibility, sensitivity_cache
 from lms_assets.audit import sensitivity as sens
 from lms_assets.audit.placement_statistics import os_curve_envelope
 from lms_assets.audit.reconstructions import NoConsistentReconstruction
@@ -37,7 +37,7 @@ ENDS = "range_ends_recomputed"
 CHECKS = {
     ENUMERABLE: (
         "The consistent reconstructions are few enough to enumerate: every enumeration checks its size before allocating "
-        f"and refuses more than {consistency.MAX_ENUMERATED_CELLS:,} cells, naming the quantity and its count."
+        f"and refuses more than {feasibility.MAX_ENUMERATED_CELLS:,} cells, naming the quantity and its count."
     ),
     HOLD_SHIPPED: "Every range holds the shipped reconstruction's own value (it is one of the consistent ones), and no result's shares of holds and fails add up to more than all.",
     WINDOW: (
@@ -111,7 +111,7 @@ def sensitivity_ranges(
         # The warehouse's IO manager gives the folder the cache sits in; a stand-in for it (a test's) caches nothing.
         folder = io_manager.cache_folder() if isinstance(io_manager, WarehouseTables) else None
         result, cached = _computed_or_cached(context, study, provenance, folder)
-    except consistency.EnumerationTooLarge as error:
+    except feasibility.EnumerationTooLarge as error:
         # Inconsistent input, not a machine too small: the step fails as a check naming what grew.
         yield from gate.publish(context, io_manager, empty, _nothing_to_check(str(error), failed=ENUMERABLE))
         return
