@@ -10,8 +10,8 @@ import pytest
 
 from lms_assets.adam.adae import derive_adae
 from lms_assets.defs.audit.published import value_verdicts
-from lms_assets.defs.metadata import PNG_MAX_WIDTH
-from lms_assets.graphs import adverse_events, waterfall
+from lms_assets.defs.graphs import CHART_NAMES
+from lms_assets.graphs import adverse_events, render, waterfall
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
@@ -139,14 +139,14 @@ def test_charts_are_materialized_as_png_and_html(shipped_run):
     assert (shipped_run["outputs"] / "charts" / "ae_chart.html").stat().st_size > 0
 
 
-CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
-MIN_CHART_WIDTH_PX = 600
-MAX_CHART_WIDTH_PX = PNG_MAX_WIDTH
+# About render.PNG_WIDTH pixels: Dagster's dialog shows the picture at its natural size.
+MIN_CHART_WIDTH_PX = render.PNG_WIDTH * (1 - render.PNG_WIDTH_TOLERANCE)
+MAX_CHART_WIDTH_PX = render.PNG_WIDTH * (1 + render.PNG_WIDTH_TOLERANCE)
 
 
 @pytest.mark.slow
 def test_every_chart_heads_its_metadata_with_its_page_then_a_picture_that_fits_the_dialog(shipped_run):
-    for name in CHART_ASSETS:
+    for name in CHART_NAMES:
         metadata = shipped_run["result"].asset_materializations_for_node(name)[0].metadata
         assert list(metadata)[:2] == ["chart page", "chart picture"], (name, list(metadata))
         assert metadata["chart page"].value.endswith(f"/charts/{name}.html")
@@ -154,5 +154,4 @@ def test_every_chart_heads_its_metadata_with_its_page_then_a_picture_that_fits_t
         png = (shipped_run["outputs"] / "charts" / f"{name}.png").read_bytes()
         assert metadata["chart picture"].value.endswith(f"/charts/{name}.png?sha256={hashlib.sha256(png).hexdigest()[:12]}")
         width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
-        # Dagster's dialog is at most 80 % of a 1440 px window wide and shows the picture at its natural size.
         assert MIN_CHART_WIDTH_PX <= width <= MAX_CHART_WIDTH_PX and height > 0, (name, width, height)
