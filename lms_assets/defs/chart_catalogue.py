@@ -8,7 +8,7 @@ from typing import Any
 import altair as alt
 import polars as pl
 
-from lms_assets.graphs import adverse_events, history, km, km_subgroups, swimmer, waterfall
+from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, swimmer, waterfall
 from lms_assets.tables.printed import published_cut
 from lms_assets.tables.survival import SUBGROUP_SCHEMA, SUBGROUPS, SUMMARY_SCHEMA
 
@@ -108,8 +108,8 @@ def _km(endpoint: str) -> Callable[[Tables], Drawn]:
 
 
 def _forest(t: Tables) -> Drawn:
-    subgroups = t["survival_subgroups"]
-    return Drawn(km.forest_figure(subgroups), km.forest_expected_numbers(subgroups), _latest_words(subgroups["data_cut"]))
+    subgroups, summary = t["survival_subgroups"], t["survival_summary"]
+    return Drawn(forest.forest_figure(subgroups, summary), forest.forest_expected_numbers(subgroups, summary), _latest_words(subgroups["data_cut"]))
 
 
 def _history(t: Tables) -> Drawn:
@@ -192,11 +192,13 @@ CHART_ASSETS = (
         "forest_chart",
         "Subgroup forest plot",
         "Forest plot of the latest data cut's subgroups (sex, ECOG, combination therapy, prior chemotherapy, surgery, "
-        "radiotherapy, primary site): Cox HR with 95% CI on a log axis per endpoint, n per level, HR (CI) and log-rank p beside it, "
-        "and how many comparisons reach p < 0.05 against the paper's 'no significant difference'. PNG here; HTML in "
+        "radiotherapy, primary site), one block per endpoint: an overall row (all patients' events/patients and SPSS "
+        "median, from survival_summary), then per comparison the level's and the reference's events/patients, the Cox "
+        "HR with 95% CI on a log axis with which side favours which group, HR (CI) and log-rank p, and how many "
+        "comparisons reach p < 0.05 against the paper's 'no significant difference'. PNG here; HTML in "
         "outputs/charts/forest_chart.html. Reconstructed inputs: the primary-site allocation (ADSL RECONVAR) and, for "
         "OS, the living patients' last-contact times (ADTTE AVALRFL = 'Y').",
-        {"survival_subgroups": tuple(SUBGROUP_SCHEMA)},
+        {"survival_subgroups": tuple(SUBGROUP_SCHEMA), "survival_summary": SUMMARY},
         _forest,
     ),
     ChartAsset(

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import duckdb
 import polars as pl
 from dagster import (
@@ -105,11 +104,6 @@ def check_result(name: str, drawn: Drawn, spec: dict[str, Any]) -> AssetCheckRes
     )
 
 
-def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """Larger axis and legend type, and legend labels never cut short ("…(publish…")."""
-    return chart.configure_axis(labelFontSize=13, titleFontSize=14).configure_legend(labelFontSize=13, titleFontSize=13, labelLimit=0, symbolLimit=0)
-
-
 def chart_output(chart: ChartAsset, spec: dict[str, Any], drawn: Drawn, outputs: OutputsFolder, description: str) -> Output[render.Chart]:
     """A chart asset's output: the chart rendered once, to its interactive page in the outputs folder and to a PNG
     about ``render.PNG_WIDTH`` pixels wide, returned in a ``render.Chart`` for the chart IO manager and the report. In
@@ -190,7 +184,7 @@ def charts(context: AssetExecutionContext, outputs_folder: OutputsFolder, io_man
     for chart in selected:
         key = AssetKey(chart.name)
         drawn = chart.draw(tables)
-        spec = render.chart_spec(legible(drawn.chart))
+        spec = render.chart_spec(drawn.chart)
         result = check_result(chart.name, drawn, spec)
         report = context.assets_def.metadata_by_key.get(key, {}).get("report")
         yield result.with_metadata({**result.metadata, "report": report}) if report is not None else result

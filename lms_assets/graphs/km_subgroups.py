@@ -21,15 +21,11 @@ from lms_assets.tables.survival import SUBGROUPS, Subgroup, first_time_at_or_bel
 
 ENDPOINTS = ("PFS", "OS")
 PANEL_WIDTH = 300
-PANEL_HEIGHT = 120
+PANEL_HEIGHT = 170
 MAX_TICKS = 7
 P_DECIMALS = 3
 ARMS = ("level", "reference")
 ARM_COLOURS = dict(zip(ARMS, SERIES_COLOURS))
-
-
-# The curve layers' Vega-Lite description: what ``plotted_mismatches`` reads back (Altair suffixes a view's name).
-CURVE = "subgroup curve"
 
 
 def subgroup_times(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: tuple[Subgroup, ...] = SUBGROUPS) -> pl.DataFrame:
@@ -77,51 +73,59 @@ def _p_text(p: float | None) -> str:
     return "log-rank p not computed" if p is None else f"log-rank p = {fixed(p, P_DECIMALS)}"
 
 
-def _panel(curves: pl.DataFrame, risk: pl.DataFrame, row: dict, ticks: list[float]) -> alt.VConcatChart:
-    """One factor and endpoint: the two curves with censor ticks, and the numbers at risk under them."""
-    factor, endpoint = row["factor"], row["endpoint"]
-    labels = {"level": f"{row['level']} ({row['events']}/{row['n']})", "reference": f"{row['reference']} ({row['events_ref']}/{row['n_ref']})"}
-    drawn = curves.filter((pl.col("factor") == factor) & (pl.col("endpoint") == endpoint)).with_columns(
-        legend=pl.col("arm").replace_strict(labels, return_dtype=pl.String)
+def _labels(rows: pl.DataFrame) -> pl.DataFrame:
+    """Each panel's name of each curve: factor, endpoint, arm and 'Male (4/5)', the level with its events/patients."""
+    return pl.concat(
+        [
+            rows.select("factor", "endpoint", arm=pl.lit("level"), legend=pl.format("{} ({}/{})", "level", "events", "n")),
+            rows.select("factor", "endpoint", arm=pl.lit("reference"), legend=pl.format("{} ({}/{})", "reference", "events_ref", "n_ref")),
+        ]
     )
+
+
+# The numbers at risk sit in the panel's own view, below S = 0 (one view per panel: Altair copies every nested
+# sub-chart at each level of nesting, which for 14 panels of two views each cost about a second).
+RISK_ROWS = {"level": -0.22, "reference": -0.36}
+Y_FLOOR = -0.44
+
+
+def _panel(row: dict, legends: list[str], ticks: list[float]) -> alt.LayerChart | alt.FacetChart:
+    """One factor and endpoint: the two curves with censor ticks and the numbers at risk under them, drawn from the
+    figure's one dataset."""
+    factor, endpoint = row["factor"], row["endpoint"]
+    mine = (alt.datum.factor == factor) & (alt.datum.endpoint == endpoint)
     x_scale = alt.Scale(domain=[0, ticks[-1]], nice=False)
-    arm_scale = alt.Scale(domain=[labels[a] for a in ARMS], range=[ARM_COLOURS[a] for a in ARMS])
-    # Concatenated panels place legends badly: the risk table's row labels name each curve instead.
-    colour = alt.Color("legend:N", scale=arm_scale, legend=None)
-    base = alt.Chart(drawn.to_pandas()).encode(x=alt.X("time:Q", scale=x_scale, axis=alt.Axis(values=ticks, title=None, grid=False)), color=colour)
-    line = base.mark_line(interpolate="step-after", strokeWidth=2).encode(
-        y=alt.Y("surv:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(values=[0, 0.5, 1], format=".1f", title=None, grid=False)),
+    x = alt.X("time:Q", scale=x_scale, axis=alt.Axis(values=ticks, title=None, grid=False))
+    y_scale = alt.Scale(domain=[Y_FLOOR, 1], nice=False)
+    # Concatenated panels place legends badly: the risk rows' labels name each curve instead.
+    colour = alt.Color("legend:N", scale=alt.Scale(domain=legends, range=[ARM_COLOURS[a] for a in ARMS]), legend=None)
+    curves = alt.Chart().transform_filter(mine & (alt.datum.kind == "curve")).encode(x=x, color=colour)
+    line = curves.mark_line(interpolate="step-after", strokeWidth=2).encode(
+        y=alt.Y("surv:Q", scale=y_scale, axis=alt.Axis(values=[0, 0.5, 1], format=".1f", title=None, grid=False)),
         tooltip=[
             alt.Tooltip("legend:N", title="Group"),
             alt.Tooltip("time:Q", title="Month", format=".1f"),
             alt.Tooltip("surv:Q", title="S(t)", format=".3f"),
         ],
     )
-    ticks_layer = base.transform_filter(alt.datum.censored > 0).mark_point(shape="M0,-1L0,1", size=50, strokeWidth=1.2).encode(y="surv:Q")
-    curve = alt.layer(line.properties(description=CURVE), ticks_layer).properties(
+    censored = curves.transform_filter(alt.datum.censored > 0).mark_point(shape="M0,-1L0,1", size=50, strokeWidth=1.2).encode(y="surv:Q")
+    risk = (
+        alt.Chart()
+        .transform_filter(mine & (alt.datum.kind == "risk"))
+        .transform_calculate(row=f"datum.arm == 'level' ? {RISK_ROWS['level']} : {RISK_ROWS['reference']}")
+    )
+    numbers = risk.mark_text(fontSize=10).encode(x=alt.X("month:Q", scale=x_scale), y=alt.Y("row:Q", scale=y_scale), text="text:N", color=colour)
+    names = (
+        risk.transform_filter(alt.datum.month == 0)
+        .mark_text(fontSize=10, align="right", dx=-14)
+        .encode(x=alt.X("month:Q", scale=x_scale), y=alt.Y("row:Q", scale=y_scale), text="legend:N", color=colour)
+    )
+    floor = alt.Chart().mark_rule(color="#888888", strokeWidth=0.8).encode(y=alt.datum(0.0))
+    return alt.layer(line, censored, floor, numbers, names).properties(
         width=PANEL_WIDTH,
         height=PANEL_HEIGHT,
         title=alt.TitleParams(f"{factor}, {endpoint}: {_p_text(row['logrank_p'])}", anchor="start", fontSize=12),
     )
-    table = risk.filter((pl.col("factor") == factor) & (pl.col("endpoint") == endpoint) & pl.col("month").is_in(ticks))
-    table = table.with_columns(
-        text=pl.Series([compact_count(n) for n in table["at_risk"]], dtype=pl.String),
-        legend=pl.col("arm").replace_strict(labels, return_dtype=pl.String),
-    )
-    numbers = (
-        alt.Chart(table.to_pandas())
-        .mark_text(fontSize=10)
-        .encode(
-            x=alt.X("month:Q", scale=x_scale, axis=None),
-            y=alt.Y(
-                "legend:N", sort=[labels[a] for a in ARMS], axis=alt.Axis(title=None, domain=False, ticks=False, labelFontSize=10, labelPadding=14)
-            ),
-            text="text:N",
-            color=alt.Color("legend:N", scale=arm_scale, legend=None),
-        )
-        .properties(width=PANEL_WIDTH, height=28)
-    )
-    return alt.vconcat(curve, numbers, spacing=2)
 
 
 def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame) -> alt.TopLevelMixin:
@@ -130,27 +134,31 @@ def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataF
     rows = subgroups.filter(pl.col("data_cut") == cut)
     times = subgroup_times(adtte.filter(pl.col("DATACUT") == cut), adsl)
     if times.is_empty() or rows.is_empty():
-        return alt.Chart(pl.DataFrame({"m": ["Survival by subgroup: no patients in any data cut"]}).to_pandas()).mark_text().encode(text="m:N")
-    curves = _curves(times)
-    step = tick_step(cast(float, times["time"].max()), every=6.0, max_ticks=MAX_TICKS)
-    ticks = [step * i for i in range(int(cast(float, times["time"].max()) // step) + 2)]
+        return alt.Chart(pl.DataFrame({"m": ["Survival by subgroup: no patients in any data cut"]})).mark_text().encode(text="m:N")
+    last = cast(float, times["time"].max())
+    step = tick_step(last, every=6.0, max_ticks=MAX_TICKS)
+    ticks = [step * i for i in range(int(last // step) + 2)]
+    labels = _labels(rows)
     risk = at_risk_counts(times, ticks)
+    data = pl.concat(
+        [
+            _curves(times).with_columns(kind=pl.lit("curve")),
+            risk.with_columns(kind=pl.lit("risk"), text=pl.Series([compact_count(n) for n in risk["at_risk"]], dtype=pl.String)),
+        ],
+        how="diagonal_relaxed",
+    ).join(labels, on=["factor", "endpoint", "arm"])
+    order = {(r["factor"], r["endpoint"]): r for r in rows.iter_rows(named=True)}
+    legends = {(f, e): [dict(zip(g["arm"], g["legend"]))[a] for a in ARMS] for (f, e), g in labels.group_by("factor", "endpoint")}
     factors = rows["factor"].unique(maintain_order=True).to_list()
-    by_key = {(r["factor"], r["endpoint"]): r for r in rows.iter_rows(named=True)}
-    grid = [
-        alt.hconcat(*(_panel(curves, risk, by_key[(f, e)], ticks) for e in ENDPOINTS if (f, e) in by_key), spacing=24).resolve_scale(
-            color="independent"
-        )
-        for f in factors
-    ]
+    panels = [_panel(order[(f, e)], legends[(f, e)], ticks) for f in factors for e in ENDPOINTS if (f, e) in order]
     subtitle = [
         f"Data cut {cut}. Each panel: the first-named level (blue) against the reference (orange); under it, the numbers at risk,",
         "each row named with its level's (events/patients). Ticks: censored.",
         "The log-rank p of each panel is survival_subgroups' (no multiplicity correction). x: months since start of anlotinib; y: S(t).",
     ]
     return (
-        alt.vconcat(*grid, spacing=14)
-        .resolve_scale(color="independent")
+        alt.concat(*panels, columns=len(ENDPOINTS), spacing=16, data=data.drop("label", "SUBJID", strict=False))
+        .resolve_scale(color="independent", y="independent")
         .properties(
             title=alt.TitleParams("Kaplan–Meier curves by subgroup, PFS and OS", subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
         )
@@ -174,14 +182,13 @@ def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.Data
     return counts | p_values | at_risk | words | {str(cut), "0.5", "0.0", "1.0", "0", "1"} | {f"{m:g}" for m in months}
 
 
-def _panels(spec: dict[str, Any]):
-    """Each panel's title and the rows of its curves, from the spec."""
-    for row in spec.get("vconcat", []):
-        for panel in row.get("hconcat", []):
-            curve = panel["vconcat"][0]
-            for layer in curve.get("layer", []):
-                if layer.get("description") == CURVE:
-                    yield curve["title"]["text"], spec["datasets"][layer.get("data", curve.get("data", {})).get("name")]
+def _panels(spec: dict[str, Any]) -> tuple[list[str], pl.DataFrame]:
+    """The panels' titles and the figure's drawn curve rows (factor, endpoint, arm, time, surv), from the spec."""
+    titles = [panel["title"]["text"] for panel in spec.get("concat", [])]
+    rows = spec.get("datasets", {}).get(spec.get("data", {}).get("name", ""), [])
+    curves = [r for r in rows if r.get("kind") == "curve"]
+    schema = {"factor": pl.String, "endpoint": pl.String, "arm": pl.String, "time": pl.Float64, "surv": pl.Float64}
+    return titles, pl.DataFrame([{k: r[k] for k in schema} for r in curves], schema=schema)
 
 
 def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame) -> list[str]:
@@ -189,22 +196,20 @@ def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame) -> list[st
     with S ≤ 0.5 must be the row's median (median_ref for the reference), and the panel's log-rank p the row's."""
     cut = cast(dt.date | None, subgroups["data_cut"].max())
     rows = {(r["factor"], r["endpoint"]): r for r in subgroups.filter(pl.col("data_cut") == cut).iter_rows(named=True)}
+    titles, curves = _panels(spec)
+    stated = {title.partition(": ")[0]: title.partition(": ")[2] for title in titles}
     problems = []
-    seen = set()
-    for title, data in _panels(spec):
-        frame = pl.DataFrame(data)
-        factor, endpoint = frame["factor"][0], frame["endpoint"][0]
-        row = rows.get((factor, endpoint))
-        seen.add((factor, endpoint))
-        if row is None:
-            problems.append(f"{factor}, {endpoint}: drawn, but survival_subgroups has no such comparison at cut {cut}")
+    for (factor, endpoint), row in rows.items():
+        shown = stated.get(f"{factor}, {endpoint}")
+        if shown is None:
+            problems.append(f"{factor}, {endpoint}: in survival_subgroups, no panel")
             continue
-        if not title.endswith(_p_text(row["logrank_p"])):
-            problems.append(f"{factor}, {endpoint}: the panel states '{title}', survival_subgroups' {_p_text(row['logrank_p'])}")
+        if shown != _p_text(row["logrank_p"]):
+            problems.append(f"{factor}, {endpoint}: the panel states '{shown}', survival_subgroups' {_p_text(row['logrank_p'])}")
         for arm, column in (("level", "median"), ("reference", "median_ref")):
-            part = frame.filter(pl.col("arm") == arm).sort("time")
+            part = curves.filter((pl.col("factor") == factor) & (pl.col("endpoint") == endpoint) & (pl.col("arm") == arm)).sort("time")
             drawn = first_time_at_or_below(part, "surv", 0.5) if part.height else None
             if drawn != row[column]:
                 problems.append(f"{factor}, {endpoint}: the {row[arm]} curve reaches S = 0.5 at {drawn}, survival_subgroups' median is {row[column]}")
-    problems += [f"{f}, {e}: in survival_subgroups, not drawn" for f, e in rows if (f, e) not in seen]
+    problems += [f"{title}: a panel of no survival_subgroups comparison" for title in stated if tuple(title.split(", ", 1)) not in rows]
     return problems

@@ -26,7 +26,7 @@ THERAPY_COLOURS = ("#BBBBBB", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#F0E4
 LANES, PROGRESSION, DEATH, ALIVE, RECONSTRUCTED = "lanes", "progression", "death", "alive", "reconstructed"
 MARKS = {PROGRESSION: ("Progression (PFS event)", "diamond"), DEATH: ("Death", "cross"), ALIVE: ("Alive at the data cut", "triangle-right")}
 LANE_HEIGHT = 20
-WIDTH = 560
+WIDTH = 660
 
 
 @dataclass(frozen=True)
