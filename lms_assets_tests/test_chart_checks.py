@@ -13,8 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import altair as alt
+import duckdb
 import polars as pl
 import pytest
+from dagster import Failure
 
 from lms_assets import adam
 from lms_assets.defs import graphs
@@ -267,3 +269,34 @@ def test_each_subgroup_panel_draws_survival_subgroups_medians_and_p(tables):
     titles, _ = km_subgroups._panels(spec)
     assert len(titles) == subgroups.height == 14
     assert "Sex, OS: log-rank p = 0.154" in titles
+
+
+class _Warehouse:
+    """What the charts step asks of the warehouse: ``read_columns``, here from frames in memory."""
+
+    def __init__(self, tables: dict[str, pl.DataFrame]):
+        self.tables = tables
+        self.asked: list[tuple[str, list[str]]] = []
+
+    def read_columns(self, table: str, columns: list[str]) -> pl.DataFrame:
+        self.asked.append((table, columns))
+        if table not in self.tables:
+            raise duckdb.CatalogException(f"Table with name {table} does not exist!")
+        return self.tables[table].select(columns)
+
+
+def test_the_charts_step_reads_each_table_once_with_only_the_selected_charts_columns(tables):
+    selected = [c for c in graphs.CHART_ASSETS if c.name in ("swimmer_chart", "km_subgroups_chart")]
+    warehouse = _Warehouse(tables)
+    read = graphs.read_tables(warehouse, selected)
+    assert sorted(table for table, _ in warehouse.asked) == ["adrs", "adsl", "adtte", "survival_subgroups"]
+    # ADSL once, with the swimmer's columns and the subgroup factors'.
+    assert set(read["adsl"].columns) == {"SUBJID", "COMBFL", "COMBTRT", *(s.column for s in km_subgroups.SUBGROUPS)}
+    assert chart_problems(read, ("swimmer_chart", "km_subgroups_chart")) == {"swimmer_chart": [], "km_subgroups_chart": []}
+
+
+def test_a_chart_whose_table_was_never_published_fails_naming_it(tables):
+    swimmer_asset = [c for c in graphs.CHART_ASSETS if c.name == "swimmer_chart"]
+    without_adrs = _Warehouse({k: v for k, v in tables.items() if k != "adrs"})
+    with pytest.raises(Failure, match="swimmer_chart: adrs is not in the warehouse; materialize adrs first"):
+        graphs.read_tables(without_adrs, swimmer_asset)
