@@ -128,15 +128,26 @@ def test_printed_values_on_the_shipped_study(shipped_run):
     assert checks[("recist_consistency", "recorded_responses_match_recist")].passed  # all 19 responses fit RECIST
 
 
+def chart_metadata(result, name: str) -> dict:
+    """The metadata of chart ``name``'s materialization in ``result`` (every chart is a materialization of the one charts step)."""
+    (materialization,) = [m for m in result.asset_materializations_for_node("charts") if m.asset_key.path[-1] == name]
+    return materialization.metadata
+
+
 @pytest.mark.slow
 def test_charts_are_materialized_as_png_and_html(shipped_run):
-    waterfall_md = shipped_run["result"].asset_materializations_for_node("waterfall_chart")[0].metadata
+    waterfall_md = chart_metadata(shipped_run["result"], "waterfall_chart")
     assert re.fullmatch(r"http://[^ ]+/charts/waterfall_chart\.png\?sha256=[0-9a-f]{12}", waterfall_md["chart picture"].value)
     assert (waterfall_md["patients"].value, waterfall_md["bars_drawn"].value) == (19, 19)
     assert (shipped_run["outputs"] / "charts" / "waterfall_chart.html").stat().st_size > 0
-    ae_md = shipped_run["result"].asset_materializations_for_node("ae_chart")[0].metadata
+    ae_md = chart_metadata(shipped_run["result"], "ae_chart")
     assert ae_md["terms"].value == 12 and "/charts/ae_chart.png?sha256=" in ae_md["chart picture"].value
     assert (shipped_run["outputs"] / "charts" / "ae_chart.html").stat().st_size > 0
+    swimmer_md = chart_metadata(shipped_run["result"], "swimmer_chart")
+    assert (swimmer_md["patients"].value, swimmer_md["lanes_drawn"].value) == (19, 19)
+    # Every chart's check ran in the one step and passed.
+    checks = {e.asset_key.path[-1]: e.passed for e in shipped_run["result"].get_asset_check_evaluations() if e.check_name == "numbers_match_tables"}
+    assert checks == dict.fromkeys(CHART_NAMES, True)
 
 
 # About render.PNG_WIDTH pixels: Dagster's dialog shows the picture at its natural size.
@@ -147,7 +158,7 @@ MAX_CHART_WIDTH_PX = render.PNG_WIDTH * (1 + render.PNG_WIDTH_TOLERANCE)
 @pytest.mark.slow
 def test_every_chart_heads_its_metadata_with_its_page_then_a_picture_that_fits_the_dialog(shipped_run):
     for name in CHART_NAMES:
-        metadata = shipped_run["result"].asset_materializations_for_node(name)[0].metadata
+        metadata = chart_metadata(shipped_run["result"], name)
         assert list(metadata)[:2] == ["chart page", "chart picture"], (name, list(metadata))
         assert metadata["chart page"].value.endswith(f"/charts/{name}.html")
         # The picture is the PNG the chart IO manager stored, served beside the page; the link names its digest.
