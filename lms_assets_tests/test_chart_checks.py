@@ -172,6 +172,18 @@ def subgroup_arms_swapped(mp):
     _wrap(mp, km_subgroups, "subgroup_times", wrapper)
 
 
+def subgroup_risk_read_backwards(mp):
+    """The numbers at risk read off the step before each month instead of the one at or after it."""
+
+    def faulty(steps, months):
+        grid = steps.select(km_subgroups.GROUP).unique().join(pl.DataFrame({"month": months}, schema={"month": pl.Float64}), how="cross")
+        ahead = steps.select(*km_subgroups.GROUP, "time", "at_risk").sort("time")
+        joined = grid.sort("month").join_asof(ahead, left_on="month", right_on="time", by=km_subgroups.GROUP, check_sortedness=False)
+        return joined.select(*km_subgroups.GROUP, "month", at_risk=pl.col("at_risk").fill_null(0))
+
+    mp.setattr(km_subgroups, "_risk_table", faulty)
+
+
 FAULTS = [
     Fault("km_title_shows_brookmeyer_crowley", km_title_shows_brookmeyer_crowley, "km_pfs_chart"),
     Fault("km_caption_ninety_percent_interval", km_caption_ninety_percent_interval, "km_os_chart"),
@@ -183,6 +195,7 @@ FAULTS = [
     Fault("swimmer_alive_drawn_as_dead", swimmer_alive_drawn_as_dead, "swimmer_chart"),
     Fault("subgroup_panel_shows_the_cox_p", subgroup_panel_shows_the_cox_p, "km_subgroups_chart"),
     Fault("subgroup_arms_swapped", subgroup_arms_swapped, "km_subgroups_chart"),
+    Fault("subgroup_risk_read_backwards", subgroup_risk_read_backwards, "km_subgroups_chart"),
 ]
 
 
@@ -265,8 +278,9 @@ def test_the_swimmer_check_fails_when_it_finds_no_lanes(tables):
 def test_each_subgroup_panel_draws_survival_subgroups_medians_and_p(tables):
     subgroups = tables["survival_subgroups"]
     spec = render.chart_spec(km_subgroups.subgroup_figure(tables["adtte"], tables["adsl"], subgroups))
-    assert km_subgroups.plotted_mismatches(spec, subgroups) == []
-    titles, _ = km_subgroups._panels(spec)
+    assert km_subgroups.plotted_mismatches(spec, subgroups, tables["adtte"], tables["adsl"]) == []
+    titles, _, risk = km_subgroups._panels(spec)
+    assert risk.height == 14 * 2 * 6  # every panel, both arms, months 0 to 30 by 6
     assert len(titles) == subgroups.height == 14
     assert "Sex, OS: log-rank p = 0.154" in titles
 

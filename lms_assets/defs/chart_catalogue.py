@@ -139,7 +139,7 @@ def _km_by_subgroup(t: Tables) -> Drawn:
         km_subgroups.subgroup_figure(t["adtte"], t["adsl"], subgroups),
         km_subgroups.expected_numbers(t["adtte"], t["adsl"], subgroups),
         _latest_words(subgroups["data_cut"]),
-        mismatches=lambda spec: km_subgroups.plotted_mismatches(spec, subgroups),
+        mismatches=lambda spec: km_subgroups.plotted_mismatches(spec, subgroups, t["adtte"], t["adsl"]),
     )
 
 

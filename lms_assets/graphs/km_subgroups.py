@@ -29,9 +29,9 @@ ARM_COLOURS = dict(zip(ARMS, SERIES_COLOURS))
 
 
 def subgroup_times(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: tuple[Subgroup, ...] = SUBGROUPS) -> pl.DataFrame:
-    """ADTTE's latest cut as (factor, endpoint, arm, label, SUBJID, time, event), one row per patient in each
-    factor's two compared levels (a patient in neither, such as a third primary site, is left out, as in
-    ``survival_subgroups``)."""
+    """ADTTE's latest cut as (factor, endpoint, arm, label, time, event, count): how many patients of each factor's two
+    compared levels share each time and outcome (a patient in neither, such as a third primary site, is left out, as
+    in ``survival_subgroups``). Counts, not patient rows, so a large study costs its distinct times, not 14 rows a patient."""
     cut = adtte["DATACUT"].max()
     times = adtte.filter(pl.col("DATACUT") == cut).select(
         "SUBJID", endpoint="PARAMCD", time=pl.col("AVAL").cast(pl.Float64), event=(1 - pl.col("CNSR")).cast(pl.Int64)
@@ -44,29 +44,37 @@ def subgroup_times(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: tuple[Sub
             arm=pl.when(pl.col(s.column) == s.level).then(pl.lit("level")).when(pl.col(s.column) == s.reference).then(pl.lit("reference")),
             label=pl.when(pl.col(s.column) == s.level).then(pl.lit(s.level_label)).otherwise(pl.lit(s.reference_label)),
         ).filter(pl.col("arm").is_not_null())
-        parts.append(times.join(arms, on="SUBJID"))
-    return pl.concat(parts).select("factor", "endpoint", "arm", "label", "SUBJID", "time", "event")
+        parts.append(times.join(arms, on="SUBJID").group_by("factor", "endpoint", "arm", "label", "time", "event").agg(count=pl.len().cast(pl.Int64)))
+    return pl.concat(parts).sort("factor", "endpoint", "arm", "time", "event")
+
+
+GROUP = ["factor", "endpoint", "arm"]
 
 
 def at_risk_counts(times: pl.DataFrame, months: list[float]) -> pl.DataFrame:
-    """Patients still at risk (time ≥ t) per factor, endpoint and arm at each of ``months``, counted from the patient
-    rows: factor, endpoint, arm, month, at_risk."""
-    grid = pl.DataFrame({"month": months}, schema={"month": pl.Float64})
+    """Patients with time ≥ t per factor, endpoint and arm at each of ``months``, counted from ``subgroup_times``:
+    factor, endpoint, arm, month, at_risk. The check's count, apart from the curves' risk table (``_risk_table``)."""
+    return pl.concat(
+        [times.group_by(GROUP).agg(month=pl.lit(m), at_risk=(pl.col("count") * (pl.col("time") >= m)).sum().cast(pl.Int64)) for m in months]
+    ).sort(*GROUP, "month")
+
+
+def _risk_table(steps: pl.DataFrame, months: list[float]) -> pl.DataFrame:
+    """The numbers at risk the panels show, read off the KM steps as survminer does: at t, the at-risk count of the
+    first step at or after t (0 past the last): factor, endpoint, arm, month, at_risk."""
+    grid = steps.select(GROUP).unique().join(pl.DataFrame({"month": months}, schema={"month": pl.Float64}), how="cross").sort("month")
+    ahead = steps.select(*GROUP, "time", "at_risk").sort("time")
     return (
-        times.join(grid, how="cross")
-        .group_by("factor", "endpoint", "arm", "label", "month")
-        .agg(at_risk=(pl.col("time") >= pl.col("month")).sum().cast(pl.Int64))
-        .sort("factor", "endpoint", "arm", "month")
+        grid.join_asof(ahead, left_on="month", right_on="time", by=GROUP, strategy="forward", check_sortedness=False)
+        .select(*GROUP, "month", at_risk=pl.col("at_risk").fill_null(0))
+        .sort(*GROUP, "month")
     )
 
 
-def _curves(times: pl.DataFrame) -> pl.DataFrame:
-    """Each arm's step curve from S(0) = 1: factor, endpoint, arm, label, time, surv, censored."""
-    steps = km_steps(times, by=["factor", "endpoint", "arm", "label"])
-    origin = (
-        steps.select("factor", "endpoint", "arm", "label").unique().with_columns(time=pl.lit(0.0), surv=pl.lit(1.0), censored=pl.lit(0, pl.Int64))
-    )
-    return pl.concat([origin, steps.select(origin.columns)]).sort("factor", "endpoint", "arm", "time")
+def _curves(steps: pl.DataFrame) -> pl.DataFrame:
+    """Each arm's step curve from S(0) = 1: factor, endpoint, arm, time, surv, censored."""
+    origin = steps.select(GROUP).unique().with_columns(time=pl.lit(0.0), surv=pl.lit(1.0), censored=pl.lit(0, pl.Int64))
+    return pl.concat([origin, steps.select(origin.columns)]).sort(*GROUP, "time")
 
 
 def _p_text(p: float | None) -> str:
@@ -139,10 +147,11 @@ def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataF
     step = tick_step(last, every=6.0, max_ticks=MAX_TICKS)
     ticks = [step * i for i in range(int(last // step) + 2)]
     labels = _labels(rows)
-    risk = at_risk_counts(times, ticks)
+    steps = km_steps(times, by=GROUP)
+    risk = _risk_table(steps, ticks)
     data = pl.concat(
         [
-            _curves(times).with_columns(kind=pl.lit("curve")),
+            _curves(steps).with_columns(kind=pl.lit("curve")),
             risk.with_columns(kind=pl.lit("risk"), text=pl.Series([compact_count(n) for n in risk["at_risk"]], dtype=pl.String)),
         ],
         how="diagonal_relaxed",
@@ -157,7 +166,7 @@ def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataF
         "The log-rank p of each panel is survival_subgroups' (no multiplicity correction). x: months since start of anlotinib; y: S(t).",
     ]
     return (
-        alt.concat(*panels, columns=len(ENDPOINTS), spacing=16, data=data.drop("label", "SUBJID", strict=False))
+        alt.concat(*panels, columns=len(ENDPOINTS), spacing=16, data=data)
         .resolve_scale(color="independent", y="independent")
         .properties(
             title=alt.TitleParams("Kaplan–Meier curves by subgroup, PFS and OS", subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12)
@@ -182,21 +191,27 @@ def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.Data
     return counts | p_values | at_risk | words | {str(cut), "0.5", "0.0", "1.0", "0", "1"} | {f"{m:g}" for m in months}
 
 
-def _panels(spec: dict[str, Any]) -> tuple[list[str], pl.DataFrame]:
-    """The panels' titles and the figure's drawn curve rows (factor, endpoint, arm, time, surv), from the spec."""
+def _panels(spec: dict[str, Any]) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
+    """The panels' titles, the drawn curve rows (factor, endpoint, arm, time, surv) and the drawn numbers at risk
+    (factor, endpoint, arm, month, text), from the spec."""
     titles = [panel["title"]["text"] for panel in spec.get("concat", [])]
     rows = spec.get("datasets", {}).get(spec.get("data", {}).get("name", ""), [])
-    curves = [r for r in rows if r.get("kind") == "curve"]
-    schema = {"factor": pl.String, "endpoint": pl.String, "arm": pl.String, "time": pl.Float64, "surv": pl.Float64}
-    return titles, pl.DataFrame([{k: r[k] for k in schema} for r in curves], schema=schema)
+    curve = {"factor": pl.String, "endpoint": pl.String, "arm": pl.String, "time": pl.Float64, "surv": pl.Float64}
+    risk = {"factor": pl.String, "endpoint": pl.String, "arm": pl.String, "month": pl.Float64, "text": pl.String}
+
+    def frame(kind: str, schema: dict) -> pl.DataFrame:
+        return pl.DataFrame([{k: r[k] for k in schema} for r in rows if r.get("kind") == kind], schema=schema)
+
+    return titles, frame("curve", curve), frame("risk", risk)
 
 
-def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame) -> list[str]:
-    """Where a panel's drawn curves or stated p differ from ``survival_subgroups``' latest cut: each arm's first time
-    with S ≤ 0.5 must be the row's median (median_ref for the reference), and the panel's log-rank p the row's."""
+def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame, adtte: pl.DataFrame, adsl: pl.DataFrame) -> list[str]:
+    """Where a panel's drawn curves, numbers at risk or stated p differ from their tables at ``survival_subgroups``'
+    latest cut: each arm's first time with S ≤ 0.5 must be the row's median (median_ref for the reference), the
+    panel's log-rank p the row's, and each number at risk the patients of that arm with ADTTE AVAL ≥ t."""
     cut = cast(dt.date | None, subgroups["data_cut"].max())
     rows = {(r["factor"], r["endpoint"]): r for r in subgroups.filter(pl.col("data_cut") == cut).iter_rows(named=True)}
-    titles, curves = _panels(spec)
+    titles, curves, risk = _panels(spec)
     stated = {title.partition(": ")[0]: title.partition(": ")[2] for title in titles}
     problems = []
     for (factor, endpoint), row in rows.items():
@@ -212,4 +227,8 @@ def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame) -> list[st
             if drawn != row[column]:
                 problems.append(f"{factor}, {endpoint}: the {row[arm]} curve reaches S = 0.5 at {drawn}, survival_subgroups' median is {row[column]}")
     problems += [f"{title}: a panel of no survival_subgroups comparison" for title in stated if tuple(title.split(", ", 1)) not in rows]
+    counted = at_risk_counts(subgroup_times(adtte.filter(pl.col("DATACUT") == cut), adsl), sorted(set(risk["month"].to_list())))
+    expected = {(f, e, a, m): compact_count(n) for f, e, a, m, n in counted.iter_rows()}
+    wrong = [(f, e, a, m, t, expected.get((f, e, a, m))) for f, e, a, m, t in risk.iter_rows() if expected.get((f, e, a, m)) != t]
+    problems += [f"{f}, {e}, {a}: {t} at risk drawn at month {m:g}, {n} patients of ADTTE have AVAL ≥ {m:g}" for f, e, a, m, t, n in wrong[:3]]
     return problems

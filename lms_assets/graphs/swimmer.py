@@ -21,6 +21,8 @@ from lms_assets.graphs.waterfall import RESPONSE_COLOURS
 
 MAX_LANES = 60
 MONOTHERAPY = "None (anlotinib alone)"
+# A patient with no best response recorded in ADRS: not "NE", which is a recorded response.
+NO_RESPONSE = "–"
 THERAPY_COLOURS = ("#BBBBBB", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#F0E442")
 # Each layer's Vega-Lite description: what ``plotted_mismatches`` reads back (Altair suffixes a view's name).
 LANES, PROGRESSION, DEATH, ALIVE, RECONSTRUCTED = "lanes", "progression", "death", "alive", "reconstructed"
@@ -67,7 +69,7 @@ def swimmer_data(adtte: pl.DataFrame, adrs: pl.DataFrame, adsl: pl.DataFrame, ma
     if lanes.height > max_lanes:
         positions = pl.int_range(max_lanes, eager=True) * (lanes.height - 1) / (max_lanes - 1)
         lanes = lanes[positions.round().cast(pl.Int64).unique(maintain_order=True)]
-    return lanes.with_columns(lane=pl.format("Pt {}", "SUBJID"), response=pl.col("response").fill_null("NE"), zero=pl.lit(0.0)), cohort
+    return lanes.with_columns(lane=pl.format("Pt {}", "SUBJID"), response=pl.col("response").fill_null(NO_RESPONSE), zero=pl.lit(0.0)), cohort
 
 
 def _subtitle(shown: int, cohort: Cohort) -> list[str]:
@@ -163,13 +165,14 @@ def swimmer_chart(lanes: pl.DataFrame, cohort: Cohort) -> alt.TopLevelMixin:
             .properties(description=RECONSTRUCTED)
         )
     height = LANE_HEIGHT * lanes.height
-    responses = [r for r in RESPONSE_COLOURS if r in set(lanes["response"].to_list())]
+    colours = {**RESPONSE_COLOURS, NO_RESPONSE: "#999999"}
+    responses = [r for r in colours if r in set(lanes["response"].to_list())]
     response_column = (
         base.mark_text(fontSize=11, fontWeight="bold")
         .encode(
             y=alt.Y("lane:N", sort=order, axis=None),
             text="response:N",
-            color=alt.Color("response:N", scale=alt.Scale(domain=responses, range=[RESPONSE_COLOURS[r] for r in responses]), legend=None),
+            color=alt.Color("response:N", scale=alt.Scale(domain=responses, range=[colours[r] for r in responses]), legend=None),
         )
         .properties(width=34, height=height, title=alt.TitleParams("Best", fontSize=11, anchor="middle"))
     )
