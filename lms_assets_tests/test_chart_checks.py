@@ -155,7 +155,7 @@ def subgroup_panel_shows_the_cox_p(mp):
         mp,
         km_subgroups,
         "_panel",
-        lambda original: lambda row, legends, ticks: original({**row, "logrank_p": row["cox_p"]}, legends, ticks),
+        lambda original: lambda row, *rest: original({**row, "logrank_p": row["cox_p"]}, *rest),
     )
 
 
@@ -314,3 +314,22 @@ def test_a_chart_whose_table_was_never_published_fails_naming_it(tables):
     without_adrs = _Warehouse({k: v for k, v in tables.items() if k != "adrs"})
     with pytest.raises(Failure, match="swimmer_chart: adrs is not in the warehouse; materialize adrs first"):
         graphs.read_tables(without_adrs, swimmer_asset)
+
+
+def test_a_thinned_subgroup_curve_is_bounded_and_keeps_its_median():
+    """Above MAX_POINTS steps an arm is thinned to one step per time bin, and the step where S reaches 0.5 stays."""
+    n = 2000
+    times = pl.DataFrame(
+        {
+            "factor": ["Sex"] * n,
+            "endpoint": ["OS"] * n,
+            "arm": ["level"] * n,
+            "time": [0.01 * (i + 1) for i in range(n)],
+            "event": [i % 3 != 0 for i in range(n)],
+        }
+    ).with_columns(pl.col("event").cast(pl.Int64))
+    steps = survival.km_steps(times, by=km_subgroups.GROUP)
+    drawn = km_subgroups._curves(steps, max_points=50)
+    assert drawn.height <= 50 + 2  # the bins, the crossing step and S(0) = 1
+    assert survival.first_time_at_or_below(drawn.sort("time"), "surv", 0.5) == survival.first_time_at_or_below(steps, "surv", 0.5)
+    assert drawn["censored"].sum() == steps["censored"].sum()

@@ -17,13 +17,17 @@ import polars as pl
 from lms_assets.graphs.km import SERIES_COLOURS, compact_count, tick_step
 from lms_assets.graphs.stated import count_texts, numbers
 from lms_assets.tables.printed import fixed
-from lms_assets.tables.survival import SUBGROUPS, Subgroup, first_time_at_or_below, km_steps
+from lms_assets.tables.survival import SUBGROUPS, TOLERANCE, Subgroup, first_time_at_or_below, km_steps
 
 ENDPOINTS = ("PFS", "OS")
 PANEL_WIDTH = 300
 PANEL_HEIGHT = 170
 MAX_TICKS = 7
 P_DECIMALS = 3
+# Steps drawn per arm: a 300 px panel shows no more.
+MAX_POINTS = 80
+# Above this many censoring times in a panel its ticks merge into a band: they are left out, as the subtitle says.
+MAX_CENSOR_MARKS = 60
 ARMS = ("level", "reference")
 ARM_COLOURS = dict(zip(ARMS, SERIES_COLOURS))
 
@@ -71,9 +75,27 @@ def _risk_table(steps: pl.DataFrame, months: list[float]) -> pl.DataFrame:
     )
 
 
-def _curves(steps: pl.DataFrame) -> pl.DataFrame:
-    """Each arm's step curve from S(0) = 1: factor, endpoint, arm, time, surv, censored."""
+def _curves(steps: pl.DataFrame, max_points: int = MAX_POINTS) -> pl.DataFrame:
+    """Each arm's step curve from S(0) = 1: factor, endpoint, arm, time, surv, censored. Above ``max_points`` steps an
+    arm keeps the last step of each of ``max_points`` time bins (censorings summed) and the step where S first falls
+    to 0.5 or below, so a panel's payload is bounded and its median stays exact."""
     origin = steps.select(GROUP).unique().with_columns(time=pl.lit(0.0), surv=pl.lit(1.0), censored=pl.lit(0, pl.Int64))
+    steps = steps.select(origin.columns)
+    if cast(int, steps.group_by(GROUP).len()["len"].max()) > max_points:
+        width = cast(float, steps["time"].max()) / max_points
+        crossing = steps.filter(pl.col("surv") <= 0.5 + TOLERANCE).group_by(GROUP).agg(pl.col("time").min().alias("_crossing"))
+        steps = (
+            steps.join(crossing, on=GROUP, how="left")
+            .with_columns(
+                _bin=pl.when(pl.col("time") == pl.col("_crossing"))
+                .then(-1.0)
+                .otherwise((pl.col("time") / width).floor().clip(upper_bound=max_points - 1))
+            )
+            .sort(*GROUP, "time")
+            .group_by(*GROUP, "_bin", maintain_order=True)
+            .agg(pl.col("time", "surv").last(), pl.col("censored").sum())
+            .drop("_bin")
+        )
     return pl.concat([origin, steps.select(origin.columns)]).sort(*GROUP, "time")
 
 
@@ -97,7 +119,7 @@ RISK_ROWS = {"level": -0.22, "reference": -0.36}
 Y_FLOOR = -0.44
 
 
-def _panel(row: dict, legends: list[str], ticks: list[float]) -> alt.LayerChart | alt.FacetChart:
+def _panel(row: dict, legends: list[str], ticks: list[float], censor_ticks: bool = True) -> alt.LayerChart | alt.FacetChart:
     """One factor and endpoint: the two curves with censor ticks and the numbers at risk under them, drawn from the
     figure's one dataset."""
     factor, endpoint = row["factor"], row["endpoint"]
@@ -129,7 +151,7 @@ def _panel(row: dict, legends: list[str], ticks: list[float]) -> alt.LayerChart 
         .encode(x=alt.X("month:Q", scale=x_scale), y=alt.Y("row:Q", scale=y_scale), text="legend:N", color=colour)
     )
     floor = alt.Chart().mark_rule(color="#888888", strokeWidth=0.8).encode(y=alt.datum(0.0))
-    return alt.layer(line, censored, floor, numbers, names).properties(
+    return alt.layer(line, *([censored] if censor_ticks else []), floor, numbers, names).properties(
         width=PANEL_WIDTH,
         height=PANEL_HEIGHT,
         title=alt.TitleParams(f"{factor}, {endpoint}: {_p_text(row['logrank_p'])}", anchor="start", fontSize=12),
@@ -149,9 +171,11 @@ def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataF
     labels = _labels(rows)
     steps = km_steps(times, by=GROUP)
     risk = _risk_table(steps, ticks)
+    curves = _curves(steps)
+    censor_ticks = (cast(int | None, curves.filter(pl.col("censored") > 0).group_by(GROUP).len()["len"].max()) or 0) <= MAX_CENSOR_MARKS
     data = pl.concat(
         [
-            _curves(steps).with_columns(kind=pl.lit("curve")),
+            curves.with_columns(kind=pl.lit("curve")),
             risk.with_columns(kind=pl.lit("risk"), text=pl.Series([compact_count(n) for n in risk["at_risk"]], dtype=pl.String)),
         ],
         how="diagonal_relaxed",
@@ -159,10 +183,11 @@ def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataF
     order = {(r["factor"], r["endpoint"]): r for r in rows.iter_rows(named=True)}
     legends = {(f, e): [dict(zip(g["arm"], g["legend"]))[a] for a in ARMS] for (f, e), g in labels.group_by("factor", "endpoint")}
     factors = rows["factor"].unique(maintain_order=True).to_list()
-    panels = [_panel(order[(f, e)], legends[(f, e)], ticks) for f in factors for e in ENDPOINTS if (f, e) in order]
+    panels = [_panel(order[(f, e)], legends[(f, e)], ticks, censor_ticks) for f in factors for e in ENDPOINTS if (f, e) in order]
     subtitle = [
         f"Data cut {cut}. Each panel: the first-named level (blue) against the reference (orange); under it, the numbers at risk,",
-        "each row named with its level's (events/patients). Ticks: censored.",
+        "each row named with its level's (events/patients). "
+        + ("Ticks: censored." if censor_ticks else f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."),
         "The log-rank p of each panel is survival_subgroups' (no multiplicity correction). x: months since start of anlotinib; y: S(t).",
     ]
     return (
@@ -188,7 +213,7 @@ def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.Data
     months = [step * i for i in range(int(last // step) + 2)]
     at_risk = {compact_count(n) for n in at_risk_counts(subgroup_times(times, adsl), months)["at_risk"].to_list()}
     words = set(numbers(str(v) for c in ("factor", "level", "reference") for v in rows[c].to_list()))
-    return counts | p_values | at_risk | words | {str(cut), "0.5", "0.0", "1.0", "0", "1"} | {f"{m:g}" for m in months}
+    return counts | p_values | at_risk | words | {str(cut), "0.5", "0.0", "1.0", "0", "1", str(MAX_CENSOR_MARKS)} | {f"{m:g}" for m in months}
 
 
 def _panels(spec: dict[str, Any]) -> tuple[list[str], pl.DataFrame, pl.DataFrame]:
