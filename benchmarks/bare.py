@@ -32,7 +32,7 @@ from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.adam.cuts import cut_regressions
 from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, render, swimmer, waterfall
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import baseline, response, survival, toxicity
 
@@ -91,12 +91,12 @@ def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, 
             )
         )
         cuts = []
-        for path in validation.followup_files(study):
+        for path in boundary.followup_files(study):
             frame = validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}")
-            cuts.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(validation.content_hash(path)).alias("content_hash")))
+            cuts.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(boundary.content_hash(path)).alias("content_hash")))
         raw["followup"] = pl.concat(cuts, how="vertical")
         for path in [study / s.location for s in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS)]:
-            validation.content_hash(path)
+            boundary.content_hash(path)
     for name, frame in raw.items():
         store(connection, f"raw_{name}", frame)
     return raw

@@ -56,6 +56,8 @@ DECLARED = {
     "sensitivity_ranges": ("audit", {"polars", "duckdb", "numpy"}, TABLES),
     "r_verification": ("audit", {"polars", "duckdb", "r"}, TABLES),
     "study_report": ("report", {"html"}, TABLES),
+    "analysis_results": ("results", {"polars", "duckdb", "parquet", "csv"}, TABLES),
+    "cut_changes": ("results", FRAMES, TABLES),
 }
 # The separate (non-blocking or cross-table) checks, each in the pool too.
 SEPARATE_CHECKS = {"adsl_patients_complete", "recorded_responses_match_recist"}

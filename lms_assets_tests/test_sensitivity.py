@@ -407,7 +407,7 @@ def test_calendar_months_count_whole_months_then_the_days_left():
 
 def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     """The blocking check, printed_audit's inputs and sensitivity_ranges all read survival.SUBGROUP_CLAIM."""
-    from lms_assets.audit import consistency
+    from lms_assets.audit import basis
 
     _, registry, result = shipped
     adsl, adtte, _, provenance = sens.read_study(SHIPPED_DATA)
@@ -423,7 +423,7 @@ def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     assert dict(zip(counts["quantity"], counts["value"])) == {"subgroups.pfs.significant.n": 0, "subgroups.os.significant.n": 0}
     # printed_audit's inputs: each endpoint's times and every compared factor's record column, the reconstructed ones named.
     for endpoint, times in (("pfs", "pfs_months"), ("os", "os_months")):
-        inputs = consistency.QUANTITY_INPUTS[f"subgroups.{endpoint}.significant.n"]
+        inputs = basis.QUANTITY_INPUTS[f"subgroups.{endpoint}.significant.n"]
         assert ("followup/", times) in inputs and ("patient_allocations.csv", "primary_site") in inputs
-    pfs_reconstructed = consistency.reconstructions_of("subgroups.pfs.significant.n", provenance)
+    pfs_reconstructed = basis.reconstructions_of("subgroups.pfs.significant.n", provenance)
     assert [r.split(" (")[0] for r in pfs_reconstructed] == ["patient_allocations.csv primary_site"]

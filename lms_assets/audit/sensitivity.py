@@ -33,8 +33,9 @@ from scipy import special
 
 from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
-from lms_assets.audit import consistency
-from lms_assets.records import schemas, validation
+from lms_assets.audit.basis import basis_of
+from lms_assets.audit.feasibility import bound_enumeration, os_feasibility
+from lms_assets.records import boundary, schemas, validation
 
 # Aliased: this module's own Study is the sensitivity computation's arrays.
 from lms_assets.records.study import Study as StudyFile
@@ -256,7 +257,7 @@ def _matches(values: dict[str, np.ndarray], printed: dict[str, tuple[float, int]
 def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.ArrayLike, registry: pl.DataFrame) -> Placements:
     """Enumerate the labelled placements reproducing the printed median and the most complete reachable printed CI.
 
-    The gap multisets come from the audit's exhaustive search (``consistency.os_feasibility``); the printed sets are
+    The gap multisets come from the audit's exhaustive search (``feasibility.os_feasibility``); the printed sets are
     tried with the CI first and the median alone last, the first reachable one defines consistency. Each
     consistent multiset is expanded to every assignment of its gaps to patients whose bounds allow it.
     """
@@ -268,7 +269,7 @@ def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.Arra
         raise NoConsistentReconstruction(
             f"{len(lower)} censored patients: more than {MAX_CENSORED}, the labelled placements are too many to enumerate"
         )
-    feasibility = consistency.os_feasibility(death_times, list(zip(lower, upper)))
+    feasibility = os_feasibility(death_times, list(zip(lower, upper)))
     estimates = feasibility.estimates
     values = {name: estimates[name].fill_null(np.nan).to_numpy() for name in ("median", "ci_lower", "ci_upper")}
     candidates = sorted(_printed_os_sets(registry), key=len, reverse=True)
@@ -290,7 +291,7 @@ def os_placements(death_times: np.ndarray, lower: npt.ArrayLike, upper: npt.Arra
     gap_hi = np.r_[distinct, np.inf]
     multisets = np.array(estimates.filter(pl.Series(mask))["gaps"].to_list(), dtype=np.int64).reshape(-1, len(lower))
     permutations = np.array(list(itertools.permutations(range(len(lower)))), dtype=np.int64).reshape(-1, len(lower))
-    consistency.bound_enumeration(
+    bound_enumeration(
         f"labelled OS placements ({len(multisets):,} gap multisets reproducing the printed {', '.join(chosen)} × {len(permutations):,} orders of the censored)",
         len(multisets) * len(permutations),
         len(lower),
@@ -466,7 +467,7 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
 
 def all_binary_allocations(n_patients: int, count: int) -> np.ndarray:
     """Every choice of ``count`` patients for level 1: (C(P, count), P) of 0/1."""
-    consistency.bound_enumeration(f"starting-dose allocations ({count} of {n_patients} patients)", math.comb(n_patients, count), n_patients)
+    bound_enumeration(f"starting-dose allocations ({count} of {n_patients} patients)", math.comb(n_patients, count), n_patients)
     chosen = np.array(list(itertools.combinations(range(n_patients), count)), dtype=np.int64).reshape(-1, count)
     allocation = np.zeros((len(chosen), n_patients), dtype=np.int64)
     np.put_along_axis(allocation, chosen, 1, axis=1)
@@ -516,8 +517,8 @@ def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
     provenance = clean(schemas.PROVENANCE)
     adsl = derive_adsl(clean(schemas.PATIENTS), clean(schemas.PATIENT_ALLOCATIONS), studyid=studyid, provenance=provenance)
     cuts = [
-        clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(validation.cut_date_of(path)), content_hash=pl.lit(validation.content_hash(path)))
-        for path in validation.followup_files(study_dir)
+        clean(schemas.FOLLOWUP, path).with_columns(data_cut=pl.lit(boundary.cut_date_of(path)), content_hash=pl.lit(boundary.content_hash(path)))
+        for path in boundary.followup_files(study_dir)
     ]
     adtte = derive_adtte(pl.concat(cuts), studyid=studyid, provenance=provenance)
     return adsl, adtte, clean(schemas.REGISTRY), provenance
@@ -738,11 +739,6 @@ def summarise(
     }
 
 
-def _half_unit(decimals: int) -> float:
-    """Half the last printed digit: a value within it of the printed one rounds to it (as ``figures.agrees``)."""
-    return 0.5 * 10 ** (-decimals)
-
-
 # Printed quantities that are constraints of the reconstructions: every consistent reconstruction gives the same value.
 IMPOSED = {
     "site.": "Table 1's site counts are the allocation's constraint",
@@ -783,7 +779,7 @@ def _printed_rows(
     """One row per printing of ``quantity``: does the result round to that printing, under how many reconstructions."""
     rows = []
     for row in study.registry.filter(pl.col("quantity") == quantity).iter_rows(named=True):
-        half = _half_unit(row["decimals"])
+        half = fig.half_unit(row["decimals"])
         is_constraint = imposed is not None and imposed.get(quantity.split(".", 1)[1]) == (row["value"], row["decimals"])
         rows.append(
             summarise(
@@ -849,7 +845,7 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
                 exact,
                 Outcome.point(rates[:, j], float(shipped_rates[j])),
                 f"rounds to the shipped {rounded:.{RATE_DECIMALS}f}",
-                (rounded - _half_unit(RATE_DECIMALS), rounded + _half_unit(RATE_DECIMALS)),
+                (rounded - fig.half_unit(RATE_DECIMALS), rounded + fig.half_unit(RATE_DECIMALS)),
                 3,
                 note="S(t) depends only on the gaps, not on the time inside them",
             )
@@ -884,7 +880,7 @@ def _os_rows(study: Study, p: Placements, shipped_gaps: np.ndarray, exact: Cover
                 exact,
                 outcome,
                 f"rounds to the shipped {rounded:.1f}",
-                (rounded - _half_unit(1), rounded + _half_unit(1)),
+                (rounded - fig.half_unit(1), rounded + fig.half_unit(1)),
                 2,
                 note=note,
             )
@@ -1075,7 +1071,7 @@ def _registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: se
     rows = []
     for row in registry.filter(~pl.col("figure_id").is_in(sorted(covered))).iter_rows(named=True):
         quantity = row["quantity"]
-        basis = consistency.basis_of(quantity, provenance)
+        basis = basis_of(quantity, provenance)
         reason = next((why for prefix, why in IMPOSED.items() if quantity.startswith(prefix)), None)
         if basis == "published_patient_data":
             verdict, coverage, text = FIXED, "not needed: no reconstructed input", "the same under every reconstruction: it rests on Table 3's rows"

@@ -27,9 +27,10 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
-from lms_assets.report import page, trace
+from lms_assets.report import comparison, page, readback, trace
+from lms_assets.report.inputs import ReportInputs, package_versions
 from lms_assets.tables.printed import published_cut
 
 # It reads the warehouse; in the pool it never meets a run that is writing it.
@@ -115,14 +116,14 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     for i, table in enumerate(study.report_tables, start=1):
         unknown = [owner for owner in table.owners if owner not in spines]
         if unknown:
-            raise validation.RecordFileError(
+            raise errors.RecordFileError(
                 f"{STUDY_FILE}: report_tables[{i}].owners names {', '.join(map(repr, unknown))}, not a table the report "
                 f"lays out ({', '.join(spines)})"
             )
     # The cut the report tables and the audit are recomputed at.
     cut = published_cut(registry)
     return {
-        table.heading: page.compare_with_printed(
+        table.heading: comparison.compare_with_printed(
             pl.concat([spines[owner] for owner in table.owners]),
             pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in table.owners]),
             registry,
@@ -193,7 +194,7 @@ def study_report(
     # A report table naming a table the report is not given fails the step naming study.toml and the key.
     with records.refusing_bad_files(study_folder.root):
         comparisons = _comparisons(tables, registry, printed_audit, study)
-    report = page.ReportInputs(
+    report = ReportInputs(
         title=f"{study.title}: {TITLE_SUFFIX}",
         generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
@@ -209,7 +210,7 @@ def study_report(
         quarantine=quarantine,
         files=files,
         provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(schemas.PROVENANCE.column_names),
-        versions=page.package_versions(),
+        versions=package_versions(),
         verification=r_verification,
         sensitivity=sensitivity_ranges,
         reconstructed=reconstructed_estimates(datasets["adtte"]),
@@ -218,7 +219,7 @@ def study_report(
     # The page is checked as written, in a candidate file beside the report: a failed check leaves the last good report.
     candidate = path.with_name(f"{path.stem}.candidate.html")
     _write(candidate, page.study_report_html(report))
-    problems = page.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
+    problems = readback.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
     shown = "; ".join(problems[:QUOTED_MISMATCHES]) + (f"; and {len(problems) - QUOTED_MISMATCHES} more" if len(problems) > QUOTED_MISMATCHES else "")
     check = AssetCheckResult(
         check_name=CELLS_MATCH,

@@ -22,8 +22,8 @@ from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
 
 from lms_assets import dictionary
+from lms_assets.records.errors import excerpt
 from lms_assets.records.study import Study, load_study
-from lms_assets.records.validation import excerpt
 
 # Each location's environment variable and its default (relative to the working directory), read once by
 # definitions.build_defs and by the deployment CLI, never by an asset.

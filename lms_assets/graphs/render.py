@@ -16,7 +16,7 @@ import vl_convert as vlc
 from altair.utils._importers import vl_version_for_vl_convert
 from altair.utils.html import INLINE_HTML_TEMPLATE, spec_to_html
 
-from lms_assets.records.validation import reveal
+from lms_assets.records.errors import reveal
 from lms_assets.tables.printed import id_ranges
 
 
@@ -167,7 +167,7 @@ def significant(value: float, digits: int = 4) -> str:
 
 def cell_text(value: object, max_items: int | None = None, max_chars: int | None = None) -> str:
     """A table cell for people: floats to 4 significant digits, lists of whole numbers (patient ids) as
-    ranges, other lists joined (capped at ``max_items``), text shown through ``validation.reveal`` and clipped at
+    ranges, other lists joined (capped at ``max_items``), text shown through ``errors.reveal`` and clipped at
     ``max_chars``."""
     if value is None:
         return ""

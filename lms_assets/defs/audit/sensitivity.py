@@ -5,7 +5,7 @@ import time
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, ResourceParam
 
-from lms_assets.audit import consistency
+from lms_assets.audit import feasibility
 from lms_assets.audit import sensitivity as sens
 from lms_assets.defs import gate
 from lms_assets.defs.audit.verification import problems_result
@@ -31,7 +31,7 @@ ENDS = "range_ends_recomputed"
 CHECKS = {
     ENUMERABLE: (
         "The consistent reconstructions are few enough to enumerate: every enumeration checks its size before allocating "
-        f"and refuses more than {consistency.MAX_ENUMERATED_CELLS:,} cells, naming the quantity and its count."
+        f"and refuses more than {feasibility.MAX_ENUMERATED_CELLS:,} cells, naming the quantity and its count."
     ),
     HOLD_SHIPPED: "Every range holds the shipped reconstruction's own value (it is one of the consistent ones), and no result's shares of holds and fails add up to more than all.",
     WINDOW: (
@@ -103,7 +103,7 @@ def sensitivity_ranges(
     study = sens.study_from_tables(adsl, at_cut, registry, sens.os_window(cut, study_file))
     try:
         result = sens.sensitivity_ranges(study, provenance)
-    except consistency.EnumerationTooLarge as error:
+    except feasibility.EnumerationTooLarge as error:
         # Inconsistent input, not a machine too small: the step fails as a check naming what grew.
         yield from gate.publish(context, io_manager, empty, _nothing_to_check(str(error), failed=ENUMERABLE))
         return
