@@ -31,7 +31,7 @@ from lms_assets.adam.adrs import derive_adrs
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.adam.cuts import cut_regressions
-from lms_assets.graphs import adverse_events, history, km, render, waterfall
+from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, render, swimmer, waterfall
 from lms_assets.records import boundary, schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import baseline, response, survival, toxicity
@@ -172,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
         chart(outputs, "adverse_events", lambda: adverse_events.ae_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
             chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_figure(curves, landmarks, medians, e, None))
-        chart(outputs, "subgroup_forest", lambda: km.forest_figure(subgroups))
+        chart(outputs, "subgroup_forest", lambda: forest.forest_figure(subgroups, medians))
         chart(outputs, "median_history", lambda: history.history_chart(by_cut))
+        chart(outputs, "swimmer", lambda: swimmer.swimmer_chart(*swimmer.swimmer_data(adtte, adrs, adsl)))
+        chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_figure(adtte, adsl, subgroups))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

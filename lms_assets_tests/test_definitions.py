@@ -47,6 +47,8 @@ DECLARED = {
     "km_os_chart": ("charts", {"altair"}, CHARTS),
     "km_pfs_chart": ("charts", {"altair"}, CHARTS),
     "history_chart": ("charts", {"altair"}, CHARTS),
+    "swimmer_chart": ("charts", {"altair"}, CHARTS),
+    "km_subgroups_chart": ("charts", {"altair"}, CHARTS),
     "waterfall_chart": ("charts", {"altair"}, CHARTS),
     "printed_values": ("audit", FRAMES, TABLES),
     "paper_consistency": ("audit", FRAMES, TABLES),

@@ -14,7 +14,7 @@ from lifelines.utils import median_survival_times
 
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
-from lms_assets.graphs import km
+from lms_assets.graphs import forest, km
 from lms_assets.records import schemas, validation
 from lms_assets.tables import kaplan_meier, subgroups, survival
 from lms_assets.tables.kaplan_meier import Z_95, km_table
@@ -421,9 +421,12 @@ def test_forest_plot_builds_with_a_missing_hazard_ratio():
     adtte, adsl = _constructed_cohort(20)
     table = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
     table = table.with_columns(hr=pl.when(pl.col("factor") == "ECOG").then(None).otherwise(pl.col("hr")))
-    spec = km.forest_figure(table).to_dict()
+    summary = survival.median_summary(survival.km_curves(adtte))
+    spec = forest.forest_figure(table, summary).to_dict()
     texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
     assert any(t.startswith("HR not estimated") for t in texts)
+    # Each endpoint's block opens with the overall row: every patient (20 per arm), their events and the SPSS median.
+    assert any(row.get("row") == forest.OVERALL and row["counts"].endswith("/40") for rows in spec["datasets"].values() for row in rows)
 
 
 def test_captions_say_not_reached_and_name_the_plateau_midpoint():

@@ -39,11 +39,10 @@ report_asset = asset_defaults(group=REPORT, kinds={"html"})
 TITLE_SUFFIX = "recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
 
-# Every chart asset and every raw record file, found in their modules so a new one is reported without an edit here.
-# Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
-CHART_ASSETS = tuple(a for a in vars(graphs).values() if isinstance(a, AssetsDefinition))
+# Every chart (the charts step's, in its order) and every raw record file, found in their modules so a new one is
+# reported without an edit here. Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
+CHART_NAMES = graphs.CHART_NAMES
 RAW_ASSETS = tuple(a for a in vars(records).values() if isinstance(a, AssetsDefinition) and a.key.path[-1].startswith("raw_"))
-CHART_NAMES = tuple(a.key.path[-1] for a in CHART_ASSETS)
 RAW_NAMES = tuple(a.key.path[-1] for a in RAW_ASSETS)
 # Where each raw table's file sits in the study folder, for a table with no rows (an optional file the study lacks).
 RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
