@@ -298,6 +298,37 @@ DERIVED: dict[str, dict[str, str]] = {
         status="agree or differ",
         reference="R and package versions",
     ),
+    "analysis_results": _table(
+        "data_cut analysis method group1 group1_level variable variable_level stat_name stat_label stat quantity basis n patients "
+        "source_file source_rows",
+        analysis="Summary table (warehouse table and asset) that computes the statistic",
+        method="How the statistic was computed",
+        group1="Grouping variable (PARAMCD, ATOXGRGP, COMBFL, IMMUNOFL); empty when ungrouped",
+        group1_level="Level of group1 (PFS or OS, a CTCAE grade group, Y or N)",
+        variable="What is summarised: an ADaM variable, or a derived rate",
+        variable_level="Level of the variable: a category, an adverse-event term, a landmark month, a subgroup comparison",
+        stat_name="Statistic: n, pct (a percent, 0-100), median, ci_lower, ci_upper, events, hr, logrank_p and others",
+        stat_label="The statistic's label for a reader",
+        stat="The value, unrounded",
+        quantity="Registry quantity (printed_values.csv) this row gives; empty for a statistic the paper never prints",
+        basis="published_patient_data (Table 3's rows) or reconstructed_inputs (rests on values the paper does not print)",
+        n="Number of patients the statistic counts",
+        patients="Patient numbers counted, at most the first 500 (n counts them all)",
+        source_file="Record file(s) the counted rows come from (the ADaM SRCFILE)",
+        source_rows="Lines of that file the counted rows come from (the ADaM SRCROW; the header is line 1), at most the first 500",
+    ),
+    "cut_changes": _table(
+        "earlier_cut later_cut kind item SUBJID earlier_value later_value change basis",
+        earlier_cut="Data cut compared from",
+        later_cut="The next data cut, compared with it",
+        kind="patient, statistic, printed value or forecast",
+        item="What changed: a patient and endpoint, an analysis_results statistic, a printed value, or the Discussion's forecast",
+        SUBJID="Patient number of a patient's change; empty otherwise",
+        earlier_value="Value at the earlier cut (a time in months for a patient, the statistic otherwise)",
+        later_value="Value at the later cut",
+        change="How it changed: a new event, longer follow-up, moved, a verdict's move (agrees to differs), the forecast's verdict",
+        basis="published_patient_data or reconstructed_inputs, as in analysis_results and ADTTE AVALRFL",
+    ),
 }
 
 

@@ -50,6 +50,8 @@ DECLARED = {
     "km_os_chart": ("charts", {"altair"}, CHARTS),
     "km_pfs_chart": ("charts", {"altair"}, CHARTS),
     "history_chart": ("charts", {"altair"}, CHARTS),
+    "swimmer_chart": ("charts", {"altair"}, CHARTS),
+    "km_subgroups_chart": ("charts", {"altair"}, CHARTS),
     "waterfall_chart": ("charts", {"altair"}, CHARTS),
     "printed_values": ("audit", FRAMES, TABLES),
     "paper_consistency": ("audit", FRAMES, TABLES),
@@ -57,6 +59,8 @@ DECLARED = {
     "sensitivity_ranges": ("audit", {"polars", "duckdb", "numpy"}, TABLES),
     "r_verification": ("audit", {"polars", "duckdb", "r"}, TABLES),
     "study_report": ("report", {"html"}, TABLES),
+    "analysis_results": ("results", {"polars", "duckdb", "parquet", "csv"}, TABLES),
+    "cut_changes": ("results", FRAMES, TABLES),
 }
 # Each layer's tables are made in one step (a multi-asset), named after the layer.
 LAYER_STEPS = {

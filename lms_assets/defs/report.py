@@ -15,7 +15,6 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
-    AssetsDefinition,
     MaterializeResult,
     MetadataValue,
 )
@@ -27,9 +26,10 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
-from lms_assets.report import page, trace
+from lms_assets.report import comparison, page, readback, trace
+from lms_assets.report.inputs import ReportInputs, package_versions
 from lms_assets.tables.printed import published_cut
 
 # It reads the warehouse; in the pool it never meets a run that is writing it.
@@ -38,10 +38,9 @@ report_asset = asset_defaults(group=REPORT, kinds={"html"})
 TITLE_SUFFIX = "recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
 
-# Every chart asset, found in its module so a new one is reported without an edit here, and every raw record file.
-# Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
-CHART_ASSETS = tuple(a for a in vars(graphs).values() if isinstance(a, AssetsDefinition))
-CHART_NAMES = tuple(a.key.path[-1] for a in CHART_ASSETS)
+# Every chart (the charts step's, in its order) and every raw record file, found in their modules so a new one is
+# reported without an edit here. Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
+CHART_NAMES = graphs.CHART_NAMES
 RAW_NAMES = records.RAW_TABLES
 # Where each raw table's file sits in the study folder, for a table with no rows (an optional file the study lacks).
 RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
@@ -115,14 +114,14 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     for i, table in enumerate(study.report_tables, start=1):
         unknown = [owner for owner in table.owners if owner not in spines]
         if unknown:
-            raise validation.RecordFileError(
+            raise errors.RecordFileError(
                 f"{STUDY_FILE}: report_tables[{i}].owners names {', '.join(map(repr, unknown))}, not a table the report "
                 f"lays out ({', '.join(spines)})"
             )
     # The cut the report tables and the audit are recomputed at.
     cut = published_cut(registry)
     return {
-        table.heading: page.compare_with_printed(
+        table.heading: comparison.compare_with_printed(
             pl.concat([spines[owner] for owner in table.owners]),
             pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in table.owners]),
             registry,
@@ -193,7 +192,7 @@ def study_report(
     # A report table naming a table the report is not given fails the step naming study.toml and the key.
     with records.refusing_bad_files(study_folder.root):
         comparisons = _comparisons(tables, registry, printed_audit, study)
-    report = page.ReportInputs(
+    report = ReportInputs(
         title=f"{study.title}: {TITLE_SUFFIX}",
         generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
@@ -209,7 +208,7 @@ def study_report(
         quarantine=quarantine,
         files=files,
         provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(schemas.PROVENANCE.column_names),
-        versions=page.package_versions(),
+        versions=package_versions(),
         verification=r_verification,
         sensitivity=sensitivity_ranges,
         reconstructed=reconstructed_estimates(datasets["adtte"]),
@@ -218,7 +217,7 @@ def study_report(
     # The page is checked as written, in a candidate file beside the report: a failed check leaves the last good report.
     candidate = path.with_name(f"{path.stem}.candidate.html")
     _write(candidate, page.study_report_html(report))
-    problems = page.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
+    problems = readback.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
     shown = "; ".join(problems[:QUOTED_MISMATCHES]) + (f"; and {len(problems) - QUOTED_MISMATCHES} more" if len(problems) > QUOTED_MISMATCHES else "")
     check = AssetCheckResult(
         check_name=CELLS_MATCH,

@@ -22,8 +22,8 @@ from dagster_duckdb_polars import DuckDBPolarsIOManager
 from dagster_duckdb_polars.duckdb_polars_type_handler import DuckDBPolarsTypeHandler
 
 from lms_assets import dictionary
+from lms_assets.records.errors import excerpt
 from lms_assets.records.study import Study, load_study
-from lms_assets.records.validation import excerpt
 
 # Each location's environment variable and its default (relative to the working directory), read once by
 # definitions.build_defs and by the deployment CLI, never by an asset.
@@ -322,6 +322,10 @@ class WarehouseTables(DbIOManager):
                 return [value for (value,) in connection.execute(query).fetchall()]
             except duckdb.CatalogException:
                 return None
+
+    def cache_folder(self) -> Path:
+        """The warehouse file's folder, where a result kept for unchanged inputs sits beside the tables it belongs with."""
+        return Path(self.client.database).parent
 
     def stage(self, table: str, frame: pl.DataFrame) -> str:
         """Keep a candidate that failed a blocking check as ``staging.<table>``; the published table is not touched."""

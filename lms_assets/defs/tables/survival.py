@@ -5,7 +5,7 @@ from typing import Any
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output
 
-from lms_assets.audit import verification
+from lms_assets.audit import lifelines_check
 from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import SURVIVAL
@@ -29,14 +29,14 @@ HISTORY_MATCHES = "median_history_matches_lifelines"
 
 def landmarks_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     """``LANDMARKS_MATCH`` on a candidate ``survival_landmarks``, as its step yields it."""
-    return problems_result(LANDMARKS_MATCH, verification.landmark_problems(table, adtte), "the 6- and 12-month rows equal lifelines on ADTTE")
+    return problems_result(LANDMARKS_MATCH, lifelines_check.landmark_problems(table, adtte), "the 6- and 12-month rows equal lifelines on ADTTE")
 
 
 def history_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     """``HISTORY_MATCHES`` on a candidate ``median_history``, as its step yields it."""
     cuts = table["data_cut"].n_unique()
     return problems_result(
-        HISTORY_MATCHES, verification.median_history_problems(table, adtte), f"{table.height} rows at {cuts} cut(s) equal lifelines on ADTTE"
+        HISTORY_MATCHES, lifelines_check.median_history_problems(table, adtte), f"{table.height} rows at {cuts} cut(s) equal lifelines on ADTTE"
     )
 
 
@@ -127,7 +127,9 @@ def _history_checks(context, outputs, table: pl.DataFrame, inputs) -> list[Asset
 )
 def survival_landmarks(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     table = survival.landmarks(survival_curves)
-    rates = table.filter(pl.col("month").is_in(verification.QUOTED_LANDMARKS)).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
+    rates = table.filter(pl.col("month").is_in(lifelines_check.QUOTED_LANDMARKS)).select(
+        "data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper"
+    )
     return table_output(table, limit=40, rates=preview(rates))
 
 
