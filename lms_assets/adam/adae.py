@@ -39,15 +39,26 @@ def extreme_flag(adae: pl.DataFrame, new_var: str, by: list[str], order: list[st
 
 
 def derive_events(adverse_events: pl.DataFrame, studyid: str) -> pl.DataFrame:
-    """STUDYID, USUBJID, SUBJID; AEDECOD = term; AEEPINUM = episode; SRCFILE/SRCROW = the raw file and line: one row per record."""
+    """STUDYID, USUBJID, SUBJID; AETERM = the term as recorded; AEEPINUM = episode; SRCFILE/SRCROW = the raw file and line: one row per record."""
     return adverse_events.select(
         *subject_ids(studyid),
-        pl.col("term").alias("AEDECOD"),
+        pl.col("term").alias("AETERM"),
         pl.col("episode").alias(EPISODE),
         pl.col("ctcae_grade"),
         pl.col("_file").alias("SRCFILE"),
         pl.col("_row").alias("SRCROW"),
     )
+
+
+def derive_aedecod(adae: pl.DataFrame) -> pl.DataFrame:
+    """AEDECOD = AETERM: the records hold Table 4's wording, not coded to a MedDRA preferred term, so the term is its own decode."""
+    return adae.with_columns(pl.col("AETERM").alias("AEDECOD"))
+
+
+def derive_aerel(adae: pl.DataFrame) -> pl.DataFrame:
+    """AEREL = null: adverse_events.csv records no causality. The paper calls Table 4's events treatment-related as a whole
+    (Methods; Results: Safety and Toxicity) but not event by event, and a value is not invented from that."""
+    return adae.with_columns(pl.lit(None, dtype=pl.String).alias("AEREL"))
 
 
 def derive_aeseq(adae: pl.DataFrame) -> pl.DataFrame:
@@ -88,6 +99,8 @@ def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADAE: one row per adverse event (patient, term, episode) with its grade, TRTEMFL and the worst-grade flags AOCCIFL and AOCCPIFL."""
     return (
         derive_events(adverse_events, studyid)
+        .pipe(derive_aedecod)
+        .pipe(derive_aerel)
         .pipe(derive_aeseq)
         .pipe(derive_atoxgr)
         .pipe(derive_atoxgrgp)
@@ -99,6 +112,7 @@ def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
             "USUBJID",
             "SUBJID",
             "AESEQ",
+            "AETERM",
             "AEDECOD",
             EPISODE,
             "ATOXGR",
@@ -106,6 +120,7 @@ def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
             "TRTEMFL",
             "AOCCIFL",
             "AOCCPIFL",
+            "AEREL",
             "SRCFILE",
             "SRCROW",
         )

@@ -135,13 +135,16 @@ def adsl(
     raw_patients: pl.DataFrame,
     raw_allocations: pl.DataFrame,
     raw_provenance: pl.DataFrame,
+    raw_followup: pl.DataFrame,
     quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
-    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance)
+    # DTHFL: who died by the latest cut.
+    followup = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut",))
+    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance).pipe(adam.adsl.derive_dthfl, followup)
     results = [
         _quarantine_result(
             context, settings, quarantine, pl.concat([raw.select(validation.FILE, validation.ROW) for raw in (raw_patients, raw_allocations)])
