@@ -12,7 +12,7 @@ from typing import cast
 
 from dagster import AssetsDefinition, Definitions, MetadataValue, load_asset_checks_from_modules, load_assets_from_modules, map_asset_specs
 
-from lms_assets.defs import adam, adtr, graphs, records, refresh, report
+from lms_assets.defs import adam, adtr, exports, graphs, records, refresh, report
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
 from lms_assets.defs.audit.published import gated_summaries
 from lms_assets.defs.audit.registry_at_load import registry_at_load
@@ -27,6 +27,7 @@ DOMAINS = [
     records,
     adam,
     adtr,
+    exports,
     baseline,
     response,
     toxicity,

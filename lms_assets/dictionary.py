@@ -143,6 +143,15 @@ DERIVED: dict[str, dict[str, str]] = {
         SRCFILE="Record file the event was read from",
         SRCROW="Line of the record file (the header is line 1)",
     ),
+    "adam_exports": _table(
+        "data_cut table rows variables json xpt",
+        data_cut="Data cut the files hold (ADTTE's rows at it; the other datasets have no cut)",
+        table="ADaM dataset exported",
+        rows="Rows written",
+        variables="Variables written",
+        json="The CDISC Dataset-JSON v1.1 file, in the outputs folder",
+        xpt="The SAS XPORT v5 file, in the outputs folder",
+    ),
     "baseline_summary": _table(
         "characteristic level key n pct value patients",
         characteristic="Characteristic as Table 1 names it",
