@@ -19,6 +19,8 @@ _ENDPOINTS = {
 }
 # PARAMCD: PARAMN, in the order Table 2 and Figure 1 give the endpoints.
 PARAMN = {"PFS": 1, "OS": 2}
+# A PFS row whose event is the patient's death at the same time (see derive_evntdesc).
+_DIED_THEN = "_died_then"
 # PARAMCD: CNSDTDSC, the source of a censored time (what the last observation was).
 CENSORING_SOURCES = {"PFS": "Last tumour assessment", "OS": "Last contact"}
 
@@ -39,13 +41,11 @@ def reconstruction_flags(followup: pl.DataFrame, provenance: pl.DataFrame) -> pl
     return cells.join(columns, on="column").select(pl.col("file").alias("_file"), "patient_id", "PARAMCD").unique()
 
 
-def derive_evntdesc_pfs_death(adtte: pl.DataFrame) -> pl.DataFrame:
-    """EVNTDESC of a PFS event = "Death" where the patient died at that very time (PFS AVAL = OS AVAL, OS an event, same cut):
-    the records' ``progressed`` counts progression or death, and only this coincidence says which; "Progression" otherwise."""
-    deaths = adtte.filter((pl.col("PARAMCD") == "OS") & (pl.col("CNSR") == 0)).select("SUBJID", "DATACUT", pl.col("AVAL").alias("_death"))
-    flagged = adtte.join(deaths, on=["SUBJID", "DATACUT"], how="left", maintain_order="left")
-    died_then = (pl.col("PARAMCD") == "PFS") & (pl.col("CNSR") == 0) & (pl.col("AVAL") == pl.col("_death"))
-    return flagged.with_columns(pl.when(died_then).then(pl.lit("Death")).otherwise(pl.col("EVNTDESC")).alias("EVNTDESC")).drop("_death")
+def derive_evntdesc(adtte: pl.DataFrame) -> pl.DataFrame:
+    """EVNTDESC of a PFS event = "Death" where the patient died at that very time (PFS time = OS time, OS an event, same
+    record): the records' progressed counts progression or death, and only this coincidence says which; otherwise the
+    endpoint's event ("Progression", "Death") or censoring ("Progression-free at last assessment", "Alive at last contact")."""
+    return adtte.with_columns(pl.when(pl.col(_DIED_THEN)).then(pl.lit("Death")).otherwise(pl.col("EVNTDESC")).alias("EVNTDESC")).drop(_DIED_THEN)
 
 
 def derive_cnsdtdsc(adtte: pl.DataFrame) -> pl.DataFrame:
@@ -65,10 +65,11 @@ def derive_trtp(adtte: pl.DataFrame) -> pl.DataFrame:
 
 
 def derive_aseq(adtte: pl.DataFrame) -> pl.DataFrame:
-    """ASEQ = 1, 2, … per patient in the order of data cut, then PARAMN (the IG's sequence number, unique within USUBJID)."""
-    order = adtte.select("SUBJID", "DATACUT", "PARAMN").with_row_index("_position").sort("SUBJID", "DATACUT", "PARAMN")
-    numbered = order.select("_position", pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("SUBJID").alias("ASEQ"))
-    return adtte.with_columns(numbered.sort("_position")["ASEQ"])
+    """ASEQ = (the data cut's place among the dataset's cuts - 1) x 2 + PARAMN: unique within the patient, in the order of
+    cut, then PARAMN (the IG's sequence number; a patient first seen at a later cut starts above 1)."""
+    places = {cut: i for i, cut in enumerate(adtte["DATACUT"].unique().sort().to_list())}
+    place = pl.col("DATACUT").replace_strict(places, return_dtype=pl.Int64)
+    return adtte.with_columns((place * len(PARAMN) + pl.col("PARAMN")).alias("ASEQ"))
 
 
 def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFrame) -> pl.DataFrame:
@@ -87,6 +88,7 @@ def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFra
             pl.lit(code).alias("PARAMCD"),
             pl.col(time).alias("AVAL"),
             pl.col(event).alias("event"),
+            ((pl.col("died") == 1) & (pl.col("pfs_months") == pl.col("os_months")) & pl.lit(code == "PFS")).alias(_DIED_THEN),
             "_file",
             "_row",
             "content_hash",
@@ -110,8 +112,9 @@ def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFra
             pl.col("content_hash").alias("SRCHASH"),
             pl.lit("MONTHS").alias("AVALU"),
             pl.when(pl.col("reconstructed")).then(pl.lit(RECONSTRUCTED)).alias("AVALRFL"),
+            (pl.col(_DIED_THEN) & (pl.col("event") == 1)).alias(_DIED_THEN),
         )
-        .pipe(derive_evntdesc_pfs_death)
+        .pipe(derive_evntdesc)
         .pipe(derive_cnsdtdsc)
         .pipe(derive_paramn)
         .pipe(derive_trtp)

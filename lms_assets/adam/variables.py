@@ -102,7 +102,6 @@ RULES = {
     **{(table, "USUBJID"): "STUDYID and SUBJID joined by a hyphen" for table in MODULES},
     ("adrs", "AVALC"): "BOR: as recorded; ORR, DCR: see derive_responder. " + _doc(adrs.derive_responder),
     ("adrs", "AVAL"): _doc(adrs.derive_bor_aval).rstrip(".") + "; ORR, DCR: 1 for a responder, else 0.",
-    ("adtte", "EVNTDESC"): _doc(adtte.derive_evntdesc_pfs_death),
     ("adtte", "CNSR"): "1 - the event column (progressed for PFS, died for OS): 0 = event, 1 = censored.",
 }
 
