@@ -49,7 +49,7 @@ def test_cohort_from_shipped_study(platform_env):
     assert os_.filter(pl.col("SUBJID") == 3)["AVAL"].item() == pytest.approx(28.0)
     # One row per episode; the worst grade is flagged: patient 3 had hand-foot skin syndrome at grade 2, then grade 3.
     hfs3 = adae.filter((pl.col("SUBJID") == 3) & (pl.col("AEDECOD") == "Hand foot skin syndrome")).sort("AEEPINUM")
-    assert hfs3.select("ATOXGR", "ATOXGRGP", "AOCCPIFL").rows() == [(2, "Grade 1/2", None), (3, "Grade 3/4", "Y")]
+    assert hfs3.select("ATOXGRN", "ATOXGRGP", "AOCCPIFL").rows() == [(2, "Grade 1/2", None), (3, "Grade 3/4", "Y")]
     assert adae.height == 46 and adae.select("SUBJID", "AEDECOD", "AEEPINUM").is_duplicated().sum() == 0
 
 

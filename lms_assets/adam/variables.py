@@ -41,8 +41,8 @@ LABELS = {
     "DATACUT": "Data Cutoff Date", "CNSR": "Censor", "EVNTDESC": "Event or Censoring Description",
     "AVALU": "Analysis Value Unit", "AVALRFL": "Analysis Value Reconstructed Flag",
     "CNSDTDSC": "Censor Date Description", "TRTP": "Planned Treatment", "ASEQ": "Analysis Sequence Number",
-    "AESEQ": "Sequence Number", "AETERM": "Reported Term for the Adverse Event",
-    "AEDECOD": "Dictionary-Derived Term", "AEEPINUM": "Episode Number", "ATOXGR": "Analysis Toxicity Grade",
+"AETERM": "Reported Term for the Adverse Event",
+    "AEDECOD": "Dictionary-Derived Term", "AEEPINUM": "Episode Number", "ATOXGR": "Analysis Toxicity Grade", "ATOXGRN": "Analysis Toxicity Grade (N)",
     "ATOXGRGP": "Analysis Toxicity Grade Group", "TRTEMFL": "Treatment Emergent Analysis Flag",
     "AOCCIFL": "1st Max Sev./Int. Occurrence Flag", "AOCCPIFL": "1st Max Sev./Int. Occur Within PT Flag",
     "AEREL": "Causality",
@@ -68,9 +68,9 @@ ORIGINS: dict[str, dict[str, str]] = {
         },
         "adae": {
             "Collected": "SUBJID",
-            "Derived": "USUBJID AESEQ AEDECOD ATOXGRGP AOCCIFL AOCCPIFL",
+            "Derived": "USUBJID ASEQ AEDECOD ATOXGR ATOXGRGP AOCCIFL AOCCPIFL",
             "Assigned": f"STUDYID TRTEMFL {LINEAGE}",
-            "Reconstructed": "AETERM AEEPINUM ATOXGR",
+            "Reconstructed": "AETERM AEEPINUM ATOXGRN",
             "Not Available": "AEREL",
         },
     }.items()
@@ -88,7 +88,7 @@ RECORD_SOURCES = {
     ("adtte", "AVAL"): (schemas.FOLLOWUP.location, "pfs_months (PFS) or os_months (OS)"),
     ("adae", "AETERM"): (schemas.ADVERSE_EVENTS.location, "term"),
     ("adae", "AEEPINUM"): (schemas.ADVERSE_EVENTS.location, "episode"),
-    ("adae", "ATOXGR"): (schemas.ADVERSE_EVENTS.location, "ctcae_grade"),
+    ("adae", "ATOXGRN"): (schemas.ADVERSE_EVENTS.location, "ctcae_grade"),
 }
 
 
