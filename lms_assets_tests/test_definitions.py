@@ -31,6 +31,8 @@ DECLARED = {
     "adrs": ("cohort", FRAMES, TABLES),
     "adsl": ("cohort", FRAMES, TABLES),
     "adtte": ("cohort", FRAMES, TABLES),
+    "adtr": ("cohort", FRAMES, TABLES),
+    "adam_exports": ("cohort", FRAMES, TABLES),
     "baseline_summary": ("baseline", FRAMES, TABLES),
     "recist_consistency": ("response", FRAMES, TABLES),
     "response_summary": ("response", FRAMES, TABLES),
