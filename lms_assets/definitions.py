@@ -12,7 +12,7 @@ from typing import cast
 
 from dagster import AssetsDefinition, Definitions, MetadataValue, load_asset_checks_from_modules, load_assets_from_modules, map_asset_specs
 
-from lms_assets.defs import adam, graphs, records, refresh, report, results
+from lms_assets.defs import adam, exports, graphs, records, refresh, report, results
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
 from lms_assets.defs.audit.published import gated_summaries
 from lms_assets.defs.audit.registry_at_load import registry_at_load
@@ -23,7 +23,23 @@ from lms_assets.defs.resources import REPORT_URL, OutputsFolder, StudyFolder, Wa
 from lms_assets.defs.tables import baseline, response, survival, toxicity
 
 # In the order of the flow (docs/architecture.md): records, ADaM, tables, graphs, audit, report, and what keeps them current.
-DOMAINS = [records, adam, baseline, response, toxicity, survival, graphs, published, consistency, sensitivity, verification, results, report, refresh]
+DOMAINS = [
+    records,
+    adam,
+    exports,
+    baseline,
+    response,
+    toxicity,
+    survival,
+    graphs,
+    published,
+    consistency,
+    sensitivity,
+    verification,
+    results,
+    report,
+    refresh,
+]
 
 
 def build_defs(

@@ -1247,8 +1247,8 @@ def assert_cohort_lost_exactly(candidates: dict[str, pl.DataFrame], pristine: Ju
         gone = outcome.dropped.get(table, pl.lit(False))
         if outcome.invalid_patients:
             gone = gone | subject(*outcome.invalid_patients)
-        # AESEQ numbers a patient's events and AOCCIFL flags one of them: losing an event may renumber or move them.
-        across_rows = [c for c in ("AESEQ", "AOCCIFL") if table == "adae"]
+        # ASEQ numbers a patient's events and AOCCIFL flags one of them: losing an event may renumber or move them.
+        across_rows = [c for c in ("ASEQ", "AOCCIFL") if table == "adae"]
         expected = without_versions(table, pristine.candidates[table].filter(~gone)).drop(across_rows)
         got = without_versions(table, candidates[table]).drop(across_rows)
         assert got.equals(expected), f"{table}: expected {pristine.candidates[table].height - expected.height} row(s) fewer"

@@ -34,6 +34,8 @@ DECLARED = {
     "adrs": ("cohort", FRAMES, TABLES),
     "adsl": ("cohort", FRAMES, TABLES),
     "adtte": ("cohort", FRAMES, TABLES),
+    "adtr": ("cohort", FRAMES, TABLES),
+    "adam_exports": ("cohort", FRAMES, TABLES),
     "baseline_summary": ("baseline", FRAMES, TABLES),
     "recist_consistency": ("response", FRAMES, TABLES),
     "response_summary": ("response", FRAMES, TABLES),
@@ -65,7 +67,7 @@ DECLARED = {
 # Each layer's tables are made in one step (a multi-asset), named after the layer.
 LAYER_STEPS = {
     "ingest": {name for name, (group, _, _) in DECLARED.items() if group == "ingest"},
-    "adam": {"adsl", "adrs", "adtte", "adae"},
+    "adam": {"adsl", "adrs", "adtr", "adtte", "adae"},
     "tables": {name for name, (group, _, _) in DECLARED.items() if group in {"baseline", "response", "toxicity", "survival"}},
 }
 

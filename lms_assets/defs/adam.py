@@ -1,6 +1,6 @@
 """Group ``cohort``: the validated records in CDISC ADaM shapes (ADSL, ADRS, ADTTE, ADAE).
 
-The four tables are made in one step (``defs/steps.py``), each published through the gate (``defs/gate.py``): its
+The five tables are made in one step (``defs/steps.py``), each published through the gate (``defs/gate.py``): its
 blocking checks, no quarantined rows in the records it is made from (unless the study's ``study.toml`` allows
 excluding them) and, for ADTTE, consistent data cuts, are evaluated on its candidate in that step; a failure keeps
 that table's last good content and the others are still published.
@@ -123,7 +123,7 @@ ADSL_SPEC = spec(
     "adsl",
     group=COHORT,
     kinds={"polars", "duckdb"},
-    deps=("raw_patients", "raw_allocations", "raw_provenance", "quarantine"),
+    deps=("raw_patients", "raw_allocations", "raw_provenance", "raw_followup", "quarantine"),
     description=(
         "ADSL, one row per valid patient: AGE, SEX, ECOG, prior surgery/radiotherapy (SURGFL, RADIOFL), prior "
         "chemotherapy lines (PRCHLN, PRCHCAT, PRCHFL), combination therapy (COMBTRT, COMBFL, IMMUNOFL), and the "
@@ -161,12 +161,24 @@ ADAE_SPEC = spec(
     kinds={"polars", "duckdb"},
     deps=("raw_adverse_events", "quarantine"),
     description=(
-        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; AESEQ per patient) with its "
-        "CTCAE 4.03 grade (ATOXGR, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
+        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; ASEQ per patient) with its "
+        "CTCAE 4.03 grade (ATOXGR as text, ATOXGRN, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
         "admiral's derive_var_extreme_flag sets them over treatment-emergent events: AOCCPIFL = Y on each patient's "
         "first event of each term at its maximum grade (ties: earliest episode), AOCCIFL = Y on each patient's first "
-        "event at the maximum grade over all terms (ties: earliest episode, then AESEQ); Table 4 counts these rows. "
+        "event at the maximum grade over all terms (ties: earliest episode, then ASEQ); Table 4 counts these rows. "
         "Published only when its blocking checks pass (write-audit-publish)."
+    ),
+)
+ADTR_SPEC = spec(
+    "adtr",
+    group=COHORT,
+    kinds={"polars", "duckdb"},
+    deps=("raw_response", "quarantine"),
+    description=(
+        "ADTR, PARAMCD SDIAM at AVISIT BEST: the best % change of the target-lesion sum (PCHG) per measured patient, "
+        "by RECIST 1.1, with its raw line (SRCFILE/SRCROW). The records hold only Table 3's best change, so there are no "
+        "visit rows and no sums in mm (AVAL, BASE). Published only when its blocking checks pass (write-audit-publish); "
+        "its blocking checks are those of ADRS, which reads the same record file."
     ),
 )
 CUTS_SPEC = AssetCheckSpec(
@@ -200,7 +212,9 @@ def _adsl(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
     provenance = validation.clean(inputs["raw_provenance"], schemas.PROVENANCE, quarantine)
-    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance)
+    # DTHFL: who died by the latest cut.
+    followup = validation.clean(inputs["raw_followup"], schemas.FOLLOWUP, quarantine, keep=("data_cut",))
+    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance).pipe(adam.adsl.derive_dthfl, followup)
     raw = pl.concat([r.select(validation.FILE, validation.ROW) for r in (raw_patients, raw_allocations)])
     results = [
         _quarantine_result(context, "adsl", settings, quarantine, raw),
@@ -214,6 +228,16 @@ def _adrs(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
     candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
     results = [
         _quarantine_result(context, "adrs", settings, quarantine, raw_response),
+        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
+    ]
+    return candidate, results, _metadata(candidate, settings, quarantine)
+
+
+def _adtr(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]) -> Derived:
+    raw_response, quarantine = inputs["raw_response"], inputs["quarantine"]
+    candidate = adam.adtr.derive_adtr(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
+    results = [
+        _quarantine_result(context, "adtr", settings, quarantine, raw_response),
         _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
     ]
     return candidate, results, _metadata(candidate, settings, quarantine)
@@ -266,9 +290,9 @@ def _adae(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
 
 @multi_asset(
     name="adam",
-    specs=[ADSL_SPEC, ADRS_SPEC, ADTTE_SPEC, ADAE_SPEC],
+    specs=[ADSL_SPEC, ADRS_SPEC, ADTR_SPEC, ADTTE_SPEC, ADAE_SPEC],
     check_specs=[
-        *(check for name in ("adsl", "adrs", "adtte", "adae") for check in (_quarantine_spec(name), _has_patients_spec(name))),
+        *(check for name in ("adsl", "adrs", "adtr", "adtte", "adae") for check in (_quarantine_spec(name), _has_patients_spec(name))),
         CUTS_SPEC,
         COMPLETE_SPEC,
     ],
@@ -283,7 +307,7 @@ def adam_datasets(context: AssetExecutionContext, io_manager: ResourceParam[Ware
     step = gate.Publication(context, io_manager)
     made: dict[str, pl.DataFrame] = {}
     derivations: dict[str, Callable[[AssetExecutionContext, Study, dict[str, pl.DataFrame]], Derived]]
-    derivations = {"adsl": _adsl, "adrs": _adrs, "adtte": functools.partial(_adtte, io_manager=io_manager), "adae": _adae}
+    derivations = {"adsl": _adsl, "adrs": _adrs, "adtr": _adtr, "adtte": functools.partial(_adtte, io_manager=io_manager), "adae": _adae}
     for name, derive in derivations.items():
         if name in chosen:
             candidate, results, metadata = derive(context, settings, inputs)

@@ -30,6 +30,7 @@ from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
 from lms_assets.report import comparison, page, readback, trace
 from lms_assets.report.inputs import ReportInputs, package_versions
+from lms_assets.results import export as results_export
 from lms_assets.tables.printed import published_cut
 
 # It reads the warehouse; in the pool it never meets a run that is writing it.
@@ -73,6 +74,8 @@ REPORT_SECTIONS = {
     "sensitivity_ranges": "sensitivity",
     "quarantine": "quarantine",
     "r_verification": "verification",
+    "analysis_results": "changes",
+    "cut_changes": "changes",
     "study_report": "summary",
 }
 
@@ -137,6 +140,8 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     # study this loads the follow-up table's millions of rows); the charts come through the chart IO manager.
     ins={
         **{name: AssetIn() for name in (*RAW_NAMES, *CHART_NAMES, *TRACED)},
+        # Not shown, but the report must wait for its blocking check: the report links the files it exports.
+        "analysis_results": AssetIn(metadata={"columns": ["data_cut"]}),
     },
     description=(
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
@@ -174,6 +179,8 @@ def study_report(
     printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     r_verification: pl.DataFrame,
+    analysis_results: pl.DataFrame,
+    cut_changes: pl.DataFrame,
     **inputs: pl.DataFrame | render.Chart,
 ):
     # Dagster passes every other declared input by name: the raw tables, the ADaM datasets and the charts.
@@ -212,6 +219,8 @@ def study_report(
         verification=r_verification,
         sensitivity=sensitivity_ranges,
         reconstructed=reconstructed_estimates(datasets["adtte"]),
+        changes=cut_changes,
+        results_files={kind: f.as_posix() for kind, f in results_export.files(published_cut(registry)).items()} if analysis_results.height else {},
     )
     path = outputs_folder.root / REPORT_FILE
     # The page is checked as written, in a candidate file beside the report: a failed check leaves the last good report.

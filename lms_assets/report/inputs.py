@@ -53,6 +53,9 @@ class ReportInputs:
     sensitivity: pl.DataFrame | None = None  # sensitivity_ranges; None leaves the section out
     # (data cut, endpoint) whose survival estimates rest on reconstructed follow-up (ADTTE AVALRFL = Y).
     reconstructed: Collection[tuple[str, str]] = ()
+    # cut_changes as stored, and the analysis-results files (kind -> path relative to the outputs folder).
+    changes: pl.DataFrame | None = None
+    results_files: dict[str, str] | None = None
 
 
 def package_versions(names: Iterable[str] = REPORTED_PACKAGES) -> dict[str, str]:

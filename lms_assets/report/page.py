@@ -263,6 +263,11 @@ def study_report_html(inputs: ReportInputs) -> str:
             provenance_html(inputs.files, inputs.provenance),
             [(PROVENANCE_VALUES, "Where each value came from")],
         ),
+        *(
+            (("changes", "What changed between data cuts", changes_html(inputs.changes, inputs.results_files or {}), []),)
+            if inputs.changes is not None
+            else ()
+        ),
         ("verification", "Independent verification (R)", verification_html(inputs.verification), []),
         ("versions", "Package versions", table_html(versions), []),
     ]
@@ -296,6 +301,17 @@ def contents_html(sections: Sequence[tuple[str, str, str, Sequence[tuple[str, st
         )
         items.append(f'<li><a href="#{anchor}">{text_html(heading)}</a>' + (f"<ol>{inner}</ol>" if inner else "") + "</li>")
     return f'<nav class="contents" aria-label="Contents"><h2>Contents</h2><ol>{"".join(items)}</ol></nav>'
+
+
+def changes_html(changes: pl.DataFrame, results_files: dict[str, str]) -> str:
+    """cut_changes as a table, after links to the analysis-results files every statistic of each cut is in."""
+    # The report sits in report/ under the outputs folder, the files beside it in results/.
+    links = ", ".join(f'<a href="../{text_html(path)}">{text_html(path.rsplit("/", 1)[-1])}</a>' for path in results_files.values())
+    files = f"<p>Every statistic of the published cut, one row each (analysis_results): {links}.</p>" if links else ""
+    if changes.is_empty():
+        return files + "<p>One data cut: nothing changed.</p>"
+    shown = changes.with_columns(pl.col("earlier_cut", "later_cut").cast(pl.String))
+    return files + table_html(shown, f"{changes.height} changes from each data cut to the next", details=("basis",))
 
 
 def verification_html(table: pl.DataFrame | None) -> str:

@@ -24,7 +24,7 @@ RAW_META = ("_file", "_row", "content_hash", "data_cut")
 ADAM_COLUMNS = {
     "adtte": ["SUBJID", "PARAMCD", "DATACUT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
     "adrs": ["SUBJID", "PARAMCD", "AVALC", "PCHG", "SRCFILE", "SRCROW"],
-    "adae": ["SUBJID", "AESEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
+    "adae": ["SUBJID", "ASEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
     "adsl": ["SUBJID", "AGE", "SEX", "ECOG", "PRIMSITE", "COMBTRT", "DOSE0", "DOSREDFL", "DISCAEFL"],
 }
 # ADSL merges two record files, so its rows name no single source line: its trace shows both files' lines.
