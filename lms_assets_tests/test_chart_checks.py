@@ -73,6 +73,12 @@ def test_stated_texts_are_titles_and_labels_not_tooltips_or_data():
     assert stated.unexplained(render.chart_spec(chart), {"0", "24", "12", "3", "7", "1", "4.1", "1,250"}) == ["19", "2021-03-31"]
 
 
+def test_an_abbreviated_count_is_one_stated_number():
+    # A large study's risk table prints km.compact_count's 20k and 1.2M: the suffix belongs to the number.
+    assert stated.numbers(["20k (217)", "1.2M at risk", "6,215 (14k)", "3 months"]) == ["20k", "217", "1.2M", "6,215", "14k", "3"]
+    assert {km.compact_count(20_000), km.compact_count(1_234_567)} == {"20k", "1.2M"}
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str

@@ -67,8 +67,7 @@ def derive_trtp(adtte: pl.DataFrame) -> pl.DataFrame:
 def derive_aseq(adtte: pl.DataFrame) -> pl.DataFrame:
     """ASEQ = (the data cut's place among the dataset's cuts - 1) x 2 + PARAMN: unique within the patient, in the order of
     cut, then PARAMN (the IG's sequence number; a patient first seen at a later cut starts above 1)."""
-    places = {cut: i for i, cut in enumerate(adtte["DATACUT"].unique().sort().to_list())}
-    place = pl.col("DATACUT").replace_strict(places, return_dtype=pl.Int64)
+    place = pl.col("DATACUT").rank("dense").cast(pl.Int64) - 1
     return adtte.with_columns((place * len(PARAMN) + pl.col("PARAMN")).alias("ASEQ"))
 
 

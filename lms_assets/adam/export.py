@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,20 +73,30 @@ def reconstruction_constraints(provenance: pl.DataFrame) -> dict[tuple[str, str]
     return {key: "; ".join(dict.fromkeys(texts)) for key, texts in found.items()}
 
 
-def _json_value(value: object) -> object:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{value} has no Dataset-JSON representation")
-    return value
+def _rows_json(frame: pl.DataFrame) -> str:
+    """The rows of ``frame`` as a JSON array of arrays in column order, encoded by Polars (a million rows in seconds,
+    where Python objects take minutes): dates as ISO text; refused where a number has no JSON form."""
+    for c in frame.columns:
+        if frame[c].dtype.is_float() and not frame[c].is_finite().fill_null(True).all():
+            raise ValueError(f"{c}: a non-finite number has no Dataset-JSON representation")
+    # Each value as JSON: the one field of a struct, encoded, without its {"name": and closing brace.
+    values = [
+        pl.struct((pl.col(c).dt.to_string() if frame[c].dtype == pl.Date else pl.col(c)).alias("v"))
+        .struct.json_encode()
+        .str.slice(5)
+        .str.strip_suffix("}")
+        for c in frame.columns
+    ]
+    rows = frame.select(pl.concat_str(pl.lit("["), pl.concat_str(values, separator=","), pl.lit("]")).alias("row"))["row"]
+    return "[" + ",".join(rows) + "]" if frame.width else "[]"
 
 
-def dataset_json(table: str, frame: pl.DataFrame, metadata: list[dict], *, study: str, created: dt.datetime, source: tuple[str, str]) -> dict:
+def dataset_json(table: str, frame: pl.DataFrame, metadata: list[dict], *, study: str, created: dt.datetime, source: tuple[str, str]) -> str:
     """The Dataset-JSON v1.1 document of ``frame`` (the dataset ``table``): top-level dataset attributes, one column per
     variable (itemOID IT.<DATASET>.<VARIABLE>, name, label, dataType, length) and the rows as arrays in column order.
     ``source`` is the (name, version) of the system that wrote it."""
     name = table.upper()
-    return {
+    attributes = {
         "datasetJSONCreationDateTime": created.isoformat(timespec="seconds"),
         "datasetJSONVersion": DATASET_JSON_VERSION,
         "fileOID": f"{study}.{name}",
@@ -103,8 +112,8 @@ def dataset_json(table: str, frame: pl.DataFrame, metadata: list[dict], *, study
             {"itemOID": f"IT.{name}.{v['name']}", "name": v["name"], "label": v["label"], "dataType": v["dataType"], "length": v["length"]}
             for v in metadata
         ],
-        "rows": [[_json_value(value) for value in row] for row in frame.iter_rows()],
     }
+    return json.dumps(attributes, ensure_ascii=False)[:-1] + ', "rows": ' + _rows_json(frame) + "}"
 
 
 def write_xport(table: str, frame: pl.DataFrame, metadata: list[dict], path: Path) -> None:
@@ -148,8 +157,7 @@ def write_cut(
     for table, full in tables.items():
         frame = at_cut(full, cut)
         metadata = variable_metadata(table, frame, constraints)
-        document = dataset_json(table, frame, metadata, study=study, created=created, source=source)
-        (folder / f"{table}.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+        (folder / f"{table}.json").write_text(dataset_json(table, frame, metadata, study=study, created=created, source=source), encoding="utf-8")
         write_xport(table, frame, metadata, folder / f"{table}.xpt")
         define.append({"name": table.upper(), "label": variables.DATASET_LABELS[table], "records": frame.height, "variables": metadata})
         written.append({"table": table, "rows": frame.height, "variables": frame.width, "json": f"{table}.json", "xpt": f"{table}.xpt"})

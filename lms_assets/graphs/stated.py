@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 # A date, a count with thousands separators, or a plain number; signs and % are not part of the number.
-NUMBER = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+# A count a chart abbreviates (``compact_count``: 20k, 1.2M) is one token with its suffix.
+NUMBER = re.compile(r"\d{4}-\d{2}-\d{2}|\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?(?:[kM](?![A-Za-z]))?")
 
 
 def _title_texts(title: Any) -> Iterator[str]:
@@ -57,7 +58,7 @@ def texts(spec: dict[str, Any]) -> list[str]:
 
 
 def numbers(lines: Iterable[str]) -> list[str]:
-    """The number tokens of ``lines`` as written (``1,250``, ``4.1``, ``2021-03-31``)."""
+    """The number tokens of ``lines`` as written (``1,250``, ``4.1``, ``2021-03-31``, ``20k``)."""
     return [token for line in lines for token in NUMBER.findall(line)]
 
 
