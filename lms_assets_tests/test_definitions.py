@@ -9,14 +9,15 @@ import pytest
 from lms_assets_tests.conftest import defs_for
 
 OWNERS = ["team:study-biostatistics"]
-POOL = "duckdb"
+# No concurrency pool: runs share the warehouse one read or write at a time (defs/warehouse.py), not step by step.
+POOL = None
 TABLES = "io_manager"
 CHARTS = "chart_io_manager"
 INGESTED = {"csv", "duckdb"}
 FRAMES = {"polars", "duckdb"}
 LIFELINES = {"polars", "duckdb", "lifelines"}
 
-# asset → (group, kinds, IO manager); every one has OWNERS and the POOL.
+# asset → (group, kinds, IO manager); every one has OWNERS and no pool.
 DECLARED = {
     "raw_adverse_events": ("ingest", INGESTED, TABLES),
     "raw_followup": ("ingest", INGESTED, TABLES),
@@ -55,7 +56,7 @@ DECLARED = {
     "r_verification": ("audit", {"polars", "duckdb", "r"}, TABLES),
     "study_report": ("report", {"html"}, TABLES),
 }
-# The separate (non-blocking or cross-table) checks, each in the pool too.
+# The separate (non-blocking or cross-table) checks, in no pool either.
 SEPARATE_CHECKS = {"adsl_patients_complete", "recorded_responses_match_recist"}
 
 

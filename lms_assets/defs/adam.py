@@ -19,7 +19,7 @@ from dagster import (
 
 from lms_assets import adam
 from lms_assets.defs import gate
-from lms_assets.defs.constants import COHORT, DUCKDB_POOL, asset_defaults
+from lms_assets.defs.constants import COHORT, asset_defaults
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
@@ -291,7 +291,6 @@ def adae(
 
 
 @asset_check(
-    pool=DUCKDB_POOL,
     asset=adsl,
     # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): on a million
     # patients ADTTE has six million rows of fourteen columns, and loading it whole took seconds and gigabytes.

@@ -6,7 +6,7 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetIn, MetadataValue, Output, asset_check
 
 from lms_assets.defs.audit.published import gated_summary
-from lms_assets.defs.constants import DUCKDB_POOL, RESPONSE, asset_defaults
+from lms_assets.defs.constants import RESPONSE, asset_defaults
 from lms_assets.defs.metadata import preview, table_output
 from lms_assets.tables import response
 
@@ -43,7 +43,6 @@ def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
 
 
 @asset_check(
-    pool=DUCKDB_POOL,
     asset=recist_consistency,
     description=(
         "Warns when any recorded best response lies outside RECIST 1.1's range for its best % change, "
