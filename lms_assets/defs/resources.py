@@ -86,7 +86,6 @@ class WarehouseTables(IOManager):
 
     def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
-        self.database = warehouse.database
 
     def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
         if not isinstance(obj, pl.DataFrame):
