@@ -31,8 +31,8 @@ from lms_assets.adam.adrs import derive_adrs
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.adam.cuts import cut_regressions
-from lms_assets.graphs import adverse_events, history, km, render, waterfall
-from lms_assets.records import schemas, validation
+from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, render, swimmer, waterfall
+from lms_assets.records import boundary, schemas, validation
 from lms_assets.records.study import load_study
 from lms_assets.tables import baseline, response, survival, toxicity
 
@@ -91,12 +91,12 @@ def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, 
             )
         )
         cuts = []
-        for path in validation.followup_files(study):
+        for path in boundary.followup_files(study):
             frame = validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}")
-            cuts.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(validation.content_hash(path)).alias("content_hash")))
+            cuts.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(boundary.content_hash(path)).alias("content_hash")))
         raw["followup"] = pl.concat(cuts, how="vertical")
         for path in [study / s.location for s in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS)]:
-            validation.content_hash(path)
+            boundary.content_hash(path)
     for name, frame in raw.items():
         store(connection, f"raw_{name}", frame)
     return raw
@@ -172,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
         chart(outputs, "adverse_events", lambda: adverse_events.ae_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
             chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_figure(curves, landmarks, medians, e, None))
-        chart(outputs, "subgroup_forest", lambda: km.forest_figure(subgroups))
+        chart(outputs, "subgroup_forest", lambda: forest.forest_figure(subgroups, medians))
         chart(outputs, "median_history", lambda: history.history_chart(by_cut))
+        chart(outputs, "swimmer", lambda: swimmer.swimmer_chart(*swimmer.swimmer_data(adtte, adrs, adsl)))
+        chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_figure(adtte, adsl, subgroups))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

@@ -20,16 +20,34 @@ from dagster import (
     map_asset_specs,
 )
 
-from lms_assets.defs import adam, graphs, records, refresh, report
+from lms_assets.defs import adam, adtr, exports, graphs, records, refresh, report, results
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
-from lms_assets.defs.audit.published import gated_summaries, registry_at_load
+from lms_assets.defs.audit.published import gated_summaries
+from lms_assets.defs.audit.registry_at_load import registry_at_load
 from lms_assets.defs.graphs import CHART_IO_MANAGER, ChartIOManager
 from lms_assets.defs.report import report_place
 from lms_assets.defs.resources import REPORT_URL, OutputsFolder, StudyFolder, WarehouseIOManager, locations
 from lms_assets.defs.tables import baseline, response, survival, toxicity
 
 # In the order of the flow (docs/architecture.md): records, ADaM, tables, graphs, audit, report, and what keeps them current.
-DOMAINS = [records, adam, baseline, response, toxicity, survival, graphs, published, consistency, sensitivity, verification, report, refresh]
+DOMAINS = [
+    records,
+    adam,
+    adtr,
+    exports,
+    baseline,
+    response,
+    toxicity,
+    survival,
+    graphs,
+    published,
+    consistency,
+    sensitivity,
+    verification,
+    results,
+    report,
+    refresh,
+]
 
 
 def build_defs(

@@ -4,12 +4,17 @@ shows and data/README.md prints ("Tables in the warehouse").
 Raw tables take their column descriptions from the record schemas (``lms_assets/records/schemas.py``), the one
 place a record file's columns are declared; ADaM, summary and audit tables from ``DERIVED`` below. Plain text
 throughout: the UI shows descriptions as they are, so markup (backticks) would show as such.
+
+An ADaM variable's label, origin (Collected, Derived, Assigned, Reconstructed, Not Available) and derivation are
+declared beside the derivations (``lms_assets.adam.variables``); ``adam_variables`` gives them with the
+description, per dataset, as the standard exports' metadata lists them.
 """
 
 from __future__ import annotations
 
 import re
 
+from lms_assets.adam import variables
 from lms_assets.records import schemas
 
 # Columns that mean the same wherever they occur.
@@ -62,7 +67,8 @@ def _table(names: str, **specific: str) -> dict[str, str]:
 
 DERIVED: dict[str, dict[str, str]] = {
     "adsl": _table(
-        "STUDYID USUBJID SUBJID AGE AGEU SEX ECOG ECOGGR1 SURGFL RADIOFL PRCHLN PRCHCAT PRCHFL COMBTRT COMBFL IMMUNOFL PRIMSITE DOSE0 DOSREDFL DISCAEFL RECONVAR",
+        "STUDYID USUBJID SUBJID AGE AGEU SEX ECOG ECOGGR1 SURGFL RADIOFL PRCHLN PRCHCAT PRCHFL COMBTRT COMBFL IMMUNOFL PRIMSITE DOSE0 DOSREDFL "
+        "DISCAEFL RECONVAR SAFFL FASFL TRT01P TRT01A ECOGBL DOSE0U DTHFL",
         AGE="Age at start of anlotinib",
         AGEU="Unit of age (YEARS)",
         SEX="Sex (F, M)",
@@ -77,42 +83,75 @@ DERIVED: dict[str, dict[str, str]] = {
         COMBFL="Anlotinib combined with another therapy (Y, N)",
         IMMUNOFL="Combination includes immunotherapy (Y, N)",
         PRIMSITE="Primary tumour site",
-        DOSE0="Starting daily dose of anlotinib, mg",
+        DOSE0="Starting daily dose of anlotinib, in DOSE0U (mg)",
         DOSREDFL="Dose reduced for toxicity (Y, N)",
         DISCAEFL="Anlotinib stopped for adverse reactions (Y, N)",
         RECONVAR="Variables whose value is reconstructed, not printed (provenance.csv); null if none",
+        SAFFL="Safety population: took at least one dose (Y for every patient the study admits)",
+        FASFL="Full analysis population: the patients efficacy is analysed in (Y, N)",
+        TRT01P="Planned treatment (single arm)",
+        TRT01A="Actual treatment: the planned one, with the therapy combined with it if any",
+        ECOGBL="ECOG performance status at baseline (before the first dose)",
+        DOSE0U="Unit of DOSE0 (MG)",
+        DTHFL="Y: died by the latest data cut; null otherwise",
     ),
     "adrs": _table(
-        "STUDYID USUBJID SUBJID PARAMCD PARAM AVALC PCHG SRCFILE SRCROW",
-        PARAMCD="Parameter code (BOR: best overall response)",
+        "STUDYID USUBJID SUBJID PARAMCD PARAM PARAMN AVALC AVAL PCHG SRCFILE SRCROW",
+        PARAMCD="Parameter code (BOR: best overall response; ORR: objective response; DCR: disease control)",
         PARAM="Parameter in words",
-        AVALC="Recorded RECIST 1.1 best overall response (CR, PR, SD, PD, NE)",
+        PARAMN="Parameter number (BOR 1, ORR 2, DCR 3)",
+        AVALC="BOR: recorded RECIST 1.1 best overall response (CR, PR, SD, PD, NE); ORR, DCR: responder (Y, N)",
+        AVAL="BOR: the response coded CR 1, PR 2, SD 3, PD 5, NE 6; ORR, DCR: responder 1, else 0",
+        PCHG="BOR: best % change of the target-lesion sum from baseline (as in ADTR); null on ORR and DCR",
+    ),
+    "adtr": _table(
+        "STUDYID USUBJID SUBJID PARAMCD PARAM PARAMN AVISIT PCHG SRCFILE SRCROW",
+        PARAMCD="Parameter code (SDIAM: sum of target-lesion diameters)",
+        PARAM="Parameter in words",
+        PARAMN="Parameter number (SDIAM 1)",
+        AVISIT="Analysis visit: BEST, the assessment of the best change (the records hold no visits)",
         PCHG="Best % change of the target-lesion sum from baseline",
     ),
     "adtte": _table(
-        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL",
-        DATACUT="Data cut the time is measured at",
+        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL CNSDTDSC PARAMN TRTP ASEQ",
+        DATACUT="Data cut the time is measured at: the follow-up file's date, the only date the records hold",
         PARAMCD="Endpoint code (PFS, OS)",
         PARAM="Endpoint in words",
-        AVAL="Time from start of anlotinib to the event or censoring",
+        AVAL="Time from start of anlotinib to the event or censoring, in months: a duration, as the paper prints no dates",
         CNSR="Censored: 1 = no event observed by the cut, 0 = event",
-        EVNTDESC="What ended the time: the event, or censoring",
+        EVNTDESC="What ended the time: Progression or Death (the event), or the censoring",
         SRCHASH="SHA-256 of the source cut file",
         AVALU="Unit of the time (MONTHS)",
         AVALRFL="Y: the time or its censoring rests on a reconstructed record (provenance.csv); null if as printed",
+        CNSDTDSC="Source of a censored time: Last tumour assessment (PFS) or Last contact (OS); null for an event",
+        PARAMN="Parameter number (PFS 1, OS 2)",
+        TRTP="Planned treatment (ADSL.TRT01P)",
+        ASEQ="Sequence number of the row within the patient: data cut, then PARAMN",
     ),
     "adae": _table(
-        "STUDYID USUBJID SUBJID AESEQ AEDECOD AEEPINUM ATOXGR ATOXGRGP TRTEMFL AOCCIFL AOCCPIFL SRCFILE SRCROW",
-        AESEQ="Sequence number of the event within the patient: term, then episode (the records carry no dates)",
-        AEDECOD="Adverse event term as in Table 4",
+        "STUDYID USUBJID SUBJID ASEQ AETERM AEDECOD AEEPINUM ATOXGR ATOXGRN ATOXGRGP TRTEMFL AOCCIFL AOCCPIFL AEREL SRCFILE SRCROW",
+        ASEQ="Sequence number of the event within the patient: term, then episode (the records carry no dates)",
+        AETERM="Adverse event term as recorded (Table 4's wording)",
+        AEDECOD="Adverse event term as in Table 4: AETERM, not coded to MedDRA",
         AEEPINUM="Episode number of this term for this patient, as recorded",
-        ATOXGR="CTCAE 4.03 grade of the episode",
+        ATOXGR="CTCAE 4.03 grade of the episode, as text (1 to 5)",
+        ATOXGRN="CTCAE 4.03 grade of the episode, as a number",
         ATOXGRGP="Grade group as Table 4 counts it (1/2, 3/4, 5)",
         TRTEMFL="Treatment-emergent (Y)",
         AOCCIFL="Y on the patient's first event at their worst grade over all terms (Table 4's any-event row)",
         AOCCPIFL="Y on the patient's first event of the term at its worst grade (Table 4's term rows)",
+        AEREL="Causality of the event: null, as the records hold none (the paper calls Table 4's events treatment-related as a whole)",
         SRCFILE="Record file the event was read from",
         SRCROW="Line of the record file (the header is line 1)",
+    ),
+    "adam_exports": _table(
+        "data_cut table rows variables json xpt",
+        data_cut="Data cut the files hold (ADTTE's rows at it; the other datasets have no cut)",
+        table="ADaM dataset exported",
+        rows="Rows written",
+        variables="Variables written",
+        json="The CDISC Dataset-JSON v1.1 file, in the outputs folder",
+        xpt="The SAS XPORT v5 file, in the outputs folder",
     ),
     "baseline_summary": _table(
         "characteristic level key n pct value patients",
@@ -298,6 +337,37 @@ DERIVED: dict[str, dict[str, str]] = {
         status="agree or differ",
         reference="R and package versions",
     ),
+    "analysis_results": _table(
+        "data_cut analysis method group1 group1_level variable variable_level stat_name stat_label stat quantity basis n patients "
+        "source_file source_rows",
+        analysis="Summary table (warehouse table and asset) that computes the statistic",
+        method="How the statistic was computed",
+        group1="Grouping variable (PARAMCD, ATOXGRGP, COMBFL, IMMUNOFL); empty when ungrouped",
+        group1_level="Level of group1 (PFS or OS, a CTCAE grade group, Y or N)",
+        variable="What is summarised: an ADaM variable, or a derived rate",
+        variable_level="Level of the variable: a category, an adverse-event term, a landmark month, a subgroup comparison",
+        stat_name="Statistic: n, pct (a percent, 0-100), median, ci_lower, ci_upper, events, hr, logrank_p and others",
+        stat_label="The statistic's label for a reader",
+        stat="The value, unrounded",
+        quantity="Registry quantity (printed_values.csv) this row gives; empty for a statistic the paper never prints",
+        basis="published_patient_data (Table 3's rows) or reconstructed_inputs (rests on values the paper does not print)",
+        n="Number of patients the statistic counts",
+        patients="Patient numbers counted, at most the first 500 (n counts them all)",
+        source_file="Record file(s) the counted rows come from (the ADaM SRCFILE)",
+        source_rows="Lines of that file the counted rows come from (the ADaM SRCROW; the header is line 1), at most the first 500",
+    ),
+    "cut_changes": _table(
+        "earlier_cut later_cut kind item SUBJID earlier_value later_value change basis",
+        earlier_cut="Data cut compared from",
+        later_cut="The next data cut, compared with it",
+        kind="patient, statistic, printed value or forecast",
+        item="What changed: a patient and endpoint, an analysis_results statistic, a printed value, or the Discussion's forecast",
+        SUBJID="Patient number of a patient's change; empty otherwise",
+        earlier_value="Value at the earlier cut (a time in months for a patient, the statistic otherwise)",
+        later_value="Value at the later cut",
+        change="How it changed: a new event, longer follow-up, moved, a verdict's move (agrees to differs), the forecast's verdict",
+        basis="published_patient_data or reconstructed_inputs, as in analysis_results and ADTTE AVALRFL",
+    ),
 }
 
 
@@ -317,6 +387,20 @@ RAW: dict[str, dict[str, str]] = _raw_tables()
 def description(table: str, column: str) -> str | None:
     """The column's description, or None when the dictionary does not know the table or the column."""
     return {**RAW, **DERIVED}.get(table, {}).get(column)
+
+
+def adam_variables(table: str) -> list[dict[str, str | None]]:
+    """Each variable of the ADaM dataset ``table`` in order: name, label, description, origin and derivation (its rule,
+    or the record file and column it comes from, with the description where that is all a rule would say)."""
+    rows = []
+    for name, text in DERIVED[table].items():
+        rule = variables.derivation(table, name)
+        if rule is None:
+            rule = text
+        elif variables.origin(table, name) == "Derived" and (table, name) in variables.RECORD_SOURCES:
+            rule = f"{rule}: {text}"
+        rows.append({"name": name, "label": variables.LABELS[name], "description": text, "origin": variables.origin(table, name), "derivation": rule})
+    return rows
 
 
 def _markdown(text: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster._serdes import ConfigurableClassData
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
@@ -44,7 +43,7 @@ class _Pooled:
             previous.dispose()
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Any) -> Any:
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
         # dagster-postgres's own from_config_value builds its base class by name, not ``cls``.
         return cls(
             inst_data=inst_data,

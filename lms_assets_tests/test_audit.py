@@ -7,8 +7,10 @@ import polars as pl
 import pytest
 from dagster import TableMetadataValue
 
-from lms_assets.audit import consistency
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, bounded, value_verdicts
+from lms_assets.audit import consistency, feasibility, findings, hypotheses
+from lms_assets.audit.rounding import rounding_audit
+from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, value_verdicts
+from lms_assets.defs.audit.registry_at_load import bounded
 from lms_assets.defs.markdown import plain_text
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_bad_input import as_shown
@@ -44,7 +46,7 @@ def registry(*rows):
     ],
 )
 def test_grim(pct, decimals, n, ks):
-    assert consistency.grim_fractions(pct, decimals, n) == ks
+    assert findings.grim_fractions(pct, decimals, n) == ks
 
 
 def test_granularity_flags_impossible_percent_and_bad_fraction():
@@ -54,7 +56,7 @@ def test_granularity_flags_impossible_percent_and_bad_fraction():
         ("D.pr.pct", "Discussion", "pr_rate.combination.pct", "2/7, 28.6%", 28.6, "percent", 1, 2, 7),
         ("T.ok.pct", "Table", "ok.pct", "15.8", 15.8, "percent", 1, None, None),
     )
-    found = consistency.granularity_findings(reg, cohort_n=19)
+    found = findings.granularity_findings(reg, cohort_n=19)
     by_id = {fid: set(found.filter(pl.col("figure_id") == fid)["finding"]) for fid in reg["figure_id"]}
     assert by_id == {
         "A.x.pct": {"grim_impossible"},
@@ -73,7 +75,7 @@ def test_paired_count_and_percent_must_agree():
         ("T.b.n", "Table", "b.n", "6", 6, "patients", 0, None, None),
         ("T.b.pct", "Table", "b.pct", "31.6", 31.6, "percent", 1, None, None),
     )
-    found = consistency.paired_count_findings(reg, cohort_n=19)
+    found = findings.paired_count_findings(reg, cohort_n=19)
     assert found["figure_id"].to_list() == ["T.a.pct"]
 
 
@@ -84,7 +86,7 @@ def test_cross_source_compares_at_each_printing_precision():
         ("A.o", "Abstract", "os.ci_lower", "14.2", 14.2, "months", 1, None, None),
         ("E.o", "Efficacy", "os.ci_lower", "12.3", 12.3, "months", 1, None, None),
     )
-    found = consistency.cross_source_findings(reg)
+    found = findings.cross_source_findings(reg)
     assert sorted(found["figure_id"].to_list()) == ["A.o", "E.o"]
     assert "Abstract prints '14.2' for os.ci_lower, but Efficacy prints '12.3'" in found["explanation"].to_list()
 
@@ -92,24 +94,24 @@ def test_cross_source_compares_at_each_printing_precision():
 def test_feasibility_enumerates_every_placement_of_the_censorings():
     # Deaths at 1, 2 and 3 months; two patients censored, each no earlier than 0.5 and no later than 10 months.
     # Four gaps (before 1, [1,2), [2,3), after 3) hold two censorings in C(5, 2) = 10 ways, all within bounds.
-    result = consistency.os_feasibility([1.0, 2.0, 3.0], [(0.5, 10.0), (0.5, 10.0)])
+    result = feasibility.os_feasibility([1.0, 2.0, 3.0], [(0.5, 10.0), (0.5, 10.0)])
     assert (result.patterns_examined, result.patterns_feasible) == (10, 10)
     # Both censored before the first death: S = 2/3 at 1, 1/3 at 2 → median 2.
     # Both censored after the last death: S = 4/5, 3/5, 2/5 → median 3.
-    assert consistency.reachable(result.estimates, {"median": (2.0, 1)})
-    assert consistency.reachable(result.estimates, {"median": (3.0, 1)})
-    assert not consistency.reachable(result.estimates, {"median": (1.0, 1)})
+    assert feasibility.reachable(result.estimates, {"median": (2.0, 1)})
+    assert feasibility.reachable(result.estimates, {"median": (3.0, 1)})
+    assert not feasibility.reachable(result.estimates, {"median": (1.0, 1)})
     # The longest follow-up is at least the last death and at most the 10-month window.
-    assert consistency.reachable(result.estimates, {"followup_max": (10.0, 1)})
-    assert not consistency.reachable(result.estimates, {"followup_max": (2.5, 1)})
+    assert feasibility.reachable(result.estimates, {"followup_max": (10.0, 1)})
+    assert not feasibility.reachable(result.estimates, {"followup_max": (2.5, 1)})
 
 
 def test_feasibility_respects_each_patients_lower_bound():
     # A censoring that cannot come before 2.5 months can only fall in [2, 3) or after 3: 2 of the 4 gaps.
-    result = consistency.os_feasibility([1.0, 2.0, 3.0], [(2.5, 10.0)])
+    result = feasibility.os_feasibility([1.0, 2.0, 3.0], [(2.5, 10.0)])
     assert (result.patterns_examined, result.patterns_feasible) == (4, 2)
     # In [2,3): S = 3/4, 2/4 → median 2; after 3: the same → median 2. Never 3.
-    assert not consistency.reachable(result.estimates, {"median": (3.0, 1)})
+    assert not feasibility.reachable(result.estimates, {"median": (3.0, 1)})
 
 
 # --- the severity rule --------------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
             "findings": ["self_inconsistent", "wrong_denominator"],
         },
     ]
-    found = consistency.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
+    found = hypotheses.hypotheses(rows, reg, 19, {"age.median": 52.89}, {})
     assert "the printed median 53 is the mean rounded (mean = 52.9" in found["T.age.median"]
     # One denominator tried across both impossible percentages: 16 makes both exact.
     assert "a denominator of 16" in found["A.x.pct"] and "12.5% = 2/16, 87.5% = 14/16" in found["D.y.pct"]
@@ -202,7 +204,7 @@ def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_do
         {"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00", "findings": []}
         for b in ("lower", "upper")
     ]
-    found = consistency.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
+    found = hypotheses.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
     assert "14.1 is the lower bound of SPSS median ± z·SE at 90% (14.10–32.90)" in found["T.os.ci_lower"]
     assert found["T.os.ci_upper"].startswith("No other standard CI method or level gives 40")
 
@@ -430,10 +432,10 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
     from lms_assets.defs.audit.published import printed_values_table
-    from lms_assets.records import schemas, validation
+    from lms_assets.records import errors, schemas, validation
 
     registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
-    with pytest.raises(validation.RecordFileError, match="known_discrepancies.csv") as refused:
+    with pytest.raises(errors.RecordFileError, match="known_discrepancies.csv") as refused:
         printed_values_table(registry, _known(tmp_path, *rows))
     assert says in str(refused.value)
 
@@ -472,4 +474,4 @@ def test_the_published_cut_is_the_latest_data_cut_the_registry_names_and_printed
 )
 def test_rounding_audit_names_the_rule_and_precision_that_reproduce_a_printed_estimate(quantity, printed, decimals, recomputed, rounding, flag):
     row = {"quantity": quantity, "value": printed, "decimals": decimals}
-    assert consistency.rounding_audit(row, recomputed) == {"rounding": rounding, "rounding_flag": flag}
+    assert rounding_audit(row, recomputed) == {"rounding": rounding, "rounding_flag": flag}

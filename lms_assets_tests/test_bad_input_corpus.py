@@ -36,9 +36,9 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from lms_assets import adam
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, errors, schemas, validation
+from lms_assets.records.errors import RecordFileError
 from lms_assets.records.study import load_study, quarantine_verdict
-from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import COHORT, SHIPPED_DATA, allow_exclusion, defs_for
 from lms_assets_tests.test_bad_input import assert_no_markup, failure_first_lines, failure_message, failure_messages, no_hang, table_digests
 
@@ -1152,13 +1152,13 @@ PUBLISHED_CUTS = [dt.date(2021, 3, 31)]
 def judge(study: Path, exclude: bool | None = None, max_share: float | None = None) -> Judgement:
     """What the ingest and cohort steps decide for ``study`` (``exclude`` and ``max_share`` override its study.toml's
     exclude_quarantined_rows and max_excluded_share), on a warehouse that has published ``PUBLISHED_CUTS``."""
-    raw = {s.name: validation.read_raw(validation.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
+    raw = {s.name: validation.read_raw(boundary.resolve_inside(study, s.location), s, label=s.location) for s in RECORD_SCHEMAS}
     raw["printed_values"] = validation.read_raw(
-        validation.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
+        boundary.resolve_inside(study, schemas.REGISTRY.location), schemas.REGISTRY, label=schemas.REGISTRY.location
     )
-    cut_files = validation.followup_files(study)
+    cut_files = boundary.followup_files(study)
     cut_frames = [validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in cut_files]
-    digests = {f"followup/{p.name}": validation.content_hash(p) for p in cut_files}
+    digests = {f"followup/{p.name}": boundary.content_hash(p) for p in cut_files}
     cuts = pl.concat(
         frame.with_columns(pl.lit(p.stem).alias("data_cut"), pl.lit(digests[f"followup/{p.name}"]).alias("content_hash"))
         for p, frame in zip(cut_files, cut_frames)
@@ -1211,7 +1211,7 @@ def judge(study: Path, exclude: bool | None = None, max_share: float | None = No
             [*map(adam.cuts.describe_withdrawn, withdrawn), *map(adam.cuts.describe_regression, regressions.iter_rows(named=True))]
         )
     flagged = set(validation.flagged(cuts, schemas.FOLLOWUP).select("file", "row", "column", "value").iter_rows())
-    return Judgement(quarantine, candidates, failures, validation.identical_cuts(digests), flagged)
+    return Judgement(quarantine, candidates, failures, boundary.identical_cuts(digests), flagged)
 
 
 def fresh_study(root: Path) -> Path:
@@ -1247,8 +1247,8 @@ def assert_cohort_lost_exactly(candidates: dict[str, pl.DataFrame], pristine: Ju
         gone = outcome.dropped.get(table, pl.lit(False))
         if outcome.invalid_patients:
             gone = gone | subject(*outcome.invalid_patients)
-        # AESEQ numbers a patient's events and AOCCIFL flags one of them: losing an event may renumber or move them.
-        across_rows = [c for c in ("AESEQ", "AOCCIFL") if table == "adae"]
+        # ASEQ numbers a patient's events and AOCCIFL flags one of them: losing an event may renumber or move them.
+        across_rows = [c for c in ("ASEQ", "AOCCIFL") if table == "adae"]
         expected = without_versions(table, pristine.candidates[table].filter(~gone)).drop(across_rows)
         got = without_versions(table, candidates[table]).drop(across_rows)
         assert got.equals(expected), f"{table}: expected {pristine.candidates[table].height - expected.height} row(s) fewer"
@@ -1258,7 +1258,7 @@ def assert_bounded_and_printable(message: str):
     assert len(message) <= MESSAGE_LIMIT, f"{len(message)} characters: {message[:200]}…"
     assert not re.search(r"[\x00-\x1f\x7f]", message.replace("\n", "")), f"unescaped control character in {message!r}"
     # Nothing disguised: no invisible or bidi character, no Cyrillic е passing for a Latin e.
-    assert all(validation.reveal(line) == line for line in message.split("\n")), f"hidden or confusable character in {message!r}"
+    assert all(errors.reveal(line) == line for line in message.split("\n")), f"hidden or confusable character in {message!r}"
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

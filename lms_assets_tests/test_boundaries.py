@@ -13,13 +13,13 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, Failure, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.defs.audit.published import registry_at_load
+from lms_assets.defs.audit.registry_at_load import registry_at_load
 from lms_assets.defs.refresh import new_followup_sensor
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.defs.warehouse import Warehouse, replace_table, sql_identifier
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, csv_text, errors, schemas, validation
+from lms_assets.records.errors import RecordFileError
 from lms_assets.records.study import load_study
-from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import REPO, copy_warehouse
 from lms_assets_tests.test_bad_input import failure_first_lines, failure_message, no_hang, run_cohort, table_digests
 
@@ -36,23 +36,23 @@ def loaded(platform_env, shipped_cohort):
 def test_a_name_that_climbs_out_of_the_study_folder_is_refused(study_dir: Path):
     (study_dir.parent / "secret.csv").write_text("patient_id\n1\n")
     with pytest.raises(RecordFileError, match=r"\.\./secret\.csv: resolves to .*, outside the study folder"):
-        validation.resolve_inside(study_dir, "../secret.csv")
+        boundary.resolve_inside(study_dir, "../secret.csv")
     with pytest.raises(RecordFileError, match="outside the study folder"):
-        validation.resolve_inside(study_dir, "followup/../../secret.csv")
+        boundary.resolve_inside(study_dir, "followup/../../secret.csv")
 
 
 def test_an_absolute_name_is_refused_even_when_it_points_inside(study_dir: Path):
     inside = study_dir / "patients.csv"
     with pytest.raises(RecordFileError, match="relative to the study folder .*, not by absolute path"):
-        validation.resolve_inside(study_dir, str(inside))
+        boundary.resolve_inside(study_dir, str(inside))
 
 
 def test_names_inside_the_folder_and_links_that_stay_inside_are_accepted(study_dir: Path):
-    assert validation.resolve_inside(study_dir, "followup/2021-03-31.csv") == study_dir / "followup" / "2021-03-31.csv"
+    assert boundary.resolve_inside(study_dir, "followup/2021-03-31.csv") == study_dir / "followup" / "2021-03-31.csv"
     (study_dir / "archive").mkdir()
     (study_dir / "patients.csv").rename(study_dir / "archive" / "patients-v2.csv")
     (study_dir / "patients.csv").symlink_to(study_dir / "archive" / "patients-v2.csv")
-    assert validation.resolve_inside(study_dir, "patients.csv") == study_dir / "patients.csv"
+    assert boundary.resolve_inside(study_dir, "patients.csv") == study_dir / "patients.csv"
 
 
 def test_a_record_file_linked_to_outside_the_folder_fails_the_run_and_keeps_the_warehouse(loaded, tmp_path: Path):
@@ -76,13 +76,13 @@ def test_a_followup_folder_or_cut_file_linked_outside_is_refused(study_dir: Path
     outside_cut.write_text((study_dir / "followup" / "2021-03-31.csv").read_text())
     (study_dir / "followup" / "2022-03-31.csv").symlink_to(outside_cut)
     with pytest.raises(RecordFileError, match=r"followup/2022-03-31\.csv: resolves to .*outside the study folder"):
-        validation.followup_files(study_dir)
+        boundary.followup_files(study_dir)
 
     (study_dir / "followup" / "2022-03-31.csv").unlink()
     (study_dir / "followup").rename(tmp_path / "moved-followup")
     (study_dir / "followup").symlink_to(tmp_path / "moved-followup")
     with pytest.raises(RecordFileError, match="followup: resolves to .*outside the study folder"):
-        validation.followup_files(study_dir)
+        boundary.followup_files(study_dir)
 
 
 # --- pseudonymous ids only ---------------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_a_column_that_looks_like_a_direct_identifier_is_refused_saying_why(stud
 
 def test_the_declared_columns_are_not_mistaken_for_identifiers(study_dir: Path):
     for schema in (*schemas.RECORD_FILES, schemas.REGISTRY, schemas.PROVENANCE):
-        assert not [c for c in schema.column_names if validation._IDENTIFIER_PATTERN.search(c)], schema.name
+        assert not [c for c in schema.column_names if csv_text._IDENTIFIER_PATTERN.search(c)], schema.name
 
 
 def test_an_identifier_column_fails_the_run_and_keeps_the_warehouse(loaded):
@@ -229,7 +229,7 @@ def test_a_file_that_cannot_be_read_is_refused_naming_it(study_dir: Path, monkey
     ],
 )
 def test_an_excerpt_of_file_content_is_short_and_printable(text: str, shown: str):
-    assert validation.excerpt(text) == shown
+    assert errors.excerpt(text) == shown
 
 
 def test_the_study_settings_are_read_through_the_boundary_check(study_dir: Path, tmp_path: Path):
@@ -269,7 +269,7 @@ def test_a_named_pipe_is_refused_by_every_reader_without_opening_it(study_dir: P
         with pytest.raises(RecordFileError, match=r"^patients\.csv: is a named pipe \(FIFO\), not a CSV file \(.*patients\.csv\)"):
             validation.read_raw(study_dir / "patients.csv", schemas.PATIENTS, label="patients.csv")
         with pytest.raises(RecordFileError, match=r"^2021-03-31\.csv: is a named pipe \(FIFO\), not a CSV file"):
-            validation.content_hash(study_dir / "followup" / "2021-03-31.csv")
+            boundary.content_hash(study_dir / "followup" / "2021-03-31.csv")
         with pytest.raises(RecordFileError, match=r"^study\.toml: is a named pipe \(FIFO\), not a settings file"):
             load_study(study_dir)
         # The definitions still load (one stand-in check per summary says the registry could not be read).
@@ -279,14 +279,14 @@ def test_a_named_pipe_is_refused_by_every_reader_without_opening_it(study_dir: P
 def test_a_read_that_does_not_finish_fails_naming_the_file(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
     """A stalled network share is stood in for by a read that waits until the test lets it go."""
     stalled = threading.Event()
-    real_open = validation._open_regular
+    real_open = boundary._open_regular
 
     def stalling(path, label, expected):
         stalled.wait()
         return real_open(path, label, expected)
 
-    monkeypatch.setattr(validation, "_open_regular", stalling)
-    monkeypatch.setattr(validation, "READ_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(boundary, "_open_regular", stalling)
+    monkeypatch.setattr(boundary, "READ_TIMEOUT_SECONDS", 0.5)
     try:
         with no_hang(), pytest.raises(RecordFileError, match=r"^response\.csv: reading it did not finish within 0\.5 s"):
             validation.read_raw(study_dir / "response.csv", schemas.RESPONSE)
@@ -319,14 +319,14 @@ def test_the_sensor_launches_a_run_for_what_the_ingest_refuses(study_dir: Path, 
         request, _ = _sensor_tick(study_dir, cursor)
         assert isinstance(request, RunRequest), request
         with pytest.raises(RecordFileError, match=r"^followup(/2022-03-31\.csv)?: (resolves to|cannot be followed|is a named pipe)"):
-            for path in validation.followup_files(study_dir):
+            for path in boundary.followup_files(study_dir):
                 validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}")
 
 
 def test_the_sensor_hashes_a_cut_only_when_its_size_or_time_changed(study_dir: Path, monkeypatch: pytest.MonkeyPatch):
     hashed = []
-    real_hash = validation.content_hash
-    monkeypatch.setattr(validation, "content_hash", lambda path, label=None: hashed.append(path.name) or real_hash(path, label))
+    real_hash = boundary.content_hash
+    monkeypatch.setattr(boundary, "content_hash", lambda path, label=None: hashed.append(path.name) or real_hash(path, label))
     first, cursor = _sensor_tick(study_dir)
     assert isinstance(first, RunRequest) and hashed == ["2021-03-31.csv"]
     same, cursor = _sensor_tick(study_dir, cursor)

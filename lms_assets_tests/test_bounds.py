@@ -7,7 +7,7 @@ from dagster import AssetSelection, DagsterInstance
 
 from lms_assets.defs.metadata import PREVIEW_CELL_CHARS, PREVIEW_ROWS, preview
 from lms_assets.graphs import render
-from lms_assets.report import page
+from lms_assets.report import markup
 from lms_assets_tests.conftest import defs_for
 from lms_assets_tests.dagster_process import instance_home
 
@@ -33,9 +33,9 @@ def test_a_preview_of_a_huge_cell_is_bounded():
 
 def test_a_report_table_of_a_huge_cell_and_many_rows_is_bounded():
     frame = pl.DataFrame({"value": [HUGE] * 3 + ["short"] * 10_000})
-    html = page.table_html(frame, "quarantine")
-    assert len(html) < page.REPORT_TABLE_ROWS * 200 + 3 * (page.REPORT_CELL_CHARS + 200)
-    assert f"{10_003 - page.REPORT_TABLE_ROWS} more rows not shown" in html
+    html = markup.table_html(frame, "quarantine")
+    assert len(html) < markup.REPORT_TABLE_ROWS * 200 + 3 * (markup.REPORT_CELL_CHARS + 200)
+    assert f"{10_003 - markup.REPORT_TABLE_ROWS} more rows not shown" in html
     assert f"({len(HUGE):,} characters in all)" in html
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from lms_assets.adam.adae import derive_adae
 from lms_assets.defs.audit.published import value_verdicts
-from lms_assets.defs.metadata import PNG_MAX_WIDTH
-from lms_assets.graphs import adverse_events, waterfall
+from lms_assets.defs.graphs import CHART_NAMES
+from lms_assets.graphs import adverse_events, render, waterfall
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
@@ -128,31 +128,41 @@ def test_printed_values_on_the_shipped_study(shipped_run):
     assert checks[("recist_consistency", "recorded_responses_match_recist")].passed  # all 19 responses fit RECIST
 
 
+def chart_metadata(result, name: str) -> dict:
+    """The metadata of chart ``name``'s materialization in ``result`` (every chart is a materialization of the one charts step)."""
+    (materialization,) = [m for m in result.asset_materializations_for_node("charts") if m.asset_key.path[-1] == name]
+    return materialization.metadata
+
+
 @pytest.mark.slow
 def test_charts_are_materialized_as_png_and_html(shipped_run):
-    waterfall_md = shipped_run["result"].asset_materializations_for_node("waterfall_chart")[0].metadata
+    waterfall_md = chart_metadata(shipped_run["result"], "waterfall_chart")
     assert re.fullmatch(r"http://[^ ]+/charts/waterfall_chart\.png\?sha256=[0-9a-f]{12}", waterfall_md["chart picture"].value)
     assert (waterfall_md["patients"].value, waterfall_md["bars_drawn"].value) == (19, 19)
     assert (shipped_run["outputs"] / "charts" / "waterfall_chart.html").stat().st_size > 0
-    ae_md = shipped_run["result"].asset_materializations_for_node("ae_chart")[0].metadata
+    ae_md = chart_metadata(shipped_run["result"], "ae_chart")
     assert ae_md["terms"].value == 12 and "/charts/ae_chart.png?sha256=" in ae_md["chart picture"].value
     assert (shipped_run["outputs"] / "charts" / "ae_chart.html").stat().st_size > 0
+    swimmer_md = chart_metadata(shipped_run["result"], "swimmer_chart")
+    assert (swimmer_md["patients"].value, swimmer_md["lanes_drawn"].value) == (19, 19)
+    # Every chart's check ran in the one step and passed.
+    checks = {e.asset_key.path[-1]: e.passed for e in shipped_run["result"].get_asset_check_evaluations() if e.check_name == "numbers_match_tables"}
+    assert checks == dict.fromkeys(CHART_NAMES, True)
 
 
-CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
-MIN_CHART_WIDTH_PX = 600
-MAX_CHART_WIDTH_PX = PNG_MAX_WIDTH
+# About render.PNG_WIDTH pixels: Dagster's dialog shows the picture at its natural size.
+MIN_CHART_WIDTH_PX = render.PNG_WIDTH * (1 - render.PNG_WIDTH_TOLERANCE)
+MAX_CHART_WIDTH_PX = render.PNG_WIDTH * (1 + render.PNG_WIDTH_TOLERANCE)
 
 
 @pytest.mark.slow
 def test_every_chart_heads_its_metadata_with_its_page_then_a_picture_that_fits_the_dialog(shipped_run):
-    for name in CHART_ASSETS:
-        metadata = shipped_run["result"].asset_materializations_for_node(name)[0].metadata
+    for name in CHART_NAMES:
+        metadata = chart_metadata(shipped_run["result"], name)
         assert list(metadata)[:2] == ["chart page", "chart picture"], (name, list(metadata))
         assert metadata["chart page"].value.endswith(f"/charts/{name}.html")
         # The picture is the PNG the chart IO manager stored, served beside the page; the link names its digest.
         png = (shipped_run["outputs"] / "charts" / f"{name}.png").read_bytes()
         assert metadata["chart picture"].value.endswith(f"/charts/{name}.png?sha256={hashlib.sha256(png).hexdigest()[:12]}")
         width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
-        # Dagster's dialog is at most 80 % of a 1440 px window wide and shows the picture at its natural size.
         assert MIN_CHART_WIDTH_PX <= width <= MAX_CHART_WIDTH_PX and height > 0, (name, width, height)

@@ -32,6 +32,8 @@ DECLARED = {
     "adrs": ("cohort", FRAMES, TABLES),
     "adsl": ("cohort", FRAMES, TABLES),
     "adtte": ("cohort", FRAMES, TABLES),
+    "adtr": ("cohort", FRAMES, TABLES),
+    "adam_exports": ("cohort", FRAMES, TABLES),
     "baseline_summary": ("baseline", FRAMES, TABLES),
     "recist_consistency": ("response", FRAMES, TABLES),
     "response_summary": ("response", FRAMES, TABLES),
@@ -48,6 +50,8 @@ DECLARED = {
     "km_os_chart": ("charts", {"altair"}, CHARTS),
     "km_pfs_chart": ("charts", {"altair"}, CHARTS),
     "history_chart": ("charts", {"altair"}, CHARTS),
+    "swimmer_chart": ("charts", {"altair"}, CHARTS),
+    "km_subgroups_chart": ("charts", {"altair"}, CHARTS),
     "waterfall_chart": ("charts", {"altair"}, CHARTS),
     "printed_values": ("audit", FRAMES, TABLES),
     "paper_consistency": ("audit", FRAMES, TABLES),
@@ -55,6 +59,8 @@ DECLARED = {
     "sensitivity_ranges": ("audit", {"polars", "duckdb", "numpy"}, TABLES),
     "r_verification": ("audit", {"polars", "duckdb", "r"}, TABLES),
     "study_report": ("report", {"html"}, TABLES),
+    "analysis_results": ("results", {"polars", "duckdb", "parquet", "csv"}, TABLES),
+    "cut_changes": ("results", FRAMES, TABLES),
 }
 # The separate (non-blocking or cross-table) checks, in no pool either.
 SEPARATE_CHECKS = {"adsl_patients_complete", "recorded_responses_match_recist"}

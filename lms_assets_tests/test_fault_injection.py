@@ -719,3 +719,172 @@ def test_a_landmark_fault_keeps_the_published_landmarks_and_history(platform_env
     for name, table in published.items():
         assert stored("main", name).equals(table), name
     assert not stored("staging", "survival_landmarks").equals(published["survival_landmarks"])
+
+
+# --- faults in the analysis results dataset: the blocking check printed_values_in_results -----------------------
+
+
+def results_of(records: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
+    """The ARD the pure builder makes from ``records``, and the summary tables it was made from."""
+    from lms_assets.results import ard
+
+    tables = summary_tables(records)
+    studyid = SHIPPED_STUDY.studyid
+    datasets = {
+        "adtte": tables["adtte"],
+        "adrs": adam.adrs.derive_adrs(records["response"], studyid=studyid),
+        "adae": adam.adae.derive_adae(records["adverse_events"], studyid=studyid),
+        "raw_patients": records["patients"],
+        "raw_allocations": records["allocations"],
+    }
+    return ard.analysis_results(tables, PRINTED_VALUE_SOURCES, datasets, records["provenance"]), tables
+
+
+def results_check(records: dict[str, pl.DataFrame]):
+    """printed_values_in_results as analysis_results yields it, on the ARD the pure builder makes from ``records``."""
+    from lms_assets.defs.results import printed_values_check
+
+    candidate, tables = results_of(records)
+    return printed_values_check(candidate, records["printed_values"], tables)
+
+
+def percent_as_proportion(mp, records):
+    # cards' convention slipped in: every percentage stored as a proportion (15.8 → 0.158).
+    from lms_assets.results import ard
+
+    def wrapper(original):
+        def faulty(values, *args, **kwargs):
+            pct = pl.col("quantity").str.ends_with(".pct")
+            return original(values.with_columns(value=pl.when(pct).then(pl.col("value") / 100).otherwise(pl.col("value"))), *args, **kwargs)
+
+        return faulty
+
+    _wrap(mp, ard, "_rows", wrapper)
+
+
+def table_4_left_out(mp, records):
+    # A summary table missing from the map the ARD reads: none of its printed values has a row.
+    from lms_assets.results import ard
+
+    _wrap(
+        mp,
+        ard,
+        "analysis_results",
+        lambda original: lambda tables, sources, *args: original(tables, {k: v for k, v in sources.items() if k != "ae_summary"}, *args),
+    )
+
+
+def grade_groups_not_told_apart(mp, records):
+    # The quantity's grade not parsed into group1_level: any grade, 1/2, 3/4 and 5 of a term name one statistic.
+    from lms_assets.results import ard
+
+    def wrapper(original):
+        def faulty(quantity):
+            fields = original(quantity)
+            return fields | {"group1_level": None} if fields["group1"] == "ATOXGRGP" else fields
+
+        return faulty
+
+    _wrap(mp, ard, "cards_fields", wrapper)
+
+
+RESULTS_FAULTS = [
+    Fault("ARD percentages as proportions", percent_as_proportion, frozenset({"ABS.response.PR.pct", "T2.orr.pct"})),
+    Fault("Table 4 left out of the ARD", table_4_left_out, frozenset({"ABS.ae.hand_foot_skin_syndrome.g34.pct", "SAF.ae.any_g34.n"})),
+    Fault("ARD grade groups not told apart", grade_groups_not_told_apart, frozenset({"ABS.ae.hypertension.g34.pct"})),
+]
+
+
+def test_the_shipped_study_passes_the_results_check(records):
+    result = results_check(records)
+    assert result.passed, result.description
+
+
+@pytest.mark.parametrize("fault", RESULTS_FAULTS, ids=[f.name for f in RESULTS_FAULTS])
+def test_each_results_fault_fails_the_blocking_results_check(fault, records, monkeypatch):
+    records = dict(records)
+    fault.inject(monkeypatch, records)
+    result = results_check(records)
+    assert not result.passed and result.severity.value == "ERROR"
+    named = {problem.split(" ")[0] for problem in result.metadata["problems"].value}
+    assert fault.caught_by <= named, f"{fault.name}: {sorted(named)}"
+    print(f"{fault.name}: caught by printed_values_in_results ({plain_text(result.description)[:200]})")
+
+
+# --- faults in what changed between cuts: the blocking check changes_add_up of cut_changes -------------------------
+
+LATER_CUT = "2022-03-31"
+
+
+def with_a_later_cut(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+    """The shipped records and a cut a year later: patients 1 and 2 died six months after their last contact, every
+    other living patient was followed twelve months longer."""
+    shipped = records["followup"]
+    alive, dying = pl.col("died") == 0, pl.col("patient_id").is_in([1, 2])
+    later = shipped.with_columns(
+        pl.when(dying)
+        .then(pl.col("os_months") + 6)
+        .when(alive)
+        .then(pl.col("os_months") + 12)
+        .otherwise(pl.col("os_months"))
+        .round(1)
+        .alias("os_months"),
+        pl.when(dying).then(1).otherwise(pl.col("died")).alias("died"),
+        pl.lit(LATER_CUT).str.to_date().alias("data_cut"),
+        pl.lit(f"followup/{LATER_CUT}.csv").alias(validation.FILE),
+    )
+    return {**records, "followup": pl.concat([shipped, later])}
+
+
+def changes_check(records: dict[str, pl.DataFrame]):
+    """changes_add_up as cut_changes yields it, on the changes the pure functions find in ``records``."""
+    from lms_assets.defs.results import changes_check as check
+    from lms_assets.results import changes
+
+    candidate, tables = results_of(records)
+    return check(changes.cut_changes(candidate, tables["adtte"], records["printed_values"]), candidate, records["printed_values"])
+
+
+def censoring_read_as_the_event(mp, records):
+    # cut_changes reads CNSR as the event flag: the two new deaths look like patients who came back to life.
+    from lms_assets.results import changes
+
+    _wrap(mp, changes, "patient_changes", lambda original: lambda adtte: original(adtte.with_columns(CNSR=1 - pl.col("CNSR"))))
+
+
+def earlier_and_later_swapped(mp, records):
+    # The statistics' pairing reversed: every move shown backwards (the OS median "falls" from 25.7 to 23.5).
+    from lms_assets.results import changes
+
+    def wrapper(original):
+        def faulty(ard):
+            table = original(ard)
+            return table.with_columns(earlier_value=pl.col("later_value"), later_value=pl.col("earlier_value"))
+
+        return faulty
+
+    _wrap(mp, changes, "statistic_changes", wrapper)
+
+
+def test_a_later_cut_passes_the_changes_check(records):
+    result = changes_check(with_a_later_cut(records))
+    assert result.passed and result.metadata["new events listed"].value == 2, result.description
+
+
+def test_censoring_read_as_the_event_fails_the_blocking_changes_check(records, monkeypatch):
+    censoring_read_as_the_event(monkeypatch, records)
+    result = changes_check(with_a_later_cut(records))
+    assert not result.passed and result.severity.value == "ERROR"
+    assert plain_text(result.description) == (
+        "OS 2021-03-31 → 2022-03-31: 0 patient(s) listed with a new event, but the Kaplan–Meier event count rose by 2 (12 → 14)"
+    )
+
+
+def test_earlier_and_later_swapped_fails_the_blocking_changes_check(records, monkeypatch):
+    earlier_and_later_swapped(monkeypatch, records)
+    result = changes_check(with_a_later_cut(records))
+    assert not result.passed and result.severity.value == "ERROR"
+    problems = result.metadata["problems"].value
+    assert any(p.startswith("survival_summary: PARAMCD = OS, AVAL, Median (Kaplan–Meier; SPSS") and "shown 25.7 → 23.5" in p for p in problems), (
+        problems
+    )

@@ -34,21 +34,22 @@ def test_cohort_from_shipped_study(platform_env):
     adtte = _table(warehouse, "adtte")
     adae = _table(warehouse, "adae")
     assert _table(warehouse, "quarantine").is_empty()
-    assert adsl.height == 19 and adrs.height == 19
+    # ADRS: BOR and the responder parameters ORR and DCR per patient.
+    assert adsl.height == 19 and adrs.height == 3 * 19 and adrs.filter(pl.col("PARAMCD") == "BOR").height == 19
     assert adtte.height == 38  # PFS and OS for 19 patients at the one published cut
     # Table 3: patient 7 is 40, female, PS 2, three or more prior lines, immunotherapy + chemotherapy.
     p7 = adsl.filter(pl.col("SUBJID") == 7).row(0, named=True)
     assert (p7["AGE"], p7["SEX"], p7["ECOG"], p7["PRCHLN"], p7["COMBFL"], p7["IMMUNOFL"]) == (40, "F", 2, 3, "Y", "Y")
     assert adsl["COMBFL"].eq("Y").sum() == 7
     assert adsl["PRCHFL"].eq("Y").sum() == 14
-    assert adrs.filter(pl.col("SUBJID") == 19)["PCHG"].item() == pytest.approx(89.2)
+    assert adrs.filter((pl.col("SUBJID") == 19) & (pl.col("PARAMCD") == "BOR"))["PCHG"].item() == pytest.approx(89.2)
     os_ = adtte.filter(pl.col("PARAMCD") == "OS")
     assert os_["CNSR"].eq(0).sum() == 12  # "12 patients died"
     assert adtte.filter(pl.col("PARAMCD") == "PFS")["CNSR"].eq(0).sum() == 19  # all progressed
     assert os_.filter(pl.col("SUBJID") == 3)["AVAL"].item() == pytest.approx(28.0)
     # One row per episode; the worst grade is flagged: patient 3 had hand-foot skin syndrome at grade 2, then grade 3.
     hfs3 = adae.filter((pl.col("SUBJID") == 3) & (pl.col("AEDECOD") == "Hand foot skin syndrome")).sort("AEEPINUM")
-    assert hfs3.select("ATOXGR", "ATOXGRGP", "AOCCPIFL").rows() == [(2, "Grade 1/2", None), (3, "Grade 3/4", "Y")]
+    assert hfs3.select("ATOXGRN", "ATOXGRGP", "AOCCPIFL").rows() == [(2, "Grade 1/2", None), (3, "Grade 3/4", "Y")]
     assert adae.height == 46 and adae.select("SUBJID", "AEDECOD", "AEEPINUM").is_duplicated().sum() == 0
 
 

@@ -20,10 +20,10 @@ from markdown_it import MarkdownIt
 from lms_assets.adam.adae import derive_adae
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
-from lms_assets.defs.report import CHART_ASSETS, REPORT_FILE
+from lms_assets.defs.report import CHART_NAMES, REPORT_FILE
 from lms_assets.graphs import adverse_events, render
 from lms_assets.records import schemas
-from lms_assets.records.validation import reveal
+from lms_assets.records.errors import reveal
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_toxicity import raw_adverse_events
@@ -157,7 +157,7 @@ def test_every_written_page_shows_data_borne_payloads_as_text(platform_env):
     assert run_assets("study_report", paths=platform_env).success
     outputs = platform_env["outputs"]
     charts = sorted((outputs / "charts").glob("*.html"))
-    assert {p.stem for p in charts} == {a.key.path[-1] for a in CHART_ASSETS}
+    assert {p.stem for p in charts} == set(CHART_NAMES)
     report = outputs / REPORT_FILE
 
     seen = open_pages([*charts, report])
@@ -201,7 +201,7 @@ def test_a_preview_keeps_each_payload_as_stored_text_and_markdown_shows_it_escap
         "*emphasis* _too_ and `code` [a link](javascript:alert(1)) ~~struck~~ a|b ![i](http://127.0.0.1:9/x.png)",
         "bare https://198.51.100.7/x, www.example.org and someone@example.org",
     ]
-    # Invisible and bidi characters as code points (validation.reveal), everything else as stored.
+    # Invisible and bidi characters as code points (errors.reveal), everything else as stored.
     assert [r.data["value"] for r in preview(pl.DataFrame({"value": stored}), limit=len(stored)).records] == [reveal(v) for v in stored]
     for value in stored:
         cells = _Cells()
@@ -233,15 +233,16 @@ class HTMLText(HTMLParser):
 
 def test_a_report_table_shows_each_payload_as_text_and_breaks_only_over_long_runs():
     """The report's cells: escaped payloads, with break opportunities (``<wbr>``) only inside runs too long for a page."""
-    from lms_assets.report import page
+    from lms_assets.graphs import render
+    from lms_assets.report import markup
 
     long_run = "A" * 70 + "<script>alert('long')</script>" + "B" * 70
     stored = [*PAYLOADS, long_run]
-    rendered = page.table_html(pl.DataFrame({"value": stored}), "payloads — data cut 2021-03-31")
+    rendered = markup.table_html(pl.DataFrame({"value": stored}), "payloads — data cut 2021-03-31")
     cells = _Cells()
     cells.feed(rendered)
     assert cells.tags <= {"table", "caption", "thead", "tbody", "tr", "th", "td", "wbr"}, cells.tags
-    assert [c.strip() for c in cells.cells] == [reveal(page.render.clip(v, page.REPORT_CELL_CHARS)).strip() for v in stored]
+    assert [c.strip() for c in cells.cells] == [reveal(render.clip(v, markup.REPORT_CELL_CHARS)).strip() for v in stored]
     # Only the over-long run is broken, and never inside a payload's escaped character (&lt; stays whole).
-    assert rendered.count("<wbr>") == len(long_run) // (page.LONGEST_UNBROKEN // 2)
+    assert rendered.count("<wbr>") == len(long_run) // (markup.LONGEST_UNBROKEN // 2)
     assert "&l<wbr>" not in rendered and "&lt<wbr>" not in rendered

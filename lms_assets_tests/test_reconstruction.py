@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from lms_assets.tables import printed as fig
-from lms_assets.tables.survival import km_table, spss_median_ci
+from lms_assets.tables.kaplan_meier import km_table
+from lms_assets.tables.survival import spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_DATA
 
 STUDY_WINDOW_MONTHS = 39.0  # first possible start 2018-01 to the data cut 2021-03-31

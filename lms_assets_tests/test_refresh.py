@@ -12,8 +12,8 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 from lms_assets.defs.audit.published import value_verdicts
 from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets.defs.resources import StudyFolder
-from lms_assets.records import validation
-from lms_assets.records.validation import RecordFileError
+from lms_assets.records import boundary
+from lms_assets.records.errors import RecordFileError
 from lms_assets_tests.conftest import run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines, table_digests
 
@@ -135,7 +135,7 @@ def test_a_cut_saved_with_an_upper_case_extension_is_seen_by_the_sensor_and_read
     request, _ = evaluate(cursor, platform_env["data"])
 
     assert isinstance(request, RunRequest) and request.tags["lms/changed_files"] == "2021-06-30.CSV"
-    assert [p.name for p in validation.followup_files(platform_env["data"])] == [SHIPPED_CUT, "2021-06-30.CSV"]
+    assert [p.name for p in boundary.followup_files(platform_env["data"])] == [SHIPPED_CUT, "2021-06-30.CSV"]
 
 
 def test_a_file_the_ingest_refuses_still_launches_a_run_that_says_why(platform_env):
@@ -146,7 +146,7 @@ def test_a_file_the_ingest_refuses_still_launches_a_run_that_says_why(platform_e
 
     assert isinstance(request, RunRequest) and request.tags["lms/changed_files"] == "notes.txt"
     with pytest.raises(RecordFileError, match="followup/notes.txt: follow-up files must be named by their ISO cut date"):
-        validation.followup_files(platform_env["data"])
+        boundary.followup_files(platform_env["data"])
 
 
 def test_the_sensor_never_reads_a_cut_linked_outside_the_study_folder(platform_env, tmp_path):
@@ -155,7 +155,7 @@ def test_the_sensor_never_reads_a_cut_linked_outside_the_study_folder(platform_e
     (platform_env["data"] / "followup" / "2022-03-31.csv").symlink_to(outside)
     state = followup_state(platform_env["data"])
     assert state["2022-03-31.csv"] == "outside the study folder"
-    assert set(state) == {p.name for p in validation.followup_candidates(platform_env["data"])}
+    assert set(state) == {p.name for p in boundary.followup_candidates(platform_env["data"])}
 
 
 # --- cut dates and copies -------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_the_sensor_never_reads_a_cut_linked_outside_the_study_folder(platform_e
 def test_a_cut_dated_in_the_future_is_refused(study_dir):
     (study_dir / "followup" / "2099-01-01.csv").write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
     with pytest.raises(RecordFileError, match=r"^followup/2099-01-01\.csv: data cut 2099-01-01 is in the future \(today is 2021-04-01\)"):
-        validation.followup_files(study_dir, today=dt.date(2021, 4, 1))
+        boundary.followup_files(study_dir, today=dt.date(2021, 4, 1))
 
 
 def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(study_dir):
@@ -173,10 +173,10 @@ def test_a_cut_dated_tomorrow_is_accepted_for_time_zones_but_not_two_days_ahead(
         name = f"{today + dt.timedelta(days=days)}.csv"
         (study_dir / "followup" / name).write_bytes((study_dir / "followup" / SHIPPED_CUT).read_bytes())
         if accepted:
-            assert name in [p.name for p in validation.followup_files(study_dir)]
+            assert name in [p.name for p in boundary.followup_files(study_dir)]
         else:
             with pytest.raises(RecordFileError, match="is in the future"):
-                validation.followup_files(study_dir)
+                boundary.followup_files(study_dir)
 
 
 def test_a_cut_dated_after_its_file_was_last_written_is_refused(study_dir):
@@ -185,10 +185,10 @@ def test_a_cut_dated_after_its_file_was_last_written_is_refused(study_dir):
     written = dt.datetime(2021, 5, 2, 9, tzinfo=dt.UTC).timestamp()
     os.utime(path, (written, written))
     with pytest.raises(RecordFileError, match=r"followup/2021-06-30\.csv: data cut 2021-06-30 is after the file was last modified \(2021-05-02\)"):
-        validation.followup_files(study_dir)
+        boundary.followup_files(study_dir)
     # Written the day after its cut (an export run the next morning) is what a real cut looks like.
     os.utime(path, (written + 60 * 86400, written + 60 * 86400))
-    assert path in validation.followup_files(study_dir)
+    assert path in boundary.followup_files(study_dir)
 
 
 def test_a_byte_identical_copy_of_a_cut_warns_naming_both_files(platform_env):
@@ -200,8 +200,8 @@ def test_a_byte_identical_copy_of_a_cut_warns_naming_both_files(platform_env):
 
 
 def test_identical_cuts_pairs_each_copy_with_the_first_file_of_that_content():
-    assert validation.identical_cuts({"a.csv": "1", "b.csv": "2", "c.csv": "1", "d.csv": "1"}) == [("a.csv", "c.csv"), ("a.csv", "d.csv")]
-    assert validation.identical_cuts({"a.csv": "1", "b.csv": "2"}) == []
+    assert boundary.identical_cuts({"a.csv": "1", "b.csv": "2", "c.csv": "1", "d.csv": "1"}) == [("a.csv", "c.csv"), ("a.csv", "d.csv")]
+    assert boundary.identical_cuts({"a.csv": "1", "b.csv": "2"}) == []
 
 
 def test_a_published_cut_whose_file_is_removed_holds_adtte_back(platform_env):

@@ -14,9 +14,11 @@ from dagster import AssetCheckSeverity, AssetKey, DagsterInstance
 
 from lms_assets.definitions import build_defs
 from lms_assets.defs import report as report_defs
-from lms_assets.defs.report import CHART_ASSETS, CHART_NAMES, REPORT_FILE
-from lms_assets.records.validation import RecordFileError
-from lms_assets.report import page
+from lms_assets.defs.report import CHART_NAMES, REPORT_FILE
+from lms_assets.graphs import render
+from lms_assets.records.errors import RecordFileError
+from lms_assets.report import comparison, marks, markup, page
+from lms_assets.report.inputs import ReportInputs, package_versions
 from lms_assets.tables.printed import figures_frame
 from lms_assets.tables.printed import format_value as fig_format
 from lms_assets_tests.conftest import defs_for, start_from_shipped_run
@@ -62,7 +64,7 @@ AUDIT = audit(
 
 
 def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
-    cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    cells = comparison.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     by_quantity = {r["quantity"]: r for r in cells.iter_rows(named=True)}
 
     assert set(by_quantity) == {"sex.male.n", "sex.male.pct", "age.median", "metastasis.distant.pct"}
@@ -85,7 +87,7 @@ def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
 
 
 def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
-    cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    cells = comparison.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     html = page.comparison_html(cells, "Table 1")
     # Columns in the order the paper prints its figures (the registry's order).
     headings = re.findall(r'<th colspan="2">([^<]+)</th>', html)
@@ -101,8 +103,8 @@ def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
     assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy" title="[^"]*Table 3&#x27;s patient rows give 52.0"', age)
 
 
-def _inputs(**overrides) -> page.ReportInputs:
-    cells = page.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+def _inputs(**overrides) -> ReportInputs:
+    cells = comparison.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
     defaults = dict(
         title="Study <report>",
         generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
@@ -127,7 +129,9 @@ def _inputs(**overrides) -> page.ReportInputs:
                 "note": [None, None],
             }
         ),
-        charts=[page.Chart("waterfall_chart", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")],
+        charts=[
+            render.Chart("waterfall_chart", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")
+        ],
         audit=AUDIT.join(
             FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(REGISTRY.select("figure_id", "quantity"), on="quantity"),
             on="figure_id",
@@ -158,7 +162,7 @@ def _inputs(**overrides) -> page.ReportInputs:
         ),
         versions={"python": "3.11", "dagster": "1.13"},
     )
-    return page.ReportInputs(**{**defaults, **overrides})
+    return ReportInputs(**{**defaults, **overrides})
 
 
 def test_report_is_one_offline_document_with_every_section():
@@ -213,7 +217,7 @@ def _printed_cell(html: str, label: str) -> list[str]:
 
 
 def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
-    cells = page.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
+    cells = comparison.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
     html = page.comparison_html(cells, "Table 2")
     # 23.50 agrees with the printed 23.5: reproduced here, the paper contradicting it elsewhere; never ≠.
     [(recomputed, css, printed)] = _printed_cell(html, "Median OS")
@@ -227,12 +231,12 @@ def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
     assert "from reconstructed inputs only" in re.search(r'title="([^"]*T2.orr.n[^"]*)"', html)[1]
     assert pct == ("15.80", "num printed status-discrepancy", "15.0 ≠")
     # The four marks, each distinct.
-    symbols = [symbol for symbol, _ in page.MARKS.values()]
+    symbols = [symbol for symbol, _ in marks.MARKS.values()]
     assert len(set(symbols)) == 4 and set(cells["mark"]) == {"contradicted", "reproduced", "discrepancy"}
 
 
-def _t2_inputs() -> page.ReportInputs:
-    cells = page.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
+def _t2_inputs() -> ReportInputs:
+    cells = comparison.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
     base = _inputs()
     summary = base.survival_summary.with_columns(pl.Series("ci_upper", [5.2375, 6.2]))
     audited = (
@@ -256,7 +260,7 @@ def _t2_inputs() -> page.ReportInputs:
         )
         .drop("printed", "decimals")
     )
-    return page.ReportInputs(
+    return ReportInputs(
         **{**base.__dict__, "tables": {"Table 2. Overall response": cells}, "registry": T2_REGISTRY, "survival_summary": summary, "audit": audited}
     )
 
@@ -270,13 +274,13 @@ def test_a_value_is_shown_at_one_rounding_everywhere_and_the_legend_heads_the_pa
     assert audit_rows and all("≠" not in r and "✓†" in r for r in audit_rows)
     # Marked ✓* in the audit's table of all figures (its mark column holds the symbol alone), which the legend explains.
     assert any("<td>✓*</td>" in r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.orr.n" in r)
-    assert f"reproduced {page.RECONSTRUCTED_WORDS}" in html.replace("&#x27;", "'")
+    assert f"reproduced {marks.RECONSTRUCTED_WORDS}" in html.replace("&#x27;", "'")
     # Patients as ranges, not one number per line.
     assert "<td>1–5, 9</td>" in html
     # The legend comes before the first table, and names every mark.
     legend = html.index('class="legend"')
     assert legend < html.index("<table")
-    for symbol, words in page.MARKS.values():
+    for symbol, words in marks.MARKS.values():
         assert f">{symbol}</span> {words}" in html.replace("&#x27;", "'")
 
 
@@ -300,8 +304,8 @@ def test_long_appendices_are_folded_compact_and_listed_in_the_contents():
     base = _t2_inputs()
     # 48 printed figures: past FOLDED_ROWS, so the table of all of them is an appendix.
     many = pl.concat([base.audit.with_columns(pl.format("{}.{}", "figure_id", pl.lit(i)).alias("figure_id")) for i in range(12)])
-    assert many.height > page.FOLDED_ROWS
-    html = page.study_report_html(page.ReportInputs(**{**base.__dict__, "audit": many}))
+    assert many.height > markup.FOLDED_ROWS
+    html = page.study_report_html(ReportInputs(**{**base.__dict__, "audit": many}))
 
     # Folded, closed, and saying so; the shorter table of those not reproduced stays open.
     assert re.findall(r"<details[^>]*>", html) == ["<details>"]
@@ -340,7 +344,7 @@ def test_long_appendices_are_folded_compact_and_listed_in_the_contents():
 
 
 def test_package_versions_are_the_installed_ones():
-    versions = page.package_versions(["dagster", "surely-not-a-package-name"])
+    versions = package_versions(["dagster", "surely-not-a-package-name"])
     assert versions["dagster"] == dagster.__version__
     assert versions["surely-not-a-package-name"] == "not installed"
 
@@ -351,7 +355,9 @@ def test_every_blocking_check_guards_an_asset_upstream_of_the_report():
     upstream = graph.get_ancestor_asset_keys(AssetKey("study_report")) | {AssetKey("study_report")}
     guarded = {key.asset_key for key in graph.asset_check_keys if graph.get_check_spec(key).blocking}
     assert AssetKey("adtte") in guarded and AssetKey("baseline_summary") in guarded
-    assert guarded <= upstream, sorted(k.to_user_string() for k in guarded - upstream)
+    # The ADaM exports are a publication of their own beside the report (outputs/adam/), with ADTR, which only they carry.
+    exports = {AssetKey("adam_exports"), AssetKey("adtr")}
+    assert guarded <= upstream | exports, sorted(k.to_user_string() for k in guarded - upstream - exports)
 
 
 def _run_everything(paths):
@@ -381,7 +387,7 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     assert not re.search(r"https?://|<script|<link", html)
 
     images = [base64.b64decode(i) for i in re.findall(r'<img src="data:image/png;base64,([^"]+)"', html)]
-    assert len(images) == len(CHART_ASSETS) == metadata["charts"].value
+    assert len(images) == len(CHART_NAMES) == metadata["charts"].value
     assert all(i.startswith(PNG_MAGIC) for i in images)
     # Each chart rendered once: the PNG the UI's metadata links (by its digest), the stored PNG and the report's image
     # are the same bytes.

@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from lms_assets.defs.report import CELLS_MATCH, REPORT_FILE, reconstructed_estimates
-from lms_assets.report import page
+from lms_assets.report import comparison, page, readback
 from lms_assets_tests.conftest import start_from_shipped_run
 from lms_assets_tests.test_bad_input import failure_first_lines
 from lms_assets_tests.test_fault_injection import _wrap
@@ -20,7 +20,7 @@ from lms_assets_tests.test_survival import _shipped_adtte
 
 def test_a_discrepancy_from_reconstructed_inputs_is_marked_with_the_star():
     audit = T2_AUDIT.with_columns(pl.when(pl.col("figure_id") == "T2.orr.pct").then(pl.lit("reconstructed_inputs")).otherwise("basis").alias("basis"))
-    html = page.comparison_html(page.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, audit, "Table 2"), "Table 2")
+    html = page.comparison_html(comparison.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, audit, "Table 2"), "Table 2")
     _, pct = _printed_cell(html, "ORR")
     assert pct[2] == "15.0 ≠*" and "reconstructed-basis" in pct[1]
     assert "from reconstructed inputs only" in re.search(r'title="([^"]*T2.orr.pct[^"]*)"', html)[1]
@@ -59,7 +59,7 @@ def test_the_shipped_study_reconstructs_os_at_the_published_cut_only():
 def test_the_written_page_shows_its_tables_cells():
     inputs = _t2_inputs()
     html = page.study_report_html(inputs)
-    assert page.shown_comparison_cells(html) == [
+    assert readback.shown_comparison_cells(html) == [
         {
             "T2.os.median": ("23.50", "23.5"),
             "T2.pfs.ci_upper": ("5.238", "5.24"),
@@ -67,11 +67,11 @@ def test_the_written_page_shows_its_tables_cells():
             "T2.orr.pct": ("15.80", "15.0"),
         }
     ]
-    assert page.comparison_mismatches(html, inputs.tables) == []
+    assert readback.comparison_mismatches(html, inputs.tables) == []
 
 
 def recomputed_one_place_short(mp):
-    _wrap(mp, page, "_recomputed_text", lambda original: lambda value, decimals: original(value, None if decimals is None else decimals - 1))
+    _wrap(mp, page, "recomputed_text", lambda original: lambda value, decimals: original(value, None if decimals is None else decimals - 1))
 
 
 def printed_cell_shows_the_recomputed_value(mp):
@@ -85,14 +85,14 @@ def printed_cell_shows_the_recomputed_value(mp):
 def test_each_cell_fault_fails_the_report_check(fault, monkeypatch):
     inputs = _t2_inputs()
     fault(monkeypatch)
-    assert page.comparison_mismatches(page.study_report_html(inputs), inputs.tables)
+    assert readback.comparison_mismatches(page.study_report_html(inputs), inputs.tables)
 
 
 def test_a_missing_table_fails_the_report_check():
     inputs = _t2_inputs()
-    assert page.comparison_mismatches(page.study_report_html(inputs), {**inputs.tables, "Table 9": inputs.tables["Table 2. Overall response"]}) == [
-        "the page shows 1 comparison tables, not the 2 it was given"
-    ]
+    assert readback.comparison_mismatches(
+        page.study_report_html(inputs), {**inputs.tables, "Table 9": inputs.tables["Table 2. Overall response"]}
+    ) == ["the page shows 1 comparison tables, not the 2 it was given"]
 
 
 @pytest.mark.slow

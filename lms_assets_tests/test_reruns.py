@@ -11,7 +11,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.loader import LoadingContextForTest
 
 from lms_assets.definitions import build_defs
-from lms_assets.records import validation
+from lms_assets.records import boundary
 from lms_assets_tests.conftest import materialize_everything
 from lms_assets_tests.test_bad_input import table_digests
 
@@ -83,7 +83,7 @@ def test_unchanged_inputs_give_identical_tables_and_data_versions(graph):
     for name, file in RAW_FILES.items():
         assert first_versions[name] == sha256(env["data"] / file), name
     cut = env["data"] / "followup" / "2021-03-31.csv"
-    assert first_versions["raw_followup"] == validation.combined_hash([sha256(cut)])
+    assert first_versions["raw_followup"] == boundary.combined_hash([sha256(cut)])
 
 
 def test_a_changed_file_gets_a_new_data_version_and_only_its_dependents_go_stale(graph):

@@ -12,8 +12,8 @@ import pytest
 from dagster import AssetSelection
 
 from lms_assets.defs.resources import LOCATIONS, OutputsFolder, StudyFolder, locations
+from lms_assets.records.errors import RecordFileError
 from lms_assets.records.study import ReportTable, Study, load_study
-from lms_assets.records.validation import RecordFileError
 from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets, run_selection, start_from_shipped_run
 
 PACKAGE = REPO / "lms_assets"

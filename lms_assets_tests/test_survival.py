@@ -14,10 +14,11 @@ from lifelines.utils import median_survival_times
 
 from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
-from lms_assets.graphs import km
+from lms_assets.graphs import forest, km
 from lms_assets.records import schemas, validation
-from lms_assets.tables import survival
-from lms_assets.tables.survival import Z_95, km_table, spss_median_ci
+from lms_assets.tables import kaplan_meier, subgroups, survival
+from lms_assets.tables.kaplan_meier import Z_95, km_table
+from lms_assets.tables.survival import spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_STUDY
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data"
@@ -150,7 +151,7 @@ def test_spss_tolerates_floating_point_error_in_s():
 
 def test_loglog_band_is_lifelines_default_and_matches_a_hand_computation():
     # Deaths at 1..5: at t = 2, S = 3/5 and Σ d/(n(n−d)) = 1/20 + 1/12.
-    steps = survival.with_loglog_band(km_table([1, 2, 3, 4, 5], [1] * 5))
+    steps = kaplan_meier.with_loglog_band(km_table([1, 2, 3, 4, 5], [1] * 5))
     at_two = steps.filter(pl.col("time") == 2).row(0, named=True)
     exponent = math.exp(Z_95 * math.sqrt(1 / 20 + 1 / 12) / abs(math.log(0.6)))
     assert at_two["ci_lower"] == pytest.approx(0.6**exponent, rel=1e-12)
@@ -159,7 +160,7 @@ def test_loglog_band_is_lifelines_default_and_matches_a_hand_computation():
 
 def test_loglog_band_is_null_where_undefined_at_s_one_and_s_zero():
     """log(−log S) is undefined at S = 1 (a censoring before the first event) and S = 0 (the last death): R gives NA."""
-    steps = survival.with_loglog_band(km_table([1, 2, 3, 4], [0, 1, 1, 1]))
+    steps = kaplan_meier.with_loglog_band(km_table([1, 2, 3, 4], [0, 1, 1, 1]))
     assert steps["surv"].to_list()[0] == 1.0 and steps["surv"].to_list()[-1] == 0.0
     assert steps["ci_lower"].is_null().to_list() == [True, False, False, True]
     assert steps["ci_upper"].is_null().to_list() == [True, False, False, True]
@@ -168,9 +169,9 @@ def test_loglog_band_is_null_where_undefined_at_s_one_and_s_zero():
 def test_an_upper_band_that_ends_at_s_zero_does_not_give_a_bound():
     """The OS defect R found: lifelines' [0, 0] band at the last death read as the upper bound. It is not reached."""
     os_ = _shipped_adtte().filter(pl.col("PARAMCD") == "OS")
-    steps = survival.with_loglog_band(km_table(os_["AVAL"].to_list(), (1 - os_["CNSR"]).to_list()))
+    steps = kaplan_meier.with_loglog_band(km_table(os_["AVAL"].to_list(), (1 - os_["CNSR"]).to_list()))
     assert steps["surv"][-1] == 0.0 and steps["ci_upper"].drop_nulls().min() > 0.5
-    estimate = survival.brookmeyer_crowley_median(steps)
+    estimate = kaplan_meier.brookmeyer_crowley_median(steps)
     assert (estimate.median, estimate.ci_lower, estimate.ci_upper) == (23.5, 6.9, None)
     assert "upper bound not reached" in estimate.note
 
@@ -178,15 +179,15 @@ def test_an_upper_band_that_ends_at_s_zero_does_not_give_a_bound():
 def test_plateau_median_under_both_conventions():
     """S = 0.5 exactly from t = 3 until the next death at 5: SPSS's first crossing is 3, R's and SAS's midpoint 4 (each value as R 4.2 gives)."""
     steps = km_table([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 1, 1])
-    assert survival.first_time_at_or_below(steps, "surv", 0.5) == 3
-    assert survival.plateau_midpoint_median(steps) == 4
+    assert kaplan_meier.first_time_at_or_below(steps, "surv", 0.5) == 3
+    assert kaplan_meier.plateau_midpoint_median(steps) == 4
     # A curve that ends on the plateau: the midpoint runs to the last observed time (R's quantile.survfit).
-    assert survival.plateau_midpoint_median(km_table([1, 2, 3, 7], [1, 1, 0, 0])) == pytest.approx((2 + 7) / 2)
+    assert kaplan_meier.plateau_midpoint_median(km_table([1, 2, 3, 7], [1, 1, 0, 0])) == pytest.approx((2 + 7) / 2)
     # S jumps past 0.5: the two rules agree.
-    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [1, 1, 1])) == 2
-    assert survival.plateau_midpoint_median(km_table([1, 2], [1, 0])) == pytest.approx(1.5)
-    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [0, 0, 1])) == 3
-    assert survival.plateau_midpoint_median(km_table([1, 2, 3], [1, 0, 0])) is None
+    assert kaplan_meier.plateau_midpoint_median(km_table([1, 2, 3], [1, 1, 1])) == 2
+    assert kaplan_meier.plateau_midpoint_median(km_table([1, 2], [1, 0])) == pytest.approx(1.5)
+    assert kaplan_meier.plateau_midpoint_median(km_table([1, 2, 3], [0, 0, 1])) == 3
+    assert kaplan_meier.plateau_midpoint_median(km_table([1, 2, 3], [1, 0, 0])) is None
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
@@ -195,8 +196,8 @@ def test_loglog_row_agrees_with_lifelines(seed):
     n = 60
     time = np.round(rng.exponential(10, n), 1) + 0.1  # rounding makes ties of deaths and of deaths with censorings
     event = (rng.random(n) < 0.75).astype(int)
-    steps = survival.with_loglog_band(km_table(time.tolist(), event.tolist()))
-    ours = survival.brookmeyer_crowley_median(steps)
+    steps = kaplan_meier.with_loglog_band(km_table(time.tolist(), event.tolist()))
+    ours = kaplan_meier.brookmeyer_crowley_median(steps)
     kmf = KaplanMeierFitter().fit(time, event)
     # Where the transform is defined (0 < S < 1) the band is lifelines' band on the patient rows; elsewhere null.
     defined = ((steps["surv"] > 0) & (steps["surv"] < 1)).to_numpy()
@@ -294,8 +295,8 @@ def _constructed_cohort(n_per_arm: int = 80, seed: int = 5) -> tuple[pl.DataFram
 
 def test_subgroups_find_a_known_strong_difference_and_agree_with_lifelines():
     adtte, adsl = _constructed_cohort()
-    subgroups = (survival.SUBGROUPS[0], survival.SUBGROUPS[1])
-    table = survival.subgroup_comparisons(adtte, adsl, subgroups)
+    compared = (subgroups.SUBGROUPS[0], subgroups.SUBGROUPS[1])
+    table = survival.subgroup_comparisons(adtte, adsl, compared)
     sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
     ecog = table.filter(pl.col("factor") == "ECOG").row(0, named=True)
     assert (sex["level"], sex["reference"], sex["n"], sex["n_ref"]) == ("Male", "Female", 80, 80)
@@ -314,7 +315,7 @@ def test_subgroups_find_a_known_strong_difference_and_agree_with_lifelines():
 def test_subgroups_say_why_when_a_level_is_empty_or_has_no_event():
     adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 0, 0])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["F", "F", "F", "M", "M", "M"], "ECOGGR1": ["0-1"] * 6})
-    table = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    table = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
     sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
     assert sex["hr"] is None and "no event" in sex["note"] and sex["logrank_p"] is not None
     ecog = table.filter(pl.col("factor") == "ECOG").row(0, named=True)
@@ -325,7 +326,7 @@ def test_subgroups_flag_a_monotone_likelihood_instead_of_an_hr_of_1e17():
     """Men die at 1 and 2 while women are at risk; women's deaths come after the last man: β → +∞, no HR (R: NA)."""
     adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 0, 1, 1, 0])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["M", "M", "M", "F", "F", "F"], "ECOGGR1": ["0-1", ">=2"] * 3})
-    table = survival.subgroup_comparisons(adtte.with_columns(AVAL=pl.Series([1.0, 2.0, 2.5, 3.0, 4.0, 5.0])), adsl, survival.SUBGROUPS[:2])
+    table = survival.subgroup_comparisons(adtte.with_columns(AVAL=pl.Series([1.0, 2.0, 2.5, 3.0, 4.0, 5.0])), adsl, subgroups.SUBGROUPS[:2])
     sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
     assert sex["events"] == 2 and sex["events_ref"] == 2
     assert sex["hr"] is None and "monotone likelihood" in sex["note"] and sex["logrank_p"] is not None
@@ -335,10 +336,10 @@ def test_subgroups_flag_a_monotone_likelihood_instead_of_an_hr_of_1e17():
 def test_subgroup_p_values_are_bit_identical_whatever_the_row_order():
     """Issue #15: logrank_p differed in its last bits between runs; the rows are now summed in one order."""
     adtte, adsl = _constructed_cohort(40)
-    first = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    first = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
     for seed in range(5):
         shuffled = survival.subgroup_comparisons(
-            adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), survival.SUBGROUPS[:2]
+            adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), subgroups.SUBGROUPS[:2]
         )
         assert shuffled.equals(first)
         assert shuffled["logrank_p"].to_list() == first["logrank_p"].to_list()
@@ -360,7 +361,7 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     """The Discussion's claim holds on these data: no log-rank p below 0.05."""
     adsl = _shipped_adsl()
     table = survival.subgroup_comparisons(_shipped_adtte(), adsl)
-    assert table.height == 2 * len(survival.SUBGROUPS)  # each factor, for PFS and OS
+    assert table.height == 2 * len(subgroups.SUBGROUPS)  # each factor, for PFS and OS
     assert table["logrank_p"].min() > 0.05
     surgery_os = table.filter((pl.col("factor") == "Prior surgery") & (pl.col("endpoint") == "OS")).row(0, named=True)
     assert (surgery_os["n"], surgery_os["n_ref"], surgery_os["events"], surgery_os["events_ref"]) == (14, 5, 8, 4)
@@ -418,11 +419,14 @@ def test_km_figure_overlays_the_published_cut_and_aligns_the_risk_table_with_the
 
 def test_forest_plot_builds_with_a_missing_hazard_ratio():
     adtte, adsl = _constructed_cohort(20)
-    table = survival.subgroup_comparisons(adtte, adsl, survival.SUBGROUPS[:2])
+    table = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
     table = table.with_columns(hr=pl.when(pl.col("factor") == "ECOG").then(None).otherwise(pl.col("hr")))
-    spec = km.forest_figure(table).to_dict()
+    summary = survival.median_summary(survival.km_curves(adtte))
+    spec = forest.forest_figure(table, summary).to_dict()
     texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
     assert any(t.startswith("HR not estimated") for t in texts)
+    # Each endpoint's block opens with the overall row: every patient (20 per arm), their events and the SPSS median.
+    assert any(row.get("row") == forest.OVERALL and row["counts"].endswith("/40") for rows in spec["datasets"].values() for row in rows)
 
 
 def test_captions_say_not_reached_and_name_the_plateau_midpoint():

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from lms_assets import synthetic
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, csv_text, schemas, validation
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_every_row_passes_validation(study, tmp_path):
         s.name: validation.read_raw(folder / s.location, s, label=s.location)
         for s in (schemas.PATIENTS, schemas.PATIENT_ALLOCATIONS, schemas.RESPONSE, schemas.ADVERSE_EVENTS, schemas.PROVENANCE)
     }
-    raw["followup"] = pl.concat(validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in validation.followup_files(folder))
+    raw["followup"] = pl.concat(validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in boundary.followup_files(folder))
     registry = pl.DataFrame(schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
     quarantine = validation.quarantine_rows(
         raw["patients"], raw["allocations"], raw["response"], raw["followup"], raw["adverse_events"], registry, raw["provenance"]
@@ -155,7 +155,7 @@ def test_line_numbers_without_quotes_match_the_csv_module():
         newline = rng.choice(["\n", "\r\n"])
         lines = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(1, 8))]
         text = "a,b" + newline + newline.join(lines) + rng.choice(["", newline])
-        assert validation._record_line_numbers(text).tolist() == validation._record_line_numbers_by_parsing(text).tolist(), repr(text)
+        assert csv_text.record_line_numbers(text).tolist() == csv_text._record_line_numbers_by_parsing(text).tolist(), repr(text)
 
 
 @pytest.mark.parametrize("first", ["1", '"1"'], ids=["plain", "quoted"])

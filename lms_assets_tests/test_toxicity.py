@@ -128,16 +128,16 @@ def test_one_row_per_event_with_its_raw_line():
     assert adae.select("SUBJID", "AEDECOD", "AEEPINUM").is_duplicated().sum() == 0
     assert adae.sort("SRCROW")["SRCROW"].to_list() == list(range(2, len(EVENTS) + 2))
     assert adae["TRTEMFL"].unique().to_list() == ["Y"]
-    # AESEQ numbers each patient's events 1, 2, …: patient 1's three episodes, patient 3's two terms.
-    assert adae.filter(pl.col("SUBJID") == 1).sort("AEEPINUM")["AESEQ"].to_list() == [1, 2, 3]
-    assert adae.filter(pl.col("SUBJID") == 3).sort("AESEQ")["AEDECOD"].to_list() == ["Fatigue", "Nausea/vomiting"]
+    # ASEQ numbers each patient's events 1, 2, …: patient 1's three episodes, patient 3's two terms.
+    assert adae.filter(pl.col("SUBJID") == 1).sort("AEEPINUM")["ASEQ"].to_list() == [1, 2, 3]
+    assert adae.filter(pl.col("SUBJID") == 3).sort("ASEQ")["AEDECOD"].to_list() == ["Fatigue", "Nausea/vomiting"]
 
 
 def test_per_term_flag_is_on_the_worst_grade():
     flagged = _flagged(_adae(*EVENTS), "AOCCPIFL")
     assert flagged.height == 6  # patient-term pairs
     hfs1 = flagged.filter((pl.col("SUBJID") == 1) & (pl.col("AEDECOD") == "Hand foot skin syndrome")).row(0, named=True)
-    assert (hfs1["AEEPINUM"], hfs1["ATOXGR"], hfs1["ATOXGRGP"]) == (2, 3, "Grade 3/4")
+    assert (hfs1["AEEPINUM"], hfs1["ATOXGR"], hfs1["ATOXGRN"], hfs1["ATOXGRGP"]) == (2, "3", 3, "Grade 3/4")
     assert flagged.filter(pl.col("SUBJID") == 4)["AEEPINUM"].to_list() == [1]  # anemia at grade 5 first, then 2
 
 
@@ -151,14 +151,14 @@ def test_ties_at_the_worst_grade_go_to_the_earliest_episode_whatever_the_file_or
         (2, "Fatigue", 1, 2),
     )
     per_term = _flagged(adae, "AOCCPIFL").sort("SUBJID", "AEDECOD")
-    assert per_term.select("SUBJID", "AEDECOD", "AEEPINUM", "ATOXGR").rows() == [
+    assert per_term.select("SUBJID", "AEDECOD", "AEEPINUM", "ATOXGRN").rows() == [
         (1, "Diarrhea", 1, 3),
         (1, "Hypertension", 1, 3),
         (2, "Fatigue", 1, 2),
     ]
-    # Over all terms patient 1 is at grade 3 in diarrhoea and hypertension, both first episodes: the lower AESEQ wins.
+    # Over all terms patient 1 is at grade 3 in diarrhoea and hypertension, both first episodes: the lower ASEQ wins.
     per_patient = _flagged(adae, "AOCCIFL").sort("SUBJID")
-    assert per_patient.select("SUBJID", "AEDECOD", "AEEPINUM", "AESEQ").rows() == [(1, "Diarrhea", 1, 1), (2, "Fatigue", 1, 1)]
+    assert per_patient.select("SUBJID", "AEDECOD", "AEEPINUM", "ASEQ").rows() == [(1, "Diarrhea", 1, 1), (2, "Fatigue", 1, 1)]
 
 
 def test_flags_consider_only_treatment_emergent_events():
@@ -179,14 +179,14 @@ def test_shipped_adae_has_a_row_per_valid_record_and_one_flag_per_patient_and_te
     adae = derive_adae(records, studyid=SHIPPED_STUDY.studyid)
     assert adae.height == records.height == len((SHIPPED_DATA / "adverse_events.csv").read_text().splitlines()) - 1
     assert set(adae.select("SRCFILE", "SRCROW").rows()) == set(records.select("_file", "_row").rows())
-    worst = adae.group_by("SUBJID", "AEDECOD").agg(pl.col("ATOXGR").max().alias("worst"), pl.col("AOCCPIFL").eq("Y").sum().alias("flags"))
+    worst = adae.group_by("SUBJID", "AEDECOD").agg(pl.col("ATOXGRN").max().alias("worst"), pl.col("AOCCPIFL").eq("Y").sum().alias("flags"))
     assert worst["flags"].to_list() == [1] * worst.height
     flagged = _flagged(adae, "AOCCPIFL").join(worst, on=["SUBJID", "AEDECOD"])
-    assert (flagged["ATOXGR"] == flagged["worst"]).all()
-    per_patient = adae.group_by("SUBJID").agg(pl.col("ATOXGR").max().alias("worst"), pl.col("AOCCIFL").eq("Y").sum().alias("flags"))
+    assert (flagged["ATOXGRN"] == flagged["worst"]).all()
+    per_patient = adae.group_by("SUBJID").agg(pl.col("ATOXGRN").max().alias("worst"), pl.col("AOCCIFL").eq("Y").sum().alias("flags"))
     assert per_patient["flags"].to_list() == [1] * per_patient.height
     flagged = _flagged(adae, "AOCCIFL").join(per_patient, on="SUBJID")
-    assert (flagged["ATOXGR"] == flagged["worst"]).all()
+    assert (flagged["ATOXGRN"] == flagged["worst"]).all()
     # The three terms with two episodes (data/README.md): the flag is on the later, worse one.
     repeated = adae.filter(pl.len().over("SUBJID", "AEDECOD") > 1)
     assert _flagged(repeated, "AOCCPIFL").select("SUBJID", "AEDECOD", "AEEPINUM").sort("SUBJID").rows() == [

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from lms_assets.defs.graphs import CHART_NAMES
 from lms_assets.graphs.km import RECONSTRUCTED_CENSOR
 from lms_assets.report.page import AUDIT_ALL_FIGURES
 from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
@@ -57,7 +58,7 @@ TRACED_ASSET, TRACED_CHECK, TRACED_VALUE = "survival_summary", "printed_table_2"
 PATIENTS = 19
 # The pages a reviewer reads most, each with the check whose panel is opened on it (None: the asset page only).
 READ_PAGES = {"survival_summary": "printed_table_2", "response_summary": "printed_table_2", "printed_audit": None, "km_pfs_chart": None}
-CHART_ASSETS = ["waterfall_chart", "ae_chart", "km_pfs_chart", "km_os_chart", "forest_chart", "history_chart"]
+CHART_ASSETS = list(CHART_NAMES)
 # The report's height in a 1440 px window: as opened (appendices folded) and with every fold open.
 REPORT_MAX_HEIGHT_PX = 16_000
 REPORT_MAX_OPEN_HEIGHT_PX = 32_000

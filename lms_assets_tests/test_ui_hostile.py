@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from lms_assets.records.validation import reveal
+from lms_assets.records.errors import reveal
 from lms_assets_tests.conftest import allow_exclusion
 from lms_assets_tests.dagster_process import REPO, running
 from lms_assets_tests.graphql_client import DagsterGraphQL

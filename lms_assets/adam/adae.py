@@ -3,7 +3,7 @@
 The flags follow CDISC ADaM OCCDS and admiral's ``derive_var_extreme_flag(mode = "first")``: "Y" on one event of
 each group, null on the others. AOCCIFL ("1st Max Sev./Int. Occurrence Flag") marks each patient's worst event
 over all terms, AOCCPIFL ("1st Max Sev./Int. Occur Within PT Flag") each patient's worst event of each term; a tie
-at the worst grade goes to the earliest episode, then the lowest AESEQ. (AOCCFL/AOCCPFL, the first occurrence
+at the worst grade goes to the earliest episode, then the lowest ASEQ. (AOCCFL/AOCCPFL, the first occurrence
 by time, are not derived: the records carry no dates and Table 4 counts the worst grade.) Each ``derive_*`` adds
 one variable and states its rule in its docstring; ``derive_adae`` composes them.
 """
@@ -39,10 +39,10 @@ def extreme_flag(adae: pl.DataFrame, new_var: str, by: list[str], order: list[st
 
 
 def derive_events(adverse_events: pl.DataFrame, studyid: str) -> pl.DataFrame:
-    """STUDYID, USUBJID, SUBJID; AEDECOD = term; AEEPINUM = episode; SRCFILE/SRCROW = the raw file and line: one row per record."""
+    """STUDYID, USUBJID, SUBJID; AETERM = the term as recorded; AEEPINUM = episode; SRCFILE/SRCROW = the raw file and line: one row per record."""
     return adverse_events.select(
         *subject_ids(studyid),
-        pl.col("term").alias("AEDECOD"),
+        pl.col("term").alias("AETERM"),
         pl.col("episode").alias(EPISODE),
         pl.col("ctcae_grade"),
         pl.col("_file").alias("SRCFILE"),
@@ -50,22 +50,38 @@ def derive_events(adverse_events: pl.DataFrame, studyid: str) -> pl.DataFrame:
     )
 
 
-def derive_aeseq(adae: pl.DataFrame) -> pl.DataFrame:
-    """AESEQ = 1, 2, … per patient (USUBJID) in the order of AEDECOD, then episode (the records carry no dates)."""
+def derive_aedecod(adae: pl.DataFrame) -> pl.DataFrame:
+    """AEDECOD = AETERM: the records hold Table 4's wording, not coded to a MedDRA preferred term, so the term is its own decode."""
+    return adae.with_columns(pl.col("AETERM").alias("AEDECOD"))
+
+
+def derive_aerel(adae: pl.DataFrame) -> pl.DataFrame:
+    """AEREL = null: adverse_events.csv records no causality. The paper calls Table 4's events treatment-related as a whole
+    (Methods; Results: Safety and Toxicity) but not event by event, and a value is not invented from that."""
+    return adae.with_columns(pl.lit(None, dtype=pl.String).alias("AEREL"))
+
+
+def derive_aseq(adae: pl.DataFrame) -> pl.DataFrame:
+    """ASEQ = 1, 2, … per patient (USUBJID) in the order of AEDECOD, then episode (the records carry no dates)."""
     ordered = adae.sort("SUBJID", "AEDECOD", EPISODE)
     # Windowed by SUBJID, the integer USUBJID is made from (``subject_ids``): the same patients, without hashing
     # a million patients' USUBJID text.
-    return ordered.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("SUBJID").alias("AESEQ"))
+    return ordered.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("SUBJID").alias("ASEQ"))
+
+
+def derive_atoxgrn(adae: pl.DataFrame) -> pl.DataFrame:
+    """ATOXGRN = the recorded CTCAE 4.03 grade of the episode (1–5), a number."""
+    return adae.with_columns(pl.col("ctcae_grade").alias("ATOXGRN")).drop("ctcae_grade")
 
 
 def derive_atoxgr(adae: pl.DataFrame) -> pl.DataFrame:
-    """ATOXGR = the recorded CTCAE 4.03 grade of the episode (1–5)."""
-    return adae.with_columns(pl.col("ctcae_grade").alias("ATOXGR")).drop("ctcae_grade")
+    """ATOXGR = ATOXGRN as text ("1"–"5"), as the IG holds the analysis toxicity grade."""
+    return adae.with_columns(pl.col("ATOXGRN").cast(pl.String).alias("ATOXGR"))
 
 
 def derive_atoxgrgp(adae: pl.DataFrame) -> pl.DataFrame:
-    """ATOXGRGP = Table 4's grade group of ATOXGR: "Grade 1/2", "Grade 3/4" or "Grade 5"."""
-    return adae.with_columns(ctcae_grade_group(pl.col("ATOXGR")).alias("ATOXGRGP"))
+    """ATOXGRGP = Table 4's grade group of ATOXGRN: "Grade 1/2", "Grade 3/4" or "Grade 5"."""
+    return adae.with_columns(ctcae_grade_group(pl.col("ATOXGRN")).alias("ATOXGRGP"))
 
 
 def derive_trtemfl(adae: pl.DataFrame) -> pl.DataFrame:
@@ -74,9 +90,10 @@ def derive_trtemfl(adae: pl.DataFrame) -> pl.DataFrame:
 
 
 def derive_aoccifl(adae: pl.DataFrame) -> pl.DataFrame:
-    """AOCCIFL = "Y" on each patient's first treatment-emergent event at their maximum ATOXGR over all terms (ties: earliest episode, then AESEQ)."""
+    """AOCCIFL = "Y" on each patient's first treatment-emergent event at their maximum ATOXGR over all terms (ties: earliest episode, then ASEQ)."""
     # Per patient: SUBJID, one to one with USUBJID (``subject_ids``), is an integer and cheaper to group by.
-    return extreme_flag(adae, "AOCCIFL", ["SUBJID"], ["ATOXGR", EPISODE, "AESEQ"], [True, False, False])
+    # ATOXGR's text orders as its number: CTCAE grades are the single digits 1-5 (records.schemas).
+    return extreme_flag(adae, "AOCCIFL", ["SUBJID"], ["ATOXGR", EPISODE, "ASEQ"], [True, False, False])
 
 
 def derive_aoccpifl(adae: pl.DataFrame) -> pl.DataFrame:
@@ -88,7 +105,10 @@ def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
     """ADAE: one row per adverse event (patient, term, episode) with its grade, TRTEMFL and the worst-grade flags AOCCIFL and AOCCPIFL."""
     return (
         derive_events(adverse_events, studyid)
-        .pipe(derive_aeseq)
+        .pipe(derive_aedecod)
+        .pipe(derive_aerel)
+        .pipe(derive_aseq)
+        .pipe(derive_atoxgrn)
         .pipe(derive_atoxgr)
         .pipe(derive_atoxgrgp)
         .pipe(derive_trtemfl)
@@ -98,14 +118,17 @@ def derive_adae(adverse_events: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
             "STUDYID",
             "USUBJID",
             "SUBJID",
-            "AESEQ",
+            "ASEQ",
+            "AETERM",
             "AEDECOD",
             EPISODE,
             "ATOXGR",
+            "ATOXGRN",
             "ATOXGRGP",
             "TRTEMFL",
             "AOCCIFL",
             "AOCCPIFL",
+            "AEREL",
             "SRCFILE",
             "SRCROW",
         )

@@ -1,4 +1,4 @@
-"""What every ADaM dataset of the study shares: identifiers, the Yes/No flag rule and each dataset's source files."""
+"""What every ADaM dataset of the study shares: identifiers, the treatment, the Yes/No flag rule and each dataset's source files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import polars as pl
 SOURCES = {
     "adsl": ("patient_allocations.csv",),
     "adrs": ("response.csv",),
+    "adtr": ("response.csv",),
     "adtte": ("followup/",),
     "adae": ("adverse_events.csv",),
 }
@@ -26,6 +27,10 @@ def subject_ids(studyid: str) -> list[pl.Expr]:
         pl.col("patient_id").alias("SUBJID"),
     ]
 
+
+# The study's one arm, planned and actual (ADSL.TRT01P/TRT01A, ADTTE.TRTP): a single-arm study of anlotinib, which
+# study.toml does not yet name.
+TREATMENT = "ANLOTINIB"
 
 # The value of a row-level origin flag (ADTTE's AVALRFL): the value rests on a reconstructed record, not on the paper.
 RECONSTRUCTED = "Y"

@@ -135,13 +135,16 @@ def adsl(
     raw_patients: pl.DataFrame,
     raw_allocations: pl.DataFrame,
     raw_provenance: pl.DataFrame,
+    raw_followup: pl.DataFrame,
     quarantine: pl.DataFrame,
 ):
     settings = study_of(study_folder)
     patients = validation.clean(raw_patients, schemas.PATIENTS, quarantine)
     allocations = validation.clean(raw_allocations, schemas.PATIENT_ALLOCATIONS, quarantine)
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
-    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance)
+    # DTHFL: who died by the latest cut.
+    followup = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut",))
+    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance).pipe(adam.adsl.derive_dthfl, followup)
     results = [
         _quarantine_result(
             context, settings, quarantine, pl.concat([raw.select(validation.FILE, validation.ROW) for raw in (raw_patients, raw_allocations)])
@@ -257,11 +260,11 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
 
 @cohort_asset(
     description=(
-        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; AESEQ per patient) with its "
-        "CTCAE 4.03 grade (ATOXGR, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
+        "ADAE, one row per adverse event (patient, term AEDECOD, episode AEEPINUM; ASEQ per patient) with its "
+        "CTCAE 4.03 grade (ATOXGR as text, ATOXGRN, ATOXGRGP), TRTEMFL = Y, and the raw line (SRCFILE/SRCROW). Worst-grade flags, as "
         "admiral's derive_var_extreme_flag sets them over treatment-emergent events: AOCCPIFL = Y on each patient's "
         "first event of each term at its maximum grade (ties: earliest episode), AOCCIFL = Y on each patient's first "
-        "event at the maximum grade over all terms (ties: earliest episode, then AESEQ); Table 4 counts these rows. "
+        "event at the maximum grade over all terms (ties: earliest episode, then ASEQ); Table 4 counts these rows. "
         "Published only when its blocking checks pass (write-audit-publish)."
     ),
     check_specs=[_quarantine_spec("adae"), _has_patients_spec("adae")],

@@ -1,14 +1,11 @@
-"""Metadata shared by every domain: readable table previews and chart images for the UI."""
+"""Metadata shared by every domain: readable table previews for the UI."""
 
-import hashlib
 import re
 
-import altair as alt
 import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, Output, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
 from lms_assets.defs.gate import exclusion_metadata
-from lms_assets.defs.resources import OutputsFolder
 from lms_assets.graphs import render
 from lms_assets.tables.printed import fixed
 
@@ -67,42 +64,6 @@ def preview(frame: pl.DataFrame, limit: int = PREVIEW_ROWS) -> TableMetadataValu
     shown = _reader_frame(frame.head(limit))
     schema = TableSchema(columns=[TableColumn(name, "string") for name in shown.columns])
     return MetadataValue.table([TableRecord(row) for row in shown.iter_rows(named=True)], schema=schema)
-
-
-# The PNG opens at its natural size: at scale 1 its type is as large as on the chart's page, and a chart wider than
-# a 1440 px window (less Dagster's dialogs and margins) is drawn smaller to fit.
-PNG_SCALE = 1.0
-PNG_MAX_WIDTH = 1100
-
-
-def legible(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
-    """Larger axis and legend type, and legend labels never cut short ("…(publish…")."""
-    return chart.configure_axis(labelFontSize=13, titleFontSize=14).configure_legend(labelFontSize=13, titleFontSize=13, labelLimit=0, symbolLimit=0)
-
-
-def chart_output(chart: alt.TopLevelMixin, title: str, data_cut: str, outputs: OutputsFolder, **extra) -> Output[render.Chart]:
-    """A chart asset's output: the chart rendered once, to its interactive page in the outputs folder and to a PNG,
-    returned in a ``render.Chart`` for the chart IO manager and the report. In the UI its first entry links to the
-    served page and its second to the PNG, sized to fit a 1440 px window."""
-    context = AssetExecutionContext.get()
-    name = context.asset_key.path[-1]
-    chart = legible(chart)
-    relative = f"charts/{name}.html"
-    png, html_path = render.render_chart(chart, outputs.root / relative, scale=PNG_SCALE, max_width=PNG_MAX_WIDTH)
-    digest = hashlib.sha256(png).hexdigest()[:12]
-    value = render.Chart(name, title, context.assets_def.descriptions_by_key.get(context.asset_key, ""), data_cut, png, str(html_path.resolve()))
-    return Output(
-        value,
-        metadata={
-            "chart page": MetadataValue.url(outputs.url(relative)),
-            # The PNG the chart IO manager stores beside the page, served from there (a link, not the bytes, keeps the
-            # event log small; Dagster would draw a short Markdown image inline, wider than the page's column); the
-            # digest names this materialization's picture, so a later one is told apart.
-            "chart picture": MetadataValue.url(f"{outputs.url(f'charts/{name}.png')}?sha256={digest}"),
-            "data_cut": MetadataValue.text(data_cut),
-            **extra,
-        },
-    )
 
 
 def table_output(frame: pl.DataFrame, shown: pl.DataFrame | None = None, limit: int = PREVIEW_ROWS, **extra) -> Output:

@@ -17,12 +17,12 @@ from dagster import (
     Output,
 )
 
-from lms_assets.defs.audit.published import bounded
+from lms_assets.defs.audit.registry_at_load import bounded
 from lms_assets.defs.constants import INGEST, asset_defaults
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder
-from lms_assets.records import schemas, validation
+from lms_assets.records import boundary, errors, schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.records.validation import FILE, ROW
 
@@ -41,7 +41,7 @@ def refusing_bad_files(study: Path):
     the problem, not a trace."""
     try:
         yield
-    except validation.RecordFileError as err:
+    except errors.RecordFileError as err:
         # Bounded and sanitised: a message may quote a header, and a header can hold anything (issue 15); escaped,
         # because the UI renders a failure as Markdown and a quoted header may be an image or a link.
         raise Failure(description=escape_markdown(bounded(str(err), FAILURE_CHARS)), metadata={"study_folder": str(study.resolve())}) from None
@@ -66,11 +66,11 @@ def _absent_file(context: AssetExecutionContext, schema: schemas.FileSchema, pat
 
 def _load_file(context: AssetExecutionContext, study: Path, schema: schemas.FileSchema, optional: bool = False) -> Output[pl.DataFrame]:
     with refusing_bad_files(study):
-        path = validation.resolve_inside(study, schema.location)
+        path = boundary.resolve_inside(study, schema.location)
         if optional and not path.exists():
             return _absent_file(context, schema, path)
         frame = validation.read_raw(path, schema, label=schema.location)
-    digest = validation.content_hash(path)
+    digest = boundary.content_hash(path)
     context.log.info(f"Loaded {frame.height} rows from {path} (sha256 {digest[:12]})")
     return Output(
         # The file's hash on its rows, as raw_followup carries it: the report reads it from the table, not the event log.
@@ -152,20 +152,20 @@ def raw_followup(context: AssetExecutionContext, study_folder: StudyFolder):
     study = study_folder.root
     frames, hashes = [], []
     with refusing_bad_files(study):
-        cut_files = validation.followup_files(study)
+        cut_files = boundary.followup_files(study)
         cut_frames = [validation.read_raw(path, schemas.FOLLOWUP, label=f"followup/{path.name}") for path in cut_files]
     for path, frame in zip(cut_files, cut_frames):
         label = f"followup/{path.name}"
-        digest = validation.content_hash(path)
+        digest = boundary.content_hash(path)
         frames.append(frame.with_columns(pl.lit(path.stem).alias("data_cut"), pl.lit(digest).alias("content_hash")))
         hashes.append({"file": label, "rows": frame.height, "sha256": digest})
         context.log.info(f"Loaded {frame.height} rows from {label} (sha256 {digest[:12]})")
     stacked = pl.concat(frames, how="vertical")
     files = pl.DataFrame(hashes)
-    copies = validation.identical_cuts(dict(zip(files["file"], files["sha256"])))
+    copies = boundary.identical_cuts(dict(zip(files["file"], files["sha256"])))
     yield Output(
         stacked,
-        data_version=DataVersion(validation.combined_hash(files["sha256"].to_list())),
+        data_version=DataVersion(boundary.combined_hash(files["sha256"].to_list())),
         metadata={
             "data_cuts": MetadataValue.md(_files_markdown(files)),
             "dagster/row_count": stacked.height,

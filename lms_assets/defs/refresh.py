@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from lms_assets.defs.resources import StudyFolder
-from lms_assets.records import validation
+from lms_assets.records import boundary, errors
 
 # Every Monday at 06:00 (server time). Change the cron string here, or stop the schedule in the UI
 # (Automation → weekly_full_refresh); its state is kept in DAGSTER_HOME.
@@ -65,7 +65,7 @@ def _fingerprint(entry: Entry | None) -> str | None:
 def followup_state(study: Path, known: dict[str, Entry] | None = None) -> dict[str, Entry]:
     """Every entry of the follow-up folder of ``study`` the ingest would validate, by name, with its content hash.
 
-    The names are ``validation.followup_candidates``, the ingest's own list: a cut saved as ``.CSV`` is seen
+    The names are ``boundary.followup_candidates``, the ingest's own list: a cut saved as ``.CSV`` is seen
     (the ingest reads it), and what the ingest refuses (``notes.txt``, a link outside the study folder, a named
     pipe, a follow-up folder that is a link out of the study or a loop) still launches a run, which fails with the
     ingest's message instead of going unnoticed. Only regular files are read, and only when their size or
@@ -73,30 +73,30 @@ def followup_state(study: Path, known: dict[str, Entry] | None = None) -> dict[s
     """
     known = known or {}
     try:
-        entries = validation.followup_candidates(study)
-    except validation.RecordFileError as err:
+        entries = boundary.followup_candidates(study)
+    except errors.RecordFileError as err:
         return {"followup/": f"refused: {err}"}
     state: dict[str, Entry] = {}
     for path in entries:
         try:
-            validation.resolve_inside(study, str(path.relative_to(study)))
+            boundary.resolve_inside(study, str(path.relative_to(study)))
             status = os.stat(path)
-        except validation.RecordFileError:
+        except errors.RecordFileError:
             state[path.name] = "outside the study folder"  # never read what lies outside
             continue
         except OSError as err:  # a dangling link, or one that points to itself
             state[path.name] = f"cannot be followed ({err.strerror or err})"
             continue
         if not stat.S_ISREG(status.st_mode):
-            state[path.name] = f"not a regular file ({validation.file_kind(status.st_mode)})"
+            state[path.name] = f"not a regular file ({boundary.file_kind(status.st_mode)})"
             continue
         previous = known.get(path.name)
         if isinstance(previous, dict) and (previous.get("size"), previous.get("mtime_ns")) == (status.st_size, status.st_mtime_ns):
             state[path.name] = previous
             continue
         try:
-            digest = validation.content_hash(path, label=f"followup/{path.name}")
-        except validation.RecordFileError as err:
+            digest = boundary.content_hash(path, label=f"followup/{path.name}")
+        except errors.RecordFileError as err:
             state[path.name] = f"unreadable: {err}"
             continue
         state[path.name] = {"sha256": digest, "size": status.st_size, "mtime_ns": status.st_mtime_ns}
@@ -133,7 +133,7 @@ def new_followup_sensor(context: SensorEvaluationContext, study_folder: StudyFol
     first_start = {"lms/first_start": "every shipped follow-up file is new to this instance"} if not seen else {}
     context.log.info(f"follow-up {'found at first start' if not seen else 'changed'}: {', '.join(changed)}")
     return RunRequest(
-        run_key=validation.combined_hash([f"{name}:{_fingerprint(entry)}" for name, entry in sorted(current.items())]),
+        run_key=boundary.combined_hash([f"{name}:{_fingerprint(entry)}" for name, entry in sorted(current.items())]),
         tags={"lms/trigger": "new-followup", "lms/changed_files": ",".join(changed)[:200], **first_start},
     )
 

@@ -27,9 +27,11 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.graphs import render
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import STUDY_FILE, Study
-from lms_assets.report import page, trace
+from lms_assets.report import comparison, page, readback, trace
+from lms_assets.report.inputs import ReportInputs, package_versions
+from lms_assets.results import export as results_export
 from lms_assets.tables.printed import published_cut
 
 report_asset = asset_defaults(group=REPORT, kinds={"html"})
@@ -37,11 +39,10 @@ report_asset = asset_defaults(group=REPORT, kinds={"html"})
 TITLE_SUFFIX = "recomputation and audit of the published figures"
 REPORT_FILE = Path("report") / "study_report.html"
 
-# Every chart asset and every raw record file, found in their modules so a new one is reported without an edit here.
-# Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
-CHART_ASSETS = tuple(a for a in vars(graphs).values() if isinstance(a, AssetsDefinition))
+# Every chart (the charts step's, in its order) and every raw record file, found in their modules so a new one is
+# reported without an edit here. Tuples, not lists: load_assets_from_modules would collect a list of assets as this module's own.
+CHART_NAMES = graphs.CHART_NAMES
 RAW_ASSETS = tuple(a for a in vars(records).values() if isinstance(a, AssetsDefinition) and a.key.path[-1].startswith("raw_"))
-CHART_NAMES = tuple(a.key.path[-1] for a in CHART_ASSETS)
 RAW_NAMES = tuple(a.key.path[-1] for a in RAW_ASSETS)
 # Where each raw table's file sits in the study folder, for a table with no rows (an optional file the study lacks).
 RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
@@ -74,6 +75,8 @@ REPORT_SECTIONS = {
     "sensitivity_ranges": "sensitivity",
     "quarantine": "quarantine",
     "r_verification": "verification",
+    "analysis_results": "changes",
+    "cut_changes": "changes",
     "study_report": "summary",
 }
 
@@ -115,14 +118,14 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     for i, table in enumerate(study.report_tables, start=1):
         unknown = [owner for owner in table.owners if owner not in spines]
         if unknown:
-            raise validation.RecordFileError(
+            raise errors.RecordFileError(
                 f"{STUDY_FILE}: report_tables[{i}].owners names {', '.join(map(repr, unknown))}, not a table the report "
                 f"lays out ({', '.join(spines)})"
             )
     # The cut the report tables and the audit are recomputed at.
     cut = published_cut(registry)
     return {
-        table.heading: page.compare_with_printed(
+        table.heading: comparison.compare_with_printed(
             pl.concat([spines[owner] for owner in table.owners]),
             pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in table.owners]),
             registry,
@@ -138,6 +141,8 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     # study this loads the follow-up table's millions of rows); the charts come through the chart IO manager.
     ins={
         **{name: AssetIn() for name in (*RAW_NAMES, *CHART_NAMES, *TRACED)},
+        # Not shown, but the report must wait for its blocking check: the report links the files it exports.
+        "analysis_results": AssetIn(metadata={"columns": ["data_cut"]}),
     },
     description=(
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
@@ -175,6 +180,8 @@ def study_report(
     printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
     r_verification: pl.DataFrame,
+    analysis_results: pl.DataFrame,
+    cut_changes: pl.DataFrame,
     **inputs: pl.DataFrame | render.Chart,
 ):
     # Dagster passes every other declared input by name: the raw tables, the ADaM datasets and the charts.
@@ -193,7 +200,7 @@ def study_report(
     # A report table naming a table the report is not given fails the step naming study.toml and the key.
     with records.refusing_bad_files(study_folder.root):
         comparisons = _comparisons(tables, registry, printed_audit, study)
-    report = page.ReportInputs(
+    report = ReportInputs(
         title=f"{study.title}: {TITLE_SUFFIX}",
         generated_at=dt.datetime.now(dt.UTC),
         run_id=context.run.run_id,
@@ -209,16 +216,18 @@ def study_report(
         quarantine=quarantine,
         files=files,
         provenance=validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine()).select(schemas.PROVENANCE.column_names),
-        versions=page.package_versions(),
+        versions=package_versions(),
         verification=r_verification,
         sensitivity=sensitivity_ranges,
         reconstructed=reconstructed_estimates(datasets["adtte"]),
+        changes=cut_changes,
+        results_files={kind: f.as_posix() for kind, f in results_export.files(published_cut(registry)).items()} if analysis_results.height else {},
     )
     path = outputs_folder.root / REPORT_FILE
     # The page is checked as written, in a candidate file beside the report: a failed check leaves the last good report.
     candidate = path.with_name(f"{path.stem}.candidate.html")
     _write(candidate, page.study_report_html(report))
-    problems = page.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
+    problems = readback.comparison_mismatches(candidate.read_text(encoding="utf-8"), comparisons)
     shown = "; ".join(problems[:QUOTED_MISMATCHES]) + (f"; and {len(problems) - QUOTED_MISMATCHES} more" if len(problems) > QUOTED_MISMATCHES else "")
     check = AssetCheckResult(
         check_name=CELLS_MATCH,

@@ -126,6 +126,10 @@ class WarehouseTables(IOManager):
             except duckdb.CatalogException:
                 return None
 
+    def cache_folder(self) -> Path:
+        """The warehouse file's folder, where a result kept for unchanged inputs sits beside the tables it belongs with."""
+        return Path(self.warehouse.database).parent
+
     def stage(self, table: str, frame: pl.DataFrame) -> str:
         """Keep a candidate that failed a blocking check as ``staging.<table>``; the published table is not touched."""
         with self.warehouse.attached() as connection:

@@ -27,7 +27,7 @@ import duckdb
 import polars as pl
 from dagster import Failure, get_dagster_logger
 
-from lms_assets.records.validation import excerpt
+from lms_assets.records.errors import excerpt
 
 # Where published tables are, and where a candidate that failed a blocking check is kept for inspection (write-audit-publish, see defs/gate.py).
 PUBLISHED_SCHEMA, STAGING_SCHEMA = "main", "staging"

@@ -103,7 +103,7 @@ def ae_chart(long: pl.DataFrame, total_terms: int, data_cut: object | None = Non
     if len(order) < total_terms:
         subtitle.append(f"Showing the {len(order)} most frequent of {total_terms} terms; all are in ae_summary.")
     return alt.layer(bars, labels).properties(
-        width=480,
+        width=620,
         height=alt.Step(22),
         title=alt.Title("Adverse events by term and worst CTCAE grade", subtitle=subtitle, anchor="start"),
     )

@@ -1,5 +1,5 @@
 """Figure 1A/B as survminer and ggsurvfit draw them (Kaplan–Meier curve, band, censor marks, median line,
-number-at-risk table), and a forest plot of the subgroup hazard ratios (Altair; pure builders).
+number-at-risk table) (Altair; pure builders).
 
 Payloads stay bounded: above ``MAX_POINTS`` steps a curve is thinned to one step per time bin, so its
 size depends on the chart's resolution, not on the number of patients or distinct times.
@@ -15,9 +15,8 @@ from typing import cast
 import altair as alt
 import polars as pl
 
-from lms_assets.graphs.stated import count_texts, numbers
+from lms_assets.graphs.stated import count_texts
 from lms_assets.tables.printed import fixed
-from lms_assets.tables.survival import SIGNIFICANCE
 
 MAX_POINTS = 600
 # Above this many censoring times per curve the ticks merge into a band and hide the curve.
@@ -237,91 +236,6 @@ def median_caption(row: dict) -> str:
     return f"median {fixed(row['median'], 1)} months{plateau} (95% CI {interval_text(row['ci_lower'], row['ci_upper'], CI_DECIMALS)})"
 
 
-# Places of the forest plot's hazard ratios and p-values; below the floor p is shown as "p < 0.001".
-HR_DECIMALS = 2
-P_DECIMALS = 3
-P_FLOOR = 0.001
-
-
-def _hr_text(row: dict) -> str:
-    p = row["logrank_p"]
-    p_text = "p not computed" if p is None else f"p = {fixed(p, P_DECIMALS)}" if p >= P_FLOOR else f"p < {P_FLOOR}"
-    if row["hr"] is None:
-        return f"HR not estimated · {p_text}"
-    return f"{fixed(row['hr'], HR_DECIMALS)} ({fixed(row['hr_ci_lower'], HR_DECIMALS)}–{fixed(row['hr_ci_upper'], HR_DECIMALS)}) · {p_text}"
-
-
-def forest_plot(subgroups: pl.DataFrame, title: str, subtitle: list[str]) -> alt.HConcatChart:
-    """Forest plot: one row per subgroup factor (level vs reference, n), per endpoint the Cox HR with its 95% CI on a log axis, HR (CI) and log-rank p beside it.
-
-    ``subgroups``: one data cut of ``survival_subgroups``. HRs outside [0.05, 20] are drawn clipped at the edge.
-    """
-    rows = subgroups.with_columns(
-        row=pl.format("{}: {} vs {}", pl.col("factor"), pl.col("level"), pl.col("reference")),
-    )
-    rows = rows.with_columns(
-        counts=pl.Series([f"{compact_count(a)} vs {compact_count(b)}" for a, b in zip(rows["n"], rows["n_ref"])], dtype=pl.String)
-    )
-    order = rows["row"].unique(maintain_order=True).to_list()
-    y = alt.Y("row:N", sort=order, axis=None)
-    height = 30 * len(order)
-    labels = (
-        alt.Chart(rows.unique("row", maintain_order=True).to_pandas())
-        .mark_text(align="left", fontSize=12)
-        .encode(x=alt.value(0), y=y, text="row:N")
-        .properties(width=300, height=height, title=alt.TitleParams("Subgroup: level vs reference", anchor="start", fontSize=12))
-    )
-    counts = (
-        alt.Chart(rows.unique("row", maintain_order=True).to_pandas())
-        .mark_text(align="left", fontSize=12, color="#555555")
-        .encode(x=alt.value(0), y=y, text="counts:N")
-        .properties(width=70, height=height, title=alt.TitleParams("Patients", anchor="start", fontSize=12))
-    )
-    panels: list[alt.Chart | alt.LayerChart | alt.FacetChart] = [labels, counts]
-    x_scale = alt.Scale(type="log", domain=[0.05, 20], clamp=True)
-    for endpoint in [e for e in ENDPOINT_TITLES if e in set(rows["endpoint"].to_list())]:
-        part = rows.filter(pl.col("endpoint") == endpoint)
-        part = part.with_columns(text=pl.Series([_hr_text(r) for r in part.iter_rows(named=True)], dtype=pl.String))
-        data = alt.Chart(part.to_pandas())
-        estimated = data.transform_filter(alt.datum.hr != None)  # noqa: E711 - a Vega expression, not Python
-        one = alt.Chart(pl.DataFrame({"hr": [1.0]}).to_pandas()).mark_rule(strokeDash=[4, 3], color="#777777").encode(x=alt.X("hr:Q", scale=x_scale))
-        whiskers = estimated.mark_rule(strokeWidth=2, color=SERIES_COLOURS[0]).encode(
-            x=alt.X(
-                "hr_ci_lower:Q",
-                scale=x_scale,
-                axis=alt.Axis(title="Hazard ratio (log scale)", values=[0.1, 0.25, 0.5, 1, 2, 4, 10], format="~g", grid=False),
-            ),
-            x2="hr_ci_upper:Q",
-            y=y,
-        )
-        points = estimated.mark_square(size=80, color=SERIES_COLOURS[0]).encode(
-            x=alt.X("hr:Q", scale=x_scale),
-            y=y,
-            tooltip=[
-                alt.Tooltip("row:N", title="Subgroup"),
-                alt.Tooltip("hr:Q", title="HR", format=".2f"),
-                alt.Tooltip("hr_ci_lower:Q", title="95% CI lower", format=".2f"),
-                alt.Tooltip("hr_ci_upper:Q", title="95% CI upper", format=".2f"),
-                alt.Tooltip("logrank_p:Q", title="log-rank p", format=".3f"),
-                alt.Tooltip("note:N", title="Note"),
-            ],
-        )
-        panel = alt.layer(one, whiskers, points).properties(
-            width=220, height=height, title=alt.TitleParams(ENDPOINT_TITLES[endpoint], anchor="middle", fontSize=12)
-        )
-        text = (
-            data.mark_text(align="left", fontSize=11)
-            .encode(x=alt.value(0), y=y, text="text:N")
-            .properties(width=175, height=height, title=alt.TitleParams("HR (95% CI), log-rank p", anchor="start", fontSize=12))
-        )
-        panels += [panel, text]
-    return (
-        alt.hconcat(*panels, spacing=6)
-        .properties(title=alt.TitleParams(title, subtitle=subtitle, anchor="start", fontSize=16, subtitleFontSize=12))
-        .configure_view(stroke=None)
-    )
-
-
 def no_data(message: str) -> alt.Chart:
     """A placeholder that says why there is nothing to draw."""
     return (
@@ -469,37 +383,3 @@ def endpoint_figure(
         subtitle.append("Hollow orange circles: censored at a last contact reconstructed for the paper, not recorded (ADTTE AVALRFL = Y).")
     medians = rows.filter(pl.col("method") == "spss").select("series", "median")
     return km_plot(drawn, pick(landmarks), medians, title, subtitle)
-
-
-def forest_expected_numbers(subgroups: pl.DataFrame) -> set[str]:
-    """Every number the forest plot may state, formatted from the latest cut's ``survival_subgroups`` cells: HRs and
-    their bounds, p-values, patient counts, how many comparisons reach significance, and numbers in the row labels and notes."""
-    cut = subgroups["data_cut"].max()
-    rows = subgroups.filter(pl.col("data_cut") == cut)
-    hrs = {fixed(v, HR_DECIMALS) for c in ("hr", "hr_ci_lower", "hr_ci_upper") for v in rows[c].drop_nulls().to_list()}
-    p_values = {fixed(v, P_DECIMALS) for v in rows["logrank_p"].drop_nulls().to_list()} | {str(P_FLOOR)}
-    tested = rows["logrank_p"].drop_nulls()
-    counts = {compact_count(v) for v in rows["n"].to_list() + rows["n_ref"].to_list()} | count_texts(
-        [tested.filter(tested < SIGNIFICANCE).len(), tested.len()]
-    )
-    words = set(numbers(str(v) for c in ("factor", "level", "reference", "note") for v in rows[c].drop_nulls().to_list()))
-    # "HR (95% CI)" in the panel titles and the significance level in the subtitle.
-    return hrs | p_values | counts | words | {str(cut), str(SIGNIFICANCE), "95"}
-
-
-def forest_figure(subgroups: pl.DataFrame) -> alt.TopLevelMixin:
-    """The subgroup forest plot of the latest data cut in ``survival_subgroups``."""
-    cut = cast(dt.date | None, subgroups["data_cut"].max())
-    if cut is None:
-        return no_data("Subgroup analysis: no patients in any data cut")
-    rows = subgroups.filter(pl.col("data_cut") == cut)
-    significant = rows.filter(pl.col("logrank_p") < SIGNIFICANCE).height
-    tested = rows["logrank_p"].drop_nulls().len()
-    subtitle = [
-        f"Data cut {cut}. Cox hazard ratio of the first-named level against the reference (HR > 1: higher hazard, shorter survival); log-rank p.",
-        f"{significant} of {tested} log-rank comparisons have p < {SIGNIFICANCE} (no multiplicity correction); the Discussion reports no significant subgroup difference.",
-    ]
-    missing = rows.filter(pl.col("hr").is_null())["note"].drop_nulls().unique().sort().to_list()
-    if missing:
-        subtitle.append("HR not estimated: " + "; ".join(missing) + ".")
-    return forest_plot(rows, "Subgroup analysis of PFS and OS", subtitle)

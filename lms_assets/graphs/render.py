@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import vl_convert as vlc
 from altair.utils._importers import vl_version_for_vl_convert
 from altair.utils.html import INLINE_HTML_TEMPLATE, spec_to_html
 
-from lms_assets.records.validation import reveal
+from lms_assets.records.errors import reveal
 from lms_assets.tables.printed import id_ranges
 
 
@@ -30,11 +32,23 @@ class Chart:
     html: str  # path of the standalone interactive HTML
 
 
+# Larger axis and legend type, and legend labels never cut short ("…(publish…"), on every chart: merged into the spec's
+# config, since Altair's ``configure_*`` copies the whole chart, data included, twice per chart.
+LEGIBLE = {
+    "axis": {"labelFontSize": 13, "titleFontSize": 14},
+    "legend": {"labelFontSize": 13, "titleFontSize": 13, "labelLimit": 0, "symbolLimit": 0},
+}
+
+
 def chart_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
-    """The chart's Vega-Lite spec with its data inlined, as Altair's ``save`` builds it: built once per chart and
-    handed to both renderers (each built it again before, ~0.1 s per chart)."""
+    """The chart's Vega-Lite spec with its data inlined, as Altair's ``save`` builds it, and ``LEGIBLE`` type: built
+    once per chart and handed to its check and to both renderers."""
     with alt.data_transformers.enable("default"), alt.data_transformers.disable_max_rows():
-        return chart.to_dict(context={"pre_transform": False})
+        spec = chart.to_dict(context={"pre_transform": False})
+    config = spec.setdefault("config", {})
+    for part, settings in LEGIBLE.items():
+        config[part] = {**config.get(part, {}), **settings}
+    return spec
 
 
 def png_bytes(chart: alt.TopLevelMixin | dict[str, Any], scale: float = 1.0) -> bytes:
@@ -58,16 +72,36 @@ class ScriptSafeJSONEncoder(json.JSONEncoder):
             yield chunk.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-class _InlineTemplate:
-    """Altair's inline HTML template with vl-convert's bundle of Vega, Vega-Lite and vega-embed filled in, as Altair's
-    ``save(..., inline=True)`` fills it (the page is the same byte for byte), for a spec built once. vl-convert keeps
-    the bundle once built (~1.3 s, once per process)."""
+# Where ``save_html`` keeps vl-convert's bundle of Vega, Vega-Lite and vega-embed beside the pages: building it costs
+# ~1.5 s, once per process, which every run paid on its first chart; the file, named by both versions, is read instead.
+BUNDLE_FILE = ".vega-bundle-{vl_convert}-vl{vega_lite}.js"
 
-    @staticmethod
-    def render(**fields: Any) -> str:
-        # The stub types the snippet as required; like Altair, this uses the default one (vegaEmbed as a global).
-        bundle = vlc.javascript_bundle(vl_version=vl_version_for_vl_convert())  # type: ignore[call-arg]
-        return INLINE_HTML_TEMPLATE.render(**fields, vegaembed_script=bundle)
+
+def vega_bundle(folder: Path) -> str:
+    """vl-convert's bundle of Vega, Vega-Lite and vega-embed for Altair's Vega-Lite version, as Altair's
+    ``save(..., inline=True)`` inlines it: read from ``folder`` when a run built it before, else built and kept there."""
+    vega_lite = vl_version_for_vl_convert()
+    path = folder / BUNDLE_FILE.format(vl_convert=version("vl-convert-python"), vega_lite=vega_lite)
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    # The stub types the snippet as required; like Altair, this uses the default one (vegaEmbed as a global).
+    bundle = vlc.javascript_bundle(vl_version=vega_lite)  # type: ignore[call-arg]
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(bundle, encoding="utf-8")
+    tmp.replace(path)
+    return bundle
+
+
+@dataclass(frozen=True)
+class _InlineTemplate:
+    """Altair's inline HTML template with the bundle filled in, as Altair's ``save(..., inline=True)`` fills it (the
+    page is the same byte for byte), for a spec built once."""
+
+    bundle: str
+
+    def render(self, **fields: Any) -> str:
+        return INLINE_HTML_TEMPLATE.render(**fields, vegaembed_script=self.bundle)
 
 
 def save_html(chart: alt.TopLevelMixin | dict[str, Any], path: Path) -> Path:
@@ -80,7 +114,7 @@ def save_html(chart: alt.TopLevelMixin | dict[str, Any], path: Path) -> Path:
         vegaembed_version=alt.VEGAEMBED_VERSION,
         vegalite_version=alt.VEGALITE_VERSION,
         json_kwds={"cls": ScriptSafeJSONEncoder},
-        template=_InlineTemplate,  # type: ignore[arg-type]  # any object with render(), as spec_to_html accepts
+        template=_InlineTemplate(vega_bundle(path.parent)),  # type: ignore[arg-type]  # any object with render(), as spec_to_html accepts
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -94,13 +128,21 @@ def png_width(png: bytes) -> int:
     return int.from_bytes(png[16:20], "big")
 
 
-def render_chart(chart: alt.TopLevelMixin, path: Path, scale: float = 1.0, max_width: int | None = None) -> tuple[bytes, Path]:
-    """The chart's PNG at ``scale``, drawn smaller where it would be wider than ``max_width`` pixels, and its
-    standalone HTML at ``path``, from one spec."""
-    spec = chart_spec(chart)
-    png = png_bytes(spec, scale=scale)
-    if max_width is not None and png_width(png) > max_width:
-        png = png_bytes(spec, scale=scale * max_width / png_width(png))
+# The PNG the UI's dialog and the report show: about PNG_WIDTH pixels wide, its type legible at that size. Drawn at
+# PNG_SCALE (each chart's natural width times it lands near PNG_WIDTH), and drawn again at the scale that gives
+# PNG_WIDTH only where that misses by more than PNG_WIDTH_TOLERANCE (a chart whose width follows its data).
+PNG_WIDTH = 1000
+PNG_SCALE = 1.25
+PNG_WIDTH_TOLERANCE = 0.1
+
+
+def render_chart(chart: alt.TopLevelMixin | dict[str, Any], path: Path, width: int = PNG_WIDTH) -> tuple[bytes, Path]:
+    """The chart's (or its ``chart_spec``'s) PNG, about ``width`` pixels wide, and its standalone HTML at ``path``, from one spec."""
+    spec = chart if isinstance(chart, dict) else chart_spec(chart)
+    png = png_bytes(spec, scale=PNG_SCALE)
+    drawn = png_width(png)
+    if abs(drawn - width) > PNG_WIDTH_TOLERANCE * width:
+        png = png_bytes(spec, scale=PNG_SCALE * width / drawn)
     return png, save_html(spec, path)
 
 
@@ -125,7 +167,7 @@ def significant(value: float, digits: int = 4) -> str:
 
 def cell_text(value: object, max_items: int | None = None, max_chars: int | None = None) -> str:
     """A table cell for people: floats to 4 significant digits, lists of whole numbers (patient ids) as
-    ranges, other lists joined (capped at ``max_items``), text shown through ``validation.reveal`` and clipped at
+    ranges, other lists joined (capped at ``max_items``), text shown through ``errors.reveal`` and clipped at
     ``max_chars``."""
     if value is None:
         return ""

@@ -17,17 +17,10 @@ from pathlib import Path
 
 import polars as pl
 
-from lms_assets.records.validation import (
-    EXCERPT_CHARS,
-    FILE,
-    MAX_LINE_CHARS,
-    RecordFileError,
-    describe_quarantine,
-    excerpt,
-    excluded_share,
-    read_regular,
-    resolve_inside,
-)
+from lms_assets.records.boundary import read_regular, resolve_inside
+from lms_assets.records.csv_text import MAX_LINE_CHARS
+from lms_assets.records.errors import EXCERPT_CHARS, RecordFileError, excerpt
+from lms_assets.records.validation import FILE, describe_quarantine, excluded_share
 
 STUDY_FILE = "study.toml"
 # STUDYID prefixes every USUBJID: letters, digits, '-' and '_' keep it a plain identifier in every export.

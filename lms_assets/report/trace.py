@@ -14,8 +14,8 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from lms_assets.audit import consistency as audit_rules
-from lms_assets.report.page import STYLE, cut_words, table_html, text_html
+from lms_assets.audit.basis import basis_words
+from lms_assets.report.markup import STYLE, cut_words, table_html, text_html
 
 TRACE_FILE = "trace.html"
 TRACE_ROWS = 500
@@ -24,7 +24,7 @@ RAW_META = ("_file", "_row", "content_hash", "data_cut")
 ADAM_COLUMNS = {
     "adtte": ["SUBJID", "PARAMCD", "DATACUT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
     "adrs": ["SUBJID", "PARAMCD", "AVALC", "PCHG", "SRCFILE", "SRCROW"],
-    "adae": ["SUBJID", "AESEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
+    "adae": ["SUBJID", "ASEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
     "adsl": ["SUBJID", "AGE", "SEX", "ECOG", "PRIMSITE", "COMBTRT", "DOSE0", "DOSREDFL", "DISCAEFL"],
 }
 # ADSL merges two record files, so its rows name no single source line: its trace shows both files' lines.
@@ -142,7 +142,7 @@ def trace_section(
         ("Recomputed", recomputed),
         ("Verdict", f"{row['status']}; check {registry_row['check_name']} on {owner}: {row['check_outcome']}"),
         ("Why", row["check_reason"] or ""),
-        ("Rests on", audit_rules.basis_words(row["basis"])),
+        ("Rests on", basis_words(row["basis"])),
     ]
     facts_html = "".join(f"<dt>{text_html(k)}</dt><dd>{text_html(v)}</dd>" for k, v in facts if v)
     shown = counted.head(TRACE_ROWS)

@@ -78,6 +78,11 @@ def pooled_cells(rows: pl.DataFrame, key: str) -> pl.DataFrame:
 AGREES, DIFFERS, ABSENT = "agrees", "differs", "absent"
 
 
+def half_unit(decimals: int) -> float:
+    """Half the last printed digit: a value within it of a printed one rounds to that printing."""
+    return 0.5 * 10 ** (-decimals)
+
+
 def compare(printed: float, decimals: int, displayed: float | None) -> str:
     """The one comparison of a printed value with the value a summary table shows: agrees, differs, or absent (nothing shown).
 
@@ -86,7 +91,7 @@ def compare(printed: float, decimals: int, displayed: float | None) -> str:
     """
     if displayed is None or math.isnan(displayed):
         return ABSENT
-    return AGREES if abs(displayed - printed) <= 0.5 * 10 ** (-decimals) + _EPSILON else DIFFERS
+    return AGREES if abs(displayed - printed) <= half_unit(decimals) + _EPSILON else DIFFERS
 
 
 def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:

@@ -1,14 +1,15 @@
-"""Kaplan–Meier estimation, median survival with SPSS 24's and Brookmeyer–Crowley's intervals, landmarks,
-reverse-KM follow-up and subgroup comparisons (log-rank, Cox).
+"""The study's survival tables: Kaplan–Meier curves, median survival with SPSS 24's and Brookmeyer–Crowley's
+intervals, landmarks, reverse-KM follow-up, subgroup comparisons (log-rank, Cox), the median history, and the
+printed values they yield.
 
-Pure functions on Polars frames; no Dagster imports. Product-limit steps and the log(−log) band are Polars
-expressions, so the cost grows with the number of patients only through one aggregation; lifelines (log-rank,
-Cox) is fitted on the aggregated (time, status, count) rows, whose number grows with the number of distinct times.
+Pure functions on Polars frames; no Dagster imports. The estimator is ``kaplan_meier``'s and the subgroups are
+``subgroups``'; lifelines (log-rank, Cox) is fitted on the aggregated (time, status, count) rows, whose number
+grows with the number of distinct times.
 
 Two conventions for the median where S(t) equals 0.5 exactly over a stretch, both reported by name:
-``median`` is the first time with S(t) ≤ 0.5 (SPSS's rule, and lifelines'; the paper's figures), and
+``median`` is the first time with S(t) ≤ 0.5 (SPSS's rule, and lifelines'; the paper's values), and
 ``median_midpoint`` the midpoint of that plateau (R's ``quantile.survfit`` and SAS PROC LIFETEST).
-Every figure here is reproduced independently by R (``lms_assets_tests/reference/survival_check.R``).
+Every printed value here is reproduced independently by R (``lms_assets_tests/reference/survival_check.R``).
 """
 
 from __future__ import annotations
@@ -16,100 +17,30 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import cast
+from dataclasses import asdict
 
 import numpy as np
 import polars as pl
 
+from lms_assets.tables.cox import COX_FIT_OPTIONS, monotone_likelihood
+from lms_assets.tables.kaplan_meier import (
+    TOLERANCE,
+    Z_95,
+    MedianEstimate,
+    brookmeyer_crowley_median,
+    first_time_at_or_below,
+    km_steps,
+    plateau_midpoint_median,
+    with_loglog_band,
+)
 from lms_assets.tables.printed import figures_frame
+from lms_assets.tables.subgroups import SUBGROUP_CLAIM, SUBGROUP_SCHEMA, SUBGROUPS, Subgroup, subgroup_codes
 
-Z_95 = 1.959963984540054
-# S(t) is a product of floats: 5/10 may come out as 0.5000000000000001 and must still count as "≤ 0.5".
-TOLERANCE = 1e-9
 SPSS_UPPER, SPSS_LOWER = 0.55, 0.45
 GROUP = ("data_cut", "endpoint")
 SIGNIFICANCE = 0.05
 # lifelines' Cox fit takes ~0.1 s at 20,000 rows and ~20 s at 1,000,000 (one binary covariate).
 COX_MAX_ROWS = 20_000
-
-
-def km_steps(frame: pl.DataFrame, by: Sequence[str] = ()) -> pl.DataFrame:
-    """Kaplan–Meier product-limit estimate per group: one row per distinct time, tied events forming one step.
-
-    ``frame`` has ``time`` (f64), ``event`` (1 event, 0 censored), the ``by`` columns and optionally
-    ``count`` (patients sharing the row; 1 if absent). Returns ``by``, time, at_risk, events, censored,
-    surv and std_err (Greenwood's SE of S(t); null where S(t) = 0, where Greenwood's formula divides by
-    zero). A censoring tied with an event at t counts as at risk at t, as in SPSS, SAS, R and lifelines.
-    Rows are sorted by ``by`` and time, so every sum below runs in one order and re-runs are bit-identical.
-    """
-    keys = list(by)
-
-    def within(expr: pl.Expr) -> pl.Expr:
-        return expr.over(keys) if keys else expr
-
-    if "count" in frame.columns:
-        totals = {"events": (pl.col("event") * pl.col("count")).sum(), "removed": pl.col("count").sum()}
-    else:
-        totals = {"events": pl.col("event").sum(), "removed": pl.len()}
-    steps = frame.group_by(*keys, "time").agg(**{name: expr.cast(pl.Int64) for name, expr in totals.items()}).sort(*keys, "time")
-    removed_before = within(pl.col("removed").cum_sum()) - pl.col("removed")
-    steps = steps.with_columns(
-        at_risk=within(pl.col("removed").sum()) - removed_before,
-        censored=pl.col("removed") - pl.col("events"),
-    )
-    greenwood_term = pl.when(pl.col("at_risk") > pl.col("events")).then(
-        pl.col("events") / (pl.col("at_risk") * (pl.col("at_risk") - pl.col("events")))
-    )
-    return steps.with_columns(
-        surv=within((1 - pl.col("events") / pl.col("at_risk")).cum_prod()),
-        greenwood_sum=within(greenwood_term.cum_sum()),
-    ).select(
-        *keys,
-        "time",
-        "at_risk",
-        "events",
-        "censored",
-        "surv",
-        std_err=pl.col("surv") * pl.col("greenwood_sum").sqrt(),
-    )
-
-
-def km_table(time: Sequence[float], event: Sequence[int]) -> pl.DataFrame:
-    """Kaplan–Meier product-limit table of one sample (see ``km_steps``)."""
-    frame = pl.DataFrame({"time": time, "event": event}, schema={"time": pl.Float64, "event": pl.Int64})
-    return km_steps(frame)
-
-
-def first_time_at_or_below(steps: pl.DataFrame, column: str, level: float) -> float | None:
-    """First-crossing rule of SPSS and lifelines: the first time at which ``column`` is ≤ ``level`` (None if never; nulls never cross)."""
-    hit = steps.filter(pl.col(column) <= level + TOLERANCE)
-    return cast(float, hit["time"][0]) if hit.height else None
-
-
-def plateau_midpoint_median(steps: pl.DataFrame) -> float | None:
-    """Median by R's ``quantile.survfit`` and SAS PROC LIFETEST: where S(t) = 0.5 exactly over a stretch, its midpoint.
-
-    The midpoint of the first time with S ≤ 0.5 and the first time with S < 0.5 (the same time when S
-    jumps past 0.5; the last observed time when S never drops below 0.5). None if S stays above 0.5.
-    """
-    reached = first_time_at_or_below(steps, "surv", 0.5)
-    if reached is None:
-        return None
-    below = steps.filter(pl.col("surv") < 0.5 - TOLERANCE)
-    end = cast(float, below["time"][0] if below.height else steps["time"].max())
-    return (reached + end) / 2
-
-
-@dataclass(frozen=True)
-class MedianEstimate:
-    """A median survival time with its standard error and 95% interval; None where not estimable (see ``note``)."""
-
-    median: float | None
-    se: float | None
-    ci_lower: float | None
-    ci_upper: float | None
-    note: str | None
 
 
 def spss_median_ci(steps: pl.DataFrame) -> MedianEstimate:
@@ -122,46 +53,6 @@ def spss_median_ci(steps: pl.DataFrame) -> MedianEstimate:
         return MedianEstimate(None, None, None, None, "median not reached: no events")
     row = estimates.row(0, named=True)
     return MedianEstimate(row["median"], row["se"], row["ci_lower"], row["ci_upper"], row["note"])
-
-
-def brookmeyer_crowley_median(steps: pl.DataFrame) -> MedianEstimate:
-    """Brookmeyer–Crowley: the median's 95% CI is where the pointwise band crosses 0.5 (lower band → lower bound).
-
-    ``steps`` carries ``surv``, ``ci_lower`` and ``ci_upper`` (see ``with_loglog_band``); the median is the
-    first crossing (see ``plateau_midpoint_median`` for R's). A bound is read only where the band is
-    defined: the band is null at S = 0, so a band that has not crossed 0.5 before S reaches 0 gives a
-    bound that is not reached (None), as R's ``quantile.survfit`` gives NA. No SE exists.
-    """
-    median = first_time_at_or_below(steps, "surv", 0.5)
-    lower = first_time_at_or_below(steps, "ci_lower", 0.5)
-    upper = first_time_at_or_below(steps, "ci_upper", 0.5)
-    reasons = [
-        reason
-        for value, reason in (
-            (median, "median not reached: S(t) stays above 0.5"),
-            (lower, "lower bound not reached: the defined lower band stays above 0.5"),
-            (upper, "upper bound not reached: the defined upper band stays above 0.5"),
-        )
-        if value is None
-    ]
-    return MedianEstimate(median, None, lower, upper, "; ".join(reasons) or None)
-
-
-def with_loglog_band(steps: pl.DataFrame) -> pl.DataFrame:
-    """Log(−log) pointwise 95% band of S(t) (“exponential Greenwood”: R's ``conf.type = "log-log"``, lifelines' default).
-
-    Adds ci_lower and ci_upper: S^exp(±1.96·σ/|log S|) with σ = SE(S)/S, σ² = Σ d/(n(n−d)). Null where
-    the transform is undefined, as in R: where S = 1 (before the first event) and where S = 0 (lifelines
-    writes 1/1 and 0/0 there, and its 0 at S = 0 would read as a crossing of 0.5). Row by row, so any
-    number of groups of ``km_steps`` at once.
-    """
-    log_surv = pl.col("surv").log()
-    exponent = (Z_95 * pl.col("std_err") / pl.col("surv") / log_surv.abs()).exp()
-    defined = (pl.col("surv") > 0) & (pl.col("surv") < 1)
-    return steps.with_columns(
-        ci_lower=pl.when(defined).then(pl.col("surv").pow(exponent)),
-        ci_upper=pl.when(defined).then(pl.col("surv").pow(1 / exponent)),
-    )
 
 
 def _time_to_event(adtte: pl.DataFrame) -> pl.DataFrame:
@@ -307,82 +198,6 @@ def reverse_km_followup(adtte: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@dataclass(frozen=True)
-class Subgroup:
-    """A two-level ADSL factor compared within each endpoint: ``level`` against ``reference``."""
-
-    factor: str
-    column: str
-    reference: str
-    level: str
-    reference_label: str
-    level_label: str
-
-
-# The factors the issue names; "No" (or the majority, for sex) is the reference.
-SUBGROUPS = (
-    Subgroup("Sex", "SEX", "F", "M", "Female", "Male"),
-    Subgroup("ECOG", "ECOGGR1", "0-1", ">=2", "ECOG 0–1", "ECOG ≥2"),
-    Subgroup("Combination therapy", "COMBFL", "N", "Y", "Monotherapy", "Combination"),
-    Subgroup("Prior chemotherapy", "PRCHFL", "N", "Y", "None", "Any"),
-    Subgroup("Prior surgery", "SURGFL", "N", "Y", "No", "Yes"),
-    Subgroup("Prior radiotherapy", "RADIOFL", "N", "Y", "No", "Yes"),
-    # The Discussion names primary site; the two most common sites (8 and 5 patients) are compared, the rest left out.
-    Subgroup("Primary site", "PRIMSITE", "Retroperitoneal", "Extremities", "Retroperitoneal", "Extremities"),
-)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A printed claim that no comparison differs significantly, and the one list of comparisons that decides it.
-
-    The blocking check of its printed counts (``subgroup_recomputed_values``), printed_audit's inputs (the audit's
-    ``QUANTITY_INPUTS``) and sensitivity_ranges' verdict all read it, so the claim is judged one way everywhere.
-    """
-
-    quantity: str  # registry quantity per endpoint, ``{endpoint}`` the endpoint in lower case
-    comparisons: tuple[Subgroup, ...]  # each compared within each endpoint by the log-rank test, at SIGNIFICANCE
-    endpoints: tuple[str, ...] = ("PFS", "OS")
-
-    def quantity_of(self, endpoint: str) -> str:
-        return self.quantity.format(endpoint=endpoint.lower())
-
-
-# The Discussion: "In the analysis of gender, PS score, treatment history, primary site, combination therapy and other
-# subgroups, we did not find significant differences in PFS and OS": every comparison survival_subgroups shows.
-SUBGROUP_CLAIM = Claim("subgroups.{endpoint}.significant.n", SUBGROUPS)
-
-
-# lifelines' defaults stop Newton–Raphson when the Newton decrement (≈ step²) is below 1e-7 or the log-likelihood
-# changes by less than 1e-9 of itself (R's rule), leaving β up to ~1e-4 short of the maximum. Without the relative
-# rule and with a decrement of 1e-20 it stops at the maximum to rounding: HRs, CIs and p then agree with R's coxph,
-# run to the same precision, to 1e-11 or better (survival 3.5, the shipped and the cross-check's hard studies).
-# Newton converges quadratically, so it costs a step or two more (0.4 → 0.6 s at 20,000 rows).
-COX_FIT_OPTIONS = {"precision": 1e-20, "r_precision": 0.0}
-
-
-def monotone_likelihood(weighted: pl.DataFrame) -> bool:
-    """Whether the Cox partial likelihood of a 0/1 ``x`` has no maximum (β → ±∞; Bryson & Johnson 1981).
-
-    It has none when, at every event time with both levels at risk, all events fall in the same level (the
-    same one each time), or when no event time has both levels at risk (the likelihood is flat). R's coxph
-    then warns that the coefficient may be infinite; lifelines runs β off to ±40 and reports an HR of 1e17.
-    ``weighted``: (time, event, x, count) rows.
-    """
-    level = {x: pl.col("x") == x for x in (0, 1)}
-    per_time = (
-        weighted.group_by("time")
-        .agg(
-            **{f"removed{x}": pl.col("count").filter(is_x).sum() for x, is_x in level.items()},
-            **{f"events{x}": pl.col("count").filter(is_x & (pl.col("event") == 1)).sum() for x, is_x in level.items()},
-        )
-        .sort("time")
-    )
-    at_risk = {x: pl.col(f"removed{x}").sum() - pl.col(f"removed{x}").cum_sum() + pl.col(f"removed{x}") for x in (0, 1)}
-    mixed = per_time.filter((at_risk[0] > 0) & (at_risk[1] > 0) & (pl.col("events0") + pl.col("events1") > 0))
-    return mixed.is_empty() or (mixed["events0"] == 0).all() or (mixed["events1"] == 0).all()
-
-
 def _cox_hazard_ratio(weighted: pl.DataFrame, events: dict[int, int]) -> tuple[float | None, float | None, float | None, float | None, str | None]:
     """Cox (lifelines, Efron ties) HR of ``x`` = 1 vs 0 with Wald 95% CI and p; None with a reason when not estimable.
 
@@ -477,38 +292,6 @@ def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
     }
 
 
-SUBGROUP_SCHEMA = {
-    "data_cut": pl.Date,
-    "endpoint": pl.String,
-    "factor": pl.String,
-    "level": pl.String,
-    "reference": pl.String,
-    "n": pl.Int64,
-    "events": pl.Int64,
-    "median": pl.Float64,
-    "median_midpoint": pl.Float64,
-    "n_ref": pl.Int64,
-    "events_ref": pl.Int64,
-    "median_ref": pl.Float64,
-    "median_ref_midpoint": pl.Float64,
-    "hr": pl.Float64,
-    "hr_ci_lower": pl.Float64,
-    "hr_ci_upper": pl.Float64,
-    "cox_p": pl.Float64,
-    "logrank_p": pl.Float64,
-    "note": pl.String,
-}
-
-
-def _subgroup_codes(adsl: pl.DataFrame, subgroups: Sequence[Subgroup]) -> pl.DataFrame:
-    """SUBJID and one base-3 digit per subgroup (0 reference, 1 level, 2 neither), so patient rows are joined and aggregated once."""
-    digits = [
-        pl.when(pl.col(s.column) == s.level).then(1).when(pl.col(s.column) == s.reference).then(0).otherwise(2).cast(pl.UInt32) * 3**i
-        for i, s in enumerate(subgroups)
-    ]
-    return adsl.select("SUBJID", code=pl.sum_horizontal(digits))
-
-
 def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Sequence[Subgroup] = SUBGROUPS) -> pl.DataFrame:
     """Log-rank test (lifelines) and Cox HR with 95% CI (lifelines) of each two-level subgroup, per cut and endpoint.
 
@@ -518,7 +301,7 @@ def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Seq
     compact = (
         _time_to_event(adtte)
         .lazy()
-        .join(_subgroup_codes(adsl, subgroups).lazy(), on="SUBJID", how="left")
+        .join(subgroup_codes(adsl, subgroups).lazy(), on="SUBJID", how="left")
         .group_by(*GROUP, "time", "event", "code")
         .agg(count=pl.len().cast(pl.Int64))
         .collect()

@@ -5,14 +5,15 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
-from lms_assets.audit import consistency, sensitivity, verification
+from lms_assets.audit import consistency, hypotheses, sensitivity, sensitivity_summary, verification
+from lms_assets.audit.feasibility import Feasibility, os_feasibility
 from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, owner_of, printed_values_table
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.report.page import AUDIT_ALL_FIGURES
 from lms_assets.tables.printed import fixed, published_cut
@@ -20,7 +21,7 @@ from lms_assets.tables.printed import fixed, published_cut
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb"})
 
 
-def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> consistency.Feasibility | None:
+def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> Feasibility | None:
     if cut is None:
         return None
     at_cut = adtte.filter(pl.col("DATACUT") == cut)
@@ -31,7 +32,7 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> cons
         return None
     # No follow-up can be longer than from the first day of enrolment (study.toml) to the cut.
     window = sensitivity.os_window(cut, study)[1]
-    return consistency.os_feasibility(
+    return os_feasibility(
         os_.filter(pl.col("CNSR") == 0)["AVAL"].to_list(),
         [(lower, window) for lower in censored["PFS"].to_list()],
     )
@@ -49,7 +50,7 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> cons
 def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
     try:
         table = printed_values_table(raw_printed_values, raw_discrepancies)
-    except validation.RecordFileError as error:
+    except errors.RecordFileError as error:
         raise Failure(description=str(error)) from None
     reviewed = table.filter(pl.col("reviewed_expected").is_not_null())
     cut = published_cut(table)
@@ -175,17 +176,17 @@ def audit_table(
                 owner_of(row["quantity"]),
             )
         )
-    explained = consistency.hypotheses(
+    explained = hypotheses.hypotheses(
         rows,
         printed_values,
         adsl.height,
-        consistency.sample_means(adsl, adtte, cut),
-        consistency.ci_alternatives(survival_curves, survival_summary, cut),
+        hypotheses.sample_means(adsl, adtte, cut),
+        hypotheses.ci_alternatives(survival_curves, survival_summary, cut),
     )
     for row in rows:
         row["hypotheses"] = explained.get(row["figure_id"])
     table = pl.DataFrame(rows, schema=consistency.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=consistency.AUDIT_SCHEMA)
-    return table.join(sensitivity.verdicts_by_figure(sensitivity_ranges, printed_values), on="figure_id", how="left")
+    return table.join(sensitivity_summary.verdicts_by_figure(sensitivity_ranges, printed_values), on="figure_id", how="left")
 
 
 @audit_asset(

@@ -9,18 +9,16 @@ failed and why; its ``printed values`` table lists every value, each distinct re
 and each value links to its trace in the served report. It is ERROR when any value failed at ERROR, WARN when every
 failure is a reviewed discrepancy. One check per group rather than per value keeps the event log small. The checks
 run in the asset's own step and the table is published through ``gate.publish`` (write-audit-publish): a blocking
-ERROR keeps ``main.<asset>`` as it was. The checks are declared from the registry read at definition load, so these
-assets are declared with ``@gated_summary`` and built then.
+ERROR keeps ``main.<asset>`` as it was. The checks are declared from the registry read at definition load
+(``registry_at_load``), so these assets are declared with ``@gated_summary`` and built then.
 """
 
 import collections
 import dataclasses
 import datetime as dt
 import inspect
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, cast
 
 import polars as pl
@@ -43,13 +41,12 @@ from dagster import (
 
 from lms_assets.audit import consistency
 from lms_assets.defs import gate
+from lms_assets.defs.audit.registry_at_load import LoadedRegistry, typed_registry
 from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
-from lms_assets.records import schemas, validation
+from lms_assets.records import errors, schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets.tables import printed as fig
-
-log = logging.getLogger(__name__)
 
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
 QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
@@ -103,8 +100,6 @@ RULE = (
     "(the review is stale); WARN when every difference is a reviewed discrepancy in known_discrepancies.csv."
 )
 
-# Error texts at definition load quote at most this much of anything read from a file.
-EXCERPT_CHARS = 160
 # The columns of a section check's `values` table, in order: few and short, so the check panel shows them whole at
 # 1440 px. Why a value differs is given in numbered `reason` entries, each clause once however many values share it.
 VALUE_COLUMNS = (
@@ -131,51 +126,6 @@ def owner_of(quantity: str) -> str | None:
 def check_name(source: str) -> str:
     """The Dagster-safe name of the check of a printed section (``Table 1`` → ``printed_table_1``)."""
     return "printed_" + (re.sub(r"[^a-z0-9]+", "_", source.lower()).strip("_") or "unnamed")
-
-
-def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
-    """The registry with its declared types; rows that break the schema are left out (and quarantined upstream)."""
-    return validation.clean(raw, schemas.REGISTRY, validation.problems(raw, schemas.REGISTRY))
-
-
-def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
-    """A message safe to show every UI user: control characters replaced, at most ``limit`` characters."""
-    clean = re.sub(r"[^\t\x20-\x7e\u00a0-\u2fff]", "?", text)
-    return clean if len(clean) <= limit else clean[:limit] + f"… ({len(clean) - limit} more characters not shown)"
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadedRegistry:
-    """The registry as the definitions saw it when they loaded, or why it could not be read."""
-
-    frame: pl.DataFrame | None
-    problem: str | None = None
-
-
-def registry_at_load(study_dir: Path) -> LoadedRegistry:
-    """The registry read at definition load (to declare one check per printed figure), behind the study-folder boundary.
-
-    A registry that cannot be read does not take the code location down: the definitions load with one stand-in
-    check per summary asset saying why, and ``raw_printed_values`` fails on the file with its own message.
-    The load-time message quotes nothing read from the file (a header can hold anything, even an environment).
-    """
-    try:
-        path = validation.resolve_inside(study_dir, schemas.REGISTRY.location)
-    except validation.RecordFileError as error:
-        return _unreadable(str(error))
-    if not path.exists():
-        return LoadedRegistry(None)
-    try:
-        return LoadedRegistry(typed_registry(validation.read_raw(path, schemas.REGISTRY, label=schemas.REGISTRY.location)))
-    # Anything at all: an exception here would take the UI, the sensor and the schedule down with it.
-    except Exception as error:
-        return _unreadable(f"{schemas.REGISTRY.location} could not be read ({type(error).__name__})")
-
-
-def _unreadable(problem: str) -> LoadedRegistry:
-    problem = bounded(problem)
-    log.warning(f"printed_values.csv not read at definition load: {problem}")
-    return LoadedRegistry(None, problem)
 
 
 RECONSTRUCTED = "reconstructed_inputs"
@@ -463,18 +413,18 @@ def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
 def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:
     """The registry typed once, with each figure's owner asset, the name of its section's check, the published cut and its reviewed entry.
 
-    Raises ``validation.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
+    Raises ``errors.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
     names a figure that is not printed: a review that cannot be applied must not silently turn into an ERROR.
     """
     registry = typed_registry(raw_registry)
     problems = validation.problems(raw_known, schemas.KNOWN_DISCREPANCIES)
     if problems.height:
         first = "; ".join(f"row {r['row']} column {r['column']}: {r['reason']}" for r in problems.head(5).iter_rows(named=True))
-        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: {problems.height} problem(s): {first}")
+        raise errors.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: {problems.height} problem(s): {first}")
     known = validation.clean(raw_known, schemas.KNOWN_DISCREPANCIES, problems)
     reviewed, orphans = consistency.with_reviews(registry, known)
     if orphans:
-        raise validation.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
+        raise errors.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
     cut = fig.published_cut(registry)
     return reviewed.with_columns(
         pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),

@@ -5,7 +5,7 @@ from typing import Any
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
 
-from lms_assets.audit import verification
+from lms_assets.audit import lifelines_check
 from lms_assets.defs import gate
 from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.audit.verification import problems_result
@@ -30,14 +30,14 @@ HISTORY_MATCHES = "median_history_matches_lifelines"
 
 def landmarks_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     """``LANDMARKS_MATCH`` on a candidate ``survival_landmarks``, as its step yields it."""
-    return problems_result(LANDMARKS_MATCH, verification.landmark_problems(table, adtte), "the 6- and 12-month rows equal lifelines on ADTTE")
+    return problems_result(LANDMARKS_MATCH, lifelines_check.landmark_problems(table, adtte), "the 6- and 12-month rows equal lifelines on ADTTE")
 
 
 def history_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     """``HISTORY_MATCHES`` on a candidate ``median_history``, as its step yields it."""
     cuts = table["data_cut"].n_unique()
     return problems_result(
-        HISTORY_MATCHES, verification.median_history_problems(table, adtte), f"{table.height} rows at {cuts} cut(s) equal lifelines on ADTTE"
+        HISTORY_MATCHES, lifelines_check.median_history_problems(table, adtte), f"{table.height} rows at {cuts} cut(s) equal lifelines on ADTTE"
     )
 
 
@@ -121,7 +121,9 @@ def survival_landmarks(
     context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], survival_curves: pl.DataFrame, adtte: pl.DataFrame
 ):
     table = survival.landmarks(survival_curves)
-    rates = table.filter(pl.col("month").is_in(verification.QUOTED_LANDMARKS)).select("data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper")
+    rates = table.filter(pl.col("month").is_in(lifelines_check.QUOTED_LANDMARKS)).select(
+        "data_cut", "endpoint", "month", "surv", "ci_lower", "ci_upper"
+    )
     check = landmarks_check(table, adtte)
     output = table_output(table, limit=40, rates=preview(rates))
     yield from gate.publish(context, io_manager, table, [check], output.metadata)

@@ -1,0 +1,96 @@
+"""Each table's recomputed values beside the values the paper printed, with the audit's verdict: the page's Tables 1, 2 and 4."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from lms_assets.audit import consistency as audit_rules
+from lms_assets.report.marks import mark_of
+from lms_assets.report.survival_table import SURVIVAL_DECIMALS
+from lms_assets.tables import printed as fig
+
+COMPARISON_SCHEMA = pl.Schema(
+    {
+        "row": pl.Int64,
+        "order": pl.Int64,
+        "label": pl.String,
+        "statistic": pl.String,
+        "quantity": pl.String,
+        "recomputed": pl.Float64,
+        "figure_id": pl.String,
+        "printed": pl.String,
+        "printed_value": pl.Float64,
+        "decimals": pl.Int64,
+        "status": pl.String,
+        "mark": pl.String,
+        "basis": pl.String,
+        "explanation": pl.String,
+    }
+)
+
+
+def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Each recomputed figure of a table's rows beside the value the paper printed in ``source``, with the audit's verdict.
+
+    ``spine`` gives the rows (``key``, ``label``) in the table's order; a row's figures are the quantities
+    ``key`` or ``key.<statistic>`` of ``figures``. A printed figure of ``source`` that no row recomputes is
+    kept as a row of its own, so nothing the paper printed is dropped. ``order`` places the statistics as
+    the paper prints them (registry order), then those it does not print.
+    """
+    printed = registry.filter(pl.col("source") == source).select(
+        "figure_id", "quantity", "printed", pl.col("value").alias("printed_value"), "decimals"
+    )
+    rank = {quantity: i for i, quantity in enumerate(printed["quantity"].to_list())}
+    figures_values = list(zip(figures["quantity"].to_list(), figures["value"].to_list()))
+    cells = []
+    for row, (key, label) in enumerate(spine.select("key", "label").iter_rows()):
+        for position, (quantity, value) in enumerate(figures_values):
+            if quantity == key or quantity.startswith(f"{key}."):
+                order = rank.get(quantity, len(rank) + position)
+                cells.append((row, order, label, quantity[len(key) + 1 :] or "value", quantity, value))
+    recomputed = pl.DataFrame(cells, schema=["row", "order", "label", "statistic", "quantity", "recomputed"], orient="row").cast(
+        {"row": pl.Int64, "order": pl.Int64, "label": pl.String, "statistic": pl.String, "quantity": pl.String, "recomputed": pl.Float64}
+    )
+    joined = recomputed.join(printed, on="quantity", how="full", coalesce=True)
+    unmatched = pl.col("row").is_null()
+    joined = joined.with_columns(
+        pl.when(unmatched).then(spine.height + pl.int_range(pl.len())).otherwise(pl.col("row")).alias("row"),
+        pl.col("order").fill_null(pl.col("quantity").replace_strict(rank, default=None, return_dtype=pl.Int64)),
+        pl.when(unmatched).then(pl.col("quantity")).otherwise(pl.col("label")).alias("label"),
+        pl.col("statistic").fill_null("value"),
+    )
+    # The status is decided here, by the same verdict rule as the checks and printed_audit, from the value this
+    # table shows and the audit's findings about the printing (test_audit asserts the report, printed_audit and the checks agree).
+    verdicts = audit.select("figure_id", "findings", "basis", "explanation", "hypotheses")
+    joined = joined.join(verdicts, on="figure_id", how="left")
+    judged = [
+        (None, None)
+        if figure_id is None
+        else (
+            audit_rules.status_of(fig.compare(printed_value, decimals, recomputed), findings or []),
+            mark_of(printed_value, decimals, recomputed, findings or []),
+        )
+        for figure_id, printed_value, decimals, recomputed, findings in joined.select(
+            "figure_id", "printed_value", "decimals", "recomputed", "findings"
+        ).iter_rows()
+    ]
+    explanation = pl.concat_str([pl.col("explanation").fill_null(""), pl.col("hypotheses").fill_null("")], separator=" ").str.strip_chars()
+    return (
+        joined.with_columns(
+            pl.Series("status", [s for s, _ in judged], dtype=pl.String),
+            pl.Series("mark", [m for _, m in judged], dtype=pl.String),
+            explanation.alias("explanation"),
+        )
+        .select(list(COMPARISON_SCHEMA))
+        .cast(COMPARISON_SCHEMA)
+        .sort("row", "order")
+    )
+
+
+def recomputed_text(value: float | None, decimals: int | None) -> str:
+    """A recomputed value at the printed precision plus one digit (half up, as printed_audit's ``shown``); counts as whole numbers."""
+    if value is None:
+        return "—"
+    if float(value).is_integer() and (decimals is None or decimals == 0):
+        return str(int(value))
+    return fig.format_value(value, SURVIVAL_DECIMALS - 1 if decimals is None else decimals)
