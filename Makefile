@@ -32,8 +32,7 @@ $(DAGSTER_HOME)/dagster.yaml: $(INSTANCE_TEMPLATE)
 	mkdir -p $(DAGSTER_HOME)
 	cp $(INSTANCE_TEMPLATE) $(DAGSTER_HOME)/dagster.yaml
 
-# Creates the instance's storage once (two first runs would race to create it) and frees the pool slots of
-# runs that died (lms_assets/recovery.py); it says what it freed.
+# Creates the instance's storage once: two first runs would race to create it (lms_assets/recovery.py).
 .PHONY: instance
 instance: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery

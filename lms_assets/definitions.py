@@ -10,13 +10,20 @@ import os
 from pathlib import Path
 from typing import cast
 
-from dagster import AssetsDefinition, Definitions, MetadataValue, load_asset_checks_from_modules, load_assets_from_modules, map_asset_specs
+from dagster import (
+    AssetsDefinition,
+    Definitions,
+    MetadataValue,
+    in_process_executor,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+    map_asset_specs,
+)
 
 from lms_assets.defs import adam, exports, graphs, records, refresh, report, results
 from lms_assets.defs.audit import consistency, published, sensitivity, verification
 from lms_assets.defs.audit.published import gated_summaries
 from lms_assets.defs.audit.registry_at_load import registry_at_load
-from lms_assets.defs.executor import pool_watching_in_process_executor
 from lms_assets.defs.graphs import CHART_IO_MANAGER, ChartIOManager
 from lms_assets.defs.report import report_place
 from lms_assets.defs.resources import REPORT_URL, OutputsFolder, StudyFolder, WarehouseIOManager, locations
@@ -62,15 +69,14 @@ def build_defs(
         ),
         asset_checks=load_asset_checks_from_modules(DOMAINS),
         resources={
-            "io_manager": WarehouseIOManager(database=str(warehouse), schema="main"),
+            "io_manager": WarehouseIOManager(database=str(warehouse)),
             "study_folder": StudyFolder(path=str(study_dir)),
             "outputs_folder": outputs_folder,
             # The chart assets' images (PNG + JSON) beside their interactive HTML.
             CHART_IO_MANAGER: ChartIOManager(base_dir=str(outputs / "charts")),
         },
-        # In process (on two cores a process per step costs seconds per asset), watched while waiting for the duckdb pool
-        # (lms_assets/defs/executor.py).
-        executor=pool_watching_in_process_executor,
+        # In process: on two cores a process per step costs seconds per asset.
+        executor=in_process_executor,
         jobs=refresh.JOBS,
         schedules=refresh.SCHEDULES,
         sensors=refresh.SENSORS,

@@ -182,8 +182,6 @@ def check(env: Mapping[str, str]) -> None:
     # Created here, once, before the webserver and the daemon start: both would otherwise create the schema.
     with DagsterInstance.from_config(str(home)) as instance:
         recovery.prepare_instance(instance)
-        for sentence in recovery.free_stale_claims(instance):
-            log.info(sentence)
     where = locations(env)
     log.info(f"warehouse {where['warehouse'].resolve()}, study records {where['study_dir'].resolve()}")
 

@@ -7,8 +7,8 @@ exit only when their heartbeat times out. On a busy machine that is tens of seco
 
 This launcher starts `dagster dev` in a process group of its own (its webserver, daemon, code servers and run
 workers inherit it), passes an interrupt on to the whole group as the terminal would, gives it
-``GRACE_SECONDS`` to stop cleanly and then kills whatever is left of the group. A run killed that way is marked
-failed, and its pool slots freed, by the next `make run` (``lms_assets.recovery``). A stop asked for (Ctrl-C,
+``GRACE_SECONDS`` to stop cleanly and then kills whatever is left of the group. A run killed that way leaves
+each table it was writing as its old or its new complete version (docs/operations.md). A stop asked for (Ctrl-C,
 SIGTERM) exits 0; if `dagster dev` ends by itself, the launcher exits with its code.
 
 With ``--report-port PORT`` the launcher also serves the outputs folder (``LMS_OUTPUT_DIR``) read-only on the

@@ -29,7 +29,7 @@ query RunStatus($runId: ID!) {
 """
 
 # What moves while runs are in flight: every unfinished run's status and step states. A run waiting for the
-# duckdb pool shows no change of its own while another run works through its steps, so all of them count.
+# warehouse's lock shows no change of its own while another run writes, so all of them count.
 PROGRESS_QUERY = """
 query Progress {
   runsOrError(filter: {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) {

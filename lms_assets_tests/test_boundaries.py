@@ -11,12 +11,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from dagster import DagsterInstance, Failure, RunRequest, SkipReason, build_output_context, build_sensor_context
-from dagster._core.storage.db_io_manager import TableSlice
+from dagster import DagsterInstance, Failure, RunRequest, SkipReason, build_sensor_context
 
 from lms_assets.defs.audit.registry_at_load import registry_at_load
 from lms_assets.defs.refresh import new_followup_sensor
-from lms_assets.defs.resources import AtomicPolarsTypeHandler, StudyFolder, connect_warehouse, sql_identifier
+from lms_assets.defs.resources import StudyFolder
+from lms_assets.defs.warehouse import Warehouse, replace_table, sql_identifier
 from lms_assets.records import boundary, csv_text, errors, schemas, validation
 from lms_assets.records.errors import RecordFileError
 from lms_assets.records.study import load_study
@@ -132,14 +132,11 @@ def test_the_warehouse_writer_binds_values_and_checks_names(tmp_path: Path):
     database = str(tmp_path / "w.duckdb")
     hostile = "x'); DROP TABLE adsl; --"
     frame = pl.DataFrame({"value": [hostile, 'a "quoted" value']})
-    handler = AtomicPolarsTypeHandler()
     with duckdb.connect(database) as connection:
         connection.execute("CREATE TABLE adsl AS SELECT 1 AS SUBJID")
-        handler.handle_output(build_output_context(), TableSlice(table="notes", schema="main", database=database), frame, connection)
+        replace_table(connection, "main", "notes", frame)
         with pytest.raises(ValueError, match="is not a plain identifier"):
-            handler.handle_output(
-                build_output_context(), TableSlice(table="notes; DROP TABLE adsl", schema="main", database=database), frame, connection
-            )
+            replace_table(connection, "main", "notes; DROP TABLE adsl", frame)
         stored = connection.execute("SELECT value FROM notes ORDER BY value").pl()
         tables = sorted(r[0] for r in connection.execute("SELECT table_name FROM information_schema.tables").fetchall())
     assert stored["value"].to_list() == sorted([hostile, 'a "quoted" value'])
@@ -360,25 +357,35 @@ def test_a_truncated_warehouse_fails_saying_how_to_rebuild_it(platform_env, ship
     assert "Traceback" not in failure_first_lines(result).popitem()[1]
 
 
+def open_warehouse(database: str) -> None:
+    """Attach the warehouse once, as every read and write of the IO manager does first."""
+    warehouse = Warehouse(database)
+    try:
+        with warehouse.attached():
+            pass
+    finally:
+        warehouse.close()
+
+
 def test_a_folder_for_a_warehouse_is_refused(tmp_path: Path):
     (tmp_path / "lms.duckdb").mkdir()
     with pytest.raises(Failure, match="is a folder; LMS_DUCKDB_PATH names the DuckDB file"):
-        connect_warehouse(str(tmp_path / "lms.duckdb"), {})
+        open_warehouse(str(tmp_path / "lms.duckdb"))
 
 
 def test_a_mistyped_warehouse_path_creates_nothing(tmp_path: Path, shipped_cohort):
     with pytest.raises(Failure, match=r"does not exist, nor does its folder .*wherehouse: is LMS_DUCKDB_PATH mistyped\?"):
-        connect_warehouse(str(tmp_path / "dta" / "wherehouse" / "lms.duckdb"), {})
+        open_warehouse(str(tmp_path / "dta" / "wherehouse" / "lms.duckdb"))
     assert not (tmp_path / "dta").exists()
     warehouse = tmp_path / "warehouse" / "lms.duckdb"
     copy_warehouse(shipped_cohort["warehouse"], warehouse)
     before = table_digests(warehouse)
     with pytest.raises(Failure, match=r"lms\.duckbd does not exist, but its folder holds lms\.duckdb: is the file name mistyped\?"):
-        connect_warehouse(str(warehouse.parent / "lms.duckbd"), {})
+        open_warehouse(str(warehouse.parent / "lms.duckbd"))
     assert not (warehouse.parent / "lms.duckbd").exists() and table_digests(warehouse) == before
     # The default layout's missing warehouse/ folder (a fresh clone) is still created on first use.
     (tmp_path / "fresh").mkdir()
-    connect_warehouse(str(tmp_path / "fresh" / "warehouse" / "lms.duckdb"), {}).close()
+    open_warehouse(str(tmp_path / "fresh" / "warehouse" / "lms.duckdb"))
     assert (tmp_path / "fresh" / "warehouse" / "lms.duckdb").is_file()
 
 
@@ -388,7 +395,7 @@ def test_a_foreign_duckdb_file_is_refused_and_left_as_it_was(tmp_path: Path):
         connection.execute("CREATE SCHEMA sales; CREATE TABLE sales.orders AS SELECT 1 AS id")
     before = foreign.read_bytes()
     with pytest.raises(Failure, match=r"is a DuckDB database but not this platform's warehouse \(it has schema\(s\) sales;"):
-        connect_warehouse(str(foreign), {})
+        open_warehouse(str(foreign))
     assert foreign.read_bytes() == before
 
 
@@ -398,7 +405,7 @@ def test_a_warehouse_this_user_may_not_write_is_refused(tmp_path: Path, shipped_
     copy_warehouse(shipped_cohort["warehouse"], warehouse)
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != warehouse)
     with pytest.raises(Failure, match=r"cannot be read and written by this user \(its permissions\)"):
-        connect_warehouse(str(warehouse), {})
+        open_warehouse(str(warehouse))
 
 
 def test_an_unforeseen_fault_in_reading_a_record_file_names_the_file(study_dir: Path, monkeypatch: pytest.MonkeyPatch):

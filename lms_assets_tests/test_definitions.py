@@ -12,7 +12,8 @@ from lms_assets_tests.conftest import defs_for, run_selection, start_from_shippe
 from lms_assets_tests.test_bad_input import failure_message, table_digests
 
 OWNERS = ["team:study-biostatistics"]
-POOL = "duckdb"
+# No concurrency pool: runs share the warehouse one read or write at a time (defs/warehouse.py), not step by step.
+POOL = None
 TABLES = "io_manager"
 CHARTS = "chart_io_manager"
 INGESTED = {"csv", "duckdb"}

@@ -177,7 +177,7 @@ def test_instance_config_takes_every_connection_setting_from_the_environment():
             "db_name": {"env": "LMS_PG_DB"},
             "port": {"env": "LMS_PG_PORT"},
         }
-    assert instance["concurrency"]["pools"]["default_limit"] == 1
+    assert "concurrency" not in instance
     assert instance["run_monitoring"]["enabled"] is True
     assert instance["telemetry"]["enabled"] is False
 
@@ -203,7 +203,7 @@ def test_instance_config_is_valid_for_dagster_and_builds_a_psycopg2_url(tmp_path
         assert pg_url_from_config(processed.value) == "postgresql+psycopg2://lms:not-a-real-password@127.0.0.1:5432/dagster"
         # What the instance hands the run workers it launches: the pooled classes, not dagster-postgres's own.
         assert (data.module_name, data.class_name) == ("lms_assets.pg_storage", cls.__name__)
-    # The daemon dequeues every run, so the pool and the run queue apply to UI, sensor and schedule runs alike.
+    # The daemon dequeues every run, so the run queue applies to UI, sensor and schedule runs alike.
     assert type(ref.run_coordinator).__name__ == "QueuedRunCoordinator"
 
 

@@ -73,7 +73,7 @@ def test_warehouse_round_trip_through_duckdb_polars_loader(platform_env):
 def test_a_check_reads_only_the_columns_of_its_own_asset_it_names(platform_env):
     """``WarehouseTables.read_columns`` (for checks on a six-million-row ADTTE) gives those columns, stored values unchanged."""
     _materialize_cohort(platform_env, "adtte")
-    with WarehouseIOManager(database=str(platform_env["warehouse"]), schema="main").yield_for_execution(None) as tables:
+    with WarehouseIOManager(database=str(platform_env["warehouse"])).yield_for_execution(None) as tables:
         narrow = tables.read_columns("adtte", ["SUBJID", "DATACUT", "AVAL"])
         with pytest.raises(ValueError, match="plain identifier"):
             tables.read_columns("adtte", ["AVAL; DROP TABLE adtte"])

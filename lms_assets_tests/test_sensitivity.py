@@ -538,7 +538,7 @@ def test_an_unchanged_study_is_read_from_the_cache_and_a_changed_one_enumerated_
         return recon.os_placements(*args, **kwargs)
 
     monkeypatch.setattr(sens, "os_placements", counted)
-    warehouse = WarehouseIOManager(database=str(tmp_path / "lms.duckdb"), schema="main").create_io_manager(None)
+    warehouse = WarehouseIOManager(database=str(tmp_path / "lms.duckdb")).create_io_manager(None)
     registry = printed_values_table(
         *(
             validation.read_raw(SHIPPED_DATA / f"{name}.csv", schema)

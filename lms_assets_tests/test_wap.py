@@ -72,7 +72,7 @@ def tables(database: Path) -> dict[str, list]:
 
 def test_the_gate_publishes_what_passes_and_stages_what_does_not(tmp_path: Path):
     database = tmp_path / "w.duckdb"
-    resources = {"io_manager": WarehouseIOManager(database=str(database), schema="main")}
+    resources = {"io_manager": WarehouseIOManager(database=str(database))}
 
     assert materialize(scores_assets([1, 2]), resources=resources).success
     assert tables(database) == {"main.doubled": [(2,), (4,)], "main.scores": [(1,), (2,)]}
@@ -96,7 +96,7 @@ def test_the_gate_publishes_what_passes_and_stages_what_does_not(tmp_path: Path)
 
 def test_a_warning_or_a_non_blocking_check_does_not_hold_the_table_back(tmp_path: Path):
     database = tmp_path / "w.duckdb"
-    resources = {"io_manager": WarehouseIOManager(database=str(database), schema="main")}
+    resources = {"io_manager": WarehouseIOManager(database=str(database))}
     result = materialize(scores_assets([-4], severity=AssetCheckSeverity.WARN), resources=resources)
     assert result.success
     assert tables(database) == {"main.doubled": [(-8,)], "main.scores": [(-4,)]}

@@ -23,7 +23,7 @@ from dagster import (
 
 from lms_assets import adam
 from lms_assets.defs import gate
-from lms_assets.defs.constants import COHORT, DUCKDB_POOL
+from lms_assets.defs.constants import COHORT
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
@@ -298,7 +298,6 @@ def _adae(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
     ],
     ins={name: AssetIn(name) for name in INPUTS},
     can_subset=True,
-    pool=DUCKDB_POOL,
     description="The ADaM datasets in one step, each published through its own blocking checks (write-audit-publish).",
 )
 def adam_datasets(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, **inputs: pl.DataFrame):

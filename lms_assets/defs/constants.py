@@ -17,16 +17,14 @@ AUDIT = "audit"
 REPORT = "report"
 
 OWNERS = ["team:study-biostatistics"]
-# Assets that write the DuckDB warehouse share one pool so concurrent runs queue rather than fail on DuckDB's file lock.
-DUCKDB_POOL = "duckdb"
 
 
 def asset_defaults(*, group: str, kinds: Set[str], **defaults: Any) -> Callable[..., Any]:
-    """``@asset`` with one domain's arguments set: its group and kinds, ``OWNERS``, the ``DUCKDB_POOL`` and any
-    ``defaults`` (a chart's ``io_manager_key``).
+    """``@asset`` with one domain's arguments set: its group and kinds, ``OWNERS`` and any ``defaults`` (a chart's
+    ``io_manager_key``).
 
     Each domain module makes its decorator once (``cohort_asset = asset_defaults(group=COHORT, kinds=...)``) and
     declares every asset with it, and its published-value owners with ``gated_summary(cohort_asset, ...)``. An
-    argument given at the asset overrides the domain's (``kinds=`` for an asset using fewer libraries, ``pool=None``).
+    argument given at the asset overrides the domain's (``kinds=`` for an asset using fewer libraries).
     """
-    return functools.partial(asset, group_name=group, kinds=set(kinds), owners=OWNERS, pool=DUCKDB_POOL, **defaults)
+    return functools.partial(asset, group_name=group, kinds=set(kinds), owners=OWNERS, **defaults)

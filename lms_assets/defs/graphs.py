@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from lms_assets.defs.chart_catalogue import CHART_ASSETS, ChartAsset, Drawn
-from lms_assets.defs.constants import CHARTS, DUCKDB_POOL, OWNERS
+from lms_assets.defs.constants import CHARTS, OWNERS
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
 from lms_assets.graphs import render, stated
@@ -172,7 +172,6 @@ SPECS = [
         for c in CHART_ASSETS
     ],
     can_subset=True,
-    pool=DUCKDB_POOL,
 )
 def charts(context: AssetExecutionContext, outputs_folder: OutputsFolder, io_manager: ResourceParam[WarehouseTables]) -> Iterator:
     """The selected charts, each checked, then rendered and stored unless its check failed; the step fails after

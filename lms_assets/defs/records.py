@@ -21,7 +21,7 @@ from dagster import (
 )
 
 from lms_assets.defs.audit.registry_at_load import bounded
-from lms_assets.defs.constants import DUCKDB_POOL, INGEST
+from lms_assets.defs.constants import INGEST
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
@@ -179,7 +179,6 @@ INGEST_CHECKS = [
     specs=[*(_raw_spec(schema, absent) for schema, absent in RAW_FILES), FOLLOWUP_SPEC, QUARANTINE_SPEC],
     check_specs=INGEST_CHECKS,
     can_subset=True,
-    pool=DUCKDB_POOL,
     description="The record ingest in one step: every record file read into its raw table, then the quarantine of their bad rows.",
 )
 def ingest(context: AssetExecutionContext, study_folder: StudyFolder, io_manager: ResourceParam[WarehouseTables]):

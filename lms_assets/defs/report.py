@@ -33,7 +33,6 @@ from lms_assets.report.inputs import ReportInputs, package_versions
 from lms_assets.results import export as results_export
 from lms_assets.tables.printed import published_cut
 
-# It reads the warehouse; in the pool it never meets a run that is writing it.
 report_asset = asset_defaults(group=REPORT, kinds={"html"})
 # After the study's own title (its study.toml).
 TITLE_SUFFIX = "recomputation and audit of the published figures"

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence, Set
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, AssetsDefinition, Output, ResourceParam, multi_asset
 
-from lms_assets.defs.constants import DUCKDB_POOL
 from lms_assets.defs.gate import Publication
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
 from lms_assets.defs.steps import selected, spec, stored
@@ -120,7 +119,6 @@ def build(tables: Sequence[Table]) -> AssetsDefinition:
         specs=[spec(t.name, group=t.group, kinds=t.kinds, description=t.description, deps=t.ins) for t in ordered],
         check_specs=[c for t in ordered for c in t.check_specs],
         can_subset=True,
-        pool=DUCKDB_POOL,
         description="The summary tables in one step, each published through its own checks (write-audit-publish).",
     )
     def summary_tables(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], outputs_folder: OutputsFolder):
