@@ -226,9 +226,9 @@ def test_the_km_title_fault_passes_every_number_check_and_fails_on_the_method_it
 def test_the_km_title_fault_fails_the_chart_step_before_its_files_are_written(platform_env, monkeypatch):
     km_title_shows_brookmeyer_crowley(monkeypatch)
     result = run_assets("km_pfs_chart", paths=platform_env)
-    # Every chart is drawn in the one charts step; the selection of one chart draws that one only.
-    assert list(failure_first_lines(result)) == ["charts"]
-    assert failure_first_lines(result)["charts"].startswith("km_pfs_chart not published: numbers_match_tables: title (SPSS 24, cut 2021-03-31)")
+    # Every chart is drawn in the one charts step; the selection of one chart draws that one only, and holds it back.
+    assert list(failure_first_lines(result)) == ["km_pfs_chart"]
+    assert failure_first_lines(result)["km_pfs_chart"].startswith("km_pfs_chart not published: numbers_match_tables: title (SPSS 24, cut 2021-03-31)")
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "km_pfs_chart"]
     assert not evaluation.passed and evaluation.severity.value == "ERROR"
     assert "1.90–6.20" in str(evaluation.metadata["mismatches"].value)

@@ -189,7 +189,7 @@ def test_two_runs_launched_together_both_finish(platform_env, tmp_path: Path):
     with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as connection:
         tables = [r[0] for r in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()]
         rows = {name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in tables}
-    assert {"raw_patients", "quarantine", "adsl", "adrs", "adtte", "survival_curves", "survival_summary"} <= set(rows)
+    assert {"raw_patients", "quarantine", "adsl", "adtte", "survival_curves", "survival_summary"} <= set(rows)
     assert rows["adsl"] == 19
 
 

@@ -18,7 +18,6 @@ from dagster import (
     AssetIn,
     MetadataValue,
     ResourceParam,
-    multi_asset,
 )
 
 from lms_assets import adam
@@ -28,7 +27,7 @@ from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
-from lms_assets.defs.steps import selected, selected_results, spec, stored
+from lms_assets.defs.steps import layer, selected, selected_results, spec, stored
 from lms_assets.records import schemas, validation
 from lms_assets.records.study import Study, quarantine_verdict
 
@@ -288,16 +287,15 @@ def _adae(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
     return candidate, results, metadata
 
 
-@multi_asset(
+@layer(
+    [ADSL_SPEC, ADRS_SPEC, ADTR_SPEC, ADTTE_SPEC, ADAE_SPEC],
     name="adam",
-    specs=[ADSL_SPEC, ADRS_SPEC, ADTR_SPEC, ADTTE_SPEC, ADAE_SPEC],
     check_specs=[
         *(check for name in ("adsl", "adrs", "adtr", "adtte", "adae") for check in (_quarantine_spec(name), _has_patients_spec(name))),
         CUTS_SPEC,
         COMPLETE_SPEC,
     ],
     ins={name: AssetIn(name) for name in INPUTS},
-    can_subset=True,
     description="The ADaM datasets in one step, each published through its own blocking checks (write-audit-publish).",
 )
 def adam_datasets(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder, **inputs: pl.DataFrame):

@@ -29,13 +29,13 @@ from dagster import (
     Output,
     OutputContext,
     ResourceParam,
-    multi_asset,
 )
 
 from lms_assets.defs.chart_catalogue import CHART_ASSETS, ChartAsset, Drawn
 from lms_assets.defs.constants import CHARTS, OWNERS
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
+from lms_assets.defs.steps import layer
 from lms_assets.graphs import render, stated
 
 CHART_IO_MANAGER = "chart_io_manager"
@@ -153,14 +153,15 @@ SPECS = [
         group_name=CHARTS,
         kinds={"altair"},
         owners=OWNERS,
-    ).with_io_manager_key(CHART_IO_MANAGER)
+    )
     for c in CHART_ASSETS
 ]
 
 
-@multi_asset(
+@layer(
+    SPECS,
+    io_manager_key=CHART_IO_MANAGER,
     name="charts",
-    specs=SPECS,
     check_specs=[
         AssetCheckSpec(
             NUMBERS_MATCH,
@@ -171,7 +172,6 @@ SPECS = [
         )
         for c in CHART_ASSETS
     ],
-    can_subset=True,
 )
 def charts(context: AssetExecutionContext, outputs_folder: OutputsFolder, io_manager: ResourceParam[WarehouseTables]) -> Iterator:
     """The selected charts, each checked, then rendered and stored unless its check failed; the step fails after

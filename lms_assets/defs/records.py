@@ -17,7 +17,6 @@ from dagster import (
     MetadataValue,
     Output,
     ResourceParam,
-    multi_asset,
 )
 
 from lms_assets.defs.audit.registry_at_load import bounded
@@ -25,7 +24,7 @@ from lms_assets.defs.constants import INGEST
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
-from lms_assets.defs.steps import selected, selected_results, spec, stored
+from lms_assets.defs.steps import layer, selected, selected_results, spec, stored
 from lms_assets.records import boundary, errors, schemas, validation
 from lms_assets.records.study import Study
 from lms_assets.records.validation import FILE, ROW
@@ -174,11 +173,10 @@ INGEST_CHECKS = [
 ]
 
 
-@multi_asset(
+@layer(
+    [*(_raw_spec(schema, absent) for schema, absent in RAW_FILES), FOLLOWUP_SPEC, QUARANTINE_SPEC],
     name="ingest",
-    specs=[*(_raw_spec(schema, absent) for schema, absent in RAW_FILES), FOLLOWUP_SPEC, QUARANTINE_SPEC],
     check_specs=INGEST_CHECKS,
-    can_subset=True,
     description="The record ingest in one step: every record file read into its raw table, then the quarantine of their bad rows.",
 )
 def ingest(context: AssetExecutionContext, study_folder: StudyFolder, io_manager: ResourceParam[WarehouseTables]):

@@ -1,6 +1,6 @@
 """One step per layer: what a layer's multi-asset needs to make several tables in one step.
 
-A layer (the record ingest, the ADaM datasets, the summary tables) is one ``@multi_asset(specs=..., can_subset=True)``:
+A layer (the record ingest, the ADaM datasets, the summary tables, the charts) is one subsettable multi-asset (``layer``):
 Dagster runs it as one step, and the tables it makes pass from one to the next in memory, each stored once by the IO
 manager and never read back. Lineage still shows one asset per table, with its own description, checks and metadata.
 A run that selects some of a layer's tables makes only those (``selected``); one made from a table of the same layer
@@ -14,12 +14,15 @@ from dagster import (
     AssetCheckKey,
     AssetCheckResult,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
+    AssetOut,
     AssetSpec,
     IOManager,
     PythonObjectDagsterType,
     build_input_context,
     build_output_context,
+    multi_asset,
 )
 
 from lms_assets.defs.constants import OWNERS
@@ -29,10 +32,39 @@ FRAME = PythonObjectDagsterType(pl.DataFrame)
 
 
 def spec(name: str, *, group: str, kinds: Set[str], description: str, deps: Iterable[str] = ()) -> AssetSpec:
-    """The spec of one table of a layer's step: its group, kinds and description, the tables it is made from, ``OWNERS``,
-    stored by the warehouse IO manager (a spec without an IO manager is a table the step writes itself)."""
-    return AssetSpec(name, group_name=group, kinds=set(kinds), description=description, deps=list(deps), owners=OWNERS).with_io_manager_key(
-        "io_manager"
+    """The spec of one table of a layer's step: its group, kinds and description, the tables it is made from, ``OWNERS``."""
+    return AssetSpec(name, group_name=group, kinds=set(kinds), description=description, deps=list(deps), owners=OWNERS)
+
+
+def layer(specs: Sequence[AssetSpec], *, io_manager_key: str = "io_manager", ins: dict[str, AssetIn] | None = None, **kwargs):
+    """``@multi_asset`` making ``specs`` in one subsettable step, each stored by ``io_manager_key``.
+
+    Built from outputs, not ``specs=``: a spec carries its IO manager as the definition metadata entry
+    ``dagster/io_manager_key``, which the asset page then shows in its metadata table (and widens it past the page).
+    """
+    ins = ins or {}
+    own = {s.key for s in specs}
+    taken = {AssetKey(name) if a.key is None else a.key for name, a in ins.items()}
+    outside = sorted({d.asset_key for s in specs for d in s.deps} - own - taken, key=lambda k: k.to_user_string())
+    return multi_asset(
+        outs={
+            s.key.path[-1]: AssetOut(
+                key=s.key,
+                group_name=s.group_name,
+                kinds=set(s.kinds),
+                description=s.description,
+                owners=list(s.owners),
+                metadata=dict(s.metadata),
+                io_manager_key=io_manager_key,
+                is_required=False,
+            )
+            for s in specs
+        },
+        internal_asset_deps={s.key.path[-1]: {d.asset_key for d in s.deps} for s in specs},
+        deps=outside,
+        ins=ins,
+        can_subset=True,
+        **kwargs,
     )
 
 

@@ -14,11 +14,11 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence, Set
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, AssetsDefinition, Output, ResourceParam, multi_asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, AssetsDefinition, Output, ResourceParam
 
 from lms_assets.defs.gate import Publication
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
-from lms_assets.defs.steps import selected, spec, stored
+from lms_assets.defs.steps import layer, selected, spec, stored
 
 # A table's checks on its candidate: given the step's context, the outputs folder (for links), the candidate and
 # the tables it was made from, by name.
@@ -114,11 +114,10 @@ def build(tables: Sequence[Table]) -> AssetsDefinition:
     if len(names) != len(ordered):
         raise ValueError("every summary table is declared once")
 
-    @multi_asset(
+    @layer(
+        [spec(t.name, group=t.group, kinds=t.kinds, description=t.description, deps=t.ins) for t in ordered],
         name="tables",
-        specs=[spec(t.name, group=t.group, kinds=t.kinds, description=t.description, deps=t.ins) for t in ordered],
         check_specs=[c for t in ordered for c in t.check_specs],
-        can_subset=True,
         description="The summary tables in one step, each published through its own checks (write-audit-publish).",
     )
     def summary_tables(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], outputs_folder: OutputsFolder):
