@@ -32,16 +32,16 @@ $(DAGSTER_HOME)/dagster.yaml: $(INSTANCE_TEMPLATE)
 	mkdir -p $(DAGSTER_HOME)
 	cp $(INSTANCE_TEMPLATE) $(DAGSTER_HOME)/dagster.yaml
 
-# Creates the instance's storage once: two first runs would race to create it (lms_assets/recovery.py).
+# Creates the instance's storage once: two first runs would race to create it (lms_assets/infra/recovery.py).
 .PHONY: instance
 instance: install $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.recovery
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/python -m lms_assets.infra.recovery
 
-# `dagster dev` through lms_assets/launcher.py: on Ctrl-C or SIGTERM every process it started (webserver,
+# `dagster dev` through lms_assets/infra/launcher.py: on Ctrl-C or SIGTERM every process it started (webserver,
 # daemon, code servers, run workers) is gone within 10 s, and make reports no error; `dagster dev` alone can take
 # minutes. The launcher also serves the outputs folder on REPORT_PORT and tells Dagster so (LMS_REPORT_URL).
 run: instance system-deps-run
-	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.launcher --report-port $(REPORT_PORT) -h $(HOST) -p $(PORT)
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/python -m lms_assets.infra.launcher --report-port $(REPORT_PORT) -h $(HOST) -p $(PORT)
 
 materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
@@ -84,4 +84,4 @@ clean:
 # Needs DAGSTER_HOME and LMS_PG_HOST, LMS_PG_PORT, LMS_PG_DB, LMS_PG_USER, LMS_PG_PASSWORD in the environment.
 .PHONY: run-team
 run-team: install
-	$(BIN)/python -m lms_assets.deploy start --host $(HOST) --port $(PORT) --report-port $(REPORT_PORT)
+	$(BIN)/python -m lms_assets.infra.deploy start --host $(HOST) --port $(PORT) --report-port $(REPORT_PORT)

@@ -8,7 +8,7 @@ the way the warehouse IO manager does (string views, one transaction per table).
 imported. The last line printed is JSON with the seconds spent reading CSV, computing, rendering
 charts and storing, so the benchmark can tell the compute floor from the storage floor.
 
-Not mirrored: the published-figure checks, the audit group and the study report (they compare with
+Not mirrored: the printed-value checks, the audit group and the study report (they compare with
 the paper's registry, which synthetic studies do not have, and mostly read small summary tables), and
 the checks' own bookkeeping; the ADaM consistency check of successive cuts is included.
 """
@@ -72,8 +72,8 @@ def compute(connection: duckdb.DuckDBPyConnection, name: str, fn: Callable[[], p
 def chart(outputs: Path, name: str, build: Callable[[], object]) -> None:
     """Render a chart as the chart assets do: PNG bytes for the UI and an HTML file."""
     with phase("charts", name):
-        figure = build()
-        render.render_chart(figure, outputs / "charts" / f"{name}.html")
+        value = build()
+        render.render_chart(value, outputs / "charts" / f"{name}.html")
 
 
 def read_study(connection: duckdb.DuckDBPyConnection, study: Path) -> dict[str, pl.DataFrame]:
@@ -171,8 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adsl)))
         chart(outputs, "adverse_events", lambda: adverse_events.ae_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
-            chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_figure(curves, landmarks, medians, e, None))
-        chart(outputs, "subgroup_forest", lambda: forest.forest_figure(subgroups, medians))
+            chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_chart(curves, landmarks, medians, e, None))
+        chart(outputs, "subgroup_forest", lambda: forest.forest_chart(subgroups, medians))
         chart(outputs, "median_history", lambda: history.history_chart(by_cut))
         chart(outputs, "swimmer", lambda: swimmer.swimmer_chart(*swimmer.swimmer_data(adtte, adrs, adsl)))
         chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_figure(adtte, adsl, subgroups))

@@ -429,7 +429,7 @@ def selection(row: dict) -> str | None:
 
 
 def targets(row: dict) -> list[str]:
-    """Which of issue 32's targets this study's figures meet or miss, and by how much."""
+    """Which of issue 32's targets this study's values meet or miss, and by how much."""
     graph, trivial, bare = (Measurement(**row[k]) for k in ("graph", "trivial", "bare"))
     verdicts = []
     if not graph.ok:
@@ -530,7 +530,7 @@ def bare_table(rows: list[dict]) -> str:
 
 
 def machine() -> dict[str, str]:
-    """The machine the figures came from: CPU model, cores, memory, Python and key library versions."""
+    """The machine the values came from: CPU model, cores, memory, Python and key library versions."""
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
         platform.processor(),

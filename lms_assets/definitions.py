@@ -60,7 +60,7 @@ def build_defs(
     warehouse = Path(warehouse) if warehouse is not None else from_env["warehouse"]
     outputs = Path(outputs) if outputs is not None else from_env["outputs"]
     outputs_folder = OutputsFolder(path=str(outputs), base_url=report_url or os.environ.get(*REPORT_URL))
-    # The summaries' published-figure checks are declared from the registry as it is now, so they are built here.
+    # The summaries' printed-value checks are declared from the registry as it is now, so they are built here.
     assets = cast(list[AssetsDefinition], [*load_assets_from_modules(DOMAINS), *gated_summaries(DOMAINS, registry_at_load(study_dir))])
     return Definitions(
         # Every asset's page links to its place in the served study report.

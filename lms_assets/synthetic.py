@@ -284,7 +284,7 @@ def provenance(patients: int, seed: int, cuts: list[dt.date]) -> pl.DataFrame:
             "patient_ids": ["all"] * len(files),
             "origin": ["synthetic"] * len(files),
             "location": [origin] * len(files),
-            "constraint": ["no published figures; not real patients"] * len(files),
+            "constraint": ["no printed values; not real patients"] * len(files),
         }
     )
 

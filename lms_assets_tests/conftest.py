@@ -47,7 +47,7 @@ def runnable_selection(defs, *names: str) -> list:
     """The asset keys of ``names``, everything upstream of them and of their checks' inputs.
 
     Separate checks that read other tables (``adsl_patients_complete`` reads ADRS and ADTTE) need those tables
-    too, as the full-graph run in the UI would have them. The summaries' published-figure checks run in their
+    too, as the full-graph run in the UI would have them. The summaries' printed-value checks run in their
     asset's step, so what they read (``printed_values``, ``paper_consistency``) is upstream of it anyway.
     """
     from dagster import AssetSelection

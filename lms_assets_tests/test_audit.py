@@ -16,7 +16,7 @@ from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_bad_input import as_shown
 
 REGISTRY_SCHEMA = {
-    "figure_id": pl.String,
+    "value_id": pl.String,
     "source": pl.String,
     "quantity": pl.String,
     "printed": pl.String,
@@ -57,7 +57,7 @@ def test_granularity_flags_impossible_percent_and_bad_fraction():
         ("T.ok.pct", "Table", "ok.pct", "15.8", 15.8, "percent", 1, None, None),
     )
     found = findings.granularity_findings(reg, cohort_n=19)
-    by_id = {fid: set(found.filter(pl.col("figure_id") == fid)["finding"]) for fid in reg["figure_id"]}
+    by_id = {fid: set(found.filter(pl.col("value_id") == fid)["finding"]) for fid in reg["value_id"]}
     assert by_id == {
         "A.x.pct": {"grim_impossible"},
         "E.dcr.pct": {"self_inconsistent", "wrong_denominator"},
@@ -76,7 +76,7 @@ def test_paired_count_and_percent_must_agree():
         ("T.b.pct", "Table", "b.pct", "31.6", 31.6, "percent", 1, None, None),
     )
     found = findings.paired_count_findings(reg, cohort_n=19)
-    assert found["figure_id"].to_list() == ["T.a.pct"]
+    assert found["value_id"].to_list() == ["T.a.pct"]
 
 
 def test_cross_source_compares_at_each_printing_precision():
@@ -87,7 +87,7 @@ def test_cross_source_compares_at_each_printing_precision():
         ("E.o", "Efficacy", "os.ci_lower", "12.3", 12.3, "months", 1, None, None),
     )
     found = findings.cross_source_findings(reg)
-    assert sorted(found["figure_id"].to_list()) == ["A.o", "E.o"]
+    assert sorted(found["value_id"].to_list()) == ["A.o", "E.o"]
     assert "Abstract prints '14.2' for os.ci_lower, but Efficacy prints '12.3'" in found["explanation"].to_list()
 
 
@@ -116,7 +116,7 @@ def test_feasibility_respects_each_patients_lower_bound():
 
 # --- the severity rule --------------------------------------------------------------------------------------
 
-PRINTED = {"figure_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
+PRINTED = {"value_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
 NOT_REVIEWED = dict.fromkeys(consistency.REVIEW_SCHEMA)
 REVIEWED = {
     **NOT_REVIEWED,
@@ -136,7 +136,7 @@ CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findin
         (REVIEWED, 52.0, [], consistency.WARN, consistency.DISCREPANCY, "Table 3's published rows give 52.0"),
         # A reviewed value saved by a spreadsheet without its trailing zero is still the reviewed value.
         ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], consistency.WARN, consistency.DISCREPANCY, "give 52.0"),
-        # The reviewed value moved: a regression, even though the figure is a known discrepancy.
+        # The reviewed value moved: a regression, even though the value is a known discrepancy.
         (REVIEWED, 51.0, [], consistency.ERROR, consistency.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
         # Suddenly reproduced: the review is stale, and that blocks too.
         (REVIEWED, 53.2, [], consistency.ERROR, consistency.REPRODUCED, "stale review"),
@@ -166,19 +166,19 @@ def test_the_hypotheses_try_a_rounded_mean_another_denominator_and_copied_bounds
         ("E.dcr.pct", "Efficacy", "dcr.pct", "73.7% (14/21)", 73.7, "percent", 1, 14, 21),
     )
     rows = [
-        {"figure_id": "T.age.median", "quantity": "age.median", "status": "discrepancy", "recomputed": 52.0, "shown": "52.0", "findings": []},
-        {"figure_id": "A.x.pct", "quantity": "x.pct", "status": "discrepancy", "recomputed": 10.5, "shown": "10.53", "findings": ["grim_impossible"]},
+        {"value_id": "T.age.median", "quantity": "age.median", "status": "discrepancy", "recomputed": 52.0, "shown": "52.0", "findings": []},
+        {"value_id": "A.x.pct", "quantity": "x.pct", "status": "discrepancy", "recomputed": 10.5, "shown": "10.53", "findings": ["grim_impossible"]},
         {
-            "figure_id": "D.y.pct",
+            "value_id": "D.y.pct",
             "quantity": "y.pct",
             "status": "discrepancy",
             "recomputed": None,
             "shown": "not computable",
             "findings": ["grim_impossible"],
         },
-        {"figure_id": "E.followup.max", "quantity": "followup.max", "status": "discrepancy", "recomputed": 28.0, "shown": "28.00", "findings": []},
+        {"value_id": "E.followup.max", "quantity": "followup.max", "status": "discrepancy", "recomputed": 28.0, "shown": "28.00", "findings": []},
         {
-            "figure_id": "E.dcr.pct",
+            "value_id": "E.dcr.pct",
             "quantity": "dcr.pct",
             "status": "discrepancy",
             "recomputed": 73.68,
@@ -201,7 +201,7 @@ def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_do
         ("T.os.ci_upper", "Table", "os.ci_upper", "40.0", 40.0, "months", 1, None, None),
     )
     rows = [
-        {"figure_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00", "findings": []}
+        {"value_id": f"T.os.ci_{b}", "quantity": f"os.ci_{b}", "status": "discrepancy", "recomputed": 1.0, "shown": "1.00", "findings": []}
         for b in ("lower", "upper")
     ]
     found = hypotheses.hypotheses(rows, reg, 19, {}, {"os": [("SPSS median ± z·SE at 90%", 14.096, 32.904)]})
@@ -214,7 +214,7 @@ def test_an_interval_hypothesis_names_the_method_that_fits_and_says_when_none_do
 
 @pytest.fixture(scope="module")
 def shipped_audit(shipped_run):
-    """The audit of the shipped study, the published-figure check results of the same run, and its warehouse."""
+    """The audit of the shipped study, the printed-value check results of the same run, and its warehouse."""
     import duckdb
 
     names = ("printed_audit", "printed_values", *PRINTED_VALUE_SOURCES)
@@ -229,9 +229,9 @@ def test_audit_of_the_shipped_study(shipped_audit):
     registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
     assert table.height == registry.height
     assert set(table["status"]) <= {"reproduced", "discrepancy", "not_recomputable"}
-    # Everything Table 3 can give is recomputed; the one figure nothing recomputes contradicts itself, so it is a discrepancy.
-    status = dict(zip(table["figure_id"], table["status"]))
-    explanation = dict(zip(table["figure_id"], table["explanation"]))
+    # Everything Table 3 can give is recomputed; the one value nothing recomputes contradicts itself, so it is a discrepancy.
+    status = dict(zip(table["value_id"], table["status"]))
+    explanation = dict(zip(table["value_id"], table["explanation"]))
     assert table.filter(pl.col("status") == "not_recomputable").is_empty()
     assert status["DIS.metastasis.distant.pct"] == "discrepancy" and "16/19 = 84.2%" in explanation["DIS.metastasis.distant.pct"]
     assert table.filter(pl.col("status") == "discrepancy")["explanation"].str.len_chars().min() > 20
@@ -242,23 +242,23 @@ def test_audit_of_the_shipped_study(shipped_audit):
     assert "no placement of the unpublished last-contact times" in explanation["T2.os.ci_lower"]
     assert status["T2.response.PR.pct"] == "reproduced"
     # Every printed estimate is half-up at its printed precision, or reproduced by no rule at all (a discrepancy).
-    rounding = dict(zip(table["figure_id"], table["rounding"]))
+    rounding = dict(zip(table["value_id"], table["rounding"]))
     assert table["rounding_flag"].null_count() == table.height
     assert rounding["T2.response.PR.pct"] == "half-up / half-even at 1 dp" and rounding["T1.age.median"] == "none"
     assert rounding["T2.response.PR.n"] is None
-    patients = dict(zip(table["figure_id"], table["patients"].to_list()))
+    patients = dict(zip(table["value_id"], table["patients"].to_list()))
     assert patients["EFF.os.events"] == [3, 4, 7, 9, 11, 12, 13, 14, 15, 17, 18, 19]  # the deaths of Table 3
     assert patients["T2.response.PR.n"] == [1, 2, 3]
     assert len(patients["T2.pfs.median"]) == 19
-    basis = dict(zip(table["figure_id"], table["basis"]))
+    basis = dict(zip(table["value_id"], table["basis"]))
     assert basis["T2.orr.pct"] == "published_patient_data"
     assert basis["T4.ae.fatigue.any.n"] == "reconstructed_inputs"
     assert basis["T2.os.median"] == "reconstructed_inputs"
-    hypotheses = dict(zip(table["figure_id"], table["hypotheses"]))
+    hypotheses = dict(zip(table["value_id"], table["hypotheses"]))
     assert "mean rounded" in hypotheses["T1.age.median"]
     assert "23.5 equals the printed os.median" in hypotheses["EFF.followup.max"]
-    # Beside each figure, what the paper's data permit (sensitivity_ranges), and R's verification in the metadata.
-    verdict = dict(zip(table["figure_id"], table["sensitivity_verdict"]))
+    # Beside each value, what the paper's data permit (sensitivity_ranges), and R's verification in the metadata.
+    verdict = dict(zip(table["value_id"], table["sensitivity_verdict"]))
     assert table["sensitivity_verdict"].null_count() == 0
     assert verdict["T2.orr.pct"] == "fixed by the paper" and verdict["T2.os.ci_lower"] == "robust"
     assert verdict["DIS.subgroups.os.significant.n"] == "depends on the reconstruction"
@@ -271,53 +271,53 @@ def test_no_error_and_every_warn_is_a_reviewed_discrepancy_that_explains_itself(
     evaluations = result.get_asset_check_evaluations()
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
     assert not [n for n, e in checks.items() if not e.passed and e.severity.value == "ERROR"]
-    figures = value_verdicts(evaluations)
+    values = value_verdicts(evaluations)
     reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")
-    warned = {f: row for f, row in figures.items() if row["verdict"] != "passed"}
-    assert set(warned) == set(reviewed["figure_id"])
-    # A section check warns exactly when one of its figures is a reviewed discrepancy, and says first which and why.
+    warned = {f: row for f, row in values.items() if row["verdict"] != "passed"}
+    assert set(warned) == set(reviewed["value_id"])
+    # A section check warns exactly when one of its values is a reviewed discrepancy, and says first which and why.
     registry = tables["printed_values"]
-    owner = dict(zip(registry["figure_id"], registry["owner"]))
-    # printed_values names each figure's section check, which is the check whose table holds it.
-    assert {f: row["check"] for f, row in figures.items()} == dict(zip(registry["figure_id"], registry["check_name"]))
+    owner = dict(zip(registry["value_id"], registry["owner"]))
+    # printed_values names each value's section check, which is the check whose table holds it.
+    assert {f: row["check"] for f, row in values.items()} == dict(zip(registry["value_id"], registry["check_name"]))
     sections = {(owner[f], row["check"]) for f, row in warned.items()}
     assert {n for n, e in checks.items() if not e.passed} == sections
     for name in sections:
         metadata = checks[name].metadata
         # The panel's first entry is the table of its printed values; the first line names every failed one.
         assert next(iter(metadata)) == "printed values" and isinstance(metadata["printed values"], TableMetadataValue)
-        for figure, row in warned.items():
-            if (owner[figure], row["check"]) == name:
-                assert figure in plain_text(checks[name].description), (name, figure)
+        for value, row in warned.items():
+            if (owner[value], row["check"]) == name:
+                assert value in plain_text(checks[name].description), (name, value)
         # Each reason once, however many values cite it.
         reasons = [v.value for k, v in metadata.items() if k.startswith("reason ")]
         assert len(reasons) == len(set(reasons)) > 0
-    explanation = dict(zip(table["figure_id"], table["explanation"]))
-    for figure, row in warned.items():
+    explanation = dict(zip(table["value_id"], table["explanation"]))
+    for value, row in warned.items():
         # The value's reasons are printed_audit's sentence and its review; every cell text, nothing numeric for the UI to plot.
-        assert row["reason"].startswith(explanation[figure]) and explanation[figure] and row["check_outcome"] == "WARN"
+        assert row["reason"].startswith(explanation[value]) and explanation[value] and row["check_outcome"] == "WARN"
         assert row["reason"].endswith(" Reviewed by lms-assets developers on 2026-12-01."), row["reason"]
-        assert all(isinstance(v, str) for v in row.values()), figure
+        assert all(isinstance(v, str) for v in row.values()), value
         assert row["basis"] in ("Table 3", "reconstructed")
-        assert row["trace"].endswith(f"/report/trace.html#{figure}")
-    assert figures["T2.os.ci_lower"]["basis"] == "reconstructed"
-    assert figures["T2.os.ci_lower"]["shown"] == "12.29"
-    assert (figures["T2.os.ci_lower"]["check"], figures["T1.age.median"]["check"]) == ("printed_table_2", "printed_table_1")
+        assert row["trace"].endswith(f"/report/trace.html#{value}")
+    assert values["T2.os.ci_lower"]["basis"] == "reconstructed"
+    assert values["T2.os.ci_lower"]["shown"] == "12.29"
+    assert (values["T2.os.ci_lower"]["check"], values["T1.age.median"]["check"]) == ("printed_table_2", "printed_table_1")
 
 
 def test_printed_audit_the_checks_and_the_report_agree_on_every_status(shipped_audit):
     from lms_assets.defs.report import _comparisons
 
     result, table, tables = shipped_audit
-    # Every printed figure has its verdict in its section check's table, the same as printed_audit's check_outcome.
-    figures = value_verdicts(result.get_asset_check_evaluations())
-    audited = dict(zip(table["figure_id"], table["check_outcome"]))
-    assert {f: figures[f]["verdict"] for f in audited} == audited
+    # Every printed value has its verdict in its section check's table, the same as printed_audit's check_outcome.
+    values = value_verdicts(result.get_asset_check_evaluations())
+    audited = dict(zip(table["value_id"], table["check_outcome"]))
+    assert {f: values[f]["verdict"] for f in audited} == audited
     comparisons = _comparisons(tables, tables["printed_values"], table, SHIPPED_STUDY)
-    shown = pl.concat([c.filter(pl.col("figure_id").is_not_null()) for c in comparisons.values()]).select("figure_id", "status")
+    shown = pl.concat([c.filter(pl.col("value_id").is_not_null()) for c in comparisons.values()]).select("value_id", "status")
     assert shown.height == table.filter(pl.col("source").is_in([t.source for t in SHIPPED_STUDY.report_tables])).height
-    expected = dict(zip(table["figure_id"], table["status"]))
-    assert dict(shown.iter_rows()) == {f: expected[f] for f in shown["figure_id"]}
+    expected = dict(zip(table["value_id"], table["status"]))
+    assert dict(shown.iter_rows()) == {f: expected[f] for f in shown["value_id"]}
 
 
 # --- the registry at definition load (issue 15, boundaries) -------------------------------------------------
@@ -392,17 +392,17 @@ def test_load_errors_are_bounded_and_sanitised():
     assert bounded("line 3\nis\tbad") == "line 3?is\tbad"
 
 
-def test_every_claim_without_a_registry_row_says_why_and_names_real_figures():
+def test_every_claim_without_a_registry_row_says_why_and_names_real_values():
     from lms_assets.records import schemas, validation
 
     raw = validation.read_raw(SHIPPED_DATA / "unchecked_claims.csv", schemas.UNCHECKED_CLAIMS)
     assert validation.problems(raw, schemas.UNCHECKED_CLAIMS).is_empty()
     claims = validation.clean(raw, schemas.UNCHECKED_CLAIMS, validation.empty_quarantine())
-    printed = set(pl.read_csv(SHIPPED_DATA / "printed_values.csv")["figure_id"])
-    named = {f for ids in claims["figure_ids"].drop_nulls() for f in ids.split()}
+    printed = set(pl.read_csv(SHIPPED_DATA / "printed_values.csv")["value_id"])
+    named = {f for ids in claims["value_ids"].drop_nulls() for f in ids.split()}
     assert named <= printed, sorted(named - printed)
     covered = claims.filter(pl.col("disposition") == "covered_by_registry")
-    assert covered["figure_ids"].null_count() == 0
+    assert covered["value_ids"].null_count() == 0
     assert (claims["reason"].str.len_chars() > 20).all()
 
 
@@ -417,7 +417,7 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     from lms_assets.records import schemas, validation
 
     path = tmp_path / "known_discrepancies.csv"
-    path.write_text("\n".join(["figure_id,expected_recomputed,finding,reason,reviewed_by,reviewed_on", *rows]) + "\n")
+    path.write_text("\n".join(["value_id,expected_recomputed,finding,reason,reviewed_by,reviewed_on", *rows]) + "\n")
     return validation.read_raw(path, schemas.KNOWN_DISCREPANCIES)
 
 
@@ -426,7 +426,7 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     [
         (["T1.age.median,52.0,,,lms-assets developers,2026-12-01"], "row 2 column reason: an entry needs a machine finding or a written reason"),
         (["T1.age.median,52.0,a_guess,,lms-assets developers,2026-12-01"], "row 2 column finding: not one of grim_impossible"),
-        (["T9.nothing.n,1.0,,printed nowhere,lms-assets developers,2026-12-01"], "figure_id T9.nothing.n not in printed_values.csv"),
+        (["T9.nothing.n,1.0,,printed nowhere,lms-assets developers,2026-12-01"], "value_id T9.nothing.n not in printed_values.csv"),
     ],
     ids=["no finding or reason", "unknown finding", "not printed"],
 )
@@ -454,7 +454,7 @@ def test_the_published_cut_is_the_latest_data_cut_the_registry_names_and_printed
 
     raw = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
     printed_values = printed_values_table(raw, _known(tmp_path))
-    # The shipped registry dates its survival figures at the 2021-03-31 cut and leaves every other row undated.
+    # The shipped registry dates its survival values at the 2021-03-31 cut and leaves every other row undated.
     assert published_cut(printed_values) == dt.date(2021, 3, 31)
     assert printed_values["published_cut"].unique().to_list() == [dt.date(2021, 3, 31)]
 

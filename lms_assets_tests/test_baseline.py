@@ -3,8 +3,7 @@
 import polars as pl
 import pytest
 
-from lms_assets.tables import baseline
-from lms_assets.tables import printed as fig
+from lms_assets.tables import baseline, printed
 
 
 def _adsl(*patients: dict) -> pl.DataFrame:
@@ -49,8 +48,8 @@ def _row(table: pl.DataFrame, key: str) -> dict:
     return table.filter(pl.col("key") == key).row(0, named=True)
 
 
-def _figure(figs: pl.DataFrame, quantity: str) -> float:
-    return figs.filter(pl.col("quantity") == quantity)["value"].item()
+def _value(computed: pl.DataFrame, quantity: str) -> float:
+    return computed.filter(pl.col("quantity") == quantity)["value"].item()
 
 
 def test_counts_and_percentages_over_all_patients():
@@ -89,24 +88,24 @@ def test_age_median_of_an_even_cohort_is_the_mean_of_the_middle_two():
 def test_ecog_levels_above_two_are_added_and_grouped():
     table = baseline.baseline_summary(COHORT)
     assert table.filter(pl.col("characteristic") == baseline.ECOG)["level"].to_list() == ["0", "1", "2", "3"]
-    figs = baseline.recomputed_values(table)
-    assert _figure(figs, "ecog.0-1.n") == 2
-    assert _figure(figs, "ecog.ge2.pct") == 50.0
-    assert _figure(figs, "ecog.gt2.n") == 1
-    assert figs.filter(pl.col("quantity") == "ecog.gt2.n")["patients"].item().to_list() == [2]
+    computed = baseline.recomputed_values(table)
+    assert _value(computed, "ecog.0-1.n") == 2
+    assert _value(computed, "ecog.ge2.pct") == 50.0
+    assert _value(computed, "ecog.gt2.n") == 1
+    assert computed.filter(pl.col("quantity") == "ecog.gt2.n")["patients"].item().to_list() == [2]
 
 
 def test_any_prior_chemotherapy_counts_one_line_or_more():
-    figs = baseline.recomputed_values(baseline.baseline_summary(COHORT))
-    assert _figure(figs, "chemotherapy.any.n") == 3
-    assert _figure(figs, "chemotherapy.any.pct") == 75.0
-    assert _figure(figs, "chemotherapy.none.n") == 1
+    computed = baseline.recomputed_values(baseline.baseline_summary(COHORT))
+    assert _value(computed, "chemotherapy.any.n") == 3
+    assert _value(computed, "chemotherapy.any.pct") == 75.0
+    assert _value(computed, "chemotherapy.none.n") == 1
 
 
 def test_printed_ecog_levels_stay_when_nobody_has_them():
     table = baseline.baseline_summary(_adsl({"ECOG": 1}, {"ECOG": 1}))
     assert table.filter(pl.col("characteristic") == baseline.ECOG)["n"].to_list() == [0, 2, 0]
-    assert _figure(baseline.recomputed_values(table), "ecog.gt2.n") == 0
+    assert _value(baseline.recomputed_values(table), "ecog.gt2.n") == 0
 
 
 def test_a_value_without_a_table_level_is_refused():
@@ -115,6 +114,6 @@ def test_a_value_without_a_table_level_is_refused():
 
 
 def test_slug_matches_registry_names():
-    assert fig.slug("Nausea/vomiting") == "nausea_vomiting"
-    assert fig.slug("Hand foot skin syndrome") == "hand_foot_skin_syndrome"
-    assert fig.slug("ALT elevation") == "alt_elevation"
+    assert printed.slug("Nausea/vomiting") == "nausea_vomiting"
+    assert printed.slug("Hand foot skin syndrome") == "hand_foot_skin_syndrome"
+    assert printed.slug("ALT elevation") == "alt_elevation"

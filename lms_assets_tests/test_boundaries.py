@@ -148,10 +148,10 @@ def test_the_warehouse_writer_binds_values_and_checks_names(tmp_path: Path):
 
 def _make_run_command(extra_env: dict[str, str], *args: str) -> str:
     """The command `make run` would execute (make -n prints it without running anything): the launcher, which hands
-    its -h/-p to `dagster dev` (lms_assets/launcher.py)."""
+    its -h/-p to `dagster dev` (lms_assets/infra/launcher.py)."""
     env = {k: v for k, v in os.environ.items() if k not in {"HOST", "PORT"}} | extra_env
     out = subprocess.run(["make", "-n", "run", *args], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
-    return next(line for line in out.splitlines() if " -m lms_assets.launcher " in line)
+    return next(line for line in out.splitlines() if " -m lms_assets.infra.launcher " in line)
 
 
 def test_the_makefile_default_host_is_loopback():

@@ -41,7 +41,7 @@ def tables(records) -> dict[str, pl.DataFrame]:  # noqa: F811 - the fixture impo
 
 
 def km_spec(tables: dict[str, pl.DataFrame], endpoint: str) -> dict:
-    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], endpoint, CUT)
+    chart = km.endpoint_chart(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], endpoint, CUT)
     return render.chart_spec(chart)
 
 
@@ -241,7 +241,7 @@ def test_the_km_title_fault_fails_the_chart_step_before_its_files_are_written(pl
 
 def test_the_os_chart_marks_the_reconstructed_last_contacts_apart_from_recorded_censorings(tables):
     adtte = tables["adtte"]
-    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "OS", CUT, adtte)
+    chart = km.endpoint_chart(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "OS", CUT, adtte)
     spec = render.chart_spec(chart)
     layers = spec["vconcat"][0]["layer"]
     (marked,) = [layer for layer in layers if "shape" in layer.get("encoding", {})]
@@ -258,7 +258,7 @@ def test_the_os_chart_marks_the_reconstructed_last_contacts_apart_from_recorded_
 
 
 def test_the_pfs_chart_has_no_reconstructed_mark(tables):
-    chart = km.endpoint_figure(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "PFS", CUT, tables["adtte"])
+    chart = km.endpoint_chart(tables["survival_curves"], tables["survival_landmarks"], tables["survival_summary"], "PFS", CUT, tables["adtte"])
     spec = render.chart_spec(chart)
     assert not [layer for layer in spec["vconcat"][0]["layer"] if "shape" in layer.get("encoding", {})]
     assert not any("reconstructed" in line for line in spec["title"]["subtitle"])
@@ -283,7 +283,7 @@ def test_the_swimmer_check_fails_when_it_finds_no_lanes(tables):
 
 def test_each_subgroup_panel_draws_survival_subgroups_medians_and_p(tables):
     subgroups = tables["survival_subgroups"]
-    spec = render.chart_spec(km_subgroups.subgroup_figure(tables["adtte"], tables["adsl"], subgroups))
+    spec = render.chart_spec(km_subgroups.subgroup_chart(tables["adtte"], tables["adsl"], subgroups))
     assert km_subgroups.plotted_mismatches(spec, subgroups, tables["adtte"], tables["adsl"]) == []
     titles, _, risk = km_subgroups._panels(spec)
     assert risk.height == 14 * 2 * 6  # every panel, both arms, months 0 to 30 by 6

@@ -27,7 +27,7 @@ def _two_cuts() -> pl.DataFrame:
 
 def _km_spec(endpoint: str) -> dict:
     curves = survival.km_curves(_two_cuts())
-    return km.endpoint_figure(curves, survival.landmarks(curves), survival.median_summary(curves), endpoint, CUT).to_dict()
+    return km.endpoint_chart(curves, survival.landmarks(curves), survival.median_summary(curves), endpoint, CUT).to_dict()
 
 
 def _series_filter(layer: dict) -> str | None:

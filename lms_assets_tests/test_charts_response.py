@@ -95,8 +95,8 @@ def test_ae_chart_caps_the_terms_and_says_so():
 # --- the shipped study, end to end -------------------------------------------------------------------------------
 
 SUMMARIES = ("baseline_summary", "response_summary", "recist_consistency", "tumour_shrinkage", "ae_summary")
-# Printed figures the data cannot reproduce: the paper's own inconsistencies (median age 53 vs Table 3's 52;
-# the abstract's hand-foot grade 3/4 12.5% vs Table 4's 10.5%) and a figure with no data behind it.
+# Printed values the data cannot reproduce: the paper's own inconsistencies (median age 53 vs Table 3's 52;
+# the abstract's hand-foot grade 3/4 12.5% vs Table 4's 10.5%) and a value with no data behind it.
 # Each is a reviewed discrepancy (data/known_discrepancies.csv), so it fails as WARN with the shown value reviewed.
 EXPECTED_FAILURES = {
     "T1.age.median": "52.0",
@@ -109,21 +109,21 @@ EXPECTED_FAILURES = {
 @pytest.mark.slow
 def test_printed_values_on_the_shipped_study(shipped_run):
     evaluations = [e for e in shipped_run["result"].get_asset_check_evaluations() if e.asset_key.to_user_string() in SUMMARIES]
-    figures = value_verdicts(evaluations)
-    failed = {figure: row for figure, row in figures.items() if row["verdict"] != "passed"}
+    values = value_verdicts(evaluations)
+    failed = {value: row for value, row in values.items() if row["verdict"] != "passed"}
     assert set(failed) == set(EXPECTED_FAILURES)
-    for figure, shown in EXPECTED_FAILURES.items():
-        assert failed[figure]["shown"] == shown and failed[figure]["verdict"] == failed[figure]["check_outcome"] == "WARN"
+    for value, shown in EXPECTED_FAILURES.items():
+        assert failed[value]["shown"] == shown and failed[value]["verdict"] == failed[value]["check_outcome"] == "WARN"
     # Every Table 4 row, Table 2 row and the DCR printed as "73.7% (14/21)" reproduce.
-    table_4 = {f: row for f, row in figures.items() if row["check"] == "printed_table_4"}
+    table_4 = {f: row for f, row in values.items() if row["check"] == "printed_table_4"}
     assert len(table_4) == 72 and all(f.startswith("T4.") for f in table_4)
-    assert all(row["verdict"] == "passed" for f, row in figures.items() if f.startswith(("T4.", "T2.response", "T2.orr", "T2.dcr")))
-    dcr = figures["EFF.dcr.pct"]
+    assert all(row["verdict"] == "passed" for f, row in values.items() if f.startswith(("T4.", "T2.response", "T2.orr", "T2.dcr")))
+    dcr = values["EFF.dcr.pct"]
     assert dcr["verdict"] == "passed" and dcr["shown"] == "73.68"  # 14/19
-    mean = figures["EFF.shrinkage.mean_pct"]
+    mean = values["EFF.shrinkage.mean_pct"]
     assert mean["verdict"] == "passed" and mean["shown"] == "31.75"
-    assert figures["DIS.shrinkage_gt70_immunotherapy_alive.n"]["verdict"] == "passed"
-    assert figures["RPC.ecog.gt2.n"]["verdict"] == "passed"
+    assert values["DIS.shrinkage_gt70_immunotherapy_alive.n"]["verdict"] == "passed"
+    assert values["RPC.ecog.gt2.n"]["verdict"] == "passed"
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
     assert checks[("recist_consistency", "recorded_responses_match_recist")].passed  # all 19 responses fit RECIST
 

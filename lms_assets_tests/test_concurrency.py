@@ -23,9 +23,9 @@ import psutil
 import pytest
 from dagster import DagsterInstance, materialize
 
-from lms_assets import recovery
 from lms_assets.definitions import build_defs
 from lms_assets.defs.resources import WarehouseIOManager
+from lms_assets.infra import recovery
 from lms_assets_tests.conftest import COHORT, REPO, allow_exclusion, copy_warehouse, defs_for, run_assets, runnable_selection
 from lms_assets_tests.dagster_process import instance_home, venv_bin
 from lms_assets_tests.test_bad_input import failure_message, table_digests

@@ -12,7 +12,7 @@ import threading
 import pytest
 import yaml
 
-from lms_assets import deploy
+from lms_assets.infra import deploy
 from lms_assets_tests.graphql_client import free_port
 
 GOOD_ENV = {
@@ -24,13 +24,13 @@ GOOD_ENV = {
 }
 
 
-# The instance's three storages, each a pooled dagster-postgres storage (lms_assets/pg_storage.py).
+# The instance's three storages, each a pooled dagster-postgres storage (lms_assets/infra/pg_storage.py).
 POOLED_STORAGES = ("run_storage", "event_log_storage", "schedule_storage")
 
 
 def launcher(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "lms_assets.deploy", *args],
+        [sys.executable, "-m", "lms_assets.infra.deploy", *args],
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
@@ -168,7 +168,7 @@ def test_warehouse_backup_waits_for_a_writer_and_then_copies_every_table(tmp_pat
 def test_instance_config_takes_every_connection_setting_from_the_environment():
     instance = yaml.safe_load(deploy.INSTANCE_CONFIG.read_text())
     for storage in POOLED_STORAGES:
-        assert instance[storage]["module"] == "lms_assets.pg_storage"
+        assert instance[storage]["module"] == "lms_assets.infra.pg_storage"
         db = instance[storage]["config"]["postgres_db"]
         assert {key: value for key, value in db.items() if key != "scheme"} == {
             "username": {"env": "LMS_PG_USER"},
@@ -188,7 +188,7 @@ def test_instance_config_is_valid_for_dagster_and_builds_a_psycopg2_url(tmp_path
     from dagster._core.instance.ref import InstanceRef
     from dagster_postgres.utils import pg_url_from_config
 
-    from lms_assets import pg_storage
+    from lms_assets.infra import pg_storage
 
     for name, value in GOOD_ENV.items():
         monkeypatch.setenv(name, value)
@@ -202,13 +202,13 @@ def test_instance_config_is_valid_for_dagster_and_builds_a_psycopg2_url(tmp_path
         # SQLAlchemy 2.1 would read a bare postgresql:// as psycopg 3, which dagster-postgres does not install.
         assert pg_url_from_config(processed.value) == "postgresql+psycopg2://lms:not-a-real-password@127.0.0.1:5432/dagster"
         # What the instance hands the run workers it launches: the pooled classes, not dagster-postgres's own.
-        assert (data.module_name, data.class_name) == ("lms_assets.pg_storage", cls.__name__)
+        assert (data.module_name, data.class_name) == ("lms_assets.infra.pg_storage", cls.__name__)
     # The daemon dequeues every run, so the run queue applies to UI, sensor and schedule runs alike.
     assert type(ref.run_coordinator).__name__ == "QueuedRunCoordinator"
 
 
 def test_instance_config_is_rewritten_only_when_it_differs(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="lms_assets.deploy")
+    caplog.set_level(logging.INFO, logger="lms_assets.infra.deploy")
     target = deploy.install_instance_config(tmp_path)
     assert target.read_bytes() == deploy.INSTANCE_CONFIG.read_bytes()
     deploy.install_instance_config(tmp_path)
@@ -220,7 +220,7 @@ def test_instance_config_is_rewritten_only_when_it_differs(tmp_path, caplog):
 
 
 def test_supervisor_restarts_an_exiting_process_with_backoff_and_logs_each_restart(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="lms_assets.deploy")
+    caplog.set_level(logging.INFO, logger="lms_assets.infra.deploy")
     starts = tmp_path / "starts"
     service = deploy.Service("flaky", ["/bin/sh", "-c", f"printf x >> '{starts}'; exit 3"])
     stop = threading.Event()
@@ -235,11 +235,11 @@ def test_supervisor_restarts_an_exiting_process_with_backoff_and_logs_each_resta
                 stop.set()
 
     stopper = StopAtTheThirdRestart()
-    logging.getLogger("lms_assets.deploy").addHandler(stopper)
+    logging.getLogger("lms_assets.infra.deploy").addHandler(stopper)
     try:
         deploy.supervise([service], stop, poll_seconds=0.1)
     finally:
-        logging.getLogger("lms_assets.deploy").removeHandler(stopper)
+        logging.getLogger("lms_assets.infra.deploy").removeHandler(stopper)
     # Started, then restarted after 1 s and 2 s of backoff; stopped while the third restart waits its 4 s.
     assert len(starts.read_text()) == 3
     restarts = [m for m in caplog.messages if m.startswith("flaky (pid")]

@@ -1,6 +1,6 @@
 """The team deployment end to end, against a real PostgreSQL server started from Debian's binaries.
 
-A throwaway cluster listens on 127.0.0.1 only; the launcher (``python -m lms_assets.deploy start``) runs
+A throwaway cluster listens on 127.0.0.1 only; the launcher (``python -m lms_assets.infra.deploy start``) runs
 ``dagster-webserver`` and ``dagster-daemon`` over an instance whose storage is that server. The follow-up
 sensor picks up a newly dropped data cut and its run succeeds; a backup is taken; the webserver is restarted
 and the run history is still there; the database goes away and comes back while the daemon keeps running.
@@ -24,7 +24,7 @@ import duckdb
 import psycopg2
 import pytest
 
-from lms_assets import deploy
+from lms_assets.infra import deploy
 from lms_assets_tests.dagster_process import running
 from lms_assets_tests.graphql_client import DagsterGraphQL, GraphQLError, free_port
 from lms_assets_tests.test_refresh import later_cut
@@ -233,7 +233,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
     port = free_port()
     client = DagsterGraphQL(f"http://127.0.0.1:{port}")
     log_path = tmp_path / "launcher.log"
-    command = [sys.executable, "-m", "lms_assets.deploy", "start", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "lms_assets.infra.deploy", "start", "--host", "127.0.0.1", "--port", str(port)]
 
     with running(command, env, log_path, grace=60) as launcher:
 
@@ -267,7 +267,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
 
             # A backup: the dump restores the run table, the warehouse copy has the new cut.
             backup = subprocess.run(
-                [sys.executable, "-m", "lms_assets.deploy", "backup", str(tmp_path / "backups")],
+                [sys.executable, "-m", "lms_assets.infra.deploy", "backup", str(tmp_path / "backups")],
                 env=env,
                 capture_output=True,
                 text=True,

@@ -30,7 +30,7 @@ def test_descriptions_are_plain_one_line_text_and_the_readme_shows_them_as_such(
         for column, text in columns.items():
             assert text.strip() and not any(c in text for c in "`\n"), (table, column, text)
     # In markdown "<where printed>" would be an HTML tag, hidden; escaped, it reads as in the UI.
-    assert "| figure\\_id | Stable id: \\<where printed\\>.\\<quantity\\> |" in dictionary.readme_section()
+    assert "| value\\_id | Stable id: \\<where printed\\>.\\<quantity\\> |" in dictionary.readme_section()
 
 
 def test_column_schema_carries_the_descriptions_and_leaves_unknown_columns_empty():

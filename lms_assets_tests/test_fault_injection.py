@@ -1,12 +1,12 @@
-"""Deliberate faults, one at a time: each must make at least one blocking published-figure check fail with ERROR.
+"""Deliberate faults, one at a time: each must make at least one blocking printed-value check fail with ERROR.
 
 Most faults are judged in-process through the exact function the Dagster checks yield (``published.section_results``:
-one check per printed section, every figure judged by ``consistency.judge`` and listed in the check's ``figures`` table) on tables recomputed by the same pure derivations the assets call, from the shipped
+one check per printed section, every value judged by ``consistency.judge`` and listed in the check's ``values`` table) on tables recomputed by the same pure derivations the assets call, from the shipped
 study folder: a second per fault instead of a Dagster run. Two faults go through real Dagster check results.
-Faults no printed figure reveals but the independent R program does (``R_REVEALED``) must fail the blocking
+Faults no printed value reveals but the independent R program does (``R_REVEALED``) must fail the blocking
 ``agrees_with_r`` check of ``r_verification``, judged by the function that asset yields. Faults neither
 can reveal are listed in ``UNREVEALED`` with the reason, and a test asserts that they change a table yet no
-published-figure check notices, so the gap stays visible.
+printed-value check notices, so the gap stays visible.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from lms_assets_tests.test_bad_input import failure_first_lines
 
 @pytest.fixture(autouse=True)
 def no_cox_fits(monkeypatch):
-    """No printed figure rests on the Cox fits, which are two thirds of each evaluation's time: they are left out here."""
+    """No printed value rests on the Cox fits, which are two thirds of each evaluation's time: they are left out here."""
     monkeypatch.setattr(survival, "_cox_hazard_ratio", lambda weighted, events: (None, None, None, None, "not fitted in this test"))
 
 
@@ -85,16 +85,16 @@ def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One printed figure inside its section's check: the check, the check's outcome, the figure's verdict and reason."""
+    """One printed value inside its section's check: the check, the check's outcome, the value's verdict and reason."""
 
     check: str  # owner:check_name
     check_outcome: str  # passed, WARN or ERROR: what the gate acts on
-    verdict: str  # the figure's own verdict in the check's figures table
+    verdict: str  # the value's own verdict in the check's values table
     reason: str
 
 
 def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
-    """Every printed figure's outcome by figure id, read from the section checks computed as the Dagster checks compute them."""
+    """Every printed value's outcome by value id, read from the section checks computed as the Dagster checks compute them."""
     tables = summary_tables(records)
     published = records["printed_values"]
     cut = published["published_cut"].max()
@@ -102,14 +102,14 @@ def check_outcomes(records: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
     paper = consistency.paper_consistency(published, records["provenance"], tables["adsl"].height, feasibility)
     outcomes = {}
     for owner in PRINTED_VALUE_SOURCES:
-        for figure_id, row in value_verdicts(section_results(owner, tables[owner], published, paper, trace_url=str)).items():
-            outcomes[figure_id] = Outcome(f"{owner}:{row['check']}", row["check_outcome"], row["verdict"], row["reason"])
+        for value_id, row in value_verdicts(section_results(owner, tables[owner], published, paper, trace_url=str)).items():
+            outcomes[value_id] = Outcome(f"{owner}:{row['check']}", row["check_outcome"], row["verdict"], row["reason"])
     return outcomes
 
 
 def errors(outcomes: dict[str, Outcome]) -> set[str]:
-    """The figures that failed at ERROR inside a section check that therefore failed at ERROR (and blocks)."""
-    return {figure for figure, o in outcomes.items() if o.verdict == "ERROR" and o.check_outcome == "ERROR"}
+    """The values that failed at ERROR inside a section check that therefore failed at ERROR (and blocks)."""
+    return {value for value, o in outcomes.items() if o.verdict == "ERROR" and o.check_outcome == "ERROR"}
 
 
 # --- the faults ---------------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def errors(outcomes: dict[str, Outcome]) -> set[str]:
 class Fault:
     name: str
     inject: Callable[[pytest.MonkeyPatch, dict[str, pl.DataFrame]], None]
-    caught_by: frozenset[str]  # figures that must fail with ERROR inside their blocking section check (others may too)
+    caught_by: frozenset[str]  # values that must fail with ERROR inside their blocking section check (others may too)
 
 
 def _wrap(monkeypatch: pytest.MonkeyPatch, module, name: str, wrapper) -> None:
@@ -298,8 +298,8 @@ FAULTS = [
 def test_the_shipped_study_fails_no_error_check(records):
     outcomes = check_outcomes(records)
     assert not errors(outcomes)
-    assert {figure for figure, o in outcomes.items() if o.verdict == "WARN"}
-    # A WARN figure leaves its section check at WARN only when nothing else in the section failed at ERROR.
+    assert {value for value, o in outcomes.items() if o.verdict == "WARN"}
+    # A WARN value leaves its section check at WARN only when nothing else in the section failed at ERROR.
     assert {o.check_outcome for o in outcomes.values() if o.verdict == "WARN"} == {"WARN"}
 
 
@@ -314,7 +314,7 @@ def test_each_fault_fails_a_blocking_check_with_error(fault, records, monkeypatc
     print(f"{fault.name}: caught by " + ", ".join(f"{f} in {outcomes[f].check}" for f in sorted(caught)))
 
 
-# --- faults the printed figures cannot reveal ------------------------------------------------------------------
+# --- faults the printed values cannot reveal ------------------------------------------------------------------
 
 
 def clopper_pearson_as_wald(mp, records):
@@ -346,11 +346,11 @@ class Unrevealed:
     name: str
     inject: Callable[[pytest.MonkeyPatch, dict[str, pl.DataFrame]], None]
     changes: str  # the table the fault visibly changes
-    reason: str  # why no printed figure can reveal it, and what tests it instead
+    reason: str  # why no printed value can reveal it, and what tests it instead
 
 
 # The paper prints no CI for ORR or DCR and no Brookmeyer–Crowley bound (its intervals are SPSS's), so no
-# published-figure check can see these two; R's binom.test and survfit(conf.type = "log-log") do.
+# printed-value check can see these two; R's binom.test and survfit(conf.type = "log-log") do.
 R_REVEALED = [
     Fault("Clopper–Pearson replaced by the Wald interval", clopper_pearson_as_wald, frozenset({"agrees_with_r"})),
     Fault("Brookmeyer–Crowley bounds read from the wrong band", brookmeyer_crowley_bands_swapped, frozenset({"agrees_with_r"})),
@@ -400,8 +400,8 @@ def shipped_tables(records) -> dict[str, pl.DataFrame]:
 
 
 @pytest.mark.parametrize("fault", UNREVEALED, ids=[f.name for f in UNREVEALED])
-def test_faults_the_printed_figures_cannot_reveal_are_documented(fault, records, shipped_tables, monkeypatch):
-    """These change a table, yet no published-figure check can notice: the paper prints nothing they affect.
+def test_faults_the_printed_values_cannot_reveal_are_documented(fault, records, shipped_tables, monkeypatch):
+    """These change a table, yet no printed-value check can notice: the paper prints nothing they affect.
 
     Should a new registry row ever reveal one, this test fails: move the fault to ``FAULTS``.
     """
@@ -415,11 +415,11 @@ def test_faults_the_printed_figures_cannot_reveal_are_documented(fault, records,
 # --- two faults through real Dagster check results ---------------------------------------------------------
 
 
-def _error_figures(result) -> dict[str, tuple[str, str]]:
-    """Figure id → (its section check, reason) for every figure failing at ERROR inside a check that failed at ERROR."""
+def _error_values(result) -> dict[str, tuple[str, str]]:
+    """Value id → (its section check, reason) for every value failing at ERROR inside a check that failed at ERROR."""
     return {
-        figure: (row["check"], row["reason"])
-        for figure, row in value_verdicts(result.get_asset_check_evaluations()).items()
+        value: (row["check"], row["reason"])
+        for value, row in value_verdicts(result.get_asset_check_evaluations()).items()
         if row["verdict"] == "ERROR" and row["check_outcome"] == "ERROR"
     }
 
@@ -427,7 +427,7 @@ def _error_figures(result) -> dict[str, tuple[str, str]]:
 def test_orr_fault_fails_the_dagster_checks_of_response_summary(platform_env, monkeypatch):
     orr_counts_stable_disease(monkeypatch, {})
     result = run_assets("response_summary", paths=platform_env)
-    caught = _error_figures(result)
+    caught = _error_values(result)
     assert {"T2.orr.n", "T2.orr.pct", "ABS.orr.pct"} <= set(caught), sorted(caught)
     check, reason = caught["T2.orr.n"]
     assert check == "printed_table_2"
@@ -448,7 +448,7 @@ def test_transcription_error_in_patients_csv_fails_the_dagster_checks(platform_e
     patients = pl.read_csv(path)
     patients.with_columns(age=pl.when(pl.col("age") == pl.col("age").max()).then(56).otherwise(pl.col("age"))).write_csv(path)
     result = run_assets("baseline_summary", paths=platform_env)
-    caught = _error_figures(result)
+    caught = _error_values(result)
     assert {"T1.age.max", "RPC.age.max"} <= set(caught), sorted(caught)
     assert (caught["T1.age.max"][0], caught["RPC.age.max"][0]) == ("printed_table_1", "printed_results_patient_characteristics")
 
@@ -458,8 +458,8 @@ def test_without_the_reviewed_list_every_failure_is_an_error(records):
     empty = validation.read_raw(SHIPPED_DATA / "known_discrepancies.csv", schemas.KNOWN_DISCREPANCIES).clear()
     registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
     outcomes = check_outcomes({**records, "printed_values": printed_values_table(registry, empty)})
-    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["figure_id"]
-    assert {figure for figure, o in outcomes.items() if o.verdict != "passed"} == errors(outcomes) == set(reviewed)
+    reviewed = pl.read_csv(SHIPPED_DATA / "known_discrepancies.csv")["value_id"]
+    assert {value for value, o in outcomes.items() if o.verdict != "passed"} == errors(outcomes) == set(reviewed)
 
 
 # --- faults in the sensitivity ranges: the blocking checks of sensitivity_ranges ---------------------------------
@@ -603,7 +603,7 @@ def test_thirty_day_month_keeps_the_published_sensitivity_ranges(platform_env, m
 
     def stored(schema: str) -> pl.DataFrame:
         with duckdb.connect(str(platform_env["warehouse"]), read_only=True) as con:
-            return con.sql(f"select * from {schema}.sensitivity_ranges order by result, figure_id").pl()
+            return con.sql(f"select * from {schema}.sensitivity_ranges order by result, value_id").pl()
 
     published = stored("main")
     thirty_day_month(monkeypatch, {})

@@ -1,4 +1,4 @@
-"""`make run` (``lms_assets.launcher`` around `dagster dev`) stops every process it started within 10 s of
+"""`make run` (``lms_assets.infra.launcher`` around `dagster dev`) stops every process it started within 10 s of
 SIGTERM and exits 0, starts without deprecation or misleading warnings and, into a file, without colour codes,
 and serves the outputs folder read-only beside the UI; `make install` installs only when the package changed.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lms_assets import launcher as launcher_module
+from lms_assets.infra import launcher as launcher_module
 from lms_assets_tests.dagster_process import REPO, ManagedProcess, instance_home
 from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
 
@@ -115,7 +115,9 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
     env.pop("LMS_REPORT_URL", None)
     # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject; its
     # output goes to a file, not a terminal.
-    launcher = ManagedProcess([sys.executable, "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)], env, LOG)
+    launcher = ManagedProcess(
+        [sys.executable, "-m", "lms_assets.infra.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)], env, LOG
+    )
     try:
         root = psutil.Process(launcher.pid)
         DagsterGraphQL(f"http://{HOST}:{port}").wait_until_up(START_TIMEOUT, alive=launcher.alive)

@@ -6,7 +6,7 @@ import polars as pl
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.graphs.render import cell_text
-from lms_assets.report.page import AUDIT_ALL_FIGURES
+from lms_assets.report.page import AUDIT_ALL_VALUES
 from lms_assets.tables.printed import id_ranges
 from lms_assets_tests.test_audit import shipped_audit  # noqa: F401 (the fixture: printed_audit on the shipped study)
 
@@ -35,11 +35,11 @@ def test_printed_audit_lists_each_discrepancy_counts_that_add_up_and_links_the_f
     discrepancies = table.filter(pl.col("status") == "discrepancy")
     assert discrepancies.height > 0
     listed = [r.data for r in metadata["discrepant"].records]
-    assert [r["figure_id"] for r in listed] == discrepancies["figure_id"].to_list()
-    assert listed[0].keys() == {"figure_id", "printed", "shown"}
+    assert [r["value_id"] for r in listed] == discrepancies["value_id"].to_list()
+    assert listed[0].keys() == {"value_id", "printed", "shown"}
     counts = {(r.data["status"], r.data["check"]): int(r.data["n"]) for r in metadata["counts"].records}
     # The counts add up to the total row, and each pair of status and outcome has its one-line meaning.
     assert counts.pop(("all", "")) == table.height == sum(counts.values())
     assert all(r.data["meaning"] for r in metadata["counts"].records)
     assert counts[("discrepancy", "WARN")] + counts[("discrepancy", "passed")] == discrepancies.height
-    assert metadata["report"].value.endswith(f"{REPORT_FILE.as_posix()}#{AUDIT_ALL_FIGURES}")
+    assert metadata["report"].value.endswith(f"{REPORT_FILE.as_posix()}#{AUDIT_ALL_VALUES}")

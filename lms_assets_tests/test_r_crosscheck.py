@@ -187,7 +187,7 @@ def verified(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     study = _build_study(request.param, root / "study")
     warehouse = root / "warehouse" / "lms.duckdb"
-    # The whole definitions, so the summaries come with their published-figure checks, as in the UI.
+    # The whole definitions, so the summaries come with their printed-value checks, as in the UI.
     defs = build_defs(study_dir=study, warehouse=warehouse, outputs=root / "outputs")
     selection = AssetSelection.assets("r_verification").upstream().resolve(defs.resolve_asset_graph())
     job = defs.resolve_implicit_global_asset_job_def()

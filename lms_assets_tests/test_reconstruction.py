@@ -1,12 +1,12 @@
 """Every value reconstructed in data/ satisfies the constraints recorded in data/provenance.csv.
 
-Targets are read from the published-figure registry, so the test checks the files against the paper.
+Targets are read from the printed-value registry, so the test checks the files against the paper.
 """
 
 import polars as pl
 import pytest
 
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 from lms_assets.tables.kaplan_meier import km_table
 from lms_assets.tables.survival import spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_DATA
@@ -14,9 +14,9 @@ from lms_assets_tests.conftest import SHIPPED_DATA
 STUDY_WINDOW_MONTHS = 39.0  # first possible start 2018-01 to the data cut 2021-03-31
 
 
-def registry_value(figure_id: str) -> float:
+def registry_value(value_id: str) -> float:
     registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
-    return registry.filter(pl.col("figure_id") == figure_id)["value"].item()
+    return registry.filter(pl.col("value_id") == value_id)["value"].item()
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +69,12 @@ def test_dose_changes_match_the_safety_text(patients, worst_ae):
 def test_adverse_events_match_table_4_at_worst_grade(worst_ae):
     terms = worst_ae["term"].unique().to_list()
     registry = pl.read_csv(SHIPPED_DATA / "printed_values.csv")
-    assert len(terms) == registry.filter(pl.col("figure_id").str.starts_with("T4.") & pl.col("figure_id").str.ends_with(".any.n")).height
+    assert len(terms) == registry.filter(pl.col("value_id").str.starts_with("T4.") & pl.col("value_id").str.ends_with(".any.n")).height
     for term in terms:
         rows = worst_ae.filter(pl.col("term") == term)
-        assert rows.height == registry_value(f"T4.ae.{fig.slug(term)}.any.n"), term
-        assert rows.filter(pl.col("ctcae_grade") <= 2).height == registry_value(f"T4.ae.{fig.slug(term)}.g12.n"), term
-        assert rows.filter(pl.col("ctcae_grade").is_between(3, 4)).height == registry_value(f"T4.ae.{fig.slug(term)}.g34.n"), term
+        assert rows.height == registry_value(f"T4.ae.{printed.slug(term)}.any.n"), term
+        assert rows.filter(pl.col("ctcae_grade") <= 2).height == registry_value(f"T4.ae.{printed.slug(term)}.g12.n"), term
+        assert rows.filter(pl.col("ctcae_grade").is_between(3, 4)).height == registry_value(f"T4.ae.{printed.slug(term)}.g34.n"), term
     assert worst_ae.filter(pl.col("ctcae_grade") >= 3)["patient_id"].n_unique() == registry_value("SAF.ae.any_g34.n")
     assert worst_ae.filter(pl.col("ctcae_grade") == 5).is_empty()
 

@@ -116,11 +116,11 @@ def test_later_cut_adds_a_cut_and_the_published_checks_still_evaluate_the_publis
     assert os_events == {"2021-03-31": 12, "2022-03-31": 14}
     assert history["data_cut"].n_unique() == 2
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    figures = value_verdicts(checks.values())
-    # The paper's figures are still compared with the published cut, so the new cut does not turn them red.
+    values = value_verdicts(checks.values())
+    # The paper's values are still compared with the published cut, so the new cut does not turn them red.
     for name in ("T2.pfs.median", "EFF.pfs.ci_lower", "EFF.os.median", "EFF.os.ci_lower", "EFF.os.ci_upper", "EFF.os.events"):
-        assert figures[name]["verdict"] == "passed", name
-    assert figures["EFF.os.events"]["shown"] == "12.0"
+        assert values[name]["verdict"] == "passed", name
+    assert values["EFF.os.events"]["shown"] == "12.0"
     assert checks["followup_cuts_consistent"].passed
 
 

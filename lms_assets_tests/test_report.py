@@ -19,13 +19,13 @@ from lms_assets.graphs import render
 from lms_assets.records.errors import RecordFileError
 from lms_assets.report import comparison, marks, markup, page
 from lms_assets.report.inputs import ReportInputs, package_versions
-from lms_assets.tables.printed import figures_frame
 from lms_assets.tables.printed import format_value as fig_format
+from lms_assets.tables.printed import values_frame
 from lms_assets_tests.conftest import defs_for, start_from_shipped_run
 from lms_assets_tests.test_bad_input import failure_first_lines
 
 REGISTRY_SCHEMA = {
-    "figure_id": pl.String,
+    "value_id": pl.String,
     "source": pl.String,
     "quantity": pl.String,
     "printed": pl.String,
@@ -40,15 +40,15 @@ def registry(*rows):
 
 
 def audit(*rows, basis="published_patient_data"):
-    """printed_audit rows: (figure_id, status, explanation, findings); the report derives the status from the findings."""
-    schema = {"figure_id": pl.String, "status": pl.String, "explanation": pl.String, "findings": pl.List(pl.String)}
+    """printed_audit rows: (value_id, status, explanation, findings); the report derives the status from the findings."""
+    schema = {"value_id": pl.String, "status": pl.String, "explanation": pl.String, "findings": pl.List(pl.String)}
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.lit(None, dtype=pl.String).alias("hypotheses"), pl.lit(basis).alias("basis")
     )
 
 
 SPINE = pl.DataFrame({"key": ["sex.male", "age.median"], "label": ["Gender — Male", "Age (years) — Median"]})
-FIGURES = figures_frame([("sex.male.n", 5, [1, 2]), ("sex.male.pct", 26.315789, [1, 2]), ("age.median", 52.0, []), ("ecog.0.n", 5, [3])])
+VALUES = values_frame([("sex.male.n", 5, [1, 2]), ("sex.male.pct", 26.315789, [1, 2]), ("age.median", 52.0, []), ("ecog.0.n", 5, [3])])
 REGISTRY = registry(
     ("T1.sex.male.n", "Table 1", "sex.male.n", "5", 5.0, 0),
     ("T1.sex.male.pct", "Table 1", "sex.male.pct", "26.3%", 26.3, 1),
@@ -65,7 +65,7 @@ AUDIT = audit(
 
 
 def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
-    cells = comparison.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    cells = comparison.compare_with_printed(SPINE, VALUES, REGISTRY, AUDIT, "Table 1")
     by_quantity = {r["quantity"]: r for r in cells.iter_rows(named=True)}
 
     assert set(by_quantity) == {"sex.male.n", "sex.male.pct", "age.median", "metastasis.distant.pct"}
@@ -84,13 +84,13 @@ def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
     assert printed_only["recomputed"] is None and printed_only["row"] >= SPINE.height
     assert printed_only["status"] == "not_recomputable"
     # The Abstract's printing of the same quantity belongs to another source.
-    assert by_quantity["sex.male.n"]["figure_id"] == "T1.sex.male.n"
+    assert by_quantity["sex.male.n"]["value_id"] == "T1.sex.male.n"
 
 
 def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
-    cells = comparison.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    cells = comparison.compare_with_printed(SPINE, VALUES, REGISTRY, AUDIT, "Table 1")
     html = page.comparison_html(cells, "Table 1")
-    # Columns in the order the paper prints its figures (the registry's order).
+    # Columns in the order the paper prints its values (the registry's order).
     headings = re.findall(r'<th colspan="2">([^<]+)</th>', html)
     assert headings == ["n", "%", "value"]
     rows = re.findall(r"<tr>(.*?)</tr>", html)
@@ -105,7 +105,7 @@ def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
 
 
 def _inputs(**overrides) -> ReportInputs:
-    cells = comparison.compare_with_printed(SPINE, FIGURES, REGISTRY, AUDIT, "Table 1")
+    cells = comparison.compare_with_printed(SPINE, VALUES, REGISTRY, AUDIT, "Table 1")
     defaults = dict(
         title="Study <report>",
         generated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
@@ -134,8 +134,8 @@ def _inputs(**overrides) -> ReportInputs:
             render.Chart("waterfall_chart", "Waterfall plot", "Best % change.", "none applies: every assessment", PNG_MAGIC + b"body", "/x.html")
         ],
         audit=AUDIT.join(
-            FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(REGISTRY.select("figure_id", "quantity"), on="quantity"),
-            on="figure_id",
+            VALUES.select("quantity", pl.col("value").alias("recomputed")).join(REGISTRY.select("value_id", "quantity"), on="quantity"),
+            on="value_id",
             how="left",
         ).with_columns(
             pl.lit("Table 1").alias("source"),
@@ -174,7 +174,7 @@ def test_report_is_one_offline_document_with_every_section():
         "Tables 1, 2 and 4",
         "Survival",
         "Charts",
-        "Audit of every printed figure",
+        "Audit of every printed value",
         "Quarantined record rows",
         "Data provenance",
         "Package versions",
@@ -193,7 +193,7 @@ def test_report_is_one_offline_document_with_every_section():
 # Table 2 as the paper prints it: a median the paper contradicts elsewhere, a CI bound at a rounding boundary
 # (5.2375: its binary double lies just below the half), a count from reconstructed inputs, and a discrepancy.
 T2_SPINE = pl.DataFrame({"key": ["os", "pfs", "orr"], "label": ["Median OS", "Median PFS", "ORR"]})
-T2_FIGURES = figures_frame([("os.median", 23.5, []), ("pfs.ci_upper", 5.2375, []), ("orr.n", 3, [1, 2, 3]), ("orr.pct", 15.8, [1, 2, 3])])
+T2_VALUES = values_frame([("os.median", 23.5, []), ("pfs.ci_upper", 5.2375, []), ("orr.n", 3, [1, 2, 3]), ("orr.pct", 15.8, [1, 2, 3])])
 T2_REGISTRY = registry(
     ("T2.os.median", "Table 2", "os.median", "23.5 (14.2~32.7)", 23.5, 1),
     ("T2.pfs.ci_upper", "Table 2", "pfs.ci_upper", "4.1 (2.96~5.24)", 5.24, 2),
@@ -218,7 +218,7 @@ def _printed_cell(html: str, label: str) -> list[str]:
 
 
 def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
-    cells = comparison.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
+    cells = comparison.compare_with_printed(T2_SPINE, T2_VALUES, T2_REGISTRY, T2_AUDIT, "Table 2")
     html = page.comparison_html(cells, "Table 2")
     # 23.50 agrees with the printed 23.5: reproduced here, the paper contradicting it elsewhere; never ≠.
     [(recomputed, css, printed)] = _printed_cell(html, "Median OS")
@@ -237,15 +237,15 @@ def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
 
 
 def _t2_inputs() -> ReportInputs:
-    cells = comparison.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, T2_AUDIT, "Table 2")
+    cells = comparison.compare_with_printed(T2_SPINE, T2_VALUES, T2_REGISTRY, T2_AUDIT, "Table 2")
     base = _inputs()
     summary = base.survival_summary.with_columns(pl.Series("ci_upper", [5.2375, 6.2]))
     audited = (
         T2_AUDIT.join(
-            T2_FIGURES.select("quantity", pl.col("value").alias("recomputed")).join(
-                T2_REGISTRY.select("figure_id", "quantity", "printed", "decimals"), on="quantity"
+            T2_VALUES.select("quantity", pl.col("value").alias("recomputed")).join(
+                T2_REGISTRY.select("value_id", "quantity", "printed", "decimals"), on="quantity"
             ),
-            on="figure_id",
+            on="value_id",
         )
         .with_columns(
             pl.struct("recomputed", "decimals")
@@ -273,7 +273,7 @@ def test_a_value_is_shown_at_one_rounding_everywhere_and_the_legend_heads_the_pa
     # 23.5 agrees: the audit tables show it contradicted elsewhere, not as a discrepancy.
     audit_rows = [r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.os.median" in r]
     assert audit_rows and all("≠" not in r and "✓†" in r for r in audit_rows)
-    # Marked ✓* in the audit's table of all figures (its mark column holds the symbol alone), which the legend explains.
+    # Marked ✓* in the audit's table of all values (its mark column holds the symbol alone), which the legend explains.
     assert any("<td>✓*</td>" in r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html) if "T2.orr.n" in r)
     assert f"reproduced {marks.RECONSTRUCTED_WORDS}" in html.replace("&#x27;", "'")
     # Patients as ranges, not one number per line.
@@ -303,26 +303,26 @@ def test_every_table_and_chart_names_its_data_cut_and_the_page_prints_whole():
 
 def test_long_appendices_are_folded_compact_and_listed_in_the_contents():
     base = _t2_inputs()
-    # 48 printed figures: past FOLDED_ROWS, so the table of all of them is an appendix.
-    many = pl.concat([base.audit.with_columns(pl.format("{}.{}", "figure_id", pl.lit(i)).alias("figure_id")) for i in range(12)])
+    # 48 printed values: past FOLDED_ROWS, so the table of all of them is an appendix.
+    many = pl.concat([base.audit.with_columns(pl.format("{}.{}", "value_id", pl.lit(i)).alias("value_id")) for i in range(12)])
     assert many.height > markup.FOLDED_ROWS
     html = page.study_report_html(ReportInputs(**{**base.__dict__, "audit": many}))
 
     # Folded, closed, and saying so; the shorter table of those not reproduced stays open.
     assert re.findall(r"<details[^>]*>", html) == ["<details>"]
     assert (
-        f'<summary>All 48 printed figures: published, recomputed (shown), mark, check, basis and patients — recomputed at data cut 2021-03-31 — 48 rows, folded: click to open</summary><table id="{page.AUDIT_ALL_FIGURES}"'
+        f'<summary>All 48 printed values: published, recomputed (shown), mark, check, basis and patients — recomputed at data cut 2021-03-31 — 48 rows, folded: click to open</summary><table id="{page.AUDIT_ALL_VALUES}"'
         in html
     )
-    # Compact: the printing section is a heading row over its figures, not a cell of every row.
-    start = html.index(f'id="{page.AUDIT_ALL_FIGURES}"')
+    # Compact: the printing section is a heading row over its values, not a cell of every row.
+    start = html.index(f'id="{page.AUDIT_ALL_VALUES}"')
     table = html[start : html.index("</table>", start)]
     assert re.findall(r'<tr class="group"><th colspan="\d+" scope="rowgroup">([^<]*)</th></tr>', table) == ["Table 2"]
     assert len(re.findall(r'<tr class="status-', table)) == 48 and "<td>Table 2</td>" not in table
-    # The reasons of the figures not reproduced: a full-width line under each row, not a narrow column.
+    # The reasons of the values not reproduced: a full-width line under each row, not a narrow column.
     start = html.index(f'id="{page.AUDIT_NOT_REPRODUCED}"')
     not_reproduced = html[start : html.index("</table>", start)]
-    # Two per copy: a copy's figure_id is not in the registry, so it keeps the audit's status (os.median, orr.pct: discrepancies).
+    # Two per copy: a copy's value_id is not in the registry, so it keeps the audit's status (os.median, orr.pct: discrepancies).
     rows = re.findall(r'<tr class="status-discrepancy">', not_reproduced)
     lines = re.findall(
         r'<tr class="detail status-discrepancy"><td colspan="\d+"><strong>verdict:</strong> ≠ discrepancy<br><strong>explanation:</strong>',
@@ -337,7 +337,7 @@ def test_long_appendices_are_folded_compact_and_listed_in_the_contents():
     links = re.findall(r'href="#([^"]+)"', nav)
     assert sections and set(sections) <= set(links)
     assert all(f'id="{anchor}"' in html for anchor in links)
-    assert f'<a href="#{page.AUDIT_ALL_FIGURES}">All 48 printed figures</a> <small>(folded)</small>' in nav
+    assert f'<a href="#{page.AUDIT_ALL_VALUES}">All 48 printed values</a> <small>(folded)</small>' in nav
     assert (
         f'<a href="#{page.AUDIT_NOT_REPRODUCED}">' in nav
         and "<small>(folded)</small>" not in nav.split(page.AUDIT_NOT_REPRODUCED)[1].split("</li>")[0]
@@ -399,7 +399,7 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     # Beside the report, its trace page: a section per printed value, each printed cell linking to its own.
     traces = (written.parent / "trace.html").read_text(encoding="utf-8")
     linked = set(re.findall(r'<a href="trace.html#([^"]+)">', html))
-    assert linked and all(f'<section id="{figure}">' in traces for figure in linked)
+    assert linked and all(f'<section id="{value}">' in traces for value in linked)
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
     age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)

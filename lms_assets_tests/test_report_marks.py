@@ -14,13 +14,13 @@ from lms_assets.report import comparison, page, readback
 from lms_assets_tests.conftest import start_from_shipped_run
 from lms_assets_tests.test_bad_input import failure_first_lines
 from lms_assets_tests.test_fault_injection import _wrap
-from lms_assets_tests.test_report import T2_AUDIT, T2_FIGURES, T2_REGISTRY, T2_SPINE, _inputs, _printed_cell, _t2_inputs
+from lms_assets_tests.test_report import T2_AUDIT, T2_REGISTRY, T2_SPINE, T2_VALUES, _inputs, _printed_cell, _t2_inputs
 from lms_assets_tests.test_survival import _shipped_adtte
 
 
 def test_a_discrepancy_from_reconstructed_inputs_is_marked_with_the_star():
-    audit = T2_AUDIT.with_columns(pl.when(pl.col("figure_id") == "T2.orr.pct").then(pl.lit("reconstructed_inputs")).otherwise("basis").alias("basis"))
-    html = page.comparison_html(comparison.compare_with_printed(T2_SPINE, T2_FIGURES, T2_REGISTRY, audit, "Table 2"), "Table 2")
+    audit = T2_AUDIT.with_columns(pl.when(pl.col("value_id") == "T2.orr.pct").then(pl.lit("reconstructed_inputs")).otherwise("basis").alias("basis"))
+    html = page.comparison_html(comparison.compare_with_printed(T2_SPINE, T2_VALUES, T2_REGISTRY, audit, "Table 2"), "Table 2")
     _, pct = _printed_cell(html, "ORR")
     assert pct[2] == "15.0 ≠*" and "reconstructed-basis" in pct[1]
     assert "from reconstructed inputs only" in re.search(r'title="([^"]*T2.orr.pct[^"]*)"', html)[1]

@@ -1,4 +1,4 @@
-"""The outputs folder's read-only server (``lms_assets.report_server``) and what the launcher hands it and Dagster.
+"""The outputs folder's read-only server (``lms_assets.infra.report_server``) and what the launcher hands it and Dagster.
 
 Each test serves a private folder in-process on a free port, and sends raw requests with ``http.client`` so that a
 path such as ``/../x`` reaches the server as written.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lms_assets import deploy, launcher, report_server
 from lms_assets.defs.resources import locations
-from lms_assets.report_server import ReportServer
+from lms_assets.infra import deploy, launcher, report_server
+from lms_assets.infra.report_server import ReportServer
 from lms_assets_tests.dagster_process import REPO
 from lms_assets_tests.graphql_client import free_port
 
@@ -189,7 +189,7 @@ def test_the_launcher_refuses_a_report_port_in_use_before_starting_dagster(tmp_p
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "lms_assets.launcher", "--report-port", str(port), "-h", "127.0.0.1", "-p", "1"],
+            [sys.executable, "-m", "lms_assets.infra.launcher", "--report-port", str(port), "-h", "127.0.0.1", "-p", "1"],
             cwd=REPO,
             env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "LMS_OUTPUT_DIR": str(tmp_path)},
             capture_output=True,
@@ -198,4 +198,4 @@ def test_the_launcher_refuses_a_report_port_in_use_before_starting_dagster(tmp_p
         )
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr == f"lms_assets.launcher: cannot serve {tmp_path} on 127.0.0.1:{port}: Address already in use\n"
+    assert result.stderr == f"lms_assets.infra.launcher: cannot serve {tmp_path} on 127.0.0.1:{port}: Address already in use\n"

@@ -1,4 +1,4 @@
-"""Table 2, RECIST consistency and the text's shrinkage figures from hand-made cohorts; a wrong printed value fails its check."""
+"""Table 2, RECIST consistency and the text's shrinkage values from hand-made cohorts; a wrong printed value fails its check."""
 
 import datetime as dt
 
@@ -54,8 +54,8 @@ def _row(table: pl.DataFrame, key: str) -> dict:
     return table.filter(pl.col("key") == key).row(0, named=True)
 
 
-def _figure(figs: pl.DataFrame, quantity: str) -> float:
-    return figs.filter(pl.col("quantity") == quantity)["value"].item()
+def _value(computed: pl.DataFrame, quantity: str) -> float:
+    return computed.filter(pl.col("quantity") == quantity)["value"].item()
 
 
 def test_response_rows_with_a_cr_and_an_empty_category():
@@ -85,8 +85,8 @@ def test_not_evaluable_counts_in_the_denominator_when_present():
     table = response.response_summary(_adrs(("PR", -50.0), ("NE", None)))
     assert table["key"].to_list()[:5] == ["response.CR", "response.PR", "response.SD", "response.PD", "response.NE"]
     assert _row(table, "orr")["pct"] == 50.0
-    figs = response.recomputed_values(table)
-    assert _figure(figs, "response.NE.n") == 1 and _figure(figs, "orr.pct") == 50.0
+    computed = response.recomputed_values(table)
+    assert _value(computed, "response.NE.n") == 1 and _value(computed, "orr.pct") == 50.0
 
 
 def test_recist_consistency_flags_mismatches_for_review():
@@ -103,10 +103,10 @@ def test_recist_consistency_flags_mismatches_for_review():
 
 def test_shrinkage_mean_is_over_shrinking_patients_only():
     table = response.tumour_shrinkage(_adsl(["None"] * 5), COHORT, _adtte_os({CUT_1: set()}, 5))
-    figs = response.shrinkage_recomputed_values(table, CUT_1)
-    assert _figure(figs, "shrinkage.n") == 4
-    assert _figure(figs, "shrinkage.pct") == 80.0
-    assert _figure(figs, "shrinkage.mean_pct") == pytest.approx((100 + 80 + 45 + 10) / 4)
+    computed = response.shrinkage_recomputed_values(table, CUT_1)
+    assert _value(computed, "shrinkage.n") == 4
+    assert _value(computed, "shrinkage.pct") == 80.0
+    assert _value(computed, "shrinkage.mean_pct") == pytest.approx((100 + 80 + 45 + 10) / 4)
 
 
 def test_deep_shrinkage_on_immunotherapy_and_alive_at_the_published_cut():
@@ -114,12 +114,12 @@ def test_deep_shrinkage_on_immunotherapy_and_alive_at_the_published_cut():
     adtte = _adtte_os({CUT_1: {1, 2}, CUT_2: {2}}, 5)
     table = response.tumour_shrinkage(adsl, COHORT, adtte)
     at_first = response.shrinkage_recomputed_values(table, CUT_1)
-    assert _figure(at_first, "immunotherapy.n") == 3
-    assert _figure(at_first, "immunotherapy.PR.n") == 2 and _figure(at_first, "immunotherapy.CR.n") == 1
-    assert _figure(at_first, "shrinkage_gt70_immunotherapy.n") == 2  # −100% and −80%; −45% is not over 70%
-    assert _figure(at_first, "shrinkage_gt70_immunotherapy_alive.n") == 2
-    assert _figure(response.shrinkage_recomputed_values(table, CUT_2), "shrinkage_gt70_immunotherapy_alive.n") == 1
-    assert _figure(response.shrinkage_recomputed_values(table, None), "shrinkage_gt70_immunotherapy_alive.n") == 1  # latest cut
+    assert _value(at_first, "immunotherapy.n") == 3
+    assert _value(at_first, "immunotherapy.PR.n") == 2 and _value(at_first, "immunotherapy.CR.n") == 1
+    assert _value(at_first, "shrinkage_gt70_immunotherapy.n") == 2  # −100% and −80%; −45% is not over 70%
+    assert _value(at_first, "shrinkage_gt70_immunotherapy_alive.n") == 2
+    assert _value(response.shrinkage_recomputed_values(table, CUT_2), "shrinkage_gt70_immunotherapy_alive.n") == 1
+    assert _value(response.shrinkage_recomputed_values(table, None), "shrinkage_gt70_immunotherapy_alive.n") == 1  # latest cut
     assert "shrinkage_gt70_immunotherapy_alive.n" not in response.shrinkage_recomputed_values(table, dt.date(2020, 1, 1))["quantity"].to_list()
 
 
@@ -139,11 +139,11 @@ def test_a_wrong_printed_value_fails_its_check(platform_env):
     text = registry.read_text()
     assert "T2.response.PR.n,Table 2,response.PR.n,3,3," in text
     registry.write_text(text.replace("T2.response.PR.n,Table 2,response.PR.n,3,3,", "T2.response.PR.n,Table 2,response.PR.n,4,4,"))
-    # The published-figure checks read the registry and the audit's paper_consistency as well as the table.
+    # The printed-value checks read the registry and the audit's paper_consistency as well as the table.
     result = run_assets("response_summary", "printed_values", "paper_consistency", paths=platform_env)
-    figures = value_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary")
-    wrong = figures["T2.response.PR.n"]
+    values = value_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.to_user_string() == "response_summary")
+    wrong = values["T2.response.PR.n"]
     # Not a reviewed discrepancy: a blocking ERROR that says what the table shows against what is printed.
     assert wrong["verdict"] == wrong["check_outcome"] == "ERROR" and wrong["check"] == "printed_table_2"
     assert wrong["shown"] == "3.0" and wrong["printed"] == "4"
-    assert figures["T2.response.PR.pct"]["verdict"] == figures["ABS.response.PR.n"]["verdict"] == "passed"
+    assert values["T2.response.PR.pct"]["verdict"] == values["ABS.response.PR.n"]["verdict"] == "passed"

@@ -31,7 +31,7 @@ def toy_registry(median: float, ci_lower: float, ci_upper: float) -> pl.DataFram
     rows = [("os.median", median), ("os.ci_lower", ci_lower), ("os.ci_upper", ci_upper)]
     return pl.DataFrame(
         {
-            "figure_id": [f"TOY.{q}" for q, _ in rows],
+            "value_id": [f"TOY.{q}" for q, _ in rows],
             "source": ["Toy"] * 3,
             "quantity": [q for q, _ in rows],
             "printed": [f"{v:.1f}" for _, v in rows],
@@ -57,7 +57,7 @@ def agrees_with(estimate: kaplan_meier.MedianEstimate, registry: pl.DataFrame) -
 
 @pytest.fixture(scope="module")
 def toy():
-    """The toy's printed figures (from one reference placement), the module's placements, and every grid point that reproduces them."""
+    """The toy's printed values (from one reference placement), the module's placements, and every grid point that reproduces them."""
     reference = spss(*toy_times((1.5, 6.5, 10.5)))
     registry = toy_registry(reference.median, reference.ci_lower, reference.ci_upper)
     placements = recon.os_placements(TOY_DEATHS, TOY_LOWER, np.full(3, TOY_UPPER), registry)
@@ -339,9 +339,9 @@ def test_envelope_holds_the_shipped_curve(shipped):
 def test_robust_followup_verdict_holds_at_its_extreme_reconstructions(shipped):
     study, registry, result = shipped
     p = result.placements
-    row = result.table.filter(pl.col("figure_id") == "EFF.followup.median").row(0, named=True)
+    row = result.table.filter(pl.col("value_id") == "EFF.followup.median").row(0, named=True)
     assert row["verdict"] == summary.ROBUST and row["fails"] == 1  # the printed 17.8 months is out of reach
-    printed = registry.filter(pl.col("figure_id") == "EFF.followup.median")["value"][0]
+    printed = registry.filter(pl.col("value_id") == "EFF.followup.median")["value"][0]
     bounds = stats.followup_bounds(p, p.gaps, p.lower, p.upper)
     censored = study.died == 0
     for index, where in ((int(np.argmin(bounds.median_lo)), 0.0), (int(np.argmax(bounds.median_hi)), 1.0)):
@@ -353,12 +353,12 @@ def test_robust_followup_verdict_holds_at_its_extreme_reconstructions(shipped):
         assert abs(median - printed) > 0.05
 
 
-def test_verdicts_by_figure_cover_the_registry(shipped):
+def test_verdicts_by_value_cover_the_registry(shipped):
     _, registry, result = shipped
-    verdicts = summary.verdicts_by_figure(result.table, registry)
-    assert verdicts.columns == ["figure_id", "sensitivity_verdict", "sensitivity_range"]
+    verdicts = summary.verdicts_by_value(result.table, registry)
+    assert verdicts.columns == ["value_id", "sensitivity_verdict", "sensitivity_range"]
     assert verdicts.height == registry.height and verdicts["sensitivity_verdict"].null_count() == 0
-    by_id = dict(zip(verdicts["figure_id"], verdicts["sensitivity_verdict"]))
+    by_id = dict(zip(verdicts["value_id"], verdicts["sensitivity_verdict"]))
     assert by_id["ABS.orr.pct"] == summary.FIXED  # Table 3's responses are transcribed
     assert by_id["T1.site.uterus.n"] == summary.ROBUST  # a count the allocation is built to meet
     assert by_id["T2.os.ci_lower"] == summary.ROBUST  # 14.2 is reached by no consistent placement
@@ -403,11 +403,11 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
     unprinted = replace(study, registry=registry.filter(~pl.col("quantity").str.starts_with("followup.")))
     table = sens.sensitivity_ranges(unprinted, pl.DataFrame(schema=dict.fromkeys(("file", "column", "origin"), pl.String)), sample_size=200).table
     row = table.filter(pl.col("result") == "followup.max").row(0, named=True)
-    assert row["figure_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
+    assert row["value_id"] is None and row["conclusion"] == "rounds to the shipped 28.0"
     assert row["verdict"] == summary.DEPENDS  # 28.0 (the last death) unless a censoring falls beyond it
 
 
-def test_asset_says_why_a_study_without_printed_figures_has_nothing_to_vary():
+def test_asset_says_why_a_study_without_printed_values_has_nothing_to_vary():
     from dagster import AssetCheckResult, Output, build_asset_context
 
     from lms_assets.defs.audit.published import printed_values_table

@@ -1,5 +1,5 @@
 """Survival statistics: SPSS 24's median CI on hand-worked examples, the log(−log) row against lifelines,
-landmarks, reverse-KM follow-up, subgroup tests on a constructed cohort, figures and chart builders."""
+landmarks, reverse-KM follow-up, subgroup tests on a constructed cohort, values and chart builders."""
 
 import datetime as dt
 import math
@@ -367,26 +367,26 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     assert (surgery_os["n"], surgery_os["n_ref"], surgery_os["events"], surgery_os["events_ref"]) == (14, 5, 8, 4)
 
 
-# --- figures ---------------------------------------------------------------------------------------------
+# --- values ---------------------------------------------------------------------------------------------
 
 
-def test_figures_come_from_the_spss_rows_of_the_published_cut():
+def test_values_come_from_the_spss_rows_of_the_published_cut():
     later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)), AVAL=pl.col("AVAL") + 1)
     adtte = pl.concat([_shipped_adtte(), later])
     summary = survival.median_summary(survival.km_curves(adtte))
-    figures = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, CUT).iter_rows(named=True)}
-    assert figures["pfs.median"] == 4.1 and figures["os.median"] == 23.5
-    assert (figures["pfs.events"], figures["os.events"]) == (19, 12)
-    assert round(figures["pfs.ci_lower"], 2) == 2.96 and round(figures["os.ci_upper"], 1) == 34.7
+    values = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, CUT).iter_rows(named=True)}
+    assert values["pfs.median"] == 4.1 and values["os.median"] == 23.5
+    assert (values["pfs.events"], values["os.events"]) == (19, 12)
+    assert round(values["pfs.ci_lower"], 2) == 2.96 and round(values["os.ci_upper"], 1) == 34.7
     latest = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, None).iter_rows(named=True)}
     assert latest["pfs.median"] == pytest.approx(5.1)
     assert survival.recomputed_values(summary, dt.date(2020, 1, 1)).is_empty()
 
 
-def test_followup_figures_are_the_reverse_km_median_and_range_of_os():
-    figures = survival.followup_recomputed_values(survival.reverse_km_followup(_shipped_adtte()), CUT)
-    assert dict(zip(figures["quantity"], figures["value"])) == {"followup.median": 25.8, "followup.min": 3.9, "followup.max": 28.0}
-    assert figures["patients"][0].to_list() == list(range(1, 20))
+def test_followup_values_are_the_reverse_km_median_and_range_of_os():
+    values = survival.followup_recomputed_values(survival.reverse_km_followup(_shipped_adtte()), CUT)
+    assert dict(zip(values["quantity"], values["value"])) == {"followup.median": 25.8, "followup.min": 3.9, "followup.max": 28.0}
+    assert values["patients"][0].to_list() == list(range(1, 20))
 
 
 # --- charts ----------------------------------------------------------------------------------------------
@@ -402,11 +402,11 @@ def test_thinned_curve_is_bounded_and_keeps_the_end_of_the_curve():
     assert thin["censored"].sum() == curve["censored"].sum()
 
 
-def test_km_figure_overlays_the_published_cut_and_aligns_the_risk_table_with_the_ticks():
+def test_km_chart_overlays_the_published_cut_and_aligns_the_risk_table_with_the_ticks():
     later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)))
     adtte = pl.concat([_shipped_adtte(), later])
     curves = survival.km_curves(adtte)
-    chart = km.endpoint_figure(curves, survival.landmarks(curves), survival.median_summary(curves), "PFS", CUT)
+    chart = km.endpoint_chart(curves, survival.landmarks(curves), survival.median_summary(curves), "PFS", CUT)
     spec = chart.to_dict()
     assert "4.1" in spec["title"]["text"] and "2.96–5.24" in spec["title"]["text"]
     assert any("(published)" in line for line in spec["title"]["subtitle"]) and any("(latest)" in line for line in spec["title"]["subtitle"])
@@ -422,7 +422,7 @@ def test_forest_plot_builds_with_a_missing_hazard_ratio():
     table = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
     table = table.with_columns(hr=pl.when(pl.col("factor") == "ECOG").then(None).otherwise(pl.col("hr")))
     summary = survival.median_summary(survival.km_curves(adtte))
-    spec = forest.forest_figure(table, summary).to_dict()
+    spec = forest.forest_chart(table, summary).to_dict()
     texts = [row.get("text") for rows in spec["datasets"].values() for row in rows if "text" in row]
     assert any(t.startswith("HR not estimated") for t in texts)
     # Each endpoint's block opens with the overall row: every patient (20 per arm), their events and the SPSS median.

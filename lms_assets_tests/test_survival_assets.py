@@ -1,4 +1,4 @@
-"""The survival assets in Dagster: tables in DuckDB, published-figure checks at the printed precision, charts."""
+"""The survival assets in Dagster: tables in DuckDB, printed-value checks at the printed precision, charts."""
 
 import json
 from pathlib import Path
@@ -34,8 +34,8 @@ def _table(warehouse: Path, name: str) -> pl.DataFrame:
         return pl.from_arrow(con.sql(f"select * from {name}").to_arrow_table())
 
 
-def _figures(result, asset: str) -> dict:
-    """The printed figures judged by ``asset``'s section checks: figure id → its row of the check's figures table."""
+def _values_of(result, asset: str) -> dict:
+    """The printed values judged by ``asset``'s section checks: value id → its row of the check's values table."""
     return value_verdicts(e for e in result.get_asset_check_evaluations() if e.asset_key.path == [asset])
 
 
@@ -44,7 +44,7 @@ def _materialized(result) -> dict:
 
 
 def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
-    """The shipped study plus a later cut: everything is computed per cut, the printed figures are checked at the
+    """The shipped study plus a later cut: everything is computed per cut, the printed values are checked at the
     published cut (2021-03-31), and the charts draw the latest cut with the published one overlaid."""
     shipped = pl.read_csv(platform_env["data"] / "followup" / "2021-03-31.csv")
     later = shipped.with_columns(
@@ -75,7 +75,7 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     adtte = _table(warehouse, "adtte")
     assert curves.height == adtte.group_by("DATACUT", "PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
 
-    figures = _figures(result, "survival_summary")
+    values = _values_of(result, "survival_summary")
     agreeing = {
         "EFF.pfs.median",
         "EFF.pfs.ci_lower",
@@ -88,14 +88,14 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
         "EFF.os.events",
         "T2.os.median",
     }
-    assert all(figures[name]["verdict"] == "passed" for name in agreeing)  # the published cut's 12 deaths, not the later 13
-    # Table 2 and the abstract print an OS interval (14.2–32.7) the data cannot give; those figures must fail.
+    assert all(values[name]["verdict"] == "passed" for name in agreeing)  # the published cut's 12 deaths, not the later 13
+    # Table 2 and the abstract print an OS interval (14.2–32.7) the data cannot give; those values must fail.
     for name in ("T2.os.ci_lower", "T2.os.ci_upper", "ABS.os.ci_lower", "ABS.os.ci_upper"):
-        assert figures[name]["verdict"] != "passed" and figures[name]["check_outcome"] != "passed"
-    lower = figures["T2.os.ci_lower"]
+        assert values[name]["verdict"] != "passed" and values[name]["check_outcome"] != "passed"
+    lower = values["T2.os.ci_lower"]
     assert lower["printed"] == "23.5 (14.2~32.7)" and lower["shown"] == "12.29" and lower["basis"] == "reconstructed"
 
-    followup = _figures(result, "survival_followup")
+    followup = _values_of(result, "survival_followup")
     assert set(followup) == {"EFF.followup.median", "EFF.followup.min", "EFF.followup.max"}
     median = followup["EFF.followup.median"]
     # Reverse KM on the (partly reconstructed) OS gives 25.8, not the printed 17.8: reported, not bent.
@@ -103,7 +103,7 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
     assert median["verdict"] != "passed" and median["check"] == "printed_results_efficacy"
 
     # The Discussion's "no significant differences" is judged by the blocking checks of its printed counts.
-    subgroups = _figures(result, "survival_subgroups")
+    subgroups = _values_of(result, "survival_subgroups")
     assert subgroups["DIS.subgroups.pfs.significant.n"]["verdict"] == subgroups["DIS.subgroups.os.significant.n"]["verdict"] == "passed"
 
     for chart in ("km_pfs_chart", "km_os_chart", "forest_chart"):

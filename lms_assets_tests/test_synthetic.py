@@ -189,7 +189,7 @@ def test_full_graph_on_a_synthetic_study(tmp_path):
             assert con.sql(f"select count(*) from {table}").fetchone()[0] > 0, table
 
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
-    assert PRINTED_VALUE_SOURCES, "no summary asset registers published figures"
+    assert PRINTED_VALUE_SOURCES, "no summary asset registers printed values"
     for table in PRINTED_VALUE_SOURCES:
         check = evaluations[(table, "printed_values")]
         assert check.passed and check.metadata["compared"].value == "0"

@@ -66,9 +66,9 @@ def _row(term: str) -> dict:
     return TABLE.filter(pl.col("term") == term).row(0, named=True)
 
 
-def _figure(quantity: str) -> float:
-    figs = toxicity.recomputed_values(TABLE)
-    return figs.filter(pl.col("quantity") == quantity)["value"].item()
+def _value(quantity: str) -> float:
+    computed = toxicity.recomputed_values(TABLE)
+    return computed.filter(pl.col("quantity") == quantity)["value"].item()
 
 
 def test_a_patient_is_counted_once_per_term_at_the_worst_grade():
@@ -95,24 +95,24 @@ def test_any_event_row_uses_each_patients_worst_grade_over_all_terms():
     assert (any_event["total_n"], any_event["patients_g12"], any_event["patients_g34"], any_event["patients_g5"]) == (4, [2], [1, 3], [4])
 
 
-def test_safety_figures():
-    assert _figure("ae.hand_foot_skin_syndrome.any.n") == 2
-    assert _figure("ae.hand_foot_skin_syndrome.g34.pct") == 12.5
-    assert _figure("ae.nausea_vomiting.g34.n") == 1
-    assert _figure("ae.fatigue.g34.n") == 0  # an empty grade group is a printed 0, not a missing figure
-    assert _figure("ae.any_g34.n") == 3  # grade ≥ 3: two at grade 3/4 and one at grade 5
-    assert _figure("ae.any_g34.pct") == 37.5
-    assert _figure("treatment_related_deaths.n") == 1
-    assert _figure("dose_reduction.n") == 2 and _figure("dose_reduction.pct") == 25.0
-    assert _figure("discontinuation.pct") == 12.5
+def test_safety_values():
+    assert _value("ae.hand_foot_skin_syndrome.any.n") == 2
+    assert _value("ae.hand_foot_skin_syndrome.g34.pct") == 12.5
+    assert _value("ae.nausea_vomiting.g34.n") == 1
+    assert _value("ae.fatigue.g34.n") == 0  # an empty grade group is a printed 0, not a missing value
+    assert _value("ae.any_g34.n") == 3  # grade ≥ 3: two at grade 3/4 and one at grade 5
+    assert _value("ae.any_g34.pct") == 37.5
+    assert _value("treatment_related_deaths.n") == 1
+    assert _value("dose_reduction.n") == 2 and _value("dose_reduction.pct") == 25.0
+    assert _value("discontinuation.pct") == 12.5
 
 
 def test_no_events_still_gives_the_summary_rows():
     table = toxicity.ae_summary(_adae(), _adsl(3))
     assert table["section"].to_list() == [toxicity.ANY_EVENT, toxicity.ACTION, toxicity.ACTION]
-    figs = toxicity.recomputed_values(table)
-    assert figs.filter(pl.col("quantity") == "ae.any_g34.n")["value"].item() == 0
-    assert figs.filter(pl.col("quantity") == "treatment_related_deaths.n")["value"].item() == 0
+    computed = toxicity.recomputed_values(table)
+    assert computed.filter(pl.col("quantity") == "ae.any_g34.n")["value"].item() == 0
+    assert computed.filter(pl.col("quantity") == "treatment_related_deaths.n")["value"].item() == 0
 
 
 # --- ADAE: one row per event, one flag per patient and term ---------------------------------------------------------

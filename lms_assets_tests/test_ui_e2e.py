@@ -26,7 +26,7 @@ import pytest
 from lms_assets.definitions import build_defs
 from lms_assets.defs.graphs import CHART_NAMES
 from lms_assets.graphs.km import RECONSTRUCTED_CENSOR
-from lms_assets.report.page import AUDIT_ALL_FIGURES
+from lms_assets.report.page import AUDIT_ALL_VALUES
 from lms_assets_tests.dagster_process import REPO, instance_home, running, venv_bin
 from lms_assets_tests.graphql_client import DagsterGraphQL, RunReport, free_port
 
@@ -363,14 +363,14 @@ _PAGE_HEIGHT = "document.documentElement.scrollHeight"
 
 def report_layout(page, report: str) -> dict:
     """The report in a 1280 px window: its height as opened and with every fold open, whether the contents' link to
-    the folded table of all printed figures opens it, and the height each folded table takes when printed."""
+    the folded table of all printed values opens it, and the height each folded table takes when printed."""
     page.set_viewport_size(VIEWPORT)
     page.goto(report)
     page.wait_for_load_state("load")
     folded = page.locator("details:not([open])").count()
     as_opened = page.evaluate(_PAGE_HEIGHT)
-    page.locator(f"nav.contents a[href='#{AUDIT_ALL_FIGURES}']").click()
-    link_opens = page.locator(f"#{AUDIT_ALL_FIGURES}").evaluate("t => t.closest('details').open && t.getBoundingClientRect().height > 0")
+    page.locator(f"nav.contents a[href='#{AUDIT_ALL_VALUES}']").click()
+    link_opens = page.locator(f"#{AUDIT_ALL_VALUES}").evaluate("t => t.closest('details').open && t.getBoundingClientRect().height > 0")
     page.goto(report)
     page.emulate_media(media="print")
     printed = page.eval_on_selector_all("details table", "tables => tables.map(t => t.getBoundingClientRect().height)")
@@ -471,7 +471,7 @@ def make_run(study_dir: Path, tmp_path: Path) -> tuple[str, list[str], dict[str,
         # As the launcher would set it, so the test knows where the report is served.
         "LMS_REPORT_URL": f"http://{HOST}:{report_port}",
     }
-    launcher = [venv_bin("python"), "-m", "lms_assets.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)]
+    launcher = [venv_bin("python"), "-m", "lms_assets.infra.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)]
     return f"http://{HOST}:{port}", launcher, env
 
 
@@ -549,7 +549,7 @@ def test_dagster_ui_end_to_end(study_dir: Path, tmp_path: Path):
                     f"{layout['all_open']} px with every fold open (at most {REPORT_MAX_OPEN_HEIGHT_PX})"
                 )
             if not layout["link_opens"]:
-                problems.append(f"the report's contents link to #{AUDIT_ALL_FIGURES} does not open its folded table")
+                problems.append(f"the report's contents link to #{AUDIT_ALL_VALUES} does not open its folded table")
             if len(layout["printed"]) != layout["folded"] or not all(h > 0 for h in layout["printed"]):
                 problems.append(f"folded report tables not printed: heights when printed {layout['printed']}")
             # Every fold opened, so the widths and roundings below see the whole report.

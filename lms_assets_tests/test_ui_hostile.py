@@ -89,8 +89,8 @@ def plant_hostile_values(study: Path) -> None:
     the assets after it are not built: their pages are read as they are, with no materialization."""
     with (study / "adverse_events.csv").open("a", newline="") as events:
         csv.writer(events, lineterminator="\n").writerows([patient, term, 2, 1] for patient, term in enumerate(AE_TERMS, start=1))
-    edit_cell(study / "printed_values.csv", "figure_id", "T1.sex.male.n", "printed", lambda text: f"{text} {LINK} {STYLED}")
-    edit_cell(study / "known_discrepancies.csv", "figure_id", "RPC.age.median", "reason", lambda text: f"{text} {LINK} {IMAGE} {STYLED}")
+    edit_cell(study / "printed_values.csv", "value_id", "T1.sex.male.n", "printed", lambda text: f"{text} {LINK} {STYLED}")
+    edit_cell(study / "known_discrepancies.csv", "value_id", "RPC.age.median", "reason", lambda text: f"{text} {LINK} {IMAGE} {STYLED}")
     edit_cell(study / "provenance.csv", "file", "patients.csv", "location", lambda text: f"{text} {STYLED} {HTML_IMAGE}")
     edit_cell(study / "unchecked_claims.csv", "claim_id", "ABS.enrolment_window", "reason", lambda text: f"{text} {LINK} {IMAGE}")
     allow_exclusion(study)

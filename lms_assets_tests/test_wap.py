@@ -210,7 +210,7 @@ def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
         assert declared == printed, owner
 
 
-# --- a summary whose printed figures fail is held back like a cohort table ------------------------------
+# --- a summary whose printed values fail is held back like a cohort table ------------------------------
 
 
 @pytest.mark.slow
@@ -239,9 +239,9 @@ def test_a_summary_failing_its_printed_values_keeps_the_last_good_table(shipped_
     assert first_lines["response_summary"].endswith("| and 1 more blocking check(s) failed (see failed_checks)")
     failed = {e.check_name for e in blocked.get_asset_check_evaluations() if not e.passed and e.severity == AssetCheckSeverity.ERROR}
     assert failed == {"printed_abstract", "printed_discussion", "printed_results_efficacy", "printed_table_2"}
-    figures = value_verdicts(blocked.get_asset_check_evaluations())
+    values = value_verdicts(blocked.get_asset_check_evaluations())
     assert all(
-        figures[f]["verdict"] == "ERROR" and figures[f]["check"] == "printed_table_2"
+        values[f]["verdict"] == "ERROR" and values[f]["check"] == "printed_table_2"
         for f in ("T2.response.PR.pct", "T2.response.SD.pct", "T2.orr.pct")
     )
 

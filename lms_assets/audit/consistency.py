@@ -14,11 +14,11 @@ from lms_assets.audit.basis import basis_of, basis_words, reconstructions_of
 from lms_assets.audit.feasibility import Feasibility
 from lms_assets.audit.findings import cross_source_findings, empty_findings, feasibility_findings, granularity_findings, paired_count_findings
 from lms_assets.audit.rounding import rounding_audit
-from lms_assets.tables import printed as fig
+from lms_assets.tables.printed import ABSENT, AGREES, DIFFERS, compare, format_value
 
 CONSISTENCY_SCHEMA = pl.Schema(
     {
-        "figure_id": pl.String(),
+        "value_id": pl.String(),
         "quantity": pl.String(),
         "source": pl.String(),
         "basis": pl.String(),
@@ -30,7 +30,7 @@ CONSISTENCY_SCHEMA = pl.Schema(
 
 AUDIT_SCHEMA = pl.Schema(
     {
-        "figure_id": pl.String(),
+        "value_id": pl.String(),
         "source": pl.String(),
         "quantity": pl.String(),
         "published": pl.String(),
@@ -50,7 +50,7 @@ AUDIT_SCHEMA = pl.Schema(
     }
 )
 
-# The reviewed-discrepancy columns the typed registry carries (null where the figure is not reviewed).
+# The reviewed-discrepancy columns the typed registry carries (null where the value is not reviewed).
 REVIEW_SCHEMA = pl.Schema(
     {
         "reviewed_expected": pl.String,
@@ -63,7 +63,7 @@ REVIEW_SCHEMA = pl.Schema(
 
 
 def paper_consistency(registry: pl.DataFrame, provenance: pl.DataFrame, cohort_n: int, feasibility: Feasibility | None) -> pl.DataFrame:
-    """Per printed figure: what it rests on (basis, and which reconstruction) and every way the paper contradicts itself about it."""
+    """Per printed value: what it rests on (basis, and which reconstruction) and every way the paper contradicts itself about it."""
     findings = pl.concat(
         [
             granularity_findings(registry, cohort_n),
@@ -72,18 +72,18 @@ def paper_consistency(registry: pl.DataFrame, provenance: pl.DataFrame, cohort_n
             feasibility_findings(registry, feasibility) if feasibility is not None else empty_findings(),
         ]
     )
-    per_figure = findings.group_by("figure_id").agg(
+    per_value = findings.group_by("value_id").agg(
         pl.col("finding").unique(maintain_order=True).alias("findings"),
         pl.col("explanation").str.join("; ").alias("explanation"),
     )
     reconstructions = {q: "; ".join(reconstructions_of(q, provenance)) or None for q in registry["quantity"].unique().to_list()}
     return (
-        registry.select("figure_id", "quantity", "source")
+        registry.select("value_id", "quantity", "source")
         .with_columns(
             pl.col("quantity").map_elements(lambda q: basis_of(q, provenance), return_dtype=pl.String).alias("basis"),
             pl.col("quantity").replace_strict(reconstructions, default=None, return_dtype=pl.String).alias("reconstruction"),
         )
-        .join(per_figure, on="figure_id", how="left")
+        .join(per_value, on="value_id", how="left")
         .with_columns(pl.col("findings").fill_null(pl.lit([], dtype=pl.List(pl.String))))
         .select(list(CONSISTENCY_SCHEMA))
         .cast(CONSISTENCY_SCHEMA)
@@ -91,17 +91,17 @@ def paper_consistency(registry: pl.DataFrame, provenance: pl.DataFrame, cohort_n
 
 
 def with_reviews(registry: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
-    """The registry with each figure's reviewed-discrepancy entry (``REVIEW_SCHEMA``), and the entries naming no printed figure."""
+    """The registry with each value's reviewed-discrepancy entry (``REVIEW_SCHEMA``), and the entries naming no printed value."""
     reviews = known.select(
-        "figure_id",
+        "value_id",
         pl.col("expected_recomputed").alias("reviewed_expected"),
         pl.col("finding").alias("reviewed_finding"),
         pl.col("reason").alias("reviewed_reason"),
         "reviewed_by",
         "reviewed_on",
-    ).cast(pl.Schema([("figure_id", pl.String), *REVIEW_SCHEMA.items()]))
-    orphans = sorted(set(reviews["figure_id"].to_list()) - set(registry["figure_id"].to_list()))
-    return registry.join(reviews, on="figure_id", how="left"), orphans
+    ).cast(pl.Schema([("value_id", pl.String), *REVIEW_SCHEMA.items()]))
+    orphans = sorted(set(reviews["value_id"].to_list()) - set(registry["value_id"].to_list()))
+    return registry.join(reviews, on="value_id", how="left"), orphans
 
 
 REPRODUCED, DISCREPANCY, NOT_RECOMPUTABLE = "reproduced", "discrepancy", "not_recomputable"
@@ -115,15 +115,15 @@ def status_of(comparison: str, findings: Sequence[str]) -> str:
     """
     if findings:
         return DISCREPANCY
-    return {fig.AGREES: REPRODUCED, fig.DIFFERS: DISCREPANCY, fig.ABSENT: NOT_RECOMPUTABLE}[comparison]
+    return {AGREES: REPRODUCED, DIFFERS: DISCREPANCY, ABSENT: NOT_RECOMPUTABLE}[comparison]
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One printed figure judged against the value its summary table shows."""
+    """One printed value judged against the value its summary table shows."""
 
     status: str  # reproduced / discrepancy / not_recomputable (printed_audit and the report)
-    check: str  # the published-figure check: passed, or failed at WARN or ERROR
+    check: str  # the printed-value check: passed, or failed at WARN or ERROR
     shown: str  # the shown value at the printed precision plus one digit
     explanation: str  # printed_audit's sentence; the reason a WARN check gives
     check_reason: str  # why the check passed, warned or stopped the run (its first metadata entry)
@@ -132,15 +132,15 @@ class Verdict:
 def _explanation(row: dict, comparison: str, shown: str, consistency: dict) -> str:
     paper_says = consistency["explanation"]
     basis = basis_words(consistency["basis"])
-    if comparison == fig.ABSENT:
-        parts = ["The study's records hold nothing from which this figure can be recomputed"]
-    elif comparison == fig.AGREES and not consistency["findings"]:
+    if comparison == ABSENT:
+        parts = ["The study's records hold nothing from which this value can be recomputed"]
+    elif comparison == AGREES and not consistency["findings"]:
         return (
             ""
             if consistency["basis"] == "published_patient_data"
             else ("Reproduced from reconstructed inputs: this shows the pipeline's arithmetic, not that the paper is right")
         )
-    elif comparison == fig.AGREES:
+    elif comparison == AGREES:
         parts = [f"{basis[0].upper() + basis[1:]} give {shown}, which agrees with this printing, but the paper contradicts it elsewhere"]
     else:
         parts = [f"{row['source']} prints {row['printed']!r} ({row['value']:g}) but {basis} give {shown}"]
@@ -154,29 +154,29 @@ def _explanation(row: dict, comparison: str, shown: str, consistency: dict) -> s
 def _same_shown(expected: str, shown: str, decimals: int) -> bool:
     """The reviewed value and the shown one at the printed precision plus one digit ("52" as a spreadsheet saves it is 52.0)."""
     try:
-        return fig.format_value(float(expected), decimals) == shown
+        return format_value(float(expected), decimals) == shown
     except ValueError:
         return expected.strip() == shown
 
 
 def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
-    """The verdict on one printed figure, from the value its summary table shows; the checks, printed_audit and the report all use it.
+    """The verdict on one printed value, from the value its summary table shows; the checks, printed_audit and the report all use it.
 
     ``row`` is a row of the typed registry (``printed_values``, with ``REVIEW_SCHEMA``), ``consistency`` its
     ``paper_consistency`` row. The check passes when the shown value agrees at the printed precision and no reviewed
-    discrepancy says it should not. A failure is WARN only when the figure is a reviewed discrepancy that still
+    discrepancy says it should not. A failure is WARN only when the value is a reviewed discrepancy that still
     stands: the shown value is the reviewed ``expected_recomputed`` and its reviewed finding is still found. Any
     other failure is ERROR — a shown value that differs unreviewed, a reviewed one that moved, and a reviewed
     discrepancy that is suddenly reproduced (the review is stale and must be removed).
     """
-    comparison = fig.compare(row["value"], row["decimals"], displayed)
-    shown = fig.format_value(displayed, row["decimals"])
+    comparison = compare(row["value"], row["decimals"], displayed)
+    shown = format_value(displayed, row["decimals"])
     status = status_of(comparison, consistency["findings"])
     explanation = _explanation(row, comparison, shown, consistency)
     expected = row.get("reviewed_expected")
     reviewed = expected is not None
     printed = f"{row['source']} prints {row['printed']!r} ({row['value']:g})"
-    if comparison == fig.AGREES:
+    if comparison == AGREES:
         if not reviewed:
             return Verdict(status, PASSED, shown, explanation, f"reproduced: the table shows {shown}; {printed}")
         reason = (
@@ -187,7 +187,7 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
         return Verdict(status, ERROR, shown, explanation, reason)
     if expected is None:
         reason = (
-            f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the figure is not a "
+            f"regression or unreviewed discrepancy: {printed} but the table shows {shown}, and the value is not a "
             "reviewed discrepancy in known_discrepancies.csv"
         )
     elif not _same_shown(expected, shown, row["decimals"]):
@@ -204,13 +204,13 @@ def judge(row: dict, displayed: float | None, consistency: dict) -> Verdict:
 
 
 def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: list[int], computed_by: str | None) -> dict:
-    """One registry figure's audit row: the verdict (status, the check's outcome and reason), its basis and explanation.
+    """One registry value's audit row: the verdict (status, the check's outcome and reason), its basis and explanation.
 
     ``hypotheses`` is left empty here: ``hypotheses`` fills it, across every discrepancy at once.
     """
     verdict = judge(row, recomputed, consistency)
     return {
-        "figure_id": row["figure_id"],
+        "value_id": row["value_id"],
         "source": row["source"],
         "quantity": row["quantity"],
         "published": row["printed"],
@@ -230,7 +230,7 @@ def audit_row(row: dict, consistency: dict, recomputed: float | None, patients: 
 
 
 def time_to_event_patients(adtte: pl.DataFrame, cut, quantity: str) -> list[int]:
-    """Who a survival figure rests on: an event count on the patients with that event, anything else on every patient at the cut.
+    """Who a survival value rests on: an event count on the patients with that event, anything else on every patient at the cut.
 
     Survival summaries hold one row per method, not per patient, so the audit traces them back to ADTTE.
     """

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from lms_assets.tables import printed as fig
 from lms_assets.tables import survival
+from lms_assets.tables.printed import half_unit
 
 # Cells (rows × columns) an enumeration of reconstructions may hold at once. The shipped study's largest is about
 # 2.1 million (24,570 labelled placements of 7 patients before deduplication: 302,400 × 7); each cell costs some
@@ -33,7 +33,7 @@ class EnumerationTooLarge(ValueError):
         self.quantity, self.rows, self.columns = quantity, rows, columns
         super().__init__(
             f"{quantity}: {rows:,} rows of {columns} to enumerate ({rows * columns:,} cells) exceed the limit of "
-            f"{MAX_ENUMERATED_CELLS:,}; the records or the printed figures are inconsistent, or a computation upstream is wrong"
+            f"{MAX_ENUMERATED_CELLS:,}; the records or the printed values are inconsistent, or a computation upstream is wrong"
         )
 
 
@@ -153,7 +153,7 @@ def reachable(estimates: pl.DataFrame, printed: dict[str, tuple[float, int]]) ->
     mask = pl.lit(True)
     for name, (value, decimals) in printed.items():
         if name.startswith("followup_"):
-            mask &= (pl.col(f"{name}_lo") <= value + fig.half_unit(decimals)) & (pl.col(f"{name}_hi") >= value - fig.half_unit(decimals))
+            mask &= (pl.col(f"{name}_lo") <= value + half_unit(decimals)) & (pl.col(f"{name}_hi") >= value - half_unit(decimals))
         else:
-            mask &= (pl.col(name) - value).abs() <= fig.half_unit(decimals) + 1e-9
+            mask &= (pl.col(name) - value).abs() <= half_unit(decimals) + 1e-9
     return estimates.filter(mask).height > 0

@@ -11,9 +11,9 @@ from collections.abc import Iterable
 import polars as pl
 
 from lms_assets.audit.feasibility import Feasibility, reachable
-from lms_assets.tables import printed as fig
+from lms_assets.tables.printed import agrees, half_unit
 
-FINDINGS_SCHEMA = {"figure_id": pl.String, "finding": pl.String, "explanation": pl.String}
+FINDINGS_SCHEMA = {"value_id": pl.String, "finding": pl.String, "explanation": pl.String}
 
 # Quantities whose printed denominator is a subgroup (e.g. 2/7 on combination therapy), not the cohort.
 SUBGROUP_PREFIXES = ("pr_rate.",)
@@ -30,7 +30,7 @@ def _findings(rows: Iterable[tuple[str, str, str]]) -> pl.DataFrame:
 
 def grim_fractions(pct: float, decimals: int, n: int) -> list[int]:
     """GRIM (Brown & Heathers): the whole k for which 100·k/n rounds to the printed percentage."""
-    return [k for k in range(n + 1) if fig.agrees(pct, decimals, 100.0 * k / n)]
+    return [k for k in range(n + 1) if agrees(pct, decimals, 100.0 * k / n)]
 
 
 def _nearest(pct: float, n: int) -> str:
@@ -51,23 +51,23 @@ def granularity_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame:
         subgroup = row["quantity"].startswith(SUBGROUP_PREFIXES)
         num, den = row["numerator"], row["denominator"]
         if den is not None:
-            if num is not None and not fig.agrees(pct, decimals, 100.0 * num / den):
+            if num is not None and not agrees(pct, decimals, 100.0 * num / den):
                 found.append(
                     (
-                        row["figure_id"],
+                        row["value_id"],
                         "self_inconsistent",
                         f"{row['source']} prints {pct:g}% as {num}/{den}, but {num}/{den} = {100 * num / den:.1f}%",
                     )
                 )
             if (den != cohort_n and not subgroup) or den > cohort_n:
                 found.append(
-                    (row["figure_id"], "wrong_denominator", f"{row['source']} prints the denominator {den}, but the cohort has {cohort_n} patients")
+                    (row["value_id"], "wrong_denominator", f"{row['source']} prints the denominator {den}, but the cohort has {cohort_n} patients")
                 )
         n = den if (subgroup and den is not None) else cohort_n
         if not grim_fractions(pct, decimals, n):
             found.append(
                 (
-                    row["figure_id"],
+                    row["value_id"],
                     "grim_impossible",
                     f"{row['source']} prints {pct:g}%, which is not k/{n} for any whole k (nearest: {_nearest(pct, n)})",
                 )
@@ -84,10 +84,10 @@ def paired_count_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame
     subgroup = pl.any_horizontal(pl.col("quantity").str.starts_with(p) for p in SUBGROUP_PREFIXES)
     for row in pairs.filter(~subgroup).iter_rows(named=True):
         implied = 100.0 * row["count"] / cohort_n
-        if not fig.agrees(row["value"], row["decimals"], implied):
+        if not agrees(row["value"], row["decimals"], implied):
             found.append(
                 (
-                    row["figure_id"],
+                    row["value_id"],
                     "self_inconsistent",
                     f"{row['source']} prints {row['count']:g} patients as {row['value']:g}%, but {row['count']:g}/{cohort_n} = {implied:.1f}%",
                 )
@@ -97,7 +97,7 @@ def paired_count_findings(registry: pl.DataFrame, cohort_n: int) -> pl.DataFrame
 
 def compatible(a: dict, b: dict) -> bool:
     """Two printings can be the same number if their rounding intervals overlap."""
-    return abs(a["value"] - b["value"]) <= fig.half_unit(a["decimals"]) + fig.half_unit(b["decimals"]) + 1e-9
+    return abs(a["value"] - b["value"]) <= half_unit(a["decimals"]) + half_unit(b["decimals"]) + 1e-9
 
 
 def cross_source_findings(registry: pl.DataFrame) -> pl.DataFrame:
@@ -106,14 +106,14 @@ def cross_source_findings(registry: pl.DataFrame) -> pl.DataFrame:
     for (quantity,), group in registry.group_by("quantity", maintain_order=True):
         rows = list(group.iter_rows(named=True))
         for row in rows:
-            others = [o for o in rows if o["figure_id"] != row["figure_id"] and not compatible(row, o)]
+            others = [o for o in rows if o["value_id"] != row["value_id"] and not compatible(row, o)]
             if others:
                 listed = "; ".join(f"{o['source']} prints {o['printed']!r}" for o in others)
-                found.append((row["figure_id"], "cross_source_conflict", f"{row['source']} prints {row['printed']!r} for {quantity}, but {listed}"))
+                found.append((row["value_id"], "cross_source_conflict", f"{row['source']} prints {row['printed']!r} for {quantity}, but {listed}"))
     return _findings(found)
 
 
-# Figures whose printed values rest on the unpublished last-contact times, by registry quantity.
+# Values whose printed values rest on the unpublished last-contact times, by registry quantity.
 _FEASIBILITY_QUANTITIES = {
     "os.median": "median",
     "os.ci_lower": "ci_lower",
@@ -125,7 +125,7 @@ _FEASIBILITY_QUANTITIES = {
 
 
 def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl.DataFrame:
-    """Each place's printed OS figures, taken together, must be reachable by some placement of the unpublished times."""
+    """Each place's printed OS values, taken together, must be reachable by some placement of the unpublished times."""
     rows = registry.filter(pl.col("quantity").is_in(list(_FEASIBILITY_QUANTITIES)))
     found = []
     for (source,), group in rows.group_by("source", maintain_order=True):
@@ -149,7 +149,7 @@ def feasibility_findings(registry: pl.DataFrame, feasibility: Feasibility) -> pl
             for r in printed_rows:
                 found.append(
                     (
-                        r["figure_id"],
+                        r["value_id"],
                         "unreachable",
                         f"{source} prints {what}: no placement of the unpublished last-contact times "
                         f"({feasibility.patterns_feasible} feasible of {feasibility.patterns_examined} examined) "

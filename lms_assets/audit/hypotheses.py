@@ -6,8 +6,7 @@ import polars as pl
 
 from lms_assets.audit.consistency import DISCREPANCY
 from lms_assets.audit.findings import SUBGROUP_PREFIXES, compatible, grim_fractions
-from lms_assets.tables import printed as fig
-from lms_assets.tables import survival
+from lms_assets.tables import printed, survival
 
 
 # Denominators tried for a percentage that is not k/n of the cohort: a subgroup or a miscount, half to twice the cohort.
@@ -55,7 +54,7 @@ def ci_alternatives(curves: pl.DataFrame, summary: pl.DataFrame, cut) -> dict[st
 
 
 def _at(value: float, decimals: int) -> str:
-    return fig.format_value(value, decimals)
+    return printed.format_value(value, decimals)
 
 
 def _interval(method: tuple[str, float | None, float | None], decimals: int) -> str:
@@ -75,31 +74,31 @@ def hypotheses(
     denominators across every anomalous percentage, the one fitting most reported first); a CI that another standard
     method or confidence level gives; a range bound equal to another printed quantity.
     """
-    by_id = {r["figure_id"]: r for r in registry.iter_rows(named=True)}
+    by_id = {r["value_id"]: r for r in registry.iter_rows(named=True)}
     discrepant = [r for r in audit_rows if r["status"] == DISCREPANCY]
     found: dict[str, list[str]] = {}
 
-    def add(figure_id: str, text: str) -> None:
-        found.setdefault(figure_id, []).append(f"Hypothesis: {text}")
+    def add(value_id: str, text: str) -> None:
+        found.setdefault(value_id, []).append(f"Hypothesis: {text}")
 
     for audited in discrepant:
-        row = by_id[audited["figure_id"]]
+        row = by_id[audited["value_id"]]
         value, decimals, quantity = row["value"], row["decimals"], row["quantity"]
-        differs = not fig.agrees(value, decimals, audited["recomputed"])
-        if quantity.endswith(".median") and differs and quantity in means and fig.agrees(value, decimals, means[quantity]):
+        differs = not printed.agrees(value, decimals, audited["recomputed"])
+        if quantity.endswith(".median") and differs and quantity in means and printed.agrees(value, decimals, means[quantity]):
             add(
-                row["figure_id"],
+                row["value_id"],
                 f"the printed median {value:g} is the mean rounded (mean = {_at(means[quantity], decimals)}, median = {audited['shown']})",
             )
         if quantity.endswith((".ci_lower", ".ci_upper")) and differs:
             bound: Literal[1, 2] = 1 if quantity.endswith(".ci_lower") else 2
             methods = intervals.get(quantity.split(".")[0], [])
-            fitting = [m for m in methods if m[bound] is not None and fig.agrees(value, decimals, m[bound])]
+            fitting = [m for m in methods if m[bound] is not None and printed.agrees(value, decimals, m[bound])]
             for method in fitting:
-                add(row["figure_id"], f"{value:g} is the {'lower' if bound == 1 else 'upper'} bound of {method[0]} ({_interval(method, decimals)})")
+                add(row["value_id"], f"{value:g} is the {'lower' if bound == 1 else 'upper'} bound of {method[0]} ({_interval(method, decimals)})")
             if methods and not fitting:
                 tried = "; ".join(f"{m[0]}: {_interval(m, decimals)}" for m in methods)
-                found.setdefault(row["figure_id"], []).append(f"No other standard CI method or level gives {value:g} (tried {tried}).")
+                found.setdefault(row["value_id"], []).append(f"No other standard CI method or level gives {value:g} (tried {tried}).")
         if quantity.endswith((".min", ".max")) and differs:
             family = quantity.rsplit(".", 1)[0] + "."
             same = [
@@ -108,31 +107,31 @@ def hypotheses(
             if same:
                 quantities = sorted({o["quantity"] for o in same})
                 add(
-                    row["figure_id"],
+                    row["value_id"],
                     f"the printed {'shortest' if quantity.endswith('.min') else 'longest'} value {value:g} equals the "
                     f"printed {', '.join(quantities)} ({same[0]['source']}: {same[0]['printed']!r}), as if copied from it",
                 )
 
     # A printed k/n whose percentage is k over the cohort: the printed denominator is the slip, not the percentage.
     for audited in discrepant:
-        row = by_id[audited["figure_id"]]
+        row = by_id[audited["value_id"]]
         num, den = row.get("numerator"), row.get("denominator")
         if (
             num is not None
             and den is not None
             and den != cohort_n
             and "self_inconsistent" in audited["findings"]
-            and fig.agrees(row["value"], row["decimals"], 100.0 * num / cohort_n)
+            and printed.agrees(row["value"], row["decimals"], 100.0 * num / cohort_n)
         ):
             add(
-                row["figure_id"],
+                row["value_id"],
                 f"the printed denominator {den} is a slip for the cohort's {cohort_n}: "
                 f"{num}/{cohort_n} = {100.0 * num / cohort_n:.{row['decimals'] + 1}f}%, as printed",
             )
 
     # Percentages impossible for the cohort, or printed as an inconsistent k/n: which other denominators make them exact.
     anomalies = [
-        by_id[r["figure_id"]]
+        by_id[r["value_id"]]
         for r in discrepant
         if r["quantity"].endswith(".pct")
         and not r["quantity"].startswith(SUBGROUP_PREFIXES)
@@ -146,14 +145,14 @@ def hypotheses(
         shared = ", ".join(f"{a['value']:g}% = {ks[0]}/{best}" for a, ks in fits[best])
         for anomaly, _ in fits[best]:
             add(
-                anomaly["figure_id"],
+                anomaly["value_id"],
                 f"a denominator of {best} instead of the cohort's {cohort_n} fits "
                 f"{len(fits[best])} of the {len(anomalies)} anomalous percentages exactly ({shared})",
             )
         for anomaly in anomalies:
-            if anomaly["figure_id"] not in found or not any("denominator" in h for h in found[anomaly["figure_id"]]):
+            if anomaly["value_id"] not in found or not any("denominator" in h for h in found[anomaly["value_id"]]):
                 own = next((d for d in sorted(fits) if any(a is anomaly for a, _ in fits[d])), None)
                 if own is not None:
                     ks = next(ks for a, ks in fits[own] if a is anomaly)
-                    add(anomaly["figure_id"], f"{anomaly['value']:g}% is exactly {ks[0]}/{own}; no other anomalous percentage fits {own}")
-    return {figure_id: " ".join(texts) for figure_id, texts in found.items()}
+                    add(anomaly["value_id"], f"{anomaly['value']:g}% is exactly {ks[0]}/{own}; no other anomalous percentage fits {own}")
+    return {value_id: " ".join(texts) for value_id, texts in found.items()}

@@ -26,7 +26,7 @@ import polars as pl
 
 from lms_assets.audit.feasibility import bound_enumeration, os_feasibility
 from lms_assets.tables import batched
-from lms_assets.tables import printed as fig
+from lms_assets.tables.printed import slug
 
 # Sites only a patient of one sex can have (provenance.csv: "Uterus only for a female patient"), by registry slug.
 SEX_RESTRICTED_SITES = {"uterus": "F"}
@@ -37,7 +37,7 @@ _BYTES_PER_CELL = 44
 
 @dataclass(frozen=True)
 class Placements:
-    """Every labelled placement of the censored patients among the death times consistent with the printed OS figures."""
+    """Every labelled placement of the censored patients among the death times consistent with the printed OS values."""
 
     death_times: np.ndarray  # (D,) sorted
     gap_lo: np.ndarray  # (G,) gap g holds times in [gap_lo[g], gap_hi[g]); G = distinct deaths + 1
@@ -51,11 +51,11 @@ class Placements:
     multisets_examined: int
     multisets_feasible: int
     multisets_consistent: int
-    printed: dict[str, tuple[float, int]]  # the printed OS figures the placements reproduce (name → value, decimals)
+    printed: dict[str, tuple[float, int]]  # the printed OS values the placements reproduce (name → value, decimals)
 
 
 class NoConsistentReconstruction(ValueError):
-    """The study leaves nothing to vary, or nothing it could be varied to reproduces the printed OS figures."""
+    """The study leaves nothing to vary, or nothing it could be varied to reproduces the printed OS values."""
 
 
 def _printed_os_sets(registry: pl.DataFrame) -> list[dict[str, tuple[float, int]]]:
@@ -175,7 +175,7 @@ def site_space(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray) ->
     eligible_left = {s: int((sex == s).sum()) for s in set(SEX_RESTRICTED_SITES.values())}
     free = []
     for level, count in zip(levels, counts):
-        required = SEX_RESTRICTED_SITES.get(fig.slug(level))
+        required = SEX_RESTRICTED_SITES.get(slug(level))
         if required is None:
             free.append(count)
             continue
@@ -194,15 +194,15 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
     n_patients = len(sex)
     allocation = np.full((size, n_patients), -1, dtype=np.int64)
     for index, (level, count) in enumerate(zip(levels, counts)):
-        required = SEX_RESTRICTED_SITES.get(fig.slug(level))
+        required = SEX_RESTRICTED_SITES.get(slug(level))
         if required is None or count == 0:
             continue
         eligible = (sex == required)[None, :] & (allocation < 0)
         chosen = np.argsort(np.where(eligible, rng.random((size, n_patients)), np.inf), axis=1)[:, :count]
         np.put_along_axis(allocation, chosen, index, axis=1)
     rest = np.repeat(
-        [i for i, lv in enumerate(levels) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None],
-        [c for lv, c in zip(levels, counts) if SEX_RESTRICTED_SITES.get(fig.slug(lv)) is None],
+        [i for i, lv in enumerate(levels) if SEX_RESTRICTED_SITES.get(slug(lv)) is None],
+        [c for lv, c in zip(levels, counts) if SEX_RESTRICTED_SITES.get(slug(lv)) is None],
     )
     # Fresh keys: the restricted choice took the smallest ones among its eligible patients, which would bias the rest.
     open_slots = np.argsort(np.where(allocation < 0, rng.random((size, n_patients)), np.inf), axis=1)[:, : len(rest)]

@@ -88,7 +88,7 @@ def _printed_rows(
                 f"rounds to the printed {row['value']:.{row['decimals']}f} ({row['printed']!r})",
                 (row["value"] - half, row["value"] + half),
                 decimals,
-                figure_id=row["figure_id"],
+                value_id=row["value_id"],
                 note="imposed: this printing is a constraint of the placements" if is_constraint else note,
             )
         )
@@ -365,6 +365,6 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         )
     )
 
-    rows += registry_rows(study.registry, provenance, {r["figure_id"] for r in rows if r["figure_id"]})
+    rows += registry_rows(study.registry, provenance, {r["value_id"] for r in rows if r["value_id"]})
     table = pl.DataFrame(rows, schema=SENSITIVITY_SCHEMA, orient="row") if rows else pl.DataFrame(schema=SENSITIVITY_SCHEMA)
     return Sensitivity(table, p, site_total, len(dose_all), sample_size, seed, shipped_consistent)

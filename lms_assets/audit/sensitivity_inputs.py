@@ -19,7 +19,7 @@ from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit.feasibility import bound_enumeration
 from lms_assets.records import boundary, schemas, validation
 from lms_assets.records.study import load_study
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 from lms_assets.tables.subgroups import SUBGROUPS, Subgroup
 
 
@@ -72,7 +72,7 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
         level = row["quantity"].removeprefix(prefix + ".").removesuffix(".n")
         value = int(row["value"])
         if counts.get(level, value) != value:
-            raise ValueError(f"printed_values.csv: {row['figure_id']} prints {value} for {row['quantity']}, another printing {counts[level]}")
+            raise ValueError(f"printed_values.csv: {row['value_id']} prints {value} for {row['quantity']}, another printing {counts[level]}")
         counts[level] = value
     return counts
 
@@ -98,7 +98,7 @@ def study_from_tables(
     pfs, os_ = endpoint("PFS"), endpoint("OS")
     frame = adsl.sort("SUBJID").join(pfs.rename({"AVAL": "PFS", "CNSR": "PFSCNSR"}), on="SUBJID").join(os_, on="SUBJID")
     site_counts = _printed_counts(registry, "site")
-    by_slug = {fig.slug(s): s for s in frame["PRIMSITE"].drop_nulls().unique().to_list()}
+    by_slug = {printed.slug(s): s for s in frame["PRIMSITE"].drop_nulls().unique().to_list()}
     unknown = sorted(set(by_slug) - set(site_counts))
     if unknown:
         raise ValueError(f"patient_allocations.csv: primary_site {unknown} has no printed count in printed_values.csv")

@@ -20,7 +20,7 @@ FIXED = "fixed by the paper"
 
 SENSITIVITY_SCHEMA = {
     "result": pl.String,
-    "figure_id": pl.String,
+    "value_id": pl.String,
     "label": pl.String,
     "rests_on": pl.String,
     "coverage": pl.String,
@@ -63,7 +63,7 @@ class Coverage:
 def _fmt(value: float | None, decimals: int) -> str:
     if value is None or not np.isfinite(value):
         return "—"
-    if decimals < 0:  # significant figures, for p-values
+    if decimals < 0:  # significant values, for p-values
         return f"{value:.{-decimals}g}"
     return f"{value:.{decimals}f}"
 
@@ -86,7 +86,7 @@ def summarise(
     conclusion: str,
     holds_between: tuple[float, float],
     decimals: int,
-    figure_id: str | None = None,
+    value_id: str | None = None,
     note: str | None = None,
 ) -> dict:
     """One row: range, shipped value, and the shares of reconstructions where ``conclusion`` (value in ``holds_between``) holds or fails.
@@ -137,7 +137,7 @@ def summarise(
         notes.append(f"sample halves: {halves[0]} | {halves[1]}")
     return {
         "result": result,
-        "figure_id": figure_id,
+        "value_id": value_id,
         "label": label,
         "rests_on": rests_on,
         "coverage": coverage.text,
@@ -166,9 +166,9 @@ IMPOSED = {
 
 
 def registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: set[str]) -> list[dict]:
-    """A verdict for every other printed figure: imposed by the constraints, fixed by the paper, or not assessed."""
+    """A verdict for every other printed value: imposed by the constraints, fixed by the paper, or not assessed."""
     rows = []
-    for row in registry.filter(~pl.col("figure_id").is_in(sorted(covered))).iter_rows(named=True):
+    for row in registry.filter(~pl.col("value_id").is_in(sorted(covered))).iter_rows(named=True):
         quantity = row["quantity"]
         basis = basis_of(quantity, provenance)
         reason = next((why for prefix, why in IMPOSED.items() if quantity.startswith(prefix)), None)
@@ -181,7 +181,7 @@ def registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: set
         rows.append(
             {
                 "result": quantity,
-                "figure_id": row["figure_id"],
+                "value_id": row["value_id"],
                 "label": f"{quantity}, {row['source']}",
                 "rests_on": "nothing reconstructed (Table 3's rows)"
                 if basis == "published_patient_data"
@@ -202,20 +202,20 @@ def registry_rows(registry: pl.DataFrame, provenance: pl.DataFrame, covered: set
     return rows
 
 
-# Printed claims judged by one result that has no figure of its own: the Discussion's "no significant
+# Printed claims judged by one result that has no value of its own: the Discussion's "no significant
 # differences in PFS and OS" is printed as one count per endpoint, and both rest on the same set of tests.
 CLAIM_RESULTS = {"subgroups.pfs.significant.n": "subgroups.none_significant", "subgroups.os.significant.n": "subgroups.none_significant"}
 
 
-def verdicts_by_figure(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
-    """Each registry figure's sensitivity verdict and range (figure_id, sensitivity_verdict, sensitivity_range), for printed_audit."""
+def verdicts_by_value(sensitivity: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
+    """Each registry value's sensitivity verdict and range (value_id, sensitivity_verdict, sensitivity_range), for printed_audit."""
     columns: list[pl.Expr | str] = [pl.col("verdict").alias("sensitivity_verdict"), "sensitivity_range"]
-    by_figure = sensitivity.filter(pl.col("figure_id").is_not_null()).select("figure_id", *columns)
+    by_value = sensitivity.filter(pl.col("value_id").is_not_null()).select("value_id", *columns)
     by_claim = sensitivity.select(pl.col("result").alias("claim_result"), *columns).unique("claim_result", keep="first")
     claims = (
-        registry.select("figure_id", pl.col("quantity").replace_strict(CLAIM_RESULTS, default=None).alias("claim_result"))
+        registry.select("value_id", pl.col("quantity").replace_strict(CLAIM_RESULTS, default=None).alias("claim_result"))
         .join(by_claim, on="claim_result", how="inner")
         .drop("claim_result")
     )
-    verdicts = pl.concat([by_figure.join(claims.select("figure_id"), on="figure_id", how="anti"), claims])
-    return registry.select("figure_id").join(verdicts, on="figure_id", how="left")
+    verdicts = pl.concat([by_value.join(claims.select("value_id"), on="value_id", how="anti"), claims])
+    return registry.select("value_id").join(verdicts, on="value_id", how="left")

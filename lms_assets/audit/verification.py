@@ -37,10 +37,10 @@ JOIN_KEYS = ["table", "data_cut", "endpoint", "key", "time", "statistic"]
 
 @dataclass(frozen=True)
 class Compared:
-    """One of our tables as R recomputes it: which row identifies a value, which statistics, which printed figures it gives."""
+    """One of our tables as R recomputes it: which row identifies a value, which statistics, which printed values it gives."""
 
     table: str
-    figure: str
+    value: str
     statistics: tuple[str, ...]
     key: str | None = None
     time: str | None = None
@@ -145,7 +145,7 @@ EXCEPTIONS = (
 COMPARISON_SCHEMA = pl.Schema(
     {
         "table": pl.String,
-        "figure": pl.String,
+        "value": pl.String,
         "data_cut": pl.String,
         "endpoint": pl.String,
         "key": pl.String,
@@ -224,12 +224,12 @@ def compare(ours: pl.DataFrame, reference: pl.DataFrame, reference_name: str) ->
     agrees = (pl.col("ours").is_null() & pl.col("r").is_null()) | (
         difference <= pl.col("tolerance") * pl.max_horizontal(pl.lit(1.0), pl.col("r").abs())
     )
-    figures = {c.table: c.figure for c in COMPARED}
+    values = {c.table: c.value for c in COMPARED}
     return (
         ours.join(reference, on=JOIN_KEYS, how="full", coalesce=True, nulls_equal=True)
         .join(exceptions, on=["table", "statistic"], how="left")
         .with_columns(
-            figure=pl.col("table").replace_strict(figures, default=None, return_dtype=pl.String),
+            value=pl.col("table").replace_strict(values, default=None, return_dtype=pl.String),
             abs_diff=difference,
             tolerance=pl.col("tolerance").fill_null(TOLERANCE),
         )
@@ -258,7 +258,7 @@ def verification_summary(table: pl.DataFrame) -> dict:
     """What the comparison shows, for the report and printed_audit's metadata.
 
     Keys: ``status`` (``reproduced``, ``disagreements`` or ``not run: …``), ``reference`` (R's and survival's
-    versions), ``comparisons``, ``agreed``, ``disagreed``, ``missing`` (on one side only), ``figures`` (per
+    versions), ``comparisons``, ``agreed``, ``disagreed``, ``missing`` (on one side only), ``values`` (per
     table: the printed objects it gives, comparisons and agreed), ``exceptions`` (name, reason, comparisons
     made under it) and ``markdown``, the same as a Markdown block.
     """
@@ -272,14 +272,14 @@ def verification_summary(table: pl.DataFrame) -> dict:
             "agreed": 0,
             "disagreed": 0,
             "missing": 0,
-            "figures": [],
+            "values": [],
             "exceptions": [],
         }
         summary["markdown"] = f"**Independent verification (R):** {reference}. Nothing was compared."
         return summary
     counts = ran["status"].value_counts()
     count = dict(zip(counts["status"], counts["count"]))
-    figures = ran.group_by("table", "figure", maintain_order=True).agg(comparisons=pl.len(), agreed=(pl.col("status") == AGREE).sum()).sort("table")
+    values = ran.group_by("table", "value", maintain_order=True).agg(comparisons=pl.len(), agreed=(pl.col("status") == AGREE).sum()).sort("table")
     used = ran.filter(pl.col("exception").is_not_null()).group_by("exception").len()
     used_count = dict(zip(used["exception"], used["len"]))
     exceptions = [
@@ -303,7 +303,7 @@ def verification_summary(table: pl.DataFrame) -> dict:
         "agreed": agreed,
         "disagreed": disagreed,
         "missing": missing,
-        "figures": figures.to_dicts(),
+        "values": values.to_dicts(),
         "exceptions": exceptions,
     }
     lines = [
@@ -312,7 +312,7 @@ def verification_summary(table: pl.DataFrame) -> dict:
         "",
         "| table | reproduces | compared | agreed |",
         "|---|---|---|---|",
-        *(f"| {f['table']} | {f['figure']} | {f['comparisons']} | {f['agreed']} |" for f in summary["figures"]),
+        *(f"| {f['table']} | {f['value']} | {f['comparisons']} | {f['agreed']} |" for f in summary["values"]),
         "",
         "Named exceptions:",
         *(f"- `{e['name']}` ({e['comparisons']} comparisons, tolerance {e['tolerance']:g}): {e['reason']}" for e in exceptions),

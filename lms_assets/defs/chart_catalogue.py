@@ -97,7 +97,7 @@ def _km(endpoint: str) -> Callable[[Tables], Drawn]:
         if published is not None and published != latest:
             cut += f", with the published cut {published} overlaid"
         return Drawn(
-            km.endpoint_figure(curves, t["survival_landmarks"], summary, endpoint, published, t["adtte"]),
+            km.endpoint_chart(curves, t["survival_landmarks"], summary, endpoint, published, t["adtte"]),
             km.expected_numbers(summary, t["survival_landmarks"], endpoint),
             cut,
             mismatches=lambda spec: km.title_mismatches(spec, summary, endpoint),
@@ -109,7 +109,7 @@ def _km(endpoint: str) -> Callable[[Tables], Drawn]:
 
 def _forest(t: Tables) -> Drawn:
     subgroups, summary = t["survival_subgroups"], t["survival_summary"]
-    return Drawn(forest.forest_figure(subgroups, summary), forest.forest_expected_numbers(subgroups, summary), _latest_words(subgroups["data_cut"]))
+    return Drawn(forest.forest_chart(subgroups, summary), forest.forest_expected_numbers(subgroups, summary), _latest_words(subgroups["data_cut"]))
 
 
 def _history(t: Tables) -> Drawn:
@@ -136,7 +136,7 @@ def _swimmer(t: Tables) -> Drawn:
 def _km_by_subgroup(t: Tables) -> Drawn:
     subgroups = t["survival_subgroups"]
     return Drawn(
-        km_subgroups.subgroup_figure(t["adtte"], t["adsl"], subgroups),
+        km_subgroups.subgroup_chart(t["adtte"], t["adsl"], subgroups),
         km_subgroups.expected_numbers(t["adtte"], t["adsl"], subgroups),
         _latest_words(subgroups["data_cut"]),
         mismatches=lambda spec: km_subgroups.plotted_mismatches(spec, subgroups, t["adtte"], t["adsl"]),
@@ -150,12 +150,12 @@ RECONSTRUCTED_CENSORS = (
 )
 
 
-def _km_asset(endpoint: str, figure: str) -> ChartAsset:
+def _km_asset(endpoint: str, value: str) -> ChartAsset:
     name = f"km_{endpoint.lower()}_chart"
     return ChartAsset(
         name,
         f"Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]}",
-        f"Figure {figure}: Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]} as survminer draws it — step curve, "
+        f"Value {value}: Kaplan–Meier {km.ENDPOINT_TITLES[endpoint]} as survminer draws it — step curve, "
         "censor ticks, shaded and outlined log(−log) 95% band, dotted median, number at risk (cumulative events) every 3 "
         "months under the x-axis, the median with SPSS's and the log(−log) CI in the titles. The latest data cut "
         f"is drawn solid; the published cut is overlaid dashed, on top, when it differs. PNG here; HTML in outputs/charts/{name}.html."

@@ -1,4 +1,4 @@
-"""Group ``charts``: Altair figures as PNG in the UI and interactive HTML in the outputs folder.
+"""Group ``charts``: Altair values as PNG in the UI and interactive HTML in the outputs folder.
 
 Every chart of a run is drawn in one step (``charts``, a subsettable multi-asset): the renderer starts once, each
 table is read once, and only the columns the selected charts draw. Each chart stays its own asset with its own

@@ -113,7 +113,7 @@ RAW_FILES: list[tuple[schemas.FileSchema, str | None]] = [
     (schemas.REGISTRY, "A study without the file (e.g. a synthetic one) stores an empty table: nothing printed to compare with."),
     (
         schemas.KNOWN_DISCREPANCIES,
-        "A study without the list (a synthetic or a new study) stores an empty table: no failed published-figure "
+        "A study without the list (a synthetic or a new study) stores an empty table: no failed printed-value "
         "check is a reviewed discrepancy, so every failure is an ERROR.",
     ),
 ]

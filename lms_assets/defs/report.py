@@ -35,7 +35,7 @@ from lms_assets.tables.printed import published_cut
 
 report_asset = asset_defaults(group=REPORT, kinds={"html"})
 # After the study's own title (its study.toml).
-TITLE_SUFFIX = "recomputation and audit of the published figures"
+TITLE_SUFFIX = "recomputation and audit of the printed values"
 REPORT_FILE = Path("report") / "study_report.html"
 
 # Every chart (the charts step's, in its order) and every raw record file, found in their modules so a new one is
@@ -69,7 +69,7 @@ def record_files(raw_tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
 REPORT_SECTIONS = {
     **dict.fromkeys(("baseline_summary", "response_summary", "ae_summary", "tumour_shrinkage", "survival_followup", "survival_subgroups"), "tables"),
     **dict.fromkeys(("survival_summary", "survival_curves", "survival_landmarks", "median_history"), "survival"),
-    **dict.fromkeys(("printed_audit", "printed_values", "paper_consistency"), page.AUDIT_ALL_FIGURES),
+    **dict.fromkeys(("printed_audit", "printed_values", "paper_consistency"), page.AUDIT_ALL_VALUES),
     "sensitivity_ranges": "sensitivity",
     "quarantine": "quarantine",
     "r_verification": "verification",
@@ -146,7 +146,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
         "The study report a biostatistician attaches to a review: one self-contained HTML file (inline styles and "
         "PNG charts, no scripts, opens offline) in the outputs folder (`report/study_report.html`). Study summary; "
         "Tables 1, 2 and 4 recomputed, each value beside the printed one with the audit's verdict; median PFS and OS "
-        "with both CI methods; every chart; the audit of every printed figure (status, basis, explanation); "
+        "with both CI methods; every chart; the audit of every printed value (status, basis, explanation); "
         "quarantined rows; data provenance (files, SHA-256, what is reconstructed); the independent verification by R "
         "(what it reproduced, R's and survival's versions, values compared and agreed, named exceptions); package "
         "versions. Each printed value is marked reproduced, reproduced here but contradicted elsewhere in the paper, "
@@ -263,7 +263,7 @@ def _report_result(
             "trace_page": MetadataValue.url(outputs_folder.url(f"{REPORT_FILE.parent.as_posix()}/{trace.TRACE_FILE}")),
             "file": MetadataValue.path(str(path.resolve())),
             "charts": len(images),
-            "audited_figures": printed_audit.height,
+            "audited_values": printed_audit.height,
             "preview": preview(files),
             "size_kib": round(path.stat().st_size / 1024, 1),
         }

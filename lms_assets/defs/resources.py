@@ -33,7 +33,7 @@ LOCATIONS = {
     "warehouse": ("LMS_DUCKDB_PATH", "data/warehouse/lms.duckdb"),
     "outputs": ("LMS_OUTPUT_DIR", "outputs"),
 }
-# Where `make run` serves the outputs folder (lms_assets/report_server.py): the UI's links into the report start here.
+# Where `make run` serves the outputs folder (lms_assets/infra/report_server.py): the UI's links into the report start here.
 REPORT_URL = ("LMS_REPORT_URL", "http://127.0.0.1:3001")
 
 

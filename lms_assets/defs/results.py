@@ -58,7 +58,7 @@ def printed_values_check(candidate: pl.DataFrame, printed_values: pl.DataFrame, 
 def printed_rows(candidate: pl.DataFrame, printed_values: pl.DataFrame) -> pl.DataFrame:
     """The ARD rows behind the printed values, at the published cut, as the asset page previews them."""
     _, at_cut = ard.at_published_cut(candidate, printed_values)
-    ids = printed_values.group_by("quantity", maintain_order=True).agg(pl.col("figure_id").len().alias("printings"))
+    ids = printed_values.group_by("quantity", maintain_order=True).agg(pl.col("value_id").len().alias("printings"))
     return at_cut.join(ids, on="quantity", how="inner", maintain_order="left").select(
         "quantity",
         "stat_label",

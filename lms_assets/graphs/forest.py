@@ -155,7 +155,7 @@ def forest_expected_numbers(subgroups: pl.DataFrame, summary: pl.DataFrame) -> s
     return hrs | p_values | counts | medians | words | ticks | {str(cut), str(SIGNIFICANCE), "95"}
 
 
-def forest_figure(subgroups: pl.DataFrame, summary: pl.DataFrame) -> alt.TopLevelMixin:
+def forest_chart(subgroups: pl.DataFrame, summary: pl.DataFrame) -> alt.TopLevelMixin:
     """The subgroup forest plot of the latest data cut in ``survival_subgroups``, with ``survival_summary``'s overall rows."""
     cut = cast(dt.date | None, subgroups["data_cut"].max())
     if cut is None:

@@ -339,7 +339,7 @@ def reconstructed_censorings(adtte: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def endpoint_figure(
+def endpoint_chart(
     curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published, adtte: pl.DataFrame | None = None
 ) -> alt.TopLevelMixin:
     """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``;

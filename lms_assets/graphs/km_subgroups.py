@@ -121,7 +121,7 @@ Y_FLOOR = -0.44
 
 def _panel(row: dict, legends: list[str], ticks: list[float], censor_ticks: bool = True) -> alt.LayerChart | alt.FacetChart:
     """One factor and endpoint: the two curves with censor ticks and the numbers at risk under them, drawn from the
-    figure's one dataset."""
+    value's one dataset."""
     factor, endpoint = row["factor"], row["endpoint"]
     mine = (alt.datum.factor == factor) & (alt.datum.endpoint == endpoint)
     x_scale = alt.Scale(domain=[0, ticks[-1]], nice=False)
@@ -158,7 +158,7 @@ def _panel(row: dict, legends: list[str], ticks: list[float], censor_ticks: bool
     )
 
 
-def subgroup_figure(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame) -> alt.TopLevelMixin:
+def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame) -> alt.TopLevelMixin:
     """Small multiples of KM curves: one row per factor of ``survival_subgroups``' latest cut, PFS left and OS right."""
     cut = cast(dt.date | None, subgroups["data_cut"].max())
     rows = subgroups.filter(pl.col("data_cut") == cut)

@@ -178,10 +178,10 @@ REGISTRY = FileSchema(
     name="printed_values",
     location="printed_values.csv",
     description="Every number the paper prints about the cohort, one row per printing.",
-    key=("figure_id",),
+    key=("value_id",),
     references_patients=False,
     columns=(
-        Column("figure_id", pl.String, "Stable id: <where printed>.<quantity>"),
+        Column("value_id", pl.String, "Stable id: <where printed>.<quantity>"),
         Column("source", pl.String, "Where it is printed"),
         Column("quantity", pl.String, "What it measures; printings of one quantity share it"),
         Column("printed", pl.String, "The text as printed"),
@@ -195,24 +195,24 @@ REGISTRY = FileSchema(
         Column("decimals", pl.Int64, "Printed decimal places", minimum=0, maximum=4),
         Column("numerator", pl.Int64, "Printed numerator k of 'k/n', if printed", minimum=0),
         Column("denominator", pl.Int64, "Printed denominator n of 'k/n', if printed", minimum=1),
-        Column("data_cut", pl.Date, "Data cut the figure refers to (survival figures)"),
+        Column("data_cut", pl.Date, "Data cut the value refers to (survival values)"),
     ),
 )
 
-# The machine findings of ``audit.paper_consistency``: ways the paper contradicts itself about a printed figure.
+# The machine findings of ``audit.paper_consistency``: ways the paper contradicts itself about a printed value.
 PAPER_FINDINGS = ("grim_impossible", "self_inconsistent", "wrong_denominator", "cross_source_conflict", "unreachable")
 
 KNOWN_DISCREPANCIES = FileSchema(
     name="discrepancies",
     location="known_discrepancies.csv",
     description=(
-        "Printed figures whose published-figure check is reviewed to fail: the value the summary table shows, "
+        "Printed values whose printed-value check is reviewed to fail: the value the summary table shows, "
         "and the finding or reason that explains the difference. Only these fail as WARN."
     ),
-    key=("figure_id",),
+    key=("value_id",),
     references_patients=False,
     columns=(
-        Column("figure_id", pl.String, "Registry id of the printed figure (printed_values.csv)"),
+        Column("value_id", pl.String, "Registry id of the printed value (printed_values.csv)"),
         Column(
             "expected_recomputed",
             pl.String,
@@ -251,7 +251,7 @@ UNCHECKED_CLAIMS = FileSchema(
             "Why it has no registry row of its own",
             allowed=("covered_by_registry", "not_recomputable", "not_about_cohort"),
         ),
-        Column("figure_ids", pl.String, "Space-separated registry ids that check it, or check the part that can be"),
+        Column("value_ids", pl.String, "Space-separated registry ids that check it, or check the part that can be"),
         Column("reason", pl.String, "Why, in words"),
         Column("reviewed_by", pl.String, "Who reviewed the entry"),
         Column("reviewed_on", pl.Date, "When it was reviewed (YYYY-MM-DD)"),
@@ -281,7 +281,7 @@ OPTIONAL_COLUMNS = {
     ("printed_values", "data_cut"),
     ("discrepancies", "finding"),
     ("discrepancies", "reason"),
-    ("unchecked_claims", "figure_ids"),
+    ("unchecked_claims", "value_ids"),
     ("provenance", "patient_ids"),
     ("provenance", "constraint"),
 }

@@ -2,7 +2,7 @@
 
 Everything that differs from one study to the next and is not a record file lives there, so a new study is a
 new folder, not code (data/README.md, "study.toml", documents each key). The published data cut is not here:
-the registry (``printed_values.csv``, column ``data_cut``) names it beside the figures it dates.
+the registry (``printed_values.csv``, column ``data_cut``) names it beside the values it dates.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import polars as pl
 from lms_assets.audit import consistency as audit_rules
 from lms_assets.report.marks import mark_of
 from lms_assets.report.survival_table import SURVIVAL_DECIMALS
-from lms_assets.tables import printed as fig
+from lms_assets.tables.printed import compare, format_value
 
 COMPARISON_SCHEMA = pl.Schema(
     {
@@ -17,7 +17,7 @@ COMPARISON_SCHEMA = pl.Schema(
         "statistic": pl.String,
         "quantity": pl.String,
         "recomputed": pl.Float64,
-        "figure_id": pl.String,
+        "value_id": pl.String,
         "printed": pl.String,
         "printed_value": pl.Float64,
         "decimals": pl.Int64,
@@ -29,22 +29,22 @@ COMPARISON_SCHEMA = pl.Schema(
 )
 
 
-def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str) -> pl.DataFrame:
-    """Each recomputed figure of a table's rows beside the value the paper printed in ``source``, with the audit's verdict.
+def compare_with_printed(spine: pl.DataFrame, values: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Each recomputed value of a table's rows beside the value the paper printed in ``source``, with the audit's verdict.
 
-    ``spine`` gives the rows (``key``, ``label``) in the table's order; a row's figures are the quantities
-    ``key`` or ``key.<statistic>`` of ``figures``. A printed figure of ``source`` that no row recomputes is
+    ``spine`` gives the rows (``key``, ``label``) in the table's order; a row's values are the quantities
+    ``key`` or ``key.<statistic>`` of ``values``. A printed value of ``source`` that no row recomputes is
     kept as a row of its own, so nothing the paper printed is dropped. ``order`` places the statistics as
     the paper prints them (registry order), then those it does not print.
     """
     printed = registry.filter(pl.col("source") == source).select(
-        "figure_id", "quantity", "printed", pl.col("value").alias("printed_value"), "decimals"
+        "value_id", "quantity", "printed", pl.col("value").alias("printed_value"), "decimals"
     )
     rank = {quantity: i for i, quantity in enumerate(printed["quantity"].to_list())}
-    figures_values = list(zip(figures["quantity"].to_list(), figures["value"].to_list()))
+    printed_pairs = list(zip(values["quantity"].to_list(), values["value"].to_list()))
     cells = []
     for row, (key, label) in enumerate(spine.select("key", "label").iter_rows()):
-        for position, (quantity, value) in enumerate(figures_values):
+        for position, (quantity, value) in enumerate(printed_pairs):
             if quantity == key or quantity.startswith(f"{key}."):
                 order = rank.get(quantity, len(rank) + position)
                 cells.append((row, order, label, quantity[len(key) + 1 :] or "value", quantity, value))
@@ -61,17 +61,17 @@ def compare_with_printed(spine: pl.DataFrame, figures: pl.DataFrame, registry: p
     )
     # The status is decided here, by the same verdict rule as the checks and printed_audit, from the value this
     # table shows and the audit's findings about the printing (test_audit asserts the report, printed_audit and the checks agree).
-    verdicts = audit.select("figure_id", "findings", "basis", "explanation", "hypotheses")
-    joined = joined.join(verdicts, on="figure_id", how="left")
+    verdicts = audit.select("value_id", "findings", "basis", "explanation", "hypotheses")
+    joined = joined.join(verdicts, on="value_id", how="left")
     judged = [
         (None, None)
-        if figure_id is None
+        if value_id is None
         else (
-            audit_rules.status_of(fig.compare(printed_value, decimals, recomputed), findings or []),
+            audit_rules.status_of(compare(printed_value, decimals, recomputed), findings or []),
             mark_of(printed_value, decimals, recomputed, findings or []),
         )
-        for figure_id, printed_value, decimals, recomputed, findings in joined.select(
-            "figure_id", "printed_value", "decimals", "recomputed", "findings"
+        for value_id, printed_value, decimals, recomputed, findings in joined.select(
+            "value_id", "printed_value", "decimals", "recomputed", "findings"
         ).iter_rows()
     ]
     explanation = pl.concat_str([pl.col("explanation").fill_null(""), pl.col("hypotheses").fill_null("")], separator=" ").str.strip_chars()
@@ -93,4 +93,4 @@ def recomputed_text(value: float | None, decimals: int | None) -> str:
         return "—"
     if float(value).is_integer() and (decimals is None or decimals == 0):
         return str(int(value))
-    return fig.format_value(value, SURVIVAL_DECIMALS - 1 if decimals is None else decimals)
+    return format_value(value, SURVIVAL_DECIMALS - 1 if decimals is None else decimals)

@@ -77,7 +77,7 @@ def summary_items(inputs: ReportInputs) -> list[tuple[str, str]]:
         ("Patients", str(inputs.patients)),
         ("Data cuts", ", ".join(inputs.data_cuts) or "none"),
         ("Published data cut (tables and audit)", str(inputs.published_cut) if inputs.published_cut else "none"),
-        ("Printed figures audited", str(inputs.audit.height)),
+        ("Printed values audited", str(inputs.audit.height)),
         *((f"… {MARKS[mark][0]} {MARKS[mark][1].split(':')[0]}", str(marks[mark])) for mark in MARKS if mark in marks),
         ("Quarantined record problems", str(inputs.quarantine.height)),
         ("Reconstructed inputs", f"{reconstructed.height} provenance entries (see Data provenance)"),

@@ -11,7 +11,7 @@ import polars as pl
 
 from lms_assets.audit import consistency as audit_rules
 from lms_assets.audit.basis import basis_words
-from lms_assets.tables import printed as fig
+from lms_assets.tables.printed import AGREES, compare
 
 # The report's mark of a printed value: printed_audit's status, with "reproduced here but the paper contradicts it
 # elsewhere" told apart from a discrepancy (printed_audit counts it as one), so that ≠ never marks a value that agrees.
@@ -36,9 +36,9 @@ BASIS_SHORT = {"published_patient_data": "Table 3", RECONSTRUCTED: "reconstructe
 
 def mark_of(printed_value: float, decimals: int, recomputed: float | None, findings: Sequence[str]) -> str:
     """A printed value's mark (a key of ``MARKS``), from the one comparison and verdict rule of the checks and printed_audit."""
-    comparison = fig.compare(printed_value, decimals, recomputed)
+    comparison = compare(printed_value, decimals, recomputed)
     status = audit_rules.status_of(comparison, findings)
-    return CONTRADICTED if status == audit_rules.DISCREPANCY and comparison == fig.AGREES else status
+    return CONTRADICTED if status == audit_rules.DISCREPANCY and comparison == AGREES else status
 
 
 def mark_text(mark: str | None, basis: str | None) -> str:
@@ -51,8 +51,8 @@ def mark_text(mark: str | None, basis: str | None) -> str:
 
 def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
     """printed_audit with each printed value's mark (``mark_of``), its ``symbol`` (``mark_text``), the symbol with its words (``verdict``) and the row's CSS classes."""
-    printed = registry.select("figure_id", pl.col("value").alias("_printed"), pl.col("decimals").alias("_decimals"))
-    joined = audit.join(printed, on="figure_id", how="left")
+    printed = registry.select("value_id", pl.col("value").alias("_printed"), pl.col("decimals").alias("_decimals"))
+    joined = audit.join(printed, on="value_id", how="left")
     marks = [
         status if value is None else mark_of(value, decimals, recomputed, findings or [])
         for status, value, decimals, recomputed, findings in joined.select("status", "_printed", "_decimals", "recomputed", "findings").iter_rows()
@@ -72,4 +72,4 @@ def marked_audit(audit: pl.DataFrame, registry: pl.DataFrame) -> pl.DataFrame:
 
 def audit_summary(marked: pl.DataFrame) -> pl.DataFrame:
     """Printed values counted by mark and basis."""
-    return marked.group_by("verdict", "basis").len("figures").sort("verdict", "basis")
+    return marked.group_by("verdict", "basis").len("values").sort("verdict", "basis")

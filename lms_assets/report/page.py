@@ -39,11 +39,11 @@ from lms_assets.report.marks import (
 )
 from lms_assets.report.markup import STYLE, cell_html, cut_words, table_html, text_html
 from lms_assets.report.survival_table import survival_rows
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 
 # Anchors of the long tables the table of contents links to (a section's own anchor is its id).
 AUDIT_NOT_REPRODUCED = "audit-not-reproduced"
-AUDIT_ALL_FIGURES = "audit-all-figures"
+AUDIT_ALL_VALUES = "audit-all-values"
 SENSITIVITY_RESULTS = "sensitivity-results"
 PROVENANCE_VALUES = "provenance-values"
 
@@ -86,15 +86,15 @@ def _printed_td(cell: dict | None) -> str:
         return '<td class="num printed">—</td>'
     mark = cell["mark"] or "unaudited"
     reconstructed = mark_text(cell["mark"], cell["basis"]).endswith(RECONSTRUCTED_MARK)
-    value = fig.fixed(cell["printed_value"], cell["decimals"])
+    value = printed.fixed(cell["printed_value"], cell["decimals"])
     words = MARKS[cell["mark"]][1] if cell["mark"] else "not audited"
     tooltip = (
-        f"printed: {cell['printed']} ({cell['figure_id']}) — {words}"
+        f"printed: {cell['printed']} ({cell['value_id']}) — {words}"
         + (f"; {RECONSTRUCTED_WORDS}" if reconstructed else "")
         + (f" — {cell['explanation']}" if cell["explanation"] else "")
     )
     css = f"num printed status-{mark}" + (" reconstructed-basis" if reconstructed else "")
-    trace = f'<a href="trace.html#{text_html(cell["figure_id"])}">{text_html(value)}</a>'
+    trace = f'<a href="trace.html#{text_html(cell["value_id"])}">{text_html(value)}</a>'
     return f'<td class="{text_html(css)}" title="{text_html(tooltip)}">{trace} {text_html(mark_text(cell["mark"], cell["basis"]))}</td>'
 
 
@@ -126,15 +126,15 @@ def survival_html(summary: pl.DataFrame, registry: pl.DataFrame, reconstructed: 
 
 
 def charts_html(charts: Sequence[Chart]) -> str:
-    figures = []
+    values = []
     for chart in charts:
         data = base64.b64encode(chart.png).decode("ascii")
-        figures.append(
+        values.append(
             f'<figure id="chart-{text_html(chart.name)}"><img src="data:image/png;base64,{data}" alt="{text_html(chart.title)}">'
             f"<figcaption><strong>{text_html(chart.title)}</strong> ({text_html(chart.name)}). <strong>Data cut:</strong> "
             f"{text_html(chart.data_cut)}. {text_html(chart.description)}</figcaption></figure>"
         )
-    return "".join(figures) or "<p>No charts were materialized.</p>"
+    return "".join(values) or "<p>No charts were materialized.</p>"
 
 
 def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None) -> str:
@@ -152,10 +152,10 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
     at = f"recomputed at {cut_words([cut])}"
     # Compact: one heading row per printing section instead of the section on every row, the verdict as its mark
     # (the legend at the top says what each means), the reasons and hypotheses on a full-width line under their row.
-    # The columns both tables of figures lead with.
-    figure = (
+    # The columns both tables of values lead with.
+    value = (
         "printed in",
-        "figure_id",
+        "value_id",
         "published",
         "shown",
         pl.col("symbol").alias("mark"),
@@ -163,32 +163,32 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         "basis, sensitivity",
     )
     not_reproduced = marked.filter(pl.col("mark") != audit_rules.REPRODUCED).select(
-        *figure,
+        *value,
         "verdict",
         "explanation",
         "hypotheses",
         "css",
     )
-    # Every figure in one table that fits the page, folded: the reasons of those not reproduced are in the table
+    # Every value in one table that fits the page, folded: the reasons of those not reproduced are in the table
     # above it, the sensitivity ranges in "What the paper's data permits".
     shown = marked.select(
-        *figure,
+        *value,
         "computed_by",
         "patients",
         "css",
     )
     return (
-        table_html(audit_summary(marked), f"Printed figures by verdict and basis — {at}")
-        + "<p>A figure reproduced from <em>reconstructed inputs</em> proves the pipeline's arithmetic, not the paper. "
+        table_html(audit_summary(marked), f"Printed values by verdict and basis — {at}")
+        + "<p>A value reproduced from <em>reconstructed inputs</em> proves the pipeline's arithmetic, not the paper. "
         "<em>Hypotheses</em> are explanations the numbers fit (a rounded mean printed as a median, another denominator, "
-        "another CI method, a copied bound); fitting does not prove them. <em>check</em> is the published-figure check: "
+        "another CI method, a copied bound); fitting does not prove them. <em>check</em> is the printed-value check: "
         "WARN only for a reviewed discrepancy (data/known_discrepancies.csv) that still stands. <em>shown</em> is the "
         "recomputed value at the printed precision plus one digit; <em>mark</em> is explained in the legend at the top. "
         "<em>basis</em>: <em>Table 3</em> is the paper's published patient rows, <em>reconstructed</em> the reconstructed "
-        "inputs, with its sensitivity verdict when the reconstruction could move the figure (robust, or depends on it).</p>"
+        "inputs, with its sensitivity verdict when the reconstruction could move the value (robust, or depends on it).</p>"
         + table_html(
             not_reproduced,
-            f"{not_reproduced.height} printed figures not reproduced, with the reason — {at}",
+            f"{not_reproduced.height} printed values not reproduced, with the reason — {at}",
             "css",
             "audit",
             group_by=["printed in"],
@@ -197,11 +197,11 @@ def audit_html(audit: pl.DataFrame, registry: pl.DataFrame, cut: dt.date | None)
         )
         + table_html(
             shown,
-            f"All {shown.height} printed figures: published, recomputed (shown), mark, check, basis and patients — {at}",
+            f"All {shown.height} printed values: published, recomputed (shown), mark, check, basis and patients — {at}",
             "css",
             "audit",
             group_by=["printed in"],
-            anchor=AUDIT_ALL_FIGURES,
+            anchor=AUDIT_ALL_VALUES,
         )
     )
 
@@ -232,11 +232,11 @@ def study_report_html(inputs: ReportInputs) -> str:
         ("charts", "Charts", charts_html(inputs.charts), [(f"chart-{c.name}", c.title) for c in inputs.charts]),
         (
             "audit",
-            "Audit of every printed figure",
+            "Audit of every printed value",
             audit_html(inputs.audit, inputs.registry, inputs.published_cut),
             [
-                (AUDIT_NOT_REPRODUCED, f"{not_reproduced} printed figures not reproduced, with the reason"),
-                (AUDIT_ALL_FIGURES, f"All {audited} printed figures"),
+                (AUDIT_NOT_REPRODUCED, f"{not_reproduced} printed values not reproduced, with the reason"),
+                (AUDIT_ALL_VALUES, f"All {audited} printed values"),
             ],
         ),
         *(
@@ -327,8 +327,8 @@ def verification_html(table: pl.DataFrame | None) -> str:
         f"functions and reading only the record files): |ours − R| ≤ {verification.TOLERANCE:g}·max(1, |R|), or both not "
         f"estimable. {summary['disagreed']} disagree; {summary['missing']} are on one side only.</p>"
     )
-    figures = pl.DataFrame(summary["figures"]).select(
-        "table", pl.col("figure").alias("reproduces"), pl.col("comparisons").alias("values compared"), "agreed"
+    values = pl.DataFrame(summary["values"]).select(
+        "table", pl.col("value").alias("reproduces"), pl.col("comparisons").alias("values compared"), "agreed"
     )
     exceptions = "".join(
         f"<li><code>{text_html(e['name'])}</code> ({e['comparisons']} comparisons, tolerance {e['tolerance']:g}): {text_html(e['reason'])}</li>"
@@ -340,7 +340,7 @@ def verification_html(table: pl.DataFrame | None) -> str:
     )
     return (
         headline
-        + table_html(figures, f"What R reproduced, per table — {cut_words(cuts)}")
+        + table_html(values, f"What R reproduced, per table — {cut_words(cuts)}")
         + f"<p>Named exceptions (the only comparisons made under another convention or tolerance):</p><ul>{exceptions}</ul>"
         + (table_html(problems, f"{problems.height} values that do not agree with R — {cut_words(cuts)}") if problems.height else "")
     )
@@ -359,7 +359,7 @@ def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
         "rests_on",
         "coverage",
         "result",
-        "figure_id",
+        "value_id",
         "label",
         "verdict",
         "sensitivity_range",
@@ -373,7 +373,7 @@ def sensitivity_html(table: pl.DataFrame, cut: dt.date | None = None) -> str:
         "consistent reconstruction (or a seeded sample, where the space is too large; sampled ranges are inner bounds). "
         "<em>Robust</em> means the same conclusion under every reconstruction consistent with the paper's constraints; "
         "it says nothing about patients outside those constraints.</p>"
-        + table_html(counts, f"Results and printed figures by sensitivity verdict — {cut_words([cut])}")
+        + table_html(counts, f"Results and printed values by sensitivity verdict — {cut_words([cut])}")
         + table_html(
             shown,
             f"{shown.height} results over the consistent reconstructions — {cut_words([cut])}",

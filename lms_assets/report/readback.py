@@ -9,7 +9,7 @@ import html.parser
 
 import polars as pl
 
-from lms_assets.tables import printed as fig
+from lms_assets.tables.printed import fixed, format_value
 
 
 class _ComparisonCells(html.parser.HTMLParser):
@@ -31,10 +31,10 @@ class _ComparisonCells(html.parser.HTMLParser):
         elif tag == "tr":
             self.tables[-1].append([])
         elif tag == "td" and self.tables[-1]:
-            self._cell = {"class": found.get("class", ""), "figure": "", "text": ""}
+            self._cell = {"class": found.get("class", ""), "value": "", "text": ""}
             self.tables[-1][-1].append(self._cell)
         elif tag == "a" and self._cell is not None and found.get("href", "").startswith("trace.html#"):
-            self._cell["figure"] = found["href"].removeprefix("trace.html#")
+            self._cell["value"] = found["href"].removeprefix("trace.html#")
             self._cell["text"] = ""
 
     def handle_endtag(self, tag: str) -> None:
@@ -49,16 +49,16 @@ class _ComparisonCells(html.parser.HTMLParser):
 
 
 def shown_comparison_cells(report_html: str) -> list[dict[str, tuple[str, str]]]:
-    """Per comparison table of the page, in order: each printed value's figure id to the recomputed text beside it
+    """Per comparison table of the page, in order: each printed value's value id to the recomputed text beside it
     and the printed text (its trace link's, without the mark)."""
     parser = _ComparisonCells()
     parser.feed(report_html)
     return [
         {
-            cell["figure"]: (row[i - 1]["text"].strip(), cell["text"].strip())
+            cell["value"]: (row[i - 1]["text"].strip(), cell["text"].strip())
             for row in rows
             for i, cell in enumerate(row)
-            if cell["figure"] and i > 0 and "printed" in cell["class"].split()
+            if cell["value"] and i > 0 and "printed" in cell["class"].split()
         }
         for rows in parser.tables
     ]
@@ -82,13 +82,13 @@ def comparison_mismatches(report_html: str, tables: dict[str, pl.DataFrame]) -> 
     problems = []
     for (heading, cells), shown in zip(tables.items(), pages):
         for row in cells.filter(pl.col("printed_value").is_not_null()).iter_rows(named=True):
-            figure = row["figure_id"]
-            recomputed = "—" if row["recomputed"] is None else fig.format_value(row["recomputed"], row["decimals"])
-            printed = fig.fixed(row["printed_value"], row["decimals"])
-            if figure not in shown:
-                problems.append(f"{heading}: {figure} is not shown")
+            value = row["value_id"]
+            recomputed = "—" if row["recomputed"] is None else format_value(row["recomputed"], row["decimals"])
+            printed = fixed(row["printed_value"], row["decimals"])
+            if value not in shown:
+                problems.append(f"{heading}: {value} is not shown")
                 continue
-            for what, text, expected in zip(("recomputed", "printed"), shown[figure], (recomputed, printed)):
+            for what, text, expected in zip(("recomputed", "printed"), shown[value], (recomputed, printed)):
                 if not _same_number(text, expected):
-                    problems.append(f"{heading}: {figure}'s {what} cell shows {text}, the table has {expected}")
+                    problems.append(f"{heading}: {value}'s {what} cell shows {text}, the table has {expected}")
     return problems

@@ -8,7 +8,7 @@ import polars as pl
 
 from lms_assets.graphs import km
 from lms_assets.report.marks import RECONSTRUCTED_MARK
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 
 SURVIVAL_METHODS = {
     "spss": "SPSS 24: median ± 1.96·SE, SE = Greenwood SE of S(median) / density (Collett); the paper's method",
@@ -30,7 +30,7 @@ def survival_rows(summary: pl.DataFrame, registry: pl.DataFrame, reconstructed: 
     places = _survival_decimals(registry)
 
     def shown(value: float | None, endpoint: str, statistic: str, missing: str = "") -> str:
-        return missing if value is None else fig.fixed(value, places.get(f"{endpoint.lower()}.{statistic}", SURVIVAL_DECIMALS))
+        return missing if value is None else printed.fixed(value, places.get(f"{endpoint.lower()}.{statistic}", SURVIVAL_DECIMALS))
 
     def marked(text: str, row: dict) -> str:
         return f"{text} {RECONSTRUCTED_MARK}" if text and (str(row["data_cut"]), row["endpoint"]) in reconstructed else text

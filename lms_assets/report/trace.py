@@ -151,7 +151,7 @@ def trace_section(
     # join against its whole raw table.
     of_shown = f" (of the first {TRACE_ROWS} rows)" if counted.height > TRACE_ROWS else ""
     return (
-        f'<section id="{text_html(row["figure_id"])}"><h2>{text_html(row["figure_id"])}</h2><dl class="summary">{facts_html}</dl>'
+        f'<section id="{text_html(row["value_id"])}"><h2>{text_html(row["value_id"])}</h2><dl class="summary">{facts_html}</dl>'
         f"{rows_html}<h3>Raw record lines{of_shown}</h3>{_raw_html(raw_lines(name, shown, raw_tables))}</section>"
     )
 
@@ -169,8 +169,8 @@ def trace_page_html(
     cut: dt.date | None,
 ) -> str:
     """The whole trace page: one section per printed value of ``audit`` (``printed_audit``), in the registry's order."""
-    by_id = {r["figure_id"]: r for r in registry.iter_rows(named=True)}
-    sections = "".join(trace_section(r, by_id[r["figure_id"]], datasets, ae_summary, raw_tables, cut) for r in audit.iter_rows(named=True))
+    by_id = {r["value_id"]: r for r in registry.iter_rows(named=True)}
+    sections = "".join(trace_section(r, by_id[r["value_id"]], datasets, ae_summary, raw_tables, cut) for r in audit.iter_rows(named=True))
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         f"<title>{text_html(title)}: traces</title><style>{STYLE}{TRACE_STYLE}</style></head>"

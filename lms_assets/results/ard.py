@@ -27,7 +27,7 @@ import polars as pl
 from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.audit import consistency
 from lms_assets.tables import survival, toxicity
-from lms_assets.tables.printed import FIGURES_SCHEMA, published_cut
+from lms_assets.tables.printed import VALUES_SCHEMA, published_cut
 
 ARD_SCHEMA = pl.Schema(
     {
@@ -60,7 +60,7 @@ MAX_LISTED = 500
 # Who a statistic of a cut counts, by its quantity (``consistency.time_to_event_patients``).
 Counted = Callable[[dt.date | None, str], list[int]]
 # What a printed value that no table computes was compared with.
-_NOTHING = pl.DataFrame(schema=FIGURES_SCHEMA)
+_NOTHING = pl.DataFrame(schema=VALUES_SCHEMA)
 
 RecomputedValues = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 
@@ -212,7 +212,7 @@ def _rows(
 
 
 def _values(rows: list[tuple[str, float | None, list[int]]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=FIGURES_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=VALUES_SCHEMA, orient="row")
 
 
 # The columns of each survival table given as statistics.
@@ -384,7 +384,7 @@ def printed_value_problems(ard: pl.DataFrame, printed_values: pl.DataFrame, comp
         owner, quantity = row["owner"], row["quantity"]
         expected = compared.get(owner, _NOTHING).filter(pl.col("quantity") == quantity)
         found = at_cut.filter(pl.col("quantity") == quantity)
-        where = f"{row['figure_id']} ({quantity}, cut {cut})"
+        where = f"{row['value_id']} ({quantity}, cut {cut})"
         if expected.is_empty():
             not_computed += 1
             if found.height:

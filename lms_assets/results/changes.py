@@ -146,7 +146,7 @@ def printed_changes(ard: pl.DataFrame, printed_values: pl.DataFrame) -> pl.DataF
                     "earlier_cut": earlier,
                     "later_cut": later,
                     "kind": PRINTED,
-                    "item": f"{r['figure_id']}: {r['printed']}",
+                    "item": f"{r['value_id']}: {r['printed']}",
                     "earlier_value": before,
                     "later_value": after,
                     "change": f"{verdicts[0]} → {verdicts[1]}",
@@ -225,7 +225,7 @@ def value_problems(changes: pl.DataFrame, ard: pl.DataFrame, printed_values: pl.
     that made the table: each statistic's and printed value's earlier and later value, and the forecast's medians."""
     by_item = {(r["data_cut"], _item(r)): r["stat"] for r in ard.iter_rows(named=True)}
     by_quantity = {(r["data_cut"], r["quantity"]): r["stat"] for r in ard.filter(pl.col("quantity").is_not_null()).iter_rows(named=True)}
-    printed = {f"{r['figure_id']}: {r['printed']}": r["quantity"] for r in printed_values.iter_rows(named=True)}
+    printed = {f"{r['value_id']}: {r['printed']}": r["quantity"] for r in printed_values.iter_rows(named=True)}
     problems = []
     for r in changes.filter(pl.col("kind") != PATIENT).iter_rows(named=True):
         if r["kind"] == STATISTIC:

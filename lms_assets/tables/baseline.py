@@ -1,7 +1,7 @@
 """Table 1: baseline characteristics of the cohort, counted from ADSL.
 
 Every percentage is over all ADSL patients (Table 1's denominator). Each counted row carries ``key``
-(the registry prefix of its figures, e.g. ``sex.male``) and ``patients`` (the SUBJIDs counted).
+(the registry prefix of its values, e.g. ``sex.male``) and ``patients`` (the SUBJIDs counted).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import cast
 
 import polars as pl
 
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 
 TABLE_SCHEMA = pl.Schema(
     {
@@ -114,7 +114,7 @@ def _sites_by_frequency(adsl: pl.DataFrame) -> list[str]:
 def baseline_summary(adsl: pl.DataFrame) -> pl.DataFrame:
     """Table 1: age median and range, then n (%) of all patients per level of sex, ECOG, site, prior therapy, dose, combination."""
     ecog_levels = [(e, str(e), str(e)) for e in sorted(set(ECOG_PRINTED_LEVELS) | set(_observed(adsl, "ECOG")))]
-    site_levels = [(s, s, fig.slug(s)) for s in _sites_by_frequency(adsl)]
+    site_levels = [(s, s, printed.slug(s)) for s in _sites_by_frequency(adsl)]
     dose_levels = [(d, f"{d} mg", f"{d}mg") for d in _observed(adsl, "DOSE0", descending=True)]
     everyone = adsl["SUBJID"].sort().to_list()
     header = pl.DataFrame(
@@ -154,11 +154,11 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None)
     ecog = table.filter(pl.col("characteristic") == ECOG).with_columns(score=pl.col("level").cast(pl.Int64, strict=False))
     chemotherapy = table.filter((pl.col("characteristic") == CHEMOTHERAPY) & ~pl.col("key").is_in(_NO_PRIOR_LINE))
     groupings = [
-        fig.pooled_cells(ecog.filter(pl.col("score") <= 1), "ecog.0-1"),
-        fig.pooled_cells(ecog.filter(pl.col("score") >= 2), "ecog.ge2"),
-        fig.pooled_cells(ecog.filter(pl.col("score") > 2), "ecog.gt2"),
-        fig.pooled_cells(chemotherapy, "chemotherapy.any"),
+        printed.pooled_cells(ecog.filter(pl.col("score") <= 1), "ecog.0-1"),
+        printed.pooled_cells(ecog.filter(pl.col("score") >= 2), "ecog.ge2"),
+        printed.pooled_cells(ecog.filter(pl.col("score") > 2), "ecog.gt2"),
+        printed.pooled_cells(chemotherapy, "chemotherapy.any"),
     ]
     statistics = table.filter(pl.col("value").is_not_null()).select(pl.col("key").alias("quantity"), "value", "patients")
-    counts = fig.count_figures(pl.concat([counted, *groupings], how="vertical_relaxed"))
-    return pl.concat([counts, statistics.cast(fig.FIGURES_SCHEMA)])
+    counts = printed.count_values(pl.concat([counted, *groupings], how="vertical_relaxed"))
+    return pl.concat([counts, statistics.cast(printed.VALUES_SCHEMA)])

@@ -1,6 +1,6 @@
-"""Comparing recomputed figures with the figures the paper printed, at the printed precision.
+"""Comparing recomputed values with the values the paper printed, at the printed precision.
 
-A *figures* frame is what every summary derivation exposes for checking: one row per quantity
+A *values* frame is what every summary derivation exposes for checking: one row per quantity
 (``quantity``: str, ``value``: f64, nullable, ``patients``: list[i64] of the SUBJIDs it rests on).
 Quantity names are shared with ``printed_values.csv`` (column ``quantity``).
 """
@@ -16,20 +16,20 @@ from typing import cast
 
 import polars as pl
 
-FIGURES_SCHEMA = pl.Schema({"quantity": pl.String(), "value": pl.Float64(), "patients": pl.List(pl.Int64)})
+VALUES_SCHEMA = pl.Schema({"quantity": pl.String(), "value": pl.Float64(), "patients": pl.List(pl.Int64)})
 
 # Comparisons at a rounding boundary (31.75 printed as 31.7) must not depend on binary noise.
 _EPSILON = 1e-9
 
 
-def figures_frame(rows: Iterable[tuple[str, float | None, Iterable[int]]]) -> pl.DataFrame:
-    """Build a figures frame from (quantity, value, patient ids) triples."""
+def values_frame(rows: Iterable[tuple[str, float | None, Iterable[int]]]) -> pl.DataFrame:
+    """Build a values frame from (quantity, value, patient ids) triples."""
     quantities, values, patients = [], [], []
     for quantity, value, ids in rows:
         quantities.append(quantity)
         values.append(None if value is None else float(value))
         patients.append(sorted(int(i) for i in ids))
-    return pl.DataFrame({"quantity": quantities, "value": values, "patients": patients}, schema=FIGURES_SCHEMA)
+    return pl.DataFrame({"quantity": quantities, "value": values, "patients": patients}, schema=VALUES_SCHEMA)
 
 
 def published_cut(registry: pl.DataFrame) -> dt.date | None:
@@ -48,8 +48,8 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def count_figures(rows: pl.DataFrame) -> pl.DataFrame:
-    """The ``<key>.n`` and ``<key>.pct`` figures of counted rows, read from the ``n`` and ``pct`` cells the table shows.
+def count_values(rows: pl.DataFrame) -> pl.DataFrame:
+    """The ``<key>.n`` and ``<key>.pct`` values of counted rows, read from the ``n`` and ``pct`` cells the table shows.
 
     ``rows`` has ``key``, ``n``, ``pct`` and ``patients`` (the SUBJIDs counted). Nothing is re-derived from the
     patient lists: a wrong cell in the summary table is what the reader sees, so it is what is compared.
@@ -60,7 +60,7 @@ def count_figures(rows: pl.DataFrame) -> pl.DataFrame:
             rows.select((pl.col("key") + ".n").alias("quantity"), pl.col("n").cast(pl.Float64).alias("value"), patients.alias("patients")),
             rows.select((pl.col("key") + ".pct").alias("quantity"), pl.col("pct").cast(pl.Float64).alias("value"), patients.alias("patients")),
         ]
-    ).cast(FIGURES_SCHEMA)
+    ).cast(VALUES_SCHEMA)
 
 
 def pooled_cells(rows: pl.DataFrame, key: str) -> pl.DataFrame:
@@ -87,7 +87,7 @@ def compare(printed: float, decimals: int, displayed: float | None) -> str:
     """The one comparison of a printed value with the value a summary table shows: agrees, differs, or absent (nothing shown).
 
     Agrees when the shown value rounds to the printed one at the printed precision (a tie may round either way).
-    Every consumer (the published-figure checks, ``printed_audit``, the report) decides through this function.
+    Every consumer (the printed-value checks, ``printed_audit``, the report) decides through this function.
     """
     if displayed is None or math.isnan(displayed):
         return ABSENT

@@ -1,4 +1,4 @@
-"""Table 2's response rows, RECIST 1.1 consistency of each recorded response, and the Results' shrinkage figures.
+"""Table 2's response rows, RECIST 1.1 consistency of each recorded response, and the Results' shrinkage values.
 
 Pure functions on the ADaM frames (ADRS PARAMCD BOR, ADSL, ADTTE).
 """
@@ -9,7 +9,7 @@ import datetime as dt
 
 import polars as pl
 
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 
 RESPONSE_LABELS = {
     "CR": "Complete response (CR)",
@@ -118,7 +118,7 @@ def response_summary(adrs: pl.DataFrame) -> pl.DataFrame:
 
 def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None) -> pl.DataFrame:
     """Table 2's recomputed response values: the n and % cells of each response row, ORR and DCR."""
-    return fig.count_figures(table.select("key", "n", "pct", "patients"))
+    return printed.count_values(table.select("key", "n", "pct", "patients"))
 
 
 def pchg_range(pchg: pl.Expr) -> pl.Expr:
@@ -231,7 +231,7 @@ def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, member
 
 
 def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> pl.DataFrame:
-    """The Results' and Discussion's response figures: shrinkage, anlotinib + immunotherapy, PR, ORR and DCR by combination therapy."""
+    """The Results' and Discussion's response values: shrinkage, anlotinib + immunotherapy, PR, ORR and DCR by combination therapy."""
     bor = best_responses(adrs)
     treated = bor.join(adsl.select("SUBJID", "COMBFL", "IMMUNOFL"), on="SUBJID", how="inner")
     by_combination = [row for key, label, members in COMBINATION_RATES for row in rate_by_combination_rows(treated, key, label, members)]
@@ -260,5 +260,5 @@ def shrinkage_recomputed_values(table: pl.DataFrame, published_cut: dt.date | No
             "patients",
         )
     )
-    counts = fig.count_figures(rows.select("key", "n", "pct", "patients"))
-    return pl.concat([counts, means.cast(fig.FIGURES_SCHEMA), compared.cast(fig.FIGURES_SCHEMA)])
+    counts = printed.count_values(rows.select("key", "n", "pct", "patients"))
+    return pl.concat([counts, means.cast(printed.VALUES_SCHEMA), compared.cast(printed.VALUES_SCHEMA)])

@@ -33,7 +33,7 @@ from lms_assets.tables.kaplan_meier import (
     plateau_midpoint_median,
     with_loglog_band,
 )
-from lms_assets.tables.printed import figures_frame
+from lms_assets.tables.printed import values_frame
 from lms_assets.tables.subgroups import SUBGROUP_CLAIM, SUBGROUP_SCHEMA, SUBGROUPS, Subgroup, subgroup_codes
 
 SPSS_UPPER, SPSS_LOWER = 0.55, 0.45
@@ -89,7 +89,7 @@ SUMMARY_SCHEMA = {
 def median_summary(curves: pl.DataFrame) -> pl.DataFrame:
     """Median survival per cut and endpoint, twice: SPSS 24 (median ± 1.96·SE) and Brookmeyer–Crowley on the log(−log) band.
 
-    ``median`` is the first crossing of 0.5 (SPSS, the paper's figures); ``median_midpoint`` beside it is
+    ``median`` is the first crossing of 0.5 (SPSS, the paper's values); ``median_midpoint`` beside it is
     R's and SAS's median, which differs only where S(t) = 0.5 exactly over a stretch.
     """
     rows = []
@@ -331,7 +331,7 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.
     for row in _cut(table, published_cut).filter(pl.col("method") == "spss").iter_rows(named=True):
         prefix = row["endpoint"].lower()
         rows.extend((f"{prefix}.{quantity}", row[quantity], []) for quantity in ("median", "ci_lower", "ci_upper", "events"))
-    return figures_frame(rows)
+    return values_frame(rows)
 
 
 def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
@@ -339,7 +339,7 @@ def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | Non
     rows: list[tuple[str, float | None, list[int]]] = []
     for row in _cut(table, published_cut).filter(pl.col("endpoint") == "OS").iter_rows(named=True):
         rows.extend((f"followup.{quantity}", row[quantity], row["patients"]) for quantity in ("median", "min", "max"))
-    return figures_frame(rows)
+    return values_frame(rows)
 
 
 def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
@@ -354,7 +354,7 @@ def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | Non
     for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
         significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height
         rows.append((SUBGROUP_CLAIM.quantity_of(endpoint), significant, []))
-    return figures_frame(rows)
+    return values_frame(rows)
 
 
 def spss_medians(steps: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:

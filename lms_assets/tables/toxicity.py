@@ -1,4 +1,4 @@
-"""Table 4: treatment-emergent adverse events per term at each patient's worst CTCAE grade, and the Results' safety figures.
+"""Table 4: treatment-emergent adverse events per term at each patient's worst CTCAE grade, and the Results' safety values.
 
 Counted from ADAE's worst-grade flags, never by re-deriving the worst grade: a term's row from the events flagged
 AOCCPIFL (one per patient and term), the any-event row from those flagged AOCCIFL (one per patient). Every
@@ -11,7 +11,7 @@ import datetime as dt
 
 import polars as pl
 
-from lms_assets.tables import printed as fig
+from lms_assets.tables import printed
 
 # Column tag → ATOXGRGP label (``adam.adae.ctcae_grade_group``).
 GRADE_GROUPS = {"g12": "Grade 1/2", "g34": "Grade 3/4", "g5": "Grade 5"}
@@ -23,8 +23,8 @@ ACTIONS = (
     ("Dose reduced", "dose_reduction", "DOSREDFL"),
     ("Discontinued for adverse reactions", "discontinuation", "DISCAEFL"),
 )
-# Registry suffix of each term figure → the table column of its patients, and the prefix of its n and % cells.
-_FIGURE_COLUMNS = [("any", "patients", "total"), *((tag, f"patients_{tag}", tag) for tag in GRADE_GROUPS)]
+# Registry suffix of each term value → the table column of its patients, and the prefix of its n and % cells.
+_VALUE_COLUMNS = [("any", "patients", "total"), *((tag, f"patients_{tag}", tag) for tag in GRADE_GROUPS)]
 
 TABLE_SCHEMA = {
     "section": pl.String,
@@ -66,7 +66,7 @@ def term_rows(adae: pl.DataFrame, denominator: int) -> pl.DataFrame:
         adae.filter(pl.col("AOCCPIFL") == "Y")
         .group_by(pl.col("AEDECOD").alias("term"))
         .agg(*_patient_lists())
-        .with_columns(pl.col("term").map_elements(lambda t: f"ae.{fig.slug(t)}", return_dtype=pl.String).alias("key"))
+        .with_columns(pl.col("term").map_elements(lambda t: f"ae.{printed.slug(t)}", return_dtype=pl.String).alias("key"))
     )
     table = _counted(lists, TERM, denominator)
     return table.sort(["total_n", "g34_n", pl.col("term").str.to_lowercase()], descending=[True, True, False])
@@ -120,7 +120,7 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None)
                 pl.col(f"{cell}_pct").alias("pct"),
                 pl.col(column).alias("patients"),
             )
-            for name, column, cell in _FIGURE_COLUMNS
+            for name, column, cell in _VALUE_COLUMNS
         ),
         # Grade ≥ 3 is grade 3/4 or 5; each patient is in one group, at the worst grade, so the cells add up.
         overall.select(
@@ -136,4 +136,4 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None)
         pl.col("g5_n").cast(pl.Float64).alias("value"),
         pl.col("patients_g5").alias("patients"),
     )
-    return pl.concat([fig.count_figures(pl.concat(counted)), deaths.cast(fig.FIGURES_SCHEMA)])
+    return pl.concat([printed.count_values(pl.concat(counted)), deaths.cast(printed.VALUES_SCHEMA)])

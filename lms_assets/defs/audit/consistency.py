@@ -1,4 +1,4 @@
-"""Group ``audit``: which printed figures the patient rows support, which the paper contradicts, and where each comes from."""
+"""Group ``audit``: which printed values the patient rows support, which the paper contradicts, and where each comes from."""
 
 import datetime as dt
 
@@ -15,7 +15,7 @@ from lms_assets.defs.report import REPORT_FILE
 from lms_assets.defs.resources import OutputsFolder, StudyFolder
 from lms_assets.records import errors, schemas, validation
 from lms_assets.records.study import Study
-from lms_assets.report.page import AUDIT_ALL_FIGURES
+from lms_assets.report.page import AUDIT_ALL_VALUES
 from lms_assets.tables.printed import fixed, published_cut
 
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb"})
@@ -40,11 +40,11 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> Feas
 
 @audit_asset(
     description=(
-        "The published-figure registry typed once for every consumer: each row of `printed_values.csv` with its "
-        "declared types, the `owner` asset that computes it, its `check_name`, the `published_cut` the paper's figures "
+        "The printed-value registry typed once for every consumer: each row of `printed_values.csv` with its "
+        "declared types, the `owner` asset that computes it, its `check_name`, the `published_cut` the paper's values "
         "refer to, and its reviewed-discrepancy entry from `known_discrepancies.csv` (`reviewed_expected`, "
         "`reviewed_finding`, `reviewed_reason`, `reviewed_by`, `reviewed_on`; null when not reviewed). Fails, naming "
-        "the row and column, when the reviewed list is malformed or names a figure that is not printed."
+        "the row and column, when the reviewed list is malformed or names a value that is not printed."
     ),
 )
 def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataFrame) -> Output[pl.DataFrame]:
@@ -60,7 +60,7 @@ def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataF
             "dagster/row_count": table.height,
             "reviewed_discrepancies": MetadataValue.text(str(reviewed.height)),
             "published_cut": MetadataValue.text(str(cut) if cut is not None else "none"),
-            "reviewed": preview(reviewed.select("figure_id", "reviewed_expected", "reviewed_finding", "reviewed_reason")),
+            "reviewed": preview(reviewed.select("value_id", "reviewed_expected", "reviewed_finding", "reviewed_reason")),
         },
     )
 
@@ -74,11 +74,11 @@ def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataF
         "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
     },
     description=(
-        "Per printed figure, what the paper says against itself, found without recomputing anything: percentages "
+        "Per printed value, what the paper says against itself, found without recomputing anything: percentages "
         "impossible for the cohort size (GRIM), printed k/n that disagree with their own percentage or the cohort, "
-        "printings of one quantity that disagree across places, and OS figures no placement of the unpublished "
-        "last-contact times can reach under the paper's method (an exact search). Also each figure's basis: "
-        "Table 3's rows or reconstructed inputs (from provenance.csv), and which reconstruction. The published-figure "
+        "printings of one quantity that disagree across places, and OS values no placement of the unpublished "
+        "last-contact times can reach under the paper's method (an exact search). Also each value's basis: "
+        "Table 3's rows or reconstructed inputs (from provenance.csv), and which reconstruction. The printed-value "
         "checks read it: a reviewed discrepancy stays WARN only while its reviewed finding is still found here."
     ),
 )
@@ -99,19 +99,19 @@ def paper_consistency(
         if feasibility
         else "no censored OS at the published cut: nothing to search"
     )
-    context.log.info(f"{flagged.height} printed figures contradicted within the paper; {searched}")
+    context.log.info(f"{flagged.height} printed values contradicted within the paper; {searched}")
     return Output(
         table,
         metadata={
             "dagster/row_count": table.height,
             "contradicted_printings": flagged.height,
             "os_feasibility_search": searched,
-            "preview": preview(flagged.select("figure_id", "findings", "explanation")),
+            "preview": preview(flagged.select("value_id", "findings", "explanation")),
         },
     )
 
 
-def _figures_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None) -> pl.DataFrame:
+def _values_of_all_owners(tables: dict[str, pl.DataFrame], cut: dt.date | None) -> pl.DataFrame:
     return pl.concat([fn(tables[name], cut) for name, fn in PRINTED_VALUE_SOURCES.items()])
 
 
@@ -145,32 +145,32 @@ def discrepancy_preview(table: pl.DataFrame, printed_values: pl.DataFrame) -> pl
     """printed_audit's discrepancies as the asset page lists them, the printed number beside the shown one; the
     reasons are in the report, one click away."""
     printed = printed_values.select(
-        "figure_id", pl.struct("value", "decimals").map_elements(lambda r: fixed(r["value"], r["decimals"]), return_dtype=pl.String).alias("printed")
+        "value_id", pl.struct("value", "decimals").map_elements(lambda r: fixed(r["value"], r["decimals"]), return_dtype=pl.String).alias("printed")
     )
-    return table.filter(pl.col("status") == "discrepancy").join(printed, on="figure_id", how="left").select("figure_id", "printed", "shown")
+    return table.filter(pl.col("status") == "discrepancy").join(printed, on="value_id", how="left").select("value_id", "printed", "shown")
 
 
 def audit_table(
     printed_values: pl.DataFrame,
     paper_consistency: pl.DataFrame,
-    figures: pl.DataFrame,
+    values: pl.DataFrame,
     adtte: pl.DataFrame,
     adsl: pl.DataFrame,
     survival_curves: pl.DataFrame,
     survival_summary: pl.DataFrame,
     sensitivity_ranges: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Every printed figure judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
+    """Every printed value judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
     cut = published_cut(printed_values)
-    paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    by_quantity = {r["quantity"]: r for r in figures.iter_rows(named=True)}
+    paper = {r["value_id"]: r for r in paper_consistency.iter_rows(named=True)}
+    by_quantity = {r["quantity"]: r for r in values.iter_rows(named=True)}
     rows = []
     for row in printed_values.iter_rows(named=True):
         found = by_quantity.get(row["quantity"])
         rows.append(
             consistency.audit_row(
                 row,
-                paper[row["figure_id"]],
+                paper[row["value_id"]],
                 found["value"] if found else None,
                 (found["patients"] if found else []) or consistency.time_to_event_patients(adtte, cut, row["quantity"]),
                 owner_of(row["quantity"]),
@@ -184,9 +184,9 @@ def audit_table(
         hypotheses.ci_alternatives(survival_curves, survival_summary, cut),
     )
     for row in rows:
-        row["hypotheses"] = explained.get(row["figure_id"])
+        row["hypotheses"] = explained.get(row["value_id"])
     table = pl.DataFrame(rows, schema=consistency.AUDIT_SCHEMA) if rows else pl.DataFrame(schema=consistency.AUDIT_SCHEMA)
-    return table.join(sensitivity_summary.verdicts_by_figure(sensitivity_ranges, printed_values), on="figure_id", how="left")
+    return table.join(sensitivity_summary.verdicts_by_value(sensitivity_ranges, printed_values), on="value_id", how="left")
 
 
 @audit_asset(
@@ -201,14 +201,14 @@ def audit_table(
         **{name: AssetIn() for name in PRINTED_VALUE_SOURCES},
     },
     description=(
-        "One row per printed figure: `published` (as printed), `recomputed` (the value the summary table shows) and "
+        "One row per printed value: `published` (as printed), `recomputed` (the value the summary table shows) and "
         "`shown` (it at the printed precision plus one digit), `status` (reproduced / discrepancy / not_recomputable; a "
         "printing the paper contradicts is a discrepancy even when nothing can recompute it), `check_outcome` (the outcome of its "
-        "published-figure check: passed, WARN or ERROR, from the same verdict function) and `check_reason`, `basis` "
-        "(Table 3's rows = published_patient_data, or reconstructed_inputs — a figure reproduced only from reconstructed "
+        "printed-value check: passed, WARN or ERROR, from the same verdict function) and `check_reason`, `basis` "
+        "(Table 3's rows = published_patient_data, or reconstructed_inputs — a value reproduced only from reconstructed "
         "inputs proves the pipeline's arithmetic, not the paper), `computed_by`, `patients`, `findings`, a one-sentence "
         "`explanation`, and `hypotheses`: the usual ways a printed number goes wrong that the numbers fit (a median that "
-        "is the rounded mean, another denominator, another CI method or level, a range bound copied from another figure), and `sensitivity_verdict`/`sensitivity_range` from "
+        "is the rounded mean, another denominator, another CI method or level, a range bound copied from another value), and `sensitivity_verdict`/`sensitivity_range` from "
         "sensitivity_ranges (robust, depends on the reconstruction, or fixed by the paper). It explains; it does not "
         "block: each summary's printed_* checks judge the same values and stop publication. Its metadata counts the "
         "rows by status and outcome, lists the discrepancies and links to the report's full audit."
@@ -226,11 +226,11 @@ def printed_audit(
     r_verification: pl.DataFrame,
     **tables: pl.DataFrame,
 ) -> Output[pl.DataFrame]:
-    figures = _figures_of_all_owners(tables, published_cut(printed_values))
+    values = _values_of_all_owners(tables, published_cut(printed_values))
     table = audit_table(
         printed_values,
         paper_consistency,
-        figures,
+        values,
         adtte,
         adsl,
         survival_curves,
@@ -246,7 +246,7 @@ def printed_audit(
             "dagster/row_count": table.height,
             "counts": status_counts(table),
             "discrepant": preview(discrepancy_preview(table, printed_values), limit=DISCREPANCIES_SHOWN),
-            "report": MetadataValue.url(outputs_folder.url(f"{REPORT_FILE.as_posix()}#{AUDIT_ALL_FIGURES}")),
+            "report": MetadataValue.url(outputs_folder.url(f"{REPORT_FILE.as_posix()}#{AUDIT_ALL_VALUES}")),
             "r_check": MetadataValue.text(f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"),
         },
     )

@@ -44,8 +44,7 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.resources import OutputsFolder
 from lms_assets.defs.tables.step import Table, build
 from lms_assets.records import errors, schemas, validation
-from lms_assets.tables import baseline, response, survival, toxicity
-from lms_assets.tables import printed as fig
+from lms_assets.tables import baseline, printed, response, survival, toxicity
 
 # Which asset computes which printed quantities (by quantity prefix). The audit uses the same map for `computed_by`.
 QUANTITY_OWNERS: dict[str, tuple[str, ...]] = {
@@ -84,12 +83,12 @@ PRINTED_VALUE_SOURCES: dict[str, RecomputedValuesFn] = {
     "survival_subgroups": survival.subgroup_recomputed_values,
 }
 
-# What every owner's published-figure checks read besides its own candidate table.
+# What every owner's printed-value checks read besides its own candidate table.
 CHECK_INPUTS = {"printed_values": AssetIn("printed_values"), "paper_consistency": AssetIn("paper_consistency")}
 # The check an owner has when the definitions hold no registry rows of it.
 STAND_IN = "printed_values"
 GATED = (
-    "Published only when its published-figure checks pass on the candidate in this step (write-audit-publish): "
+    "Published only when its printed-value checks pass on the candidate in this step (write-audit-publish): "
     "a blocking ERROR keeps the last good table in main and the candidate in staging."
 )
 
@@ -141,7 +140,7 @@ class ValueVerdict:
 
     @property
     def id(self) -> str:
-        return self.row["figure_id"]
+        return self.row["value_id"]
 
     @property
     def outcome(self) -> str:
@@ -250,20 +249,20 @@ def _stand_in_spec(asset_name: str, problem: str | None) -> AssetCheckSpec:
     why = (
         f"The registry could not be read when the definitions loaded ({problem}); raw_printed_values says why."
         if problem
-        else "No published-figure registry in the study folder when the definitions loaded."
+        else "No printed-value registry in the study folder when the definitions loaded."
     )
     return AssetCheckSpec(
         STAND_IN,
         asset=asset_name,
         blocking=True,
-        description=f"{why} Passes when the registry has no figure of {asset_name}; fails (ERROR) when it has, "
-        "because its figures then have no checks: reload the code location.",
+        description=f"{why} Passes when the registry has no value of {asset_name}; fails (ERROR) when it has, "
+        "because its values then have no checks: reload the code location.",
     )
 
 
 def _stand_in_results(asset_name: str, printed_values: pl.DataFrame) -> list[AssetCheckResult]:
     owned = printed_values.filter(pl.col("owner") == asset_name).height
-    unchecked = f"the registry now has {owned} figure(s) of {asset_name} without checks: reload the code location"
+    unchecked = f"the registry now has {owned} value(s) of {asset_name} without checks: reload the code location"
     return [
         AssetCheckResult(
             check_name=STAND_IN,
@@ -272,7 +271,7 @@ def _stand_in_results(asset_name: str, printed_values: pl.DataFrame) -> list[Ass
             severity=AssetCheckSeverity.ERROR,
             description=unchecked if owned else None,
             metadata={
-                "reason": MetadataValue.text(unchecked if owned else "no published-figure registry in the study folder; nothing to compare"),
+                "reason": MetadataValue.text(unchecked if owned else "no printed-value registry in the study folder; nothing to compare"),
                 "compared": MetadataValue.text("0"),
             },
         )
@@ -286,7 +285,7 @@ def owned_at_load(asset_name: str, loaded: LoadedRegistry) -> pl.DataFrame | Non
     return loaded.frame.filter(pl.col("quantity").map_elements(owner_of, return_dtype=pl.String) == asset_name)
 
 
-def published_figure_specs(asset_name: str, owned: pl.DataFrame | None, problem: str | None) -> list[AssetCheckSpec]:
+def printed_value_specs(asset_name: str, owned: pl.DataFrame | None, problem: str | None) -> list[AssetCheckSpec]:
     """One blocking check per printed section with values owned by ``asset_name``, or the one stand-in when there is none."""
     if owned is None or owned.is_empty():
         return [_stand_in_spec(asset_name, problem)]
@@ -316,13 +315,13 @@ def section_results(
     selected: set[str] | None = None,
 ) -> list[AssetCheckResult]:
     """The results of ``asset_name``'s section checks (those in ``selected``, or all) on ``table``, its candidate."""
-    paper = {r["figure_id"]: r for r in paper_consistency.iter_rows(named=True)}
-    values = PRINTED_VALUE_SOURCES[asset_name](table, fig.published_cut(printed_values))
+    paper = {r["value_id"]: r for r in paper_consistency.iter_rows(named=True)}
+    values = PRINTED_VALUE_SOURCES[asset_name](table, printed.published_cut(printed_values))
     sections: dict[str, list[ValueVerdict]] = {}
     for row in printed_values.iter_rows(named=True):
         if row["owner"] != asset_name or (selected is not None and row["check_name"] not in selected):
             continue
-        sections.setdefault(row["check_name"], []).append(value_verdict(row, values, paper[row["figure_id"]]))
+        sections.setdefault(row["check_name"], []).append(value_verdict(row, values, paper[row["value_id"]]))
     return [check_result(name, asset_name, verdicts, trace_url) for name, verdicts in sections.items()]
 
 
@@ -350,7 +349,7 @@ def published_value_results(
 
 @dataclasses.dataclass(frozen=True)
 class GatedSummary:
-    """A summary table whose published-figure checks gate its publication; built when the definitions load.
+    """A summary table whose printed-value checks gate its publication; built when the definitions load.
 
     ``compute`` is the table's body as a plain function of its upstream tables, returning the table's ``Output``
     (``metadata.table_output``); the checks are declared from the registry read at load, so the table is too, with
@@ -378,19 +377,19 @@ class GatedSummary:
                 return _stand_in_results(name, inputs["printed_values"])
             return published_value_results(context, name, outputs_folder, table, inputs["printed_values"], inputs["paper_consistency"])
 
-        specs = published_figure_specs(name, owned, loaded.problem)
+        specs = printed_value_specs(name, owned, loaded.problem)
         return self.declare_asset(ins=self.ins, check_ins=CHECK_INPUTS, check_specs=specs, checks=checks, **args)(self.compute)
 
 
 def gated_summary(
     declare_asset: Callable[..., Any], *, ins: Mapping[str, AssetIn] | None = None, **asset_args
 ) -> Callable[[Callable[..., Output]], GatedSummary]:
-    """Declare a summary table that owns registry figures, with its domain's ``defs/tables/step.table_defaults`` and further
+    """Declare a summary table that owns registry values, with its domain's ``defs/tables/step.table_defaults`` and further
     arguments of it; ``gated_summaries`` builds it at load."""
 
     def declare(compute: Callable[..., Output]) -> GatedSummary:
         if compute.__name__ not in PRINTED_VALUE_SOURCES:
-            raise ValueError(f"{compute.__name__} owns no registry figures (PRINTED_VALUE_SOURCES): declare it with its domain's summary_table")
+            raise ValueError(f"{compute.__name__} owns no registry values (PRINTED_VALUE_SOURCES): declare it with its domain's summary_table")
         return GatedSummary(compute, declare_asset, dict(ins or {}), asset_args)
 
     return declare
@@ -402,16 +401,16 @@ def gated_summaries(modules, loaded: LoadedRegistry) -> list[AssetsDefinition]:
     declared = [v for m in modules for v in vars(m).values() if isinstance(v, GatedSummary)]
     missing = set(PRINTED_VALUE_SOURCES) - {s.name for s in declared}
     if missing or len(declared) != len(PRINTED_VALUE_SOURCES):
-        raise ValueError(f"every owner of registry figures is declared once with @gated_summary; missing: {sorted(missing)}")
+        raise ValueError(f"every owner of registry values is declared once with @gated_summary; missing: {sorted(missing)}")
     plain = [v for m in modules for v in vars(m).values() if isinstance(v, Table)]
     return [build([*plain, *(s.build(loaded) for s in declared)])]
 
 
 def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) -> pl.DataFrame:
-    """The registry typed once, with each figure's owner asset, the name of its section's check, the published cut and its reviewed entry.
+    """The registry typed once, with each value's owner asset, the name of its section's check, the published cut and its reviewed entry.
 
     Raises ``errors.RecordFileError`` naming file, row and column when the reviewed list is malformed, or
-    names a figure that is not printed: a review that cannot be applied must not silently turn into an ERROR.
+    names a value that is not printed: a review that cannot be applied must not silently turn into an ERROR.
     """
     registry = typed_registry(raw_registry)
     problems = validation.problems(raw_known, schemas.KNOWN_DISCREPANCIES)
@@ -421,8 +420,8 @@ def printed_values_table(raw_registry: pl.DataFrame, raw_known: pl.DataFrame) ->
     known = validation.clean(raw_known, schemas.KNOWN_DISCREPANCIES, problems)
     reviewed, orphans = consistency.with_reviews(registry, known)
     if orphans:
-        raise errors.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: figure_id {', '.join(orphans)} not in printed_values.csv")
-    cut = fig.published_cut(registry)
+        raise errors.RecordFileError(f"{schemas.KNOWN_DISCREPANCIES.location}: value_id {', '.join(orphans)} not in printed_values.csv")
+    cut = printed.published_cut(registry)
     return reviewed.with_columns(
         pl.col("quantity").map_elements(owner_of, return_dtype=pl.String).alias("owner"),
         pl.col("source").map_elements(check_name, return_dtype=pl.String).alias("check_name"),

@@ -39,7 +39,7 @@ class LoadedRegistry:
 
 
 def registry_at_load(study_dir: Path) -> LoadedRegistry:
-    """The registry read at definition load (to declare one check per printed figure), behind the study-folder boundary.
+    """The registry read at definition load (to declare one check per printed value), behind the study-folder boundary.
 
     A registry that cannot be read does not take the code location down: the definitions load with one stand-in
     check per summary asset saying why, and ``raw_printed_values`` fails on the file with its own message.

@@ -27,7 +27,7 @@ from lms_assets.tables.printed import published_cut
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "numpy"})
 # Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
 ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in subgroups.SUBGROUPS)})
-SHOWN = ["result", "figure_id", "verdict", "sensitivity_range", "coverage"]
+SHOWN = ["result", "value_id", "verdict", "sensitivity_range", "coverage"]
 
 # The blocking checks: what the ranges must obey whatever the records are (audit.sensitivity_checks says why each holds).
 ENUMERABLE = "reconstructions_enumerable"
@@ -97,7 +97,7 @@ def sensitivity_ranges(
     cut = published_cut(registry)
     empty = pl.DataFrame(schema=SENSITIVITY_SCHEMA)
     if cut is None:
-        reason = "no published cut in printed_values.csv: no printed figure constrains a reconstruction"
+        reason = "no published cut in printed_values.csv: no printed value constrains a reconstruction"
         context.log.info(reason)
         yield from gate.publish(
             context, io_manager, empty, _nothing_to_check(reason), {"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(reason)}
@@ -116,7 +116,7 @@ def sensitivity_ranges(
         yield from gate.publish(context, io_manager, empty, _nothing_to_check(str(error), failed=ENUMERABLE))
         return
     except NoConsistentReconstruction as error:
-        # Not a failure of this step: the audit (paper_consistency) reports unreachable OS figures.
+        # Not a failure of this step: the audit (paper_consistency) reports unreachable OS values.
         context.log.warning(str(error))
         yield from gate.publish(
             context,
@@ -131,7 +131,7 @@ def sensitivity_ranges(
     placements = result.placements
     covered = (
         f"OS: exact, all {len(placements.gaps):,} labelled placements of the {len(placements.lower)} censored patients "
-        f"({placements.multisets_consistent} gap multisets reproduce the printed OS figures; "
+        f"({placements.multisets_consistent} gap multisets reproduce the printed OS values; "
         f"{placements.multisets_feasible:,} feasible of {placements.multisets_examined:,} examined). "
         f"Starting dose: exact, all {result.dose_space:,} allocations. Primary site ({result.site_space:,} allocations) and "
         f"every joint result: seeded sample of {result.sample_size:,} (seed {result.seed}); sampled ranges are inner bounds."

@@ -17,8 +17,8 @@ baseline_table = table_defaults(group=BASELINE, kinds={"polars", "duckdb"})
     description=(
         "Table 1 recomputed from ADSL: age median and range, then n and % of all patients for each level of sex, "
         "ECOG, primary site, prior surgery, radiotherapy and chemotherapy lines, starting dose and combination "
-        "therapy. `key` names the printed figures a row gives (e.g. `sex.male` → sex.male.n / .pct); `patients` "
-        "lists the SUBJIDs counted. Every printed Table 1 and text figure is checked against these rows."
+        "therapy. `key` names the printed values a row gives (e.g. `sex.male` → sex.male.n / .pct); `patients` "
+        "lists the SUBJIDs counted. Every printed Table 1 and text value is checked against these rows."
     ),
 )
 def baseline_summary(adsl: pl.DataFrame) -> Output[pl.DataFrame]:

@@ -1,4 +1,4 @@
-"""Group ``response``: Table 2's response rows, RECIST 1.1 consistency of each response, and the text's shrinkage figures."""
+"""Group ``response``: Table 2's response rows, RECIST 1.1 consistency of each response, and the text's shrinkage values."""
 
 from typing import Any
 
@@ -83,7 +83,7 @@ def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
         "adtte": AssetIn(metadata={"columns": ["SUBJID", "DATACUT", "PARAMCD", "CNSR"]}),
     },
     description=(
-        "The Results' and Discussion's response figures from ADRS, ADSL and ADTTE: patients with any tumour "
+        "The Results' and Discussion's response values from ADRS, ADSL and ADTTE: patients with any tumour "
         "shrinkage and their mean shrinkage; anlotinib + immunotherapy patients, their best responses, shrinkage "
         "over 70% and (per data cut) how many of those are alive; PR rate with combination therapy vs anlotinib "
         "alone with Fisher's exact p (not in the paper). `patients` lists the SUBJIDs."

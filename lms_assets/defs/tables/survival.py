@@ -22,7 +22,7 @@ RECONSTRUCTED_OS = (
     "Reconstructed input: OS at the published cut rests on the reconstructed last-contact times of the patients alive "
     "then (Table 3 prints NA; ADTTE AVALRFL = 'Y'); sensitivity_ranges gives how far each OS result can move."
 )
-# Blocking checks of the two tables no printed figure and no R comparison covers: recomputed by lifelines from ADTTE.
+# Blocking checks of the two tables no printed value and no R comparison covers: recomputed by lifelines from ADTTE.
 LANDMARKS_MATCH = "landmark_rates_match_lifelines"
 HISTORY_MATCHES = "median_history_matches_lifelines"
 
@@ -67,7 +67,7 @@ def survival_curves(context: AssetExecutionContext, adtte: pl.DataFrame) -> Outp
         "event time with S ≥ 0.55, l: first with S ≤ 0.45), CI = median ± 1.96·SE. `method = "
         "'brookmeyer_crowley_loglog'`: the CI where the defined log(−log) band crosses 0.5 (R's quantile.survfit with "
         'conf.type = "log-log"); `se` is null by design. `median` is the first time S ≤ 0.5 (SPSS, the paper\'s '
-        "figures); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
+        "values); `median_midpoint` is R's and SAS's median, the midpoint where S = 0.5 exactly over a stretch. "
         "Anything not reached is null with the reason in `note`. " + RECONSTRUCTED_OS
     ),
 )

@@ -1,4 +1,4 @@
-"""Group ``toxicity``: Table 4, adverse events at each patient's worst grade, and the Results' safety figures."""
+"""Group ``toxicity``: Table 4, adverse events at each patient's worst grade, and the Results' safety values."""
 
 import polars as pl
 from dagster import AssetIn, Output

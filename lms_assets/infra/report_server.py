@@ -1,14 +1,14 @@
 """The outputs folder (the study report and its charts), served read-only over HTTP beside the Dagster UI.
 
 A reviewer follows a link from the UI to the file a run wrote; the links start with ``LMS_REPORT_URL``, which
-``make run`` (``lms_assets.launcher``) and the team deployment (``lms_assets.deploy``) point at this server.
+``make run`` (``lms_assets.infra.launcher``) and the team deployment (``lms_assets.infra.deploy``) point at this server.
 
 Only regular files inside the folder are served, to GET and HEAD: a folder (no listing, no index page), a
 missing file and a path that leads out of the folder (``..``, or a symbolic link to elsewhere) are 404, and
 the other HTTP methods are 405 (a method HTTP does not define, 501). A folder that does not exist yet (before the first run) is served as empty. Standard
 library only: the launcher that runs it in a thread stays free of Dagster's imports.
 
-    .venv/bin/python -m lms_assets.report_server --host 127.0.0.1 --port 3001 --directory outputs
+    .venv/bin/python -m lms_assets.infra.report_server --host 127.0.0.1 --port 3001 --directory outputs
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _folder(text: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lms_assets.report_server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lms_assets.infra.report_server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="where to listen (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=3001, help="the port (default 3001)")
     parser.add_argument("--directory", type=_folder, required=True, help="the outputs folder (LMS_OUTPUT_DIR)")
@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         server = ReportServer(args.host, args.port, args.directory)
     except OSError as error:
         # One line (the port is taken, the host is unknown), not a traceback on every restart by a supervisor.
-        print(f"lms_assets.report_server: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        print(f"lms_assets.infra.report_server: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 1
     with server:
-        print(f"lms_assets.report_server: serving {args.directory.resolve()} on {server.url}", flush=True)
+        print(f"lms_assets.infra.report_server: serving {args.directory.resolve()} on {server.url}", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:

@@ -12,11 +12,11 @@ each table it was writing as its old or its new complete version (docs/operation
 SIGTERM) exits 0; if `dagster dev` ends by itself, the launcher exits with its code.
 
 With ``--report-port PORT`` the launcher also serves the outputs folder (``LMS_OUTPUT_DIR``) read-only on the
-webserver's host and that port (``lms_assets.report_server``, in a thread: it binds before Dagster starts, so a
+webserver's host and that port (``lms_assets.infra.report_server``, in a thread: it binds before Dagster starts, so a
 port in use stops the launcher at once), and gives `dagster dev` ``LMS_REPORT_URL`` (``http://HOST:PORT``, unless
 already set) so the definitions can link to the files. Every other argument goes to `dagster dev`:
 
-    .venv/bin/python -m lms_assets.launcher --report-port 3001 -h 127.0.0.1 -p 3000
+    .venv/bin/python -m lms_assets.infra.launcher --report-port 3001 -h 127.0.0.1 -p 3000
 
 When the launcher's output is not a terminal (a log file, CI), Dagster's ANSI colour codes are removed from it.
 """
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from lms_assets.report_server import ReportServer
+from lms_assets.infra.report_server import ReportServer
 
 # Ctrl-C or SIGTERM to all gone within 10 s: 8 s of grace leaves the kill and the reaping time to spare.
 GRACE_SECONDS = 8.0
@@ -79,7 +79,7 @@ def outputs_folder(environ: dict[str, str]) -> Path:
 def split_args(args: list[str]) -> tuple[int | None, str, list[str]]:
     """The launcher's ``--report-port`` (None without it), the host `dagster dev` will serve on, and the
     arguments for `dagster dev`: all of ``args`` but ``--report-port``."""
-    own = argparse.ArgumentParser(prog="python -m lms_assets.launcher", add_help=False, allow_abbrev=False)
+    own = argparse.ArgumentParser(prog="python -m lms_assets.infra.launcher", add_help=False, allow_abbrev=False)
     own.add_argument("--report-port", type=int)
     known, rest = own.parse_known_args(args)
     # -h is `dagster dev`'s host, not help: read here, and left in place for `dagster dev`.
@@ -121,7 +121,7 @@ def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
     while time.monotonic() < deadline and (process.poll() is None or _group_alive(pgid)):
         time.sleep(POLL_SECONDS)
     if process.poll() is None or _group_alive(pgid):
-        print(f"lms_assets.launcher: Dagster did not stop within {grace:.0f} s; killing its processes", file=sys.stderr, flush=True)
+        print(f"lms_assets.infra.launcher: Dagster did not stop within {grace:.0f} s; killing its processes", file=sys.stderr, flush=True)
         _signal_group(pgid, signal.SIGKILL)
     process.wait()
 
@@ -175,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             report = ReportServer(host, report_port, outputs)
         except OSError as error:
-            print(f"lms_assets.launcher: cannot serve {outputs} on {host}:{report_port}: {error.strerror}", file=sys.stderr, flush=True)
+            print(f"lms_assets.infra.launcher: cannot serve {outputs} on {host}:{report_port}: {error.strerror}", file=sys.stderr, flush=True)
             return 1
         threading.Thread(target=report.serve_forever, name="report-server", daemon=True).start()
-        print(f"lms_assets.launcher: serving {outputs.resolve()} read-only on {report.url}", flush=True)
+        print(f"lms_assets.infra.launcher: serving {outputs.resolve()} read-only on {report.url}", flush=True)
     # Its own session: a terminal's Ctrl-C reaches only the launcher, which then stops the group in order. A stream
     # that is not a terminal gets Dagster's output through a copy that drops the colour codes.
     process = subprocess.Popen(

@@ -3,7 +3,7 @@
 Two first runs on a fresh DAGSTER_HOME (two headless runs started together; the webserver, daemon and first run
 of `make run`) otherwise each create Dagster's SQLite schema, and one fails with "table runs already exists".
 
-    .venv/bin/python -m lms_assets.recovery            # create the instance's storage (`make instance`)
+    .venv/bin/python -m lms_assets.infra.recovery            # create the instance's storage (`make instance`)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def prepare_instance(instance: DagsterInstance) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="python -m lms_assets.recovery", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    argparse.ArgumentParser(prog="python -m lms_assets.infra.recovery", description=__doc__.split("\n\n")[0]).parse_args(argv)
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set: there is no persistent instance to prepare", file=sys.stderr)
         return 2

@@ -1,8 +1,8 @@
 """The team deployment's launcher: check the PostgreSQL settings, then run the webserver and the daemon.
 
-``python -m lms_assets.deploy start`` (what ``make run-team`` runs) checks the environment and the database,
+``python -m lms_assets.infra.deploy start`` (what ``make run-team`` runs) checks the environment and the database,
 writes ``deploy/dagster.yaml`` into ``$DAGSTER_HOME``, then runs ``dagster-webserver`` and ``dagster-daemon`` as two processes over that
-one instance, and the read-only server of the outputs folder (``lms_assets.report_server``) as a third, and restarts
+one instance, and the read-only server of the outputs folder (``lms_assets.infra.report_server``) as a third, and restarts
 any of them, with backoff, if it exits. ``check`` runs the first
 steps alone (the systemd units in deploy/systemd use them as ``ExecStartPre``); ``backup DIR`` writes a
 ``pg_dump`` of the Dagster database and a consistent copy of the warehouse (docs/deployment.md).
@@ -29,8 +29,8 @@ import duckdb
 import psycopg2
 from dagster import DagsterInstance
 
-from lms_assets import recovery
 from lms_assets.defs.resources import locations
+from lms_assets.infra import recovery
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCE_CONFIG = REPO / "deploy" / "dagster.yaml"
@@ -50,7 +50,7 @@ STABLE_SECONDS = 60
 MAX_BACKOFF_SECONDS = 60
 STOP_GRACE_SECONDS = 20
 
-log = logging.getLogger("lms_assets.deploy")
+log = logging.getLogger("lms_assets.infra.deploy")
 
 
 class DeploymentError(Exception):
@@ -308,7 +308,7 @@ def services(host: str, port: int, report_port: int, outputs: Path) -> list[Serv
         ),
         Service(
             "lms-report-server",
-            [sys.executable, "-m", "lms_assets.report_server", "--host", host, "--port", str(report_port), "--directory", str(outputs)],
+            [sys.executable, "-m", "lms_assets.infra.report_server", "--host", host, "--port", str(report_port), "--directory", str(outputs)],
         ),
     ]
 
@@ -330,7 +330,7 @@ def supervise(running: list[Service], stop: threading.Event, poll_seconds: float
 
 def start(host: str, port: int, report_port: int) -> None:
     # Checked in a child process: the launcher stays small while it supervises.
-    subprocess.run([sys.executable, "-m", "lms_assets.deploy", "check"], check=True)
+    subprocess.run([sys.executable, "-m", "lms_assets.infra.deploy", "check"], check=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -343,7 +343,7 @@ def start(host: str, port: int, report_port: int) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lms_assets.deploy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lms_assets.infra.deploy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="validate the environment and the database, install the instance config")
     backup_command = commands.add_parser("backup", help="pg_dump the Dagster database and copy the warehouse")
@@ -359,7 +359,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     # Only the launcher's own logger: Dagster's processes write their own logs to the same stream.
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s lms_assets.deploy %(levelname)s: %(message)s"))
+    handler.setFormatter(logging.Formatter("%(asctime)s lms_assets.infra.deploy %(levelname)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
