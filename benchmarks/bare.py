@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         chart(outputs, "subgroup_forest", lambda: forest.forest_chart(subgroups, medians))
         chart(outputs, "median_history", lambda: history.history_chart(by_cut))
         chart(outputs, "swimmer", lambda: swimmer.swimmer_chart(*swimmer.swimmer_data(adtte, adrs, adsl)))
-        chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_figure(adtte, adsl, subgroups))
+        chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_chart(adtte, adsl, subgroups))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

@@ -32,7 +32,7 @@ from dagster import DagsterInstance
 from lms_assets.defs.resources import locations
 from lms_assets.infra import recovery
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INSTANCE_CONFIG = REPO / "deploy" / "dagster.yaml"
 WORKSPACE = REPO / "workspace.yaml"
 
