@@ -222,21 +222,14 @@ def _adsl(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
     return candidate, results, _metadata(candidate, settings, quarantine)
 
 
-def _adrs(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]) -> Derived:
+def _from_response(
+    name: str, derive: Callable[..., pl.DataFrame], context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]
+) -> Derived:
+    """ADRS or ADTR: ``derive`` on response.csv's clean rows, with that file's quarantine and has-patients checks."""
     raw_response, quarantine = inputs["raw_response"], inputs["quarantine"]
-    candidate = adam.adrs.derive_adrs(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
+    candidate = derive(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
     results = [
-        _quarantine_result(context, "adrs", settings, quarantine, raw_response),
-        _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
-    ]
-    return candidate, results, _metadata(candidate, settings, quarantine)
-
-
-def _adtr(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.DataFrame]) -> Derived:
-    raw_response, quarantine = inputs["raw_response"], inputs["quarantine"]
-    candidate = adam.adtr.derive_adtr(validation.clean(raw_response, schemas.RESPONSE, quarantine), studyid=settings.studyid)
-    results = [
-        _quarantine_result(context, "adtr", settings, quarantine, raw_response),
+        _quarantine_result(context, name, settings, quarantine, raw_response),
         _has_patients_result(candidate, raw_response, schemas.RESPONSE.location),
     ]
     return candidate, results, _metadata(candidate, settings, quarantine)
@@ -304,7 +297,13 @@ def adam_datasets(context: AssetExecutionContext, io_manager: ResourceParam[Ware
     step = gate.Publication(context, io_manager)
     made: dict[str, pl.DataFrame] = {}
     derivations: dict[str, Callable[[AssetExecutionContext, Study, dict[str, pl.DataFrame]], Derived]]
-    derivations = {"adsl": _adsl, "adrs": _adrs, "adtr": _adtr, "adtte": functools.partial(_adtte, io_manager=io_manager), "adae": _adae}
+    derivations = {
+        "adsl": _adsl,
+        "adrs": functools.partial(_from_response, "adrs", adam.adrs.derive_adrs),
+        "adtr": functools.partial(_from_response, "adtr", adam.adtr.derive_adtr),
+        "adtte": functools.partial(_adtte, io_manager=io_manager),
+        "adae": _adae,
+    }
     for name, derive in derivations.items():
         if name in chosen:
             candidate, results, metadata = derive(context, settings, inputs)
