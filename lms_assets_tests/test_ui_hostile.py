@@ -1,5 +1,6 @@
-"""Hostile values in the study's records, read back through the real Dagster UI: every asset page, check panel,
-the run's page and its logs, and every Markdown dialog on them show the values as text.
+"""Hostile values in the study's records, read back through the real Dagster UI: the run's page and its logs, every
+asset page and check panel whose definition or data holds a planted value (GraphQL says which), and every Markdown
+dialog on them show the values as text.
 
 The study copy carries Markdown and HTML where the platform takes free text: adverse-event terms (quarantined: not
 in the declared vocabulary, then left out as study.toml allows), a printed value's text, a reviewed discrepancy's
@@ -11,6 +12,7 @@ test_ui_e2e starts them; screenshots of the views that show a problem go to `tes
 
 import csv
 import io
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -189,15 +191,59 @@ class Visit:
         self.text.append(self.page.inner_text("body"))
 
 
-def asset_checks(client: DagsterGraphQL) -> dict[str, list[str]]:
-    """Each asset's check names, by asset key."""
-    nodes = client.execute("query { assetNodes { assetKey { path } assetChecksOrError { ... on AssetChecks { checks { name } } } } }")["assetNodes"]
-    return {"/".join(n["assetKey"]["path"]): sorted(c["name"] for c in (n["assetChecksOrError"] or {}).get("checks", [])) for n in nodes}
+# Text every planted value holds at least one of, also where JSON escapes the override character.
+MARKERS = (OUTSIDE, "HOSTILE-", "gpj.exe")
+_ENTRIES = """fragment entries on MetadataEntry { label description
+    ... on TextMetadataEntry { text } ... on MarkdownMetadataEntry { mdStr } ... on UrlMetadataEntry { url }
+    ... on PathMetadataEntry { path } ... on JsonMetadataEntry { jsonString }
+    ... on TableMetadataEntry { table { records schema { columns { name description } } } }
+    ... on TableSchemaMetadataEntry { schema { columns { name description } } } }"""
+DEFINITIONS_QUERY = (
+    "query { assetNodes { assetKey { path } description metadataEntries { ...entries }"
+    " assetChecksOrError { ... on AssetChecks { checks { name description } } } } }\n" + _ENTRIES
+)
+RUN_DATA_QUERY = (
+    """query RunData($runId: ID!, $cursor: String) { runOrError(runId: $runId) { ... on Run {
+    eventConnection(afterCursor: $cursor) { cursor hasMore events { __typename
+        ... on MaterializationEvent { assetKey { path } metadataEntries { ...entries } }
+        ... on AssetCheckEvaluationEvent { evaluation { checkName description assetKey { path } metadataEntries { ...entries } } } } } } } }
+"""
+    + _ENTRIES
+)
+
+
+def carries(data: object) -> bool:
+    return any(marker in json.dumps(data, ensure_ascii=False) for marker in MARKERS)
+
+
+def views_carrying_data(client: DagsterGraphQL, run_id: str) -> tuple[dict[str, list[str]], set[str]]:
+    """Each asset's checks, and the views whose definition or run data hold a planted value: asset keys, and
+    ``asset/check`` names. A view whose data holds none cannot show one, so only these are opened in the browser."""
+    nodes = client.execute(DEFINITIONS_QUERY)["assetNodes"]
+    checks, carrying = {}, set()
+    for node in nodes:
+        asset = "/".join(node["assetKey"]["path"])
+        declared = (node["assetChecksOrError"] or {}).get("checks", [])
+        checks[asset] = sorted(c["name"] for c in declared)
+        carrying |= {asset} if carries({k: v for k, v in node.items() if k != "assetChecksOrError"}) else set()
+        carrying |= {f"{asset}/{c['name']}" for c in declared if carries(c)}
+    cursor = None
+    while True:
+        connection = client.execute(RUN_DATA_QUERY, {"runId": run_id, "cursor": cursor})["runOrError"]["eventConnection"]
+        for event in connection["events"]:
+            if event["__typename"] == "MaterializationEvent" and carries(event):
+                carrying.add("/".join(event["assetKey"]["path"]))
+            elif event["__typename"] == "AssetCheckEvaluationEvent" and carries(event):
+                evaluation = event["evaluation"]
+                carrying.add(f"{'/'.join(evaluation['assetKey']['path'])}/{evaluation['checkName']}")
+        cursor = connection["cursor"]
+        if not connection["hasMore"]:
+            return checks, carrying
 
 
 @pytest.mark.slow
 def test_every_page_shows_hostile_values_as_text(study_dir: Path, tmp_path: Path):
-    """Every view of the run and of each asset and check, on a study carrying the hostile values: no request leaves
+    """Every view of the run and of each asset and check that holds a hostile value: no request leaves
     loopback, no element is made from the data, and each value is shown as written somewhere (the override
     character as its code point)."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -212,7 +258,7 @@ def test_every_page_shows_hostile_values_as_text(study_dir: Path, tmp_path: Path
         run_id = client.wait_for_job_run("followup_refresh", timeout=RUN_TIMEOUT)
         client.wait_until_idle(timeout=RUN_TIMEOUT)
         run = client.run_report(run_id)
-        checks = asset_checks(client)
+        checks, carrying = views_carrying_data(client, run_id)
         built = time.monotonic()
 
         with chromium() as context:
@@ -228,10 +274,12 @@ def test_every_page_shows_hostile_values_as_text(study_dir: Path, tmp_path: Path
             visit.look(f"/runs/{run_id} logs filtered by {OUTSIDE}", "run-logs")
             for asset in sorted(checks):
                 name = asset.replace("/", "-")
-                visit.open(f"/assets/{asset}", ["Metadata"] if asset in run.materialized else [asset], name)
-                # The Checks tab is its checks' list beside one check's panel: every panel is opened below.
+                if asset in carrying:
+                    visit.open(f"/assets/{asset}", ["Metadata"] if asset in run.materialized else [asset], name)
+                # The Checks tab is its checks' list beside one check's panel: each panel showing data is opened.
                 for check in checks[asset]:
-                    visit.open(f"/assets/{asset}?view=checks&checkDetail={check}", ["Latest execution"], f"{name}-{check}")
+                    if f"{asset}/{check}" in carrying:
+                        visit.open(f"/assets/{asset}?view=checks&checkDetail={check}", ["Latest execution"], f"{name}-{check}")
         visited = time.monotonic()
 
     shown = "\n".join(visit.text)
