@@ -139,7 +139,8 @@ nav.contents ol { margin: .2rem 0; padding-left: 1.4rem; } nav.contents ol ol { 
   table:not(.gt_table) :is(th, td) { padding: .12rem .2rem; }
   thead { display: table-header-group; }
   tr, figure, .legend, dl.summary { break-inside: avoid; page-break-inside: avoid; }
-  tr.group, tr:has(+ tr.detail) { break-after: avoid; page-break-after: avoid; }
+  tr.group, tr.gt_group_heading_row, tr:has(+ tr.detail) { break-after: avoid; page-break-after: avoid; }
+  .gt_table tfoot { display: table-row-group; }  /* the notes print once, after the last row, not on every page */
   h2, caption { break-after: avoid; page-break-after: avoid; }
   figure img { max-height: 24cm; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
