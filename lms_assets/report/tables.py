@@ -41,7 +41,7 @@ KINDS = {
     "n (%)": (("n", "pct"), "{} ({})"),
     "median (95% CI)": (("median", "ci_lower", "ci_upper"), "{} ({}–{})"),
 }
-_KIND_OF = {part: kind for kind, (parts, _) in KINDS.items() for part in parts}
+_KIND_PARTS = frozenset(part for parts, _ in KINDS.values() for part in parts)
 # A statistic shown in a row's main cell on its own (Table 1's median age); any other is a column of its own.
 PLAIN = "value"
 MAIN = "main"
@@ -78,18 +78,19 @@ def _split(statistic: str) -> tuple[str, str]:
 
 
 def _family(part: str) -> str:
-    return MAIN if part in _KIND_OF or part == PLAIN else part
+    return MAIN if part in _KIND_PARTS or part == PLAIN else part
 
 
 def _columns(cells: pl.DataFrame) -> list[_Column]:
     """The table's spanners in the order the paper prints their first value (registry order), then those it does not."""
-    found: dict[tuple[str, str], tuple[int, set[str], bool]] = {}
-    for statistic, order, value_id in cells.sort("order").select("statistic", "order", "value_id").iter_rows():
+    parts: dict[tuple[str, str], set[str]] = {}
+    printed_columns = set()
+    for statistic, value_id in cells.sort("order").select("statistic", "value_id").iter_rows():
         prefix, part = _split(statistic)
-        first, parts, shown = found.setdefault((prefix, _family(part)), (order, set(), False))
-        parts.add(part)
-        found[(prefix, _family(part))] = (first, parts, shown or value_id is not None)
-    return [_Column(prefix, family, frozenset(parts), shown) for (prefix, family), (_, parts, shown) in found.items()]
+        parts.setdefault((prefix, _family(part)), set()).add(part)
+        if value_id is not None:
+            printed_columns.add((prefix, _family(part)))
+    return [_Column(prefix, family, frozenset(under), (prefix, family) in printed_columns) for (prefix, family), under in parts.items()]
 
 
 def recomputed_html(cell: dict | None) -> str:
