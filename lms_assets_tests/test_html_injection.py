@@ -246,3 +246,57 @@ def test_a_report_table_shows_each_payload_as_text_and_breaks_only_over_long_run
     # Only the over-long run is broken, and never inside a payload's escaped character (&lt; stays whole).
     assert rendered.count("<wbr>") == len(long_run) // (markup.LONGEST_UNBROKEN // 2)
     assert "&l<wbr>" not in rendered and "&lt<wbr>" not in rendered
+
+
+class _Markup(HTMLParser):
+    """Every element, attribute name, link target and text of rendered HTML, the style blocks' text apart."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.attributes, self.links, self.text, self.style, self._in_style = set(), set(), [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.add(tag)
+        self.attributes |= {name for name, _ in attrs}
+        self.links += [value for name, value in attrs if name == "href"]
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        (self.style if self._in_style else self.text).append(data)
+
+
+def test_a_great_tables_report_table_shows_each_payload_as_text():
+    """Tables 1, 2 and 4 are great_tables tables: payloads in every data-borne text they show (a row's label and group,
+    the printed text and value id, the audit's reason) stay text, and nothing the page loads comes from elsewhere."""
+    from lms_assets.report import comparison, markup, tables
+    from lms_assets.tables.printed import values_frame
+
+    payloads = [p for p in PAYLOADS if p.strip()]
+    keys = [f"k{i}" for i in range(len(payloads))]
+    spine = pl.DataFrame({"key": keys, "group": payloads, "label": payloads})
+    values = values_frame([(f"{key}.n", 1, []) for key in keys])
+    registry = pl.DataFrame(
+        [(f"T9.{payload}", "Table 9", f"{key}.n", payload, 2.0, 0) for key, payload in zip(keys, payloads)],
+        schema={"value_id": pl.String, "source": pl.String, "quantity": pl.String, "printed": pl.String, "value": pl.Float64, "decimals": pl.Int64},
+        orient="row",
+    )
+    audit = pl.DataFrame(
+        {"value_id": registry["value_id"], "explanation": payloads, "findings": [[]] * len(payloads), "hypotheses": [None] * len(payloads)},
+        schema_overrides={"findings": pl.List(pl.String), "hypotheses": pl.String},
+    ).with_columns(pl.lit("published_patient_data").alias("basis"))
+    cells = comparison.compare_with_printed(spine, values, registry, audit, "Table 9")
+    rendered = tables.comparison_table_html(cells, payloads[0], payloads[1], 1)
+
+    parsed = _Markup()
+    parsed.feed(rendered)
+    assert parsed.tags <= {"div", "style", "table", "thead", "tbody", "tfoot", "tr", "th", "td", "span", "a"}, parsed.tags
+    assert not {a for a in parsed.attributes if a.startswith("on") or a in ("src", "srcset", "formaction")}, parsed.attributes
+    # Every link is a printed value's trace, its value id escaped into the fragment; great_tables' style fetches nothing.
+    assert parsed.links and all(link.startswith("trace.html#T9.") for link in parsed.links)
+    assert parsed.style and not re.search(r"(?i)@import|url\(|https?://|@font-face", "".join(parsed.style))
+    shown = "".join(parsed.text)
+    for payload in payloads:
+        assert render.clip(payload, markup.REPORT_CELL_CHARS).strip() in shown, payload

@@ -17,7 +17,7 @@ from lms_assets.defs import report as report_defs
 from lms_assets.defs.report import CHART_NAMES, REPORT_FILE
 from lms_assets.graphs import render
 from lms_assets.records.errors import RecordFileError
-from lms_assets.report import comparison, marks, markup, page
+from lms_assets.report import comparison, marks, markup, page, tables
 from lms_assets.report.inputs import ReportInputs, package_versions
 from lms_assets.tables.printed import format_value as fig_format
 from lms_assets.tables.printed import values_frame
@@ -87,21 +87,66 @@ def test_recomputed_values_sit_beside_the_printed_ones_of_their_table():
     assert by_quantity["sex.male.n"]["value_id"] == "T1.sex.male.n"
 
 
-def test_comparison_table_shows_each_pair_in_one_row_with_the_verdict():
+def _row(html: str, label: str) -> str:
+    """The body row of a great_tables table whose stub is ``label``."""
+    return next(r for r in re.findall(r"<tr>(.*?)</tr>", html, re.S) if re.search(rf'class="gt_row gt_left gt_stub">{re.escape(label)}</th>', r))
+
+
+def _values(html: str) -> dict[str, tuple[str, str, str]]:
+    """Each quantity a table shows: (its recomputed text, its printed span's classes, the printed span's text)."""
+    recomputed = dict(re.findall(r'<span class="recomputed" data-quantity="([^"]+)">([^<]*)</span>', html))
+    printed = {
+        q: (css, re.sub(r"<[^>]+>", "", inner))
+        for css, q, inner in re.findall(r'<span class="([^"]*)" data-quantity="([^"]+)"[^>]*>(.*?)</span>', html)
+    }
+    return {q: (text, *printed.get(q, ("", ""))) for q, text in recomputed.items()}
+
+
+def test_comparison_table_lays_out_the_paper_and_shows_each_pair_in_one_row_with_the_verdict():
     cells = comparison.compare_with_printed(SPINE, VALUES, REGISTRY, AUDIT, "Table 1")
-    html = page.comparison_html(cells, "Table 1")
-    # Columns in the order the paper prints its values (the registry's order).
-    headings = re.findall(r'<th colspan="2">([^<]+)</th>', html)
-    assert headings == ["n", "%", "value"]
-    rows = re.findall(r"<tr>(.*?)</tr>", html)
-    male = next(r for r in rows if "Gender — Male" in r)
-    # Each printed value links to its trace (the ADaM rows and raw lines it rests on).
-    assert re.search(r'<td class="num">5</td><td class="num printed status-reproduced"[^>]*><a href="trace.html#T1.sex.male.n">5</a> ✓</td>', male)
+    html = tables.comparison_table_html(cells, "Table 1. Demographics", "data cut 2021-03-31", 1)
+    # The title, the data cut, one spanner over the recomputed and printed values of n (%), a source note.
+    assert ">Table 1. Demographics</td>" in html and "Recomputed at data cut 2021-03-31, beside the paper&#x27;s printed values" in html
+    assert re.findall(r'<span class="gt_column_spanner">([^<]+)</span>', html) == ["n (%)"]
+    assert "Printed: the paper&#x27;s values (printed_values.csv)" in html
+    # Gender — Male: n (%) in one cell, recomputed beside printed; each printed value links to its trace, with its mark.
+    male = _row(html, "Gender — Male")
+    assert re.findall(r'<td [^>]*class="gt_row gt_right">(.*?)</td>', male) == [
+        '<span class="recomputed" data-quantity="sex.male.n">5</span> (<span class="recomputed" data-quantity="sex.male.pct">26.32</span>)',
+        re.search(r'(<span class="printed status-reproduced".*)</td>', male)[1],
+    ]
+    assert _values(html)["sex.male.n"] == ("5", "printed status-reproduced", "5 ✓")
+    assert _values(html)["sex.male.pct"] == ("26.32", "printed status-reproduced", "26.3 ✓")
+    assert '<a href="trace.html#T1.sex.male.pct">26.3</a>' in male
+    # Age: 52 beside the printed 53, marked ≠, the audit's reason in its tooltip and a numbered footnote.
+    assert _values(html)["age.median"] == ("52", "printed status-discrepancy", "53 ≠")
+    assert "gt_footnote_marks" in _row(html, "Age (years) — Median")
     assert re.search(
-        r'<td class="num">26.32</td><td class="num printed status-reproduced"[^>]*><a href="trace.html#T1.sex.male.pct">26.3</a> ✓</td>', male
+        r'<td class="gt_footnote"[^>]*><span class="gt_footnote_marks"[^>]*>1</span> Table 1 prints &#x27;53&#x27; but Table 3&#x27;s', html
     )
-    age = next(r for r in rows if "Age (years) — Median" in r)
-    assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy" title="[^"]*Table 3&#x27;s patient rows give 52.0"', age)
+    assert re.search(r'title="[^"]*Table 3&#x27;s patient rows give 52.0"', _row(html, "Age (years) — Median"))
+    # Printed but recomputed by no row: a row of its own, nothing recomputed, "?".
+    assert _values(html)["metastasis.distant.pct"] == ("—", "printed status-not_recomputable", "30 ?")
+
+
+def test_table_1_rows_are_grouped_under_their_characteristic_and_table_4_grades_are_spanners():
+    spine = pl.DataFrame({"key": ["sex.male", "sex.female"], "group": ["Gender"] * 2, "label": ["Male", "Female"]})
+    values = values_frame([("sex.male.n", 5, []), ("sex.male.pct", 26.3, []), ("sex.female.n", 14, []), ("sex.female.pct", 73.7, [])])
+    html = tables.comparison_table_html(comparison.compare_with_printed(spine, values, REGISTRY, AUDIT, "Table 1"), "T1", "data cut 2021-03-31", 1)
+    assert re.findall(r'<th class="gt_group_heading"[^>]*>([^<]+)</th>', html) == ["Gender"]
+    assert "— (—)" in _row(html, "Female")  # not printed in this registry
+    ae = values_frame([(f"ae.rash.{grade}.{s}", v, []) for grade in ("any", "g12", "g34", "g5") for s, v in (("n", 1), ("pct", 5.26))])
+    t4 = registry(("T4.ae.rash.any.n", "Table 4", "ae.rash.any.n", "1", 1.0, 0), ("T4.ae.rash.g34.pct", "Table 4", "ae.rash.g34.pct", "5.3", 5.3, 1))
+    cells = comparison.compare_with_printed(pl.DataFrame({"key": ["ae.rash"], "label": ["Rash"]}), ae, t4, audit(), "Table 4")
+    html = tables.comparison_table_html(cells, "Table 4", "data cut 2021-03-31", 3)
+    # In the paper's order (the registry's), then the grades it does not print; no row groups.
+    assert re.findall(r'<span class="gt_column_spanner">([^<]+)</span>', html) == [
+        "Any grade, n (%)",
+        "Grade 3–4, n (%)",
+        "Grade 1–2, n (%): not printed",
+        "Grade 5, n (%): not printed",
+    ]
+    assert '<th class="gt_group_heading"' not in html and 'id="report-table-3"' in html
 
 
 def _inputs(**overrides) -> ReportInputs:
@@ -210,27 +255,26 @@ T2_AUDIT = pl.concat(
 )
 
 
-def _printed_cell(html: str, label: str) -> list[str]:
-    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if label in r)
-    pairs = re.findall(r'<td class="num">([^<]*)</td><td class="([^"]*)"[^>]*>(.*?)</td>', row)
-    # The printed value's text, without the link to its trace; the statistics this row prints.
-    return [(recomputed, css, re.sub(r"<[^>]+>", "", printed)) for recomputed, css, printed in pairs if printed != "—"]
+def _printed_cell(html: str, label: str) -> list[tuple[str, str, str]]:
+    """The values the row ``label`` prints: (recomputed text, printed span's classes, printed span's text), in order."""
+    row = _row(html, label)
+    return [_values(row)[q] for q in re.findall(r'<span class="printed[^"]*" data-quantity="([^"]+)"', row)]
 
 
 def test_each_mark_says_one_thing_and_never_marks_agreeing_values_unequal():
     cells = comparison.compare_with_printed(T2_SPINE, T2_VALUES, T2_REGISTRY, T2_AUDIT, "Table 2")
-    html = page.comparison_html(cells, "Table 2")
+    html = tables.comparison_table_html(cells, "Table 2", "data cut 2021-03-31", 2)
     # 23.50 agrees with the printed 23.5: reproduced here, the paper contradicting it elsewhere; never ≠.
     [(recomputed, css, printed)] = _printed_cell(html, "Median OS")
     assert (recomputed, printed) == ("23.50", "23.5 ✓†") and "status-contradicted" in css
     # Half up on the decimal: 5.2375 is shown 5.238, never 5.237, and agrees with the printed 5.24.
     [(recomputed, css, printed)] = _printed_cell(html, "Median PFS")
     assert (recomputed, printed) == ("5.238", "5.24 ✓") and "status-reproduced" in css
-    # Reproduced only because its inputs were reconstructed: said by the mark, the cell's class and its tooltip.
+    # Reproduced only because its inputs were reconstructed: said by the mark, the value's class and its tooltip.
     n, pct = _printed_cell(html, "ORR")
     assert n[0] == "3" and n[2] == "3 ✓*" and "reconstructed-basis" in n[1]
     assert "from reconstructed inputs only" in re.search(r'title="([^"]*T2.orr.n[^"]*)"', html)[1]
-    assert pct == ("15.80", "num printed status-discrepancy", "15.0 ≠")
+    assert pct == ("15.80", "printed status-discrepancy", "15.0 ≠")
     # The four marks, each distinct.
     symbols = [symbol for symbol, _ in marks.MARKS.values()]
     assert len(set(symbols)) == 4 and set(cells["mark"]) == {"contradicted", "reproduced", "discrepancy"}
@@ -288,7 +332,9 @@ def test_a_value_is_shown_at_one_rounding_everywhere_and_the_legend_heads_the_pa
 def test_every_table_and_chart_names_its_data_cut_and_the_page_prints_whole():
     html = page.study_report_html(_t2_inputs())
     captions = re.findall(r"<caption>(.*?)</caption>", html) + re.findall(r"<figcaption>(.*?)</figcaption>", html)
-    assert len(captions) >= 8
+    # Tables 1, 2 and 4 (great_tables) name it under their title.
+    captions += re.findall(r'class="gt_heading gt_subtitle[^"]*"[^>]*>(.*?)</td>', html)
+    assert len(captions) >= 9 and re.search(r'class="gt_heading gt_subtitle[^"]*"[^>]*>Recomputed at data cut 2021-03-31', html)
     assert all("data cut" in c.lower() for c in captions), [c for c in captions if "data cut" not in c.lower()]
     assert "recomputed at data cut 2021-03-31" in html
     assert "<strong>Data cut:</strong> none applies: every assessment" in html
@@ -298,7 +344,7 @@ def test_every_table_and_chart_names_its_data_cut_and_the_page_prints_whole():
     assert "details::details-content { content-visibility: visible" in print_css
     assert "break-inside: avoid" in print_css and "table-header-group" in print_css
     # Wrap-friendly: cells may break anywhere; only short numeric cells keep to one line.
-    assert "overflow-wrap: anywhere" in style and re.findall(r"([^\n{}]+)\{[^}]*nowrap", style) == ["td.num "]
+    assert "overflow-wrap: anywhere" in style and re.findall(r"([^\n{}]+)\{[^}]*nowrap", style) == [".gt_table td.gt_row "]
 
 
 def test_long_appendices_are_folded_compact_and_listed_in_the_contents():
@@ -402,8 +448,7 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     assert linked and all(f'<section id="{value}">' in traces for value in linked)
 
     # Table 1: Table 3's ages give a median of 52 where the paper prints 53, side by side in one row.
-    age_row = next(r for r in re.findall(r"<tr>(.*?)</tr>", html) if "Age (years) — Median" in r)
-    assert re.search(r'<td class="num">52</td><td class="num printed status-discrepancy"[^>]*><a href="trace.html#[^"]+">53</a> ≠</td>', age_row)
+    assert _values(_row(html, "Median"))["age.median"] == ("52", "printed status-discrepancy", "53 ≠")
     # Survival: both CI methods of the PFS median, at the places the charts state them (two), so the report and
     # Figure 1 read the same numbers; the OS log(−log) upper bound is not reached (R: NA).
     assert "2.96–5.24" in html and "Brookmeyer–Crowley" in html and "6.90–not reached" in html
@@ -416,10 +461,10 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     assert hashlib.sha256((study / "followup" / "2021-03-31.csv").read_bytes()).hexdigest() in html
     assert f"<td>dagster</td><td>{dagster.__version__}</td>" in html
     # No printed value agreeing at the printed precision is marked ≠: each ≠ is a recomputed value that differs.
-    for recomputed, printed in re.findall(
-        r'<td class="num">([^<]*)</td><td class="num printed status-discrepancy"[^>]*><a [^>]+>([^ <]+)</a> ≠', html
-    ):
-        assert recomputed == "—" or round(float(recomputed), 6) != float(printed), (recomputed, printed)
+    shown = [v for table in html.split(f'id="{tables.TABLE_ID_PREFIX}')[1:] for v in _values(table).values() if "status-discrepancy" in v[1]]
+    assert shown
+    for recomputed, _, printed in shown:
+        assert recomputed == "—" or round(float(recomputed), 6) != float(printed.split()[0]), (recomputed, printed)
 
     # Built from its inputs: rebuilt alone, on a copy of that run's warehouse and outputs and a fresh instance whose
     # event log has never seen a chart or a raw file.

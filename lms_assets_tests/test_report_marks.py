@@ -10,7 +10,7 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from lms_assets.defs.report import CELLS_MATCH, REPORT_FILE, reconstructed_estimates
-from lms_assets.report import comparison, page, readback
+from lms_assets.report import comparison, page, readback, tables
 from lms_assets_tests.conftest import start_from_shipped_run
 from lms_assets_tests.test_bad_input import failure_first_lines
 from lms_assets_tests.test_fault_injection import _wrap
@@ -20,7 +20,8 @@ from lms_assets_tests.test_survival import _shipped_adtte
 
 def test_a_discrepancy_from_reconstructed_inputs_is_marked_with_the_star():
     audit = T2_AUDIT.with_columns(pl.when(pl.col("value_id") == "T2.orr.pct").then(pl.lit("reconstructed_inputs")).otherwise("basis").alias("basis"))
-    html = page.comparison_html(comparison.compare_with_printed(T2_SPINE, T2_VALUES, T2_REGISTRY, audit, "Table 2"), "Table 2")
+    cells = comparison.compare_with_printed(T2_SPINE, T2_VALUES, T2_REGISTRY, audit, "Table 2")
+    html = tables.comparison_table_html(cells, "Table 2", "data cut 2021-03-31", 2)
     _, pct = _printed_cell(html, "ORR")
     assert pct[2] == "15.0 ≠*" and "reconstructed-basis" in pct[1]
     assert "from reconstructed inputs only" in re.search(r'title="([^"]*T2.orr.pct[^"]*)"', html)[1]
@@ -56,32 +57,58 @@ def test_the_shipped_study_reconstructs_os_at_the_published_cut_only():
 # --- the report's blocking check --------------------------------------------------------------------------
 
 
-def test_the_written_page_shows_its_tables_cells():
+def test_the_written_page_shows_its_tables_values():
     inputs = _t2_inputs()
     html = page.study_report_html(inputs)
-    assert readback.shown_comparison_cells(html) == [
-        {
-            "T2.os.median": ("23.50", "23.5"),
-            "T2.pfs.ci_upper": ("5.238", "5.24"),
-            "T2.orr.n": ("3", "3"),
-            "T2.orr.pct": ("15.80", "15.0"),
-        }
+    [shown] = readback.shown_tables(html)
+    # Every recomputed value by its quantity, every printed one by its value id with its mark.
+    assert sorted(shown.recomputed) == [("orr.n", "3"), ("orr.pct", "15.80"), ("os.median", "23.50"), ("pfs.ci_upper", "5.238")]
+    assert sorted(shown.printed) == [
+        ("T2.orr.n", "3", "✓*"),
+        ("T2.orr.pct", "15.0", "≠"),
+        ("T2.os.median", "23.5", "✓†"),
+        ("T2.pfs.ci_upper", "5.24", "✓"),
     ]
     assert readback.comparison_mismatches(html, inputs.tables) == []
 
 
+# Faults injected into the code that writes Table 2's cells; each must fail the report's blocking check.
 def recomputed_one_place_short(mp):
-    _wrap(mp, page, "recomputed_text", lambda original: lambda value, decimals: original(value, None if decimals is None else decimals - 1))
+    _wrap(mp, tables, "recomputed_text", lambda original: lambda value, decimals: original(value, None if decimals is None else decimals - 1))
 
 
 def printed_cell_shows_the_recomputed_value(mp):
     def wrapper(original):
         return lambda cell: original(cell if cell is None or cell["recomputed"] is None else {**cell, "printed_value": cell["recomputed"]})
 
-    _wrap(mp, page, "_printed_td", wrapper)
+    _wrap(mp, tables, "printed_html", wrapper)
 
 
-@pytest.mark.parametrize("fault", [recomputed_one_place_short, printed_cell_shows_the_recomputed_value], ids=lambda f: f.__name__)
+def printed_value_left_out(mp):
+    _wrap(mp, tables, "printed_html", lambda original: lambda cell: tables.MISSING if cell and cell["value_id"] == "T2.orr.pct" else original(cell))
+
+
+def recomputed_value_under_another_quantity(mp):
+    def wrapper(original):
+        return lambda cell: original(cell if cell is None or cell["quantity"] != "orr.n" else {**cell, "quantity": "orr.pct"})
+
+    _wrap(mp, tables, "recomputed_html", wrapper)
+
+
+def reconstruction_mark_dropped(mp):
+    _wrap(mp, tables, "mark_text", lambda original: lambda mark, basis: original(mark, None))
+
+
+CELL_FAULTS = [
+    recomputed_one_place_short,
+    printed_cell_shows_the_recomputed_value,
+    printed_value_left_out,
+    recomputed_value_under_another_quantity,
+    reconstruction_mark_dropped,
+]
+
+
+@pytest.mark.parametrize("fault", CELL_FAULTS, ids=lambda f: f.__name__)
 def test_each_cell_fault_fails_the_report_check(fault, monkeypatch):
     inputs = _t2_inputs()
     fault(monkeypatch)

@@ -94,13 +94,14 @@ def _write(path: Path, text: str) -> None:
 
 
 def _spines(tables: dict[str, pl.DataFrame], study: Study) -> dict[str, pl.DataFrame]:
-    """The rows (key, label) of each owner table in its own order; survival_summary's are labelled by the study."""
+    """The rows (key, label) of each owner table in its own order; survival_summary's are labelled by the study.
+    Table 1's rows are grouped under their characteristic, as the paper prints them."""
 
     def labelled(table: pl.DataFrame, label: pl.Expr) -> pl.DataFrame:
         return table.select("key", label.alias("label"))
 
     return {
-        "baseline_summary": labelled(tables["baseline_summary"], pl.format("{} — {}", "characteristic", "level")),
+        "baseline_summary": tables["baseline_summary"].select("key", pl.col("characteristic").alias("group"), pl.col("level").alias("label")),
         "response_summary": labelled(tables["response_summary"], pl.col("row")),
         "survival_summary": pl.DataFrame(list(study.survival_rows), schema=["key", "label"], orient="row"),
         "ae_summary": labelled(tables["ae_summary"], pl.col("term")),
@@ -124,7 +125,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
     cut = published_cut(registry)
     return {
         table.heading: comparison.compare_with_printed(
-            pl.concat([spines[owner] for owner in table.owners]),
+            pl.concat([spines[owner] for owner in table.owners], how="diagonal"),
             pl.concat([PRINTED_VALUE_SOURCES[owner](tables[owner], cut) for owner in table.owners]),
             registry,
             audit,
@@ -160,7 +161,7 @@ def _comparisons(tables: dict[str, pl.DataFrame], registry: pl.DataFrame, audit:
             CELLS_MATCH,
             asset="study_report",
             blocking=True,
-            description="The written page's printed and recomputed values are the cells of the tables they come from.",
+            description="The written page's report tables show each recomputed and printed value (and mark) of the tables they come from, once.",
         )
     ],
 )
@@ -231,7 +232,9 @@ def study_report(
         check_name=CELLS_MATCH,
         passed=not problems,
         severity=AssetCheckSeverity.ERROR,
-        description=escape_markdown(f"{shown} (the page is in {candidate.name})") if problems else "Every printed-value cell is its table's.",
+        description=escape_markdown(f"{shown} (the page is in {candidate.name})")
+        if problems
+        else "Every recomputed and printed value of the report's tables, with its mark, is its table's.",
         metadata={"mismatches": MetadataValue.json(problems)},
     )
 

@@ -13,6 +13,7 @@ COMPARISON_SCHEMA = pl.Schema(
     {
         "row": pl.Int64,
         "order": pl.Int64,
+        "group": pl.String,
         "label": pl.String,
         "statistic": pl.String,
         "quantity": pl.String,
@@ -32,8 +33,8 @@ COMPARISON_SCHEMA = pl.Schema(
 def compare_with_printed(spine: pl.DataFrame, values: pl.DataFrame, registry: pl.DataFrame, audit: pl.DataFrame, source: str) -> pl.DataFrame:
     """Each recomputed value of a table's rows beside the value the paper printed in ``source``, with the audit's verdict.
 
-    ``spine`` gives the rows (``key``, ``label``) in the table's order; a row's values are the quantities
-    ``key`` or ``key.<statistic>`` of ``values``. A printed value of ``source`` that no row recomputes is
+    ``spine`` gives the rows (``key``, ``label``, and the ``group`` heading them where the paper groups its rows) in
+    the table's order; a row's values are the quantities ``key`` or ``key.<statistic>`` of ``values``. A printed value of ``source`` that no row recomputes is
     kept as a row of its own, so nothing the paper printed is dropped. ``order`` places the statistics as
     the paper prints them (registry order), then those it does not print.
     """
@@ -42,15 +43,15 @@ def compare_with_printed(spine: pl.DataFrame, values: pl.DataFrame, registry: pl
     )
     rank = {quantity: i for i, quantity in enumerate(printed["quantity"].to_list())}
     printed_pairs = list(zip(values["quantity"].to_list(), values["value"].to_list()))
+    groups = spine["group"] if "group" in spine.columns else pl.repeat(None, spine.height, dtype=pl.String, eager=True)
     cells = []
-    for row, (key, label) in enumerate(spine.select("key", "label").iter_rows()):
+    for row, (key, label, group) in enumerate(zip(spine["key"], spine["label"], groups)):
         for position, (quantity, value) in enumerate(printed_pairs):
             if quantity == key or quantity.startswith(f"{key}."):
                 order = rank.get(quantity, len(rank) + position)
-                cells.append((row, order, label, quantity[len(key) + 1 :] or "value", quantity, value))
-    recomputed = pl.DataFrame(cells, schema=["row", "order", "label", "statistic", "quantity", "recomputed"], orient="row").cast(
-        {"row": pl.Int64, "order": pl.Int64, "label": pl.String, "statistic": pl.String, "quantity": pl.String, "recomputed": pl.Float64}
-    )
+                cells.append((row, order, group, label, quantity[len(key) + 1 :] or "value", quantity, value))
+    names = ["row", "order", "group", "label", "statistic", "quantity", "recomputed"]
+    recomputed = pl.DataFrame(cells, schema=names, orient="row").cast({name: COMPARISON_SCHEMA[name] for name in names})
     joined = recomputed.join(printed, on="quantity", how="full", coalesce=True)
     unmatched = pl.col("row").is_null()
     joined = joined.with_columns(

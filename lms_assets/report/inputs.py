@@ -26,6 +26,7 @@ REPORTED_PACKAGES = (
     "numpy",
     "altair",
     "vl-convert-python",
+    "great-tables",
 )
 
 

@@ -100,15 +100,17 @@ def table_html(
     return table
 
 
+# The page's own tables (``table_html``) are styled here; Tables 1, 2 and 4 are great_tables tables (``tables``), styled
+# by their own scoped rules, save for the lines below that keep their values on one line and mark each printed value.
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1rem; max-width: 1200px; color: #1b1b1b; line-height: 1.4; }
 h1 { font-size: 1.6rem; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.2rem; }
-table { border-collapse: collapse; margin: .8rem 0 1.4rem; font-size: .85rem; max-width: 100%; }
+table:not(.gt_table) { border-collapse: collapse; margin: .8rem 0 1.4rem; font-size: .85rem; max-width: 100%; }
 caption { text-align: left; font-weight: 600; padding: .3rem 0; }
-th, td { border: 1px solid #d0d0d0; padding: .25rem .45rem; vertical-align: top; text-align: left; overflow-wrap: break-word; }
-thead th { background: #f1f3f5; } th.sub { font-weight: 400; font-size: .7rem; padding: .2rem .25rem; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.comparison { font-size: .8rem; } table.comparison td.num { padding: .25rem .3rem; }
+table:not(.gt_table) :is(th, td) { border: 1px solid #d0d0d0; padding: .25rem .45rem; vertical-align: top; text-align: left; overflow-wrap: break-word; }
+table:not(.gt_table) thead th { background: #f1f3f5; }
+.gt_table td.gt_row { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.printed { padding: 0 .2em; border-radius: 2px; } .printed.reconstructed-basis { padding-left: .5em; }
 table.audit { width: 100%; font-size: .78rem; }
 .status-reproduced { background: #e6f4ea; } .status-contradicted { background: #e8eefc; }
 .status-discrepancy { background: #fde7e7; } .status-not_recomputable { background: #fff4d6; }
@@ -133,11 +135,12 @@ nav.contents ol { margin: .2rem 0; padding-left: 1.4rem; } nav.contents ol ol { 
   details > summary { display: none; }
   nav.contents { break-after: page; }
   details::details-content { content-visibility: visible; display: contents; }
-  table, table.audit, table.comparison { font-size: 7.5pt; width: 100%; }
-  th, td, table.comparison td.num { padding: .12rem .2rem; } th.sub { font-size: 6.5pt; }
+  table:not(.gt_table) { font-size: 7.5pt; width: 100%; }
+  table:not(.gt_table) :is(th, td) { padding: .12rem .2rem; }
   thead { display: table-header-group; }
   tr, figure, .legend, dl.summary { break-inside: avoid; page-break-inside: avoid; }
-  tr.group, tr:has(+ tr.detail) { break-after: avoid; page-break-after: avoid; }
+  tr.group, tr.gt_group_heading_row, tr:has(+ tr.detail) { break-after: avoid; page-break-after: avoid; }
+  .gt_table tfoot { display: table-row-group; }  /* the notes print once, after the last row, not on every page */
   h2, caption { break-after: avoid; page-break-after: avoid; }
   figure img { max-height: 24cm; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }

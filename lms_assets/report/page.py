@@ -1,8 +1,9 @@
 """The study report's HTML: one self-contained page a biostatistician attaches to a review, from the values it is given.
 
 Templates only: every number is computed by the module its section names (``comparison``, ``marks``, ``survival_table``,
-``inputs``; ``audit.verification`` for R's QC record) and passed in; nothing is read here. The page needs no network:
-styles are inline, charts are inline PNG data URIs, and there are no scripts or external links. A table of contents
+``inputs``; ``audit.verification`` for R's QC record) and passed in, and Tables 1, 2 and 4 are laid out by ``tables``
+(great_tables); nothing is read here. The page needs no network: styles are in the page, charts are inline PNG data
+URIs, and there are no scripts, fonts or external links. A table of contents
 heads it; the long appendices (every printed value, every reconstruction result) are folded and compact, so the page
 reads as a document, and print CSS prints them open.
 
@@ -23,7 +24,6 @@ from lms_assets.audit import consistency as audit_rules
 from lms_assets.audit import sensitivity_summary as sensitivity_rules
 from lms_assets.audit import verification
 from lms_assets.graphs.render import Chart
-from lms_assets.report.comparison import recomputed_text
 from lms_assets.report.inputs import ReportInputs, summary_items
 from lms_assets.report.marks import (
     BASIS_SHORT,
@@ -34,68 +34,17 @@ from lms_assets.report.marks import (
     RECONSTRUCTED_VALUE_WORDS,
     RECONSTRUCTED_WORDS,
     audit_summary,
-    mark_text,
     marked_audit,
 )
-from lms_assets.report.markup import STYLE, cell_html, cut_words, table_html, text_html
+from lms_assets.report.markup import STYLE, cut_words, table_html, text_html
 from lms_assets.report.survival_table import survival_rows
-from lms_assets.tables import printed
+from lms_assets.report.tables import comparison_tables_html
 
 # Anchors of the long tables the table of contents links to (a section's own anchor is its id).
 AUDIT_NOT_REPRODUCED = "audit-not-reproduced"
 AUDIT_ALL_VALUES = "audit-all-values"
 SENSITIVITY_RESULTS = "sensitivity-results"
 PROVENANCE_VALUES = "provenance-values"
-
-
-def _statistic_heading(statistic: str) -> str:
-    words = {"n": "n", "pct": "%", "g12": "grade 1–2", "g34": "grade 3–4", "g5": "grade 5", "any": "any grade"}
-    return " ".join(words.get(part, part.replace("_", " ")) for part in statistic.split("."))
-
-
-def comparison_html(cells: pl.DataFrame, caption: str) -> str:
-    """One row per table row; per statistic the recomputed value beside the printed one, marked with the audit's verdict."""
-    statistics = cells.group_by("statistic").agg(pl.col("order").min()).sort("order")["statistic"].to_list()
-    printed_statistics = set(cells.filter(pl.col("printed").is_not_null())["statistic"].to_list())
-    top = "".join(
-        f'<th colspan="2">{text_html(_statistic_heading(s))}</th>'
-        if s in printed_statistics
-        else f'<th rowspan="2">{text_html(_statistic_heading(s))}<br><small>not printed</small></th>'
-        for s in statistics
-    )
-    sub = "".join('<th class="sub">recomputed</th><th class="sub">printed</th>' for s in statistics if s in printed_statistics)
-    body = []
-    for (_row, label), group in cells.group_by("row", "label", maintain_order=True):
-        by_statistic = {r["statistic"]: r for r in group.iter_rows(named=True)}
-        tds = [f'<th scope="row">{cell_html(label)}</th>']
-        for statistic in statistics:
-            cell = by_statistic.get(statistic)
-            decimals = cell["decimals"] if cell else None
-            tds.append(f'<td class="num">{text_html(recomputed_text(cell["recomputed"] if cell else None, decimals))}</td>')
-            if statistic in printed_statistics:
-                tds.append(_printed_td(cell))
-        body.append("<tr>" + "".join(tds) + "</tr>")
-    return (
-        f'<table class="comparison"><caption>{text_html(caption)}</caption>'
-        f'<thead><tr><th rowspan="2">Row</th>{top}</tr><tr>{sub}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-    )
-
-
-def _printed_td(cell: dict | None) -> str:
-    if cell is None or cell["printed_value"] is None:
-        return '<td class="num printed">—</td>'
-    mark = cell["mark"] or "unaudited"
-    reconstructed = mark_text(cell["mark"], cell["basis"]).endswith(RECONSTRUCTED_MARK)
-    value = printed.fixed(cell["printed_value"], cell["decimals"])
-    words = MARKS[cell["mark"]][1] if cell["mark"] else "not audited"
-    tooltip = (
-        f"printed: {cell['printed']} ({cell['value_id']}) — {words}"
-        + (f"; {RECONSTRUCTED_WORDS}" if reconstructed else "")
-        + (f" — {cell['explanation']}" if cell["explanation"] else "")
-    )
-    css = f"num printed status-{mark}" + (" reconstructed-basis" if reconstructed else "")
-    trace = f'<a href="trace.html#{text_html(cell["value_id"])}">{text_html(value)}</a>'
-    return f'<td class="{text_html(css)}" title="{text_html(tooltip)}">{trace} {text_html(mark_text(cell["mark"], cell["basis"]))}</td>'
 
 
 def legend_html() -> str:
@@ -220,7 +169,7 @@ def study_report_html(inputs: ReportInputs) -> str:
     """The whole report as one HTML document that opens offline: a table of contents, the legend, then the sections."""
     summary = "".join(f"<dt>{text_html(k)}</dt><dd>{text_html(v)}</dd>" for k, v in summary_items(inputs))
     at = cut_words([inputs.published_cut])
-    tables = "".join(comparison_html(cells, f"{heading} — recomputed at {at}, the paper's") for heading, cells in inputs.tables.items())
+    tables = comparison_tables_html(inputs.tables, at)
     versions = pl.DataFrame({"package": list(inputs.versions), "version": list(inputs.versions.values())})
     audited = inputs.audit.height
     not_reproduced = marked_audit(inputs.audit, inputs.registry).filter(pl.col("mark") != audit_rules.REPRODUCED).height if audited else 0
