@@ -2,7 +2,7 @@
 SIGTERM and exits 0, starts without deprecation or misleading warnings and, into a file, without colour codes,
 and serves the outputs folder read-only beside the UI; `make install` installs only when the package changed.
 
-Runs the launcher with the Makefile's arguments on free ports, a private instance and a private study copy,
+Runs `make run` on free ports, a fresh private instance and a private study copy,
 waits until the webserver answers and the daemon and a code server are up, asks the report server for files,
 sends SIGTERM as `make` passes it on, and then looks for any survivor among the launcher's descendants and in
 their process groups.
@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import psutil
 import pytest
 
 from lms_assets.infra import launcher as launcher_module
-from lms_assets_tests.dagster_process import REPO, ManagedProcess, instance_home
+from lms_assets_tests.dagster_process import REPO, ManagedProcess
 from lms_assets_tests.graphql_client import DagsterGraphQL, free_port
 
 HOST = "127.0.0.1"
@@ -107,21 +106,18 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
     outputs = tmp_path / "outputs"
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(instance_home(tmp_path / "dagster_home")),
         "LMS_DATA_DIR": str(study_dir),
         "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
         "LMS_OUTPUT_DIR": str(outputs),
     }
     env.pop("LMS_REPORT_URL", None)
-    # As the Makefile's `run` target: the launcher from the repo root, serving workspace.yaml / pyproject; its
-    # output goes to a file, not a terminal.
-    launcher = ManagedProcess(
-        [sys.executable, "-m", "lms_assets.infra.launcher", "--report-port", str(report_port), "-h", HOST, "-p", str(port)], env, LOG
-    )
+    # `make run` as README gives it, on free ports and a fresh private instance (make creates it); its output goes
+    # to a file, not a terminal. Its recipe execs the launcher, so make's one child is the launcher.
+    make = ManagedProcess(["make", "run", f"PORT={port}", f"REPORT_PORT={report_port}", f"DAGSTER_HOME={tmp_path / 'dagster_home'}"], env, LOG)
     try:
-        root = psutil.Process(launcher.pid)
-        DagsterGraphQL(f"http://{HOST}:{port}").wait_until_up(START_TIMEOUT, alive=launcher.alive)
-        _wait_for_services(root, launcher)
+        DagsterGraphQL(f"http://{HOST}:{port}").wait_until_up(START_TIMEOUT, alive=make.alive)
+        root = next(p for p in psutil.Process(make.pid).children() if " -m lms_assets.infra.launcher " in _cmdline(p))
+        _wait_for_services(root, make)
         _check_the_report_server(report_port, outputs)
         # `dagster dev` and what it starts (the code servers that load the definitions) know where the report is.
         dagster_dev = next(p for p in root.children() if "dev" in _cmdline(p))
@@ -129,19 +125,20 @@ def test_make_run_stops_all_its_processes_within_10_s_of_sigterm(study_dir: Path
         tree = [root, *_descendants(root)]
         groups = {os.getpgid(p.pid) for p in tree if p.is_running()}
 
-        launcher.process.send_signal(signal.SIGTERM)
-        gone, alive = psutil.wait_procs(tree, timeout=STOP_WITHIN)
+        # As Ctrl-C does: the signal reaches make and the launcher (one process group).
+        os.killpg(make.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(tree, timeout=STOP_WITHIN)
         in_groups = [p for p in psutil.process_iter() if _pgid(p) in groups and _running(p)]
         assert not alive and not in_groups, (
-            f"alive {STOP_WITHIN:.0f} s after SIGTERM: {[(p.pid, _cmdline(p)) for p in [*alive, *in_groups]]}\n{launcher.log_tail()}"
+            f"alive {STOP_WITHIN:.0f} s after SIGTERM: {[(p.pid, _cmdline(p)) for p in [*alive, *in_groups]]}\n{make.log_tail()}"
         )
-        # A stop asked for is a normal stop: `make` reports no error. psutil reaped the launcher (its own child),
-        # so its exit status is on psutil's record of it.
-        assert next(p for p in gone if p.pid == launcher.pid).returncode == 0
+        # A stop asked for is a normal stop: the launcher exits 0, so `make` reports no error ("Error" in its output).
+        assert make.process.wait(timeout=STOP_WITHIN) in (0, -signal.SIGTERM)
+        assert "Error" not in make.log_tail(), make.log_tail()
         with pytest.raises(ConnectionRefusedError):
             _request(report_port, "GET", "/charts/placed-by-the-test.txt")
     finally:
-        launcher.stop(grace=1.0)
+        make.stop(grace=1.0)
 
     # Start-up is what comes before the webserver says it serves (a run the sensor starts logs on after it).
     log = LOG.read_text(errors="replace")
