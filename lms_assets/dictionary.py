@@ -113,8 +113,8 @@ DERIVED: dict[str, dict[str, str]] = {
         PCHG="Best % change of the target-lesion sum from baseline",
     ),
     "adtte": _table(
-        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL CNSDTDSC PARAMN TRTP ASEQ",
-        DATACUT="Data cut the time is measured at: the follow-up file's date, the only date the records hold",
+        "STUDYID USUBJID SUBJID DCUTDT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL CNSDTDSC PARAMN TRTP ASEQ",
+        DCUTDT="Data cut the time is measured at: the follow-up file's date, the only date the records hold",
         PARAMCD="Endpoint code (PFS, OS)",
         PARAM="Endpoint in words",
         AVAL="Time from start of anlotinib to the event or censoring, in months: a duration, as the paper prints no dates",

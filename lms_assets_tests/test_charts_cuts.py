@@ -18,7 +18,7 @@ def _two_cuts() -> pl.DataFrame:
     shipped = _shipped_adtte()
     os_alive = (pl.col("PARAMCD") == "OS") & (pl.col("CNSR") == 1)
     later = shipped.with_columns(
-        DATACUT=pl.lit(LATER),
+        DCUTDT=pl.lit(LATER),
         AVAL=pl.when(os_alive).then(pl.col("AVAL") + 12.0).otherwise(pl.col("AVAL")),
         CNSR=pl.when(os_alive & pl.col("SUBJID").is_in([1, 5])).then(0).otherwise(pl.col("CNSR")),
     )

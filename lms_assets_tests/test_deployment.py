@@ -256,7 +256,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             assert report.status == "SUCCESS", report.describe()
             assert {"raw_followup", "adtte"} <= report.materialized
             with duckdb.connect(str(warehouse), read_only=True) as db:
-                cuts = db.execute("SELECT DISTINCT CAST(DATACUT AS VARCHAR) FROM adtte ORDER BY 1").fetchall()
+                cuts = db.execute("SELECT DISTINCT CAST(DCUTDT AS VARCHAR) FROM adtte ORDER BY 1").fetchall()
             assert cuts == [("2021-03-31",), ("2022-03-31",)]
 
             # The history is PostgreSQL's, not a SQLite file in DAGSTER_HOME.
@@ -279,7 +279,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
             assert "TABLE public runs " in listing.stdout
             with duckdb.connect(str(copy), read_only=True) as db:
-                assert db.execute("SELECT count(*) FROM adtte WHERE DATACUT = DATE '2022-03-31'").fetchone()[0] > 0
+                assert db.execute("SELECT count(*) FROM adtte WHERE DCUTDT = DATE '2022-03-31'").fetchone()[0] > 0
 
             # Restart the webserver: the launcher brings it back and the history is still there.
             (webserver_pid,) = started_pids(log_text(), "dagster-webserver")

@@ -209,7 +209,7 @@ def followup_median_not_reversed(mp, records):
     def wrapper(original):
         def faulty(adtte):
             table = original(adtte)
-            medians = adtte.group_by(pl.col("DATACUT").alias("data_cut"), pl.col("PARAMCD").alias("endpoint")).agg(
+            medians = adtte.group_by(pl.col("DCUTDT").alias("data_cut"), pl.col("PARAMCD").alias("endpoint")).agg(
                 pl.col("AVAL").median().alias("plain_median")
             )
             return table.join(medians, on=["data_cut", "endpoint"]).with_columns(median=pl.col("plain_median")).drop("plain_median")

@@ -74,9 +74,9 @@ def test_a_check_reads_only_the_columns_of_its_own_asset_it_names(platform_env):
     """``WarehouseTables.read_columns`` (for checks on a six-million-row ADTTE) gives those columns, stored values unchanged."""
     _materialize_cohort(platform_env, "adtte")
     with WarehouseIOManager(database=str(platform_env["warehouse"])).yield_for_execution(None) as tables:
-        narrow = tables.read_columns("adtte", ["SUBJID", "DATACUT", "AVAL"])
+        narrow = tables.read_columns("adtte", ["SUBJID", "DCUTDT", "AVAL"])
         with pytest.raises(ValueError, match="plain identifier"):
             tables.read_columns("adtte", ["AVAL; DROP TABLE adtte"])
-    assert narrow.columns == ["SUBJID", "DATACUT", "AVAL"]
-    assert narrow.equals(_table(platform_env["warehouse"], "adtte").select("SUBJID", "DATACUT", "AVAL"))
-    assert narrow.schema["DATACUT"] == pl.Date
+    assert narrow.columns == ["SUBJID", "DCUTDT", "AVAL"]
+    assert narrow.equals(_table(platform_env["warehouse"], "adtte").select("SUBJID", "DCUTDT", "AVAL"))
+    assert narrow.schema["DCUTDT"] == pl.Date

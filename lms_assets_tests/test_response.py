@@ -39,11 +39,11 @@ def _adsl(combination: list[str]) -> pl.DataFrame:
 
 def _adtte_os(alive_by_cut: dict[dt.date, set[int]], patients: int) -> pl.DataFrame:
     rows = [
-        {"SUBJID": s, "DATACUT": cut, "PARAMCD": "OS", "CNSR": int(s in alive), "AVAL": 10.0}
+        {"SUBJID": s, "DCUTDT": cut, "PARAMCD": "OS", "CNSR": int(s in alive), "AVAL": 10.0}
         for cut, alive in alive_by_cut.items()
         for s in range(1, patients + 1)
     ]
-    return pl.DataFrame(rows, schema={"SUBJID": pl.Int64, "DATACUT": pl.Date, "PARAMCD": pl.String, "CNSR": pl.Int64, "AVAL": pl.Float64})
+    return pl.DataFrame(rows, schema={"SUBJID": pl.Int64, "DCUTDT": pl.Date, "PARAMCD": pl.String, "CNSR": pl.Int64, "AVAL": pl.Float64})
 
 
 # A CR, two PRs, an SD and an SD with a ≥ 20% increase; nobody with PD.

@@ -57,7 +57,7 @@ class ChartAsset:
 
 
 # The columns each chart reads, by table.
-ADTTE = ("SUBJID", "DATACUT", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
+ADTTE = ("SUBJID", "DCUTDT", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
 REGISTRY = ("data_cut",)
 CURVES = ("data_cut", "endpoint", "time", "surv", "ci_lower", "ci_upper", "censored")
 LANDMARKS = ("data_cut", "endpoint", "month", "at_risk", "events_cum")

@@ -249,7 +249,7 @@ def study_report(
 
 def reconstructed_estimates(adtte: pl.DataFrame) -> set[tuple[str, str]]:
     """(data cut, endpoint) whose survival estimates rest on reconstructed last-contact times (ADTTE AVALRFL = "Y")."""
-    flagged = adtte.filter(pl.col("AVALRFL") == "Y").select(pl.col("DATACUT").cast(pl.String), "PARAMCD").unique()
+    flagged = adtte.filter(pl.col("AVALRFL") == "Y").select(pl.col("DCUTDT").cast(pl.String), "PARAMCD").unique()
     return set(flagged.iter_rows())
 
 

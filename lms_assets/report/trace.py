@@ -22,7 +22,7 @@ TRACE_ROWS = 500
 RAW_META = ("_file", "_row", "content_hash", "data_cut")
 # The ADaM columns a trace shows, key columns first; SRCFILE and SRCROW lead to the raw line.
 ADAM_COLUMNS = {
-    "adtte": ["SUBJID", "PARAMCD", "DATACUT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
+    "adtte": ["SUBJID", "PARAMCD", "DCUTDT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
     "adrs": ["SUBJID", "PARAMCD", "AVALC", "PCHG", "SRCFILE", "SRCROW"],
     "adae": ["SUBJID", "ASEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
     "adsl": ["SUBJID", "AGE", "SEX", "ECOG", "PRIMSITE", "COMBTRT", "DOSE0", "DOSREDFL", "DISCAEFL"],
@@ -62,8 +62,8 @@ def counted_rows(row: Mapping, datasets: Mapping[str, pl.DataFrame], ae_summary:
         frame = frame.filter(pl.col("PARAMCD") == paramcd)
         words.append(f"PARAMCD = {paramcd}")
         if cut is not None:
-            frame = frame.filter(pl.col("DATACUT") == cut)
-            words.append(f"DATACUT = {cut}")
+            frame = frame.filter(pl.col("DCUTDT") == cut)
+            words.append(f"DCUTDT = {cut}")
     elif name == "adae" and (term := _ae_term(row["quantity"], ae_summary)) is not None:
         frame = frame.filter(pl.col("AEDECOD") == term)
         words.append(f"AEDECOD = {term}")

@@ -266,7 +266,7 @@ def _source_lines(ard: pl.DataFrame, datasets: Mapping[str, pl.DataFrame], ae_te
         "SUBJID"
     )
     exploded = exploded.drop_nulls("SUBJID")
-    adtte = datasets["adtte"].select(pl.col("DATACUT").alias("data_cut"), pl.col("PARAMCD").alias("group1_level"), "SUBJID", "SRCFILE", "SRCROW")
+    adtte = datasets["adtte"].select(pl.col("DCUTDT").alias("data_cut"), pl.col("PARAMCD").alias("group1_level"), "SUBJID", "SRCFILE", "SRCROW")
     adrs = datasets["adrs"].filter(pl.col("PARAMCD") == "BOR").select("SUBJID", "SRCFILE", "SRCROW")
     terms = (
         datasets["adae"]
@@ -323,7 +323,7 @@ def analysis_results(
     # Who a survival statistic counts (consistency.time_to_event_patients), found once per cut and quantity: on a
     # large study each is a pass over ADTTE, and hundreds of statistics share a few populations.
     counted: Counted = functools.cache(lambda cut, quantity: consistency.time_to_event_patients(adtte, cut, quantity))
-    cuts: list[dt.date | None] = adtte["DATACUT"].unique().sort().to_list() or NO_CUT
+    cuts: list[dt.date | None] = adtte["DCUTDT"].unique().sort().to_list() or NO_CUT
     rows: list[dict] = []
     for cut in cuts:
         for analysis, recomputed in sources.items():

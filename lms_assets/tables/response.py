@@ -199,8 +199,8 @@ def immunotherapy_rows(treated: pl.DataFrame, adtte: pl.DataFrame) -> list[dict]
     deep = immuno.filter(pl.col("PCHG") < SHRINKAGE_GT70)
     rows.append(_row("shrinkage_gt70_immunotherapy", "… with shrinkage over 70%", _ids(deep), immuno.height))
     alive = adtte.filter((pl.col("PARAMCD") == "OS") & (pl.col("CNSR") == 1))
-    for cut in adtte["DATACUT"].unique().sort().to_list():
-        alive_at_cut = alive.filter(pl.col("DATACUT") == cut)["SUBJID"].implode()
+    for cut in adtte["DCUTDT"].unique().sort().to_list():
+        alive_at_cut = alive.filter(pl.col("DCUTDT") == cut)["SUBJID"].implode()
         ids = _ids(deep.filter(pl.col("SUBJID").is_in(alive_at_cut)))
         label = "… with shrinkage over 70% and alive at the data cut"
         rows.append(_row("shrinkage_gt70_immunotherapy_alive", label, ids, deep.height, data_cut=cut))

@@ -80,7 +80,7 @@ def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "IMMUNOFL"]}),
         "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC", "PCHG"]}),
-        "adtte": AssetIn(metadata={"columns": ["SUBJID", "DATACUT", "PARAMCD", "CNSR"]}),
+        "adtte": AssetIn(metadata={"columns": ["SUBJID", "DCUTDT", "PARAMCD", "CNSR"]}),
     },
     description=(
         "The Results' and Discussion's response values from ADRS, ADSL and ADTTE: patients with any tumour "
