@@ -42,7 +42,7 @@ def test_cohort_from_shipped_study(platform_env):
     assert (p7["AGE"], p7["SEX"], p7["ECOG"], p7["PRCHLN"], p7["COMBFL"], p7["IMMUNOFL"]) == (40, "F", 2, 3, "Y", "Y")
     assert adsl["COMBFL"].eq("Y").sum() == 7
     assert adsl["PRCHFL"].eq("Y").sum() == 14
-    assert adrs.filter((pl.col("SUBJID") == 19) & (pl.col("PARAMCD") == "BOR"))["PCHG"].item() == pytest.approx(89.2)
+    assert _table(warehouse, "adtr").filter(pl.col("SUBJID") == 19)["PCHG"].item() == pytest.approx(89.2)
     os_ = adtte.filter(pl.col("PARAMCD") == "OS")
     assert os_["CNSR"].eq(0).sum() == 12  # "12 patients died"
     assert adtte.filter(pl.col("PARAMCD") == "PFS")["CNSR"].eq(0).sum() == 19  # all progressed

@@ -58,7 +58,7 @@ ORIGINS: dict[str, dict[str, str]] = {
             "Assigned": "STUDYID AGEU SAFFL FASFL TRT01P DOSE0U",
             "Reconstructed": "PRIMSITE DOSE0 DOSREDFL DISCAEFL",
         },
-        "adrs": {"Collected": "SUBJID AVALC PCHG", "Derived": "USUBJID AVAL", "Assigned": f"STUDYID PARAMCD PARAM PARAMN {LINEAGE}"},
+        "adrs": {"Collected": "SUBJID AVALC", "Derived": "USUBJID AVAL", "Assigned": f"STUDYID PARAMCD PARAM PARAMN {LINEAGE}"},
         "adtr": {"Collected": "SUBJID PCHG", "Derived": "USUBJID", "Assigned": f"STUDYID PARAMCD PARAM PARAMN AVISIT {LINEAGE}"},
         "adtte": {
             "Collected": "SUBJID DCUTDT",
@@ -82,7 +82,6 @@ RECORD_SOURCES = {
     **{("adsl", v): source for v, source in adsl.VARIABLE_SOURCES.items()},
     **{(table, "SUBJID"): (schemas.PATIENTS.location, "patient_id") for table in MODULES},
     ("adrs", "AVALC"): (schemas.RESPONSE.location, "best_response"),
-    ("adrs", "PCHG"): (schemas.RESPONSE.location, "best_pct_change"),
     ("adtr", "PCHG"): (schemas.RESPONSE.location, "best_pct_change"),
     ("adtte", "DCUTDT"): (schemas.FOLLOWUP.location, "none (the date in the file name)"),
     ("adtte", "AVAL"): (schemas.FOLLOWUP.location, "pfs_months (PFS) or os_months (OS)"),

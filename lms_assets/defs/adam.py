@@ -137,8 +137,9 @@ ADRS_SPEC = spec(
     kinds={"polars", "duckdb"},
     deps=("raw_response", "quarantine"),
     description=(
-        "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
-        "patient. Published only when its blocking checks pass (write-audit-publish)."
+        "ADRS: the recorded RECIST 1.1 best overall response (PARAMCD BOR, AVALC) and the responder parameters ORR "
+        "and DCR per patient; the best % change of the target-lesion sum is ADTR's. Published only when its blocking "
+        "checks pass (write-audit-publish)."
     ),
 )
 ADTTE_SPEC = spec(

@@ -29,6 +29,7 @@ EXTRA_TABLES = ("survival_landmarks",)
 DATASETS = {
     "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "SRCFILE", "SRCROW"]}),
     "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "SRCFILE", "SRCROW"]}),
+    "adtr": AssetIn(metadata={"columns": ["SUBJID", "SRCFILE", "SRCROW"]}),
     "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "SRCFILE", "SRCROW"]}),
     "raw_patients": AssetIn(metadata={"columns": ["patient_id", "_file", "_row"]}),
     "raw_allocations": AssetIn(metadata={"columns": ["patient_id", "_file", "_row"]}),

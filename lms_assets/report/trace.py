@@ -23,7 +23,8 @@ RAW_META = ("_file", "_row", "content_hash", "data_cut")
 # The ADaM columns a trace shows, key columns first; SRCFILE and SRCROW lead to the raw line.
 ADAM_COLUMNS = {
     "adtte": ["SUBJID", "PARAMCD", "DCUTDT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
-    "adrs": ["SUBJID", "PARAMCD", "AVALC", "PCHG", "SRCFILE", "SRCROW"],
+    "adrs": ["SUBJID", "PARAMCD", "AVALC", "SRCFILE", "SRCROW"],
+    "adtr": ["SUBJID", "PARAMCD", "AVISIT", "PCHG", "SRCFILE", "SRCROW"],
     "adae": ["SUBJID", "ASEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
     "adsl": ["SUBJID", "AGE", "SEX", "ECOG", "PRIMSITE", "COMBTRT", "DOSE0", "DOSREDFL", "DISCAEFL"],
 }
@@ -35,6 +36,8 @@ def dataset_of(owner: str, quantity: str) -> str:
     """The ADaM dataset whose rows the summary ``owner`` counts for ``quantity``."""
     if owner.startswith("survival_"):
         return "adtte"
+    if owner == "tumour_shrinkage" and quantity.startswith("shrinkage"):
+        return "adtr"
     if owner in ("response_summary", "tumour_shrinkage"):
         return "adrs"
     if owner == "ae_summary" and quantity.startswith("ae."):
