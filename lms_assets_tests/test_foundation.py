@@ -9,7 +9,7 @@ from lms_assets_tests.conftest import defs_for, run_assets
 
 
 def _materialize_cohort(paths, *names):
-    return run_assets(*(names or ("adsl", "adrs", "adtte", "adae")), paths=paths)
+    return run_assets(*(names or ("adsl", "adrs", "adtr", "adtte", "adae")), paths=paths)
 
 
 def _table(warehouse, name: str) -> pl.DataFrame:
