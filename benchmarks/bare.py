@@ -29,6 +29,7 @@ import polars as pl
 from lms_assets.adam.adae import derive_adae
 from lms_assets.adam.adrs import derive_adrs
 from lms_assets.adam.adsl import derive_adsl
+from lms_assets.adam.adtr import derive_adtr
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.adam.cuts import cut_regressions
 from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, render, swimmer, waterfall
@@ -143,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
         )
         adrs = compute(db, "adrs", lambda: derive_adrs(cleaned("response", schemas.RESPONSE), studyid=studyid))
+        adtr = compute(db, "adtr", lambda: derive_adtr(cleaned("response", schemas.RESPONSE), studyid=studyid))
         adtte = compute(
             db,
             "adtte",
@@ -158,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
 
         compute(db, "baseline_summary", lambda: baseline.baseline_summary(adsl))
         compute(db, "response_summary", lambda: response.response_summary(adrs))
-        compute(db, "recist_consistency", lambda: response.recist_consistency(adrs))
-        compute(db, "tumour_shrinkage", lambda: response.tumour_shrinkage(adsl, adrs, adtte))
+        compute(db, "recist_consistency", lambda: response.recist_consistency(adrs, adtr))
+        compute(db, "tumour_shrinkage", lambda: response.tumour_shrinkage(adsl, adrs, adtr, adtte))
         summary = compute(db, "ae_summary", lambda: toxicity.ae_summary(adae, adsl))
         curves = compute(db, "survival_curves", lambda: survival.km_curves(adtte))
         medians = compute(db, "survival_summary", lambda: survival.median_summary(curves))
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl))
         by_cut = compute(db, "median_history", lambda: survival.median_history(medians))
 
-        chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adsl)))
+        chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adtr, adsl)))
         chart(outputs, "adverse_events", lambda: adverse_events.ae_chart(*adverse_events.ae_chart_data(summary)))
         for endpoint in ("PFS", "OS"):
             chart(outputs, f"km_{endpoint.lower()}", lambda e=endpoint: km.endpoint_chart(curves, landmarks, medians, e, None))

@@ -96,13 +96,12 @@ DERIVED: dict[str, dict[str, str]] = {
         DTHFL="Y: died by the latest data cut; null otherwise",
     ),
     "adrs": _table(
-        "STUDYID USUBJID SUBJID PARAMCD PARAM PARAMN AVALC AVAL PCHG SRCFILE SRCROW",
+        "STUDYID USUBJID SUBJID PARAMCD PARAM PARAMN AVALC AVAL SRCFILE SRCROW",
         PARAMCD="Parameter code (BOR: best overall response; ORR: objective response; DCR: disease control)",
         PARAM="Parameter in words",
         PARAMN="Parameter number (BOR 1, ORR 2, DCR 3)",
         AVALC="BOR: recorded RECIST 1.1 best overall response (CR, PR, SD, PD, NE); ORR, DCR: responder (Y, N)",
         AVAL="BOR: the response coded CR 1, PR 2, SD 3, PD 5, NE 6; ORR, DCR: responder 1, else 0",
-        PCHG="BOR: best % change of the target-lesion sum from baseline (as in ADTR); null on ORR and DCR",
     ),
     "adtr": _table(
         "STUDYID USUBJID SUBJID PARAMCD PARAM PARAMN AVISIT PCHG SRCFILE SRCROW",
@@ -113,8 +112,8 @@ DERIVED: dict[str, dict[str, str]] = {
         PCHG="Best % change of the target-lesion sum from baseline",
     ),
     "adtte": _table(
-        "STUDYID USUBJID SUBJID DATACUT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL CNSDTDSC PARAMN TRTP ASEQ",
-        DATACUT="Data cut the time is measured at: the follow-up file's date, the only date the records hold",
+        "STUDYID USUBJID SUBJID DCUTDT PARAMCD PARAM AVAL CNSR EVNTDESC SRCFILE SRCROW SRCHASH AVALU AVALRFL CNSDTDSC PARAMN TRTP ASEQ",
+        DCUTDT="Data cut the time is measured at: the follow-up file's date, the only date the records hold",
         PARAMCD="Endpoint code (PFS, OS)",
         PARAM="Endpoint in words",
         AVAL="Time from start of anlotinib to the event or censoring, in months: a duration, as the paper prints no dates",

@@ -82,8 +82,8 @@ def test_adrs_has_bor_orr_and_dcr_per_patient_and_the_response_table_counts_the_
     assert by["BOR"]["AVAL"].to_list() == [1, 2, 3, 5, 6]
     assert by["ORR"]["AVALC"].to_list() == ["Y", "Y", "N", "N", "N"] and by["ORR"]["AVAL"].to_list() == [1, 1, 0, 0, 0]
     assert by["DCR"]["AVALC"].to_list() == ["Y", "Y", "Y", "N", "N"] and by["DCR"]["AVAL"].to_list() == [1, 1, 1, 0, 0]
-    # The tumour change stays on BOR alone, and every responder row points at its patient's record line.
-    assert adrs.filter(pl.col("PARAMCD") != "BOR")["PCHG"].null_count() == 10
+    # The tumour change is ADTR's, not ADRS's; every responder row points at its patient's record line.
+    assert "PCHG" not in adrs.columns
     assert by["ORR"]["SRCROW"].to_list() == by["BOR"]["SRCROW"].to_list()
     table = response.response_summary(adrs)
     assert table.filter(pl.col("key") == "orr")["n"].item() == by["ORR"]["AVAL"].sum()
@@ -103,14 +103,14 @@ def test_adtte_numbers_parameters_and_rows_and_says_which_source_ended_each_time
         (2, LATER, 2.0, 1, 12.0, 0),
     )
     adtte = adam.adtte.derive_adtte(followup, studyid="S", provenance=PROVENANCE)
-    rows = {(r["SUBJID"], r["DATACUT"], r["PARAMCD"]): r for r in adtte.iter_rows(named=True)}
+    rows = {(r["SUBJID"], r["DCUTDT"], r["PARAMCD"]): r for r in adtte.iter_rows(named=True)}
     assert rows[(1, CUT, "PFS")]["EVNTDESC"] == "Death" and rows[(1, CUT, "OS")]["EVNTDESC"] == "Death"
     assert rows[(2, CUT, "PFS")]["EVNTDESC"] == "Progression" and rows[(2, CUT, "PFS")]["CNSDTDSC"] is None
     assert rows[(2, CUT, "OS")]["CNSDTDSC"] == "Last contact" and rows[(2, CUT, "OS")]["CNSR"] == 1
     assert {r["PARAMCD"]: r["PARAMN"] for r in rows.values()} == {"PFS": 1, "OS": 2}
     assert set(adtte["AVALU"]) == {"MONTHS"} and set(adtte["TRTP"]) == {"ANLOTINIB"}
     # ASEQ: 1, 2, … within the patient over cuts, then PFS before OS.
-    sequence = adtte.sort("SUBJID", "ASEQ").filter(pl.col("SUBJID") == 2).select("DATACUT", "PARAMCD", "ASEQ").rows()
+    sequence = adtte.sort("SUBJID", "ASEQ").filter(pl.col("SUBJID") == 2).select("DCUTDT", "PARAMCD", "ASEQ").rows()
     assert sequence == [(CUT, "PFS", 1), (CUT, "OS", 2), (LATER, "PFS", 3), (LATER, "OS", 4)]
 
 

@@ -114,7 +114,7 @@ def test_reconstruction_is_said_on_every_row_resting_on_it(results):
 
 def test_source_rows_are_the_record_lines_of_the_patients_counted(shipped_run, results):
     by_quantity = {r["quantity"]: r for r in results.filter(pl.col("quantity").is_not_null()).iter_rows(named=True)}
-    adtte = _table(shipped_run, "adtte").filter((pl.col("PARAMCD") == "PFS") & (pl.col("DATACUT") == CUT))
+    adtte = _table(shipped_run, "adtte").filter((pl.col("PARAMCD") == "PFS") & (pl.col("DCUTDT") == CUT))
     pfs = by_quantity["pfs.median"]
     assert (pfs["n"], pfs["source_file"], pfs["source_rows"]) == (19, "followup/2021-03-31.csv", sorted(adtte["SRCROW"].to_list()))
     male = by_quantity["sex.male.n"]

@@ -35,6 +35,7 @@ def tables(records) -> dict[str, pl.DataFrame]:  # noqa: F811 - the fixture impo
     return {
         **summary_tables(records),
         "adrs": adam.adrs.derive_adrs(records["response"], studyid=SHIPPED_STUDY.studyid),
+        "adtr": adam.adtr.derive_adtr(records["response"], studyid=SHIPPED_STUDY.studyid),
         "median_history": survival.median_history(summary_tables(records)["survival_summary"]),
         "printed_values": records["printed_values"],
     }

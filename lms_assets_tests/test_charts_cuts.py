@@ -7,7 +7,7 @@ import polars as pl
 
 from lms_assets.graphs import adverse_events, history, km, waterfall
 from lms_assets.tables import survival
-from lms_assets_tests.test_charts_response import _adrs, _adsl, _toxicity_table
+from lms_assets_tests.test_charts_response import _adsl, _bor, _toxicity_table
 from lms_assets_tests.test_survival import CUT, _shipped_adtte
 
 LATER = dt.date(2022, 3, 31)
@@ -18,7 +18,7 @@ def _two_cuts() -> pl.DataFrame:
     shipped = _shipped_adtte()
     os_alive = (pl.col("PARAMCD") == "OS") & (pl.col("CNSR") == 1)
     later = shipped.with_columns(
-        DATACUT=pl.lit(LATER),
+        DCUTDT=pl.lit(LATER),
         AVAL=pl.when(os_alive).then(pl.col("AVAL") + 12.0).otherwise(pl.col("AVAL")),
         CNSR=pl.when(os_alive & pl.col("SUBJID").is_in([1, 5])).then(0).otherwise(pl.col("CNSR")),
     )
@@ -98,7 +98,7 @@ def test_history_joins_each_method_across_cuts_and_shows_events_and_event_free_p
 
 
 def test_waterfall_and_adverse_event_charts_name_the_data_cut():
-    bars, total = waterfall.waterfall_data(_adrs([-40.0, 10.0], ["PR", "SD"]), _adsl(["None", "None"]))
+    bars, total = waterfall.waterfall_data(*_bor([-40.0, 10.0], ["PR", "SD"]), _adsl(["None", "None"]))
     assert f"(data cut {CUT})" in waterfall.waterfall_chart(bars, total, CUT).to_dict()["title"]["subtitle"][0]
     rows, terms = adverse_events.ae_chart_data(_toxicity_table(grade_5=False))
     assert f"(data cut {CUT})" in adverse_events.ae_chart(rows, terms, CUT).to_dict()["title"]["subtitle"][0]

@@ -17,9 +17,11 @@ from lms_assets_tests.conftest import SHIPPED_STUDY
 from lms_assets_tests.test_toxicity import raw_adverse_events
 
 
-def _adrs(changes: list[float], responses: list[str]) -> pl.DataFrame:
-    n = len(changes)
-    return pl.DataFrame({"SUBJID": list(range(1, n + 1)), "PARAMCD": ["BOR"] * n, "AVALC": responses, "PCHG": changes})
+def _bor(changes: list[float], responses: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """ADRS's BOR rows and ADTR's best changes of patients 1, 2, …"""
+    ids = list(range(1, len(changes) + 1))
+    adtr = pl.DataFrame({"SUBJID": ids, "PARAMCD": "SDIAM", "AVISIT": "BEST", "PCHG": changes})
+    return pl.DataFrame({"SUBJID": ids, "PARAMCD": ["BOR"] * len(ids), "AVALC": responses}), adtr
 
 
 def _adsl(therapies: list[str]) -> pl.DataFrame:
@@ -33,7 +35,7 @@ def _layers(chart) -> list[dict]:
 
 
 def test_waterfall_sorted_from_largest_increase_with_combination_marked():
-    bars, total = waterfall.waterfall_data(_adrs([-40.0, 30.0, 5.0], ["PR", "PD", "SD"]), _adsl(["Immunotherapy", "None", "None"]))
+    bars, total = waterfall.waterfall_data(*_bor([-40.0, 30.0, 5.0], ["PR", "PD", "SD"]), _adsl(["Immunotherapy", "None", "None"]))
     assert total == 3
     assert bars["best_pct_change"].to_list() == [30.0, 5.0, -40.0]
     assert bars["patient"].to_list() == ["Pt 2", "Pt 3", "Pt 1"]
@@ -41,7 +43,7 @@ def test_waterfall_sorted_from_largest_increase_with_combination_marked():
 
 
 def test_waterfall_has_dashed_reference_lines_labelled_and_a_legend():
-    bars, total = waterfall.waterfall_data(_adrs([-40.0, 30.0, 5.0], ["PR", "PD", "SD"]), _adsl(["Immunotherapy", "None", "None"]))
+    bars, total = waterfall.waterfall_data(*_bor([-40.0, 30.0, 5.0], ["PR", "PD", "SD"]), _adsl(["Immunotherapy", "None", "None"]))
     spec = json.loads(waterfall.waterfall_chart(bars, total).to_json())
     rules = [layer for layer in spec["layer"] if isinstance(layer["mark"], dict) and layer["mark"].get("strokeDash")]
     assert len(rules) == 1
@@ -58,8 +60,7 @@ def test_waterfall_has_dashed_reference_lines_labelled_and_a_legend():
 def test_waterfall_samples_a_large_study_and_says_so():
     n = 5000
     changes = [float(i % 200 - 100) for i in range(n)]
-    adrs = _adrs(changes, ["SD"] * n)
-    bars, total = waterfall.waterfall_data(adrs, _adsl(["None"] * n), max_bars=100)
+    bars, total = waterfall.waterfall_data(*_bor(changes, ["SD"] * n), _adsl(["None"] * n), max_bars=100)
     assert (total, bars.height) == (5000, 100)
     assert bars["best_pct_change"][0] == 99.0 and bars["best_pct_change"][-1] == -100.0  # extremes kept
     assert bars["best_pct_change"].is_sorted(descending=True)

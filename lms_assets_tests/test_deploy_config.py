@@ -5,14 +5,18 @@ test_deployment.py, which starts a real PostgreSQL.
 """
 
 import logging
+import re
+import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 import yaml
 
-from lms_assets.infra import deploy
+from lms_assets.infra import deploy, studies
+from lms_assets_tests.conftest import SHIPPED_DATA
 from lms_assets_tests.graphql_client import free_port
 
 GOOD_ENV = {
@@ -249,3 +253,96 @@ def test_supervisor_restarts_an_exiting_process_with_backoff_and_logs_each_resta
         "restarting in 4 s (attempt 3)",
     ]
     assert all("exited with code 3" in m for m in restarts)
+
+
+# --- several studies on one server (lms_assets.infra.studies) ---------------------------------------------
+
+
+def _study(folder, studyid: str):
+    """A study folder holding only its study.toml, under ``studyid``: all the workspace reads."""
+    folder.mkdir()
+    text = (SHIPPED_DATA / "study.toml").read_text()
+    (folder / "study.toml").write_text(re.sub(r'(?m)^studyid = ".*"$', f'studyid = "{studyid}"', text))
+    return folder
+
+
+def test_each_study_folder_is_a_location_with_its_own_warehouse_outputs_and_report(tmp_path):
+    first, second = _study(tmp_path / "a", "ZOU-LMS-ANLOTINIB"), _study(tmp_path / "b", "Second_Study")
+    env = {
+        "LMS_STUDY_DIRS": f"{first}:{second}:",
+        "LMS_DUCKDB_PATH": "/srv/warehouse/lms.duckdb",
+        "LMS_OUTPUT_DIR": "/srv/outputs",
+        "LMS_REPORT_URL": "https://host/report/",
+    }
+    found = studies.study_locations(env)
+    assert [(s.name, s.study_dir, s.warehouse, s.outputs, s.report_url) for s in found] == [
+        (
+            "zou_lms_anlotinib",
+            first,
+            Path("/srv/warehouse/zou_lms_anlotinib/lms.duckdb"),
+            Path("/srv/outputs/zou_lms_anlotinib"),
+            "https://host/report/zou_lms_anlotinib",
+        ),
+        (
+            "second_study",
+            second,
+            Path("/srv/warehouse/second_study/lms.duckdb"),
+            Path("/srv/outputs/second_study"),
+            "https://host/report/second_study",
+        ),
+    ]
+    assert studies.study_locations({}) == []
+
+    home = tmp_path / "home"
+    home.mkdir()
+    written = yaml.safe_load(studies.write_workspace(home, found, deploy.WORKSPACE, deploy.REPO).read_text())
+    assert written == {
+        "load_from": [
+            {
+                "python_module": {
+                    "module_name": "lms_assets.infra.studies",
+                    "attribute": f"study_{name}",
+                    "location_name": name,
+                    "working_directory": str(deploy.REPO),
+                }
+            }
+            for name in ("zou_lms_anlotinib", "second_study")
+        ]
+    }
+    # Without LMS_STUDY_DIRS the server loads the repository's one location, as before.
+    assert studies.write_workspace(home, [], deploy.WORKSPACE, deploy.REPO).read_text() == deploy.WORKSPACE.read_text()
+
+
+def test_two_folders_of_one_study_or_a_folder_without_a_study_are_refused_naming_the_folders(tmp_path):
+    first, again = _study(tmp_path / "a", "S-1"), _study(tmp_path / "b", "s_1")
+    with pytest.raises(studies.StudiesError) as error:
+        studies.study_locations({"LMS_STUDY_DIRS": f"{first}:{again}"})
+    assert str(error.value) == f"LMS_STUDY_DIRS: {first} and {again} are both study 's_1': each folder needs its own studyid"
+    with pytest.raises(studies.StudiesError) as error:
+        studies.study_locations({"LMS_STUDY_DIRS": str(tmp_path / "missing")})
+    assert str(error.value).startswith(f"LMS_STUDY_DIRS: study folder {tmp_path / 'missing'} is not usable: ")
+
+
+def test_a_study_location_puts_every_asset_and_check_under_its_name_and_its_jobs_select_the_same_tables(tmp_path, monkeypatch):
+    """The attribute the workspace names builds that study's definitions: the default location's assets, checks and
+    jobs, each key under the study's name (one asset namespace per Dagster instance)."""
+    from lms_assets import definitions
+
+    second = tmp_path / "second"
+    shutil.copytree(SHIPPED_DATA, second, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    (second / "study.toml").write_text(re.sub(r'(?m)^studyid = ".*"$', 'studyid = "SECOND-STUDY"', (second / "study.toml").read_text()))
+    monkeypatch.setenv("LMS_STUDY_DIRS", str(second))
+    monkeypatch.setenv("LMS_DUCKDB_PATH", str(tmp_path / "warehouse" / "lms.duckdb"))
+    prefixed = studies.study_second_study.get_repository_def()
+    plain = definitions.defs.get_repository_def()
+
+    def names(keys) -> set[tuple[str, ...]]:
+        return {tuple(key.path) for key in keys}
+
+    assert names(prefixed.asset_graph.get_all_asset_keys()) == {("second_study", *key) for key in names(plain.asset_graph.get_all_asset_keys())}
+    assert {(c.asset_key.path[0], c.asset_key.path[-1], c.name) for c in prefixed.asset_graph.asset_check_keys} == {
+        ("second_study", c.asset_key.path[-1], c.name) for c in plain.asset_graph.asset_check_keys
+    }
+    for job in ("followup_refresh", "full_refresh"):
+        selected = names(prefixed.get_job(job).asset_layer.selected_asset_keys)
+        assert selected == {("second_study", *key) for key in names(plain.get_job(job).asset_layer.selected_asset_keys)}, job

@@ -1,9 +1,11 @@
 """The team deployment end to end, against a real PostgreSQL server started from Debian's binaries.
 
 A throwaway cluster listens on 127.0.0.1 only; the launcher (``python -m lms_assets.infra.deploy start``) runs
-``dagster-webserver`` and ``dagster-daemon`` over an instance whose storage is that server. The follow-up
-sensor picks up a newly dropped data cut and its run succeeds; a backup is taken; the webserver is restarted
-and the run history is still there; the database goes away and comes back while the daemon keeps running.
+``dagster-webserver`` and ``dagster-daemon`` over an instance whose storage is that server, with two studies side by
+side, one code location each (``LMS_STUDY_DIRS``). Each location's follow-up sensor builds its own study, the shipped
+one with a newly dropped data cut, into its own warehouse and outputs under its own asset keys; a backup is taken;
+the webserver is restarted and the run history is still there; the database goes away and comes back while the
+daemon keeps running.
 """
 
 import glob
@@ -24,7 +26,8 @@ import duckdb
 import psycopg2
 import pytest
 
-from lms_assets.infra import deploy
+from lms_assets.infra import deploy, studies
+from lms_assets_tests.conftest import SHIPPED_DATA
 from lms_assets_tests.dagster_process import running
 from lms_assets_tests.graphql_client import DagsterGraphQL, GraphQLError, free_port
 from lms_assets_tests.test_refresh import later_cut
@@ -33,13 +36,16 @@ RUNS_QUERY = """
 query Runs($tags: [ExecutionTag!]) {
   runsOrError(filter: {tags: $tags}) {
     __typename
-    ... on Runs { results { runId jobName status tags { key value } } }
+    ... on Runs { results { runId jobName status tags { key value } repositoryOrigin { repositoryLocationName } } }
     ... on PythonError { message }
   }
 }
 """
 HEARTBEATS_QUERY = "{ instance { daemonHealth { allDaemonStatuses { daemonType lastHeartbeatTime } } } }"
 NEW_CUT = "2022-03-31.csv"
+# The study beside the shipped one. Until lms_assets_tests/studies/second/ (a study of another shape) lands it is the
+# shipped records under another studyid; then it is that folder: REPO / "lms_assets_tests" / "studies" / "second".
+SECOND_STUDY = SHIPPED_DATA
 # One xdist worker for the module, so its tests share one PostgreSQL cluster and start together, first (conftest).
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -216,24 +222,45 @@ def test_role_that_cannot_create_tables_is_refused(postgres):
     assert str(error.value).startswith(f"role reader may not create tables in database {postgres.db}")
 
 
+def second_study(tmp_path: Path) -> Path:
+    """A copy of ``SECOND_STUDY`` that the test's server reads (the shipped records get a studyid of their own)."""
+    target = tmp_path / "second"
+    shutil.copytree(SECOND_STUDY, target, ignore=shutil.ignore_patterns("warehouse", "README.md"))
+    if SECOND_STUDY == SHIPPED_DATA:
+        toml = target / "study.toml"
+        toml.write_text(re.sub(r'(?m)^studyid = ".*"$', 'studyid = "SECOND-STUDY"', toml.read_text()))
+    return target
+
+
 @pytest.mark.slow
 def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
     home = tmp_path / "dagster_home"
-    warehouse = tmp_path / "warehouse" / "lms.duckdb"
     env = {
         **os.environ,
         **postgres.env,
         "DAGSTER_HOME": str(home),
-        "LMS_DATA_DIR": str(study_dir),
-        "LMS_DUCKDB_PATH": str(warehouse),
+        "LMS_STUDY_DIRS": os.pathsep.join([str(study_dir), str(second_study(tmp_path))]),
+        "LMS_DUCKDB_PATH": str(tmp_path / "warehouse" / "lms.duckdb"),
         "LMS_OUTPUT_DIR": str(tmp_path / "outputs"),
     }
-    # A later data cut lands in the follow-up folder: the patients alive in 2021 are followed a year longer.
+    shipped, second = studies.study_locations(env)
+    # A later data cut lands in the shipped study's follow-up folder: the patients alive in 2021 are followed a year longer.
     later_cut(study_dir, name=NEW_CUT, deaths=(), extra_months=12.0)
     port = free_port()
     client = DagsterGraphQL(f"http://127.0.0.1:{port}")
     log_path = tmp_path / "launcher.log"
-    command = [sys.executable, "-m", "lms_assets.infra.deploy", "start", "--host", "127.0.0.1", "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "lms_assets.infra.deploy",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--report-port",
+        str(free_port()),
+    ]
 
     with running(command, env, log_path, grace=60) as launcher:
 
@@ -243,21 +270,37 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
         try:
             client.wait_until_up(timeout=STARTUP_SECONDS, alive=launcher.alive)
 
-            # The sensor's first tick sees both cut files (its cursor starts empty) and launches one run.
-            sensor_runs = wait_for(lambda: runs_tagged(client, "lms/trigger", "new-followup"), STARTUP_SECONDS, "a sensor run")
-            assert len(sensor_runs) == 1
-            run = sensor_runs[0]
+            # Each location's sensor sees its study's cut files at its first tick (its cursor starts empty) and launches one run.
+            def sensor_runs_of_both() -> list[dict] | None:
+                found = runs_tagged(client, "lms/trigger", "new-followup")
+                return found if len(found) >= 2 else None
+
+            sensor_runs = wait_for(sensor_runs_of_both, STARTUP_SECONDS, "a sensor run of each study")
+            runs = {r["repositoryOrigin"]["repositoryLocationName"]: r for r in sensor_runs}
+            assert len(sensor_runs) == 2 and set(runs) == {shipped.name, second.name}
+            run = runs[shipped.name]
             tags = {t["key"]: t["value"] for t in run["tags"]}
-            assert run["jobName"] == "followup_refresh"
+            assert {r["jobName"] for r in sensor_runs} == {"followup_refresh"}
             assert NEW_CUT in tags["lms/changed_files"].split(",")
             assert tags["dagster/sensor_name"] == "new_followup_sensor"
 
-            report = client.wait_for_run(run["runId"], timeout=STALL_SECONDS)
-            assert report.status == "SUCCESS", report.describe()
-            assert {"raw_followup", "adtte"} <= report.materialized
-            with duckdb.connect(str(warehouse), read_only=True) as db:
-                cuts = db.execute("SELECT DISTINCT CAST(DATACUT AS VARCHAR) FROM adtte ORDER BY 1").fetchall()
-            assert cuts == [("2021-03-31",), ("2022-03-31",)]
+            reports = {name: client.wait_for_run(r["runId"], timeout=STALL_SECONDS) for name, r in runs.items()}
+            for study in (shipped, second):
+                assert reports[study.name].status == "SUCCESS", reports[study.name].describe()
+                assert {f"{study.name}/raw_followup", f"{study.name}/adtte"} <= reports[study.name].materialized
+                with duckdb.connect(str(study.warehouse), read_only=True) as db:
+                    cuts = db.execute("SELECT DISTINCT CAST(DCUTDT AS VARCHAR) FROM adtte ORDER BY 1").fetchall()
+                    (studyid,) = db.execute("SELECT DISTINCT STUDYID FROM adsl").fetchone()
+                assert [c for (c,) in cuts] == sorted(p.stem for p in (study.study_dir / "followup").glob("*.csv"))
+                assert studies.location_name(studyid) == study.name
+                assert (study.outputs / "report" / "study_report.html").is_file()
+            report = reports[shipped.name]
+
+            # One code location per study: the same tables, every asset key under its study's name.
+            keys = client.asset_keys()
+            tables = {name: {k.split("/", 1)[1] for k in keys if k.startswith(f"{name}/")} for name in runs}
+            assert sum(map(len, tables.values())) == len(keys)
+            assert tables[shipped.name] == tables[second.name] and {"adsl", "adtte", "study_report"} <= tables[shipped.name]
 
             # The history is PostgreSQL's, not a SQLite file in DAGSTER_HOME.
             with postgres.connect() as connection, connection.cursor() as cursor:
@@ -275,11 +318,12 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             )
             assert backup.returncode == 0, backup.stderr
             (dump,) = (tmp_path / "backups").glob("dagster-*.dump")
-            (copy,) = (tmp_path / "backups").glob("warehouse-*.duckdb")
+            (copy,) = (tmp_path / "backups").glob(f"warehouse-{shipped.name}-*.duckdb")
+            assert len(list((tmp_path / "backups").glob(f"warehouse-{second.name}-*.duckdb"))) == 1
             listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True)
             assert "TABLE public runs " in listing.stdout
             with duckdb.connect(str(copy), read_only=True) as db:
-                assert db.execute("SELECT count(*) FROM adtte WHERE DATACUT = DATE '2022-03-31'").fetchone()[0] > 0
+                assert db.execute("SELECT count(*) FROM adtte WHERE DCUTDT = DATE '2022-03-31'").fetchone()[0] > 0
 
             # Restart the webserver: the launcher brings it back and the history is still there.
             (webserver_pid,) = started_pids(log_text(), "dagster-webserver")
@@ -287,7 +331,7 @@ def test_team_deployment_end_to_end(postgres, study_dir, tmp_path):
             wait_for(lambda: len(started_pids(log_text(), "dagster-webserver")) == 2, EVENT_SECONDS, "webserver restarted")
             client.wait_until_up(timeout=STARTUP_SECONDS, alive=launcher.alive)
             after_restart = runs_tagged(client, "lms/trigger", "new-followup")
-            assert [(r["runId"], r["status"]) for r in after_restart] == [(run["runId"], "SUCCESS")]
+            assert sorted((r["runId"], r["status"]) for r in after_restart) == sorted((r["runId"], "SUCCESS") for r in sensor_runs)
             assert client.run_report(run["runId"]).materialized == report.materialized
 
             # The database goes away: the daemon logs its retries and keeps running, and carries on afterwards.

@@ -37,7 +37,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
 def _warehouse(paths: dict[str, Path], table: str) -> pl.DataFrame:
     with duckdb.connect(str(paths["warehouse"]), read_only=True) as db:
         frame = db.sql(f"select * from main.{table}").pl()
-    return frame.filter(pl.col("DATACUT") == pl.lit(CUT).str.to_date()) if "DATACUT" in frame.columns else frame
+    return frame.filter(pl.col("DCUTDT") == pl.lit(CUT).str.to_date()) if "DCUTDT" in frame.columns else frame
 
 
 def _as_stored(frame: pl.DataFrame) -> pl.DataFrame:

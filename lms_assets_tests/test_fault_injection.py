@@ -65,6 +65,7 @@ def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
     studyid = SHIPPED_STUDY.studyid
     adsl = adam.adsl.derive_adsl(records["patients"], records["allocations"], studyid=studyid, provenance=records["provenance"])
     adrs = adam.adrs.derive_adrs(records["response"], studyid=studyid)
+    adtr = adam.adtr.derive_adtr(records["response"], studyid=studyid)
     adtte = adam.adtte.derive_adtte(records["followup"], studyid=studyid, provenance=records["provenance"])
     adae = adam.adae.derive_adae(records["adverse_events"], studyid=studyid)
     curves = survival.km_curves(adtte)
@@ -75,7 +76,7 @@ def summary_tables(records: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         "survival_landmarks": survival.landmarks(curves),
         "baseline_summary": baseline.baseline_summary(adsl),
         "response_summary": response.response_summary(adrs),
-        "tumour_shrinkage": response.tumour_shrinkage(adsl, adrs, adtte),
+        "tumour_shrinkage": response.tumour_shrinkage(adsl, adrs, adtr, adtte),
         "ae_summary": toxicity.ae_summary(adae, adsl),
         "survival_summary": survival.median_summary(curves),
         "survival_followup": survival.reverse_km_followup(adtte),
@@ -209,7 +210,7 @@ def followup_median_not_reversed(mp, records):
     def wrapper(original):
         def faulty(adtte):
             table = original(adtte)
-            medians = adtte.group_by(pl.col("DATACUT").alias("data_cut"), pl.col("PARAMCD").alias("endpoint")).agg(
+            medians = adtte.group_by(pl.col("DCUTDT").alias("data_cut"), pl.col("PARAMCD").alias("endpoint")).agg(
                 pl.col("AVAL").median().alias("plain_median")
             )
             return table.join(medians, on=["data_cut", "endpoint"]).with_columns(median=pl.col("plain_median")).drop("plain_median")
@@ -733,6 +734,7 @@ def results_of(records: dict[str, pl.DataFrame]) -> tuple[pl.DataFrame, dict[str
     datasets = {
         "adtte": tables["adtte"],
         "adrs": adam.adrs.derive_adrs(records["response"], studyid=studyid),
+        "adtr": adam.adtr.derive_adtr(records["response"], studyid=studyid),
         "adae": adam.adae.derive_adae(records["adverse_events"], studyid=studyid),
         "raw_patients": records["patients"],
         "raw_allocations": records["allocations"],

@@ -9,7 +9,7 @@ from lms_assets_tests.conftest import defs_for, run_assets
 
 
 def _materialize_cohort(paths, *names):
-    return run_assets(*(names or ("adsl", "adrs", "adtte", "adae")), paths=paths)
+    return run_assets(*(names or ("adsl", "adrs", "adtr", "adtte", "adae")), paths=paths)
 
 
 def _table(warehouse, name: str) -> pl.DataFrame:
@@ -42,7 +42,7 @@ def test_cohort_from_shipped_study(platform_env):
     assert (p7["AGE"], p7["SEX"], p7["ECOG"], p7["PRCHLN"], p7["COMBFL"], p7["IMMUNOFL"]) == (40, "F", 2, 3, "Y", "Y")
     assert adsl["COMBFL"].eq("Y").sum() == 7
     assert adsl["PRCHFL"].eq("Y").sum() == 14
-    assert adrs.filter((pl.col("SUBJID") == 19) & (pl.col("PARAMCD") == "BOR"))["PCHG"].item() == pytest.approx(89.2)
+    assert _table(warehouse, "adtr").filter(pl.col("SUBJID") == 19)["PCHG"].item() == pytest.approx(89.2)
     os_ = adtte.filter(pl.col("PARAMCD") == "OS")
     assert os_["CNSR"].eq(0).sum() == 12  # "12 patients died"
     assert adtte.filter(pl.col("PARAMCD") == "PFS")["CNSR"].eq(0).sum() == 19  # all progressed
@@ -74,9 +74,9 @@ def test_a_check_reads_only_the_columns_of_its_own_asset_it_names(platform_env):
     """``WarehouseTables.read_columns`` (for checks on a six-million-row ADTTE) gives those columns, stored values unchanged."""
     _materialize_cohort(platform_env, "adtte")
     with WarehouseIOManager(database=str(platform_env["warehouse"])).yield_for_execution(None) as tables:
-        narrow = tables.read_columns("adtte", ["SUBJID", "DATACUT", "AVAL"])
+        narrow = tables.read_columns("adtte", ["SUBJID", "DCUTDT", "AVAL"])
         with pytest.raises(ValueError, match="plain identifier"):
             tables.read_columns("adtte", ["AVAL; DROP TABLE adtte"])
-    assert narrow.columns == ["SUBJID", "DATACUT", "AVAL"]
-    assert narrow.equals(_table(platform_env["warehouse"], "adtte").select("SUBJID", "DATACUT", "AVAL"))
-    assert narrow.schema["DATACUT"] == pl.Date
+    assert narrow.columns == ["SUBJID", "DCUTDT", "AVAL"]
+    assert narrow.equals(_table(platform_env["warehouse"], "adtte").select("SUBJID", "DCUTDT", "AVAL"))
+    assert narrow.schema["DCUTDT"] == pl.Date

@@ -18,8 +18,9 @@ from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets, 
 
 PACKAGE = REPO / "lms_assets"
 # Entry points, not asset code: the definitions read the three locations once at load; the deployment and
-# recovery CLIs read DAGSTER_HOME and the PostgreSQL settings in their main; the launcher hands its environment to `dagster dev`.
-MAY_READ_ENVIRONMENT = {"definitions.py", "infra/deploy.py", "infra/recovery.py", "infra/launcher.py"}
+# recovery CLIs read DAGSTER_HOME and the PostgreSQL settings in their main; the launcher hands its environment to `dagster dev`;
+# a team server's study location reads LMS_STUDY_DIRS when it loads.
+MAY_READ_ENVIRONMENT = {"definitions.py", "infra/deploy.py", "infra/recovery.py", "infra/launcher.py", "infra/studies.py"}
 
 
 def _environment_reads(tree: ast.AST) -> list[int]:

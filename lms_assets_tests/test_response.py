@@ -14,16 +14,24 @@ CUT_2 = dt.date(2022, 3, 31)
 
 
 def _adrs(*rows: tuple[str, float | None]) -> pl.DataFrame:
-    """ADRS BOR rows (response, best % change) for SUBJIDs 1, 2, …"""
+    """ADRS BOR rows of (response, best % change) for SUBJIDs 1, 2, … (the change is ADTR's, ``_adtr``)."""
     return pl.DataFrame(
         {
             "USUBJID": [f"S-{i + 1}" for i in range(len(rows))],
             "SUBJID": list(range(1, len(rows) + 1)),
             "PARAMCD": ["BOR"] * len(rows),
             "AVALC": [r[0] for r in rows],
-            "PCHG": [r[1] for r in rows],
         },
-        schema={"USUBJID": pl.String, "SUBJID": pl.Int64, "PARAMCD": pl.String, "AVALC": pl.String, "PCHG": pl.Float64},
+        schema={"USUBJID": pl.String, "SUBJID": pl.Int64, "PARAMCD": pl.String, "AVALC": pl.String},
+    )
+
+
+def _adtr(*rows: tuple[str, float | None]) -> pl.DataFrame:
+    """ADTR rows (SDIAM at AVISIT BEST) of the patients of (response, best % change) rows with a change."""
+    changes = [(i + 1, r[1]) for i, r in enumerate(rows) if r[1] is not None]
+    return pl.DataFrame(
+        {"SUBJID": [s for s, _ in changes], "PARAMCD": "SDIAM", "AVISIT": "BEST", "PCHG": [c for _, c in changes]},
+        schema={"SUBJID": pl.Int64, "PARAMCD": pl.String, "AVISIT": pl.String, "PCHG": pl.Float64},
     )
 
 
@@ -39,15 +47,16 @@ def _adsl(combination: list[str]) -> pl.DataFrame:
 
 def _adtte_os(alive_by_cut: dict[dt.date, set[int]], patients: int) -> pl.DataFrame:
     rows = [
-        {"SUBJID": s, "DATACUT": cut, "PARAMCD": "OS", "CNSR": int(s in alive), "AVAL": 10.0}
+        {"SUBJID": s, "DCUTDT": cut, "PARAMCD": "OS", "CNSR": int(s in alive), "AVAL": 10.0}
         for cut, alive in alive_by_cut.items()
         for s in range(1, patients + 1)
     ]
-    return pl.DataFrame(rows, schema={"SUBJID": pl.Int64, "DATACUT": pl.Date, "PARAMCD": pl.String, "CNSR": pl.Int64, "AVAL": pl.Float64})
+    return pl.DataFrame(rows, schema={"SUBJID": pl.Int64, "DCUTDT": pl.Date, "PARAMCD": pl.String, "CNSR": pl.Int64, "AVAL": pl.Float64})
 
 
 # A CR, two PRs, an SD and an SD with a ≥ 20% increase; nobody with PD.
-COHORT = _adrs(("CR", -100.0), ("PR", -80.0), ("PR", -45.0), ("SD", -10.0), ("SD", 25.0))
+COHORT_ROWS = (("CR", -100.0), ("PR", -80.0), ("PR", -45.0), ("SD", -10.0), ("SD", 25.0))
+COHORT, COHORT_ADTR = _adrs(*COHORT_ROWS), _adtr(*COHORT_ROWS)
 
 
 def _row(table: pl.DataFrame, key: str) -> dict:
@@ -90,8 +99,8 @@ def test_not_evaluable_counts_in_the_denominator_when_present():
 
 
 def test_recist_consistency_flags_mismatches_for_review():
-    rows = _adrs(("CR", -100.0), ("PR", -20.0), ("SD", 25.0), ("SD", -35.0), ("PD", 10.0), ("PD", 20.0), ("SD", -30.0), ("NE", None))
-    table = response.recist_consistency(rows)
+    rows = (("CR", -100.0), ("PR", -20.0), ("SD", 25.0), ("SD", -35.0), ("PD", 10.0), ("PD", 20.0), ("SD", -30.0), ("NE", None))
+    table = response.recist_consistency(_adrs(*rows), _adtr(*rows))
     status = dict(zip(table["SUBJID"].to_list(), table["status"].to_list()))
     assert status == {1: "consistent", 2: "review", 3: "review", 4: "review", 5: "review", 6: "consistent", 7: "review", 8: "review"}
     reasons = dict(zip(table["SUBJID"].to_list(), table["reason"].to_list()))
@@ -102,7 +111,7 @@ def test_recist_consistency_flags_mismatches_for_review():
 
 
 def test_shrinkage_mean_is_over_shrinking_patients_only():
-    table = response.tumour_shrinkage(_adsl(["None"] * 5), COHORT, _adtte_os({CUT_1: set()}, 5))
+    table = response.tumour_shrinkage(_adsl(["None"] * 5), COHORT, COHORT_ADTR, _adtte_os({CUT_1: set()}, 5))
     computed = response.shrinkage_recomputed_values(table, CUT_1)
     assert _value(computed, "shrinkage.n") == 4
     assert _value(computed, "shrinkage.pct") == 80.0
@@ -112,7 +121,7 @@ def test_shrinkage_mean_is_over_shrinking_patients_only():
 def test_deep_shrinkage_on_immunotherapy_and_alive_at_the_published_cut():
     adsl = _adsl(["Immunotherapy", "Immunotherapy+Chemotherapy", "Immunotherapy", "Chemotherapy", "None"])
     adtte = _adtte_os({CUT_1: {1, 2}, CUT_2: {2}}, 5)
-    table = response.tumour_shrinkage(adsl, COHORT, adtte)
+    table = response.tumour_shrinkage(adsl, COHORT, COHORT_ADTR, adtte)
     at_first = response.shrinkage_recomputed_values(table, CUT_1)
     assert _value(at_first, "immunotherapy.n") == 3
     assert _value(at_first, "immunotherapy.PR.n") == 2 and _value(at_first, "immunotherapy.CR.n") == 1
@@ -124,8 +133,8 @@ def test_deep_shrinkage_on_immunotherapy_and_alive_at_the_published_cut():
 
 
 def test_pr_rate_by_combination_with_fishers_exact_test():
-    adrs = _adrs(("PR", -40.0), ("PR", -50.0), ("PR", -35.0), ("SD", 0.0), ("SD", 5.0), ("PD", 30.0))
-    table = response.tumour_shrinkage(_adsl(["Chemotherapy"] * 3 + ["None"] * 3), adrs, _adtte_os({CUT_1: set()}, 6))
+    rows = (("PR", -40.0), ("PR", -50.0), ("PR", -35.0), ("SD", 0.0), ("SD", 5.0), ("PD", 30.0))
+    table = response.tumour_shrinkage(_adsl(["Chemotherapy"] * 3 + ["None"] * 3), _adrs(*rows), _adtr(*rows), _adtte_os({CUT_1: set()}, 6))
     combination, monotherapy = _row(table, "pr_rate.combination"), _row(table, "pr_rate.monotherapy")
     assert (combination["n"], combination["denominator"], combination["pct"]) == (3, 3, 100.0)
     assert (monotherapy["n"], monotherapy["pct"]) == (0, 0.0)

@@ -469,7 +469,7 @@ def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     adsl, adtte, _, provenance = inputs.read_study(SHIPPED_DATA)
     cut = registry["data_cut"].drop_nulls().max()
     claimed = [s.factor for s in subgroups.SUBGROUP_CLAIM.comparisons]
-    table = survival.subgroup_comparisons(adtte.filter(pl.col("DATACUT") == cut), adsl, subgroups.SUBGROUP_CLAIM.comparisons)
+    table = survival.subgroup_comparisons(adtte.filter(pl.col("DCUTDT") == cut), adsl, subgroups.SUBGROUP_CLAIM.comparisons)
     # The shipped reconstruction's smallest p of the claim is the smallest p survival_subgroups shows (prior surgery's OS, 0.077).
     claim = result.table.filter(pl.col("result") == "subgroups.none_significant").row(0, named=True)
     assert claim["shipped"] == pytest.approx(table.filter(pl.col("factor").is_in(claimed))["logrank_p"].min(), rel=1e-9)

@@ -50,7 +50,7 @@ def _adtte(time, event, endpoint="OS", cut=CUT) -> pl.DataFrame:
     n = len(time)
     return pl.DataFrame(
         {
-            "DATACUT": [cut] * n,
+            "DCUTDT": [cut] * n,
             "PARAMCD": [endpoint] * n,
             "SUBJID": list(range(1, n + 1)),
             "AVAL": list(map(float, time)),
@@ -371,7 +371,7 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
 
 
 def test_values_come_from_the_spss_rows_of_the_published_cut():
-    later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)), AVAL=pl.col("AVAL") + 1)
+    later = _shipped_adtte().with_columns(DCUTDT=pl.lit(dt.date(2022, 3, 31)), AVAL=pl.col("AVAL") + 1)
     adtte = pl.concat([_shipped_adtte(), later])
     summary = survival.median_summary(survival.km_curves(adtte))
     values = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, CUT).iter_rows(named=True)}
@@ -403,7 +403,7 @@ def test_thinned_curve_is_bounded_and_keeps_the_end_of_the_curve():
 
 
 def test_km_chart_overlays_the_published_cut_and_aligns_the_risk_table_with_the_ticks():
-    later = _shipped_adtte().with_columns(DATACUT=pl.lit(dt.date(2022, 3, 31)))
+    later = _shipped_adtte().with_columns(DCUTDT=pl.lit(dt.date(2022, 3, 31)))
     adtte = pl.concat([_shipped_adtte(), later])
     curves = survival.km_curves(adtte)
     chart = km.endpoint_chart(curves, survival.landmarks(curves), survival.median_summary(curves), "PFS", CUT)

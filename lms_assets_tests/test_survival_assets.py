@@ -73,7 +73,7 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
 
     curves = _table(warehouse, "survival_curves")
     adtte = _table(warehouse, "adtte")
-    assert curves.height == adtte.group_by("DATACUT", "PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
+    assert curves.height == adtte.group_by("DCUTDT", "PARAMCD").agg(pl.col("AVAL").n_unique())["AVAL"].sum()
 
     values = _values_of(result, "survival_summary")
     agreeing = {

@@ -2,6 +2,7 @@
 step that makes it (its own, or its layer's); a failed candidate is kept in ``staging`` and the published table keeps its last good content,
 so no later run, whole or partial, computes anything from it."""
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -147,6 +148,16 @@ def test_a_layers_step_publishes_each_table_that_passes_and_names_each_held_back
     assert tables(database) == {"main.a": [(4,)], "main.b": [(2,)], "main.c": [(30,)], "staging.b": [(-5,)], "staging.c": [(-6,)]}
 
 
+def test_a_column_the_published_table_lacks_reads_as_never_published(tmp_path: Path):
+    """A warehouse whose ADTTE was published with the cut as DATACUT: the cut check of the next run sees no published
+    cut (and the run republishes ADTTE as DCUTDT) instead of failing on the missing column, run after run."""
+    with WarehouseIOManager(database=str(tmp_path / "lms.duckdb")).yield_for_execution(None) as tables:
+        with tables.warehouse.attached() as connection:
+            connection.execute("CREATE TABLE main.adtte AS SELECT DATE '2021-03-31' AS DATACUT")
+        assert tables.published_values("adtte", "DATACUT") == [dt.date(2021, 3, 31)]
+        assert tables.published_values("adtte", "DCUTDT") is None
+
+
 # --- a regressive cut, then a partial run --------------------------------------------------------
 
 
@@ -175,7 +186,7 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
         )
         assert table_digests(platform_env["warehouse"])["adtte"] == good
         staged = _table(platform_env["warehouse"], "staging.adtte")
-        assert sorted(staged["DATACUT"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
+        assert sorted(staged["DCUTDT"].cast(pl.String).unique()) == ["2021-03-31", "2022-03-31"]
 
         # `dagster asset materialize --select 'survival_curves*'`: it reads main.adtte, the last good cut.
         partial = run_selection(AssetSelection.assets("survival_curves").downstream(), platform_env, instance)

@@ -3,6 +3,7 @@
 As admiral derives responder parameters (``derive_extreme_records`` over the best response): ORR and DCR are rows
 of their own beside BOR, AVALC "Y"/"N" with AVAL 1/0, so the response rates are counts of ADRS rows. AVAL is the
 BDS numeric analysis value (the IG has no AVALN); on BOR it codes the response as admiral's ``aval_resp`` does.
+The tumour measurements (the best % change of the target-lesion sum) are ADTR's, not a variable of the response.
 Each ``derive_*`` adds one parameter or variable and states its rule in its docstring.
 """
 
@@ -22,13 +23,12 @@ RESPONDER_PARAMETERS = {
 
 
 def derive_bor(response: pl.DataFrame, studyid: str) -> pl.DataFrame:
-    """PARAMCD BOR (PARAMN 1): AVALC = the recorded RECIST 1.1 best overall response; PCHG = the best % change of the target-lesion sum."""
+    """PARAMCD BOR (PARAMN 1): AVALC = the recorded RECIST 1.1 best overall response."""
     return response.select(
         *subject_ids(studyid),
         pl.lit("BOR").alias("PARAMCD"),
         pl.lit("Best Overall Response (RECIST 1.1)").alias("PARAM"),
         pl.col("best_response").alias("AVALC"),
-        pl.col("best_pct_change").alias("PCHG"),
         pl.col("_file").alias("SRCFILE"),
         pl.col("_row").alias("SRCROW"),
     )
@@ -41,7 +41,7 @@ def derive_bor_aval(bor: pl.DataFrame) -> pl.DataFrame:
 
 def derive_responder(bor: pl.DataFrame, paramcd: str) -> pl.DataFrame:
     """One ``paramcd`` row (ORR or DCR) per BOR row: AVALC "Y" when the best response is one of the parameter's responses, else
-    "N"; AVAL 1/0 likewise; no PCHG. The row keeps BOR's source line, from which it is derived."""
+    "N"; AVAL 1/0 likewise. The row keeps BOR's source line, from which it is derived."""
     _, param, responses = RESPONDER_PARAMETERS[paramcd]
     responder = pl.col("AVALC").is_in(responses)
     return bor.with_columns(
@@ -49,7 +49,6 @@ def derive_responder(bor: pl.DataFrame, paramcd: str) -> pl.DataFrame:
         pl.lit(param).alias("PARAM"),
         pl.when(responder).then(pl.lit("Y")).otherwise(pl.lit("N")).alias("AVALC"),
         responder.cast(pl.Int64).alias("AVAL"),
-        pl.lit(None, dtype=pl.Float64).alias("PCHG"),
     )
 
 
@@ -60,12 +59,12 @@ def derive_paramn(adrs: pl.DataFrame) -> pl.DataFrame:
 
 
 def derive_adrs(response: pl.DataFrame, *, studyid: str) -> pl.DataFrame:
-    """ADRS: best overall response (PARAMCD BOR, with the best % change of the target-lesion sum) and the responder
-    parameters ORR and DCR, per patient; sorted by patient, then PARAMN."""
+    """ADRS: best overall response (PARAMCD BOR) and the responder parameters ORR and DCR, per patient; sorted by
+    patient, then PARAMN."""
     bor = derive_bor(response, studyid).pipe(derive_bor_aval)
     rows = pl.concat([bor, *(derive_responder(bor, code) for code in RESPONDER_PARAMETERS)])
     return (
         rows.pipe(derive_paramn)
         .sort("SUBJID", "PARAMN")
-        .select("STUDYID", "USUBJID", "SUBJID", "PARAMCD", "PARAM", "PARAMN", "AVALC", "AVAL", "PCHG", "SRCFILE", "SRCROW")
+        .select("STUDYID", "USUBJID", "SUBJID", "PARAMCD", "PARAM", "PARAMN", "AVALC", "AVAL", "SRCFILE", "SRCROW")
     )

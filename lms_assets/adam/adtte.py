@@ -2,7 +2,7 @@
 
 Times are held as durations, not dates: the paper prints months from the first dose (Table 3) and no date at all,
 so ADT, STARTDT and the censoring dates cannot be derived. AVAL is that duration (AVALU "MONTHS"), and the data
-cut (DATACUT, the follow-up file's date) is the only date. EVNTDESC and CNSDTDSC say which source ended each time,
+cut (DCUTDT, the follow-up file's date) is the only date. EVNTDESC and CNSDTDSC say which source ended each time,
 as admiral's event and censoring sources do. Each ``derive_*`` adds one variable and states its rule.
 """
 
@@ -67,7 +67,7 @@ def derive_trtp(adtte: pl.DataFrame) -> pl.DataFrame:
 def derive_aseq(adtte: pl.DataFrame) -> pl.DataFrame:
     """ASEQ = (the data cut's place among the dataset's cuts - 1) x 2 + PARAMN: unique within the patient, in the order of
     cut, then PARAMN (the IG's sequence number; a patient first seen at a later cut starts above 1)."""
-    place = pl.col("DATACUT").rank("dense").cast(pl.Int64) - 1
+    place = pl.col("DCUTDT").rank("dense").cast(pl.Int64) - 1
     return adtte.with_columns((place * len(PARAMN) + pl.col("PARAMN")).alias("ASEQ"))
 
 
@@ -100,7 +100,7 @@ def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFra
     return (
         narrow.select(
             *subject_ids(studyid),
-            pl.col("data_cut").alias("DATACUT"),
+            pl.col("data_cut").alias("DCUTDT"),
             "PARAMCD",
             _per_endpoint(0).alias("PARAM"),
             "AVAL",

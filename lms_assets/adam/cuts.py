@@ -22,11 +22,11 @@ REGRESSION_SCHEMA = pl.Schema(
 
 def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:
     """Each cut against the one before it: an event stays an event at the same time, times never shrink, no patient disappears."""
-    cuts = adtte["DATACUT"].unique().sort().to_list()
+    cuts = adtte["DCUTDT"].unique().sort().to_list()
     found = [pl.DataFrame(schema=REGRESSION_SCHEMA)]
     for earlier_cut, later_cut in itertools.pairwise(cuts):
-        earlier = adtte.filter(pl.col("DATACUT") == earlier_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
-        later = adtte.filter(pl.col("DATACUT") == later_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
+        earlier = adtte.filter(pl.col("DCUTDT") == earlier_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
+        later = adtte.filter(pl.col("DCUTDT") == later_cut).select("SUBJID", "PARAMCD", "AVAL", "CNSR")
         paired = earlier.join(later, on=["SUBJID", "PARAMCD"], how="left", suffix="_later")
         problem = (
             pl.when(pl.col("AVAL_later").is_null())
@@ -59,7 +59,7 @@ def cut_regressions(adtte: pl.DataFrame) -> pl.DataFrame:
 
 def withdrawn_cuts(candidate: pl.DataFrame, published_cuts: list[dt.date]) -> list[dt.date]:
     """Cuts already published that the candidate lacks: their file was removed or renamed, so the analysis would go back."""
-    present = set(candidate["DATACUT"].unique().to_list())
+    present = set(candidate["DCUTDT"].unique().to_list())
     return [cut for cut in published_cuts if cut not in present]
 
 

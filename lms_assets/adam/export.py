@@ -25,7 +25,7 @@ METADATA_FILE = "define.json"
 # SAS XPORT v5: names of at most 8 characters, labels of at most 40, character values of at most 200 bytes.
 XPORT_NAME_MAX, XPORT_LABEL_MAX, XPORT_CHAR_MAX = 8, 40, 200
 # The cut of the datasets that have none (every table but ADTTE is one row per patient, event or parameter).
-CUT_COLUMN = "DATACUT"
+CUT_COLUMN = "DCUTDT"
 
 
 def data_type(dtype: pl.DataType) -> str:
@@ -133,7 +133,7 @@ def write_xport(table: str, frame: pl.DataFrame, metadata: list[dict], path: Pat
 
 
 def at_cut(frame: pl.DataFrame, cut: dt.date) -> pl.DataFrame:
-    """The rows of ``frame`` at data cut ``cut`` (a table without DATACUT is the same at every cut)."""
+    """The rows of ``frame`` at data cut ``cut`` (a table without DCUTDT is the same at every cut)."""
     return frame.filter(pl.col(CUT_COLUMN) == cut) if CUT_COLUMN in frame.columns else frame
 
 

@@ -239,7 +239,7 @@ def time_to_event_patients(adtte: pl.DataFrame, cut, quantity: str) -> list[int]
     endpoint = {"pfs": "PFS", "os": "OS", "followup": "OS"}.get(parts[1] if parts[0] == "subgroups" else parts[0])
     if endpoint is None or cut is None:
         return []
-    rows = adtte.filter((pl.col("DATACUT") == cut) & (pl.col("PARAMCD") == endpoint))
+    rows = adtte.filter((pl.col("DCUTDT") == cut) & (pl.col("PARAMCD") == endpoint))
     if quantity.endswith(".events"):
         rows = rows.filter(pl.col("CNSR") == 0)
     return rows["SUBJID"].sort().to_list()

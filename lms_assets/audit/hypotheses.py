@@ -17,7 +17,7 @@ def _candidate_denominators(cohort_n: int) -> range:
 def sample_means(adsl: pl.DataFrame, adtte: pl.DataFrame, cut) -> dict[str, float]:
     """The mean of the values behind each printed median: age, and the observed PFS, OS and follow-up times at the cut."""
     means: dict[str, float | None] = {"age.median": cast(float | None, adsl["AGE"].drop_nulls().mean())} if "AGE" in adsl.columns else {}
-    at_cut = adtte.filter(pl.col("DATACUT") == pl.lit(cut, dtype=pl.Date))
+    at_cut = adtte.filter(pl.col("DCUTDT") == pl.lit(cut, dtype=pl.Date))
     for quantity, endpoint in (("pfs.median", "PFS"), ("os.median", "OS"), ("followup.median", "OS")):
         times = at_cut.filter(pl.col("PARAMCD") == endpoint)["AVAL"]
         if times.len():

@@ -56,7 +56,7 @@ def lifelines_curves(adtte: pl.DataFrame) -> dict[tuple[dt.date, str], Lifelines
     from lifelines import KaplanMeierFitter
 
     curves = {}
-    for (cut, endpoint), rows in adtte.group_by("DATACUT", "PARAMCD"):
+    for (cut, endpoint), rows in adtte.group_by("DCUTDT", "PARAMCD"):
         time = rows["AVAL"].cast(pl.Float64).to_numpy()
         event = (1 - rows["CNSR"]).to_numpy()
         fitted = KaplanMeierFitter().fit(time, event)
@@ -160,7 +160,7 @@ def landmark_problems(landmarks: pl.DataFrame, adtte: pl.DataFrame, months: tupl
                 problems.append(f"{cut} {endpoint} month {month:g}: {rows.height} rows, one expected")
                 continue
             row = rows.row(0, named=True)
-            at_risk = int((adtte.filter((pl.col("DATACUT") == cut) & (pl.col("PARAMCD") == endpoint))["AVAL"] >= month).sum())
+            at_risk = int((adtte.filter((pl.col("DCUTDT") == cut) & (pl.col("PARAMCD") == endpoint))["AVAL"] >= month).sum())
             problems += [
                 f"{cut} {endpoint} month {month:g} {name}: {row[name]} in the table, lifelines {value}"
                 for name, value in {"at_risk": at_risk, **expected}.items()

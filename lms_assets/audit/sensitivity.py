@@ -60,7 +60,7 @@ def os_window(cut: dt.date, study: StudyFile, days_per_month: float = 365.25 / 1
 
 def study_at_cut(adsl: pl.DataFrame, adtte: pl.DataFrame, registry: pl.DataFrame, cut: dt.date, study_file: StudyFile) -> Study:
     """The study's arrays at the published ``cut``: ADTTE's rows of that cut, a living patient's OS time bounded by ``os_window``."""
-    return study_from_tables(adsl, adtte.filter(pl.col("DATACUT") == cut), registry, os_window(cut, study_file))
+    return study_from_tables(adsl, adtte.filter(pl.col("DCUTDT") == cut), registry, os_window(cut, study_file))
 
 
 def _printed_rows(

@@ -108,13 +108,13 @@ def _by_patient(adtte: pl.DataFrame) -> pl.DataFrame:
     time is reconstructed, so both endpoints of every patient fit one preview."""
     if adtte.is_empty():
         return adtte
-    latest = adtte.filter(pl.col("DATACUT") == adtte["DATACUT"].max())
-    wide = latest.pivot("PARAMCD", index=["SUBJID", "DATACUT"], values=["AVAL", "CNSR", "AVALRFL"])
+    latest = adtte.filter(pl.col("DCUTDT") == adtte["DCUTDT"].max())
+    wide = latest.pivot("PARAMCD", index=["SUBJID", "DCUTDT"], values=["AVAL", "CNSR", "AVALRFL"])
     return wide.sort("SUBJID").select(
         "SUBJID",
         *(pl.col(f"{v}_{p}").alias(f"{p}_{v}") for p in ("PFS", "OS") for v in ("AVAL", "CNSR")),
         pl.col("AVALRFL_OS").alias("OS_AVALRFL"),
-        "DATACUT",
+        "DCUTDT",
     )
 
 
@@ -137,8 +137,9 @@ ADRS_SPEC = spec(
     kinds={"polars", "duckdb"},
     deps=("raw_response", "quarantine"),
     description=(
-        "ADRS, PARAMCD BOR: the recorded RECIST 1.1 best overall response (AVALC) and best % change (PCHG) per "
-        "patient. Published only when its blocking checks pass (write-audit-publish)."
+        "ADRS: the recorded RECIST 1.1 best overall response (PARAMCD BOR, AVALC) and the responder parameters ORR "
+        "and DCR per patient; the best % change of the target-lesion sum is ADTR's. Published only when its blocking "
+        "checks pass (write-audit-publish)."
     ),
 )
 ADTTE_SPEC = spec(
@@ -147,7 +148,7 @@ ADTTE_SPEC = spec(
     kinds={"polars", "duckdb"},
     deps=("raw_followup", "raw_provenance", "quarantine"),
     description=(
-        "ADTTE: PARAMCD PFS and OS per patient and data cut (DATACUT); AVAL in months; CNSR 0 = event, 1 = censored; "
+        "ADTTE: PARAMCD PFS and OS per patient and data cut (DCUTDT); AVAL in months; CNSR 0 = event, 1 = censored; "
         "SRCFILE/SRCROW/SRCHASH name the follow-up file, line and file version each value came from. Reconstructed "
         "input: the OS times of the patients alive at the published cut are reconstructed last-contact times (Table 3 "
         "prints NA; provenance.csv), flagged row by row AVALRFL = 'Y' (null where the time is as printed). Published "
@@ -200,7 +201,7 @@ COMPLETE_SPEC = AssetCheckSpec(
 )
 # What the completeness check reads of ADRS and ADTTE when this run does not make them: on a million patients ADTTE
 # has six million rows of fourteen columns, and loading it whole took seconds and gigabytes.
-COMPLETENESS_COLUMNS = {"adrs": ["SUBJID"], "adtte": ["DATACUT", "SUBJID", "PARAMCD"]}
+COMPLETENESS_COLUMNS = {"adrs": ["SUBJID"], "adtte": ["DCUTDT", "SUBJID", "PARAMCD"]}
 # A dataset's derivation: its candidate, its check results and its metadata, from the step's inputs.
 Derived = tuple[pl.DataFrame, list[AssetCheckResult], dict]
 INPUTS = ("raw_patients", "raw_allocations", "raw_provenance", "raw_response", "raw_followup", "raw_adverse_events", "quarantine")
@@ -241,13 +242,13 @@ def _adtte(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl
     cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
     provenance = validation.clean(inputs["raw_provenance"], schemas.PROVENANCE, quarantine)
     candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid, provenance=provenance)
-    versions = candidate.group_by("DATACUT", "SRCFILE", "SRCHASH").len().sort("DATACUT")
-    cuts = versions["DATACUT"].cast(pl.String).to_list()
+    versions = candidate.group_by("DCUTDT", "SRCFILE", "SRCHASH").len().sort("DCUTDT")
+    cuts = versions["DCUTDT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")
     results = [
         _quarantine_result(context, "adtte", settings, quarantine, raw_followup),
         _has_patients_result(candidate, raw_followup, "the follow-up files"),
-        _cuts_consistent(candidate, io_manager.published_values("adtte", "DATACUT") or []),
+        _cuts_consistent(candidate, io_manager.published_values("adtte", "DCUTDT") or []),
     ]
     metadata = _metadata(
         candidate,
@@ -257,7 +258,7 @@ def _adtte(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl
         data_cuts=", ".join(cuts),
         # Which version of each follow-up file produced these rows, so later numbers can be traced to it.
         # (the SHA-256's first 12 digits fit the page's column; the trace page and the report give it whole).
-        followup_versions=preview(versions.select("DATACUT", "SRCFILE", pl.col("SRCHASH").str.slice(0, 12).alias("sha256_12"))),
+        followup_versions=preview(versions.select("DCUTDT", "SRCFILE", pl.col("SRCHASH").str.slice(0, 12).alias("sha256_12"))),
     )
     return candidate, results, metadata
 
@@ -346,7 +347,7 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
         severity=AssetCheckSeverity.ERROR,
         description=f"{violations} violation(s): " + "; ".join(sentences[:3]) + more if sentences else None,
         metadata={
-            "data_cuts": candidate["DATACUT"].n_unique(),
+            "data_cuts": candidate["DCUTDT"].n_unique(),
             "published_cuts_missing": len(withdrawn),
             "violations": violations,
             "details": MetadataValue.md("\n".join(f"- {s}" for s in sentences) or "none"),
@@ -357,9 +358,9 @@ def _cuts_consistent(candidate: pl.DataFrame, published_cuts: list) -> AssetChec
 def _patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     ids = set(adsl["SUBJID"].to_list())
     no_response = sorted(ids - set(adrs["SUBJID"].to_list()))
-    expected = adtte.select("DATACUT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
+    expected = adtte.select("DCUTDT").unique().join(pl.DataFrame({"SUBJID": sorted(ids)}), how="cross")
     expected = expected.join(pl.DataFrame({"PARAMCD": ["PFS", "OS"]}), how="cross")
-    missing = expected.join(adtte.select("DATACUT", "SUBJID", "PARAMCD"), on=["DATACUT", "SUBJID", "PARAMCD"], how="anti")
+    missing = expected.join(adtte.select("DCUTDT", "SUBJID", "PARAMCD"), on=["DCUTDT", "SUBJID", "PARAMCD"], how="anti")
     return AssetCheckResult(
         check_name=PATIENTS_COMPLETE,
         passed=not no_response and missing.is_empty(),
@@ -367,6 +368,6 @@ def _patients_complete(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFra
             # Capped like previews, so a large study with many gaps cannot flood the event log.
             "patients_without_response": str(no_response) if len(no_response) <= 20 else f"{no_response[:20]} … ({len(no_response)} in all)",
             "missing_time_to_event_rows": missing.height,
-            "missing": preview(missing.with_columns(pl.col("DATACUT").cast(pl.String))),
+            "missing": preview(missing.with_columns(pl.col("DCUTDT").cast(pl.String))),
         },
     )

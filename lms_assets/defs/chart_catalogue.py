@@ -57,7 +57,7 @@ class ChartAsset:
 
 
 # The columns each chart reads, by table.
-ADTTE = ("SUBJID", "DATACUT", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
+ADTTE = ("SUBJID", "DCUTDT", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
 REGISTRY = ("data_cut",)
 CURVES = ("data_cut", "endpoint", "time", "surv", "ci_lower", "ci_upper", "censored")
 LANDMARKS = ("data_cut", "endpoint", "month", "at_risk", "events_cum")
@@ -68,7 +68,7 @@ AE_SUMMARY = ("section", "term", "denominator", "total_n", "total_pct", *(f"{g}_
 
 def _waterfall(t: Tables) -> Drawn:
     cut = published_cut(t["printed_values"])
-    bars, total = waterfall.waterfall_data(t["adrs"], t["adsl"])
+    bars, total = waterfall.waterfall_data(t["adrs"], t["adtr"], t["adsl"])
     return Drawn(
         waterfall.waterfall_chart(bars, total, cut),
         waterfall.expected_numbers(bars, total, cut),
@@ -174,7 +174,12 @@ CHART_ASSETS = (
         "increase to largest decrease, coloured by recorded RECIST 1.1 response, dashed lines at −30% and +20%, "
         f"combination therapy marked. Above {waterfall.MAX_BARS} patients an evenly spaced sample, as the chart says. "
         "PNG here; interactive HTML in outputs/charts/waterfall_chart.html.",
-        {"adrs": ("SUBJID", "PARAMCD", "AVALC", "PCHG"), "adsl": ("SUBJID", "COMBFL", "COMBTRT"), "printed_values": REGISTRY},
+        {
+            "adrs": ("SUBJID", "PARAMCD", "AVALC"),
+            "adtr": ("SUBJID", "PARAMCD", "AVISIT", "PCHG"),
+            "adsl": ("SUBJID", "COMBFL", "COMBTRT"),
+            "printed_values": REGISTRY,
+        },
         _waterfall,
     ),
     ChartAsset(

@@ -76,7 +76,7 @@ def adam_exports(
     provenance = validation.clean(raw_provenance, schemas.PROVENANCE, quarantine)
     created = dt.datetime.now(dt.UTC)
     root = outputs_folder.root / FOLDER
-    cuts = sorted(adtte["DATACUT"].unique().to_list())
+    cuts = sorted(adtte["DCUTDT"].unique().to_list())
     rows, problems, staged = [], [], {}
     for cut in cuts:
         staged[cut] = root / f".{cut.isoformat()}.staged"

@@ -35,7 +35,7 @@ from dagster import (
 
 from lms_assets.defs.markdown import plain_text
 from lms_assets.defs.resources import WarehouseTables
-from lms_assets.defs.steps import selected_results
+from lms_assets.defs.steps import selected_results, table_key
 
 # What a checked asset that is not a warehouse table yields once its checks pass (a chart's Output, the report's MaterializeResult).
 Result = TypeVar("Result", Output, MaterializeResult)
@@ -44,7 +44,7 @@ PATIENTS_EXCLUDED = "patients_excluded"
 # The failure's line of a table quotes this many failed checks (a summary may fail dozens); its metadata names them all.
 QUOTED_FAILURES = 3
 # Whose materialization carries the cohort's exclusion count for every summary downstream of it.
-COHORT_RECORD = AssetKey("adsl")
+COHORT_RECORD = "adsl"
 
 
 def blocking_failures(context: AssetExecutionContext, results: Iterable[AssetCheckResult]) -> list[AssetCheckResult]:
@@ -92,7 +92,7 @@ class Publication:
 
     def _selected(self, table: str, results: Iterable[AssetCheckResult]) -> list[AssetCheckResult]:
         """The results of the checks selected in this run (a run may leave some out), named and linked."""
-        return linked(self.context, selected_results(self.context, table, results), AssetKey(table))
+        return linked(self.context, selected_results(self.context, table, results), table_key(self.context, table))
 
     def _hold(self, table: str, failed: list[AssetCheckResult], staged: str | None = None, rows: int = 0) -> None:
         # The checks' descriptions are Markdown with data-borne text escaped: the failure keeps them so, the log reads them plain.
@@ -120,7 +120,11 @@ class Publication:
                 raise ValueError("a Publication that stages tables needs the warehouse")
             self._hold(table, failed, self.warehouse.stage(table, candidate), candidate.height)
             return
-        yield Output(candidate, output_name=self.context.assets_def.get_output_name_for_asset_key(AssetKey(table)), metadata=dict(metadata or {}))
+        yield Output(
+            candidate,
+            output_name=self.context.assets_def.get_output_name_for_asset_key(table_key(self.context, table)),
+            metadata=dict(metadata or {}),
+        )
 
     def check(self, name: str, results: Iterable[AssetCheckResult], output: Callable[[], Result]) -> Iterator[AssetCheckResult | Result]:
         """Yield ``name``'s check results, then ``output()``, unless a blocking check failed at ERROR: then it is held back.
@@ -184,7 +188,7 @@ def exclusion_metadata(context: AssetExecutionContext) -> dict[str, MetadataValu
     Only a study whose settings allow excluding quarantined rows publishes a cohort with rows left out, and
     then ADSL's materialization says how many patients lost records; every summary repeats that count.
     """
-    event = context.instance.get_latest_materialization_event(COHORT_RECORD)
+    event = context.instance.get_latest_materialization_event(table_key(context, COHORT_RECORD))
     materialization = event.asset_materialization if event else None
     if materialization is None or PATIENTS_EXCLUDED not in materialization.metadata:
         return {}

@@ -35,7 +35,7 @@ from lms_assets.defs.chart_catalogue import CHART_ASSETS, ChartAsset, Drawn
 from lms_assets.defs.constants import CHARTS, OWNERS
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
-from lms_assets.defs.steps import layer
+from lms_assets.defs.steps import layer, table_key
 from lms_assets.graphs import render, stated
 
 CHART_IO_MANAGER = "chart_io_manager"
@@ -176,15 +176,15 @@ SPECS = [
 def charts(context: AssetExecutionContext, outputs_folder: OutputsFolder, io_manager: ResourceParam[WarehouseTables]) -> Iterator:
     """The selected charts, each checked, then rendered and stored unless its check failed; the step fails after
     the others are stored, naming each chart not published (its stored files stay as they were)."""
-    selected = [c for c in CHART_ASSETS if AssetKey(c.name) in context.selected_asset_keys]
+    selected = [c for c in CHART_ASSETS if table_key(context, c.name) in context.selected_asset_keys]
     tables = read_tables(io_manager, selected)
     blocking = {spec.asset_key for spec in context.assets_def.check_specs if spec.blocking}
     failed: list[tuple[str, str]] = []
     for chart in selected:
-        key = AssetKey(chart.name)
+        key = table_key(context, chart.name)
         drawn = chart.draw(tables)
         spec = render.chart_spec(drawn.chart)
-        result = check_result(chart.name, drawn, spec)
+        result = check_result(chart.name, drawn, spec)._replace(asset_key=key)
         report = context.assets_def.metadata_by_key.get(key, {}).get("report")
         yield result.with_metadata({**result.metadata, "report": report}) if report is not None else result
         if not result.passed and key in blocking:

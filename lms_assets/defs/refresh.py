@@ -33,7 +33,8 @@ followup_refresh_job = define_asset_job(
     "followup_refresh",
     # With everything those assets read, so the first run on an empty warehouse succeeds too; the
     # extra steps only re-read the small record files.
-    selection=AssetSelection.assets("raw_followup").downstream().upstream(),
+    # By name under any prefix: on a team server of several studies each location's keys carry its study's.
+    selection=AssetSelection.from_string('key:"*raw_followup"').downstream().upstream(),
     description=("Re-runs everything that depends on the follow-up files (ADTTE, survival, charts, audit, report), with the record files they read."),
 )
 

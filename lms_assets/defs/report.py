@@ -46,7 +46,7 @@ RAW_NAMES = records.RAW_TABLES
 RAW_LOCATIONS = {f"raw_{s.name}": s.location for s in vars(schemas).values() if isinstance(s, schemas.FileSchema)}
 NO_ROWS = "absent, or no data rows"
 # The ADaM datasets whose rows the trace page lists for each printed value.
-TRACED = ("adsl", "adrs", "adtte", "adae")
+TRACED = ("adsl", "adrs", "adtr", "adtte", "adae")
 # The report's blocking check: the written page's printed-value cells are its tables' cells.
 CELLS_MATCH = "cells_match_tables"
 # The failure's description quotes this many mismatches; the check's metadata lists them all.
@@ -252,7 +252,7 @@ def study_report(
 
 def reconstructed_estimates(adtte: pl.DataFrame) -> set[tuple[str, str]]:
     """(data cut, endpoint) whose survival estimates rest on reconstructed last-contact times (ADTTE AVALRFL = "Y")."""
-    flagged = adtte.filter(pl.col("AVALRFL") == "Y").select(pl.col("DATACUT").cast(pl.String), "PARAMCD").unique()
+    flagged = adtte.filter(pl.col("AVALRFL") == "Y").select(pl.col("DCUTDT").cast(pl.String), "PARAMCD").unique()
     return set(flagged.iter_rows())
 
 

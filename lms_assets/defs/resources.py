@@ -118,12 +118,13 @@ class WarehouseTables(IOManager):
             return connection.execute(query).pl()
 
     def published_values(self, table: str, column: str) -> list | None:
-        """The distinct values of a published table's column, or None while the table has never been published."""
+        """The distinct values of a published table's column, or None while no published table has that column (never
+        published, or published by a version of the platform that named the column otherwise)."""
         query = f"SELECT DISTINCT {sql_identifier(column)} FROM {sql_identifier(PUBLISHED_SCHEMA)}.{sql_identifier(table)} ORDER BY 1"
         with self.warehouse.attached() as connection:
             try:
                 return [value for (value,) in connection.execute(query).fetchall()]
-            except duckdb.CatalogException:
+            except (duckdb.CatalogException, duckdb.BinderException):
                 return None
 
     def cache_folder(self) -> Path:

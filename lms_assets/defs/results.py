@@ -27,8 +27,9 @@ PRINTED_ROWS_SHOWN = 250
 # The tables the ARD reads besides the printed-value owners.
 EXTRA_TABLES = ("survival_landmarks",)
 DATASETS = {
-    "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "SRCFILE", "SRCROW"]}),
+    "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "SRCFILE", "SRCROW"]}),
     "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "SRCFILE", "SRCROW"]}),
+    "adtr": AssetIn(metadata={"columns": ["SUBJID", "SRCFILE", "SRCROW"]}),
     "adae": AssetIn(metadata={"columns": ["SUBJID", "AEDECOD", "SRCFILE", "SRCROW"]}),
     "raw_patients": AssetIn(metadata={"columns": ["patient_id", "_file", "_row"]}),
     "raw_allocations": AssetIn(metadata={"columns": ["patient_id", "_file", "_row"]}),
@@ -201,7 +202,7 @@ def per_cut(table: pl.DataFrame) -> pl.DataFrame:
     kinds={"polars", "duckdb"},
     ins={
         "analysis_results": AssetIn(),
-        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "AVALRFL"]}),
+        "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "AVALRFL"]}),
         "printed_values": AssetIn(),
     },
     description=(

@@ -73,10 +73,17 @@ def selected(context: AssetExecutionContext) -> set[str]:
     return {key.path[-1] for key in context.selected_asset_keys}
 
 
+def table_key(context: AssetExecutionContext, table: str) -> AssetKey:
+    """The key of ``table`` in this step's code location: the prefix its own keys carry (the study's, on a server that
+    runs several) and the table's name."""
+    return AssetKey([*next(iter(context.assets_def.keys)).path[:-1], table])
+
+
 def selected_results(context: AssetExecutionContext, table: str, results: Iterable[AssetCheckResult]) -> list[AssetCheckResult]:
-    """``table``'s check results of the checks this run evaluates (a run may leave some out), each naming its asset."""
-    key = AssetKey(table)
-    named = [r if r.asset_key else r._replace(asset_key=key) for r in results]
+    """``table``'s check results of the checks this run evaluates (a run may leave some out), each naming its asset
+    by its key in this code location."""
+    key = table_key(context, table)
+    named = [r._replace(asset_key=key) for r in results]
     return [r for r in named if AssetCheckKey(key, str(r.check_name)) in context.selected_asset_check_keys]
 
 

@@ -334,7 +334,7 @@ def reconstructed_censorings(adtte: pl.DataFrame) -> pl.DataFrame:
     (ADTTE ``AVALRFL = "Y"``, ``CNSR = 1``): data_cut, endpoint, time, reconstructed."""
     return (
         adtte.filter((pl.col("AVALRFL") == "Y") & (pl.col("CNSR") == 1))
-        .group_by(data_cut="DATACUT", endpoint="PARAMCD", time="AVAL")
+        .group_by(data_cut="DCUTDT", endpoint="PARAMCD", time="AVAL")
         .agg(reconstructed=pl.len().cast(pl.Int64))
     )
 
@@ -343,7 +343,7 @@ def endpoint_chart(
     curves: pl.DataFrame, landmarks: pl.DataFrame, summary: pl.DataFrame, endpoint: str, published, adtte: pl.DataFrame | None = None
 ) -> alt.TopLevelMixin:
     """Figure 1A/B for one endpoint from ``survival_curves``, ``survival_landmarks`` and ``survival_summary``;
-    ``adtte`` (SUBJID, DATACUT, PARAMCD, AVAL, CNSR, AVALRFL) marks the censorings at reconstructed last contacts.
+    ``adtte`` (SUBJID, DCUTDT, PARAMCD, AVAL, CNSR, AVALRFL) marks the censorings at reconstructed last contacts.
 
     Draws the latest cut; the published cut is overlaid when it is another cut present in the data.
     The title carries the median with SPSS's interval (the paper's), the subtitle the log(−log) interval too.

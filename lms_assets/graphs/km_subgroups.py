@@ -36,8 +36,8 @@ def subgroup_times(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: tuple[Sub
     """ADTTE's latest cut as (factor, endpoint, arm, label, time, event, count): how many patients of each factor's two
     compared levels share each time and outcome (a patient in neither, such as a third primary site, is left out, as
     in ``survival_subgroups``). Counts, not patient rows, so a large study costs its distinct times, not 14 rows a patient."""
-    cut = adtte["DATACUT"].max()
-    times = adtte.filter(pl.col("DATACUT") == cut).select(
+    cut = adtte["DCUTDT"].max()
+    times = adtte.filter(pl.col("DCUTDT") == cut).select(
         "SUBJID", endpoint="PARAMCD", time=pl.col("AVAL").cast(pl.Float64), event=(1 - pl.col("CNSR")).cast(pl.Int64)
     )
     parts = []
@@ -162,7 +162,7 @@ def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFr
     """Small multiples of KM curves: one row per factor of ``survival_subgroups``' latest cut, PFS left and OS right."""
     cut = cast(dt.date | None, subgroups["data_cut"].max())
     rows = subgroups.filter(pl.col("data_cut") == cut)
-    times = subgroup_times(adtte.filter(pl.col("DATACUT") == cut), adsl)
+    times = subgroup_times(adtte.filter(pl.col("DCUTDT") == cut), adsl)
     if times.is_empty() or rows.is_empty():
         return alt.Chart(pl.DataFrame({"m": ["Survival by subgroup: no patients in any data cut"]})).mark_text().encode(text="m:N")
     last = cast(float, times["time"].max())
@@ -207,7 +207,7 @@ def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.Data
     rows = subgroups.filter(pl.col("data_cut") == cut)
     counts = count_texts(rows["n"].to_list() + rows["n_ref"].to_list() + rows["events"].to_list() + rows["events_ref"].to_list())
     p_values = {fixed(v, P_DECIMALS) for v in rows["logrank_p"].drop_nulls().to_list()}
-    times = adtte.filter(pl.col("DATACUT") == cut)
+    times = adtte.filter(pl.col("DCUTDT") == cut)
     last = cast(float | None, times["AVAL"].max()) or 0.0
     step = tick_step(last, every=6.0, max_ticks=MAX_TICKS)
     months = [step * i for i in range(int(last // step) + 2)]
@@ -252,7 +252,7 @@ def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame, adtte: pl.
             if drawn != row[column]:
                 problems.append(f"{factor}, {endpoint}: the {row[arm]} curve reaches S = 0.5 at {drawn}, survival_subgroups' median is {row[column]}")
     problems += [f"{title}: a panel of no survival_subgroups comparison" for title in stated if tuple(title.split(", ", 1)) not in rows]
-    counted = at_risk_counts(subgroup_times(adtte.filter(pl.col("DATACUT") == cut), adsl), sorted(set(risk["month"].to_list())))
+    counted = at_risk_counts(subgroup_times(adtte.filter(pl.col("DCUTDT") == cut), adsl), sorted(set(risk["month"].to_list())))
     expected = {(f, e, a, m): compact_count(n) for f, e, a, m, n in counted.iter_rows()}
     wrong = [(f, e, a, m, t, expected.get((f, e, a, m))) for f, e, a, m, t in risk.iter_rows() if expected.get((f, e, a, m)) != t]
     problems += [f"{f}, {e}, {a}: {t} at risk drawn at month {m:g}, {n} patients of ADTTE have AVAL ≥ {m:g}" for f, e, a, m, t, n in wrong[:3]]

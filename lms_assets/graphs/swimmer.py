@@ -47,8 +47,8 @@ def swimmer_data(adtte: pl.DataFrame, adrs: pl.DataFrame, adsl: pl.DataFrame, ma
 
     Returns the lanes (above ``max_lanes`` an evenly spaced sample of them, first and last kept) and the cohort
     they represent."""
-    cut = cast(dt.date | None, adtte["DATACUT"].max())
-    latest = adtte.filter(pl.col("DATACUT") == cut)
+    cut = cast(dt.date | None, adtte["DCUTDT"].max())
+    latest = adtte.filter(pl.col("DCUTDT") == cut)
 
     def endpoint(code: str, time: str, event: str, flag: str) -> pl.DataFrame:
         rows = latest.filter(pl.col("PARAMCD") == code)
@@ -89,9 +89,9 @@ def _subtitle(shown: int, cohort: Cohort) -> list[str]:
 def expected_numbers(adtte: pl.DataFrame, shown: int) -> set[str]:
     """Every number the swimmer plot may state, from ADTTE's latest cut: the patients, deaths and reconstructed
     last contacts, the lanes drawn, the cut, RECIST's version and its axis ticks' wording."""
-    cut = adtte["DATACUT"].max()
-    os_rows = adtte.filter((pl.col("DATACUT") == cut) & (pl.col("PARAMCD") == "OS"))
-    reconstructed = adtte.filter((pl.col("DATACUT") == cut) & (pl.col("AVALRFL") == "Y")).height
+    cut = adtte["DCUTDT"].max()
+    os_rows = adtte.filter((pl.col("DCUTDT") == cut) & (pl.col("PARAMCD") == "OS"))
+    reconstructed = adtte.filter((pl.col("DCUTDT") == cut) & (pl.col("AVALRFL") == "Y")).height
     counts = count_texts([os_rows.height, os_rows.filter(pl.col("CNSR") == 0).height, reconstructed, shown])
     return counts | {str(cut), "1.1"}
 
@@ -214,8 +214,8 @@ def plotted_mismatches(spec: dict[str, Any], adtte: pl.DataFrame) -> list[str]:
     """Where the chart's plotted times and marks differ from ADTTE's latest cut: each lane's bar must end at the
     patient's OS AVAL, a progression mark sit at each PFS event's AVAL, a death mark at each OS event, an arrow at
     each censored OS time and a hollow circle at each reconstructed one (AVALRFL = "Y") — and nowhere else."""
-    cut = cast(dt.date | None, adtte["DATACUT"].max())
-    latest = adtte.filter(pl.col("DATACUT") == cut)
+    cut = cast(dt.date | None, adtte["DCUTDT"].max())
+    latest = adtte.filter(pl.col("DCUTDT") == cut)
     rows = {(r["PARAMCD"], f"Pt {r['SUBJID']}"): r for r in latest.iter_rows(named=True)}
     drawn_lanes = _layer_rows(spec, LANES)
     if drawn_lanes is None:

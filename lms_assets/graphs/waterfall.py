@@ -12,7 +12,7 @@ import altair as alt
 import polars as pl
 
 from lms_assets.graphs.stated import count_texts
-from lms_assets.tables.response import PD_THRESHOLD, PR_THRESHOLD, RESPONSE_LABELS, best_responses
+from lms_assets.tables.response import PD_THRESHOLD, PR_THRESHOLD, RESPONSE_LABELS, best_responses, with_best_change
 
 MAX_BARS = 300
 # Patient ids under each bar stay legible up to about this many bars.
@@ -28,14 +28,14 @@ FALLBACK_SHAPE = "circle"
 RECIST_VERSION = "1.1"
 
 
-def waterfall_data(adrs: pl.DataFrame, adsl: pl.DataFrame, max_bars: int = MAX_BARS) -> tuple[pl.DataFrame, int]:
+def waterfall_data(adrs: pl.DataFrame, adtr: pl.DataFrame, adsl: pl.DataFrame, max_bars: int = MAX_BARS) -> tuple[pl.DataFrame, int]:
     """Patients with a best % change, largest increase first; above ``max_bars`` an evenly spaced sample in that order.
 
     Returns the bars and the number of patients they represent. The sample keeps the first and last
     patient, so the extremes and the shape of the curve survive.
     """
     measured = (
-        best_responses(adrs)
+        with_best_change(best_responses(adrs), adtr)
         .filter(pl.col("PCHG").is_not_null())
         .join(adsl.select("SUBJID", "COMBFL", "COMBTRT"), on="SUBJID", how="left")
         .sort(["PCHG", "SUBJID"], descending=[True, False])

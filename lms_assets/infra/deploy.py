@@ -1,7 +1,8 @@
 """The team deployment's launcher: check the PostgreSQL settings, then run the webserver and the daemon.
 
 ``python -m lms_assets.infra.deploy start`` (what ``make run-team`` runs) checks the environment and the database,
-writes ``deploy/dagster.yaml`` into ``$DAGSTER_HOME``, then runs ``dagster-webserver`` and ``dagster-daemon`` as two processes over that
+writes ``deploy/dagster.yaml`` and the workspace (one code location per study, ``lms_assets.infra.studies``) into
+``$DAGSTER_HOME``, then runs ``dagster-webserver`` and ``dagster-daemon`` as two processes over that
 one instance, and the read-only server of the outputs folder (``lms_assets.infra.report_server``) as a third, and restarts
 any of them, with backoff, if it exits. ``check`` runs the first
 steps alone (the systemd units in deploy/systemd use them as ``ExecStartPre``); ``backup DIR`` writes a
@@ -31,6 +32,7 @@ from dagster import DagsterInstance
 
 from lms_assets.defs.resources import locations
 from lms_assets.infra import recovery
+from lms_assets.infra.studies import StudiesError, study_locations, write_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 INSTANCE_CONFIG = REPO / "deploy" / "dagster.yaml"
@@ -182,8 +184,15 @@ def check(env: Mapping[str, str]) -> None:
     # Created here, once, before the webserver and the daemon start: both would otherwise create the schema.
     with DagsterInstance.from_config(str(home)) as instance:
         recovery.prepare_instance(instance)
-    where = locations(env)
-    log.info(f"warehouse {where['warehouse'].resolve()}, study records {where['study_dir'].resolve()}")
+    studies = study_locations(env)
+    for study in studies:
+        # A new warehouse is created only in an existing folder (defs/warehouse.py): each study's is made here.
+        study.warehouse.parent.mkdir(parents=True, exist_ok=True)
+        log.info(f"study {study.name}: records {study.study_dir.resolve()}, warehouse {study.warehouse.resolve()}, outputs {study.outputs.resolve()}")
+    if not studies:
+        where = locations(env)
+        log.info(f"warehouse {where['warehouse'].resolve()}, study records {where['study_dir'].resolve()}")
+    log.info(f"workspace {write_workspace(home, studies, WORKSPACE, REPO)}: {len(studies) or 1} code location(s)")
 
 
 def _sql_literal(text: str) -> str:
@@ -242,9 +251,13 @@ def backup(env: Mapping[str, str], destination: Path, wait_seconds: float) -> No
     if result.returncode != 0:
         reason = " ".join(result.stderr.split()) or f"exit code {result.returncode}"
         raise DeploymentError(f"pg_dump of {settings.db} at {settings.where} failed: {reason}")
-    copy = destination / f"warehouse-{stamp}.duckdb"
-    copy_warehouse(locations(env)["warehouse"], copy, wait_seconds)
-    for path in (dump, copy):
+    # One copy per study's warehouse on a server of several studies, else the one warehouse.
+    sources = {f"warehouse-{s.name}-{stamp}.duckdb": s.warehouse for s in study_locations(env)} or {
+        f"warehouse-{stamp}.duckdb": locations(env)["warehouse"]
+    }
+    for name, source in sources.items():
+        copy_warehouse(source, destination / name, wait_seconds)
+    for path in (dump, *(destination / name for name in sources)):
         log.info(f"backed up to {path} ({path.stat().st_size} bytes)")
 
 
@@ -296,15 +309,15 @@ class Service:
             self.process.wait()
 
 
-def services(host: str, port: int, report_port: int, outputs: Path) -> list[Service]:
-    """The webserver (UI and GraphQL) and the daemon (sensors, schedules, run queue), over one workspace, and the
+def services(host: str, port: int, report_port: int, outputs: Path, workspace: Path) -> list[Service]:
+    """The webserver (UI and GraphQL) and the daemon (sensors, schedules, run queue), over one ``workspace``, and the
     server of the ``outputs`` folder on ``report_port`` that the UI's links to the report lead to."""
     scripts = Path(sys.executable).parent
     return [
-        Service("dagster-daemon", [str(scripts / "dagster-daemon"), "run", "-w", str(WORKSPACE)]),
+        Service("dagster-daemon", [str(scripts / "dagster-daemon"), "run", "-w", str(workspace)]),
         Service(
             "dagster-webserver",
-            [str(scripts / "dagster-webserver"), "-h", host, "-p", str(port), "-w", str(WORKSPACE)],
+            [str(scripts / "dagster-webserver"), "-h", host, "-p", str(port), "-w", str(workspace)],
         ),
         Service(
             "lms-report-server",
@@ -339,7 +352,7 @@ def start(host: str, port: int, report_port: int) -> None:
     report_url = os.environ.setdefault("LMS_REPORT_URL", f"http://{host}:{report_port}")
     outputs = locations(os.environ)["outputs"].resolve()
     log.info(f"the outputs folder {outputs} will be served read-only on http://{host}:{report_port} (LMS_REPORT_URL={report_url})")
-    supervise(services(host, port, report_port, outputs), stop)
+    supervise(services(host, port, report_port, outputs, dagster_home(os.environ) / "workspace.yaml"), stop)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -373,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             backup(os.environ, args.destination, args.wait)
         else:
             start(args.host, args.port, args.report_port)
-    except DeploymentError as error:
+    except (DeploymentError, StudiesError) as error:
         log.error(str(error))
         return 2
     except subprocess.CalledProcessError as error:

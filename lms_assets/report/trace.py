@@ -22,8 +22,9 @@ TRACE_ROWS = 500
 RAW_META = ("_file", "_row", "content_hash", "data_cut")
 # The ADaM columns a trace shows, key columns first; SRCFILE and SRCROW lead to the raw line.
 ADAM_COLUMNS = {
-    "adtte": ["SUBJID", "PARAMCD", "DATACUT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
-    "adrs": ["SUBJID", "PARAMCD", "AVALC", "PCHG", "SRCFILE", "SRCROW"],
+    "adtte": ["SUBJID", "PARAMCD", "DCUTDT", "AVAL", "CNSR", "EVNTDESC", "SRCFILE", "SRCROW"],
+    "adrs": ["SUBJID", "PARAMCD", "AVALC", "SRCFILE", "SRCROW"],
+    "adtr": ["SUBJID", "PARAMCD", "AVISIT", "PCHG", "SRCFILE", "SRCROW"],
     "adae": ["SUBJID", "ASEQ", "AEDECOD", "ATOXGR", "ATOXGRGP", "SRCFILE", "SRCROW"],
     "adsl": ["SUBJID", "AGE", "SEX", "ECOG", "PRIMSITE", "COMBTRT", "DOSE0", "DOSREDFL", "DISCAEFL"],
 }
@@ -35,6 +36,8 @@ def dataset_of(owner: str, quantity: str) -> str:
     """The ADaM dataset whose rows the summary ``owner`` counts for ``quantity``."""
     if owner.startswith("survival_"):
         return "adtte"
+    if owner == "tumour_shrinkage" and quantity.startswith("shrinkage"):
+        return "adtr"
     if owner in ("response_summary", "tumour_shrinkage"):
         return "adrs"
     if owner == "ae_summary" and quantity.startswith("ae."):
@@ -62,8 +65,8 @@ def counted_rows(row: Mapping, datasets: Mapping[str, pl.DataFrame], ae_summary:
         frame = frame.filter(pl.col("PARAMCD") == paramcd)
         words.append(f"PARAMCD = {paramcd}")
         if cut is not None:
-            frame = frame.filter(pl.col("DATACUT") == cut)
-            words.append(f"DATACUT = {cut}")
+            frame = frame.filter(pl.col("DCUTDT") == cut)
+            words.append(f"DCUTDT = {cut}")
     elif name == "adae" and (term := _ae_term(row["quantity"], ae_summary)) is not None:
         frame = frame.filter(pl.col("AEDECOD") == term)
         words.append(f"AEDECOD = {term}")

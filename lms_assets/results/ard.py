@@ -95,10 +95,10 @@ VARIABLES: dict[str, Variable] = {
     "response": Variable("AVALC", "adrs"),
     "orr": Variable("ORR (CR + PR)", "adrs"),
     "dcr": Variable("DCR (CR + PR + SD)", "adrs"),
-    "shrinkage": Variable("PCHG < 0", "adrs"),
+    "shrinkage": Variable("PCHG < 0", "adtr"),
     "immunotherapy": Variable("AVALC", "adrs", "IMMUNOFL"),
-    "shrinkage_gt70_immunotherapy": Variable("PCHG < -70", "adrs", "IMMUNOFL"),
-    "shrinkage_gt70_immunotherapy_alive": Variable("PCHG < -70, alive at the cut", "adrs", "IMMUNOFL"),
+    "shrinkage_gt70_immunotherapy": Variable("PCHG < -70", "adtr", "IMMUNOFL"),
+    "shrinkage_gt70_immunotherapy_alive": Variable("PCHG < -70, alive at the cut", "adtr", "IMMUNOFL"),
     "pr_rate": Variable("PR", "adrs", "COMBFL"),
     "orr_by_combination": Variable("ORR (CR + PR)", "adrs", "COMBFL"),
     "dcr_by_combination": Variable("DCR (CR + PR + SD)", "adrs", "COMBFL"),
@@ -266,8 +266,9 @@ def _source_lines(ard: pl.DataFrame, datasets: Mapping[str, pl.DataFrame], ae_te
         "SUBJID"
     )
     exploded = exploded.drop_nulls("SUBJID")
-    adtte = datasets["adtte"].select(pl.col("DATACUT").alias("data_cut"), pl.col("PARAMCD").alias("group1_level"), "SUBJID", "SRCFILE", "SRCROW")
+    adtte = datasets["adtte"].select(pl.col("DCUTDT").alias("data_cut"), pl.col("PARAMCD").alias("group1_level"), "SUBJID", "SRCFILE", "SRCROW")
     adrs = datasets["adrs"].filter(pl.col("PARAMCD") == "BOR").select("SUBJID", "SRCFILE", "SRCROW")
+    adtr = datasets["adtr"].select("SUBJID", "SRCFILE", "SRCROW")
     terms = (
         datasets["adae"]
         .join(ae_terms, left_on="AEDECOD", right_on="term")
@@ -287,6 +288,7 @@ def _source_lines(ard: pl.DataFrame, datasets: Mapping[str, pl.DataFrame], ae_te
         [
             of(pl.col("_source") == "adtte").join(adtte, on=["data_cut", "group1_level", "SUBJID"]),
             of(pl.col("_source") == "adrs").join(adrs, on="SUBJID"),
+            of(pl.col("_source") == "adtr").join(adtr, on="SUBJID"),
             of((pl.col("_source") == "adae") & pl.col("variable_level").is_in(ae_terms["slug"].implode())).join(
                 terms, on=["SUBJID", "variable_level"]
             ),
@@ -323,7 +325,7 @@ def analysis_results(
     # Who a survival statistic counts (consistency.time_to_event_patients), found once per cut and quantity: on a
     # large study each is a pass over ADTTE, and hundreds of statistics share a few populations.
     counted: Counted = functools.cache(lambda cut, quantity: consistency.time_to_event_patients(adtte, cut, quantity))
-    cuts: list[dt.date | None] = adtte["DATACUT"].unique().sort().to_list() or NO_CUT
+    cuts: list[dt.date | None] = adtte["DCUTDT"].unique().sort().to_list() or NO_CUT
     rows: list[dict] = []
     for cut in cuts:
         for analysis, recomputed in sources.items():

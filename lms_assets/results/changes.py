@@ -47,9 +47,9 @@ def patient_changes(adtte: pl.DataFrame) -> pl.DataFrame:
     """Per pair of successive cuts, each patient and endpoint whose record moved: a new event (censored before, or
     absent, and an event now), longer follow-up (still censored, later time), or a censored patient new to the later cut."""
     frames = [pl.DataFrame(schema=CHANGES_SCHEMA)]
-    for earlier, later in _pairs(adtte["DATACUT"]):
-        before = adtte.filter(pl.col("DATACUT") == earlier).select("SUBJID", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
-        after = adtte.filter(pl.col("DATACUT") == later).select("SUBJID", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
+    for earlier, later in _pairs(adtte["DCUTDT"]):
+        before = adtte.filter(pl.col("DCUTDT") == earlier).select("SUBJID", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
+        after = adtte.filter(pl.col("DCUTDT") == later).select("SUBJID", "PARAMCD", "AVAL", "CNSR", "AVALRFL")
         paired = after.join(before, on=["SUBJID", "PARAMCD"], how="left", suffix="_before", maintain_order="left")
         event = pl.when(pl.col("PARAMCD") == "OS").then(pl.lit("death")).otherwise(pl.lit("progression or death"))
         change = (

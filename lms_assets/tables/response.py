@@ -69,6 +69,13 @@ def best_responses(adrs: pl.DataFrame) -> pl.DataFrame:
     return adrs.filter((pl.col("PARAMCD") == "BOR") & pl.col("AVALC").is_not_null())
 
 
+def with_best_change(bor: pl.DataFrame, adtr: pl.DataFrame) -> pl.DataFrame:
+    """The BOR rows with PCHG, each patient's best % change of the target-lesion sum (ADTR's SDIAM at AVISIT BEST);
+    null where none was measured."""
+    change = adtr.filter((pl.col("PARAMCD") == "SDIAM") & (pl.col("AVISIT") == "BEST")).select("SUBJID", "PCHG")
+    return bor.join(change, on="SUBJID", how="left", maintain_order="left")
+
+
 def clopper_pearson(k: int, n: int) -> tuple[float | None, float | None]:
     """Exact (Clopper–Pearson) 95% interval of k/n in percent, by scipy's binomtest; None when n is 0."""
     if n == 0:
@@ -157,11 +164,11 @@ def recist_review_reason(avalc: pl.Expr, pchg: pl.Expr) -> pl.Expr:
     )
 
 
-def recist_consistency(adrs: pl.DataFrame) -> pl.DataFrame:
+def recist_consistency(adrs: pl.DataFrame, adtr: pl.DataFrame) -> pl.DataFrame:
     """Each patient's recorded best response against RECIST 1.1's thresholds on the best % change: 'consistent' or 'review' + reason."""
     reason = recist_review_reason(pl.col("AVALC"), pl.col("PCHG"))
     return (
-        best_responses(adrs)
+        with_best_change(best_responses(adrs), adtr)
         .select(
             "USUBJID",
             "SUBJID",
@@ -199,8 +206,8 @@ def immunotherapy_rows(treated: pl.DataFrame, adtte: pl.DataFrame) -> list[dict]
     deep = immuno.filter(pl.col("PCHG") < SHRINKAGE_GT70)
     rows.append(_row("shrinkage_gt70_immunotherapy", "… with shrinkage over 70%", _ids(deep), immuno.height))
     alive = adtte.filter((pl.col("PARAMCD") == "OS") & (pl.col("CNSR") == 1))
-    for cut in adtte["DATACUT"].unique().sort().to_list():
-        alive_at_cut = alive.filter(pl.col("DATACUT") == cut)["SUBJID"].implode()
+    for cut in adtte["DCUTDT"].unique().sort().to_list():
+        alive_at_cut = alive.filter(pl.col("DCUTDT") == cut)["SUBJID"].implode()
         ids = _ids(deep.filter(pl.col("SUBJID").is_in(alive_at_cut)))
         label = "… with shrinkage over 70% and alive at the data cut"
         rows.append(_row("shrinkage_gt70_immunotherapy_alive", label, ids, deep.height, data_cut=cut))
@@ -230,9 +237,9 @@ def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, member
     return [_row(f"{key}.{name}", text, responders[name], group.height, p_value=p_value, test=FISHER_NOTE) for name, (text, group) in groups.items()]
 
 
-def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> pl.DataFrame:
-    """The Results' and Discussion's response values: shrinkage, anlotinib + immunotherapy, PR, ORR and DCR by combination therapy."""
-    bor = best_responses(adrs)
+def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtr: pl.DataFrame, adtte: pl.DataFrame) -> pl.DataFrame:
+    """The Results' and Discussion's response values: shrinkage (from ADTR), anlotinib + immunotherapy, PR, ORR and DCR by combination therapy."""
+    bor = with_best_change(best_responses(adrs), adtr)
     treated = bor.join(adsl.select("SUBJID", "COMBFL", "IMMUNOFL"), on="SUBJID", how="inner")
     by_combination = [row for key, label, members in COMBINATION_RATES for row in rate_by_combination_rows(treated, key, label, members)]
     rows = [*shrinkage_rows(bor), *immunotherapy_rows(treated, adtte), *by_combination]

@@ -58,7 +58,7 @@ def spss_median_ci(steps: pl.DataFrame) -> MedianEstimate:
 def _time_to_event(adtte: pl.DataFrame) -> pl.DataFrame:
     """ADTTE as (data_cut, endpoint, SUBJID, time, event): event = 1 − CNSR."""
     return adtte.select(
-        pl.col("DATACUT").alias("data_cut"),
+        pl.col("DCUTDT").alias("data_cut"),
         pl.col("PARAMCD").alias("endpoint"),
         "SUBJID",
         pl.col("AVAL").cast(pl.Float64).alias("time"),

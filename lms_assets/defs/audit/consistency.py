@@ -24,7 +24,7 @@ audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb"})
 def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> Feasibility | None:
     if cut is None:
         return None
-    at_cut = adtte.filter(pl.col("DATACUT") == cut)
+    at_cut = adtte.filter(pl.col("DCUTDT") == cut)
     os_ = at_cut.filter(pl.col("PARAMCD") == "OS")
     pfs = at_cut.filter(pl.col("PARAMCD") == "PFS").select("SUBJID", pl.col("AVAL").alias("PFS"))
     censored = os_.filter(pl.col("CNSR") == 1).join(pfs, on="SUBJID")
@@ -71,7 +71,7 @@ def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataF
         "printed_values": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
-        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+        "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
     },
     description=(
         "Per printed value, what the paper says against itself, found without recomputing anything: percentages "
@@ -193,7 +193,7 @@ def audit_table(
     ins={
         "paper_consistency": AssetIn(),
         "printed_values": AssetIn(),
-        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+        "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "AGE"]}),
         "survival_curves": AssetIn(),
         "sensitivity_ranges": AssetIn(),

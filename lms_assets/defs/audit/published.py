@@ -334,7 +334,7 @@ def published_value_results(
     paper_consistency: pl.DataFrame,
 ) -> list[AssetCheckResult]:
     """The results of ``asset_name``'s declared section checks on ``table`` (its candidate), by ``section_results``."""
-    selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == AssetKey(asset_name)}
+    selected = {k.name for k in context.selected_asset_check_keys if k.asset_key.path[-1] == asset_name}
     results = section_results(asset_name, table, printed_values, paper_consistency, lambda id_: outputs.url(f"{TRACE_PAGE}#{id_}"), selected)
     outcomes = collections.Counter(
         r.data["verdict"] for result in results for r in cast(TableMetadataValue, result.metadata["printed values"]).records

@@ -65,7 +65,7 @@ def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheck
         "printed_values": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ADSL_COLUMNS}),
-        "adtte": AssetIn(metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+        "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
     },
     description=(
         "What the paper's data permits. For every result resting on reconstructed inputs (the living patients' "

@@ -69,8 +69,8 @@ def _recist_checks(context, outputs, table: pl.DataFrame, inputs) -> list[AssetC
     ],
     checks=_recist_checks,
 )
-def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
-    table = response.recist_consistency(adrs)
+def recist_consistency(adrs: pl.DataFrame, adtr: pl.DataFrame) -> Output[pl.DataFrame]:
+    table = response.recist_consistency(adrs, adtr)
     return table_output(table, patients_to_review=int(table["status"].eq("review").sum()))
 
 
@@ -79,8 +79,9 @@ def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
     # Only the columns read: on a million patients the whole of ADTTE alone is six million wide rows.
     ins={
         "adsl": AssetIn(metadata={"columns": ["SUBJID", "COMBFL", "IMMUNOFL"]}),
-        "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC", "PCHG"]}),
-        "adtte": AssetIn(metadata={"columns": ["SUBJID", "DATACUT", "PARAMCD", "CNSR"]}),
+        "adrs": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVALC"]}),
+        "adtr": AssetIn(metadata={"columns": ["SUBJID", "PARAMCD", "AVISIT", "PCHG"]}),
+        "adtte": AssetIn(metadata={"columns": ["SUBJID", "DCUTDT", "PARAMCD", "CNSR"]}),
     },
     description=(
         "The Results' and Discussion's response values from ADRS, ADSL and ADTTE: patients with any tumour "
@@ -89,5 +90,5 @@ def recist_consistency(adrs: pl.DataFrame) -> Output[pl.DataFrame]:
         "alone with Fisher's exact p (not in the paper). `patients` lists the SUBJIDs."
     ),
 )
-def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
-    return table_output(response.tumour_shrinkage(adsl, adrs, adtte))
+def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtr: pl.DataFrame, adtte: pl.DataFrame) -> Output[pl.DataFrame]:
+    return table_output(response.tumour_shrinkage(adsl, adrs, adtr, adtte))

@@ -16,7 +16,7 @@ from lms_assets.tables import survival
 survival_table = table_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
 # Only the columns read are loaded (AssetIn metadata "columns" becomes the SELECT list): ADTTE's text columns
 # are most of its size, and on a million patients loading them all takes ten times as long.
-TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DATACUT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
+TIME_TO_EVENT = AssetIn("adtte", metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]})
 # Every survival table's OS rows rest on this reconstructed input; its description says so.
 RECONSTRUCTED_OS = (
     "Reconstructed input: OS at the published cut rests on the reconstructed last-contact times of the patients alive "
