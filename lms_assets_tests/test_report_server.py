@@ -134,7 +134,7 @@ def test_the_command_line_refuses_an_empty_folder_rather_than_serve_the_working_
 def test_the_team_deployment_supervises_the_server_as_a_third_service(tmp_path):
     (tmp_path / "report.html").write_text("team report")
     port = free_port()
-    (service,) = [s for s in deploy.services("127.0.0.1", 3000, port, tmp_path) if s.name == "lms-report-server"]
+    (service,) = [s for s in deploy.services("127.0.0.1", 3000, port, tmp_path, tmp_path / "workspace.yaml") if s.name == "lms-report-server"]
     service.start()
     try:
         # Up once it accepts a connection; the process has a generous minute to import and bind.
