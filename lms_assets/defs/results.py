@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
 
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
 from lms_assets.defs import gate
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 from lms_assets.defs.constants import asset_defaults
 from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview

@@ -20,9 +20,9 @@ from collections.abc import Collection, Sequence
 
 import polars as pl
 
-from lms_assets.audit import consistency as audit_rules
 from lms_assets.audit import sensitivity_summary as sensitivity_rules
 from lms_assets.audit import verification
+from lms_assets.checks import printed_values as audit_rules
 from lms_assets.graphs.render import Chart
 from lms_assets.report.inputs import ReportInputs, summary_items
 from lms_assets.report.marks import (

@@ -26,8 +26,9 @@ import polars as pl
 
 from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.audit import consistency
-from lms_assets.tables import survival, toxicity
+from lms_assets.tables import toxicity
 from lms_assets.tables.printed import VALUES_SCHEMA, published_cut
+from lms_assets.tables.subgroups import SUBGROUP_CLAIM
 
 ARD_SCHEMA = pl.Schema(
     {
@@ -248,7 +249,7 @@ def unprinted_rows(tables: Mapping[str, pl.DataFrame], counted: Counted, cut: dt
         values = _values([(f"subgroups.{ep}.{s}", r[s], counted(cut, f"{ep}.all")) for s in SUBGROUP_STATS])
         level = f"{r['factor']}: {r['level']} vs {r['reference']}"
         # Each comparison rests on what the Discussion's subgroup claim does (every factor's record column), as printed_audit says of it.
-        claim = survival.SUBGROUP_CLAIM.quantity_of(r["endpoint"])
+        claim = SUBGROUP_CLAIM.quantity_of(r["endpoint"])
         rows += _rows(values, "survival_subgroups", cut, METHODS["survival_subgroups"], False, claim, variable_level=level)
     for r in tables["response_summary"].filter(pl.col("ci_lower_pct").is_not_null()).iter_rows(named=True):
         values = _values([(f"{r['key']}.{s}", r[f"{s}_pct"], r["patients"]) for s in ("ci_lower", "ci_upper")])
@@ -350,7 +351,7 @@ def analysis_results(
 
 def at_published_cut(ard: pl.DataFrame, printed_values: pl.DataFrame) -> tuple[dt.date | None, pl.DataFrame]:
     """The cut the printed values refer to (the latest in the ARD when the registry names none) and its ARD rows,
-    as the printed-value checks choose it (``tables.survival``'s rule)."""
+    as the printed-value checks choose it (``tables.survival_values``' rule)."""
     cut = published_cut(printed_values)
     if cut is None:
         cut = cast(dt.date | None, ard["data_cut"].max())
