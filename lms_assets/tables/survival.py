@@ -9,7 +9,7 @@ grows with the number of distinct times.
 Two conventions for the median where S(t) equals 0.5 exactly over a stretch, both reported by name:
 ``median`` is the first time with S(t) ≤ 0.5 (SPSS's rule, and lifelines'; the paper's values), and
 ``median_midpoint`` the midpoint of that plateau (R's ``quantile.survfit`` and SAS PROC LIFETEST).
-Every printed value here is reproduced independently by R (``lms_assets_tests/reference/survival_check.R``).
+Every printed value here is reproduced independently by R (``lms_assets/audit/survival_check.R``).
 """
 
 from __future__ import annotations
