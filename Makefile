@@ -47,7 +47,7 @@ materialize: instance
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster asset materialize -m lms_assets.definitions --select '*'
 
 # Debian packages, installed only when missing. `make run` needs R with survival: the independent R cross-check
-# asset runs `lms_assets_tests/reference/survival_check.R` (about 40 MB). The end-to-end tests also drive Chromium
+# asset runs `lms_assets/audit/survival_check.R` (about 40 MB). The end-to-end tests also drive Chromium
 # (browser tests; nothing downloads a browser) and PostgreSQL (the shared-deployment test).
 RUN_PACKAGES := r-base-core r-cran-survival
 SYSTEM_PACKAGES := $(RUN_PACKAGES) chromium postgresql

@@ -1,5 +1,6 @@
 """The audit's rules on known cases, and the audit of the shipped study."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -7,11 +8,13 @@ import polars as pl
 import pytest
 from dagster import TableMetadataValue
 
-from lms_assets.audit import consistency, feasibility, findings, hypotheses
+from lms_assets.audit import feasibility, findings, hypotheses
 from lms_assets.audit.rounding import rounding_audit
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, value_verdicts
-from lms_assets.defs.audit.registry_at_load import bounded
+from lms_assets.checks import printed_values
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
 from lms_assets.defs.markdown import plain_text
+from lms_assets.defs.printed_checks import value_verdicts
+from lms_assets.defs.registry_at_load import bounded
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 from lms_assets_tests.test_bad_input import as_shown
 
@@ -117,7 +120,7 @@ def test_feasibility_respects_each_patients_lower_bound():
 # --- the severity rule --------------------------------------------------------------------------------------
 
 PRINTED = {"value_id": "T1.age.median", "source": "Table 1", "quantity": "age.median", "printed": "53", "value": 53.0, "decimals": 0}
-NOT_REVIEWED = dict.fromkeys(consistency.REVIEW_SCHEMA)
+NOT_REVIEWED = dict.fromkeys(printed_values.REVIEW_SCHEMA)
 REVIEWED = {
     **NOT_REVIEWED,
     "reviewed_expected": "52.0",
@@ -131,27 +134,34 @@ CONSISTENT = {"basis": "published_patient_data", "reconstruction": None, "findin
 @pytest.mark.parametrize(
     ("review", "shown", "findings", "check", "status", "says"),
     [
-        (NOT_REVIEWED, 53.0, [], consistency.PASSED, consistency.REPRODUCED, "reproduced"),
-        (NOT_REVIEWED, 52.0, [], consistency.ERROR, consistency.DISCREPANCY, "not a reviewed discrepancy"),
-        (REVIEWED, 52.0, [], consistency.WARN, consistency.DISCREPANCY, "Table 3's published rows give 52.0"),
+        (NOT_REVIEWED, 53.0, [], printed_values.PASSED, printed_values.REPRODUCED, "reproduced"),
+        (NOT_REVIEWED, 52.0, [], printed_values.ERROR, printed_values.DISCREPANCY, "not a reviewed discrepancy"),
+        (REVIEWED, 52.0, [], printed_values.WARN, printed_values.DISCREPANCY, "Table 3's published rows give 52.0"),
         # A reviewed value saved by a spreadsheet without its trailing zero is still the reviewed value.
-        ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], consistency.WARN, consistency.DISCREPANCY, "give 52.0"),
+        ({**REVIEWED, "reviewed_expected": "52"}, 52.0, [], printed_values.WARN, printed_values.DISCREPANCY, "give 52.0"),
         # The reviewed value moved: a regression, even though the value is a known discrepancy.
-        (REVIEWED, 51.0, [], consistency.ERROR, consistency.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
+        (REVIEWED, 51.0, [], printed_values.ERROR, printed_values.DISCREPANCY, "showed 52.0 when reviewed and now shows 51.0"),
         # Suddenly reproduced: the review is stale, and that blocks too.
-        (REVIEWED, 53.2, [], consistency.ERROR, consistency.REPRODUCED, "stale review"),
+        (REVIEWED, 53.2, [], printed_values.ERROR, printed_values.REPRODUCED, "stale review"),
         # The reviewed finding is no longer found: the review no longer explains the failure.
-        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, [], consistency.ERROR, consistency.DISCREPANCY, "no longer found"),
-        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, ["grim_impossible"], consistency.WARN, consistency.DISCREPANCY, "52.0"),
-        ({**REVIEWED, "reviewed_expected": "not computable"}, None, ["self_inconsistent"], consistency.WARN, consistency.DISCREPANCY, "hold nothing"),
-        (NOT_REVIEWED, None, [], consistency.ERROR, consistency.NOT_RECOMPUTABLE, "not computable"),
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, [], printed_values.ERROR, printed_values.DISCREPANCY, "no longer found"),
+        ({**REVIEWED, "reviewed_finding": "grim_impossible"}, 52.0, ["grim_impossible"], printed_values.WARN, printed_values.DISCREPANCY, "52.0"),
+        (
+            {**REVIEWED, "reviewed_expected": "not computable"},
+            None,
+            ["self_inconsistent"],
+            printed_values.WARN,
+            printed_values.DISCREPANCY,
+            "hold nothing",
+        ),
+        (NOT_REVIEWED, None, [], printed_values.ERROR, printed_values.NOT_RECOMPUTABLE, "not computable"),
     ],
 )
 def test_a_failure_is_warn_only_for_a_reviewed_discrepancy_that_still_stands(review, shown, findings, check, status, says):
-    verdict = consistency.judge({**PRINTED, **review}, shown, {**CONSISTENT, "findings": findings})
+    verdict = printed_values.judge({**PRINTED, **review}, shown, {**CONSISTENT, "findings": findings})
     assert (verdict.check, verdict.status) == (check, status)
     assert says in verdict.check_reason
-    if check == consistency.WARN:
+    if check == printed_values.WARN:
         assert verdict.check_reason == verdict.explanation
 
 
@@ -431,7 +441,7 @@ def _known(tmp_path: Path, *rows: str) -> pl.DataFrame:
     ids=["no finding or reason", "unknown finding", "not printed"],
 )
 def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(rows, says, tmp_path):
-    from lms_assets.defs.audit.published import printed_values_table
+    from lms_assets.checks.printed_values import printed_values_table
     from lms_assets.records import errors, schemas, validation
 
     registry = validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY)
@@ -443,7 +453,7 @@ def test_a_reviewed_list_that_cannot_be_applied_is_refused_with_row_and_column(r
 def test_the_published_cut_is_the_latest_data_cut_the_registry_names_and_printed_values_carries_it(tmp_path):
     import datetime as dt
 
-    from lms_assets.defs.audit.published import printed_values_table
+    from lms_assets.checks.printed_values import printed_values_table
     from lms_assets.records import schemas, validation
     from lms_assets.tables.printed import published_cut
 
@@ -475,3 +485,17 @@ def test_the_published_cut_is_the_latest_data_cut_the_registry_names_and_printed
 def test_rounding_audit_names_the_rule_and_precision_that_reproduce_a_printed_estimate(quantity, printed, decimals, recomputed, rounding, flag):
     row = {"quantity": quantity, "value": printed, "decimals": decimals}
     assert rounding_audit(row, recomputed) == {"rounding": rounding, "rounding_flag": flag}
+
+
+def test_every_shipped_printed_value_has_one_owner_and_its_check_is_named_in_the_check_module():
+    """The owners' declared prefixes never overlap on a shipped quantity, and every check name built from a ``source``
+    at load is spelled out in ``checks.printed_values``, so grep finds it in the code."""
+    from lms_assets.records import schemas, validation
+
+    registry = printed_values.typed_registry(validation.read_raw(SHIPPED_DATA / "printed_values.csv", schemas.REGISTRY))
+    for quantity in registry["quantity"].to_list():
+        owners = [o.table for o in printed_values.OWNERS if quantity.startswith(o.prefixes)]
+        assert len(owners) <= 1, f"{quantity} is claimed by {owners}"
+    names = {printed_values.check_name(s) for s in registry["source"].unique().to_list()}
+    listed = set(re.findall(r"printed_[a-z0-9_]+", printed_values.__doc__ or ""))
+    assert names <= listed, sorted(names - listed)

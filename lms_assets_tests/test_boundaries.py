@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, Failure, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.defs.audit.registry_at_load import registry_at_load
 from lms_assets.defs.refresh import new_followup_sensor
+from lms_assets.defs.registry_at_load import registry_at_load
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.defs.warehouse import Warehouse, replace_table, sql_identifier
 from lms_assets.records import boundary, csv_text, errors, schemas, validation

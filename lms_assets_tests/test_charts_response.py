@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from lms_assets.adam.adae import derive_adae
-from lms_assets.defs.audit.published import value_verdicts
 from lms_assets.defs.graphs import CHART_NAMES
+from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets.graphs import adverse_events, render, waterfall
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import SHIPPED_STUDY

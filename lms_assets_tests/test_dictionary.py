@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from lms_assets import dictionary
+from lms_assets.columns import _table
 from lms_assets.defs.resources import column_schema
 from lms_assets.records import schemas
 from lms_assets_tests.conftest import REPO
@@ -44,7 +45,7 @@ def test_column_schema_carries_the_descriptions_and_leaves_unknown_columns_empty
 
 def test_listing_a_description_for_a_column_the_table_lacks_is_refused():
     with pytest.raises(ValueError, match="described but not listed"):
-        dictionary._table("n", extra="text")
+        _table("n", extra="text")
 
 
 @pytest.mark.slow

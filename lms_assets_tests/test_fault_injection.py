@@ -1,7 +1,7 @@
 """Deliberate faults, one at a time: each must make at least one blocking printed-value check fail with ERROR.
 
-Most faults are judged in-process through the exact function the Dagster checks yield (``published.section_results``:
-one check per printed section, every value judged by ``consistency.judge`` and listed in the check's ``values`` table) on tables recomputed by the same pure derivations the assets call, from the shipped
+Most faults are judged in-process through the exact function the Dagster checks yield (``printed_checks.section_results``:
+one check per printed section, every value judged by ``printed_values.judge`` and listed in the check's ``values`` table) on tables recomputed by the same pure derivations the assets call, from the shipped
 study folder: a second per fault instead of a Dagster run. Two faults go through real Dagster check results.
 Faults no printed value reveals but the independent R program does (``R_REVEALED``) must fail the blocking
 ``agrees_with_r`` check of ``r_verification``, judged by the function that asset yields. Faults neither
@@ -20,9 +20,10 @@ import pytest
 
 from lms_assets import adam
 from lms_assets.audit import consistency
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES, printed_values_table
 from lms_assets.defs.audit import consistency as audit_defs
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, printed_values_table, section_results, value_verdicts
 from lms_assets.defs.markdown import plain_text
+from lms_assets.defs.printed_checks import section_results, value_verdicts
 from lms_assets.records import schemas, validation
 from lms_assets.tables import baseline, response, survival, toxicity
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY, run_assets

@@ -1,6 +1,6 @@
 """Independent double programming: every compared statistic of our warehouse tables against R's ``survival``.
 
-The R program (``reference/survival_check.R``) reads only the record files. Each study is materialized once
+The R program (``lms_assets/audit/survival_check.R``) reads only the record files. Each study is materialized once
 (in-process, only what ``r_verification`` needs), our tables are exported from the DuckDB warehouse,
 R is run on the study folder, and ``lms_assets.audit.verification.compare`` (the asset's own rule) must find
 every value in agreement to 1e-9, apart from the named exceptions in ``verification.EXCEPTIONS``.

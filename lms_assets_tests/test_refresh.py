@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
-from lms_assets.defs.audit.published import value_verdicts
+from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets.defs.refresh import followup_state, new_followup_sensor, weekly_full_refresh
 from lms_assets.defs.resources import StudyFolder
 from lms_assets.records import boundary

@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from lms_assets.defs.audit.published import value_verdicts
+from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets.tables import response
 from lms_assets_tests.conftest import run_assets
 

@@ -14,7 +14,7 @@ from lms_assets.audit import sensitivity_checks as checks
 from lms_assets.audit import sensitivity_inputs as inputs
 from lms_assets.audit import sensitivity_summary as summary
 from lms_assets.report import page
-from lms_assets.tables import batched, kaplan_meier, subgroups, survival
+from lms_assets.tables import batched, kaplan_meier, subgroups, survival, survival_values
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
@@ -410,7 +410,7 @@ def test_unprinted_followup_is_judged_against_the_shipped_value(shipped):
 def test_asset_says_why_a_study_without_printed_values_has_nothing_to_vary():
     from dagster import AssetCheckResult, Output, build_asset_context
 
-    from lms_assets.defs.audit.published import printed_values_table
+    from lms_assets.checks.printed_values import printed_values_table
     from lms_assets.defs.audit.sensitivity import CHECKS, sensitivity_ranges
     from lms_assets.defs.resources import StudyFolder
     from lms_assets.records import schemas, validation
@@ -475,7 +475,7 @@ def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     assert claim["shipped"] == pytest.approx(table.filter(pl.col("factor").is_in(claimed))["logrank_p"].min(), rel=1e-9)
     assert claim["verdict"] == summary.DEPENDS  # the primary-site allocation and the last contacts decide it
     # The blocking check counts the same comparisons.
-    counts = survival.subgroup_recomputed_values(table, cut)
+    counts = survival_values.subgroup_recomputed_values(table, cut)
     assert dict(zip(counts["quantity"], counts["value"])) == {"subgroups.pfs.significant.n": 0, "subgroups.os.significant.n": 0}
     # printed_audit's inputs: each endpoint's times and every compared factor's record column, the reconstructed ones named.
     for endpoint, times in (("pfs", "pfs_months"), ("os", "os_months")):
@@ -526,7 +526,7 @@ def test_the_cache_gives_back_what_was_stored_under_the_same_key_only(shipped, t
 def test_an_unchanged_study_is_read_from_the_cache_and_a_changed_one_enumerated_again(tmp_path, monkeypatch):
     from dagster import Output, build_asset_context
 
-    from lms_assets.defs.audit.published import printed_values_table
+    from lms_assets.checks.printed_values import printed_values_table
     from lms_assets.defs.audit.sensitivity import sensitivity_ranges
     from lms_assets.defs.resources import StudyFolder, WarehouseIOManager
     from lms_assets.records import schemas, validation

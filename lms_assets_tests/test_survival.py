@@ -16,7 +16,7 @@ from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.graphs import forest, km
 from lms_assets.records import schemas, validation
-from lms_assets.tables import kaplan_meier, subgroups, survival
+from lms_assets.tables import kaplan_meier, subgroups, survival, survival_values
 from lms_assets.tables.kaplan_meier import Z_95, km_table
 from lms_assets.tables.survival import spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_STUDY
@@ -374,17 +374,17 @@ def test_values_come_from_the_spss_rows_of_the_published_cut():
     later = _shipped_adtte().with_columns(DCUTDT=pl.lit(dt.date(2022, 3, 31)), AVAL=pl.col("AVAL") + 1)
     adtte = pl.concat([_shipped_adtte(), later])
     summary = survival.median_summary(survival.km_curves(adtte))
-    values = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, CUT).iter_rows(named=True)}
+    values = {r["quantity"]: r["value"] for r in survival_values.recomputed_values(summary, CUT).iter_rows(named=True)}
     assert values["pfs.median"] == 4.1 and values["os.median"] == 23.5
     assert (values["pfs.events"], values["os.events"]) == (19, 12)
     assert round(values["pfs.ci_lower"], 2) == 2.96 and round(values["os.ci_upper"], 1) == 34.7
-    latest = {r["quantity"]: r["value"] for r in survival.recomputed_values(summary, None).iter_rows(named=True)}
+    latest = {r["quantity"]: r["value"] for r in survival_values.recomputed_values(summary, None).iter_rows(named=True)}
     assert latest["pfs.median"] == pytest.approx(5.1)
-    assert survival.recomputed_values(summary, dt.date(2020, 1, 1)).is_empty()
+    assert survival_values.recomputed_values(summary, dt.date(2020, 1, 1)).is_empty()
 
 
 def test_followup_values_are_the_reverse_km_median_and_range_of_os():
-    values = survival.followup_recomputed_values(survival.reverse_km_followup(_shipped_adtte()), CUT)
+    values = survival_values.followup_recomputed_values(survival.reverse_km_followup(_shipped_adtte()), CUT)
     assert dict(zip(values["quantity"], values["value"])) == {"followup.median": 25.8, "followup.min": 3.9, "followup.max": 28.0}
     assert values["patients"][0].to_list() == list(range(1, 20))
 

@@ -7,7 +7,7 @@ import duckdb
 import polars as pl
 from dagster import AssetSelection
 
-from lms_assets.defs.audit.published import value_verdicts
+from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets_tests.conftest import defs_for
 
 SURVIVAL_ASSETS = (

@@ -169,8 +169,8 @@ def test_blank_lines_are_skipped_and_keep_spreadsheet_line_numbers(tmp_path, fir
 @pytest.mark.slow
 def test_full_graph_on_a_synthetic_study(tmp_path):
     """Every asset materializes on 3 000 synthetic patients; nothing is quarantined; the paper's checks say there is nothing to compare."""
+    from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
     from lms_assets.definitions import build_defs
-    from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 
     folder = tmp_path / "study"
     synthetic.write(synthetic.generate(3000, seed=2, cuts=2), folder)

@@ -24,7 +24,7 @@ from dagster import (
 
 from lms_assets import synthetic
 from lms_assets.defs import gate
-from lms_assets.defs.audit.published import value_verdicts
+from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets.defs.resources import WarehouseIOManager, WarehouseTables
 from lms_assets.records.study import load_study
 from lms_assets.tables import response
@@ -205,8 +205,8 @@ def test_after_a_blocked_regressive_cut_a_partial_run_publishes_nothing_from_it(
 
 
 def test_every_blocking_check_runs_in_its_assets_step_one_per_printed_section():
+    from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES, check_name, owner_of
     from lms_assets.definitions import build_defs
-    from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, check_name, owner_of
 
     defs = build_defs()
     graph = defs.resolve_asset_graph()

@@ -3,7 +3,8 @@
 import polars as pl
 
 from lms_assets.adam.adsl import VARIABLE_SOURCES
-from lms_assets.tables import survival
+from lms_assets.checks.printed_values import PUBLISHED, RECONSTRUCTED
+from lms_assets.tables.subgroups import SUBGROUP_CLAIM
 
 # What each printed quantity rests on in data/: (file, column). "*" is every column of the file.
 QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -27,14 +28,14 @@ QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "dcr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
     "immunotherapy.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
 }
-# A claim rests on its endpoint's times and on the record column of every factor it compares (survival.SUBGROUP_CLAIM).
+# A claim rests on its endpoint's times and on the record column of every factor it compares (SUBGROUP_CLAIM).
 QUANTITY_INPUTS.update(
     {
-        survival.SUBGROUP_CLAIM.quantity_of(endpoint): (
+        SUBGROUP_CLAIM.quantity_of(endpoint): (
             *QUANTITY_INPUTS[f"{endpoint.lower()}."],
-            *dict.fromkeys(VARIABLE_SOURCES[s.column] for s in survival.SUBGROUP_CLAIM.comparisons),
+            *dict.fromkeys(VARIABLE_SOURCES[s.column] for s in SUBGROUP_CLAIM.comparisons),
         )
-        for endpoint in survival.SUBGROUP_CLAIM.endpoints
+        for endpoint in SUBGROUP_CLAIM.endpoints
     }
 )
 
@@ -55,11 +56,4 @@ def reconstructions_of(quantity: str, provenance: pl.DataFrame) -> list[str]:
 
 def basis_of(quantity: str, provenance: pl.DataFrame) -> str:
     """`reconstructed_inputs` when anything the quantity rests on is reconstructed in data/, else `published_patient_data`."""
-    return "reconstructed_inputs" if reconstructions_of(quantity, provenance) else "published_patient_data"
-
-
-def basis_words(basis: str, reconstruction: str | None = None) -> str:
-    """The basis as a reader says it: Table 3's published rows, or the reconstructed inputs it names."""
-    if basis == "published_patient_data":
-        return "Table 3's published rows"
-    return f"reconstructed inputs ({reconstruction})" if reconstruction else "reconstructed inputs"
+    return RECONSTRUCTED if reconstructions_of(quantity, provenance) else PUBLISHED

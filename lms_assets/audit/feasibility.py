@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from lms_assets.checks.printed_values import half_unit
 from lms_assets.tables import survival
-from lms_assets.tables.printed import half_unit
 
 # Cells (rows × columns) an enumeration of reconstructions may hold at once. The shipped study's largest is about
 # 2.1 million (24,570 labelled placements of 7 patients before deduplication: 302,400 × 7); each cell costs some

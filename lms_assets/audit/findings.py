@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from lms_assets.audit.feasibility import Feasibility, reachable
-from lms_assets.tables.printed import agrees, half_unit
+from lms_assets.checks.printed_values import agrees, half_unit
 
 FINDINGS_SCHEMA = {"value_id": pl.String, "finding": pl.String, "explanation": pl.String}
 

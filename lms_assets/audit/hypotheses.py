@@ -4,8 +4,8 @@ from typing import Literal, cast
 
 import polars as pl
 
-from lms_assets.audit.consistency import DISCREPANCY
 from lms_assets.audit.findings import SUBGROUP_PREFIXES, compatible, grim_fractions
+from lms_assets.checks.printed_values import DISCREPANCY, agrees
 from lms_assets.tables import printed, survival
 
 
@@ -84,8 +84,8 @@ def hypotheses(
     for audited in discrepant:
         row = by_id[audited["value_id"]]
         value, decimals, quantity = row["value"], row["decimals"], row["quantity"]
-        differs = not printed.agrees(value, decimals, audited["recomputed"])
-        if quantity.endswith(".median") and differs and quantity in means and printed.agrees(value, decimals, means[quantity]):
+        differs = not agrees(value, decimals, audited["recomputed"])
+        if quantity.endswith(".median") and differs and quantity in means and agrees(value, decimals, means[quantity]):
             add(
                 row["value_id"],
                 f"the printed median {value:g} is the mean rounded (mean = {_at(means[quantity], decimals)}, median = {audited['shown']})",
@@ -93,7 +93,7 @@ def hypotheses(
         if quantity.endswith((".ci_lower", ".ci_upper")) and differs:
             bound: Literal[1, 2] = 1 if quantity.endswith(".ci_lower") else 2
             methods = intervals.get(quantity.split(".")[0], [])
-            fitting = [m for m in methods if m[bound] is not None and printed.agrees(value, decimals, m[bound])]
+            fitting = [m for m in methods if m[bound] is not None and agrees(value, decimals, m[bound])]
             for method in fitting:
                 add(row["value_id"], f"{value:g} is the {'lower' if bound == 1 else 'upper'} bound of {method[0]} ({_interval(method, decimals)})")
             if methods and not fitting:
@@ -121,7 +121,7 @@ def hypotheses(
             and den is not None
             and den != cohort_n
             and "self_inconsistent" in audited["findings"]
-            and printed.agrees(row["value"], row["decimals"], 100.0 * num / cohort_n)
+            and agrees(row["value"], row["decimals"], 100.0 * num / cohort_n)
         ):
             add(
                 row["value_id"],

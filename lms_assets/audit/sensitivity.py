@@ -22,10 +22,10 @@ from lms_assets.audit.placement_statistics import FollowUp, at_risk_bounds, foll
 from lms_assets.audit.reconstructions import Placements, all_binary_allocations, gaps_of, os_placements, sample_sites, site_space
 from lms_assets.audit.sensitivity_inputs import Study, os_risk_inputs, pfs_risk_inputs, study_from_tables, transcribed_subgroups
 from lms_assets.audit.sensitivity_summary import SENSITIVITY_SCHEMA, Coverage, Outcome, registry_rows, summarise
+from lms_assets.checks.printed_values import half_unit
 from lms_assets.records.study import Study as StudyFile
 from lms_assets.tables import subgroups, survival
 from lms_assets.tables.batched import subgroup_tests
-from lms_assets.tables.printed import half_unit
 
 LANDMARK_MONTHS = (6.0, 12.0, 24.0)
 # A landmark rate is "the same" when it rounds to the same percentage point, the precision a reader quotes.

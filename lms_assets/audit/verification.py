@@ -1,6 +1,6 @@
 """Independent verification: our tables against an independent R program (double programming).
 
-``lms_assets_tests/reference/survival_check.R`` recomputes the study's statistics from the record files with
+``survival_check.R`` (package data beside this module) recomputes the study's statistics from the record files with
 R's ``survival`` and ``stats`` and writes them in long form (table, data_cut, endpoint, key, time, statistic,
 value). ``long_form`` puts our warehouse tables in the same shape, ``compare`` sets each of our values beside
 R's, and ``verification_summary`` says what was reproduced. The pytest and the ``r_verification``

@@ -21,13 +21,13 @@ from dagster import (
 )
 
 from lms_assets.defs import adam, exports, graphs, records, refresh, report, results
-from lms_assets.defs.audit import consistency, published, sensitivity, verification
-from lms_assets.defs.audit.published import gated_summaries
-from lms_assets.defs.audit.registry_at_load import registry_at_load
+from lms_assets.defs.audit import consistency, sensitivity, verification
 from lms_assets.defs.graphs import CHART_IO_MANAGER, ChartIOManager
+from lms_assets.defs.registry_at_load import registry_at_load
 from lms_assets.defs.report import report_place
 from lms_assets.defs.resources import OutputsFolder, StudyFolder, WarehouseIOManager
 from lms_assets.defs.tables import baseline, response, survival, toxicity
+from lms_assets.defs.tables.step import gated_summaries
 
 # In the order of the flow (docs/architecture.md): records, ADaM, tables, graphs, audit, report, and what keeps them current.
 DOMAINS = [
@@ -39,7 +39,6 @@ DOMAINS = [
     toxicity,
     survival,
     graphs,
-    published,
     consistency,
     sensitivity,
     verification,

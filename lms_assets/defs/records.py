@@ -19,10 +19,10 @@ from dagster import (
     ResourceParam,
 )
 
-from lms_assets.defs.audit.registry_at_load import bounded
 from lms_assets.defs.constants import INGEST
 from lms_assets.defs.markdown import escape_markdown, plain_text
 from lms_assets.defs.metadata import preview
+from lms_assets.defs.registry_at_load import bounded
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.defs.steps import layer, selected, selected_results, spec, stored
 from lms_assets.records import boundary, errors, schemas, validation

@@ -19,8 +19,8 @@ from dagster import (
     MetadataValue,
 )
 
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
 from lms_assets.defs import gate, graphs, records
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 from lms_assets.defs.constants import REPORT, asset_defaults
 from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview

@@ -7,14 +7,15 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output, ResourceParam
 
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
 from lms_assets.defs import gate
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES
 from lms_assets.defs.constants import asset_defaults
 from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
 from lms_assets.records import schemas, validation
 from lms_assets.results import ard, changes, export
+from lms_assets.results.coverage import printed_value_problems
 from lms_assets.tables.printed import published_cut
 
 RESULTS = "results"
@@ -40,7 +41,7 @@ def printed_values_check(candidate: pl.DataFrame, printed_values: pl.DataFrame, 
     """``PRINTED_IN_RESULTS`` on a candidate ARD: every printed value is one row whose stat is the value its check compared."""
     cut = published_cut(printed_values)
     compared = {owner: source(tables[owner], cut) for owner, source in PRINTED_VALUE_SOURCES.items()}
-    coverage = ard.printed_value_problems(candidate, printed_values, compared)
+    coverage = printed_value_problems(candidate, printed_values, compared)
     problems = coverage.problems
     quoted = "; ".join(problems[:QUOTED]) + (f"; and {len(problems) - QUOTED} more" if len(problems) > QUOTED else "")
     return AssetCheckResult(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from lms_assets.audit import consistency as audit_rules
+from lms_assets.checks import printed_values as audit_rules
+from lms_assets.checks.printed_values import compare
 from lms_assets.report.marks import mark_of
 from lms_assets.report.survival_table import SURVIVAL_DECIMALS
-from lms_assets.tables.printed import compare, format_value
+from lms_assets.tables.printed import format_value
 
 COMPARISON_SCHEMA = pl.Schema(
     {

@@ -9,9 +9,8 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from lms_assets.audit import consistency as audit_rules
-from lms_assets.audit.basis import basis_words
-from lms_assets.tables.printed import AGREES, compare
+from lms_assets.checks import printed_values as audit_rules
+from lms_assets.checks.printed_values import AGREES, basis_words, compare
 
 # The report's mark of a printed value: printed_audit's status, with "reproduced here but the paper contradicts it
 # elsewhere" told apart from a discrepancy (printed_audit counts it as one), so that ≠ never marks a value that agrees.

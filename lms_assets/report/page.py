@@ -20,9 +20,9 @@ from collections.abc import Collection, Sequence
 
 import polars as pl
 
-from lms_assets.audit import consistency as audit_rules
 from lms_assets.audit import sensitivity_summary as sensitivity_rules
 from lms_assets.audit import verification
+from lms_assets.checks import printed_values as audit_rules
 from lms_assets.graphs.render import Chart
 from lms_assets.report.inputs import ReportInputs, summary_items
 from lms_assets.report.marks import (
@@ -272,7 +272,7 @@ def verification_html(table: pl.DataFrame | None) -> str:
         return f"<p><strong>{text_html(summary['status'])}.</strong> Nothing was compared with R, so nothing here is independently verified.</p>"
     headline = (
         f"<p><strong>{summary['agreed']:,} of {summary['comparisons']:,}</strong> values agree with an independent R program "
-        f"({text_html(summary['reference'])}; lms_assets_tests/reference/survival_check.R, written from R's survival and stats "
+        f"({text_html(summary['reference'])}; lms_assets/audit/survival_check.R, written from R's survival and stats "
         f"functions and reading only the record files): |ours − R| ≤ {verification.TOLERANCE:g}·max(1, |R|), or both not "
         f"estimable. {summary['disagreed']} disagree; {summary['missing']} are on one side only.</p>"
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import polars as pl
 from great_tables import GT, loc
 
-from lms_assets.audit import consistency as audit_rules
+from lms_assets.checks import printed_values as audit_rules
 from lms_assets.graphs import render
 from lms_assets.report.comparison import recomputed_text
 from lms_assets.report.marks import MARKS, RECONSTRUCTED_MARK, RECONSTRUCTED_WORDS, mark_text

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from lms_assets.audit.basis import basis_words
+from lms_assets.checks.printed_values import basis_words
 from lms_assets.report.markup import STYLE, cut_words, table_html, text_html
 
 TRACE_FILE = "trace.html"

@@ -26,8 +26,10 @@ import polars as pl
 
 from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.audit import consistency
-from lms_assets.tables import survival, toxicity
-from lms_assets.tables.printed import VALUES_SCHEMA, published_cut
+from lms_assets.audit.basis import basis_of
+from lms_assets.tables import toxicity
+from lms_assets.tables.printed import VALUES_SCHEMA, RecomputedValues, published_cut
+from lms_assets.tables.subgroups import SUBGROUP_CLAIM
 
 ARD_SCHEMA = pl.Schema(
     {
@@ -59,10 +61,6 @@ NO_CUT: list[dt.date | None] = [None]
 MAX_LISTED = 500
 # Who a statistic of a cut counts, by its quantity (``consistency.time_to_event_patients``).
 Counted = Callable[[dt.date | None, str], list[int]]
-# What a printed value that no table computes was compared with.
-_NOTHING = pl.DataFrame(schema=VALUES_SCHEMA)
-
-RecomputedValues = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -248,7 +246,7 @@ def unprinted_rows(tables: Mapping[str, pl.DataFrame], counted: Counted, cut: dt
         values = _values([(f"subgroups.{ep}.{s}", r[s], counted(cut, f"{ep}.all")) for s in SUBGROUP_STATS])
         level = f"{r['factor']}: {r['level']} vs {r['reference']}"
         # Each comparison rests on what the Discussion's subgroup claim does (every factor's record column), as printed_audit says of it.
-        claim = survival.SUBGROUP_CLAIM.quantity_of(r["endpoint"])
+        claim = SUBGROUP_CLAIM.quantity_of(r["endpoint"])
         rows += _rows(values, "survival_subgroups", cut, METHODS["survival_subgroups"], False, claim, variable_level=level)
     for r in tables["response_summary"].filter(pl.col("ci_lower_pct").is_not_null()).iter_rows(named=True):
         values = _values([(f"{r['key']}.{s}", r[f"{s}_pct"], r["patients"]) for s in ("ci_lower", "ci_upper")])
@@ -340,7 +338,7 @@ def analysis_results(
         return pl.DataFrame(schema=ARD_SCHEMA)
     frame = pl.DataFrame(rows, schema={**ARD_SCHEMA, "_rests_on": pl.String}).drop("basis", "source_file", "source_rows")
     frame = frame.unique(subset=list(KEY), keep="first", maintain_order=True).with_row_index("_i")
-    bases = {q: consistency.basis_of(q, provenance) for q in frame["_rests_on"].unique().to_list()}
+    bases = {q: basis_of(q, provenance) for q in frame["_rests_on"].unique().to_list()}
     frame = frame.with_columns(
         pl.col("_rests_on").replace_strict(bases, return_dtype=pl.String).alias("basis"),
         pl.col("_rests_on").str.extract(r"^([^.]+)").replace_strict({k: v.source for k, v in VARIABLES.items()}, default=None).alias("_source"),
@@ -352,51 +350,8 @@ def analysis_results(
 
 def at_published_cut(ard: pl.DataFrame, printed_values: pl.DataFrame) -> tuple[dt.date | None, pl.DataFrame]:
     """The cut the printed values refer to (the latest in the ARD when the registry names none) and its ARD rows,
-    as the printed-value checks choose it (``tables.survival``'s rule)."""
+    as the printed-value checks choose it (``tables.survival_values``' rule)."""
     cut = published_cut(printed_values)
     if cut is None:
         cut = cast(dt.date | None, ard["data_cut"].max())
     return cut, ard.filter(pl.col("data_cut").is_null() if cut is None else pl.col("data_cut") == cut)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How the ARD holds the registry's printed values: why not as the checks compared them (``problems``), how many
-    are one row each (``held``), and how many no table computes (``not_computed``)."""
-
-    problems: list[str]
-    held: int
-    not_computed: int
-
-
-def printed_value_problems(ard: pl.DataFrame, printed_values: pl.DataFrame, compared: Mapping[str, pl.DataFrame]) -> Coverage:
-    """Whether the ARD holds the printed values as the checks compared them.
-
-    ``compared``: each owner's ``recomputed_values`` at the published cut, what its printed-value checks judged.
-    Every printed value a table computes must be exactly one ARD row at the published cut (the latest without
-    one) with that value as ``stat``; one no table computes must have none. No two rows may share a ``KEY``.
-    """
-    problems = [
-        f"{', '.join(f'{k}={v}' for k, v in row.items() if k != 'len')}: {row['len']} rows"
-        for row in ard.group_by(list(KEY)).len().filter(pl.col("len") > 1).head(5).iter_rows(named=True)
-    ]
-    cut, at_cut = at_published_cut(ard, printed_values)
-    held = not_computed = 0
-    for row in printed_values.iter_rows(named=True):
-        owner, quantity = row["owner"], row["quantity"]
-        expected = compared.get(owner, _NOTHING).filter(pl.col("quantity") == quantity)
-        found = at_cut.filter(pl.col("quantity") == quantity)
-        where = f"{row['value_id']} ({quantity}, cut {cut})"
-        if expected.is_empty():
-            not_computed += 1
-            if found.height:
-                problems.append(f"{where}: no table computes it, yet {found.height} ARD row(s) give it")
-            continue
-        if found.height != 1:
-            problems.append(f"{where}: {found.height} ARD rows, not one")
-            continue
-        held += 1
-        want, got = expected["value"][0], found["stat"][0]
-        if (want is None) != (got is None) or (want is not None and got is not None and abs(want - got) > 1e-12 * max(1.0, abs(want))):
-            problems.append(f"{where}: ARD stat {got} but {owner}'s check compared {want}")
-    return Coverage(problems, held, not_computed)

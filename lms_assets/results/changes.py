@@ -12,7 +12,7 @@ import math
 
 import polars as pl
 
-from lms_assets.tables.printed import compare
+from lms_assets.checks.printed_values import compare
 
 PATIENT, STATISTIC, PRINTED, FORECAST = "patient", "statistic", "printed value", "forecast"
 KINDS = (PATIENT, STATISTIC, PRINTED, FORECAST)
@@ -128,7 +128,7 @@ def statistic_changes(ard: pl.DataFrame) -> pl.DataFrame:
 
 def printed_changes(ard: pl.DataFrame, printed_values: pl.DataFrame) -> pl.DataFrame:
     """Per pair of successive cuts, each printed value whose verdict moved: the cut's value agrees with the printing
-    at its precision, differs, or is absent (``printed.compare``, the comparison every check uses)."""
+    at its precision, differs, or is absent (``printed_values.compare``, the comparison every check uses)."""
     rows = []
     for earlier, later in _pairs(ard["data_cut"]):
         stats = {

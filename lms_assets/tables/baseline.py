@@ -162,3 +162,10 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None)
     statistics = table.filter(pl.col("value").is_not_null()).select(pl.col("key").alias("quantity"), "value", "patients")
     counts = printed.count_values(pl.concat([counted, *groupings], how="vertical_relaxed"))
     return pl.concat([counts, statistics.cast(printed.VALUES_SCHEMA)])
+
+
+TABLE_1 = printed.PrintedQuantities(
+    "baseline_summary",
+    ("patients.", "sex.", "age.", "ecog.", "site.", "surgery.", "radiotherapy.", "chemotherapy.", "dose.", "combination.", "metastasis."),
+    recomputed_values,
+)

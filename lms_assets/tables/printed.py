@@ -1,8 +1,9 @@
-"""Comparing recomputed values with the values the paper printed, at the printed precision.
+"""The values a summary table shows for the printed quantities it owns, and how every value is shown.
 
 A *values* frame is what every summary derivation exposes for checking: one row per quantity
 (``quantity``: str, ``value``: f64, nullable, ``patients``: list[i64] of the SUBJIDs it rests on).
-Quantity names are shared with ``printed_values.csv`` (column ``quantity``).
+Quantity names are shared with ``printed_values.csv`` (column ``quantity``). Each table module declares the
+quantities it owns next to the function that reads them (``PrintedQuantities``); ``checks.printed_values`` judges them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import cast
 
@@ -18,8 +20,18 @@ import polars as pl
 
 VALUES_SCHEMA = pl.Schema({"quantity": pl.String(), "value": pl.Float64(), "patients": pl.List(pl.Int64)})
 
-# Comparisons at a rounding boundary (31.75 printed as 31.7) must not depend on binary noise.
-_EPSILON = 1e-9
+# recomputed_values(table, published_cut) -> values frame: the cells a table shows, as its printed quantities' values.
+RecomputedValues = Callable[[pl.DataFrame, dt.date | None], pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class PrintedQuantities:
+    """The printed quantities one summary table owns: the registry quantities starting with one of ``prefixes``,
+    read from the cells of ``table`` (the asset's name) by ``recomputed_values``."""
+
+    table: str
+    prefixes: tuple[str, ...]
+    recomputed_values: RecomputedValues
 
 
 def values_frame(rows: Iterable[tuple[str, float | None, Iterable[int]]]) -> pl.DataFrame:
@@ -73,30 +85,6 @@ def pooled_cells(rows: pl.DataFrame, key: str) -> pl.DataFrame:
         {"key": [key], "n": [rows["n"].sum()], "pct": [rows["pct"].sum() if rows.height else None], "patients": [patients]},
         schema={"key": pl.String, "n": pl.Int64, "pct": pl.Float64, "patients": pl.List(pl.Int64)},
     )
-
-
-AGREES, DIFFERS, ABSENT = "agrees", "differs", "absent"
-
-
-def half_unit(decimals: int) -> float:
-    """Half the last printed digit: a value within it of a printed one rounds to that printing."""
-    return 0.5 * 10 ** (-decimals)
-
-
-def compare(printed: float, decimals: int, displayed: float | None) -> str:
-    """The one comparison of a printed value with the value a summary table shows: agrees, differs, or absent (nothing shown).
-
-    Agrees when the shown value rounds to the printed one at the printed precision (a tie may round either way).
-    Every consumer (the printed-value checks, ``printed_audit``, the report) decides through this function.
-    """
-    if displayed is None or math.isnan(displayed):
-        return ABSENT
-    return AGREES if abs(displayed - printed) <= half_unit(decimals) + _EPSILON else DIFFERS
-
-
-def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:
-    """Printed precision: the recomputed value rounds to the printed one (see ``compare``)."""
-    return compare(printed, decimals, recomputed) == AGREES
 
 
 NOT_COMPUTABLE = "not computable"

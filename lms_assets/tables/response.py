@@ -128,6 +128,9 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None)
     return printed.count_values(table.select("key", "n", "pct", "patients"))
 
 
+TABLE_2 = printed.PrintedQuantities("response_summary", ("response.", "orr.", "dcr."), recomputed_values)
+
+
 def pchg_range(pchg: pl.Expr) -> pl.Expr:
     """RECIST 1.1 thresholds on the best % change: ≤ −30% is a PR-sized decrease, ≥ +20% a PD-sized increase, between SD-sized."""
     return (
@@ -269,3 +272,10 @@ def shrinkage_recomputed_values(table: pl.DataFrame, published_cut: dt.date | No
     )
     counts = printed.count_values(rows.select("key", "n", "pct", "patients"))
     return pl.concat([counts, means.cast(printed.VALUES_SCHEMA), compared.cast(printed.VALUES_SCHEMA)])
+
+
+SHRINKAGE = printed.PrintedQuantities(
+    "tumour_shrinkage",
+    ("shrinkage", "pr_rate.", "immunotherapy.", "orr_by_combination.", "dcr_by_combination."),
+    shrinkage_recomputed_values,
+)

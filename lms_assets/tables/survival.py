@@ -1,6 +1,6 @@
 """The study's survival tables: Kaplan–Meier curves, median survival with SPSS 24's and Brookmeyer–Crowley's
-intervals, landmarks, reverse-KM follow-up, subgroup comparisons (log-rank, Cox), the median history, and the
-printed values they yield.
+intervals, landmarks, reverse-KM follow-up, subgroup comparisons (log-rank, Cox) and the median history; the printed
+values they yield are read in ``survival_values``.
 
 Pure functions on Polars frames; no Dagster imports. The estimator is ``kaplan_meier``'s and the subgroups are
 ``subgroups``'; lifelines (log-rank, Cox) is fitted on the aggregated (time, status, count) rows, whose number
@@ -9,12 +9,11 @@ grows with the number of distinct times.
 Two conventions for the median where S(t) equals 0.5 exactly over a stretch, both reported by name:
 ``median`` is the first time with S(t) ≤ 0.5 (SPSS's rule, and lifelines'; the paper's values), and
 ``median_midpoint`` the midpoint of that plateau (R's ``quantile.survfit`` and SAS PROC LIFETEST).
-Every printed value here is reproduced independently by R (``lms_assets_tests/reference/survival_check.R``).
+Every printed value here is reproduced independently by R (``lms_assets/audit/survival_check.R``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -33,8 +32,7 @@ from lms_assets.tables.kaplan_meier import (
     plateau_midpoint_median,
     with_loglog_band,
 )
-from lms_assets.tables.printed import values_frame
-from lms_assets.tables.subgroups import SUBGROUP_CLAIM, SUBGROUP_SCHEMA, SUBGROUPS, Subgroup, subgroup_codes
+from lms_assets.tables.subgroups import SUBGROUP_SCHEMA, SUBGROUPS, Subgroup, subgroup_codes
 
 SPSS_UPPER, SPSS_LOWER = 0.55, 0.45
 GROUP = ("data_cut", "endpoint")
@@ -314,47 +312,6 @@ def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Seq
         for (cut, endpoint), table in weighted.group_by(list(GROUP)):
             rows.append({"data_cut": cut, "endpoint": endpoint, "_order": order, **_compare(table, subgroup)})
     return pl.DataFrame(rows, schema={**SUBGROUP_SCHEMA, "_order": pl.Int64}).sort("data_cut", "endpoint", "_order").drop("_order")
-
-
-def _cut(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """The rows of the published cut, or of the latest cut when no cut is named."""
-    cut = published_cut if published_cut is not None else table["data_cut"].max()
-    return table.clear() if cut is None else table.filter(pl.col("data_cut") == cut)
-
-
-def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """Recomputed survival values of the printed quantities: median, 95% CI and events of PFS and OS from the ``method = 'spss'`` rows at the published cut.
-
-    ``survival_summary`` holds no SUBJIDs (its columns are fixed), so the patients lists are empty.
-    """
-    rows: list[tuple[str, float | None, list[int]]] = []
-    for row in _cut(table, published_cut).filter(pl.col("method") == "spss").iter_rows(named=True):
-        prefix = row["endpoint"].lower()
-        rows.extend((f"{prefix}.{quantity}", row[quantity], []) for quantity in ("median", "ci_lower", "ci_upper", "events"))
-    return values_frame(rows)
-
-
-def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """Printed follow-up: reverse-KM median, shortest and longest observed OS time at the published cut."""
-    rows: list[tuple[str, float | None, list[int]]] = []
-    for row in _cut(table, published_cut).filter(pl.col("endpoint") == "OS").iter_rows(named=True):
-        rows.extend((f"followup.{quantity}", row[quantity], row["patients"]) for quantity in ("median", "min", "max"))
-    return values_frame(rows)
-
-
-def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """The Discussion's "no significant differences in PFS and OS": per endpoint, the comparisons of ``SUBGROUP_CLAIM``
-    whose shown log-rank p is below 0.05.
-
-    A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.
-    """
-    rows: list[tuple[str, float | None, list[int]]] = []
-    claimed = [s.factor for s in SUBGROUP_CLAIM.comparisons]
-    at_cut = _cut(table, published_cut).filter(pl.col("factor").is_in(claimed))
-    for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
-        significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height
-        rows.append((SUBGROUP_CLAIM.quantity_of(endpoint), significant, []))
-    return values_frame(rows)
 
 
 def spss_medians(steps: pl.DataFrame, by: Sequence[str]) -> pl.DataFrame:

@@ -137,3 +137,6 @@ def recomputed_values(table: pl.DataFrame, published_cut: dt.date | None = None)
         pl.col("patients_g5").alias("patients"),
     )
     return pl.concat([printed.count_values(pl.concat(counted)), deaths.cast(printed.VALUES_SCHEMA)])
+
+
+TABLE_4 = printed.PrintedQuantities("ae_summary", ("ae.", "dose_reduction.", "discontinuation.", "treatment_related_deaths."), recomputed_values)

@@ -1,1 +1,1 @@
-"""Dagster assets and checks of ``lms_assets.audit``: the registry, its checks, consistency, sensitivity and verification."""
+"""Dagster assets and checks of ``lms_assets.audit``: the typed registry, consistency, printed_audit, sensitivity and verification."""

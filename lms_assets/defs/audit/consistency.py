@@ -7,7 +7,7 @@ from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Outp
 
 from lms_assets.audit import consistency, hypotheses, sensitivity, sensitivity_summary, verification
 from lms_assets.audit.feasibility import Feasibility, os_feasibility
-from lms_assets.defs.audit.published import PRINTED_VALUE_SOURCES, owner_of, printed_values_table
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES, owner_of, printed_values_table
 from lms_assets.defs.constants import AUDIT, asset_defaults
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
@@ -160,7 +160,7 @@ def audit_table(
     survival_summary: pl.DataFrame,
     sensitivity_ranges: pl.DataFrame,
 ) -> pl.DataFrame:
-    """Every printed value judged by ``consistency.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
+    """Every printed value judged by ``checks.printed_values.judge`` on the shown value, with the hypotheses the numbers fit and its sensitivity verdict."""
     cut = published_cut(printed_values)
     paper = {r["value_id"]: r for r in paper_consistency.iter_rows(named=True)}
     by_quantity = {r["quantity"]: r for r in values.iter_rows(named=True)}

@@ -1,9 +1,11 @@
 """Group ``audit``: independent verification, every compared statistic recomputed by R from the record files."""
 
+import importlib.resources
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import polars as pl
@@ -28,9 +30,8 @@ from lms_assets.tables import survival
 # R recomputes every statistic.
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "r"})
 
-# The reference program lives with the tests, its other user; from the package it is found relative to the
-# repository checkout (an editable install, as `make install` makes). A wheel without it records "not run".
-REFERENCE_SCRIPT = Path(__file__).resolve().parents[3] / "lms_assets_tests" / "reference" / "survival_check.R"
+# The R reference program ships in the package (package data), beside the comparison that reads its output.
+REFERENCE_SCRIPT = importlib.resources.files("lms_assets.audit") / "survival_check.R"
 # R and survival take about 2 s on the shipped study; a run past this has hung.
 TIMEOUT_SECONDS = 600
 # Above this our Cox HRs are not fitted (survival.COX_MAX_ROWS), so a comparison would be incomplete; and the
@@ -52,7 +53,7 @@ class ReferenceRun:
     reference: str
 
 
-def run_reference(study_dir: Path, rscript: str | None = None, script: Path = REFERENCE_SCRIPT) -> ReferenceRun:
+def run_reference(study_dir: Path, rscript: str | None = None, script: Traversable = REFERENCE_SCRIPT) -> ReferenceRun:
     """Run the R reference on ``study_dir``; a missing Rscript or script, an R run past ``TIMEOUT_SECONDS`` and a failing
     R run (with the end of R's stderr) are reported as why it did not run, so that agrees_with_r fails as a check."""
     rscript = rscript or shutil.which("Rscript")
@@ -60,10 +61,11 @@ def run_reference(study_dir: Path, rscript: str | None = None, script: Path = RE
         return ReferenceRun(None, f"not run: Rscript not found; {R_INSTALL_HINT}")
     if not script.is_file():
         return ReferenceRun(None, f"not run: reference script not found at {script}")
-    with tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
+    # as_file: a real path for Rscript even where the package is not unpacked on disk (a zip import).
+    with importlib.resources.as_file(script) as path, tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
         try:
             done = subprocess.run(
-                [rscript, "--vanilla", str(script), str(study_dir), out],
+                [rscript, "--vanilla", str(path), str(study_dir), out],
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT_SECONDS,
@@ -160,7 +162,7 @@ def agreement_result(table: pl.DataFrame, independent: bool = True) -> AssetChec
 
 @audit_asset(
     description=(
-        "Independent double programming (issue #14): `lms_assets_tests/reference/survival_check.R` recomputes, with R's "
+        "Independent double programming (issue #14): `lms_assets/audit/survival_check.R` recomputes, with R's "
         "`survival` (survfit, quantile, survdiff, coxph with Efron ties) and `stats` (binom.test, fisher.test), every "
         "statistic of the Kaplan–Meier curves, medians (SPSS and Brookmeyer–Crowley), landmarks, follow-up, subgroups, "
         "response rates, the PR-rate comparison and Tables 1 and 4 from the record files alone; each of our values is "

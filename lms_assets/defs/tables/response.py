@@ -5,10 +5,9 @@ from typing import Any
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetIn, MetadataValue, Output
 
-from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import RESPONSE
 from lms_assets.defs.metadata import preview, table_output
-from lms_assets.defs.tables.step import table_defaults
+from lms_assets.defs.tables.step import gated_summary, table_defaults
 from lms_assets.tables import response
 
 response_table = table_defaults(group=RESPONSE, kinds={"polars", "duckdb"})

@@ -1,8 +1,8 @@
 """The summary tables in one step: every table of ``defs/tables/`` made from the ADaM datasets in memory.
 
 Each domain module declares its tables with its decorator (``table_defaults(group=..., kinds=...)``, a
-``summary_table`` with its group and kinds), a summary owning printed values with ``gated_summary``
-(``defs/audit/published.py``); ``build`` makes the one multi-asset of them when the definitions load. In the step the tables are made in dependency order, each from the tables it reads:
+``summary_table`` with its group and kinds), a summary owning printed values with ``gated_summary`` (its checks
+from ``defs/printed_checks.py``); ``gated_summaries`` makes the one multi-asset of them when the definitions load. In the step the tables are made in dependency order, each from the tables it reads:
 the ADaM inputs, or a table made earlier in the step (passed in memory), or, when this run does not make that one,
 the stored table. Each is published through the gate with its own checks (``gate.Publication``): a table held back
 stops only the tables made from it, and the step fails at its end naming each table held back.
@@ -12,11 +12,16 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence, Set
+from types import ModuleType
+from typing import Any
 
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, AssetsDefinition, Output, ResourceParam
 
+from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
 from lms_assets.defs.gate import Publication
+from lms_assets.defs.printed_checks import CHECK_INPUTS, printed_value_checks
+from lms_assets.defs.registry_at_load import LoadedRegistry
 from lms_assets.defs.resources import OutputsFolder, WarehouseTables
 from lms_assets.defs.steps import layer, selected, spec, stored
 
@@ -150,3 +155,59 @@ def build(tables: Sequence[Table]) -> AssetsDefinition:
         step.finish()
 
     return summary_tables
+
+
+GATED = (
+    "Published only when its printed-value checks pass on the candidate in this step (write-audit-publish): "
+    "a blocking ERROR keeps the last good table in main and the candidate in staging."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GatedSummary:
+    """A summary table whose printed-value checks gate its publication; built when the definitions load.
+
+    ``compute`` is the table's body as a plain function of its upstream tables, returning the table's ``Output``
+    (``metadata.table_output``); the checks are declared from the registry read at load, so the table is too, with
+    ``declare_asset`` (its domain's ``table_defaults``) and ``asset_args``.
+    """
+
+    compute: Callable[..., Output]
+    declare_asset: Callable[..., Any]
+    ins: Mapping[str, AssetIn]
+    asset_args: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.compute.__name__
+
+    def build(self, loaded: LoadedRegistry) -> Table:
+        args = dict(self.asset_args)
+        args["description"] = f"{args['description']} {GATED}"
+        specs, checks = printed_value_checks(self.name, loaded)
+        return self.declare_asset(ins=self.ins, check_ins=CHECK_INPUTS, check_specs=specs, checks=checks, **args)(self.compute)
+
+
+def gated_summary(
+    declare_asset: Callable[..., Any], *, ins: Mapping[str, AssetIn] | None = None, **asset_args
+) -> Callable[[Callable[..., Output]], GatedSummary]:
+    """Declare a summary table that owns registry values, with its domain's ``table_defaults`` and further
+    arguments of it; ``gated_summaries`` builds it at load."""
+
+    def declare(compute: Callable[..., Output]) -> GatedSummary:
+        if compute.__name__ not in PRINTED_VALUE_SOURCES:
+            raise ValueError(f"{compute.__name__} owns no registry values (PRINTED_VALUE_SOURCES): declare it with its domain's summary_table")
+        return GatedSummary(compute, declare_asset, dict(ins or {}), asset_args)
+
+    return declare
+
+
+def gated_summaries(modules: Sequence[ModuleType], loaded: LoadedRegistry) -> list[AssetsDefinition]:
+    """The summary tables' one step (``build``): every table declared in ``modules``, each ``GatedSummary`` built on
+    the registry read at load; one per ``PRINTED_VALUE_SOURCES`` owner."""
+    declared = [v for m in modules for v in vars(m).values() if isinstance(v, GatedSummary)]
+    missing = set(PRINTED_VALUE_SOURCES) - {s.name for s in declared}
+    if missing or len(declared) != len(PRINTED_VALUE_SOURCES):
+        raise ValueError(f"every owner of registry values is declared once with @gated_summary; missing: {sorted(missing)}")
+    plain = [v for m in modules for v in vars(m).values() if isinstance(v, Table)]
+    return [build([*plain, *(s.build(loaded) for s in declared)])]

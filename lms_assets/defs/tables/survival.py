@@ -6,11 +6,10 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetIn, MetadataValue, Output
 
 from lms_assets.audit import lifelines_check
-from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import SURVIVAL
 from lms_assets.defs.metadata import preview, table_output
-from lms_assets.defs.tables.step import table_defaults
+from lms_assets.defs.tables.step import gated_summary, table_defaults
 from lms_assets.tables import survival
 
 survival_table = table_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})

@@ -3,10 +3,9 @@
 import polars as pl
 from dagster import AssetIn, Output
 
-from lms_assets.defs.audit.published import gated_summary
 from lms_assets.defs.constants import TOXICITY
 from lms_assets.defs.metadata import table_output
-from lms_assets.defs.tables.step import table_defaults
+from lms_assets.defs.tables.step import gated_summary, table_defaults
 from lms_assets.tables import toxicity
 
 toxicity_table = table_defaults(group=TOXICITY, kinds={"polars", "duckdb"})

@@ -11,17 +11,13 @@ from pathlib import Path
 
 import polars as pl
 
+from lms_assets.checks.printed_values import typed_registry
 from lms_assets.records import boundary, errors, schemas, validation
 
 log = logging.getLogger(__name__)
 
 # Error texts at definition load quote at most this much of anything read from a file.
 EXCERPT_CHARS = 160
-
-
-def typed_registry(raw: pl.DataFrame) -> pl.DataFrame:
-    """The registry with its declared types; rows that break the schema are left out (and quarantined upstream)."""
-    return validation.clean(raw, schemas.REGISTRY, validation.problems(raw, schemas.REGISTRY))
 
 
 def bounded(text: str, limit: int = EXCERPT_CHARS) -> str:
