@@ -108,7 +108,7 @@ def test_comparison_table_lays_out_the_paper_and_shows_each_pair_in_one_row_with
     # The title, the data cut, one spanner over the recomputed and printed values of n (%), a source note.
     assert ">Table 1. Demographics</td>" in html and "Recomputed at data cut 2021-03-31, beside the paper&#x27;s printed values" in html
     assert re.findall(r'<span class="gt_column_spanner">([^<]+)</span>', html) == ["n (%)"]
-    assert "Printed: the paper&#x27;s values (printed_values.csv)" in html
+    assert "Printed: the paper&#x27;s values at their printed precision" in html
     # Gender — Male: n (%) in one cell, recomputed beside printed; each printed value links to its trace, with its mark.
     male = _row(html, "Gender — Male")
     assert re.findall(r'<td [^>]*class="gt_row gt_right">(.*?)</td>', male) == [

@@ -126,6 +126,8 @@ tr.detail td { font-size: .74rem; color: #333; padding: .15rem .45rem .35rem 1.2
 nav.contents { border: 1px solid #d0d0d0; padding: .2rem 1rem .5rem; margin: 1rem 0; font-size: .9rem; }
 nav.contents h2 { border: none; margin: .4rem 0; font-size: 1.1rem; }
 nav.contents ol { margin: .2rem 0; padding-left: 1.4rem; } nav.contents ol ol { font-size: .85rem; }
+/* Two columns: the contents fit one screen beside each other rather than one long list. */
+nav.contents > ol { columns: 2; column-gap: 2rem; } nav.contents > ol > li { break-inside: avoid; }
 .legend { border: 1px solid #d0d0d0; padding: .4rem .9rem; margin: 1rem 0; font-size: .9rem; }
 .legend ul { list-style: none; padding: 0; margin: .3rem 0; } .legend li { margin: .15rem 0; }
 .mark { display: inline-block; min-width: 2.2rem; text-align: center; font-weight: 600; }

@@ -181,14 +181,13 @@ def comparison_table(cells: pl.DataFrame, heading: str, at: str, number: int) ->
         prefix, part = _split(statistic)
         place = loc.body(columns=f"c{column_of[f'{prefix}.{_family(part)}']}_printed", rows=[index[row]])
         table = table.tab_footnote(reason, locations=place, placement="right")
-    marks = "; ".join(f"{symbol} {words.split(':')[0]}" for symbol, words in MARKS.values())
     return (
+        # The marks' legend heads the report; a table says only what its two columns are.
         table.tab_source_note(
-            f"Printed: the paper's values (printed_values.csv) at their printed precision, each linked to its trace. "
-            f"Recomputed: from the study's records at {at}, at the printed precision plus one digit, rounded half up "
-            "(counts whole)."
+            f"Printed: the paper's values at their printed precision, each linked to its trace. Recomputed: from the "
+            f"records at {at}, one digit more, rounded half up (counts whole). Marks: the legend at the top; numbered "
+            "notes: the audit's reason."
         )
-        .tab_source_note(f"Marks: {marks}; {RECONSTRUCTED_MARK} {RECONSTRUCTED_WORDS}. Numbered notes give the audit's reason.")
         # Sizes relative to the page's text (em), so the table follows the page on screen and in print (10 pt); the
         # page's fonts (no web font); not centred.
         .tab_options(
