@@ -342,7 +342,7 @@ def patient_term(patient: int, term: str) -> pl.Expr:
 
 
 NOT_A_CATEGORY_SEX = "not one of Female, Male"
-NOT_AN_AE_TERM = "not one of " + ", ".join(schemas.AE_TERMS)
+NOT_AN_AE_TERM = "not one of " + ", ".join(load_study(SHIPPED_DATA).values("adverse_events", "term"))
 DEATH_NOT_PROGRESSION = "died = 1 but progressed = 0: a death is a PFS event (progressed: 1 = progression or death)"
 NOT_A_RESPONSE = "not one of CR, PR, SD, PD, NE"
 NOT_A_COMBINATION = "not one of None, Immunotherapy, Chemotherapy, Radiotherapy, Immunotherapy+Chemotherapy"
@@ -1178,6 +1178,7 @@ def judge(study: Path, exclude: bool | None = None, max_share: float | None = No
         raw["adverse_events"],
         raw["printed_values"],
         raw["provenance"],
+        vocabulary=settings.vocabulary,
     )
     clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     provenance = validation.clean(raw["provenance"], schemas.PROVENANCE, quarantine)

@@ -22,6 +22,7 @@ from dataclasses import asdict
 import numpy as np
 import polars as pl
 
+from lms_assets.records.study import SHIPPED_STUDY_DIR, load_study
 from lms_assets.tables.cox import COX_FIT_OPTIONS, monotone_likelihood
 from lms_assets.tables.kaplan_meier import (
     TOLERANCE,
@@ -34,7 +35,7 @@ from lms_assets.tables.kaplan_meier import (
     with_loglog_band,
 )
 from lms_assets.tables.printed import values_frame
-from lms_assets.tables.subgroups import SUBGROUP_CLAIM, SUBGROUP_SCHEMA, SUBGROUPS, Subgroup, subgroup_codes
+from lms_assets.tables.subgroups import SUBGROUP_CLAIM, SUBGROUP_SCHEMA, Subgroup, subgroup_codes
 
 SPSS_UPPER, SPSS_LOWER = 0.55, 0.45
 GROUP = ("data_cut", "endpoint")
@@ -292,12 +293,15 @@ def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
     }
 
 
-def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Sequence[Subgroup] = SUBGROUPS) -> pl.DataFrame:
-    """Log-rank test (lifelines) and Cox HR with 95% CI (lifelines) of each two-level subgroup, per cut and endpoint.
+def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Sequence[Subgroup] | None = None) -> pl.DataFrame:
+    """Log-rank test (lifelines) and Cox HR with 95% CI (lifelines) of each two-level subgroup, per cut and endpoint:
+    ``subgroups``, a study's declared ones (``Study.subgroups``), or without them the shipped study's (data/study.toml).
 
     The patient rows are aggregated once to (cut, endpoint, time, event, subgroup code) counts; every
     test runs on those counts, so the cost past that aggregation grows with distinct times, not patients.
     """
+    if subgroups is None:
+        subgroups = load_study(SHIPPED_STUDY_DIR).subgroups
     compact = (
         _time_to_event(adtte)
         .lazy()
@@ -343,14 +347,13 @@ def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | Non
 
 
 def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """The Discussion's "no significant differences in PFS and OS": per endpoint, the comparisons of ``SUBGROUP_CLAIM``
-    whose shown log-rank p is below 0.05.
+    """The printed claim of no significant subgroup difference (``SUBGROUP_CLAIM``): per endpoint, the comparisons the
+    table shows (every one the study declares) whose log-rank p is below 0.05.
 
     A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.
     """
     rows: list[tuple[str, float | None, list[int]]] = []
-    claimed = [s.factor for s in SUBGROUP_CLAIM.comparisons]
-    at_cut = _cut(table, published_cut).filter(pl.col("factor").is_in(claimed))
+    at_cut = _cut(table, published_cut)
     for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
         significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height
         rows.append((SUBGROUP_CLAIM.quantity_of(endpoint), significant, []))

@@ -20,13 +20,13 @@ from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
-from lms_assets.tables import subgroups
+from lms_assets.records.declarations import SUBGROUP_COLUMNS
 from lms_assets.tables.printed import published_cut
 
 # Numpy enumerates the reconstructions.
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "numpy"})
-# Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
-ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in subgroups.SUBGROUPS)})
+# Who has which factor a subgroup may split, sex (a site may be one sex's, study.toml) and the shipped site and dose allocation.
+ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *SUBGROUP_COLUMNS})
 SHOWN = ["result", "value_id", "verdict", "sensitivity_range", "coverage"]
 
 # The blocking checks: what the ranges must obey whatever the records are (audit.sensitivity_checks says why each holds).
@@ -72,8 +72,8 @@ def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheck
         "last-contact times, the allocation of primary site and starting dose), its minimum, maximum and value under "
         "the shipped reconstruction over every reconstruction consistent with what the paper prints: OS placements "
         "reproducing the printed median and reachable CI within each patient's PFS, the enrolment window and the cut "
-        "(exact), dose allocations to Table 1's counts (exact), site allocations to Table 1's counts with the uterine "
-        "primary female (seeded sample). Covers OS landmarks at 6/12/24 months, reverse-KM follow-up and its range, "
+        "(exact), dose allocations to Table 1's counts (exact), site allocations to Table 1's counts with each sex-restricted "
+        "site (study.toml) given to that sex only (seeded sample). Covers OS landmarks at 6/12/24 months, reverse-KM follow-up and its range, "
         "every subgroup log-rank p and Cox HR that uses a reconstructed variable or OS, and the Discussion's 'no "
         "significant subgroup differences'. Verdict per result: robust (one conclusion under every consistent "
         "reconstruction), depends on the reconstruction (with the shares), fixed by the paper (no reconstructed input). "
