@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                 raw["adverse_events"],
                 raw["printed_values"],
                 raw["provenance"],
+                vocabulary=load_study(args.data).vocabulary,
             ),
         )
 
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             return validation.clean(raw[name], schema, quarantine, keep=keep)
 
         studyid = load_study(args.data).studyid
+        declared = load_study(args.data).subgroups
         adsl = compute(
             db,
             "adsl",
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         medians = compute(db, "survival_summary", lambda: survival.median_summary(curves))
         landmarks = compute(db, "survival_landmarks", lambda: survival.landmarks(curves))
         compute(db, "survival_followup", lambda: survival.reverse_km_followup(adtte))
-        subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl))
+        subgroups = compute(db, "survival_subgroups", lambda: survival.subgroup_comparisons(adtte, adsl, declared))
         by_cut = compute(db, "median_history", lambda: survival.median_history(medians))
 
         chart(outputs, "waterfall", lambda: waterfall.waterfall_chart(*waterfall.waterfall_data(adrs, adtr, adsl)))
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         chart(outputs, "subgroup_forest", lambda: forest.forest_chart(subgroups, medians))
         chart(outputs, "median_history", lambda: history.history_chart(by_cut))
         chart(outputs, "swimmer", lambda: swimmer.swimmer_chart(*swimmer.swimmer_data(adtte, adrs, adsl)))
-        chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_chart(adtte, adsl, subgroups))
+        chart(outputs, "km_subgroups", lambda: km_subgroups.subgroup_chart(adtte, adsl, subgroups, declared))
 
     print(json.dumps({"total_s": time.perf_counter() - start, **{f"{k}_s": v for k, v in SECONDS.items()}, "steps": STEPS}))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import csv
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from lms_assets.records.study import STUDY_FILE, load_study
+from lms_assets.records.declarations import SEX_CODES, SUBGROUP_KEYS
+from lms_assets.records.study import SHIPPED_STUDY_DIR, STUDY_FILE, load_study
+from lms_assets.tables.printed import slug
 
 ACCRUAL_START = dt.date(2018, 1, 1)
 ACCRUAL_DAYS = 731  # January 2018 to December 2019: every patient starts before the first cut
@@ -33,23 +36,33 @@ DAYS_PER_MONTH = 365.25 / 12
 
 SEXES = ("Female", "Male")
 CHEMOTHERAPY = ("No", "1 line", "2 line", "3 line and more")
-COMBINATIONS = ("None", "Immunotherapy", "Chemotherapy", "Radiotherapy", "Immunotherapy+Chemotherapy")
-SITES = ("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung")
 RESPONSES = ("CR", "PR", "SD", "PD")
 
 
-# The study the synthetic folders imitate: their report lays its summaries out as this study's tables.
-SHIPPED_STUDY = Path(__file__).resolve().parents[1] / "data"
+# The study the synthetic folders imitate: their vocabulary, subgroups and report layout are its declarations
+# (study.toml), and their adverse-event shares its printed Table 4.
+SHIPPED = load_study(SHIPPED_STUDY_DIR)
+COMBINATIONS = SHIPPED.values("patients", "combination_therapy")
+SITES = SHIPPED.values("allocations", "primary_site")
+# The generator's shares of each combination and site, in the declared order (Table 1's shares, loosely).
+COMBINATION_SHARES = (0.632, 0.158, 0.08, 0.08, 0.05)
+SITE_SHARES = (0.42, 0.26, 0.21, 0.055, 0.055)
 
 
-def _report_layout() -> str:
-    """The shipped study.toml's ``[[report_tables]]`` and ``[survival_rows]``, written again from the loaded study."""
-    shipped = load_study(SHIPPED_STUDY)
-    tables = "".join(
+def _declarations() -> str:
+    """The shipped study.toml's declarations (treatment code, vocabulary, sex-restricted sites, subgroups, report
+    layout), written again from the loaded study."""
+    lines = [f"treatment_code = {json.dumps(SHIPPED.treatment_code)}\n"] if SHIPPED.treatment_code else []
+    lines += [f"[vocabulary.{file}]\n" + "".join(f"{c} = {json.dumps(list(v))}\n" for c, v in cs.items()) for file, cs in SHIPPED.vocabulary.items()]
+    sexes = {code: sex for sex, code in SEX_CODES.items()}
+    lines += ["[sex_restricted_sites]\n" + "".join(f"{json.dumps(s)} = {json.dumps(sexes[c])}\n" for s, c in SHIPPED.sex_restricted_sites.items())]
+    lines += ["".join("[[subgroups]]\n" + "".join(f"{k} = {json.dumps(getattr(s, k))}\n" for k in SUBGROUP_KEYS)) for s in SHIPPED.subgroups]
+    lines += [
         f"[[report_tables]]\nheading = {json.dumps(t.heading)}\nsource = {json.dumps(t.source)}\nowners = {json.dumps(list(t.owners))}\n"
-        for t in shipped.report_tables
-    )
-    return tables + "[survival_rows]\n" + "".join(f"{key} = {json.dumps(label)}\n" for key, label in shipped.survival_rows)
+        for t in SHIPPED.report_tables
+    ]
+    lines.append("[survival_rows]\n" + "".join(f"{key} = {json.dumps(label)}\n" for key, label in SHIPPED.survival_rows))
+    return "".join(lines)
 
 
 # A damaged copy of a synthetic folder shrinks (and says so) up to a tenth of its rows; past that it stops.
@@ -70,26 +83,24 @@ def study_toml(patients: int, seed: int) -> str:
         "exclude_quarantined_rows = true\n"
         "# Losses, but not so many that the analysis is no longer of the study generated.\n"
         f"max_excluded_share = {MAX_EXCLUDED_SHARE}\n"
-        "\n# The report lays the summaries out as the paper's Tables 1, 2 and 4 (data/study.toml), with nothing printed beside them.\n"
-        + _report_layout()
+        "\n# The shipped study's declarations (data/study.toml): its vocabulary, subgroups and report tables, with nothing printed beside them.\n"
+        + _declarations()
     )
 
 
-# Table 4's terms with the share of patients who had each (any grade), and whether grade 3/4 was seen.
-AE_TERMS = (
-    ("Hand foot skin syndrome", 0.368, True),
-    ("Fatigue", 0.316, False),
-    ("Hypertension", 0.316, True),
-    ("Local Pain", 0.211, False),
-    ("Nausea/vomiting", 0.211, False),
-    ("ALT elevation", 0.158, False),
-    ("Insomnia", 0.158, False),
-    ("Oral ulcers", 0.158, True),
-    ("Diarrhea", 0.105, False),
-    ("Anemia", 0.105, False),
-    ("Hypoproteinemia", 0.105, False),
-    ("Constipation", 0.053, False),
-)
+def _ae_terms() -> tuple[tuple[str, float, bool], ...]:
+    """Each declared term with the share of patients who had it (any grade, to 0.1%) and whether grade 3/4 was seen,
+    from the shipped registry's Table 4 counts (``ae.<term>.any.n`` and ``.g34.n`` over ``patients.n``), most frequent
+    first as Table 4 prints them."""
+    with (SHIPPED_STUDY_DIR / "printed_values.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    printed = {row["quantity"]: float(row["value"]) for row in reversed(rows)}  # each quantity's first printing
+    terms = {slug(term): term for term in SHIPPED.values("adverse_events", "term")}
+    order = dict.fromkeys(q.split(".")[1] for q in (row["quantity"] for row in rows) if q.startswith("ae.") and q.endswith(".any.n"))
+    return tuple((terms[s], round(printed[f"ae.{s}.any.n"] / printed["patients.n"], 3), printed[f"ae.{s}.g34.n"] > 0) for s in order if s in terms)
+
+
+AE_TERMS = _ae_terms()
 # Grades 1-4 per episode: mostly mild; terms that reached grade 3/4 in Table 4 do so more often.
 GRADES_SEVERE_TERM = (0.45, 0.38, 0.14, 0.03)
 GRADES_MILD_TERM = (0.62, 0.34, 0.035, 0.005)
@@ -139,7 +150,7 @@ def baseline(rng: np.random.Generator, n: int) -> pl.DataFrame:
             "surgery_history": _labels(yes_no, _draw(rng, yes_no, (0.737, 0.263), n)),
             "radiotherapy_history": _labels(yes_no, _draw(rng, yes_no, (0.316, 0.684), n)),
             "chemotherapy_history": _labels(CHEMOTHERAPY, _draw(rng, CHEMOTHERAPY, (0.263, 0.368, 0.211, 0.158), n)),
-            "combination_therapy": _labels(COMBINATIONS, _draw(rng, COMBINATIONS, (0.632, 0.158, 0.08, 0.08, 0.05), n)),
+            "combination_therapy": _labels(COMBINATIONS, _draw(rng, COMBINATIONS, COMBINATION_SHARES, n)),
         }
     )
 
@@ -174,14 +185,15 @@ def best_response(rng: np.random.Generator, patients: pl.DataFrame) -> pl.DataFr
 
 
 def allocations(rng: np.random.Generator, patients: pl.DataFrame, worst_grade: np.ndarray) -> pl.DataFrame:
-    """patient_allocations.csv: Table 1 sites (uterus for women only) and doses; dose reductions and stops follow grade 3/4 events."""
+    """patient_allocations.csv: Table 1 sites (a sex-restricted site, study.toml's, for that sex only) and doses; dose
+    reductions and stops follow grade 3/4 events."""
     n = patients.height
-    female = (patients["sex"] == "Female").to_numpy()
-    site = np.where(
-        female,
-        _draw(rng, SITES, (0.42, 0.26, 0.21, 0.055, 0.055), n),
-        _draw(rng, SITES, (0.42, 0.26, 0.21, 0.0, 0.055), n),
-    )
+    sex = patients["sex"].replace_strict(SEX_CODES).to_numpy()
+    draws = {
+        code: _draw(rng, SITES, tuple(0.0 if SHIPPED.sex_restricted_sites.get(s, code) != code else p for s, p in zip(SITES, SITE_SHARES)), n)
+        for code in sorted(SEX_CODES.values())
+    }
+    site = np.select([sex == code for code in draws], list(draws.values()))
     severe = worst_grade >= 3
     reduced = rng.random(n) < np.where(severe, 0.75, 0.18)
     stopped = rng.random(n) < np.where(severe, 0.30, 0.02)
@@ -231,7 +243,7 @@ def adverse_events(rng: np.random.Generator, n: int) -> pl.DataFrame:
 
 
 def event_times(rng: np.random.Generator, patients: pl.DataFrame, response: pl.DataFrame) -> dict[str, np.ndarray]:
-    """True times in months from the start of anlotinib: progression, death (never before progression), loss to follow-up.
+    """True times in months from the start of treatment: progression, death (never before progression), loss to follow-up.
 
     Median PFS ~4 months overall (longer after a response, shorter with ECOG ≥ 2); 6 % die before any
     recorded progression, so their death is the PFS event; the rest live a median ~16 months after progression.

@@ -36,7 +36,7 @@ def _adsl(*combinations: str) -> pl.DataFrame:
             for i in range(1, len(combinations) + 1)
         ],
     )
-    return adam.adsl.derive_adsl(patients, allocations, studyid="S", provenance=PROVENANCE)
+    return adam.adsl.derive_adsl(patients, allocations, studyid="S", provenance=PROVENANCE, treatment_code="ANLOTINIB")
 
 
 def _followup(*rows: tuple[int, dt.date, float, int, float, int]) -> pl.DataFrame:
@@ -102,7 +102,7 @@ def test_adtte_numbers_parameters_and_rows_and_says_which_source_ended_each_time
         (2, CUT, 2.0, 1, 9.0, 0),  # progressed, alive at last contact
         (2, LATER, 2.0, 1, 12.0, 0),
     )
-    adtte = adam.adtte.derive_adtte(followup, studyid="S", provenance=PROVENANCE)
+    adtte = adam.adtte.derive_adtte(followup, studyid="S", provenance=PROVENANCE, treatment_code="ANLOTINIB")
     rows = {(r["SUBJID"], r["DCUTDT"], r["PARAMCD"]): r for r in adtte.iter_rows(named=True)}
     assert rows[(1, CUT, "PFS")]["EVNTDESC"] == "Death" and rows[(1, CUT, "OS")]["EVNTDESC"] == "Death"
     assert rows[(2, CUT, "PFS")]["EVNTDESC"] == "Progression" and rows[(2, CUT, "PFS")]["CNSDTDSC"] is None

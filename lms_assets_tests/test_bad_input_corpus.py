@@ -371,7 +371,7 @@ DAMAGES: dict[str, Callable[..., None]] = {
 NAMED: dict[str, Any] = {
     "COHORT": COHORT,
     "UNKNOWN_PATIENT": UNKNOWN_PATIENT,
-    "NOT_AN_AE_TERM": "not one of " + ", ".join(schemas.AE_TERMS),
+    "NOT_AN_AE_TERM": "not one of " + ", ".join(load_study(SHIPPED_DATA).values("adverse_events", "term")),
     "NOT_A_CATEGORY_SEX": "not one of Female, Male",
     "NOT_A_RESPONSE": "not one of CR, PR, SD, PD, NE",
     "NOT_A_COMBINATION": "not one of None, Immunotherapy, Chemotherapy, Radiotherapy, Immunotherapy+Chemotherapy",
@@ -516,6 +516,7 @@ def judge(study: Path, exclude: bool | None = None, max_share: float | None = No
         raw["adverse_events"],
         raw["printed_values"],
         raw["provenance"],
+        vocabulary=settings.vocabulary,
     )
     clean_cuts = validation.clean(cuts, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     provenance = validation.clean(raw["provenance"], schemas.PROVENANCE, quarantine)

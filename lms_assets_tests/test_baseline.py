@@ -62,7 +62,7 @@ def test_counts_and_percentages_over_all_patients():
     # Table 1's order: sites most frequent first, doses highest first.
     sites = table.filter(pl.col("characteristic") == "Primary tumor site")["level"].to_list()
     assert sites == ["Pelvis", "Retroperitoneal", "Not recorded"]
-    assert table.filter(pl.col("characteristic") == "Anlotinib dose")["level"].to_list() == ["12 mg", "10 mg"]
+    assert table.filter(pl.col("characteristic") == "Starting dose")["level"].to_list() == ["12 mg", "10 mg"]
 
 
 def test_empty_level_is_printed_as_zero():

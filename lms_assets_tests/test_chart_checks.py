@@ -21,6 +21,7 @@ from dagster import Failure
 from lms_assets import adam
 from lms_assets.defs import graphs
 from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, render, stated, swimmer, waterfall
+from lms_assets.records.declarations import SUBGROUP_COLUMNS
 from lms_assets.tables import survival
 from lms_assets_tests.conftest import SHIPPED_STUDY, run_assets
 from lms_assets_tests.test_bad_input import failure_first_lines
@@ -51,7 +52,7 @@ def chart_problems(tables: dict[str, pl.DataFrame], names: tuple[str, ...] = gra
     (builders looked up at call time, so a monkeypatch applies)."""
     problems = {}
     for chart in (c for c in graphs.CHART_ASSETS if c.name in names):
-        drawn = chart.draw(tables)
+        drawn = chart.draw(tables, SHIPPED_STUDY)
         result = graphs.check_result(chart.name, drawn, render.chart_spec(drawn.chart))
         problems[chart.name] = result.metadata["mismatches"].value
     return problems
@@ -170,7 +171,7 @@ def subgroup_arms_swapped(mp):
     """The level's patients drawn as the reference's and the other way round."""
 
     def wrapper(original):
-        def faulty(adtte, adsl, subgroups=km_subgroups.SUBGROUPS):
+        def faulty(adtte, adsl, subgroups):
             swapped = pl.when(pl.col("arm") == "level").then(pl.lit("reference")).otherwise(pl.lit("level"))
             return original(adtte, adsl, subgroups).with_columns(arm=swapped)
 
@@ -284,8 +285,8 @@ def test_the_swimmer_check_fails_when_it_finds_no_lanes(tables):
 
 def test_each_subgroup_panel_draws_survival_subgroups_medians_and_p(tables):
     subgroups = tables["survival_subgroups"]
-    spec = render.chart_spec(km_subgroups.subgroup_chart(tables["adtte"], tables["adsl"], subgroups))
-    assert km_subgroups.plotted_mismatches(spec, subgroups, tables["adtte"], tables["adsl"]) == []
+    spec = render.chart_spec(km_subgroups.subgroup_chart(tables["adtte"], tables["adsl"], subgroups, SHIPPED_STUDY.subgroups))
+    assert km_subgroups.plotted_mismatches(spec, subgroups, tables["adtte"], tables["adsl"], SHIPPED_STUDY.subgroups) == []
     titles, _, risk = km_subgroups._panels(spec)
     assert risk.height == 14 * 2 * 6  # every panel, both arms, months 0 to 30 by 6
     assert len(titles) == subgroups.height == 14
@@ -312,7 +313,7 @@ def test_the_charts_step_reads_each_table_once_with_only_the_selected_charts_col
     read = graphs.read_tables(warehouse, selected)
     assert sorted(table for table, _ in warehouse.asked) == ["adrs", "adsl", "adtte", "survival_subgroups"]
     # ADSL once, with the swimmer's columns and the subgroup factors'.
-    assert set(read["adsl"].columns) == {"SUBJID", "COMBFL", "COMBTRT", *(s.column for s in km_subgroups.SUBGROUPS)}
+    assert set(read["adsl"].columns) == {"SUBJID", "COMBFL", "COMBTRT", *SUBGROUP_COLUMNS}
     assert chart_problems(read, ("swimmer_chart", "km_subgroups_chart")) == {"swimmer_chart": [], "km_subgroups_chart": []}
 
 

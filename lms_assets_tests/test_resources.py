@@ -12,6 +12,7 @@ import pytest
 from dagster import AssetSelection
 
 from lms_assets.defs.resources import LOCATIONS, OutputsFolder, StudyFolder, locations
+from lms_assets.records.declarations import Subgroup
 from lms_assets.records.errors import RecordFileError
 from lms_assets.records.study import ReportTable, Study, load_study
 from lms_assets_tests.conftest import REPO, SHIPPED_DATA, defs_for, run_assets, run_selection, start_from_shipped_run
@@ -135,6 +136,27 @@ def test_the_shipped_study_file_says_what_the_paper_does():
             ReportTable("Table 4. Adverse events (each patient once per term, at the worst grade)", "Table 4", ("ae_summary",)),
         ),
         survival_rows=(("pfs", "Median PFS, months (95% CI, SPSS method)"), ("os", "Median OS, months (95% CI, SPSS method)")),
+        treatment_code="ANLOTINIB",
+        vocabulary={
+            "patients": {"combination_therapy": ("None", "Immunotherapy", "Chemotherapy", "Radiotherapy", "Immunotherapy+Chemotherapy")},
+            "allocations": {"primary_site": ("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung")},
+            "adverse_events": {
+                "term": (
+                    *("ALT elevation", "Anemia", "Constipation", "Diarrhea", "Fatigue", "Hand foot skin syndrome", "Hypertension"),
+                    *("Hypoproteinemia", "Insomnia", "Local Pain", "Nausea/vomiting", "Oral ulcers"),
+                )
+            },
+        },
+        sex_restricted_sites={"Uterus": "F"},
+        subgroups=(
+            Subgroup("Sex", "SEX", "F", "M", "Female", "Male"),
+            Subgroup("ECOG", "ECOGGR1", "0-1", ">=2", "ECOG 0–1", "ECOG ≥2"),
+            Subgroup("Combination therapy", "COMBFL", "N", "Y", "Monotherapy", "Combination"),
+            Subgroup("Prior chemotherapy", "PRCHFL", "N", "Y", "None", "Any"),
+            Subgroup("Prior surgery", "SURGFL", "N", "Y", "No", "Yes"),
+            Subgroup("Prior radiotherapy", "RADIOFL", "N", "Y", "No", "Yes"),
+            Subgroup("Primary site", "PRIMSITE", "Retroperitoneal", "Extremities", "Retroperitoneal", "Extremities"),
+        ),
     )
 
 
@@ -189,6 +211,20 @@ def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
             'os = "Median\\tOS"',
             "study.toml: survival_rows.os = 'Median\\tOS' must be one printable line",
         ),
+        ('treatment_code = "ANLOTINIB"', 'treatment_code = "Anlotinib"', "study.toml: treatment_code = 'Anlotinib' must be upper case"),
+        ('Uterus = "Female"', 'Uterus = "female"', "study.toml: sex_restricted_sites.Uterus = 'female' must be one of Female, Male"),
+        (
+            'Uterus = "Female"',
+            'Ovary = "Female"',
+            "study.toml: sex_restricted_sites.Ovary is not a primary site of vocabulary.allocations.primary_site",
+        ),
+        ('"Oral ulcers",\n]', '"Oral ulcers",\n "Fatigue",\n]', "study.toml: vocabulary.adverse_events.term = ['Fatigue'] are listed twice"),
+        ('combination_therapy = ["None", ', "combination_therapy = [", "study.toml: vocabulary.patients.combination_therapy = ["),
+        ("[vocabulary.allocations]", "[vocabulary.allocation]", "study.toml: vocabulary.allocation is not a record file with declared values"),
+        ('column = "SURGFL"', 'column = "AGE"', "study.toml: subgroups[5].column = 'AGE' must be an ADSL variable a subgroup may split"),
+        ('level = "Extremities"', 'level = "Retroperitoneal"', "study.toml: subgroups[7].level = 'Retroperitoneal' is its reference too"),
+        ('reference = "Retroperitoneal"', 'reference = "Pelvic"', "study.toml: subgroups[7].reference = 'Pelvic' is not a primary site"),
+        ('level_label = "Any"', 'level_label = ""', "study.toml: subgroups[4].level_label = '' must be a quoted, printable line"),
     ],
     ids=[
         "title-number",
@@ -204,6 +240,16 @@ def test_every_value_in_the_shipped_study_file_says_where_it_comes_from():
         "owners-a-string",
         "label-number",
         "label-with-a-tab",
+        "treatment-code-lower-case",
+        "restricted-sex-unknown",
+        "restricted-site-undeclared",
+        "term-twice",
+        "combination-without-none",
+        "vocabulary-file-misspelt",
+        "subgroup-column-not-a-factor",
+        "subgroup-one-level",
+        "subgroup-site-undeclared",
+        "subgroup-label-empty",
     ],
 )
 def test_a_bad_study_value_is_refused_naming_file_key_and_value(study_dir: Path, old: str, new: str, says: str):

@@ -13,8 +13,9 @@ from lms_assets.audit import sensitivity as sens
 from lms_assets.audit import sensitivity_checks as checks
 from lms_assets.audit import sensitivity_inputs as inputs
 from lms_assets.audit import sensitivity_summary as summary
+from lms_assets.records.declarations import Subgroup
 from lms_assets.report import page
-from lms_assets.tables import batched, kaplan_meier, subgroups, survival, survival_values
+from lms_assets.tables import batched, kaplan_meier, survival, survival_values
 from lms_assets_tests.conftest import SHIPPED_DATA, SHIPPED_STUDY
 
 # --- a toy study: 5 deaths, 3 living patients whose last contact is unpublished -------------------------------
@@ -97,7 +98,7 @@ def test_results_do_not_depend_on_the_chunk_size(toy, shipped, monkeypatch):
     registry, placements, _ = toy
     study = shipped[0]
     pfs = inputs.pfs_risk_inputs(study)
-    sites = recon.sample_sites(study.site_levels, study.site_counts, study.sex, 2000, np.random.default_rng(5))
+    sites = recon.sample_sites(study.site_levels, study.site_counts, study.sex, 2000, np.random.default_rng(5), study.sex_restricted)
     whole = (
         stats.followup_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER)),
         stats.at_risk_bounds(placements, placements.gaps, TOY_LOWER, np.full(3, TOY_UPPER), (3.0, 7.0)),
@@ -213,7 +214,7 @@ def test_batched_logrank_and_cox_agree_with_lifelines(shipped):
 
     study = shipped[0]
     rng = np.random.default_rng(3)
-    sites = recon.sample_sites(study.site_levels, study.site_counts, study.sex, 12, rng)
+    sites = recon.sample_sites(study.site_levels, study.site_counts, study.sex, 12, rng, study.sex_restricted)
     doses = recon.all_binary_allocations(len(study.subjid), study.dose_count)[rng.integers(0, 3876, 12)]
     until, event_index, n_times = inputs.pfs_risk_inputs(study)  # PFS has tied times (1.0 twice): Efron matters
     site_p, _ = batched.subgroup_tests(until, event_index, n_times, sites, len(study.site_levels))
@@ -237,12 +238,16 @@ def test_cox_is_not_estimable_when_a_group_has_no_event():
 # --- allocations --------------------------------------------------------------------------------------------
 
 
+# The shipped study.toml's sex_restricted_sites, as the sensitivity analysis keys them (registry slug -> ADSL sex).
+UTERUS_FEMALE = {"uterus": "F"}
+
+
 def test_site_space_and_sampler_respect_the_counts_and_the_female_uterus():
     levels, counts = ("Retroperitoneal", "Uterus", "Lung"), (2, 1, 2)
     sex = np.array(["F", "M", "F", "M", "F"])
     brute = {perm for perm in itertools.permutations([0, 0, 1, 2, 2]) if all(sex[i] == "F" for i, s in enumerate(perm) if s == 1)}
-    assert recon.site_space(levels, counts, sex) == len(brute)
-    drawn = recon.sample_sites(levels, counts, sex, 3000, np.random.default_rng(0))
+    assert recon.site_space(levels, counts, sex, UTERUS_FEMALE) == len(brute)
+    drawn = recon.sample_sites(levels, counts, sex, 3000, np.random.default_rng(0), UTERUS_FEMALE)
     assert {tuple(row) for row in drawn} == brute
     # Uniform: every allocation about equally often (18 allocations, ~167 draws each).
     frequencies = pl.Series([str(tuple(r)) for r in drawn]).value_counts()["count"]
@@ -252,7 +257,7 @@ def test_site_space_and_sampler_respect_the_counts_and_the_female_uterus():
 def test_shipped_site_space_counts_table_1(shipped):
     study = shipped[0]
     females = int((study.sex == "F").sum())
-    assert recon.site_space(study.site_levels, study.site_counts, study.sex) == females * math.factorial(18) // (
+    assert recon.site_space(study.site_levels, study.site_counts, study.sex, study.sex_restricted) == females * math.factorial(18) // (
         math.factorial(8) * math.factorial(5) * math.factorial(4)
     )
 
@@ -444,8 +449,8 @@ def test_sampled_verdicts_and_shares_do_not_depend_on_the_seed(shipped):
 
 
 def test_a_subgroup_on_an_allocated_column_is_not_taken_as_transcribed():
-    site = subgroups.Subgroup("Primary site", "PRIMSITE", "Extremities", "Retroperitoneal", "Extremities", "Retroperitoneal")
-    sex = next(s for s in subgroups.SUBGROUPS if s.column == "SEX")
+    site = Subgroup("Primary site", "PRIMSITE", "Extremities", "Retroperitoneal", "Extremities", "Retroperitoneal")
+    sex = next(s for s in SHIPPED_STUDY.subgroups if s.column == "SEX")
     kept = inputs.transcribed_subgroups((sex, site))
     assert kept == [sex]
 
@@ -468,8 +473,8 @@ def test_the_subgroup_claim_is_judged_by_one_definition_everywhere(shipped):
     _, registry, result = shipped
     adsl, adtte, _, provenance = inputs.read_study(SHIPPED_DATA)
     cut = registry["data_cut"].drop_nulls().max()
-    claimed = [s.factor for s in subgroups.SUBGROUP_CLAIM.comparisons]
-    table = survival.subgroup_comparisons(adtte.filter(pl.col("DCUTDT") == cut), adsl, subgroups.SUBGROUP_CLAIM.comparisons)
+    claimed = [s.factor for s in SHIPPED_STUDY.subgroups]
+    table = survival.subgroup_comparisons(adtte.filter(pl.col("DCUTDT") == cut), adsl, SHIPPED_STUDY.subgroups)
     # The shipped reconstruction's smallest p of the claim is the smallest p survival_subgroups shows (prior surgery's OS, 0.077).
     claim = result.table.filter(pl.col("result") == "subgroups.none_significant").row(0, named=True)
     assert claim["shipped"] == pytest.approx(table.filter(pl.col("factor").is_in(claimed))["logrank_p"].min(), rel=1e-9)

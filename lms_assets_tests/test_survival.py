@@ -16,7 +16,7 @@ from lms_assets.adam.adsl import derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.graphs import forest, km
 from lms_assets.records import schemas, validation
-from lms_assets.tables import kaplan_meier, subgroups, survival, survival_values
+from lms_assets.tables import kaplan_meier, survival, survival_values
 from lms_assets.tables.kaplan_meier import Z_95, km_table
 from lms_assets.tables.survival import spss_median_ci
 from lms_assets_tests.conftest import SHIPPED_STUDY
@@ -295,7 +295,7 @@ def _constructed_cohort(n_per_arm: int = 80, seed: int = 5) -> tuple[pl.DataFram
 
 def test_subgroups_find_a_known_strong_difference_and_agree_with_lifelines():
     adtte, adsl = _constructed_cohort()
-    compared = (subgroups.SUBGROUPS[0], subgroups.SUBGROUPS[1])
+    compared = (SHIPPED_STUDY.subgroups[0], SHIPPED_STUDY.subgroups[1])
     table = survival.subgroup_comparisons(adtte, adsl, compared)
     sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
     ecog = table.filter(pl.col("factor") == "ECOG").row(0, named=True)
@@ -315,7 +315,7 @@ def test_subgroups_find_a_known_strong_difference_and_agree_with_lifelines():
 def test_subgroups_say_why_when_a_level_is_empty_or_has_no_event():
     adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 1, 0, 0, 0])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["F", "F", "F", "M", "M", "M"], "ECOGGR1": ["0-1"] * 6})
-    table = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
+    table = survival.subgroup_comparisons(adtte, adsl, SHIPPED_STUDY.subgroups[:2])
     sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
     assert sex["hr"] is None and "no event" in sex["note"] and sex["logrank_p"] is not None
     ecog = table.filter(pl.col("factor") == "ECOG").row(0, named=True)
@@ -326,7 +326,7 @@ def test_subgroups_flag_a_monotone_likelihood_instead_of_an_hr_of_1e17():
     """Men die at 1 and 2 while women are at risk; women's deaths come after the last man: β → +∞, no HR (R: NA)."""
     adtte = _adtte([1, 2, 3, 4, 5, 6], [1, 1, 0, 1, 1, 0])
     adsl = pl.DataFrame({"SUBJID": [1, 2, 3, 4, 5, 6], "SEX": ["M", "M", "M", "F", "F", "F"], "ECOGGR1": ["0-1", ">=2"] * 3})
-    table = survival.subgroup_comparisons(adtte.with_columns(AVAL=pl.Series([1.0, 2.0, 2.5, 3.0, 4.0, 5.0])), adsl, subgroups.SUBGROUPS[:2])
+    table = survival.subgroup_comparisons(adtte.with_columns(AVAL=pl.Series([1.0, 2.0, 2.5, 3.0, 4.0, 5.0])), adsl, SHIPPED_STUDY.subgroups[:2])
     sex = table.filter(pl.col("factor") == "Sex").row(0, named=True)
     assert sex["events"] == 2 and sex["events_ref"] == 2
     assert sex["hr"] is None and "monotone likelihood" in sex["note"] and sex["logrank_p"] is not None
@@ -336,10 +336,10 @@ def test_subgroups_flag_a_monotone_likelihood_instead_of_an_hr_of_1e17():
 def test_subgroup_p_values_are_bit_identical_whatever_the_row_order():
     """Issue #15: logrank_p differed in its last bits between runs; the rows are now summed in one order."""
     adtte, adsl = _constructed_cohort(40)
-    first = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
+    first = survival.subgroup_comparisons(adtte, adsl, SHIPPED_STUDY.subgroups[:2])
     for seed in range(5):
         shuffled = survival.subgroup_comparisons(
-            adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), subgroups.SUBGROUPS[:2]
+            adtte.sample(fraction=1.0, shuffle=True, seed=seed), adsl.sample(fraction=1.0, shuffle=True, seed=seed), SHIPPED_STUDY.subgroups[:2]
         )
         assert shuffled.equals(first)
         assert shuffled["logrank_p"].to_list() == first["logrank_p"].to_list()
@@ -361,7 +361,7 @@ def test_subgroups_on_the_shipped_cohort_show_no_significant_difference():
     """The Discussion's claim holds on these data: no log-rank p below 0.05."""
     adsl = _shipped_adsl()
     table = survival.subgroup_comparisons(_shipped_adtte(), adsl)
-    assert table.height == 2 * len(subgroups.SUBGROUPS)  # each factor, for PFS and OS
+    assert table.height == 2 * len(SHIPPED_STUDY.subgroups)  # each factor, for PFS and OS
     assert table["logrank_p"].min() > 0.05
     surgery_os = table.filter((pl.col("factor") == "Prior surgery") & (pl.col("endpoint") == "OS")).row(0, named=True)
     assert (surgery_os["n"], surgery_os["n_ref"], surgery_os["events"], surgery_os["events_ref"]) == (14, 5, 8, 4)
@@ -419,7 +419,7 @@ def test_km_chart_overlays_the_published_cut_and_aligns_the_risk_table_with_the_
 
 def test_forest_plot_builds_with_a_missing_hazard_ratio():
     adtte, adsl = _constructed_cohort(20)
-    table = survival.subgroup_comparisons(adtte, adsl, subgroups.SUBGROUPS[:2])
+    table = survival.subgroup_comparisons(adtte, adsl, SHIPPED_STUDY.subgroups[:2])
     table = table.with_columns(hr=pl.when(pl.col("factor") == "ECOG").then(None).otherwise(pl.col("hr")))
     summary = survival.median_summary(survival.km_curves(adtte))
     spec = forest.forest_chart(table, summary).to_dict()

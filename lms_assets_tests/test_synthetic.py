@@ -53,7 +53,14 @@ def test_every_row_passes_validation(study, tmp_path):
     raw["followup"] = pl.concat(validation.read_raw(p, schemas.FOLLOWUP, label=f"followup/{p.name}") for p in boundary.followup_files(folder))
     registry = pl.DataFrame(schema={**dict.fromkeys(schemas.REGISTRY.column_names, pl.String), validation.FILE: pl.String, validation.ROW: pl.Int64})
     quarantine = validation.quarantine_rows(
-        raw["patients"], raw["allocations"], raw["response"], raw["followup"], raw["adverse_events"], registry, raw["provenance"]
+        raw["patients"],
+        raw["allocations"],
+        raw["response"],
+        raw["followup"],
+        raw["adverse_events"],
+        registry,
+        raw["provenance"],
+        vocabulary=synthetic.SHIPPED.vocabulary,
     )
     assert quarantine.is_empty(), quarantine.head(5)
     assert raw["patients"].height == 2000 and raw["followup"].height == 3 * 2000

@@ -85,7 +85,7 @@ def derive_atoxgrgp(adae: pl.DataFrame) -> pl.DataFrame:
 
 
 def derive_trtemfl(adae: pl.DataFrame) -> pl.DataFrame:
-    """TRTEMFL = "Y" for every event: the study records only adverse events on anlotinib (Table 4)."""
+    """TRTEMFL = "Y" for every event: the study records only adverse events on the study treatment (Table 4)."""
     return adae.with_columns(pl.lit("Y").alias("TRTEMFL"))
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from lms_assets.adam.common import TREATMENT, reconstructed_cells, subject_ids, yes_no_flag
+from lms_assets.adam.common import reconstructed_cells, subject_ids, treatment, yes_no_flag
 from lms_assets.records import schemas
+from lms_assets.records.declarations import SEX_CODES
 
 _PRIOR_CHEMO_LINES = {"No": 0, "1 line": 1, "2 line": 2, "3 line and more": 3}
 _PRIOR_CHEMO_LABEL = {0: "None", 1: "1 line", 2: "2 lines", 3: "3 lines and more"}
@@ -21,7 +22,7 @@ def prior_chemo_lines(history: pl.Expr) -> pl.Expr:
 
 
 def combination_flag(combination: pl.Expr) -> pl.Expr:
-    """Combination therapy: any therapy other than 'None' given with anlotinib."""
+    """Combination therapy: any therapy other than 'None' given with the study treatment."""
     return pl.when(combination == "None").then(pl.lit("N")).otherwise(pl.lit("Y"))
 
 
@@ -85,7 +86,7 @@ def reconstructed_variables(patient_ids: pl.Series, provenance: pl.DataFrame) ->
 
 
 def derive_saffl(adsl: pl.DataFrame) -> pl.DataFrame:
-    """SAFFL = "Y" for every patient: the Methods admit only patients who received at least one cycle of anlotinib, so
+    """SAFFL = "Y" for every patient: the Methods admit only patients who received at least one cycle of the study treatment, so
     every patient in the records took a dose (the safety set). Not taken from DOSE0, which is reconstructed."""
     return adsl.with_columns(pl.lit("Y").alias("SAFFL"))
 
@@ -95,9 +96,9 @@ def derive_fasfl(adsl: pl.DataFrame) -> pl.DataFrame:
     return adsl.with_columns(pl.col("SAFFL").alias("FASFL"))
 
 
-def derive_trt01p(adsl: pl.DataFrame) -> pl.DataFrame:
-    """TRT01P = the study's one planned treatment (``common.TREATMENT``): a single-arm study."""
-    return adsl.with_columns(pl.lit(TREATMENT).alias("TRT01P"))
+def derive_trt01p(adsl: pl.DataFrame, code: str | None) -> pl.DataFrame:
+    """TRT01P = the study's one planned treatment (study.toml's ``treatment_code``; null where it names none): a single-arm study."""
+    return adsl.with_columns(treatment(code).alias("TRT01P"))
 
 
 def derive_trt01a(adsl: pl.DataFrame) -> pl.DataFrame:
@@ -124,8 +125,10 @@ def derive_dthfl(adsl: pl.DataFrame, followup: pl.DataFrame) -> pl.DataFrame:
     return adsl.join(died, on="SUBJID", how="left", maintain_order="left")
 
 
-def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: str, provenance: pl.DataFrame) -> pl.DataFrame:
-    """ADSL: one row per patient with baseline characteristics, treatment and derived flags; RECONVAR names the
+def derive_adsl(
+    patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: str, provenance: pl.DataFrame, treatment_code: str | None = None
+) -> pl.DataFrame:
+    """ADSL: one row per patient with baseline characteristics, treatment (``treatment_code``, study.toml's) and derived flags; RECONVAR names the
     variables whose value rests on a reconstructed record (``provenance``, provenance.csv), null when none does.
     DTHFL needs the follow-up: ``derive_dthfl`` adds it."""
     joined = patients.join(allocations.drop("_file", "_row"), on="patient_id", how="left")
@@ -136,7 +139,7 @@ def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: s
             *subject_ids(studyid),
             pl.col("age").alias("AGE"),
             pl.lit("YEARS").alias("AGEU"),
-            pl.col("sex").replace_strict({"Female": "F", "Male": "M"}, return_dtype=pl.String).alias("SEX"),
+            pl.col("sex").replace_strict(SEX_CODES, return_dtype=pl.String).alias("SEX"),
             pl.col("ecog").alias("ECOG"),
             pl.when(pl.col("ecog") <= 1).then(pl.lit("0-1")).otherwise(pl.lit(">=2")).alias("ECOGGR1"),
             yes_no_flag("surgery_history").alias("SURGFL"),
@@ -156,7 +159,7 @@ def derive_adsl(patients: pl.DataFrame, allocations: pl.DataFrame, *, studyid: s
         .sort("SUBJID")
         .pipe(derive_saffl)
         .pipe(derive_fasfl)
-        .pipe(derive_trt01p)
+        .pipe(derive_trt01p, treatment_code)
         .pipe(derive_trt01a)
         .pipe(derive_ecogbl)
         .pipe(derive_dose0u)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from lms_assets.adam.common import RECONSTRUCTED, TREATMENT, reconstructed_cells, subject_ids
+from lms_assets.adam.common import RECONSTRUCTED, reconstructed_cells, subject_ids, treatment
 
 # PARAMCD: (PARAM, time column, event column, EVNTDESC of an event, EVNTDESC of a censored time).
 _ENDPOINTS = {
@@ -59,9 +59,9 @@ def derive_paramn(adtte: pl.DataFrame) -> pl.DataFrame:
     return adtte.with_columns(pl.col("PARAMCD").replace_strict(PARAMN, return_dtype=pl.Int64).alias("PARAMN"))
 
 
-def derive_trtp(adtte: pl.DataFrame) -> pl.DataFrame:
-    """TRTP = the study's one planned treatment (``common.TREATMENT``, ADSL.TRT01P): a single-arm study."""
-    return adtte.with_columns(pl.lit(TREATMENT).alias("TRTP"))
+def derive_trtp(adtte: pl.DataFrame, code: str | None) -> pl.DataFrame:
+    """TRTP = the study's one planned treatment (study.toml's ``treatment_code``, as ADSL.TRT01P): a single-arm study."""
+    return adtte.with_columns(treatment(code).alias("TRTP"))
 
 
 def derive_aseq(adtte: pl.DataFrame) -> pl.DataFrame:
@@ -71,7 +71,7 @@ def derive_aseq(adtte: pl.DataFrame) -> pl.DataFrame:
     return adtte.with_columns((place * len(PARAMN) + pl.col("PARAMN")).alias("ASEQ"))
 
 
-def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFrame) -> pl.DataFrame:
+def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFrame, treatment_code: str | None = None) -> pl.DataFrame:
     """ADTTE: PFS and OS per patient and data cut; AVAL in months, CNSR 0 = event, 1 = censored; AVALRFL "Y" where
     AVAL or CNSR rests on a reconstructed record (``provenance``, provenance.csv), null where both are as printed;
     EVNTDESC/CNSDTDSC (what ended the time), PARAMN, TRTP and ASEQ after them.
@@ -116,6 +116,6 @@ def derive_adtte(followup: pl.DataFrame, *, studyid: str, provenance: pl.DataFra
         .pipe(derive_evntdesc)
         .pipe(derive_cnsdtdsc)
         .pipe(derive_paramn)
-        .pipe(derive_trtp)
+        .pipe(derive_trtp, treatment_code)
         .pipe(derive_aseq)
     )

@@ -19,6 +19,11 @@ def yes_no_flag(column: str) -> pl.Expr:
     return pl.when(pl.col(column) == "Yes").then(pl.lit("Y")).otherwise(pl.lit("N"))
 
 
+def treatment(code: str | None) -> pl.Expr:
+    """The study's one arm as ADaM holds it (TRT01P, TRTP): study.toml's ``treatment_code``, null where it names none."""
+    return pl.lit(code, dtype=pl.String)
+
+
 def subject_ids(studyid: str) -> list[pl.Expr]:
     """STUDYID (the study's, from its study.toml), USUBJID (study-patient) and SUBJID (the Table 3 row number) from ``patient_id``."""
     return [
@@ -27,10 +32,6 @@ def subject_ids(studyid: str) -> list[pl.Expr]:
         pl.col("patient_id").alias("SUBJID"),
     ]
 
-
-# The study's one arm, planned and actual (ADSL.TRT01P/TRT01A, ADTTE.TRTP): a single-arm study of anlotinib, which
-# study.toml does not yet name.
-TREATMENT = "ANLOTINIB"
 
 # The value of a row-level origin flag (ADTTE's AVALRFL): the value rests on a reconstructed record, not on the paper.
 RECONSTRUCTED = "Y"

@@ -4,6 +4,7 @@ import polars as pl
 
 from lms_assets.adam.adsl import VARIABLE_SOURCES
 from lms_assets.checks.printed_values import PUBLISHED, RECONSTRUCTED
+from lms_assets.records.declarations import SUBGROUP_COLUMNS
 from lms_assets.tables.subgroups import SUBGROUP_CLAIM
 
 # What each printed quantity rests on in data/: (file, column). "*" is every column of the file.
@@ -28,12 +29,13 @@ QUANTITY_INPUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "dcr_by_combination.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
     "immunotherapy.": (("response.csv", "best_response"), ("patients.csv", "combination_therapy")),
 }
-# A claim rests on its endpoint's times and on the record column of every factor it compares (SUBGROUP_CLAIM).
+# A claim rests on its endpoint's times and on the record column of every factor it compares (SUBGROUP_CLAIM):
+# every variable a study's subgroup may split (SUBGROUP_COLUMNS), a superset where a study declares fewer.
 QUANTITY_INPUTS.update(
     {
         SUBGROUP_CLAIM.quantity_of(endpoint): (
             *QUANTITY_INPUTS[f"{endpoint.lower()}."],
-            *dict.fromkeys(VARIABLE_SOURCES[s.column] for s in SUBGROUP_CLAIM.comparisons),
+            *dict.fromkeys(VARIABLE_SOURCES[column] for column in SUBGROUP_COLUMNS),
         )
         for endpoint in SUBGROUP_CLAIM.endpoints
     }

@@ -6,7 +6,7 @@ Pure NumPy/Polars; no Dagster. A *reconstruction* is one choice of everything th
   every labelled assignment that respects each patient's bounds (at least the PFS, inside the enrolment
   window, at most the follow-up cut) and reproduces the printed median and a reachable printed 95% CI under
   the paper's (SPSS) method. Kaplan–Meier, log-rank and Cox depend on the times only through these gaps.
-* **Allocation**: which patients have each primary site (Table 1's counts; the uterine primary is female)
+* **Allocation**: which patients have each primary site (Table 1's counts; a site study.toml restricts to one sex, to it)
   and each starting dose (Table 1's counts).
 
 Every enumeration checks its size with ``feasibility.bound_enumeration`` before it allocates, the one gate on
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +28,6 @@ from lms_assets.audit.feasibility import bound_enumeration, os_feasibility
 from lms_assets.tables import batched
 from lms_assets.tables.printed import slug
 
-# Sites only a patient of one sex can have (provenance.csv: "Uterus only for a female patient"), by registry slug.
-SEX_RESTRICTED_SITES = {"uterus": "F"}
 # Bytes per cell of a chunk of labelled placements at its peak, counted from ``_labelled``: the gaps (8), the
 # earliest times and both gap ends (24), the multiset each row came from (8) and the masks.
 _BYTES_PER_CELL = 44
@@ -169,13 +167,14 @@ def _multinomial(counts: Sequence[int]) -> int:
     return math.factorial(sum(counts)) // math.prod(math.factorial(c) for c in counts)
 
 
-def site_space(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray) -> int:
-    """How many allocations of the sites to patients meet the counts and ``SEX_RESTRICTED_SITES``."""
+def site_space(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, restricted: Mapping[str, str]) -> int:
+    """How many allocations of the sites to patients meet the counts and ``restricted`` (a site's registry slug -> the
+    one sex, as an ADSL code, that can have it: study.toml's ``sex_restricted_sites``)."""
     total, left = 1, len(sex)
-    eligible_left = {s: int((sex == s).sum()) for s in set(SEX_RESTRICTED_SITES.values())}
+    eligible_left = {s: int((sex == s).sum()) for s in set(restricted.values())}
     free = []
     for level, count in zip(levels, counts):
-        required = SEX_RESTRICTED_SITES.get(slug(level))
+        required = restricted.get(slug(level))
         if required is None:
             free.append(count)
             continue
@@ -185,8 +184,10 @@ def site_space(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray) ->
     return total * _multinomial(free) if sum(free) == left else 0
 
 
-def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Uniform draws of site allocations meeting the counts and ``SEX_RESTRICTED_SITES``: (size, P) level indices.
+def sample_sites(
+    levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, size: int, rng: np.random.Generator, restricted: Mapping[str, str]
+) -> np.ndarray:
+    """Uniform draws of site allocations meeting the counts and ``restricted`` (as ``site_space`` takes it): (size, P) level indices.
 
     Restricted levels are drawn first among their eligible patients, the rest shuffled over the others; every
     completion of a restricted choice has the same number of allocations, so the draw is uniform.
@@ -194,15 +195,15 @@ def sample_sites(levels: Sequence[str], counts: Sequence[int], sex: np.ndarray, 
     n_patients = len(sex)
     allocation = np.full((size, n_patients), -1, dtype=np.int64)
     for index, (level, count) in enumerate(zip(levels, counts)):
-        required = SEX_RESTRICTED_SITES.get(slug(level))
+        required = restricted.get(slug(level))
         if required is None or count == 0:
             continue
         eligible = (sex == required)[None, :] & (allocation < 0)
         chosen = np.argsort(np.where(eligible, rng.random((size, n_patients)), np.inf), axis=1)[:, :count]
         np.put_along_axis(allocation, chosen, index, axis=1)
     rest = np.repeat(
-        [i for i, lv in enumerate(levels) if SEX_RESTRICTED_SITES.get(slug(lv)) is None],
-        [c for lv, c in zip(levels, counts) if SEX_RESTRICTED_SITES.get(slug(lv)) is None],
+        [i for i, lv in enumerate(levels) if restricted.get(slug(lv)) is None],
+        [c for lv, c in zip(levels, counts) if restricted.get(slug(lv)) is None],
     )
     # Fresh keys: the restricted choice took the smallest ones among its eligible patients, which would bias the rest.
     open_slots = np.argsort(np.where(allocation < 0, rng.random((size, n_patients)), np.inf), axis=1)[:, : len(rest)]

@@ -60,7 +60,7 @@ def os_window(cut: dt.date, study: StudyFile, days_per_month: float = 365.25 / 1
 
 def study_at_cut(adsl: pl.DataFrame, adtte: pl.DataFrame, registry: pl.DataFrame, cut: dt.date, study_file: StudyFile) -> Study:
     """The study's arrays at the published ``cut``: ADTTE's rows of that cut, a living patient's OS time bounded by ``os_window``."""
-    return study_from_tables(adsl, adtte.filter(pl.col("DCUTDT") == cut), registry, os_window(cut, study_file))
+    return study_from_tables(adsl, adtte.filter(pl.col("DCUTDT") == cut), registry, os_window(cut, study_file), study_file)
 
 
 def _printed_rows(
@@ -218,24 +218,22 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     shipped_until, _, _ = os_risk_inputs(study, deaths, shipped_gaps)
     pfs = pfs_risk_inputs(study)
     fixed = Coverage("not needed", None, "not needed: no reconstructed input")
-    claimed = {s.factor for s in subgroups.SUBGROUP_CLAIM.comparisons}
     smallest_exact = {}  # per transcribed factor of the claim: PFS p (one value) and OS p per placement
     shipped_smallest = []  # the same under the shipped reconstruction
-    for subgroup in transcribed_subgroups():
+    for subgroup in transcribed_subgroups(study.subgroups):
         group = study.factors[subgroup.factor][None, :]
         label = f"{subgroup.factor} ({subgroup.level_label} vs {subgroup.reference_label})"
         pfs_tested = subgroup_tests(*pfs, group, 2)
         os_tested = subgroup_tests(os_until, os_event, os_times, group, 2)
         os_tested_shipped = subgroup_tests(shipped_until, os_event, os_times, group, 2)
-        if subgroup.factor in claimed:
-            smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
-            shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
+        smallest_exact[subgroup.factor] = (float(pfs_tested[0][0]), os_tested[0])
+        shipped_smallest += [float(pfs_tested[0][0]), float(os_tested_shipped[0][0])]
         rows += _test_rows(f"subgroup.PFS.{subgroup.factor}", f"PFS, {label}", "nothing reconstructed", fixed, pfs_tested, pfs_tested)
         rows += _test_rows(f"subgroup.OS.{subgroup.factor}", f"OS, {label}", OS_PLACEMENT, exact_os, os_tested, os_tested_shipped)
 
     # Allocations. PFS by dose: every allocation. Anything by site, and OS by dose: a seeded sample of full reconstructions.
     dose_all = all_binary_allocations(len(study.subjid), study.dose_count)
-    site_total = site_space(study.site_levels, study.site_counts, study.sex)
+    site_total = site_space(study.site_levels, study.site_counts, study.sex, study.sex_restricted)
     dose_label = "starting dose ({} mg vs {} mg)".format(*study.dose_levels)
     exact_dose = Coverage("exact", len(dose_all), f"exact: all {len(dose_all):,} dose allocations")
     dose_pfs = subgroup_tests(*pfs, dose_all, 2)
@@ -245,7 +243,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     # The sample is held whole (each draw's OS times, sites and doses of every patient): the one gate bounds it too.
     bound_enumeration("sampled reconstructions (draws of every patient's site, dose and OS placement)", sample_size, len(study.subjid))
     placement_draw = rng.integers(0, n_place, sample_size)
-    site_draw = sample_sites(study.site_levels, study.site_counts, study.sex, sample_size, rng)
+    site_draw = sample_sites(study.site_levels, study.site_counts, study.sex, sample_size, rng, study.sex_restricted)
     dose_index = rng.integers(0, len(dose_all), sample_size)
     halves = (np.arange(sample_size) < sample_size // 2, np.arange(sample_size) >= sample_size // 2)
     sampled = Coverage(
@@ -261,10 +259,10 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
     os_shipped = (shipped_until, os_event, os_times)
     site_rests, dose_rests = "primary-site allocation", "starting-dose allocation"
     # The claim's comparisons on allocated columns, two levels each, as survival_subgroups shows them.
-    claim_sites = [s for s in subgroups.SUBGROUP_CLAIM.comparisons if s.column in ALLOCATED_VARIABLES]
+    claim_sites = [s for s in study.subgroups if s.column in ALLOCATED_VARIABLES]
     unsupported = sorted({s.column for s in claim_sites} - {"PRIMSITE"})
     if unsupported:
-        raise ValueError(f"subgroups.SUBGROUP_CLAIM compares {unsupported}: only the primary-site allocation is varied here")
+        raise ValueError(f"study.toml's subgroups compare {unsupported}: only the primary-site allocation is varied here")
 
     def two_levels(sites: np.ndarray, s: subgroups.Subgroup) -> np.ndarray:
         level, reference = study.site_levels.index(s.level), study.site_levels.index(s.reference)
@@ -345,7 +343,7 @@ def sensitivity_ranges(study: Study, provenance: pl.DataFrame, sample_size: int 
         sampled_p[result], shipped_p[result] = tested[0], float(shipped[0][0])
         rows += _test_rows(result, label, rests, sampled, tested, shipped)
 
-    # The Discussion's claim, as subgroups.SUBGROUP_CLAIM defines it: no comparison of it differs significantly in PFS or OS.
+    # The printed claim, as subgroups.SUBGROUP_CLAIM defines it: no comparison the study declares differs significantly in PFS or OS.
     allocated = [c[0] for c in claim_comparisons]
     smallest = np.minimum.reduce(
         [*(np.minimum(pfs_p, os_p[placement_draw]) for pfs_p, os_p in smallest_exact.values()), *(sampled_p[c] for c in allocated)]

@@ -8,7 +8,7 @@ constrain the allocations; the risk inputs turn its times into what ``batched.su
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,10 @@ from lms_assets.adam.adsl import ALLOCATED_VARIABLES, derive_adsl
 from lms_assets.adam.adtte import derive_adtte
 from lms_assets.audit.feasibility import bound_enumeration
 from lms_assets.records import boundary, schemas, validation
+from lms_assets.records.declarations import Subgroup
+from lms_assets.records.study import Study as StudyFile
 from lms_assets.records.study import load_study
 from lms_assets.tables import printed
-from lms_assets.tables.subgroups import SUBGROUPS, Subgroup
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class Study:
     dose_levels: tuple[int, int]  # (level, reference) in mg
     dose_count: int
     registry: pl.DataFrame
+    subgroups: tuple[Subgroup, ...] = ()  # the comparisons the study declares (study.toml), transcribed or not
+    # A site's registry slug -> the one sex (ADSL code) that can have it (study.toml's sex_restricted_sites).
+    sex_restricted: dict[str, str] = field(default_factory=dict)
 
 
 def read_study(study_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
@@ -77,7 +81,7 @@ def _printed_counts(registry: pl.DataFrame, prefix: str) -> dict[str, int]:
     return counts
 
 
-def transcribed_subgroups(subgroups: Sequence[Subgroup] = SUBGROUPS) -> list[Subgroup]:
+def transcribed_subgroups(subgroups: Sequence[Subgroup]) -> list[Subgroup]:
     """The subgroup factors taken from Table 3 as printed; those on allocated columns are varied with the allocations instead."""
     # ADSL's variables from patient_allocations.csv (adsl.VARIABLE_SOURCES) rest on the allocation, not on Table 3.
     return [s for s in subgroups if s.column not in ALLOCATED_VARIABLES]
@@ -88,9 +92,10 @@ def study_from_tables(
     adtte_at_cut: pl.DataFrame,
     registry: pl.DataFrame,
     window: tuple[float, float],
-    subgroups: Sequence[Subgroup] = SUBGROUPS,
+    study_file: StudyFile,
 ) -> Study:
-    """The study's arrays from ADSL, ADTTE at the published cut and the registry; ``window`` bounds a living patient's OS time."""
+    """The study's arrays from ADSL, ADTTE at the published cut and the registry; ``window`` bounds a living patient's OS
+    time, and ``study_file`` (study.toml) gives the subgroups compared and the sites only one sex can have."""
 
     def endpoint(code: str) -> pl.DataFrame:
         return adtte_at_cut.filter(pl.col("PARAMCD") == code).select("SUBJID", pl.col("AVAL").cast(pl.Float64), "CNSR").sort("SUBJID")
@@ -111,7 +116,7 @@ def study_from_tables(
         s.factor: frame.select(pl.when(pl.col(s.column) == s.level).then(1).when(pl.col(s.column) == s.reference).then(0).otherwise(-1))
         .to_series()
         .to_numpy()
-        for s in transcribed_subgroups(subgroups)
+        for s in transcribed_subgroups(study_file.subgroups)
     }
     pfs_times = frame["PFS"].to_numpy()
     return Study(
@@ -131,6 +136,8 @@ def study_from_tables(
         dose_levels=(low, high),
         dose_count=dose_counts[low],
         registry=registry,
+        subgroups=study_file.subgroups,
+        sex_restricted={printed.slug(site): sex for site, sex in study_file.sex_restricted_sites.items()},
     )
 
 

@@ -214,7 +214,9 @@ def _adsl(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl.
     provenance = validation.clean(inputs["raw_provenance"], schemas.PROVENANCE, quarantine)
     # DTHFL: who died by the latest cut.
     followup = validation.clean(inputs["raw_followup"], schemas.FOLLOWUP, quarantine, keep=("data_cut",))
-    candidate = adam.adsl.derive_adsl(patients, allocations, studyid=settings.studyid, provenance=provenance).pipe(adam.adsl.derive_dthfl, followup)
+    candidate = adam.adsl.derive_adsl(
+        patients, allocations, studyid=settings.studyid, provenance=provenance, treatment_code=settings.treatment_code
+    ).pipe(adam.adsl.derive_dthfl, followup)
     raw = pl.concat([r.select(validation.FILE, validation.ROW) for r in (raw_patients, raw_allocations)])
     results = [
         _quarantine_result(context, "adsl", settings, quarantine, raw),
@@ -241,7 +243,7 @@ def _adtte(context: AssetExecutionContext, settings: Study, inputs: dict[str, pl
     cuts_in = validation.clean(raw_followup, schemas.FOLLOWUP, quarantine, keep=("data_cut", "content_hash"))
     cuts_in = cuts_in.with_columns(pl.col("data_cut").str.to_date("%Y-%m-%d"))
     provenance = validation.clean(inputs["raw_provenance"], schemas.PROVENANCE, quarantine)
-    candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid, provenance=provenance)
+    candidate = adam.adtte.derive_adtte(cuts_in, studyid=settings.studyid, provenance=provenance, treatment_code=settings.treatment_code)
     versions = candidate.group_by("DCUTDT", "SRCFILE", "SRCHASH").len().sort("DCUTDT")
     cuts = versions["DCUTDT"].cast(pl.String).to_list()
     context.log.info(f"ADTTE: {candidate.height} rows over data cut(s) {', '.join(cuts)}")

@@ -9,8 +9,10 @@ import altair as alt
 import polars as pl
 
 from lms_assets.graphs import adverse_events, forest, history, km, km_subgroups, swimmer, waterfall
+from lms_assets.records.declarations import SUBGROUP_COLUMNS
+from lms_assets.records.study import Study
 from lms_assets.tables.printed import published_cut
-from lms_assets.tables.survival import SUBGROUP_SCHEMA, SUBGROUPS, SUMMARY_SCHEMA
+from lms_assets.tables.survival import SUBGROUP_SCHEMA, SUMMARY_SCHEMA
 
 NO_CUT = "none (no follow-up cut analysed)"
 
@@ -53,7 +55,7 @@ class ChartAsset:
     title: str
     description: str
     reads: Mapping[str, tuple[str, ...]]  # table -> the columns the chart draws
-    draw: Callable[[Tables], Drawn]
+    draw: Callable[[Tables, Study], Drawn]  # from its tables and the study (study.toml)
 
 
 # The columns each chart reads, by table.
@@ -66,7 +68,7 @@ HISTORY = ("data_cut", "endpoint", "method", "n", "events", "median", "ci_lower"
 AE_SUMMARY = ("section", "term", "denominator", "total_n", "total_pct", *(f"{g}_{v}" for g in ("g12", "g34", "g5") for v in ("n", "pct")))
 
 
-def _waterfall(t: Tables) -> Drawn:
+def _waterfall(t: Tables, study: Study) -> Drawn:
     cut = published_cut(t["printed_values"])
     bars, total = waterfall.waterfall_data(t["adrs"], t["adtr"], t["adsl"])
     return Drawn(
@@ -77,7 +79,7 @@ def _waterfall(t: Tables) -> Drawn:
     )
 
 
-def _ae(t: Tables) -> Drawn:
+def _ae(t: Tables, study: Study) -> Drawn:
     cut = published_cut(t["printed_values"])
     rows, terms = adverse_events.ae_chart_data(t["ae_summary"])
     return Drawn(
@@ -88,8 +90,8 @@ def _ae(t: Tables) -> Drawn:
     )
 
 
-def _km(endpoint: str) -> Callable[[Tables], Drawn]:
-    def draw(t: Tables) -> Drawn:
+def _km(endpoint: str) -> Callable[[Tables, Study], Drawn]:
+    def draw(t: Tables, study: Study) -> Drawn:
         curves, summary = t["survival_curves"], t["survival_summary"]
         published = published_cut(t["printed_values"])
         latest = curves["data_cut"].max()
@@ -107,12 +109,12 @@ def _km(endpoint: str) -> Callable[[Tables], Drawn]:
     return draw
 
 
-def _forest(t: Tables) -> Drawn:
+def _forest(t: Tables, study: Study) -> Drawn:
     subgroups, summary = t["survival_subgroups"], t["survival_summary"]
     return Drawn(forest.forest_chart(subgroups, summary), forest.forest_expected_numbers(subgroups, summary), _latest_words(subgroups["data_cut"]))
 
 
-def _history(t: Tables) -> Drawn:
+def _history(t: Tables, study: Study) -> Drawn:
     table = t["median_history"]
     return Drawn(
         history.history_chart(table),
@@ -122,7 +124,7 @@ def _history(t: Tables) -> Drawn:
     )
 
 
-def _swimmer(t: Tables) -> Drawn:
+def _swimmer(t: Tables, study: Study) -> Drawn:
     lanes, cohort = swimmer.swimmer_data(t["adtte"], t["adrs"], t["adsl"])
     return Drawn(
         swimmer.swimmer_chart(lanes, cohort),
@@ -133,13 +135,13 @@ def _swimmer(t: Tables) -> Drawn:
     )
 
 
-def _km_by_subgroup(t: Tables) -> Drawn:
-    subgroups = t["survival_subgroups"]
+def _km_by_subgroup(t: Tables, study: Study) -> Drawn:
+    subgroups, declared = t["survival_subgroups"], study.subgroups
     return Drawn(
-        km_subgroups.subgroup_chart(t["adtte"], t["adsl"], subgroups),
-        km_subgroups.expected_numbers(t["adtte"], t["adsl"], subgroups),
+        km_subgroups.subgroup_chart(t["adtte"], t["adsl"], subgroups, declared),
+        km_subgroups.expected_numbers(t["adtte"], t["adsl"], subgroups, declared),
         _latest_words(subgroups["data_cut"]),
-        mismatches=lambda spec: km_subgroups.plotted_mismatches(spec, subgroups, t["adtte"], t["adsl"]),
+        mismatches=lambda spec: km_subgroups.plotted_mismatches(spec, subgroups, t["adtte"], t["adsl"], declared),
     )
 
 
@@ -196,8 +198,7 @@ CHART_ASSETS = (
     ChartAsset(
         "forest_chart",
         "Subgroup forest plot",
-        "Forest plot of the latest data cut's subgroups (sex, ECOG, combination therapy, prior chemotherapy, surgery, "
-        "radiotherapy, primary site), one block per endpoint: an overall row (all patients' events/patients and SPSS "
+        "Forest plot of the latest data cut's subgroups (those study.toml declares), one block per endpoint: an overall row (all patients' events/patients and SPSS "
         "median, from survival_summary), then per comparison the level's and the reference's events/patients, the Cox "
         "HR with 95% CI on a log axis with which side favours which group, HR (CI) and log-rank p, and how many "
         "comparisons reach p < 0.05 against the paper's 'no significant difference'. PNG here; HTML in "
@@ -209,20 +210,19 @@ CHART_ASSETS = (
     ChartAsset(
         "km_subgroups_chart",
         "Kaplan–Meier curves by subgroup",
-        "Kaplan–Meier curves of PFS and OS for each subgroup factor the Discussion names (sex, ECOG PS, prior "
-        "chemotherapy, surgery and radiotherapy, primary site, combination therapy) as small multiples, the level "
+        "Kaplan–Meier curves of PFS and OS for each subgroup factor study.toml declares as small multiples, the level "
         "against the reference, events/patients and the numbers at risk under each panel, and the log-rank p of "
         "survival_subgroups in each panel's title; the latest data cut. Its check compares each curve's median and "
         "each panel's p with survival_subgroups. PNG here; HTML in outputs/charts/km_subgroups_chart.html. "
         "Reconstructed inputs: the primary-site allocation (ADSL RECONVAR) and, for OS, the living patients' "
         "last-contact times (ADTTE AVALRFL = 'Y').",
-        {"adtte": ADTTE, "adsl": ("SUBJID", *(s.column for s in SUBGROUPS)), "survival_subgroups": tuple(SUBGROUP_SCHEMA)},
+        {"adtte": ADTTE, "adsl": ("SUBJID", *SUBGROUP_COLUMNS), "survival_subgroups": tuple(SUBGROUP_SCHEMA)},
         _km_by_subgroup,
     ),
     ChartAsset(
         "swimmer_chart",
         "Swimmer plot",
-        "One lane per patient, longest time on study on top: a bar from the start of anlotinib to death or last "
+        "One lane per patient, longest time on study on top: a bar from the start of the study treatment to death or last "
         "contact, coloured by combination therapy, with progression (the PFS event), death and an arrow for alive at "
         "the latest data cut marked, and the best RECIST 1.1 response beside each lane. Its check compares every "
         f"plotted time with ADTTE. Above {swimmer.MAX_LANES} patients an evenly spaced sample, as the chart says. PNG "

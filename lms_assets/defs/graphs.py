@@ -34,7 +34,8 @@ from dagster import (
 from lms_assets.defs.chart_catalogue import CHART_ASSETS, ChartAsset, Drawn
 from lms_assets.defs.constants import CHARTS, OWNERS
 from lms_assets.defs.markdown import escape_markdown, plain_text
-from lms_assets.defs.resources import OutputsFolder, WarehouseTables
+from lms_assets.defs.records import study_of
+from lms_assets.defs.resources import OutputsFolder, StudyFolder, WarehouseTables
 from lms_assets.defs.steps import layer, table_key
 from lms_assets.graphs import render, stated
 
@@ -173,16 +174,19 @@ SPECS = [
         for c in CHART_ASSETS
     ],
 )
-def charts(context: AssetExecutionContext, outputs_folder: OutputsFolder, io_manager: ResourceParam[WarehouseTables]) -> Iterator:
+def charts(
+    context: AssetExecutionContext, outputs_folder: OutputsFolder, io_manager: ResourceParam[WarehouseTables], study_folder: StudyFolder
+) -> Iterator:
     """The selected charts, each checked, then rendered and stored unless its check failed; the step fails after
     the others are stored, naming each chart not published (its stored files stay as they were)."""
     selected = [c for c in CHART_ASSETS if table_key(context, c.name) in context.selected_asset_keys]
     tables = read_tables(io_manager, selected)
+    study = study_of(study_folder)
     blocking = {spec.asset_key for spec in context.assets_def.check_specs if spec.blocking}
     failed: list[tuple[str, str]] = []
     for chart in selected:
         key = table_key(context, chart.name)
-        drawn = chart.draw(tables)
+        drawn = chart.draw(tables, study)
         spec = render.chart_spec(drawn.chart)
         result = check_result(chart.name, drawn, spec)._replace(asset_key=key)
         report = context.assets_def.metadata_by_key.get(key, {}).get("report")

@@ -206,7 +206,7 @@ def ingest(context: AssetExecutionContext, study_folder: StudyFolder, io_manager
         raise Failure(description="\n".join(refused), metadata={"study_folder": str(study_folder.root.resolve())})
     if "quarantine" in chosen:
         tables = [raws[name] if name in raws else stored(io_manager, name) for name in QUARANTINED]
-        yield from _quarantine(context, tables)
+        yield from _quarantine(context, tables, study_of(study_folder))
 
 
 def _followup(context: AssetExecutionContext, study: Path):
@@ -257,9 +257,10 @@ def _files_markdown(files: pl.DataFrame) -> str:
     return "| file | rows | sha256 |\n|---|---|---|\n" + rows
 
 
-def _quarantine(context: AssetExecutionContext, raws: list[pl.DataFrame]):
-    """The quarantine's Output and its check's result, from the raw tables in ``QUARANTINED`` order."""
-    rows = validation.quarantine_rows(*raws)
+def _quarantine(context: AssetExecutionContext, raws: list[pl.DataFrame], study: Study):
+    """The quarantine's Output and its check's result, from the raw tables in ``QUARANTINED`` order and the values
+    ``study`` declares for its record columns."""
+    rows = validation.quarantine_rows(*raws, vocabulary=study.vocabulary)
     summary = validation.describe_quarantine(rows, escape=escape_markdown) if rows.height else None
     if summary:
         # A log line is plain text: the Markdown escapes would show as backslashes and backticks.

@@ -23,7 +23,7 @@ MAX_POINTS = 600
 MAX_CENSOR_MARKS = 150
 MAX_TICKS = 13
 WIDTH = 620
-X_TITLE = "Months since start of anlotinib"
+X_TITLE = "Months since start of the study treatment"
 Y_TITLE = "Survival probability"
 # Colour-blind-safe (Okabe–Ito): the latest cut first, an overlaid cut second.
 SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7")

@@ -1,5 +1,4 @@
-"""Kaplan–Meier curves by subgroup: for each factor ``survival_subgroups`` compares (the Discussion's sex, PS, treatment
-history, primary site and combination therapy) and each endpoint, a small panel with the level's and the reference's
+"""Kaplan–Meier curves by subgroup: for each factor ``survival_subgroups`` compares (the study's, study.toml) and each endpoint, a small panel with the level's and the reference's
 curves, their numbers at risk under it, and the log-rank p of ``survival_subgroups`` in its title (Altair).
 
 ``plotted_mismatches`` reads the drawn curves and titles back from the spec: each curve's median (first time S ≤ 0.5)
@@ -9,6 +8,7 @@ and n must be the ``survival_subgroups`` row's, and each panel's p its log-rank 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, cast
 
 import altair as alt
@@ -17,7 +17,7 @@ import polars as pl
 from lms_assets.graphs.km import SERIES_COLOURS, compact_count, tick_step
 from lms_assets.graphs.stated import count_texts, numbers
 from lms_assets.tables.printed import fixed
-from lms_assets.tables.survival import SUBGROUPS, TOLERANCE, Subgroup, first_time_at_or_below, km_steps
+from lms_assets.tables.survival import TOLERANCE, Subgroup, first_time_at_or_below, km_steps
 
 ENDPOINTS = ("PFS", "OS")
 PANEL_WIDTH = 300
@@ -32,8 +32,8 @@ ARMS = ("level", "reference")
 ARM_COLOURS = dict(zip(ARMS, SERIES_COLOURS))
 
 
-def subgroup_times(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: tuple[Subgroup, ...] = SUBGROUPS) -> pl.DataFrame:
-    """ADTTE's latest cut as (factor, endpoint, arm, label, time, event, count): how many patients of each factor's two
+def subgroup_times(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Sequence[Subgroup]) -> pl.DataFrame:
+    """ADTTE's latest cut as (factor, endpoint, arm, label, time, event, count): how many patients of each of the study's factors' two
     compared levels share each time and outcome (a patient in neither, such as a third primary site, is left out, as
     in ``survival_subgroups``). Counts, not patient rows, so a large study costs its distinct times, not 14 rows a patient."""
     cut = adtte["DCUTDT"].max()
@@ -158,11 +158,12 @@ def _panel(row: dict, legends: list[str], ticks: list[float], censor_ticks: bool
     )
 
 
-def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame) -> alt.TopLevelMixin:
-    """Small multiples of KM curves: one row per factor of ``survival_subgroups``' latest cut, PFS left and OS right."""
+def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame, declared: Sequence[Subgroup]) -> alt.TopLevelMixin:
+    """Small multiples of KM curves: one row per factor of ``survival_subgroups``' latest cut (``declared``: the study's
+    subgroups, which name each factor's ADSL variable and labels), PFS left and OS right."""
     cut = cast(dt.date | None, subgroups["data_cut"].max())
     rows = subgroups.filter(pl.col("data_cut") == cut)
-    times = subgroup_times(adtte.filter(pl.col("DCUTDT") == cut), adsl)
+    times = subgroup_times(adtte.filter(pl.col("DCUTDT") == cut), adsl, declared)
     if times.is_empty() or rows.is_empty():
         return alt.Chart(pl.DataFrame({"m": ["Survival by subgroup: no patients in any data cut"]})).mark_text().encode(text="m:N")
     last = cast(float, times["time"].max())
@@ -188,7 +189,7 @@ def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFr
         f"Data cut {cut}. Each panel: the first-named level (blue) against the reference (orange); under it, the numbers at risk,",
         "each row named with its level's (events/patients). "
         + ("Ticks: censored." if censor_ticks else f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."),
-        "The log-rank p of each panel is survival_subgroups' (no multiplicity correction). x: months since start of anlotinib; y: S(t).",
+        "The log-rank p of each panel is survival_subgroups' (no multiplicity correction). x: months since start of the study treatment; y: S(t).",
     ]
     return (
         alt.concat(*panels, columns=len(ENDPOINTS), spacing=16, data=data)
@@ -200,7 +201,7 @@ def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFr
     )
 
 
-def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame) -> set[str]:
+def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame, declared: Sequence[Subgroup]) -> set[str]:
     """Every number the chart may state: ``survival_subgroups``' n, events and log-rank p of the latest cut and the
     numbers in its level names, and the patients with time ≥ t counted from ADTTE at every tick the chart can show."""
     cut = subgroups["data_cut"].max()
@@ -211,7 +212,7 @@ def expected_numbers(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.Data
     last = cast(float | None, times["AVAL"].max()) or 0.0
     step = tick_step(last, every=6.0, max_ticks=MAX_TICKS)
     months = [step * i for i in range(int(last // step) + 2)]
-    at_risk = {compact_count(n) for n in at_risk_counts(subgroup_times(times, adsl), months)["at_risk"].to_list()}
+    at_risk = {compact_count(n) for n in at_risk_counts(subgroup_times(times, adsl, declared), months)["at_risk"].to_list()}
     words = set(numbers(str(v) for c in ("factor", "level", "reference") for v in rows[c].to_list()))
     return counts | p_values | at_risk | words | {str(cut), "0.5", "0.0", "1.0", "0", "1", str(MAX_CENSOR_MARKS)} | {f"{m:g}" for m in months}
 
@@ -230,7 +231,9 @@ def _panels(spec: dict[str, Any]) -> tuple[list[str], pl.DataFrame, pl.DataFrame
     return titles, frame("curve", curve), frame("risk", risk)
 
 
-def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame, adtte: pl.DataFrame, adsl: pl.DataFrame) -> list[str]:
+def plotted_mismatches(
+    spec: dict[str, Any], subgroups: pl.DataFrame, adtte: pl.DataFrame, adsl: pl.DataFrame, declared: Sequence[Subgroup]
+) -> list[str]:
     """Where a panel's drawn curves, numbers at risk or stated p differ from their tables at ``survival_subgroups``'
     latest cut: each arm's first time with S ≤ 0.5 must be the row's median (median_ref for the reference), the
     panel's log-rank p the row's, and each number at risk the patients of that arm with ADTTE AVAL ≥ t."""
@@ -252,7 +255,7 @@ def plotted_mismatches(spec: dict[str, Any], subgroups: pl.DataFrame, adtte: pl.
             if drawn != row[column]:
                 problems.append(f"{factor}, {endpoint}: the {row[arm]} curve reaches S = 0.5 at {drawn}, survival_subgroups' median is {row[column]}")
     problems += [f"{title}: a panel of no survival_subgroups comparison" for title in stated if tuple(title.split(", ", 1)) not in rows]
-    counted = at_risk_counts(subgroup_times(adtte.filter(pl.col("DCUTDT") == cut), adsl), sorted(set(risk["month"].to_list())))
+    counted = at_risk_counts(subgroup_times(adtte.filter(pl.col("DCUTDT") == cut), adsl, declared), sorted(set(risk["month"].to_list())))
     expected = {(f, e, a, m): compact_count(n) for f, e, a, m, n in counted.iter_rows()}
     wrong = [(f, e, a, m, t, expected.get((f, e, a, m))) for f, e, a, m, t in risk.iter_rows() if expected.get((f, e, a, m)) != t]
     problems += [f"{f}, {e}, {a}: {t} at risk drawn at month {m:g}, {n} patients of ADTTE have AVAL ≥ {m:g}" for f, e, a, m, t, n in wrong[:3]]

@@ -1,4 +1,4 @@
-"""The swimmer plot: one lane per patient, time on study from the start of anlotinib to death or last contact, with
+"""The swimmer plot: one lane per patient, time on study from the start of the study treatment to death or last contact, with
 progression, death, alive at the cut and best response marked, coloured by combination therapy (Altair).
 
 Every plotted time is an ADTTE ``AVAL``; ``plotted_mismatches`` reads them back from the chart's spec and compares
@@ -20,7 +20,7 @@ from lms_assets.graphs.stated import count_texts
 from lms_assets.graphs.waterfall import RESPONSE_COLOURS
 
 MAX_LANES = 60
-MONOTHERAPY = "None (anlotinib alone)"
+MONOTHERAPY = "None (study treatment alone)"
 # A patient with no best response recorded in ADRS: not "NE", which is a recorded response.
 NO_RESPONSE = "–"
 THERAPY_COLOURS = ("#BBBBBB", "#0072B2", "#009E73", "#CC79A7", "#56B4E9", "#F0E442")
@@ -74,7 +74,7 @@ def swimmer_data(adtte: pl.DataFrame, adrs: pl.DataFrame, adsl: pl.DataFrame, ma
 
 def _subtitle(shown: int, cohort: Cohort) -> list[str]:
     lines = [
-        f"Data cut {cohort.cut}: {cohort.patients:,} patients, {cohort.deaths:,} died; longest time on study on top. Bar: start of anlotinib to death or last contact.",
+        f"Data cut {cohort.cut}: {cohort.patients:,} patients, {cohort.deaths:,} died; longest time on study on top. Bar: start of the study treatment to death or last contact.",
         "Marks: progression at the PFS time, death, an arrow where the patient was alive at the cut; best response (RECIST 1.1) on the left.",
     ]
     if cohort.reconstructed:
@@ -121,7 +121,7 @@ def swimmer_chart(lanes: pl.DataFrame, cohort: Cohort) -> alt.TopLevelMixin:
         color=alt.Color(
             "therapy:N",
             scale=alt.Scale(domain=therapies, range=list(THERAPY_COLOURS[: len(therapies)])),
-            legend=alt.Legend(title="Combined with anlotinib", orient="bottom", direction="vertical", labelLimit=0, titleLimit=0),
+            legend=alt.Legend(title="Combined with the study treatment", orient="bottom", direction="vertical", labelLimit=0, titleLimit=0),
         ),
         tooltip=tooltip,
     )

@@ -126,7 +126,7 @@ def waterfall_chart(bars: pl.DataFrame, total: int, data_cut: object | None = No
             shape=alt.Shape(
                 "combination:N",
                 scale=alt.Scale(domain=therapies, range=[COMBINATION_SHAPES.get(t, FALLBACK_SHAPE) for t in therapies]),
-                legend=alt.Legend(title="Combined with anlotinib", orient="right", titleLimit=0, labelLimit=0),
+                legend=alt.Legend(title="Combined with the study treatment", orient="right", titleLimit=0, labelLimit=0),
             ),
             tooltip=tooltip,
         )

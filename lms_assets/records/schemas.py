@@ -5,7 +5,8 @@ The same declarations drive validation, quarantine messages and the documentatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -62,7 +63,7 @@ PATIENTS = FileSchema(
     references_patients=False,
     columns=(
         PATIENT_ID,
-        Column("age", pl.Int64, "Age at start of anlotinib, years", minimum=18, maximum=100),
+        Column("age", pl.Int64, "Age at start of the study treatment, years", minimum=18, maximum=100),
         Column("sex", pl.String, "Sex as printed", allowed=("Female", "Male")),
         Column("ecog", pl.Int64, "ECOG performance status", minimum=0, maximum=4),
         Column("surgery_history", pl.String, "Prior surgery", allowed=YES_NO),
@@ -73,12 +74,8 @@ PATIENTS = FileSchema(
             "Prior chemotherapy lines as printed",
             allowed=("No", "1 line", "2 line", "3 line and more"),
         ),
-        Column(
-            "combination_therapy",
-            pl.String,
-            "Therapy combined with anlotinib",
-            allowed=("None", "Immunotherapy", "Chemotherapy", "Radiotherapy", "Immunotherapy+Chemotherapy"),
-        ),
+        # Its values are the study's (study.toml, [vocabulary.patients]); "None" is given alone.
+        Column("combination_therapy", pl.String, "Therapy combined with the study treatment"),
     ),
 )
 
@@ -89,15 +86,11 @@ PATIENT_ALLOCATIONS = FileSchema(
     key=("patient_id",),
     columns=(
         PATIENT_ID,
-        Column(
-            "primary_site",
-            pl.String,
-            "Primary tumour site",
-            allowed=("Retroperitoneal", "Extremities", "Pelvis", "Uterus", "Lung"),
-        ),
-        Column("starting_dose_mg", pl.Int64, "Starting daily dose of anlotinib, mg", minimum=8, maximum=12),
+        # Its values are the study's (study.toml, [vocabulary.allocations]).
+        Column("primary_site", pl.String, "Primary tumour site"),
+        Column("starting_dose_mg", pl.Int64, "Starting daily dose of the study treatment, mg", minimum=8, maximum=12),
         Column("dose_reduced", pl.String, "Dose reduced for toxicity", allowed=YES_NO),
-        Column("discontinued_for_toxicity", pl.String, "Anlotinib stopped for adverse reactions", allowed=YES_NO),
+        Column("discontinued_for_toxicity", pl.String, "Study treatment stopped for adverse reactions", allowed=YES_NO),
     ),
 )
 
@@ -143,24 +136,6 @@ FOLLOWUP = FileSchema(
     ),
 )
 
-# The declared adverse-event vocabulary: Table 4's terms as printed. A term is free text in the source, and
-# it reaches charts, the report and the UI, so anything else (a misspelling, markup) is quarantined with the
-# list; a study that records another term adds it here.
-AE_TERMS = (
-    "ALT elevation",
-    "Anemia",
-    "Constipation",
-    "Diarrhea",
-    "Fatigue",
-    "Hand foot skin syndrome",
-    "Hypertension",
-    "Hypoproteinemia",
-    "Insomnia",
-    "Local Pain",
-    "Nausea/vomiting",
-    "Oral ulcers",
-)
-
 ADVERSE_EVENTS = FileSchema(
     name="adverse_events",
     location="adverse_events.csv",
@@ -168,7 +143,9 @@ ADVERSE_EVENTS = FileSchema(
     key=("patient_id", "term", "episode"),
     columns=(
         PATIENT_ID,
-        Column("term", pl.String, "Adverse event term as in Table 4", allowed=AE_TERMS),
+        # The study's vocabulary (study.toml, [vocabulary.adverse_events]): a term is free text in the source and
+        # reaches charts, the report and the UI, so anything else (a misspelling, markup) is quarantined with the list.
+        Column("term", pl.String, "Adverse event term as the paper prints it"),
         Column("episode", pl.Int64, "Episode number of this term for this patient", minimum=1),
         Column("ctcae_grade", pl.Int64, "CTCAE 4.03 grade", minimum=1, maximum=5),
     ),
@@ -287,3 +264,11 @@ OPTIONAL_COLUMNS = {
 }
 
 RECORD_FILES = (PATIENTS, PATIENT_ALLOCATIONS, RESPONSE, FOLLOWUP, ADVERSE_EVENTS)
+
+
+def with_vocabulary(schema: FileSchema, allowed: Mapping[str, tuple[str, ...]]) -> FileSchema:
+    """``schema`` whose columns named in ``allowed`` allow only those values (a study's vocabulary, study.toml)."""
+    if not allowed:
+        return schema
+    columns = tuple(replace(c, allowed=allowed[c.name]) if c.name in allowed else c for c in schema.columns)
+    return replace(schema, columns=columns)

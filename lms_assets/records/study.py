@@ -12,20 +12,24 @@ import re
 import reprlib
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from lms_assets.records import declarations, schemas
 from lms_assets.records.boundary import read_regular, resolve_inside
 from lms_assets.records.csv_text import MAX_LINE_CHARS
+from lms_assets.records.declarations import STUDY_FILE, Subgroup
 from lms_assets.records.errors import EXCERPT_CHARS, RecordFileError, excerpt
 from lms_assets.records.validation import FILE, describe_quarantine, excluded_share
 
-STUDY_FILE = "study.toml"
 # STUDYID prefixes every USUBJID: letters, digits, '-' and '_' keep it a plain identifier in every export.
 _STUDYID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}", re.ASCII)
 TITLE_CHARS = 200
+# The study folder shipped with the code (LMS_DATA_DIR's default, defs/resources.py): the synthetic generator imitates
+# it, and a pure function called without a study's declarations takes its.
+SHIPPED_STUDY_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,34 @@ class Study:
     # On: R recomputes the statistics and agrees_with_r fails when it cannot. Off: a team without R says so, and
     # every result states it was not independently verified.
     independent_verification: bool = True
+    # The study's one arm as ADaM's TRT01P and TRTP hold it; None: the study names none (they are null).
+    treatment_code: str | None = None
+    # Per record file (schema name) and column, the values it allows (declarations.VOCABULARY_COLUMNS); a column
+    # the study does not declare takes any value.
+    vocabulary: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # Primary sites only patients of one sex can have: site -> ADSL sex code (F, M).
+    sex_restricted_sites: dict[str, str] = field(default_factory=dict)
+    # The subgroups compared within each endpoint (survival_subgroups), in the order shown.
+    subgroups: tuple[Subgroup, ...] = ()
+
+    def values(self, file: str, column: str) -> tuple[str, ...]:
+        """The values the study declares for ``column`` of the record file ``file`` (schema name); () when none."""
+        return self.vocabulary.get(file, {}).get(column, ())
 
 
 REQUIRED = ("studyid", "title", "enrolment_start", "enrolment_end")
-KNOWN = (*REQUIRED, "exclude_quarantined_rows", "max_excluded_share", "report_tables", "survival_rows", "independent_verification")
+KNOWN = (
+    *REQUIRED,
+    "exclude_quarantined_rows",
+    "max_excluded_share",
+    "report_tables",
+    "survival_rows",
+    "independent_verification",
+    "treatment_code",
+    "vocabulary",
+    "sex_restricted_sites",
+    "subgroups",
+)
 REPORT_TABLE_KEYS = ("heading", "source", "owners")
 
 
@@ -190,8 +218,22 @@ def _study(parsed: dict) -> Study:
     independent = parsed.get("independent_verification", True)
     if not isinstance(independent, bool):
         raise RecordFileError(f"{STUDY_FILE}: independent_verification must be true or false, not {excerpt(repr(independent))}")
+    vocabulary = declarations.vocabulary(parsed)
+    sites = vocabulary.get(schemas.PATIENT_ALLOCATIONS.name, {}).get("primary_site")
     return Study(
-        studyid, title, start, end, exclude, _share(parsed, "max_excluded_share"), _report_tables(parsed), _survival_rows(parsed), independent
+        studyid,
+        title,
+        start,
+        end,
+        exclude,
+        _share(parsed, "max_excluded_share"),
+        _report_tables(parsed),
+        _survival_rows(parsed),
+        independent,
+        declarations.treatment_code(parsed),
+        vocabulary,
+        declarations.sex_restricted_sites(parsed, sites),
+        declarations.subgroups(parsed, sites),
     )
 
 

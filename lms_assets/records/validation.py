@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import polars as pl
@@ -246,9 +246,16 @@ def quarantine_rows(
     raw_adverse_events: pl.DataFrame,
     raw_printed_values: pl.DataFrame,
     raw_provenance: pl.DataFrame,
+    *,
+    vocabulary: Mapping[str, Mapping[str, tuple[str, ...]]],
 ) -> pl.DataFrame:
-    """All rule violations of all record files, then rows that refer to a patient who is not valid."""
-    patient_problems = problems(raw_patients, schemas.PATIENTS)
+    """All rule violations of all record files, then rows that refer to a patient who is not valid; ``vocabulary``
+    (the study's, per schema name and column) gives the values its declared columns allow."""
+
+    def declared(schema: schemas.FileSchema) -> schemas.FileSchema:
+        return schemas.with_vocabulary(schema, vocabulary.get(schema.name, {}))
+
+    patient_problems = problems(raw_patients, declared(schemas.PATIENTS))
     valid_ids = clean(raw_patients, schemas.PATIENTS, patient_problems)["patient_id"]
     found = [
         patient_problems,
@@ -260,7 +267,7 @@ def quarantine_rows(
         (raw_response, schemas.RESPONSE),
         (raw_adverse_events, schemas.ADVERSE_EVENTS),
     ):
-        found += [problems(raw, schema), unknown_patients(raw, valid_ids)]
+        found += [problems(raw, declared(schema)), unknown_patients(raw, valid_ids)]
     for (_,), cut in raw_followup.group_by(FILE, maintain_order=True):
         found += [problems(cut, schemas.FOLLOWUP), unknown_patients(cut, valid_ids)]
     return pl.concat(found).unique().sort("file", "row", "column")

@@ -139,7 +139,7 @@ def baseline_summary(adsl: pl.DataFrame) -> pl.DataFrame:
             category_rows(adsl, "Surgery history", "SURGFL", "surgery", YES_NO),
             category_rows(adsl, "Radiotherapy history", "RADIOFL", "radiotherapy", YES_NO),
             category_rows(adsl, CHEMOTHERAPY, "PRCHLN", "chemotherapy", CHEMOTHERAPY_LEVELS),
-            category_rows(adsl, "Anlotinib dose", "DOSE0", "dose", dose_levels),
+            category_rows(adsl, "Starting dose", "DOSE0", "dose", dose_levels),
             category_rows(adsl, "Combination therapy", "COMBFL", "combination", COMBINATION_LEVELS),
         ]
     )

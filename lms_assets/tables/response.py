@@ -200,9 +200,9 @@ def shrinkage_rows(bor: pl.DataFrame) -> list[dict]:
 
 
 def immunotherapy_rows(treated: pl.DataFrame, adtte: pl.DataFrame) -> list[dict]:
-    """Anlotinib + immunotherapy: patients, best responses, shrinkage over 70% and, per data cut, those of them alive (OS censored)."""
+    """The study treatment + immunotherapy: patients, best responses, shrinkage over 70% and, per data cut, those of them alive (OS censored)."""
     immuno = treated.filter(pl.col("IMMUNOFL") == "Y")
-    rows = [_row("immunotherapy", "Treated with anlotinib + immunotherapy", _ids(immuno), treated.height)]
+    rows = [_row("immunotherapy", "Treated with the study treatment + immunotherapy", _ids(immuno), treated.height)]
     rows += [
         _row(f"immunotherapy.{c}", f"… with best response {c}", _ids(immuno.filter(pl.col("AVALC") == c)), immuno.height) for c in REPORTED_CATEGORIES
     ]
@@ -217,7 +217,7 @@ def immunotherapy_rows(treated: pl.DataFrame, adtte: pl.DataFrame) -> list[dict]
     return rows
 
 
-# Rates compared between combination therapy and anlotinib alone: registry key, printed label, counted responses.
+# Rates compared between combination therapy and the study treatment alone: registry key, printed label, counted responses.
 # The Discussion prints the PR rates and says neither ORR nor DCR differed significantly.
 COMBINATION_RATES = (
     ("pr_rate", "PR rate", ("PR",)),
@@ -227,10 +227,10 @@ COMBINATION_RATES = (
 
 
 def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, members: tuple[str, ...]) -> list[dict]:
-    """A response rate with combination therapy (COMBFL = Y) vs anlotinib alone (COMBFL = N), compared by Fisher's exact test, two-sided."""
+    """A response rate with combination therapy (COMBFL = Y) vs the study treatment alone (COMBFL = N), compared by Fisher's exact test, two-sided."""
     groups = {
-        "combination": (f"{label}, anlotinib + other therapy", treated.filter(pl.col("COMBFL") == "Y")),
-        "monotherapy": (f"{label}, anlotinib alone", treated.filter(pl.col("COMBFL") == "N")),
+        "combination": (f"{label}, study treatment + other therapy", treated.filter(pl.col("COMBFL") == "Y")),
+        "monotherapy": (f"{label}, the study treatment alone", treated.filter(pl.col("COMBFL") == "N")),
     }
     responders = {name: _ids(group.filter(pl.col("AVALC").is_in(members))) for name, (_, group) in groups.items()}
     table = [[len(responders[name]), group.height - len(responders[name])] for name, (_, group) in groups.items()]
@@ -241,7 +241,7 @@ def rate_by_combination_rows(treated: pl.DataFrame, key: str, label: str, member
 
 
 def tumour_shrinkage(adsl: pl.DataFrame, adrs: pl.DataFrame, adtr: pl.DataFrame, adtte: pl.DataFrame) -> pl.DataFrame:
-    """The Results' and Discussion's response values: shrinkage (from ADTR), anlotinib + immunotherapy, PR, ORR and DCR by combination therapy."""
+    """The Results' and Discussion's response values: shrinkage (from ADTR), the study treatment + immunotherapy, PR, ORR and DCR by combination therapy."""
     bor = with_best_change(best_responses(adrs), adtr)
     treated = bor.join(adsl.select("SUBJID", "COMBFL", "IMMUNOFL"), on="SUBJID", how="inner")
     by_combination = [row for key, label, members in COMBINATION_RATES for row in rate_by_combination_rows(treated, key, label, members)]

@@ -21,6 +21,7 @@ from dataclasses import asdict
 import numpy as np
 import polars as pl
 
+from lms_assets.records.study import SHIPPED_STUDY_DIR, load_study
 from lms_assets.tables.cox import COX_FIT_OPTIONS, monotone_likelihood
 from lms_assets.tables.kaplan_meier import (
     TOLERANCE,
@@ -32,7 +33,7 @@ from lms_assets.tables.kaplan_meier import (
     plateau_midpoint_median,
     with_loglog_band,
 )
-from lms_assets.tables.subgroups import SUBGROUP_SCHEMA, SUBGROUPS, Subgroup, subgroup_codes
+from lms_assets.tables.subgroups import SUBGROUP_SCHEMA, Subgroup, subgroup_codes
 
 SPSS_UPPER, SPSS_LOWER = 0.55, 0.45
 GROUP = ("data_cut", "endpoint")
@@ -290,12 +291,15 @@ def _compare(weighted: pl.DataFrame, subgroup: Subgroup) -> dict:
     }
 
 
-def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Sequence[Subgroup] = SUBGROUPS) -> pl.DataFrame:
-    """Log-rank test (lifelines) and Cox HR with 95% CI (lifelines) of each two-level subgroup, per cut and endpoint.
+def subgroup_comparisons(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: Sequence[Subgroup] | None = None) -> pl.DataFrame:
+    """Log-rank test (lifelines) and Cox HR with 95% CI (lifelines) of each two-level subgroup, per cut and endpoint:
+    ``subgroups``, a study's declared ones (``Study.subgroups``), or without them the shipped study's (data/study.toml).
 
     The patient rows are aggregated once to (cut, endpoint, time, event, subgroup code) counts; every
     test runs on those counts, so the cost past that aggregation grows with distinct times, not patients.
     """
+    if subgroups is None:
+        subgroups = load_study(SHIPPED_STUDY_DIR).subgroups
     compact = (
         _time_to_event(adtte)
         .lazy()

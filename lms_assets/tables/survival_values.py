@@ -42,14 +42,13 @@ def followup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | Non
 
 
 def subgroup_recomputed_values(table: pl.DataFrame, published_cut: dt.date | None) -> pl.DataFrame:
-    """The Discussion's "no significant differences in PFS and OS": per endpoint, the comparisons of ``SUBGROUP_CLAIM``
-    whose shown log-rank p is below 0.05.
+    """The printed claim of no significant subgroup difference (``SUBGROUP_CLAIM``): per endpoint, the comparisons the
+    table shows (every one the study declares) whose log-rank p is below 0.05.
 
     A comparison without a log-rank p (a level empty, no event) counts as not significant; its note says why.
     """
     rows: list[tuple[str, float | None, list[int]]] = []
-    claimed = [s.factor for s in SUBGROUP_CLAIM.comparisons]
-    at_cut = _cut(table, published_cut).filter(pl.col("factor").is_in(claimed))
+    at_cut = _cut(table, published_cut)
     for (endpoint,), group in at_cut.group_by("endpoint", maintain_order=True):
         significant = group.filter(pl.col("logrank_p") < SIGNIFICANCE).height
         rows.append((SUBGROUP_CLAIM.quantity_of(endpoint), significant, []))

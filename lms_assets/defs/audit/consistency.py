@@ -5,6 +5,7 @@ import datetime as dt
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Failure, MetadataValue, Output, TableColumn, TableMetadataValue, TableRecord, TableSchema
 
+from lms_assets.adam.common import RECONSTRUCTED
 from lms_assets.audit import consistency, hypotheses, sensitivity, sensitivity_summary, verification
 from lms_assets.audit.feasibility import Feasibility, os_feasibility
 from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES, owner_of, printed_values_table
@@ -28,7 +29,9 @@ def _feasibility(adtte: pl.DataFrame, cut: dt.date | None, study: Study) -> Feas
     os_ = at_cut.filter(pl.col("PARAMCD") == "OS")
     pfs = at_cut.filter(pl.col("PARAMCD") == "PFS").select("SUBJID", pl.col("AVAL").alias("PFS"))
     censored = os_.filter(pl.col("CNSR") == 1).join(pfs, on="SUBJID")
-    if os_.is_empty() or censored.is_empty():
+    # The search places last-contact times the paper does not print (ADTTE AVALRFL = Y); a study whose censored
+    # times are all recorded has nothing to place.
+    if os_.is_empty() or censored.filter(pl.col("AVALRFL") == RECONSTRUCTED).is_empty():
         return None
     # No follow-up can be longer than from the first day of enrolment (study.toml) to the cut.
     window = sensitivity.os_window(cut, study)[1]
@@ -71,7 +74,7 @@ def printed_values(raw_printed_values: pl.DataFrame, raw_discrepancies: pl.DataF
         "printed_values": AssetIn(),
         "raw_provenance": AssetIn(),
         "adsl": AssetIn(metadata={"columns": ["SUBJID"]}),
-        "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR"]}),
+        "adtte": AssetIn(metadata={"columns": ["DCUTDT", "PARAMCD", "SUBJID", "AVAL", "CNSR", "AVALRFL"]}),
     },
     description=(
         "Per printed value, what the paper says against itself, found without recomputing anything: percentages "
@@ -97,7 +100,7 @@ def paper_consistency(
     searched = (
         f"{feasibility.patterns_examined} placements of the censored patients examined, {feasibility.patterns_feasible} feasible"
         if feasibility
-        else "no censored OS at the published cut: nothing to search"
+        else "no reconstructed censored OS at the published cut: nothing to search"
     )
     context.log.info(f"{flagged.height} printed values contradicted within the paper; {searched}")
     return Output(

@@ -1,5 +1,6 @@
 """Group ``audit``: how far each result resting on reconstructed inputs can move over every reconstruction consistent with the paper."""
 
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -20,13 +21,13 @@ from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
 from lms_assets.records import schemas, validation
-from lms_assets.tables import subgroups
+from lms_assets.records.declarations import SUBGROUP_COLUMNS
 from lms_assets.tables.printed import published_cut
 
 # Numpy enumerates the reconstructions.
 audit_asset = asset_defaults(group=AUDIT, kinds={"polars", "duckdb", "numpy"})
-# Who has which transcribed factor, sex (the uterine primary is female) and the shipped site and dose allocation.
-ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *(s.column for s in subgroups.SUBGROUPS)})
+# Who has which factor a subgroup may split, sex (a site may be one sex's, study.toml) and the shipped site and dose allocation.
+ADSL_COLUMNS = sorted({"SUBJID", "SEX", "PRIMSITE", "DOSE0", *SUBGROUP_COLUMNS})
 SHOWN = ["result", "value_id", "verdict", "sensitivity_range", "coverage"]
 
 # The blocking checks: what the ranges must obey whatever the records are (audit.sensitivity_checks says why each holds).
@@ -60,6 +61,15 @@ def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheck
     return [problems_result(name, [reason if name == failed else f"not evaluated: {failed} failed"], "") for name in CHECKS]
 
 
+def _nothing_to_vary(cut: dt.date | None, provenance: pl.DataFrame) -> str:
+    """Why no range is computed (no printed value constrains a reconstruction, or nothing is reconstructed); "" if one is."""
+    if cut is None:
+        return "no published cut in printed_values.csv: no printed value constrains a reconstruction"
+    if provenance.filter(pl.col("origin") == "reconstructed").is_empty():
+        return "nothing in provenance.csv is reconstructed: every result rests on the records as they are, with no reconstruction to vary"
+    return ""
+
+
 @audit_asset(
     ins={
         "printed_values": AssetIn(),
@@ -72,12 +82,13 @@ def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheck
         "last-contact times, the allocation of primary site and starting dose), its minimum, maximum and value under "
         "the shipped reconstruction over every reconstruction consistent with what the paper prints: OS placements "
         "reproducing the printed median and reachable CI within each patient's PFS, the enrolment window and the cut "
-        "(exact), dose allocations to Table 1's counts (exact), site allocations to Table 1's counts with the uterine "
-        "primary female (seeded sample). Covers OS landmarks at 6/12/24 months, reverse-KM follow-up and its range, "
+        "(exact), dose allocations to Table 1's counts (exact), site allocations to Table 1's counts with each sex-restricted "
+        "site (study.toml) given to that sex only (seeded sample). Covers OS landmarks at 6/12/24 months, reverse-KM follow-up and its range, "
         "every subgroup log-rank p and Cox HR that uses a reconstructed variable or OS, and the Discussion's 'no "
         "significant subgroup differences'. Verdict per result: robust (one conclusion under every consistent "
         "reconstruction), depends on the reconstruction (with the shares), fixed by the paper (no reconstructed input). "
-        "Robust says nothing about patients outside the paper's constraints. An unchanged study (the same inputs and code) "
+        "Robust says nothing about patients outside the paper's constraints. A study with nothing reconstructed "
+        "(provenance.csv) has nothing to vary: the table is empty and its checks pass saying so. An unchanged study (the same inputs and code) "
         "is read back from the cache file beside the warehouse instead of enumerated again (metadata `from_cache`). Blocking checks: "
         + ", ".join(CHECKS)
         + " (each described on the check)."
@@ -96,14 +107,14 @@ def sensitivity_ranges(
     registry = printed_values
     cut = published_cut(registry)
     empty = pl.DataFrame(schema=SENSITIVITY_SCHEMA)
-    if cut is None:
-        reason = "no published cut in printed_values.csv: no printed value constrains a reconstruction"
-        context.log.info(reason)
+    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
+    nothing = _nothing_to_vary(cut, provenance)
+    if cut is None or nothing:
+        context.log.info(nothing)
         yield from gate.publish(
-            context, io_manager, empty, _nothing_to_check(reason), {"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(reason)}
+            context, io_manager, empty, _nothing_to_check(nothing), {"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(nothing)}
         )
         return
-    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
     started = time.perf_counter()
     study_file = study_of(study_folder)
     study = sens.study_at_cut(adsl, adtte, registry, cut, study_file)

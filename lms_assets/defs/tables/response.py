@@ -84,8 +84,8 @@ def recist_consistency(adrs: pl.DataFrame, adtr: pl.DataFrame) -> Output[pl.Data
     },
     description=(
         "The Results' and Discussion's response values from ADRS, ADSL and ADTTE: patients with any tumour "
-        "shrinkage and their mean shrinkage; anlotinib + immunotherapy patients, their best responses, shrinkage "
-        "over 70% and (per data cut) how many of those are alive; PR rate with combination therapy vs anlotinib "
+        "shrinkage and their mean shrinkage; study treatment + immunotherapy patients, their best responses, shrinkage "
+        "over 70% and (per data cut) how many of those are alive; PR rate with combination therapy vs the study treatment "
         "alone with Fisher's exact p (not in the paper). `patients` lists the SUBJIDs."
     ),
 )

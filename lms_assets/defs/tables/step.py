@@ -21,10 +21,13 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Ass
 from lms_assets.checks.printed_values import PRINTED_VALUE_SOURCES
 from lms_assets.defs.gate import Publication
 from lms_assets.defs.printed_checks import CHECK_INPUTS, printed_value_checks
+from lms_assets.defs.records import study_of
 from lms_assets.defs.registry_at_load import LoadedRegistry
-from lms_assets.defs.resources import OutputsFolder, WarehouseTables
+from lms_assets.defs.resources import OutputsFolder, StudyFolder, WarehouseTables
 from lms_assets.defs.steps import layer, selected, spec, stored
 
+# What the step gives a table's ``compute`` besides tables, by parameter name.
+GIVEN = ("context", "study")
 # A table's checks on its candidate: given the step's context, the outputs folder (for links), the candidate and
 # the tables it was made from, by name.
 Checks = Callable[[AssetExecutionContext, OutputsFolder, pl.DataFrame, Mapping[str, pl.DataFrame]], list[AssetCheckResult]]
@@ -65,13 +68,14 @@ def summary_table(
 ) -> Callable[[Callable[..., Output]], Table]:
     """Declare a table of the step from its ``compute``.
 
-    ``compute`` reads its tables by parameter name (``context`` is the step's context); ``ins`` narrows one to the
+    ``compute`` reads its tables by parameter name (``context`` is the step's context, ``study`` the study folder's
+    ``Study``, its study.toml); ``ins`` narrows one to the
     columns it reads (``AssetIn(metadata={"columns": [...]})``), every other parameter is read whole; ``check_ins``
     are the tables only its ``checks`` read.
     """
 
     def declare(compute: Callable[..., Output]) -> Table:
-        reads = [p for p in inspect.signature(compute).parameters if p != "context"]
+        reads = [p for p in inspect.signature(compute).parameters if p not in GIVEN]
         unknown = set(ins or {}) - set(reads)
         if unknown:
             raise ValueError(f"{compute.__name__}: ins {sorted(unknown)} are not parameters of the function")
@@ -125,7 +129,10 @@ def build(tables: Sequence[Table]) -> AssetsDefinition:
         check_specs=[c for t in ordered for c in t.check_specs],
         description="The summary tables in one step, each published through its own checks (write-audit-publish).",
     )
-    def summary_tables(context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], outputs_folder: OutputsFolder):
+    def summary_tables(
+        context: AssetExecutionContext, io_manager: ResourceParam[WarehouseTables], outputs_folder: OutputsFolder, study_folder: StudyFolder
+    ):
+        given = {"context": context, "study": study_of(study_folder)}
         chosen = [t for t in ordered if t.name in selected(context)]
         step = Publication(context, io_manager)
         made: dict[str, pl.DataFrame] = {}
@@ -148,7 +155,7 @@ def build(tables: Sequence[Table]) -> AssetsDefinition:
                     loaded[name] = stored(io_manager, name, _columns(reads[name]))
                 columns = asset_in.metadata.get("columns") if asset_in.metadata else None
                 frames[name] = loaded[name].select(columns) if columns else loaded[name]
-            output = t.compute(**{p: context if p == "context" else frames[p] for p in t.parameters})
+            output = t.compute(**{p: given[p] if p in GIVEN else frames[p] for p in t.parameters})
             results = t.checks(context, outputs_folder, output.value, frames) if t.checks else []
             yield from step.publish(t.name, output.value, results, output.metadata)
             made[t.name] = output.value

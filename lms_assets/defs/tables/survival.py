@@ -10,6 +10,8 @@ from lms_assets.defs.audit.verification import problems_result
 from lms_assets.defs.constants import SURVIVAL
 from lms_assets.defs.metadata import preview, table_output
 from lms_assets.defs.tables.step import gated_summary, table_defaults
+from lms_assets.records.declarations import SUBGROUP_COLUMNS
+from lms_assets.records.study import Study
 from lms_assets.tables import survival
 
 survival_table = table_defaults(group=SURVIVAL, kinds={"polars", "duckdb", "lifelines"})
@@ -39,7 +41,8 @@ def history_check(table: pl.DataFrame, adtte: pl.DataFrame) -> AssetCheckResult:
     )
 
 
-SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted({s.column for s in survival.SUBGROUPS})]})
+# Every ADSL variable a study's subgroup may split: the study (study.toml) says which are compared.
+SUBGROUP_FACTORS = AssetIn("adsl", metadata={"columns": ["SUBJID", *sorted(SUBGROUP_COLUMNS)]})
 
 
 @survival_table(
@@ -152,19 +155,18 @@ def survival_followup(adtte: pl.DataFrame) -> Output[pl.DataFrame]:
     survival_table,
     ins={"adtte": TIME_TO_EVENT, "adsl": SUBGROUP_FACTORS},
     description=(
-        "Subgroups of PFS and OS per cut (forest table): sex, ECOG 0–1 vs ≥2, combination therapy, prior "
-        "chemotherapy (none vs any), prior surgery and radiotherapy, primary site (the two most common: retroperitoneal vs "
-        "extremities; reconstructed allocation, see sensitivity_ranges). Per level n, events and KM median (first crossing; "
+        "Subgroups of PFS and OS per cut (forest table): each comparison study.toml declares ([[subgroups]]: a factor, "
+        "the ADSL variable it splits, its level against its reference), in its order. Per level n, events and KM median (first crossing; "
         "`median_midpoint`/`median_ref_midpoint`: R's and SAS's plateau midpoint); log-rank p (lifelines) and Cox HR "
         "with 95% CI and Wald p (lifelines, Efron ties, run to the maximum as R's coxph; fitted up to "
         f"{survival.COX_MAX_ROWS:,} patients, null with a note when the likelihood is monotone). Rows are summed in one "
-        "order, so re-runs are bit-identical. The Discussion's claim that no subgroup differed significantly is "
+        "order, so re-runs are bit-identical. A printed claim that no subgroup differed significantly is "
         "checked by the blocking checks of its printed counts (subgroups.pfs/os.significant.n). Reconstructed inputs: "
-        "the primary-site allocation (ADSL RECONVAR) and, for OS, the living patients' last-contact times. " + RECONSTRUCTED_OS
+        "an allocated factor (ADSL RECONVAR names it) and, for OS, the living patients' last-contact times. " + RECONSTRUCTED_OS
     ),
 )
-def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame) -> Output[pl.DataFrame]:
-    table = survival.subgroup_comparisons(adtte, adsl)
+def survival_subgroups(adtte: pl.DataFrame, adsl: pl.DataFrame, study: Study) -> Output[pl.DataFrame]:
+    table = survival.subgroup_comparisons(adtte, adsl, study.subgroups)
     significant = table.filter(pl.col("logrank_p") < survival.SIGNIFICANCE)
     return table_output(
         table,
