@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from dagster import AssetCheckSeverity, AssetSelection
 
-from lms_assets.defs.audit.published import value_verdicts
+from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.records.study import load_study
 from lms_assets.tables import toxicity

@@ -61,9 +61,9 @@ def _nothing_to_check(reason: str, failed: str | None = None) -> list[AssetCheck
     return [problems_result(name, [reason if name == failed else f"not evaluated: {failed} failed"], "") for name in CHECKS]
 
 
-def _nothing_to_vary(cut: dt.date | None, provenance: pl.DataFrame) -> str:
+def _nothing_to_vary(cut: dt.date | None, provenance: pl.DataFrame | None) -> str:
     """Why no range is computed (no printed value constrains a reconstruction, or nothing is reconstructed); "" if one is."""
-    if cut is None:
+    if cut is None or provenance is None:
         return "no published cut in printed_values.csv: no printed value constrains a reconstruction"
     if provenance.filter(pl.col("origin") == "reconstructed").is_empty():
         return "nothing in provenance.csv is reconstructed: every result rests on the records as they are, with no reconstruction to vary"
@@ -107,9 +107,10 @@ def sensitivity_ranges(
     registry = printed_values
     cut = published_cut(registry)
     empty = pl.DataFrame(schema=SENSITIVITY_SCHEMA)
-    provenance = validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
+    # Without a published cut nothing constrains a reconstruction, whatever provenance.csv holds.
+    provenance = None if cut is None else validation.clean(raw_provenance, schemas.PROVENANCE, validation.empty_quarantine())
     nothing = _nothing_to_vary(cut, provenance)
-    if cut is None or nothing:
+    if cut is None or provenance is None or nothing:
         context.log.info(nothing)
         yield from gate.publish(
             context, io_manager, empty, _nothing_to_check(nothing), {"dagster/row_count": 0, "reconstructions_covered": MetadataValue.text(nothing)}
