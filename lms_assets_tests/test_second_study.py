@@ -1,4 +1,4 @@
-"""A second study of another shape runs end to end with no code of its own (issue 35, item 2).
+"""A second study of another shape runs end to end with no code of its own: ``LMS_DATA_DIR=<it> make materialize``.
 
 ``studies/second/`` is an invented study (its README.md and study.toml say where every value comes from): 31
 patients, its own adverse-event vocabulary, primary sites and subgroups, two data cuts, and a registry of its own
@@ -9,20 +9,23 @@ second run publishes the report with the value marked as a discrepancy.
 """
 
 import csv
+import os
 import re
 import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
-from dagster import AssetCheckSeverity, AssetSelection
+from dagster import AssetCheckSeverity, AssetSelection, DagsterEvent, DagsterInstance, DagsterRunStatus
 
 from lms_assets.defs.printed_checks import value_verdicts
 from lms_assets.defs.report import REPORT_FILE
 from lms_assets.records.study import load_study
 from lms_assets.tables import toxicity
-from lms_assets_tests.conftest import defs_for, materialize_everything, run_selection
+from lms_assets_tests.conftest import REPO, defs_for, run_selection
 from lms_assets_tests.test_bad_input import failure_first_lines
 
 # Two whole-graph runs.
@@ -37,16 +40,41 @@ FOREIGN = ("leiomyosarcoma", "anlotinib", "zou", "lms-anlotinib", "zou-lms")
 EMBEDDED = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
 
 
+@dataclass(frozen=True)
+class StoredRun:
+    """The run `make materialize` made, read back from its instance as an in-process run's result gives it."""
+
+    success: bool
+    all_events: list[DagsterEvent]
+
+    def get_asset_check_evaluations(self) -> list:
+        return [e.event_specific_data for e in self.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+
+    def get_asset_materialization_events(self) -> list[DagsterEvent]:
+        return [e for e in self.all_events if e.is_step_materialization]
+
+
+def make_materialize(paths: dict[str, Path], home: Path) -> StoredRun:
+    """`make materialize` as README gives it, with the study folder, warehouse and outputs of ``paths`` (make creates
+    the instance in ``home``); the run it made."""
+    env = {**os.environ, "LMS_DATA_DIR": str(paths["data"]), "LMS_DUCKDB_PATH": str(paths["warehouse"]), "LMS_OUTPUT_DIR": str(paths["outputs"])}
+    subprocess.run(["make", "materialize", f"DAGSTER_HOME={home}"], cwd=REPO, env=env, capture_output=True, check=False)
+    with DagsterInstance.from_config(str(home)) as instance:
+        (record,) = instance.get_run_records()
+        events = [entry.dagster_event for entry in instance.all_logs(record.dagster_run.run_id) if entry.dagster_event]
+        return StoredRun(record.dagster_run.status == DagsterRunStatus.SUCCESS, events)
+
+
 @pytest.fixture(scope="module")
 def second(tmp_path_factory) -> dict:
-    """The second study materialized on a copy (the whole graph), then again downstream of the misprinted table once
-    the test has reviewed the misprint in the copy's known_discrepancies.csv: what the held-back table kept from being made. Keys: ``first``, ``second`` (the runs),
-    ``data``, ``warehouse``, ``outputs``."""
+    """The second study materialized on a copy by `make materialize` (the whole graph), then again downstream of the
+    misprinted table once the test has reviewed the misprint in the copy's known_discrepancies.csv: what the held-back
+    table kept from being made. Keys: ``first``, ``second`` (the runs), ``data``, ``warehouse``, ``outputs``."""
     root = tmp_path_factory.mktemp("second_study")
     study = root / "study"
     shutil.copytree(SECOND, study, ignore=shutil.ignore_patterns("README.md"))
     paths = {"data": study, "warehouse": root / "warehouse" / "lms.duckdb", "outputs": root / "outputs"}
-    first = materialize_everything(paths)
+    first = make_materialize(paths, root / "dagster_home")
     with (study / "known_discrepancies.csv").open("a", newline="") as file:
         csv.writer(file).writerow([MISPRINT, "9.0", "", "deliberate misprint of the invented second study", "test_second_study", "2026-12-07"])
     # What the held-back table kept from being made (itself, and every step after the one that failed), with the
