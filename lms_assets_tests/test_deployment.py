@@ -27,10 +27,10 @@ import psycopg2
 import pytest
 
 from lms_assets.infra import deploy, studies
-from lms_assets_tests.conftest import SHIPPED_DATA
 from lms_assets_tests.dagster_process import running
 from lms_assets_tests.graphql_client import DagsterGraphQL, GraphQLError, free_port
 from lms_assets_tests.test_refresh import later_cut
+from lms_assets_tests.test_second_study import SECOND, review_misprint
 
 RUNS_QUERY = """
 query Runs($tags: [ExecutionTag!]) {
@@ -43,9 +43,6 @@ query Runs($tags: [ExecutionTag!]) {
 """
 HEARTBEATS_QUERY = "{ instance { daemonHealth { allDaemonStatuses { daemonType lastHeartbeatTime } } } }"
 NEW_CUT = "2022-03-31.csv"
-# The study beside the shipped one. Until lms_assets_tests/studies/second/ (a study of another shape) lands it is the
-# shipped records under another studyid; then it is that folder: REPO / "lms_assets_tests" / "studies" / "second".
-SECOND_STUDY = SHIPPED_DATA
 # One xdist worker for the module, so its tests share one PostgreSQL cluster and start together, first (conftest).
 pytestmark = pytest.mark.xdist_group("postgres")
 
@@ -223,12 +220,11 @@ def test_role_that_cannot_create_tables_is_refused(postgres):
 
 
 def second_study(tmp_path: Path) -> Path:
-    """A copy of ``SECOND_STUDY`` that the test's server reads (the shipped records get a studyid of their own)."""
+    """A copy of the second study (another shape: test_second_study) that the test's server reads, its misprint
+    reviewed so that its first run publishes."""
     target = tmp_path / "second"
-    shutil.copytree(SECOND_STUDY, target, ignore=shutil.ignore_patterns("warehouse", "README.md"))
-    if SECOND_STUDY == SHIPPED_DATA:
-        toml = target / "study.toml"
-        toml.write_text(re.sub(r'(?m)^studyid = ".*"$', 'studyid = "SECOND-STUDY"', toml.read_text()))
+    shutil.copytree(SECOND, target, ignore=shutil.ignore_patterns("README.md"))
+    review_misprint(target)
     return target
 
 

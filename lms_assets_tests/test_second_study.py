@@ -40,6 +40,12 @@ FOREIGN = ("leiomyosarcoma", "anlotinib", "zou", "lms-anlotinib", "zou-lms")
 EMBEDDED = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
 
 
+def review_misprint(study: Path) -> None:
+    """Review ``MISPRINT`` in ``study``'s known_discrepancies.csv, as a study team would: it then warns, not blocks."""
+    with (study / "known_discrepancies.csv").open("a", newline="") as file:
+        csv.writer(file).writerow([MISPRINT, "9.0", "", "deliberate misprint of the invented second study", "test_second_study", "2026-12-07"])
+
+
 @dataclass(frozen=True)
 class StoredRun:
     """The run `make materialize` made, read back from its instance as an in-process run's result gives it."""
@@ -75,8 +81,7 @@ def second(tmp_path_factory) -> dict:
     shutil.copytree(SECOND, study, ignore=shutil.ignore_patterns("README.md"))
     paths = {"data": study, "warehouse": root / "warehouse" / "lms.duckdb", "outputs": root / "outputs"}
     first = make_materialize(paths, root / "dagster_home")
-    with (study / "known_discrepancies.csv").open("a", newline="") as file:
-        csv.writer(file).writerow([MISPRINT, "9.0", "", "deliberate misprint of the invented second study", "test_second_study", "2026-12-07"])
+    review_misprint(study)
     # What the held-back table kept from being made (itself, and every step after the one that failed), with the
     # registry the review changes.
     made = {e.asset_key for e in first.get_asset_materialization_events()}
