@@ -26,7 +26,7 @@ from lms_assets.defs.report import REPORT_FILE
 from lms_assets.records.study import load_study
 from lms_assets.tables import toxicity
 from lms_assets_tests.conftest import REPO, defs_for, run_selection
-from lms_assets_tests.test_bad_input import failure_first_lines
+from lms_assets_tests.records.test_validation import failure_first_lines
 
 # Two whole-graph runs.
 pytestmark = pytest.mark.slow

@@ -57,7 +57,7 @@ DRAIN_SECONDS = 1.0
 # `dagster dev`'s own default for -h.
 DEFAULT_HOST = "127.0.0.1"
 # LOCATIONS["outputs"] of lms_assets.defs.resources, which the launcher does not import: it would load Dagster, Polars
-# and DuckDB (130 MB) into a process that only waits for signals (lms_assets_tests/test_report_server.py compares them).
+# and DuckDB (130 MB) into a process that only waits for signals (lms_assets_tests/infra/test_report_server.py compares them).
 OUTPUTS_VARIABLE, OUTPUTS_DEFAULT = "LMS_OUTPUT_DIR", "outputs"
 
 
