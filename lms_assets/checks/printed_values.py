@@ -24,15 +24,17 @@ printed_table_4.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
+import pkgutil
 import re
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 import polars as pl
 
+from lms_assets import tables
 from lms_assets.records import errors, schemas, validation
-from lms_assets.tables import baseline, response, survival_values, toxicity
 from lms_assets.tables.printed import PrintedQuantities, RecomputedValues, format_value, published_cut
 
 # The comparison at printed precision.
@@ -63,11 +65,13 @@ def agrees(printed: float, decimals: int, recomputed: float | None) -> bool:
 
 
 def _declared(*modules: ModuleType) -> tuple[PrintedQuantities, ...]:
-    return tuple(v for m in modules for v in vars(m).values() if isinstance(v, PrintedQuantities))
+    """The ``PrintedQuantities`` the modules hold, each once (a module may import another's)."""
+    return tuple(dict.fromkeys(v for m in modules for v in vars(m).values() if isinstance(v, PrintedQuantities)))
 
 
-# Who computes which printed quantities: each summary table's module declares them (``PrintedQuantities``).
-OWNERS = _declared(baseline, response, toxicity, survival_values)
+# Who computes which printed quantities: each module of ``tables`` declares those it owns (``PrintedQuantities``), so
+# a new summary table needs no line here.
+OWNERS = _declared(*(importlib.import_module(f"{tables.__name__}.{m.name}") for m in pkgutil.iter_modules(tables.__path__)))
 # Each owner's ``recomputed_values``, by asset name: the cells ``printed_audit``, the checks and the ARD read.
 PRINTED_VALUE_SOURCES: dict[str, RecomputedValues] = {o.table: o.recomputed_values for o in OWNERS}
 
