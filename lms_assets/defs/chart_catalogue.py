@@ -216,7 +216,7 @@ CHART_ASSETS = (
         "each panel's p with survival_subgroups. PNG here; HTML in outputs/charts/km_subgroups_chart.html. "
         "Reconstructed inputs: the primary-site allocation (ADSL RECONVAR) and, for OS, the living patients' "
         "last-contact times (ADTTE AVALRFL = 'Y').",
-        {"adtte": ADTTE, "adsl": ("SUBJID", *SUBGROUP_COLUMNS), "survival_subgroups": tuple(SUBGROUP_SCHEMA)},
+        {"adtte": ADTTE, "adsl": ("SUBJID", "RECONVAR", *SUBGROUP_COLUMNS), "survival_subgroups": tuple(SUBGROUP_SCHEMA)},
         _km_by_subgroup,
     ),
     ChartAsset(

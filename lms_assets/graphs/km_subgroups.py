@@ -158,6 +158,16 @@ def _panel(row: dict, legends: list[str], ticks: list[float], censor_ticks: bool
     )
 
 
+def reconstructed_inputs(at_cut: pl.DataFrame, adsl: pl.DataFrame, declared: Sequence[Subgroup], factors: list[str]) -> str:
+    """What the drawn panels rest on that the paper does not print, in words ("" if nothing): OS times ending at a
+    reconstructed last contact (ADTTE AVALRFL = Y) and factors whose allocation is reconstructed (ADSL RECONVAR)."""
+    parts = ["OS at reconstructed last-contact times (ADTTE AVALRFL = Y)"] if at_cut.filter(pl.col("AVALRFL") == "Y").height else []
+    allocated = set(" ".join(adsl["RECONVAR"].drop_nulls().to_list()).split()) if "RECONVAR" in adsl.columns else set()
+    named = [s.factor for s in declared if s.column in allocated and s.factor in factors]
+    parts += [f"the allocation of {', '.join(named)} (ADSL RECONVAR)"] if named else []
+    return f"Rests on reconstructed inputs, not printed in the paper: {'; '.join(parts)}." if parts else ""
+
+
 def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFrame, declared: Sequence[Subgroup]) -> alt.TopLevelMixin:
     """Small multiples of KM curves: one row per factor of ``survival_subgroups``' latest cut (``declared``: the study's
     subgroups, which name each factor's ADSL variable and labels), PFS left and OS right."""
@@ -191,6 +201,7 @@ def subgroup_chart(adtte: pl.DataFrame, adsl: pl.DataFrame, subgroups: pl.DataFr
         + ("Ticks: censored." if censor_ticks else f"Censor ticks omitted: more than {MAX_CENSOR_MARKS} censoring times per curve would hide it."),
         "The log-rank p of each panel is survival_subgroups' (no multiplicity correction). x: months since start of the study treatment; y: S(t).",
     ]
+    subtitle += [note] if (note := reconstructed_inputs(adtte.filter(pl.col("DCUTDT") == cut), adsl, declared, factors)) else []
     return (
         alt.concat(*panels, columns=len(ENDPOINTS), spacing=16, data=data)
         .resolve_scale(color="independent", y="independent")

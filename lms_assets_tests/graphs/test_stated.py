@@ -293,6 +293,20 @@ def test_each_subgroup_panel_draws_survival_subgroups_medians_and_p(tables):
     assert "Sex, OS: log-rank p = 0.154" in titles
 
 
+def test_the_subgroup_chart_says_which_panels_rest_on_reconstructed_inputs(tables):
+    subgroups, adtte, adsl = tables["survival_subgroups"], tables["adtte"], tables["adsl"]
+    subtitle = render.chart_spec(km_subgroups.subgroup_chart(adtte, adsl, subgroups, SHIPPED_STUDY.subgroups))["title"]["subtitle"]
+    assert subtitle[-1] == (
+        "Rests on reconstructed inputs, not printed in the paper: OS at reconstructed last-contact times "
+        "(ADTTE AVALRFL = Y); the allocation of Primary site (ADSL RECONVAR)."
+    )
+    # Nothing reconstructed, nothing said.
+    as_printed = render.chart_spec(
+        km_subgroups.subgroup_chart(adtte.with_columns(AVALRFL=None), adsl.with_columns(RECONVAR=None), subgroups, SHIPPED_STUDY.subgroups)
+    )
+    assert not any("reconstructed" in line for line in as_printed["title"]["subtitle"])
+
+
 class _Warehouse:
     """What the charts step asks of the warehouse: ``read_columns``, here from frames in memory."""
 
@@ -312,8 +326,8 @@ def test_the_charts_step_reads_each_table_once_with_only_the_selected_charts_col
     warehouse = _Warehouse(tables)
     read = graphs.read_tables(warehouse, selected)
     assert sorted(table for table, _ in warehouse.asked) == ["adrs", "adsl", "adtte", "survival_subgroups"]
-    # ADSL once, with the swimmer's columns and the subgroup factors'.
-    assert set(read["adsl"].columns) == {"SUBJID", "COMBFL", "COMBTRT", *SUBGROUP_COLUMNS}
+    # ADSL once, with the swimmer's columns, the subgroup factors' and which of them are reconstructed.
+    assert set(read["adsl"].columns) == {"SUBJID", "COMBFL", "COMBTRT", "RECONVAR", *SUBGROUP_COLUMNS}
     assert chart_problems(read, ("swimmer_chart", "km_subgroups_chart")) == {"swimmer_chart": [], "km_subgroups_chart": []}
 
 
