@@ -167,3 +167,13 @@ def test_nothing_made_from_it_names_the_shipped_study_or_its_paper(second):
                 text = " ".join(str(v.value) for v in metadata.values()).lower() + (getattr(data, "description", None) or "").lower()
                 found += [f"{event.step_key} metadata: {word}" for word in FOREIGN if word in text]
     assert not found, found[:10]
+
+
+def test_r_recomputes_it_with_its_own_subgroups(second):
+    """R is given the study's declared comparisons and derives each from the records itself: every one of them agrees."""
+    (check,) = [e for e in second["second"].get_asset_check_evaluations() if e.check_name == "agrees_with_r"]
+    assert check.passed, check.description
+    compared = _table(second["warehouse"], "r_verification")
+    subgroups = compared.filter(pl.col("table") == "survival_subgroups")
+    assert set(compared["status"]) == {"agree"}
+    assert set(subgroups["key"]) == {s.factor for s in load_study(second["data"]).subgroups}

@@ -1,6 +1,6 @@
 # Independent reference implementation of the study's statistics (double programming, issue #14).
 #
-#   Rscript survival_check.R <study folder> <output folder>
+#   Rscript survival_check.R <study folder> <output folder> <subgroups csv>
 #
 # Written from R's own functions (survival::survfit, quantile.survfit, survdiff, coxph; stats::binom.test,
 # fisher.test) and textbook formulas, reading only the record files described in data/README.md. It does
@@ -13,9 +13,12 @@
 suppressPackageStartupMessages(library(survival))
 
 args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 2) stop("usage: Rscript survival_check.R <study folder> <output folder>")
+if (length(args) != 3) stop("usage: Rscript survival_check.R <study folder> <output folder> <subgroups csv>")
 study <- args[1]
 out <- args[2]
+# The study's declared comparisons (study.toml [[subgroups]]: factor, ADSL column, reference, level), as the caller
+# writes them; how each ADSL column follows from the record files is derived here, independently of the Python.
+declared <- read.csv(args[3], stringsAsFactors = FALSE, check.names = FALSE, na.strings = "")
 dir.create(out, showWarnings = FALSE, recursive = TRUE)
 
 read_records <- function(name) {
@@ -106,16 +109,30 @@ cut_files <- sort(list.files(file.path(study, "followup"), pattern = "^\\d{4}-\\
 if (!length(cut_files)) stop(sprintf("%s: no follow-up cut files", file.path(study, "followup")))
 endpoints <- list(PFS = c("pfs_months", "progressed"), OS = c("os_months", "died"))
 
-# Two-level subgroups: for each factor, the reference and the compared level as a rule on the patient rows.
-subgroups <- list(
-  "Sex" = function(p) ifelse(p$sex == "Male", 1, ifelse(p$sex == "Female", 0, NA)),
-  "ECOG" = function(p) ifelse(p$ecog >= 2, 1, 0),
-  "Combination therapy" = function(p) ifelse(p$combination_therapy == "None", 0, 1),
-  "Prior chemotherapy" = function(p) ifelse(p$chemotherapy_history == "No", 0, 1),
-  "Prior surgery" = function(p) ifelse(p$surgery_history == "Yes", 1, 0),
-  "Prior radiotherapy" = function(p) ifelse(p$radiotherapy_history == "Yes", 1, 0),
-  "Primary site" = function(p) ifelse(p$primary_site == "Extremities", 1, ifelse(p$primary_site == "Retroperitoneal", 0, NA))
-)
+# The ADSL variables a subgroup may split, from the patient rows (data/README.md defines each).
+adsl_variable <- function(p, column) {
+  switch(column,
+    SEX = ifelse(p$sex == "Male", "M", ifelse(p$sex == "Female", "F", NA)),
+    ECOGGR1 = ifelse(p$ecog >= 2, ">=2", "0-1"),
+    COMBFL = ifelse(p$combination_therapy == "None", "N", "Y"),
+    PRCHFL = ifelse(p$chemotherapy_history == "No", "N", "Y"),
+    SURGFL = ifelse(p$surgery_history == "Yes", "Y", "N"),
+    RADIOFL = ifelse(p$radiotherapy_history == "Yes", "Y", "N"),
+    PRIMSITE = p$primary_site,
+    stop(sprintf("subgroup column %s: no derivation from the records here", column))
+  )
+}
+# Each declared comparison as a rule on the patient rows: 1 the level, 0 the reference, NA neither.
+subgroups <- list()
+for (i in seq_len(nrow(declared))) {
+  local({
+    d <- declared[i, ]
+    subgroups[[d$factor]] <<- function(p) {
+      value <- adsl_variable(p, d$column)
+      ifelse(value == d$level, 1, ifelse(value == d$reference, 0, NA))
+    }
+  })
+}
 
 level_median <- function(time, event) {
   if (!length(time)) return(c(median = NA, median_midpoint = NA))

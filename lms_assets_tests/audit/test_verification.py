@@ -373,6 +373,8 @@ def test_a_study_beyond_the_cox_limit_is_not_run_rather_than_half_compared(tmp_p
 
 def test_the_reference_script_fails_loudly_on_a_folder_without_records(tmp_path):
     rscript = rscript_or_fail()
+    # A study (its study.toml names the comparisons R is given) whose record files are missing.
+    shutil.copyfile(SHIPPED_DATA / "study.toml", tmp_path / "study.toml")
     run = run_reference(tmp_path, rscript)
     assert run.results is None and "patients.csv: file not found" in run.reference
     assert REFERENCE_SCRIPT.is_file()
@@ -388,7 +390,10 @@ def test_a_hanging_r_run_fails_the_check_instead_of_the_step(tmp_path, monkeypat
     hanging.write_text("#!/bin/sh\nexec sleep 60\n")  # exec: the process killed at the timeout is the sleep itself
     hanging.chmod(0o755)
     monkeypatch.setattr(verification_defs, "TIMEOUT_SECONDS", 0.2)
-    result = agreement_result(verify(ONE_PATIENT_TABLE_1, tmp_path, str(hanging)))
+    study = tmp_path / "study"
+    study.mkdir()
+    shutil.copyfile(SHIPPED_DATA / "study.toml", study / "study.toml")
+    result = agreement_result(verify(ONE_PATIENT_TABLE_1, study, str(hanging)))
     assert not result.passed and result.severity == AssetCheckSeverity.ERROR
     assert "was stopped after 0.2 s" in result.description
 

@@ -1,5 +1,6 @@
 """Group ``audit``: independent verification, every compared statistic recomputed by R from the record files."""
 
+import dataclasses
 import importlib.resources
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ from lms_assets.defs.markdown import escape_markdown
 from lms_assets.defs.metadata import preview
 from lms_assets.defs.records import study_of
 from lms_assets.defs.resources import StudyFolder, WarehouseTables
+from lms_assets.records.declarations import SUBGROUP_KEYS
+from lms_assets.records.study import load_study
 from lms_assets.tables import survival
 
 # R recomputes every statistic.
@@ -63,9 +66,14 @@ def run_reference(study_dir: Path, rscript: str | None = None, script: Traversab
         return ReferenceRun(None, f"not run: reference script not found at {script}")
     # as_file: a real path for Rscript even where the package is not unpacked on disk (a zip import).
     with importlib.resources.as_file(script) as path, tempfile.TemporaryDirectory(prefix="lms-r-reference-") as out:
+        # The comparisons the study declares, for R to derive from the records itself.
+        subgroups = Path(out) / "subgroups.csv"
+        pl.DataFrame([dataclasses.asdict(s) for s in load_study(study_dir).subgroups], schema=dict.fromkeys(SUBGROUP_KEYS, pl.String)).write_csv(
+            subgroups
+        )
         try:
             done = subprocess.run(
-                [rscript, "--vanilla", str(path), str(study_dir), out],
+                [rscript, "--vanilla", str(path), str(study_dir), out, str(subgroups)],
                 capture_output=True,
                 text=True,
                 timeout=TIMEOUT_SECONDS,
