@@ -117,12 +117,18 @@ def sex_restricted_sites(parsed: dict, sites: tuple[str, ...] | None) -> dict[st
     return restricted
 
 
+def array_of_tables(parsed: dict, key: str) -> list[dict]:
+    """The entries of ``[[key]]`` in study.toml (none when it is absent), refused naming the key if it is anything else."""
+    entries = parsed.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise RecordFileError(f"{STUDY_FILE}: {key} must be an array of tables, each written [[{key}]]")
+    return entries
+
+
 def subgroups(parsed: dict, sites: tuple[str, ...] | None) -> tuple[Subgroup, ...]:
     """``[[subgroups]]``: each a factor, the ADSL column it splits and its two levels with their labels; a split of
     PRIMSITE compares two of the declared primary ``sites`` (when the study declares them)."""
-    entries = parsed.get("subgroups", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RecordFileError(f"{STUDY_FILE}: subgroups must be an array of tables, each written [[subgroups]]")
+    entries = array_of_tables(parsed, "subgroups")
     found = []
     for i, entry in enumerate(entries, start=1):
         at = f"subgroups[{i}]"

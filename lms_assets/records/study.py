@@ -122,9 +122,7 @@ def _line(parsed: dict, key: str, where: str | None = None) -> str:
 
 def _report_tables(parsed: dict) -> tuple[ReportTable, ...]:
     """``[[report_tables]]``: each entry a heading, the registry source it prints, and its owner tables."""
-    entries = parsed.get("report_tables", [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise RecordFileError(f"{STUDY_FILE}: report_tables must be an array of tables, each written [[report_tables]]")
+    entries = declarations.array_of_tables(parsed, "report_tables")
     tables = []
     for i, entry in enumerate(entries, start=1):
         at = f"report_tables[{i}]"
