@@ -162,7 +162,7 @@ def reconstructed_inputs(at_cut: pl.DataFrame, adsl: pl.DataFrame, declared: Seq
     """What the drawn panels rest on that the paper does not print, in words ("" if nothing): OS times ending at a
     reconstructed last contact (ADTTE AVALRFL = Y) and factors whose allocation is reconstructed (ADSL RECONVAR)."""
     parts = ["OS at reconstructed last-contact times (ADTTE AVALRFL = Y)"] if at_cut.filter(pl.col("AVALRFL") == "Y").height else []
-    allocated = set(" ".join(adsl["RECONVAR"].drop_nulls().to_list()).split()) if "RECONVAR" in adsl.columns else set()
+    allocated = set(" ".join(adsl["RECONVAR"].drop_nulls().to_list()).split())
     named = [s.factor for s in declared if s.column in allocated and s.factor in factors]
     parts += [f"the allocation of {', '.join(named)} (ADSL RECONVAR)"] if named else []
     return f"Rests on reconstructed inputs, not printed in the paper: {'; '.join(parts)}." if parts else ""
