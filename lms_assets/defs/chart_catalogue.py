@@ -103,7 +103,6 @@ def _km(endpoint: str) -> Callable[[Tables, Study], Drawn]:
             km.expected_numbers(summary, t["survival_landmarks"], endpoint),
             cut,
             mismatches=lambda spec: km.title_mismatches(spec, summary, endpoint),
-            metadata={"published_cut": str(published)},
         )
 
     return draw

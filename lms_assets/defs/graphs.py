@@ -121,7 +121,7 @@ def chart_output(chart: ChartAsset, spec: dict[str, Any], drawn: Drawn, outputs:
             # The PNG the chart IO manager stores beside the page, served from there (a link, not the bytes, keeps the
             # event log small; Dagster would draw a short Markdown image inline, wider than the page's column); the
             # digest names this materialization's picture, so a later one is told apart.
-            "chart picture": MetadataValue.url(f"{outputs.url(f'charts/{chart.name}.png')}?sha256={digest}"),
+            "picture": MetadataValue.url(f"{outputs.url(f'charts/{chart.name}.png')}?sha256={digest}"),
             "data_cut": MetadataValue.text(drawn.data_cut),
             **drawn.metadata,
         },

@@ -34,7 +34,7 @@ def test_printed_audit_lists_each_discrepancy_counts_that_add_up_and_links_the_f
     metadata = result.asset_materializations_for_node("printed_audit")[0].metadata
     discrepancies = table.filter(pl.col("status") == "discrepancy")
     assert discrepancies.height > 0
-    listed = [r.data for r in metadata["discrepant"].records]
+    listed = [r.data for r in metadata["differ"].records]
     assert [r["value_id"] for r in listed] == discrepancies["value_id"].to_list()
     assert listed[0].keys() == {"value_id", "printed", "shown"}
     counts = {(r.data["status"], r.data["check"]): int(r.data["n"]) for r in metadata["counts"].records}

@@ -108,7 +108,7 @@ def test_survival_assets_per_cut_with_checks_on_the_published_cut(platform_env):
 
     for chart in ("km_pfs_chart", "km_os_chart", "forest_chart"):
         metadata = materialized[chart].metadata
-        assert f"/charts/{chart}.png?sha256=" in metadata["chart picture"].value
+        assert f"/charts/{chart}.png?sha256=" in metadata["picture"].value
         assert metadata["chart page"].value.endswith(f"/charts/{chart}.html")
         assert (platform_env["outputs"] / "charts" / f"{chart}.html").is_file()
     html = (platform_env["outputs"] / "charts" / "km_os_chart.html").read_text()

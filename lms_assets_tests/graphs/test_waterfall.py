@@ -138,11 +138,11 @@ def chart_metadata(result, name: str) -> dict:
 @pytest.mark.slow
 def test_charts_are_materialized_as_png_and_html(shipped_run):
     waterfall_md = chart_metadata(shipped_run["result"], "waterfall_chart")
-    assert re.fullmatch(r"http://[^ ]+/charts/waterfall_chart\.png\?sha256=[0-9a-f]{12}", waterfall_md["chart picture"].value)
+    assert re.fullmatch(r"http://[^ ]+/charts/waterfall_chart\.png\?sha256=[0-9a-f]{12}", waterfall_md["picture"].value)
     assert (waterfall_md["patients"].value, waterfall_md["bars_drawn"].value) == (19, 19)
     assert (shipped_run["outputs"] / "charts" / "waterfall_chart.html").stat().st_size > 0
     ae_md = chart_metadata(shipped_run["result"], "ae_chart")
-    assert ae_md["terms"].value == 12 and "/charts/ae_chart.png?sha256=" in ae_md["chart picture"].value
+    assert ae_md["terms"].value == 12 and "/charts/ae_chart.png?sha256=" in ae_md["picture"].value
     assert (shipped_run["outputs"] / "charts" / "ae_chart.html").stat().st_size > 0
     swimmer_md = chart_metadata(shipped_run["result"], "swimmer_chart")
     assert (swimmer_md["patients"].value, swimmer_md["lanes_drawn"].value) == (19, 19)
@@ -160,10 +160,10 @@ MAX_CHART_WIDTH_PX = render.PNG_WIDTH * (1 + render.PNG_WIDTH_TOLERANCE)
 def test_every_chart_heads_its_metadata_with_its_page_then_a_picture_that_fits_the_dialog(shipped_run):
     for name in CHART_NAMES:
         metadata = chart_metadata(shipped_run["result"], name)
-        assert list(metadata)[:2] == ["chart page", "chart picture"], (name, list(metadata))
+        assert list(metadata)[:2] == ["chart page", "picture"], (name, list(metadata))
         assert metadata["chart page"].value.endswith(f"/charts/{name}.html")
         # The picture is the PNG the chart IO manager stored, served beside the page; the link names its digest.
         png = (shipped_run["outputs"] / "charts" / f"{name}.png").read_bytes()
-        assert metadata["chart picture"].value.endswith(f"/charts/{name}.png?sha256={hashlib.sha256(png).hexdigest()[:12]}")
+        assert metadata["picture"].value.endswith(f"/charts/{name}.png?sha256={hashlib.sha256(png).hexdigest()[:12]}")
         width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
         assert MIN_CHART_WIDTH_PX <= width <= MAX_CHART_WIDTH_PX and height > 0, (name, width, height)

@@ -440,7 +440,7 @@ def test_real_study_report_is_written_where_its_metadata_links(shipped_run, plat
     # are the same bytes.
     for chart, image in zip(CHART_NAMES, images):
         shown = next(e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(chart))
-        digest = re.search(r"\?sha256=([0-9a-f]{12})$", shown.materialization.metadata["chart picture"].value)[1]
+        digest = re.search(r"\?sha256=([0-9a-f]{12})$", shown.materialization.metadata["picture"].value)[1]
         assert digest == hashlib.sha256(image).hexdigest()[:12] and image == (outputs / "charts" / f"{chart}.png").read_bytes()
     # Beside the report, its trace page: a section per printed value, each printed cell linking to its own.
     traces = (written.parent / "trace.html").read_text(encoding="utf-8")

@@ -301,7 +301,7 @@ def chart_fits(page, base_url: str, asset: str) -> str | None:
     if box["x"] + box["width"] > VIEWPORT["width"]:
         return f"{asset}: chart {box['width']:.0f} px wide at x {box['x']:.0f}, wider than the {VIEWPORT['width']} px window"
     # The second entry: the picture, served beside the page, whole in the window.
-    link = page.locator("tr", has=page.get_by_text("chart picture", exact=True)).locator("a").first
+    link = page.locator("tr", has=page.get_by_text("picture", exact=True)).locator("a").first
     with page.context.expect_page() as opened:
         link.click()
     picture = opened.value

@@ -248,7 +248,7 @@ def printed_audit(
         metadata={
             "dagster/row_count": table.height,
             "counts": status_counts(table),
-            "discrepant": preview(discrepancy_preview(table, printed_values), limit=DISCREPANCIES_SHOWN),
+            "differ": preview(discrepancy_preview(table, printed_values), limit=DISCREPANCIES_SHOWN),
             "report": MetadataValue.url(outputs_folder.url(f"{REPORT_FILE.as_posix()}#{AUDIT_ALL_VALUES}")),
             "r_check": MetadataValue.text(f"{verified['agreed']} of {verified['comparisons']} values agree ({verified['reference']})"),
         },

@@ -78,7 +78,7 @@ def survival_summary(survival_curves: pl.DataFrame) -> Output[pl.DataFrame]:
     latest = table.filter((pl.col("data_cut") == table["data_cut"].max()) & (pl.col("method") == "spss"))
     # The paper's medians as numbers, so the asset's Plots tab draws them across materializations.
     medians: dict[str, Any] = {
-        f"{r['endpoint'].lower()}_median": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
+        f"m{r['endpoint']}": MetadataValue.float(r["median"]) if r["median"] is not None else MetadataValue.text("not reached")
         for r in latest.iter_rows(named=True)
     }
     # One row per cut and endpoint, PFS first, with each method's interval beside the median: the page's metadata
